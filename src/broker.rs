@@ -1,0 +1,311 @@
+//! The broker's shared state: configuration, topics, partition logs, and the operations that
+//! span them (creating and deleting topics, auto-creation, background retention and flushing).
+//! Handlers reach everything through an `Arc<Broker>`; there are no global singletons.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use parking_lot::Mutex;
+use tracing::{error, info};
+use uuid::Uuid;
+
+use crate::config::Config;
+use crate::error::{ResponseError, ToKafkaCode};
+use crate::log::{LogManager, PartitionLog, TopicPartition};
+use crate::metadata::{self, topic_config, NodeInfo, TopicMeta, TopicStore};
+
+/// Wall-clock milliseconds since the epoch (Kafka timestamps).
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+#[derive(Debug)]
+pub struct Broker {
+    pub config: Arc<Config>,
+    pub node: NodeInfo,
+    pub topics: TopicStore,
+    pub logs: LogManager,
+    /// Serialises topic creation and deletion so check-then-act is atomic.
+    topic_admin: Mutex<()>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CreateTopicError {
+    #[error("Topic '{0}' already exists.")]
+    AlreadyExists(String),
+    #[error("{0}")]
+    InvalidName(String),
+    #[error("{0}")]
+    InvalidPartitions(String),
+    #[error("{0}")]
+    InvalidReplicationFactor(String),
+    #[error("{0}")]
+    InvalidReplicaAssignment(String),
+    #[error("{0}")]
+    InvalidConfig(String),
+    #[error("{0}")]
+    InvalidRequest(String),
+    #[error("storage error: {0}")]
+    Io(#[from] io::Error),
+}
+
+impl ToKafkaCode for CreateTopicError {
+    fn kafka_code(&self) -> ResponseError {
+        match self {
+            Self::AlreadyExists(_) => ResponseError::TopicAlreadyExists,
+            Self::InvalidName(_) => ResponseError::InvalidTopicException,
+            Self::InvalidPartitions(_) => ResponseError::InvalidPartitions,
+            Self::InvalidReplicationFactor(_) => ResponseError::InvalidReplicationFactor,
+            Self::InvalidReplicaAssignment(_) => ResponseError::InvalidReplicaAssignment,
+            Self::InvalidConfig(_) => ResponseError::InvalidConfig,
+            Self::InvalidRequest(_) => ResponseError::InvalidRequest,
+            Self::Io(_) => ResponseError::KafkaStorageError,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DeleteTopicError {
+    #[error("This server does not host this topic-partition.")]
+    UnknownTopic,
+    #[error("storage error: {0}")]
+    Io(#[from] io::Error),
+}
+
+impl ToKafkaCode for DeleteTopicError {
+    fn kafka_code(&self) -> ResponseError {
+        match self {
+            Self::UnknownTopic => ResponseError::UnknownTopicOrPartition,
+            Self::Io(_) => ResponseError::KafkaStorageError,
+        }
+    }
+}
+
+/// What a CreateTopics request asks for, in domain terms.
+#[derive(Debug, Clone, Default)]
+pub struct NewTopic {
+    pub name: String,
+    /// -1: the broker default.
+    pub partitions: i32,
+    /// -1: the broker default.
+    pub replication_factor: i16,
+    /// Manual assignment: partition -> replica broker ids.
+    pub assignments: Vec<(i32, Vec<i32>)>,
+    pub configs: BTreeMap<String, String>,
+}
+
+impl Broker {
+    /// Opens the data directory: loads topics and recovers every partition log.
+    pub fn open(config: Arc<Config>, host: String, port: u16) -> io::Result<Self> {
+        let root = config.log.dir.clone();
+        std::fs::create_dir_all(&root)?;
+        let cluster_id = metadata::load_or_init_cluster_id(
+            &root,
+            config.server.cluster_id.as_deref(),
+            config.server.node_id,
+        )?;
+        let topics = TopicStore::load(&root)?;
+        let logs = LogManager::new(root);
+        let now = now_ms();
+        let started = std::time::Instant::now();
+        let mut partitions = 0;
+        for t in topics.list() {
+            let pc = topic_config::partition_config(&config.log, &t.configs);
+            for p in 0..t.partitions {
+                logs.open(TopicPartition::new(&t.name, p), pc.clone(), now)?;
+                partitions += 1;
+            }
+        }
+        info!(
+            topics = topics.list().len(),
+            partitions,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "data directory opened"
+        );
+        let node = NodeInfo {
+            node_id: config.server.node_id,
+            host,
+            port,
+            cluster_id,
+        };
+        Ok(Self {
+            config,
+            node,
+            topics,
+            logs,
+            topic_admin: Mutex::new(()),
+        })
+    }
+
+    pub fn partition(&self, topic: &str, partition: i32) -> Option<Arc<PartitionLog>> {
+        self.logs.get(&TopicPartition::new(topic, partition))
+    }
+
+    /// Validates a new topic and, unless `validate_only`, creates it.
+    pub fn create_topic(
+        &self,
+        req: NewTopic,
+        validate_only: bool,
+    ) -> Result<Arc<TopicMeta>, CreateTopicError> {
+        metadata::validate_topic_name(&req.name).map_err(CreateTopicError::InvalidName)?;
+        let partitions = if !req.assignments.is_empty() {
+            if req.partitions != -1 || req.replication_factor != -1 {
+                return Err(CreateTopicError::InvalidRequest(
+                    "Both numPartitions or replicationFactor and replicasAssignments were set. Both cannot be used at the same time.".into(),
+                ));
+            }
+            let mut ids: Vec<i32> = req.assignments.iter().map(|(p, _)| *p).collect();
+            ids.sort_unstable();
+            if ids.iter().enumerate().any(|(i, &p)| p != i as i32) {
+                return Err(CreateTopicError::InvalidReplicaAssignment(
+                    "Partitions should be consecutive and start from 0".into(),
+                ));
+            }
+            for (p, replicas) in &req.assignments {
+                if replicas.is_empty() || replicas.iter().any(|&r| r != self.node.node_id) {
+                    return Err(CreateTopicError::InvalidReplicaAssignment(format!(
+                        "Replica assignment for partition {p} names brokers other than {}",
+                        self.node.node_id
+                    )));
+                }
+                if replicas.len() > 1 {
+                    return Err(CreateTopicError::InvalidReplicationFactor(format!(
+                        "Replication factor: {} larger than available brokers: 1.",
+                        replicas.len()
+                    )));
+                }
+            }
+            req.assignments.len() as i32
+        } else {
+            let p = if req.partitions == -1 {
+                self.config.topics.num_partitions
+            } else {
+                req.partitions
+            };
+            if p < 1 {
+                return Err(CreateTopicError::InvalidPartitions(
+                    "Number of partitions must be larger than 0.".into(),
+                ));
+            }
+            if req.replication_factor != -1 && req.replication_factor < 1 {
+                return Err(CreateTopicError::InvalidReplicationFactor(
+                    "Replication factor must be larger than 0, or -1 to use the default value."
+                        .into(),
+                ));
+            }
+            if req.replication_factor > 1 {
+                return Err(CreateTopicError::InvalidReplicationFactor(format!(
+                    "Unable to replicate the partition {} time(s): The target replication factor of {} cannot be reached because only 1 broker(s) are registered.",
+                    req.replication_factor, req.replication_factor
+                )));
+            }
+            p
+        };
+        if partitions > 100_000 {
+            return Err(CreateTopicError::InvalidPartitions(format!(
+                "{partitions} partitions is more than gregor allows per topic (100000)"
+            )));
+        }
+        for (k, v) in &req.configs {
+            topic_config::validate(k, v).map_err(CreateTopicError::InvalidConfig)?;
+        }
+        let _guard = self.topic_admin.lock();
+        if self.topics.get(&req.name).is_some() {
+            return Err(CreateTopicError::AlreadyExists(req.name));
+        }
+        let meta = TopicMeta {
+            name: Arc::from(req.name.as_str()),
+            id: Uuid::new_v4(),
+            partitions,
+            configs: req.configs,
+        };
+        if validate_only {
+            return Ok(Arc::new(meta));
+        }
+        let pc = topic_config::partition_config(&self.config.log, &meta.configs);
+        let now = now_ms();
+        for p in 0..partitions {
+            self.logs
+                .open(TopicPartition::new(&meta.name, p), pc.clone(), now)?;
+        }
+        let meta = self.topics.put(meta)?;
+        info!(topic = %meta.name, partitions, "created topic");
+        Ok(meta)
+    }
+
+    pub fn delete_topic(&self, name: &str) -> Result<Arc<TopicMeta>, DeleteTopicError> {
+        let _guard = self.topic_admin.lock();
+        let meta = self
+            .topics
+            .remove(name)?
+            .ok_or(DeleteTopicError::UnknownTopic)?;
+        for p in 0..meta.partitions {
+            self.logs.remove(&TopicPartition::new(&meta.name, p))?;
+        }
+        info!(topic = %meta.name, "deleted topic");
+        Ok(meta)
+    }
+
+    /// Creates a topic with the broker defaults when auto-creation is on. Returns the topic if
+    /// it exists afterwards.
+    pub fn auto_create(&self, name: &str) -> Result<Arc<TopicMeta>, CreateTopicError> {
+        let req = NewTopic {
+            name: name.to_string(),
+            partitions: -1,
+            replication_factor: -1,
+            ..Default::default()
+        };
+        match self.create_topic(req, false) {
+            Err(CreateTopicError::AlreadyExists(_)) => self
+                .topics
+                .get(name)
+                .ok_or(CreateTopicError::AlreadyExists(name.into())),
+            other => other,
+        }
+    }
+
+    /// Starts retention and timed-flush tasks; they stop when the runtime does.
+    pub fn spawn_background(self: &Arc<Self>) {
+        let broker = self.clone();
+        let every = Duration::from_millis(self.config.log.retention_check_interval_ms.max(1));
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let b = broker.clone();
+                let _ = tokio::task::spawn_blocking(move || b.run_retention()).await;
+            }
+        });
+        if let Some(ms) = self.config.log.flush_interval_ms {
+            let broker = self.clone();
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(Duration::from_millis(ms));
+                loop {
+                    tick.tick().await;
+                    for p in broker.logs.all() {
+                        let end = p.offsets().log_end_offset;
+                        if p.durable_offset() < end {
+                            if let Err(e) = p.flush_to(end).await {
+                                error!(partition = %p.tp, error = %e, "scheduled fsync failed");
+                            }
+                        }
+                    }
+                }
+            });
+        }
+    }
+
+    pub fn run_retention(&self) {
+        let now = now_ms();
+        for p in self.logs.all() {
+            if let Err(e) = p.apply_retention(now) {
+                error!(partition = %p.tp, error = %e, "retention failed");
+            }
+        }
+    }
+}

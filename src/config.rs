@@ -1,0 +1,537 @@
+//! Typed configuration and its layers.
+//!
+//! Later layers win: compiled defaults → `config/gregor.toml` (if present) → `--config FILE`
+//! (TOML, or a Kafka `server.properties` when the name ends in `.properties`) → `GREGOR__*`
+//! environment (`GREGOR__LOG__SEGMENT_BYTES=...`) → Kafka container variables (`KAFKA_*`) →
+//! command-line flags. Kafka's own key names are translated by [`kafka_key`]. An unknown key in
+//! a file we were asked to read, or a contradictory setting, is an error at start naming the key.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub log: LogConfig,
+    pub topics: TopicDefaults,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address to listen on, `HOST:PORT` (Kafka: `listeners`). Port 0 picks a free port.
+    /// Default: `127.0.0.1:9092`.
+    pub listen: String,
+    /// Address clients are told to connect to (Kafka: `advertised.listeners`).
+    /// Default: the bound listen address.
+    pub advertised: Option<String>,
+    /// This broker's id (Kafka: `node.id` / `broker.id`). Default: 1.
+    pub node_id: i32,
+    /// Cluster id reported in Metadata. Default: generated once and kept in the data dir.
+    pub cluster_id: Option<String>,
+    /// Largest request frame accepted (Kafka: `socket.request.max.bytes`). Default: 104857600.
+    pub max_request_bytes: usize,
+    /// Most simultaneous client connections (Kafka: `max.connections`). Default: 10000.
+    pub max_connections: usize,
+    /// Close connections idle this long (Kafka: `connections.max.idle.ms`). Default: 600000.
+    pub connections_max_idle_ms: u64,
+    /// Responses a connection may have waiting to be written before reading pauses. Default: 64.
+    pub max_inflight_requests: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// Where partition directories live (Kafka: `log.dirs`). Default: `./data`.
+    pub dir: PathBuf,
+    /// Roll a segment at this size (Kafka: `log.segment.bytes`). Default: 1073741824.
+    pub segment_bytes: u64,
+    /// Roll a segment after this age (Kafka: `log.roll.ms`). Default: 604800000 (7 days).
+    pub segment_ms: i64,
+    /// Bytes between offset/time index entries (Kafka: `log.index.interval.bytes`). Default: 4096.
+    pub index_interval_bytes: u64,
+    /// Largest record batch accepted (Kafka: `message.max.bytes`). Default: 1048588.
+    pub max_message_bytes: i32,
+    /// fsync before acknowledging an `acks=all` produce. Default: true.
+    pub fsync_acks_all: bool,
+    /// fsync a partition after this many messages (Kafka: `log.flush.interval.messages`).
+    /// Default: none.
+    pub flush_interval_messages: Option<u64>,
+    /// fsync dirty partitions this often (Kafka: `log.flush.interval.ms`). Default: none.
+    pub flush_interval_ms: Option<u64>,
+    /// Delete data older than this (Kafka: `log.retention.ms`); -1 keeps forever.
+    /// Default: 604800000 (7 days).
+    pub retention_ms: i64,
+    /// Delete old segments beyond this size per partition (Kafka: `log.retention.bytes`);
+    /// -1 means no limit. Default: -1.
+    pub retention_bytes: i64,
+    /// How often retention runs (Kafka: `log.retention.check.interval.ms`). Default: 300000.
+    pub retention_check_interval_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TopicDefaults {
+    /// Create unknown topics on Metadata requests (Kafka: `auto.create.topics.enable`).
+    /// Default: true.
+    pub auto_create: bool,
+    /// Partitions of auto-created topics (Kafka: `num.partitions`). Default: 1.
+    pub num_partitions: i32,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:9092".into(),
+            advertised: None,
+            node_id: 1,
+            cluster_id: None,
+            max_request_bytes: 104_857_600,
+            max_connections: 10_000,
+            connections_max_idle_ms: 600_000,
+            max_inflight_requests: 64,
+        }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            dir: PathBuf::from("./data"),
+            segment_bytes: 1 << 30,
+            segment_ms: 7 * 24 * 3600 * 1000,
+            index_interval_bytes: 4096,
+            max_message_bytes: 1_048_588,
+            fsync_acks_all: true,
+            flush_interval_messages: None,
+            flush_interval_ms: None,
+            retention_ms: 7 * 24 * 3600 * 1000,
+            retention_bytes: -1,
+            retention_check_interval_ms: 300_000,
+        }
+    }
+}
+
+impl Default for TopicDefaults {
+    fn default() -> Self {
+        Self {
+            auto_create: true,
+            num_partitions: 1,
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            server: ServerConfig::default(),
+            log: LogConfig::default(),
+            topics: TopicDefaults::default(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+    #[error("unknown setting `{key}` in {origin}")]
+    UnknownKey { key: String, origin: String },
+    #[error("setting `{key}` from {origin}: {reason}")]
+    BadValue {
+        key: String,
+        origin: String,
+        reason: String,
+    },
+}
+
+/// Overrides given on the command line; they are the last layer.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub listen: Option<String>,
+    pub advertised: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub node_id: Option<i32>,
+}
+
+impl Config {
+    /// Loads every layer. `file` is the `--config` argument; `env` is the process environment
+    /// (passed in so tests can supply their own).
+    pub fn load(
+        file: Option<&Path>,
+        env: &HashMap<String, String>,
+        overrides: &Overrides,
+    ) -> Result<Config, ConfigError> {
+        let mut builder = config::Config::builder();
+        let default_file = Path::new("config/gregor.toml");
+        if default_file.exists() {
+            builder = builder.add_source(config::File::from(default_file));
+        }
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                path: path.to_owned(),
+                source,
+            })?;
+            if path.extension().is_some_and(|e| e == "properties") {
+                let origin = path.display().to_string();
+                for (key, value) in parse_properties(&text) {
+                    builder = apply_kafka_key(builder, &key, &value, &origin)?;
+                }
+            } else {
+                builder =
+                    builder.add_source(config::File::from_str(&text, config::FileFormat::Toml));
+            }
+        }
+        // GREGOR__SECTION__KEY=value
+        let mut gregor_env: Vec<_> = env
+            .iter()
+            .filter(|(k, _)| k.starts_with("GREGOR__"))
+            .collect();
+        gregor_env.sort();
+        for (k, v) in gregor_env {
+            let path = k["GREGOR__".len()..]
+                .to_ascii_lowercase()
+                .replace("__", ".");
+            builder =
+                builder
+                    .set_override(&path, v.clone())
+                    .map_err(|e| ConfigError::BadValue {
+                        key: path.clone(),
+                        origin: format!("environment variable {k}"),
+                        reason: e.to_string(),
+                    })?;
+        }
+        // KAFKA_LOG_DIRS=... as the common Kafka container images read them.
+        let mut kafka_env: Vec<_> = env
+            .iter()
+            .filter(|(k, _)| k.starts_with("KAFKA_"))
+            .collect();
+        kafka_env.sort();
+        let mut kafka_pairs = Vec::new();
+        for (k, v) in kafka_env {
+            if let Some(rest) = k.strip_prefix("KAFKA_") {
+                let key = rest.to_ascii_lowercase().replace('_', ".");
+                if kafka_key(&key).is_some() {
+                    kafka_pairs.push((key, v.clone(), format!("environment variable {k}")));
+                } else {
+                    tracing::debug!(variable = %k, "ignoring KAFKA_ variable gregor does not use");
+                }
+            }
+        }
+        for (key, value, origin) in &kafka_pairs {
+            builder = apply_kafka_key(builder, key, value, origin)?;
+        }
+        let built = builder
+            .build()
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        let mut cfg: Config = built
+            .try_deserialize()
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        if let Some(listen) = &overrides.listen {
+            cfg.server.listen = listen.clone();
+        }
+        if let Some(adv) = &overrides.advertised {
+            cfg.server.advertised = Some(adv.clone());
+        }
+        if let Some(dir) = &overrides.data_dir {
+            cfg.log.dir = dir.clone();
+        }
+        if let Some(id) = overrides.node_id {
+            cfg.server.node_id = id;
+        }
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Rejects contradictions with a message naming the setting. Never falls back silently.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |key: &str, reason: String| {
+            Err(ConfigError::BadValue {
+                key: key.into(),
+                origin: "configuration".into(),
+                reason,
+            })
+        };
+        if self.server.listen.parse::<SocketAddr>().is_err() {
+            return bad(
+                "server.listen",
+                format!(
+                    "`{}` is not HOST:PORT with a numeric IP address",
+                    self.server.listen
+                ),
+            );
+        }
+        if let Some(adv) = &self.server.advertised {
+            if parse_host_port(adv).is_none() {
+                return bad("server.advertised", format!("`{adv}` is not HOST:PORT"));
+            }
+        }
+        if self.server.node_id < 0 {
+            return bad("server.node_id", "must be 0 or more".into());
+        }
+        if self.server.max_request_bytes < 64 {
+            return bad("server.max_request_bytes", "must be at least 64".into());
+        }
+        if self.server.max_connections == 0 || self.server.max_inflight_requests == 0 {
+            return bad("server.max_connections", "must be at least 1".into());
+        }
+        if self.log.segment_bytes < 1024 || self.log.segment_bytes > i32::MAX as u64 {
+            return bad(
+                "log.segment_bytes",
+                "must be between 1024 and 2147483647".into(),
+            );
+        }
+        if self.log.segment_ms < 1 {
+            return bad("log.segment_ms", "must be positive".into());
+        }
+        if self.log.max_message_bytes < 64 {
+            return bad("log.max_message_bytes", "must be at least 64".into());
+        }
+        if self.topics.num_partitions < 1 {
+            return bad("topics.num_partitions", "must be at least 1".into());
+        }
+        if self.log.flush_interval_messages == Some(0) || self.log.flush_interval_ms == Some(0) {
+            return bad("log.flush_interval_*", "must be at least 1 when set".into());
+        }
+        Ok(())
+    }
+}
+
+/// Splits `HOST:PORT` (also `[v6]:PORT`).
+pub fn parse_host_port(s: &str) -> Option<(String, u16)> {
+    let (host, port) = s.rsplit_once(':')?;
+    let port = port.parse().ok()?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    (!host.is_empty()).then(|| (host.to_string(), port))
+}
+
+/// Java properties, the subset server.properties files use: `key=value` or `key: value`,
+/// `#`/`!` comments, blank lines.
+fn parse_properties(text: &str) -> Vec<(String, String)> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#') && !l.starts_with('!'))
+        .filter_map(|l| {
+            let idx = l.find(['=', ':'])?;
+            Some((l[..idx].trim().to_string(), l[idx + 1..].trim().to_string()))
+        })
+        .collect()
+}
+
+/// What a Kafka setting means to gregor.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum KafkaKey {
+    /// Maps to one of our keys, value as given.
+    Maps(&'static str),
+    /// A listener list (`PLAINTEXT://host:port,...`): take the first listener's address.
+    Listener(&'static str),
+    /// Known Kafka setting with no meaning for a single gregor node: accepted and ignored.
+    Ignored,
+}
+
+/// Translates a Kafka broker setting name.
+pub fn kafka_key(key: &str) -> Option<KafkaKey> {
+    use KafkaKey::*;
+    Some(match key {
+        "listeners" => Listener("server.listen"),
+        "advertised.listeners" => Listener("server.advertised"),
+        "node.id" | "broker.id" => Maps("server.node_id"),
+        "cluster.id" => Maps("server.cluster_id"),
+        "socket.request.max.bytes" => Maps("server.max_request_bytes"),
+        "max.connections" => Maps("server.max_connections"),
+        "connections.max.idle.ms" => Maps("server.connections_max_idle_ms"),
+        "log.dirs" | "log.dir" => Maps("log.dir"),
+        "log.segment.bytes" => Maps("log.segment_bytes"),
+        "log.roll.ms" => Maps("log.segment_ms"),
+        "log.index.interval.bytes" => Maps("log.index_interval_bytes"),
+        "message.max.bytes" => Maps("log.max_message_bytes"),
+        "log.flush.interval.messages" => Maps("log.flush_interval_messages"),
+        "log.flush.interval.ms" => Maps("log.flush_interval_ms"),
+        "log.retention.ms" => Maps("log.retention_ms"),
+        "log.retention.bytes" => Maps("log.retention_bytes"),
+        "log.retention.check.interval.ms" => Maps("log.retention_check_interval_ms"),
+        "auto.create.topics.enable" => Maps("topics.auto_create"),
+        "num.partitions" => Maps("topics.num_partitions"),
+        "process.roles"
+        | "controller.quorum.voters"
+        | "controller.quorum.bootstrap.servers"
+        | "controller.listener.names"
+        | "listener.security.protocol.map"
+        | "inter.broker.listener.name"
+        | "num.network.threads"
+        | "num.io.threads"
+        | "num.recovery.threads.per.data.dir"
+        | "socket.send.buffer.bytes"
+        | "socket.receive.buffer.bytes"
+        | "offsets.topic.replication.factor"
+        | "transaction.state.log.replication.factor"
+        | "transaction.state.log.min.isr"
+        | "default.replication.factor"
+        | "min.insync.replicas"
+        | "group.initial.rebalance.delay.ms"
+        | "log.retention.hours"
+        | "zookeeper.connect"
+        | "zookeeper.connection.timeout.ms"
+        | "broker.rack"
+        | "delete.topic.enable"
+        | "share.coordinator.state.topic.replication.factor"
+        | "share.coordinator.state.topic.min.isr" => Ignored,
+        _ => return None,
+    })
+}
+
+fn apply_kafka_key(
+    builder: config::ConfigBuilder<config::builder::DefaultState>,
+    key: &str,
+    value: &str,
+    origin: &str,
+) -> Result<config::ConfigBuilder<config::builder::DefaultState>, ConfigError> {
+    let bad = |reason: String| ConfigError::BadValue {
+        key: key.to_string(),
+        origin: origin.to_string(),
+        reason,
+    };
+    let set = |b: config::ConfigBuilder<_>, path: &str, v: &str| {
+        b.set_override(path, v.to_string())
+            .map_err(|e| bad(e.to_string()))
+    };
+    match kafka_key(key) {
+        None => Err(ConfigError::UnknownKey {
+            key: key.into(),
+            origin: origin.into(),
+        }),
+        Some(KafkaKey::Ignored) => {
+            tracing::info!(
+                key,
+                origin,
+                "accepted Kafka setting that has no effect on gregor"
+            );
+            Ok(builder)
+        }
+        Some(KafkaKey::Maps(path)) => {
+            // Kafka's log.dirs may list several directories; gregor uses one.
+            let v = if path == "log.dir" {
+                value.split(',').next().unwrap_or(value).trim()
+            } else {
+                value
+            };
+            set(builder, path, v)
+        }
+        Some(KafkaKey::Listener(path)) => {
+            let first = value.split(',').next().unwrap_or("").trim();
+            let addr = first.split_once("://").map_or(first, |(_, a)| a);
+            let addr = if path == "server.listen" {
+                // `PLAINTEXT://:9092` listens on every interface, as Kafka does.
+                if addr.starts_with(':') {
+                    format!("0.0.0.0{addr}")
+                } else {
+                    addr.to_string()
+                }
+            } else {
+                addr.to_string()
+            };
+            if parse_host_port(&addr).is_none() {
+                return Err(bad(format!("`{value}` has no HOST:PORT listener")));
+            }
+            set(builder, path, &addr)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_validate() {
+        let cfg = Config::load(None, &env(&[]), &Overrides::default()).unwrap();
+        assert_eq!(cfg.server.listen, "127.0.0.1:9092");
+        assert_eq!(cfg.topics.num_partitions, 1);
+        assert!(cfg.topics.auto_create);
+    }
+
+    #[test]
+    fn gregor_env_and_kafka_env_apply() {
+        let cfg = Config::load(
+            None,
+            &env(&[
+                ("GREGOR__LOG__SEGMENT_BYTES", "4096"),
+                ("KAFKA_NUM_PARTITIONS", "3"),
+                ("KAFKA_LISTENERS", "PLAINTEXT://0.0.0.0:19092"),
+                ("KAFKA_ADVERTISED_LISTENERS", "PLAINTEXT://kafka:9092"),
+                ("KAFKA_HEAP_OPTS", "-Xmx1G"),
+            ]),
+            &Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!(cfg.log.segment_bytes, 4096);
+        assert_eq!(cfg.topics.num_partitions, 3);
+        assert_eq!(cfg.server.listen, "0.0.0.0:19092");
+        assert_eq!(cfg.server.advertised.as_deref(), Some("kafka:9092"));
+    }
+
+    #[test]
+    fn bad_values_name_the_key() {
+        let err = Config::load(
+            None,
+            &env(&[("KAFKA_NUM_PARTITIONS", "zero")]),
+            &Overrides::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("num_partitions"), "{err}");
+        let err = Config::load(
+            None,
+            &env(&[]),
+            &Overrides {
+                listen: Some("localhost".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("server.listen"), "{err}");
+    }
+
+    #[test]
+    fn properties_file_unknown_key_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("server.properties");
+        std::fs::write(
+            &path,
+            "# comment\nnum.partitions=2\nlog.dirs=/tmp/x,/tmp/y\n",
+        )
+        .unwrap();
+        let cfg = Config::load(Some(&path), &env(&[]), &Overrides::default()).unwrap();
+        assert_eq!(cfg.topics.num_partitions, 2);
+        assert_eq!(cfg.log.dir, PathBuf::from("/tmp/x"));
+        std::fs::write(&path, "no.such.setting=1\n").unwrap();
+        let err = Config::load(Some(&path), &env(&[]), &Overrides::default()).unwrap_err();
+        assert!(err.to_string().contains("no.such.setting"), "{err}");
+    }
+
+    #[test]
+    fn unknown_toml_key_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("g.toml");
+        std::fs::write(&path, "[log]\nsegmnt_bytes = 5\n").unwrap();
+        let err = Config::load(Some(&path), &env(&[]), &Overrides::default()).unwrap_err();
+        assert!(err.to_string().contains("segmnt_bytes"), "{err}");
+    }
+}

@@ -1,0 +1,23 @@
+//! Small conversions shared by several handlers: wire strings, topic names, error codes.
+
+use kafka_protocol::messages::TopicName;
+use kafka_protocol::protocol::StrBytes;
+
+use crate::error::{ResponseError, ToKafkaCode};
+
+pub fn str_bytes(s: &str) -> StrBytes {
+    StrBytes::from_string(s.to_string())
+}
+
+pub fn topic_name(s: &str) -> TopicName {
+    TopicName(str_bytes(s))
+}
+
+/// 0 for success, the mapped code otherwise.
+pub fn code_of<E: ToKafkaCode>(r: &Result<impl Sized, E>) -> i16 {
+    r.as_ref().err().map_or(0, |e| e.kafka_code().code())
+}
+
+pub fn code(e: ResponseError) -> i16 {
+    e.code()
+}

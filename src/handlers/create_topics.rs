@@ -1,0 +1,118 @@
+//! CreateTopics: per-topic validation and creation, `validate_only`, per-topic errors.
+
+use std::collections::BTreeMap;
+
+use kafka_protocol::messages::create_topics_response::{
+    CreatableTopicConfigs, CreatableTopicResult,
+};
+use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
+
+use super::common::str_bytes;
+use super::{Ctx, Reply};
+use crate::broker::NewTopic;
+use crate::error::{ResponseError, ToKafkaCode};
+use crate::metadata::topic_config;
+
+/// ConfigSource.DEFAULT_CONFIG and DYNAMIC_TOPIC_CONFIG as Kafka numbers them.
+const SOURCE_DEFAULT: i8 = 5;
+const SOURCE_TOPIC: i8 = 1;
+
+pub async fn handle(ctx: &Ctx, req: CreateTopicsRequest) -> Reply {
+    let v = ctx.version;
+    let broker = &ctx.broker;
+    let mut seen = std::collections::HashSet::new();
+    let duplicates: std::collections::HashSet<String> = req
+        .topics
+        .iter()
+        .filter(|t| !seen.insert(t.name.0.as_str().to_string()))
+        .map(|t| t.name.0.as_str().to_string())
+        .collect();
+    let mut results = Vec::with_capacity(req.topics.len());
+    for t in req.topics {
+        let name = t.name.0.as_str().to_string();
+        let mut result = CreatableTopicResult::default().with_name(t.name.clone());
+        if duplicates.contains(&name) {
+            result.error_code = ResponseError::InvalidRequest.code();
+            result.error_message = Some(str_bytes(&format!("Create topics request from client `{}` contains multiple entries for the following topics: {name}", ctx.client_id.as_deref().unwrap_or(""))));
+            results.push(result);
+            continue;
+        }
+        let mut configs = BTreeMap::new();
+        let mut null_config = None;
+        for c in &t.configs {
+            match &c.value {
+                Some(value) => {
+                    configs.insert(c.name.as_str().to_string(), value.as_str().to_string());
+                }
+                None => null_config = Some(c.name.as_str().to_string()),
+            }
+        }
+        if let Some(key) = null_config {
+            result.error_code = ResponseError::InvalidConfig.code();
+            result.error_message = Some(str_bytes(&format!(
+                "Null value not supported for topic configs: {key}"
+            )));
+            results.push(result);
+            continue;
+        }
+        let new = NewTopic {
+            name,
+            partitions: t.num_partitions,
+            replication_factor: t.replication_factor,
+            assignments: t
+                .assignments
+                .iter()
+                .map(|a| {
+                    (
+                        a.partition_index,
+                        a.broker_ids.iter().map(|b| b.0).collect(),
+                    )
+                })
+                .collect(),
+            configs,
+        };
+        match broker.create_topic(new, req.validate_only) {
+            Ok(meta) => {
+                if v >= 7 {
+                    result.topic_id = if req.validate_only {
+                        uuid::Uuid::nil()
+                    } else {
+                        meta.id
+                    };
+                }
+                if v >= 5 {
+                    result.num_partitions = meta.partitions;
+                    result.replication_factor = 1;
+                    let log = &broker.config.log;
+                    let configs = topic_config::names()
+                        .filter_map(|k| {
+                            let (value, source) = match meta.configs.get(k) {
+                                Some(v) => (v.clone(), SOURCE_TOPIC),
+                                None => (topic_config::default_value(k, log)?, SOURCE_DEFAULT),
+                            };
+                            Some(
+                                CreatableTopicConfigs::default()
+                                    .with_name(str_bytes(k))
+                                    .with_value(Some(str_bytes(&value)))
+                                    .with_config_source(source),
+                            )
+                        })
+                        .collect();
+                    result.configs = Some(configs);
+                }
+            }
+            Err(e) => {
+                result.error_code = e.kafka_code().code();
+                if v >= 1 {
+                    result.error_message = Some(str_bytes(&e.to_string()));
+                }
+                if v >= 5 {
+                    result.num_partitions = -1;
+                    result.replication_factor = -1;
+                }
+            }
+        }
+        results.push(result);
+    }
+    ctx.reply(&CreateTopicsResponse::default().with_topics(results))
+}

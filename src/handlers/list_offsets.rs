@@ -1,0 +1,72 @@
+//! ListOffsets: earliest (-2), latest (-1), max timestamp (-3), earliest local (-4), latest
+//! tiered (-5, always "none" as gregor has no tiered storage), and lookup by timestamp.
+
+use kafka_protocol::messages::list_offsets_response::{
+    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
+};
+use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
+
+use super::{Ctx, Reply};
+use crate::error::{ResponseError, ToKafkaCode};
+use crate::log::partition::LEADER_EPOCH;
+use crate::log::ReadError;
+
+const LATEST: i64 = -1;
+const EARLIEST: i64 = -2;
+const MAX_TIMESTAMP: i64 = -3;
+const EARLIEST_LOCAL: i64 = -4;
+const LATEST_TIERED: i64 = -5;
+
+pub async fn handle(ctx: &Ctx, req: ListOffsetsRequest) -> Reply {
+    let broker = &ctx.broker;
+    let topics = req
+        .topics
+        .into_iter()
+        .map(|t| {
+            let partitions = t
+                .partitions
+                .iter()
+                .map(|p| {
+                    let mut out = ListOffsetsPartitionResponse::default()
+                        .with_partition_index(p.partition_index)
+                        .with_timestamp(-1)
+                        .with_offset(-1);
+                    let Some(log) = broker.partition(t.name.0.as_str(), p.partition_index) else {
+                        return out.with_error_code(ResponseError::UnknownTopicOrPartition.code());
+                    };
+                    if p.current_leader_epoch > LEADER_EPOCH {
+                        return out.with_error_code(ResponseError::UnknownLeaderEpoch.code());
+                    }
+                    if p.current_leader_epoch >= 0 && p.current_leader_epoch < LEADER_EPOCH {
+                        return out.with_error_code(ResponseError::FencedLeaderEpoch.code());
+                    }
+                    let offsets = log.offsets();
+                    let found: Result<Option<(i64, i64)>, ReadError> = match p.timestamp {
+                        LATEST => Ok(Some((offsets.high_watermark, -1))),
+                        EARLIEST | EARLIEST_LOCAL => Ok(Some((offsets.log_start_offset, -1))),
+                        LATEST_TIERED => Ok(None),
+                        MAX_TIMESTAMP => log.max_timestamp(),
+                        ts if ts >= 0 => log.offset_for_timestamp(ts),
+                        _ => return out.with_error_code(ResponseError::InvalidRequest.code()),
+                    };
+                    match found {
+                        Ok(Some((offset, ts))) => {
+                            out.offset = offset;
+                            out.timestamp = ts;
+                            if ctx.version >= 4 {
+                                out.leader_epoch = LEADER_EPOCH;
+                            }
+                            out
+                        }
+                        Ok(None) => out,
+                        Err(e) => out.with_error_code(e.kafka_code().code()),
+                    }
+                })
+                .collect();
+            ListOffsetsTopicResponse::default()
+                .with_name(t.name)
+                .with_partitions(partitions)
+        })
+        .collect();
+    ctx.reply(&ListOffsetsResponse::default().with_topics(topics))
+}

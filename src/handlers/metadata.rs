@@ -1,0 +1,128 @@
+//! Metadata: brokers (just this one), topics and partitions, auto-creation of unknown topics.
+
+use kafka_protocol::messages::metadata_response::{
+    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
+use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse};
+use uuid::Uuid;
+
+use super::common::{str_bytes, topic_name};
+use super::{Ctx, Reply};
+use crate::error::{ResponseError, ToKafkaCode};
+use crate::log::partition::LEADER_EPOCH;
+use crate::metadata::{validate_topic_name, TopicMeta};
+
+pub async fn handle(ctx: &Ctx, req: MetadataRequest) -> Reply {
+    let broker = &ctx.broker;
+    let v = ctx.version;
+    let node = BrokerId(broker.node.node_id);
+    let auto_create = broker.config.topics.auto_create && (v < 4 || req.allow_auto_topic_creation);
+    let requested = match req.topics {
+        None => None,
+        // v0 has no null: an empty list asks for every topic.
+        Some(t) if v == 0 && t.is_empty() => None,
+        Some(t) => Some(t),
+    };
+    let topics: Vec<MetadataResponseTopic> = match requested {
+        None => broker
+            .topics
+            .list()
+            .iter()
+            .map(|t| describe(t, node, v))
+            .collect(),
+        Some(list) => list
+            .into_iter()
+            .map(|t| {
+                let name = t.name.as_ref().map(|n| n.0.as_str().to_string());
+                match name {
+                    Some(name) => by_name(ctx, &name, auto_create, node),
+                    None => by_id(ctx, t.topic_id, node),
+                }
+            })
+            .collect(),
+    };
+    let host = broker.node.host.as_str();
+    let mut resp = MetadataResponse::default()
+        .with_brokers(vec![MetadataResponseBroker::default()
+            .with_node_id(node)
+            .with_host(str_bytes(host))
+            .with_port(i32::from(broker.node.port))])
+        .with_topics(topics);
+    if v >= 1 {
+        resp.controller_id = node;
+    }
+    if v >= 2 {
+        resp.cluster_id = Some(str_bytes(&broker.node.cluster_id));
+    }
+    if (8..=10).contains(&v) && req.include_cluster_authorized_operations {
+        // gregor has no ACLs yet, so every cluster operation is allowed: CREATE, ALTER,
+        // DESCRIBE, CLUSTER_ACTION, DESCRIBE/ALTER_CONFIGS, IDEMPOTENT_WRITE, CREATE/DESCRIBE_TOKENS.
+        resp.cluster_authorized_operations = 0x7fa0;
+    }
+    if v >= 8 && req.include_topic_authorized_operations {
+        for t in &mut resp.topics {
+            if t.error_code == 0 {
+                // READ, WRITE, CREATE, DELETE, ALTER, DESCRIBE, DESCRIBE/ALTER_CONFIGS.
+                t.topic_authorized_operations = 0xdf8;
+            }
+        }
+    }
+    ctx.reply(&resp)
+}
+
+fn by_name(ctx: &Ctx, name: &str, auto_create: bool, node: BrokerId) -> MetadataResponseTopic {
+    let broker = &ctx.broker;
+    if let Some(t) = broker.topics.get(name) {
+        return describe(&t, node, ctx.version);
+    }
+    let unknown = |code: ResponseError| {
+        MetadataResponseTopic::default()
+            .with_error_code(code.code())
+            .with_name(Some(topic_name(name)))
+    };
+    if validate_topic_name(name).is_err() {
+        return unknown(ResponseError::InvalidTopicException);
+    }
+    if !auto_create {
+        return unknown(ResponseError::UnknownTopicOrPartition);
+    }
+    match broker.auto_create(name) {
+        Ok(t) => describe(&t, node, ctx.version),
+        Err(e) => unknown(e.kafka_code()),
+    }
+}
+
+fn by_id(ctx: &Ctx, id: Uuid, node: BrokerId) -> MetadataResponseTopic {
+    match ctx.broker.topics.get_by_id(&id) {
+        Some(t) => describe(&t, node, ctx.version),
+        None => MetadataResponseTopic::default()
+            .with_error_code(ResponseError::UnknownTopicId.code())
+            .with_topic_id(id),
+    }
+}
+
+fn describe(t: &TopicMeta, node: BrokerId, v: i16) -> MetadataResponseTopic {
+    let partitions = (0..t.partitions)
+        .map(|p| {
+            let mut part = MetadataResponsePartition::default()
+                .with_partition_index(p)
+                .with_leader_id(node)
+                .with_replica_nodes(vec![node])
+                .with_isr_nodes(vec![node]);
+            if v >= 7 {
+                part.leader_epoch = LEADER_EPOCH;
+            }
+            part
+        })
+        .collect();
+    let mut topic = MetadataResponseTopic::default()
+        .with_name(Some(topic_name(&t.name)))
+        .with_partitions(partitions);
+    if v >= 1 {
+        topic.is_internal = matches!(&*t.name, "__consumer_offsets" | "__transaction_state");
+    }
+    if v >= 10 {
+        topic.topic_id = t.id;
+    }
+    topic
+}

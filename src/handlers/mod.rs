@@ -1,0 +1,171 @@
+//! Request dispatch. [`SUPPORTED`] is the only list of APIs and versions gregor serves;
+//! ApiVersions is built from it, and a request outside it never reaches a handler.
+//!
+//! Handlers stay thin: decode has already happened, they validate, call the domain (`broker`,
+//! `log`, `metadata`), map domain errors through `ToKafkaCode`, and build the response.
+
+pub mod api_versions;
+pub mod common;
+pub mod create_topics;
+pub mod delete_topics;
+pub mod fetch;
+pub mod list_offsets;
+pub mod metadata;
+pub mod produce;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use kafka_protocol::messages::ApiKey;
+use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion};
+use tracing::{debug, debug_span, error, warn, Instrument};
+
+use crate::broker::Broker;
+use crate::server::framing::{self, decode_header, peek_header, FrameError};
+
+/// What the connection writer does for one request, in request order.
+pub enum Reply {
+    /// A complete response frame.
+    Ready(Bytes),
+    /// A response that becomes ready later (long-poll fetch, `acks=all`); `None` closes.
+    Deferred(Pin<Box<dyn Future<Output = Option<Bytes>> + Send>>),
+    /// No response at all (Produce with `acks=0`).
+    NoResponse,
+    /// Close the connection after the replies before this one.
+    Close(String),
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct ApiSupport {
+    pub key: ApiKey,
+    pub min: i16,
+    pub max: i16,
+}
+
+const fn api(key: ApiKey, min: i16, max: i16) -> ApiSupport {
+    ApiSupport { key, min, max }
+}
+
+/// Every API gregor answers, with the versions it accepts. Maxima match Apache Kafka 4.1.
+/// Produce is advertised from v0 although only v3+ carry RecordBatch v2: librdkafka checks for
+/// Produce v0 before it enables compression (KAFKA-18659); v0–v2 get a clean error response.
+pub const SUPPORTED: &[ApiSupport] = &[
+    api(ApiKey::Produce, 0, 13),
+    api(ApiKey::Fetch, 4, 18),
+    api(ApiKey::ListOffsets, 1, 10),
+    api(ApiKey::Metadata, 0, 13),
+    api(ApiKey::ApiVersions, 0, 4),
+    api(ApiKey::CreateTopics, 2, 7),
+    api(ApiKey::DeleteTopics, 1, 6),
+];
+
+pub fn supported(key: ApiKey) -> Option<ApiSupport> {
+    SUPPORTED.iter().copied().find(|a| a.key == key)
+}
+
+/// The request's identity, passed to every handler.
+#[derive(Debug, Clone)]
+pub struct Ctx {
+    pub broker: Arc<Broker>,
+    pub version: i16,
+    pub correlation_id: i32,
+    pub client_id: Option<String>,
+}
+
+impl Ctx {
+    /// Encodes a response now.
+    pub fn reply<R: Encodable + HeaderVersion>(&self, body: &R) -> Reply {
+        match encode(self.correlation_id, self.version, body) {
+            Some(b) => Reply::Ready(b),
+            None => Reply::Close("response could not be encoded".into()),
+        }
+    }
+}
+
+/// Encodes a response frame; a failure is a broker bug, logged, and closes the connection.
+pub fn encode<R: Encodable + HeaderVersion>(
+    correlation_id: i32,
+    version: i16,
+    body: &R,
+) -> Option<Bytes> {
+    match framing::encode_response(correlation_id, version, body) {
+        Ok(b) => Some(b),
+        Err(e) => {
+            error!(error = %e, version, "failed to encode response");
+            None
+        }
+    }
+}
+
+fn decode<T: Decodable>(body: &mut Bytes, version: i16, key: ApiKey) -> Result<T, Reply> {
+    framing::guarded(|| T::decode(body, version)).map_err(|e| {
+        let err = FrameError::Decode {
+            api_key: key as i16,
+            version,
+            source: e,
+        };
+        warn!(error = %err, "undecodable request");
+        Reply::Close(err.to_string())
+    })
+}
+
+/// Decodes one frame's header, checks the API and version against [`SUPPORTED`], and runs
+/// the handler.
+pub async fn dispatch(broker: &Arc<Broker>, mut frame: Bytes) -> Reply {
+    let peek = peek_header(&frame);
+    if peek.api_key == ApiKey::ApiVersions as i16 {
+        let max = supported(ApiKey::ApiVersions).map_or(0, |a| a.max);
+        if peek.api_version > max {
+            // KIP-511: answer in v0 so any client can read it, then it retries lower.
+            return api_versions::unsupported_version(peek.correlation_id);
+        }
+    }
+    let (key, header) = match decode_header(&mut frame) {
+        Ok(h) => h,
+        Err(e) => {
+            warn!(error = %e, api_key = peek.api_key, version = peek.api_version, "bad request header");
+            return Reply::Close(e.to_string());
+        }
+    };
+    let version = header.request_api_version;
+    let Some(support) = supported(key).filter(|a| (a.min..=a.max).contains(&version)) else {
+        // Kafka itself closes the connection here; clients only send what ApiVersions offered.
+        warn!(api = ?key, version, "request for an API or version gregor does not support");
+        return Reply::Close(format!("unsupported {key:?} v{version}"));
+    };
+    let _ = support;
+    let ctx = Ctx {
+        broker: broker.clone(),
+        version,
+        correlation_id: header.correlation_id,
+        client_id: header.client_id.as_ref().map(|c| c.as_str().to_string()),
+    };
+    let span = debug_span!("request", api = ?key, version, correlation_id = header.correlation_id,
+        client_id = ctx.client_id.as_deref().unwrap_or(""));
+    async move {
+        debug!("request");
+        macro_rules! run {
+            ($handler:path) => {
+                match decode(&mut frame, version, key) {
+                    Ok(req) => $handler(&ctx, req).await,
+                    Err(reply) => reply,
+                }
+            };
+        }
+        match key {
+            ApiKey::ApiVersions => run!(api_versions::handle),
+            ApiKey::Metadata => run!(metadata::handle),
+            ApiKey::Produce if version < 3 => produce::legacy(&ctx, frame),
+            ApiKey::Produce => run!(produce::handle),
+            ApiKey::Fetch => run!(fetch::handle),
+            ApiKey::ListOffsets => run!(list_offsets::handle),
+            ApiKey::CreateTopics => run!(create_topics::handle),
+            ApiKey::DeleteTopics => run!(delete_topics::handle),
+            other => Reply::Close(format!("no handler for {other:?}")),
+        }
+    }
+    .instrument(span)
+    .await
+}

@@ -1,0 +1,183 @@
+//! Produce: validate each partition's batches and append them as they are; acknowledge per
+//! `acks` (0: no response at all; 1: after the write; -1: after the fsync that covers it, when
+//! `log.fsync_acks_all` is on). Per-partition failures go in the partition entry.
+
+use std::sync::Arc;
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+use tracing::{error, warn};
+
+use super::common::str_bytes;
+use super::{Ctx, Reply};
+use crate::broker::now_ms;
+use crate::error::{ResponseError, ToKafkaCode};
+use crate::log::PartitionLog;
+
+pub async fn handle(ctx: &Ctx, req: ProduceRequest) -> Reply {
+    let v = ctx.version;
+    let acks = req.acks;
+    let broker = &ctx.broker;
+    let now = now_ms();
+    // (topic index, partition index, log, end offset) of appends that must be durable first.
+    let mut pending: Vec<(usize, usize, Arc<PartitionLog>, i64)> = Vec::new();
+    let mut responses = Vec::with_capacity(req.topic_data.len());
+    for (ti, topic) in req.topic_data.into_iter().enumerate() {
+        let meta = if v >= 13 {
+            broker.topics.get_by_id(&topic.topic_id)
+        } else {
+            broker.topics.get(topic.name.0.as_str())
+        };
+        let unknown = if v >= 13 {
+            ResponseError::UnknownTopicId
+        } else {
+            ResponseError::UnknownTopicOrPartition
+        };
+        let mut partitions = Vec::with_capacity(topic.partition_data.len());
+        for (pi, part) in topic.partition_data.into_iter().enumerate() {
+            let mut resp = PartitionProduceResponse::default()
+                .with_index(part.index)
+                .with_base_offset(-1);
+            let log = meta
+                .as_ref()
+                .and_then(|m| broker.partition(&m.name, part.index));
+            let outcome = if !matches!(acks, -1..=1) {
+                Err((ResponseError::InvalidRequiredAcks, None))
+            } else if let Some(log) = log {
+                match part.records.as_deref() {
+                    None | Some([]) => Err((ResponseError::InvalidRecord, Some("no records".to_string()))),
+                    Some(records) => log.append(records, now).map(|info| (log, info)).map_err(|e| {
+                        warn!(partition = %format!("{}-{}", topic.name.0.as_str(), part.index), error = %e, "rejected produce");
+                        (e.kafka_code(), Some(e.to_string()))
+                    }),
+                }
+            } else {
+                Err((unknown, None))
+            };
+            match outcome {
+                Ok((log, info)) => {
+                    resp.base_offset = info.base_offset;
+                    if v >= 2 {
+                        resp.log_append_time_ms = info.log_append_time;
+                    }
+                    if v >= 5 {
+                        resp.log_start_offset = info.log_start_offset;
+                    }
+                    if acks == -1 && broker.config.log.fsync_acks_all {
+                        pending.push((ti, pi, log, info.last_offset + 1));
+                    } else if info.flush_due {
+                        let end = info.last_offset + 1;
+                        tokio::spawn(async move {
+                            if let Err(e) = log.flush_to(end).await {
+                                error!(partition = %log.tp, error = %e, "fsync failed");
+                            }
+                        });
+                    }
+                }
+                Err((code, message)) => {
+                    resp.error_code = code.code();
+                    if v >= 8 {
+                        resp.error_message = message.map(|m| str_bytes(&m));
+                    }
+                }
+            }
+            partitions.push(resp);
+        }
+        let mut t = TopicProduceResponse::default().with_partition_responses(partitions);
+        if v >= 13 {
+            t.topic_id = topic.topic_id;
+        } else {
+            t.name = topic.name;
+        }
+        responses.push(t);
+    }
+    if acks == 0 {
+        return Reply::NoResponse;
+    }
+    let mut resp = ProduceResponse::default().with_responses(responses);
+    if pending.is_empty() {
+        return ctx.reply(&resp);
+    }
+    let (correlation_id, version) = (ctx.correlation_id, ctx.version);
+    Reply::Deferred(Box::pin(async move {
+        for (ti, pi, log, end) in pending {
+            if let Err(e) = log.flush_to(end).await {
+                error!(partition = %log.tp, error = %e, "fsync failed; acks=all write not acknowledged");
+                let p = &mut resp.responses[ti].partition_responses[pi];
+                p.error_code = ResponseError::KafkaStorageError.code();
+                p.base_offset = -1;
+            }
+        }
+        super::encode(correlation_id, version, &resp)
+    }))
+}
+
+/// Produce v0–v2 carry the pre-0.11 message formats, which gregor does not store. The request
+/// is walked by hand (the codec has no v0–v2), and every partition gets UNSUPPORTED_VERSION.
+pub fn legacy(ctx: &Ctx, mut body: Bytes) -> Reply {
+    let Some((acks, topics)) = parse_legacy(&mut body) else {
+        return Reply::Close("malformed Produce v0-2 request".into());
+    };
+    if acks == 0 {
+        return Reply::NoResponse;
+    }
+    let code = ResponseError::UnsupportedVersion.code();
+    let mut out = BytesMut::new();
+    out.put_i32(0);
+    out.put_i32(ctx.correlation_id);
+    out.put_i32(topics.len() as i32);
+    for (name, partitions) in &topics {
+        out.put_i16(name.len() as i16);
+        out.put_slice(name);
+        out.put_i32(partitions.len() as i32);
+        for &p in partitions {
+            out.put_i32(p);
+            out.put_i16(code);
+            out.put_i64(-1);
+            if ctx.version >= 2 {
+                out.put_i64(-1);
+            }
+        }
+    }
+    if ctx.version >= 1 {
+        out.put_i32(0);
+    }
+    let size = (out.len() - 4) as i32;
+    out[0..4].copy_from_slice(&size.to_be_bytes());
+    Reply::Ready(out.freeze())
+}
+
+type LegacyTopics = Vec<(Bytes, Vec<i32>)>;
+
+/// acks, then each topic's name and partition ids. Counts are checked against the bytes left
+/// before anything is reserved.
+fn parse_legacy(b: &mut Bytes) -> Option<(i16, LegacyTopics)> {
+    fn count(b: &mut Bytes, min_item: usize) -> Option<usize> {
+        let n = b.try_get_i32().ok()?;
+        (n >= 0 && (n as usize).saturating_mul(min_item) <= b.remaining()).then_some(n as usize)
+    }
+    let acks = b.try_get_i16().ok()?;
+    let _timeout = b.try_get_i32().ok()?;
+    let topic_count = count(b, 6)?;
+    let mut topics = Vec::with_capacity(topic_count);
+    for _ in 0..topic_count {
+        let len = b.try_get_i16().ok()?;
+        if len < 0 || len as usize > b.remaining() {
+            return None;
+        }
+        let name = b.split_to(len as usize);
+        let pcount = count(b, 8)?;
+        let mut partitions = Vec::with_capacity(pcount);
+        for _ in 0..pcount {
+            partitions.push(b.try_get_i32().ok()?);
+            let size = b.try_get_i32().ok()?;
+            if size < 0 || size as usize > b.remaining() {
+                return None;
+            }
+            b.advance(size as usize);
+        }
+        topics.push((name, partitions));
+    }
+    Some((acks, topics))
+}

@@ -1,0 +1,28 @@
+//! gregor: a Kafka wire-protocol compatible broker.
+//!
+//! # Layout
+//!
+//! - [`config`]: layered configuration (defaults, `config/gregor.toml`, `--config`, environment,
+//!   and Kafka's own `server.properties` / `KAFKA_*` names).
+//! - [`server`]: the TCP listener and one task per connection: framing, header decoding, and
+//!   writing responses back in request order.
+//! - [`handlers`]: one file per Kafka API; the only code that knows request/response types
+//!   besides [`server::framing`]. The dispatch table in `handlers/mod.rs` is the single list of
+//!   supported APIs and versions.
+//! - [`log`]: partition logs on disk in Kafka's layout (segments, offset and time indexes),
+//!   recovery, group-committed fsync.
+//! - [`metadata`]: topics, partitions, topic configs, and the broker's own identity.
+//! - [`alloc`]: the global allocator guard that keeps hostile wire counts from exhausting memory.
+//! - [`error`]: the mapping from domain errors to Kafka error codes.
+
+pub mod alloc;
+pub mod broker;
+pub mod config;
+pub mod error;
+pub mod handlers;
+pub mod log;
+pub mod metadata;
+pub mod server;
+
+#[global_allocator]
+static GLOBAL: alloc::LazyLargeAlloc = alloc::LazyLargeAlloc;

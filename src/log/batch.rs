@@ -1,0 +1,248 @@
+//! A read-only view of a RecordBatch v2 header, validation of produced batches, and the few
+//! in-place rewrites the broker is allowed to make.
+//!
+//! Layout (big-endian), as Kafka stores it:
+//!
+//! ```text
+//! 0  baseOffset i64        | 8  batchLength i32 (bytes after this field)
+//! 12 partitionLeaderEpoch  | 16 magic i8 (= 2)       | 17 crc u32 (CRC-32C of 21..end)
+//! 21 attributes i16        | 23 lastOffsetDelta i32  | 27 baseTimestamp i64
+//! 35 maxTimestamp i64      | 43 producerId i64       | 51 producerEpoch i16
+//! 53 baseSequence i32      | 57 recordsCount i32     | 61 records...
+//! ```
+//!
+//! The CRC does not cover bytes 0..21, so assigning offsets (bytes 0..8) and the leader epoch
+//! (12..16) never needs a new CRC. Changing maxTimestamp (LogAppendTime) does.
+
+use bytes::{Buf, BufMut};
+
+pub const HEADER_LEN: usize = 61;
+/// baseOffset + batchLength: the bytes in front of what batchLength counts.
+pub const LOG_OVERHEAD: usize = 12;
+pub const MAGIC_V2: i8 = 2;
+
+const ATTR_COMPRESSION_MASK: i16 = 0x07;
+const ATTR_LOG_APPEND_TIME: i16 = 0x08;
+const ATTR_TRANSACTIONAL: i16 = 0x10;
+const ATTR_CONTROL: i16 = 0x20;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchHeader {
+    pub base_offset: i64,
+    pub batch_length: i32,
+    pub partition_leader_epoch: i32,
+    pub magic: i8,
+    pub crc: u32,
+    pub attributes: i16,
+    pub last_offset_delta: i32,
+    pub base_timestamp: i64,
+    pub max_timestamp: i64,
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub base_sequence: i32,
+    pub records_count: i32,
+}
+
+impl BatchHeader {
+    /// Parses the fixed header; `None` when fewer than [`HEADER_LEN`] bytes are given.
+    pub fn parse(mut b: &[u8]) -> Option<Self> {
+        if b.len() < HEADER_LEN {
+            return None;
+        }
+        Some(Self {
+            base_offset: b.get_i64(),
+            batch_length: b.get_i32(),
+            partition_leader_epoch: b.get_i32(),
+            magic: b.get_i8(),
+            crc: b.get_u32(),
+            attributes: b.get_i16(),
+            last_offset_delta: b.get_i32(),
+            base_timestamp: b.get_i64(),
+            max_timestamp: b.get_i64(),
+            producer_id: b.get_i64(),
+            producer_epoch: b.get_i16(),
+            base_sequence: b.get_i32(),
+            records_count: b.get_i32(),
+        })
+    }
+
+    /// Bytes the whole batch occupies in the log.
+    pub fn total_len(&self) -> usize {
+        LOG_OVERHEAD + self.batch_length.max(0) as usize
+    }
+
+    pub fn last_offset(&self) -> i64 {
+        self.base_offset + i64::from(self.last_offset_delta)
+    }
+
+    pub fn compression(&self) -> i16 {
+        self.attributes & ATTR_COMPRESSION_MASK
+    }
+
+    pub fn is_log_append_time(&self) -> bool {
+        self.attributes & ATTR_LOG_APPEND_TIME != 0
+    }
+
+    pub fn is_transactional(&self) -> bool {
+        self.attributes & ATTR_TRANSACTIONAL != 0
+    }
+
+    pub fn is_control(&self) -> bool {
+        self.attributes & ATTR_CONTROL != 0
+    }
+}
+
+/// Reads only baseOffset and batchLength: enough to step from batch to batch.
+pub fn peek_len(b: &[u8]) -> Option<(i64, usize)> {
+    if b.len() < LOG_OVERHEAD {
+        return None;
+    }
+    let base = (&b[0..8]).get_i64();
+    let len = (&b[8..12]).get_i32();
+    (len >= (HEADER_LEN - LOG_OVERHEAD) as i32).then(|| (base, LOG_OVERHEAD + len as usize))
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BatchError {
+    #[error("record batch at byte {at} is truncated or has an impossible length")]
+    BadLength { at: usize },
+    #[error("record batch magic {magic} is not supported; only magic 2 (Kafka 0.11+) is")]
+    UnsupportedMagic { magic: i8 },
+    #[error("record batch CRC mismatch: header says {expected:#010x}, bytes give {actual:#010x}")]
+    CrcMismatch { expected: u32, actual: u32 },
+    #[error(
+        "record batch declares {count} records but a last offset delta of {last_offset_delta}"
+    )]
+    InconsistentCount { count: i32, last_offset_delta: i32 },
+    #[error("record batch of {size} bytes exceeds max.message.bytes {max}")]
+    TooLarge { size: usize, max: usize },
+    #[error("the request carries no record batch")]
+    Empty,
+}
+
+/// Checks every batch of a produce request's records: lengths, magic, CRC-32C, count.
+/// Returns the headers in order. Never looks at individual records.
+pub fn validate(records: &[u8], max_batch_bytes: usize) -> Result<Vec<BatchHeader>, BatchError> {
+    let mut out = Vec::new();
+    let mut pos = 0;
+    while pos < records.len() {
+        let rest = &records[pos..];
+        if rest.len() < HEADER_LEN {
+            return Err(BatchError::BadLength { at: pos });
+        }
+        // Magic first: a v0/v1 message set has a different layout, and its "length" is not ours.
+        let magic = rest[16] as i8;
+        if magic != MAGIC_V2 {
+            return Err(BatchError::UnsupportedMagic { magic });
+        }
+        let header = BatchHeader::parse(rest).ok_or(BatchError::BadLength { at: pos })?;
+        if header.batch_length < (HEADER_LEN - LOG_OVERHEAD) as i32
+            || header.total_len() > rest.len()
+        {
+            return Err(BatchError::BadLength { at: pos });
+        }
+        let total = header.total_len();
+        if total > max_batch_bytes {
+            return Err(BatchError::TooLarge {
+                size: total,
+                max: max_batch_bytes,
+            });
+        }
+        let actual = crc32c::crc32c(&rest[21..total]);
+        if actual != header.crc {
+            return Err(BatchError::CrcMismatch {
+                expected: header.crc,
+                actual,
+            });
+        }
+        if header.records_count < 1 || header.last_offset_delta != header.records_count - 1 {
+            return Err(BatchError::InconsistentCount {
+                count: header.records_count,
+                last_offset_delta: header.last_offset_delta,
+            });
+        }
+        out.push(header);
+        pos += total;
+    }
+    if out.is_empty() {
+        return Err(BatchError::Empty);
+    }
+    Ok(out)
+}
+
+/// Writes the broker-assigned base offset and leader epoch into a batch (bytes 0..8, 12..16).
+pub fn assign_offset(batch: &mut [u8], base_offset: i64, leader_epoch: i32) {
+    (&mut batch[0..8]).put_i64(base_offset);
+    (&mut batch[12..16]).put_i32(leader_epoch);
+}
+
+/// Marks a batch as LogAppendTime with the given time, and recomputes its CRC.
+pub fn set_log_append_time(batch: &mut [u8], now_ms: i64) {
+    let attributes = (&batch[21..23]).get_i16() | ATTR_LOG_APPEND_TIME;
+    (&mut batch[21..23]).put_i16(attributes);
+    (&mut batch[35..43]).put_i64(now_ms);
+    let crc = crc32c::crc32c(&batch[21..]);
+    (&mut batch[17..21]).put_u32(crc);
+}
+
+fn read_varint(b: &mut &[u8]) -> Option<i64> {
+    let mut value: u64 = 0;
+    let mut shift = 0;
+    loop {
+        let (&byte, rest) = b.split_first()?;
+        *b = rest;
+        value |= u64::from(byte & 0x7f) << shift;
+        if byte & 0x80 == 0 {
+            break;
+        }
+        shift += 7;
+        if shift > 63 {
+            return None;
+        }
+    }
+    // zig-zag
+    Some(((value >> 1) as i64) ^ -((value & 1) as i64))
+}
+
+/// For an uncompressed batch: the (offset, timestamp) of the first record whose timestamp is at
+/// least `target`, or of the record with the largest timestamp when `target` is `None`.
+/// Returns `None` for compressed batches or malformed records (callers fall back to batch level).
+pub fn find_record_by_timestamp(batch: &[u8], target: Option<i64>) -> Option<(i64, i64)> {
+    let header = BatchHeader::parse(batch)?;
+    if header.compression() != 0 || batch.len() < header.total_len() {
+        return None;
+    }
+    if header.is_log_append_time() {
+        // Every record carries the batch's append time.
+        return Some(match target {
+            Some(_) => (header.base_offset, header.max_timestamp),
+            None => (header.last_offset(), header.max_timestamp),
+        });
+    }
+    let mut records = &batch[HEADER_LEN..header.total_len()];
+    let mut best: Option<(i64, i64)> = None;
+    for _ in 0..header.records_count {
+        let len = usize::try_from(read_varint(&mut records)?).ok()?;
+        if len > records.len() {
+            return None;
+        }
+        let mut rec = &records[..len];
+        records = &records[len..];
+        rec = rec.get(1..)?; // attributes
+        let ts = header.base_timestamp + read_varint(&mut rec)?;
+        let offset = header.base_offset + read_varint(&mut rec)?;
+        match target {
+            Some(t) if ts >= t => return Some((offset, ts)),
+            Some(_) => {}
+            None => {
+                if best.is_none_or(|(_, b)| ts > b) {
+                    best = Some((offset, ts));
+                }
+            }
+        }
+    }
+    best
+}
+
+#[cfg(test)]
+pub mod tests;

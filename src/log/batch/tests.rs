@@ -1,0 +1,106 @@
+use super::*;
+
+/// Builds an uncompressed v2 batch whose records have the given (key, value, timestamp delta).
+pub fn build_batch(base_ts: i64, records: &[(&[u8], &[u8], i64)]) -> Vec<u8> {
+    fn varint(out: &mut Vec<u8>, v: i64) {
+        let mut z = ((v << 1) ^ (v >> 63)) as u64;
+        loop {
+            let byte = (z & 0x7f) as u8;
+            z >>= 7;
+            if z == 0 {
+                out.push(byte);
+                break;
+            }
+            out.push(byte | 0x80);
+        }
+    }
+    let mut body = Vec::new();
+    let mut max_ts = base_ts;
+    for (i, (k, v, dt)) in records.iter().enumerate() {
+        let mut rec = vec![0u8];
+        varint(&mut rec, *dt);
+        varint(&mut rec, i as i64);
+        varint(&mut rec, k.len() as i64);
+        rec.extend_from_slice(k);
+        varint(&mut rec, v.len() as i64);
+        rec.extend_from_slice(v);
+        varint(&mut rec, 0);
+        varint(&mut body, rec.len() as i64);
+        body.extend_from_slice(&rec);
+        max_ts = max_ts.max(base_ts + dt);
+    }
+    let mut b = Vec::new();
+    b.put_i64(0);
+    b.put_i32((HEADER_LEN - LOG_OVERHEAD + body.len()) as i32);
+    b.put_i32(-1);
+    b.put_i8(2);
+    b.put_u32(0);
+    b.put_i16(0);
+    b.put_i32(records.len() as i32 - 1);
+    b.put_i64(base_ts);
+    b.put_i64(max_ts);
+    b.put_i64(-1);
+    b.put_i16(-1);
+    b.put_i32(-1);
+    b.put_i32(records.len() as i32);
+    b.extend_from_slice(&body);
+    let crc = crc32c::crc32c(&b[21..]);
+    (&mut b[17..21]).put_u32(crc);
+    b
+}
+
+#[test]
+fn valid_batch_passes_and_parses() {
+    let b = build_batch(1000, &[(b"k", b"v", 0), (b"k2", b"v2", 5)]);
+    let headers = validate(&b, 1 << 20).unwrap();
+    assert_eq!(headers.len(), 1);
+    assert_eq!(headers[0].records_count, 2);
+    assert_eq!(headers[0].max_timestamp, 1005);
+    assert_eq!(headers[0].total_len(), b.len());
+}
+
+#[test]
+fn corruption_is_detected() {
+    let mut b = build_batch(1000, &[(b"k", b"v", 0)]);
+    let last = b.len() - 1;
+    b[last] ^= 0xff;
+    assert!(matches!(
+        validate(&b, 1 << 20),
+        Err(BatchError::CrcMismatch { .. })
+    ));
+    let b = build_batch(1000, &[(b"k", b"v", 0)]);
+    assert!(matches!(
+        validate(&b[..b.len() - 1], 1 << 20),
+        Err(BatchError::BadLength { .. })
+    ));
+    assert!(matches!(validate(&b, 10), Err(BatchError::TooLarge { .. })));
+    let mut old = b.clone();
+    old[16] = 1;
+    assert!(matches!(
+        validate(&old, 1 << 20),
+        Err(BatchError::UnsupportedMagic { magic: 1 })
+    ));
+    assert_eq!(validate(&[], 100), Err(BatchError::Empty));
+}
+
+#[test]
+fn offset_assignment_keeps_crc_valid() {
+    let mut b = build_batch(1000, &[(b"k", b"v", 0)]);
+    assign_offset(&mut b, 42, 7);
+    let h = validate(&b, 1 << 20).unwrap()[0];
+    assert_eq!((h.base_offset, h.partition_leader_epoch), (42, 7));
+    set_log_append_time(&mut b, 5555);
+    let h = validate(&b, 1 << 20).unwrap()[0];
+    assert!(h.is_log_append_time());
+    assert_eq!(h.max_timestamp, 5555);
+}
+
+#[test]
+fn record_lookup_by_timestamp() {
+    let mut b = build_batch(1000, &[(b"a", b"1", 0), (b"b", b"2", 30), (b"c", b"3", 10)]);
+    assign_offset(&mut b, 100, 0);
+    assert_eq!(find_record_by_timestamp(&b, Some(5)), Some((101, 1030)));
+    assert_eq!(find_record_by_timestamp(&b, Some(1000)), Some((100, 1000)));
+    assert_eq!(find_record_by_timestamp(&b, Some(2000)), None);
+    assert_eq!(find_record_by_timestamp(&b, None), Some((101, 1030)));
+}

@@ -1,0 +1,66 @@
+//! Names and byte layouts of everything gregor writes under `log.dir`. Kafka's layout, so the
+//! files can be inspected with Kafka's own tools.
+//!
+//! ```text
+//! <log.dir>/
+//!   meta.properties                 cluster.id / node.id / version=1 (format version below)
+//!   __topics/<topic>.properties     topic id, partition count, topic config overrides
+//!   <topic>-<partition>/
+//!     00000000000000000000.log      concatenated RecordBatch v2, exactly as produced, with the
+//!                                   broker-assigned baseOffset and partitionLeaderEpoch
+//!     00000000000000000000.index    sparse offset index, 8-byte entries:
+//!                                     u32 relative offset of a batch's LAST offset
+//!                                     u32 byte position of that batch in the .log
+//!     00000000000000000000.timeindex sparse time index, 12-byte entries:
+//!                                     i64 largest timestamp seen in the segment so far
+//!                                     u32 relative offset of the batch's last offset
+//! ```
+//!
+//! Segment files are named by their base offset, 20 digits, zero padded. Index entries are
+//! appended every `log.index.interval.bytes` of log data; both index kinds are derived data and are
+//! rebuilt from the `.log` when missing or inconsistent. All integers are big-endian.
+
+use std::path::{Path, PathBuf};
+
+/// Version of this layout, written to `meta.properties`. Bump it when a layout changes.
+pub const FORMAT_VERSION: u32 = 1;
+
+pub const LOG_SUFFIX: &str = "log";
+pub const INDEX_SUFFIX: &str = "index";
+pub const TIME_INDEX_SUFFIX: &str = "timeindex";
+pub const TOPICS_DIR: &str = "__topics";
+pub const META_FILE: &str = "meta.properties";
+
+pub const INDEX_ENTRY: usize = 8;
+pub const TIME_INDEX_ENTRY: usize = 12;
+
+pub fn segment_file(dir: &Path, base_offset: i64, suffix: &str) -> PathBuf {
+    dir.join(format!("{base_offset:020}.{suffix}"))
+}
+
+/// `<topic>-<partition>` directory name.
+pub fn partition_dir(root: &Path, topic: &str, partition: i32) -> PathBuf {
+    root.join(format!("{topic}-{partition}"))
+}
+
+/// Parses a `.log` file name into its base offset.
+pub fn parse_segment_name(name: &str) -> Option<i64> {
+    let stem = name.strip_suffix(".log")?;
+    (stem.len() == 20 && stem.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| stem.parse().ok())
+        .flatten()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        let p = segment_file(Path::new("/d"), 1234, LOG_SUFFIX);
+        assert_eq!(p, PathBuf::from("/d/00000000000000001234.log"));
+        assert_eq!(parse_segment_name("00000000000000001234.log"), Some(1234));
+        assert_eq!(parse_segment_name("1234.log"), None);
+        assert_eq!(parse_segment_name("00000000000000001234.index"), None);
+    }
+}

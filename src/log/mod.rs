@@ -1,0 +1,161 @@
+//! Partition logs on disk.
+//!
+//! [`LogManager`] owns every [`PartitionLog`] of the broker, keyed by [`TopicPartition`]. The
+//! on-disk layout is documented in [`format`]. This module never imports `server` or
+//! `handlers`; it speaks in its own types and errors, mapped to Kafka codes in one place.
+
+pub mod batch;
+pub mod format;
+pub mod index;
+pub mod partition;
+pub mod segment;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::io;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+
+pub use partition::{AppendInfo, Offsets, PartitionLog, ReadResult};
+
+use crate::error::{ResponseError, ToKafkaCode};
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TopicPartition {
+    pub topic: Arc<str>,
+    pub partition: i32,
+}
+
+impl TopicPartition {
+    pub fn new(topic: &str, partition: i32) -> Self {
+        Self {
+            topic: Arc::from(topic),
+            partition,
+        }
+    }
+}
+
+impl fmt::Display for TopicPartition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}", self.topic, self.partition)
+    }
+}
+
+/// Settings that apply to one partition: broker defaults overridden by topic configs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PartitionConfig {
+    pub segment_bytes: u64,
+    pub segment_ms: i64,
+    pub index_interval_bytes: u64,
+    pub max_message_bytes: usize,
+    pub retention_ms: i64,
+    pub retention_bytes: i64,
+    pub log_append_time: bool,
+    pub flush_interval_messages: Option<u64>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppendError {
+    #[error(transparent)]
+    InvalidBatch(#[from] batch::BatchError),
+    #[error("storage error: {0}")]
+    Io(#[from] io::Error),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("offset {requested} is outside [{log_start_offset}, {high_watermark}]")]
+    OffsetOutOfRange {
+        requested: i64,
+        log_start_offset: i64,
+        high_watermark: i64,
+    },
+    #[error("storage error: {0}")]
+    Io(#[from] io::Error),
+}
+
+impl ToKafkaCode for AppendError {
+    fn kafka_code(&self) -> ResponseError {
+        use batch::BatchError as B;
+        match self {
+            Self::InvalidBatch(B::CrcMismatch { .. }) | Self::InvalidBatch(B::BadLength { .. }) => {
+                ResponseError::CorruptMessage
+            }
+            Self::InvalidBatch(B::TooLarge { .. }) => ResponseError::MessageTooLarge,
+            Self::InvalidBatch(B::UnsupportedMagic { .. }) => {
+                ResponseError::UnsupportedForMessageFormat
+            }
+            Self::InvalidBatch(B::InconsistentCount { .. }) | Self::InvalidBatch(B::Empty) => {
+                ResponseError::InvalidRecord
+            }
+            Self::Io(_) => ResponseError::KafkaStorageError,
+        }
+    }
+}
+
+impl ToKafkaCode for ReadError {
+    fn kafka_code(&self) -> ResponseError {
+        match self {
+            Self::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
+            Self::Io(_) => ResponseError::KafkaStorageError,
+        }
+    }
+}
+
+/// Every partition log of this broker.
+#[derive(Debug)]
+pub struct LogManager {
+    root: PathBuf,
+    partitions: RwLock<HashMap<TopicPartition, Arc<PartitionLog>>>,
+}
+
+impl LogManager {
+    pub fn new(root: PathBuf) -> Self {
+        Self {
+            root,
+            partitions: RwLock::new(HashMap::new()),
+        }
+    }
+
+    pub fn root(&self) -> &std::path::Path {
+        &self.root
+    }
+
+    pub fn get(&self, tp: &TopicPartition) -> Option<Arc<PartitionLog>> {
+        self.partitions.read().get(tp).cloned()
+    }
+
+    /// Opens (recovering) or creates a partition's log.
+    pub fn open(
+        &self,
+        tp: TopicPartition,
+        config: PartitionConfig,
+        now_ms: i64,
+    ) -> io::Result<Arc<PartitionLog>> {
+        if let Some(p) = self.get(&tp) {
+            return Ok(p);
+        }
+        let dir = format::partition_dir(&self.root, &tp.topic, tp.partition);
+        let log = Arc::new(PartitionLog::open(&dir, tp.clone(), config, now_ms)?);
+        Ok(self.partitions.write().entry(tp).or_insert(log).clone())
+    }
+
+    /// Forgets a partition and removes its directory.
+    pub fn remove(&self, tp: &TopicPartition) -> io::Result<()> {
+        let removed = self.partitions.write().remove(tp);
+        let dir = match &removed {
+            Some(p) => p.dir().to_owned(),
+            None => format::partition_dir(&self.root, &tp.topic, tp.partition),
+        };
+        match std::fs::remove_dir_all(&dir) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    pub fn all(&self) -> Vec<Arc<PartitionLog>> {
+        self.partitions.read().values().cloned().collect()
+    }
+}

@@ -1,0 +1,490 @@
+//! `PartitionLog`: one partition's segments, offsets and watermarks.
+//!
+//! Invariants: offsets are assigned only under the partition's `inner` lock, so batches land in
+//! the file in offset order; `log_start_offset <= high_watermark <= log_end_offset`; a reader
+//! never sees bytes past the high watermark. On a single node the high watermark is the log end
+//! offset as soon as the write returns (Kafka's behaviour with one replica); `durable_offset`
+//! separately tracks what has been fsynced, and `acks=all` waits for it.
+
+use std::fs::File;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Weak};
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+use tokio::sync::Notify;
+use tracing::{info, warn};
+
+use super::batch::{self, BatchHeader};
+use super::segment::{ReadView, Segment};
+use super::{AppendError, PartitionConfig, ReadError, TopicPartition};
+
+/// The partition leader epoch gregor writes and reports: one node, never a leader change.
+pub const LEADER_EPOCH: i32 = 0;
+
+#[derive(Debug)]
+pub struct PartitionLog {
+    pub tp: TopicPartition,
+    dir: PathBuf,
+    inner: Mutex<Inner>,
+    flush_lock: tokio::sync::Mutex<()>,
+    durable_offset: AtomicI64,
+    waiters: Mutex<Vec<Weak<Notify>>>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    /// Sorted by base offset; the last one is the active segment. Never empty.
+    segments: Vec<Segment>,
+    log_start_offset: i64,
+    high_watermark: i64,
+    config: PartitionConfig,
+    /// Files of rolled segments written since the last fsync.
+    unsynced_files: Vec<Arc<File>>,
+    dir_dirty: bool,
+    messages_since_flush: u64,
+    write_buf: Vec<u8>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendInfo {
+    pub base_offset: i64,
+    pub last_offset: i64,
+    /// The append time written into the batches, or -1 for CreateTime topics.
+    pub log_append_time: i64,
+    pub log_start_offset: i64,
+    /// The flush policy asks for an fsync now (`flush.messages` reached).
+    pub flush_due: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct ReadResult {
+    pub records: Bytes,
+    pub high_watermark: i64,
+    pub log_start_offset: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Offsets {
+    pub log_start_offset: i64,
+    pub high_watermark: i64,
+    pub log_end_offset: i64,
+}
+
+impl PartitionLog {
+    /// Opens (recovering) or creates the partition directory.
+    pub fn open(
+        dir: &Path,
+        tp: TopicPartition,
+        config: PartitionConfig,
+        now_ms: i64,
+    ) -> io::Result<Self> {
+        std::fs::create_dir_all(dir)?;
+        let mut bases: Vec<i64> = std::fs::read_dir(dir)?
+            .filter_map(|e| e.ok())
+            .filter_map(|e| super::format::parse_segment_name(e.file_name().to_str()?))
+            .collect();
+        bases.sort_unstable();
+        let mut segments = Vec::with_capacity(bases.len().max(1));
+        for (i, &base) in bases.iter().enumerate() {
+            let tail = i + 1 == bases.len();
+            let (seg, outcome) =
+                Segment::open(dir, base, tail, config.index_interval_bytes, now_ms)?;
+            if let Some(reason) = outcome.stopped {
+                warn!(partition = %tp, segment = base, valid_bytes = outcome.valid_len, %reason,
+                    "recovery truncated the segment after its last valid batch");
+            }
+            segments.push(seg);
+        }
+        if segments.is_empty() {
+            segments.push(Segment::create(dir, 0, now_ms)?);
+        }
+        let log_start_offset = segments[0].base_offset;
+        let log_end = segments.last().map_or(0, |s| s.next_offset);
+        if !bases.is_empty() {
+            info!(partition = %tp, segments = segments.len(), log_start_offset, log_end_offset = log_end,
+                "recovered partition");
+        }
+        Ok(Self {
+            tp,
+            dir: dir.to_owned(),
+            inner: Mutex::new(Inner {
+                segments,
+                log_start_offset,
+                high_watermark: log_end,
+                config,
+                unsynced_files: Vec::new(),
+                dir_dirty: true,
+                messages_since_flush: 0,
+                write_buf: Vec::new(),
+            }),
+            flush_lock: tokio::sync::Mutex::new(()),
+            // What recovery found is on disk already.
+            durable_offset: AtomicI64::new(log_end),
+            waiters: Mutex::new(Vec::new()),
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn set_config(&self, config: PartitionConfig) {
+        self.inner.lock().config = config;
+    }
+
+    pub fn config(&self) -> PartitionConfig {
+        self.inner.lock().config.clone()
+    }
+
+    pub fn offsets(&self) -> Offsets {
+        let inner = self.inner.lock();
+        Offsets {
+            log_start_offset: inner.log_start_offset,
+            high_watermark: inner.high_watermark,
+            log_end_offset: inner.log_end_offset(),
+        }
+    }
+
+    /// Validates and appends the batches of one produce request for this partition.
+    pub fn append(&self, records: &[u8], now_ms: i64) -> Result<AppendInfo, AppendError> {
+        let mut inner = self.inner.lock();
+        let headers = batch::validate(records, inner.config.max_message_bytes)?;
+        let info = inner.append(&self.dir, records, &headers, now_ms)?;
+        drop(inner);
+        self.wake_readers();
+        Ok(info)
+    }
+
+    /// Returns once everything up to `offset` (exclusive) is fsynced. Concurrent callers share
+    /// one fsync: whoever holds the flush lock syncs everything appended so far.
+    pub async fn flush_to(&self, offset: i64) -> io::Result<()> {
+        if self.durable_offset.load(Ordering::Acquire) >= offset {
+            return Ok(());
+        }
+        let _guard = self.flush_lock.lock().await;
+        if self.durable_offset.load(Ordering::Acquire) >= offset {
+            return Ok(());
+        }
+        let (files, end, dir) = {
+            let mut inner = self.inner.lock();
+            let mut files = std::mem::take(&mut inner.unsynced_files);
+            let active = inner.active();
+            files.push(active.log_file());
+            let dir = std::mem::take(&mut inner.dir_dirty).then(|| self.dir.clone());
+            inner.messages_since_flush = 0;
+            (files, inner.log_end_offset(), dir)
+        };
+        let result = tokio::task::spawn_blocking(move || -> io::Result<()> {
+            for f in &files {
+                f.sync_data()?;
+            }
+            if let Some(dir) = dir {
+                File::open(dir)?.sync_all()?;
+            }
+            Ok(())
+        })
+        .await
+        .map_err(io::Error::other)?;
+        match result {
+            Ok(()) => {
+                self.durable_offset.fetch_max(end, Ordering::AcqRel);
+                Ok(())
+            }
+            Err(e) => {
+                // The directory must be synced again next time too.
+                self.inner.lock().dir_dirty = true;
+                Err(e)
+            }
+        }
+    }
+
+    pub fn durable_offset(&self) -> i64 {
+        self.durable_offset.load(Ordering::Acquire)
+    }
+
+    /// Registers a long-polling reader to be woken by the next append.
+    pub fn register_waiter(&self, notify: &Arc<Notify>) {
+        let mut waiters = self.waiters.lock();
+        if waiters.len() >= 64 {
+            waiters.retain(|w| w.strong_count() > 0);
+        }
+        waiters.push(Arc::downgrade(notify));
+    }
+
+    fn wake_readers(&self) {
+        let waiters = std::mem::take(&mut *self.waiters.lock());
+        for w in waiters {
+            if let Some(n) = w.upgrade() {
+                n.notify_one();
+            }
+        }
+    }
+
+    /// Reads whole batches from `offset` up to about `max_bytes` (at least one batch when
+    /// `min_one`), never past the high watermark.
+    pub fn read(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        min_one: bool,
+    ) -> Result<ReadResult, ReadError> {
+        let (views, hw, lso) = {
+            let inner = self.inner.lock();
+            let (hw, lso) = (inner.high_watermark, inner.log_start_offset);
+            if offset < lso || offset > hw {
+                return Err(ReadError::OffsetOutOfRange {
+                    requested: offset,
+                    log_start_offset: lso,
+                    high_watermark: hw,
+                });
+            }
+            if offset == hw {
+                return Ok(ReadResult {
+                    records: Bytes::new(),
+                    high_watermark: hw,
+                    log_start_offset: lso,
+                });
+            }
+            let idx = inner
+                .segments
+                .partition_point(|s| s.base_offset <= offset)
+                .saturating_sub(1);
+            let views: Vec<ReadView> = inner.segments[idx..]
+                .iter()
+                .map(|s| s.read_view(offset))
+                .collect();
+            (views, hw, lso)
+        };
+        for (i, view) in views.iter().enumerate() {
+            let view = if i == 0 {
+                view.clone()
+            } else {
+                ReadView {
+                    start_position: 0,
+                    ..view.clone()
+                }
+            };
+            if let Some((pos, _)) = view.position_of(offset)? {
+                let records = view.read_batches(pos, max_bytes, hw, min_one)?;
+                return Ok(ReadResult {
+                    records,
+                    high_watermark: hw,
+                    log_start_offset: lso,
+                });
+            }
+        }
+        Ok(ReadResult {
+            records: Bytes::new(),
+            high_watermark: hw,
+            log_start_offset: lso,
+        })
+    }
+
+    /// The first offset whose record timestamp is >= `target`, with that timestamp.
+    pub fn offset_for_timestamp(&self, target: i64) -> Result<Option<(i64, i64)>, ReadError> {
+        let (views, hw) = {
+            let inner = self.inner.lock();
+            let views: Vec<ReadView> = inner
+                .segments
+                .iter()
+                .filter(|s| s.max_timestamp >= target)
+                .map(|s| s.time_view(target))
+                .collect();
+            (views, inner.high_watermark)
+        };
+        for view in views {
+            if let Some((pos, h)) = view.position_of_timestamp(target)? {
+                if h.base_offset >= hw {
+                    break;
+                }
+                let bytes = view.read_one(pos, &h)?;
+                return Ok(Some(
+                    batch::find_record_by_timestamp(&bytes, Some(target))
+                        .unwrap_or((h.base_offset, h.max_timestamp)),
+                ));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The offset and timestamp of the record with the largest timestamp (ListOffsets -3).
+    pub fn max_timestamp(&self) -> Result<Option<(i64, i64)>, ReadError> {
+        let found = {
+            let inner = self.inner.lock();
+            let mut best: Option<&Segment> = None;
+            for s in &inner.segments {
+                if s.max_timestamp >= 0 && best.is_none_or(|b| s.max_timestamp > b.max_timestamp) {
+                    best = Some(s);
+                }
+            }
+            best.map(|s| {
+                (
+                    s.read_view(s.base_offset),
+                    s.max_timestamp_position,
+                    s.max_timestamp,
+                )
+            })
+        };
+        let Some((view, pos, ts)) = found else {
+            return Ok(None);
+        };
+        let view = ReadView {
+            start_position: pos,
+            ..view
+        };
+        let Some((pos, h)) = view.position_of_timestamp(ts)? else {
+            return Ok(None);
+        };
+        let bytes = view.read_one(pos, &h)?;
+        Ok(Some(
+            batch::find_record_by_timestamp(&bytes, None)
+                .unwrap_or((h.last_offset(), h.max_timestamp)),
+        ))
+    }
+
+    /// Deletes whole segments past retention. Returns how many were deleted.
+    pub fn apply_retention(&self, now_ms: i64) -> io::Result<usize> {
+        let mut inner = self.inner.lock();
+        let cfg = inner.config.clone();
+        let expired = |s: &Segment| {
+            let ts = if s.max_timestamp >= 0 {
+                s.max_timestamp
+            } else {
+                s.created_ms
+            };
+            cfg.retention_ms >= 0 && !s.is_empty() && now_ms - ts > cfg.retention_ms
+        };
+        // An expired active segment is rolled first so that it can go too (Kafka does the same).
+        if inner.segments.last().is_some_and(expired) {
+            inner.roll(&self.dir, now_ms)?;
+        }
+        let mut total: i64 = inner.segments.iter().map(|s| s.size as i64).sum();
+        let mut deleted = 0;
+        while inner.segments.len() > 1 {
+            let first = &inner.segments[0];
+            let over_size =
+                cfg.retention_bytes >= 0 && total - first.size as i64 >= cfg.retention_bytes;
+            if !(expired(first) || over_size) {
+                break;
+            }
+            let seg = inner.segments.remove(0);
+            total -= seg.size as i64;
+            inner.log_start_offset = inner.segments[0].base_offset;
+            info!(partition = %self.tp, segment = seg.base_offset, log_start_offset = inner.log_start_offset,
+                "deleting segment past retention");
+            seg.delete()?;
+            deleted += 1;
+        }
+        Ok(deleted)
+    }
+}
+
+impl Inner {
+    fn active(&self) -> &Segment {
+        self.segments
+            .last()
+            .expect("a partition always has an active segment")
+    }
+
+    fn active_mut(&mut self) -> &mut Segment {
+        self.segments
+            .last_mut()
+            .expect("a partition always has an active segment")
+    }
+
+    fn log_end_offset(&self) -> i64 {
+        self.active().next_offset
+    }
+
+    fn roll(&mut self, dir: &Path, now_ms: i64) -> io::Result<()> {
+        let next = self.log_end_offset();
+        let old = self.active();
+        if old.is_empty() {
+            return Ok(());
+        }
+        old.sync_indexes()?;
+        let file = old.log_file();
+        self.unsynced_files.push(file);
+        self.segments.push(Segment::create(dir, next, now_ms)?);
+        self.dir_dirty = true;
+        Ok(())
+    }
+
+    fn append(
+        &mut self,
+        dir: &Path,
+        records: &[u8],
+        headers: &[BatchHeader],
+        now_ms: i64,
+    ) -> Result<AppendInfo, AppendError> {
+        let total_len = records.len() as u64;
+        let record_count: i64 = headers
+            .iter()
+            .map(|h| i64::from(h.last_offset_delta) + 1)
+            .sum();
+        {
+            let active = self.active();
+            let too_big = active.size + total_len > self.config.segment_bytes;
+            let too_old = now_ms - active.created_ms > self.config.segment_ms;
+            let rel_overflow =
+                active.next_offset + record_count - active.base_offset > i64::from(u32::MAX);
+            if !active.is_empty() && (too_big || too_old || rel_overflow) {
+                self.roll(dir, now_ms)?;
+            }
+        }
+        let base_offset = self.log_end_offset();
+        let log_append_time = if self.config.log_append_time {
+            now_ms
+        } else {
+            -1
+        };
+        let mut buf = std::mem::take(&mut self.write_buf);
+        buf.clear();
+        buf.extend_from_slice(records);
+        let mut assigned = Vec::with_capacity(headers.len());
+        let mut pos = 0;
+        let mut next = base_offset;
+        for h in headers {
+            let len = h.total_len();
+            let bytes = &mut buf[pos..pos + len];
+            batch::assign_offset(bytes, next, LEADER_EPOCH);
+            if log_append_time >= 0 {
+                batch::set_log_append_time(bytes, log_append_time);
+            }
+            let mut h = *h;
+            h.base_offset = next;
+            if log_append_time >= 0 {
+                h.max_timestamp = log_append_time;
+            }
+            assigned.push(h);
+            next = h.last_offset() + 1;
+            pos += len;
+        }
+        let interval = self.config.index_interval_bytes;
+        let result = self.active_mut().append(&buf, &assigned, interval);
+        self.write_buf = buf;
+        if self.write_buf.capacity() > 4 << 20 {
+            self.write_buf = Vec::new();
+        }
+        result?;
+        self.high_watermark = next;
+        self.messages_since_flush += record_count as u64;
+        let flush_due = self
+            .config
+            .flush_interval_messages
+            .is_some_and(|n| self.messages_since_flush >= n);
+        Ok(AppendInfo {
+            base_offset,
+            last_offset: next - 1,
+            log_append_time,
+            log_start_offset: self.log_start_offset,
+            flush_due,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;

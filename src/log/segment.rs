@@ -1,0 +1,438 @@
+//! One segment: an append-only `.log` file of record batches plus its two sparse indexes.
+//!
+//! Invariants: `size` is the length of the valid prefix of the file (bytes past it, left by a torn
+//! write before recovery truncated them, are never read); batches are laid out back to back with
+//! strictly increasing offsets; `next_offset` is one past the last offset stored here.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use super::batch::{self, BatchHeader, HEADER_LEN, LOG_OVERHEAD};
+use super::format::{segment_file, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX};
+use super::index::{IndexFiles, OffsetIndex, TimeIndex};
+
+#[derive(Debug)]
+pub struct Segment {
+    pub base_offset: i64,
+    pub next_offset: i64,
+    pub size: u64,
+    /// Largest batch maxTimestamp in the segment, -1 when empty.
+    pub max_timestamp: i64,
+    /// Byte position of the batch that holds `max_timestamp`.
+    pub max_timestamp_position: u32,
+    /// Wall-clock creation time, for `segment.ms` rolling.
+    pub created_ms: i64,
+    log: Arc<File>,
+    index: OffsetIndex,
+    time_index: TimeIndex,
+    index_files: IndexFiles,
+    bytes_since_index: u64,
+    dir: PathBuf,
+}
+
+/// What a scan of a segment's bytes found.
+#[derive(Debug, Default)]
+pub struct ScanOutcome {
+    /// Length of the prefix made of whole, valid batches.
+    pub valid_len: u64,
+    /// Why the scan stopped before the end of the file, if it did.
+    pub stopped: Option<String>,
+}
+
+/// A snapshot for reading without holding the partition lock.
+#[derive(Debug, Clone)]
+pub struct ReadView {
+    pub file: Arc<File>,
+    pub base_offset: i64,
+    pub start_position: u32,
+    pub size: u64,
+}
+
+impl Segment {
+    pub fn create(dir: &Path, base_offset: i64, now_ms: i64) -> io::Result<Self> {
+        let log = OpenOptions::new()
+            .create(true)
+            .read(true)
+            .append(true)
+            .open(segment_file(dir, base_offset, LOG_SUFFIX))?;
+        // A leftover file of the same name (a segment deleted before a crash) starts over.
+        log.set_len(0)?;
+        let index_files = IndexFiles::create(
+            &segment_file(dir, base_offset, INDEX_SUFFIX),
+            &segment_file(dir, base_offset, TIME_INDEX_SUFFIX),
+        )?;
+        Ok(Self {
+            base_offset,
+            next_offset: base_offset,
+            size: 0,
+            max_timestamp: -1,
+            max_timestamp_position: 0,
+            created_ms: now_ms,
+            log: Arc::new(log),
+            index: OffsetIndex::default(),
+            time_index: TimeIndex::default(),
+            index_files,
+            bytes_since_index: 0,
+            dir: dir.to_owned(),
+        })
+    }
+
+    /// Opens an existing segment. With `verify`, every batch is read and its CRC checked, and the
+    /// file is truncated after the last valid batch; otherwise the indexes are trusted when they
+    /// are consistent and only rebuilt (from batch headers) when they are not.
+    pub fn open(
+        dir: &Path,
+        base_offset: i64,
+        verify: bool,
+        index_interval: u64,
+        now_ms: i64,
+    ) -> io::Result<(Self, ScanOutcome)> {
+        let log_path = segment_file(dir, base_offset, LOG_SUFFIX);
+        let log = OpenOptions::new().read(true).append(true).open(&log_path)?;
+        let file_len = log.metadata()?.len();
+        let created_ms = log
+            .metadata()?
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(now_ms, |d| d.as_millis() as i64);
+        let offset_path = segment_file(dir, base_offset, INDEX_SUFFIX);
+        let time_path = segment_file(dir, base_offset, TIME_INDEX_SUFFIX);
+        let loaded = if verify {
+            None
+        } else {
+            IndexFiles::load(&offset_path, &time_path, file_len)?
+        };
+        let mut seg = match loaded {
+            Some((index, time_index, index_files)) => {
+                // Trusted indexes: derive the tail facts from the last indexed batch onwards.
+                let mut seg = Self {
+                    base_offset,
+                    next_offset: base_offset,
+                    size: file_len,
+                    max_timestamp: time_index.last().map_or(-1, |(ts, _)| ts),
+                    max_timestamp_position: 0,
+                    created_ms,
+                    log: Arc::new(log),
+                    index,
+                    time_index,
+                    index_files,
+                    bytes_since_index: 0,
+                    dir: dir.to_owned(),
+                };
+                let from = seg.index.last().map_or(0, |(_, p)| p);
+                let outcome = seg.scan_from(u64::from(from), false, index_interval, false)?;
+                seg.size = outcome.valid_len;
+                return Ok((seg, outcome));
+            }
+            None => {
+                let index_files = IndexFiles::create(&offset_path, &time_path)?;
+                Self {
+                    base_offset,
+                    next_offset: base_offset,
+                    size: file_len,
+                    max_timestamp: -1,
+                    max_timestamp_position: 0,
+                    created_ms,
+                    log: Arc::new(log),
+                    index: OffsetIndex::default(),
+                    time_index: TimeIndex::default(),
+                    index_files,
+                    bytes_since_index: 0,
+                    dir: dir.to_owned(),
+                }
+            }
+        };
+        let outcome = seg.scan_from(0, verify, index_interval, true)?;
+        if outcome.valid_len < file_len {
+            seg.log.set_len(outcome.valid_len)?;
+        }
+        seg.size = outcome.valid_len;
+        seg.index_files.rewrite(&seg.index, &seg.time_index)?;
+        Ok((seg, outcome))
+    }
+
+    /// Walks batches from `from`, updating offsets, timestamps and (when `index`) the indexes.
+    fn scan_from(
+        &mut self,
+        from: u64,
+        verify: bool,
+        index_interval: u64,
+        index: bool,
+    ) -> io::Result<ScanOutcome> {
+        let file_len = self.log.metadata()?.len();
+        let log = self.log.clone();
+        let mut reader = io::BufReader::with_capacity(
+            1 << 20,
+            FileReader {
+                file: &log,
+                pos: from,
+            },
+        );
+        let mut pos = from;
+        let mut expected_base = if from == 0 {
+            self.base_offset
+        } else {
+            i64::MIN
+        };
+        let mut buf = Vec::new();
+        let mut stopped = None;
+        while pos < file_len {
+            let mut head = [0u8; LOG_OVERHEAD];
+            if read_full(&mut reader, &mut head)? < LOG_OVERHEAD {
+                stopped = Some(format!("torn batch header at byte {pos}"));
+                break;
+            }
+            let Some((base, total)) = batch::peek_len(&head) else {
+                stopped = Some(format!("impossible batch length at byte {pos}"));
+                break;
+            };
+            if pos + total as u64 > file_len || total > i32::MAX as usize {
+                stopped = Some(format!("torn batch at byte {pos}: {total} bytes declared"));
+                break;
+            }
+            buf.clear();
+            buf.extend_from_slice(&head);
+            buf.resize(total, 0);
+            if read_full(&mut reader, &mut buf[LOG_OVERHEAD..])? < total - LOG_OVERHEAD {
+                stopped = Some(format!("torn batch at byte {pos}"));
+                break;
+            }
+            let Some(h) = BatchHeader::parse(&buf) else {
+                stopped = Some(format!("short batch at byte {pos}"));
+                break;
+            };
+            if h.magic != batch::MAGIC_V2 || base < expected_base || h.last_offset_delta < 0 {
+                stopped = Some(format!("invalid batch at byte {pos} (offset {base})"));
+                break;
+            }
+            if verify && crc32c::crc32c(&buf[21..]) != h.crc {
+                stopped = Some(format!(
+                    "CRC mismatch in batch at byte {pos} (offset {base})"
+                ));
+                break;
+            }
+            self.note_batch(&h, pos as u32, total as u64, index_interval, index)?;
+            expected_base = h.last_offset() + 1;
+            pos += total as u64;
+        }
+        Ok(ScanOutcome {
+            valid_len: pos,
+            stopped,
+        })
+    }
+
+    /// Records a batch now stored at `position`: offsets, timestamps, index entries.
+    fn note_batch(
+        &mut self,
+        h: &BatchHeader,
+        position: u32,
+        len: u64,
+        index_interval: u64,
+        write_index: bool,
+    ) -> io::Result<()> {
+        self.next_offset = h.last_offset() + 1;
+        let rel = (h.last_offset() - self.base_offset) as u32;
+        if h.max_timestamp > self.max_timestamp {
+            self.max_timestamp = h.max_timestamp;
+            self.max_timestamp_position = position;
+        }
+        self.bytes_since_index += len;
+        if write_index && self.bytes_since_index >= index_interval {
+            self.bytes_since_index = 0;
+            if self.index.last().is_none_or(|(o, _)| o < rel) {
+                self.index.push(rel, position);
+                self.index_files.append_offset(rel, position)?;
+            }
+            if self
+                .time_index
+                .last()
+                .is_none_or(|(ts, _)| ts < self.max_timestamp)
+            {
+                self.time_index.push(self.max_timestamp, rel);
+                self.index_files.append_time(self.max_timestamp, rel)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Appends already-validated batches laid out back to back in `data`.
+    pub fn append(
+        &mut self,
+        data: &[u8],
+        headers: &[BatchHeader],
+        index_interval: u64,
+    ) -> io::Result<()> {
+        if let Err(e) = (&*self.log).write_all(data) {
+            // Drop whatever part of the write landed, so the file ends where `size` says.
+            let _ = self.log.set_len(self.size);
+            return Err(e);
+        }
+        let mut position = self.size;
+        for h in headers {
+            let len = h.total_len() as u64;
+            self.note_batch(h, position as u32, len, index_interval, true)?;
+            position += len;
+        }
+        self.size = position;
+        Ok(())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.size == 0
+    }
+
+    pub fn log_file(&self) -> Arc<File> {
+        self.log.clone()
+    }
+
+    pub fn read_view(&self, offset: i64) -> ReadView {
+        let rel = (offset - self.base_offset).clamp(0, u32::MAX as i64) as u32;
+        ReadView {
+            file: self.log.clone(),
+            base_offset: self.base_offset,
+            start_position: self.index.lookup(rel),
+            size: self.size,
+        }
+    }
+
+    /// Position from which batches may hold timestamps >= `target`.
+    pub fn time_view(&self, target: i64) -> ReadView {
+        let start = match self.time_index.lookup(target) {
+            Some(rel) => self.index.lookup(rel.saturating_add(1)),
+            None => 0,
+        };
+        ReadView {
+            file: self.log.clone(),
+            base_offset: self.base_offset,
+            start_position: start,
+            size: self.size,
+        }
+    }
+
+    pub fn sync_indexes(&self) -> io::Result<()> {
+        self.index_files.sync()
+    }
+
+    /// Removes this segment's files. Readers holding the file handle keep reading safely.
+    pub fn delete(self) -> io::Result<()> {
+        for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
+            match std::fs::remove_file(segment_file(&self.dir, self.base_offset, suffix)) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+impl ReadView {
+    /// Finds the position of the first batch whose last offset is >= `offset`, scanning batch
+    /// headers forward from the indexed position. `None` when no such batch is in the segment.
+    pub fn position_of(&self, offset: i64) -> io::Result<Option<(u64, BatchHeader)>> {
+        self.find(u64::from(self.start_position), |h| {
+            h.last_offset() >= offset
+        })
+    }
+
+    /// Finds the first batch whose maxTimestamp is >= `target`.
+    pub fn position_of_timestamp(&self, target: i64) -> io::Result<Option<(u64, BatchHeader)>> {
+        self.find(u64::from(self.start_position), |h| {
+            h.max_timestamp >= target
+        })
+    }
+
+    fn find(
+        &self,
+        mut pos: u64,
+        mut hit: impl FnMut(&BatchHeader) -> bool,
+    ) -> io::Result<Option<(u64, BatchHeader)>> {
+        let mut head = [0u8; HEADER_LEN];
+        while pos + HEADER_LEN as u64 <= self.size {
+            self.file.read_exact_at(&mut head, pos)?;
+            let Some(h) = BatchHeader::parse(&head) else {
+                break;
+            };
+            if h.batch_length < (HEADER_LEN - LOG_OVERHEAD) as i32 {
+                break;
+            }
+            if hit(&h) {
+                return Ok(Some((pos, h)));
+            }
+            pos += h.total_len() as u64;
+        }
+        Ok(None)
+    }
+
+    /// Reads up to `max_bytes` of whole batches starting at `pos`, stopping before any batch
+    /// whose base offset is >= `end_offset` (the high watermark). With `min_one`, a first batch
+    /// larger than `max_bytes` is returned whole (KIP-74).
+    pub fn read_batches(
+        &self,
+        pos: u64,
+        max_bytes: usize,
+        end_offset: i64,
+        min_one: bool,
+    ) -> io::Result<Bytes> {
+        let available = self.size.saturating_sub(pos) as usize;
+        let mut want = max_bytes.min(available);
+        if min_one {
+            let mut head = [0u8; LOG_OVERHEAD];
+            if available >= LOG_OVERHEAD {
+                self.file.read_exact_at(&mut head, pos)?;
+                if let Some((_, first_len)) = batch::peek_len(&head) {
+                    want = want.max(first_len.min(available));
+                }
+            }
+        }
+        let mut buf = vec![0u8; want];
+        self.file.read_exact_at(&mut buf, pos)?;
+        // Keep whole batches below the high watermark only.
+        let mut keep = 0;
+        while let Some((base, len)) = batch::peek_len(&buf[keep..]) {
+            if base >= end_offset || keep + len > buf.len() {
+                break;
+            }
+            keep += len;
+        }
+        buf.truncate(keep);
+        Ok(Bytes::from(buf))
+    }
+
+    pub fn read_one(&self, pos: u64, header: &BatchHeader) -> io::Result<Vec<u8>> {
+        let mut buf = vec![0u8; header.total_len()];
+        self.file.read_exact_at(&mut buf, pos)?;
+        Ok(buf)
+    }
+}
+
+struct FileReader<'a> {
+    file: &'a File,
+    pos: u64,
+}
+
+impl Read for FileReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.file.read_at(buf, self.pos)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}

@@ -1,0 +1,73 @@
+//! The gregor binary: parse flags, load configuration, open the data directory, serve.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Parser;
+use gregor::broker::Broker;
+use gregor::config::{parse_host_port, Config, Overrides};
+
+/// A Kafka wire-protocol compatible broker.
+#[derive(Parser, Debug)]
+#[command(version)]
+struct Args {
+    /// Configuration file: TOML, or a Kafka `server.properties` (by its `.properties` name).
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    /// Address to listen on, HOST:PORT (port 0 picks a free one).
+    #[arg(long)]
+    listen: Option<String>,
+    /// Address to advertise to clients, HOST:PORT. Default: the bound address.
+    #[arg(long)]
+    advertised: Option<String>,
+    /// Data directory.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Node id.
+    #[arg(long)]
+    node_id: Option<i32>,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let overrides = Overrides {
+        listen: args.listen,
+        advertised: args.advertised,
+        data_dir: args.data_dir,
+        node_id: args.node_id,
+    };
+    let env = std::env::vars().collect();
+    let config = Arc::new(Config::load(args.config.as_deref(), &env, &overrides)?);
+    let listener = tokio::net::TcpListener::bind(&config.server.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.server.listen))?;
+    let bound = listener.local_addr()?;
+    let (host, port) = match &config.server.advertised {
+        Some(a) => parse_host_port(a).context("server.advertised")?,
+        None => (bound.ip().to_string(), bound.port()),
+    };
+    let broker = Arc::new(
+        Broker::open(config.clone(), host, port).context("cannot open the data directory")?,
+    );
+    gregor::server::run(listener, broker, shutdown_signal()).await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("install SIGTERM handler");
+        tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

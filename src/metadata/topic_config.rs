@@ -1,0 +1,209 @@
+//! Topic-level configuration: which keys exist, how each is validated, and how they combine with
+//! the broker defaults into a [`PartitionConfig`]. Key names and defaults follow Apache Kafka 4.1.
+
+use std::collections::BTreeMap;
+
+use crate::config::LogConfig;
+use crate::log::PartitionConfig;
+
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Long {
+        min: i64,
+    },
+    Int {
+        min: i64,
+    },
+    Bool,
+    Ratio,
+    OneOf(&'static [&'static str]),
+    /// Comma-separated subset of the given words.
+    ListOf(&'static [&'static str]),
+    Text,
+}
+
+/// Every topic config Kafka 4.1 accepts. `effect` tells whether gregor acts on it.
+const TOPIC_CONFIGS: &[(&str, Kind)] = &[
+    ("cleanup.policy", Kind::ListOf(&["delete", "compact"])),
+    (
+        "compression.type",
+        Kind::OneOf(&[
+            "producer",
+            "uncompressed",
+            "none",
+            "gzip",
+            "snappy",
+            "lz4",
+            "zstd",
+        ]),
+    ),
+    ("delete.retention.ms", Kind::Long { min: 0 }),
+    ("file.delete.delay.ms", Kind::Long { min: 0 }),
+    ("flush.messages", Kind::Long { min: 1 }),
+    ("flush.ms", Kind::Long { min: 0 }),
+    ("follower.replication.throttled.replicas", Kind::Text),
+    ("leader.replication.throttled.replicas", Kind::Text),
+    ("index.interval.bytes", Kind::Int { min: 0 }),
+    ("local.retention.bytes", Kind::Long { min: -2 }),
+    ("local.retention.ms", Kind::Long { min: -2 }),
+    ("max.compaction.lag.ms", Kind::Long { min: 1 }),
+    ("max.message.bytes", Kind::Int { min: 0 }),
+    ("message.downconversion.enable", Kind::Bool),
+    ("message.timestamp.after.max.ms", Kind::Long { min: 0 }),
+    ("message.timestamp.before.max.ms", Kind::Long { min: 0 }),
+    ("message.timestamp.difference.max.ms", Kind::Long { min: 0 }),
+    (
+        "message.timestamp.type",
+        Kind::OneOf(&["CreateTime", "LogAppendTime"]),
+    ),
+    ("min.cleanable.dirty.ratio", Kind::Ratio),
+    ("min.compaction.lag.ms", Kind::Long { min: 0 }),
+    ("min.insync.replicas", Kind::Int { min: 1 }),
+    ("preallocate", Kind::Bool),
+    ("remote.storage.enable", Kind::Bool),
+    ("retention.bytes", Kind::Long { min: -1 }),
+    ("retention.ms", Kind::Long { min: -1 }),
+    ("segment.bytes", Kind::Int { min: 1024 }),
+    ("segment.index.bytes", Kind::Int { min: 4 }),
+    ("segment.jitter.ms", Kind::Long { min: 0 }),
+    ("segment.ms", Kind::Long { min: 1 }),
+    ("unclean.leader.election.enable", Kind::Bool),
+];
+
+/// Checks one topic config; the error text names the key and says what is wrong.
+pub fn validate(key: &str, value: &str) -> Result<(), String> {
+    let Some((_, kind)) = TOPIC_CONFIGS.iter().find(|(k, _)| *k == key) else {
+        return Err(format!("Unknown topic config name: {key}"));
+    };
+    let ok = match kind {
+        Kind::Long { min } | Kind::Int { min } => {
+            let max = if matches!(kind, Kind::Int { .. }) {
+                i64::from(i32::MAX)
+            } else {
+                i64::MAX
+            };
+            value
+                .trim()
+                .parse::<i64>()
+                .is_ok_and(|v| v >= *min && v <= max)
+        }
+        Kind::Bool => matches!(value.trim().to_ascii_lowercase().as_str(), "true" | "false"),
+        Kind::Ratio => value
+            .trim()
+            .parse::<f64>()
+            .is_ok_and(|v| (0.0..=1.0).contains(&v)),
+        Kind::OneOf(words) => words.iter().any(|w| w.eq_ignore_ascii_case(value.trim())),
+        Kind::ListOf(words) => value
+            .split(',')
+            .all(|p| words.iter().any(|w| w.eq_ignore_ascii_case(p.trim()))),
+        Kind::Text => true,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("Invalid value {value} for configuration {key}"))
+    }
+}
+
+pub fn is_known(key: &str) -> bool {
+    TOPIC_CONFIGS.iter().any(|(k, _)| *k == key)
+}
+
+/// The value a topic config has when the topic does not override it, as a string.
+pub fn default_value(key: &str, log: &LogConfig) -> Option<String> {
+    Some(match key {
+        "cleanup.policy" => "delete".into(),
+        "compression.type" => "producer".into(),
+        "retention.ms" => log.retention_ms.to_string(),
+        "retention.bytes" => log.retention_bytes.to_string(),
+        "segment.bytes" => log.segment_bytes.to_string(),
+        "segment.ms" => log.segment_ms.to_string(),
+        "max.message.bytes" => log.max_message_bytes.to_string(),
+        "message.timestamp.type" => "CreateTime".into(),
+        "index.interval.bytes" => log.index_interval_bytes.to_string(),
+        "min.insync.replicas" => "1".into(),
+        "flush.messages" => log
+            .flush_interval_messages
+            .map_or(i64::MAX, |v| v as i64)
+            .to_string(),
+        "flush.ms" => log
+            .flush_interval_ms
+            .map_or(i64::MAX, |v| v as i64)
+            .to_string(),
+        _ => return None,
+    })
+}
+
+pub fn names() -> impl Iterator<Item = &'static str> {
+    TOPIC_CONFIGS.iter().map(|(k, _)| *k)
+}
+
+/// Broker defaults overridden by a topic's (already validated) configs.
+pub fn partition_config(log: &LogConfig, topic: &BTreeMap<String, String>) -> PartitionConfig {
+    let get = |k: &str| topic.get(k).and_then(|v| v.trim().parse::<i64>().ok());
+    let compact_only = topic.get("cleanup.policy").is_some_and(|p| {
+        !p.split(',')
+            .any(|x| x.trim().eq_ignore_ascii_case("delete"))
+    });
+    PartitionConfig {
+        segment_bytes: get("segment.bytes").map_or(log.segment_bytes, |v| v as u64),
+        segment_ms: get("segment.ms").unwrap_or(log.segment_ms),
+        index_interval_bytes: get("index.interval.bytes")
+            .map_or(log.index_interval_bytes, |v| v as u64),
+        max_message_bytes: get("max.message.bytes")
+            .map_or(log.max_message_bytes as usize, |v| v as usize),
+        // A compact-only topic keeps its data until compaction (not yet implemented) removes it.
+        retention_ms: if compact_only {
+            -1
+        } else {
+            get("retention.ms").unwrap_or(log.retention_ms)
+        },
+        retention_bytes: if compact_only {
+            -1
+        } else {
+            get("retention.bytes").unwrap_or(log.retention_bytes)
+        },
+        log_append_time: topic
+            .get("message.timestamp.type")
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("LogAppendTime")),
+        flush_interval_messages: get("flush.messages")
+            .map(|v| v as u64)
+            .or(log.flush_interval_messages),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validation_names_problems() {
+        assert!(validate("retention.ms", "1000").is_ok());
+        assert!(validate("retention.ms", "-1").is_ok());
+        assert!(validate("retention.ms", "soon")
+            .unwrap_err()
+            .contains("retention.ms"));
+        assert!(validate("cleanup.policy", "compact,delete").is_ok());
+        assert!(validate("cleanup.policy", "shred").is_err());
+        assert!(validate("segment.bytes", "10").is_err());
+        assert!(validate("no.such.key", "1")
+            .unwrap_err()
+            .contains("Unknown"));
+    }
+
+    #[test]
+    fn topic_overrides_win() {
+        let log = LogConfig::default();
+        let mut t = BTreeMap::new();
+        t.insert("retention.ms".to_string(), "5".to_string());
+        t.insert(
+            "message.timestamp.type".to_string(),
+            "LogAppendTime".to_string(),
+        );
+        let pc = partition_config(&log, &t);
+        assert_eq!(pc.retention_ms, 5);
+        assert!(pc.log_append_time);
+        t.insert("cleanup.policy".to_string(), "compact".to_string());
+        assert_eq!(partition_config(&log, &t).retention_ms, -1);
+    }
+}

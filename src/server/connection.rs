@@ -1,0 +1,81 @@
+//! One task pair per client socket: the reader decodes frames and runs each request's
+//! handler in arrival order (so appends from one connection keep their order); the writer sends
+//! replies in that same order, awaiting deferred ones (long-poll fetches, `acks=all` waits)
+//! without holding up the reader or other connections.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, BufWriter};
+use tokio::sync::mpsc;
+use tracing::{debug, warn, Instrument};
+
+use super::framing::{self, FrameError};
+use crate::broker::Broker;
+use crate::handlers::{self, Reply};
+
+pub async fn serve<S>(stream: S, broker: Arc<Broker>)
+where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let (rd, wr) = tokio::io::split(stream);
+    let (tx, rx) = mpsc::channel::<Reply>(broker.config.server.max_inflight_requests);
+    let writer = tokio::spawn(write_loop(wr, rx).in_current_span());
+    let result = read_loop(rd, &broker, tx).await;
+    match result {
+        Err(e) if e.is_expected() => debug!(reason = %e, "connection closed"),
+        Err(e) => warn!(error = %e, "closing connection"),
+        Ok(()) => debug!("connection closed by client"),
+    }
+    let _ = writer.await;
+}
+
+async fn read_loop<R: AsyncRead + Unpin>(
+    rd: R,
+    broker: &Arc<Broker>,
+    tx: mpsc::Sender<Reply>,
+) -> Result<(), FrameError> {
+    let mut rd = BufReader::with_capacity(64 * 1024, rd);
+    let max = broker.config.server.max_request_bytes;
+    let idle = Duration::from_millis(broker.config.server.connections_max_idle_ms);
+    loop {
+        let Some(frame) = framing::read_frame(&mut rd, max, idle).await? else {
+            return Ok(());
+        };
+        let reply = handlers::dispatch(broker, frame).await;
+        let close = match &reply {
+            Reply::Close(reason) => Some(FrameError::Protocol(reason.clone())),
+            _ => None,
+        };
+        if tx.send(reply).await.is_err() {
+            return Err(FrameError::Closed);
+        }
+        if let Some(reason) = close {
+            return Err(reason);
+        }
+    }
+}
+
+async fn write_loop<W: AsyncWrite + Unpin>(wr: W, mut rx: mpsc::Receiver<Reply>) {
+    let mut wr = BufWriter::with_capacity(64 * 1024, wr);
+    while let Some(reply) = rx.recv().await {
+        let bytes = match reply {
+            Reply::Ready(b) => b,
+            Reply::Deferred(fut) => match fut.await {
+                Some(b) => b,
+                None => break,
+            },
+            Reply::NoResponse => continue,
+            Reply::Close(_) => break,
+        };
+        if wr.write_all(&bytes).await.is_err() {
+            return;
+        }
+        // Batch socket writes: flush only when no further reply is ready.
+        if rx.is_empty() && wr.flush().await.is_err() {
+            return;
+        }
+    }
+    let _ = wr.flush().await;
+    let _ = wr.shutdown().await;
+}

@@ -1,0 +1,184 @@
+//! Reading request frames and their headers off a socket, and framing responses.
+//!
+//! A frame is an i32 size followed by that many bytes. Sizes below the smallest possible request
+//! header, or above `socket.request.max.bytes`, end the connection. The body buffer grows as
+//! bytes actually arrive, so a client that declares 100 MiB and sends nothing costs nothing.
+
+use std::io;
+use std::time::Duration;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
+use kafka_protocol::protocol::{Encodable, HeaderVersion};
+use tokio::io::{AsyncRead, AsyncReadExt};
+
+/// api_key + api_version + correlation_id: the least a request header can be.
+pub const MIN_FRAME: i32 = 8;
+const READ_CHUNK: usize = 64 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum FrameError {
+    #[error("connection closed")]
+    Closed,
+    #[error("connection idle for longer than {0:?}")]
+    Idle(Duration),
+    #[error("frame size {size} outside [{min}, {max}]")]
+    BadSize { size: i32, min: i32, max: usize },
+    #[error("unknown API key {0}")]
+    UnknownApiKey(i16),
+    #[error("cannot decode {api_key:?} v{version} request: {source}")]
+    Decode {
+        api_key: i16,
+        version: i16,
+        source: anyhow::Error,
+    },
+    #[error("{0}")]
+    Protocol(String),
+    #[error(transparent)]
+    Io(#[from] io::Error),
+}
+
+impl FrameError {
+    /// Disconnects that are part of normal life, not worth more than a debug line.
+    pub fn is_expected(&self) -> bool {
+        match self {
+            Self::Closed | Self::Idle(_) => true,
+            Self::Io(e) => matches!(
+                e.kind(),
+                io::ErrorKind::UnexpectedEof
+                    | io::ErrorKind::ConnectionReset
+                    | io::ErrorKind::BrokenPipe
+                    | io::ErrorKind::ConnectionAborted
+            ),
+            _ => false,
+        }
+    }
+}
+
+/// Reads one frame. `Ok(None)` is a clean EOF between frames.
+pub async fn read_frame<R: AsyncRead + Unpin>(
+    rd: &mut R,
+    max_size: usize,
+    idle: Duration,
+) -> Result<Option<Bytes>, FrameError> {
+    let mut size_buf = [0u8; 4];
+    let first = match tokio::time::timeout(idle, rd.read(&mut size_buf)).await {
+        Err(_) => return Err(FrameError::Idle(idle)),
+        Ok(r) => r?,
+    };
+    if first == 0 {
+        return Ok(None);
+    }
+    if first < 4 {
+        rd.read_exact(&mut size_buf[first..]).await?;
+    }
+    let size = i32::from_be_bytes(size_buf);
+    if size < MIN_FRAME || size as usize > max_size {
+        return Err(FrameError::BadSize {
+            size,
+            min: MIN_FRAME,
+            max: max_size,
+        });
+    }
+    let size = size as usize;
+    let mut buf = BytesMut::with_capacity(size.min(READ_CHUNK));
+    while buf.len() < size {
+        let want = (size - buf.len()).min(READ_CHUNK.max(buf.len()));
+        buf.reserve(want);
+        let n = (&mut *rd).take(want as u64).read_buf(&mut buf).await?;
+        if n == 0 {
+            return Err(FrameError::Io(io::ErrorKind::UnexpectedEof.into()));
+        }
+    }
+    Ok(Some(buf.freeze()))
+}
+
+/// The fixed first part of every request header, read without trusting the rest.
+#[derive(Debug, Clone, Copy)]
+pub struct HeaderPeek {
+    pub api_key: i16,
+    pub api_version: i16,
+    pub correlation_id: i32,
+}
+
+pub fn peek_header(frame: &[u8]) -> HeaderPeek {
+    HeaderPeek {
+        api_key: i16::from_be_bytes([frame[0], frame[1]]),
+        api_version: i16::from_be_bytes([frame[2], frame[3]]),
+        correlation_id: i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]),
+    }
+}
+
+/// Decodes the request header in the version the API key and version call for.
+pub fn decode_header(frame: &mut Bytes) -> Result<(ApiKey, RequestHeader), FrameError> {
+    let peek = peek_header(frame);
+    let api_key =
+        ApiKey::try_from(peek.api_key).map_err(|_| FrameError::UnknownApiKey(peek.api_key))?;
+    let header = guarded(|| kafka_protocol::protocol::decode_request_header_from_buffer(frame))
+        .map_err(|source| FrameError::Decode {
+            api_key: peek.api_key,
+            version: peek.api_version,
+            source,
+        })?;
+    Ok((api_key, header))
+}
+
+/// Runs a codec decode, turning a panic inside the codec into an error. Belt and braces: the
+/// codec is expected to return errors on bad input, but a panic must never take a task down
+/// with a half-handled request.
+pub fn guarded<T>(f: impl FnOnce() -> anyhow::Result<T>) -> anyhow::Result<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
+        .unwrap_or_else(|_| Err(anyhow::anyhow!("decoder panicked")))
+}
+
+/// Encodes a complete response frame: size, header, body.
+pub fn encode_response<R: Encodable + HeaderVersion>(
+    correlation_id: i32,
+    version: i16,
+    body: &R,
+) -> anyhow::Result<Bytes> {
+    let header_version = R::header_version(version);
+    let header = ResponseHeader::default().with_correlation_id(correlation_id);
+    let mut buf = BytesMut::with_capacity(64);
+    buf.put_i32(0);
+    header.encode(&mut buf, header_version)?;
+    body.encode(&mut buf, version)?;
+    let size = (buf.len() - 4) as i32;
+    buf[0..4].copy_from_slice(&size.to_be_bytes());
+    Ok(buf.freeze())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn frames_are_bounded_and_grow_with_data() {
+        let mut input: &[u8] = &[0, 0, 0, 9, 1, 2, 3, 4, 5, 6, 7, 8, 9];
+        let f = read_frame(&mut input, 100, Duration::from_secs(1))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(&f[..], &[1, 2, 3, 4, 5, 6, 7, 8, 9]);
+        assert!(read_frame(&mut input, 100, Duration::from_secs(1))
+            .await
+            .unwrap()
+            .is_none());
+
+        let mut too_big: &[u8] = &[0, 0, 1, 0];
+        assert!(matches!(
+            read_frame(&mut too_big, 100, Duration::from_secs(1)).await,
+            Err(FrameError::BadSize { size: 256, .. })
+        ));
+        let mut negative: &[u8] = &[0xff, 0xff, 0xff, 0xff];
+        assert!(matches!(
+            read_frame(&mut negative, 100, Duration::from_secs(1)).await,
+            Err(FrameError::BadSize { .. })
+        ));
+        // Declares 90 bytes, sends 3: an EOF error, and no 90-byte promise was trusted up front.
+        let mut short: &[u8] = &[0, 0, 0, 90, 1, 2, 3];
+        assert!(read_frame(&mut short, 100, Duration::from_secs(1))
+            .await
+            .is_err());
+    }
+}
