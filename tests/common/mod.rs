@@ -1,0 +1,184 @@
+//! Shared test harness: an in-process broker on 127.0.0.1:0 with a temporary data directory,
+//! and a small raw-protocol client built on the kafka-protocol codec.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use gregor::broker::Broker;
+use gregor::config::{Config, Overrides};
+use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
+use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::oneshot;
+
+pub struct TestBroker {
+    pub addr: SocketAddr,
+    pub dir: PathBuf,
+    _tmp: Option<tempfile::TempDir>,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl TestBroker {
+    pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> Self {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().to_owned();
+        let mut b = Self::start_in(&dir, tweak).await;
+        b._tmp = Some(tmp);
+        b
+    }
+
+    /// Starts a broker on an existing data directory (for restart tests).
+    pub async fn start_in(dir: &Path, tweak: impl FnOnce(&mut Config)) -> Self {
+        let overrides = Overrides {
+            listen: Some("127.0.0.1:0".into()),
+            data_dir: Some(dir.to_owned()),
+            ..Default::default()
+        };
+        let mut config = Config::load(None, &Default::default(), &overrides).expect("config");
+        config.log.retention_check_interval_ms = 3_600_000;
+        tweak(&mut config);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().unwrap();
+        let broker = Arc::new(
+            Broker::open(Arc::new(config), addr.ip().to_string(), addr.port())
+                .expect("open broker"),
+        );
+        let (tx, rx) = oneshot::channel();
+        let task = tokio::spawn(gregor::server::run(listener, broker, async {
+            let _ = rx.await;
+        }));
+        Self {
+            addr,
+            dir: dir.to_owned(),
+            _tmp: None,
+            stop: Some(tx),
+            task: Some(task),
+        }
+    }
+
+    pub fn bootstrap(&self) -> String {
+        self.addr.to_string()
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.task.take() {
+            let _ = t.await;
+        }
+    }
+}
+
+/// Polls `check` until it returns `Some`, or panics after `timeout` naming `what`.
+pub async fn wait_for<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = check() {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// A raw Kafka protocol connection.
+pub struct RawClient {
+    pub stream: TcpStream,
+    next_id: i32,
+}
+
+impl RawClient {
+    pub async fn connect(addr: SocketAddr) -> Self {
+        Self {
+            stream: TcpStream::connect(addr).await.expect("connect"),
+            next_id: 1,
+        }
+    }
+
+    /// Encodes a request frame (size prefix included) without sending it.
+    pub fn frame<R: Request>(&mut self, version: i16, req: &R) -> (i32, Bytes) {
+        let id = self.next_id;
+        self.next_id += 1;
+        let header = RequestHeader::default()
+            .with_request_api_key(R::KEY)
+            .with_request_api_version(version)
+            .with_correlation_id(id)
+            .with_client_id(Some(StrBytes::from_static_str("gregor-test")));
+        let mut buf = BytesMut::new();
+        buf.put_i32(0);
+        header.encode(&mut buf, R::header_version(version)).unwrap();
+        req.encode(&mut buf, version).unwrap();
+        let len = (buf.len() - 4) as i32;
+        buf[0..4].copy_from_slice(&len.to_be_bytes());
+        (id, buf.freeze())
+    }
+
+    pub async fn send_raw(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).await.expect("write");
+    }
+
+    /// Reads one response frame; `None` on EOF.
+    pub async fn read_frame(&mut self) -> Option<Bytes> {
+        let mut size = [0u8; 4];
+        match tokio::time::timeout(Duration::from_secs(20), self.stream.read_exact(&mut size)).await
+        {
+            Ok(Ok(_)) => {}
+            Ok(Err(_)) => return None,
+            Err(_) => panic!("no response within 20s"),
+        }
+        let mut buf = vec![0u8; i32::from_be_bytes(size) as usize];
+        self.stream.read_exact(&mut buf).await.ok()?;
+        Some(Bytes::from(buf))
+    }
+
+    pub async fn read_response<R: Request>(&mut self, version: i16, expect_id: i32) -> R::Response {
+        let mut frame = self
+            .read_frame()
+            .await
+            .expect("connection closed before the response");
+        let header =
+            ResponseHeader::decode(&mut frame, R::Response::header_version(version)).unwrap();
+        assert_eq!(header.correlation_id, expect_id, "responses out of order");
+        R::Response::decode(&mut frame, version).unwrap()
+    }
+
+    pub async fn call<R: Request>(&mut self, version: i16, req: &R) -> R::Response {
+        let (id, frame) = self.frame(version, req);
+        self.send_raw(&frame).await;
+        self.read_response::<R>(version, id).await
+    }
+
+    /// True when the broker closed the connection (EOF) within a few seconds.
+    pub async fn is_closed(&mut self) -> bool {
+        let mut b = [0u8; 1];
+        matches!(
+            tokio::time::timeout(Duration::from_secs(5), self.stream.read(&mut b)).await,
+            Ok(Ok(0)) | Ok(Err(_))
+        )
+    }
+}
+
+pub fn api_key<R: Request>() -> ApiKey {
+    ApiKey::try_from(R::KEY).unwrap()
+}
+
+/// Reads the size-prefixed frame's first i32 after the size (the correlation id).
+pub fn correlation_of(frame: &Bytes) -> i32 {
+    (&frame[..4]).get_i32()
+}

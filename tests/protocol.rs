@@ -1,0 +1,481 @@
+//! Protocol-level behaviour checked with raw requests: version negotiation, ordering of
+//! pipelined responses, acks=0, fetch edge cases, topic administration errors.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use bytes::{BufMut, Bytes, BytesMut};
+use common::{RawClient, TestBroker};
+use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::StrBytes;
+
+fn name(s: &str) -> TopicName {
+    TopicName(StrBytes::from_string(s.to_string()))
+}
+
+/// An uncompressed v2 batch of `n` records with values `value-<i>` and timestamps `ts + i`.
+fn batch(n: usize, ts: i64) -> Bytes {
+    fn varint(out: &mut Vec<u8>, v: i64) {
+        let mut z = ((v << 1) ^ (v >> 63)) as u64;
+        while z >= 0x80 {
+            out.push((z as u8) | 0x80);
+            z >>= 7;
+        }
+        out.push(z as u8);
+    }
+    let mut records = Vec::new();
+    for i in 0..n {
+        let value = format!("value-{i}");
+        let mut r = vec![0u8];
+        varint(&mut r, i as i64);
+        varint(&mut r, i as i64);
+        varint(&mut r, -1);
+        varint(&mut r, value.len() as i64);
+        r.extend_from_slice(value.as_bytes());
+        varint(&mut r, 0);
+        varint(&mut records, r.len() as i64);
+        records.extend_from_slice(&r);
+    }
+    let mut b = BytesMut::new();
+    b.put_i64(0);
+    b.put_i32((49 + records.len()) as i32);
+    b.put_i32(-1);
+    b.put_i8(2);
+    b.put_u32(0);
+    b.put_i16(0);
+    b.put_i32(n as i32 - 1);
+    b.put_i64(ts);
+    b.put_i64(ts + n as i64 - 1);
+    b.put_i64(-1);
+    b.put_i16(-1);
+    b.put_i32(-1);
+    b.put_i32(n as i32);
+    b.extend_from_slice(&records);
+    let crc = crc32c::crc32c(&b[21..]);
+    b[17..21].copy_from_slice(&crc.to_be_bytes());
+    b.freeze()
+}
+
+fn produce_req(topic: &str, partition: i32, acks: i16, records: Bytes) -> ProduceRequest {
+    ProduceRequest::default()
+        .with_acks(acks)
+        .with_timeout_ms(5000)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(name(topic))
+            .with_partition_data(vec![PartitionProduceData::default()
+                .with_index(partition)
+                .with_records(Some(records))])])
+}
+
+fn fetch_req(
+    topic: &str,
+    offset: i64,
+    max_wait: i32,
+    min_bytes: i32,
+    max_bytes: i32,
+) -> FetchRequest {
+    FetchRequest::default()
+        .with_max_wait_ms(max_wait)
+        .with_min_bytes(min_bytes)
+        .with_max_bytes(max_bytes)
+        .with_session_epoch(-1)
+        .with_topics(vec![FetchTopic::default()
+            .with_topic(name(topic))
+            .with_partitions(vec![FetchPartition::default()
+                .with_partition(0)
+                .with_fetch_offset(offset)
+                .with_partition_max_bytes(max_bytes)])])
+}
+
+async fn create(c: &mut RawClient, topic: &str, partitions: i32) -> CreateTopicsResponse {
+    let req = CreateTopicsRequest::default()
+        .with_timeout_ms(5000)
+        .with_topics(vec![CreatableTopic::default()
+            .with_name(name(topic))
+            .with_num_partitions(partitions)
+            .with_replication_factor(-1)]);
+    c.call(7, &req).await
+}
+
+#[tokio::test]
+async fn api_versions_advertises_table_and_answers_newer_versions_in_v0() {
+    let broker = TestBroker::start().await;
+    let mut c = RawClient::connect(broker.addr).await;
+    let resp = c
+        .call(
+            3,
+            &ApiVersionsRequest::default()
+                .with_client_software_name(StrBytes::from_static_str("test"))
+                .with_client_software_version(StrBytes::from_static_str("1.0")),
+        )
+        .await;
+    assert_eq!(resp.error_code, 0);
+    let produce = resp
+        .api_keys
+        .iter()
+        .find(|k| k.api_key == 0)
+        .expect("Produce advertised");
+    assert_eq!((produce.min_version, produce.max_version), (0, 13));
+    assert!(resp.supported_features.is_empty() && resp.finalized_features.is_empty());
+
+    // KIP-511: version 127 gets a v0 response with UNSUPPORTED_VERSION and our ranges.
+    let mut raw = BytesMut::new();
+    raw.put_i32(0);
+    raw.put_i16(18);
+    raw.put_i16(127);
+    raw.put_i32(42);
+    raw.put_i16(-1);
+    raw.put_u8(0);
+    let len = (raw.len() - 4) as i32;
+    raw[0..4].copy_from_slice(&len.to_be_bytes());
+    c.send_raw(&raw).await;
+    let mut frame = c.read_frame().await.unwrap();
+    use kafka_protocol::protocol::Decodable;
+    let header = ResponseHeader::decode(&mut frame, 0).unwrap();
+    assert_eq!(header.correlation_id, 42);
+    let v0 = ApiVersionsResponse::decode(&mut frame, 0).unwrap();
+    assert_eq!(v0.error_code, 35);
+    assert!(v0
+        .api_keys
+        .iter()
+        .any(|k| k.api_key == 18 && k.max_version == 4));
+    // The connection stays usable.
+    assert_eq!(
+        c.call(0, &ApiVersionsRequest::default()).await.error_code,
+        0
+    );
+    broker.stop().await;
+}
+
+#[tokio::test]
+async fn metadata_auto_creates_and_reports_ids() {
+    let broker = TestBroker::start().await;
+    let mut c = RawClient::connect(broker.addr).await;
+    let req = MetadataRequest::default()
+        .with_topics(Some(vec![
+            MetadataRequestTopic::default().with_name(Some(name("auto")))
+        ]))
+        .with_allow_auto_topic_creation(true);
+    let resp = c.call(12, &req).await;
+    assert_eq!(resp.topics[0].error_code, 0);
+    assert_eq!(resp.topics[0].partitions.len(), 1);
+    assert!(!resp.topics[0].topic_id.is_nil());
+    assert_eq!(resp.brokers[0].port, i32::from(broker.addr.port()));
+    // No auto-creation when the client says no.
+    let req = MetadataRequest::default()
+        .with_topics(Some(vec![
+            MetadataRequestTopic::default().with_name(Some(name("nope")))
+        ]))
+        .with_allow_auto_topic_creation(false);
+    assert_eq!(c.call(12, &req).await.topics[0].error_code, 3);
+    // Illegal names are refused, not created.
+    let req = MetadataRequest::default()
+        .with_topics(Some(vec![
+            MetadataRequestTopic::default().with_name(Some(name("bad name")))
+        ]))
+        .with_allow_auto_topic_creation(true);
+    assert_eq!(c.call(12, &req).await.topics[0].error_code, 17);
+    // v0: an empty list means every topic.
+    let all = c
+        .call(0, &MetadataRequest::default().with_topics(Some(vec![])))
+        .await;
+    assert_eq!(all.topics.len(), 1);
+    broker.stop().await;
+}
+
+#[tokio::test]
+async fn produce_fetch_round_trip_and_offsets() {
+    let broker = TestBroker::start().await;
+    let mut c = RawClient::connect(broker.addr).await;
+    assert_eq!(create(&mut c, "t", 1).await.topics[0].error_code, 0);
+    for (i, ts) in [(0, 1000), (1, 2000)] {
+        let resp = c.call(9, &produce_req("t", 0, -1, batch(3, ts))).await;
+        let p = &resp.responses[0].partition_responses[0];
+        assert_eq!((p.error_code, p.base_offset), (0, i * 3));
+    }
+    let resp = c.call(12, &fetch_req("t", 0, 0, 1, 1 << 20)).await;
+    let p = &resp.responses[0].partitions[0];
+    assert_eq!(p.high_watermark, 6);
+    assert_eq!(p.log_start_offset, 0);
+    assert_eq!(p.records.as_ref().unwrap().len(), 2 * batch(3, 0).len());
+
+    // Mid-batch offset: the whole batch that holds it comes back.
+    let resp = c.call(12, &fetch_req("t", 4, 0, 1, 1 << 20)).await;
+    let recs = resp.responses[0].partitions[0].records.clone().unwrap();
+    assert_eq!(i64::from_be_bytes(recs[0..8].try_into().unwrap()), 3);
+
+    // KIP-74: max_bytes smaller than a batch still returns one whole batch.
+    let resp = c.call(12, &fetch_req("t", 0, 0, 1, 10)).await;
+    assert_eq!(
+        resp.responses[0].partitions[0]
+            .records
+            .as_ref()
+            .unwrap()
+            .len(),
+        batch(3, 0).len()
+    );
+
+    // At the end: empty records, never null.
+    let resp = c.call(12, &fetch_req("t", 6, 0, 0, 1 << 20)).await;
+    assert_eq!(
+        resp.responses[0].partitions[0].records.as_deref(),
+        Some(&[][..])
+    );
+
+    // Past the end: OFFSET_OUT_OF_RANGE with the real watermarks.
+    let resp = c.call(12, &fetch_req("t", 99, 0, 0, 1 << 20)).await;
+    let p = &resp.responses[0].partitions[0];
+    assert_eq!((p.error_code, p.high_watermark), (1, 6));
+
+    let lo = |ts: i64| {
+        ListOffsetsRequest::default().with_topics(vec![ListOffsetsTopic::default()
+            .with_name(name("t"))
+            .with_partitions(vec![ListOffsetsPartition::default()
+                .with_partition_index(0)
+                .with_timestamp(ts)])])
+    };
+    let offset = |r: ListOffsetsResponse| {
+        (
+            r.topics[0].partitions[0].offset,
+            r.topics[0].partitions[0].timestamp,
+        )
+    };
+    assert_eq!(offset(c.call(8, &lo(-2)).await).0, 0);
+    assert_eq!(offset(c.call(8, &lo(-1)).await).0, 6);
+    assert_eq!(offset(c.call(8, &lo(1001)).await), (1, 1001));
+    assert_eq!(offset(c.call(8, &lo(1500)).await), (3, 2000));
+    assert_eq!(offset(c.call(8, &lo(-3)).await), (5, 2002));
+    assert_eq!(offset(c.call(8, &lo(9999)).await).0, -1);
+    broker.stop().await;
+}
+
+#[tokio::test]
+async fn produce_errors_are_per_partition() {
+    let broker = TestBroker::start().await;
+    let mut c = RawClient::connect(broker.addr).await;
+    create(&mut c, "t", 1).await;
+    let mut corrupt = BytesMut::from(&batch(2, 0)[..]);
+    let last = corrupt.len() - 1;
+    corrupt[last] ^= 0x55;
+    let resp = c.call(9, &produce_req("t", 0, 1, corrupt.freeze())).await;
+    assert_eq!(
+        resp.responses[0].partition_responses[0].error_code, 2,
+        "CORRUPT_MESSAGE"
+    );
+    let resp = c.call(9, &produce_req("missing", 0, 1, batch(1, 0))).await;
+    assert_eq!(
+        resp.responses[0].partition_responses[0].error_code, 3,
+        "UNKNOWN_TOPIC_OR_PARTITION"
+    );
+    let resp = c.call(9, &produce_req("t", 7, 1, batch(1, 0))).await;
+    assert_eq!(resp.responses[0].partition_responses[0].error_code, 3);
+    let resp = c.call(9, &produce_req("t", 0, 2, batch(1, 0))).await;
+    assert_eq!(
+        resp.responses[0].partition_responses[0].error_code, 21,
+        "INVALID_REQUIRED_ACKS"
+    );
+    // Nothing of the above was stored.
+    let resp = c.call(12, &fetch_req("t", 0, 0, 0, 1 << 20)).await;
+    assert_eq!(resp.responses[0].partitions[0].high_watermark, 0);
+    broker.stop().await;
+}
+
+#[tokio::test]
+async fn acks_zero_writes_no_response_and_pipelined_replies_keep_order() {
+    let broker = TestBroker::start().await;
+    let mut c = RawClient::connect(broker.addr).await;
+    create(&mut c, "t", 1).await;
+    // Pipeline: a long-poll fetch that cannot be satisfied, an acks=0 produce, then a metadata
+    // request. The produce wakes the fetch; replies must come back fetch first, then metadata,
+    // and nothing for the produce.
+    let (fetch_id, f1) = c.frame(12, &fetch_req("t", 0, 5000, 1, 1 << 20));
+    let (_, f2) = c.frame(9, &produce_req("t", 0, 0, batch(1, 0)));
+    let (meta_id, f3) = c.frame(12, &MetadataRequest::default().with_topics(None));
+    let mut all = BytesMut::new();
+    all.extend_from_slice(&f1);
+    all.extend_from_slice(&f2);
+    all.extend_from_slice(&f3);
+    let started = Instant::now();
+    c.send_raw(&all).await;
+    let fetch = c.read_response::<FetchRequest>(12, fetch_id).await;
+    assert_eq!(fetch.responses[0].partitions[0].high_watermark, 1);
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "fetch was not woken by the append"
+    );
+    let meta = c.read_response::<MetadataRequest>(12, meta_id).await;
+    assert_eq!(meta.topics.len(), 1);
+    broker.stop().await;
+}
+
+#[tokio::test]
+async fn long_poll_waits_for_max_wait_when_nothing_arrives() {
+    let broker = TestBroker::start().await;
+    let mut c = RawClient::connect(broker.addr).await;
+    create(&mut c, "t", 1).await;
+    let started = Instant::now();
+    let resp = c.call(12, &fetch_req("t", 0, 300, 1, 1 << 20)).await;
+    assert!(started.elapsed() >= Duration::from_millis(290));
+    assert_eq!(
+        resp.responses[0].partitions[0].records.as_deref(),
+        Some(&[][..])
+    );
+    broker.stop().await;
+}
+
+#[tokio::test]
+async fn a_waiting_fetch_does_not_block_other_connections() {
+    let broker = TestBroker::start().await;
+    let mut a = RawClient::connect(broker.addr).await;
+    create(&mut a, "t", 1).await;
+    let (id, frame) = a.frame(12, &fetch_req("t", 0, 10_000, 1, 1 << 20));
+    a.send_raw(&frame).await;
+    let mut b = RawClient::connect(broker.addr).await;
+    let started = Instant::now();
+    let resp = b.call(9, &produce_req("t", 0, 1, batch(2, 0))).await;
+    assert_eq!(resp.responses[0].partition_responses[0].error_code, 0);
+    let fetched = a.read_response::<FetchRequest>(12, id).await;
+    assert_eq!(fetched.responses[0].partitions[0].high_watermark, 2);
+    assert!(started.elapsed() < Duration::from_secs(5));
+    broker.stop().await;
+}
+
+#[tokio::test]
+async fn create_and_delete_topics_report_kafka_errors() {
+    let broker = TestBroker::start().await;
+    let mut c = RawClient::connect(broker.addr).await;
+    let resp = create(&mut c, "admin", 3).await;
+    assert_eq!(
+        (resp.topics[0].error_code, resp.topics[0].num_partitions),
+        (0, 3)
+    );
+    assert_eq!(
+        create(&mut c, "admin", 3).await.topics[0].error_code,
+        36,
+        "TOPIC_ALREADY_EXISTS"
+    );
+    assert_eq!(
+        create(&mut c, "zero", 0).await.topics[0].error_code,
+        37,
+        "INVALID_PARTITIONS"
+    );
+
+    let bad_config = CreateTopicsRequest::default().with_topics(vec![CreatableTopic::default()
+        .with_name(name("cfg"))
+        .with_num_partitions(1)
+        .with_replication_factor(1)
+        .with_configs(vec![CreatableTopicConfig::default()
+            .with_name(StrBytes::from_static_str("retention.ms"))
+            .with_value(Some(StrBytes::from_static_str("forever")))])]);
+    assert_eq!(
+        c.call(7, &bad_config).await.topics[0].error_code,
+        40,
+        "INVALID_CONFIG"
+    );
+    let rf3 = CreateTopicsRequest::default().with_topics(vec![CreatableTopic::default()
+        .with_name(name("rf3"))
+        .with_num_partitions(1)
+        .with_replication_factor(3)]);
+    assert_eq!(
+        c.call(7, &rf3).await.topics[0].error_code,
+        38,
+        "INVALID_REPLICATION_FACTOR"
+    );
+    let dry = CreateTopicsRequest::default()
+        .with_validate_only(true)
+        .with_topics(vec![CreatableTopic::default()
+            .with_name(name("dry"))
+            .with_num_partitions(2)
+            .with_replication_factor(1)]);
+    assert_eq!(c.call(7, &dry).await.topics[0].error_code, 0);
+    let meta = c
+        .call(12, &MetadataRequest::default().with_topics(None))
+        .await;
+    assert_eq!(meta.topics.len(), 1, "validate_only must not create");
+    let admin_id = meta.topics[0].topic_id;
+
+    let del = DeleteTopicsRequest::default().with_topic_names(vec![name("admin"), name("ghost")]);
+    let resp = c.call(5, &del).await;
+    assert_eq!(resp.responses[0].error_code, 0);
+    assert_eq!(resp.responses[1].error_code, 3);
+    // By id (v6), for a topic that no longer exists.
+    let del = DeleteTopicsRequest::default()
+        .with_topics(vec![DeleteTopicState::default().with_topic_id(admin_id)]);
+    assert_eq!(
+        c.call(6, &del).await.responses[0].error_code,
+        100,
+        "UNKNOWN_TOPIC_ID"
+    );
+    assert!(c
+        .call(12, &MetadataRequest::default().with_topics(None))
+        .await
+        .topics
+        .is_empty());
+    broker.stop().await;
+}
+
+#[tokio::test]
+async fn data_and_topics_survive_a_restart() {
+    let tmp = tempfile::tempdir().unwrap();
+    let broker = TestBroker::start_in(tmp.path(), |_| {}).await;
+    let mut c = RawClient::connect(broker.addr).await;
+    create(&mut c, "keep", 2).await;
+    for _ in 0..3 {
+        c.call(9, &produce_req("keep", 1, -1, batch(5, 0))).await;
+    }
+    drop(c);
+    broker.stop().await;
+    let broker = TestBroker::start_in(tmp.path(), |_| {}).await;
+    let mut c = RawClient::connect(broker.addr).await;
+    let meta = c
+        .call(12, &MetadataRequest::default().with_topics(None))
+        .await;
+    assert_eq!(meta.topics[0].partitions.len(), 2);
+    let resp = c.call(9, &produce_req("keep", 1, 1, batch(1, 0))).await;
+    assert_eq!(resp.responses[0].partition_responses[0].base_offset, 15);
+    broker.stop().await;
+}
+
+#[tokio::test]
+async fn unsupported_versions_and_legacy_produce() {
+    let broker = TestBroker::start().await;
+    let mut c = RawClient::connect(broker.addr).await;
+    // Produce v2 (magic 0/1 era): a clean per-partition UNSUPPORTED_VERSION, connection kept.
+    let mut body = BytesMut::new();
+    body.put_i16(1); // acks
+    body.put_i32(1000);
+    body.put_i32(1);
+    body.put_i16(1);
+    body.put_slice(b"t");
+    body.put_i32(1);
+    body.put_i32(0);
+    body.put_i32(3);
+    body.put_slice(b"abc");
+    let mut frame = BytesMut::new();
+    frame.put_i32(0);
+    frame.put_i16(0);
+    frame.put_i16(2);
+    frame.put_i32(77);
+    frame.put_i16(-1);
+    frame.extend_from_slice(&body);
+    let len = (frame.len() - 4) as i32;
+    frame[0..4].copy_from_slice(&len.to_be_bytes());
+    c.send_raw(&frame).await;
+    let resp = c.read_frame().await.expect("a response");
+    assert_eq!(i32::from_be_bytes(resp[0..4].try_into().unwrap()), 77);
+    // correlation id, topics=1, name "t", partitions=1, partition 0, then error 35
+    assert_eq!(&resp[4..8], &1i32.to_be_bytes());
+    assert_eq!(i16::from_be_bytes(resp[19..21].try_into().unwrap()), 35);
+    assert_eq!(
+        c.call(0, &ApiVersionsRequest::default()).await.error_code,
+        0
+    );
+    broker.stop().await;
+}
