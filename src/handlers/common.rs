@@ -21,3 +21,16 @@ pub fn code_of<E: ToKafkaCode>(r: &Result<impl Sized, E>) -> i16 {
 pub fn code(e: ResponseError) -> i16 {
     e.code()
 }
+
+/// Checks a client's `current_leader_epoch` against ours (-1: the client does not say).
+pub fn leader_epoch_error(requested: i32) -> Option<ResponseError> {
+    use std::cmp::Ordering;
+    if requested < 0 {
+        return None;
+    }
+    match requested.cmp(&crate::log::partition::LEADER_EPOCH) {
+        Ordering::Equal => None,
+        Ordering::Greater => Some(ResponseError::UnknownLeaderEpoch),
+        Ordering::Less => Some(ResponseError::FencedLeaderEpoch),
+    }
+}

@@ -15,9 +15,9 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 use uuid::Uuid;
 
+use super::common::leader_epoch_error;
 use super::{encode, Ctx, Reply};
 use crate::error::{ResponseError, ToKafkaCode};
-use crate::log::partition::LEADER_EPOCH;
 use crate::log::PartitionLog;
 
 struct PartPlan {
@@ -72,10 +72,9 @@ pub async fn handle(ctx: &Ctx, req: FetchRequest) -> Reply {
                         .as_ref()
                         .and_then(|m| broker.partition(&m.name, p.partition))
                         .ok_or(missing)
-                        .and_then(|log| match p.current_leader_epoch {
-                            e if e < 0 || e == LEADER_EPOCH => Ok(log),
-                            e if e > LEADER_EPOCH => Err(ResponseError::UnknownLeaderEpoch),
-                            _ => Err(ResponseError::FencedLeaderEpoch),
+                        .and_then(|log| match leader_epoch_error(p.current_leader_epoch) {
+                            None => Ok(log),
+                            Some(e) => Err(e),
                         });
                     PartPlan {
                         index: p.partition,

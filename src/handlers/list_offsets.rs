@@ -6,6 +6,7 @@ use kafka_protocol::messages::list_offsets_response::{
 };
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 
+use super::common::leader_epoch_error;
 use super::{Ctx, Reply};
 use crate::error::{ResponseError, ToKafkaCode};
 use crate::log::partition::LEADER_EPOCH;
@@ -34,11 +35,8 @@ pub async fn handle(ctx: &Ctx, req: ListOffsetsRequest) -> Reply {
                     let Some(log) = broker.partition(t.name.0.as_str(), p.partition_index) else {
                         return out.with_error_code(ResponseError::UnknownTopicOrPartition.code());
                     };
-                    if p.current_leader_epoch > LEADER_EPOCH {
-                        return out.with_error_code(ResponseError::UnknownLeaderEpoch.code());
-                    }
-                    if p.current_leader_epoch >= 0 && p.current_leader_epoch < LEADER_EPOCH {
-                        return out.with_error_code(ResponseError::FencedLeaderEpoch.code());
+                    if let Some(e) = leader_epoch_error(p.current_leader_epoch) {
+                        return out.with_error_code(e.code());
                     }
                     let offsets = log.offsets();
                     let found: Result<Option<(i64, i64)>, ReadError> = match p.timestamp {

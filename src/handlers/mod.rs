@@ -20,7 +20,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use kafka_protocol::messages::ApiKey;
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion};
-use tracing::{debug, debug_span, error, warn, Instrument};
+use tracing::{debug, debug_span, error, Instrument};
 
 use crate::broker::Broker;
 use crate::server::framing::{self, decode_header, peek_header, FrameError};
@@ -100,15 +100,46 @@ pub fn encode<R: Encodable + HeaderVersion>(
 }
 
 fn decode<T: Decodable>(body: &mut Bytes, version: i16, key: ApiKey) -> Result<T, Reply> {
-    framing::guarded(|| T::decode(body, version)).map_err(|e| {
-        let err = FrameError::Decode {
-            api_key: key as i16,
-            version,
-            source: e,
-        };
-        warn!(error = %err, "undecodable request");
-        Reply::Close(err.to_string())
+    framing::guarded(|| T::decode(body, version)).map_err(|source| {
+        Reply::Close(
+            FrameError::Decode {
+                api_key: key as i16,
+                version,
+                source,
+            }
+            .to_string(),
+        )
     })
+}
+
+/// Decodes a frame's header and body exactly as [`dispatch`] would, without running a handler.
+/// For the fuzz target and the hostile-input tests.
+pub fn decode_only(mut frame: Bytes) -> Result<ApiKey, String> {
+    use kafka_protocol::messages::*;
+    fn body<T: Decodable>(frame: &mut Bytes, v: i16, key: ApiKey) -> Result<ApiKey, String> {
+        decode::<T>(frame, v, key)
+            .map(|_| key)
+            .map_err(|_| "undecodable body".to_string())
+    }
+    if frame.len() < framing::MIN_FRAME as usize {
+        return Err("frame shorter than a request header".into());
+    }
+    let (key, header) = decode_header(&mut frame).map_err(|e| e.to_string())?;
+    let v = header.request_api_version;
+    supported(key)
+        .filter(|a| (a.min..=a.max).contains(&v))
+        .ok_or("unsupported version")?;
+    match key {
+        ApiKey::ApiVersions => body::<ApiVersionsRequest>(&mut frame, v, key),
+        ApiKey::Metadata => body::<MetadataRequest>(&mut frame, v, key),
+        ApiKey::Produce if v < 3 => Ok(key),
+        ApiKey::Produce => body::<ProduceRequest>(&mut frame, v, key),
+        ApiKey::Fetch => body::<FetchRequest>(&mut frame, v, key),
+        ApiKey::ListOffsets => body::<ListOffsetsRequest>(&mut frame, v, key),
+        ApiKey::CreateTopics => body::<CreateTopicsRequest>(&mut frame, v, key),
+        ApiKey::DeleteTopics => body::<DeleteTopicsRequest>(&mut frame, v, key),
+        other => Err(format!("no decoder for {other:?}")),
+    }
 }
 
 /// Decodes one frame's header, checks the API and version against [`SUPPORTED`], and runs
@@ -124,18 +155,18 @@ pub async fn dispatch(broker: &Arc<Broker>, mut frame: Bytes) -> Reply {
     }
     let (key, header) = match decode_header(&mut frame) {
         Ok(h) => h,
-        Err(e) => {
-            warn!(error = %e, api_key = peek.api_key, version = peek.api_version, "bad request header");
-            return Reply::Close(e.to_string());
-        }
+        Err(e) => return Reply::Close(e.to_string()),
     };
     let version = header.request_api_version;
-    let Some(support) = supported(key).filter(|a| (a.min..=a.max).contains(&version)) else {
+    if supported(key)
+        .filter(|a| (a.min..=a.max).contains(&version))
+        .is_none()
+    {
         // Kafka itself closes the connection here; clients only send what ApiVersions offered.
-        warn!(api = ?key, version, "request for an API or version gregor does not support");
-        return Reply::Close(format!("unsupported {key:?} v{version}"));
-    };
-    let _ = support;
+        return Reply::Close(format!(
+            "request for {key:?} v{version}, which gregor does not support"
+        ));
+    }
     let ctx = Ctx {
         broker: broker.clone(),
         version,

@@ -43,7 +43,7 @@ impl OffsetIndex {
     }
 
     fn from_bytes(mut b: &[u8], file_len: u64) -> Option<Self> {
-        if b.len() % INDEX_ENTRY != 0 {
+        if !b.len().is_multiple_of(INDEX_ENTRY) {
             return None;
         }
         let mut entries = Vec::with_capacity(b.len() / INDEX_ENTRY);
@@ -98,7 +98,7 @@ impl TimeIndex {
     }
 
     fn from_bytes(mut b: &[u8]) -> Option<Self> {
-        if b.len() % TIME_INDEX_ENTRY != 0 {
+        if !b.len().is_multiple_of(TIME_INDEX_ENTRY) {
             return None;
         }
         let mut entries = Vec::with_capacity(b.len() / TIME_INDEX_ENTRY);

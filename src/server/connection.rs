@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, BufWriter};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tracing::{debug, warn, Instrument};
 
 use super::framing::{self, FrameError};
@@ -20,8 +20,12 @@ where
 {
     let (rd, wr) = tokio::io::split(stream);
     let (tx, rx) = mpsc::channel::<Reply>(broker.config.server.max_inflight_requests);
-    let writer = tokio::spawn(write_loop(wr, rx).in_current_span());
+    // Set once reading stops, so the writer abandons replies nobody will read (a long poll
+    // with a huge max_wait must not outlive its client).
+    let (closed_tx, closed_rx) = watch::channel(false);
+    let writer = tokio::spawn(write_loop(wr, rx, closed_rx).in_current_span());
     let result = read_loop(rd, &broker, tx).await;
+    let _ = closed_tx.send(true);
     match result {
         Err(e) if e.is_expected() => debug!(reason = %e, "connection closed"),
         Err(e) => warn!(error = %e, "closing connection"),
@@ -56,15 +60,25 @@ async fn read_loop<R: AsyncRead + Unpin>(
     }
 }
 
-async fn write_loop<W: AsyncWrite + Unpin>(wr: W, mut rx: mpsc::Receiver<Reply>) {
+async fn write_loop<W: AsyncWrite + Unpin>(
+    wr: W,
+    mut rx: mpsc::Receiver<Reply>,
+    mut closed: watch::Receiver<bool>,
+) {
     let mut wr = BufWriter::with_capacity(64 * 1024, wr);
     while let Some(reply) = rx.recv().await {
         let bytes = match reply {
             Reply::Ready(b) => b,
-            Reply::Deferred(fut) => match fut.await {
-                Some(b) => b,
-                None => break,
-            },
+            Reply::Deferred(fut) => {
+                let ready = tokio::select! {
+                    r = fut => r,
+                    _ = closed.wait_for(|c| *c) => None,
+                };
+                match ready {
+                    Some(b) => b,
+                    None => break,
+                }
+            }
             Reply::NoResponse => continue,
             Reply::Close(_) => break,
         };

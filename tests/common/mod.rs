@@ -182,3 +182,83 @@ pub fn api_key<R: Request>() -> ApiKey {
 pub fn correlation_of(frame: &Bytes) -> i32 {
     (&frame[..4]).get_i32()
 }
+
+/// The real `gregor` binary as a child process, for tests that kill it or measure its memory.
+pub struct BrokerProcess {
+    pub child: std::process::Child,
+    pub addr: SocketAddr,
+    pub log_path: PathBuf,
+}
+
+impl BrokerProcess {
+    pub fn spawn(data_dir: &Path, extra_env: &[(&str, &str)]) -> Self {
+        // Reserve a free port, then hand it to the broker (the tiny race is acceptable in tests).
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let log_path = data_dir.with_extension(format!("{port}.log"));
+        let log = std::fs::File::create(&log_path).unwrap();
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_gregor"));
+        cmd.arg("--listen")
+            .arg(addr.to_string())
+            .arg("--data-dir")
+            .arg(data_dir);
+        cmd.stdout(log.try_clone().unwrap()).stderr(log);
+        for (k, v) in extra_env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawn gregor");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(addr).is_err() {
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!(
+                    "gregor exited with {status}: {}",
+                    std::fs::read_to_string(&log_path).unwrap_or_default()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "gregor did not listen on {addr} within 30s"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Self {
+            child,
+            addr,
+            log_path,
+        }
+    }
+
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0)
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// SIGKILL: no chance to flush or clean up.
+    pub fn kill_9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for BrokerProcess {
+    fn drop(&mut self) {
+        self.kill_9();
+    }
+}
