@@ -23,7 +23,8 @@ pub struct Config {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ServerConfig {
-    /// Address to listen on, `HOST:PORT` (Kafka: `listeners`). Port 0 picks a free port.
+    /// Address to listen on, `HOST:PORT` (Kafka: `listeners`); a host name is resolved at start.
+    /// Port 0 picks a free port.
     /// Default: `127.0.0.1:9092`.
     pub listen: String,
     /// Address clients are told to connect to (Kafka: `advertised.listeners`).
@@ -251,13 +252,12 @@ impl Config {
                 reason,
             })
         };
-        if self.server.listen.parse::<SocketAddr>().is_err() {
+        if self.server.listen.parse::<SocketAddr>().is_err()
+            && parse_host_port(&self.server.listen).is_none()
+        {
             return bad(
                 "server.listen",
-                format!(
-                    "`{}` is not HOST:PORT with a numeric IP address",
-                    self.server.listen
-                ),
+                format!("`{}` is not HOST:PORT", self.server.listen),
             );
         }
         if let Some(adv) = &self.server.advertised {

@@ -29,9 +29,26 @@ struct Args {
     node_id: Option<i32>,
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
     let args = Args::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("gregor: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(args)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // The chain of causes, without a backtrace: these are configuration and start-up errors.
+            eprintln!("gregor: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
@@ -51,6 +68,8 @@ async fn main() -> anyhow::Result<()> {
     let bound = listener.local_addr()?;
     let (host, port) = match &config.server.advertised {
         Some(a) => parse_host_port(a).context("server.advertised")?,
+        // Bound to every interface: advertise the host name, as Kafka does.
+        None if bound.ip().is_unspecified() => (host_name(), bound.port()),
         None => (bound.ip().to_string(), bound.port()),
     };
     let broker = Arc::new(
@@ -70,4 +89,17 @@ async fn shutdown_signal() {
     }
     #[cfg(not(unix))]
     let _ = ctrl_c.await;
+}
+
+fn host_name() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for its whole length; gethostname NUL-terminates within it.
+    let ok = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } == 0;
+    let name = ok
+        .then(|| std::ffi::CStr::from_bytes_until_nul(&buf).ok())
+        .flatten();
+    name.and_then(|n| n.to_str().ok())
+        .filter(|n| !n.is_empty())
+        .unwrap_or("localhost")
+        .to_string()
 }

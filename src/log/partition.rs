@@ -41,8 +41,7 @@ struct Inner {
     log_start_offset: i64,
     high_watermark: i64,
     config: PartitionConfig,
-    /// Files of rolled segments written since the last fsync.
-    unsynced_files: Vec<Arc<File>>,
+    /// A segment file was created since the directory was last fsynced.
     dir_dirty: bool,
     messages_since_flush: u64,
     write_buf: Vec<u8>,
@@ -98,6 +97,19 @@ impl PartitionLog {
             }
             segments.push(seg);
         }
+        // Segments must continue each other. A hole means an older segment lost its last
+        // batches (torn write or corruption): the log ends there, and later segments go.
+        if let Some(i) = segments
+            .windows(2)
+            .position(|w| w[0].next_offset != w[1].base_offset)
+        {
+            let end = segments[i].next_offset;
+            for seg in segments.drain(i + 1..) {
+                warn!(partition = %tp, segment = seg.base_offset, log_end_offset = end,
+                    "recovery found a gap before this segment; deleting it and every later one");
+                seg.delete()?;
+            }
+        }
         if segments.is_empty() {
             segments.push(Segment::create(dir, 0, now_ms)?);
         }
@@ -115,7 +127,6 @@ impl PartitionLog {
                 log_start_offset,
                 high_watermark: log_end,
                 config,
-                unsynced_files: Vec::new(),
                 dir_dirty: true,
                 messages_since_flush: 0,
                 write_buf: Vec::new(),
@@ -168,19 +179,15 @@ impl PartitionLog {
         if self.durable_offset.load(Ordering::Acquire) >= offset {
             return Ok(());
         }
-        let (files, end, dir) = {
+        // Rolled segments were fsynced when they were rolled, so the active file is all there is.
+        let (file, end, dir) = {
             let mut inner = self.inner.lock();
-            let mut files = std::mem::take(&mut inner.unsynced_files);
-            let active = inner.active();
-            files.push(active.log_file());
             let dir = std::mem::take(&mut inner.dir_dirty).then(|| self.dir.clone());
             inner.messages_since_flush = 0;
-            (files, inner.log_end_offset(), dir)
+            (inner.active().log_file(), inner.log_end_offset(), dir)
         };
         let result = tokio::task::spawn_blocking(move || -> io::Result<()> {
-            for f in &files {
-                f.sync_data()?;
-            }
+            file.sync_data()?;
             if let Some(dir) = dir {
                 File::open(dir)?.sync_all()?;
             }
@@ -405,9 +412,11 @@ impl Inner {
         if old.is_empty() {
             return Ok(());
         }
+        // A finished segment is made durable before any later one exists: only the tail segment
+        // is verified at recovery, so an older segment must never be missing its last batches
+        // while a newer one survives. Once per segment.bytes of data, mostly written back already.
+        old.log_file().sync_data()?;
         old.sync_indexes()?;
-        let file = old.log_file();
-        self.unsynced_files.push(file);
         self.segments.push(Segment::create(dir, next, now_ms)?);
         self.dir_dirty = true;
         Ok(())

@@ -127,8 +127,22 @@ impl Segment {
                 };
                 let from = seg.index.last().map_or(0, |(_, p)| p);
                 let outcome = seg.scan_from(u64::from(from), false, index_interval, false)?;
-                seg.size = outcome.valid_len;
-                return Ok((seg, outcome));
+                if outcome.stopped.is_none() && seg.next_offset > seg.base_offset {
+                    seg.size = outcome.valid_len;
+                    return Ok((seg, outcome));
+                }
+                // The last index entry did not lead to whole batches up to the end of the file:
+                // the index cannot be trusted, so rebuild it from the first byte below.
+                let index_files = IndexFiles::create(&offset_path, &time_path)?;
+                Self {
+                    next_offset: base_offset,
+                    size: file_len,
+                    max_timestamp: -1,
+                    index: OffsetIndex::default(),
+                    time_index: TimeIndex::default(),
+                    index_files,
+                    ..seg
+                }
             }
             None => {
                 let index_files = IndexFiles::create(&offset_path, &time_path)?;
@@ -207,7 +221,11 @@ impl Segment {
                 stopped = Some(format!("short batch at byte {pos}"));
                 break;
             };
-            if h.magic != batch::MAGIC_V2 || base < expected_base || h.last_offset_delta < 0 {
+            // Offsets never go backwards. In a verified (tail) scan they must also be contiguous:
+            // the base offset is outside the CRC, so a corrupted one could otherwise jump ahead.
+            let misplaced = base < expected_base
+                || (verify && expected_base != i64::MIN && base != expected_base);
+            if h.magic != batch::MAGIC_V2 || misplaced || h.last_offset_delta < 0 {
                 stopped = Some(format!("invalid batch at byte {pos} (offset {base})"));
                 break;
             }

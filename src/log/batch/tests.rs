@@ -99,7 +99,8 @@ fn offset_assignment_keeps_crc_valid() {
 fn record_lookup_by_timestamp() {
     let mut b = build_batch(1000, &[(b"a", b"1", 0), (b"b", b"2", 30), (b"c", b"3", 10)]);
     assign_offset(&mut b, 100, 0);
-    assert_eq!(find_record_by_timestamp(&b, Some(5)), Some((101, 1030)));
+    assert_eq!(find_record_by_timestamp(&b, Some(1005)), Some((101, 1030)));
+    assert_eq!(find_record_by_timestamp(&b, Some(5)), Some((100, 1000)));
     assert_eq!(find_record_by_timestamp(&b, Some(1000)), Some((100, 1000)));
     assert_eq!(find_record_by_timestamp(&b, Some(2000)), None);
     assert_eq!(find_record_by_timestamp(&b, None), Some((101, 1030)));
