@@ -1,0 +1,25 @@
+# Multi-stage build of the gregor broker: a full Rust toolchain builds the release binary, and a
+# slim Debian image runs it as an unprivileged user. The build command is the same one the test
+# command (scripts/test.sh) runs, so CI builds exactly this binary.
+
+FROM rust:1-slim-bookworm AS build
+WORKDIR /src
+COPY Cargo.toml Cargo.lock ./
+COPY src ./src
+# Only the broker binary: dev-dependencies (rdkafka and the test clients) are not built.
+RUN cargo build --release --locked --bin gregor \
+ && strip target/release/gregor
+
+FROM debian:bookworm-slim
+RUN useradd --system --uid 10001 --home-dir /var/lib/gregor --create-home gregor
+COPY --from=build /src/target/release/gregor /usr/local/bin/gregor
+COPY config/gregor.toml /etc/gregor/gregor.toml
+USER gregor
+WORKDIR /var/lib/gregor
+VOLUME ["/var/lib/gregor"]
+EXPOSE 9092
+# Listen on every interface inside the container. Clients are told the container's host name
+# unless KAFKA_ADVERTISED_LISTENERS (or GREGOR__SERVER__ADVERTISED) says otherwise.
+ENV GREGOR__SERVER__LISTEN=0.0.0.0:9092 \
+    GREGOR__LOG__DIR=/var/lib/gregor/data
+ENTRYPOINT ["/usr/local/bin/gregor", "--config", "/etc/gregor/gregor.toml"]

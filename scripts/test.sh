@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# The one test command. On a fresh machine it installs what the tests need (Debian and PyPI
+# packages by name; caches under ~/.cache/gregor, outside the repo), builds gregor, and runs:
+#   1. unit and integration tests (cargo test: in-process broker, rdkafka, hostile frames,
+#      SIGKILL recovery),
+#   2. real clients against the release binary (kcat, confluent-kafka, kafka-python, aiokafka),
+#   3. librdkafka's own test suite, allow-listed tests only.
+# It ends with one line "tests: N passed, M failed" and exits non-zero if anything failed.
+set -uo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+export GREGOR_CACHE="${GREGOR_CACHE:-$HOME/.cache/gregor}"
+mkdir -p "$GREGOR_CACHE"
+LOGS="$(mktemp -d "${TMPDIR:-/tmp}/gregor-test.XXXXXX")"
+trap 'rm -rf "$LOGS"' EXIT
+step() { printf '\n==> %s\n' "$*"; }
+failed_steps=()
+
+step "system packages"
+packages=(kcat build-essential python3 python3-venv zlib1g-dev libssl-dev libsasl2-dev libzstd-dev liblz4-dev)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  else
+    echo "missing packages (install them as root): ${missing[*]}" >&2
+    exit 1
+  fi
+fi
+echo "ok"
+
+step "build"
+cargo build --release --locked || { echo "build failed"; exit 1; }
+
+step "unit and integration tests"
+cargo test --release --locked 2>&1 | tee "$LOGS/cargo.log"
+cargo_status=${PIPESTATUS[0]}
+[ "$cargo_status" = 0 ] || failed_steps+=("cargo test")
+
+step "real clients"
+GREGOR_BIN="$PWD/target/release/gregor" compat-tests/clients/run.sh 2>&1 | tee "$LOGS/clients.log"
+[ "${PIPESTATUS[0]}" = 0 ] || failed_steps+=("real clients")
+
+step "librdkafka test suite"
+GREGOR_BIN="$PWD/target/release/gregor" compat-tests/librdkafka/run.sh 2>&1 | tee "$LOGS/librdkafka.log"
+[ "${PIPESTATUS[0]}" = 0 ] || failed_steps+=("librdkafka suite")
+
+# Sum every runner's own count into one closing line.
+total() { awk -v want="$1" '
+  /^test result: / { for (i = 1; i <= NF; i++) { if ($(i+1) ~ "^" want) { gsub(/[^0-9]/, "", $i); n += $i } } }
+  /^(clients|librdkafka): [0-9]+ passed, [0-9]+ failed$/ { if (want == "passed") n += $2; else n += $4 }
+  END { print n + 0 }' "$LOGS"/*.log; }
+passed=$(total passed)
+failed=$(total failed)
+if [ ${#failed_steps[@]} -gt 0 ]; then
+  echo
+  echo "failed steps: ${failed_steps[*]}"
+  [ "$failed" -gt 0 ] || failed=1
+fi
+echo
+echo "tests: $passed passed, $failed failed"
+[ ${#failed_steps[@]} -eq 0 ]
