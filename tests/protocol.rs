@@ -479,3 +479,17 @@ async fn unsupported_versions_and_legacy_produce() {
     );
     broker.stop().await;
 }
+
+#[tokio::test]
+async fn unimplemented_apis_get_an_error_response_not_a_dropped_connection() {
+    let broker = TestBroker::start().await;
+    let mut c = RawClient::connect(broker.addr).await;
+    let resp = c
+        .call(3, &FindCoordinatorRequest::default().with_key(StrBytes::from_static_str("g")))
+        .await;
+    assert_eq!(resp.error_code, 35, "UNSUPPORTED_VERSION");
+    let resp = c.call(4, &InitProducerIdRequest::default()).await;
+    assert_eq!(resp.error_code, 35);
+    assert_eq!(c.call(0, &ApiVersionsRequest::default()).await.error_code, 0);
+    broker.stop().await;
+}

@@ -12,6 +12,7 @@ pub mod fetch;
 pub mod list_offsets;
 pub mod metadata;
 pub mod produce;
+pub mod unsupported;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -162,10 +163,16 @@ pub async fn dispatch(broker: &Arc<Broker>, mut frame: Bytes) -> Reply {
         .filter(|a| (a.min..=a.max).contains(&version))
         .is_none()
     {
-        // Kafka itself closes the connection here; clients only send what ApiVersions offered.
-        return Reply::Close(format!(
-            "request for {key:?} v{version}, which gregor does not support"
-        ));
+        return match unsupported::error_response(key, version, header.correlation_id) {
+            Some(frame) => {
+                debug!(api = ?key, version, "answered an unsupported API with UNSUPPORTED_VERSION");
+                Reply::Ready(frame)
+            }
+            // Kafka itself closes the connection here; clients only send what ApiVersions offered.
+            None => Reply::Close(format!(
+                "request for {key:?} v{version}, which gregor does not support"
+            )),
+        };
     }
     let ctx = Ctx {
         broker: broker.clone(),
