@@ -15,6 +15,7 @@ use crate::config::Config;
 use crate::error::{ResponseError, ToKafkaCode};
 use crate::log::{LogManager, PartitionLog, TopicPartition};
 use crate::metadata::{self, topic_config, NodeInfo, TopicMeta, TopicStore};
+use crate::txn::ProducerIdManager;
 
 /// Wall-clock milliseconds since the epoch (Kafka timestamps).
 pub fn now_ms() -> i64 {
@@ -29,6 +30,7 @@ pub struct Broker {
     pub node: NodeInfo,
     pub topics: TopicStore,
     pub logs: LogManager,
+    pub producer_ids: ProducerIdManager,
     /// Serialises topic creation and deletion so check-then-act is atomic.
     topic_admin: Mutex<()>,
 }
@@ -109,6 +111,7 @@ impl Broker {
             config.server.node_id,
         )?;
         let topics = TopicStore::load(&root)?;
+        let producer_ids = ProducerIdManager::open(&root)?;
         let logs = LogManager::new(root);
         let now = now_ms();
         let started = std::time::Instant::now();
@@ -137,6 +140,7 @@ impl Broker {
             node,
             topics,
             logs,
+            producer_ids,
             topic_admin: Mutex::new(()),
         })
     }

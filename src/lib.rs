@@ -12,6 +12,7 @@
 //! - [`log`]: partition logs on disk in Kafka's layout (segments, offset and time indexes),
 //!   recovery, group-committed fsync.
 //! - [`metadata`]: topics, partitions, topic configs, and the broker's own identity.
+//! - [`txn`]: producer ids and idempotent producers' sequence state.
 //! - [`alloc`]: the global allocator guard that keeps hostile wire counts from exhausting memory.
 //! - [`error`]: the mapping from domain errors to Kafka error codes.
 
@@ -23,6 +24,7 @@ pub mod handlers;
 pub mod log;
 pub mod metadata;
 pub mod server;
+pub mod txn;
 
 #[global_allocator]
 static GLOBAL: alloc::LazyLargeAlloc = alloc::LazyLargeAlloc;

@@ -485,11 +485,80 @@ async fn unimplemented_apis_get_an_error_response_not_a_dropped_connection() {
     let broker = TestBroker::start().await;
     let mut c = RawClient::connect(broker.addr).await;
     let resp = c
-        .call(3, &FindCoordinatorRequest::default().with_key(StrBytes::from_static_str("g")))
+        .call(
+            3,
+            &FindCoordinatorRequest::default().with_key(StrBytes::from_static_str("g")),
+        )
         .await;
     assert_eq!(resp.error_code, 35, "UNSUPPORTED_VERSION");
-    let resp = c.call(4, &InitProducerIdRequest::default()).await;
+    let resp = c.call(4, &ListGroupsRequest::default()).await;
     assert_eq!(resp.error_code, 35);
-    assert_eq!(c.call(0, &ApiVersionsRequest::default()).await.error_code, 0);
+    assert_eq!(
+        c.call(0, &ApiVersionsRequest::default()).await.error_code,
+        0
+    );
+    broker.stop().await;
+}
+
+/// `batch` with idempotent producer fields set (they are covered by the CRC).
+fn idempotent_batch(n: usize, producer_id: i64, epoch: i16, sequence: i32) -> Bytes {
+    let mut b = BytesMut::from(&batch(n, 0)[..]);
+    b[43..51].copy_from_slice(&producer_id.to_be_bytes());
+    b[51..53].copy_from_slice(&epoch.to_be_bytes());
+    b[53..57].copy_from_slice(&sequence.to_be_bytes());
+    let crc = crc32c::crc32c(&b[21..]);
+    b[17..21].copy_from_slice(&crc.to_be_bytes());
+    b.freeze()
+}
+
+#[tokio::test]
+async fn idempotent_producer_retries_are_deduplicated() {
+    let tmp = tempfile::tempdir().unwrap();
+    let broker = TestBroker::start_in(tmp.path(), |_| {}).await;
+    let mut c = RawClient::connect(broker.addr).await;
+    create(&mut c, "idem", 1).await;
+    let init = c
+        .call(
+            4,
+            &InitProducerIdRequest::default().with_transaction_timeout_ms(60000),
+        )
+        .await;
+    assert_eq!(init.error_code, 0);
+    let (pid, epoch) = (init.producer_id.0, init.producer_epoch);
+    assert!(pid >= 0);
+    let send =
+        |seq: i32, n: usize| produce_req("idem", 0, -1, idempotent_batch(n, pid, epoch, seq));
+    let offsets = |r: ProduceResponse| {
+        let p = &r.responses[0].partition_responses[0];
+        (p.error_code, p.base_offset)
+    };
+    assert_eq!(offsets(c.call(9, &send(0, 3)).await), (0, 0));
+    assert_eq!(offsets(c.call(9, &send(3, 2)).await), (0, 3));
+    // A retry of either batch gets its original offset and appends nothing.
+    assert_eq!(offsets(c.call(9, &send(0, 3)).await), (0, 0));
+    assert_eq!(offsets(c.call(9, &send(3, 2)).await), (0, 3));
+    // A gap is refused.
+    assert_eq!(
+        offsets(c.call(9, &send(9, 1)).await).0,
+        45,
+        "OUT_OF_ORDER_SEQUENCE_NUMBER"
+    );
+    let fetched = c.call(12, &fetch_req("idem", 0, 0, 0, 1 << 20)).await;
+    assert_eq!(fetched.responses[0].partitions[0].high_watermark, 5);
+    drop(c);
+    broker.stop().await;
+
+    // After a restart the state is rebuilt from the log: the retry is still a duplicate, and a
+    // new producer id is never one handed out before.
+    let broker = TestBroker::start_in(tmp.path(), |_| {}).await;
+    let mut c = RawClient::connect(broker.addr).await;
+    assert_eq!(offsets(c.call(9, &send(3, 2)).await), (0, 3));
+    assert_eq!(offsets(c.call(9, &send(5, 1)).await), (0, 5));
+    let again = c.call(4, &InitProducerIdRequest::default()).await;
+    assert_ne!(again.producer_id.0, pid);
+    // Transactions are not served yet.
+    let txn = InitProducerIdRequest::default()
+        .with_transactional_id(Some(TransactionalId(StrBytes::from_static_str("tx"))));
+    assert_eq!(c.call(4, &txn).await.error_code, 35);
     broker.stop().await;
 }

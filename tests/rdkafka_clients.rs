@@ -275,3 +275,38 @@ async fn watermarks_and_offsets_for_times() {
     .unwrap();
     broker.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idempotent_producer_round_trips() {
+    let broker = TestBroker::start().await;
+    let bootstrap = broker.bootstrap();
+    create_topic(&bootstrap, "idempotent", 1).await;
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .set("enable.idempotence", "true")
+        .set("compression.type", "lz4")
+        .create()
+        .expect("producer");
+    let recs = expected(500, "idem");
+    let mut futures = Vec::new();
+    for r in &recs {
+        let record = FutureRecord::to("idempotent")
+            .partition(0)
+            .key(&r.key)
+            .payload(&r.value)
+            .timestamp(r.timestamp);
+        futures.push(producer.send(record, Duration::from_secs(10)));
+    }
+    for (i, f) in futures.into_iter().enumerate() {
+        let d = f.await.expect("delivered");
+        assert_eq!(d.offset, i as i64);
+    }
+    let b = bootstrap.clone();
+    let got = tokio::task::spawn_blocking(move || consume(&b, "idempotent", 0, 500))
+        .await
+        .unwrap();
+    for ((_, got), want) in got.iter().zip(&recs) {
+        assert_eq!((&got.key, &got.value), (&want.key, &want.value));
+    }
+    broker.stop().await;
+}

@@ -9,6 +9,7 @@ pub mod common;
 pub mod create_topics;
 pub mod delete_topics;
 pub mod fetch;
+pub mod init_producer_id;
 pub mod list_offsets;
 pub mod metadata;
 pub mod produce;
@@ -60,6 +61,7 @@ pub const SUPPORTED: &[ApiSupport] = &[
     api(ApiKey::ApiVersions, 0, 4),
     api(ApiKey::CreateTopics, 2, 7),
     api(ApiKey::DeleteTopics, 1, 6),
+    api(ApiKey::InitProducerId, 0, 5),
 ];
 
 pub fn supported(key: ApiKey) -> Option<ApiSupport> {
@@ -139,6 +141,7 @@ pub fn decode_only(mut frame: Bytes) -> Result<ApiKey, String> {
         ApiKey::ListOffsets => body::<ListOffsetsRequest>(&mut frame, v, key),
         ApiKey::CreateTopics => body::<CreateTopicsRequest>(&mut frame, v, key),
         ApiKey::DeleteTopics => body::<DeleteTopicsRequest>(&mut frame, v, key),
+        ApiKey::InitProducerId => body::<InitProducerIdRequest>(&mut frame, v, key),
         other => Err(format!("no decoder for {other:?}")),
     }
 }
@@ -201,6 +204,7 @@ pub async fn dispatch(broker: &Arc<Broker>, mut frame: Bytes) -> Reply {
             ApiKey::ListOffsets => run!(list_offsets::handle),
             ApiKey::CreateTopics => run!(create_topics::handle),
             ApiKey::DeleteTopics => run!(delete_topics::handle),
+            ApiKey::InitProducerId => run!(init_producer_id::handle),
             other => Reply::Close(format!("no handler for {other:?}")),
         }
     }

@@ -3,7 +3,8 @@
 //! A client that sends one anyway gets that API's response with UNSUPPORTED_VERSION in its
 //! top-level error code, encoded at the version it asked for, instead of a dropped connection.
 //! APIs whose response has no top-level error code (or versions the codec cannot encode) still
-//! close the connection, as Apache Kafka does for requests it cannot handle.
+//! close the connection, as Apache Kafka does for requests it cannot handle. Remove an API from
+//! this list when it gets a handler.
 
 use bytes::Bytes;
 use kafka_protocol::messages::*;
@@ -51,9 +52,6 @@ pub fn error_response(key: ApiKey, version: i16, correlation_id: i32) -> Option<
         }
         ApiKey::SaslHandshake => {
             encode_error::<SaslHandshakeResponse>(correlation_id, version, |r| r.error_code = code)
-        }
-        ApiKey::InitProducerId => {
-            encode_error::<InitProducerIdResponse>(correlation_id, version, |r| r.error_code = code)
         }
         ApiKey::AddPartitionsToTxn => {
             encode_error::<AddPartitionsToTxnResponse>(correlation_id, version, |r| {

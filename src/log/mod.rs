@@ -21,6 +21,7 @@ use parking_lot::RwLock;
 pub use partition::{AppendInfo, Offsets, PartitionLog, ReadResult};
 
 use crate::error::{ResponseError, ToKafkaCode};
+use crate::txn::producer_state::SequenceError;
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TopicPartition {
@@ -60,6 +61,10 @@ pub struct PartitionConfig {
 pub enum AppendError {
     #[error(transparent)]
     InvalidBatch(#[from] batch::BatchError),
+    #[error(transparent)]
+    Sequence(#[from] SequenceError),
+    #[error("an idempotent produce carries more than one batch for a partition")]
+    MultipleIdempotentBatches,
     #[error("storage error: {0}")]
     Io(#[from] io::Error),
 }
@@ -90,6 +95,13 @@ impl ToKafkaCode for AppendError {
             Self::InvalidBatch(B::InconsistentCount { .. }) | Self::InvalidBatch(B::Empty) => {
                 ResponseError::InvalidRecord
             }
+            Self::Sequence(SequenceError::OutOfOrder { .. }) => {
+                ResponseError::OutOfOrderSequenceNumber
+            }
+            Self::Sequence(SequenceError::FencedEpoch { .. }) => {
+                ResponseError::InvalidProducerEpoch
+            }
+            Self::MultipleIdempotentBatches => ResponseError::InvalidRecord,
             Self::Io(_) => ResponseError::KafkaStorageError,
         }
     }

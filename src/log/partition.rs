@@ -20,6 +20,7 @@ use tracing::{info, warn};
 use super::batch::{self, BatchHeader};
 use super::segment::{ReadView, Segment};
 use super::{AppendError, PartitionConfig, ReadError, TopicPartition};
+use crate::txn::producer_state::{ProducerStateTable, SequenceCheck};
 
 /// The partition leader epoch gregor writes and reports: one node, never a leader change.
 pub const LEADER_EPOCH: i32 = 0;
@@ -43,6 +44,8 @@ struct Inner {
     config: PartitionConfig,
     /// A segment file was created since the directory was last fsynced.
     dir_dirty: bool,
+    /// Idempotent producers' recent sequences, rebuilt from the newest segments at open.
+    producers: ProducerStateTable,
     messages_since_flush: u64,
     write_buf: Vec<u8>,
 }
@@ -113,6 +116,13 @@ impl PartitionLog {
         if segments.is_empty() {
             segments.push(Segment::create(dir, 0, now_ms)?);
         }
+        // Producers retry only their last few in-flight batches, so the newest two segments
+        // hold every batch a retry after a restart can duplicate.
+        let mut producers = ProducerStateTable::default();
+        for seg in segments.iter().rev().take(2).rev() {
+            seg.read_view(seg.base_offset)
+                .for_each_header(|h| producers.record(h))?;
+        }
         let log_start_offset = segments[0].base_offset;
         let log_end = segments.last().map_or(0, |s| s.next_offset);
         if !bases.is_empty() {
@@ -128,6 +138,7 @@ impl PartitionLog {
                 high_watermark: log_end,
                 config,
                 dir_dirty: true,
+                producers,
                 messages_since_flush: 0,
                 write_buf: Vec::new(),
             }),
@@ -163,6 +174,22 @@ impl PartitionLog {
     pub fn append(&self, records: &[u8], now_ms: i64) -> Result<AppendInfo, AppendError> {
         let mut inner = self.inner.lock();
         let headers = batch::validate(records, inner.config.max_message_bytes)?;
+        if headers.iter().any(|h| h.producer_id >= 0) {
+            // Sequence checks are per batch and a request is all-or-nothing, so idempotent
+            // producers send one batch per partition; Kafka requires the same.
+            if headers.len() > 1 {
+                return Err(AppendError::MultipleIdempotentBatches);
+            }
+            if let SequenceCheck::Duplicate { first_offset } = inner.producers.check(&headers[0])? {
+                return Ok(AppendInfo {
+                    base_offset: first_offset,
+                    last_offset: first_offset + i64::from(headers[0].last_offset_delta),
+                    log_append_time: -1,
+                    log_start_offset: inner.log_start_offset,
+                    flush_due: false,
+                });
+            }
+        }
         let info = inner.append(&self.dir, records, &headers, now_ms)?;
         drop(inner);
         self.wake_readers();
@@ -479,6 +506,9 @@ impl Inner {
             self.write_buf = Vec::new();
         }
         result?;
+        for h in &assigned {
+            self.producers.record(h);
+        }
         self.high_watermark = next;
         self.messages_since_flush += record_count as u64;
         let flush_due = self

@@ -365,6 +365,15 @@ impl ReadView {
         })
     }
 
+    /// Calls `f` with every batch header in the segment, in order (headers only, no CRC check).
+    pub fn for_each_header(&self, mut f: impl FnMut(&BatchHeader)) -> io::Result<()> {
+        self.find(0, |h| {
+            f(h);
+            false
+        })
+        .map(|_| ())
+    }
+
     fn find(
         &self,
         mut pos: u64,
