@@ -12,7 +12,9 @@ use tracing::{error, info};
 use uuid::Uuid;
 
 use crate::config::Config;
+use crate::config::GroupConfig;
 use crate::error::{ResponseError, ToKafkaCode};
+use crate::group::{CoordinatorConfig, GroupCoordinator, RebalanceConfig, OFFSETS_TOPIC};
 use crate::log::{LogManager, PartitionLog, TopicPartition};
 use crate::metadata::{self, topic_config, NodeInfo, TopicMeta, TopicStore};
 use crate::txn::ProducerIdManager;
@@ -31,6 +33,7 @@ pub struct Broker {
     pub topics: TopicStore,
     pub logs: LogManager,
     pub producer_ids: ProducerIdManager,
+    pub groups: GroupCoordinator,
     /// Serialises topic creation and deletion so check-then-act is atomic.
     topic_admin: Mutex<()>,
 }
@@ -129,6 +132,7 @@ impl Broker {
             elapsed_ms = started.elapsed().as_millis() as u64,
             "data directory opened"
         );
+        let groups = GroupCoordinator::open(&logs, coordinator_config(&config.group), now)?;
         let node = NodeInfo {
             node_id: config.server.node_id,
             host,
@@ -141,6 +145,7 @@ impl Broker {
             topics,
             logs,
             producer_ids,
+            groups,
             topic_admin: Mutex::new(()),
         })
     }
@@ -156,6 +161,12 @@ impl Broker {
         validate_only: bool,
     ) -> Result<Arc<TopicMeta>, CreateTopicError> {
         metadata::validate_topic_name(&req.name).map_err(CreateTopicError::InvalidName)?;
+        if req.name == OFFSETS_TOPIC || req.name == "__transaction_state" {
+            return Err(CreateTopicError::InvalidName(format!(
+                "Topic name {} is reserved for internal use",
+                req.name
+            )));
+        }
         let partitions = if !req.assignments.is_empty() {
             if req.partitions != -1 || req.replication_factor != -1 {
                 return Err(CreateTopicError::InvalidRequest(
@@ -272,8 +283,18 @@ impl Broker {
         }
     }
 
-    /// Starts retention and timed-flush tasks; they stop when the runtime does.
+    /// Starts retention, timed-flush and group timer tasks; they stop when the runtime does.
     pub fn spawn_background(self: &Arc<Self>) {
+        let broker = self.clone();
+        tokio::spawn(async move {
+            // Session timeouts are at least a few seconds; 100 ms keeps expiry prompt.
+            let mut tick = tokio::time::interval(Duration::from_millis(100));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                broker.groups.tick(tokio::time::Instant::now(), now_ms());
+            }
+        });
         let broker = self.clone();
         let every = Duration::from_millis(self.config.log.retention_check_interval_ms.max(1));
         tokio::spawn(async move {
@@ -311,5 +332,18 @@ impl Broker {
                 error!(partition = %p.tp, error = %e, "retention failed");
             }
         }
+    }
+}
+
+fn coordinator_config(g: &GroupConfig) -> CoordinatorConfig {
+    CoordinatorConfig {
+        rebalance: RebalanceConfig {
+            initial_rebalance_delay: Duration::from_millis(g.initial_rebalance_delay_ms),
+            min_session_timeout: Duration::from_millis(g.min_session_timeout_ms),
+            max_session_timeout: Duration::from_millis(g.max_session_timeout_ms),
+            max_size: g.max_size,
+        },
+        offsets_retention: Duration::from_secs(g.offsets_retention_minutes.saturating_mul(60)),
+        offset_metadata_max_bytes: g.offset_metadata_max_bytes,
     }
 }

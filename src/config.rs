@@ -18,6 +18,42 @@ pub struct Config {
     pub server: ServerConfig,
     pub log: LogConfig,
     pub topics: TopicDefaults,
+    pub group: GroupConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GroupConfig {
+    /// Wait this long for more members before the first rebalance of an empty group
+    /// (Kafka: `group.initial.rebalance.delay.ms`). Default: 3000.
+    pub initial_rebalance_delay_ms: u64,
+    /// Smallest session timeout a member may ask for (`group.min.session.timeout.ms`).
+    /// Default: 6000.
+    pub min_session_timeout_ms: u64,
+    /// Largest session timeout a member may ask for (`group.max.session.timeout.ms`).
+    /// Default: 1800000.
+    pub max_session_timeout_ms: u64,
+    /// Most members in one group (`group.max.size`). Default: 2147483647.
+    pub max_size: usize,
+    /// Keep committed offsets of a group without members this long
+    /// (`offsets.retention.minutes`). Default: 10080 (7 days).
+    pub offsets_retention_minutes: u64,
+    /// Longest metadata string of a committed offset (`offset.metadata.max.bytes`).
+    /// Default: 4096.
+    pub offset_metadata_max_bytes: usize,
+}
+
+impl Default for GroupConfig {
+    fn default() -> Self {
+        Self {
+            initial_rebalance_delay_ms: 3000,
+            min_session_timeout_ms: 6000,
+            max_session_timeout_ms: 1_800_000,
+            max_size: i32::MAX as usize,
+            offsets_retention_minutes: 10080,
+            offset_metadata_max_bytes: 4096,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -289,6 +325,12 @@ impl Config {
         if self.topics.num_partitions < 1 {
             return bad("topics.num_partitions", "must be at least 1".into());
         }
+        if self.group.min_session_timeout_ms > self.group.max_session_timeout_ms {
+            return bad(
+                "group.min_session_timeout_ms",
+                "must not be larger than group.max_session_timeout_ms".into(),
+            );
+        }
         if self.log.flush_interval_messages == Some(0) || self.log.flush_interval_ms == Some(0) {
             return bad("log.flush_interval_*", "must be at least 1 when set".into());
         }
@@ -351,6 +393,12 @@ pub fn kafka_key(key: &str) -> Option<KafkaKey> {
         "log.retention.check.interval.ms" => Maps("log.retention_check_interval_ms"),
         "auto.create.topics.enable" => Maps("topics.auto_create"),
         "num.partitions" => Maps("topics.num_partitions"),
+        "group.initial.rebalance.delay.ms" => Maps("group.initial_rebalance_delay_ms"),
+        "group.min.session.timeout.ms" => Maps("group.min_session_timeout_ms"),
+        "group.max.session.timeout.ms" => Maps("group.max_session_timeout_ms"),
+        "group.max.size" => Maps("group.max_size"),
+        "offsets.retention.minutes" => Maps("group.offsets_retention_minutes"),
+        "offset.metadata.max.bytes" => Maps("group.offset_metadata_max_bytes"),
         "process.roles"
         | "controller.quorum.voters"
         | "controller.quorum.bootstrap.servers"
@@ -367,7 +415,6 @@ pub fn kafka_key(key: &str) -> Option<KafkaKey> {
         | "transaction.state.log.min.isr"
         | "default.replication.factor"
         | "min.insync.replicas"
-        | "group.initial.rebalance.delay.ms"
         | "log.retention.hours"
         | "zookeeper.connect"
         | "zookeeper.connection.timeout.ms"

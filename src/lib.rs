@@ -20,6 +20,7 @@ pub mod alloc;
 pub mod broker;
 pub mod config;
 pub mod error;
+pub mod group;
 pub mod handlers;
 pub mod log;
 pub mod metadata;

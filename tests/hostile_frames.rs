@@ -130,6 +130,96 @@ fn samples() -> Vec<(&'static str, i16, Bytes)> {
             out.push(("DeleteTopics", v, b));
         }
     }
+    let group = || GroupId(StrBytes::from_static_str("hg"));
+    for v in 0..=9 {
+        let req = JoinGroupRequest::default()
+            .with_group_id(group())
+            .with_session_timeout_ms(10_000)
+            .with_rebalance_timeout_ms(10)
+            .with_protocol_type(StrBytes::from_static_str("consumer"))
+            .with_protocols(vec![join_group_request::JoinGroupRequestProtocol::default(
+            )
+            .with_name(StrBytes::from_static_str("range"))
+            .with_metadata(Bytes::from_static(b"abc"))]);
+        if let Some(b) = encode(v, &req) {
+            out.push(("JoinGroup", v, b));
+        }
+    }
+    for v in 0..=5 {
+        let req = SyncGroupRequest::default()
+            .with_group_id(group())
+            .with_assignments(vec![
+                sync_group_request::SyncGroupRequestAssignment::default()
+                    .with_member_id(StrBytes::from_static_str("m"))
+                    .with_assignment(Bytes::from_static(b"xyz")),
+            ]);
+        if let Some(b) = encode(v, &req) {
+            out.push(("SyncGroup", v, b));
+        }
+    }
+    for v in 2..=9 {
+        let req = OffsetCommitRequest::default()
+            .with_group_id(group())
+            .with_generation_id_or_member_epoch(-1)
+            .with_topics(vec![
+                offset_commit_request::OffsetCommitRequestTopic::default()
+                    .with_name(name("t"))
+                    .with_partitions(vec![
+                        offset_commit_request::OffsetCommitRequestPartition::default()
+                            .with_committed_metadata(Some(StrBytes::from_static_str("m"))),
+                    ]),
+            ]);
+        if let Some(b) = encode(v, &req) {
+            out.push(("OffsetCommit", v, b));
+        }
+    }
+    for v in 1..=9 {
+        let topics = vec![offset_fetch_request::OffsetFetchRequestTopic::default()
+            .with_name(name("t"))
+            .with_partition_indexes(vec![0, 1])];
+        let req = if v >= 8 {
+            OffsetFetchRequest::default().with_groups(vec![
+                offset_fetch_request::OffsetFetchRequestGroup::default()
+                    .with_group_id(group())
+                    .with_topics(Some(vec![
+                        offset_fetch_request::OffsetFetchRequestTopics::default()
+                            .with_name(name("t"))
+                            .with_partition_indexes(vec![0, 1]),
+                    ])),
+            ])
+        } else {
+            OffsetFetchRequest::default()
+                .with_group_id(group())
+                .with_topics(Some(topics))
+        };
+        if let Some(b) = encode(v, &req) {
+            out.push(("OffsetFetch", v, b));
+        }
+    }
+    for v in 0..=6 {
+        let req = DescribeGroupsRequest::default().with_groups(vec![group(), group()]);
+        if let Some(b) = encode(v, &req) {
+            out.push(("DescribeGroups", v, b));
+        }
+    }
+    for v in 3..=5 {
+        let req = LeaveGroupRequest::default()
+            .with_group_id(group())
+            .with_members(vec![leave_group_request::MemberIdentity::default()
+                .with_member_id(StrBytes::from_static_str("m"))]);
+        if let Some(b) = encode(v, &req) {
+            out.push(("LeaveGroup", v, b));
+        }
+    }
+    for v in 4..=6 {
+        let req = FindCoordinatorRequest::default().with_coordinator_keys(vec![
+            StrBytes::from_static_str("a"),
+            StrBytes::from_static_str("b"),
+        ]);
+        if let Some(b) = encode(v, &req) {
+            out.push(("FindCoordinator", v, b));
+        }
+    }
     for v in 0..=4 {
         if let Some(b) = encode(v, &ApiVersionsRequest::default()) {
             out.push(("ApiVersions", v, b));

@@ -484,14 +484,9 @@ async fn unsupported_versions_and_legacy_produce() {
 async fn unimplemented_apis_get_an_error_response_not_a_dropped_connection() {
     let broker = TestBroker::start().await;
     let mut c = RawClient::connect(broker.addr).await;
-    let resp = c
-        .call(
-            3,
-            &FindCoordinatorRequest::default().with_key(StrBytes::from_static_str("g")),
-        )
-        .await;
+    let resp = c.call(0, &DescribeClusterRequest::default()).await;
     assert_eq!(resp.error_code, 35, "UNSUPPORTED_VERSION");
-    let resp = c.call(4, &ListGroupsRequest::default()).await;
+    let resp = c.call(0, &ListTransactionsRequest::default()).await;
     assert_eq!(resp.error_code, 35);
     assert_eq!(
         c.call(0, &ApiVersionsRequest::default()).await.error_code,

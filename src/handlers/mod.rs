@@ -9,6 +9,7 @@ pub mod common;
 pub mod create_topics;
 pub mod delete_topics;
 pub mod fetch;
+pub mod group;
 pub mod init_producer_id;
 pub mod list_offsets;
 pub mod metadata;
@@ -62,6 +63,17 @@ pub const SUPPORTED: &[ApiSupport] = &[
     api(ApiKey::CreateTopics, 2, 7),
     api(ApiKey::DeleteTopics, 1, 6),
     api(ApiKey::InitProducerId, 0, 5),
+    api(ApiKey::FindCoordinator, 0, 6),
+    api(ApiKey::JoinGroup, 0, 9),
+    api(ApiKey::SyncGroup, 0, 5),
+    api(ApiKey::Heartbeat, 0, 4),
+    api(ApiKey::LeaveGroup, 0, 5),
+    api(ApiKey::OffsetCommit, 2, 9),
+    api(ApiKey::OffsetFetch, 1, 9),
+    api(ApiKey::ListGroups, 0, 5),
+    api(ApiKey::DescribeGroups, 0, 6),
+    api(ApiKey::DeleteGroups, 0, 2),
+    api(ApiKey::OffsetDelete, 0, 0),
 ];
 
 pub fn supported(key: ApiKey) -> Option<ApiSupport> {
@@ -75,6 +87,8 @@ pub struct Ctx {
     pub version: i16,
     pub correlation_id: i32,
     pub client_id: Option<String>,
+    /// The client's address as Kafka reports it (`/127.0.0.1`).
+    pub client_host: String,
 }
 
 impl Ctx {
@@ -142,13 +156,24 @@ pub fn decode_only(mut frame: Bytes) -> Result<ApiKey, String> {
         ApiKey::CreateTopics => body::<CreateTopicsRequest>(&mut frame, v, key),
         ApiKey::DeleteTopics => body::<DeleteTopicsRequest>(&mut frame, v, key),
         ApiKey::InitProducerId => body::<InitProducerIdRequest>(&mut frame, v, key),
+        ApiKey::FindCoordinator => body::<FindCoordinatorRequest>(&mut frame, v, key),
+        ApiKey::JoinGroup => body::<JoinGroupRequest>(&mut frame, v, key),
+        ApiKey::SyncGroup => body::<SyncGroupRequest>(&mut frame, v, key),
+        ApiKey::Heartbeat => body::<HeartbeatRequest>(&mut frame, v, key),
+        ApiKey::LeaveGroup => body::<LeaveGroupRequest>(&mut frame, v, key),
+        ApiKey::OffsetCommit => body::<OffsetCommitRequest>(&mut frame, v, key),
+        ApiKey::OffsetFetch => body::<OffsetFetchRequest>(&mut frame, v, key),
+        ApiKey::ListGroups => body::<ListGroupsRequest>(&mut frame, v, key),
+        ApiKey::DescribeGroups => body::<DescribeGroupsRequest>(&mut frame, v, key),
+        ApiKey::DeleteGroups => body::<DeleteGroupsRequest>(&mut frame, v, key),
+        ApiKey::OffsetDelete => body::<OffsetDeleteRequest>(&mut frame, v, key),
         other => Err(format!("no decoder for {other:?}")),
     }
 }
 
 /// Decodes one frame's header, checks the API and version against [`SUPPORTED`], and runs
 /// the handler.
-pub async fn dispatch(broker: &Arc<Broker>, mut frame: Bytes) -> Reply {
+pub async fn dispatch(broker: &Arc<Broker>, client_host: &str, mut frame: Bytes) -> Reply {
     let peek = peek_header(&frame);
     if peek.api_key == ApiKey::ApiVersions as i16 {
         let max = supported(ApiKey::ApiVersions).map_or(0, |a| a.max);
@@ -182,6 +207,7 @@ pub async fn dispatch(broker: &Arc<Broker>, mut frame: Bytes) -> Reply {
         version,
         correlation_id: header.correlation_id,
         client_id: header.client_id.as_ref().map(|c| c.as_str().to_string()),
+        client_host: client_host.to_string(),
     };
     let span = debug_span!("request", api = ?key, version, correlation_id = header.correlation_id,
         client_id = ctx.client_id.as_deref().unwrap_or(""));
@@ -205,6 +231,17 @@ pub async fn dispatch(broker: &Arc<Broker>, mut frame: Bytes) -> Reply {
             ApiKey::CreateTopics => run!(create_topics::handle),
             ApiKey::DeleteTopics => run!(delete_topics::handle),
             ApiKey::InitProducerId => run!(init_producer_id::handle),
+            ApiKey::FindCoordinator => run!(group::find_coordinator::handle),
+            ApiKey::JoinGroup => run!(group::join_group::handle),
+            ApiKey::SyncGroup => run!(group::sync_group::handle),
+            ApiKey::Heartbeat => run!(group::heartbeat::handle),
+            ApiKey::LeaveGroup => run!(group::leave_group::handle),
+            ApiKey::OffsetCommit => run!(group::offset_commit::handle),
+            ApiKey::OffsetFetch => run!(group::offset_fetch::handle),
+            ApiKey::ListGroups => run!(group::list_groups::handle),
+            ApiKey::DescribeGroups => run!(group::describe_groups::handle),
+            ApiKey::DeleteGroups => run!(group::delete_groups::handle),
+            ApiKey::OffsetDelete => run!(group::offset_delete::handle),
             other => Reply::Close(format!("no handler for {other:?}")),
         }
     }

@@ -27,29 +27,6 @@ fn encode_error<R: Default + Encodable + HeaderVersion>(
 pub fn error_response(key: ApiKey, version: i16, correlation_id: i32) -> Option<Bytes> {
     let code = ResponseError::UnsupportedVersion.code();
     match key {
-        ApiKey::OffsetFetch => {
-            encode_error::<OffsetFetchResponse>(correlation_id, version, |r| r.error_code = code)
-        }
-        ApiKey::FindCoordinator => {
-            encode_error::<FindCoordinatorResponse>(correlation_id, version, |r| {
-                r.error_code = code
-            })
-        }
-        ApiKey::JoinGroup => {
-            encode_error::<JoinGroupResponse>(correlation_id, version, |r| r.error_code = code)
-        }
-        ApiKey::Heartbeat => {
-            encode_error::<HeartbeatResponse>(correlation_id, version, |r| r.error_code = code)
-        }
-        ApiKey::LeaveGroup => {
-            encode_error::<LeaveGroupResponse>(correlation_id, version, |r| r.error_code = code)
-        }
-        ApiKey::SyncGroup => {
-            encode_error::<SyncGroupResponse>(correlation_id, version, |r| r.error_code = code)
-        }
-        ApiKey::ListGroups => {
-            encode_error::<ListGroupsResponse>(correlation_id, version, |r| r.error_code = code)
-        }
         ApiKey::SaslHandshake => {
             encode_error::<SaslHandshakeResponse>(correlation_id, version, |r| r.error_code = code)
         }
@@ -111,9 +88,6 @@ pub fn error_response(key: ApiKey, version: i16, correlation_id: i32) -> Option<
             encode_error::<ListPartitionReassignmentsResponse>(correlation_id, version, |r| {
                 r.error_code = code
             })
-        }
-        ApiKey::OffsetDelete => {
-            encode_error::<OffsetDeleteResponse>(correlation_id, version, |r| r.error_code = code)
         }
         ApiKey::DescribeClientQuotas => {
             encode_error::<DescribeClientQuotasResponse>(correlation_id, version, |r| {

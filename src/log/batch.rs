@@ -185,6 +185,112 @@ pub fn set_log_append_time(batch: &mut [u8], now_ms: i64) {
     (&mut batch[17..21]).put_u32(crc);
 }
 
+fn put_varint(out: &mut Vec<u8>, v: i64) {
+    let mut z = ((v << 1) ^ (v >> 63)) as u64;
+    while z >= 0x80 {
+        out.push((z as u8) | 0x80);
+        z >>= 7;
+    }
+    out.push(z as u8);
+}
+
+/// A record's key and value; `None` is null (a value of null is a tombstone).
+pub type KeyValue<'a> = (Option<&'a [u8]>, Option<&'a [u8]>);
+
+/// Builds an uncompressed RecordBatch v2 (base offset 0, no producer) holding `records` as
+/// (key, value) pairs, all stamped `timestamp_ms`. For the broker's own internal logs.
+pub fn build(records: &[KeyValue<'_>], timestamp_ms: i64) -> Vec<u8> {
+    let mut body = Vec::new();
+    let mut rec = Vec::new();
+    for (i, (key, value)) in records.iter().enumerate() {
+        rec.clear();
+        rec.push(0); // attributes
+        put_varint(&mut rec, 0); // timestamp delta
+        put_varint(&mut rec, i as i64); // offset delta
+        for field in [key, value] {
+            match field {
+                Some(b) => {
+                    put_varint(&mut rec, b.len() as i64);
+                    rec.extend_from_slice(b);
+                }
+                None => put_varint(&mut rec, -1),
+            }
+        }
+        put_varint(&mut rec, 0); // headers
+        put_varint(&mut body, rec.len() as i64);
+        body.extend_from_slice(&rec);
+    }
+    let mut b = Vec::with_capacity(HEADER_LEN + body.len());
+    b.put_i64(0);
+    b.put_i32((HEADER_LEN - LOG_OVERHEAD + body.len()) as i32);
+    b.put_i32(-1);
+    b.put_i8(MAGIC_V2);
+    b.put_u32(0);
+    b.put_i16(0);
+    b.put_i32(records.len() as i32 - 1);
+    b.put_i64(timestamp_ms);
+    b.put_i64(timestamp_ms);
+    b.put_i64(-1);
+    b.put_i16(-1);
+    b.put_i32(-1);
+    b.put_i32(records.len() as i32);
+    b.extend_from_slice(&body);
+    let crc = crc32c::crc32c(&b[21..]);
+    (&mut b[17..21]).put_u32(crc);
+    b
+}
+
+/// One record of an uncompressed batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordView<'a> {
+    pub offset: i64,
+    pub timestamp: i64,
+    pub key: Option<&'a [u8]>,
+    pub value: Option<&'a [u8]>,
+}
+
+/// The records of one uncompressed batch, or `None` for compressed or malformed batches.
+pub fn records(batch: &[u8]) -> Option<Vec<RecordView<'_>>> {
+    let header = BatchHeader::parse(batch)?;
+    if header.compression() != 0 || batch.len() < header.total_len() {
+        return None;
+    }
+    let mut rest = &batch[HEADER_LEN..header.total_len()];
+    let mut out = Vec::new();
+    for _ in 0..header.records_count {
+        let len = usize::try_from(read_varint(&mut rest)?).ok()?;
+        if len > rest.len() {
+            return None;
+        }
+        let mut rec = &rest[..len];
+        rest = &rest[len..];
+        rec = rec.get(1..)?;
+        let timestamp = header.base_timestamp + read_varint(&mut rec)?;
+        let offset = header.base_offset + read_varint(&mut rec)?;
+        let key = read_bytes_field(&mut rec)?;
+        let value = read_bytes_field(&mut rec)?;
+        out.push(RecordView {
+            offset,
+            timestamp,
+            key,
+            value,
+        });
+    }
+    Some(out)
+}
+
+/// A varint length followed by that many bytes; length -1 is null.
+fn read_bytes_field<'a>(rec: &mut &'a [u8]) -> Option<Option<&'a [u8]>> {
+    let n = read_varint(rec)?;
+    if n < 0 {
+        return Some(None);
+    }
+    let n = usize::try_from(n).ok()?;
+    let (v, tail) = (rec.get(..n)?, rec.get(n..)?);
+    *rec = tail;
+    Some(Some(v))
+}
+
 fn read_varint(b: &mut &[u8]) -> Option<i64> {
     let mut value: u64 = 0;
     let mut shift = 0;

@@ -14,7 +14,7 @@ use super::framing::{self, FrameError};
 use crate::broker::Broker;
 use crate::handlers::{self, Reply};
 
-pub async fn serve<S>(stream: S, broker: Arc<Broker>)
+pub async fn serve<S>(stream: S, peer: std::net::SocketAddr, broker: Arc<Broker>)
 where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
@@ -24,7 +24,7 @@ where
     // with a huge max_wait must not outlive its client).
     let (closed_tx, closed_rx) = watch::channel(false);
     let writer = tokio::spawn(write_loop(wr, rx, closed_rx).in_current_span());
-    let result = read_loop(rd, &broker, tx).await;
+    let result = read_loop(rd, &format!("/{}", peer.ip()), &broker, tx).await;
     let _ = closed_tx.send(true);
     match result {
         Err(e) if e.is_expected() => debug!(reason = %e, "connection closed"),
@@ -36,6 +36,7 @@ where
 
 async fn read_loop<R: AsyncRead + Unpin>(
     rd: R,
+    client_host: &str,
     broker: &Arc<Broker>,
     tx: mpsc::Sender<Reply>,
 ) -> Result<(), FrameError> {
@@ -46,7 +47,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
         let Some(frame) = framing::read_frame(&mut rd, max, idle).await? else {
             return Ok(());
         };
-        let reply = handlers::dispatch(broker, frame).await;
+        let reply = handlers::dispatch(broker, client_host, frame).await;
         let close = match &reply {
             Reply::Close(reason) => Some(FrameError::Protocol(reason.clone())),
             _ => None,

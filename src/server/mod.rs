@@ -41,7 +41,7 @@ pub async fn run(listener: TcpListener, broker: Arc<Broker>, shutdown: impl Futu
         let broker = broker.clone();
         tokio::spawn(
             async move {
-                connection::serve(stream, broker).await;
+                connection::serve(stream, peer, broker).await;
                 drop(permit);
             }
             .instrument(info_span!("conn", %peer)),

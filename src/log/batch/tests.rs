@@ -105,3 +105,17 @@ fn record_lookup_by_timestamp() {
     assert_eq!(find_record_by_timestamp(&b, Some(2000)), None);
     assert_eq!(find_record_by_timestamp(&b, None), Some((101, 1030)));
 }
+
+#[test]
+fn built_batches_validate_and_read_back() {
+    let b = build(&[(Some(b"k1"), Some(b"v1")), (Some(b"k2"), None)], 1234);
+    let h = validate(&b, 1 << 20).unwrap()[0];
+    assert_eq!((h.records_count, h.max_timestamp), (2, 1234));
+    let recs = records(&b).unwrap();
+    assert_eq!(recs.len(), 2);
+    assert_eq!(
+        (recs[0].key, recs[0].value),
+        (Some(&b"k1"[..]), Some(&b"v1"[..]))
+    );
+    assert_eq!((recs[1].offset, recs[1].value), (1, None));
+}

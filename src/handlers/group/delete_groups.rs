@@ -1,0 +1,21 @@
+//! DeleteGroups: only groups without members, together with their committed offsets.
+
+use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
+use kafka_protocol::messages::{DeleteGroupsRequest, DeleteGroupsResponse};
+
+use crate::handlers::common::code_of;
+use crate::handlers::{Ctx, Reply};
+
+pub async fn handle(ctx: &Ctx, req: DeleteGroupsRequest) -> Reply {
+    let results = req
+        .groups_names
+        .into_iter()
+        .map(|g| {
+            let r = ctx.broker.groups.delete_group(g.0.as_str());
+            DeletableGroupResult::default()
+                .with_group_id(g)
+                .with_error_code(code_of(&r))
+        })
+        .collect();
+    ctx.reply(&DeleteGroupsResponse::default().with_results(results))
+}

@@ -1,0 +1,59 @@
+//! DescribeGroups: state, protocol and members with their metadata and assignments.
+
+use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
+use kafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse};
+
+use crate::error::ResponseError;
+use crate::handlers::common::str_bytes;
+use crate::handlers::{Ctx, Reply};
+
+/// READ, DELETE and DESCRIBE: what a group supports (no ACLs yet, so all are allowed).
+const GROUP_OPERATIONS: i32 = (1 << 3) | (1 << 6) | (1 << 8);
+
+pub async fn handle(ctx: &Ctx, req: DescribeGroupsRequest) -> Reply {
+    let v = ctx.version;
+    let groups = req
+        .groups
+        .into_iter()
+        .map(|id| {
+            let mut out = DescribedGroup::default().with_group_id(id.clone());
+            if v >= 3 && req.include_authorized_operations {
+                out.authorized_operations = GROUP_OPERATIONS;
+            }
+            match ctx.broker.groups.describe(id.0.as_str()) {
+                None => {
+                    out.group_state = str_bytes("Dead");
+                    if v >= 6 {
+                        out.error_code = ResponseError::GroupIdNotFound.code();
+                        out.error_message =
+                            Some(str_bytes(&format!("Group {} not found.", id.0.as_str())));
+                    }
+                }
+                Some(d) => {
+                    out.group_state = str_bytes(d.state.kafka_name());
+                    out.protocol_type = str_bytes(&d.protocol_type);
+                    out.protocol_data = str_bytes(&d.protocol_name);
+                    out.members = d
+                        .members
+                        .into_iter()
+                        .map(|m| {
+                            let mut dm = DescribedGroupMember::default()
+                                .with_member_id(str_bytes(&m.member_id))
+                                .with_client_id(str_bytes(&m.client_id))
+                                .with_client_host(str_bytes(&m.client_host))
+                                .with_member_metadata(m.metadata)
+                                .with_member_assignment(m.assignment);
+                            if v >= 4 {
+                                dm.group_instance_id =
+                                    m.group_instance_id.as_deref().map(str_bytes);
+                            }
+                            dm
+                        })
+                        .collect();
+                }
+            }
+            out
+        })
+        .collect();
+    ctx.reply(&DescribeGroupsResponse::default().with_groups(groups))
+}

@@ -1,0 +1,36 @@
+//! FindCoordinator: this broker coordinates every group (and would every transaction).
+
+use kafka_protocol::messages::find_coordinator_response::Coordinator;
+use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
+
+use crate::handlers::common::str_bytes;
+use crate::handlers::{Ctx, Reply};
+
+pub async fn handle(ctx: &Ctx, req: FindCoordinatorRequest) -> Reply {
+    let node = &ctx.broker.node;
+    let (id, host, port) = (
+        BrokerId(node.node_id),
+        str_bytes(&node.host),
+        i32::from(node.port),
+    );
+    let resp = if ctx.version >= 4 {
+        let coordinators = req
+            .coordinator_keys
+            .into_iter()
+            .map(|key| {
+                Coordinator::default()
+                    .with_key(key)
+                    .with_node_id(id)
+                    .with_host(host.clone())
+                    .with_port(port)
+            })
+            .collect();
+        FindCoordinatorResponse::default().with_coordinators(coordinators)
+    } else {
+        FindCoordinatorResponse::default()
+            .with_node_id(id)
+            .with_host(host)
+            .with_port(port)
+    };
+    ctx.reply(&resp)
+}

@@ -1,0 +1,54 @@
+//! LeaveGroup: one member (v0–2) or a batch of members, dynamic or static (v3+).
+
+use kafka_protocol::messages::leave_group_response::MemberResponse;
+use kafka_protocol::messages::{LeaveGroupRequest, LeaveGroupResponse};
+use tokio::time::Instant;
+
+use super::opt_str;
+use crate::error::ToKafkaCode;
+use crate::handlers::{Ctx, Reply};
+
+pub async fn handle(ctx: &Ctx, req: LeaveGroupRequest) -> Reply {
+    let leaving: Vec<(String, Option<String>)> = if ctx.version >= 3 {
+        req.members
+            .iter()
+            .map(|m| {
+                (
+                    m.member_id.as_str().to_string(),
+                    opt_str(&m.group_instance_id),
+                )
+            })
+            .collect()
+    } else {
+        vec![(req.member_id.as_str().to_string(), None)]
+    };
+    let resp = match ctx
+        .broker
+        .groups
+        .leave(req.group_id.0.as_str(), &leaving, Instant::now())
+    {
+        Err(e) => LeaveGroupResponse::default().with_error_code(e.kafka_code().code()),
+        Ok(results) if ctx.version >= 3 => {
+            let members = req
+                .members
+                .into_iter()
+                .zip(results)
+                .map(|(m, r)| {
+                    MemberResponse::default()
+                        .with_member_id(m.member_id)
+                        .with_group_instance_id(m.group_instance_id)
+                        .with_error_code(r.err().map_or(0, |e| e.kafka_code().code()))
+                })
+                .collect();
+            LeaveGroupResponse::default().with_members(members)
+        }
+        Ok(results) => LeaveGroupResponse::default().with_error_code(
+            results
+                .into_iter()
+                .next()
+                .and_then(|r| r.err())
+                .map_or(0, |e| e.kafka_code().code()),
+        ),
+    };
+    ctx.reply(&resp)
+}

@@ -1,0 +1,20 @@
+//! Handlers of the classic group protocol and committed offsets. The coordinator logic lives
+//! in `crate::group`; these files translate requests and responses.
+
+pub mod delete_groups;
+pub mod describe_groups;
+pub mod find_coordinator;
+pub mod heartbeat;
+pub mod join_group;
+pub mod leave_group;
+pub mod list_groups;
+pub mod offset_commit;
+pub mod offset_delete;
+pub mod offset_fetch;
+pub mod sync_group;
+
+use kafka_protocol::protocol::StrBytes;
+
+pub(crate) fn opt_str(s: &Option<StrBytes>) -> Option<String> {
+    s.as_ref().map(|s| s.as_str().to_string())
+}

@@ -1,0 +1,102 @@
+//! OffsetCommit: validated against the member and generation (or a simple commit with
+//! generation -1), written to `__consumer_offsets`, answered once that write is durable.
+
+use kafka_protocol::messages::offset_commit_response::{
+    OffsetCommitResponsePartition, OffsetCommitResponseTopic,
+};
+use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse};
+use tracing::error;
+
+use super::opt_str;
+use crate::broker::now_ms;
+use crate::error::{ResponseError, ToKafkaCode};
+use crate::group::CommittedOffset;
+use crate::handlers::{encode, Ctx, Reply};
+
+pub async fn handle(ctx: &Ctx, req: OffsetCommitRequest) -> Reply {
+    let broker = &ctx.broker;
+    let now = now_ms();
+    let offsets: Vec<(String, i32, CommittedOffset)> = req
+        .topics
+        .iter()
+        .flat_map(|t| {
+            t.partitions.iter().map(move |p| {
+                (
+                    t.name.0.as_str().to_string(),
+                    p.partition_index,
+                    CommittedOffset {
+                        offset: p.committed_offset,
+                        leader_epoch: p.committed_leader_epoch,
+                        metadata: opt_str(&p.committed_metadata).unwrap_or_default(),
+                        commit_timestamp: now,
+                    },
+                )
+            })
+        })
+        .collect();
+    let outcome = broker.groups.commit(
+        req.group_id.0.as_str(),
+        req.member_id.as_str(),
+        opt_str(&req.group_instance_id).as_deref(),
+        req.generation_id_or_member_epoch,
+        offsets,
+        |topic, partition| broker.partition(topic, partition).is_some(),
+    );
+    let (mut codes, durable_at): (Vec<i16>, _) = match outcome {
+        Ok(o) => (
+            o.results
+                .iter()
+                .map(|r| r.as_ref().err().map_or(0, |e| e.kafka_code().code()))
+                .collect(),
+            o.durable_at,
+        ),
+        Err(e) => {
+            let n = req.topics.iter().map(|t| t.partitions.len()).sum();
+            (vec![e.kafka_code().code(); n], None)
+        }
+    };
+    let shape: Vec<(kafka_protocol::messages::TopicName, Vec<i32>)> = req
+        .topics
+        .into_iter()
+        .map(|t| {
+            (
+                t.name,
+                t.partitions.iter().map(|p| p.partition_index).collect(),
+            )
+        })
+        .collect();
+    let build = move |codes: &[i16]| {
+        let mut it = codes.iter();
+        let topics = shape
+            .iter()
+            .map(|(name, parts)| {
+                OffsetCommitResponseTopic::default()
+                    .with_name(name.clone())
+                    .with_partitions(
+                        parts
+                            .iter()
+                            .map(|p| {
+                                OffsetCommitResponsePartition::default()
+                                    .with_partition_index(*p)
+                                    .with_error_code(*it.next().unwrap_or(&0))
+                            })
+                            .collect(),
+                    )
+            })
+            .collect();
+        OffsetCommitResponse::default().with_topics(topics)
+    };
+    let Some((log, end)) = durable_at else {
+        return ctx.reply(&build(&codes));
+    };
+    let (correlation_id, version) = (ctx.correlation_id, ctx.version);
+    Reply::Deferred(Box::pin(async move {
+        if let Err(e) = log.flush_to(end).await {
+            error!(error = %e, "fsync of committed offsets failed");
+            for c in codes.iter_mut().filter(|c| **c == 0) {
+                *c = ResponseError::KafkaStorageError.code();
+            }
+        }
+        encode(correlation_id, version, &build(&codes))
+    }))
+}

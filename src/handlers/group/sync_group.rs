@@ -1,0 +1,51 @@
+//! SyncGroup: followers wait for the leader's assignment; everyone gets their own.
+
+use kafka_protocol::messages::{SyncGroupRequest, SyncGroupResponse};
+use tokio::time::Instant;
+
+use super::opt_str;
+use crate::error::ToKafkaCode;
+use crate::group::{GroupError, SyncResult, Waiting};
+use crate::handlers::common::str_bytes;
+use crate::handlers::{encode, Ctx, Reply};
+
+pub async fn handle(ctx: &Ctx, req: SyncGroupRequest) -> Reply {
+    let v = ctx.version;
+    let assignments = req
+        .assignments
+        .iter()
+        .map(|a| (a.member_id.as_str().to_string(), a.assignment.clone()))
+        .collect();
+    let outcome = ctx.broker.groups.sync(
+        req.group_id.0.as_str(),
+        req.member_id.as_str(),
+        opt_str(&req.group_instance_id).as_deref(),
+        req.generation_id,
+        assignments,
+        Instant::now(),
+    );
+    match outcome {
+        Waiting::Ready(r) => ctx.reply(&response(v, r)),
+        Waiting::Wait(rx) => {
+            let (correlation_id, version) = (ctx.correlation_id, v);
+            Reply::Deferred(Box::pin(async move {
+                let r = rx.await.unwrap_or(Err(GroupError::RebalanceInProgress));
+                encode(correlation_id, version, &response(version, r))
+            }))
+        }
+    }
+}
+
+fn response(v: i16, r: Result<SyncResult, GroupError>) -> SyncGroupResponse {
+    match r {
+        Ok(s) => {
+            let mut resp = SyncGroupResponse::default().with_assignment(s.assignment);
+            if v >= 5 {
+                resp.protocol_type = s.protocol_type.as_deref().map(str_bytes);
+                resp.protocol_name = s.protocol_name.as_deref().map(str_bytes);
+            }
+            resp
+        }
+        Err(e) => SyncGroupResponse::default().with_error_code(e.kafka_code().code()),
+    }
+}
