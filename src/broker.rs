@@ -21,9 +21,7 @@ use crate::txn::ProducerIdManager;
 
 /// Wall-clock milliseconds since the epoch (Kafka timestamps).
 pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
 #[derive(Debug)]
@@ -108,11 +106,8 @@ impl Broker {
     pub fn open(config: Arc<Config>, host: String, port: u16) -> io::Result<Self> {
         let root = config.log.dir.clone();
         std::fs::create_dir_all(&root)?;
-        let cluster_id = metadata::load_or_init_cluster_id(
-            &root,
-            config.server.cluster_id.as_deref(),
-            config.server.node_id,
-        )?;
+        let cluster_id =
+            metadata::load_or_init_cluster_id(&root, config.server.cluster_id.as_deref(), config.server.node_id)?;
         let topics = TopicStore::load(&root)?;
         let producer_ids = ProducerIdManager::open(&root)?;
         let logs = LogManager::new(root);
@@ -133,21 +128,8 @@ impl Broker {
             "data directory opened"
         );
         let groups = GroupCoordinator::open(&logs, coordinator_config(&config.group), now)?;
-        let node = NodeInfo {
-            node_id: config.server.node_id,
-            host,
-            port,
-            cluster_id,
-        };
-        Ok(Self {
-            config,
-            node,
-            topics,
-            logs,
-            producer_ids,
-            groups,
-            topic_admin: Mutex::new(()),
-        })
+        let node = NodeInfo { node_id: config.server.node_id, host, port, cluster_id };
+        Ok(Self { config, node, topics, logs, producer_ids, groups, topic_admin: Mutex::new(()) })
     }
 
     pub fn partition(&self, topic: &str, partition: i32) -> Option<Arc<PartitionLog>> {
@@ -155,17 +137,10 @@ impl Broker {
     }
 
     /// Validates a new topic and, unless `validate_only`, creates it.
-    pub fn create_topic(
-        &self,
-        req: NewTopic,
-        validate_only: bool,
-    ) -> Result<Arc<TopicMeta>, CreateTopicError> {
+    pub fn create_topic(&self, req: NewTopic, validate_only: bool) -> Result<Arc<TopicMeta>, CreateTopicError> {
         metadata::validate_topic_name(&req.name).map_err(CreateTopicError::InvalidName)?;
         if req.name == OFFSETS_TOPIC || req.name == "__transaction_state" {
-            return Err(CreateTopicError::InvalidName(format!(
-                "Topic name {} is reserved for internal use",
-                req.name
-            )));
+            return Err(CreateTopicError::InvalidName(format!("Topic name {} is reserved for internal use", req.name)));
         }
         let partitions = if !req.assignments.is_empty() {
             if req.partitions != -1 || req.replication_factor != -1 {
@@ -196,20 +171,13 @@ impl Broker {
             }
             req.assignments.len() as i32
         } else {
-            let p = if req.partitions == -1 {
-                self.config.topics.num_partitions
-            } else {
-                req.partitions
-            };
+            let p = if req.partitions == -1 { self.config.topics.num_partitions } else { req.partitions };
             if p < 1 {
-                return Err(CreateTopicError::InvalidPartitions(
-                    "Number of partitions must be larger than 0.".into(),
-                ));
+                return Err(CreateTopicError::InvalidPartitions("Number of partitions must be larger than 0.".into()));
             }
             if req.replication_factor != -1 && req.replication_factor < 1 {
                 return Err(CreateTopicError::InvalidReplicationFactor(
-                    "Replication factor must be larger than 0, or -1 to use the default value."
-                        .into(),
+                    "Replication factor must be larger than 0, or -1 to use the default value.".into(),
                 ));
             }
             if req.replication_factor > 1 {
@@ -232,20 +200,15 @@ impl Broker {
         if self.topics.get(&req.name).is_some() {
             return Err(CreateTopicError::AlreadyExists(req.name));
         }
-        let meta = TopicMeta {
-            name: Arc::from(req.name.as_str()),
-            id: Uuid::new_v4(),
-            partitions,
-            configs: req.configs,
-        };
+        let meta =
+            TopicMeta { name: Arc::from(req.name.as_str()), id: Uuid::new_v4(), partitions, configs: req.configs };
         if validate_only {
             return Ok(Arc::new(meta));
         }
         let pc = topic_config::partition_config(&self.config.log, &meta.configs);
         let now = now_ms();
         for p in 0..partitions {
-            self.logs
-                .open(TopicPartition::new(&meta.name, p), pc.clone(), now)?;
+            self.logs.open(TopicPartition::new(&meta.name, p), pc.clone(), now)?;
         }
         let meta = self.topics.put(meta)?;
         info!(topic = %meta.name, partitions, "created topic");
@@ -254,10 +217,7 @@ impl Broker {
 
     pub fn delete_topic(&self, name: &str) -> Result<Arc<TopicMeta>, DeleteTopicError> {
         let _guard = self.topic_admin.lock();
-        let meta = self
-            .topics
-            .remove(name)?
-            .ok_or(DeleteTopicError::UnknownTopic)?;
+        let meta = self.topics.remove(name)?.ok_or(DeleteTopicError::UnknownTopic)?;
         for p in 0..meta.partitions {
             self.logs.remove(&TopicPartition::new(&meta.name, p))?;
         }
@@ -268,17 +228,11 @@ impl Broker {
     /// Creates a topic with the broker defaults when auto-creation is on. Returns the topic if
     /// it exists afterwards.
     pub fn auto_create(&self, name: &str) -> Result<Arc<TopicMeta>, CreateTopicError> {
-        let req = NewTopic {
-            name: name.to_string(),
-            partitions: -1,
-            replication_factor: -1,
-            ..Default::default()
-        };
+        let req = NewTopic { name: name.to_string(), partitions: -1, replication_factor: -1, ..Default::default() };
         match self.create_topic(req, false) {
-            Err(CreateTopicError::AlreadyExists(_)) => self
-                .topics
-                .get(name)
-                .ok_or(CreateTopicError::AlreadyExists(name.into())),
+            Err(CreateTopicError::AlreadyExists(_)) => {
+                self.topics.get(name).ok_or(CreateTopicError::AlreadyExists(name.into()))
+            }
             other => other,
         }
     }

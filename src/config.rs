@@ -155,30 +155,20 @@ impl Default for LogConfig {
 
 impl Default for TopicDefaults {
     fn default() -> Self {
-        Self {
-            auto_create: true,
-            num_partitions: 1,
-        }
+        Self { auto_create: true, num_partitions: 1 }
     }
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Read { path: PathBuf, source: std::io::Error },
     #[error("invalid configuration: {0}")]
     Invalid(String),
     #[error("unknown setting `{key}` in {origin}")]
     UnknownKey { key: String, origin: String },
     #[error("setting `{key}` from {origin}: {reason}")]
-    BadValue {
-        key: String,
-        origin: String,
-        reason: String,
-    },
+    BadValue { key: String, origin: String, reason: String },
 }
 
 /// Overrides given on the command line; they are the last layer.
@@ -204,44 +194,30 @@ impl Config {
             builder = builder.add_source(config::File::from(default_file));
         }
         if let Some(path) = file {
-            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-                path: path.to_owned(),
-                source,
-            })?;
+            let text =
+                std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
             if path.extension().is_some_and(|e| e == "properties") {
                 let origin = path.display().to_string();
                 for (key, value) in parse_properties(&text) {
                     builder = apply_kafka_key(builder, &key, &value, &origin)?;
                 }
             } else {
-                builder =
-                    builder.add_source(config::File::from_str(&text, config::FileFormat::Toml));
+                builder = builder.add_source(config::File::from_str(&text, config::FileFormat::Toml));
             }
         }
         // GREGOR__SECTION__KEY=value
-        let mut gregor_env: Vec<_> = env
-            .iter()
-            .filter(|(k, _)| k.starts_with("GREGOR__"))
-            .collect();
+        let mut gregor_env: Vec<_> = env.iter().filter(|(k, _)| k.starts_with("GREGOR__")).collect();
         gregor_env.sort();
         for (k, v) in gregor_env {
-            let path = k["GREGOR__".len()..]
-                .to_ascii_lowercase()
-                .replace("__", ".");
-            builder =
-                builder
-                    .set_override(&path, v.clone())
-                    .map_err(|e| ConfigError::BadValue {
-                        key: path.clone(),
-                        origin: format!("environment variable {k}"),
-                        reason: e.to_string(),
-                    })?;
+            let path = k["GREGOR__".len()..].to_ascii_lowercase().replace("__", ".");
+            builder = builder.set_override(&path, v.clone()).map_err(|e| ConfigError::BadValue {
+                key: path.clone(),
+                origin: format!("environment variable {k}"),
+                reason: e.to_string(),
+            })?;
         }
         // KAFKA_LOG_DIRS=... as the common Kafka container images read them.
-        let mut kafka_env: Vec<_> = env
-            .iter()
-            .filter(|(k, _)| k.starts_with("KAFKA_"))
-            .collect();
+        let mut kafka_env: Vec<_> = env.iter().filter(|(k, _)| k.starts_with("KAFKA_")).collect();
         kafka_env.sort();
         let mut kafka_pairs = Vec::new();
         for (k, v) in kafka_env {
@@ -257,12 +233,8 @@ impl Config {
         for (key, value, origin) in &kafka_pairs {
             builder = apply_kafka_key(builder, key, value, origin)?;
         }
-        let built = builder
-            .build()
-            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
-        let mut cfg: Config = built
-            .try_deserialize()
-            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        let built = builder.build().map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        let mut cfg: Config = built.try_deserialize().map_err(|e| ConfigError::Invalid(e.to_string()))?;
         if let Some(listen) = &overrides.listen {
             cfg.server.listen = listen.clone();
         }
@@ -282,19 +254,10 @@ impl Config {
     /// Rejects contradictions with a message naming the setting. Never falls back silently.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let bad = |key: &str, reason: String| {
-            Err(ConfigError::BadValue {
-                key: key.into(),
-                origin: "configuration".into(),
-                reason,
-            })
+            Err(ConfigError::BadValue { key: key.into(), origin: "configuration".into(), reason })
         };
-        if self.server.listen.parse::<SocketAddr>().is_err()
-            && parse_host_port(&self.server.listen).is_none()
-        {
-            return bad(
-                "server.listen",
-                format!("`{}` is not HOST:PORT", self.server.listen),
-            );
+        if self.server.listen.parse::<SocketAddr>().is_err() && parse_host_port(&self.server.listen).is_none() {
+            return bad("server.listen", format!("`{}` is not HOST:PORT", self.server.listen));
         }
         if let Some(adv) = &self.server.advertised {
             if parse_host_port(adv).is_none() {
@@ -311,10 +274,7 @@ impl Config {
             return bad("server.max_connections", "must be at least 1".into());
         }
         if self.log.segment_bytes < 1024 || self.log.segment_bytes > i32::MAX as u64 {
-            return bad(
-                "log.segment_bytes",
-                "must be between 1024 and 2147483647".into(),
-            );
+            return bad("log.segment_bytes", "must be between 1024 and 2147483647".into());
         }
         if self.log.segment_ms < 1 {
             return bad("log.segment_ms", "must be positive".into());
@@ -326,10 +286,7 @@ impl Config {
             return bad("topics.num_partitions", "must be at least 1".into());
         }
         if self.group.min_session_timeout_ms > self.group.max_session_timeout_ms {
-            return bad(
-                "group.min_session_timeout_ms",
-                "must not be larger than group.max_session_timeout_ms".into(),
-            );
+            return bad("group.min_session_timeout_ms", "must not be larger than group.max_session_timeout_ms".into());
         }
         if self.log.flush_interval_messages == Some(0) || self.log.flush_interval_ms == Some(0) {
             return bad("log.flush_interval_*", "must be at least 1 when set".into());
@@ -432,35 +389,19 @@ fn apply_kafka_key(
     value: &str,
     origin: &str,
 ) -> Result<config::ConfigBuilder<config::builder::DefaultState>, ConfigError> {
-    let bad = |reason: String| ConfigError::BadValue {
-        key: key.to_string(),
-        origin: origin.to_string(),
-        reason,
-    };
+    let bad = |reason: String| ConfigError::BadValue { key: key.to_string(), origin: origin.to_string(), reason };
     let set = |b: config::ConfigBuilder<_>, path: &str, v: &str| {
-        b.set_override(path, v.to_string())
-            .map_err(|e| bad(e.to_string()))
+        b.set_override(path, v.to_string()).map_err(|e| bad(e.to_string()))
     };
     match kafka_key(key) {
-        None => Err(ConfigError::UnknownKey {
-            key: key.into(),
-            origin: origin.into(),
-        }),
+        None => Err(ConfigError::UnknownKey { key: key.into(), origin: origin.into() }),
         Some(KafkaKey::Ignored) => {
-            tracing::info!(
-                key,
-                origin,
-                "accepted Kafka setting that has no effect on gregor"
-            );
+            tracing::info!(key, origin, "accepted Kafka setting that has no effect on gregor");
             Ok(builder)
         }
         Some(KafkaKey::Maps(path)) => {
             // Kafka's log.dirs may list several directories; gregor uses one.
-            let v = if path == "log.dir" {
-                value.split(',').next().unwrap_or(value).trim()
-            } else {
-                value
-            };
+            let v = if path == "log.dir" { value.split(',').next().unwrap_or(value).trim() } else { value };
             set(builder, path, v)
         }
         Some(KafkaKey::Listener(path)) => {
@@ -489,10 +430,7 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
     #[test]
@@ -525,24 +463,13 @@ mod tests {
 
     #[test]
     fn bad_values_name_the_key() {
-        let err = Config::load(
-            None,
-            &env(&[("KAFKA_NUM_PARTITIONS", "zero")]),
-            &Overrides::default(),
-        )
-        .unwrap_err()
-        .to_string();
+        let err = Config::load(None, &env(&[("KAFKA_NUM_PARTITIONS", "zero")]), &Overrides::default())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("num_partitions"), "{err}");
-        let err = Config::load(
-            None,
-            &env(&[]),
-            &Overrides {
-                listen: Some("localhost".into()),
-                ..Default::default()
-            },
-        )
-        .unwrap_err()
-        .to_string();
+        let err = Config::load(None, &env(&[]), &Overrides { listen: Some("localhost".into()), ..Default::default() })
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("server.listen"), "{err}");
     }
 
@@ -550,11 +477,7 @@ mod tests {
     fn properties_file_unknown_key_is_an_error() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("server.properties");
-        std::fs::write(
-            &path,
-            "# comment\nnum.partitions=2\nlog.dirs=/tmp/x,/tmp/y\n",
-        )
-        .unwrap();
+        std::fs::write(&path, "# comment\nnum.partitions=2\nlog.dirs=/tmp/x,/tmp/y\n").unwrap();
         let cfg = Config::load(Some(&path), &env(&[]), &Overrides::default()).unwrap();
         assert_eq!(cfg.topics.num_partitions, 2);
         assert_eq!(cfg.log.dir, PathBuf::from("/tmp/x"));

@@ -50,16 +50,10 @@ fn main() -> std::process::ExitCode {
 
 async fn run(args: Args) -> anyhow::Result<()> {
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .init();
-    let overrides = Overrides {
-        listen: args.listen,
-        advertised: args.advertised,
-        data_dir: args.data_dir,
-        node_id: args.node_id,
-    };
+    let overrides =
+        Overrides { listen: args.listen, advertised: args.advertised, data_dir: args.data_dir, node_id: args.node_id };
     let env = std::env::vars().collect();
     let config = Arc::new(Config::load(args.config.as_deref(), &env, &overrides)?);
     let listener = tokio::net::TcpListener::bind(&config.server.listen)
@@ -72,9 +66,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         None if bound.ip().is_unspecified() => (host_name(), bound.port()),
         None => (bound.ip().to_string(), bound.port()),
     };
-    let broker = Arc::new(
-        Broker::open(config.clone(), host, port).context("cannot open the data directory")?,
-    );
+    let broker = Arc::new(Broker::open(config.clone(), host, port).context("cannot open the data directory")?);
     gregor::server::run(listener, broker, shutdown_signal()).await;
     Ok(())
 }
@@ -83,8 +75,8 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("install SIGTERM handler");
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("install SIGTERM handler");
         tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
     }
     #[cfg(not(unix))]
@@ -95,11 +87,6 @@ fn host_name() -> String {
     let mut buf = [0u8; 256];
     // SAFETY: the buffer is valid for its whole length; gethostname NUL-terminates within it.
     let ok = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } == 0;
-    let name = ok
-        .then(|| std::ffi::CStr::from_bytes_until_nul(&buf).ok())
-        .flatten();
-    name.and_then(|n| n.to_str().ok())
-        .filter(|n| !n.is_empty())
-        .unwrap_or("localhost")
-        .to_string()
+    let name = ok.then(|| std::ffi::CStr::from_bytes_until_nul(&buf).ok()).flatten();
+    name.and_then(|n| n.to_str().ok()).filter(|n| !n.is_empty()).unwrap_or("localhost").to_string()
 }

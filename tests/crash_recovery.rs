@@ -25,26 +25,14 @@ async fn sigkill_loses_no_acknowledged_write() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     // Small segments so the kill can also land around a segment roll.
-    let env = [
-        ("GREGOR__LOG__SEGMENT_BYTES", "65536"),
-        ("RUST_LOG", "warn"),
-    ];
+    let env = [("GREGOR__LOG__SEGMENT_BYTES", "65536"), ("RUST_LOG", "warn")];
     let mut broker = BrokerProcess::spawn(&data, &env);
     let bootstrap = broker.addr.to_string();
 
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", &bootstrap)
-        .create()
-        .unwrap();
+    let admin: AdminClient<DefaultClientContext> =
+        ClientConfig::new().set("bootstrap.servers", &bootstrap).create().unwrap();
     admin
-        .create_topics(
-            &[NewTopic::new(
-                "durable",
-                PARTITIONS,
-                TopicReplication::Fixed(1),
-            )],
-            &AdminOptions::new(),
-        )
+        .create_topics(&[NewTopic::new("durable", PARTITIONS, TopicReplication::Fixed(1))], &AdminOptions::new())
         .await
         .unwrap()
         .into_iter()
@@ -74,11 +62,7 @@ async fn sigkill_loses_no_acknowledged_write() {
                     let payload = format!("record-{seq:08}");
                     let partition = (seq % PARTITIONS as u64) as i32;
                     let fut = producer
-                        .send_result(
-                            FutureRecord::<(), _>::to("durable")
-                                .partition(partition)
-                                .payload(&payload),
-                        )
+                        .send_result(FutureRecord::<(), _>::to("durable").partition(partition).payload(&payload))
                         .map_err(|(e, _)| e);
                     batch.push((payload, fut));
                 }
@@ -105,11 +89,7 @@ async fn sigkill_loses_no_acknowledged_write() {
 
     let deadline = Instant::now() + Duration::from_secs(60);
     while acked_count.load(Ordering::Relaxed) < 3000 {
-        assert!(
-            Instant::now() < deadline,
-            "only {} acks in 60s",
-            acked_count.load(Ordering::Relaxed)
-        );
+        assert!(Instant::now() < deadline, "only {} acks in 60s", acked_count.load(Ordering::Relaxed));
         assert!(broker.is_running(), "{}", broker.log());
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
@@ -129,30 +109,21 @@ async fn sigkill_loses_no_acknowledged_write() {
             .unwrap();
         let mut stored: BTreeMap<(i32, i64), String> = BTreeMap::new();
         for p in 0..PARTITIONS {
-            let (low, high) = consumer
-                .fetch_watermarks("durable", p, Duration::from_secs(10))
-                .unwrap();
+            let (low, high) = consumer.fetch_watermarks("durable", p, Duration::from_secs(10)).unwrap();
             assert_eq!(low, 0);
             let mut tpl = TopicPartitionList::new();
-            tpl.add_partition_offset("durable", p, Offset::Beginning)
-                .unwrap();
+            tpl.add_partition_offset("durable", p, Offset::Beginning).unwrap();
             consumer.assign(&tpl).unwrap();
             let deadline = Instant::now() + Duration::from_secs(30);
             let mut next = 0;
             while next < high {
-                assert!(
-                    Instant::now() < deadline,
-                    "partition {p}: stuck at {next} of {high}"
-                );
+                assert!(Instant::now() < deadline, "partition {p}: stuck at {next} of {high}");
                 let Some(m) = consumer.poll(Duration::from_millis(200)) else {
                     continue;
                 };
                 let m = m.unwrap();
                 assert_eq!(m.offset(), next, "partition {p}: gap or reordering");
-                stored.insert(
-                    (p, m.offset()),
-                    String::from_utf8(m.payload().unwrap().to_vec()).unwrap(),
-                );
+                stored.insert((p, m.offset()), String::from_utf8(m.payload().unwrap().to_vec()).unwrap());
                 next += 1;
             }
         }
@@ -162,16 +133,8 @@ async fn sigkill_loses_no_acknowledged_write() {
     .unwrap();
 
     for (key, payload) in &acked {
-        assert_eq!(
-            stored.get(key),
-            Some(payload),
-            "acknowledged record {key:?} lost or changed"
-        );
+        assert_eq!(stored.get(key), Some(payload), "acknowledged record {key:?} lost or changed");
     }
-    eprintln!(
-        "attempted {attempted}, acknowledged {}, stored after SIGKILL {}",
-        acked.len(),
-        stored.len()
-    );
+    eprintln!("attempted {attempted}, acknowledged {}, stored after SIGKILL {}", acked.len(), stored.len());
     drop(broker);
 }

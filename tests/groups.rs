@@ -10,9 +10,7 @@ use bytes::Bytes;
 use common::{RawClient, TestBroker};
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
-use kafka_protocol::messages::offset_commit_request::{
-    OffsetCommitRequestPartition, OffsetCommitRequestTopic,
-};
+use kafka_protocol::messages::offset_commit_request::{OffsetCommitRequestPartition, OffsetCommitRequestTopic};
 use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
 use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
 use kafka_protocol::messages::*;
@@ -57,12 +55,7 @@ async fn classic_protocol_exchange() {
     let mut a = RawClient::connect(broker.addr).await;
     let mut b = RawClient::connect(broker.addr).await;
 
-    let coord = a
-        .call(
-            4,
-            &FindCoordinatorRequest::default().with_coordinator_keys(vec![s("g")]),
-        )
-        .await;
+    let coord = a.call(4, &FindCoordinatorRequest::default().with_coordinator_keys(vec![s("g")])).await;
     assert_eq!(coord.coordinators[0].port, i32::from(broker.addr.port()));
 
     // KIP-394: the first join only hands out a member id.
@@ -85,122 +78,71 @@ async fn classic_protocol_exchange() {
     assert_eq!((synced.error_code, &synced.assignment[..]), (0, &b"A1"[..]));
 
     // b joins: a's heartbeat says rebalance, both rejoin, b syncs before the leader and waits.
-    let b_id = b
-        .call(9, &join_req("", None))
-        .await
-        .member_id
-        .as_str()
-        .to_string();
+    let b_id = b.call(9, &join_req("", None)).await.member_id.as_str().to_string();
     let (b_join_id, frame) = b.frame(9, &join_req(&b_id, None));
     b.send_raw(&frame).await;
-    let hb = HeartbeatRequest::default()
-        .with_group_id(GroupId(s("g")))
-        .with_generation_id(1)
-        .with_member_id(s(&a_id));
+    let hb = HeartbeatRequest::default().with_group_id(GroupId(s("g"))).with_generation_id(1).with_member_id(s(&a_id));
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let code = a.call(4, &hb).await.error_code;
         if code == 27 {
             break; // REBALANCE_IN_PROGRESS
         }
-        assert!(
-            Instant::now() < deadline,
-            "no rebalance signalled, heartbeat code {code}"
-        );
+        assert!(Instant::now() < deadline, "no rebalance signalled, heartbeat code {code}");
     }
     let rejoined = a.call(9, &join_req(&a_id, None)).await;
     assert_eq!((rejoined.generation_id, rejoined.members.len()), (2, 2));
     let b_joined = b.read_response::<JoinGroupRequest>(9, b_join_id).await;
     assert_eq!((b_joined.generation_id, b_joined.members.len()), (2, 0));
-    let b_sync = SyncGroupRequest::default()
-        .with_group_id(GroupId(s("g")))
-        .with_generation_id(2)
-        .with_member_id(s(&b_id));
+    let b_sync =
+        SyncGroupRequest::default().with_group_id(GroupId(s("g"))).with_generation_id(2).with_member_id(s(&b_id));
     let (b_sync_id, frame) = b.frame(5, &b_sync);
     b.send_raw(&frame).await;
     let leader_sync = sync.clone().with_generation_id(2).with_assignments(vec![
-        SyncGroupRequestAssignment::default()
-            .with_member_id(s(&a_id))
-            .with_assignment(Bytes::from_static(b"A2")),
-        SyncGroupRequestAssignment::default()
-            .with_member_id(s(&b_id))
-            .with_assignment(Bytes::from_static(b"B2")),
+        SyncGroupRequestAssignment::default().with_member_id(s(&a_id)).with_assignment(Bytes::from_static(b"A2")),
+        SyncGroupRequestAssignment::default().with_member_id(s(&b_id)).with_assignment(Bytes::from_static(b"B2")),
     ]);
     assert_eq!(&a.call(5, &leader_sync).await.assignment[..], b"A2");
-    assert_eq!(
-        &b.read_response::<SyncGroupRequest>(5, b_sync_id)
-            .await
-            .assignment[..],
-        b"B2"
-    );
+    assert_eq!(&b.read_response::<SyncGroupRequest>(5, b_sync_id).await.assignment[..], b"B2");
 
     let listed = a.call(5, &ListGroupsRequest::default()).await;
     assert_eq!(listed.groups[0].group_state.as_str(), "Stable");
-    let described = a
-        .call(
-            5,
-            &DescribeGroupsRequest::default().with_groups(vec![GroupId(s("g"))]),
-        )
-        .await;
+    let described = a.call(5, &DescribeGroupsRequest::default().with_groups(vec![GroupId(s("g"))])).await;
     assert_eq!(described.groups[0].members.len(), 2);
     assert_eq!(described.groups[0].protocol_data.as_str(), "range");
-    let del = a
-        .call(
-            2,
-            &DeleteGroupsRequest::default().with_groups_names(vec![GroupId(s("g"))]),
-        )
-        .await;
+    let del = a.call(2, &DeleteGroupsRequest::default().with_groups_names(vec![GroupId(s("g"))])).await;
     assert_eq!(del.results[0].error_code, 68, "NON_EMPTY_GROUP");
 
     // Both leave (v3+ batch form): the group ends up Empty and can be deleted.
-    let leave = LeaveGroupRequest::default()
-        .with_group_id(GroupId(s("g")))
-        .with_members(vec![
-            leave_group_request::MemberIdentity::default().with_member_id(s(&a_id)),
-            leave_group_request::MemberIdentity::default().with_member_id(s(&b_id)),
-        ]);
+    let leave = LeaveGroupRequest::default().with_group_id(GroupId(s("g"))).with_members(vec![
+        leave_group_request::MemberIdentity::default().with_member_id(s(&a_id)),
+        leave_group_request::MemberIdentity::default().with_member_id(s(&b_id)),
+    ]);
     let left = a.call(5, &leave).await;
     assert!(left.members.iter().all(|m| m.error_code == 0));
-    let del = a
-        .call(
-            2,
-            &DeleteGroupsRequest::default().with_groups_names(vec![GroupId(s("g"))]),
-        )
-        .await;
+    let del = a.call(2, &DeleteGroupsRequest::default().with_groups_names(vec![GroupId(s("g"))])).await;
     assert_eq!(del.results[0].error_code, 0);
     broker.stop().await;
 }
 
-fn commit_req(
-    group: &str,
-    generation: i32,
-    member: &str,
-    offset: i64,
-    metadata: &str,
-) -> OffsetCommitRequest {
+fn commit_req(group: &str, generation: i32, member: &str, offset: i64, metadata: &str) -> OffsetCommitRequest {
     OffsetCommitRequest::default()
         .with_group_id(GroupId(s(group)))
         .with_generation_id_or_member_epoch(generation)
         .with_member_id(s(member))
-        .with_topics(vec![OffsetCommitRequestTopic::default()
-            .with_name(TopicName(s("t")))
-            .with_partitions(vec![
-                OffsetCommitRequestPartition::default()
-                    .with_partition_index(1)
-                    .with_committed_offset(offset)
-                    .with_committed_metadata(Some(s(metadata))),
-                OffsetCommitRequestPartition::default()
-                    .with_partition_index(9)
-                    .with_committed_offset(1),
-            ])])
+        .with_topics(vec![OffsetCommitRequestTopic::default().with_name(TopicName(s("t"))).with_partitions(vec![
+            OffsetCommitRequestPartition::default()
+                .with_partition_index(1)
+                .with_committed_offset(offset)
+                .with_committed_metadata(Some(s(metadata))),
+            OffsetCommitRequestPartition::default().with_partition_index(9).with_committed_offset(1),
+        ])])
 }
 
 fn fetch_req(group: &str) -> OffsetFetchRequest {
-    OffsetFetchRequest::default()
-        .with_group_id(GroupId(s(group)))
-        .with_topics(Some(vec![OffsetFetchRequestTopic::default()
-            .with_name(TopicName(s("t")))
-            .with_partition_indexes(vec![0, 1])]))
+    OffsetFetchRequest::default().with_group_id(GroupId(s(group))).with_topics(Some(vec![
+        OffsetFetchRequestTopic::default().with_name(TopicName(s("t"))).with_partition_indexes(vec![0, 1]),
+    ]))
 }
 
 #[tokio::test]
@@ -210,21 +152,12 @@ async fn committed_offsets_round_trip_and_survive_restart() {
     let mut c = RawClient::connect(broker.addr).await;
     create(&mut c, "t", 2).await;
     // A simple (generation -1) commit by a consumer that assigns partitions itself.
-    let resp = c
-        .call(8, &commit_req("simple", -1, "", 42, "meta-42"))
-        .await;
-    let codes: Vec<i16> = resp.topics[0]
-        .partitions
-        .iter()
-        .map(|p| p.error_code)
-        .collect();
+    let resp = c.call(8, &commit_req("simple", -1, "", 42, "meta-42")).await;
+    let codes: Vec<i16> = resp.topics[0].partitions.iter().map(|p| p.error_code).collect();
     assert_eq!(codes, vec![0, 3], "unknown partition 9 is refused");
     // A member-based commit with a stale generation is refused.
     let resp = c.call(8, &commit_req("simple", 5, "ghost", 1, "")).await;
-    assert_eq!(
-        resp.topics[0].partitions[0].error_code, 25,
-        "UNKNOWN_MEMBER_ID"
-    );
+    assert_eq!(resp.topics[0].partitions[0].error_code, 25, "UNKNOWN_MEMBER_ID");
     let fetched = c.call(7, &fetch_req("simple")).await;
     let p = &fetched.topics[0].partitions;
     assert_eq!((p[0].committed_offset, p[1].committed_offset), (-1, 42));
@@ -238,36 +171,24 @@ async fn committed_offsets_round_trip_and_survive_restart() {
     assert_eq!(fetched.topics[0].partitions[1].committed_offset, 42);
     // v8+ multi-group form, and an unknown group has nothing committed.
     let multi = OffsetFetchRequest::default().with_groups(vec![
-        offset_fetch_request::OffsetFetchRequestGroup::default()
-            .with_group_id(GroupId(s("simple")))
-            .with_topics(None),
-        offset_fetch_request::OffsetFetchRequestGroup::default()
-            .with_group_id(GroupId(s("other")))
-            .with_topics(None),
+        offset_fetch_request::OffsetFetchRequestGroup::default().with_group_id(GroupId(s("simple"))).with_topics(None),
+        offset_fetch_request::OffsetFetchRequestGroup::default().with_group_id(GroupId(s("other"))).with_topics(None),
     ]);
     let resp = c.call(8, &multi).await;
     assert_eq!(resp.groups[0].topics[0].partitions[0].committed_offset, 42);
     assert!(resp.groups[1].topics.is_empty());
     // OffsetDelete, then the offset is gone (also after the next restart).
-    let del = OffsetDeleteRequest::default()
-        .with_group_id(GroupId(s("simple")))
-        .with_topics(vec![
-            offset_delete_request::OffsetDeleteRequestTopic::default()
-                .with_name(TopicName(s("t")))
-                .with_partitions(vec![
-                    offset_delete_request::OffsetDeleteRequestPartition::default()
-                        .with_partition_index(1),
-                ]),
-        ]);
+    let del = OffsetDeleteRequest::default().with_group_id(GroupId(s("simple"))).with_topics(vec![
+        offset_delete_request::OffsetDeleteRequestTopic::default().with_name(TopicName(s("t"))).with_partitions(vec![
+            offset_delete_request::OffsetDeleteRequestPartition::default().with_partition_index(1),
+        ]),
+    ]);
     assert_eq!(c.call(0, &del).await.topics[0].partitions[0].error_code, 0);
     drop(c);
     broker.stop().await;
     let broker = TestBroker::start_in(tmp.path(), |c| c.group.initial_rebalance_delay_ms = 0).await;
     let mut c = RawClient::connect(broker.addr).await;
-    assert_eq!(
-        c.call(7, &fetch_req("simple")).await.topics[0].partitions[1].committed_offset,
-        -1
-    );
+    assert_eq!(c.call(7, &fetch_req("simple")).await.topics[0].partitions[1].committed_offset, -1);
     broker.stop().await;
 }
 
@@ -288,21 +209,12 @@ async fn librdkafka_consumers_balance_commit_and_resume() {
     let bootstrap = broker.bootstrap();
     let mut c = RawClient::connect(broker.addr).await;
     create(&mut c, "grouped", 4).await;
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", &bootstrap)
-        .create()
-        .unwrap();
+    let producer: FutureProducer = ClientConfig::new().set("bootstrap.servers", &bootstrap).create().unwrap();
     for i in 0..400 {
         let key = format!("k{i}");
         let payload = format!("v{i}");
         producer
-            .send(
-                FutureRecord::to("grouped")
-                    .partition(i % 4)
-                    .key(&key)
-                    .payload(&payload),
-                Duration::from_secs(5),
-            )
+            .send(FutureRecord::to("grouped").partition(i % 4).key(&key).payload(&payload), Duration::from_secs(5))
             .await
             .unwrap();
     }
@@ -324,35 +236,16 @@ async fn librdkafka_consumers_balance_commit_and_resume() {
                     );
                 }
             }
-            let (a1, a2) = (
-                c1.assignment().unwrap().count(),
-                c2.assignment().unwrap().count(),
-            );
+            let (a1, a2) = (c1.assignment().unwrap().count(), c2.assignment().unwrap().count());
             if seen.len() == 400 && a1 == 2 && a2 == 2 {
                 break;
             }
-            assert!(
-                Instant::now() < deadline,
-                "seen {} records, assignments {a1}/{a2}",
-                seen.len()
-            );
+            assert!(Instant::now() < deadline, "seen {} records, assignments {a1}/{a2}", seen.len());
         }
         c1.commit_consumer_state(CommitMode::Sync).unwrap();
         c2.commit_consumer_state(CommitMode::Sync).unwrap();
-        let parts1: BTreeSet<i32> = c1
-            .assignment()
-            .unwrap()
-            .elements()
-            .iter()
-            .map(|e| e.partition())
-            .collect();
-        let parts2: BTreeSet<i32> = c2
-            .assignment()
-            .unwrap()
-            .elements()
-            .iter()
-            .map(|e| e.partition())
-            .collect();
+        let parts1: BTreeSet<i32> = c1.assignment().unwrap().elements().iter().map(|e| e.partition()).collect();
+        let parts2: BTreeSet<i32> = c2.assignment().unwrap().elements().iter().map(|e| e.partition()).collect();
         assert!(parts1.is_disjoint(&parts2));
         drop(c1);
         drop(c2);
@@ -367,13 +260,7 @@ async fn librdkafka_consumers_balance_commit_and_resume() {
             assert!(Instant::now() < deadline, "c3 never got all partitions");
         }
         let committed = c3.committed(Duration::from_secs(10)).unwrap();
-        assert!(
-            committed
-                .elements()
-                .iter()
-                .all(|e| e.offset() == rdkafka::Offset::Offset(100)),
-            "{committed:?}"
-        );
+        assert!(committed.elements().iter().all(|e| e.offset() == rdkafka::Offset::Offset(100)), "{committed:?}");
     })
     .await
     .unwrap();

@@ -52,19 +52,12 @@ fn samples() -> Vec<(&'static str, i16, Bytes)> {
         }
     }
     for v in 3..=13 {
-        let req = ProduceRequest::default()
-            .with_acks(1)
-            .with_timeout_ms(100)
-            .with_topic_data(vec![TopicProduceData::default()
-                .with_name(name("t"))
-                .with_partition_data(vec![
-                    PartitionProduceData::default()
-                        .with_index(0)
-                        .with_records(Some(records.clone())),
-                    PartitionProduceData::default()
-                        .with_index(1)
-                        .with_records(Some(records.clone())),
-                ])]);
+        let req = ProduceRequest::default().with_acks(1).with_timeout_ms(100).with_topic_data(vec![
+            TopicProduceData::default().with_name(name("t")).with_partition_data(vec![
+                PartitionProduceData::default().with_index(0).with_records(Some(records.clone())),
+                PartitionProduceData::default().with_index(1).with_records(Some(records.clone())),
+            ]),
+        ]);
         if let Some(b) = encode(v, &req) {
             out.push(("Produce", v, b));
         }
@@ -75,14 +68,9 @@ fn samples() -> Vec<(&'static str, i16, Bytes)> {
             .with_max_bytes(1000)
             .with_topics(vec![FetchTopic::default()
                 .with_topic(name("t"))
-                .with_partitions(vec![
-                    FetchPartition::default(),
-                    FetchPartition::default().with_partition(1),
-                ])])
+                .with_partitions(vec![FetchPartition::default(), FetchPartition::default().with_partition(1)])])
             .with_forgotten_topics_data(if v >= 7 {
-                vec![ForgottenTopic::default()
-                    .with_topic(name("f"))
-                    .with_partitions(vec![1, 2])]
+                vec![ForgottenTopic::default().with_topic(name("f")).with_partitions(vec![1, 2])]
             } else {
                 vec![]
             });
@@ -93,36 +81,28 @@ fn samples() -> Vec<(&'static str, i16, Bytes)> {
     for v in 1..=10 {
         let req = ListOffsetsRequest::default().with_topics(vec![ListOffsetsTopic::default()
             .with_name(name("t"))
-            .with_partitions(vec![
-                ListOffsetsPartition::default(),
-                ListOffsetsPartition::default(),
-            ])]);
+            .with_partitions(vec![ListOffsetsPartition::default(), ListOffsetsPartition::default()])]);
         if let Some(b) = encode(v, &req) {
             out.push(("ListOffsets", v, b));
         }
     }
     for v in 2..=7 {
         // validate_only: a mutated count must never make the broker create anything.
-        let req = CreateTopicsRequest::default()
-            .with_validate_only(true)
-            .with_topics(vec![CreatableTopic::default()
-                .with_name(name("c"))
-                .with_num_partitions(-1)
-                .with_replication_factor(-1)
-                .with_assignments(vec![
-                    CreatableReplicaAssignment::default().with_broker_ids(vec![1.into(), 2.into()])
-                ])
-                .with_configs(vec![CreatableTopicConfig::default()
-                    .with_name(StrBytes::from_static_str("retention.ms"))
-                    .with_value(Some(StrBytes::from_static_str("1")))])]);
+        let req = CreateTopicsRequest::default().with_validate_only(true).with_topics(vec![CreatableTopic::default()
+            .with_name(name("c"))
+            .with_num_partitions(-1)
+            .with_replication_factor(-1)
+            .with_assignments(vec![CreatableReplicaAssignment::default().with_broker_ids(vec![1.into(), 2.into()])])
+            .with_configs(vec![CreatableTopicConfig::default()
+                .with_name(StrBytes::from_static_str("retention.ms"))
+                .with_value(Some(StrBytes::from_static_str("1")))])]);
         if let Some(b) = encode(v, &req) {
             out.push(("CreateTopics", v, b));
         }
     }
     for v in 1..=6 {
         let req = if v >= 6 {
-            DeleteTopicsRequest::default()
-                .with_topics(vec![DeleteTopicState::default().with_name(Some(name("zz")))])
+            DeleteTopicsRequest::default().with_topics(vec![DeleteTopicState::default().with_name(Some(name("zz")))])
         } else {
             DeleteTopicsRequest::default().with_topic_names(vec![name("zz"), name("zy")])
         };
@@ -137,22 +117,19 @@ fn samples() -> Vec<(&'static str, i16, Bytes)> {
             .with_session_timeout_ms(10_000)
             .with_rebalance_timeout_ms(10)
             .with_protocol_type(StrBytes::from_static_str("consumer"))
-            .with_protocols(vec![join_group_request::JoinGroupRequestProtocol::default(
-            )
-            .with_name(StrBytes::from_static_str("range"))
-            .with_metadata(Bytes::from_static(b"abc"))]);
+            .with_protocols(vec![join_group_request::JoinGroupRequestProtocol::default()
+                .with_name(StrBytes::from_static_str("range"))
+                .with_metadata(Bytes::from_static(b"abc"))]);
         if let Some(b) = encode(v, &req) {
             out.push(("JoinGroup", v, b));
         }
     }
     for v in 0..=5 {
-        let req = SyncGroupRequest::default()
-            .with_group_id(group())
-            .with_assignments(vec![
-                sync_group_request::SyncGroupRequestAssignment::default()
-                    .with_member_id(StrBytes::from_static_str("m"))
-                    .with_assignment(Bytes::from_static(b"xyz")),
-            ]);
+        let req = SyncGroupRequest::default().with_group_id(group()).with_assignments(vec![
+            sync_group_request::SyncGroupRequestAssignment::default()
+                .with_member_id(StrBytes::from_static_str("m"))
+                .with_assignment(Bytes::from_static(b"xyz")),
+        ]);
         if let Some(b) = encode(v, &req) {
             out.push(("SyncGroup", v, b));
         }
@@ -161,14 +138,10 @@ fn samples() -> Vec<(&'static str, i16, Bytes)> {
         let req = OffsetCommitRequest::default()
             .with_group_id(group())
             .with_generation_id_or_member_epoch(-1)
-            .with_topics(vec![
-                offset_commit_request::OffsetCommitRequestTopic::default()
-                    .with_name(name("t"))
-                    .with_partitions(vec![
-                        offset_commit_request::OffsetCommitRequestPartition::default()
-                            .with_committed_metadata(Some(StrBytes::from_static_str("m"))),
-                    ]),
-            ]);
+            .with_topics(vec![offset_commit_request::OffsetCommitRequestTopic::default()
+                .with_name(name("t"))
+                .with_partitions(vec![offset_commit_request::OffsetCommitRequestPartition::default()
+                    .with_committed_metadata(Some(StrBytes::from_static_str("m")))])]);
         if let Some(b) = encode(v, &req) {
             out.push(("OffsetCommit", v, b));
         }
@@ -178,19 +151,13 @@ fn samples() -> Vec<(&'static str, i16, Bytes)> {
             .with_name(name("t"))
             .with_partition_indexes(vec![0, 1])];
         let req = if v >= 8 {
-            OffsetFetchRequest::default().with_groups(vec![
-                offset_fetch_request::OffsetFetchRequestGroup::default()
-                    .with_group_id(group())
-                    .with_topics(Some(vec![
-                        offset_fetch_request::OffsetFetchRequestTopics::default()
-                            .with_name(name("t"))
-                            .with_partition_indexes(vec![0, 1]),
-                    ])),
-            ])
-        } else {
-            OffsetFetchRequest::default()
+            OffsetFetchRequest::default().with_groups(vec![offset_fetch_request::OffsetFetchRequestGroup::default()
                 .with_group_id(group())
-                .with_topics(Some(topics))
+                .with_topics(Some(vec![offset_fetch_request::OffsetFetchRequestTopics::default()
+                    .with_name(name("t"))
+                    .with_partition_indexes(vec![0, 1])]))])
+        } else {
+            OffsetFetchRequest::default().with_group_id(group()).with_topics(Some(topics))
         };
         if let Some(b) = encode(v, &req) {
             out.push(("OffsetFetch", v, b));
@@ -203,19 +170,16 @@ fn samples() -> Vec<(&'static str, i16, Bytes)> {
         }
     }
     for v in 3..=5 {
-        let req = LeaveGroupRequest::default()
-            .with_group_id(group())
-            .with_members(vec![leave_group_request::MemberIdentity::default()
-                .with_member_id(StrBytes::from_static_str("m"))]);
+        let req = LeaveGroupRequest::default().with_group_id(group()).with_members(vec![
+            leave_group_request::MemberIdentity::default().with_member_id(StrBytes::from_static_str("m")),
+        ]);
         if let Some(b) = encode(v, &req) {
             out.push(("LeaveGroup", v, b));
         }
     }
     for v in 4..=6 {
-        let req = FindCoordinatorRequest::default().with_coordinator_keys(vec![
-            StrBytes::from_static_str("a"),
-            StrBytes::from_static_str("b"),
-        ]);
+        let req = FindCoordinatorRequest::default()
+            .with_coordinator_keys(vec![StrBytes::from_static_str("a"), StrBytes::from_static_str("b")]);
         if let Some(b) = encode(v, &req) {
             out.push(("FindCoordinator", v, b));
         }
@@ -240,11 +204,9 @@ fn framed(payload: &[u8]) -> Vec<u8> {
 fn variants(sample: &[u8]) -> Vec<Vec<u8>> {
     let mut out = Vec::new();
     for i in 4..sample.len() {
-        for pattern in [
-            &[0x7f, 0xff, 0xff, 0xff][..],
-            &[0xff, 0xff, 0xff, 0xff, 0x07][..],
-            &[0x80, 0x80, 0x80, 0x80, 0x08][..],
-        ] {
+        for pattern in
+            [&[0x7f, 0xff, 0xff, 0xff][..], &[0xff, 0xff, 0xff, 0xff, 0x07][..], &[0x80, 0x80, 0x80, 0x80, 0x08][..]]
+        {
             let mut m = sample.to_vec();
             for (j, b) in pattern.iter().enumerate() {
                 if i + j < m.len() {
@@ -278,11 +240,7 @@ async fn still_serving(addr: SocketAddr, control: &mut RawClient) {
         .await;
     assert_eq!(resp.error_code, 0);
     let mut fresh = RawClient::connect(addr).await;
-    assert!(!fresh
-        .call(12, &MetadataRequest::default().with_topics(None))
-        .await
-        .brokers
-        .is_empty());
+    assert!(!fresh.call(12, &MetadataRequest::default().with_topics(None)).await.brokers.is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -302,12 +260,7 @@ async fn hostile_frames_cannot_crash_or_bloat_the_broker() {
         framed(&[0, 3, 0, 1, 0, 0]),
         i32::MAX.to_be_bytes().to_vec(),
         (200i32 << 20).to_be_bytes().to_vec(),
-        (100i32 << 20)
-            .to_be_bytes()
-            .iter()
-            .copied()
-            .chain([0u8; 16])
-            .collect(),
+        (100i32 << 20).to_be_bytes().iter().copied().chain([0u8; 16]).collect(),
     ];
     for key in [-1i16, 99, 999, i16::MAX] {
         let mut p = Vec::new();
@@ -333,30 +286,19 @@ async fn hostile_frames_cannot_crash_or_bloat_the_broker() {
     still_serving(addr, &mut control).await;
 
     let samples = samples();
-    assert!(
-        samples.len() > 60,
-        "expected a sample per API version, got {}",
-        samples.len()
-    );
+    assert!(samples.len() > 60, "expected a sample per API version, got {}", samples.len());
     let mut sent = 0usize;
     for (api, version, sample) in &samples {
         let frames = variants(sample);
         for chunk in frames.chunks(64) {
-            let tasks: Vec<_> = chunk
-                .iter()
-                .cloned()
-                .map(|f| tokio::spawn(async move { fire(addr, &f).await }))
-                .collect();
+            let tasks: Vec<_> =
+                chunk.iter().cloned().map(|f| tokio::spawn(async move { fire(addr, &f).await })).collect();
             for t in tasks {
                 t.await.unwrap();
             }
         }
         sent += frames.len();
-        assert!(
-            broker.is_running(),
-            "broker died on {api} v{version}:\n{}",
-            broker.log()
-        );
+        assert!(broker.is_running(), "broker died on {api} v{version}:\n{}", broker.log());
         still_serving(addr, &mut control).await;
     }
 
@@ -381,27 +323,15 @@ async fn hostile_frames_cannot_crash_or_bloat_the_broker() {
         fire(addr, &framed(&p)).await;
         sent += 1;
     }
-    assert!(
-        broker.is_running(),
-        "broker died on random input:\n{}",
-        broker.log()
-    );
+    assert!(broker.is_running(), "broker died on random input:\n{}", broker.log());
     still_serving(addr, &mut control).await;
 
     let after = broker.rss_kib();
     eprintln!("sent {sent} hostile frames; RSS {baseline} KiB -> {after} KiB");
-    assert!(
-        after < baseline + 64 * 1024,
-        "RSS grew from {baseline} KiB to {after} KiB"
-    );
+    assert!(after < baseline + 64 * 1024, "RSS grew from {baseline} KiB to {after} KiB");
     // validate_only kept every mutated CreateTopics from creating anything.
-    let meta = control
-        .call(12, &MetadataRequest::default().with_topics(None))
-        .await;
-    assert!(meta
-        .topics
-        .iter()
-        .all(|t| t.name.as_ref().is_some_and(|n| n.0.len() <= 2)));
+    let meta = control.call(12, &MetadataRequest::default().with_topics(None)).await;
+    assert!(meta.topics.iter().all(|t| t.name.as_ref().is_some_and(|n| n.0.len() <= 2)));
 }
 
 #[test]

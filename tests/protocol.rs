@@ -64,43 +64,27 @@ fn batch(n: usize, ts: i64) -> Bytes {
 }
 
 fn produce_req(topic: &str, partition: i32, acks: i16, records: Bytes) -> ProduceRequest {
-    ProduceRequest::default()
-        .with_acks(acks)
-        .with_timeout_ms(5000)
-        .with_topic_data(vec![TopicProduceData::default()
-            .with_name(name(topic))
-            .with_partition_data(vec![PartitionProduceData::default()
-                .with_index(partition)
-                .with_records(Some(records))])])
+    ProduceRequest::default().with_acks(acks).with_timeout_ms(5000).with_topic_data(vec![TopicProduceData::default()
+        .with_name(name(topic))
+        .with_partition_data(vec![PartitionProduceData::default().with_index(partition).with_records(Some(records))])])
 }
 
-fn fetch_req(
-    topic: &str,
-    offset: i64,
-    max_wait: i32,
-    min_bytes: i32,
-    max_bytes: i32,
-) -> FetchRequest {
+fn fetch_req(topic: &str, offset: i64, max_wait: i32, min_bytes: i32, max_bytes: i32) -> FetchRequest {
     FetchRequest::default()
         .with_max_wait_ms(max_wait)
         .with_min_bytes(min_bytes)
         .with_max_bytes(max_bytes)
         .with_session_epoch(-1)
-        .with_topics(vec![FetchTopic::default()
-            .with_topic(name(topic))
-            .with_partitions(vec![FetchPartition::default()
-                .with_partition(0)
-                .with_fetch_offset(offset)
-                .with_partition_max_bytes(max_bytes)])])
+        .with_topics(vec![FetchTopic::default().with_topic(name(topic)).with_partitions(vec![
+            FetchPartition::default().with_partition(0).with_fetch_offset(offset).with_partition_max_bytes(max_bytes),
+        ])])
 }
 
 async fn create(c: &mut RawClient, topic: &str, partitions: i32) -> CreateTopicsResponse {
-    let req = CreateTopicsRequest::default()
-        .with_timeout_ms(5000)
-        .with_topics(vec![CreatableTopic::default()
-            .with_name(name(topic))
-            .with_num_partitions(partitions)
-            .with_replication_factor(-1)]);
+    let req = CreateTopicsRequest::default().with_timeout_ms(5000).with_topics(vec![CreatableTopic::default()
+        .with_name(name(topic))
+        .with_num_partitions(partitions)
+        .with_replication_factor(-1)]);
     c.call(7, &req).await
 }
 
@@ -117,11 +101,7 @@ async fn api_versions_advertises_table_and_answers_newer_versions_in_v0() {
         )
         .await;
     assert_eq!(resp.error_code, 0);
-    let produce = resp
-        .api_keys
-        .iter()
-        .find(|k| k.api_key == 0)
-        .expect("Produce advertised");
+    let produce = resp.api_keys.iter().find(|k| k.api_key == 0).expect("Produce advertised");
     assert_eq!((produce.min_version, produce.max_version), (0, 13));
     assert!(resp.supported_features.is_empty() && resp.finalized_features.is_empty());
 
@@ -142,15 +122,9 @@ async fn api_versions_advertises_table_and_answers_newer_versions_in_v0() {
     assert_eq!(header.correlation_id, 42);
     let v0 = ApiVersionsResponse::decode(&mut frame, 0).unwrap();
     assert_eq!(v0.error_code, 35);
-    assert!(v0
-        .api_keys
-        .iter()
-        .any(|k| k.api_key == 18 && k.max_version == 4));
+    assert!(v0.api_keys.iter().any(|k| k.api_key == 18 && k.max_version == 4));
     // The connection stays usable.
-    assert_eq!(
-        c.call(0, &ApiVersionsRequest::default()).await.error_code,
-        0
-    );
+    assert_eq!(c.call(0, &ApiVersionsRequest::default()).await.error_code, 0);
     broker.stop().await;
 }
 
@@ -159,9 +133,7 @@ async fn metadata_auto_creates_and_reports_ids() {
     let broker = TestBroker::start().await;
     let mut c = RawClient::connect(broker.addr).await;
     let req = MetadataRequest::default()
-        .with_topics(Some(vec![
-            MetadataRequestTopic::default().with_name(Some(name("auto")))
-        ]))
+        .with_topics(Some(vec![MetadataRequestTopic::default().with_name(Some(name("auto")))]))
         .with_allow_auto_topic_creation(true);
     let resp = c.call(12, &req).await;
     assert_eq!(resp.topics[0].error_code, 0);
@@ -170,22 +142,16 @@ async fn metadata_auto_creates_and_reports_ids() {
     assert_eq!(resp.brokers[0].port, i32::from(broker.addr.port()));
     // No auto-creation when the client says no.
     let req = MetadataRequest::default()
-        .with_topics(Some(vec![
-            MetadataRequestTopic::default().with_name(Some(name("nope")))
-        ]))
+        .with_topics(Some(vec![MetadataRequestTopic::default().with_name(Some(name("nope")))]))
         .with_allow_auto_topic_creation(false);
     assert_eq!(c.call(12, &req).await.topics[0].error_code, 3);
     // Illegal names are refused, not created.
     let req = MetadataRequest::default()
-        .with_topics(Some(vec![
-            MetadataRequestTopic::default().with_name(Some(name("bad name")))
-        ]))
+        .with_topics(Some(vec![MetadataRequestTopic::default().with_name(Some(name("bad name")))]))
         .with_allow_auto_topic_creation(true);
     assert_eq!(c.call(12, &req).await.topics[0].error_code, 17);
     // v0: an empty list means every topic.
-    let all = c
-        .call(0, &MetadataRequest::default().with_topics(Some(vec![])))
-        .await;
+    let all = c.call(0, &MetadataRequest::default().with_topics(Some(vec![]))).await;
     assert_eq!(all.topics.len(), 1);
     broker.stop().await;
 }
@@ -213,21 +179,11 @@ async fn produce_fetch_round_trip_and_offsets() {
 
     // KIP-74: max_bytes smaller than a batch still returns one whole batch.
     let resp = c.call(12, &fetch_req("t", 0, 0, 1, 10)).await;
-    assert_eq!(
-        resp.responses[0].partitions[0]
-            .records
-            .as_ref()
-            .unwrap()
-            .len(),
-        batch(3, 0).len()
-    );
+    assert_eq!(resp.responses[0].partitions[0].records.as_ref().unwrap().len(), batch(3, 0).len());
 
     // At the end: empty records, never null.
     let resp = c.call(12, &fetch_req("t", 6, 0, 0, 1 << 20)).await;
-    assert_eq!(
-        resp.responses[0].partitions[0].records.as_deref(),
-        Some(&[][..])
-    );
+    assert_eq!(resp.responses[0].partitions[0].records.as_deref(), Some(&[][..]));
 
     // Past the end: OFFSET_OUT_OF_RANGE with the real watermarks.
     let resp = c.call(12, &fetch_req("t", 99, 0, 0, 1 << 20)).await;
@@ -237,16 +193,9 @@ async fn produce_fetch_round_trip_and_offsets() {
     let lo = |ts: i64| {
         ListOffsetsRequest::default().with_topics(vec![ListOffsetsTopic::default()
             .with_name(name("t"))
-            .with_partitions(vec![ListOffsetsPartition::default()
-                .with_partition_index(0)
-                .with_timestamp(ts)])])
+            .with_partitions(vec![ListOffsetsPartition::default().with_partition_index(0).with_timestamp(ts)])])
     };
-    let offset = |r: ListOffsetsResponse| {
-        (
-            r.topics[0].partitions[0].offset,
-            r.topics[0].partitions[0].timestamp,
-        )
-    };
+    let offset = |r: ListOffsetsResponse| (r.topics[0].partitions[0].offset, r.topics[0].partitions[0].timestamp);
     assert_eq!(offset(c.call(8, &lo(-2)).await).0, 0);
     assert_eq!(offset(c.call(8, &lo(-1)).await).0, 6);
     assert_eq!(offset(c.call(8, &lo(1001)).await), (1, 1001));
@@ -265,22 +214,13 @@ async fn produce_errors_are_per_partition() {
     let last = corrupt.len() - 1;
     corrupt[last] ^= 0x55;
     let resp = c.call(9, &produce_req("t", 0, 1, corrupt.freeze())).await;
-    assert_eq!(
-        resp.responses[0].partition_responses[0].error_code, 2,
-        "CORRUPT_MESSAGE"
-    );
+    assert_eq!(resp.responses[0].partition_responses[0].error_code, 2, "CORRUPT_MESSAGE");
     let resp = c.call(9, &produce_req("missing", 0, 1, batch(1, 0))).await;
-    assert_eq!(
-        resp.responses[0].partition_responses[0].error_code, 3,
-        "UNKNOWN_TOPIC_OR_PARTITION"
-    );
+    assert_eq!(resp.responses[0].partition_responses[0].error_code, 3, "UNKNOWN_TOPIC_OR_PARTITION");
     let resp = c.call(9, &produce_req("t", 7, 1, batch(1, 0))).await;
     assert_eq!(resp.responses[0].partition_responses[0].error_code, 3);
     let resp = c.call(9, &produce_req("t", 0, 2, batch(1, 0))).await;
-    assert_eq!(
-        resp.responses[0].partition_responses[0].error_code, 21,
-        "INVALID_REQUIRED_ACKS"
-    );
+    assert_eq!(resp.responses[0].partition_responses[0].error_code, 21, "INVALID_REQUIRED_ACKS");
     // Nothing of the above was stored.
     let resp = c.call(12, &fetch_req("t", 0, 0, 0, 1 << 20)).await;
     assert_eq!(resp.responses[0].partitions[0].high_watermark, 0);
@@ -306,10 +246,7 @@ async fn acks_zero_writes_no_response_and_pipelined_replies_keep_order() {
     c.send_raw(&all).await;
     let fetch = c.read_response::<FetchRequest>(12, fetch_id).await;
     assert_eq!(fetch.responses[0].partitions[0].high_watermark, 1);
-    assert!(
-        started.elapsed() < Duration::from_secs(4),
-        "fetch was not woken by the append"
-    );
+    assert!(started.elapsed() < Duration::from_secs(4), "fetch was not woken by the append");
     let meta = c.read_response::<MetadataRequest>(12, meta_id).await;
     assert_eq!(meta.topics.len(), 1);
     broker.stop().await;
@@ -323,10 +260,7 @@ async fn long_poll_waits_for_max_wait_when_nothing_arrives() {
     let started = Instant::now();
     let resp = c.call(12, &fetch_req("t", 0, 300, 1, 1 << 20)).await;
     assert!(started.elapsed() >= Duration::from_millis(290));
-    assert_eq!(
-        resp.responses[0].partitions[0].records.as_deref(),
-        Some(&[][..])
-    );
+    assert_eq!(resp.responses[0].partitions[0].records.as_deref(), Some(&[][..]));
     broker.stop().await;
 }
 
@@ -352,20 +286,9 @@ async fn create_and_delete_topics_report_kafka_errors() {
     let broker = TestBroker::start().await;
     let mut c = RawClient::connect(broker.addr).await;
     let resp = create(&mut c, "admin", 3).await;
-    assert_eq!(
-        (resp.topics[0].error_code, resp.topics[0].num_partitions),
-        (0, 3)
-    );
-    assert_eq!(
-        create(&mut c, "admin", 3).await.topics[0].error_code,
-        36,
-        "TOPIC_ALREADY_EXISTS"
-    );
-    assert_eq!(
-        create(&mut c, "zero", 0).await.topics[0].error_code,
-        37,
-        "INVALID_PARTITIONS"
-    );
+    assert_eq!((resp.topics[0].error_code, resp.topics[0].num_partitions), (0, 3));
+    assert_eq!(create(&mut c, "admin", 3).await.topics[0].error_code, 36, "TOPIC_ALREADY_EXISTS");
+    assert_eq!(create(&mut c, "zero", 0).await.topics[0].error_code, 37, "INVALID_PARTITIONS");
 
     let bad_config = CreateTopicsRequest::default().with_topics(vec![CreatableTopic::default()
         .with_name(name("cfg"))
@@ -374,30 +297,18 @@ async fn create_and_delete_topics_report_kafka_errors() {
         .with_configs(vec![CreatableTopicConfig::default()
             .with_name(StrBytes::from_static_str("retention.ms"))
             .with_value(Some(StrBytes::from_static_str("forever")))])]);
-    assert_eq!(
-        c.call(7, &bad_config).await.topics[0].error_code,
-        40,
-        "INVALID_CONFIG"
-    );
+    assert_eq!(c.call(7, &bad_config).await.topics[0].error_code, 40, "INVALID_CONFIG");
     let rf3 = CreateTopicsRequest::default().with_topics(vec![CreatableTopic::default()
         .with_name(name("rf3"))
         .with_num_partitions(1)
         .with_replication_factor(3)]);
-    assert_eq!(
-        c.call(7, &rf3).await.topics[0].error_code,
-        38,
-        "INVALID_REPLICATION_FACTOR"
-    );
-    let dry = CreateTopicsRequest::default()
-        .with_validate_only(true)
-        .with_topics(vec![CreatableTopic::default()
-            .with_name(name("dry"))
-            .with_num_partitions(2)
-            .with_replication_factor(1)]);
+    assert_eq!(c.call(7, &rf3).await.topics[0].error_code, 38, "INVALID_REPLICATION_FACTOR");
+    let dry = CreateTopicsRequest::default().with_validate_only(true).with_topics(vec![CreatableTopic::default()
+        .with_name(name("dry"))
+        .with_num_partitions(2)
+        .with_replication_factor(1)]);
     assert_eq!(c.call(7, &dry).await.topics[0].error_code, 0);
-    let meta = c
-        .call(12, &MetadataRequest::default().with_topics(None))
-        .await;
+    let meta = c.call(12, &MetadataRequest::default().with_topics(None)).await;
     assert_eq!(meta.topics.len(), 1, "validate_only must not create");
     let admin_id = meta.topics[0].topic_id;
 
@@ -406,18 +317,9 @@ async fn create_and_delete_topics_report_kafka_errors() {
     assert_eq!(resp.responses[0].error_code, 0);
     assert_eq!(resp.responses[1].error_code, 3);
     // By id (v6), for a topic that no longer exists.
-    let del = DeleteTopicsRequest::default()
-        .with_topics(vec![DeleteTopicState::default().with_topic_id(admin_id)]);
-    assert_eq!(
-        c.call(6, &del).await.responses[0].error_code,
-        100,
-        "UNKNOWN_TOPIC_ID"
-    );
-    assert!(c
-        .call(12, &MetadataRequest::default().with_topics(None))
-        .await
-        .topics
-        .is_empty());
+    let del = DeleteTopicsRequest::default().with_topics(vec![DeleteTopicState::default().with_topic_id(admin_id)]);
+    assert_eq!(c.call(6, &del).await.responses[0].error_code, 100, "UNKNOWN_TOPIC_ID");
+    assert!(c.call(12, &MetadataRequest::default().with_topics(None)).await.topics.is_empty());
     broker.stop().await;
 }
 
@@ -434,9 +336,7 @@ async fn data_and_topics_survive_a_restart() {
     broker.stop().await;
     let broker = TestBroker::start_in(tmp.path(), |_| {}).await;
     let mut c = RawClient::connect(broker.addr).await;
-    let meta = c
-        .call(12, &MetadataRequest::default().with_topics(None))
-        .await;
+    let meta = c.call(12, &MetadataRequest::default().with_topics(None)).await;
     assert_eq!(meta.topics[0].partitions.len(), 2);
     let resp = c.call(9, &produce_req("keep", 1, 1, batch(1, 0))).await;
     assert_eq!(resp.responses[0].partition_responses[0].base_offset, 15);
@@ -473,10 +373,7 @@ async fn unsupported_versions_and_legacy_produce() {
     // correlation id, topics=1, name "t", partitions=1, partition 0, then error 35
     assert_eq!(&resp[4..8], &1i32.to_be_bytes());
     assert_eq!(i16::from_be_bytes(resp[19..21].try_into().unwrap()), 35);
-    assert_eq!(
-        c.call(0, &ApiVersionsRequest::default()).await.error_code,
-        0
-    );
+    assert_eq!(c.call(0, &ApiVersionsRequest::default()).await.error_code, 0);
     broker.stop().await;
 }
 
@@ -488,10 +385,7 @@ async fn unimplemented_apis_get_an_error_response_not_a_dropped_connection() {
     assert_eq!(resp.error_code, 35, "UNSUPPORTED_VERSION");
     let resp = c.call(0, &ListTransactionsRequest::default()).await;
     assert_eq!(resp.error_code, 35);
-    assert_eq!(
-        c.call(0, &ApiVersionsRequest::default()).await.error_code,
-        0
-    );
+    assert_eq!(c.call(0, &ApiVersionsRequest::default()).await.error_code, 0);
     broker.stop().await;
 }
 
@@ -512,17 +406,11 @@ async fn idempotent_producer_retries_are_deduplicated() {
     let broker = TestBroker::start_in(tmp.path(), |_| {}).await;
     let mut c = RawClient::connect(broker.addr).await;
     create(&mut c, "idem", 1).await;
-    let init = c
-        .call(
-            4,
-            &InitProducerIdRequest::default().with_transaction_timeout_ms(60000),
-        )
-        .await;
+    let init = c.call(4, &InitProducerIdRequest::default().with_transaction_timeout_ms(60000)).await;
     assert_eq!(init.error_code, 0);
     let (pid, epoch) = (init.producer_id.0, init.producer_epoch);
     assert!(pid >= 0);
-    let send =
-        |seq: i32, n: usize| produce_req("idem", 0, -1, idempotent_batch(n, pid, epoch, seq));
+    let send = |seq: i32, n: usize| produce_req("idem", 0, -1, idempotent_batch(n, pid, epoch, seq));
     let offsets = |r: ProduceResponse| {
         let p = &r.responses[0].partition_responses[0];
         (p.error_code, p.base_offset)
@@ -533,11 +421,7 @@ async fn idempotent_producer_retries_are_deduplicated() {
     assert_eq!(offsets(c.call(9, &send(0, 3)).await), (0, 0));
     assert_eq!(offsets(c.call(9, &send(3, 2)).await), (0, 3));
     // A gap is refused.
-    assert_eq!(
-        offsets(c.call(9, &send(9, 1)).await).0,
-        45,
-        "OUT_OF_ORDER_SEQUENCE_NUMBER"
-    );
+    assert_eq!(offsets(c.call(9, &send(9, 1)).await).0, 45, "OUT_OF_ORDER_SEQUENCE_NUMBER");
     let fetched = c.call(12, &fetch_req("idem", 0, 0, 0, 1 << 20)).await;
     assert_eq!(fetched.responses[0].partitions[0].high_watermark, 5);
     drop(c);
@@ -552,8 +436,8 @@ async fn idempotent_producer_retries_are_deduplicated() {
     let again = c.call(4, &InitProducerIdRequest::default()).await;
     assert_ne!(again.producer_id.0, pid);
     // Transactions are not served yet.
-    let txn = InitProducerIdRequest::default()
-        .with_transactional_id(Some(TransactionalId(StrBytes::from_static_str("tx"))));
+    let txn =
+        InitProducerIdRequest::default().with_transactional_id(Some(TransactionalId(StrBytes::from_static_str("tx"))));
     assert_eq!(c.call(4, &txn).await.error_code, 35);
     broker.stop().await;
 }

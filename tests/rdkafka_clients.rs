@@ -16,18 +16,12 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
 
 fn admin(bootstrap: &str) -> AdminClient<DefaultClientContext> {
-    ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .create()
-        .expect("admin client")
+    ClientConfig::new().set("bootstrap.servers", bootstrap).create().expect("admin client")
 }
 
 async fn create_topic(bootstrap: &str, name: &str, partitions: i32) {
     let results = admin(bootstrap)
-        .create_topics(
-            &[NewTopic::new(name, partitions, TopicReplication::Fixed(1))],
-            &AdminOptions::new(),
-        )
+        .create_topics(&[NewTopic::new(name, partitions, TopicReplication::Fixed(1))], &AdminOptions::new())
         .await
         .expect("create_topics");
     for r in results {
@@ -59,14 +53,7 @@ fn expected(n: usize, tag: &str) -> Vec<Rec> {
         .collect()
 }
 
-async fn produce(
-    bootstrap: &str,
-    topic: &str,
-    partition: i32,
-    recs: &[Rec],
-    compression: &str,
-    acks: &str,
-) {
+async fn produce(bootstrap: &str, topic: &str, partition: i32, recs: &[Rec], compression: &str, acks: &str) {
     let producer: FutureProducer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("compression.type", compression)
@@ -78,10 +65,7 @@ async fn produce(
     for r in recs {
         let mut headers = OwnedHeaders::new();
         for (k, v) in &r.headers {
-            headers = headers.insert(Header {
-                key: k,
-                value: Some(v),
-            });
+            headers = headers.insert(Header { key: k, value: Some(v) });
         }
         let record = FutureRecord::to(topic)
             .partition(partition)
@@ -107,28 +91,19 @@ fn consume(bootstrap: &str, topic: &str, partition: i32, count: usize) -> Vec<(i
         .create()
         .expect("consumer");
     let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(topic, partition, Offset::Beginning)
-        .unwrap();
+    tpl.add_partition_offset(topic, partition, Offset::Beginning).unwrap();
     consumer.assign(&tpl).unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     let mut out = Vec::new();
     while out.len() < count {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "only {} of {count} records consumed",
-            out.len()
-        );
+        assert!(std::time::Instant::now() < deadline, "only {} of {count} records consumed", out.len());
         let Some(msg) = consumer.poll(Duration::from_millis(200)) else {
             continue;
         };
         let msg = msg.expect("consume error");
         let headers = msg
             .headers()
-            .map(|h| {
-                h.iter()
-                    .map(|h| (h.key.to_string(), h.value.unwrap_or_default().to_vec()))
-                    .collect()
-            })
+            .map(|h| h.iter().map(|h| (h.key.to_string(), h.value.unwrap_or_default().to_vec())).collect())
             .unwrap_or_default();
         out.push((
             msg.offset(),
@@ -158,9 +133,7 @@ async fn every_codec_and_acks_round_trips_byte_exact() {
     }
     let b = bootstrap.clone();
     let n = all.len();
-    let got = tokio::task::spawn_blocking(move || consume(&b, "codecs", 0, n))
-        .await
-        .unwrap();
+    let got = tokio::task::spawn_blocking(move || consume(&b, "codecs", 0, n)).await.unwrap();
     for (i, ((offset, rec), want)) in got.iter().zip(&all).enumerate() {
         assert_eq!(*offset, i as i64, "offsets must be contiguous");
         assert_eq!(rec, want, "record {i} differs");
@@ -176,9 +149,7 @@ async fn acks_zero_records_arrive() {
     let recs = expected(200, "acks0");
     produce(&bootstrap, "fire-and-forget", 0, &recs, "lz4", "0").await;
     let b = bootstrap.clone();
-    let got = tokio::task::spawn_blocking(move || consume(&b, "fire-and-forget", 0, 200))
-        .await
-        .unwrap();
+    let got = tokio::task::spawn_blocking(move || consume(&b, "fire-and-forget", 0, 200)).await.unwrap();
     assert_eq!(got.into_iter().map(|(_, r)| r).collect::<Vec<_>>(), recs);
     broker.stop().await;
 }
@@ -190,36 +161,21 @@ async fn admin_create_delete_and_metadata() {
     let admin = admin(&bootstrap);
     let opts = AdminOptions::new();
     let res = admin
-        .create_topics(
-            &[NewTopic::new("a1", 4, TopicReplication::Fixed(1)).set("retention.ms", "60000")],
-            &opts,
-        )
+        .create_topics(&[NewTopic::new("a1", 4, TopicReplication::Fixed(1)).set("retention.ms", "60000")], &opts)
         .await
         .unwrap();
     assert!(res[0].is_ok(), "{res:?}");
-    let again = admin
-        .create_topics(&[NewTopic::new("a1", 4, TopicReplication::Fixed(1))], &opts)
-        .await
-        .unwrap();
-    assert_eq!(
-        again[0].as_ref().unwrap_err().1,
-        rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists
-    );
+    let again = admin.create_topics(&[NewTopic::new("a1", 4, TopicReplication::Fixed(1))], &opts).await.unwrap();
+    assert_eq!(again[0].as_ref().unwrap_err().1, rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists);
     let dry = admin
-        .create_topics(
-            &[NewTopic::new("dry", 1, TopicReplication::Fixed(1))],
-            &AdminOptions::new().validate_only(true),
-        )
+        .create_topics(&[NewTopic::new("dry", 1, TopicReplication::Fixed(1))], &AdminOptions::new().validate_only(true))
         .await
         .unwrap();
     assert!(dry[0].is_ok());
 
     let b = bootstrap.clone();
     let md = tokio::task::spawn_blocking(move || {
-        let c: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", &b)
-            .create()
-            .unwrap();
+        let c: BaseConsumer = ClientConfig::new().set("bootstrap.servers", &b).create().unwrap();
         c.fetch_metadata(None, Duration::from_secs(10))
             .unwrap()
             .topics()
@@ -231,15 +187,9 @@ async fn admin_create_delete_and_metadata() {
     .unwrap();
     assert_eq!(md, vec![("a1".to_string(), 4)]);
 
-    let del = admin
-        .delete_topics(&["a1", "never-was"], &opts)
-        .await
-        .unwrap();
+    let del = admin.delete_topics(&["a1", "never-was"], &opts).await.unwrap();
     assert!(del[0].is_ok());
-    assert_eq!(
-        del[1].as_ref().unwrap_err().1,
-        rdkafka::types::RDKafkaErrorCode::UnknownTopicOrPartition
-    );
+    assert_eq!(del[1].as_ref().unwrap_err().1, rdkafka::types::RDKafkaErrorCode::UnknownTopicOrPartition);
     broker.stop().await;
 }
 
@@ -252,24 +202,12 @@ async fn watermarks_and_offsets_for_times() {
     produce(&bootstrap, "wm", 0, &recs, "none", "all").await;
     let b = bootstrap.clone();
     tokio::task::spawn_blocking(move || {
-        let c: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", &b)
-            .set("group.id", "wm")
-            .create()
-            .unwrap();
-        assert_eq!(
-            c.fetch_watermarks("wm", 0, Duration::from_secs(10))
-                .unwrap(),
-            (0, 50)
-        );
+        let c: BaseConsumer = ClientConfig::new().set("bootstrap.servers", &b).set("group.id", "wm").create().unwrap();
+        assert_eq!(c.fetch_watermarks("wm", 0, Duration::from_secs(10)).unwrap(), (0, 50));
         let mut tpl = TopicPartitionList::new();
-        tpl.add_partition_offset("wm", 0, Offset::Offset(recs[20].timestamp))
-            .unwrap();
+        tpl.add_partition_offset("wm", 0, Offset::Offset(recs[20].timestamp)).unwrap();
         let found = c.offsets_for_times(tpl, Duration::from_secs(10)).unwrap();
-        assert_eq!(
-            found.find_partition("wm", 0).unwrap().offset(),
-            Offset::Offset(20)
-        );
+        assert_eq!(found.find_partition("wm", 0).unwrap().offset(), Offset::Offset(20));
     })
     .await
     .unwrap();
@@ -290,11 +228,7 @@ async fn idempotent_producer_round_trips() {
     let recs = expected(500, "idem");
     let mut futures = Vec::new();
     for r in &recs {
-        let record = FutureRecord::to("idempotent")
-            .partition(0)
-            .key(&r.key)
-            .payload(&r.value)
-            .timestamp(r.timestamp);
+        let record = FutureRecord::to("idempotent").partition(0).key(&r.key).payload(&r.value).timestamp(r.timestamp);
         futures.push(producer.send(record, Duration::from_secs(10)));
     }
     for (i, f) in futures.into_iter().enumerate() {
@@ -302,9 +236,7 @@ async fn idempotent_producer_round_trips() {
         assert_eq!(d.offset, i as i64);
     }
     let b = bootstrap.clone();
-    let got = tokio::task::spawn_blocking(move || consume(&b, "idempotent", 0, 500))
-        .await
-        .unwrap();
+    let got = tokio::task::spawn_blocking(move || consume(&b, "idempotent", 0, 500)).await.unwrap();
     for ((_, got), want) in got.iter().zip(&recs) {
         assert_eq!((&got.key, &got.value), (&want.key, &want.value));
     }

@@ -151,11 +151,7 @@ struct GroupEntry {
 
 impl GroupEntry {
     fn new(id: &str, now_ms: i64) -> Self {
-        Self {
-            group: Group::new(id),
-            offsets: BTreeMap::new(),
-            empty_since_ms: now_ms,
-        }
+        Self { group: Group::new(id), offsets: BTreeMap::new(), empty_since_ms: now_ms }
     }
 }
 
@@ -187,11 +183,7 @@ impl GroupCoordinator {
             flush_interval_messages: None,
         };
         let log = logs.open(TopicPartition::new(OFFSETS_TOPIC, 0), pc, now_ms)?;
-        let coordinator = Self {
-            groups: RwLock::new(HashMap::new()),
-            log,
-            cfg,
-        };
+        let coordinator = Self { groups: RwLock::new(HashMap::new()), log, cfg };
         coordinator.replay(now_ms)?;
         Ok(coordinator)
     }
@@ -215,8 +207,7 @@ impl GroupCoordinator {
                 let Some(bytes) = rest.get(..len) else { break };
                 let header = batch::BatchHeader::parse(bytes);
                 for r in batch::records(bytes).unwrap_or_default() {
-                    let Some((group, topic, partition)) = r.key.and_then(offsets::decode_key)
-                    else {
+                    let Some((group, topic, partition)) = r.key.and_then(offsets::decode_key) else {
                         continue;
                     };
                     records += 1;
@@ -287,10 +278,7 @@ impl GroupCoordinator {
     ) -> Waiting<SyncResult> {
         match self.entry(group_id) {
             None => Waiting::Ready(Err(GroupError::UnknownMemberId)),
-            Some(e) => e
-                .lock()
-                .group
-                .sync(member_id, instance, generation, assignments, now),
+            Some(e) => e.lock().group.sync(member_id, instance, generation, assignments, now),
         }
     }
 
@@ -304,10 +292,7 @@ impl GroupCoordinator {
     ) -> Result<(), GroupError> {
         match self.entry(group_id) {
             None => Err(GroupError::UnknownMemberId),
-            Some(e) => e
-                .lock()
-                .group
-                .heartbeat(member_id, instance, generation, now),
+            Some(e) => e.lock().group.heartbeat(member_id, instance, generation, now),
         }
     }
 
@@ -355,61 +340,31 @@ impl GroupCoordinator {
                 }
             })
             .collect();
-        let accepted: Vec<&(String, i32, CommittedOffset)> = offsets
-            .iter()
-            .zip(&results)
-            .filter(|(_, r)| r.is_ok())
-            .map(|(o, _)| o)
-            .collect();
+        let accepted: Vec<&(String, i32, CommittedOffset)> =
+            offsets.iter().zip(&results).filter(|(_, r)| r.is_ok()).map(|(o, _)| o).collect();
         if accepted.is_empty() {
-            return Ok(CommitOutcome {
-                results,
-                durable_at: None,
-            });
+            return Ok(CommitOutcome { results, durable_at: None });
         }
-        let keys: Vec<(Vec<u8>, Vec<u8>)> = accepted
-            .iter()
-            .map(|(t, p, o)| {
-                (
-                    offsets::encode_key(group_id, t, *p),
-                    offsets::encode_value(o),
-                )
-            })
-            .collect();
-        let end = self.append(
-            &keys
-                .iter()
-                .map(|(k, v)| (Some(&k[..]), Some(&v[..])))
-                .collect::<Vec<_>>(),
-        )?;
+        let keys: Vec<(Vec<u8>, Vec<u8>)> =
+            accepted.iter().map(|(t, p, o)| (offsets::encode_key(group_id, t, *p), offsets::encode_value(o))).collect();
+        let end = self.append(&keys.iter().map(|(k, v)| (Some(&k[..]), Some(&v[..]))).collect::<Vec<_>>())?;
         for (t, p, o) in accepted {
             entry.offsets.insert((t.clone(), *p), o.clone());
         }
-        Ok(CommitOutcome {
-            results,
-            durable_at: Some((self.log.clone(), end)),
-        })
+        Ok(CommitOutcome { results, durable_at: Some((self.log.clone(), end)) })
     }
 
     /// Writes null-valued records for the given keys, deleting those offsets on replay.
     fn append_tombstones(&self, keys: &[Vec<u8>]) -> Result<i64, GroupError> {
-        self.append(
-            &keys
-                .iter()
-                .map(|k| (Some(&k[..]), None))
-                .collect::<Vec<_>>(),
-        )
+        self.append(&keys.iter().map(|k| (Some(&k[..]), None)).collect::<Vec<_>>())
     }
 
     fn append(&self, records: &[batch::KeyValue<'_>]) -> Result<i64, GroupError> {
         let bytes = batch::build(records, crate::broker::now_ms());
-        let info = self
-            .log
-            .append(&bytes, crate::broker::now_ms())
-            .map_err(|e| {
-                warn!(error = %e, "cannot write to {OFFSETS_TOPIC}");
-                GroupError::Storage(e.to_string())
-            })?;
+        let info = self.log.append(&bytes, crate::broker::now_ms()).map_err(|e| {
+            warn!(error = %e, "cannot write to {OFFSETS_TOPIC}");
+            GroupError::Storage(e.to_string())
+        })?;
         Ok(info.last_offset + 1)
     }
 
@@ -424,25 +379,12 @@ impl GroupCoordinator {
         let entry = entry.as_ref().map(|e| e.lock());
         match wanted {
             None => entry
-                .map(|e| {
-                    e.offsets
-                        .iter()
-                        .map(|((t, p), o)| (t.clone(), *p, Some(o.clone())))
-                        .collect()
-                })
+                .map(|e| e.offsets.iter().map(|((t, p), o)| (t.clone(), *p, Some(o.clone()))).collect())
                 .unwrap_or_default(),
             Some(list) => list
                 .iter()
                 .flat_map(|(t, parts)| parts.iter().map(move |p| (t, *p)))
-                .map(|(t, p)| {
-                    (
-                        t.clone(),
-                        p,
-                        entry
-                            .as_ref()
-                            .and_then(|e| e.offsets.get(&(t.clone(), p)).cloned()),
-                    )
-                })
+                .map(|(t, p)| (t.clone(), p, entry.as_ref().and_then(|e| e.offsets.get(&(t.clone(), p)).cloned())))
                 .collect(),
         }
     }
@@ -454,11 +396,7 @@ impl GroupCoordinator {
             .iter()
             .map(|e| {
                 let e = e.lock();
-                (
-                    e.group.group_id.clone(),
-                    e.group.protocol_type.clone().unwrap_or_default(),
-                    e.group.state,
-                )
+                (e.group.group_id.clone(), e.group.protocol_type.clone().unwrap_or_default(), e.group.state)
             })
             .collect();
         out.sort_by(|a, b| a.0.cmp(&b.0));
@@ -470,18 +408,12 @@ impl GroupCoordinator {
         let e = entry.lock();
         let g = &e.group;
         let protocol = g.protocol_name.clone().unwrap_or_default();
-        let show_members = matches!(
-            g.state,
-            GroupState::Stable | GroupState::CompletingRebalance | GroupState::PreparingRebalance
-        );
+        let show_members =
+            matches!(g.state, GroupState::Stable | GroupState::CompletingRebalance | GroupState::PreparingRebalance);
         Some(GroupDescription {
             state: g.state,
             protocol_type: g.protocol_type.clone().unwrap_or_default(),
-            protocol_name: if g.state == GroupState::Stable {
-                protocol.clone()
-            } else {
-                String::new()
-            },
+            protocol_name: if g.state == GroupState::Stable { protocol.clone() } else { String::new() },
             members: if show_members {
                 g.members
                     .values()
@@ -490,16 +422,8 @@ impl GroupCoordinator {
                         group_instance_id: m.group_instance_id.clone(),
                         client_id: m.client_id.clone(),
                         client_host: m.client_host.clone(),
-                        metadata: if g.state == GroupState::Stable {
-                            m.metadata_for(&protocol)
-                        } else {
-                            Bytes::new()
-                        },
-                        assignment: if g.state == GroupState::Stable {
-                            m.assignment.clone()
-                        } else {
-                            Bytes::new()
-                        },
+                        metadata: if g.state == GroupState::Stable { m.metadata_for(&protocol) } else { Bytes::new() },
+                        assignment: if g.state == GroupState::Stable { m.assignment.clone() } else { Bytes::new() },
                     })
                     .collect()
             } else {
@@ -515,11 +439,7 @@ impl GroupCoordinator {
         if !e.group.is_empty() {
             return Err(GroupError::NonEmptyGroup);
         }
-        let tombstones: Vec<Vec<u8>> = e
-            .offsets
-            .keys()
-            .map(|(t, p)| offsets::encode_key(group_id, t, *p))
-            .collect();
+        let tombstones: Vec<Vec<u8>> = e.offsets.keys().map(|(t, p)| offsets::encode_key(group_id, t, *p)).collect();
         if !tombstones.is_empty() {
             self.append_tombstones(&tombstones)?;
         }
@@ -542,24 +462,14 @@ impl GroupCoordinator {
             e.group
                 .members
                 .values()
-                .flat_map(|m| {
-                    subscribed_topics(
-                        &m.metadata_for(e.group.protocol_name.as_deref().unwrap_or_default()),
-                    )
-                })
+                .flat_map(|m| subscribed_topics(&m.metadata_for(e.group.protocol_name.as_deref().unwrap_or_default())))
                 .collect()
         } else {
             Vec::new()
         };
         let results: Vec<Result<(), GroupError>> = partitions
             .iter()
-            .map(|(t, _)| {
-                if subscribed.contains(t) {
-                    Err(GroupError::GroupSubscribedToTopic)
-                } else {
-                    Ok(())
-                }
-            })
+            .map(|(t, _)| if subscribed.contains(t) { Err(GroupError::GroupSubscribedToTopic) } else { Ok(()) })
             .collect();
         let tombstones: Vec<Vec<u8>> = partitions
             .iter()
@@ -595,16 +505,12 @@ impl GroupCoordinator {
                 let expired: Vec<(String, i32)> = e
                     .offsets
                     .iter()
-                    .filter(|(_, o)| {
-                        now_ms - o.commit_timestamp.max(e.empty_since_ms) > retention_ms
-                    })
+                    .filter(|(_, o)| now_ms - o.commit_timestamp.max(e.empty_since_ms) > retention_ms)
                     .map(|(k, _)| k.clone())
                     .collect();
                 if !expired.is_empty() {
-                    let keys: Vec<Vec<u8>> = expired
-                        .iter()
-                        .map(|(t, p)| offsets::encode_key(&e.group.group_id, t, *p))
-                        .collect();
+                    let keys: Vec<Vec<u8>> =
+                        expired.iter().map(|(t, p)| offsets::encode_key(&e.group.group_id, t, *p)).collect();
                     if self.append_tombstones(&keys).is_ok() {
                         info!(group = %e.group.group_id, partitions = expired.len(), "expired committed offsets");
                         for k in expired {

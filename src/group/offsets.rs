@@ -73,19 +73,10 @@ pub fn decode_key(mut b: &[u8]) -> Option<(String, String, i32)> {
 pub fn decode_value(mut b: &[u8]) -> Option<CommittedOffset> {
     let version = b.try_get_i16().ok()?;
     let offset = b.try_get_i64().ok()?;
-    let leader_epoch = if version >= 3 {
-        b.try_get_i32().ok()?
-    } else {
-        -1
-    };
+    let leader_epoch = if version >= 3 { b.try_get_i32().ok()? } else { -1 };
     let metadata = get_str(&mut b)?;
     let commit_timestamp = b.try_get_i64().ok()?;
-    Some(CommittedOffset {
-        offset,
-        leader_epoch,
-        metadata,
-        commit_timestamp,
-    })
+    Some(CommittedOffset { offset, leader_epoch, metadata, commit_timestamp })
 }
 
 #[cfg(test)]
@@ -96,18 +87,9 @@ mod tests {
     fn records_round_trip() {
         let k = encode_key("g", "orders", 3);
         assert_eq!(decode_key(&k), Some(("g".into(), "orders".into(), 3)));
-        let v = CommittedOffset {
-            offset: 42,
-            leader_epoch: 0,
-            metadata: "m".into(),
-            commit_timestamp: 7,
-        };
+        let v = CommittedOffset { offset: 42, leader_epoch: 0, metadata: "m".into(), commit_timestamp: 7 };
         assert_eq!(decode_value(&encode_value(&v)), Some(v));
-        assert_eq!(
-            decode_key(&[0, 2, 0, 1, b'g']),
-            None,
-            "group metadata keys are skipped"
-        );
+        assert_eq!(decode_key(&[0, 2, 0, 1, b'g']), None, "group metadata keys are skipped");
         assert_eq!(decode_value(&[0, 3, 1]), None);
     }
 }

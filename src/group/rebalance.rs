@@ -83,27 +83,16 @@ impl Group {
     }
 
     fn transition(&mut self, to: GroupState) {
-        debug_assert!(
-            to.valid_previous().contains(&self.state),
-            "{:?} -> {to:?}",
-            self.state
-        );
+        debug_assert!(to.valid_previous().contains(&self.state), "{:?} -> {to:?}", self.state);
         tracing::debug!(group = %self.group_id, from = self.state.kafka_name(), to = to.kafka_name(), "group state");
         self.state = to;
     }
 
-    pub fn join(
-        &mut self,
-        p: JoinParams,
-        now: Instant,
-        cfg: &RebalanceConfig,
-    ) -> Waiting<JoinResult> {
+    pub fn join(&mut self, p: JoinParams, now: Instant, cfg: &RebalanceConfig) -> Waiting<JoinResult> {
         if self.state == GroupState::Dead {
             return Waiting::Ready(Err(GroupError::CoordinatorNotAvailable));
         }
-        if p.session_timeout < cfg.min_session_timeout
-            || p.session_timeout > cfg.max_session_timeout
-        {
+        if p.session_timeout < cfg.min_session_timeout || p.session_timeout > cfg.max_session_timeout {
             return Waiting::Ready(Err(GroupError::InvalidSessionTimeout));
         }
         if p.protocols.is_empty() || p.protocol_type.is_empty() {
@@ -115,13 +104,7 @@ impl Group {
         if p.member_id.is_empty() {
             let new_id = format!(
                 "{}-{}",
-                p.group_instance_id
-                    .as_deref()
-                    .unwrap_or(if p.client_id.is_empty() {
-                        "member"
-                    } else {
-                        &p.client_id
-                    }),
+                p.group_instance_id.as_deref().unwrap_or(if p.client_id.is_empty() { "member" } else { &p.client_id }),
                 uuid::Uuid::new_v4()
             );
             if let Some(instance) = &p.group_instance_id {
@@ -138,9 +121,7 @@ impl Group {
         }
         if let Some(instance) = &p.group_instance_id {
             match self.static_members.get(instance) {
-                Some(id) if *id != p.member_id => {
-                    return Waiting::Ready(Err(GroupError::FencedInstanceId))
-                }
+                Some(id) if *id != p.member_id => return Waiting::Ready(Err(GroupError::FencedInstanceId)),
                 None if !self.pending.contains_key(&p.member_id) => {
                     return Waiting::Ready(Err(GroupError::UnknownMemberId))
                 }
@@ -162,9 +143,7 @@ impl Group {
                 self.maybe_complete_join(now);
                 Waiting::Wait(rx)
             }
-            GroupState::CompletingRebalance if unchanged => {
-                Waiting::Ready(Ok(self.current_join_result(&p.member_id)))
-            }
+            GroupState::CompletingRebalance if unchanged => Waiting::Ready(Ok(self.current_join_result(&p.member_id))),
             GroupState::Stable if unchanged && self.leader_id.as_deref() != Some(&p.member_id) => {
                 Waiting::Ready(Ok(self.current_join_result(&p.member_id)))
             }
@@ -174,16 +153,11 @@ impl Group {
                 self.maybe_complete_join(now);
                 Waiting::Wait(rx)
             }
-            GroupState::Empty | GroupState::Dead => {
-                Waiting::Ready(Err(GroupError::UnknownMemberId))
-            }
+            GroupState::Empty | GroupState::Dead => Waiting::Ready(Err(GroupError::UnknownMemberId)),
         }
     }
 
-    fn update_and_wait(
-        member: &mut Member,
-        p: JoinParams,
-    ) -> oneshot::Receiver<Result<JoinResult, GroupError>> {
+    fn update_and_wait(member: &mut Member, p: JoinParams) -> oneshot::Receiver<Result<JoinResult, GroupError>> {
         member.protocols = p.protocols;
         member.session_timeout = p.session_timeout;
         member.rebalance_timeout = p.rebalance_timeout;
@@ -200,25 +174,13 @@ impl Group {
     /// True when the protocol type matches and the member supports a protocol every current
     /// member supports.
     fn accepts_protocols(&self, p: &JoinParams) -> bool {
-        if self
-            .protocol_type
-            .as_deref()
-            .is_some_and(|t| t != p.protocol_type)
-        {
+        if self.protocol_type.as_deref().is_some_and(|t| t != p.protocol_type) {
             return false;
         }
-        p.protocols
-            .iter()
-            .any(|(name, _)| self.members.values().all(|m| m.supports(name)))
+        p.protocols.iter().any(|(name, _)| self.members.values().all(|m| m.supports(name)))
     }
 
-    fn add_member(
-        &mut self,
-        id: String,
-        p: JoinParams,
-        now: Instant,
-        cfg: &RebalanceConfig,
-    ) -> Waiting<JoinResult> {
+    fn add_member(&mut self, id: String, p: JoinParams, now: Instant, cfg: &RebalanceConfig) -> Waiting<JoinResult> {
         if self.members.len() >= cfg.max_size {
             return Waiting::Ready(Err(GroupError::GroupMaxSizeReached));
         }
@@ -248,11 +210,8 @@ impl Group {
         match self.state {
             GroupState::PreparingRebalance => {
                 // New members during the initial delay push it out (up to the rebalance timeout).
-                if let (Some(_), Some(deadline)) =
-                    (self.initial_delay_deadline, self.rebalance_deadline)
-                {
-                    self.initial_delay_deadline =
-                        Some((now + cfg.initial_rebalance_delay).min(deadline));
+                if let (Some(_), Some(deadline)) = (self.initial_delay_deadline, self.rebalance_deadline) {
+                    self.initial_delay_deadline = Some((now + cfg.initial_rebalance_delay).min(deadline));
                 }
             }
             _ => self.prepare_rebalance_with(now, cfg.initial_rebalance_delay),
@@ -319,12 +278,7 @@ impl Group {
         }
         let was_empty = self.state == GroupState::Empty;
         self.transition(GroupState::PreparingRebalance);
-        let timeout = self
-            .members
-            .values()
-            .map(|m| m.rebalance_timeout)
-            .max()
-            .unwrap_or_default();
+        let timeout = self.members.values().map(|m| m.rebalance_timeout).max().unwrap_or_default();
         let deadline = now + timeout;
         self.rebalance_deadline = Some(deadline);
         self.initial_delay_deadline =
@@ -335,8 +289,7 @@ impl Group {
         if self.state != GroupState::PreparingRebalance {
             return;
         }
-        let all_joined =
-            self.pending.is_empty() && self.members.values().all(|m| m.awaiting_join.is_some());
+        let all_joined = self.pending.is_empty() && self.members.values().all(|m| m.awaiting_join.is_some());
         let delay_over = self.initial_delay_deadline.is_none_or(|d| now >= d);
         if all_joined && delay_over {
             self.complete_join();
@@ -346,12 +299,8 @@ impl Group {
     /// Ends the join phase: members that did not rejoin are dropped, a new generation starts,
     /// and every waiting member gets its JoinGroup response (the leader with everyone's metadata).
     fn complete_join(&mut self) {
-        let gone: Vec<String> = self
-            .members
-            .values()
-            .filter(|m| m.awaiting_join.is_none())
-            .map(|m| m.member_id.clone())
-            .collect();
+        let gone: Vec<String> =
+            self.members.values().filter(|m| m.awaiting_join.is_none()).map(|m| m.member_id.clone()).collect();
         for id in gone {
             self.remove_member(&id);
         }
@@ -366,11 +315,7 @@ impl Group {
             return;
         }
         self.protocol_name = self.select_protocol();
-        if !self
-            .leader_id
-            .as_ref()
-            .is_some_and(|l| self.members.contains_key(l))
-        {
+        if !self.leader_id.as_ref().is_some_and(|l| self.members.contains_key(l)) {
             self.leader_id = self.members.keys().next().cloned();
         }
         self.transition(GroupState::CompletingRebalance);
@@ -397,19 +342,12 @@ impl Group {
             .collect();
         let mut votes: IndexMap<&str, usize> = candidates.iter().map(|c| (*c, 0)).collect();
         for m in self.members.values() {
-            if let Some((name, _)) = m
-                .protocols
-                .iter()
-                .find(|(n, _)| candidates.contains(&n.as_str()))
-            {
+            if let Some((name, _)) = m.protocols.iter().find(|(n, _)| candidates.contains(&n.as_str())) {
                 *votes.entry(name.as_str()).or_default() += 1;
             }
         }
         let max = votes.values().copied().max()?;
-        votes
-            .into_iter()
-            .find(|(_, v)| *v == max)
-            .map(|(n, _)| n.to_string())
+        votes.into_iter().find(|(_, v)| *v == max).map(|(n, _)| n.to_string())
     }
 
     fn current_join_result(&self, member_id: &str) -> JoinResult {
@@ -450,12 +388,7 @@ impl Group {
     }
 
     /// Checks a member's identity for SyncGroup, Heartbeat and OffsetCommit.
-    fn check_member(
-        &self,
-        member_id: &str,
-        instance: Option<&str>,
-        generation: i32,
-    ) -> Result<(), GroupError> {
+    fn check_member(&self, member_id: &str, instance: Option<&str>, generation: i32) -> Result<(), GroupError> {
         if let Some(instance) = instance {
             if let Some(id) = self.static_members.get(instance) {
                 if id != member_id {
@@ -516,20 +449,14 @@ impl Group {
                             continue;
                         };
                         let r = result(self, m);
-                        if let Some(tx) = self
-                            .members
-                            .get_mut(&id)
-                            .and_then(|m| m.awaiting_sync.take())
-                        {
+                        if let Some(tx) = self.members.get_mut(&id).and_then(|m| m.awaiting_sync.take()) {
                             let _ = tx.send(Ok(r));
                         }
                     }
                 }
                 Waiting::Wait(rx)
             }
-            GroupState::Empty | GroupState::Dead => {
-                Waiting::Ready(Err(GroupError::UnknownMemberId))
-            }
+            GroupState::Empty | GroupState::Dead => Waiting::Ready(Err(GroupError::UnknownMemberId)),
         }
     }
 
@@ -554,21 +481,13 @@ impl Group {
     }
 
     /// Removes the given members (by member id, or by instance id for static members).
-    pub fn leave(
-        &mut self,
-        leaving: &[(String, Option<String>)],
-        now: Instant,
-    ) -> Vec<Result<String, GroupError>> {
+    pub fn leave(&mut self, leaving: &[(String, Option<String>)], now: Instant) -> Vec<Result<String, GroupError>> {
         let mut any = false;
         let results = leaving
             .iter()
             .map(|(member_id, instance)| {
                 let id = match (member_id.is_empty(), instance) {
-                    (true, Some(i)) => self
-                        .static_members
-                        .get(i)
-                        .cloned()
-                        .ok_or(GroupError::UnknownMemberId)?,
+                    (true, Some(i)) => self.static_members.get(i).cloned().ok_or(GroupError::UnknownMemberId)?,
                     _ => member_id.clone(),
                 };
                 if let Some(i) = instance {
@@ -614,12 +533,8 @@ impl Group {
                 }
             }
             GroupState::CompletingRebalance | GroupState::Stable => {
-                let expired: Vec<String> = self
-                    .members
-                    .values()
-                    .filter(|m| m.session_expired(now))
-                    .map(|m| m.member_id.clone())
-                    .collect();
+                let expired: Vec<String> =
+                    self.members.values().filter(|m| m.session_expired(now)).map(|m| m.member_id.clone()).collect();
                 if expired.is_empty() {
                     return;
                 }
@@ -639,12 +554,7 @@ impl Group {
 
     /// Validates an OffsetCommit's member and generation. A negative generation is a "simple"
     /// commit (a consumer that assigns partitions itself), allowed while the group has no members.
-    pub fn check_commit(
-        &self,
-        member_id: &str,
-        instance: Option<&str>,
-        generation: i32,
-    ) -> Result<(), GroupError> {
+    pub fn check_commit(&self, member_id: &str, instance: Option<&str>, generation: i32) -> Result<(), GroupError> {
         if generation < 0 && self.members.is_empty() {
             return Ok(());
         }

@@ -24,15 +24,9 @@ impl GroupState {
 
     /// Parses a ListGroups states filter entry (case-insensitive, as Kafka does).
     pub fn from_kafka_name(name: &str) -> Option<Self> {
-        [
-            Self::Empty,
-            Self::PreparingRebalance,
-            Self::CompletingRebalance,
-            Self::Stable,
-            Self::Dead,
-        ]
-        .into_iter()
-        .find(|s| s.kafka_name().eq_ignore_ascii_case(name))
+        [Self::Empty, Self::PreparingRebalance, Self::CompletingRebalance, Self::Stable, Self::Dead]
+            .into_iter()
+            .find(|s| s.kafka_name().eq_ignore_ascii_case(name))
     }
 
     /// The states a group may be in right before entering `self`.
@@ -56,10 +50,7 @@ mod tests {
     #[test]
     fn names_round_trip_and_transitions_are_kafkas() {
         for s in [Empty, PreparingRebalance, CompletingRebalance, Stable, Dead] {
-            assert_eq!(
-                GroupState::from_kafka_name(&s.kafka_name().to_lowercase()),
-                Some(s)
-            );
+            assert_eq!(GroupState::from_kafka_name(&s.kafka_name().to_lowercase()), Some(s));
         }
         assert!(Stable.valid_previous().contains(&CompletingRebalance));
         assert!(!Stable.valid_previous().contains(&Empty));

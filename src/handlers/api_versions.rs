@@ -14,33 +14,18 @@ use crate::error::ResponseError;
 fn api_keys() -> Vec<ApiVersion> {
     SUPPORTED
         .iter()
-        .map(|a| {
-            ApiVersion::default()
-                .with_api_key(a.key as i16)
-                .with_min_version(a.min)
-                .with_max_version(a.max)
-        })
+        .map(|a| ApiVersion::default().with_api_key(a.key as i16).with_min_version(a.min).with_max_version(a.max))
         .collect()
 }
 
 pub async fn handle(ctx: &Ctx, req: ApiVersionsRequest) -> Reply {
-    let valid = |s: &StrBytes| {
-        !s.is_empty()
-            && s.chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-'))
-    };
-    let error = if ctx.version >= 3
-        && !(valid(&req.client_software_name) && valid(&req.client_software_version))
-    {
+    let valid = |s: &StrBytes| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-'));
+    let error = if ctx.version >= 3 && !(valid(&req.client_software_name) && valid(&req.client_software_version)) {
         ResponseError::InvalidRequest.code()
     } else {
         0
     };
-    ctx.reply(
-        &ApiVersionsResponse::default()
-            .with_error_code(error)
-            .with_api_keys(api_keys()),
-    )
+    ctx.reply(&ApiVersionsResponse::default().with_error_code(error).with_api_keys(api_keys()))
 }
 
 pub fn unsupported_version(correlation_id: i32) -> Reply {

@@ -2,9 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use kafka_protocol::messages::create_topics_response::{
-    CreatableTopicConfigs, CreatableTopicResult,
-};
+use kafka_protocol::messages::create_topics_response::{CreatableTopicConfigs, CreatableTopicResult};
 use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
 
 use super::common::str_bytes;
@@ -33,7 +31,10 @@ pub async fn handle(ctx: &Ctx, req: CreateTopicsRequest) -> Reply {
         let mut result = CreatableTopicResult::default().with_name(t.name.clone());
         if duplicates.contains(&name) {
             result.error_code = ResponseError::InvalidRequest.code();
-            result.error_message = Some(str_bytes(&format!("Create topics request from client `{}` contains multiple entries for the following topics: {name}", ctx.client_id.as_deref().unwrap_or(""))));
+            result.error_message = Some(str_bytes(&format!(
+                "Create topics request from client `{}` contains multiple entries for the following topics: {name}",
+                ctx.client_id.as_deref().unwrap_or("")
+            )));
             results.push(result);
             continue;
         }
@@ -49,9 +50,7 @@ pub async fn handle(ctx: &Ctx, req: CreateTopicsRequest) -> Reply {
         }
         if let Some(key) = null_config {
             result.error_code = ResponseError::InvalidConfig.code();
-            result.error_message = Some(str_bytes(&format!(
-                "Null value not supported for topic configs: {key}"
-            )));
+            result.error_message = Some(str_bytes(&format!("Null value not supported for topic configs: {key}")));
             results.push(result);
             continue;
         }
@@ -62,23 +61,14 @@ pub async fn handle(ctx: &Ctx, req: CreateTopicsRequest) -> Reply {
             assignments: t
                 .assignments
                 .iter()
-                .map(|a| {
-                    (
-                        a.partition_index,
-                        a.broker_ids.iter().map(|b| b.0).collect(),
-                    )
-                })
+                .map(|a| (a.partition_index, a.broker_ids.iter().map(|b| b.0).collect()))
                 .collect(),
             configs,
         };
         match broker.create_topic(new, req.validate_only) {
             Ok(meta) => {
                 if v >= 7 {
-                    result.topic_id = if req.validate_only {
-                        uuid::Uuid::nil()
-                    } else {
-                        meta.id
-                    };
+                    result.topic_id = if req.validate_only { uuid::Uuid::nil() } else { meta.id };
                 }
                 if v >= 5 {
                     result.num_partitions = meta.partitions;

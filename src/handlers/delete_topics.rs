@@ -13,15 +13,9 @@ pub async fn handle(ctx: &Ctx, req: DeleteTopicsRequest) -> Reply {
     let broker = &ctx.broker;
     // (name if given, id if given)
     let wanted: Vec<(Option<String>, Uuid)> = if v >= 6 {
-        req.topics
-            .into_iter()
-            .map(|t| (t.name.map(|n| n.0.as_str().to_string()), t.topic_id))
-            .collect()
+        req.topics.into_iter().map(|t| (t.name.map(|n| n.0.as_str().to_string()), t.topic_id)).collect()
     } else {
-        req.topic_names
-            .into_iter()
-            .map(|n| (Some(n.0.as_str().to_string()), Uuid::nil()))
-            .collect()
+        req.topic_names.into_iter().map(|n| (Some(n.0.as_str().to_string()), Uuid::nil())).collect()
     };
     let responses = wanted
         .into_iter()

@@ -44,8 +44,7 @@ pub async fn handle(ctx: &Ctx, req: FetchRequest) -> Reply {
     let v = ctx.version;
     if v >= 7 && req.session_epoch > 0 {
         // gregor never hands out fetch sessions, so no incremental fetch can refer to one.
-        let mut resp =
-            FetchResponse::default().with_error_code(ResponseError::FetchSessionIdNotFound.code());
+        let mut resp = FetchResponse::default().with_error_code(ResponseError::FetchSessionIdNotFound.code());
         resp.session_id = 0;
         return ctx.reply(&resp);
     }
@@ -54,28 +53,20 @@ pub async fn handle(ctx: &Ctx, req: FetchRequest) -> Reply {
         .topics
         .into_iter()
         .map(|t| {
-            let meta = if v >= 13 {
-                broker.topics.get_by_id(&t.topic_id)
-            } else {
-                broker.topics.get(t.topic.0.as_str())
-            };
-            let missing = if v >= 13 {
-                ResponseError::UnknownTopicId
-            } else {
-                ResponseError::UnknownTopicOrPartition
-            };
+            let meta =
+                if v >= 13 { broker.topics.get_by_id(&t.topic_id) } else { broker.topics.get(t.topic.0.as_str()) };
+            let missing = if v >= 13 { ResponseError::UnknownTopicId } else { ResponseError::UnknownTopicOrPartition };
             let partitions = t
                 .partitions
                 .into_iter()
                 .map(|p| {
-                    let log = meta
-                        .as_ref()
-                        .and_then(|m| broker.partition(&m.name, p.partition))
-                        .ok_or(missing)
-                        .and_then(|log| match leader_epoch_error(p.current_leader_epoch) {
-                            None => Ok(log),
-                            Some(e) => Err(e),
-                        });
+                    let log =
+                        meta.as_ref().and_then(|m| broker.partition(&m.name, p.partition)).ok_or(missing).and_then(
+                            |log| match leader_epoch_error(p.current_leader_epoch) {
+                                None => Ok(log),
+                                Some(e) => Err(e),
+                            },
+                        );
                     PartPlan {
                         index: p.partition,
                         fetch_offset: p.fetch_offset,
@@ -84,19 +75,11 @@ pub async fn handle(ctx: &Ctx, req: FetchRequest) -> Reply {
                     }
                 })
                 .collect();
-            TopicPlan {
-                name: t.topic,
-                topic_id: t.topic_id,
-                partitions,
-            }
+            TopicPlan { name: t.topic, topic_id: t.topic_id, partitions }
         })
         .collect();
-    let plan = Plan {
-        version: v,
-        max_bytes: req.max_bytes.max(0) as usize,
-        read_committed: req.isolation_level == 1,
-        topics,
-    };
+    let plan =
+        Plan { version: v, max_bytes: req.max_bytes.max(0) as usize, read_committed: req.isolation_level == 1, topics };
     let min_bytes = req.min_bytes.max(0) as usize;
     let (resp, bytes, errors) = plan.read();
     if bytes >= min_bytes.max(1) || errors || req.max_wait_ms <= 0 {
@@ -114,10 +97,7 @@ pub async fn handle(ctx: &Ctx, req: FetchRequest) -> Reply {
             if bytes >= min_bytes.max(1) || errors || Instant::now() >= deadline {
                 return encode(correlation_id, version, &resp);
             }
-            if tokio::time::timeout_at(deadline, notify.notified())
-                .await
-                .is_err()
-            {
+            if tokio::time::timeout_at(deadline, notify.notified()).await.is_err() {
                 let (resp, _, _) = plan.read();
                 return encode(correlation_id, version, &resp);
             }
@@ -127,9 +107,7 @@ pub async fn handle(ctx: &Ctx, req: FetchRequest) -> Reply {
 
 impl Plan {
     fn logs(&self) -> impl Iterator<Item = &Arc<PartitionLog>> {
-        self.topics
-            .iter()
-            .flat_map(|t| t.partitions.iter().filter_map(|p| p.log.as_ref().ok()))
+        self.topics.iter().flat_map(|t| t.partitions.iter().filter_map(|p| p.log.as_ref().ok()))
     }
 
     /// Builds the response from the logs' current state: (response, record bytes, any error).
@@ -141,9 +119,7 @@ impl Plan {
         for t in &self.topics {
             let mut partitions = Vec::with_capacity(t.partitions.len());
             for p in &t.partitions {
-                let mut data = PartitionData::default()
-                    .with_partition_index(p.index)
-                    .with_high_watermark(-1);
+                let mut data = PartitionData::default().with_partition_index(p.index).with_high_watermark(-1);
                 data.aborted_transactions = (v >= 4 && self.read_committed).then(Vec::new);
                 match &p.log {
                     Err(code) => {
@@ -186,10 +162,6 @@ impl Plan {
             }
             responses.push(topic);
         }
-        (
-            FetchResponse::default().with_responses(responses),
-            total,
-            any_error,
-        )
+        (FetchResponse::default().with_responses(responses), total, any_error)
     }
 }

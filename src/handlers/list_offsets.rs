@@ -1,9 +1,7 @@
 //! ListOffsets: earliest (-2), latest (-1), max timestamp (-3), earliest local (-4), latest
 //! tiered (-5, always "none" as gregor has no tiered storage), and lookup by timestamp.
 
-use kafka_protocol::messages::list_offsets_response::{
-    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
-};
+use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 
 use super::common::leader_epoch_error;
@@ -61,9 +59,7 @@ pub async fn handle(ctx: &Ctx, req: ListOffsetsRequest) -> Reply {
                     }
                 })
                 .collect();
-            ListOffsetsTopicResponse::default()
-                .with_name(t.name)
-                .with_partitions(partitions)
+            ListOffsetsTopicResponse::default().with_name(t.name).with_partitions(partitions)
         })
         .collect();
     ctx.reply(&ListOffsetsResponse::default().with_topics(topics))

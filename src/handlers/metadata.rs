@@ -24,12 +24,7 @@ pub async fn handle(ctx: &Ctx, req: MetadataRequest) -> Reply {
         Some(t) => Some(t),
     };
     let topics: Vec<MetadataResponseTopic> = match requested {
-        None => broker
-            .topics
-            .list()
-            .iter()
-            .map(|t| describe(t, node, v))
-            .collect(),
+        None => broker.topics.list().iter().map(|t| describe(t, node, v)).collect(),
         Some(list) => list
             .into_iter()
             .map(|t| {
@@ -76,9 +71,7 @@ fn by_name(ctx: &Ctx, name: &str, auto_create: bool, node: BrokerId) -> Metadata
         return describe(&t, node, ctx.version);
     }
     let unknown = |code: ResponseError| {
-        MetadataResponseTopic::default()
-            .with_error_code(code.code())
-            .with_name(Some(topic_name(name)))
+        MetadataResponseTopic::default().with_error_code(code.code()).with_name(Some(topic_name(name)))
     };
     if validate_topic_name(name).is_err() {
         return unknown(ResponseError::InvalidTopicException);
@@ -95,9 +88,9 @@ fn by_name(ctx: &Ctx, name: &str, auto_create: bool, node: BrokerId) -> Metadata
 fn by_id(ctx: &Ctx, id: Uuid, node: BrokerId) -> MetadataResponseTopic {
     match ctx.broker.topics.get_by_id(&id) {
         Some(t) => describe(&t, node, ctx.version),
-        None => MetadataResponseTopic::default()
-            .with_error_code(ResponseError::UnknownTopicId.code())
-            .with_topic_id(id),
+        None => {
+            MetadataResponseTopic::default().with_error_code(ResponseError::UnknownTopicId.code()).with_topic_id(id)
+        }
     }
 }
 
@@ -115,9 +108,7 @@ fn describe(t: &TopicMeta, node: BrokerId, v: i16) -> MetadataResponseTopic {
             part
         })
         .collect();
-    let mut topic = MetadataResponseTopic::default()
-        .with_name(Some(topic_name(&t.name)))
-        .with_partitions(partitions);
+    let mut topic = MetadataResponseTopic::default().with_name(Some(topic_name(&t.name))).with_partitions(partitions);
     if v >= 1 {
         topic.is_internal = matches!(&*t.name, "__consumer_offsets" | "__transaction_state");
     }

@@ -102,11 +102,7 @@ impl Ctx {
 }
 
 /// Encodes a response frame; a failure is a broker bug, logged, and closes the connection.
-pub fn encode<R: Encodable + HeaderVersion>(
-    correlation_id: i32,
-    version: i16,
-    body: &R,
-) -> Option<Bytes> {
+pub fn encode<R: Encodable + HeaderVersion>(correlation_id: i32, version: i16, body: &R) -> Option<Bytes> {
     match framing::encode_response(correlation_id, version, body) {
         Ok(b) => Some(b),
         Err(e) => {
@@ -117,16 +113,8 @@ pub fn encode<R: Encodable + HeaderVersion>(
 }
 
 fn decode<T: Decodable>(body: &mut Bytes, version: i16, key: ApiKey) -> Result<T, Reply> {
-    framing::guarded(|| T::decode(body, version)).map_err(|source| {
-        Reply::Close(
-            FrameError::Decode {
-                api_key: key as i16,
-                version,
-                source,
-            }
-            .to_string(),
-        )
-    })
+    framing::guarded(|| T::decode(body, version))
+        .map_err(|source| Reply::Close(FrameError::Decode { api_key: key as i16, version, source }.to_string()))
 }
 
 /// Decodes a frame's header and body exactly as [`dispatch`] would, without running a handler.
@@ -134,18 +122,14 @@ fn decode<T: Decodable>(body: &mut Bytes, version: i16, key: ApiKey) -> Result<T
 pub fn decode_only(mut frame: Bytes) -> Result<ApiKey, String> {
     use kafka_protocol::messages::*;
     fn body<T: Decodable>(frame: &mut Bytes, v: i16, key: ApiKey) -> Result<ApiKey, String> {
-        decode::<T>(frame, v, key)
-            .map(|_| key)
-            .map_err(|_| "undecodable body".to_string())
+        decode::<T>(frame, v, key).map(|_| key).map_err(|_| "undecodable body".to_string())
     }
     if frame.len() < framing::MIN_FRAME as usize {
         return Err("frame shorter than a request header".into());
     }
     let (key, header) = decode_header(&mut frame).map_err(|e| e.to_string())?;
     let v = header.request_api_version;
-    supported(key)
-        .filter(|a| (a.min..=a.max).contains(&v))
-        .ok_or("unsupported version")?;
+    supported(key).filter(|a| (a.min..=a.max).contains(&v)).ok_or("unsupported version")?;
     match key {
         ApiKey::ApiVersions => body::<ApiVersionsRequest>(&mut frame, v, key),
         ApiKey::Metadata => body::<MetadataRequest>(&mut frame, v, key),
@@ -187,19 +171,14 @@ pub async fn dispatch(broker: &Arc<Broker>, client_host: &str, mut frame: Bytes)
         Err(e) => return Reply::Close(e.to_string()),
     };
     let version = header.request_api_version;
-    if supported(key)
-        .filter(|a| (a.min..=a.max).contains(&version))
-        .is_none()
-    {
+    if supported(key).filter(|a| (a.min..=a.max).contains(&version)).is_none() {
         return match unsupported::error_response(key, version, header.correlation_id) {
             Some(frame) => {
                 debug!(api = ?key, version, "answered an unsupported API with UNSUPPORTED_VERSION");
                 Reply::Ready(frame)
             }
             // Kafka itself closes the connection here; clients only send what ApiVersions offered.
-            None => Reply::Close(format!(
-                "request for {key:?} v{version}, which gregor does not support"
-            )),
+            None => Reply::Close(format!("request for {key:?} v{version}, which gregor does not support")),
         };
     }
     let ctx = Ctx {

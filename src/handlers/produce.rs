@@ -24,24 +24,13 @@ pub async fn handle(ctx: &Ctx, req: ProduceRequest) -> Reply {
     let mut pending: Vec<(usize, usize, Arc<PartitionLog>, i64)> = Vec::new();
     let mut responses = Vec::with_capacity(req.topic_data.len());
     for (ti, topic) in req.topic_data.into_iter().enumerate() {
-        let meta = if v >= 13 {
-            broker.topics.get_by_id(&topic.topic_id)
-        } else {
-            broker.topics.get(topic.name.0.as_str())
-        };
-        let unknown = if v >= 13 {
-            ResponseError::UnknownTopicId
-        } else {
-            ResponseError::UnknownTopicOrPartition
-        };
+        let meta =
+            if v >= 13 { broker.topics.get_by_id(&topic.topic_id) } else { broker.topics.get(topic.name.0.as_str()) };
+        let unknown = if v >= 13 { ResponseError::UnknownTopicId } else { ResponseError::UnknownTopicOrPartition };
         let mut partitions = Vec::with_capacity(topic.partition_data.len());
         for (pi, part) in topic.partition_data.into_iter().enumerate() {
-            let mut resp = PartitionProduceResponse::default()
-                .with_index(part.index)
-                .with_base_offset(-1);
-            let log = meta
-                .as_ref()
-                .and_then(|m| broker.partition(&m.name, part.index));
+            let mut resp = PartitionProduceResponse::default().with_index(part.index).with_base_offset(-1);
+            let log = meta.as_ref().and_then(|m| broker.partition(&m.name, part.index));
             let outcome = if !matches!(acks, -1..=1) {
                 Err((ResponseError::InvalidRequiredAcks, None))
             } else if let Some(log) = log {

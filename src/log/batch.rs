@@ -110,9 +110,7 @@ pub enum BatchError {
     UnsupportedMagic { magic: i8 },
     #[error("record batch CRC mismatch: header says {expected:#010x}, bytes give {actual:#010x}")]
     CrcMismatch { expected: u32, actual: u32 },
-    #[error(
-        "record batch declares {count} records but a last offset delta of {last_offset_delta}"
-    )]
+    #[error("record batch declares {count} records but a last offset delta of {last_offset_delta}")]
     InconsistentCount { count: i32, last_offset_delta: i32 },
     #[error("record batch of {size} bytes exceeds max.message.bytes {max}")]
     TooLarge { size: usize, max: usize },
@@ -136,24 +134,16 @@ pub fn validate(records: &[u8], max_batch_bytes: usize) -> Result<Vec<BatchHeade
             return Err(BatchError::UnsupportedMagic { magic });
         }
         let header = BatchHeader::parse(rest).ok_or(BatchError::BadLength { at: pos })?;
-        if header.batch_length < (HEADER_LEN - LOG_OVERHEAD) as i32
-            || header.total_len() > rest.len()
-        {
+        if header.batch_length < (HEADER_LEN - LOG_OVERHEAD) as i32 || header.total_len() > rest.len() {
             return Err(BatchError::BadLength { at: pos });
         }
         let total = header.total_len();
         if total > max_batch_bytes {
-            return Err(BatchError::TooLarge {
-                size: total,
-                max: max_batch_bytes,
-            });
+            return Err(BatchError::TooLarge { size: total, max: max_batch_bytes });
         }
         let actual = crc32c::crc32c(&rest[21..total]);
         if actual != header.crc {
-            return Err(BatchError::CrcMismatch {
-                expected: header.crc,
-                actual,
-            });
+            return Err(BatchError::CrcMismatch { expected: header.crc, actual });
         }
         if header.records_count < 1 || header.last_offset_delta != header.records_count - 1 {
             return Err(BatchError::InconsistentCount {
@@ -269,12 +259,7 @@ pub fn records(batch: &[u8]) -> Option<Vec<RecordView<'_>>> {
         let offset = header.base_offset + read_varint(&mut rec)?;
         let key = read_bytes_field(&mut rec)?;
         let value = read_bytes_field(&mut rec)?;
-        out.push(RecordView {
-            offset,
-            timestamp,
-            key,
-            value,
-        });
+        out.push(RecordView { offset, timestamp, key, value });
     }
     Some(out)
 }

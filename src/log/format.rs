@@ -46,9 +46,7 @@ pub fn partition_dir(root: &Path, topic: &str, partition: i32) -> PathBuf {
 /// Parses a `.log` file name into its base offset.
 pub fn parse_segment_name(name: &str) -> Option<i64> {
     let stem = name.strip_suffix(".log")?;
-    (stem.len() == 20 && stem.bytes().all(|b| b.is_ascii_digit()))
-        .then(|| stem.parse().ok())
-        .flatten()
+    (stem.len() == 20 && stem.bytes().all(|b| b.is_ascii_digit())).then(|| stem.parse().ok()).flatten()
 }
 
 #[cfg(test)]

@@ -49,11 +49,7 @@ impl OffsetIndex {
         let mut entries = Vec::with_capacity(b.len() / INDEX_ENTRY);
         while b.has_remaining() {
             let e = (b.get_u32(), b.get_u32());
-            if u64::from(e.1) >= file_len
-                || entries
-                    .last()
-                    .is_some_and(|l: &(u32, u32)| l.0 >= e.0 || l.1 >= e.1)
-            {
+            if u64::from(e.1) >= file_len || entries.last().is_some_and(|l: &(u32, u32)| l.0 >= e.0 || l.1 >= e.1) {
                 return None;
             }
             entries.push(e);
@@ -104,10 +100,7 @@ impl TimeIndex {
         let mut entries = Vec::with_capacity(b.len() / TIME_INDEX_ENTRY);
         while b.has_remaining() {
             let e = (b.get_i64(), b.get_u32());
-            if entries
-                .last()
-                .is_some_and(|l: &(i64, u32)| l.0 >= e.0 || l.1 > e.1)
-            {
+            if entries.last().is_some_and(|l: &(i64, u32)| l.0 >= e.0 || l.1 > e.1) {
                 return None;
             }
             entries.push(e);
@@ -140,10 +133,7 @@ impl IndexFiles {
             f.set_len(0)?;
             Ok(f)
         };
-        Ok(Self {
-            offset: open(offset_path)?,
-            time: open(time_path)?,
-        })
+        Ok(Self { offset: open(offset_path)?, time: open(time_path)? })
     }
 
     /// Loads both indexes if both files exist and are consistent with a log of `log_len` bytes.
@@ -155,21 +145,11 @@ impl IndexFiles {
         let (Ok(ob), Ok(tb)) = (std::fs::read(offset_path), std::fs::read(time_path)) else {
             return Ok(None);
         };
-        let (Some(oi), Some(ti)) = (
-            OffsetIndex::from_bytes(&ob, log_len),
-            TimeIndex::from_bytes(&tb),
-        ) else {
+        let (Some(oi), Some(ti)) = (OffsetIndex::from_bytes(&ob, log_len), TimeIndex::from_bytes(&tb)) else {
             return Ok(None);
         };
         let open = |p: &Path| OpenOptions::new().append(true).open(p);
-        Ok(Some((
-            oi,
-            ti,
-            Self {
-                offset: open(offset_path)?,
-                time: open(time_path)?,
-            },
-        )))
+        Ok(Some((oi, ti, Self { offset: open(offset_path)?, time: open(time_path)? })))
     }
 
     pub fn append_offset(&mut self, rel_offset: u32, position: u32) -> io::Result<()> {
@@ -188,10 +168,7 @@ impl IndexFiles {
 
     /// Replaces both files' contents (after a rebuild or truncation).
     pub fn rewrite(&mut self, oi: &OffsetIndex, ti: &TimeIndex) -> io::Result<()> {
-        for (file, bytes) in [
-            (&mut self.offset, oi.to_bytes()),
-            (&mut self.time, ti.to_bytes()),
-        ] {
+        for (file, bytes) in [(&mut self.offset, oi.to_bytes()), (&mut self.time, ti.to_bytes())] {
             file.set_len(0)?;
             // Files are in append mode, so the next write lands at the new end.
             file.write_all(&bytes)?;
@@ -239,11 +216,7 @@ mod tests {
         i.push(2, 20);
         let b = i.to_bytes();
         assert_eq!(OffsetIndex::from_bytes(&b, 100), Some(i.clone()));
-        assert_eq!(
-            OffsetIndex::from_bytes(&b, 15),
-            None,
-            "position past the log end"
-        );
+        assert_eq!(OffsetIndex::from_bytes(&b, 15), None, "position past the log end");
         assert_eq!(OffsetIndex::from_bytes(&b[..5], 100), None, "torn entry");
     }
 }

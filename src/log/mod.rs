@@ -31,10 +31,7 @@ pub struct TopicPartition {
 
 impl TopicPartition {
     pub fn new(topic: &str, partition: i32) -> Self {
-        Self {
-            topic: Arc::from(topic),
-            partition,
-        }
+        Self { topic: Arc::from(topic), partition }
     }
 }
 
@@ -72,11 +69,7 @@ pub enum AppendError {
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
     #[error("offset {requested} is outside [{log_start_offset}, {high_watermark}]")]
-    OffsetOutOfRange {
-        requested: i64,
-        log_start_offset: i64,
-        high_watermark: i64,
-    },
+    OffsetOutOfRange { requested: i64, log_start_offset: i64, high_watermark: i64 },
     #[error("storage error: {0}")]
     Io(#[from] io::Error),
 }
@@ -89,18 +82,12 @@ impl ToKafkaCode for AppendError {
                 ResponseError::CorruptMessage
             }
             Self::InvalidBatch(B::TooLarge { .. }) => ResponseError::MessageTooLarge,
-            Self::InvalidBatch(B::UnsupportedMagic { .. }) => {
-                ResponseError::UnsupportedForMessageFormat
-            }
+            Self::InvalidBatch(B::UnsupportedMagic { .. }) => ResponseError::UnsupportedForMessageFormat,
             Self::InvalidBatch(B::InconsistentCount { .. }) | Self::InvalidBatch(B::Empty) => {
                 ResponseError::InvalidRecord
             }
-            Self::Sequence(SequenceError::OutOfOrder { .. }) => {
-                ResponseError::OutOfOrderSequenceNumber
-            }
-            Self::Sequence(SequenceError::FencedEpoch { .. }) => {
-                ResponseError::InvalidProducerEpoch
-            }
+            Self::Sequence(SequenceError::OutOfOrder { .. }) => ResponseError::OutOfOrderSequenceNumber,
+            Self::Sequence(SequenceError::FencedEpoch { .. }) => ResponseError::InvalidProducerEpoch,
             Self::MultipleIdempotentBatches => ResponseError::InvalidRecord,
             Self::Io(_) => ResponseError::KafkaStorageError,
         }
@@ -125,10 +112,7 @@ pub struct LogManager {
 
 impl LogManager {
     pub fn new(root: PathBuf) -> Self {
-        Self {
-            root,
-            partitions: RwLock::new(HashMap::new()),
-        }
+        Self { root, partitions: RwLock::new(HashMap::new()) }
     }
 
     pub fn root(&self) -> &std::path::Path {
@@ -140,12 +124,7 @@ impl LogManager {
     }
 
     /// Opens (recovering) or creates a partition's log.
-    pub fn open(
-        &self,
-        tp: TopicPartition,
-        config: PartitionConfig,
-        now_ms: i64,
-    ) -> io::Result<Arc<PartitionLog>> {
+    pub fn open(&self, tp: TopicPartition, config: PartitionConfig, now_ms: i64) -> io::Result<Arc<PartitionLog>> {
         if let Some(p) = self.get(&tp) {
             return Ok(p);
         }

@@ -77,12 +77,7 @@ pub struct Offsets {
 
 impl PartitionLog {
     /// Opens (recovering) or creates the partition directory.
-    pub fn open(
-        dir: &Path,
-        tp: TopicPartition,
-        config: PartitionConfig,
-        now_ms: i64,
-    ) -> io::Result<Self> {
+    pub fn open(dir: &Path, tp: TopicPartition, config: PartitionConfig, now_ms: i64) -> io::Result<Self> {
         std::fs::create_dir_all(dir)?;
         let mut bases: Vec<i64> = std::fs::read_dir(dir)?
             .filter_map(|e| e.ok())
@@ -92,8 +87,7 @@ impl PartitionLog {
         let mut segments = Vec::with_capacity(bases.len().max(1));
         for (i, &base) in bases.iter().enumerate() {
             let tail = i + 1 == bases.len();
-            let (seg, outcome) =
-                Segment::open(dir, base, tail, config.index_interval_bytes, now_ms)?;
+            let (seg, outcome) = Segment::open(dir, base, tail, config.index_interval_bytes, now_ms)?;
             if let Some(reason) = outcome.stopped {
                 warn!(partition = %tp, segment = base, valid_bytes = outcome.valid_len, %reason,
                     "recovery truncated the segment after its last valid batch");
@@ -102,10 +96,7 @@ impl PartitionLog {
         }
         // Segments must continue each other. A hole means an older segment lost its last
         // batches (torn write or corruption): the log ends there, and later segments go.
-        if let Some(i) = segments
-            .windows(2)
-            .position(|w| w[0].next_offset != w[1].base_offset)
-        {
+        if let Some(i) = segments.windows(2).position(|w| w[0].next_offset != w[1].base_offset) {
             let end = segments[i].next_offset;
             for seg in segments.drain(i + 1..) {
                 warn!(partition = %tp, segment = seg.base_offset, log_end_offset = end,
@@ -120,8 +111,7 @@ impl PartitionLog {
         // hold every batch a retry after a restart can duplicate.
         let mut producers = ProducerStateTable::default();
         for seg in segments.iter().rev().take(2).rev() {
-            seg.read_view(seg.base_offset)
-                .for_each_header(|h| producers.record(h))?;
+            seg.read_view(seg.base_offset).for_each_header(|h| producers.record(h))?;
         }
         let log_start_offset = segments[0].base_offset;
         let log_end = segments.last().map_or(0, |s| s.next_offset);
@@ -259,12 +249,7 @@ impl PartitionLog {
 
     /// Reads whole batches from `offset` up to about `max_bytes` (at least one batch when
     /// `min_one`), never past the high watermark.
-    pub fn read(
-        &self,
-        offset: i64,
-        max_bytes: usize,
-        min_one: bool,
-    ) -> Result<ReadResult, ReadError> {
+    pub fn read(&self, offset: i64, max_bytes: usize, min_one: bool) -> Result<ReadResult, ReadError> {
         let (views, hw, lso) = {
             let inner = self.inner.lock();
             let (hw, lso) = (inner.high_watermark, inner.log_start_offset);
@@ -276,57 +261,28 @@ impl PartitionLog {
                 });
             }
             if offset == hw {
-                return Ok(ReadResult {
-                    records: Bytes::new(),
-                    high_watermark: hw,
-                    log_start_offset: lso,
-                });
+                return Ok(ReadResult { records: Bytes::new(), high_watermark: hw, log_start_offset: lso });
             }
-            let idx = inner
-                .segments
-                .partition_point(|s| s.base_offset <= offset)
-                .saturating_sub(1);
-            let views: Vec<ReadView> = inner.segments[idx..]
-                .iter()
-                .map(|s| s.read_view(offset))
-                .collect();
+            let idx = inner.segments.partition_point(|s| s.base_offset <= offset).saturating_sub(1);
+            let views: Vec<ReadView> = inner.segments[idx..].iter().map(|s| s.read_view(offset)).collect();
             (views, hw, lso)
         };
         for (i, view) in views.iter().enumerate() {
-            let view = if i == 0 {
-                view.clone()
-            } else {
-                ReadView {
-                    start_position: 0,
-                    ..view.clone()
-                }
-            };
+            let view = if i == 0 { view.clone() } else { ReadView { start_position: 0, ..view.clone() } };
             if let Some((pos, _)) = view.position_of(offset)? {
                 let records = view.read_batches(pos, max_bytes, hw, min_one)?;
-                return Ok(ReadResult {
-                    records,
-                    high_watermark: hw,
-                    log_start_offset: lso,
-                });
+                return Ok(ReadResult { records, high_watermark: hw, log_start_offset: lso });
             }
         }
-        Ok(ReadResult {
-            records: Bytes::new(),
-            high_watermark: hw,
-            log_start_offset: lso,
-        })
+        Ok(ReadResult { records: Bytes::new(), high_watermark: hw, log_start_offset: lso })
     }
 
     /// The first offset whose record timestamp is >= `target`, with that timestamp.
     pub fn offset_for_timestamp(&self, target: i64) -> Result<Option<(i64, i64)>, ReadError> {
         let (views, hw) = {
             let inner = self.inner.lock();
-            let views: Vec<ReadView> = inner
-                .segments
-                .iter()
-                .filter(|s| s.max_timestamp >= target)
-                .map(|s| s.time_view(target))
-                .collect();
+            let views: Vec<ReadView> =
+                inner.segments.iter().filter(|s| s.max_timestamp >= target).map(|s| s.time_view(target)).collect();
             (views, inner.high_watermark)
         };
         for view in views {
@@ -336,8 +292,7 @@ impl PartitionLog {
                 }
                 let bytes = view.read_one(pos, &h)?;
                 return Ok(Some(
-                    batch::find_record_by_timestamp(&bytes, Some(target))
-                        .unwrap_or((h.base_offset, h.max_timestamp)),
+                    batch::find_record_by_timestamp(&bytes, Some(target)).unwrap_or((h.base_offset, h.max_timestamp)),
                 ));
             }
         }
@@ -354,29 +309,17 @@ impl PartitionLog {
                     best = Some(s);
                 }
             }
-            best.map(|s| {
-                (
-                    s.read_view(s.base_offset),
-                    s.max_timestamp_position,
-                    s.max_timestamp,
-                )
-            })
+            best.map(|s| (s.read_view(s.base_offset), s.max_timestamp_position, s.max_timestamp))
         };
         let Some((view, pos, ts)) = found else {
             return Ok(None);
         };
-        let view = ReadView {
-            start_position: pos,
-            ..view
-        };
+        let view = ReadView { start_position: pos, ..view };
         let Some((pos, h)) = view.position_of_timestamp(ts)? else {
             return Ok(None);
         };
         let bytes = view.read_one(pos, &h)?;
-        Ok(Some(
-            batch::find_record_by_timestamp(&bytes, None)
-                .unwrap_or((h.last_offset(), h.max_timestamp)),
-        ))
+        Ok(Some(batch::find_record_by_timestamp(&bytes, None).unwrap_or((h.last_offset(), h.max_timestamp))))
     }
 
     /// Deletes whole segments past retention. Returns how many were deleted.
@@ -384,11 +327,7 @@ impl PartitionLog {
         let mut inner = self.inner.lock();
         let cfg = inner.config.clone();
         let expired = |s: &Segment| {
-            let ts = if s.max_timestamp >= 0 {
-                s.max_timestamp
-            } else {
-                s.created_ms
-            };
+            let ts = if s.max_timestamp >= 0 { s.max_timestamp } else { s.created_ms };
             cfg.retention_ms >= 0 && !s.is_empty() && now_ms - ts > cfg.retention_ms
         };
         // An expired active segment is rolled first so that it can go too (Kafka does the same).
@@ -399,8 +338,7 @@ impl PartitionLog {
         let mut deleted = 0;
         while inner.segments.len() > 1 {
             let first = &inner.segments[0];
-            let over_size =
-                cfg.retention_bytes >= 0 && total - first.size as i64 >= cfg.retention_bytes;
+            let over_size = cfg.retention_bytes >= 0 && total - first.size as i64 >= cfg.retention_bytes;
             if !(expired(first) || over_size) {
                 break;
             }
@@ -418,15 +356,11 @@ impl PartitionLog {
 
 impl Inner {
     fn active(&self) -> &Segment {
-        self.segments
-            .last()
-            .expect("a partition always has an active segment")
+        self.segments.last().expect("a partition always has an active segment")
     }
 
     fn active_mut(&mut self) -> &mut Segment {
-        self.segments
-            .last_mut()
-            .expect("a partition always has an active segment")
+        self.segments.last_mut().expect("a partition always has an active segment")
     }
 
     fn log_end_offset(&self) -> i64 {
@@ -457,26 +391,18 @@ impl Inner {
         now_ms: i64,
     ) -> Result<AppendInfo, AppendError> {
         let total_len = records.len() as u64;
-        let record_count: i64 = headers
-            .iter()
-            .map(|h| i64::from(h.last_offset_delta) + 1)
-            .sum();
+        let record_count: i64 = headers.iter().map(|h| i64::from(h.last_offset_delta) + 1).sum();
         {
             let active = self.active();
             let too_big = active.size + total_len > self.config.segment_bytes;
             let too_old = now_ms - active.created_ms > self.config.segment_ms;
-            let rel_overflow =
-                active.next_offset + record_count - active.base_offset > i64::from(u32::MAX);
+            let rel_overflow = active.next_offset + record_count - active.base_offset > i64::from(u32::MAX);
             if !active.is_empty() && (too_big || too_old || rel_overflow) {
                 self.roll(dir, now_ms)?;
             }
         }
         let base_offset = self.log_end_offset();
-        let log_append_time = if self.config.log_append_time {
-            now_ms
-        } else {
-            -1
-        };
+        let log_append_time = if self.config.log_append_time { now_ms } else { -1 };
         let mut buf = std::mem::take(&mut self.write_buf);
         buf.clear();
         buf.extend_from_slice(records);
@@ -511,10 +437,7 @@ impl Inner {
         }
         self.high_watermark = next;
         self.messages_since_flush += record_count as u64;
-        let flush_due = self
-            .config
-            .flush_interval_messages
-            .is_some_and(|n| self.messages_since_flush >= n);
+        let flush_due = self.config.flush_interval_messages.is_some_and(|n| self.messages_since_flush >= n);
         Ok(AppendInfo {
             base_offset,
             last_offset: next - 1,

@@ -55,11 +55,8 @@ pub struct ReadView {
 
 impl Segment {
     pub fn create(dir: &Path, base_offset: i64, now_ms: i64) -> io::Result<Self> {
-        let log = OpenOptions::new()
-            .create(true)
-            .read(true)
-            .append(true)
-            .open(segment_file(dir, base_offset, LOG_SUFFIX))?;
+        let log =
+            OpenOptions::new().create(true).read(true).append(true).open(segment_file(dir, base_offset, LOG_SUFFIX))?;
         // A leftover file of the same name (a segment deleted before a crash) starts over.
         log.set_len(0)?;
         let index_files = IndexFiles::create(
@@ -103,11 +100,7 @@ impl Segment {
             .map_or(now_ms, |d| d.as_millis() as i64);
         let offset_path = segment_file(dir, base_offset, INDEX_SUFFIX);
         let time_path = segment_file(dir, base_offset, TIME_INDEX_SUFFIX);
-        let loaded = if verify {
-            None
-        } else {
-            IndexFiles::load(&offset_path, &time_path, file_len)?
-        };
+        let loaded = if verify { None } else { IndexFiles::load(&offset_path, &time_path, file_len)? };
         let mut seg = match loaded {
             Some((index, time_index, index_files)) => {
                 // Trusted indexes: derive the tail facts from the last indexed batch onwards.
@@ -172,28 +165,12 @@ impl Segment {
     }
 
     /// Walks batches from `from`, updating offsets, timestamps and (when `index`) the indexes.
-    fn scan_from(
-        &mut self,
-        from: u64,
-        verify: bool,
-        index_interval: u64,
-        index: bool,
-    ) -> io::Result<ScanOutcome> {
+    fn scan_from(&mut self, from: u64, verify: bool, index_interval: u64, index: bool) -> io::Result<ScanOutcome> {
         let file_len = self.log.metadata()?.len();
         let log = self.log.clone();
-        let mut reader = io::BufReader::with_capacity(
-            1 << 20,
-            FileReader {
-                file: &log,
-                pos: from,
-            },
-        );
+        let mut reader = io::BufReader::with_capacity(1 << 20, FileReader { file: &log, pos: from });
         let mut pos = from;
-        let mut expected_base = if from == 0 {
-            self.base_offset
-        } else {
-            i64::MIN
-        };
+        let mut expected_base = if from == 0 { self.base_offset } else { i64::MIN };
         let mut buf = Vec::new();
         let mut stopped = None;
         while pos < file_len {
@@ -223,26 +200,20 @@ impl Segment {
             };
             // Offsets never go backwards. In a verified (tail) scan they must also be contiguous:
             // the base offset is outside the CRC, so a corrupted one could otherwise jump ahead.
-            let misplaced = base < expected_base
-                || (verify && expected_base != i64::MIN && base != expected_base);
+            let misplaced = base < expected_base || (verify && expected_base != i64::MIN && base != expected_base);
             if h.magic != batch::MAGIC_V2 || misplaced || h.last_offset_delta < 0 {
                 stopped = Some(format!("invalid batch at byte {pos} (offset {base})"));
                 break;
             }
             if verify && crc32c::crc32c(&buf[21..]) != h.crc {
-                stopped = Some(format!(
-                    "CRC mismatch in batch at byte {pos} (offset {base})"
-                ));
+                stopped = Some(format!("CRC mismatch in batch at byte {pos} (offset {base})"));
                 break;
             }
             self.note_batch(&h, pos as u32, total as u64, index_interval, index)?;
             expected_base = h.last_offset() + 1;
             pos += total as u64;
         }
-        Ok(ScanOutcome {
-            valid_len: pos,
-            stopped,
-        })
+        Ok(ScanOutcome { valid_len: pos, stopped })
     }
 
     /// Records a batch now stored at `position`: offsets, timestamps, index entries.
@@ -267,11 +238,7 @@ impl Segment {
                 self.index.push(rel, position);
                 self.index_files.append_offset(rel, position)?;
             }
-            if self
-                .time_index
-                .last()
-                .is_none_or(|(ts, _)| ts < self.max_timestamp)
-            {
+            if self.time_index.last().is_none_or(|(ts, _)| ts < self.max_timestamp) {
                 self.time_index.push(self.max_timestamp, rel);
                 self.index_files.append_time(self.max_timestamp, rel)?;
             }
@@ -280,12 +247,7 @@ impl Segment {
     }
 
     /// Appends already-validated batches laid out back to back in `data`.
-    pub fn append(
-        &mut self,
-        data: &[u8],
-        headers: &[BatchHeader],
-        index_interval: u64,
-    ) -> io::Result<()> {
+    pub fn append(&mut self, data: &[u8], headers: &[BatchHeader], index_interval: u64) -> io::Result<()> {
         if let Err(e) = (&*self.log).write_all(data) {
             // Drop whatever part of the write landed, so the file ends where `size` says.
             let _ = self.log.set_len(self.size);
@@ -325,12 +287,7 @@ impl Segment {
             Some(rel) => self.index.lookup(rel.saturating_add(1)),
             None => 0,
         };
-        ReadView {
-            file: self.log.clone(),
-            base_offset: self.base_offset,
-            start_position: start,
-            size: self.size,
-        }
+        ReadView { file: self.log.clone(), base_offset: self.base_offset, start_position: start, size: self.size }
     }
 
     pub fn sync_indexes(&self) -> io::Result<()> {
@@ -353,16 +310,12 @@ impl ReadView {
     /// Finds the position of the first batch whose last offset is >= `offset`, scanning batch
     /// headers forward from the indexed position. `None` when no such batch is in the segment.
     pub fn position_of(&self, offset: i64) -> io::Result<Option<(u64, BatchHeader)>> {
-        self.find(u64::from(self.start_position), |h| {
-            h.last_offset() >= offset
-        })
+        self.find(u64::from(self.start_position), |h| h.last_offset() >= offset)
     }
 
     /// Finds the first batch whose maxTimestamp is >= `target`.
     pub fn position_of_timestamp(&self, target: i64) -> io::Result<Option<(u64, BatchHeader)>> {
-        self.find(u64::from(self.start_position), |h| {
-            h.max_timestamp >= target
-        })
+        self.find(u64::from(self.start_position), |h| h.max_timestamp >= target)
     }
 
     /// Calls `f` with every batch header in the segment, in order (headers only, no CRC check).
@@ -374,11 +327,7 @@ impl ReadView {
         .map(|_| ())
     }
 
-    fn find(
-        &self,
-        mut pos: u64,
-        mut hit: impl FnMut(&BatchHeader) -> bool,
-    ) -> io::Result<Option<(u64, BatchHeader)>> {
+    fn find(&self, mut pos: u64, mut hit: impl FnMut(&BatchHeader) -> bool) -> io::Result<Option<(u64, BatchHeader)>> {
         let mut head = [0u8; HEADER_LEN];
         while pos + HEADER_LEN as u64 <= self.size {
             self.file.read_exact_at(&mut head, pos)?;
@@ -399,13 +348,7 @@ impl ReadView {
     /// Reads up to `max_bytes` of whole batches starting at `pos`, stopping before any batch
     /// whose base offset is >= `end_offset` (the high watermark). With `min_one`, a first batch
     /// larger than `max_bytes` is returned whole (KIP-74).
-    pub fn read_batches(
-        &self,
-        pos: u64,
-        max_bytes: usize,
-        end_offset: i64,
-        min_one: bool,
-    ) -> io::Result<Bytes> {
+    pub fn read_batches(&self, pos: u64, max_bytes: usize, end_offset: i64, min_one: bool) -> io::Result<Bytes> {
         let available = self.size.saturating_sub(pos) as usize;
         let mut want = max_bytes.min(available);
         if min_one {

@@ -62,11 +62,7 @@ impl TopicStore {
             }
         }
         let by_id = topics.values().map(|t| (t.id, t.clone())).collect();
-        Ok(Self {
-            dir,
-            topics: RwLock::new(topics),
-            by_id: RwLock::new(by_id),
-        })
+        Ok(Self { dir, topics: RwLock::new(topics), by_id: RwLock::new(by_id) })
     }
 
     pub fn get(&self, name: &str) -> Option<Arc<TopicMeta>> {
@@ -107,10 +103,8 @@ impl TopicStore {
 }
 
 fn render_topic(meta: &TopicMeta) -> String {
-    let mut s = format!(
-        "version={FORMAT_VERSION}\nname={}\ntopic.id={}\npartitions={}\n",
-        meta.name, meta.id, meta.partitions
-    );
+    let mut s =
+        format!("version={FORMAT_VERSION}\nname={}\ntopic.id={}\npartitions={}\n", meta.name, meta.id, meta.partitions);
     for (k, v) in &meta.configs {
         s.push_str(&format!("config.{k}={}\n", v.replace('\n', " ")));
     }
@@ -136,12 +130,7 @@ fn parse_topic(text: &str) -> Option<TopicMeta> {
             }
         }
     }
-    Some(TopicMeta {
-        name: name?,
-        id: id?,
-        partitions: partitions?,
-        configs,
-    })
+    Some(TopicMeta { name: name?, id: id?, partitions: partitions?, configs })
 }
 
 fn write_atomically(dir: &Path, path: &Path, bytes: &[u8]) -> io::Result<()> {
@@ -156,11 +145,7 @@ fn write_atomically(dir: &Path, path: &Path, bytes: &[u8]) -> io::Result<()> {
 }
 
 /// Reads `meta.properties`, creating it with a fresh cluster id on first start.
-pub fn load_or_init_cluster_id(
-    root: &Path,
-    configured: Option<&str>,
-    node_id: i32,
-) -> io::Result<String> {
+pub fn load_or_init_cluster_id(root: &Path, configured: Option<&str>, node_id: i32) -> io::Result<String> {
     let path = root.join(META_FILE);
     if let Ok(text) = fs::read_to_string(&path) {
         if let Some(id) = text.lines().find_map(|l| l.strip_prefix("cluster.id=")) {
@@ -188,10 +173,7 @@ fn base64_url(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let mut out = String::new();
     for chunk in bytes.chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |acc, (i, &b)| acc | (u32::from(b) << (16 - 8 * i)));
+        let n = chunk.iter().enumerate().fold(0u32, |acc, (i, &b)| acc | (u32::from(b) << (16 - 8 * i)));
         let chars = chunk.len() + 1;
         for i in 0..chars {
             out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
@@ -209,15 +191,9 @@ pub fn validate_topic_name(name: &str) -> Result<(), String> {
         return Err(format!("Topic name cannot be \"{name}\""));
     }
     if name.len() > 249 {
-        return Err(format!(
-            "Topic name is longer than 249 characters: {} characters",
-            name.len()
-        ));
+        return Err(format!("Topic name is longer than 249 characters: {} characters", name.len()));
     }
-    if let Some(c) = name
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
-    {
+    if let Some(c) = name.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))) {
         return Err(format!("Topic name \"{name}\" is illegal: it contains '{c}'; only ASCII alphanumerics, '.', '_' and '-' are allowed"));
     }
     Ok(())
@@ -233,24 +209,13 @@ mod tests {
         let store = TopicStore::load(dir.path()).unwrap();
         let mut configs = BTreeMap::new();
         configs.insert("retention.ms".to_string(), "1000".to_string());
-        let meta = TopicMeta {
-            name: Arc::from("orders.v1"),
-            id: Uuid::new_v4(),
-            partitions: 3,
-            configs,
-        };
+        let meta = TopicMeta { name: Arc::from("orders.v1"), id: Uuid::new_v4(), partitions: 3, configs };
         store.put(meta.clone()).unwrap();
         let reloaded = TopicStore::load(dir.path()).unwrap();
         assert_eq!(*reloaded.get("orders.v1").unwrap(), meta);
-        assert_eq!(
-            reloaded.get_by_id(&meta.id).unwrap().name.as_ref(),
-            "orders.v1"
-        );
+        assert_eq!(reloaded.get_by_id(&meta.id).unwrap().name.as_ref(), "orders.v1");
         reloaded.remove("orders.v1").unwrap();
-        assert!(TopicStore::load(dir.path())
-            .unwrap()
-            .get("orders.v1")
-            .is_none());
+        assert!(TopicStore::load(dir.path()).unwrap().get("orders.v1").is_none());
     }
 
     #[test]

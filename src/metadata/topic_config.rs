@@ -25,18 +25,7 @@ enum Kind {
 /// Every topic config Kafka 4.1 accepts. `effect` tells whether gregor acts on it.
 const TOPIC_CONFIGS: &[(&str, Kind)] = &[
     ("cleanup.policy", Kind::ListOf(&["delete", "compact"])),
-    (
-        "compression.type",
-        Kind::OneOf(&[
-            "producer",
-            "uncompressed",
-            "none",
-            "gzip",
-            "snappy",
-            "lz4",
-            "zstd",
-        ]),
-    ),
+    ("compression.type", Kind::OneOf(&["producer", "uncompressed", "none", "gzip", "snappy", "lz4", "zstd"])),
     ("delete.retention.ms", Kind::Long { min: 0 }),
     ("file.delete.delay.ms", Kind::Long { min: 0 }),
     ("flush.messages", Kind::Long { min: 1 }),
@@ -52,10 +41,7 @@ const TOPIC_CONFIGS: &[(&str, Kind)] = &[
     ("message.timestamp.after.max.ms", Kind::Long { min: 0 }),
     ("message.timestamp.before.max.ms", Kind::Long { min: 0 }),
     ("message.timestamp.difference.max.ms", Kind::Long { min: 0 }),
-    (
-        "message.timestamp.type",
-        Kind::OneOf(&["CreateTime", "LogAppendTime"]),
-    ),
+    ("message.timestamp.type", Kind::OneOf(&["CreateTime", "LogAppendTime"])),
     ("min.cleanable.dirty.ratio", Kind::Ratio),
     ("min.compaction.lag.ms", Kind::Long { min: 0 }),
     ("min.insync.replicas", Kind::Int { min: 1 }),
@@ -77,25 +63,13 @@ pub fn validate(key: &str, value: &str) -> Result<(), String> {
     };
     let ok = match kind {
         Kind::Long { min } | Kind::Int { min } => {
-            let max = if matches!(kind, Kind::Int { .. }) {
-                i64::from(i32::MAX)
-            } else {
-                i64::MAX
-            };
-            value
-                .trim()
-                .parse::<i64>()
-                .is_ok_and(|v| v >= *min && v <= max)
+            let max = if matches!(kind, Kind::Int { .. }) { i64::from(i32::MAX) } else { i64::MAX };
+            value.trim().parse::<i64>().is_ok_and(|v| v >= *min && v <= max)
         }
         Kind::Bool => matches!(value.trim().to_ascii_lowercase().as_str(), "true" | "false"),
-        Kind::Ratio => value
-            .trim()
-            .parse::<f64>()
-            .is_ok_and(|v| (0.0..=1.0).contains(&v)),
+        Kind::Ratio => value.trim().parse::<f64>().is_ok_and(|v| (0.0..=1.0).contains(&v)),
         Kind::OneOf(words) => words.iter().any(|w| w.eq_ignore_ascii_case(value.trim())),
-        Kind::ListOf(words) => value
-            .split(',')
-            .all(|p| words.iter().any(|w| w.eq_ignore_ascii_case(p.trim()))),
+        Kind::ListOf(words) => value.split(',').all(|p| words.iter().any(|w| w.eq_ignore_ascii_case(p.trim()))),
         Kind::Text => true,
     };
     if ok {
@@ -122,14 +96,8 @@ pub fn default_value(key: &str, log: &LogConfig) -> Option<String> {
         "message.timestamp.type" => "CreateTime".into(),
         "index.interval.bytes" => log.index_interval_bytes.to_string(),
         "min.insync.replicas" => "1".into(),
-        "flush.messages" => log
-            .flush_interval_messages
-            .map_or(i64::MAX, |v| v as i64)
-            .to_string(),
-        "flush.ms" => log
-            .flush_interval_ms
-            .map_or(i64::MAX, |v| v as i64)
-            .to_string(),
+        "flush.messages" => log.flush_interval_messages.map_or(i64::MAX, |v| v as i64).to_string(),
+        "flush.ms" => log.flush_interval_ms.map_or(i64::MAX, |v| v as i64).to_string(),
         _ => return None,
     })
 }
@@ -141,34 +109,20 @@ pub fn names() -> impl Iterator<Item = &'static str> {
 /// Broker defaults overridden by a topic's (already validated) configs.
 pub fn partition_config(log: &LogConfig, topic: &BTreeMap<String, String>) -> PartitionConfig {
     let get = |k: &str| topic.get(k).and_then(|v| v.trim().parse::<i64>().ok());
-    let compact_only = topic.get("cleanup.policy").is_some_and(|p| {
-        !p.split(',')
-            .any(|x| x.trim().eq_ignore_ascii_case("delete"))
-    });
+    let compact_only =
+        topic.get("cleanup.policy").is_some_and(|p| !p.split(',').any(|x| x.trim().eq_ignore_ascii_case("delete")));
     PartitionConfig {
         segment_bytes: get("segment.bytes").map_or(log.segment_bytes, |v| v as u64),
         segment_ms: get("segment.ms").unwrap_or(log.segment_ms),
-        index_interval_bytes: get("index.interval.bytes")
-            .map_or(log.index_interval_bytes, |v| v as u64),
-        max_message_bytes: get("max.message.bytes")
-            .map_or(log.max_message_bytes as usize, |v| v as usize),
+        index_interval_bytes: get("index.interval.bytes").map_or(log.index_interval_bytes, |v| v as u64),
+        max_message_bytes: get("max.message.bytes").map_or(log.max_message_bytes as usize, |v| v as usize),
         // A compact-only topic keeps its data until compaction (not yet implemented) removes it.
-        retention_ms: if compact_only {
-            -1
-        } else {
-            get("retention.ms").unwrap_or(log.retention_ms)
-        },
-        retention_bytes: if compact_only {
-            -1
-        } else {
-            get("retention.bytes").unwrap_or(log.retention_bytes)
-        },
+        retention_ms: if compact_only { -1 } else { get("retention.ms").unwrap_or(log.retention_ms) },
+        retention_bytes: if compact_only { -1 } else { get("retention.bytes").unwrap_or(log.retention_bytes) },
         log_append_time: topic
             .get("message.timestamp.type")
             .is_some_and(|v| v.trim().eq_ignore_ascii_case("LogAppendTime")),
-        flush_interval_messages: get("flush.messages")
-            .map(|v| v as u64)
-            .or(log.flush_interval_messages),
+        flush_interval_messages: get("flush.messages").map(|v| v as u64).or(log.flush_interval_messages),
     }
 }
 
@@ -180,15 +134,11 @@ mod tests {
     fn validation_names_problems() {
         assert!(validate("retention.ms", "1000").is_ok());
         assert!(validate("retention.ms", "-1").is_ok());
-        assert!(validate("retention.ms", "soon")
-            .unwrap_err()
-            .contains("retention.ms"));
+        assert!(validate("retention.ms", "soon").unwrap_err().contains("retention.ms"));
         assert!(validate("cleanup.policy", "compact,delete").is_ok());
         assert!(validate("cleanup.policy", "shred").is_err());
         assert!(validate("segment.bytes", "10").is_err());
-        assert!(validate("no.such.key", "1")
-            .unwrap_err()
-            .contains("Unknown"));
+        assert!(validate("no.such.key", "1").unwrap_err().contains("Unknown"));
     }
 
     #[test]
@@ -196,10 +146,7 @@ mod tests {
         let log = LogConfig::default();
         let mut t = BTreeMap::new();
         t.insert("retention.ms".to_string(), "5".to_string());
-        t.insert(
-            "message.timestamp.type".to_string(),
-            "LogAppendTime".to_string(),
-        );
+        t.insert("message.timestamp.type".to_string(), "LogAppendTime".to_string());
         let pc = partition_config(&log, &t);
         assert_eq!(pc.retention_ms, 5);
         assert!(pc.log_append_time);

@@ -61,11 +61,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
     }
 }
 
-async fn write_loop<W: AsyncWrite + Unpin>(
-    wr: W,
-    mut rx: mpsc::Receiver<Reply>,
-    mut closed: watch::Receiver<bool>,
-) {
+async fn write_loop<W: AsyncWrite + Unpin>(wr: W, mut rx: mpsc::Receiver<Reply>, mut closed: watch::Receiver<bool>) {
     let mut wr = BufWriter::with_capacity(64 * 1024, wr);
     while let Some(reply) = rx.recv().await {
         let bytes = match reply {

@@ -27,11 +27,7 @@ pub enum FrameError {
     #[error("unknown API key {0}")]
     UnknownApiKey(i16),
     #[error("cannot decode {api_key:?} v{version} request: {source}")]
-    Decode {
-        api_key: i16,
-        version: i16,
-        source: anyhow::Error,
-    },
+    Decode { api_key: i16, version: i16, source: anyhow::Error },
     #[error("{0}")]
     Protocol(String),
     #[error(transparent)]
@@ -74,11 +70,7 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
     }
     let size = i32::from_be_bytes(size_buf);
     if size < MIN_FRAME || size as usize > max_size {
-        return Err(FrameError::BadSize {
-            size,
-            min: MIN_FRAME,
-            max: max_size,
-        });
+        return Err(FrameError::BadSize { size, min: MIN_FRAME, max: max_size });
     }
     let size = size as usize;
     let mut buf = BytesMut::with_capacity(size.min(READ_CHUNK));
@@ -112,14 +104,9 @@ pub fn peek_header(frame: &[u8]) -> HeaderPeek {
 /// Decodes the request header in the version the API key and version call for.
 pub fn decode_header(frame: &mut Bytes) -> Result<(ApiKey, RequestHeader), FrameError> {
     let peek = peek_header(frame);
-    let api_key =
-        ApiKey::try_from(peek.api_key).map_err(|_| FrameError::UnknownApiKey(peek.api_key))?;
+    let api_key = ApiKey::try_from(peek.api_key).map_err(|_| FrameError::UnknownApiKey(peek.api_key))?;
     let header = guarded(|| kafka_protocol::protocol::decode_request_header_from_buffer(frame))
-        .map_err(|source| FrameError::Decode {
-            api_key: peek.api_key,
-            version: peek.api_version,
-            source,
-        })?;
+        .map_err(|source| FrameError::Decode { api_key: peek.api_key, version: peek.api_version, source })?;
     Ok((api_key, header))
 }
 
@@ -155,15 +142,9 @@ mod tests {
     #[tokio::test]
     async fn frames_are_bounded_and_grow_with_data() {
         let mut input: &[u8] = &[0, 0, 0, 9, 1, 2, 3, 4, 5, 6, 7, 8, 9];
-        let f = read_frame(&mut input, 100, Duration::from_secs(1))
-            .await
-            .unwrap()
-            .unwrap();
+        let f = read_frame(&mut input, 100, Duration::from_secs(1)).await.unwrap().unwrap();
         assert_eq!(&f[..], &[1, 2, 3, 4, 5, 6, 7, 8, 9]);
-        assert!(read_frame(&mut input, 100, Duration::from_secs(1))
-            .await
-            .unwrap()
-            .is_none());
+        assert!(read_frame(&mut input, 100, Duration::from_secs(1)).await.unwrap().is_none());
 
         let mut too_big: &[u8] = &[0, 0, 1, 0];
         assert!(matches!(
@@ -177,8 +158,6 @@ mod tests {
         ));
         // Declares 90 bytes, sends 3: an EOF error, and no 90-byte promise was trusted up front.
         let mut short: &[u8] = &[0, 0, 0, 90, 1, 2, 3];
-        assert!(read_frame(&mut short, 100, Duration::from_secs(1))
-            .await
-            .is_err());
+        assert!(read_frame(&mut short, 100, Duration::from_secs(1)).await.is_err());
     }
 }

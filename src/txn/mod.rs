@@ -25,19 +25,14 @@ impl ProducerIdManager {
     pub fn open(root: &Path) -> io::Result<Self> {
         let path = root.join(FILE);
         let next = match fs::read_to_string(&path) {
-            Ok(s) => s.trim().parse::<i64>().map_err(|_| {
-                io::Error::other(format!(
-                    "{} does not hold a producer id block",
-                    path.display()
-                ))
-            })?,
+            Ok(s) => s
+                .trim()
+                .parse::<i64>()
+                .map_err(|_| io::Error::other(format!("{} does not hold a producer id block", path.display())))?,
             Err(e) if e.kind() == io::ErrorKind::NotFound => 0,
             Err(e) => return Err(e),
         };
-        Ok(Self {
-            path,
-            state: Mutex::new((next, next)),
-        })
+        Ok(Self { path, state: Mutex::new((next, next)) })
     }
 
     /// A producer id never handed out before, by this data directory.

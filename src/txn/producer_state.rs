@@ -36,23 +36,14 @@ pub enum SequenceCheck {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SequenceError {
     #[error("producer {producer_id}: sequence {got} does not follow {last}")]
-    OutOfOrder {
-        producer_id: i64,
-        got: i32,
-        last: i32,
-    },
+    OutOfOrder { producer_id: i64, got: i32, last: i32 },
     #[error("producer {producer_id}: epoch {got} is older than the current epoch {current}")]
-    FencedEpoch {
-        producer_id: i64,
-        got: i16,
-        current: i16,
-    },
+    FencedEpoch { producer_id: i64, got: i16, current: i16 },
 }
 
 fn last_seq_of(h: &BatchHeader) -> i32 {
     // Sequences wrap around at i32::MAX, like Kafka's.
-    ((i64::from(h.base_sequence) + i64::from(h.last_offset_delta)) % (i64::from(i32::MAX) + 1))
-        as i32
+    ((i64::from(h.base_sequence) + i64::from(h.last_offset_delta)) % (i64::from(i32::MAX) + 1)) as i32
 }
 
 fn next_seq(seq: i32) -> i32 {
@@ -90,22 +81,12 @@ impl ProducerStateTable {
             return Ok(SequenceCheck::Append);
         }
         let last = last_seq_of(h);
-        if let Some(dup) = entry
-            .batches
-            .iter()
-            .find(|b| b.first_seq == h.base_sequence && b.last_seq == last)
-        {
-            return Ok(SequenceCheck::Duplicate {
-                first_offset: dup.first_offset,
-            });
+        if let Some(dup) = entry.batches.iter().find(|b| b.first_seq == h.base_sequence && b.last_seq == last) {
+            return Ok(SequenceCheck::Duplicate { first_offset: dup.first_offset });
         }
         match entry.batches.back() {
             Some(prev) if next_seq(prev.last_seq) != h.base_sequence => {
-                Err(SequenceError::OutOfOrder {
-                    producer_id: h.producer_id,
-                    got: h.base_sequence,
-                    last: prev.last_seq,
-                })
+                Err(SequenceError::OutOfOrder { producer_id: h.producer_id, got: h.base_sequence, last: prev.last_seq })
             }
             _ => Ok(SequenceCheck::Append),
         }
@@ -170,25 +151,13 @@ mod tests {
             assert_eq!(t.check(&b), Ok(SequenceCheck::Append));
             t.record(&b);
         }
-        assert_eq!(
-            t.check(&batch(7, 0, 3, 3, 99)),
-            Ok(SequenceCheck::Duplicate { first_offset: 3 })
-        );
-        assert!(matches!(
-            t.check(&batch(7, 0, 10, 1, 99)),
-            Err(SequenceError::OutOfOrder { last: 8, .. })
-        ));
+        assert_eq!(t.check(&batch(7, 0, 3, 3, 99)), Ok(SequenceCheck::Duplicate { first_offset: 3 }));
+        assert!(matches!(t.check(&batch(7, 0, 10, 1, 99)), Err(SequenceError::OutOfOrder { last: 8, .. })));
         assert_eq!(t.check(&batch(7, 0, 9, 1, 99)), Ok(SequenceCheck::Append));
         // Older epoch fenced, newer epoch starts over.
-        assert!(matches!(
-            t.check(&batch(7, -1, 9, 1, 99)),
-            Err(SequenceError::FencedEpoch { .. })
-        ));
+        assert!(matches!(t.check(&batch(7, -1, 9, 1, 99)), Err(SequenceError::FencedEpoch { .. })));
         t.record(&batch(7, 1, 0, 1, 20));
-        assert!(matches!(
-            t.check(&batch(7, 0, 9, 1, 99)),
-            Err(SequenceError::FencedEpoch { .. })
-        ));
+        assert!(matches!(t.check(&batch(7, 0, 9, 1, 99)), Err(SequenceError::FencedEpoch { .. })));
         assert_eq!(t.check(&batch(7, 1, 1, 1, 21)), Ok(SequenceCheck::Append));
     }
 
@@ -198,18 +167,9 @@ mod tests {
         for i in 0..7 {
             t.record(&batch(1, 0, i, 1, i64::from(i)));
         }
-        assert_eq!(
-            t.check(&batch(1, 0, 6, 1, 0)),
-            Ok(SequenceCheck::Duplicate { first_offset: 6 })
-        );
-        assert_eq!(
-            t.check(&batch(1, 0, 2, 1, 0)),
-            Ok(SequenceCheck::Duplicate { first_offset: 2 })
-        );
-        assert!(
-            t.check(&batch(1, 0, 1, 1, 0)).is_err(),
-            "forgotten batch is out of order"
-        );
+        assert_eq!(t.check(&batch(1, 0, 6, 1, 0)), Ok(SequenceCheck::Duplicate { first_offset: 6 }));
+        assert_eq!(t.check(&batch(1, 0, 2, 1, 0)), Ok(SequenceCheck::Duplicate { first_offset: 2 }));
+        assert!(t.check(&batch(1, 0, 1, 1, 0)).is_err(), "forgotten batch is out of order");
         let mut w = ProducerStateTable::default();
         w.record(&batch(2, 0, i32::MAX - 1, 2, 0));
         assert_eq!(w.check(&batch(2, 0, 0, 1, 2)), Ok(SequenceCheck::Append));

@@ -39,33 +39,19 @@ impl TestBroker {
 
     /// Starts a broker on an existing data directory (for restart tests).
     pub async fn start_in(dir: &Path, tweak: impl FnOnce(&mut Config)) -> Self {
-        let overrides = Overrides {
-            listen: Some("127.0.0.1:0".into()),
-            data_dir: Some(dir.to_owned()),
-            ..Default::default()
-        };
+        let overrides =
+            Overrides { listen: Some("127.0.0.1:0".into()), data_dir: Some(dir.to_owned()), ..Default::default() };
         let mut config = Config::load(None, &Default::default(), &overrides).expect("config");
         config.log.retention_check_interval_ms = 3_600_000;
         tweak(&mut config);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().unwrap();
-        let broker = Arc::new(
-            Broker::open(Arc::new(config), addr.ip().to_string(), addr.port())
-                .expect("open broker"),
-        );
+        let broker = Arc::new(Broker::open(Arc::new(config), addr.ip().to_string(), addr.port()).expect("open broker"));
         let (tx, rx) = oneshot::channel();
         let task = tokio::spawn(gregor::server::run(listener, broker, async {
             let _ = rx.await;
         }));
-        Self {
-            addr,
-            dir: dir.to_owned(),
-            _tmp: None,
-            stop: Some(tx),
-            task: Some(task),
-        }
+        Self { addr, dir: dir.to_owned(), _tmp: None, stop: Some(tx), task: Some(task) }
     }
 
     pub fn bootstrap(&self) -> String {
@@ -89,10 +75,7 @@ pub async fn wait_for<T>(what: &str, timeout: Duration, mut check: impl FnMut() 
         if let Some(v) = check() {
             return v;
         }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for {what}"
-        );
+        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
@@ -105,10 +88,7 @@ pub struct RawClient {
 
 impl RawClient {
     pub async fn connect(addr: SocketAddr) -> Self {
-        Self {
-            stream: TcpStream::connect(addr).await.expect("connect"),
-            next_id: 1,
-        }
+        Self { stream: TcpStream::connect(addr).await.expect("connect"), next_id: 1 }
     }
 
     /// Encodes a request frame (size prefix included) without sending it.
@@ -136,8 +116,7 @@ impl RawClient {
     /// Reads one response frame; `None` on EOF.
     pub async fn read_frame(&mut self) -> Option<Bytes> {
         let mut size = [0u8; 4];
-        match tokio::time::timeout(Duration::from_secs(20), self.stream.read_exact(&mut size)).await
-        {
+        match tokio::time::timeout(Duration::from_secs(20), self.stream.read_exact(&mut size)).await {
             Ok(Ok(_)) => {}
             Ok(Err(_)) => return None,
             Err(_) => panic!("no response within 20s"),
@@ -148,12 +127,8 @@ impl RawClient {
     }
 
     pub async fn read_response<R: Request>(&mut self, version: i16, expect_id: i32) -> R::Response {
-        let mut frame = self
-            .read_frame()
-            .await
-            .expect("connection closed before the response");
-        let header =
-            ResponseHeader::decode(&mut frame, R::Response::header_version(version)).unwrap();
+        let mut frame = self.read_frame().await.expect("connection closed before the response");
+        let header = ResponseHeader::decode(&mut frame, R::Response::header_version(version)).unwrap();
         assert_eq!(header.correlation_id, expect_id, "responses out of order");
         R::Response::decode(&mut frame, version).unwrap()
     }
@@ -167,10 +142,7 @@ impl RawClient {
     /// True when the broker closed the connection (EOF) within a few seconds.
     pub async fn is_closed(&mut self) -> bool {
         let mut b = [0u8; 1];
-        matches!(
-            tokio::time::timeout(Duration::from_secs(5), self.stream.read(&mut b)).await,
-            Ok(Ok(0)) | Ok(Err(_))
-        )
+        matches!(tokio::time::timeout(Duration::from_secs(5), self.stream.read(&mut b)).await, Ok(Ok(0)) | Ok(Err(_)))
     }
 }
 
@@ -193,19 +165,12 @@ pub struct BrokerProcess {
 impl BrokerProcess {
     pub fn spawn(data_dir: &Path, extra_env: &[(&str, &str)]) -> Self {
         // Reserve a free port, then hand it to the broker (the tiny race is acceptable in tests).
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
         let log_path = data_dir.with_extension(format!("{port}.log"));
         let log = std::fs::File::create(&log_path).unwrap();
         let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_gregor"));
-        cmd.arg("--listen")
-            .arg(addr.to_string())
-            .arg("--data-dir")
-            .arg(data_dir);
+        cmd.arg("--listen").arg(addr.to_string()).arg("--data-dir").arg(data_dir);
         cmd.stdout(log.try_clone().unwrap()).stderr(log);
         for (k, v) in extra_env {
             cmd.env(k, v);
@@ -214,27 +179,16 @@ impl BrokerProcess {
         let deadline = Instant::now() + Duration::from_secs(30);
         while std::net::TcpStream::connect(addr).is_err() {
             if let Ok(Some(status)) = child.try_wait() {
-                panic!(
-                    "gregor exited with {status}: {}",
-                    std::fs::read_to_string(&log_path).unwrap_or_default()
-                );
+                panic!("gregor exited with {status}: {}", std::fs::read_to_string(&log_path).unwrap_or_default());
             }
-            assert!(
-                Instant::now() < deadline,
-                "gregor did not listen on {addr} within 30s"
-            );
+            assert!(Instant::now() < deadline, "gregor did not listen on {addr} within 30s");
             std::thread::sleep(Duration::from_millis(10));
         }
-        Self {
-            child,
-            addr,
-            log_path,
-        }
+        Self { child, addr, log_path }
     }
 
     pub fn rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .unwrap_or_default();
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
         status
             .lines()
             .find_map(|l| l.strip_prefix("VmRSS:"))

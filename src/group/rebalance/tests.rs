@@ -24,17 +24,12 @@ fn params(member_id: &str, instance: Option<&str>, protocols: &[&str]) -> JoinPa
         session_timeout: Duration::from_secs(10),
         rebalance_timeout: Duration::from_secs(30),
         protocol_type: "consumer".into(),
-        protocols: protocols
-            .iter()
-            .map(|p| (p.to_string(), Bytes::from(format!("meta-{p}"))))
-            .collect(),
+        protocols: protocols.iter().map(|p| (p.to_string(), Bytes::from(format!("meta-{p}")))).collect(),
         require_known_member_id: true,
     }
 }
 
-fn wait<T: std::fmt::Debug>(
-    w: Waiting<T>,
-) -> tokio::sync::oneshot::Receiver<Result<T, GroupError>> {
+fn wait<T: std::fmt::Debug>(w: Waiting<T>) -> tokio::sync::oneshot::Receiver<Result<T, GroupError>> {
     match w {
         Waiting::Wait(rx) => rx,
         Waiting::Ready(r) => panic!("expected to wait, got {r:?}"),
@@ -48,9 +43,7 @@ fn ready<T: std::fmt::Debug>(w: Waiting<T>) -> Result<T, GroupError> {
     }
 }
 
-fn done<T>(
-    rx: &mut tokio::sync::oneshot::Receiver<Result<T, GroupError>>,
-) -> Result<T, GroupError> {
+fn done<T>(rx: &mut tokio::sync::oneshot::Receiver<Result<T, GroupError>>) -> Result<T, GroupError> {
     match rx.try_recv() {
         Ok(r) => r,
         Err(TryRecvError::Empty) => panic!("no answer yet"),
@@ -63,12 +56,8 @@ fn join_new(
     g: &mut Group,
     now: Instant,
     c: &RebalanceConfig,
-) -> (
-    String,
-    tokio::sync::oneshot::Receiver<Result<JoinResult, GroupError>>,
-) {
-    let Err(GroupError::MemberIdRequired(id)) = ready(g.join(params("", None, &["range"]), now, c))
-    else {
+) -> (String, tokio::sync::oneshot::Receiver<Result<JoinResult, GroupError>>) {
+    let Err(GroupError::MemberIdRequired(id)) = ready(g.join(params("", None, &["range"]), now, c)) else {
         panic!("first join must ask for a member id")
     };
     let rx = wait(g.join(params(&id, None, &["range"]), now, c));
@@ -99,25 +88,13 @@ fn two_members_form_a_generation_and_each_gets_its_assignment() {
     let now = t0 + Duration::from_secs(4);
     let mut sb = wait(g.sync(&b, None, 1, vec![], now));
     assert!(matches!(sb.try_recv(), Err(TryRecvError::Empty)));
-    let mut sa = wait(g.sync(
-        &a,
-        None,
-        1,
-        vec![(a.clone(), Bytes::from("A")), (b.clone(), Bytes::from("B"))],
-        now,
-    ));
+    let mut sa = wait(g.sync(&a, None, 1, vec![(a.clone(), Bytes::from("A")), (b.clone(), Bytes::from("B"))], now));
     assert_eq!(done(&mut sa).unwrap().assignment, Bytes::from("A"));
     assert_eq!(done(&mut sb).unwrap().assignment, Bytes::from("B"));
     assert_eq!(g.state, GroupState::Stable);
     assert_eq!(g.heartbeat(&b, None, 1, now), Ok(()));
-    assert_eq!(
-        g.heartbeat(&b, None, 0, now),
-        Err(GroupError::IllegalGeneration)
-    );
-    assert_eq!(
-        g.heartbeat("nobody", None, 1, now),
-        Err(GroupError::UnknownMemberId)
-    );
+    assert_eq!(g.heartbeat(&b, None, 0, now), Err(GroupError::IllegalGeneration));
+    assert_eq!(g.heartbeat("nobody", None, 1, now), Err(GroupError::UnknownMemberId));
 }
 
 /// Two members in one generation. The initial delay gathers them; without one, the first
@@ -131,13 +108,7 @@ fn stable_pair(_c: &RebalanceConfig, t0: Instant) -> (Group, String, String) {
     done(&mut ja).unwrap();
     done(&mut jb).unwrap();
     let _ = g.sync(&b, None, 1, vec![], t0);
-    let _ = g.sync(
-        &a,
-        None,
-        1,
-        vec![(a.clone(), Bytes::from("A")), (b.clone(), Bytes::from("B"))],
-        t0,
-    );
+    let _ = g.sync(&a, None, 1, vec![(a.clone(), Bytes::from("A")), (b.clone(), Bytes::from("B"))], t0);
     assert_eq!(g.state, GroupState::Stable);
     (g, a, b)
 }
@@ -153,16 +124,10 @@ fn an_expired_session_rebalances_the_rest() {
     g.tick(t0 + Duration::from_secs(11));
     assert_eq!(g.state, GroupState::PreparingRebalance);
     assert!(!g.members.contains_key(&b));
-    assert_eq!(
-        g.heartbeat(&a, None, 1, t1),
-        Err(GroupError::RebalanceInProgress)
-    );
+    assert_eq!(g.heartbeat(&a, None, 1, t1), Err(GroupError::RebalanceInProgress));
     let mut ja = wait(g.join(params(&a, None, &["range"]), t1, &c));
     let r = done(&mut ja).unwrap();
-    assert_eq!(
-        (r.generation_id, r.leader_id.as_str(), r.members.len()),
-        (2, a.as_str(), 1)
-    );
+    assert_eq!((r.generation_id, r.leader_id.as_str(), r.members.len()), (2, a.as_str(), 1));
 }
 
 #[test]
@@ -190,10 +155,7 @@ fn leaving_rebalances_and_the_last_member_leaves_an_empty_group() {
     assert_eq!(g.state, GroupState::PreparingRebalance);
     assert_eq!(g.leave(&[(a.clone(), None)], t0), vec![Ok(a.clone())]);
     assert_eq!(g.state, GroupState::Empty);
-    assert_eq!(
-        g.leave(&[(a.clone(), None)], t0),
-        vec![Err(GroupError::UnknownMemberId)]
-    );
+    assert_eq!(g.leave(&[(a.clone(), None)], t0), vec![Err(GroupError::UnknownMemberId)]);
     // Simple (generation -1) commits are for groups without members only.
     assert_eq!(g.check_commit("", None, -1), Ok(()));
 }
@@ -204,18 +166,9 @@ fn commits_are_checked_against_member_and_generation() {
     let t0 = Instant::now();
     let (g, a, _) = stable_pair(&c, t0);
     assert_eq!(g.check_commit(&a, None, 1), Ok(()));
-    assert_eq!(
-        g.check_commit(&a, None, 7),
-        Err(GroupError::IllegalGeneration)
-    );
-    assert_eq!(
-        g.check_commit("x", None, 1),
-        Err(GroupError::UnknownMemberId)
-    );
-    assert_eq!(
-        g.check_commit("", None, -1),
-        Err(GroupError::UnknownMemberId)
-    );
+    assert_eq!(g.check_commit(&a, None, 7), Err(GroupError::IllegalGeneration));
+    assert_eq!(g.check_commit("x", None, 1), Err(GroupError::UnknownMemberId));
+    assert_eq!(g.check_commit("", None, -1), Err(GroupError::UnknownMemberId));
 }
 
 #[test]
@@ -231,13 +184,7 @@ fn a_static_member_rejoins_without_a_rebalance_and_fences_its_old_self() {
     let r2 = done(&mut j2).unwrap();
     let (leader, follower) = (r1.member_id.clone(), r2.member_id.clone());
     let _ = g.sync(&follower, Some("i2"), 1, vec![], t0);
-    let _ = g.sync(
-        &leader,
-        Some("i1"),
-        1,
-        vec![(follower.clone(), Bytes::from("F"))],
-        t0,
-    );
+    let _ = g.sync(&leader, Some("i1"), 1, vec![(follower.clone(), Bytes::from("F"))], t0);
     assert_eq!(g.state, GroupState::Stable);
 
     // The follower restarts: new member id, same generation, same assignment, no rebalance.
@@ -248,10 +195,7 @@ fn a_static_member_rejoins_without_a_rebalance_and_fences_its_old_self() {
     let synced = ready(g.sync(&r.member_id, Some("i2"), 1, vec![], t0)).unwrap();
     assert_eq!(synced.assignment, Bytes::from("F"));
     // The old incarnation is fenced.
-    assert_eq!(
-        g.heartbeat(&follower, Some("i2"), 1, t0),
-        Err(GroupError::FencedInstanceId)
-    );
+    assert_eq!(g.heartbeat(&follower, Some("i2"), 1, t0), Err(GroupError::FencedInstanceId));
 }
 
 #[test]
@@ -261,22 +205,13 @@ fn protocols_must_match_the_group() {
     let (mut g, _, _) = stable_pair(&c, t0);
     let mut other = params("", None, &["roundrobin"]);
     other.require_known_member_id = false;
-    assert_eq!(
-        ready(g.join(other, t0, &c)).unwrap_err(),
-        GroupError::InconsistentGroupProtocol
-    );
+    assert_eq!(ready(g.join(other, t0, &c)).unwrap_err(), GroupError::InconsistentGroupProtocol);
     let mut wrong_type = params("", None, &["range"]);
     wrong_type.protocol_type = "connect".into();
-    assert_eq!(
-        ready(g.join(wrong_type, t0, &c)).unwrap_err(),
-        GroupError::InconsistentGroupProtocol
-    );
+    assert_eq!(ready(g.join(wrong_type, t0, &c)).unwrap_err(), GroupError::InconsistentGroupProtocol);
     let mut short = params("", None, &["range"]);
     short.session_timeout = Duration::from_millis(1);
-    assert_eq!(
-        ready(g.join(short, t0, &c)).unwrap_err(),
-        GroupError::InvalidSessionTimeout
-    );
+    assert_eq!(ready(g.join(short, t0, &c)).unwrap_err(), GroupError::InvalidSessionTimeout);
 }
 
 #[test]
@@ -294,8 +229,5 @@ fn the_most_preferred_common_protocol_wins() {
     let _j2 = wait(g.join(p2, t0, &c));
     let _j3 = wait(g.join(p3, t0, &c));
     g.tick(t0 + Duration::from_millis(100));
-    assert_eq!(
-        done(&mut j1).unwrap().protocol_name.as_deref(),
-        Some("cooperative-sticky")
-    );
+    assert_eq!(done(&mut j1).unwrap().protocol_name.as_deref(), Some("cooperative-sticky"));
 }

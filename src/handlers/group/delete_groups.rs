@@ -12,9 +12,7 @@ pub async fn handle(ctx: &Ctx, req: DeleteGroupsRequest) -> Reply {
         .into_iter()
         .map(|g| {
             let r = ctx.broker.groups.delete_group(g.0.as_str());
-            DeletableGroupResult::default()
-                .with_group_id(g)
-                .with_error_code(code_of(&r))
+            DeletableGroupResult::default().with_group_id(g).with_error_code(code_of(&r))
         })
         .collect();
     ctx.reply(&DeleteGroupsResponse::default().with_results(results))

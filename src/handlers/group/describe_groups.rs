@@ -25,8 +25,7 @@ pub async fn handle(ctx: &Ctx, req: DescribeGroupsRequest) -> Reply {
                     out.group_state = str_bytes("Dead");
                     if v >= 6 {
                         out.error_code = ResponseError::GroupIdNotFound.code();
-                        out.error_message =
-                            Some(str_bytes(&format!("Group {} not found.", id.0.as_str())));
+                        out.error_message = Some(str_bytes(&format!("Group {} not found.", id.0.as_str())));
                     }
                 }
                 Some(d) => {
@@ -44,8 +43,7 @@ pub async fn handle(ctx: &Ctx, req: DescribeGroupsRequest) -> Reply {
                                 .with_member_metadata(m.metadata)
                                 .with_member_assignment(m.assignment);
                             if v >= 4 {
-                                dm.group_instance_id =
-                                    m.group_instance_id.as_deref().map(str_bytes);
+                                dm.group_instance_id = m.group_instance_id.as_deref().map(str_bytes);
                             }
                             dm
                         })

@@ -8,29 +8,16 @@ use crate::handlers::{Ctx, Reply};
 
 pub async fn handle(ctx: &Ctx, req: FindCoordinatorRequest) -> Reply {
     let node = &ctx.broker.node;
-    let (id, host, port) = (
-        BrokerId(node.node_id),
-        str_bytes(&node.host),
-        i32::from(node.port),
-    );
+    let (id, host, port) = (BrokerId(node.node_id), str_bytes(&node.host), i32::from(node.port));
     let resp = if ctx.version >= 4 {
         let coordinators = req
             .coordinator_keys
             .into_iter()
-            .map(|key| {
-                Coordinator::default()
-                    .with_key(key)
-                    .with_node_id(id)
-                    .with_host(host.clone())
-                    .with_port(port)
-            })
+            .map(|key| Coordinator::default().with_key(key).with_node_id(id).with_host(host.clone()).with_port(port))
             .collect();
         FindCoordinatorResponse::default().with_coordinators(coordinators)
     } else {
-        FindCoordinatorResponse::default()
-            .with_node_id(id)
-            .with_host(host)
-            .with_port(port)
+        FindCoordinatorResponse::default().with_node_id(id).with_host(host).with_port(port)
     };
     ctx.reply(&resp)
 }

@@ -16,11 +16,8 @@ pub async fn handle(ctx: &Ctx, req: JoinGroupRequest) -> Reply {
     let v = ctx.version;
     let session = Duration::from_millis(req.session_timeout_ms.max(0) as u64);
     // v0 has no rebalance timeout: Kafka uses the session timeout.
-    let rebalance = if req.rebalance_timeout_ms < 0 {
-        session
-    } else {
-        Duration::from_millis(req.rebalance_timeout_ms as u64)
-    };
+    let rebalance =
+        if req.rebalance_timeout_ms < 0 { session } else { Duration::from_millis(req.rebalance_timeout_ms as u64) };
     let params = JoinParams {
         member_id: req.member_id.as_str().to_string(),
         group_instance_id: opt_str(&req.group_instance_id),
@@ -29,39 +26,24 @@ pub async fn handle(ctx: &Ctx, req: JoinGroupRequest) -> Reply {
         session_timeout: session,
         rebalance_timeout: rebalance,
         protocol_type: req.protocol_type.as_str().to_string(),
-        protocols: req
-            .protocols
-            .iter()
-            .map(|p| (p.name.as_str().to_string(), p.metadata.clone()))
-            .collect(),
+        protocols: req.protocols.iter().map(|p| (p.name.as_str().to_string(), p.metadata.clone())).collect(),
         require_known_member_id: v >= 4,
     };
     let requested_member = params.member_id.clone();
-    let outcome = ctx
-        .broker
-        .groups
-        .join(req.group_id.0.as_str(), params, Instant::now());
+    let outcome = ctx.broker.groups.join(req.group_id.0.as_str(), params, Instant::now());
     match outcome {
         Waiting::Ready(r) => ctx.reply(&response(v, &requested_member, r)),
         Waiting::Wait(rx) => {
             let (correlation_id, version) = (ctx.correlation_id, v);
             Reply::Deferred(Box::pin(async move {
                 let r = rx.await.unwrap_or(Err(GroupError::RebalanceInProgress));
-                encode(
-                    correlation_id,
-                    version,
-                    &response(version, &requested_member, r),
-                )
+                encode(correlation_id, version, &response(version, &requested_member, r))
             }))
         }
     }
 }
 
-fn response(
-    v: i16,
-    requested_member: &str,
-    r: Result<JoinResult, GroupError>,
-) -> JoinGroupResponse {
+fn response(v: i16, requested_member: &str, r: Result<JoinResult, GroupError>) -> JoinGroupResponse {
     let mut resp = JoinGroupResponse::default();
     match r {
         Ok(j) => {

@@ -10,23 +10,11 @@ use crate::handlers::{Ctx, Reply};
 
 pub async fn handle(ctx: &Ctx, req: LeaveGroupRequest) -> Reply {
     let leaving: Vec<(String, Option<String>)> = if ctx.version >= 3 {
-        req.members
-            .iter()
-            .map(|m| {
-                (
-                    m.member_id.as_str().to_string(),
-                    opt_str(&m.group_instance_id),
-                )
-            })
-            .collect()
+        req.members.iter().map(|m| (m.member_id.as_str().to_string(), opt_str(&m.group_instance_id))).collect()
     } else {
         vec![(req.member_id.as_str().to_string(), None)]
     };
-    let resp = match ctx
-        .broker
-        .groups
-        .leave(req.group_id.0.as_str(), &leaving, Instant::now())
-    {
+    let resp = match ctx.broker.groups.leave(req.group_id.0.as_str(), &leaving, Instant::now()) {
         Err(e) => LeaveGroupResponse::default().with_error_code(e.kafka_code().code()),
         Ok(results) if ctx.version >= 3 => {
             let members = req
@@ -42,13 +30,8 @@ pub async fn handle(ctx: &Ctx, req: LeaveGroupRequest) -> Reply {
                 .collect();
             LeaveGroupResponse::default().with_members(members)
         }
-        Ok(results) => LeaveGroupResponse::default().with_error_code(
-            results
-                .into_iter()
-                .next()
-                .and_then(|r| r.err())
-                .map_or(0, |e| e.kafka_code().code()),
-        ),
+        Ok(results) => LeaveGroupResponse::default()
+            .with_error_code(results.into_iter().next().and_then(|r| r.err()).map_or(0, |e| e.kafka_code().code())),
     };
     ctx.reply(&resp)
 }

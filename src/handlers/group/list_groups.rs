@@ -9,18 +9,12 @@ use crate::handlers::{Ctx, Reply};
 
 pub async fn handle(ctx: &Ctx, req: ListGroupsRequest) -> Reply {
     let v = ctx.version;
-    let states: Vec<GroupState> = req
-        .states_filter
-        .iter()
-        .filter_map(|s| GroupState::from_kafka_name(s.as_str()))
-        .collect();
+    let states: Vec<GroupState> =
+        req.states_filter.iter().filter_map(|s| GroupState::from_kafka_name(s.as_str())).collect();
     let unknown_state_filter = states.len() < req.states_filter.len();
     // Every gregor group is a classic group.
-    let types_ok = req.types_filter.is_empty()
-        || req
-            .types_filter
-            .iter()
-            .any(|t| t.as_str().eq_ignore_ascii_case("classic"));
+    let types_ok =
+        req.types_filter.is_empty() || req.types_filter.iter().any(|t| t.as_str().eq_ignore_ascii_case("classic"));
     let groups = if unknown_state_filter || !types_ok {
         Vec::new()
     } else {

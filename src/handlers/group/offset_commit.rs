@@ -1,9 +1,7 @@
 //! OffsetCommit: validated against the member and generation (or a simple commit with
 //! generation -1), written to `__consumer_offsets`, answered once that write is durable.
 
-use kafka_protocol::messages::offset_commit_response::{
-    OffsetCommitResponsePartition, OffsetCommitResponseTopic,
-};
+use kafka_protocol::messages::offset_commit_response::{OffsetCommitResponsePartition, OffsetCommitResponseTopic};
 use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse};
 use tracing::error;
 
@@ -43,45 +41,31 @@ pub async fn handle(ctx: &Ctx, req: OffsetCommitRequest) -> Reply {
         |topic, partition| broker.partition(topic, partition).is_some(),
     );
     let (mut codes, durable_at): (Vec<i16>, _) = match outcome {
-        Ok(o) => (
-            o.results
-                .iter()
-                .map(|r| r.as_ref().err().map_or(0, |e| e.kafka_code().code()))
-                .collect(),
-            o.durable_at,
-        ),
+        Ok(o) => {
+            (o.results.iter().map(|r| r.as_ref().err().map_or(0, |e| e.kafka_code().code())).collect(), o.durable_at)
+        }
         Err(e) => {
             let n = req.topics.iter().map(|t| t.partitions.len()).sum();
             (vec![e.kafka_code().code(); n], None)
         }
     };
-    let shape: Vec<(kafka_protocol::messages::TopicName, Vec<i32>)> = req
-        .topics
-        .into_iter()
-        .map(|t| {
-            (
-                t.name,
-                t.partitions.iter().map(|p| p.partition_index).collect(),
-            )
-        })
-        .collect();
+    let shape: Vec<(kafka_protocol::messages::TopicName, Vec<i32>)> =
+        req.topics.into_iter().map(|t| (t.name, t.partitions.iter().map(|p| p.partition_index).collect())).collect();
     let build = move |codes: &[i16]| {
         let mut it = codes.iter();
         let topics = shape
             .iter()
             .map(|(name, parts)| {
-                OffsetCommitResponseTopic::default()
-                    .with_name(name.clone())
-                    .with_partitions(
-                        parts
-                            .iter()
-                            .map(|p| {
-                                OffsetCommitResponsePartition::default()
-                                    .with_partition_index(*p)
-                                    .with_error_code(*it.next().unwrap_or(&0))
-                            })
-                            .collect(),
-                    )
+                OffsetCommitResponseTopic::default().with_name(name.clone()).with_partitions(
+                    parts
+                        .iter()
+                        .map(|p| {
+                            OffsetCommitResponsePartition::default()
+                                .with_partition_index(*p)
+                                .with_error_code(*it.next().unwrap_or(&0))
+                        })
+                        .collect(),
+                )
             })
             .collect();
         OffsetCommitResponse::default().with_topics(topics)

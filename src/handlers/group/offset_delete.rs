@@ -1,8 +1,6 @@
 //! OffsetDelete: removes a group's committed offsets for partitions its members do not consume.
 
-use kafka_protocol::messages::offset_delete_response::{
-    OffsetDeleteResponsePartition, OffsetDeleteResponseTopic,
-};
+use kafka_protocol::messages::offset_delete_response::{OffsetDeleteResponsePartition, OffsetDeleteResponseTopic};
 use kafka_protocol::messages::{OffsetDeleteRequest, OffsetDeleteResponse};
 
 use crate::error::ToKafkaCode;
@@ -12,17 +10,9 @@ pub async fn handle(ctx: &Ctx, req: OffsetDeleteRequest) -> Reply {
     let partitions: Vec<(String, i32)> = req
         .topics
         .iter()
-        .flat_map(|t| {
-            t.partitions
-                .iter()
-                .map(move |p| (t.name.0.as_str().to_string(), p.partition_index))
-        })
+        .flat_map(|t| t.partitions.iter().map(move |p| (t.name.0.as_str().to_string(), p.partition_index)))
         .collect();
-    let resp = match ctx
-        .broker
-        .groups
-        .delete_offsets(req.group_id.0.as_str(), &partitions)
-    {
+    let resp = match ctx.broker.groups.delete_offsets(req.group_id.0.as_str(), &partitions) {
         Err(e) => OffsetDeleteResponse::default().with_error_code(e.kafka_code().code()),
         Ok(results) => {
             let mut it = results.into_iter();
@@ -34,18 +24,13 @@ pub async fn handle(ctx: &Ctx, req: OffsetDeleteRequest) -> Reply {
                         .partitions
                         .iter()
                         .map(|p| {
-                            let code = it
-                                .next()
-                                .and_then(|r| r.err())
-                                .map_or(0, |e| e.kafka_code().code());
+                            let code = it.next().and_then(|r| r.err()).map_or(0, |e| e.kafka_code().code());
                             OffsetDeleteResponsePartition::default()
                                 .with_partition_index(p.partition_index)
                                 .with_error_code(code)
                         })
                         .collect();
-                    OffsetDeleteResponseTopic::default()
-                        .with_name(t.name)
-                        .with_partitions(parts)
+                    OffsetDeleteResponseTopic::default().with_name(t.name).with_partitions(parts)
                 })
                 .collect();
             OffsetDeleteResponse::default().with_topics(topics)

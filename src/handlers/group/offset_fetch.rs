@@ -1,8 +1,8 @@
 //! OffsetFetch: one group (v1–7) or several (v8+); partitions without a commit get -1.
 
 use kafka_protocol::messages::offset_fetch_response::{
-    OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
-    OffsetFetchResponseTopic, OffsetFetchResponseTopics,
+    OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions, OffsetFetchResponseTopic,
+    OffsetFetchResponseTopics,
 };
 use kafka_protocol::messages::{OffsetFetchRequest, OffsetFetchResponse};
 
@@ -32,67 +32,55 @@ pub async fn handle(ctx: &Ctx, req: OffsetFetchRequest) -> Reply {
             .groups
             .into_iter()
             .map(|g| {
-                let wanted: Option<Vec<(String, Vec<i32>)>> = g.topics.map(|ts| {
-                    ts.into_iter()
-                        .map(|t| (t.name.0.as_str().to_string(), t.partition_indexes))
-                        .collect()
-                });
-                let fetched =
-                    by_topic(groups.fetch_offsets(g.group_id.0.as_str(), wanted.as_deref()));
+                let wanted: Option<Vec<(String, Vec<i32>)>> = g
+                    .topics
+                    .map(|ts| ts.into_iter().map(|t| (t.name.0.as_str().to_string(), t.partition_indexes)).collect());
+                let fetched = by_topic(groups.fetch_offsets(g.group_id.0.as_str(), wanted.as_deref()));
                 let topics = fetched
                     .into_iter()
                     .map(|(t, parts)| {
-                        OffsetFetchResponseTopics::default()
-                            .with_name(topic_name(&t))
-                            .with_partitions(
-                                parts
-                                    .into_iter()
-                                    .map(|(p, o)| {
-                                        let (offset, epoch, meta) = fields(o);
-                                        OffsetFetchResponsePartitions::default()
-                                            .with_partition_index(p)
-                                            .with_committed_offset(offset)
-                                            .with_committed_leader_epoch(epoch)
-                                            .with_metadata(Some(str_bytes(&meta)))
-                                    })
-                                    .collect(),
-                            )
+                        OffsetFetchResponseTopics::default().with_name(topic_name(&t)).with_partitions(
+                            parts
+                                .into_iter()
+                                .map(|(p, o)| {
+                                    let (offset, epoch, meta) = fields(o);
+                                    OffsetFetchResponsePartitions::default()
+                                        .with_partition_index(p)
+                                        .with_committed_offset(offset)
+                                        .with_committed_leader_epoch(epoch)
+                                        .with_metadata(Some(str_bytes(&meta)))
+                                })
+                                .collect(),
+                        )
                     })
                     .collect();
-                OffsetFetchResponseGroup::default()
-                    .with_group_id(g.group_id)
-                    .with_topics(topics)
+                OffsetFetchResponseGroup::default().with_group_id(g.group_id).with_topics(topics)
             })
             .collect();
         return ctx.reply(&OffsetFetchResponse::default().with_groups(results));
     }
-    let wanted: Option<Vec<(String, Vec<i32>)>> = req.topics.map(|ts| {
-        ts.into_iter()
-            .map(|t| (t.name.0.as_str().to_string(), t.partition_indexes))
-            .collect()
-    });
+    let wanted: Option<Vec<(String, Vec<i32>)>> =
+        req.topics.map(|ts| ts.into_iter().map(|t| (t.name.0.as_str().to_string(), t.partition_indexes)).collect());
     let fetched = by_topic(groups.fetch_offsets(req.group_id.0.as_str(), wanted.as_deref()));
     let topics = fetched
         .into_iter()
         .map(|(t, parts)| {
-            OffsetFetchResponseTopic::default()
-                .with_name(topic_name(&t))
-                .with_partitions(
-                    parts
-                        .into_iter()
-                        .map(|(p, o)| {
-                            let (offset, epoch, meta) = fields(o);
-                            let mut out = OffsetFetchResponsePartition::default()
-                                .with_partition_index(p)
-                                .with_committed_offset(offset)
-                                .with_metadata(Some(str_bytes(&meta)));
-                            if v >= 5 {
-                                out.committed_leader_epoch = epoch;
-                            }
-                            out
-                        })
-                        .collect(),
-                )
+            OffsetFetchResponseTopic::default().with_name(topic_name(&t)).with_partitions(
+                parts
+                    .into_iter()
+                    .map(|(p, o)| {
+                        let (offset, epoch, meta) = fields(o);
+                        let mut out = OffsetFetchResponsePartition::default()
+                            .with_partition_index(p)
+                            .with_committed_offset(offset)
+                            .with_metadata(Some(str_bytes(&meta)));
+                        if v >= 5 {
+                            out.committed_leader_epoch = epoch;
+                        }
+                        out
+                    })
+                    .collect(),
+            )
         })
         .collect();
     ctx.reply(&OffsetFetchResponse::default().with_topics(topics))

@@ -11,11 +11,8 @@ use crate::handlers::{encode, Ctx, Reply};
 
 pub async fn handle(ctx: &Ctx, req: SyncGroupRequest) -> Reply {
     let v = ctx.version;
-    let assignments = req
-        .assignments
-        .iter()
-        .map(|a| (a.member_id.as_str().to_string(), a.assignment.clone()))
-        .collect();
+    let assignments =
+        req.assignments.iter().map(|a| (a.member_id.as_str().to_string(), a.assignment.clone())).collect();
     let outcome = ctx.broker.groups.sync(
         req.group_id.0.as_str(),
         req.member_id.as_str(),

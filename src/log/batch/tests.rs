@@ -64,22 +64,13 @@ fn corruption_is_detected() {
     let mut b = build_batch(1000, &[(b"k", b"v", 0)]);
     let last = b.len() - 1;
     b[last] ^= 0xff;
-    assert!(matches!(
-        validate(&b, 1 << 20),
-        Err(BatchError::CrcMismatch { .. })
-    ));
+    assert!(matches!(validate(&b, 1 << 20), Err(BatchError::CrcMismatch { .. })));
     let b = build_batch(1000, &[(b"k", b"v", 0)]);
-    assert!(matches!(
-        validate(&b[..b.len() - 1], 1 << 20),
-        Err(BatchError::BadLength { .. })
-    ));
+    assert!(matches!(validate(&b[..b.len() - 1], 1 << 20), Err(BatchError::BadLength { .. })));
     assert!(matches!(validate(&b, 10), Err(BatchError::TooLarge { .. })));
     let mut old = b.clone();
     old[16] = 1;
-    assert!(matches!(
-        validate(&old, 1 << 20),
-        Err(BatchError::UnsupportedMagic { magic: 1 })
-    ));
+    assert!(matches!(validate(&old, 1 << 20), Err(BatchError::UnsupportedMagic { magic: 1 })));
     assert_eq!(validate(&[], 100), Err(BatchError::Empty));
 }
 
@@ -113,9 +104,6 @@ fn built_batches_validate_and_read_back() {
     assert_eq!((h.records_count, h.max_timestamp), (2, 1234));
     let recs = records(&b).unwrap();
     assert_eq!(recs.len(), 2);
-    assert_eq!(
-        (recs[0].key, recs[0].value),
-        (Some(&b"k1"[..]), Some(&b"v1"[..]))
-    );
+    assert_eq!((recs[0].key, recs[0].value), (Some(&b"k1"[..]), Some(&b"v1"[..])));
     assert_eq!((recs[1].offset, recs[1].value), (1, None));
 }

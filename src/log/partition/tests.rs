@@ -11,9 +11,7 @@ use tempfile::tempdir;
 use super::{PartitionLog, LEADER_EPOCH};
 use crate::log::batch::tests::build_batch;
 use crate::log::batch::{BatchHeader, HEADER_LEN};
-use crate::log::format::{
-    parse_segment_name, segment_file, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX,
-};
+use crate::log::format::{parse_segment_name, segment_file, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX};
 use crate::log::{PartitionConfig, ReadError, TopicPartition};
 
 /// The wall clock the tests pretend it is.
@@ -33,8 +31,7 @@ fn config() -> PartitionConfig {
 }
 
 fn open(dir: &Path, cfg: &PartitionConfig) -> PartitionLog {
-    PartitionLog::open(dir, TopicPartition::new("t", 0), cfg.clone(), NOW)
-        .expect("opening the partition")
+    PartitionLog::open(dir, TopicPartition::new("t", 0), cfg.clone(), NOW).expect("opening the partition")
 }
 
 fn key_for(offset: i64) -> Vec<u8> {
@@ -42,47 +39,32 @@ fn key_for(offset: i64) -> Vec<u8> {
 }
 
 fn value_for(offset: i64, len: usize) -> Vec<u8> {
-    (0..len)
-        .map(|j| b'a' + ((offset as usize + j) % 26) as u8)
-        .collect()
+    (0..len).map(|j| b'a' + ((offset as usize + j) % 26) as u8).collect()
 }
 
 /// A batch of `n` records meant to land at offsets `first..first + n`: each key names the offset
 /// it should get. Record `i` has timestamp `ts + i`.
 fn batch_for(first: i64, n: usize, ts: i64, value_len: usize) -> Vec<u8> {
     let keys: Vec<Vec<u8>> = (0..n as i64).map(|i| key_for(first + i)).collect();
-    let values: Vec<Vec<u8>> = (0..n as i64)
-        .map(|i| value_for(first + i, value_len))
-        .collect();
-    let recs: Vec<(&[u8], &[u8], i64)> = keys
-        .iter()
-        .zip(&values)
-        .enumerate()
-        .map(|(i, (k, v))| (k.as_slice(), v.as_slice(), i as i64))
-        .collect();
+    let values: Vec<Vec<u8>> = (0..n as i64).map(|i| value_for(first + i, value_len)).collect();
+    let recs: Vec<(&[u8], &[u8], i64)> =
+        keys.iter().zip(&values).enumerate().map(|(i, (k, v))| (k.as_slice(), v.as_slice(), i as i64)).collect();
     build_batch(ts, &recs)
 }
 
 /// A batch whose records have the given absolute timestamps.
 fn batch_with_timestamps(first: i64, timestamps: &[i64]) -> Vec<u8> {
-    let keys: Vec<Vec<u8>> = (0..timestamps.len() as i64)
-        .map(|i| key_for(first + i))
-        .collect();
+    let keys: Vec<Vec<u8>> = (0..timestamps.len() as i64).map(|i| key_for(first + i)).collect();
     let base = timestamps[0];
-    let recs: Vec<(&[u8], &[u8], i64)> = keys
-        .iter()
-        .zip(timestamps)
-        .map(|(k, ts)| (k.as_slice(), &b"v"[..], ts - base))
-        .collect();
+    let recs: Vec<(&[u8], &[u8], i64)> =
+        keys.iter().zip(timestamps).map(|(k, ts)| (k.as_slice(), &b"v"[..], ts - base)).collect();
     build_batch(base, &recs)
 }
 
 /// Appends `n` records in one batch at the log end offset and checks where they went.
 fn append_n(log: &PartitionLog, n: usize, ts: i64, value_len: usize) -> i64 {
     let first = log.offsets().log_end_offset;
-    let info = log
-        .append(&batch_for(first, n, ts, value_len), NOW)
-        .expect("append");
+    let info = log.append(&batch_for(first, n, ts, value_len), NOW).expect("append");
     assert_eq!(info.base_offset, first);
     assert_eq!(info.last_offset, first + n as i64 - 1);
     first
@@ -135,16 +117,8 @@ fn decode(mut bytes: &[u8]) -> Vec<Decoded> {
     while !bytes.is_empty() {
         let header = BatchHeader::parse(bytes).expect("a whole batch header");
         let total = header.total_len();
-        assert!(
-            total <= bytes.len(),
-            "read returned a partial batch: {total} declared, {} left",
-            bytes.len()
-        );
-        assert_eq!(
-            crc32c::crc32c(&bytes[21..total]),
-            header.crc,
-            "CRC of returned batch"
-        );
+        assert!(total <= bytes.len(), "read returned a partial batch: {total} declared, {} left", bytes.len());
+        assert_eq!(crc32c::crc32c(&bytes[21..total]), header.crc, "CRC of returned batch");
         let mut body = &bytes[HEADER_LEN..total];
         let mut records = Vec::new();
         for _ in 0..header.records_count {
@@ -157,19 +131,10 @@ fn decode(mut bytes: &[u8]) -> Vec<Decoded> {
             let key = take_bytes(&mut rec);
             let value = take_bytes(&mut rec);
             assert_eq!(read_varint(&mut rec), 0, "no headers were written");
-            records.push(Rec {
-                offset,
-                timestamp,
-                key,
-                value,
-            });
+            records.push(Rec { offset, timestamp, key, value });
         }
         assert!(body.is_empty(), "trailing bytes after the records");
-        out.push(Decoded {
-            header,
-            records,
-            bytes: bytes[..total].to_vec(),
-        });
+        out.push(Decoded { header, records, bytes: bytes[..total].to_vec() });
         bytes = &bytes[total..];
     }
     out
@@ -196,10 +161,7 @@ fn read_all(log: &PartitionLog) -> Vec<Decoded> {
 }
 
 fn concat(batches: &[Decoded]) -> Vec<u8> {
-    batches
-        .iter()
-        .flat_map(|b| b.bytes.iter().copied())
-        .collect()
+    batches.iter().flat_map(|b| b.bytes.iter().copied()).collect()
 }
 
 /// `(base offset, path)` of every `.log` file, sorted.
@@ -242,11 +204,9 @@ fn copy_dir(from: &Path, to: &Path) {
 
 fn out_of_range(r: Result<super::ReadResult, ReadError>) -> (i64, i64, i64) {
     match r {
-        Err(ReadError::OffsetOutOfRange {
-            requested,
-            log_start_offset,
-            high_watermark,
-        }) => (requested, log_start_offset, high_watermark),
+        Err(ReadError::OffsetOutOfRange { requested, log_start_offset, high_watermark }) => {
+            (requested, log_start_offset, high_watermark)
+        }
         other => panic!("expected OffsetOutOfRange, got {other:?}"),
     }
 }
@@ -266,14 +226,7 @@ fn appends_get_contiguous_offsets_and_reads_return_whole_batches() {
     let mut cfg = config();
     cfg.segment_bytes = 1 << 20;
     let log = open(dir.path(), &cfg);
-    assert_eq!(
-        (
-            log.offsets().log_start_offset,
-            log.offsets().high_watermark,
-            log.offsets().log_end_offset
-        ),
-        (0, 0, 0)
-    );
+    assert_eq!((log.offsets().log_start_offset, log.offsets().high_watermark, log.offsets().log_end_offset), (0, 0, 0));
 
     let a = batch_for(0, 3, NOW, 10);
     let b = batch_for(3, 1, NOW, 10);
@@ -289,10 +242,7 @@ fn appends_get_contiguous_offsets_and_reads_return_whole_batches() {
     let info = log.append(&[c.clone(), d.clone()].concat(), NOW).unwrap();
     assert_eq!((info.base_offset, info.last_offset), (4, 9));
     let o = log.offsets();
-    assert_eq!(
-        (o.log_start_offset, o.high_watermark, o.log_end_offset),
-        (0, 10, 10)
-    );
+    assert_eq!((o.log_start_offset, o.high_watermark, o.log_end_offset), (0, 10, 10));
 
     // Stored bytes are the produced bytes with the offset and leader epoch filled in.
     let expected: Vec<Vec<u8>> = [(&a, 0i64), (&b, 3), (&c, 4), (&d, 6)]
@@ -308,10 +258,7 @@ fn appends_get_contiguous_offsets_and_reads_return_whole_batches() {
     assert_eq!(all.high_watermark, 10);
     assert_eq!(all.log_start_offset, 0);
     assert_eq!(all.records.as_ref(), expected.concat().as_slice());
-    let records: Vec<Rec> = decode(&all.records)
-        .into_iter()
-        .flat_map(|b| b.records)
-        .collect();
+    let records: Vec<Rec> = decode(&all.records).into_iter().flat_map(|b| b.records).collect();
     assert_eq!(records.len(), 10);
     for (i, r) in records.iter().enumerate() {
         assert_eq!(r.offset, i as i64);
@@ -323,16 +270,9 @@ fn appends_get_contiguous_offsets_and_reads_return_whole_batches() {
     let starts = [0, 0, 0, 1, 2, 2, 3, 3, 3, 3];
     for offset in 0..10 {
         let r = log.read(offset, usize::MAX, true).unwrap();
-        assert_eq!(
-            r.records.as_ref(),
-            expected[starts[offset as usize]..].concat().as_slice(),
-            "read at {offset}"
-        );
+        assert_eq!(r.records.as_ref(), expected[starts[offset as usize]..].concat().as_slice(), "read at {offset}");
         let one = log.read(offset, 1, true).unwrap();
-        assert_eq!(
-            one.records.as_ref(),
-            expected[starts[offset as usize]].as_slice()
-        );
+        assert_eq!(one.records.as_ref(), expected[starts[offset as usize]].as_slice());
     }
 
     // max_bytes cuts at a batch boundary, never inside a batch.
@@ -350,10 +290,7 @@ fn appends_get_contiguous_offsets_and_reads_return_whole_batches() {
     assert_eq!(r.high_watermark, 10);
     assert_eq!(out_of_range(log.read(11, 1000, true)), (11, 0, 10));
     assert_eq!(out_of_range(log.read(-1, 1000, true)), (-1, 0, 10));
-    assert_eq!(
-        out_of_range(log.read(i64::MAX, 1000, true)),
-        (i64::MAX, 0, 10)
-    );
+    assert_eq!(out_of_range(log.read(i64::MAX, 1000, true)), (i64::MAX, 0, 10));
 
     // Appending more is visible right away.
     append_n(&log, 2, NOW, 10);
@@ -392,18 +329,11 @@ fn min_one_returns_a_first_batch_larger_than_max_bytes() {
 
     for max_bytes in [0, 1, 12, 61, first.len() - 1] {
         let r = log.read(0, max_bytes, true).unwrap();
-        assert_eq!(
-            r.records.as_ref(),
-            first.as_slice(),
-            "max_bytes {max_bytes}"
-        );
+        assert_eq!(r.records.as_ref(), first.as_slice(), "max_bytes {max_bytes}");
         let r = log.read(1, max_bytes, true).unwrap();
         assert_eq!(r.records.as_ref(), first.as_slice(), "inside the batch");
         let r = log.read(0, max_bytes, false).unwrap();
-        assert!(
-            r.records.is_empty(),
-            "max_bytes {max_bytes} without min_one"
-        );
+        assert!(r.records.is_empty(), "max_bytes {max_bytes} without min_one");
     }
     let r = log.read(3, 0, true).unwrap();
     assert_eq!(r.records.as_ref(), batches[1].bytes.as_slice());
@@ -537,13 +467,7 @@ fn pristine(batches: usize) -> Pristine {
     let tail_bytes = fs::read(tail_path).unwrap();
     let tail_batches = batch_positions(&tail_bytes, tail_base);
     assert!(tail_batches.len() >= 4, "want a few batches in the tail");
-    Pristine {
-        dir,
-        batches: all,
-        tail_base,
-        tail_bytes,
-        tail_batches,
-    }
+    Pristine { dir, batches: all, tail_base, tail_bytes, tail_batches }
 }
 
 impl Pristine {
@@ -571,27 +495,14 @@ impl Pristine {
             tail_len as u64,
             "{what}: tail file truncated after the last valid batch"
         );
-        let kept: Vec<Decoded> = self
-            .batches
-            .iter()
-            .filter(|b| b.header.base_offset < end)
-            .cloned()
-            .collect();
-        assert_eq!(
-            concat(&read_all(&log)),
-            concat(&kept),
-            "{what}: data before the damage"
-        );
+        let kept: Vec<Decoded> = self.batches.iter().filter(|b| b.header.base_offset < end).cloned().collect();
+        assert_eq!(concat(&read_all(&log)), concat(&kept), "{what}: data before the damage");
         assert_eq!(
             out_of_range(log.read(end + 1, 100, true)).2,
             end,
             "{what}: nothing readable past the recovered end"
         );
-        assert_eq!(
-            append_n(&log, 2, NOW, 7),
-            end,
-            "{what}: append after recovery"
-        );
+        assert_eq!(append_n(&log, 2, NOW, 7), end, "{what}: append after recovery");
         let r = decode(&log.read(end, 1 << 20, false).unwrap().records);
         assert_eq!(r.len(), 1, "{what}");
         assert_eq!(r[0].records[1].key, key_for(end + 1), "{what}");
@@ -607,31 +518,17 @@ fn recovery_cuts_a_torn_tail_back_to_the_last_whole_batch() {
     // of the rest of the tail file.
     let mut cuts: Vec<usize> = (last..p.tail_bytes.len()).collect();
     for &(start, _) in &p.tail_batches[..n - 2] {
-        cuts.extend([
-            start.saturating_sub(1),
-            start,
-            start + 1,
-            start + 12,
-            start + 60,
-        ]);
+        cuts.extend([start.saturating_sub(1), start, start + 1, start + 12, start + 60]);
     }
     cuts.extend((0..last).step_by(13));
     cuts.sort_unstable();
     cuts.dedup();
     for cut in cuts {
         let work = p.copy();
-        let f = fs::OpenOptions::new()
-            .write(true)
-            .open(p.tail_path(work.path()))
-            .unwrap();
+        let f = fs::OpenOptions::new().write(true).open(p.tail_path(work.path())).unwrap();
         f.set_len(cut as u64).unwrap();
         drop(f);
-        let &(keep, end) = p
-            .tail_batches
-            .iter()
-            .rev()
-            .find(|(pos, _)| *pos <= cut)
-            .unwrap();
+        let &(keep, end) = p.tail_batches.iter().rev().find(|(pos, _)| *pos <= cut).unwrap();
         p.check_recovered(work.path(), end, keep, &format!("cut at byte {cut}"));
     }
 }
@@ -671,12 +568,7 @@ fn recovery_drops_a_tail_batch_with_a_flipped_byte() {
     let mut bytes = p.tail_bytes.clone();
     bytes[start + HEADER_LEN + 3] ^= 0x01;
     fs::write(p.tail_path(work.path()), &bytes).unwrap();
-    p.check_recovered(
-        work.path(),
-        base,
-        start,
-        "record byte of the second tail batch",
-    );
+    p.check_recovered(work.path(), base, start, "record byte of the second tail batch");
 
     // Zeros where the last batch should be (a torn write that extended the file).
     let work = p.copy();
@@ -696,12 +588,7 @@ fn recovery_rejects_a_tail_batch_whose_base_offset_is_not_contiguous() {
         let mut bytes = p.tail_bytes.clone();
         bytes[start + rel] ^= 0xff;
         fs::write(p.tail_path(work.path()), &bytes).unwrap();
-        p.check_recovered(
-            work.path(),
-            base,
-            start,
-            &format!("byte {rel} of the last batch's base offset flipped"),
-        );
+        p.check_recovered(work.path(), base, start, &format!("byte {rel} of the last batch's base offset flipped"));
     }
 }
 
@@ -721,12 +608,7 @@ fn lookups(log: &PartitionLog) -> Vec<Lookup> {
                 first.base_offset,
                 first.last_offset()
             );
-            let ts = decode(&r)[0]
-                .records
-                .iter()
-                .find(|rec| rec.offset == off)
-                .unwrap()
-                .timestamp;
+            let ts = decode(&r)[0].records.iter().find(|rec| rec.offset == off).unwrap().timestamp;
             (off, r, log.offset_for_timestamp(ts).unwrap())
         })
         .collect()
@@ -761,30 +643,12 @@ fn missing_or_garbage_indexes_of_older_segments_are_rebuilt() {
                 fs::remove_file(t).unwrap();
             }),
         ),
-        (
-            "offset index deleted",
-            Box::new(|i: &Path, _: &Path| fs::remove_file(i).unwrap()),
-        ),
-        (
-            "time index deleted",
-            Box::new(|_: &Path, t: &Path| fs::remove_file(t).unwrap()),
-        ),
-        (
-            "offset index torn",
-            Box::new(|i: &Path, _: &Path| fs::write(i, [0xab; 13]).unwrap()),
-        ),
-        (
-            "offset index points past the log",
-            Box::new(|i: &Path, _: &Path| fs::write(i, [0xff; 16]).unwrap()),
-        ),
-        (
-            "time index torn",
-            Box::new(|_: &Path, t: &Path| fs::write(t, [0xab; 13]).unwrap()),
-        ),
-        (
-            "time index not increasing",
-            Box::new(move |_: &Path, t: &Path| fs::write(t, &descending_times).unwrap()),
-        ),
+        ("offset index deleted", Box::new(|i: &Path, _: &Path| fs::remove_file(i).unwrap())),
+        ("time index deleted", Box::new(|_: &Path, t: &Path| fs::remove_file(t).unwrap())),
+        ("offset index torn", Box::new(|i: &Path, _: &Path| fs::write(i, [0xab; 13]).unwrap())),
+        ("offset index points past the log", Box::new(|i: &Path, _: &Path| fs::write(i, [0xff; 16]).unwrap())),
+        ("time index torn", Box::new(|_: &Path, t: &Path| fs::write(t, [0xab; 13]).unwrap())),
+        ("time index not increasing", Box::new(move |_: &Path, t: &Path| fs::write(t, &descending_times).unwrap())),
     ];
     for (what, damage) in damages {
         let work = p.copy();
@@ -805,11 +669,7 @@ fn missing_or_garbage_indexes_of_older_segments_are_rebuilt() {
     // The tail's indexes are rebuilt as well.
     let work = p.copy();
     fs::remove_file(segment_file(work.path(), p.tail_base, INDEX_SUFFIX)).unwrap();
-    fs::write(
-        segment_file(work.path(), p.tail_base, TIME_INDEX_SUFFIX),
-        [1u8; 5],
-    )
-    .unwrap();
+    fs::write(segment_file(work.path(), p.tail_base, TIME_INDEX_SUFFIX), [1u8; 5]).unwrap();
     let log = open(work.path(), &config());
     assert_eq!(lookups(&log), want, "tail indexes");
 }
@@ -848,12 +708,7 @@ fn a_torn_batch_in_a_rolled_unsynced_segment_ends_the_recovered_log() {
     drop(f);
 
     let log = open(work.path(), &config());
-    let kept: Vec<Decoded> = p
-        .batches
-        .iter()
-        .filter(|b| b.header.base_offset < lost_from)
-        .cloned()
-        .collect();
+    let kept: Vec<Decoded> = p.batches.iter().filter(|b| b.header.base_offset < lost_from).cloned().collect();
     // Reading at an offset of the lost batch must not hand out later offsets as if it were there.
     let got = log.read(lost_from, 1, true);
     if let Ok(r) = &got {
@@ -892,10 +747,7 @@ struct Lcg(u64);
 
 impl Lcg {
     fn next(&mut self, bound: u64) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
+        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
         (self.0 >> 33) % bound
     }
 }
@@ -920,17 +772,14 @@ fn timestamp_lookups_find_the_first_record_at_or_after_the_target() {
     for i in 0..60 {
         let n = 1 + rng.next(4) as usize;
         let first = log.offsets().log_end_offset;
-        let ts: Vec<i64> = (0..n)
-            .map(|j| 10_000 + rng.next(5_000) as i64 * 2 + (i * 7 + j as i64) % 2)
-            .collect();
+        let ts: Vec<i64> = (0..n).map(|j| 10_000 + rng.next(5_000) as i64 * 2 + (i * 7 + j as i64) % 2).collect();
         log.append(&batch_with_timestamps(first, &ts), NOW).unwrap();
         recs.extend(ts.iter().enumerate().map(|(j, &t)| (first + j as i64, t)));
     }
     assert!(segment_logs(dir.path()).len() >= 4);
     // One record holds the largest timestamp, in the middle of the log.
     let max_at = log.offsets().log_end_offset;
-    log.append(&batch_with_timestamps(max_at, &[1, 50_000, 2]), NOW)
-        .unwrap();
+    log.append(&batch_with_timestamps(max_at, &[1, 50_000, 2]), NOW).unwrap();
     recs.extend([(max_at, 1), (max_at + 1, 50_000), (max_at + 2, 2)]);
     for i in 0..10 {
         let first = log.offsets().log_end_offset;
@@ -943,17 +792,9 @@ fn timestamp_lookups_find_the_first_record_at_or_after_the_target() {
         let mut targets: Vec<i64> = recs.iter().flat_map(|&(_, t)| [t - 1, t, t + 1]).collect();
         targets.extend([i64::MIN, -1, 0, 49_999, 50_000, 50_001, i64::MAX]);
         for t in targets {
-            assert_eq!(
-                log.offset_for_timestamp(t).unwrap(),
-                expected_for_timestamp(&recs, t),
-                "{what}: target {t}"
-            );
+            assert_eq!(log.offset_for_timestamp(t).unwrap(), expected_for_timestamp(&recs, t), "{what}: target {t}");
         }
-        assert_eq!(
-            log.max_timestamp().unwrap(),
-            Some((max_at + 1, 50_000)),
-            "{what}"
-        );
+        assert_eq!(log.max_timestamp().unwrap(), Some((max_at + 1, 50_000)), "{what}");
     };
     check(&log, "live");
     drop(log);
@@ -968,23 +809,18 @@ fn max_timestamp_of_the_last_batch_and_after_reopen() {
     let log = open(dir.path(), &cfg);
     for i in 0..20 {
         let first = log.offsets().log_end_offset;
-        log.append(&batch_with_timestamps(first, &[100 + i, 90 + i]), NOW)
-            .unwrap();
+        log.append(&batch_with_timestamps(first, &[100 + i, 90 + i]), NOW).unwrap();
     }
     let leo = log.offsets().log_end_offset;
     assert_eq!(log.max_timestamp().unwrap(), Some((leo - 2, 119)));
     // A later segment with the maximum only in its last record.
     let first = leo;
-    log.append(&batch_with_timestamps(first, &[5, 6, 7, 500]), NOW)
-        .unwrap();
+    log.append(&batch_with_timestamps(first, &[5, 6, 7, 500]), NOW).unwrap();
     assert_eq!(log.max_timestamp().unwrap(), Some((first + 3, 500)));
     drop(log);
     let log = open(dir.path(), &cfg);
     assert_eq!(log.max_timestamp().unwrap(), Some((first + 3, 500)));
-    assert_eq!(
-        log.offset_for_timestamp(200).unwrap(),
-        Some((first + 3, 500))
-    );
+    assert_eq!(log.offset_for_timestamp(200).unwrap(), Some((first + 3, 500)));
     assert_eq!(log.offset_for_timestamp(501).unwrap(), None);
 }
 
@@ -1038,10 +874,7 @@ fn retention_by_time_deletes_old_segments_and_finally_rolls_the_active_one() {
             assert!(!segment_file(dir.path(), *base, suffix).exists());
         }
     }
-    assert_eq!(
-        out_of_range(log.read(facts[2].0 - 1, 100, true)),
-        (facts[2].0 - 1, facts[2].0, leo)
-    );
+    assert_eq!(out_of_range(log.read(facts[2].0 - 1, 100, true)), (facts[2].0 - 1, facts[2].0, leo));
     let first = decode(&log.read(facts[2].0, 1, true).unwrap().records);
     assert_eq!(first[0].header.base_offset, facts[2].0);
     assert_eq!(read_all(&log).len(), 40 - (facts[2].0 / 2) as usize);
@@ -1051,10 +884,7 @@ fn retention_by_time_deletes_old_segments_and_finally_rolls_the_active_one() {
     let now = last.2 + 1_001;
     assert_eq!(log.apply_retention(now).unwrap(), facts.len() - 2);
     let o = log.offsets();
-    assert_eq!(
-        (o.log_start_offset, o.high_watermark, o.log_end_offset),
-        (leo, leo, leo)
-    );
+    assert_eq!((o.log_start_offset, o.high_watermark, o.log_end_offset), (leo, leo, leo));
     assert_eq!(segment_facts(dir.path()), vec![(leo, 0, -1)]);
     assert!(log.read(leo, 100, true).unwrap().records.is_empty());
     assert_eq!(out_of_range(log.read(leo - 1, 100, true)).1, leo);
@@ -1160,11 +990,7 @@ impl Model {
     }
 
     fn batch_of(&self, offset: i64) -> (i64, i64) {
-        *self
-            .batches
-            .iter()
-            .find(|b| b.0 <= offset && offset <= b.1)
-            .unwrap()
+        *self.batches.iter().find(|b| b.0 <= offset && offset <= b.1).unwrap()
     }
 
     fn record(&self, offset: i64) -> &(i64, Vec<u8>, Vec<u8>) {
@@ -1181,10 +1007,7 @@ fn check_against_model(log: &PartitionLog, model: &Model) -> Result<(), TestCase
         for offset in [base, last] {
             let got = decode(&log.read(offset, 1, true).unwrap().records);
             prop_assert_eq!(got.len(), 1);
-            prop_assert_eq!(
-                (got[0].header.base_offset, got[0].header.last_offset()),
-                (base, last)
-            );
+            prop_assert_eq!((got[0].header.base_offset, got[0].header.last_offset()), (base, last));
             for r in &got[0].records {
                 let (off, k, v) = model.record(r.offset);
                 prop_assert_eq!((r.offset, &r.key, &r.value), (*off, k, v));
@@ -1212,20 +1035,13 @@ fn run_model(ops: Vec<Op>) -> Result<(), TestCaseError> {
                     request.extend(batch_for(next, *n, NOW, value_len));
                     model.batches.push((next, next + *n as i64 - 1));
                     for i in 0..*n as i64 {
-                        model.records.push((
-                            next + i,
-                            key_for(next + i),
-                            value_for(next + i, value_len),
-                        ));
+                        model.records.push((next + i, key_for(next + i), value_for(next + i, value_len)));
                     }
                     next += *n as i64;
                 }
                 let info = log.append(&request, NOW).unwrap();
                 prop_assert_eq!(info.last_offset, next - 1);
-                prop_assert_eq!(
-                    info.base_offset,
-                    next - batches.iter().sum::<usize>() as i64
-                );
+                prop_assert_eq!(info.base_offset, next - batches.iter().sum::<usize>() as i64);
             }
             Op::Read { pick, max_bytes } => {
                 let span = (model.log_end() - model.log_start) as usize;
@@ -1324,19 +1140,13 @@ async fn concurrent_flushes_all_complete() {
         let target = log.offsets().log_end_offset;
         for _ in 0..4 {
             let log = log.clone();
-            tasks.push(tokio::spawn(async move {
-                log.flush_to(target).await.map(|()| (round, target))
-            }));
+            tasks.push(tokio::spawn(async move { log.flush_to(target).await.map(|()| (round, target)) }));
         }
     }
     let last = log.offsets().log_end_offset;
     for t in tasks {
         let (round, target) = t.await.unwrap().unwrap();
-        assert!(
-            log.durable_offset() >= target,
-            "round {round}: durable {} < {target}",
-            log.durable_offset()
-        );
+        assert!(log.durable_offset() >= target, "round {round}: durable {} < {target}", log.durable_offset());
     }
     log.flush_to(last).await.unwrap();
     assert_eq!(log.durable_offset(), last);
@@ -1350,9 +1160,7 @@ fn flush_due_follows_flush_interval_messages() {
     let log = open(dir.path(), &cfg);
     let due = |n: usize| {
         let first = log.offsets().log_end_offset;
-        log.append(&batch_for(first, n, NOW, 1), NOW)
-            .unwrap()
-            .flush_due
+        log.append(&batch_for(first, n, NOW, 1), NOW).unwrap().flush_due
     };
     assert!(!due(2));
     assert!(!due(2));
