@@ -266,3 +266,44 @@ async fn librdkafka_consumers_balance_commit_and_resume() {
     .unwrap();
     broker.stop().await;
 }
+
+#[tokio::test]
+async fn a_stable_group_carries_on_after_a_restart() {
+    let tmp = tempfile::tempdir().unwrap();
+    let broker = TestBroker::start_in(tmp.path(), |c| c.group.initial_rebalance_delay_ms = 0).await;
+    let mut a = RawClient::connect(broker.addr).await;
+    let id = a.call(9, &join_req("", Some("static-1"))).await.member_id.as_str().to_string();
+    let sync = SyncGroupRequest::default()
+        .with_group_id(GroupId(s("g")))
+        .with_generation_id(1)
+        .with_member_id(s(&id))
+        .with_group_instance_id(Some(s("static-1")))
+        .with_assignments(vec![SyncGroupRequestAssignment::default()
+            .with_member_id(s(&id))
+            .with_assignment(Bytes::from_static(b"mine"))]);
+    assert_eq!(a.call(5, &sync).await.error_code, 0);
+    drop(a);
+    broker.stop().await;
+
+    let broker = TestBroker::start_in(tmp.path(), |c| c.group.initial_rebalance_delay_ms = 0).await;
+    let mut a = RawClient::connect(broker.addr).await;
+    // Same member, same generation: no rebalance needed.
+    let hb = HeartbeatRequest::default()
+        .with_group_id(GroupId(s("g")))
+        .with_generation_id(1)
+        .with_member_id(s(&id))
+        .with_group_instance_id(Some(s("static-1")));
+    assert_eq!(a.call(4, &hb).await.error_code, 0);
+    assert_eq!(&a.call(5, &sync.clone().with_assignments(vec![])).await.assignment[..], b"mine");
+    let described = a.call(5, &DescribeGroupsRequest::default().with_groups(vec![GroupId(s("g"))])).await;
+    assert_eq!(described.groups[0].group_state.as_str(), "Stable");
+    // The static member restarting with a fresh member id replaces (fences) its old incarnation.
+    // It is the leader: the group stays Stable in generation 1 and the leader skips assigning.
+    let rejoined = a.call(9, &join_req("", Some("static-1"))).await;
+    assert_eq!((rejoined.error_code, rejoined.generation_id, rejoined.skip_assignment), (0, 1, true));
+    assert_ne!(rejoined.member_id.as_str(), id);
+    assert_eq!(a.call(4, &hb).await.error_code, 82, "FENCED_INSTANCE_ID");
+    let new_sync = sync.clone().with_member_id(rejoined.member_id.clone()).with_assignments(vec![]);
+    assert_eq!(&a.call(5, &new_sync).await.assignment[..], b"mine");
+    broker.stop().await;
+}

@@ -7,6 +7,7 @@
 //! when a Kafka coordinator moves. Locks are never held across an await.
 
 pub mod member;
+pub mod metadata_record;
 pub mod offsets;
 pub mod rebalance;
 pub mod state;
@@ -105,6 +106,9 @@ pub struct JoinResult {
     pub member_id: String,
     /// Everyone's metadata for the chosen protocol, for the leader only.
     pub members: Vec<JoinedMember>,
+    /// The leader need not compute an assignment: the group stays in its current generation
+    /// (a static leader rejoining a Stable group, KIP-345 / JoinGroup v9 `SkipAssignment`).
+    pub skip_assignment: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -192,6 +196,7 @@ impl GroupCoordinator {
         let started = std::time::Instant::now();
         let mut offset = self.log.offsets().log_start_offset;
         let mut records = 0usize;
+        let mut group_records: HashMap<String, metadata_record::GroupRecord> = HashMap::new();
         let mut groups = self.groups.write();
         loop {
             let chunk = match self.log.read(offset, 1 << 20, true) {
@@ -207,6 +212,14 @@ impl GroupCoordinator {
                 let Some(bytes) = rest.get(..len) else { break };
                 let header = batch::BatchHeader::parse(bytes);
                 for r in batch::records(bytes).unwrap_or_default() {
+                    if let Some(group) = r.key.and_then(metadata_record::decode_key) {
+                        records += 1;
+                        match r.value.and_then(metadata_record::decode_value) {
+                            Some(rec) => group_records.insert(group, rec),
+                            None => group_records.remove(&group),
+                        };
+                        continue;
+                    }
                     let Some((group, topic, partition)) = r.key.and_then(offsets::decode_key) else {
                         continue;
                     };
@@ -230,7 +243,19 @@ impl GroupCoordinator {
                 rest = &rest[len..];
             }
         }
-        groups.retain(|_, e| !e.lock().offsets.is_empty());
+        let now = Instant::now();
+        for (id, rec) in group_records {
+            let group = Group::restore(&id, &rec, now);
+            if group.state == GroupState::Empty && !groups.contains_key(&id) {
+                continue;
+            }
+            let entry = groups.entry(id.clone()).or_insert_with(|| Arc::new(Mutex::new(GroupEntry::new(&id, now_ms))));
+            entry.lock().group = group;
+        }
+        groups.retain(|_, e| {
+            let e = e.lock();
+            !e.offsets.is_empty() || !e.group.is_empty()
+        });
         if records > 0 {
             info!(
                 groups = groups.len(),
@@ -264,7 +289,9 @@ impl GroupCoordinator {
         }
         let entry = self.entry_or_create(group_id);
         let mut entry = entry.lock();
-        entry.group.join(params, now, &self.cfg.rebalance)
+        let outcome = entry.group.join(params, now, &self.cfg.rebalance);
+        self.persist_if_dirty(&mut entry);
+        outcome
     }
 
     pub fn sync(
@@ -278,7 +305,12 @@ impl GroupCoordinator {
     ) -> Waiting<SyncResult> {
         match self.entry(group_id) {
             None => Waiting::Ready(Err(GroupError::UnknownMemberId)),
-            Some(e) => e.lock().group.sync(member_id, instance, generation, assignments, now),
+            Some(e) => {
+                let mut e = e.lock();
+                let outcome = e.group.sync(member_id, instance, generation, assignments, now);
+                self.persist_if_dirty(&mut e);
+                outcome
+            }
         }
     }
 
@@ -305,6 +337,7 @@ impl GroupCoordinator {
         let entry = self.entry(group_id).ok_or(GroupError::UnknownMemberId)?;
         let mut entry = entry.lock();
         let results = entry.group.leave(leaving, now);
+        self.persist_if_dirty(&mut entry);
         if entry.group.is_empty() {
             entry.empty_since_ms = crate::broker::now_ms();
         }
@@ -352,6 +385,19 @@ impl GroupCoordinator {
             entry.offsets.insert((t.clone(), *p), o.clone());
         }
         Ok(CommitOutcome { results, durable_at: Some((self.log.clone(), end)) })
+    }
+
+    /// Writes the group's metadata record once it reached Stable or Empty. A failed write only
+    /// costs a rebalance after a restart, so it is logged and not reported to the member.
+    fn persist_if_dirty(&self, e: &mut GroupEntry) {
+        if !e.group.take_dirty() {
+            return;
+        }
+        let key = metadata_record::encode_key(&e.group.group_id);
+        let value = metadata_record::encode_value(&e.group.to_record(crate::broker::now_ms()));
+        if let Err(err) = self.append(&[(Some(&key[..]), Some(&value[..]))]) {
+            warn!(group = %e.group.group_id, error = %err, "cannot persist group metadata");
+        }
     }
 
     /// Writes null-valued records for the given keys, deleting those offsets on replay.
@@ -439,10 +485,10 @@ impl GroupCoordinator {
         if !e.group.is_empty() {
             return Err(GroupError::NonEmptyGroup);
         }
-        let tombstones: Vec<Vec<u8>> = e.offsets.keys().map(|(t, p)| offsets::encode_key(group_id, t, *p)).collect();
-        if !tombstones.is_empty() {
-            self.append_tombstones(&tombstones)?;
-        }
+        let mut tombstones: Vec<Vec<u8>> =
+            e.offsets.keys().map(|(t, p)| offsets::encode_key(group_id, t, *p)).collect();
+        tombstones.push(metadata_record::encode_key(group_id));
+        self.append_tombstones(&tombstones)?;
         e.offsets.clear();
         e.group.mark_dead();
         drop(e);
@@ -498,6 +544,7 @@ impl GroupCoordinator {
             let mut e = entry.lock();
             let was_empty = e.group.is_empty();
             e.group.tick(now);
+            self.persist_if_dirty(&mut e);
             if e.group.is_empty() && !was_empty {
                 e.empty_since_ms = now_ms;
             }

@@ -15,6 +15,7 @@ use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use super::member::Member;
+use super::metadata_record::{GroupRecord, MemberRecord};
 use super::state::GroupState;
 use super::{GroupError, JoinResult, JoinedMember, SyncResult};
 
@@ -63,6 +64,8 @@ pub struct Group {
     static_members: HashMap<String, String>,
     rebalance_deadline: Option<Instant>,
     initial_delay_deadline: Option<Instant>,
+    /// The group reached Stable or Empty since the coordinator last persisted it.
+    dirty: bool,
 }
 
 impl Group {
@@ -79,13 +82,92 @@ impl Group {
             static_members: HashMap::new(),
             rebalance_deadline: None,
             initial_delay_deadline: None,
+            dirty: false,
         }
+    }
+
+    /// Rebuilds a group from its last persisted record. Members get a fresh session, so they can
+    /// carry on with their generation after a broker restart without a rebalance.
+    pub fn restore(group_id: &str, rec: &GroupRecord, now: Instant) -> Self {
+        let mut g = Self::new(group_id);
+        g.generation_id = rec.generation_id;
+        g.protocol_type = Some(rec.protocol_type.clone()).filter(|t| !t.is_empty());
+        g.protocol_name = rec.protocol_name.clone();
+        let protocol = rec.protocol_name.clone().unwrap_or_default();
+        for m in &rec.members {
+            if let Some(instance) = &m.group_instance_id {
+                g.static_members.insert(instance.clone(), m.member_id.clone());
+            }
+            g.members.insert(
+                m.member_id.clone(),
+                Member {
+                    member_id: m.member_id.clone(),
+                    group_instance_id: m.group_instance_id.clone(),
+                    client_id: m.client_id.clone(),
+                    client_host: m.client_host.clone(),
+                    session_timeout: Duration::from_millis(m.session_timeout_ms.max(0) as u64),
+                    rebalance_timeout: Duration::from_millis(m.rebalance_timeout_ms.max(0) as u64),
+                    protocols: vec![(protocol.clone(), m.subscription.clone())],
+                    assignment: m.assignment.clone(),
+                    last_heartbeat: now,
+                    awaiting_join: None,
+                    awaiting_sync: None,
+                },
+            );
+        }
+        if !g.members.is_empty() && g.protocol_name.is_some() {
+            g.leader_id = rec.leader_id.clone().filter(|l| g.members.contains_key(l));
+            if g.leader_id.is_some() {
+                g.state = GroupState::Stable;
+            }
+        }
+        if g.state != GroupState::Stable {
+            // Not a consistent generation to resume: start over empty.
+            g.members.clear();
+            g.static_members.clear();
+            g.protocol_name = None;
+        }
+        g
+    }
+
+    /// What to persist about this group now.
+    pub fn to_record(&self, now_ms: i64) -> GroupRecord {
+        let protocol = self.protocol_name.clone().unwrap_or_default();
+        GroupRecord {
+            protocol_type: self.protocol_type.clone().unwrap_or_default(),
+            generation_id: self.generation_id,
+            protocol_name: self.protocol_name.clone(),
+            leader_id: self.leader_id.clone(),
+            state_timestamp_ms: now_ms,
+            members: self
+                .members
+                .values()
+                .map(|m| MemberRecord {
+                    member_id: m.member_id.clone(),
+                    group_instance_id: m.group_instance_id.clone(),
+                    client_id: m.client_id.clone(),
+                    client_host: m.client_host.clone(),
+                    rebalance_timeout_ms: m.rebalance_timeout.as_millis().min(i32::MAX as u128) as i32,
+                    session_timeout_ms: m.session_timeout.as_millis().min(i32::MAX as u128) as i32,
+                    subscription: m.metadata_for(&protocol),
+                    assignment: m.assignment.clone(),
+                })
+                .collect(),
+        }
+    }
+
+    /// True once after the group reached Stable or Empty: time to persist it.
+    pub fn take_dirty(&mut self) -> bool {
+        std::mem::take(&mut self.dirty)
     }
 
     fn transition(&mut self, to: GroupState) {
         debug_assert!(to.valid_previous().contains(&self.state), "{:?} -> {to:?}", self.state);
         tracing::debug!(group = %self.group_id, from = self.state.kafka_name(), to = to.kafka_name(), "group state");
         self.state = to;
+        if matches!(to, GroupState::Stable | GroupState::Empty) {
+            self.dirty = true;
+        }
     }
 
     pub fn join(&mut self, p: JoinParams, now: Instant, cfg: &RebalanceConfig) -> Waiting<JoinResult> {
@@ -247,11 +329,15 @@ impl Group {
         if was_leader {
             self.leader_id = Some(new_id.clone());
         }
-        if self.state == GroupState::Stable && unchanged && !was_leader {
+        if self.state == GroupState::Stable && unchanged {
             // KIP-345: a known static member coming back with the same subscription keeps its
-            // assignment; no rebalance.
+            // assignment and the group stays Stable, also when it is the leader (which is told
+            // to skip computing an assignment; SyncGroup in Stable returns the stored one).
             self.members.insert(new_id.clone(), member);
-            return Waiting::Ready(Ok(self.current_join_result(&new_id)));
+            self.dirty = true;
+            let mut result = self.current_join_result(&new_id);
+            result.skip_assignment = was_leader;
+            return Waiting::Ready(Ok(result));
         }
         let rx = Self::update_and_wait(&mut member, p);
         self.members.insert(new_id, member);
@@ -371,6 +457,7 @@ impl Group {
             } else {
                 Vec::new()
             },
+            skip_assignment: false,
         }
     }
 

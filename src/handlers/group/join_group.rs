@@ -54,6 +54,9 @@ fn response(v: i16, requested_member: &str, r: Result<JoinResult, GroupError>) -
             resp.protocol_name = Some(str_bytes(j.protocol_name.as_deref().unwrap_or_default()));
             resp.leader = str_bytes(&j.leader_id);
             resp.member_id = str_bytes(&j.member_id);
+            if v >= 9 {
+                resp.skip_assignment = j.skip_assignment;
+            }
             resp.members = j
                 .members
                 .into_iter()
