@@ -50,7 +50,7 @@ GREGOR_BIN="$PWD/target/release/gregor" compat-tests/librdkafka/run.sh 2>&1 | te
 # Sum every runner's own count into one closing line.
 total() { awk -v want="$1" '
   /^test result: / { for (i = 1; i <= NF; i++) { if ($(i+1) ~ "^" want) { gsub(/[^0-9]/, "", $i); n += $i } } }
-  /^(clients|librdkafka): [0-9]+ passed, [0-9]+ failed$/ { if (want == "passed") n += $2; else n += $4 }
+  /^(clients|librdkafka): [0-9]+ passed, [0-9]+ failed(, [0-9]+ skipped)?$/ { if (want == "passed") n += $2; else n += $4 }
   END { print n + 0 }' "$LOGS"/*.log; }
 passed=$(total passed)
 failed=$(total failed)

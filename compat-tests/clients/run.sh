@@ -1,11 +1,19 @@
 #!/usr/bin/env bash
 # Real-client compatibility run: starts a gregor broker (or uses $GREGOR_BOOTSTRAP), runs every
 # scenario in scenarios/ with a timeout, prints a client x scenario table, writes RESULTS.md and
-# ends with "clients: N passed, M failed". Exit status is non-zero if any scenario failed.
+# ends with "clients: N passed, M failed, K skipped". Exit status is non-zero if any scenario failed.
 #
 #   compat-tests/clients/run.sh                 # everything
 #   compat-tests/clients/run.sh kcat            # only scenarios whose "client/scenario" contains "kcat"
+#   compat-tests/clients/run.sh group           # only the consumer-group scenarios
 #   GREGOR_BOOTSTRAP=127.0.0.1:9092 compat-tests/clients/run.sh   # against a running broker
+#
+# The broker run.sh starts gets GREGOR__GROUP__INITIAL_REBALANCE_DELAY_MS=0 (as Kafka's container
+# images usually set KAFKA_GROUP_INITIAL_REBALANCE_DELAY_MS=0), so groups form without the
+# default 3 s wait. It is started through lib/broker.sh, and scenarios get its state directory
+# in $GREGOR_BROKER_STATE so that they can SIGKILL and restart it (lib/compat.py restart_broker).
+# A scenario that exits 77 is recorded as "skip" (e.g. a restart scenario against an external
+# broker).
 #
 # Environment: GREGOR_BIN (default <repo>/target/release/gregor), GREGOR_BOOTSTRAP,
 # GREGOR_CACHE (venv location), SCENARIO_TIMEOUT (seconds per scenario, default 180),
@@ -34,32 +42,36 @@ SCENARIOS=(
   "kafka-python|produce-consume|kp_produce_consume.py"
   "kafka-python|idempotent-produce|kp_produce_consume.py --default-config"
   "aiokafka|produce-consume|aiokafka_produce_consume.py"
+  "kcat|group-consume|kcat_group_consume.py"
+  "confluent-kafka|group-rebalance|ck_group_rebalance.py"
+  "confluent-kafka|group-restart|ck_group_restart.py"
+  "confluent-kafka|group-live-restart|ck_group_restart.py --live-member"
+  "confluent-kafka|group-static|ck_group_static.py"
+  "confluent-kafka|group-cooperative|ck_group_cooperative.py"
+  "confluent-kafka|group-admin|ck_group_admin.py"
+  "kafka-python|group-consume|kp_group_consume.py"
+  "kafka-python|group-mixed|mixed_range_group.py"
+  "aiokafka|group-consume|aiokafka_group_consume.py"
 )
 CLIENTS=(kcat confluent-kafka kafka-python aiokafka)
 COLUMNS=(metadata produce-consume idempotent-produce admin list-offsets)
+# Second table: the consumer-group scenarios (ids "group-X", shown as column "X").
+GROUP_COLUMNS=(group-consume group-rebalance group-restart group-live-restart group-static
+               group-cooperative group-mixed group-admin)
+# Environment of the broker run.sh starts (not used with GREGOR_BOOTSTRAP).
+BROKER_ENV=(GREGOR__GROUP__INITIAL_REBALANCE_DELAY_MS=0 NO_COLOR=1)
 
 "$HERE/install.sh"
 
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/gregor-clients.XXXXXX")"
 BROKER_LOG="$WORK/broker.log"
-BROKER_PID=""
 KEEP_WORK=0
 
+BROKER_STATE=""   # lib/broker.sh state directory when run.sh owns the broker
+
 stop_broker() {
-  [ -n "$BROKER_PID" ] || return 0
-  if kill -0 "$BROKER_PID" 2>/dev/null; then
-    kill -TERM "$BROKER_PID" 2>/dev/null || true
-    local end=$((SECONDS + 10))
-    while kill -0 "$BROKER_PID" 2>/dev/null && [ "$SECONDS" -lt "$end" ]; do
-      sleep 0.1
-    done
-    if kill -0 "$BROKER_PID" 2>/dev/null; then
-      echo "broker did not stop within 10 s of SIGTERM; sending SIGKILL" >&2
-      kill -KILL "$BROKER_PID" 2>/dev/null || true
-    fi
-  fi
-  wait "$BROKER_PID" 2>/dev/null || true
-  BROKER_PID=""
+  [ -n "$BROKER_STATE" ] || return 0
+  "$HERE/lib/broker.sh" "$BROKER_STATE" stop TERM || true
 }
 
 cleanup() {
@@ -83,7 +95,7 @@ port_open() {
 }
 
 broker_alive() {
-  [ -z "$BROKER_PID" ] || kill -0 "$BROKER_PID" 2>/dev/null
+  [ -z "$BROKER_STATE" ] || "$HERE/lib/broker.sh" "$BROKER_STATE" alive
 }
 
 BROKER_ERROR=""
@@ -103,22 +115,17 @@ else
     BROKER_ERROR="broker binary $GREGOR_BIN not found or not executable (build it with cargo build --release)"
   else
     echo "starting $GREGOR_BIN --listen $BOOTSTRAP --data-dir $DATADIR (log: $BROKER_LOG)"
-    "$GREGOR_BIN" --listen "$BOOTSTRAP" --data-dir "$DATADIR" >"$BROKER_LOG" 2>&1 &
-    BROKER_PID=$!
-    deadline=$((SECONDS + BROKER_START_TIMEOUT))
-    until port_open 127.0.0.1 "$PORT"; do
-      if ! kill -0 "$BROKER_PID" 2>/dev/null; then
-        wait "$BROKER_PID" && rc=0 || rc=$?
-        BROKER_PID=""
-        BROKER_ERROR="broker exited with status $rc before listening on $BOOTSTRAP"
-        break
-      fi
-      if [ "$SECONDS" -ge "$deadline" ]; then
-        BROKER_ERROR="broker did not listen on $BOOTSTRAP within ${BROKER_START_TIMEOUT}s"
-        break
-      fi
-      sleep 0.1
-    done
+    # Scenarios may restart this broker (lib/compat.py restart_broker) through lib/broker.sh,
+    # so it is started, watched and stopped only through that script.
+    BROKER_STATE="$WORK/broker"
+    "$HERE/lib/broker.sh" "$BROKER_STATE" init "$GREGOR_BIN" "$BOOTSTRAP" "$DATADIR" "$BROKER_LOG" \
+      "${BROKER_ENV[@]}"
+    if ! BROKER_ERROR="$("$HERE/lib/broker.sh" "$BROKER_STATE" start "$BROKER_START_TIMEOUT" 2>&1)"; then
+      BROKER_ERROR="${BROKER_ERROR#broker.sh: }"
+      [ -n "$BROKER_ERROR" ] || BROKER_ERROR="broker did not start"
+    else
+      BROKER_ERROR=""
+    fi
   fi
 fi
 
@@ -139,6 +146,7 @@ done
 
 passed=0
 failed=0
+skipped=0
 for entry in "${SCENARIOS[@]}"; do
   IFS='|' read -r client scenario script <<<"$entry"
   id="$client/$scenario"
@@ -154,7 +162,7 @@ for entry in "${SCENARIOS[@]}"; do
   fi
   printf '%-36s ' "$id"
   start=$SECONDS
-  if BOOTSTRAP="$BOOTSTRAP" PYTHONUNBUFFERED=1 timeout --kill-after=10 "$SCENARIO_TIMEOUT" \
+  if BOOTSTRAP="$BOOTSTRAP" GREGOR_BROKER_STATE="$BROKER_STATE" PYTHONUNBUFFERED=1 timeout --kill-after=10 "$SCENARIO_TIMEOUT" \
        "$PY" "$HERE/scenarios/"$script >"$out" 2>&1; then   # unquoted: "script --flag"
     rc=0
   else
@@ -165,6 +173,11 @@ for entry in "${SCENARIOS[@]}"; do
     RESULT[$id]="pass"
     passed=$((passed + 1))
     echo "pass (${took}s)"
+  elif [ "$rc" = 77 ]; then
+    RESULT[$id]="skip"
+    skipped=$((skipped + 1))
+    DETAIL[$id]="$(grep '^SKIP' "$out" | tail -n 1)"
+    echo "skip (${DETAIL[$id]})"
   else
     if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
       RESULT[$id]="timeout"
@@ -182,10 +195,8 @@ for entry in "${SCENARIOS[@]}"; do
     echo "${RESULT[$id]} (${took}s, exit $rc)"
     sed 's/^/    | /' <<<"${DETAIL[$id]}"
   fi
-  if ! broker_alive; then
-    wait "$BROKER_PID" && rc=0 || rc=$?
-    BROKER_PID=""
-    BROKER_ERROR="broker process exited (status $rc) during $id"
+  if [ -z "$BROKER_ERROR" ] && ! broker_alive; then
+    BROKER_ERROR="broker process exited (status $("$HERE/lib/broker.sh" "$BROKER_STATE" status || echo '?')) during $id"
     echo "!! $BROKER_ERROR"
   fi
 done
@@ -195,19 +206,21 @@ cell() {
   local id="$1/$2"
   if [ -n "${RESULT[$id]+x}" ]; then echo "${RESULT[$id]}"; else echo "–"; fi
 }
-render_table() {
-  local header="| client |" sep="|---|"
-  for col in "${COLUMNS[@]}"; do header+=" $col |"; sep+="---|"; done
+render_table() {   # render_table PREFIX_TO_DROP COLUMN...
+  local drop="$1" header="| client |" sep="|---|" col
+  shift
+  for col in "$@"; do header+=" ${col#"$drop"} |"; sep+="---|"; done
   echo "$header"
   echo "$sep"
   for client in "${CLIENTS[@]}"; do
     local row="| ${VERSION[$client]} |"
-    for col in "${COLUMNS[@]}"; do row+=" $(cell "$client" "$col") |"; done
+    for col in "$@"; do row+=" $(cell "$client" "$col") |"; done
     echo "$row"
   done
 }
 
-TABLE="$(render_table)"
+TABLE="$(render_table "" "${COLUMNS[@]}")"
+TABLE+=$'\n\n'"Consumer groups:"$'\n\n'"$(render_table group- "${GROUP_COLUMNS[@]}")"
 echo
 echo "$TABLE"
 
@@ -217,7 +230,7 @@ echo "$TABLE"
   echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC')"
   echo "- broker: $BROKER_DESC"
   [ -z "$FILTER" ] || echo "- partial run: only scenarios matching \`$FILTER\`"
-  echo "- result: $passed passed, $failed failed (\`–\`: scenario not applicable to that client)"
+  echo "- result: $passed passed, $failed failed, $skipped skipped (\`–\`: scenario not applicable to that client)"
   echo
   echo "$TABLE"
   if [ "$failed" -gt 0 ]; then
@@ -226,7 +239,7 @@ echo "$TABLE"
     for entry in "${SCENARIOS[@]}"; do
       IFS='|' read -r client scenario _ <<<"$entry"
       id="$client/$scenario"
-      if [ -n "${RESULT[$id]+x}" ] && [ "${RESULT[$id]}" != pass ]; then
+      if [ -n "${RESULT[$id]+x}" ] && [ "${RESULT[$id]}" != pass ] && [ "${RESULT[$id]}" != skip ]; then
         echo
         echo "### $id (${VERSION[$client]})"
         echo
@@ -246,5 +259,5 @@ if [ "$failed" -gt 0 ]; then
   KEEP_WORK=1
   echo "scenario and broker logs kept in $WORK"
 fi
-echo "clients: $passed passed, $failed failed"
+echo "clients: $passed passed, $failed failed, $skipped skipped"
 [ "$failed" -eq 0 ]
