@@ -299,5 +299,6 @@ fn coordinator_config(g: &GroupConfig) -> CoordinatorConfig {
         },
         offsets_retention: Duration::from_secs(g.offsets_retention_minutes.saturating_mul(60)),
         offset_metadata_max_bytes: g.offset_metadata_max_bytes,
+        checkpoint_bytes: crate::group::CHECKPOINT_BYTES,
     }
 }

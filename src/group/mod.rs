@@ -31,6 +31,9 @@ pub use state::GroupState;
 
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
 
+/// `__consumer_offsets` is compacted at start once it is larger than this, by default.
+pub const CHECKPOINT_BYTES: u64 = 64 << 20;
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum GroupError {
     #[error("the member id is not known to the group")]
@@ -143,6 +146,8 @@ pub struct CoordinatorConfig {
     pub rebalance: RebalanceConfig,
     pub offsets_retention: Duration,
     pub offset_metadata_max_bytes: usize,
+    /// Compact `__consumer_offsets` at start once it is larger than this.
+    pub checkpoint_bytes: u64,
 }
 
 #[derive(Debug)]
@@ -189,6 +194,7 @@ impl GroupCoordinator {
         let log = logs.open(TopicPartition::new(OFFSETS_TOPIC, 0), pc, now_ms)?;
         let coordinator = Self { groups: RwLock::new(HashMap::new()), log, cfg };
         coordinator.replay(now_ms)?;
+        coordinator.checkpoint(now_ms)?;
         Ok(coordinator)
     }
 
@@ -264,6 +270,45 @@ impl GroupCoordinator {
                 "replayed committed offsets"
             );
         }
+        Ok(())
+    }
+
+    /// Compacts `__consumer_offsets` at start, when it has grown past `checkpoint_bytes`:
+    /// the live state (every committed offset and group record) is written as the first
+    /// batches of a new segment, and every older segment is deleted. Replay from the new log
+    /// start yields the same state. Runs before the broker serves, so nothing races it.
+    fn checkpoint(&self, now_ms: i64) -> io::Result<()> {
+        if self.log.size_bytes() < self.cfg.checkpoint_bytes {
+            return Ok(());
+        }
+        let mut records: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+        for entry in self.groups.read().values() {
+            let e = entry.lock();
+            let id = &e.group.group_id;
+            if !e.group.is_empty() {
+                records
+                    .push((metadata_record::encode_key(id), metadata_record::encode_value(&e.group.to_record(now_ms))));
+            }
+            for ((t, p), o) in &e.offsets {
+                records.push((offsets::encode_key(id, t, *p), offsets::encode_value(o)));
+            }
+        }
+        let before = self.log.size_bytes();
+        self.log.roll(now_ms)?;
+        let start = self.log.offsets().log_end_offset;
+        for chunk in records.chunks(1000) {
+            let kvs: Vec<batch::KeyValue<'_>> = chunk.iter().map(|(k, v)| (Some(&k[..]), Some(&v[..]))).collect();
+            self.log.append(&batch::build(&kvs, now_ms), now_ms).map_err(|e| io::Error::other(e.to_string()))?;
+        }
+        self.log.flush_blocking()?;
+        let deleted = self.log.delete_segments_before(start)?;
+        info!(
+            records = records.len(),
+            bytes_before = before,
+            bytes_after = self.log.size_bytes(),
+            segments_deleted = deleted,
+            "compacted {OFFSETS_TOPIC}"
+        );
         Ok(())
     }
 
@@ -602,3 +647,6 @@ pub fn subscribed_topics(metadata: &[u8]) -> Vec<String> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests;

@@ -225,6 +225,20 @@ impl PartitionLog {
         }
     }
 
+    /// `flush_to` for callers outside the async runtime (start-up work): syncs the active
+    /// segment and the directory on this thread.
+    pub fn flush_blocking(&self) -> io::Result<()> {
+        let (file, end) = {
+            let mut inner = self.inner.lock();
+            inner.dir_dirty = false;
+            (inner.active().log_file(), inner.log_end_offset())
+        };
+        file.sync_data()?;
+        File::open(&self.dir)?.sync_all()?;
+        self.durable_offset.fetch_max(end, Ordering::AcqRel);
+        Ok(())
+    }
+
     pub fn durable_offset(&self) -> i64 {
         self.durable_offset.load(Ordering::Acquire)
     }
@@ -320,6 +334,31 @@ impl PartitionLog {
         };
         let bytes = view.read_one(pos, &h)?;
         Ok(Some(batch::find_record_by_timestamp(&bytes, None).unwrap_or((h.last_offset(), h.max_timestamp))))
+    }
+
+    /// Starts a new segment now (if the active one has data), so that later appends can
+    /// outlive the segments before them.
+    pub fn roll(&self, now_ms: i64) -> io::Result<()> {
+        self.inner.lock().roll(&self.dir, now_ms)
+    }
+
+    /// Bytes of all segments.
+    pub fn size_bytes(&self) -> u64 {
+        self.inner.lock().segments.iter().map(|s| s.size).sum()
+    }
+
+    /// Deletes every whole segment that ends at or before `offset` (never the active one) and
+    /// moves the log start offset to the first remaining segment.
+    pub fn delete_segments_before(&self, offset: i64) -> io::Result<usize> {
+        let mut inner = self.inner.lock();
+        let mut deleted = 0;
+        while inner.segments.len() > 1 && inner.segments[0].next_offset <= offset {
+            let seg = inner.segments.remove(0);
+            seg.delete()?;
+            deleted += 1;
+        }
+        inner.log_start_offset = inner.segments[0].base_offset;
+        Ok(deleted)
     }
 
     /// Deletes whole segments past retention. Returns how many were deleted.

@@ -1,0 +1,79 @@
+use std::time::Duration;
+
+use super::*;
+use crate::log::LogManager;
+
+fn cfg(checkpoint_bytes: u64) -> CoordinatorConfig {
+    CoordinatorConfig {
+        rebalance: RebalanceConfig {
+            initial_rebalance_delay: Duration::ZERO,
+            min_session_timeout: Duration::from_millis(1),
+            max_session_timeout: Duration::from_secs(600),
+            max_size: 100,
+        },
+        offsets_retention: Duration::from_secs(3600),
+        offset_metadata_max_bytes: 16,
+        checkpoint_bytes,
+    }
+}
+
+fn commit(c: &GroupCoordinator, group: &str, partition: i32, offset: i64) -> CommitOutcome {
+    let o = CommittedOffset { offset, leader_epoch: 0, metadata: format!("m{offset}"), commit_timestamp: 1 };
+    c.commit(group, "", None, -1, vec![("t".into(), partition, o)], |_, _| true).unwrap()
+}
+
+#[test]
+fn offsets_replay_and_the_log_is_compacted_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = GroupCoordinator::open(&LogManager::new(dir.path().to_owned()), cfg(1 << 40), 0).unwrap();
+    for i in 0..500 {
+        commit(&c, "g", i % 3, i64::from(i));
+    }
+    commit(&c, "other", 0, 7);
+    c.delete_group("other").unwrap();
+    let big = c.log.size_bytes();
+    drop(c);
+
+    // Reopen with a tiny threshold: the log shrinks to the live state, which is unchanged.
+    let c = GroupCoordinator::open(&LogManager::new(dir.path().to_owned()), cfg(1024), 0).unwrap();
+    assert!(c.log.size_bytes() < big / 10, "{} -> {}", big, c.log.size_bytes());
+    assert!(c.log.offsets().log_start_offset > 0);
+    let fetched = c.fetch_offsets("g", None);
+    let offsets: Vec<(i32, i64, String)> = fetched
+        .iter()
+        .map(|(_, p, o)| (*p, o.as_ref().unwrap().offset, o.as_ref().unwrap().metadata.clone()))
+        .collect();
+    assert_eq!(offsets, vec![(0, 498, "m498".into()), (1, 499, "m499".into()), (2, 497, "m497".into())]);
+    assert!(c.fetch_offsets("other", None).is_empty(), "deleted group stays deleted");
+    drop(c);
+    // And once more from the compacted log.
+    let c = GroupCoordinator::open(&LogManager::new(dir.path().to_owned()), cfg(1 << 40), 0).unwrap();
+    assert_eq!(c.fetch_offsets("g", None).len(), 3);
+}
+
+#[test]
+fn commit_checks_metadata_size_and_partitions() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = GroupCoordinator::open(&LogManager::new(dir.path().to_owned()), cfg(1 << 40), 0).unwrap();
+    let long = CommittedOffset { offset: 1, leader_epoch: 0, metadata: "x".repeat(17), commit_timestamp: 1 };
+    let out = c
+        .commit(
+            "g",
+            "",
+            None,
+            -1,
+            vec![
+                ("t".into(), 0, long),
+                (
+                    "gone".into(),
+                    0,
+                    CommittedOffset { offset: 1, leader_epoch: 0, metadata: String::new(), commit_timestamp: 1 },
+                ),
+            ],
+            |t, _| t == "t",
+        )
+        .unwrap();
+    assert_eq!(out.results, vec![Err(GroupError::OffsetMetadataTooLarge), Err(GroupError::UnknownTopicOrPartition)]);
+    assert!(out.durable_at.is_none());
+    assert_eq!(c.commit("", "", None, -1, vec![], |_, _| true).err(), Some(GroupError::InvalidGroupId));
+}
