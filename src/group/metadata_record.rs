@@ -44,7 +44,8 @@ pub struct MemberRecord {
 const KEY_VERSION: i16 = 2;
 const VALUE_VERSION: i16 = 3;
 
-fn put_str(out: &mut Vec<u8>, s: Option<&str>) {
+/// An i16-length-prefixed string, -1 for null (Kafka's STRING / NULLABLE_STRING).
+pub(super) fn put_str(out: &mut Vec<u8>, s: Option<&str>) {
     match s {
         None => out.put_i16(-1),
         Some(s) => {
@@ -60,7 +61,7 @@ fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
     out.put_slice(b);
 }
 
-fn get_str(b: &mut &[u8]) -> Option<Option<String>> {
+pub(super) fn get_str(b: &mut &[u8]) -> Option<Option<String>> {
     let len = b.try_get_i16().ok()?;
     if len < 0 {
         return Some(None);

@@ -25,17 +25,11 @@ const KEY_VERSION: i16 = 1;
 const VALUE_VERSION: i16 = 3;
 
 fn put_str(out: &mut Vec<u8>, s: &str) {
-    let bytes = &s.as_bytes()[..s.len().min(i16::MAX as usize)];
-    out.put_i16(bytes.len() as i16);
-    out.put_slice(bytes);
+    super::metadata_record::put_str(out, Some(s));
 }
 
 fn get_str(b: &mut &[u8]) -> Option<String> {
-    let len = b.try_get_i16().ok()?;
-    let len = usize::try_from(len).ok()?;
-    let s = std::str::from_utf8(b.get(..len)?).ok()?.to_string();
-    b.advance(len);
-    Some(s)
+    super::metadata_record::get_str(b)?
 }
 
 pub fn encode_key(group: &str, topic: &str, partition: i32) -> Vec<u8> {
