@@ -4,7 +4,8 @@
 #   1. unit and integration tests (cargo test: in-process broker, rdkafka, hostile frames,
 #      SIGKILL recovery),
 #   2. real clients against the release binary (kcat, confluent-kafka, kafka-python, aiokafka),
-#   3. librdkafka's own test suite, allow-listed tests only.
+#   3. librdkafka's own test suite, allow-listed tests only,
+#   4. the benchmark in smoke mode (it only has to run; figures are not judged here).
 # It ends with one line "tests: N passed, M failed" and exits non-zero if anything failed.
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -46,6 +47,11 @@ GREGOR_BIN="$PWD/target/release/gregor" compat-tests/clients/run.sh 2>&1 | tee "
 step "librdkafka test suite"
 GREGOR_BIN="$PWD/target/release/gregor" compat-tests/librdkafka/run.sh 2>&1 | tee "$LOGS/librdkafka.log"
 [ "${PIPESTATUS[0]}" = 0 ] || failed_steps+=("librdkafka suite")
+
+step "benchmark smoke run"
+GREGOR_BIN="$PWD/target/release/gregor" scripts/bench --smoke --out ci-smoke 2>&1 | tail -25
+[ "${PIPESTATUS[0]}" = 0 ] || failed_steps+=("bench smoke")
+rm -f bench/results/ci-smoke.*
 
 # Sum every runner's own count into one closing line.
 total() { awk -v want="$1" '
