@@ -166,6 +166,15 @@ pub fn assign_offset(batch: &mut [u8], base_offset: i64, leader_epoch: i32) {
     (&mut batch[12..16]).put_i32(leader_epoch);
 }
 
+/// The first 16 bytes of a batch as stored: baseOffset, batchLength, partitionLeaderEpoch.
+pub fn log_head(h: &BatchHeader) -> [u8; 16] {
+    let mut head = [0u8; 16];
+    (&mut head[0..8]).put_i64(h.base_offset);
+    (&mut head[8..12]).put_i32(h.batch_length);
+    (&mut head[12..16]).put_i32(h.partition_leader_epoch);
+    head
+}
+
 /// Marks a batch as LogAppendTime with the given time, and recomputes its CRC.
 pub fn set_log_append_time(batch: &mut [u8], now_ms: i64) {
     let attributes = (&batch[21..23]).get_i16() | ATTR_LOG_APPEND_TIME;

@@ -442,34 +442,51 @@ impl Inner {
         }
         let base_offset = self.log_end_offset();
         let log_append_time = if self.config.log_append_time { now_ms } else { -1 };
-        let mut buf = std::mem::take(&mut self.write_buf);
-        buf.clear();
-        buf.extend_from_slice(records);
         let mut assigned = Vec::with_capacity(headers.len());
-        let mut pos = 0;
         let mut next = base_offset;
         for h in headers {
-            let len = h.total_len();
-            let bytes = &mut buf[pos..pos + len];
-            batch::assign_offset(bytes, next, LEADER_EPOCH);
-            if log_append_time >= 0 {
-                batch::set_log_append_time(bytes, log_append_time);
-            }
             let mut h = *h;
             h.base_offset = next;
+            h.partition_leader_epoch = LEADER_EPOCH;
             if log_append_time >= 0 {
                 h.max_timestamp = log_append_time;
             }
-            assigned.push(h);
             next = h.last_offset() + 1;
-            pos += len;
+            assigned.push(h);
         }
         let interval = self.config.index_interval_bytes;
-        let result = self.active_mut().append(&buf, &assigned, interval);
-        self.write_buf = buf;
-        if self.write_buf.capacity() > 4 << 20 {
-            self.write_buf = Vec::new();
-        }
+        let result = if log_append_time >= 0 {
+            // LogAppendTime changes CRC-covered bytes: rewrite a copy of each batch.
+            let mut buf = std::mem::take(&mut self.write_buf);
+            buf.clear();
+            buf.extend_from_slice(records);
+            let mut pos = 0;
+            for h in &assigned {
+                let bytes = &mut buf[pos..pos + h.total_len()];
+                batch::assign_offset(bytes, h.base_offset, LEADER_EPOCH);
+                batch::set_log_append_time(bytes, log_append_time);
+                pos += h.total_len();
+            }
+            let result = self.active_mut().append(&[&buf], &assigned, interval);
+            self.write_buf = buf;
+            if self.write_buf.capacity() > 4 << 20 {
+                self.write_buf = Vec::new();
+            }
+            result
+        } else {
+            // Only bytes 0..16 of each batch change (base offset, leader epoch; the CRC does
+            // not cover them): write fresh 16-byte heads and the client's bytes as they are,
+            // without copying the batches.
+            let heads: Vec<[u8; 16]> = assigned.iter().map(batch::log_head).collect();
+            let mut parts: Vec<&[u8]> = Vec::with_capacity(assigned.len() * 2);
+            let mut pos = 0;
+            for (h, head) in assigned.iter().zip(&heads) {
+                parts.push(head);
+                parts.push(&records[pos + 16..pos + h.total_len()]);
+                pos += h.total_len();
+            }
+            self.active_mut().append(&parts, &assigned, interval)
+        };
         result?;
         for h in &assigned {
             self.producers.record(h);

@@ -247,8 +247,10 @@ impl Segment {
     }
 
     /// Appends already-validated batches laid out back to back in `data`.
-    pub fn append(&mut self, data: &[u8], headers: &[BatchHeader], index_interval: u64) -> io::Result<()> {
-        if let Err(e) = (&*self.log).write_all(data) {
+    /// Appends already-validated batches, given as consecutive byte ranges (`parts`) that
+    /// together are the batches back to back, in one vectored write.
+    pub fn append(&mut self, parts: &[&[u8]], headers: &[BatchHeader], index_interval: u64) -> io::Result<()> {
+        if let Err(e) = write_all_vectored(&self.log, parts) {
             // Drop whatever part of the write landed, so the file ends where `size` says.
             let _ = self.log.set_len(self.size);
             return Err(e);
@@ -392,6 +394,21 @@ impl Read for FileReader<'_> {
         self.pos += n as u64;
         Ok(n)
     }
+}
+
+/// `write_all` for several buffers: one `writev` per round until everything is written.
+fn write_all_vectored(mut file: &File, parts: &[&[u8]]) -> io::Result<()> {
+    let mut slices: Vec<io::IoSlice<'_>> = parts.iter().map(|p| io::IoSlice::new(p)).collect();
+    let mut rest = &mut slices[..];
+    while !rest.is_empty() {
+        match file.write_vectored(rest) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => io::IoSlice::advance_slices(&mut rest, n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
