@@ -1,0 +1,426 @@
+#!/usr/bin/env bash
+# Run librdkafka's own test suite (shipped in the rdkafka-sys crate) against gregor.
+#
+#   run.sh                      run every test in tests.allow (the gate; exit 1 on any failure)
+#   run.sh --tests "0001 0002"  run the given tests, allow-listed or not (triage)
+#   run.sh --candidates         run the roadmap set (core, partial, offsets; see FINDINGS.md)
+#   run.sh --list-candidates    print that roadmap set and exit
+#   run.sh --repeat 3 ...       run each selected test N times in a row
+#   run.sh --full ...           run without quick mode (-Q), so non-quick sub-tests run too
+#   run.sh --build-only         only prepare the cached test-runner
+#
+# Environment:
+#   GREGOR_BIN            broker binary (default <repo>/target/release/gregor)
+#   GREGOR_BOOTSTRAP      host:port of an already running broker; none is started then
+#   GREGOR_CACHE          cache root (default ~/.cache/gregor)
+#   GREGOR_KAFKA_VERSION  TEST_KAFKA_VERSION given to the runner (default 3.9.0)
+#   GREGOR_TEST_TIMEOUT   wall-clock limit per test run in seconds (default 300)
+#   GREGOR_START_TIMEOUT  seconds to wait for the broker port (default 30)
+#   GREGOR_TIMEOUT_MULT   test.timeout.multiplier written to test.conf (default 1.0)
+#   TEST_DEBUG            passed through to the runner, e.g. TEST_DEBUG=broker,protocol
+set -euo pipefail
+# The braces make bash read the whole file before running any of it, so editing this
+# script while a run is in progress cannot change what that run executes.
+{
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO="$(cd "$HERE/../.." && pwd)"
+ALLOW_FILE="$HERE/tests.allow"
+
+CACHE_ROOT="${GREGOR_CACHE:-$HOME/.cache/gregor}"
+GREGOR_BIN="${GREGOR_BIN:-$REPO/target/release/gregor}"
+KAFKA_VERSION="${GREGOR_KAFKA_VERSION:-3.9.0}"
+TEST_TIMEOUT="${GREGOR_TEST_TIMEOUT:-300}"
+START_TIMEOUT="${GREGOR_START_TIMEOUT:-30}"
+TIMEOUT_MULT="${GREGOR_TIMEOUT_MULT:-1.0}"
+
+# Triage set for --candidates, in roadmap order (see the table in FINDINGS.md):
+#   core     ApiVersions/Metadata/Produce/Fetch/ListOffsets + CreateTopics/DeleteTopics/CreatePartitions
+#   partial  core, plus one sub-test that needs more (configs, groups or idempotence)
+#   offsets  core + FindCoordinator/OffsetCommit/OffsetFetch (group.id without subscribe)
+CAND_CORE="0001 0002 0003 0005 0007 0008 0012 0013 0017 0021 0031 0034 0035 0036 0038 0039
+0041 0044 0048 0054 0055 0057 0063 0065 0110 0114 0123"
+CAND_PARTIAL="0011 0022 0042 0086"
+CAND_OFFSETS="0014 0015 0051 0053 0059 0067 0070 0073 0085 0099 0112 0127 0130 0140"
+CANDIDATES="$(echo $CAND_CORE $CAND_PARTIAL $CAND_OFFSETS)"
+
+# The upstream "default" test scenario runs against brokers with topic auto-creation on and
+# 4 partitions per auto-created topic; ask gregor for the same through Kafka's variable names.
+export KAFKA_AUTO_CREATE_TOPICS_ENABLE="${KAFKA_AUTO_CREATE_TOPICS_ENABLE:-true}"
+export KAFKA_NUM_PARTITIONS="${KAFKA_NUM_PARTITIONS:-4}"
+
+say() { printf '==> %s\n' "$*" >&2; }
+die() { printf 'run.sh: error: %s\n' "$*" >&2; exit 2; }
+
+usage() { sed -n '2,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+
+# ---------------------------------------------------------------- arguments
+MODE=allow
+SELECTED=""
+REPEAT=1
+FULL_ALL=0
+while (($#)); do
+    case "$1" in
+        --tests) [[ $# -ge 2 ]] || die "--tests needs a list"; MODE=triage; SELECTED="$2"; shift 2 ;;
+        --tests=*) MODE=triage; SELECTED="${1#--tests=}"; shift ;;
+        --candidates) MODE=triage; SELECTED="$CANDIDATES"; shift ;;
+        --list-candidates) echo $CANDIDATES; exit 0 ;;
+        --repeat) [[ $# -ge 2 ]] || die "--repeat needs a number"; REPEAT="$2"; shift 2 ;;
+        --build-only) MODE=build; shift ;;
+        --full) FULL_ALL=1; shift ;;
+        -h|--help) usage; exit 0 ;;
+        *) die "unknown argument '$1' (try --help)" ;;
+    esac
+done
+[[ "$REPEAT" =~ ^[1-9][0-9]*$ ]] || die "--repeat wants a positive integer"
+
+if [[ $MODE == allow ]]; then
+    [[ -f "$ALLOW_FILE" ]] || die "missing $ALLOW_FILE"
+    # "<number> [full]" per line; comments and blank lines ignored. "full" runs that test
+    # without quick mode: under -Q the suite silently skips sub-tests declared with
+    # SUB_TEST() (only SUB_TEST_QUICK() ones run), which leaves some tests empty.
+    SELECTED="$(sed -e 's/#.*//' "$ALLOW_FILE" | awk 'NF {print $1}')"
+    FULL_TESTS="$(sed -e 's/#.*//' "$ALLOW_FILE" | awk 'NF && $2 == "full" {print $1}')"
+    BAD="$(sed -e 's/#.*//' "$ALLOW_FILE" | awk 'NF > 2 || (NF == 2 && $2 != "full")')"
+    [[ -z "$BAD" ]] || die "tests.allow: expected '<number> [full]', got: $BAD"
+fi
+: "${FULL_TESTS:=}"
+SELECTED="${SELECTED//,/ }"  # "0001,0002" works as well as "0001 0002"
+TESTS_TO_RUN=()
+for t in $SELECTED; do
+    [[ "$t" =~ ^[0-9]{4}$ ]] || die "not a 4-digit test number: '$t'"
+    TESTS_TO_RUN+=("$t")
+done
+
+# ---------------------------------------------------------------- build deps
+APT_UPDATED=0
+ensure_debs() {
+    local missing=() p
+    for p in "$@"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' \
+            || missing+=("$p")
+    done
+    ((${#missing[@]})) || return 0
+    command -v apt-get >/dev/null || die "missing packages (${missing[*]}) and no apt-get"
+    local sudo=""
+    [[ $(id -u) -eq 0 ]] || sudo="sudo"
+    if ((APT_UPDATED == 0)); then
+        say "apt-get update"
+        $sudo apt-get -o DPkg::Lock::Timeout=600 update -qq
+        APT_UPDATED=1
+    fi
+    say "installing Debian packages: ${missing[*]}"
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get -o DPkg::Lock::Timeout=600 \
+        install -y -qq "${missing[@]}"
+}
+
+if ! command -v dpkg-query >/dev/null; then
+    say "no dpkg on this machine: skipping the build-dependency check"
+    ensure_debs() { :; }
+fi
+ensure_debs python3 ca-certificates
+command -v cargo >/dev/null || PATH="$HOME/.cargo/bin:$PATH"
+command -v cargo >/dev/null || die "cargo not found"
+
+# ---------------------------------------------------------------- locate rdkafka-sys
+rdkafka_sys_info() {
+    cargo metadata --format-version 1 --manifest-path "$REPO/Cargo.toml" 2>/dev/null |
+        python3 -c '
+import json, os, sys
+meta = json.load(sys.stdin)
+for pkg in meta["packages"]:
+    if pkg["name"] == "rdkafka-sys":
+        print(pkg["version"], os.path.dirname(pkg["manifest_path"]))
+        break
+'
+}
+
+say "locating rdkafka-sys with cargo metadata ($REPO/Cargo.toml)"
+INFO="$(rdkafka_sys_info || true)"
+if [[ -z "$INFO" || ! -d "${INFO#* }/librdkafka" ]]; then
+    say "rdkafka-sys sources not present: cargo fetch"
+    cargo fetch --manifest-path "$REPO/Cargo.toml"
+    INFO="$(rdkafka_sys_info || true)"
+fi
+[[ -n "$INFO" ]] || die "rdkafka-sys is not in the dependency graph of $REPO/Cargo.toml"
+SYS_VERSION="${INFO%% *}"
+SYS_DIR="${INFO#* }"
+[[ -d "$SYS_DIR/librdkafka/tests" ]] || die "no librdkafka/tests in $SYS_DIR"
+# rdkafka-sys versions look like 4.10.0+2.12.1: the part after '+' is librdkafka's version.
+LRK_VERSION="${SYS_VERSION#*+}"
+[[ "$LRK_VERSION" != "$SYS_VERSION" ]] || LRK_VERSION="sys-$SYS_VERSION"
+LRK="$CACHE_ROOT/librdkafka-$LRK_VERSION"
+say "rdkafka-sys $SYS_VERSION -> librdkafka $LRK_VERSION, cached at $LRK"
+
+# ---------------------------------------------------------------- build
+# Debian packages the build wants. rapidjson-dev is only for the tests: without it 0053, 0098,
+# 0101 and 0110 skip themselves ("RapidJSON >=1.1.0 not available"). Changing this list makes
+# the next run rebuild, because the list is recorded in a stamp file next to the build.
+BUILD_DEBS="gcc g++ make pkg-config libssl-dev zlib1g-dev libzstd-dev liblz4-dev libsasl2-dev
+libcurl4-openssl-dev rapidjson-dev"
+STAMP="$LRK/.gregor-build"
+STAMP_WANT="built with: $(echo $BUILD_DEBS)"
+if [[ -x "$LRK/tests/test-runner" && "$(cat "$STAMP" 2>/dev/null)" == "$STAMP_WANT" ]]; then
+    say "test-runner already built: $LRK/tests/test-runner"
+else
+    ensure_debs $BUILD_DEBS
+    mkdir -p "$CACHE_ROOT"
+    if [[ ! -d "$LRK" ]]; then
+        say "copying $SYS_DIR/librdkafka -> $LRK"
+        rm -rf "$LRK.partial"
+        cp -a "$SYS_DIR/librdkafka" "$LRK.partial"
+        mv "$LRK.partial" "$LRK"
+    fi
+    # The build log lives next to the folder, never inside it: configure treats
+    # files called configure.<name> in its folder as modules.
+    BUILD_LOG="$CACHE_ROOT/librdkafka-$LRK_VERSION.build.log"
+    say "building librdkafka and tests/test-runner (a few minutes; log: $BUILD_LOG)"
+    started=$SECONDS
+    rm -f "$STAMP" "$LRK/tests/test-runner"
+    # A folder built before (other options or packages) is cleaned first so configure's
+    # choices reach every object file.
+    if [[ -f "$LRK/Makefile.config" ]]; then
+        (cd "$LRK" && make clean && make -C tests clean) >/dev/null 2>&1 || true
+    fi
+    if ! (cd "$LRK" && ./configure && make -j2 libs && make -C tests -j2 build) \
+        >"$BUILD_LOG" 2>&1; then
+        tail -n 40 "$BUILD_LOG" >&2
+        die "build failed, see $BUILD_LOG"
+    fi
+    [[ -x "$LRK/tests/test-runner" ]] || die "build finished but tests/test-runner is missing"
+    echo "$STAMP_WANT" >"$STAMP"
+    say "built in $((SECONDS - started)) s"
+fi
+
+if [[ $MODE == build ]]; then
+    exit 0
+fi
+
+# ---------------------------------------------------------------- per-run scratch
+RUN_ID="$(date +%Y%m%d-%H%M%S)-$$"
+RESULTS="$CACHE_ROOT/librdkafka-runs/$RUN_ID"
+mkdir -p "$RESULTS"
+TMP="$(mktemp -d "${TMPDIR:-/tmp}/gregor-lrk.XXXXXX")"
+BROKER_PID=""
+BROKER_LOG="$TMP/broker.log"
+BROKER_STARTS=0
+
+stop_broker() {
+    if [[ -n "$BROKER_PID" ]]; then
+        kill -- "-$BROKER_PID" 2>/dev/null || kill "$BROKER_PID" 2>/dev/null || true
+        local deadline=$((SECONDS + 10))
+        while kill -0 "$BROKER_PID" 2>/dev/null && ((SECONDS < deadline)); do
+            sleep 0.1
+        done
+        kill -9 -- "-$BROKER_PID" 2>/dev/null || kill -9 "$BROKER_PID" 2>/dev/null || true
+        wait "$BROKER_PID" 2>/dev/null || true
+    fi
+    BROKER_PID=""
+}
+
+cleanup() {
+    local rc=$?
+    stop_broker
+    # Keep the broker logs with the per-test logs for triage.
+    cp "$TMP"/broker*.log "$RESULTS"/ 2>/dev/null || true
+    rmdir "$RESULTS" 2>/dev/null || true  # nothing ran: leave no empty folder
+    rm -rf "$TMP"
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+free_port() {
+    python3 -c 'import socket
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1])'
+}
+
+port_open() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
+
+BOOT_HOST=127.0.0.1
+BOOT_PORT=""
+start_broker() {
+    BROKER_STARTS=$((BROKER_STARTS + 1))
+    [[ -x "$GREGOR_BIN" ]] || die "broker binary $GREGOR_BIN not found (build it, or set GREGOR_BIN / GREGOR_BOOTSTRAP)"
+    [[ -n "$BOOT_PORT" ]] || BOOT_PORT="$(free_port)"
+    local data="$TMP/data.$BROKER_STARTS"
+    mkdir -p "$data"
+    BROKER_LOG="$TMP/broker.$BROKER_STARTS.log"
+    say "broker binary $GREGOR_BIN, modified $(date -u -r "$GREGOR_BIN" '+%Y-%m-%d %H:%M:%S UTC')"
+    say "starting $GREGOR_BIN --listen 127.0.0.1:$BOOT_PORT --data-dir $data (log: $BROKER_LOG)"
+    # Started from the temp dir, so a config/gregor.toml in the caller's working directory
+    # does not leak in: built-in defaults, the KAFKA_* variables above and the flags only.
+    # Own session and process group, so stopping it also stops anything it spawned
+    # (a wrapper script, for instance); setsid execs in place here, so $! is the broker.
+    (cd "$TMP" && exec setsid "$GREGOR_BIN" --listen "127.0.0.1:$BOOT_PORT" --data-dir "$data") \
+        >"$BROKER_LOG" 2>&1 &
+    BROKER_PID=$!
+    local deadline=$((SECONDS + START_TIMEOUT)) rc=0
+    until port_open 127.0.0.1 "$BOOT_PORT"; do
+        if ! kill -0 "$BROKER_PID" 2>/dev/null; then
+            wait "$BROKER_PID" 2>/dev/null && rc=0 || rc=$?
+            stop_broker  # also ends whatever it left behind in its group
+            say "broker exited with status $rc before accepting connections; log tail:"
+            tail -n 20 "$BROKER_LOG" >&2 || true
+            return 1
+        fi
+        if ((SECONDS >= deadline)); then
+            say "broker did not accept connections on 127.0.0.1:$BOOT_PORT within ${START_TIMEOUT}s; log tail:"
+            tail -n 20 "$BROKER_LOG" >&2 || true
+            stop_broker
+            return 1
+        fi
+        sleep 0.1
+    done
+    say "broker up on 127.0.0.1:$BOOT_PORT (pid $BROKER_PID)"
+}
+
+# ---------------------------------------------------------------- run tests
+ROW_TEST=() ROW_STATE=() ROW_SECS=() ROW_NOTE=()
+PASSED=0
+FAILED=0
+
+record() { # test state secs note
+    ROW_TEST+=("$1"); ROW_STATE+=("$2"); ROW_SECS+=("$3"); ROW_NOTE+=("$4")
+    if [[ $2 == PASSED ]]; then PASSED=$((PASSED + 1)); else FAILED=$((FAILED + 1)); fi
+}
+
+# Reads the runner output of one test and prints "STATE<TAB>note".
+# A test number can own several entries (0022_consume_batch, 0022_consume_batch_local):
+# any FAILED/RUNNING entry fails it; otherwise one PASSED entry passes it; otherwise SKIPPED.
+verdict() { # logfile testnum
+    sed -e 's/\x1b\[[0-9;]*[A-Za-z]//g' -e 's/\x1b(B//g' "$1" | python3 -c '
+import re, sys
+num = sys.argv[1]
+lines = sys.stdin.read().splitlines()
+rows, why = {}, {}
+row = re.compile(r"^\|\s*(" + num + r"_\S+)\s*\|\s*([A-Z]+)\s*\|\s*([0-9.]+)s\s*\|\s*(.*)$")
+fail = re.compile(r"^### Test \"(" + num + r"_[^\"]+)\" failed at (\S+)")
+for i, line in enumerate(lines):
+    m = row.match(line)
+    if m:
+        rows[m.group(1)] = (m.group(2), m.group(4).strip())
+    m = fail.match(line)
+    if m and m.group(1) not in why:
+        nxt = lines[i + 1].strip() if i + 1 < len(lines) else ""
+        why[m.group(1)] = "%s: %s" % (m.group(2), nxt)
+def reason(name, text):
+    return "%s: %s" % (name, why.get(name) or text or "?")
+states = [s for s, _ in rows.values()]
+if not rows:
+    print("NO-ROW\t" + " ; ".join(reason(n, "") for n in why))
+elif any(s in ("FAILED", "RUNNING") for s in states):
+    print("FAILED\t" + " ; ".join(reason(n, r) for n, (s, r) in sorted(rows.items())
+                                  if s in ("FAILED", "RUNNING")))
+elif "PASSED" in states:
+    skipped = sorted(n for n, (s, _) in rows.items() if s == "SKIPPED")
+    print("PASSED\t" + ("skipped parts: " + ", ".join(skipped) if skipped else ""))
+else:
+    print("SKIPPED\t" + " ; ".join(r for _, r in rows.values() if r))
+' "$2"
+}
+
+# Last line of a log with text in it, colour codes removed.
+last_line() {
+    sed -e 's/\x1b\[[0-9;]*[A-Za-z]//g' -e 's/\x1b(B//g' "$1" | grep -a -v '^[[:space:]#]*$' |
+        tail -n 1 | cut -c1-160
+}
+
+if ((${#TESTS_TO_RUN[@]} == 0)); then
+    say "no tests selected (tests.allow is empty?)"
+else
+    BROKER_OK=1
+    if [[ -n "${GREGOR_BOOTSTRAP:-}" ]]; then
+        BOOT_HOST="${GREGOR_BOOTSTRAP%:*}"
+        BOOT_PORT="${GREGOR_BOOTSTRAP##*:}"
+        if port_open "$BOOT_HOST" "$BOOT_PORT"; then
+            say "using the running broker at $GREGOR_BOOTSTRAP"
+        else
+            say "GREGOR_BOOTSTRAP=$GREGOR_BOOTSTRAP does not accept connections"
+            BROKER_OK=0
+        fi
+    elif ! start_broker; then
+        BROKER_OK=0
+    fi
+
+    if ((BROKER_OK == 0)); then
+        say "no broker: every selected test counts as failed"
+        for t in "${TESTS_TO_RUN[@]}"; do
+            record "$t" BROKER-DOWN 0 "no broker to test against (broker log: $RESULTS)"
+        done
+        TESTS_TO_RUN=()
+    else
+        CONF="$TMP/test.conf"
+        {
+            echo "# written by gregor compat-tests/librdkafka/run.sh for run $RUN_ID"
+            echo "bootstrap.servers=$BOOT_HOST:$BOOT_PORT"
+            echo "test.timeout.multiplier=$TIMEOUT_MULT"
+        } >"$CONF"
+        # tests/test.conf is what a manual ./run-test.sh in that folder reads; the runs below
+        # use their own copy (RDKAFKA_TEST_CONF), so concurrent run.sh invocations do not clash.
+        cp "$CONF" "$LRK/tests/test.conf"
+        say "wrote $LRK/tests/test.conf (bootstrap.servers=$BOOT_HOST:$BOOT_PORT)"
+        say "per-test logs: $RESULTS"
+    fi
+
+    for t in ${TESTS_TO_RUN[@]+"${TESTS_TO_RUN[@]}"}; do
+        for ((i = 1; i <= REPEAT; i++)); do
+            label="$t"; ((REPEAT == 1)) || label="$t#$i"
+            log="$RESULTS/$t.$i.log"
+            if [[ -z "${GREGOR_BOOTSTRAP:-}" && -z "$BROKER_PID" ]]; then
+                start_broker || { record "$label" BROKER-DOWN 0 "broker could not be restarted"; continue; }
+            fi
+            runner_args=(-E -L)
+            mode=full
+            if ((FULL_ALL == 0)) && ! [[ " $(echo $FULL_TESTS) " == *" $t "* ]]; then
+                runner_args=(-Q -E -L)
+                mode=quick
+            fi
+            say "test $label ($mode mode, TEST_KAFKA_VERSION=$KAFKA_VERSION, limit ${TEST_TIMEOUT}s)"
+            started=$SECONDS
+            rc=0
+            (cd "$LRK/tests" &&
+                TESTS="$t" TEST_KAFKA_VERSION="$KAFKA_VERSION" RDKAFKA_TEST_CONF="$CONF" \
+                    timeout -k 10 "$TEST_TIMEOUT" ./run-test.sh "${runner_args[@]}") >"$log" 2>&1 || rc=$?
+            secs=$((SECONDS - started))
+            IFS=$'\t' read -r state note < <(verdict "$log" "$t") || true
+            if ((rc == 124 || rc == 137)); then
+                state=TIMEOUT
+                note="killed after ${TEST_TIMEOUT}s; last line: $(last_line "$log")"
+            elif [[ $state == PASSED && $rc -ne 0 ]]; then
+                state=FAILED; note="all entries PASSED but run-test.sh exited $rc"
+            elif [[ $state == NO-ROW ]]; then
+                state=FAILED
+                [[ -n "$note" ]] || note="last line: $(last_line "$log")"
+                note="exit $rc, no summary (runner aborted); $note"
+            fi
+            if [[ -n "$BROKER_PID" ]] && ! kill -0 "$BROKER_PID" 2>/dev/null; then
+                wait "$BROKER_PID" 2>/dev/null && brc=0 || brc=$?
+                stop_broker
+                [[ $state == PASSED ]] && state=FAILED
+                note="BROKER EXITED (status $brc, log $(basename "$BROKER_LOG")): $(tail -n 1 "$BROKER_LOG" | cut -c1-150) ; $note"
+                cp "$BROKER_LOG" "$RESULTS"/ 2>/dev/null || true
+            fi
+            [[ $mode == quick ]] || note="full mode${note:+; $note}"
+            say "test $label: $state (${secs}s) $note"
+            record "$label" "$state" "$secs" "$note"
+        done
+    done
+fi
+
+# ---------------------------------------------------------------- report
+printf '\n%-8s %-11s %5s  %s\n' TEST RESULT SECS NOTE
+printf '%-8s %-11s %5s  %s\n' -------- ----------- ----- ----
+for ((i = 0; i < ${#ROW_TEST[@]}; i++)); do
+    printf '%-8s %-11s %5s  %s\n' "${ROW_TEST[$i]}" "${ROW_STATE[$i]}" "${ROW_SECS[$i]}" \
+        "$(printf '%s' "${ROW_NOTE[$i]}" | cut -c1-200)"
+done
+echo
+((${#ROW_TEST[@]} == 0)) || echo "logs: $RESULTS"
+echo "librdkafka: $PASSED passed, $FAILED failed"
+((FAILED == 0))
+exit
+}
