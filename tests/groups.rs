@@ -307,3 +307,41 @@ async fn a_stable_group_carries_on_after_a_restart() {
     assert_eq!(&a.call(5, &new_sync).await.assignment[..], b"mine");
     broker.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stream_consumer_consumes_as_a_group() {
+    use rdkafka::consumer::StreamConsumer;
+    let broker = start().await;
+    let bootstrap = broker.bootstrap();
+    let mut c = RawClient::connect(broker.addr).await;
+    create(&mut c, "streamed", 2).await;
+    let producer: FutureProducer = ClientConfig::new().set("bootstrap.servers", &bootstrap).create().unwrap();
+    for i in 0..50 {
+        let payload = format!("v{i}");
+        producer
+            .send(FutureRecord::<(), _>::to("streamed").partition(i % 2).payload(&payload), Duration::from_secs(5))
+            .await
+            .unwrap();
+    }
+    let consumer: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .set("group.id", "streamers")
+        .set("auto.offset.reset", "earliest")
+        .set("session.timeout.ms", "6000")
+        .create()
+        .unwrap();
+    consumer.subscribe(&["streamed"]).unwrap();
+    let mut seen = BTreeSet::new();
+    while seen.len() < 50 {
+        let m = tokio::time::timeout(Duration::from_secs(30), consumer.recv())
+            .await
+            .expect("no message within 30 s")
+            .unwrap();
+        seen.insert(String::from_utf8_lossy(m.payload().unwrap()).into_owned());
+    }
+    consumer.commit_consumer_state(CommitMode::Sync).unwrap();
+    let committed = consumer.committed(Duration::from_secs(10)).unwrap();
+    let total: i64 = committed.elements().iter().map(|e| e.offset().to_raw().unwrap_or(0)).sum();
+    assert_eq!(total, 50);
+    broker.stop().await;
+}

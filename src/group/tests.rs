@@ -77,3 +77,23 @@ fn commit_checks_metadata_size_and_partitions() {
     assert!(out.durable_at.is_none());
     assert_eq!(c.commit("", "", None, -1, vec![], |_, _| true).err(), Some(GroupError::InvalidGroupId));
 }
+
+#[test]
+fn offsets_of_an_empty_group_expire_after_the_retention() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = GroupCoordinator::open(&LogManager::new(dir.path().to_owned()), cfg(1 << 40), 0).unwrap();
+    let base = crate::broker::now_ms();
+    commit(&c, "idle", 0, 5);
+    let now = tokio::time::Instant::now();
+    // Retention is an hour from when the group became empty: still there after 59 minutes,
+    // gone (and the group with it) after 61.
+    c.tick(now, base + 59 * 60 * 1000);
+    assert_eq!(c.fetch_offsets("idle", None).len(), 1);
+    c.tick(now, base + 61 * 60 * 1000);
+    assert!(c.fetch_offsets("idle", None).is_empty());
+    assert!(c.list().is_empty());
+    drop(c);
+    // The expiry was written as tombstones: it holds after a restart.
+    let c = GroupCoordinator::open(&LogManager::new(dir.path().to_owned()), cfg(1 << 40), 0).unwrap();
+    assert!(c.fetch_offsets("idle", None).is_empty());
+}
