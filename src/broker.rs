@@ -88,6 +88,32 @@ impl ToKafkaCode for DeleteTopicError {
     }
 }
 
+#[derive(Debug, thiserror::Error)]
+pub enum AlterTopicError {
+    #[error("This server does not host this topic-partition.")]
+    UnknownTopic,
+    #[error("{0}")]
+    InvalidPartitions(String),
+    #[error("{0}")]
+    InvalidReplicaAssignment(String),
+    #[error("{0}")]
+    InvalidConfig(String),
+    #[error("storage error: {0}")]
+    Io(#[from] io::Error),
+}
+
+impl ToKafkaCode for AlterTopicError {
+    fn kafka_code(&self) -> ResponseError {
+        match self {
+            Self::UnknownTopic => ResponseError::UnknownTopicOrPartition,
+            Self::InvalidPartitions(_) => ResponseError::InvalidPartitions,
+            Self::InvalidReplicaAssignment(_) => ResponseError::InvalidReplicaAssignment,
+            Self::InvalidConfig(_) => ResponseError::InvalidConfig,
+            Self::Io(_) => ResponseError::KafkaStorageError,
+        }
+    }
+}
+
 /// What a CreateTopics request asks for, in domain terms.
 #[derive(Debug, Clone, Default)]
 pub struct NewTopic {
@@ -223,6 +249,86 @@ impl Broker {
         }
         info!(topic = %meta.name, "deleted topic");
         Ok(meta)
+    }
+
+    /// Grows a topic to `count` partitions (Kafka never shrinks one). `assignments` lists the
+    /// replicas of each new partition when the client chose them.
+    pub fn create_partitions(
+        &self,
+        name: &str,
+        count: i32,
+        assignments: Option<&[Vec<i32>]>,
+        validate_only: bool,
+    ) -> Result<(), AlterTopicError> {
+        let _guard = self.topic_admin.lock();
+        let meta = self.topics.get(name).ok_or(AlterTopicError::UnknownTopic)?;
+        if count < meta.partitions {
+            return Err(AlterTopicError::InvalidPartitions(format!(
+                "Topic currently has {} partitions, which is higher than the requested {count}.",
+                meta.partitions
+            )));
+        }
+        if count == meta.partitions {
+            return Err(AlterTopicError::InvalidPartitions(format!("Topic already has {count} partitions.")));
+        }
+        if count > 100_000 {
+            return Err(AlterTopicError::InvalidPartitions(format!(
+                "{count} partitions is more than gregor allows per topic (100000)"
+            )));
+        }
+        if let Some(a) = assignments {
+            let new = (count - meta.partitions) as usize;
+            if a.len() != new {
+                return Err(AlterTopicError::InvalidReplicaAssignment(format!(
+                    "Increasing the number of partitions by {new} but {} assignments provided.",
+                    a.len()
+                )));
+            }
+            if a.iter().any(|r| r.len() != 1 || r[0] != self.node.node_id) {
+                return Err(AlterTopicError::InvalidReplicaAssignment(format!(
+                    "Every new partition must be assigned to broker {} alone",
+                    self.node.node_id
+                )));
+            }
+        }
+        if validate_only {
+            return Ok(());
+        }
+        let pc = topic_config::partition_config(&self.config.log, &meta.configs);
+        let now = now_ms();
+        for p in meta.partitions..count {
+            self.logs.open(TopicPartition::new(name, p), pc.clone(), now)?;
+        }
+        self.topics.put(TopicMeta { partitions: count, ..(*meta).clone() })?;
+        info!(topic = name, partitions = count, "added partitions");
+        Ok(())
+    }
+
+    /// Replaces a topic's config overrides with `configs` (all validated first) and applies
+    /// them to its partitions.
+    pub fn set_topic_configs(
+        &self,
+        name: &str,
+        configs: BTreeMap<String, String>,
+        validate_only: bool,
+    ) -> Result<(), AlterTopicError> {
+        for (k, v) in &configs {
+            topic_config::validate(k, v).map_err(AlterTopicError::InvalidConfig)?;
+        }
+        let _guard = self.topic_admin.lock();
+        let meta = self.topics.get(name).ok_or(AlterTopicError::UnknownTopic)?;
+        if validate_only {
+            return Ok(());
+        }
+        let pc = topic_config::partition_config(&self.config.log, &configs);
+        let meta = self.topics.put(TopicMeta { configs, ..(*meta).clone() })?;
+        for p in 0..meta.partitions {
+            if let Some(log) = self.partition(name, p) {
+                log.set_config(pc.clone());
+            }
+        }
+        info!(topic = name, "changed topic configs");
+        Ok(())
     }
 
     /// Creates a topic with the broker defaults when auto-creation is on. Returns the topic if

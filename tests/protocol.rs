@@ -441,3 +441,51 @@ async fn idempotent_producer_retries_are_deduplicated() {
     assert_eq!(c.call(4, &txn).await.error_code, 35);
     broker.stop().await;
 }
+
+#[tokio::test]
+async fn incremental_alter_configs_set_append_and_delete() {
+    use kafka_protocol::messages::incremental_alter_configs_request::{AlterConfigsResource, AlterableConfig};
+    let broker = TestBroker::start().await;
+    let mut c = RawClient::connect(broker.addr).await;
+    create(&mut c, "cfg", 1).await;
+    let op = |name: &str, op: i8, value: Option<&str>| {
+        AlterableConfig::default()
+            .with_name(StrBytes::from_string(name.to_string()))
+            .with_config_operation(op)
+            .with_value(value.map(|v| StrBytes::from_string(v.to_string())))
+    };
+    let alter = |configs: Vec<AlterableConfig>| {
+        IncrementalAlterConfigsRequest::default().with_resources(vec![AlterConfigsResource::default()
+            .with_resource_type(2)
+            .with_resource_name(StrBytes::from_static_str("cfg"))
+            .with_configs(configs)])
+    };
+    let resp =
+        c.call(1, &alter(vec![op("retention.ms", 0, Some("1000")), op("cleanup.policy", 2, Some("compact"))])).await;
+    assert_eq!(resp.responses[0].error_code, 0);
+    let resp = c.call(1, &alter(vec![op("retention.ms", 1, None)])).await;
+    assert_eq!(resp.responses[0].error_code, 0);
+    let resp = c.call(1, &alter(vec![op("retention.ms", 2, Some("5"))])).await;
+    assert_eq!(resp.responses[0].error_code, 40, "APPEND to a non-list config is INVALID_CONFIG");
+
+    let describe = DescribeConfigsRequest::default().with_resources(vec![
+        describe_configs_request::DescribeConfigsResource::default()
+            .with_resource_type(2)
+            .with_resource_name(StrBytes::from_static_str("cfg"))
+            .with_configuration_keys(Some(vec![
+                StrBytes::from_static_str("cleanup.policy"),
+                StrBytes::from_static_str("retention.ms"),
+            ])),
+    ]);
+    let resp = c.call(4, &describe).await;
+    let values: Vec<(String, String, i8)> = resp.results[0]
+        .configs
+        .iter()
+        .map(|e| (e.name.to_string(), e.value.as_ref().unwrap().to_string(), e.config_source))
+        .collect();
+    assert_eq!(
+        values,
+        vec![("cleanup.policy".into(), "delete,compact".into(), 1), ("retention.ms".into(), "604800000".into(), 5)]
+    );
+    broker.stop().await;
+}

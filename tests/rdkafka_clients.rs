@@ -242,3 +242,49 @@ async fn idempotent_producer_round_trips() {
     }
     broker.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_partitions_and_configs() {
+    use rdkafka::admin::{AlterConfig, NewPartitions, OwnedResourceSpecifier, ResourceSpecifier};
+    let broker = TestBroker::start().await;
+    let bootstrap = broker.bootstrap();
+    let admin = admin(&bootstrap);
+    let opts = AdminOptions::new();
+    create_topic(&bootstrap, "grow", 2).await;
+
+    // CreatePartitions: grow 2 -> 5; shrinking is refused.
+    let res = admin.create_partitions(&[NewPartitions::new("grow", 5)], &opts).await.unwrap();
+    assert!(res[0].is_ok(), "{res:?}");
+    let res = admin.create_partitions(&[NewPartitions::new("grow", 3)], &opts).await.unwrap();
+    assert_eq!(res[0].as_ref().unwrap_err().1, rdkafka::types::RDKafkaErrorCode::InvalidPartitions);
+    let b = bootstrap.clone();
+    let count = tokio::task::spawn_blocking(move || {
+        let c: BaseConsumer = ClientConfig::new().set("bootstrap.servers", &b).create().unwrap();
+        c.fetch_metadata(Some("grow"), Duration::from_secs(10)).unwrap().topics()[0].partitions().len()
+    })
+    .await
+    .unwrap();
+    assert_eq!(count, 5);
+    let recs = expected(10, "p4");
+    produce(&bootstrap, "grow", 4, &recs, "none", "1").await;
+
+    // AlterConfigs, then DescribeConfigs shows the override and the defaults.
+    let alter = AlterConfig::new(ResourceSpecifier::Topic("grow"))
+        .set("retention.ms", "123456")
+        .set("cleanup.policy", "compact");
+    let res = admin.alter_configs(&[alter], &opts).await.unwrap();
+    assert!(res[0].is_ok(), "{res:?}");
+    // An invalid value is refused (INVALID_CONFIG) and changes nothing; the rdkafka crate does
+    // not surface that per-resource error, so the check is on the resulting configs below.
+    let bad = AlterConfig::new(ResourceSpecifier::Topic("grow")).set("retention.ms", "soon");
+    admin.alter_configs(&[bad], &opts).await.unwrap();
+    let described = admin.describe_configs(&[ResourceSpecifier::Topic("grow")], &opts).await.unwrap();
+    let resource = described[0].as_ref().unwrap();
+    assert_eq!(resource.specifier, OwnedResourceSpecifier::Topic("grow".into()));
+    assert_eq!(resource.get("retention.ms").and_then(|e| e.value.as_deref()), Some("123456"));
+    assert_eq!(resource.get("cleanup.policy").and_then(|e| e.value.as_deref()), Some("compact"));
+    assert!(resource.get("max.message.bytes").is_some_and(|e| e.is_default));
+    let broker_cfg = admin.describe_configs(&[ResourceSpecifier::Broker(1)], &opts).await.unwrap();
+    assert_eq!(broker_cfg[0].as_ref().unwrap().get("num.partitions").and_then(|e| e.value.as_deref()), Some("1"));
+    broker.stop().await;
+}

@@ -4,10 +4,13 @@
 //! Handlers stay thin: decode has already happened, they validate, call the domain (`broker`,
 //! `log`, `metadata`), map domain errors through `ToKafkaCode`, and build the response.
 
+pub mod alter_configs;
 pub mod api_versions;
 pub mod common;
+pub mod create_partitions;
 pub mod create_topics;
 pub mod delete_topics;
+pub mod describe_configs;
 pub mod fetch;
 pub mod group;
 pub mod init_producer_id;
@@ -62,6 +65,10 @@ pub const SUPPORTED: &[ApiSupport] = &[
     api(ApiKey::ApiVersions, 0, 4),
     api(ApiKey::CreateTopics, 2, 7),
     api(ApiKey::DeleteTopics, 1, 6),
+    api(ApiKey::CreatePartitions, 0, 3),
+    api(ApiKey::DescribeConfigs, 1, 4),
+    api(ApiKey::AlterConfigs, 0, 2),
+    api(ApiKey::IncrementalAlterConfigs, 0, 1),
     api(ApiKey::InitProducerId, 0, 5),
     api(ApiKey::FindCoordinator, 0, 6),
     api(ApiKey::JoinGroup, 0, 9),
@@ -139,6 +146,10 @@ pub fn decode_only(mut frame: Bytes) -> Result<ApiKey, String> {
         ApiKey::ListOffsets => body::<ListOffsetsRequest>(&mut frame, v, key),
         ApiKey::CreateTopics => body::<CreateTopicsRequest>(&mut frame, v, key),
         ApiKey::DeleteTopics => body::<DeleteTopicsRequest>(&mut frame, v, key),
+        ApiKey::CreatePartitions => body::<CreatePartitionsRequest>(&mut frame, v, key),
+        ApiKey::DescribeConfigs => body::<DescribeConfigsRequest>(&mut frame, v, key),
+        ApiKey::AlterConfigs => body::<AlterConfigsRequest>(&mut frame, v, key),
+        ApiKey::IncrementalAlterConfigs => body::<IncrementalAlterConfigsRequest>(&mut frame, v, key),
         ApiKey::InitProducerId => body::<InitProducerIdRequest>(&mut frame, v, key),
         ApiKey::FindCoordinator => body::<FindCoordinatorRequest>(&mut frame, v, key),
         ApiKey::JoinGroup => body::<JoinGroupRequest>(&mut frame, v, key),
@@ -209,6 +220,10 @@ pub async fn dispatch(broker: &Arc<Broker>, client_host: &str, mut frame: Bytes)
             ApiKey::ListOffsets => run!(list_offsets::handle),
             ApiKey::CreateTopics => run!(create_topics::handle),
             ApiKey::DeleteTopics => run!(delete_topics::handle),
+            ApiKey::CreatePartitions => run!(create_partitions::handle),
+            ApiKey::DescribeConfigs => run!(describe_configs::handle),
+            ApiKey::AlterConfigs => run!(alter_configs::handle),
+            ApiKey::IncrementalAlterConfigs => run!(alter_configs::handle_incremental),
             ApiKey::InitProducerId => run!(init_producer_id::handle),
             ApiKey::FindCoordinator => run!(group::find_coordinator::handle),
             ApiKey::JoinGroup => run!(group::join_group::handle),

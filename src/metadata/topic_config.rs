@@ -98,8 +98,41 @@ pub fn default_value(key: &str, log: &LogConfig) -> Option<String> {
         "min.insync.replicas" => "1".into(),
         "flush.messages" => log.flush_interval_messages.map_or(i64::MAX, |v| v as i64).to_string(),
         "flush.ms" => log.flush_interval_ms.map_or(i64::MAX, |v| v as i64).to_string(),
+        "delete.retention.ms" => "86400000".into(),
+        "file.delete.delay.ms" => "60000".into(),
+        "max.compaction.lag.ms" => i64::MAX.to_string(),
+        "min.compaction.lag.ms" => "0".into(),
+        "min.cleanable.dirty.ratio" => "0.5".into(),
+        "message.timestamp.after.max.ms"
+        | "message.timestamp.before.max.ms"
+        | "message.timestamp.difference.max.ms" => i64::MAX.to_string(),
+        "preallocate" | "remote.storage.enable" | "unclean.leader.election.enable" => "false".into(),
+        "message.downconversion.enable" => "true".into(),
+        "segment.index.bytes" => "10485760".into(),
+        "segment.jitter.ms" => "0".into(),
+        "local.retention.bytes" | "local.retention.ms" => "-2".into(),
+        "follower.replication.throttled.replicas" | "leader.replication.throttled.replicas" => String::new(),
         _ => return None,
     })
+}
+
+/// Kafka's ConfigEntry type code (DescribeConfigs v3+): BOOLEAN 1, STRING 2, INT 3, LONG 5,
+/// DOUBLE 6, LIST 7.
+pub fn type_code(key: &str) -> i8 {
+    match TOPIC_CONFIGS.iter().find(|(k, _)| *k == key).map(|(_, kind)| *kind) {
+        Some(Kind::Bool) => 1,
+        Some(Kind::OneOf(_)) => 2,
+        Some(Kind::Int { .. }) => 3,
+        Some(Kind::Long { .. }) => 5,
+        Some(Kind::Ratio) => 6,
+        Some(Kind::ListOf(_)) | Some(Kind::Text) => 7,
+        None => 0,
+    }
+}
+
+/// True for list-valued configs, which IncrementalAlterConfigs may APPEND to or SUBTRACT from.
+pub fn is_list(key: &str) -> bool {
+    type_code(key) == 7
 }
 
 pub fn names() -> impl Iterator<Item = &'static str> {

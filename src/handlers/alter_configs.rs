@@ -1,0 +1,129 @@
+//! AlterConfigs (replace a topic's overrides) and IncrementalAlterConfigs (SET, DELETE,
+//! APPEND, SUBTRACT per key). Broker configs are static in gregor: changing them at run time
+//! is refused with a clear message.
+
+use std::collections::BTreeMap;
+
+use kafka_protocol::messages::{
+    alter_configs_response, incremental_alter_configs_response, AlterConfigsRequest, AlterConfigsResponse,
+    IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
+};
+use kafka_protocol::protocol::StrBytes;
+
+use super::common::str_bytes;
+use super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
+use super::{Ctx, Reply};
+use crate::error::{ResponseError, ToKafkaCode};
+use crate::metadata::topic_config;
+
+/// Applies one resource's change; (error code, message).
+fn apply(
+    ctx: &Ctx,
+    resource_type: i8,
+    name: &str,
+    validate_only: bool,
+    change: impl FnOnce(&BTreeMap<String, String>) -> Result<BTreeMap<String, String>, String>,
+) -> (i16, Option<StrBytes>) {
+    match resource_type {
+        RESOURCE_TOPIC => {}
+        RESOURCE_BROKER => {
+            return (
+                ResponseError::InvalidRequest.code(),
+                Some(str_bytes("gregor's broker configs are static; set them in its config file or environment")),
+            )
+        }
+        _ => return (ResponseError::InvalidRequest.code(), Some(str_bytes("unsupported resource type"))),
+    }
+    let Some(topic) = ctx.broker.topics.get(name) else {
+        return (ResponseError::UnknownTopicOrPartition.code(), Some(str_bytes("Topic does not exist")));
+    };
+    let configs = match change(&topic.configs) {
+        Ok(c) => c,
+        Err(msg) => return (ResponseError::InvalidConfig.code(), Some(str_bytes(&msg))),
+    };
+    match ctx.broker.set_topic_configs(name, configs, validate_only) {
+        Ok(()) => (0, None),
+        Err(e) => (e.kafka_code().code(), Some(str_bytes(&e.to_string()))),
+    }
+}
+
+pub async fn handle(ctx: &Ctx, req: AlterConfigsRequest) -> Reply {
+    let responses = req
+        .resources
+        .into_iter()
+        .map(|r| {
+            let (code, message) = apply(ctx, r.resource_type, r.resource_name.as_str(), req.validate_only, |_| {
+                r.configs
+                    .iter()
+                    .map(|c| match &c.value {
+                        Some(v) => Ok((c.name.as_str().to_string(), v.as_str().to_string())),
+                        None => Err(format!("Null value not supported for: {}", c.name.as_str())),
+                    })
+                    .collect()
+            });
+            alter_configs_response::AlterConfigsResourceResponse::default()
+                .with_resource_type(r.resource_type)
+                .with_resource_name(r.resource_name)
+                .with_error_code(code)
+                .with_error_message(message)
+        })
+        .collect();
+    ctx.reply(&AlterConfigsResponse::default().with_responses(responses))
+}
+
+const SET: i8 = 0;
+const DELETE: i8 = 1;
+const APPEND: i8 = 2;
+const SUBTRACT: i8 = 3;
+
+pub async fn handle_incremental(ctx: &Ctx, req: IncrementalAlterConfigsRequest) -> Reply {
+    let responses = req
+        .resources
+        .into_iter()
+        .map(|r| {
+            let (code, message) = apply(ctx, r.resource_type, r.resource_name.as_str(), req.validate_only, |current| {
+                let mut next = current.clone();
+                for c in &r.configs {
+                    let key = c.name.as_str().to_string();
+                    let value = c.value.as_ref().map(|v| v.as_str().to_string());
+                    match (c.config_operation, value) {
+                        (SET, Some(v)) => {
+                            next.insert(key, v);
+                        }
+                        (DELETE, _) => {
+                            next.remove(&key);
+                        }
+                        (APPEND | SUBTRACT, Some(v)) if topic_config::is_list(&key) => {
+                            let base = next
+                                .get(&key)
+                                .cloned()
+                                .or_else(|| topic_config::default_value(&key, &ctx.broker.config.log))
+                                .unwrap_or_default();
+                            let mut items: Vec<String> =
+                                base.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect();
+                            for item in v.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                                if c.config_operation == APPEND {
+                                    if !items.iter().any(|i| i == item) {
+                                        items.push(item.to_string());
+                                    }
+                                } else {
+                                    items.retain(|i| i != item);
+                                }
+                            }
+                            next.insert(key, items.join(","));
+                        }
+                        (APPEND | SUBTRACT, _) => return Err(format!("{key} is not a list config")),
+                        (op, _) => return Err(format!("invalid operation {op} or missing value for {key}")),
+                    }
+                }
+                Ok(next)
+            });
+            incremental_alter_configs_response::AlterConfigsResourceResponse::default()
+                .with_resource_type(r.resource_type)
+                .with_resource_name(r.resource_name)
+                .with_error_code(code)
+                .with_error_message(message)
+        })
+        .collect();
+    ctx.reply(&IncrementalAlterConfigsResponse::default().with_responses(responses))
+}
