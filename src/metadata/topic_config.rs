@@ -22,7 +22,7 @@ enum Kind {
     Text,
 }
 
-/// Every topic config Kafka 4.1 accepts. `effect` tells whether gregor acts on it.
+/// Every topic config Kafka 4.1 accepts (plus `message.format.version`, see below).
 const TOPIC_CONFIGS: &[(&str, Kind)] = &[
     ("cleanup.policy", Kind::ListOf(&["delete", "compact"])),
     ("compression.type", Kind::OneOf(&["producer", "uncompressed", "none", "gzip", "snappy", "lz4", "zstd"])),
@@ -38,6 +38,9 @@ const TOPIC_CONFIGS: &[(&str, Kind)] = &[
     ("max.compaction.lag.ms", Kind::Long { min: 1 }),
     ("max.message.bytes", Kind::Int { min: 0 }),
     ("message.downconversion.enable", Kind::Bool),
+    // Removed in Kafka 4.0 (KIP-724) but still set by older tools; accepted and ignored, as
+    // Kafka 3.x ignores it for RecordBatch v2 logs.
+    ("message.format.version", Kind::Text),
     ("message.timestamp.after.max.ms", Kind::Long { min: 0 }),
     ("message.timestamp.before.max.ms", Kind::Long { min: 0 }),
     ("message.timestamp.difference.max.ms", Kind::Long { min: 0 }),
