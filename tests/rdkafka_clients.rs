@@ -124,7 +124,7 @@ async fn every_codec_and_acks_round_trips_byte_exact() {
     let bootstrap = broker.bootstrap();
     create_topic(&bootstrap, "codecs", 1).await;
     let mut all = Vec::new();
-    for compression in ["none", "gzip", "snappy", "lz4"] {
+    for compression in ["none", "gzip", "snappy", "lz4", "zstd"] {
         for acks in ["1", "all"] {
             let recs = expected(300, &format!("{compression}-{acks}"));
             produce(&bootstrap, "codecs", 0, &recs, compression, acks).await;
@@ -286,5 +286,31 @@ async fn admin_partitions_and_configs() {
     assert!(resource.get("max.message.bytes").is_some_and(|e| e.is_default));
     let broker_cfg = admin.describe_configs(&[ResourceSpecifier::Broker(1)], &opts).await.unwrap();
     assert_eq!(broker_cfg[0].as_ref().unwrap().get("num.partitions").and_then(|e| e.value.as_deref()), Some("1"));
+    broker.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offsets_for_times_is_exact_inside_compressed_batches() {
+    let broker = TestBroker::start().await;
+    let bootstrap = broker.bootstrap();
+    for codec in ["gzip", "snappy", "lz4", "zstd"] {
+        let topic = format!("times-{codec}");
+        create_topic(&bootstrap, &topic, 1).await;
+        // linger packs all 100 records into few compressed batches.
+        let recs = expected(100, codec);
+        produce(&bootstrap, &topic, 0, &recs, codec, "all").await;
+        let b = bootstrap.clone();
+        let ts = recs[37].timestamp;
+        tokio::task::spawn_blocking(move || {
+            let c: BaseConsumer =
+                ClientConfig::new().set("bootstrap.servers", &b).set("group.id", "t").create().unwrap();
+            let mut tpl = TopicPartitionList::new();
+            tpl.add_partition_offset(&topic, 0, Offset::Offset(ts)).unwrap();
+            let found = c.offsets_for_times(tpl, Duration::from_secs(10)).unwrap();
+            assert_eq!(found.find_partition(&topic, 0).unwrap().offset(), Offset::Offset(37), "{topic}");
+        })
+        .await
+        .unwrap();
+    }
     broker.stop().await;
 }

@@ -190,6 +190,7 @@ impl GroupCoordinator {
             retention_bytes: -1,
             log_append_time: false,
             flush_interval_messages: None,
+            compact: false,
         };
         let log = logs.open(TopicPartition::new(OFFSETS_TOPIC, 0), pc, now_ms)?;
         let coordinator = Self { groups: RwLock::new(HashMap::new()), log, cfg };

@@ -5,7 +5,9 @@
 use std::sync::Arc;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::produce_response::{
+    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use tracing::{error, warn};
 
@@ -13,7 +15,7 @@ use super::common::str_bytes;
 use super::{Ctx, Reply};
 use crate::broker::now_ms;
 use crate::error::{ResponseError, ToKafkaCode};
-use crate::log::PartitionLog;
+use crate::log::{AppendError, PartitionLog};
 
 pub async fn handle(ctx: &Ctx, req: ProduceRequest) -> Reply {
     let v = ctx.version;
@@ -32,17 +34,21 @@ pub async fn handle(ctx: &Ctx, req: ProduceRequest) -> Reply {
             let mut resp = PartitionProduceResponse::default().with_index(part.index).with_base_offset(-1);
             let log = meta.as_ref().and_then(|m| broker.partition(&m.name, part.index));
             let outcome = if !matches!(acks, -1..=1) {
-                Err((ResponseError::InvalidRequiredAcks, None))
+                Err((ResponseError::InvalidRequiredAcks, None, Vec::new()))
             } else if let Some(log) = log {
                 match part.records.as_deref() {
-                    None | Some([]) => Err((ResponseError::InvalidRecord, Some("no records".to_string()))),
+                    None | Some([]) => Err((ResponseError::InvalidRecord, Some("no records".to_string()), Vec::new())),
                     Some(records) => log.append(records, now).map(|info| (log, info)).map_err(|e| {
                         warn!(partition = %format!("{}-{}", topic.name.0.as_str(), part.index), error = %e, "rejected produce");
-                        (e.kafka_code(), Some(e.to_string()))
+                        let bad_records = match &e {
+                            AppendError::KeylessRecords { record_indexes } => record_indexes.clone(),
+                            _ => Vec::new(),
+                        };
+                        (e.kafka_code(), Some(e.to_string()), bad_records)
                     }),
                 }
             } else {
-                Err((unknown, None))
+                Err((unknown, None, Vec::new()))
             };
             match outcome {
                 Ok((log, info)) => {
@@ -64,9 +70,17 @@ pub async fn handle(ctx: &Ctx, req: ProduceRequest) -> Reply {
                         });
                     }
                 }
-                Err((code, message)) => {
+                Err((code, message, bad_records)) => {
                     resp.error_code = code.code();
                     if v >= 8 {
+                        resp.record_errors = bad_records
+                            .into_iter()
+                            .map(|i| {
+                                BatchIndexAndErrorMessage::default()
+                                    .with_batch_index(i)
+                                    .with_batch_index_error_message(message.as_deref().map(str_bytes))
+                            })
+                            .collect();
                         resp.error_message = message.map(|m| str_bytes(&m));
                     }
                 }

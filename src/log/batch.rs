@@ -16,6 +16,8 @@
 
 use bytes::{Buf, BufMut};
 
+use super::compression::{self, DecompressError};
+
 pub const HEADER_LEN: usize = 61;
 /// baseOffset + batchLength: the bytes in front of what batchLength counts.
 pub const LOG_OVERHEAD: usize = 12;
@@ -254,8 +256,40 @@ pub fn records(batch: &[u8]) -> Option<Vec<RecordView<'_>>> {
     if header.compression() != 0 || batch.len() < header.total_len() {
         return None;
     }
-    let mut rest = &batch[HEADER_LEN..header.total_len()];
-    let mut out = Vec::new();
+    parse_records(&header, &batch[HEADER_LEN..header.total_len()])
+}
+
+/// Decompressed records of a batch may not exceed this many bytes.
+pub const MAX_DECOMPRESSED_RECORDS: usize = 64 << 20;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RecordsError {
+    #[error(transparent)]
+    Decompress(#[from] DecompressError),
+    #[error("the records of the batch are malformed")]
+    Malformed,
+}
+
+/// Runs `f` over the records of any batch, decompressing them first when needed (at most
+/// [`MAX_DECOMPRESSED_RECORDS`] bytes).
+pub fn with_records<R>(batch: &[u8], f: impl FnOnce(&[RecordView<'_>]) -> R) -> Result<R, RecordsError> {
+    let header = BatchHeader::parse(batch).ok_or(RecordsError::Malformed)?;
+    let body = batch.get(HEADER_LEN..header.total_len()).ok_or(RecordsError::Malformed)?;
+    let decompressed;
+    let body = match header.compression() {
+        0 => body,
+        codec => {
+            decompressed = compression::decompress(codec, body, MAX_DECOMPRESSED_RECORDS)?;
+            &decompressed[..]
+        }
+    };
+    let records = parse_records(&header, body).ok_or(RecordsError::Malformed)?;
+    Ok(f(&records))
+}
+
+fn parse_records<'a>(header: &BatchHeader, mut rest: &'a [u8]) -> Option<Vec<RecordView<'a>>> {
+    // Each record takes at least 7 bytes: never reserve more than the bytes can hold.
+    let mut out = Vec::with_capacity((header.records_count.max(0) as usize).min(rest.len() / 7));
     for _ in 0..header.records_count {
         let len = usize::try_from(read_varint(&mut rest)?).ok()?;
         if len > rest.len() {
@@ -304,14 +338,11 @@ fn read_varint(b: &mut &[u8]) -> Option<i64> {
     Some(((value >> 1) as i64) ^ -((value & 1) as i64))
 }
 
-/// For an uncompressed batch: the (offset, timestamp) of the first record whose timestamp is at
-/// least `target`, or of the record with the largest timestamp when `target` is `None`.
-/// Returns `None` for compressed batches or malformed records (callers fall back to batch level).
+/// The (offset, timestamp) of the first record whose timestamp is at least `target`, or of the
+/// record with the largest timestamp when `target` is `None`. Compressed batches are
+/// decompressed; `None` for malformed batches (callers fall back to batch level).
 pub fn find_record_by_timestamp(batch: &[u8], target: Option<i64>) -> Option<(i64, i64)> {
     let header = BatchHeader::parse(batch)?;
-    if header.compression() != 0 || batch.len() < header.total_len() {
-        return None;
-    }
     if header.is_log_append_time() {
         // Every record carries the batch's append time.
         return Some(match target {
@@ -319,29 +350,15 @@ pub fn find_record_by_timestamp(batch: &[u8], target: Option<i64>) -> Option<(i6
             None => (header.last_offset(), header.max_timestamp),
         });
     }
-    let mut records = &batch[HEADER_LEN..header.total_len()];
-    let mut best: Option<(i64, i64)> = None;
-    for _ in 0..header.records_count {
-        let len = usize::try_from(read_varint(&mut records)?).ok()?;
-        if len > records.len() {
-            return None;
-        }
-        let mut rec = &records[..len];
-        records = &records[len..];
-        rec = rec.get(1..)?; // attributes
-        let ts = header.base_timestamp + read_varint(&mut rec)?;
-        let offset = header.base_offset + read_varint(&mut rec)?;
-        match target {
-            Some(t) if ts >= t => return Some((offset, ts)),
-            Some(_) => {}
-            None => {
-                if best.is_none_or(|(_, b)| ts > b) {
-                    best = Some((offset, ts));
-                }
-            }
-        }
-    }
-    best
+    with_records(batch, |records| match target {
+        Some(t) => records.iter().find(|r| r.timestamp >= t).map(|r| (r.offset, r.timestamp)),
+        None => records.iter().fold(None, |best: Option<(i64, i64)>, r| match best {
+            Some((_, ts)) if ts >= r.timestamp => best,
+            _ => Some((r.offset, r.timestamp)),
+        }),
+    })
+    .ok()
+    .flatten()
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 //! `handlers`; it speaks in its own types and errors, mapped to Kafka codes in one place.
 
 pub mod batch;
+pub mod compression;
 pub mod format;
 pub mod index;
 pub mod partition;
@@ -52,6 +53,8 @@ pub struct PartitionConfig {
     pub retention_bytes: i64,
     pub log_append_time: bool,
     pub flush_interval_messages: Option<u64>,
+    /// `cleanup.policy` includes `compact`: every record must have a key.
+    pub compact: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -62,6 +65,10 @@ pub enum AppendError {
     Sequence(#[from] SequenceError),
     #[error("an idempotent produce carries more than one batch for a partition")]
     MultipleIdempotentBatches,
+    #[error("compacted topic cannot accept message without key (records {record_indexes:?} of their batch)")]
+    KeylessRecords { record_indexes: Vec<i32> },
+    #[error(transparent)]
+    Records(#[from] batch::RecordsError),
     #[error("storage error: {0}")]
     Io(#[from] io::Error),
 }
@@ -88,7 +95,8 @@ impl ToKafkaCode for AppendError {
             }
             Self::Sequence(SequenceError::OutOfOrder { .. }) => ResponseError::OutOfOrderSequenceNumber,
             Self::Sequence(SequenceError::FencedEpoch { .. }) => ResponseError::InvalidProducerEpoch,
-            Self::MultipleIdempotentBatches => ResponseError::InvalidRecord,
+            Self::MultipleIdempotentBatches | Self::KeylessRecords { .. } => ResponseError::InvalidRecord,
+            Self::Records(_) => ResponseError::CorruptMessage,
             Self::Io(_) => ResponseError::KafkaStorageError,
         }
     }

@@ -145,6 +145,8 @@ pub fn names() -> impl Iterator<Item = &'static str> {
 /// Broker defaults overridden by a topic's (already validated) configs.
 pub fn partition_config(log: &LogConfig, topic: &BTreeMap<String, String>) -> PartitionConfig {
     let get = |k: &str| topic.get(k).and_then(|v| v.trim().parse::<i64>().ok());
+    let compact =
+        topic.get("cleanup.policy").is_some_and(|p| p.split(',').any(|x| x.trim().eq_ignore_ascii_case("compact")));
     let compact_only =
         topic.get("cleanup.policy").is_some_and(|p| !p.split(',').any(|x| x.trim().eq_ignore_ascii_case("delete")));
     PartitionConfig {
@@ -159,6 +161,7 @@ pub fn partition_config(log: &LogConfig, topic: &BTreeMap<String, String>) -> Pa
             .get("message.timestamp.type")
             .is_some_and(|v| v.trim().eq_ignore_ascii_case("LogAppendTime")),
         flush_interval_messages: get("flush.messages").map(|v| v as u64).or(log.flush_interval_messages),
+        compact,
     }
 }
 

@@ -107,3 +107,35 @@ fn built_batches_validate_and_read_back() {
     assert_eq!((recs[0].key, recs[0].value), (Some(&b"k1"[..]), Some(&b"v1"[..])));
     assert_eq!((recs[1].offset, recs[1].value), (1, None));
 }
+
+/// `build_batch`, with its records section gzip-compressed (attributes codec 1).
+pub fn build_gzip_batch(base_ts: i64, records: &[(&[u8], &[u8], i64)]) -> Vec<u8> {
+    use std::io::Write;
+    let plain = build_batch(base_ts, records);
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&plain[HEADER_LEN..]).unwrap();
+    let body = gz.finish().unwrap();
+    let mut b = plain[..HEADER_LEN].to_vec();
+    b.extend_from_slice(&body);
+    let len = (b.len() - LOG_OVERHEAD) as i32;
+    (&mut b[8..12]).put_i32(len);
+    (&mut b[21..23]).put_i16(1);
+    let crc = crc32c::crc32c(&b[21..]);
+    (&mut b[17..21]).put_u32(crc);
+    b
+}
+
+#[test]
+fn compressed_records_are_read_for_timestamps_and_keys() {
+    let mut b = build_gzip_batch(1000, &[(b"a", b"1", 0), (b"", b"2", 30), (b"c", b"3", 10)]);
+    assert!(validate(&b, 1 << 20).is_ok());
+    assign_offset(&mut b, 100, 0);
+    assert_eq!(find_record_by_timestamp(&b, Some(1005)), Some((101, 1030)));
+    assert_eq!(find_record_by_timestamp(&b, None), Some((101, 1030)));
+    let keys = with_records(&b, |r| r.iter().map(|r| r.key.map(<[u8]>::to_vec)).collect::<Vec<_>>()).unwrap();
+    assert_eq!(keys, vec![Some(b"a".to_vec()), Some(vec![]), Some(b"c".to_vec())]);
+    let mut broken = b.clone();
+    let last = broken.len() - 3;
+    broken[last] ^= 0xff;
+    assert!(matches!(with_records(&broken, |_| ()), Err(RecordsError::Decompress(_)) | Err(RecordsError::Malformed)));
+}

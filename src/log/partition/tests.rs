@@ -12,7 +12,7 @@ use super::{PartitionLog, LEADER_EPOCH};
 use crate::log::batch::tests::build_batch;
 use crate::log::batch::{BatchHeader, HEADER_LEN};
 use crate::log::format::{parse_segment_name, segment_file, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX};
-use crate::log::{PartitionConfig, ReadError, TopicPartition};
+use crate::log::{AppendError, PartitionConfig, ReadError, TopicPartition};
 
 /// The wall clock the tests pretend it is.
 const NOW: i64 = 1_700_000_000_000;
@@ -27,6 +27,7 @@ fn config() -> PartitionConfig {
         retention_bytes: -1,
         log_append_time: false,
         flush_interval_messages: None,
+        compact: false,
     }
 }
 
@@ -1180,4 +1181,21 @@ fn log_append_time_topics_stamp_the_broker_time() {
     assert_eq!(b[0].header.max_timestamp, NOW + 7);
     assert_eq!(log.offset_for_timestamp(NOW).unwrap(), Some((0, NOW + 7)));
     assert_eq!(log.max_timestamp().unwrap(), Some((1, NOW + 7)));
+}
+
+#[test]
+fn compacted_partitions_refuse_keyless_records_by_index() {
+    let dir = tempdir().unwrap();
+    let mut cfg = config();
+    cfg.compact = true;
+    let log = open(dir.path(), &cfg);
+    // A null key (-1 length) for the second record: build the record by hand.
+    let keyed = crate::log::batch::build(&[(Some(b"k1"), Some(b"v")), (Some(b"k2"), Some(b"v"))], NOW);
+    log.append(&keyed, NOW).unwrap();
+    let keyless = crate::log::batch::build(&[(Some(b"k1"), Some(b"v")), (None, Some(b"v")), (None, None)], NOW);
+    match log.append(&keyless, NOW) {
+        Err(AppendError::KeylessRecords { record_indexes }) => assert_eq!(record_indexes, vec![1, 2]),
+        other => panic!("expected KeylessRecords, got {other:?}"),
+    }
+    assert_eq!(log.offsets().log_end_offset, 2, "nothing of the refused batch was stored");
 }
