@@ -201,12 +201,22 @@ pub type KeyValue<'a> = (Option<&'a [u8]>, Option<&'a [u8]>);
 /// Builds an uncompressed RecordBatch v2 (base offset 0, no producer) holding `records` as
 /// (key, value) pairs, all stamped `timestamp_ms`. For the broker's own internal logs.
 pub fn build(records: &[KeyValue<'_>], timestamp_ms: i64) -> Vec<u8> {
+    build_timed(records.iter().map(|&(k, v)| (k, v, 0)), timestamp_ms)
+}
+
+/// [`build`] with a timestamp delta per record: (key, value, delta from `base_timestamp`).
+pub fn build_timed<'a>(
+    records: impl ExactSizeIterator<Item = (Option<&'a [u8]>, Option<&'a [u8]>, i64)>,
+    base_timestamp: i64,
+) -> Vec<u8> {
+    let count = records.len() as i32;
     let mut body = Vec::new();
     let mut rec = Vec::new();
-    for (i, (key, value)) in records.iter().enumerate() {
+    let mut max_timestamp = base_timestamp;
+    for (i, (key, value, delta)) in records.enumerate() {
         rec.clear();
         rec.push(0); // attributes
-        put_varint(&mut rec, 0); // timestamp delta
+        put_varint(&mut rec, delta);
         put_varint(&mut rec, i as i64); // offset delta
         for field in [key, value] {
             match field {
@@ -220,6 +230,7 @@ pub fn build(records: &[KeyValue<'_>], timestamp_ms: i64) -> Vec<u8> {
         put_varint(&mut rec, 0); // headers
         put_varint(&mut body, rec.len() as i64);
         body.extend_from_slice(&rec);
+        max_timestamp = max_timestamp.max(base_timestamp + delta);
     }
     let mut b = Vec::with_capacity(HEADER_LEN + body.len());
     b.put_i64(0);
@@ -228,13 +239,13 @@ pub fn build(records: &[KeyValue<'_>], timestamp_ms: i64) -> Vec<u8> {
     b.put_i8(MAGIC_V2);
     b.put_u32(0);
     b.put_i16(0);
-    b.put_i32(records.len() as i32 - 1);
-    b.put_i64(timestamp_ms);
-    b.put_i64(timestamp_ms);
+    b.put_i32(count - 1);
+    b.put_i64(base_timestamp);
+    b.put_i64(max_timestamp);
     b.put_i64(-1);
     b.put_i16(-1);
     b.put_i32(-1);
-    b.put_i32(records.len() as i32);
+    b.put_i32(count);
     b.extend_from_slice(&body);
     let crc = crc32c::crc32c(&b[21..]);
     (&mut b[17..21]).put_u32(crc);

@@ -2,51 +2,7 @@ use super::*;
 
 /// Builds an uncompressed v2 batch whose records have the given (key, value, timestamp delta).
 pub fn build_batch(base_ts: i64, records: &[(&[u8], &[u8], i64)]) -> Vec<u8> {
-    fn varint(out: &mut Vec<u8>, v: i64) {
-        let mut z = ((v << 1) ^ (v >> 63)) as u64;
-        loop {
-            let byte = (z & 0x7f) as u8;
-            z >>= 7;
-            if z == 0 {
-                out.push(byte);
-                break;
-            }
-            out.push(byte | 0x80);
-        }
-    }
-    let mut body = Vec::new();
-    let mut max_ts = base_ts;
-    for (i, (k, v, dt)) in records.iter().enumerate() {
-        let mut rec = vec![0u8];
-        varint(&mut rec, *dt);
-        varint(&mut rec, i as i64);
-        varint(&mut rec, k.len() as i64);
-        rec.extend_from_slice(k);
-        varint(&mut rec, v.len() as i64);
-        rec.extend_from_slice(v);
-        varint(&mut rec, 0);
-        varint(&mut body, rec.len() as i64);
-        body.extend_from_slice(&rec);
-        max_ts = max_ts.max(base_ts + dt);
-    }
-    let mut b = Vec::new();
-    b.put_i64(0);
-    b.put_i32((HEADER_LEN - LOG_OVERHEAD + body.len()) as i32);
-    b.put_i32(-1);
-    b.put_i8(2);
-    b.put_u32(0);
-    b.put_i16(0);
-    b.put_i32(records.len() as i32 - 1);
-    b.put_i64(base_ts);
-    b.put_i64(max_ts);
-    b.put_i64(-1);
-    b.put_i16(-1);
-    b.put_i32(-1);
-    b.put_i32(records.len() as i32);
-    b.extend_from_slice(&body);
-    let crc = crc32c::crc32c(&b[21..]);
-    (&mut b[17..21]).put_u32(crc);
-    b
+    build_timed(records.iter().map(|&(k, v, dt)| (Some(k), Some(v), dt)), base_ts)
 }
 
 #[test]
