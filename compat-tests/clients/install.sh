@@ -36,6 +36,22 @@ if ! command -v kcat >/dev/null 2>&1; then
 fi
 command -v kcat >/dev/null
 
+# --- kafkajs (npm registry), next to the venv in the cache ---------------------
+KAFKAJS_VERSION="2.2.4"
+NODE_DIR="$CACHE_DIR/node"
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  log "node/npm missing: apt-get install nodejs npm"
+  export DEBIAN_FRONTEND=noninteractive
+  sudo_if_needed apt-get update -qq
+  sudo_if_needed apt-get install -y -qq nodejs npm >/dev/null
+fi
+if [ ! -f "$NODE_DIR/node_modules/kafkajs/package.json" ] \
+   || ! grep -q "\"version\": \"$KAFKAJS_VERSION\"" "$NODE_DIR/node_modules/kafkajs/package.json"; then
+  log "installing kafkajs $KAFKAJS_VERSION into $NODE_DIR"
+  mkdir -p "$NODE_DIR"
+  (cd "$NODE_DIR" && npm install --silent --no-audit --no-fund "kafkajs@$KAFKAJS_VERSION" >/dev/null)
+fi
+
 # --- Python venv ------------------------------------------------------------
 PYTHON="${PYTHON:-python3}"
 stamp="$VENV/.gregor-stamp"

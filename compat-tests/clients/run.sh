@@ -52,8 +52,10 @@ SCENARIOS=(
   "kafka-python|group-consume|kp_group_consume.py"
   "kafka-python|group-mixed|mixed_range_group.py"
   "aiokafka|group-consume|aiokafka_group_consume.py"
+  "kafkajs|produce-consume|kafkajs_group_consume.py"
+  "kafkajs|group-consume|kafkajs_group_consume.py"
 )
-CLIENTS=(kcat confluent-kafka kafka-python aiokafka)
+CLIENTS=(kcat confluent-kafka kafka-python aiokafka kafkajs)
 COLUMNS=(metadata produce-consume idempotent-produce admin list-offsets)
 # Second table: the consumer-group scenarios (ids "group-X", shown as column "X").
 GROUP_COLUMNS=(group-consume group-rebalance group-restart group-live-restart group-static
@@ -135,6 +137,7 @@ client_version() {
     confluent-kafka) "$PY" -c 'import confluent_kafka as c; v = c.version(); v = v[0] if isinstance(v, tuple) else v; print(f"confluent-kafka {v} (librdkafka {c.libversion()[0]})")' ;;
     kafka-python) "$PY" -c 'import kafka; print(f"kafka-python {kafka.__version__}")' ;;
     aiokafka) "$PY" -c 'import aiokafka; print(f"aiokafka {aiokafka.__version__}")' ;;
+    kafkajs) echo "kafkajs $(node -p "require('$CACHE_DIR/node/node_modules/kafkajs/package.json').version" 2>/dev/null)" ;;
   esac
 }
 
