@@ -87,6 +87,38 @@ pub fn supported(key: ApiKey) -> Option<ApiSupport> {
     SUPPORTED.iter().copied().find(|a| a.key == key)
 }
 
+/// Every request type gregor decodes and the handler that serves it: the one place that pairs
+/// them, expanded by [`dispatch`] and [`decode_only`] (whose version ranges are in [`SUPPORTED`]).
+macro_rules! with_handled_apis {
+    ($callback:ident!($($args:tt)*)) => {
+        $callback!($($args)*;
+            ApiVersions => ApiVersionsRequest, api_versions::handle;
+            Metadata => MetadataRequest, metadata::handle;
+            Produce => ProduceRequest, produce::handle;
+            Fetch => FetchRequest, fetch::handle;
+            ListOffsets => ListOffsetsRequest, list_offsets::handle;
+            CreateTopics => CreateTopicsRequest, create_topics::handle;
+            DeleteTopics => DeleteTopicsRequest, delete_topics::handle;
+            CreatePartitions => CreatePartitionsRequest, create_partitions::handle;
+            DescribeConfigs => DescribeConfigsRequest, describe_configs::handle;
+            AlterConfigs => AlterConfigsRequest, alter_configs::handle;
+            IncrementalAlterConfigs => IncrementalAlterConfigsRequest, alter_configs::handle_incremental;
+            InitProducerId => InitProducerIdRequest, init_producer_id::handle;
+            FindCoordinator => FindCoordinatorRequest, group::find_coordinator::handle;
+            JoinGroup => JoinGroupRequest, group::join_group::handle;
+            SyncGroup => SyncGroupRequest, group::sync_group::handle;
+            Heartbeat => HeartbeatRequest, group::heartbeat::handle;
+            LeaveGroup => LeaveGroupRequest, group::leave_group::handle;
+            OffsetCommit => OffsetCommitRequest, group::offset_commit::handle;
+            OffsetFetch => OffsetFetchRequest, group::offset_fetch::handle;
+            ListGroups => ListGroupsRequest, group::list_groups::handle;
+            DescribeGroups => DescribeGroupsRequest, group::describe_groups::handle;
+            DeleteGroups => DeleteGroupsRequest, group::delete_groups::handle;
+            OffsetDelete => OffsetDeleteRequest, group::offset_delete::handle;
+        )
+    };
+}
+
 /// The request's identity, passed to every handler.
 #[derive(Debug, Clone)]
 pub struct Ctx {
@@ -137,33 +169,18 @@ pub fn decode_only(mut frame: Bytes) -> Result<ApiKey, String> {
     let (key, header) = decode_header(&mut frame).map_err(|e| e.to_string())?;
     let v = header.request_api_version;
     supported(key).filter(|a| (a.min..=a.max).contains(&v)).ok_or("unsupported version")?;
-    match key {
-        ApiKey::ApiVersions => body::<ApiVersionsRequest>(&mut frame, v, key),
-        ApiKey::Metadata => body::<MetadataRequest>(&mut frame, v, key),
-        ApiKey::Produce if v < 3 => Ok(key),
-        ApiKey::Produce => body::<ProduceRequest>(&mut frame, v, key),
-        ApiKey::Fetch => body::<FetchRequest>(&mut frame, v, key),
-        ApiKey::ListOffsets => body::<ListOffsetsRequest>(&mut frame, v, key),
-        ApiKey::CreateTopics => body::<CreateTopicsRequest>(&mut frame, v, key),
-        ApiKey::DeleteTopics => body::<DeleteTopicsRequest>(&mut frame, v, key),
-        ApiKey::CreatePartitions => body::<CreatePartitionsRequest>(&mut frame, v, key),
-        ApiKey::DescribeConfigs => body::<DescribeConfigsRequest>(&mut frame, v, key),
-        ApiKey::AlterConfigs => body::<AlterConfigsRequest>(&mut frame, v, key),
-        ApiKey::IncrementalAlterConfigs => body::<IncrementalAlterConfigsRequest>(&mut frame, v, key),
-        ApiKey::InitProducerId => body::<InitProducerIdRequest>(&mut frame, v, key),
-        ApiKey::FindCoordinator => body::<FindCoordinatorRequest>(&mut frame, v, key),
-        ApiKey::JoinGroup => body::<JoinGroupRequest>(&mut frame, v, key),
-        ApiKey::SyncGroup => body::<SyncGroupRequest>(&mut frame, v, key),
-        ApiKey::Heartbeat => body::<HeartbeatRequest>(&mut frame, v, key),
-        ApiKey::LeaveGroup => body::<LeaveGroupRequest>(&mut frame, v, key),
-        ApiKey::OffsetCommit => body::<OffsetCommitRequest>(&mut frame, v, key),
-        ApiKey::OffsetFetch => body::<OffsetFetchRequest>(&mut frame, v, key),
-        ApiKey::ListGroups => body::<ListGroupsRequest>(&mut frame, v, key),
-        ApiKey::DescribeGroups => body::<DescribeGroupsRequest>(&mut frame, v, key),
-        ApiKey::DeleteGroups => body::<DeleteGroupsRequest>(&mut frame, v, key),
-        ApiKey::OffsetDelete => body::<OffsetDeleteRequest>(&mut frame, v, key),
-        other => Err(format!("no decoder for {other:?}")),
+    if key == ApiKey::Produce && v < 3 {
+        return Ok(key); // walked by hand in produce::legacy
     }
+    macro_rules! decode_body {
+        ($frame:ident, $v:ident, $key:ident; $($api:ident => $req:ty, $handler:path;)*) => {
+            match $key {
+                $(ApiKey::$api => body::<$req>(&mut $frame, $v, $key),)*
+                other => Err(format!("no decoder for {other:?}")),
+            }
+        };
+    }
+    with_handled_apis!(decode_body!(frame, v, key))
 }
 
 /// Decodes one frame's header, checks the API and version against [`SUPPORTED`], and runs
@@ -203,41 +220,22 @@ pub async fn dispatch(broker: &Arc<Broker>, client_host: &str, mut frame: Bytes)
         client_id = ctx.client_id.as_deref().unwrap_or(""));
     async move {
         debug!("request");
-        macro_rules! run {
-            ($handler:path) => {
-                match decode(&mut frame, version, key) {
-                    Ok(req) => $handler(&ctx, req).await,
-                    Err(reply) => reply,
+        if key == ApiKey::Produce && version < 3 {
+            return produce::legacy(&ctx, frame);
+        }
+        use kafka_protocol::messages::*;
+        macro_rules! run_handler {
+            ($frame:ident, $ctx:ident, $version:ident, $key:ident; $($api:ident => $req:ty, $handler:path;)*) => {
+                match $key {
+                    $(ApiKey::$api => match decode::<$req>(&mut $frame, $version, $key) {
+                        Ok(req) => $handler(&$ctx, req).await,
+                        Err(reply) => reply,
+                    },)*
+                    other => Reply::Close(format!("no handler for {other:?}")),
                 }
             };
         }
-        match key {
-            ApiKey::ApiVersions => run!(api_versions::handle),
-            ApiKey::Metadata => run!(metadata::handle),
-            ApiKey::Produce if version < 3 => produce::legacy(&ctx, frame),
-            ApiKey::Produce => run!(produce::handle),
-            ApiKey::Fetch => run!(fetch::handle),
-            ApiKey::ListOffsets => run!(list_offsets::handle),
-            ApiKey::CreateTopics => run!(create_topics::handle),
-            ApiKey::DeleteTopics => run!(delete_topics::handle),
-            ApiKey::CreatePartitions => run!(create_partitions::handle),
-            ApiKey::DescribeConfigs => run!(describe_configs::handle),
-            ApiKey::AlterConfigs => run!(alter_configs::handle),
-            ApiKey::IncrementalAlterConfigs => run!(alter_configs::handle_incremental),
-            ApiKey::InitProducerId => run!(init_producer_id::handle),
-            ApiKey::FindCoordinator => run!(group::find_coordinator::handle),
-            ApiKey::JoinGroup => run!(group::join_group::handle),
-            ApiKey::SyncGroup => run!(group::sync_group::handle),
-            ApiKey::Heartbeat => run!(group::heartbeat::handle),
-            ApiKey::LeaveGroup => run!(group::leave_group::handle),
-            ApiKey::OffsetCommit => run!(group::offset_commit::handle),
-            ApiKey::OffsetFetch => run!(group::offset_fetch::handle),
-            ApiKey::ListGroups => run!(group::list_groups::handle),
-            ApiKey::DescribeGroups => run!(group::describe_groups::handle),
-            ApiKey::DeleteGroups => run!(group::delete_groups::handle),
-            ApiKey::OffsetDelete => run!(group::offset_delete::handle),
-            other => Reply::Close(format!("no handler for {other:?}")),
-        }
+        with_handled_apis!(run_handler!(frame, ctx, version, key))
     }
     .instrument(span)
     .await
