@@ -8,11 +8,3 @@ pub use kafka_protocol::error::ResponseError;
 pub trait ToKafkaCode {
     fn kafka_code(&self) -> ResponseError;
 }
-
-/// Error code 0.
-pub const NONE: i16 = 0;
-
-/// Shorthand for the wire value of a [`ResponseError`].
-pub fn code(err: ResponseError) -> i16 {
-    err.code()
-}

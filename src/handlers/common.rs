@@ -18,10 +18,6 @@ pub fn code_of<E: ToKafkaCode>(r: &Result<impl Sized, E>) -> i16 {
     r.as_ref().err().map_or(0, |e| e.kafka_code().code())
 }
 
-pub fn code(e: ResponseError) -> i16 {
-    e.code()
-}
-
 /// Checks a client's `current_leader_epoch` against ours (-1: the client does not say).
 pub fn leader_epoch_error(requested: i32) -> Option<ResponseError> {
     use std::cmp::Ordering;

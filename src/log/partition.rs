@@ -147,10 +147,6 @@ impl PartitionLog {
         self.inner.lock().config = config;
     }
 
-    pub fn config(&self) -> PartitionConfig {
-        self.inner.lock().config.clone()
-    }
-
     pub fn offsets(&self) -> Offsets {
         let inner = self.inner.lock();
         Offsets {

@@ -111,14 +111,6 @@ impl ProducerStateTable {
             first_offset: h.base_offset,
         });
     }
-
-    pub fn len(&self) -> usize {
-        self.producers.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.producers.is_empty()
-    }
 }
 
 #[cfg(test)]

@@ -7,10 +7,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 use gregor::broker::Broker;
 use gregor::config::{Config, Overrides};
-use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
+use kafka_protocol::messages::{RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -144,15 +144,6 @@ impl RawClient {
         let mut b = [0u8; 1];
         matches!(tokio::time::timeout(Duration::from_secs(5), self.stream.read(&mut b)).await, Ok(Ok(0)) | Ok(Err(_)))
     }
-}
-
-pub fn api_key<R: Request>() -> ApiKey {
-    ApiKey::try_from(R::KEY).unwrap()
-}
-
-/// Reads the size-prefixed frame's first i32 after the size (the correlation id).
-pub fn correlation_of(frame: &Bytes) -> i32 {
-    (&frame[..4]).get_i32()
 }
 
 /// The real `gregor` binary as a child process, for tests that kill it or measure its memory.
