@@ -65,6 +65,17 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
     if first == 0 {
         return Ok(None);
     }
+    // A frame that has started must keep arriving: a client that stalls mid-frame for longer
+    // than the idle timeout is closed like an idle one, not left holding its connection.
+    tokio::time::timeout(idle, read_rest(rd, size_buf, first, max_size)).await.map_err(|_| FrameError::Idle(idle))?
+}
+
+async fn read_rest<R: AsyncRead + Unpin>(
+    rd: &mut R,
+    mut size_buf: [u8; 4],
+    first: usize,
+    max_size: usize,
+) -> Result<Option<Bytes>, FrameError> {
     if first < 4 {
         rd.read_exact(&mut size_buf[first..]).await?;
     }
@@ -159,5 +170,17 @@ mod tests {
         // Declares 90 bytes, sends 3: an EOF error, and no 90-byte promise was trusted up front.
         let mut short: &[u8] = &[0, 0, 0, 90, 1, 2, 3];
         assert!(read_frame(&mut short, 100, Duration::from_secs(1)).await.is_err());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_frame_stalled_midway_times_out() {
+        let (mut client, mut server) = tokio::io::duplex(64);
+        use tokio::io::AsyncWriteExt;
+        client.write_all(&[0, 0, 0, 20, 1, 2]).await.unwrap();
+        // The client keeps the connection open but sends nothing more.
+        let r =
+            tokio::time::timeout(Duration::from_secs(60), read_frame(&mut server, 100, Duration::from_secs(5))).await;
+        assert!(matches!(r, Ok(Err(FrameError::Idle(_)))), "{r:?}");
+        drop(client);
     }
 }
