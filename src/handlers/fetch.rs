@@ -9,14 +9,18 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::{ensure, Context};
+use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
+use kafka_protocol::messages::{FetchRequest, FetchResponse, ResponseHeader, TopicName};
+use kafka_protocol::protocol::{Encodable, HeaderVersion};
 use tokio::sync::Notify;
 use tokio::time::Instant;
+use tracing::warn;
 use uuid::Uuid;
 
 use super::common::leader_epoch_error;
-use super::{encode, Ctx, Reply};
+use super::{encode, Ctx, Frame, Reply};
 use crate::error::{ResponseError, ToKafkaCode};
 use crate::log::PartitionLog;
 
@@ -83,7 +87,10 @@ pub async fn handle(ctx: &Ctx, req: FetchRequest) -> Reply {
     let min_bytes = req.min_bytes.max(0) as usize;
     let (resp, bytes, errors) = plan.read();
     if bytes >= min_bytes.max(1) || errors || req.max_wait_ms <= 0 {
-        return ctx.reply(&resp);
+        return match encode_fetch(ctx.correlation_id, v, &resp) {
+            Some(frame) => Reply::Ready(frame),
+            None => Reply::Close("response could not be encoded".into()),
+        };
     }
     let deadline = Instant::now() + Duration::from_millis(req.max_wait_ms as u64);
     let (correlation_id, version) = (ctx.correlation_id, v);
@@ -95,11 +102,11 @@ pub async fn handle(ctx: &Ctx, req: FetchRequest) -> Reply {
             }
             let (resp, bytes, errors) = plan.read();
             if bytes >= min_bytes.max(1) || errors || Instant::now() >= deadline {
-                return encode(correlation_id, version, &resp);
+                return encode_fetch(correlation_id, version, &resp);
             }
             if tokio::time::timeout_at(deadline, notify.notified()).await.is_err() {
                 let (resp, _, _) = plan.read();
-                return encode(correlation_id, version, &resp);
+                return encode_fetch(correlation_id, version, &resp);
             }
         }
     }))
@@ -163,5 +170,202 @@ impl Plan {
             responses.push(topic);
         }
         (FetchResponse::default().with_responses(responses), total, any_error)
+    }
+}
+
+/// Record sets at least this large leave as their own buffer instead of being copied into the
+/// response buffer; smaller ones are cheaper to copy than to write separately.
+const SEPARATE_RECORDS_MIN: usize = 16 * 1024;
+
+/// Encodes a fetch response, keeping large record sets as separate parts of the frame.
+fn encode_fetch(correlation_id: i32, version: i16, resp: &FetchResponse) -> Option<Frame> {
+    let large = resp
+        .responses
+        .iter()
+        .flat_map(|t| &t.partitions)
+        .any(|p| p.records.as_ref().is_some_and(|r| r.len() >= SEPARATE_RECORDS_MIN));
+    if !large {
+        return encode(correlation_id, version, resp);
+    }
+    match encode_in_parts(correlation_id, version, resp) {
+        Ok(parts) => Some(Frame::Parts(parts)),
+        Err(e) => {
+            warn!(error = %e, version, "fetch response not encodable in parts; encoding it whole");
+            encode(correlation_id, version, resp)
+        }
+    }
+}
+
+/// The codec writes every field of a fetch response, records last in each partition, each
+/// partition last in its topic, and the topics last (before tagged fields) in the response.
+/// So the frame is built from the codec's own encoding of each level with its trailing
+/// collection left empty, cut where that collection's length goes: the bytes before it, the
+/// real length, the items (or the record set as its own buffer), the bytes after it. The
+/// total is checked against the codec's size for the whole response.
+fn encode_in_parts(correlation_id: i32, v: i16, resp: &FetchResponse) -> anyhow::Result<Vec<Bytes>> {
+    let flexible = v >= 12;
+    let header_version = FetchResponse::header_version(v);
+    let header = ResponseHeader::default().with_correlation_id(correlation_id);
+    let size = header.compute_size(header_version)? + resp.compute_size(v)?;
+    ensure!(resp.node_endpoints.is_empty() && resp.unknown_tagged_fields.is_empty(), "response has tagged fields");
+
+    let mut parts = Vec::new();
+    let mut spine = BytesMut::with_capacity(1024);
+    spine.put_i32(i32::try_from(size).context("response too large")?);
+    header.encode(&mut spine, header_version)?;
+    let shell = FetchResponse::default()
+        .with_throttle_time_ms(resp.throttle_time_ms)
+        .with_error_code(resp.error_code)
+        .with_session_id(resp.session_id);
+    let (before, after) = split_at_empty_tail(&shell, v, flexible)?;
+    spine.put_slice(&before);
+    put_length(&mut spine, resp.responses.len(), flexible);
+    for t in &resp.responses {
+        ensure!(t.unknown_tagged_fields.is_empty(), "topic has tagged fields");
+        let shell = FetchableTopicResponse::default().with_topic(t.topic.clone()).with_topic_id(t.topic_id);
+        let (t_before, t_after) = split_at_empty_tail(&shell, v, flexible)?;
+        spine.put_slice(&t_before);
+        put_length(&mut spine, t.partitions.len(), flexible);
+        for p in &t.partitions {
+            match &p.records {
+                Some(records) if records.len() >= SEPARATE_RECORDS_MIN => {
+                    ensure!(!has_tagged_fields(p), "partition has tagged fields");
+                    let mut shell = p.clone();
+                    shell.records = Some(Bytes::new());
+                    let (p_before, p_after) = split_at_empty_tail(&shell, v, flexible)?;
+                    spine.put_slice(&p_before);
+                    put_length(&mut spine, records.len(), flexible);
+                    parts.push(spine.split().freeze());
+                    parts.push(records.clone());
+                    spine.put_slice(&p_after);
+                }
+                _ => p.encode(&mut spine, v)?,
+            }
+        }
+        spine.put_slice(&t_after);
+    }
+    spine.put_slice(&after);
+    parts.push(spine.freeze());
+    let total: usize = parts.iter().map(Bytes::len).sum();
+    ensure!(total == size + 4, "assembled {total} bytes, the codec sizes the frame at {}", size + 4);
+    Ok(parts)
+}
+
+fn has_tagged_fields(p: &PartitionData) -> bool {
+    let d = PartitionData::default();
+    p.diverging_epoch != d.diverging_epoch
+        || p.current_leader != d.current_leader
+        || p.snapshot_id != d.snapshot_id
+        || !p.unknown_tagged_fields.is_empty()
+}
+
+/// Encodes `shell`, whose last field (array or bytes) is empty and which has no tagged fields,
+/// and returns what comes before and after that field's length.
+fn split_at_empty_tail<T: Encodable>(shell: &T, v: i16, flexible: bool) -> anyhow::Result<(Bytes, Bytes)> {
+    let mut buf = BytesMut::new();
+    shell.encode(&mut buf, v)?;
+    // Flexible versions: compact length 0 (varint 1), then an empty tagged-field section.
+    // Older ones: an i32 length 0 and nothing after it.
+    let ending: &[u8] = if flexible { &[1, 0] } else { &[0, 0, 0, 0] };
+    let cut = buf.len().checked_sub(ending.len()).context("encoded shell too short")?;
+    ensure!(&buf[cut..] == ending, "encoded shell does not end with an empty collection");
+    let after = if flexible { Bytes::from_static(&[0]) } else { Bytes::new() };
+    buf.truncate(cut);
+    Ok((buf.freeze(), after))
+}
+
+/// The length of an array or byte string: unsigned varint of n + 1 in flexible versions,
+/// i32 otherwise.
+fn put_length(buf: &mut BytesMut, n: usize, flexible: bool) {
+    if flexible {
+        let mut x = n as u64 + 1;
+        while x >= 0x80 {
+            buf.put_u8((x as u8) | 0x80);
+            x >>= 7;
+        }
+        buf.put_u8(x as u8);
+    } else {
+        buf.put_i32(n as i32);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use kafka_protocol::messages::fetch_response::AbortedTransaction;
+    use kafka_protocol::protocol::StrBytes;
+
+    use super::*;
+    use crate::server::framing::encode_response;
+
+    fn records(len: usize, seed: u8) -> Bytes {
+        (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect::<Vec<u8>>().into()
+    }
+
+    fn sample(v: i16) -> FetchResponse {
+        let part = |index: i32, recs: Option<Bytes>| {
+            let mut p = PartitionData::default()
+                .with_partition_index(index)
+                .with_high_watermark(1000 + i64::from(index))
+                .with_last_stable_offset(900)
+                .with_log_start_offset(5)
+                .with_records(recs);
+            p.aborted_transactions = Some(vec![AbortedTransaction::default()
+                .with_producer_id(kafka_protocol::messages::ProducerId(7))
+                .with_first_offset(3)]);
+            p
+        };
+        let topic = |name: &str, partitions| {
+            FetchableTopicResponse::default()
+                .with_topic(TopicName(StrBytes::from_string(name.to_string())))
+                .with_topic_id(Uuid::from_u128(0x1234_5678_9abc))
+                .with_partitions(partitions)
+        };
+        let mut failed = PartitionData::default().with_partition_index(9).with_high_watermark(-1);
+        failed.error_code = ResponseError::OffsetOutOfRange.code();
+        let mut resp = FetchResponse::default().with_throttle_time_ms(0).with_responses(vec![
+            topic(
+                "alpha",
+                vec![
+                    part(0, Some(records(SEPARATE_RECORDS_MIN, 1))),
+                    part(1, Some(records(100, 2))),
+                    failed,
+                    part(3, Some(Bytes::new())),
+                ],
+            ),
+            topic("beta", vec![part(0, Some(records(300_000, 3))), part(1, None)]),
+            topic("gamma", vec![]),
+        ]);
+        if v >= 7 {
+            resp.session_id = 0;
+        }
+        resp
+    }
+
+    #[test]
+    fn parts_match_the_codec_byte_for_byte_in_every_version() {
+        for v in 4..=18 {
+            let resp = sample(v);
+            let whole = encode_response(77, v, &resp).unwrap();
+            let parts = encode_in_parts(77, v, &resp).unwrap();
+            assert!(parts.len() >= 5, "v{v}: the two large record sets should be separate parts");
+            assert_eq!(parts.concat(), whole.to_vec(), "v{v}");
+            let frame = encode_fetch(77, v, &resp).unwrap();
+            assert!(matches!(frame, Frame::Parts(_)), "v{v}");
+            assert_eq!(frame.to_bytes(), whole, "v{v}");
+        }
+    }
+
+    #[test]
+    fn small_responses_and_tagged_fields_are_encoded_whole() {
+        let small = FetchResponse::default().with_responses(vec![FetchableTopicResponse::default()
+            .with_partitions(vec![PartitionData::default().with_records(Some(records(10, 0)))])]);
+        assert!(matches!(encode_fetch(1, 12, &small), Some(Frame::One(_))));
+
+        // A partition carrying a tagged field cannot be cut at a fixed ending: whole, still exact.
+        let mut resp = sample(12);
+        resp.responses[1].partitions[0].current_leader.leader_id = kafka_protocol::messages::BrokerId(3);
+        assert!(encode_in_parts(1, 12, &resp).is_err());
+        let frame = encode_fetch(1, 12, &resp).unwrap();
+        assert_eq!(frame.to_bytes(), encode_response(1, 12, &resp).unwrap());
     }
 }

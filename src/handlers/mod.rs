@@ -31,12 +31,48 @@ use tracing::{debug, debug_span, error, Instrument};
 use crate::broker::Broker;
 use crate::server::framing::{self, decode_header, peek_header, FrameError};
 
+/// One encoded response frame, size prefix included: a single buffer, or several to be written
+/// back to back. A fetch response keeps each large record set as its own buffer, read from the
+/// log, instead of copying it into one response buffer.
+#[derive(Debug, Clone)]
+pub enum Frame {
+    One(Bytes),
+    Parts(Vec<Bytes>),
+}
+
+impl From<Bytes> for Frame {
+    fn from(b: Bytes) -> Self {
+        Frame::One(b)
+    }
+}
+
+impl Frame {
+    pub fn len(&self) -> usize {
+        match self {
+            Frame::One(b) => b.len(),
+            Frame::Parts(parts) => parts.iter().map(Bytes::len).sum(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The whole frame in one buffer (copies when it is in parts).
+    pub fn to_bytes(&self) -> Bytes {
+        match self {
+            Frame::One(b) => b.clone(),
+            Frame::Parts(parts) => parts.concat().into(),
+        }
+    }
+}
+
 /// What the connection writer does for one request, in request order.
 pub enum Reply {
     /// A complete response frame.
-    Ready(Bytes),
+    Ready(Frame),
     /// A response that becomes ready later (long-poll fetch, `acks=all`); `None` closes.
-    Deferred(Pin<Box<dyn Future<Output = Option<Bytes>> + Send>>),
+    Deferred(Pin<Box<dyn Future<Output = Option<Frame>> + Send>>),
     /// No response at all (Produce with `acks=0`).
     NoResponse,
     /// Close the connection after the replies before this one.
@@ -141,9 +177,9 @@ impl Ctx {
 }
 
 /// Encodes a response frame; a failure is a broker bug, logged, and closes the connection.
-pub fn encode<R: Encodable + HeaderVersion>(correlation_id: i32, version: i16, body: &R) -> Option<Bytes> {
+pub fn encode<R: Encodable + HeaderVersion>(correlation_id: i32, version: i16, body: &R) -> Option<Frame> {
     match framing::encode_response(correlation_id, version, body) {
-        Ok(b) => Some(b),
+        Ok(b) => Some(Frame::One(b)),
         Err(e) => {
             error!(error = %e, version, "failed to encode response");
             None
@@ -203,7 +239,7 @@ pub async fn dispatch(broker: &Arc<Broker>, client_host: &str, mut frame: Bytes)
         return match unsupported::error_response(key, version, header.correlation_id) {
             Some(frame) => {
                 debug!(api = ?key, version, "answered an unsupported API with UNSUPPORTED_VERSION");
-                Reply::Ready(frame)
+                Reply::Ready(frame.into())
             }
             // Kafka itself closes the connection here; clients only send what ApiVersions offered.
             None => Reply::Close(format!("request for {key:?} v{version}, which gregor does not support")),

@@ -148,7 +148,7 @@ pub fn legacy(ctx: &Ctx, mut body: Bytes) -> Reply {
     }
     let size = (out.len() - 4) as i32;
     out[0..4].copy_from_slice(&size.to_be_bytes());
-    Reply::Ready(out.freeze())
+    Reply::Ready(out.freeze().into())
 }
 
 type LegacyTopics = Vec<(Bytes, Vec<i32>)>;

@@ -362,8 +362,8 @@ impl ReadView {
                 }
             }
         }
-        let mut buf = vec![0u8; want];
-        self.file.read_exact_at(&mut buf, pos)?;
+        let mut buf = Vec::new();
+        read_exact_at_into(&self.file, &mut buf, want, pos)?;
         // Keep whole batches below the high watermark only.
         let mut keep = 0;
         while let Some((base, len)) = batch::peek_len(&buf[keep..]) {
@@ -381,6 +381,35 @@ impl ReadView {
         self.file.read_exact_at(&mut buf, pos)?;
         Ok(buf)
     }
+}
+
+/// `read_exact_at` into the spare capacity of `buf`, which ends up `len` bytes long: a fetch
+/// reads up to megabytes per partition, and zero-filling the buffer first would be one more
+/// pass over all of it.
+fn read_exact_at_into(file: &File, buf: &mut Vec<u8>, len: usize, pos: u64) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    buf.clear();
+    buf.reserve_exact(len);
+    while buf.len() < len {
+        let filled = buf.len();
+        let spare = &mut buf.spare_capacity_mut()[..len - filled];
+        let offset =
+            libc::off_t::try_from(pos + filled as u64).map_err(|_| io::Error::other("file offset too large"))?;
+        // SAFETY: pread writes at most `spare.len()` bytes into memory `buf` owns (its spare
+        // capacity), and the length grows only by the count pread reports as written.
+        let n = unsafe { libc::pread(file.as_raw_fd(), spare.as_mut_ptr().cast(), spare.len(), offset) };
+        match n {
+            n if n > 0 => unsafe { buf.set_len(filled + n as usize) },
+            0 => return Err(io::ErrorKind::UnexpectedEof.into()),
+            _ => {
+                let e = io::Error::last_os_error();
+                if e.kind() != io::ErrorKind::Interrupted {
+                    return Err(e);
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 struct FileReader<'a> {

@@ -12,7 +12,7 @@ use tracing::{debug, warn, Instrument};
 
 use super::framing::{self, FrameError};
 use crate::broker::Broker;
-use crate::handlers::{self, Reply};
+use crate::handlers::{self, Frame, Reply};
 
 pub async fn serve<S>(stream: S, peer: std::net::SocketAddr, broker: Arc<Broker>)
 where
@@ -64,7 +64,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
 async fn write_loop<W: AsyncWrite + Unpin>(wr: W, mut rx: mpsc::Receiver<Reply>, mut closed: watch::Receiver<bool>) {
     let mut wr = BufWriter::with_capacity(64 * 1024, wr);
     while let Some(reply) = rx.recv().await {
-        let bytes = match reply {
+        let frame = match reply {
             Reply::Ready(b) => b,
             Reply::Deferred(fut) => {
                 let ready = tokio::select! {
@@ -79,7 +79,13 @@ async fn write_loop<W: AsyncWrite + Unpin>(wr: W, mut rx: mpsc::Receiver<Reply>,
             Reply::NoResponse => continue,
             Reply::Close(_) => break,
         };
-        if wr.write_all(&bytes).await.is_err() {
+        // Large parts (record sets) bypass the buffer: BufWriter writes a slice at least its
+        // capacity straight to the socket after flushing what it holds.
+        let written = match &frame {
+            Frame::One(b) => wr.write_all(b).await,
+            Frame::Parts(parts) => write_parts(&mut wr, parts).await,
+        };
+        if written.is_err() {
             return;
         }
         // Batch socket writes: flush only when no further reply is ready.
@@ -89,4 +95,11 @@ async fn write_loop<W: AsyncWrite + Unpin>(wr: W, mut rx: mpsc::Receiver<Reply>,
     }
     let _ = wr.flush().await;
     let _ = wr.shutdown().await;
+}
+
+async fn write_parts<W: AsyncWrite + Unpin>(wr: &mut W, parts: &[bytes::Bytes]) -> std::io::Result<()> {
+    for part in parts {
+        wr.write_all(part).await?;
+    }
+    Ok(())
 }

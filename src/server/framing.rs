@@ -137,7 +137,10 @@ pub fn encode_response<R: Encodable + HeaderVersion>(
 ) -> anyhow::Result<Bytes> {
     let header_version = R::header_version(version);
     let header = ResponseHeader::default().with_correlation_id(correlation_id);
-    let mut buf = BytesMut::with_capacity(64);
+    // Sized up front: a fetch response can be megabytes, and growing the buffer by doubling
+    // would copy it several times over.
+    let capacity = 4 + header.compute_size(header_version)? + body.compute_size(version)?;
+    let mut buf = BytesMut::with_capacity(capacity);
     buf.put_i32(0);
     header.encode(&mut buf, header_version)?;
     body.encode(&mut buf, version)?;
