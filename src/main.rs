@@ -31,6 +31,7 @@ struct Args {
 
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
+    keep_freed_memory();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -89,4 +90,19 @@ fn host_name() -> String {
     let ok = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } == 0;
     let name = ok.then(|| std::ffi::CStr::from_bytes_until_nul(&buf).ok()).flatten();
     name.and_then(|n| n.to_str().ok()).filter(|n| !n.is_empty()).unwrap_or("localhost").to_string()
+}
+
+/// glibc hands buffers of a few hundred KiB and up (a produce request, a partition's fetch
+/// read, a fetch response) to the kernel on free and faults fresh zeroed pages in for the next
+/// one. With these two settings such buffers come from the heap and freed memory stays there for
+/// reuse, which on a busy broker saves a page fault and a page clear per 4 KiB moved. Memory
+/// above 32 MiB per allocation is still mapped on its own, and heaps still shrink once more
+/// than 64 MiB sits free at their top.
+fn keep_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes allocator tunables; it is called before any thread starts.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 64 << 20);
+    }
 }
