@@ -46,18 +46,8 @@ impl From<Bytes> for Frame {
     }
 }
 
+#[cfg(test)]
 impl Frame {
-    pub fn len(&self) -> usize {
-        match self {
-            Frame::One(b) => b.len(),
-            Frame::Parts(parts) => parts.iter().map(Bytes::len).sum(),
-        }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// The whole frame in one buffer (copies when it is in parts).
     pub fn to_bytes(&self) -> Bytes {
         match self {

@@ -362,8 +362,7 @@ impl ReadView {
                 }
             }
         }
-        let mut buf = Vec::new();
-        read_exact_at_into(&self.file, &mut buf, want, pos)?;
+        let mut buf = read_exact_at_uninit(&self.file, want, pos)?;
         // Keep whole batches below the high watermark only.
         let mut keep = 0;
         while let Some((base, len)) = batch::peek_len(&buf[keep..]) {
@@ -383,13 +382,11 @@ impl ReadView {
     }
 }
 
-/// `read_exact_at` into the spare capacity of `buf`, which ends up `len` bytes long: a fetch
-/// reads up to megabytes per partition, and zero-filling the buffer first would be one more
-/// pass over all of it.
-fn read_exact_at_into(file: &File, buf: &mut Vec<u8>, len: usize, pos: u64) -> io::Result<()> {
+/// `len` bytes read at `pos` into a buffer that is not zero-filled first: a fetch reads up to
+/// megabytes per partition, and zeroing them would be one more pass over all of it.
+fn read_exact_at_uninit(file: &File, len: usize, pos: u64) -> io::Result<Vec<u8>> {
     use std::os::fd::AsRawFd;
-    buf.clear();
-    buf.reserve_exact(len);
+    let mut buf = Vec::with_capacity(len);
     while buf.len() < len {
         let filled = buf.len();
         let spare = &mut buf.spare_capacity_mut()[..len - filled];
@@ -409,7 +406,7 @@ fn read_exact_at_into(file: &File, buf: &mut Vec<u8>, len: usize, pos: u64) -> i
             }
         }
     }
-    Ok(())
+    Ok(buf)
 }
 
 struct FileReader<'a> {
