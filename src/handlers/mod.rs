@@ -1,5 +1,6 @@
-//! Request dispatch. [`SUPPORTED`] is the only list of APIs and versions gregor serves;
-//! ApiVersions is built from it, and a request outside it never reaches a handler.
+//! Request dispatch. The registry (`registry!`) is the only list of APIs and versions gregor
+//! serves; ApiVersions ([`SUPPORTED`]), dispatch and decoding are expanded from it, and a request
+//! outside it never reaches a handler: it gets `unsupported::error_response`.
 //!
 //! Handlers stay thin: decode has already happened, they validate, call the domain (`broker`,
 //! `log`, `metadata`), map domain errors through `ToKafkaCode`, and build the response.
@@ -76,73 +77,61 @@ pub struct ApiSupport {
     pub max: i16,
 }
 
-const fn api(key: ApiKey, min: i16, max: i16) -> ApiSupport {
-    ApiSupport { key, min, max }
+impl ApiSupport {
+    pub fn serves(&self, version: i16) -> bool {
+        (self.min..=self.max).contains(&version)
+    }
 }
 
-/// Every API gregor answers, with the versions it accepts. Maxima match Apache Kafka 4.1.
-/// Produce is advertised from v0 although only v3+ carry RecordBatch v2: librdkafka checks for
-/// Produce v0 before it enables compression (KAFKA-18659); v0–v2 get a clean error response.
-pub const SUPPORTED: &[ApiSupport] = &[
-    api(ApiKey::Produce, 0, 13),
-    api(ApiKey::Fetch, 4, 18),
-    api(ApiKey::ListOffsets, 1, 10),
-    api(ApiKey::Metadata, 0, 13),
-    api(ApiKey::ApiVersions, 0, 4),
-    api(ApiKey::CreateTopics, 2, 7),
-    api(ApiKey::DeleteTopics, 1, 6),
-    api(ApiKey::CreatePartitions, 0, 3),
-    api(ApiKey::DescribeConfigs, 1, 4),
-    api(ApiKey::AlterConfigs, 0, 2),
-    api(ApiKey::IncrementalAlterConfigs, 0, 1),
-    api(ApiKey::InitProducerId, 0, 5),
-    api(ApiKey::FindCoordinator, 0, 6),
-    api(ApiKey::JoinGroup, 0, 9),
-    api(ApiKey::SyncGroup, 0, 5),
-    api(ApiKey::Heartbeat, 0, 4),
-    api(ApiKey::LeaveGroup, 0, 5),
-    api(ApiKey::OffsetCommit, 2, 9),
-    api(ApiKey::OffsetFetch, 1, 9),
-    api(ApiKey::ListGroups, 0, 5),
-    api(ApiKey::DescribeGroups, 0, 6),
-    api(ApiKey::DeleteGroups, 0, 2),
-    api(ApiKey::OffsetDelete, 0, 0),
-];
+/// THE registry: every API gregor answers, once, with its request type, its handler and the
+/// versions it accepts. [`SUPPORTED`] (and so ApiVersions), [`dispatch`] and [`decode_only`] are
+/// all expanded from it, so what is advertised cannot drift from what is served. Maxima match
+/// Apache Kafka 4.1.
+///
+/// Produce is served from v0 although only v3+ carry RecordBatch v2: librdkafka checks for
+/// Produce v0 before it enables compression (KAFKA-18659); v0–v2 (which the codec cannot decode)
+/// are walked by hand in `produce::legacy` and get a clean per-partition error.
+macro_rules! registry {
+    ($callback:ident!($($args:tt)*)) => {
+        $callback!($($args)*;
+            Produce => ProduceRequest, produce::handle, 0..=13;
+            Fetch => FetchRequest, fetch::handle, 4..=18;
+            ListOffsets => ListOffsetsRequest, list_offsets::handle, 1..=10;
+            Metadata => MetadataRequest, metadata::handle, 0..=13;
+            ApiVersions => ApiVersionsRequest, api_versions::handle, 0..=4;
+            CreateTopics => CreateTopicsRequest, create_topics::handle, 2..=7;
+            DeleteTopics => DeleteTopicsRequest, delete_topics::handle, 1..=6;
+            CreatePartitions => CreatePartitionsRequest, create_partitions::handle, 0..=3;
+            DescribeConfigs => DescribeConfigsRequest, describe_configs::handle, 1..=4;
+            AlterConfigs => AlterConfigsRequest, alter_configs::handle, 0..=2;
+            IncrementalAlterConfigs => IncrementalAlterConfigsRequest, alter_configs::handle_incremental, 0..=1;
+            InitProducerId => InitProducerIdRequest, init_producer_id::handle, 0..=5;
+            FindCoordinator => FindCoordinatorRequest, group::find_coordinator::handle, 0..=6;
+            JoinGroup => JoinGroupRequest, group::join_group::handle, 0..=9;
+            SyncGroup => SyncGroupRequest, group::sync_group::handle, 0..=5;
+            Heartbeat => HeartbeatRequest, group::heartbeat::handle, 0..=4;
+            LeaveGroup => LeaveGroupRequest, group::leave_group::handle, 0..=5;
+            OffsetCommit => OffsetCommitRequest, group::offset_commit::handle, 2..=9;
+            OffsetFetch => OffsetFetchRequest, group::offset_fetch::handle, 1..=9;
+            ListGroups => ListGroupsRequest, group::list_groups::handle, 0..=5;
+            DescribeGroups => DescribeGroupsRequest, group::describe_groups::handle, 0..=6;
+            DeleteGroups => DeleteGroupsRequest, group::delete_groups::handle, 0..=2;
+            OffsetDelete => OffsetDeleteRequest, group::offset_delete::handle, 0..=0;
+        )
+    };
+}
+
+macro_rules! supported_table {
+    (; $($api:ident => $req:ty, $handler:path, $min:literal..=$max:literal;)*) => {
+        &[$(ApiSupport { key: ApiKey::$api, min: $min, max: $max },)*]
+    };
+}
+
+/// Every API gregor answers with its versions, in registry order (see [`registry!`]).
+pub const SUPPORTED: &[ApiSupport] = registry!(supported_table!());
 
 pub fn supported(key: ApiKey) -> Option<ApiSupport> {
     SUPPORTED.iter().copied().find(|a| a.key == key)
-}
-
-/// Every request type gregor decodes and the handler that serves it: the one place that pairs
-/// them, expanded by [`dispatch`] and [`decode_only`] (whose version ranges are in [`SUPPORTED`]).
-macro_rules! with_handled_apis {
-    ($callback:ident!($($args:tt)*)) => {
-        $callback!($($args)*;
-            ApiVersions => ApiVersionsRequest, api_versions::handle;
-            Metadata => MetadataRequest, metadata::handle;
-            Produce => ProduceRequest, produce::handle;
-            Fetch => FetchRequest, fetch::handle;
-            ListOffsets => ListOffsetsRequest, list_offsets::handle;
-            CreateTopics => CreateTopicsRequest, create_topics::handle;
-            DeleteTopics => DeleteTopicsRequest, delete_topics::handle;
-            CreatePartitions => CreatePartitionsRequest, create_partitions::handle;
-            DescribeConfigs => DescribeConfigsRequest, describe_configs::handle;
-            AlterConfigs => AlterConfigsRequest, alter_configs::handle;
-            IncrementalAlterConfigs => IncrementalAlterConfigsRequest, alter_configs::handle_incremental;
-            InitProducerId => InitProducerIdRequest, init_producer_id::handle;
-            FindCoordinator => FindCoordinatorRequest, group::find_coordinator::handle;
-            JoinGroup => JoinGroupRequest, group::join_group::handle;
-            SyncGroup => SyncGroupRequest, group::sync_group::handle;
-            Heartbeat => HeartbeatRequest, group::heartbeat::handle;
-            LeaveGroup => LeaveGroupRequest, group::leave_group::handle;
-            OffsetCommit => OffsetCommitRequest, group::offset_commit::handle;
-            OffsetFetch => OffsetFetchRequest, group::offset_fetch::handle;
-            ListGroups => ListGroupsRequest, group::list_groups::handle;
-            DescribeGroups => DescribeGroupsRequest, group::describe_groups::handle;
-            DeleteGroups => DeleteGroupsRequest, group::delete_groups::handle;
-            OffsetDelete => OffsetDeleteRequest, group::offset_delete::handle;
-        )
-    };
 }
 
 /// The request's identity, passed to every handler.
@@ -194,19 +183,19 @@ pub fn decode_only(mut frame: Bytes) -> Result<ApiKey, String> {
     }
     let (key, header) = decode_header(&mut frame).map_err(|e| e.to_string())?;
     let v = header.request_api_version;
-    supported(key).filter(|a| (a.min..=a.max).contains(&v)).ok_or("unsupported version")?;
+    supported(key).filter(|a| a.serves(v)).ok_or("unsupported version")?;
     if key == ApiKey::Produce && v < 3 {
         return Ok(key); // walked by hand in produce::legacy
     }
     macro_rules! decode_body {
-        ($frame:ident, $v:ident, $key:ident; $($api:ident => $req:ty, $handler:path;)*) => {
+        ($frame:ident, $v:ident, $key:ident; $($api:ident => $req:ty, $handler:path, $min:literal..=$max:literal;)*) => {
             match $key {
                 $(ApiKey::$api => body::<$req>(&mut $frame, $v, $key),)*
                 other => Err(format!("no decoder for {other:?}")),
             }
         };
     }
-    with_handled_apis!(decode_body!(frame, v, key))
+    registry!(decode_body!(frame, v, key))
 }
 
 /// Decodes one frame's header, checks the API and version against [`SUPPORTED`], and runs
@@ -225,7 +214,7 @@ pub async fn dispatch(broker: &Arc<Broker>, client_host: &str, mut frame: Bytes)
         Err(e) => return Reply::Close(e.to_string()),
     };
     let version = header.request_api_version;
-    if supported(key).filter(|a| (a.min..=a.max).contains(&version)).is_none() {
+    if supported(key).filter(|a| a.serves(version)).is_none() {
         return match unsupported::error_response(key, version, header.correlation_id) {
             Some(frame) => {
                 debug!(api = ?key, version, "answered an unsupported API with UNSUPPORTED_VERSION");
@@ -251,7 +240,7 @@ pub async fn dispatch(broker: &Arc<Broker>, client_host: &str, mut frame: Bytes)
         }
         use kafka_protocol::messages::*;
         macro_rules! run_handler {
-            ($frame:ident, $ctx:ident, $version:ident, $key:ident; $($api:ident => $req:ty, $handler:path;)*) => {
+            ($frame:ident, $ctx:ident, $version:ident, $key:ident; $($api:ident => $req:ty, $handler:path, $min:literal..=$max:literal;)*) => {
                 match $key {
                     $(ApiKey::$api => match decode::<$req>(&mut $frame, $version, $key) {
                         Ok(req) => $handler(&$ctx, req).await,
@@ -261,8 +250,11 @@ pub async fn dispatch(broker: &Arc<Broker>, client_host: &str, mut frame: Bytes)
                 }
             };
         }
-        with_handled_apis!(run_handler!(frame, ctx, version, key))
+        registry!(run_handler!(frame, ctx, version, key))
     }
     .instrument(span)
     .await
 }
+
+#[cfg(test)]
+mod tests;
