@@ -295,7 +295,7 @@ mod tests {
     use kafka_protocol::protocol::StrBytes;
 
     use super::*;
-    use crate::server::framing::encode_response;
+    use crate::handlers::codec::encode_response;
 
     fn records(len: usize, seed: u8) -> Bytes {
         (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect::<Vec<u8>>().into()

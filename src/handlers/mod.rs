@@ -7,6 +7,7 @@
 
 pub mod alter_configs;
 pub mod api_versions;
+pub mod codec;
 pub mod common;
 pub mod create_partitions;
 pub mod create_topics;
@@ -30,7 +31,7 @@ use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion};
 use tracing::{debug, debug_span, error, Instrument};
 
 use crate::broker::Broker;
-use crate::server::framing::{self, decode_header, peek_header, FrameError};
+use codec::{decode_header, peek_header};
 
 /// One encoded response frame, size prefix included: a single buffer, or several to be written
 /// back to back. A fetch response keeps each large record set as its own buffer, read from the
@@ -157,7 +158,7 @@ impl Ctx {
 
 /// Encodes a response frame; a failure is a broker bug, logged, and closes the connection.
 pub fn encode<R: Encodable + HeaderVersion>(correlation_id: i32, version: i16, body: &R) -> Option<Frame> {
-    match framing::encode_response(correlation_id, version, body) {
+    match codec::encode_response(correlation_id, version, body) {
         Ok(b) => Some(Frame::One(b)),
         Err(e) => {
             error!(error = %e, version, "failed to encode response");
@@ -167,8 +168,8 @@ pub fn encode<R: Encodable + HeaderVersion>(correlation_id: i32, version: i16, b
 }
 
 fn decode<T: Decodable>(body: &mut Bytes, version: i16, key: ApiKey) -> Result<T, Reply> {
-    framing::guarded(|| T::decode(body, version))
-        .map_err(|source| Reply::Close(FrameError::Decode { api_key: key as i16, version, source }.to_string()))
+    codec::guarded(|| T::decode(body, version))
+        .map_err(|source| Reply::Close(format!("cannot decode the {key:?} v{version} request: {source}")))
 }
 
 /// Decodes a frame's header and body exactly as [`dispatch`] would, without running a handler.
@@ -178,7 +179,7 @@ pub fn decode_only(mut frame: Bytes) -> Result<ApiKey, String> {
     fn body<T: Decodable>(frame: &mut Bytes, v: i16, key: ApiKey) -> Result<ApiKey, String> {
         decode::<T>(frame, v, key).map(|_| key).map_err(|_| "undecodable body".to_string())
     }
-    if frame.len() < framing::MIN_FRAME as usize {
+    if frame.len() < codec::MIN_FRAME as usize {
         return Err("frame shorter than a request header".into());
     }
     let (key, header) = decode_header(&mut frame).map_err(|e| e.to_string())?;
@@ -201,7 +202,9 @@ pub fn decode_only(mut frame: Bytes) -> Result<ApiKey, String> {
 /// Decodes one frame's header, checks the API and version against [`SUPPORTED`], and runs
 /// the handler.
 pub async fn dispatch(broker: &Arc<Broker>, client_host: &str, mut frame: Bytes) -> Reply {
-    let peek = peek_header(&frame);
+    let Some(peek) = peek_header(&frame) else {
+        return Reply::Close(format!("request frame of {} bytes is shorter than a request header", frame.len()));
+    };
     if peek.api_key == ApiKey::ApiVersions as i16 {
         let max = supported(ApiKey::ApiVersions).map_or(0, |a| a.max);
         if peek.api_version > max {

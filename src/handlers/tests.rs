@@ -33,7 +33,7 @@ fn round_trip<T: Encodable + Decodable + PartialEq + Debug>(value: &T, v: i16) -
 /// Decodes arbitrary bytes; whatever decodes must encode and decode back to itself.
 fn decode_encode_decode<T: Encodable + Decodable + PartialEq + Debug>(bytes: &[u8], v: i16) -> Result<(), String> {
     let mut input = Bytes::copy_from_slice(bytes);
-    match framing::guarded(|| T::decode(&mut input, v)) {
+    match codec::guarded(|| T::decode(&mut input, v)) {
         Ok(value) => round_trip(&value, v),
         Err(e) if e.to_string().contains("panicked") => Err(format!("the codec panicked on {bytes:02x?}")),
         Err(_) => Ok(()),

@@ -10,8 +10,8 @@ use bytes::Bytes;
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Encodable, HeaderVersion};
 
+use super::codec::encode_response;
 use crate::error::ResponseError;
-use crate::server::framing::encode_response;
 
 fn encode_error<R: Default + Encodable + HeaderVersion>(
     correlation_id: i32,

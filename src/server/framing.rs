@@ -1,4 +1,5 @@
-//! Reading request frames and their headers off a socket, and framing responses.
+//! Reading request frames off a socket. What a frame says (its header and body) is the
+//! handlers' business: see `handlers::codec`.
 //!
 //! A frame is an i32 size followed by that many bytes. Sizes below the smallest possible request
 //! header, or above `socket.request.max.bytes`, end the connection. The body buffer grows as
@@ -7,13 +8,11 @@
 use std::io;
 use std::time::Duration;
 
-use bytes::{BufMut, Bytes, BytesMut};
-use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
-use kafka_protocol::protocol::{Encodable, HeaderVersion};
+use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt};
 
-/// api_key + api_version + correlation_id: the least a request header can be.
-pub const MIN_FRAME: i32 = 8;
+use crate::handlers::codec::MIN_FRAME;
+
 const READ_CHUNK: usize = 64 * 1024;
 
 #[derive(Debug, thiserror::Error)]
@@ -24,10 +23,6 @@ pub enum FrameError {
     Idle(Duration),
     #[error("frame size {size} outside [{min}, {max}]")]
     BadSize { size: i32, min: i32, max: usize },
-    #[error("unknown API key {0}")]
-    UnknownApiKey(i16),
-    #[error("cannot decode {api_key:?} v{version} request: {source}")]
-    Decode { api_key: i16, version: i16, source: anyhow::Error },
     #[error("{0}")]
     Protocol(String),
     #[error(transparent)]
@@ -94,59 +89,6 @@ async fn read_rest<R: AsyncRead + Unpin>(
         }
     }
     Ok(Some(buf.freeze()))
-}
-
-/// The fixed first part of every request header, read without trusting the rest.
-#[derive(Debug, Clone, Copy)]
-pub struct HeaderPeek {
-    pub api_key: i16,
-    pub api_version: i16,
-    pub correlation_id: i32,
-}
-
-pub fn peek_header(frame: &[u8]) -> HeaderPeek {
-    HeaderPeek {
-        api_key: i16::from_be_bytes([frame[0], frame[1]]),
-        api_version: i16::from_be_bytes([frame[2], frame[3]]),
-        correlation_id: i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]),
-    }
-}
-
-/// Decodes the request header in the version the API key and version call for.
-pub fn decode_header(frame: &mut Bytes) -> Result<(ApiKey, RequestHeader), FrameError> {
-    let peek = peek_header(frame);
-    let api_key = ApiKey::try_from(peek.api_key).map_err(|_| FrameError::UnknownApiKey(peek.api_key))?;
-    let header = guarded(|| kafka_protocol::protocol::decode_request_header_from_buffer(frame))
-        .map_err(|source| FrameError::Decode { api_key: peek.api_key, version: peek.api_version, source })?;
-    Ok((api_key, header))
-}
-
-/// Runs a codec decode, turning a panic inside the codec into an error. Belt and braces: the
-/// codec is expected to return errors on bad input, but a panic must never take a task down
-/// with a half-handled request.
-pub fn guarded<T>(f: impl FnOnce() -> anyhow::Result<T>) -> anyhow::Result<T> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
-        .unwrap_or_else(|_| Err(anyhow::anyhow!("decoder panicked")))
-}
-
-/// Encodes a complete response frame: size, header, body.
-pub fn encode_response<R: Encodable + HeaderVersion>(
-    correlation_id: i32,
-    version: i16,
-    body: &R,
-) -> anyhow::Result<Bytes> {
-    let header_version = R::header_version(version);
-    let header = ResponseHeader::default().with_correlation_id(correlation_id);
-    // Sized up front: a fetch response can be megabytes, and growing the buffer by doubling
-    // would copy it several times over.
-    let capacity = 4 + header.compute_size(header_version)? + body.compute_size(version)?;
-    let mut buf = BytesMut::with_capacity(capacity);
-    buf.put_i32(0);
-    header.encode(&mut buf, header_version)?;
-    body.encode(&mut buf, version)?;
-    let size = (buf.len() - 4) as i32;
-    buf[0..4].copy_from_slice(&size.to_be_bytes());
-    Ok(buf.freeze())
 }
 
 #[cfg(test)]
