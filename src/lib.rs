@@ -4,15 +4,15 @@
 //!
 //! - [`config`]: layered configuration (defaults, `config/gregor.toml`, `--config`, environment,
 //!   and Kafka's own `server.properties` / `KAFKA_*` names).
-//! - [`server`]: the TCP listener and one task per connection: framing, header decoding, and
-//!   writing responses back in request order.
-//! - [`handlers`]: one file per Kafka API; the only code that knows request/response types
-//!   besides [`server::framing`]. The dispatch table in `handlers/mod.rs` is the single list of
-//!   supported APIs and versions.
+//! - [`server`]: the TCP listener and one task per connection: cutting frames off the socket,
+//!   and writing responses back in request order.
+//! - [`handlers`]: one file per Kafka API, and `handlers::codec` for request headers and
+//!   response framing: the only code that knows request/response types. The registry in
+//!   `handlers/mod.rs` is the single list of supported APIs and versions.
 //! - [`log`]: partition logs on disk in Kafka's layout (segments, offset and time indexes),
-//!   recovery, group-committed fsync.
+//!   recovery, group-committed fsync, idempotent producers' sequence state.
 //! - [`metadata`]: topics, partitions, topic configs, and the broker's own identity.
-//! - [`txn`]: producer ids and idempotent producers' sequence state.
+//! - [`txn`]: producer ids (the transaction coordinator comes later).
 //! - [`alloc`]: the global allocator guard that keeps hostile wire counts from exhausting memory.
 //! - [`error`]: the mapping from domain errors to Kafka error codes.
 

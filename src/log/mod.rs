@@ -9,6 +9,7 @@ pub mod compression;
 pub mod format;
 pub mod index;
 pub mod partition;
+pub mod producer_state;
 pub mod segment;
 
 use std::collections::HashMap;
@@ -22,7 +23,7 @@ use parking_lot::RwLock;
 pub use partition::{AppendInfo, Offsets, PartitionLog, ReadResult};
 
 use crate::error::{ResponseError, ToKafkaCode};
-use crate::txn::producer_state::SequenceError;
+use producer_state::SequenceError;
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TopicPartition {

@@ -18,9 +18,9 @@ use tokio::sync::Notify;
 use tracing::{info, warn};
 
 use super::batch::{self, BatchHeader};
+use super::producer_state::{ProducerStateTable, SequenceCheck};
 use super::segment::{ReadView, Segment};
 use super::{AppendError, PartitionConfig, ReadError, TopicPartition};
-use crate::txn::producer_state::{ProducerStateTable, SequenceCheck};
 
 /// The partition leader epoch gregor writes and reports: one node, never a leader change.
 pub const LEADER_EPOCH: i32 = 0;

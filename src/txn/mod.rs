@@ -1,7 +1,6 @@
-//! Producer ids and per-partition producer state for idempotent producers. Transactions
-//! (the coordinator, markers, read_committed) come later and will live here too.
-
-pub mod producer_state;
+//! Producer ids. The per-partition producer state (sequences, epochs) belongs to the log
+//! (`log::producer_state`), as Kafka's producer state manager does; the transaction
+//! coordinator (markers, read_committed) comes later and will live here.
 
 use std::fs;
 use std::io::{self, Write};

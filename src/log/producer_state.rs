@@ -8,7 +8,7 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use crate::log::batch::BatchHeader;
+use super::batch::BatchHeader;
 
 const KEPT_BATCHES: usize = 5;
 
