@@ -1,9 +1,23 @@
-//! Small conversions shared by several handlers: wire strings, topic names, error codes.
+//! Small pieces shared by several handlers: wire strings, topic names, error codes, and running
+//! slow domain work off the runtime's worker threads.
 
 use kafka_protocol::messages::TopicName;
 use kafka_protocol::protocol::StrBytes;
 
 use crate::error::{ResponseError, ToKafkaCode};
+
+/// Runs slow, blocking domain work (creating or deleting hundreds of partition files, fsyncs) on
+/// the blocking pool, so no runtime worker stalls behind it: requests of other connections keep
+/// being answered in milliseconds while a CreateTopics of thousands of partitions runs.
+pub async fn off_runtime<R, E>(work: impl FnOnce() -> Result<R, E> + Send + 'static) -> Result<R, E>
+where
+    R: Send + 'static,
+    E: From<std::io::Error> + Send + 'static,
+{
+    tokio::task::spawn_blocking(work)
+        .await
+        .unwrap_or_else(|e| Err(std::io::Error::other(format!("the operation was interrupted: {e}")).into()))
+}
 
 pub fn str_bytes(s: &str) -> StrBytes {
     StrBytes::from_string(s.to_string())

@@ -3,7 +3,7 @@
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
 use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse};
 
-use super::common::str_bytes;
+use super::common::{off_runtime, str_bytes};
 use super::{Ctx, Reply};
 use crate::error::{ResponseError, ToKafkaCode};
 
@@ -11,26 +11,26 @@ pub async fn handle(ctx: &Ctx, req: CreatePartitionsRequest) -> Reply {
     let mut seen = std::collections::HashSet::new();
     let duplicated: std::collections::HashSet<String> =
         req.topics.iter().map(|t| t.name.0.as_str().to_string()).filter(|n| !seen.insert(n.clone())).collect();
-    let results = req
-        .topics
-        .into_iter()
-        .map(|t| {
-            let name = t.name.0.as_str().to_string();
-            let result = CreatePartitionsTopicResult::default().with_name(t.name);
-            if duplicated.contains(&name) {
-                return result
+    let mut results = Vec::with_capacity(req.topics.len());
+    for t in req.topics {
+        let name = t.name.0.as_str().to_string();
+        let result = CreatePartitionsTopicResult::default().with_name(t.name);
+        if duplicated.contains(&name) {
+            results.push(
+                result
                     .with_error_code(ResponseError::InvalidRequest.code())
-                    .with_error_message(Some(str_bytes("Duplicate topic in request.")));
-            }
-            let assignments: Option<Vec<Vec<i32>>> =
-                t.assignments.map(|a| a.into_iter().map(|r| r.broker_ids.into_iter().map(|b| b.0).collect()).collect());
-            match ctx.broker.create_partitions(&name, t.count, assignments.as_deref(), req.validate_only) {
-                Ok(()) => result,
-                Err(e) => {
-                    result.with_error_code(e.kafka_code().code()).with_error_message(Some(str_bytes(&e.to_string())))
-                }
-            }
-        })
-        .collect();
+                    .with_error_message(Some(str_bytes("Duplicate topic in request."))),
+            );
+            continue;
+        }
+        let assignments: Option<Vec<Vec<i32>>> =
+            t.assignments.map(|a| a.into_iter().map(|r| r.broker_ids.into_iter().map(|b| b.0).collect()).collect());
+        let (b, count, validate_only) = (ctx.broker.clone(), t.count, req.validate_only);
+        let created = off_runtime(move || b.create_partitions(&name, count, assignments.as_deref(), validate_only));
+        results.push(match created.await {
+            Ok(()) => result,
+            Err(e) => result.with_error_code(e.kafka_code().code()).with_error_message(Some(str_bytes(&e.to_string()))),
+        });
+    }
     ctx.reply(&CreatePartitionsResponse::default().with_results(results))
 }

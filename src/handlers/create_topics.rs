@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use kafka_protocol::messages::create_topics_response::{CreatableTopicConfigs, CreatableTopicResult};
 use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
 
-use super::common::str_bytes;
+use super::common::{off_runtime, str_bytes};
 use super::{Ctx, Reply};
 use crate::broker::NewTopic;
 use crate::error::{ResponseError, ToKafkaCode};
@@ -65,7 +65,8 @@ pub async fn handle(ctx: &Ctx, req: CreateTopicsRequest) -> Reply {
                 .collect(),
             configs,
         };
-        match broker.create_topic(new, req.validate_only) {
+        let (b, validate_only) = (broker.clone(), req.validate_only);
+        match off_runtime(move || b.create_topic(new, validate_only)).await {
             Ok(meta) => {
                 if v >= 7 {
                     result.topic_id = if req.validate_only { uuid::Uuid::nil() } else { meta.id };

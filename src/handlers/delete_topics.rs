@@ -4,7 +4,7 @@ use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse};
 use uuid::Uuid;
 
-use super::common::{str_bytes, topic_name};
+use super::common::{off_runtime, str_bytes, topic_name};
 use super::{Ctx, Reply};
 use crate::error::{ResponseError, ToKafkaCode};
 
@@ -17,9 +17,9 @@ pub async fn handle(ctx: &Ctx, req: DeleteTopicsRequest) -> Reply {
     } else {
         req.topic_names.into_iter().map(|n| (Some(n.0.as_str().to_string()), Uuid::nil())).collect()
     };
-    let responses = wanted
-        .into_iter()
-        .map(|(name, id)| {
+    let mut responses = Vec::with_capacity(wanted.len());
+    for (name, id) in wanted {
+        responses.push({
             let mut r = DeletableTopicResult::default();
             let resolved = match &name {
                 Some(n) => Some(n.clone()),
@@ -31,9 +31,11 @@ pub async fn handle(ctx: &Ctx, req: DeleteTopicsRequest) -> Reply {
             r.name = name.as_deref().map(topic_name);
             let Some(target) = resolved else {
                 r.error_code = ResponseError::UnknownTopicId.code();
-                return r;
+                responses.push(r);
+                continue;
             };
-            match broker.delete_topic(&target) {
+            let b = broker.clone();
+            match off_runtime(move || b.delete_topic(&target)).await {
                 Ok(meta) => {
                     if v >= 6 {
                         r.topic_id = meta.id;
@@ -48,7 +50,7 @@ pub async fn handle(ctx: &Ctx, req: DeleteTopicsRequest) -> Reply {
                 }
             }
             r
-        })
-        .collect();
+        });
+    }
     ctx.reply(&DeleteTopicsResponse::default().with_responses(responses))
 }
