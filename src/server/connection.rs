@@ -104,6 +104,11 @@ async fn write_loop<W: AsyncWrite + Unpin>(wr: W, mut rx: mpsc::Receiver<Reply>,
         let frame = match reply {
             Reply::Ready(b) => b,
             Reply::Deferred(fut) => {
+                // Replies already buffered go out now, not after this one is ready (a long
+                // poll could otherwise hold an earlier answer back for its whole wait).
+                if !wr.buffer().is_empty() && wr.flush().await.is_err() {
+                    return;
+                }
                 let ready = tokio::select! {
                     r = fut => r,
                     _ = closed.wait_for(|c| *c) => None,
