@@ -107,6 +107,10 @@ impl ConnectionLimits {
         self.overrides.get(&ip).copied().unwrap_or(self.per_ip)
     }
 
+    /// Takes a slot for a connection from `ip`, or says why not. Kafka (`ConnectionQuotas`)
+    /// also closes a connection over `max.connections.per.ip` right after accepting it; at the
+    /// broker-wide `max.connections` Kafka instead stops accepting until a slot frees, which
+    /// leaves clients hanging in the backlog, so gregor closes those too.
     pub fn try_acquire(self: &Arc<Self>, ip: IpAddr) -> Result<ConnectionSlot, Refusal> {
         let limit = self.limit_for(ip);
         let mut held = self.held.lock();
