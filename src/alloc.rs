@@ -13,8 +13,71 @@
 //! is returned on `dealloc`. Everything smaller goes to the system allocator unchanged.
 //!
 //! Must never: unwind (allocators may not panic), or route a small allocation through `mmap`.
+//!
+//! Also here: giving freed memory back to the kernel. `main` tunes glibc to keep freed buffers
+//! in the heap while the broker is busy (no page faults per request); [`release_when_quiet`]
+//! hands them back with `malloc_trim` once requests stop, so idle RSS returns near its start.
+//! Connections count their requests with [`note_activity`]; that counter is how "quiet" is seen.
 
 use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+static ACTIVITY: AtomicU64 = AtomicU64::new(0);
+
+/// Counts a request or a connection opened or closed: something that may have allocated.
+pub fn note_activity() {
+    ACTIVITY.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Returns free heap memory of every allocator arena to the kernel. Takes a few milliseconds
+/// with large heaps; call it from a blocking thread.
+pub fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only walks glibc's own arenas under their locks.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+/// Decides, once per tick, whether to trim: after activity, once a whole tick has passed
+/// without any. Pure, so the rule is tested without a clock.
+#[derive(Debug, Clone)]
+pub struct QuietTrim {
+    last_seen: u64,
+    last_trimmed: u64,
+}
+
+impl QuietTrim {
+    pub fn new(activity: u64) -> Self {
+        Self { last_seen: activity, last_trimmed: activity }
+    }
+
+    /// `activity` is the counter's value at this tick; true means trim now.
+    pub fn tick(&mut self, activity: u64) -> bool {
+        let quiet = activity == self.last_seen;
+        self.last_seen = activity;
+        if quiet && activity != self.last_trimmed {
+            self.last_trimmed = activity;
+            return true;
+        }
+        false
+    }
+}
+
+/// Runs forever: every `every`, trims the heap if there was activity before but none during the
+/// last tick. Spawn it on the runtime; abort it to stop.
+pub async fn release_when_quiet(every: Duration) {
+    let mut rule = QuietTrim::new(ACTIVITY.load(Ordering::Relaxed));
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if rule.tick(ACTIVITY.load(Ordering::Relaxed)) {
+            let _ = tokio::task::spawn_blocking(release_free_memory).await;
+        }
+    }
+}
 
 /// Allocations at or above this size are reserved lazily with `mmap`.
 pub const LAZY_THRESHOLD: usize = 256 * 1024 * 1024;
@@ -97,6 +160,18 @@ unsafe impl GlobalAlloc for LazyLargeAlloc {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn trims_once_after_activity_stops() {
+        let mut rule = super::QuietTrim::new(0);
+        assert!(!rule.tick(0), "nothing happened since start");
+        assert!(!rule.tick(5), "busy during this tick");
+        assert!(!rule.tick(9), "still busy");
+        assert!(rule.tick(9), "a quiet tick after activity trims");
+        assert!(!rule.tick(9), "and only once");
+        assert!(!rule.tick(10));
+        assert!(rule.tick(10));
+    }
+
     #[test]
     fn huge_reservation_costs_no_memory_until_written() {
         // 64 GiB of capacity: far more than the machine has, yet only the pushed elements are

@@ -72,10 +72,25 @@ pub struct ServerConfig {
     pub cluster_id: Option<String>,
     /// Largest request frame accepted (Kafka: `socket.request.max.bytes`). Default: 104857600.
     pub max_request_bytes: usize,
-    /// Most simultaneous client connections (Kafka: `max.connections`). Default: 10000.
+    /// Most simultaneous client connections (Kafka: `max.connections`). The cap in force is the
+    /// smaller of this and what the process's open-file limit (`RLIMIT_NOFILE`) leaves after a
+    /// reserve for log segments and other files. Default: 10000.
     pub max_connections: usize,
+    /// Most simultaneous connections from one IP address (Kafka: `max.connections.per.ip`).
+    /// Default: 2147483647. Whatever it is, an address that already has connections may not take
+    /// the last tenth (at most 100) of `max_connections`: those are kept for other addresses.
+    pub max_connections_per_ip: usize,
+    /// Per-address exceptions, `host:count,host:count` (Kafka:
+    /// `max.connections.per.ip.overrides`); a host name is resolved at start. Default: empty.
+    pub max_connections_per_ip_overrides: String,
     /// Close connections idle this long (Kafka: `connections.max.idle.ms`). Default: 600000.
     pub connections_max_idle_ms: u64,
+    /// Close a connection that has not sent one complete request this long after connecting
+    /// (gregor's own; Kafka has none). Default: 10000.
+    pub first_request_timeout_ms: u64,
+    /// On SIGTERM/SIGINT, wait at most this long for requests already read to be answered
+    /// before closing connections and flushing the logs. Default: 5000.
+    pub shutdown_grace_ms: u64,
     /// Responses a connection may have waiting to be written before reading pauses. Default: 64.
     pub max_inflight_requests: usize,
 }
@@ -129,7 +144,14 @@ impl Default for ServerConfig {
             cluster_id: None,
             max_request_bytes: 104_857_600,
             max_connections: 10_000,
+            max_connections_per_ip: i32::MAX as usize,
+            max_connections_per_ip_overrides: String::new(),
             connections_max_idle_ms: 600_000,
+            // Clients send ApiVersions (or a SASL handshake) as soon as they connect; 10 s
+            // leaves room for a slow network while a socket that says nothing is gone 60 times
+            // sooner than under the idle timeout.
+            first_request_timeout_ms: 10_000,
+            shutdown_grace_ms: 5_000,
             max_inflight_requests: 64,
         }
     }
@@ -273,6 +295,12 @@ impl Config {
         if self.server.max_connections == 0 || self.server.max_inflight_requests == 0 {
             return bad("server.max_connections", "must be at least 1".into());
         }
+        if let Err(reason) = self.server.per_ip_overrides() {
+            return bad("server.max_connections_per_ip_overrides", reason);
+        }
+        if self.server.first_request_timeout_ms == 0 {
+            return bad("server.first_request_timeout_ms", "must be at least 1".into());
+        }
         if self.log.segment_bytes < 1024 || self.log.segment_bytes > i32::MAX as u64 {
             return bad("log.segment_bytes", "must be between 1024 and 2147483647".into());
         }
@@ -292,6 +320,31 @@ impl Config {
             return bad("log.flush_interval_*", "must be at least 1 when set".into());
         }
         Ok(())
+    }
+}
+
+impl ServerConfig {
+    /// `max_connections_per_ip_overrides` as (host, count) pairs, hosts not yet resolved.
+    pub fn per_ip_overrides(&self) -> Result<Vec<(String, usize)>, String> {
+        let text = self.max_connections_per_ip_overrides.trim();
+        if text.is_empty() {
+            return Ok(Vec::new());
+        }
+        text.split(',')
+            .map(|entry| {
+                let entry = entry.trim();
+                let (host, count) = entry
+                    .rsplit_once(':')
+                    .ok_or_else(|| format!("`{entry}` is not host:count (expected `host:count,host:count`)"))?;
+                let count =
+                    count.trim().parse::<usize>().map_err(|_| format!("`{count}` in `{entry}` is not a count"))?;
+                let host = host.trim().trim_start_matches('[').trim_end_matches(']');
+                if host.is_empty() {
+                    return Err(format!("`{entry}` names no host"));
+                }
+                Ok((host.to_string(), count))
+            })
+            .collect()
     }
 }
 
@@ -337,6 +390,8 @@ pub fn kafka_key(key: &str) -> Option<KafkaKey> {
         "cluster.id" => Maps("server.cluster_id"),
         "socket.request.max.bytes" => Maps("server.max_request_bytes"),
         "max.connections" => Maps("server.max_connections"),
+        "max.connections.per.ip" => Maps("server.max_connections_per_ip"),
+        "max.connections.per.ip.overrides" => Maps("server.max_connections_per_ip_overrides"),
         "connections.max.idle.ms" => Maps("server.connections_max_idle_ms"),
         "log.dirs" | "log.dir" => Maps("log.dir"),
         "log.segment.bytes" => Maps("log.segment_bytes"),
@@ -484,6 +539,31 @@ mod tests {
         std::fs::write(&path, "no.such.setting=1\n").unwrap();
         let err = Config::load(Some(&path), &env(&[]), &Overrides::default()).unwrap_err();
         assert!(err.to_string().contains("no.such.setting"), "{err}");
+    }
+
+    #[test]
+    fn per_ip_limits_come_from_kafka_names() {
+        let cfg = Config::load(
+            None,
+            &env(&[
+                ("KAFKA_MAX_CONNECTIONS", "50"),
+                ("KAFKA_MAX_CONNECTIONS_PER_IP", "5"),
+                ("KAFKA_MAX_CONNECTIONS_PER_IP_OVERRIDES", "127.0.0.1:2, [::1]:0,localhost:7"),
+            ]),
+            &Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!(cfg.server.max_connections, 50);
+        assert_eq!(cfg.server.max_connections_per_ip, 5);
+        assert_eq!(
+            cfg.server.per_ip_overrides().unwrap(),
+            vec![("127.0.0.1".to_string(), 2), ("::1".to_string(), 0), ("localhost".to_string(), 7)]
+        );
+        let err =
+            Config::load(None, &env(&[("KAFKA_MAX_CONNECTIONS_PER_IP_OVERRIDES", "10.0.0.1")]), &Overrides::default())
+                .unwrap_err()
+                .to_string();
+        assert!(err.contains("max_connections_per_ip_overrides"), "{err}");
     }
 
     #[test]

@@ -15,6 +15,7 @@
 //! - [`txn`]: producer ids (the transaction coordinator comes later).
 //! - [`alloc`]: the global allocator guard that keeps hostile wire counts from exhausting memory.
 //! - [`error`]: the mapping from domain errors to Kafka error codes.
+//! - [`ratelimit`]: warnings a client can trigger at will, limited to one line per key per interval.
 
 pub mod alloc;
 pub mod broker;
@@ -24,6 +25,7 @@ pub mod group;
 pub mod handlers;
 pub mod log;
 pub mod metadata;
+pub mod ratelimit;
 pub mod server;
 pub mod txn;
 

@@ -1,4 +1,6 @@
-//! The gregor binary: parse flags, load configuration, open the data directory, serve.
+//! The gregor binary: parse flags, load configuration, open the data directory, serve until
+//! SIGTERM/SIGINT, then stop cleanly (exit 0). A second signal during the stop exits at once
+//! with status 130, leaving the next start to verify the logs.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -39,10 +41,14 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(args)) {
+    let result = runtime.block_on(run(args));
+    // Do not wait for blocking work (a retention pass) past the stop.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            // The chain of causes, without a backtrace: these are configuration and start-up errors.
+            // The chain of causes, without a backtrace: these are configuration, start-up and
+            // final flush errors.
             eprintln!("gregor: {e:#}");
             std::process::ExitCode::FAILURE
         }
@@ -52,6 +58,8 @@ fn main() -> std::process::ExitCode {
 async fn run(args: Args) -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        // Colour codes only on a terminal, not in log files and pipes.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
         .init();
     let overrides =
         Overrides { listen: args.listen, advertised: args.advertised, data_dir: args.data_dir, node_id: args.node_id };
@@ -67,21 +75,24 @@ async fn run(args: Args) -> anyhow::Result<()> {
         None if bound.ip().is_unspecified() => (host_name(), bound.port()),
         None => (bound.ip().to_string(), bound.port()),
     };
+    let shutdown = shutdown_signal().context("cannot install the SIGTERM/SIGINT handlers")?;
     let broker = Arc::new(Broker::open(config.clone(), host, port).context("cannot open the data directory")?);
-    gregor::server::run(listener, broker, shutdown_signal()).await;
-    Ok(())
+    gregor::server::serve(listener, broker, shutdown).await.context("clean shutdown failed: cannot flush the logs")
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("install SIGTERM handler");
-        tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
-    }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
+/// Resolves at the first SIGTERM or SIGINT; a second one exits the process at once.
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
+        tokio::spawn(async move {
+            tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
+            eprintln!("gregor: second signal, exiting without finishing the shutdown");
+            std::process::exit(130);
+        });
+    })
 }
 
 fn host_name() -> String {
@@ -97,7 +108,8 @@ fn host_name() -> String {
 /// one. With these two settings such buffers come from the heap and freed memory stays there for
 /// reuse, which on a busy broker saves a page fault and a page clear per 4 KiB moved. Memory
 /// above 32 MiB per allocation is still mapped on its own, and heaps still shrink once more
-/// than 64 MiB sits free at their top.
+/// than 64 MiB sits free at their top. What stays is given back once the broker is quiet for a
+/// second (`gregor::alloc::release_when_quiet`, started by the server).
 fn keep_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only changes allocator tunables; it is called before any thread starts.

@@ -9,7 +9,7 @@ use kafka_protocol::messages::produce_response::{
     BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
 };
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
-use tracing::{error, warn};
+use tracing::error;
 
 use super::common::str_bytes;
 use super::{Ctx, Reply};
@@ -39,7 +39,7 @@ pub async fn handle(ctx: &Ctx, req: ProduceRequest) -> Reply {
                 match part.records.as_deref() {
                     None | Some([]) => Err((ResponseError::InvalidRecord, Some("no records".to_string()), Vec::new())),
                     Some(records) => log.append(records, now).map(|info| (log, info)).map_err(|e| {
-                        warn!(partition = %format!("{}-{}", topic.name.0.as_str(), part.index), error = %e, "rejected produce");
+                        crate::warn_limited!("rejected produce", partition = %format!("{}-{}", topic.name.0.as_str(), part.index), error = %e, "rejected produce");
                         let bad_records = match &e {
                             AppendError::KeylessRecords { record_indexes } => record_indexes.clone(),
                             _ => Vec::new(),

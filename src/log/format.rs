@@ -4,6 +4,9 @@
 //! ```text
 //! <log.dir>/
 //!   meta.properties                 cluster.id / node.id / version=1 (format version below)
+//!   .gregor_clean_shutdown          empty; written and fsynced last by a clean stop, removed at
+//!                                   start once recovery is done: its presence lets the next start
+//!                                   trust segment tails instead of re-checking their CRCs
 //!   __topics/<topic>.properties     topic id, partition count, topic config overrides
 //!   <topic>-<partition>/
 //!     00000000000000000000.log      concatenated RecordBatch v2, exactly as produced, with the
@@ -30,6 +33,7 @@ pub const INDEX_SUFFIX: &str = "index";
 pub const TIME_INDEX_SUFFIX: &str = "timeindex";
 pub const TOPICS_DIR: &str = "__topics";
 pub const META_FILE: &str = "meta.properties";
+pub const CLEAN_SHUTDOWN_FILE: &str = ".gregor_clean_shutdown";
 
 pub const INDEX_ENTRY: usize = 8;
 pub const TIME_INDEX_ENTRY: usize = 12;

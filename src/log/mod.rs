@@ -112,16 +112,77 @@ impl ToKafkaCode for ReadError {
     }
 }
 
+/// How much of an existing partition log to re-check when opening it (after raft-engine's
+/// `RecoveryMode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecoveryMode {
+    /// The last stop may have been a crash: read every batch of each tail segment, check its CRC
+    /// and truncate after the last valid one.
+    VerifyTail,
+    /// The last stop was clean (the marker file was there): every segment was fsynced whole, so
+    /// tails are trusted like older segments (their indexes are used when consistent).
+    TrustCleanShutdown,
+}
+
 /// Every partition log of this broker.
 #[derive(Debug)]
 pub struct LogManager {
     root: PathBuf,
     partitions: RwLock<HashMap<TopicPartition, Arc<PartitionLog>>>,
+    /// What [`LogManager::open`] passes to partitions; `TrustCleanShutdown` only between
+    /// [`LogManager::begin_recovery`] and [`LogManager::finish_recovery`].
+    recovery: parking_lot::Mutex<RecoveryMode>,
 }
 
 impl LogManager {
     pub fn new(root: PathBuf) -> Self {
-        Self { root, partitions: RwLock::new(HashMap::new()) }
+        Self {
+            root,
+            partitions: RwLock::new(HashMap::new()),
+            recovery: parking_lot::Mutex::new(RecoveryMode::VerifyTail),
+        }
+    }
+
+    /// Called before opening the existing partitions: chooses the recovery mode from the
+    /// clean-shutdown marker and returns it.
+    pub fn begin_recovery(&self) -> RecoveryMode {
+        let mode = if self.root.join(format::CLEAN_SHUTDOWN_FILE).exists() {
+            RecoveryMode::TrustCleanShutdown
+        } else {
+            RecoveryMode::VerifyTail
+        };
+        *self.recovery.lock() = mode;
+        mode
+    }
+
+    /// Called once every existing partition is open: removes the clean-shutdown marker (durably,
+    /// so a crash from now on is recovered as one) and returns to verifying tails.
+    pub fn finish_recovery(&self) -> io::Result<()> {
+        *self.recovery.lock() = RecoveryMode::VerifyTail;
+        match std::fs::remove_file(self.root.join(format::CLEAN_SHUTDOWN_FILE)) {
+            Ok(()) => std::fs::File::open(&self.root)?.sync_all(),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// fsyncs every partition's data and directory. Returns the first error after trying all.
+    pub fn flush_all(&self) -> io::Result<()> {
+        let mut first_error = None;
+        for p in self.all() {
+            if let Err(e) = p.flush_blocking() {
+                tracing::error!(partition = %p.tp, error = %e, "fsync at shutdown failed");
+                first_error.get_or_insert(e);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    /// Writes and fsyncs the clean-shutdown marker. Call last, after [`LogManager::flush_all`]
+    /// succeeded and nothing can append any more.
+    pub fn write_clean_shutdown_marker(&self) -> io::Result<()> {
+        std::fs::File::create(self.root.join(format::CLEAN_SHUTDOWN_FILE))?.sync_all()?;
+        std::fs::File::open(&self.root)?.sync_all()
     }
 
     pub fn root(&self) -> &std::path::Path {
@@ -138,7 +199,8 @@ impl LogManager {
             return Ok(p);
         }
         let dir = format::partition_dir(&self.root, &tp.topic, tp.partition);
-        let log = Arc::new(PartitionLog::open(&dir, tp.clone(), config, now_ms)?);
+        let mode = *self.recovery.lock();
+        let log = Arc::new(PartitionLog::open(&dir, tp.clone(), config, now_ms, mode)?);
         Ok(self.partitions.write().entry(tp).or_insert(log).clone())
     }
 

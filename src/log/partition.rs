@@ -76,8 +76,16 @@ pub struct Offsets {
 }
 
 impl PartitionLog {
-    /// Opens (recovering) or creates the partition directory.
-    pub fn open(dir: &Path, tp: TopicPartition, config: PartitionConfig, now_ms: i64) -> io::Result<Self> {
+    /// Opens (recovering) or creates the partition directory. `mode` says whether the tail
+    /// segment's batches are re-checked (after a crash) or trusted (after a clean stop).
+    pub fn open(
+        dir: &Path,
+        tp: TopicPartition,
+        config: PartitionConfig,
+        now_ms: i64,
+        mode: super::RecoveryMode,
+    ) -> io::Result<Self> {
+        let verify_tail = mode == super::RecoveryMode::VerifyTail;
         std::fs::create_dir_all(dir)?;
         let mut bases: Vec<i64> = std::fs::read_dir(dir)?
             .filter_map(|e| e.ok())
@@ -87,7 +95,7 @@ impl PartitionLog {
         let mut segments = Vec::with_capacity(bases.len().max(1));
         for (i, &base) in bases.iter().enumerate() {
             let tail = i + 1 == bases.len();
-            let (seg, outcome) = Segment::open(dir, base, tail, config.index_interval_bytes, now_ms)?;
+            let (seg, outcome) = Segment::open(dir, base, tail && verify_tail, config.index_interval_bytes, now_ms)?;
             if let Some(reason) = outcome.stopped {
                 warn!(partition = %tp, segment = base, valid_bytes = outcome.valid_len, %reason,
                     "recovery truncated the segment after its last valid batch");

@@ -2,36 +2,62 @@
 //! handler in arrival order (so appends from one connection keep their order); the writer sends
 //! replies in that same order, awaiting deferred ones (long-poll fetches, `acks=all` waits)
 //! without holding up the reader or other connections.
+//!
+//! Timeouts: a connection must send its first complete request within
+//! `server.first_request_timeout_ms`, later ones within `connections.max.idle.ms`. Buffers are
+//! small and per connection ([`BUF_BYTES`] each way); large frames and record sets bypass them.
+//!
+//! Stopping: once `draining` turns true the reader takes no further request, and the writer
+//! still answers every request already read (deferred ones included), then closes.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, BufWriter};
 use tokio::sync::{mpsc, watch};
-use tracing::{debug, warn, Instrument};
+use tracing::{debug, Instrument};
 
 use super::framing::{self, FrameError};
 use crate::broker::Broker;
 use crate::handlers::{self, Frame, Reply};
 
-pub async fn serve<S>(stream: S, peer: std::net::SocketAddr, broker: Arc<Broker>)
+/// Read and write buffer size. Frames larger than this are read straight into their own
+/// buffer and large record sets written straight to the socket, so more would only cost memory
+/// per idle connection.
+pub const BUF_BYTES: usize = 8 * 1024;
+
+/// Why the reader stopped without an error.
+enum ReadEnd {
+    /// The client closed its side between requests.
+    ClientClosed,
+    /// The broker is stopping.
+    Draining,
+}
+
+pub async fn serve<S>(stream: S, peer: std::net::SocketAddr, broker: Arc<Broker>, draining: watch::Receiver<bool>)
 where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
+    crate::alloc::note_activity();
     let (rd, wr) = tokio::io::split(stream);
     let (tx, rx) = mpsc::channel::<Reply>(broker.config.server.max_inflight_requests);
     // Set once reading stops, so the writer abandons replies nobody will read (a long poll
     // with a huge max_wait must not outlive its client).
     let (closed_tx, closed_rx) = watch::channel(false);
     let writer = tokio::spawn(write_loop(wr, rx, closed_rx).in_current_span());
-    let result = read_loop(rd, &format!("/{}", peer.ip()), &broker, tx).await;
-    let _ = closed_tx.send(true);
+    let result = read_loop(rd, &format!("/{}", peer.ip()), &broker, tx, draining).await;
+    // When the broker stops, the writer answers what was read; otherwise nobody will read them.
+    if !matches!(result, Ok(ReadEnd::Draining)) {
+        let _ = closed_tx.send(true);
+    }
     match result {
         Err(e) if e.is_expected() => debug!(reason = %e, "connection closed"),
-        Err(e) => warn!(error = %e, "closing connection"),
-        Ok(()) => debug!("connection closed by client"),
+        Err(e) => crate::warn_limited!("closing connection", error = %e, "closing connection"),
+        Ok(ReadEnd::ClientClosed) => debug!("connection closed by client"),
+        Ok(ReadEnd::Draining) => debug!("broker stopping: no further requests read from this connection"),
     }
     let _ = writer.await;
+    crate::alloc::note_activity();
 }
 
 async fn read_loop<R: AsyncRead + Unpin>(
@@ -39,14 +65,25 @@ async fn read_loop<R: AsyncRead + Unpin>(
     client_host: &str,
     broker: &Arc<Broker>,
     tx: mpsc::Sender<Reply>,
-) -> Result<(), FrameError> {
-    let mut rd = BufReader::with_capacity(64 * 1024, rd);
-    let max = broker.config.server.max_request_bytes;
-    let idle = Duration::from_millis(broker.config.server.connections_max_idle_ms);
+    mut draining: watch::Receiver<bool>,
+) -> Result<ReadEnd, FrameError> {
+    let mut rd = BufReader::with_capacity(BUF_BYTES, rd);
+    let cfg = &broker.config.server;
+    let max = cfg.max_request_bytes;
+    let idle = Duration::from_millis(cfg.connections_max_idle_ms);
+    // A socket that never completes a request is closed sooner than an established client.
+    let mut wait = Duration::from_millis(cfg.first_request_timeout_ms).min(idle);
     loop {
-        let Some(frame) = framing::read_frame(&mut rd, max, idle).await? else {
-            return Ok(());
+        let read = tokio::select! {
+            biased;
+            _ = draining.wait_for(|d| *d) => return Ok(ReadEnd::Draining),
+            r = framing::read_frame(&mut rd, max, wait) => r?,
         };
+        let Some(frame) = read else {
+            return Ok(ReadEnd::ClientClosed);
+        };
+        wait = idle;
+        crate::alloc::note_activity();
         let reply = handlers::dispatch(broker, client_host, frame).await;
         let close = match &reply {
             Reply::Close(reason) => Some(FrameError::Protocol(reason.clone())),
@@ -62,11 +99,16 @@ async fn read_loop<R: AsyncRead + Unpin>(
 }
 
 async fn write_loop<W: AsyncWrite + Unpin>(wr: W, mut rx: mpsc::Receiver<Reply>, mut closed: watch::Receiver<bool>) {
-    let mut wr = BufWriter::with_capacity(64 * 1024, wr);
+    let mut wr = BufWriter::with_capacity(BUF_BYTES, wr);
     while let Some(reply) = rx.recv().await {
         let frame = match reply {
             Reply::Ready(b) => b,
             Reply::Deferred(fut) => {
+                // Replies already buffered go out now, not after this one is ready (a long
+                // poll could otherwise hold an earlier answer back for its whole wait).
+                if !wr.buffer().is_empty() && wr.flush().await.is_err() {
+                    return;
+                }
                 let ready = tokio::select! {
                     r = fut => r,
                     _ = closed.wait_for(|c| *c) => None,

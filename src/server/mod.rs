@@ -1,51 +1,97 @@
-//! The network side: accept loop with a connection limit, and per-connection tasks.
+//! The network side: the accept loop and its limits ([`listener`]), one task pair per connection
+//! ([`connection`]), framing ([`framing`]), and the orderly stop.
+//!
+//! Stop sequence, once the `shutdown` future resolves: stop accepting and close the listener;
+//! tell every connection to read no further request; let them answer what they already read for
+//! at most `server.shutdown_grace_ms`, then close whatever is left; stop the background tasks;
+//! fsync every partition and write the clean-shutdown marker ([`Broker::shutdown`]).
 
 pub mod connection;
 pub mod framing;
+pub mod listener;
 
 use std::future::Future;
+use std::io;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
-use tracing::{info, info_span, warn, Instrument};
+use tokio::sync::{mpsc, watch};
+use tracing::{error, info, info_span, warn, Instrument};
 
 use crate::broker::Broker;
+use listener::ConnectionLimits;
 
-/// Serves connections until `shutdown` resolves.
+/// How often the heap is checked for memory to give back once the broker is quiet.
+const TRIM_TICK: Duration = Duration::from_secs(1);
+/// After the grace period, how long closed connections get to let go of the logs.
+const CLOSE_WAIT: Duration = Duration::from_secs(1);
+
+/// Serves connections until `shutdown` resolves, then stops in order (see the module docs).
+/// Errors are logged: without the clean-shutdown marker the next start verifies every tail.
 pub async fn run(listener: TcpListener, broker: Arc<Broker>, shutdown: impl Future<Output = ()>) {
-    let limit = Arc::new(Semaphore::new(broker.config.server.max_connections));
+    if let Err(e) = serve(listener, broker, shutdown).await {
+        error!(error = %e, "could not flush the logs at shutdown; the next start will verify every partition");
+    }
+}
+
+/// [`run`], returning whether the logs were flushed and the clean stop recorded.
+pub async fn serve(listener: TcpListener, broker: Arc<Broker>, shutdown: impl Future<Output = ()>) -> io::Result<()> {
+    let cfg = &broker.config.server;
+    let (soft_limit, open_now) = listener::descriptor_budget();
+    let cap = listener::connection_cap(cfg.max_connections, soft_limit, open_now);
+    if cap < cfg.max_connections {
+        warn!(
+            max_connections = cfg.max_connections,
+            open_file_limit = soft_limit,
+            open_now,
+            cap,
+            "the open-file limit (ulimit -n) allows fewer connections than max_connections; raise it to serve more"
+        );
+    }
+    let limits = Arc::new(ConnectionLimits::from_config(cfg, cap));
     if let Ok(addr) = listener.local_addr() {
         info!(%addr, advertised = %format!("{}:{}", broker.node.host, broker.node.port), "listening");
     }
-    broker.spawn_background();
-    tokio::pin!(shutdown);
-    loop {
-        let accepted = tokio::select! {
-            _ = &mut shutdown => break,
-            a = listener.accept() => a,
-        };
-        let (stream, peer) = match accepted {
-            Ok(a) => a,
-            Err(e) => {
-                warn!(error = %e, "accept failed");
-                continue;
-            }
-        };
-        let Ok(permit) = limit.clone().try_acquire_owned() else {
-            warn!(%peer, "connection limit reached, refusing connection");
-            drop(stream);
-            continue;
-        };
+    let background = broker.spawn_background();
+    let trimmer = tokio::spawn(crate::alloc::release_when_quiet(TRIM_TICK));
+    let (draining_tx, draining_rx) = watch::channel(false);
+    let (closing_tx, closing_rx) = watch::channel(false);
+    // Every connection task holds a sender; recv() returns None once all are gone.
+    let (alive_tx, mut alive_rx) = mpsc::channel::<()>(1);
+
+    listener::accept_loop(&listener, &limits, shutdown, |stream, peer, slot| {
         let _ = stream.set_nodelay(true);
         let broker = broker.clone();
+        let draining = draining_rx.clone();
+        let mut closing = closing_rx.clone();
+        let alive = alive_tx.clone();
         tokio::spawn(
             async move {
-                connection::serve(stream, peer, broker).await;
-                drop(permit);
+                tokio::select! {
+                    _ = connection::serve(stream, peer, broker, draining) => {}
+                    _ = closing.wait_for(|c| *c) => {}
+                }
+                drop(slot);
+                drop(alive);
             }
             .instrument(info_span!("conn", %peer)),
         );
+    })
+    .await;
+    drop(listener);
+
+    let grace = Duration::from_millis(cfg.shutdown_grace_ms);
+    info!(grace_ms = grace.as_millis() as u64, "shutting down: no new connections; answering requests already read");
+    let _ = draining_tx.send(true);
+    drop(alive_tx);
+    if tokio::time::timeout(grace, alive_rx.recv()).await.is_err() {
+        warn!("connections still busy after the grace period; closing them");
+        let _ = closing_tx.send(true);
+        let _ = tokio::time::timeout(CLOSE_WAIT, alive_rx.recv()).await;
     }
-    info!("shutting down");
+    background.stop().await;
+    trimmer.abort();
+    let b = broker.clone();
+    tokio::task::spawn_blocking(move || b.shutdown()).await.map_err(io::Error::other)?
 }

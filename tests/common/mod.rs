@@ -91,6 +91,11 @@ impl RawClient {
         Self { stream: TcpStream::connect(addr).await.expect("connect"), next_id: 1 }
     }
 
+    /// Wraps a stream connected some other way (e.g. from a chosen source address).
+    pub fn from_stream(stream: TcpStream) -> Self {
+        Self { stream, next_id: 1 }
+    }
+
     /// Encodes a request frame (size prefix included) without sending it.
     pub fn frame<R: Request>(&mut self, version: i16, req: &R) -> (i32, Bytes) {
         let id = self.next_id;
@@ -155,6 +160,16 @@ pub struct BrokerProcess {
 
 impl BrokerProcess {
     pub fn spawn(data_dir: &Path, extra_env: &[(&str, &str)]) -> Self {
+        Self::spawn_with(data_dir, extra_env, |_| {})
+    }
+
+    /// [`BrokerProcess::spawn`], letting the caller adjust the command first (e.g. a `pre_exec`
+    /// that lowers a resource limit).
+    pub fn spawn_with(
+        data_dir: &Path,
+        extra_env: &[(&str, &str)],
+        tweak: impl FnOnce(&mut std::process::Command),
+    ) -> Self {
         // Reserve a free port, then hand it to the broker (the tiny race is acceptable in tests).
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
@@ -166,6 +181,7 @@ impl BrokerProcess {
         for (k, v) in extra_env {
             cmd.env(k, v);
         }
+        tweak(&mut cmd);
         let mut child = cmd.spawn().expect("spawn gregor");
         let deadline = Instant::now() + Duration::from_secs(30);
         while std::net::TcpStream::connect(addr).is_err() {
@@ -193,6 +209,39 @@ impl BrokerProcess {
 
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// User plus system CPU time the process has used, in clock ticks (usually 1/100 s).
+    pub fn cpu_ticks(&self) -> u64 {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
+        // Fields after the command name, which is in parentheses and may contain spaces.
+        let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+        let field = |i: usize| fields.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        field(11) + field(12)
+    }
+
+    /// Sends a signal (e.g. `libc::SIGTERM`).
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: kill only sends a signal to our own child.
+        unsafe {
+            libc::kill(self.child.id() as i32, sig);
+        }
+    }
+
+    /// Waits for the process to exit, up to `timeout`; `None` if it is still running.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 
     /// SIGKILL: no chance to flush or clean up.

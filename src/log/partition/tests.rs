@@ -32,7 +32,8 @@ fn config() -> PartitionConfig {
 }
 
 fn open(dir: &Path, cfg: &PartitionConfig) -> PartitionLog {
-    PartitionLog::open(dir, TopicPartition::new("t", 0), cfg.clone(), NOW).expect("opening the partition")
+    PartitionLog::open(dir, TopicPartition::new("t", 0), cfg.clone(), NOW, crate::log::RecoveryMode::VerifyTail)
+        .expect("opening the partition")
 }
 
 fn key_for(offset: i64) -> Vec<u8> {
