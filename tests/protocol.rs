@@ -435,6 +435,19 @@ async fn idempotent_producer_retries_are_deduplicated() {
     assert_eq!(offsets(c.call(9, &send(5, 1)).await), (0, 5));
     let again = c.call(4, &InitProducerIdRequest::default()).await;
     assert_ne!(again.producer_id.0, pid);
+    // Without a transactional id every InitProducerId gets a fresh id at epoch 0, as in Kafka:
+    // one carrying an id gregor never issued must not be handed that id (taking over another
+    // producer's id), and a re-initialising producer (KIP-360) moves on to a new id as well.
+    let init_with = |id: i64, epoch: i16| {
+        InitProducerIdRequest::default().with_producer_id(ProducerId(id)).with_producer_epoch(epoch)
+    };
+    for (id, epoch) in [(777_777, 5), (pid, epoch)] {
+        let r = c.call(4, &init_with(id, epoch)).await;
+        assert_eq!(r.error_code, 0);
+        assert_ne!(r.producer_id.0, id, "InitProducerId({id}, {epoch}) handed out the id it carried");
+        assert_ne!(r.producer_id.0, again.producer_id.0);
+        assert_eq!(r.producer_epoch, 0);
+    }
     // Transactions are not served yet.
     let txn =
         InitProducerIdRequest::default().with_transactional_id(Some(TransactionalId(StrBytes::from_static_str("tx"))));
@@ -487,5 +500,54 @@ async fn incremental_alter_configs_set_append_and_delete() {
         values,
         vec![("cleanup.policy".into(), "delete,compact".into(), 1), ("retention.ms".into(), "604800000".into(), 5)]
     );
+    broker.stop().await;
+}
+
+/// One Fetch asking for i32::MAX bytes (overall and per partition) gets at most the broker's
+/// `fetch.max.bytes`, except that a first batch larger than that comes whole (KIP-74); reading on
+/// from there reaches the end of the log. Before the cap, the broker read whatever was asked
+/// for into memory (1 GiB for a 1 GiB partition).
+#[tokio::test]
+async fn fetch_is_capped_by_fetch_max_bytes_and_still_returns_a_larger_first_batch() {
+    const CAP: usize = 64 * 1024;
+    let broker = TestBroker::start_with(|c| c.server.fetch_max_bytes = CAP).await;
+    let mut c = RawClient::connect(broker.addr).await;
+    create(&mut c, "capped", 1).await;
+    let small = vec![b's'; 16 * 1024];
+    let large = vec![b'L'; 100 * 1024];
+    let mut expected = Vec::new();
+    for i in 0..51 {
+        let value = if i == 40 { &large } else { &small };
+        let records = Bytes::from(gregor::log::batch::build(&[(None, Some(value.as_slice()))], 1_000 + i));
+        let r = c.call(9, &produce_req("capped", 0, -1, records)).await;
+        assert_eq!(r.responses[0].partition_responses[0].error_code, 0);
+        expected.push(value.len());
+    }
+    let mut offset = 0;
+    let mut rounds = 0;
+    while offset < 51 {
+        let r = c.call(12, &fetch_req("capped", offset, 0, 1, i32::MAX)).await;
+        let p = &r.responses[0].partitions[0];
+        assert_eq!(p.error_code, 0);
+        let records = p.records.clone().unwrap_or_default();
+        let mut pos = 0;
+        let mut batches = 0;
+        while pos + 12 <= records.len() {
+            let len = 12 + i32::from_be_bytes(records[pos + 8..pos + 12].try_into().unwrap()) as usize;
+            pos += len;
+            batches += 1;
+        }
+        assert!(batches >= 1, "no progress at offset {offset}");
+        assert!(
+            records.len() <= CAP || batches == 1,
+            "{} bytes in {batches} batches at offset {offset}: over fetch.max.bytes ({CAP})",
+            records.len()
+        );
+        offset += batches as i64;
+        rounds += 1;
+    }
+    assert_eq!(offset, 51);
+    // 50 batches of 16 KiB in 64 KiB responses, and the 100 KiB batch alone.
+    assert!(rounds >= 14, "{rounds} fetches: the cap was not applied");
     broker.stop().await;
 }

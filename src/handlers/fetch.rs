@@ -53,6 +53,7 @@ pub async fn handle(ctx: &Ctx, req: FetchRequest) -> Reply {
         return ctx.reply(&resp);
     }
     let broker = &ctx.broker;
+    let fetch_max_bytes = broker.config.server.fetch_max_bytes;
     let topics = req
         .topics
         .into_iter()
@@ -74,7 +75,7 @@ pub async fn handle(ctx: &Ctx, req: FetchRequest) -> Reply {
                     PartPlan {
                         index: p.partition,
                         fetch_offset: p.fetch_offset,
-                        max_bytes: p.partition_max_bytes.max(0) as usize,
+                        max_bytes: (p.partition_max_bytes.max(0) as usize).min(fetch_max_bytes),
                         log,
                     }
                 })
@@ -82,8 +83,10 @@ pub async fn handle(ctx: &Ctx, req: FetchRequest) -> Reply {
             TopicPlan { name: t.topic, topic_id: t.topic_id, partitions }
         })
         .collect();
-    let plan =
-        Plan { version: v, max_bytes: req.max_bytes.max(0) as usize, read_committed: req.isolation_level == 1, topics };
+    // Kafka (4.1 KafkaApis) bounds a fetch by the smaller of the request's max_bytes and the
+    // broker's fetch.max.bytes; the per-partition limit is the client's, and so also bounded.
+    let max_bytes = (req.max_bytes.max(0) as usize).min(fetch_max_bytes);
+    let plan = Plan { version: v, max_bytes, read_committed: req.isolation_level == 1, topics };
     let min_bytes = req.min_bytes.max(0) as usize;
     let (resp, bytes, errors) = plan.read();
     if bytes >= min_bytes.max(1) || errors || req.max_wait_ms <= 0 {

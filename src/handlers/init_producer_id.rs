@@ -1,6 +1,5 @@
-//! InitProducerId for idempotent producers: a fresh producer id at epoch 0, or (KIP-360) the
-//! same id with the next epoch when the client asks to bump it. Transactional ids need the
-//! transaction coordinator, which gregor does not have yet.
+//! InitProducerId for idempotent producers: always a fresh producer id at epoch 0. Transactional
+//! ids need the transaction coordinator, which gregor does not have yet.
 
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 use tracing::error;
@@ -13,9 +12,11 @@ pub async fn handle(ctx: &Ctx, req: InitProducerIdRequest) -> Reply {
     if req.transactional_id.as_ref().is_some_and(|t| !t.0.is_empty()) {
         return ctx.reply(&resp.with_error_code(ResponseError::UnsupportedVersion.code()));
     }
-    if req.producer_id.0 >= 0 && req.producer_epoch >= 0 && req.producer_epoch < i16::MAX - 1 {
-        return ctx.reply(&resp.with_producer_id(req.producer_id).with_producer_epoch(req.producer_epoch + 1));
-    }
+    // Without a transactional id there is nothing to fence and nothing to resume: Kafka's
+    // transaction coordinator (4.1, handleInitProducerId) hands out a fresh id at epoch 0 whatever
+    // id and epoch the request carries. Bumping the carried id instead would let any client take
+    // over another producer's id. An idempotent producer that re-initialises (KIP-360) simply
+    // continues under its new id.
     match ctx.broker.producer_ids.next_id() {
         Ok(id) => ctx.reply(&resp.with_producer_id(ProducerId(id)).with_producer_epoch(0)),
         Err(e) => {
