@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::io;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use parking_lot::Mutex;
 use tracing::{error, info};
@@ -19,10 +19,7 @@ use crate::log::{LogManager, PartitionLog, TopicPartition};
 use crate::metadata::{self, topic_config, NodeInfo, TopicMeta, TopicStore};
 use crate::txn::ProducerIdManager;
 
-/// Wall-clock milliseconds since the epoch (Kafka timestamps).
-pub fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
-}
+pub use crate::clock::now_ms;
 
 #[derive(Debug)]
 pub struct Broker {

@@ -72,6 +72,10 @@ pub struct ServerConfig {
     pub cluster_id: Option<String>,
     /// Largest request frame accepted (Kafka: `socket.request.max.bytes`). Default: 104857600.
     pub max_request_bytes: usize,
+    /// Most record bytes one Fetch response carries, whatever the client asks for (Kafka:
+    /// `fetch.max.bytes`). A first batch larger than this is still sent whole (KIP-74).
+    /// Default: 57671680 (55 MiB).
+    pub fetch_max_bytes: usize,
     /// Most simultaneous client connections (Kafka: `max.connections`). The cap in force is the
     /// smaller of this and what the process's open-file limit (`RLIMIT_NOFILE`) leaves after a
     /// reserve for log segments and other files. Default: 10000.
@@ -108,7 +112,9 @@ pub struct LogConfig {
     pub index_interval_bytes: u64,
     /// Largest record batch accepted (Kafka: `message.max.bytes`). Default: 1048588.
     pub max_message_bytes: i32,
-    /// fsync before acknowledging an `acks=all` produce. Default: true.
+    /// Durable mode: appends are fsynced in the background, consumers see data only once it is
+    /// fsynced, and `acks=all` is answered after that fsync. Off: Kafka's behaviour (visible on
+    /// write, fsync per the flush settings). Default: true.
     pub fsync_acks_all: bool,
     /// fsync a partition after this many messages (Kafka: `log.flush.interval.messages`).
     /// Default: none.
@@ -143,6 +149,7 @@ impl Default for ServerConfig {
             node_id: 1,
             cluster_id: None,
             max_request_bytes: 104_857_600,
+            fetch_max_bytes: 57_671_680,
             max_connections: 10_000,
             max_connections_per_ip: i32::MAX as usize,
             max_connections_per_ip_overrides: String::new(),
@@ -289,6 +296,9 @@ impl Config {
         if self.server.node_id < 0 {
             return bad("server.node_id", "must be 0 or more".into());
         }
+        if self.server.fetch_max_bytes < 1024 {
+            return bad("server.fetch_max_bytes", "must be at least 1024".into());
+        }
         if self.server.max_request_bytes < 64 {
             return bad("server.max_request_bytes", "must be at least 64".into());
         }
@@ -389,6 +399,7 @@ pub fn kafka_key(key: &str) -> Option<KafkaKey> {
         "node.id" | "broker.id" => Maps("server.node_id"),
         "cluster.id" => Maps("server.cluster_id"),
         "socket.request.max.bytes" => Maps("server.max_request_bytes"),
+        "fetch.max.bytes" => Maps("server.fetch_max_bytes"),
         "max.connections" => Maps("server.max_connections"),
         "max.connections.per.ip" => Maps("server.max_connections_per_ip"),
         "max.connections.per.ip.overrides" => Maps("server.max_connections_per_ip_overrides"),

@@ -191,6 +191,9 @@ impl GroupCoordinator {
             log_append_time: false,
             flush_interval_messages: None,
             compact: false,
+            // Nothing reads this log through the high watermark; commits wait for their own
+            // fsync (`CommitOutcome::durable_at`) before they are answered.
+            durable: false,
         };
         let log = logs.open(TopicPartition::new(OFFSETS_TOPIC, 0), pc, now_ms)?;
         let coordinator = Self { groups: RwLock::new(HashMap::new()), log, cfg };
@@ -321,7 +324,7 @@ impl GroupCoordinator {
         if let Some(e) = self.entry(group_id) {
             return e;
         }
-        let now_ms = crate::broker::now_ms();
+        let now_ms = crate::clock::now_ms();
         self.groups
             .write()
             .entry(group_id.to_string())
@@ -385,7 +388,7 @@ impl GroupCoordinator {
         let results = entry.group.leave(leaving, now);
         self.persist_if_dirty(&mut entry);
         if entry.group.is_empty() {
-            entry.empty_since_ms = crate::broker::now_ms();
+            entry.empty_since_ms = crate::clock::now_ms();
         }
         Ok(results)
     }
@@ -440,7 +443,7 @@ impl GroupCoordinator {
             return;
         }
         let key = metadata_record::encode_key(&e.group.group_id);
-        let value = metadata_record::encode_value(&e.group.to_record(crate::broker::now_ms()));
+        let value = metadata_record::encode_value(&e.group.to_record(crate::clock::now_ms()));
         if let Err(err) = self.append(&[(Some(&key[..]), Some(&value[..]))]) {
             warn!(group = %e.group.group_id, error = %err, "cannot persist group metadata");
         }
@@ -452,8 +455,8 @@ impl GroupCoordinator {
     }
 
     fn append(&self, records: &[batch::KeyValue<'_>]) -> Result<i64, GroupError> {
-        let bytes = batch::build(records, crate::broker::now_ms());
-        let info = self.log.append(&bytes, crate::broker::now_ms()).map_err(|e| {
+        let bytes = batch::build(records, crate::clock::now_ms());
+        let info = self.log.append(&bytes, crate::clock::now_ms()).map_err(|e| {
             warn!(error = %e, "cannot write to {OFFSETS_TOPIC}");
             GroupError::Storage(e.to_string())
         })?;

@@ -82,7 +82,7 @@ fn commit_checks_metadata_size_and_partitions() {
 fn offsets_of_an_empty_group_expire_after_the_retention() {
     let dir = tempfile::tempdir().unwrap();
     let c = GroupCoordinator::open(&LogManager::new(dir.path().to_owned()), cfg(1 << 40), 0).unwrap();
-    let base = crate::broker::now_ms();
+    let base = crate::clock::now_ms();
     commit(&c, "idle", 0, 5);
     let now = tokio::time::Instant::now();
     // Retention is an hour from when the group became empty: still there after 59 minutes,

@@ -1,6 +1,7 @@
 //! Produce: validate each partition's batches and append them as they are; acknowledge per
 //! `acks` (0: no response at all; 1: after the write; -1: after the fsync that covers it, when
-//! `log.fsync_acks_all` is on). Per-partition failures go in the partition entry.
+//! the log is durable, `log.fsync_acks_all`). When to fsync is the log's decision, not this
+//! handler's. Per-partition failures go in the partition entry.
 
 use std::sync::Arc;
 
@@ -13,7 +14,7 @@ use tracing::error;
 
 use super::common::str_bytes;
 use super::{Ctx, Reply};
-use crate::broker::now_ms;
+use crate::clock::now_ms;
 use crate::error::{ResponseError, ToKafkaCode};
 use crate::log::{AppendError, PartitionLog};
 
@@ -59,15 +60,9 @@ pub async fn handle(ctx: &Ctx, req: ProduceRequest) -> Reply {
                     if v >= 5 {
                         resp.log_start_offset = info.log_start_offset;
                     }
-                    if acks == -1 && broker.config.log.fsync_acks_all {
+                    // The log schedules its own fsyncs; acks=all waits for the one covering it.
+                    if acks == -1 && log.is_durable() {
                         pending.push((ti, pi, log, info.last_offset + 1));
-                    } else if info.flush_due {
-                        let end = info.last_offset + 1;
-                        tokio::spawn(async move {
-                            if let Err(e) = log.flush_to(end).await {
-                                error!(partition = %log.tp, error = %e, "fsync failed");
-                            }
-                        });
                     }
                 }
                 Err((code, message, bad_records)) => {

@@ -38,6 +38,19 @@ impl OffsetIndex {
         }
     }
 
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Keeps the first `len` entries.
+    pub fn truncate(&mut self, len: usize) {
+        self.entries.truncate(len);
+    }
+
     pub fn truncate_to_position(&mut self, position: u32) {
         self.entries.retain(|&(_, p)| p < position);
     }
@@ -89,6 +102,19 @@ impl TimeIndex {
         (idx > 0).then(|| self.entries[idx - 1].1)
     }
 
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Keeps the first `len` entries.
+    pub fn truncate(&mut self, len: usize) {
+        self.entries.truncate(len);
+    }
+
     pub fn truncate_to_offset(&mut self, rel_offset_exclusive: u32) {
         self.entries.retain(|&(_, o)| o < rel_offset_exclusive);
     }
@@ -129,6 +155,7 @@ impl IndexFiles {
     pub fn create(offset_path: &Path, time_path: &Path) -> io::Result<Self> {
         // Append mode everywhere: `rewrite` relies on writes landing at the end after set_len.
         let open = |p: &Path| -> io::Result<File> {
+            super::failpoint::step()?;
             let f = OpenOptions::new().create(true).append(true).open(p)?;
             f.set_len(0)?;
             Ok(f)
@@ -156,6 +183,7 @@ impl IndexFiles {
         let mut b = [0u8; INDEX_ENTRY];
         (&mut b[..]).put_u32(rel_offset);
         (&mut b[4..]).put_u32(position);
+        super::failpoint::step()?;
         self.offset.write_all(&b)
     }
 
@@ -163,6 +191,7 @@ impl IndexFiles {
         let mut b = [0u8; TIME_INDEX_ENTRY];
         (&mut b[..]).put_i64(timestamp);
         (&mut b[8..]).put_u32(rel_offset);
+        super::failpoint::step()?;
         self.time.write_all(&b)
     }
 
@@ -176,7 +205,15 @@ impl IndexFiles {
         Ok(())
     }
 
+    /// Cuts both files back to their first `offset_entries` and `time_entries` entries (undoing
+    /// the entries of an append that failed).
+    pub fn truncate(&self, offset_entries: usize, time_entries: usize) -> io::Result<()> {
+        self.offset.set_len((offset_entries * INDEX_ENTRY) as u64)?;
+        self.time.set_len((time_entries * TIME_INDEX_ENTRY) as u64)
+    }
+
     pub fn sync(&self) -> io::Result<()> {
+        super::failpoint::step()?;
         self.offset.sync_data()?;
         self.time.sync_data()
     }

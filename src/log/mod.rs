@@ -6,6 +6,7 @@
 
 pub mod batch;
 pub mod compression;
+pub mod failpoint;
 pub mod format;
 pub mod index;
 pub mod partition;
@@ -56,6 +57,9 @@ pub struct PartitionConfig {
     pub flush_interval_messages: Option<u64>,
     /// `cleanup.policy` includes `compact`: every record must have a key.
     pub compact: bool,
+    /// The high watermark follows the fsync, so consumers never read what a crash can take away,
+    /// and `acks=all` is answered after that fsync (`log.fsync_acks_all`).
+    pub durable: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -200,7 +204,7 @@ impl LogManager {
         }
         let dir = format::partition_dir(&self.root, &tp.topic, tp.partition);
         let mode = *self.recovery.lock();
-        let log = Arc::new(PartitionLog::open(&dir, tp.clone(), config, now_ms, mode)?);
+        let log = PartitionLog::open_shared(&dir, tp.clone(), config, now_ms, mode)?;
         Ok(self.partitions.write().entry(tp).or_insert(log).clone())
     }
 

@@ -2,20 +2,25 @@
 //!
 //! Invariants: offsets are assigned only under the partition's `inner` lock, so batches land in
 //! the file in offset order; `log_start_offset <= high_watermark <= log_end_offset`; a reader
-//! never sees bytes past the high watermark. On a single node the high watermark is the log end
-//! offset as soon as the write returns (Kafka's behaviour with one replica); `durable_offset`
-//! separately tracks what has been fsynced, and `acks=all` waits for it.
+//! never sees bytes past the high watermark.
+//!
+//! The log, not its callers, decides what is visible and when to fsync. In durable mode (the
+//! default, `PartitionConfig::durable`) the high watermark follows the fsync: every append asks
+//! for a group-committed fsync in the background, and only what it made durable becomes
+//! visible, so a consumer never reads what a crash can take away (`acks=all` produces wait for
+//! the same fsync). Without it (Kafka's behaviour with one replica) the high watermark is the
+//! log end offset as soon as the write returns, and fsyncs happen only per the flush policy.
 
 use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::{Arc, OnceLock, Weak};
 
 use bytes::Bytes;
 use parking_lot::Mutex;
 use tokio::sync::Notify;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use super::batch::{self, BatchHeader};
 use super::producer_state::{ProducerStateTable, SequenceCheck};
@@ -32,6 +37,10 @@ pub struct PartitionLog {
     inner: Mutex<Inner>,
     flush_lock: tokio::sync::Mutex<()>,
     durable_offset: AtomicI64,
+    /// A background fsync has been asked for and has not yet read the log end offset it covers.
+    flush_scheduled: AtomicBool,
+    /// This log itself, once shared, so an append can hand its fsync to a background task.
+    me: OnceLock<Weak<PartitionLog>>,
     waiters: Mutex<Vec<Weak<Notify>>>,
 }
 
@@ -57,7 +66,8 @@ pub struct AppendInfo {
     /// The append time written into the batches, or -1 for CreateTime topics.
     pub log_append_time: i64,
     pub log_start_offset: i64,
-    /// The flush policy asks for an fsync now (`flush.messages` reached).
+    /// The append is waiting for an fsync before it becomes visible (durable mode) or the flush
+    /// policy asked for one (`flush.messages` reached); the log has already scheduled it.
     pub flush_due: bool,
 }
 
@@ -141,10 +151,31 @@ impl PartitionLog {
                 write_buf: Vec::new(),
             }),
             flush_lock: tokio::sync::Mutex::new(()),
+            flush_scheduled: AtomicBool::new(false),
+            me: OnceLock::new(),
             // What recovery found is on disk already.
             durable_offset: AtomicI64::new(log_end),
             waiters: Mutex::new(Vec::new()),
         })
+    }
+
+    /// [`open`](Self::open), shared: appends can then hand their fsync to a background task
+    /// instead of running it on the caller's thread.
+    pub fn open_shared(
+        dir: &Path,
+        tp: TopicPartition,
+        config: PartitionConfig,
+        now_ms: i64,
+        mode: super::RecoveryMode,
+    ) -> io::Result<Arc<Self>> {
+        let log = Arc::new(Self::open(dir, tp, config, now_ms, mode)?);
+        let _ = log.me.set(Arc::downgrade(&log));
+        Ok(log)
+    }
+
+    /// The high watermark follows the fsync (see the module docs).
+    pub fn is_durable(&self) -> bool {
+        self.inner.lock().config.durable
     }
 
     pub fn dir(&self) -> &Path {
@@ -203,9 +234,61 @@ impl PartitionLog {
             }
         }
         let info = inner.append(&self.dir, records, &headers, now_ms)?;
+        let visible_now = !inner.config.durable;
         drop(inner);
-        self.wake_readers();
+        if visible_now {
+            self.wake_readers();
+        }
+        if info.flush_due {
+            self.schedule_flush();
+        }
         Ok(info)
+    }
+
+    /// Asks for an fsync of everything appended so far, in the background. Appends that arrive
+    /// before the flusher has read the log end offset ride along with it (group commit).
+    fn schedule_flush(&self) {
+        if self.flush_scheduled.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let shared = self.me.get().and_then(Weak::upgrade);
+        match (shared, tokio::runtime::Handle::try_current()) {
+            (Some(log), Ok(runtime)) => {
+                runtime.spawn(async move {
+                    // Cleared before the end is read: a later append schedules the next fsync.
+                    log.flush_scheduled.store(false, Ordering::Release);
+                    let end = log.offsets().log_end_offset;
+                    if let Err(e) = log.flush_to(end).await {
+                        error!(partition = %log.tp, error = %e, "fsync failed; the appended data stays invisible");
+                    }
+                });
+            }
+            // Outside the runtime (start-up work, tests of an unshared log): fsync right here.
+            _ => {
+                self.flush_scheduled.store(false, Ordering::Release);
+                if let Err(e) = self.flush_blocking() {
+                    error!(partition = %self.tp, error = %e, "fsync failed; the appended data stays invisible");
+                }
+            }
+        }
+    }
+
+    /// Everything up to `end` is durable now: in durable mode that makes it visible.
+    fn made_durable(&self, end: i64) {
+        self.durable_offset.fetch_max(end, Ordering::AcqRel);
+        let moved = {
+            let mut inner = self.inner.lock();
+            let hw = end.min(inner.log_end_offset());
+            if inner.config.durable && hw > inner.high_watermark {
+                inner.high_watermark = hw;
+                true
+            } else {
+                false
+            }
+        };
+        if moved {
+            self.wake_readers();
+        }
     }
 
     /// Returns once everything up to `offset` (exclusive) is fsynced. Concurrent callers share
@@ -236,7 +319,7 @@ impl PartitionLog {
         .map_err(io::Error::other)?;
         match result {
             Ok(()) => {
-                self.durable_offset.fetch_max(end, Ordering::AcqRel);
+                self.made_durable(end);
                 Ok(())
             }
             Err(e) => {
@@ -255,10 +338,18 @@ impl PartitionLog {
             inner.dir_dirty = false;
             (inner.active().log_file(), inner.log_end_offset())
         };
-        file.sync_data()?;
-        File::open(&self.dir)?.sync_all()?;
-        self.durable_offset.fetch_max(end, Ordering::AcqRel);
-        Ok(())
+        let synced =
+            super::failpoint::step().and_then(|()| file.sync_data()).and_then(|()| File::open(&self.dir)?.sync_all());
+        match synced {
+            Ok(()) => {
+                self.made_durable(end);
+                Ok(())
+            }
+            Err(e) => {
+                self.inner.lock().dir_dirty = true;
+                Err(e)
+            }
+        }
     }
 
     pub fn durable_offset(&self) -> i64 {
@@ -437,6 +528,7 @@ impl Inner {
         // A finished segment is made durable before any later one exists: only the tail segment
         // is verified at recovery, so an older segment must never be missing its last batches
         // while a newer one survives. Once per segment.bytes of data, mostly written back already.
+        super::failpoint::step()?;
         old.log_file().sync_data()?;
         old.sync_indexes()?;
         self.segments.push(Segment::create(dir, next, now_ms)?);
@@ -513,9 +605,14 @@ impl Inner {
         for h in &assigned {
             self.producers.record(h);
         }
-        self.high_watermark = next;
         self.messages_since_flush += record_count as u64;
-        let flush_due = self.config.flush_interval_messages.is_some_and(|n| self.messages_since_flush >= n);
+        let flush_due = if self.config.durable {
+            // Visible once durable: `made_durable` moves the high watermark.
+            true
+        } else {
+            self.high_watermark = next;
+            self.config.flush_interval_messages.is_some_and(|n| self.messages_since_flush >= n)
+        };
         Ok(AppendInfo {
             base_offset,
             last_offset: next - 1,

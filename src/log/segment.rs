@@ -3,6 +3,12 @@
 //! Invariants: `size` is the length of the valid prefix of the file (bytes past it, left by a torn
 //! write before recovery truncated them, are never read); batches are laid out back to back with
 //! strictly increasing offsets; `next_offset` is one past the last offset stored here.
+//!
+//! An append is all-or-nothing: if any of its writes fails (a full disk after the `.log` write
+//! but before its index entries, say), the file, both index files and every in-memory field are
+//! put back as they were, so the batch consumes no offsets and never reappears after a restart.
+//! If even cutting the files back fails, the segment remembers it and cuts them back before it
+//! accepts the next append.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
@@ -32,7 +38,22 @@ pub struct Segment {
     time_index: TimeIndex,
     index_files: IndexFiles,
     bytes_since_index: u64,
+    /// A failed append could not cut the files back to `size` and the index lengths: do it
+    /// before the next append.
+    files_ahead: bool,
     dir: PathBuf,
+}
+
+/// What an append may change, taken before it so that a failure can put everything back.
+#[derive(Debug, Clone, Copy)]
+struct TailMark {
+    next_offset: i64,
+    size: u64,
+    max_timestamp: i64,
+    max_timestamp_position: u32,
+    bytes_since_index: u64,
+    index_entries: usize,
+    time_index_entries: usize,
 }
 
 /// What a scan of a segment's bytes found.
@@ -54,7 +75,19 @@ pub struct ReadView {
 }
 
 impl Segment {
+    /// Creates a new, empty segment's three files. On failure none of them is left behind.
     pub fn create(dir: &Path, base_offset: i64, now_ms: i64) -> io::Result<Self> {
+        let created = Self::create_files(dir, base_offset, now_ms);
+        if created.is_err() {
+            for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
+                let _ = std::fs::remove_file(segment_file(dir, base_offset, suffix));
+            }
+        }
+        created
+    }
+
+    fn create_files(dir: &Path, base_offset: i64, now_ms: i64) -> io::Result<Self> {
+        super::failpoint::step()?;
         let log =
             OpenOptions::new().create(true).read(true).append(true).open(segment_file(dir, base_offset, LOG_SUFFIX))?;
         // A leftover file of the same name (a segment deleted before a crash) starts over.
@@ -75,6 +108,7 @@ impl Segment {
             time_index: TimeIndex::default(),
             index_files,
             bytes_since_index: 0,
+            files_ahead: false,
             dir: dir.to_owned(),
         })
     }
@@ -116,6 +150,7 @@ impl Segment {
                     time_index,
                     index_files,
                     bytes_since_index: 0,
+                    files_ahead: false,
                     dir: dir.to_owned(),
                 };
                 let from = seg.index.last().map_or(0, |(_, p)| p);
@@ -151,6 +186,7 @@ impl Segment {
                     time_index: TimeIndex::default(),
                     index_files,
                     bytes_since_index: 0,
+                    files_ahead: false,
                     dir: dir.to_owned(),
                 }
             }
@@ -246,15 +282,23 @@ impl Segment {
         Ok(())
     }
 
-    /// Appends already-validated batches laid out back to back in `data`.
     /// Appends already-validated batches, given as consecutive byte ranges (`parts`) that
-    /// together are the batches back to back, in one vectored write.
+    /// together are the batches back to back, in one vectored write, then their index entries.
+    /// All or nothing: on any error the segment is as it was before the call.
     pub fn append(&mut self, parts: &[&[u8]], headers: &[BatchHeader], index_interval: u64) -> io::Result<()> {
-        if let Err(e) = write_all_vectored(&self.log, parts) {
-            // Drop whatever part of the write landed, so the file ends where `size` says.
-            let _ = self.log.set_len(self.size);
-            return Err(e);
+        if self.files_ahead {
+            self.cut_files_back()?;
         }
+        let mark = self.tail_mark();
+        let result = self.append_unguarded(parts, headers, index_interval);
+        if result.is_err() {
+            self.roll_back_to(mark);
+        }
+        result
+    }
+
+    fn append_unguarded(&mut self, parts: &[&[u8]], headers: &[BatchHeader], index_interval: u64) -> io::Result<()> {
+        write_all_vectored(&self.log, parts)?;
         let mut position = self.size;
         for h in headers {
             let len = h.total_len() as u64;
@@ -262,6 +306,44 @@ impl Segment {
             position += len;
         }
         self.size = position;
+        Ok(())
+    }
+
+    fn tail_mark(&self) -> TailMark {
+        TailMark {
+            next_offset: self.next_offset,
+            size: self.size,
+            max_timestamp: self.max_timestamp,
+            max_timestamp_position: self.max_timestamp_position,
+            bytes_since_index: self.bytes_since_index,
+            index_entries: self.index.len(),
+            time_index_entries: self.time_index.len(),
+        }
+    }
+
+    /// Undoes a failed append: memory first (it must never run ahead of the files), then the
+    /// files, whatever part of the write reached them.
+    fn roll_back_to(&mut self, mark: TailMark) {
+        self.next_offset = mark.next_offset;
+        self.size = mark.size;
+        self.max_timestamp = mark.max_timestamp;
+        self.max_timestamp_position = mark.max_timestamp_position;
+        self.bytes_since_index = mark.bytes_since_index;
+        self.index.truncate(mark.index_entries);
+        self.time_index.truncate(mark.time_index_entries);
+        if let Err(e) = self.cut_files_back() {
+            // Reads stop at `size` and index entries are checked against it, so stray bytes are
+            // never served; the next append retries the cut before it writes.
+            tracing::error!(segment = %segment_file(&self.dir, self.base_offset, LOG_SUFFIX).display(), error = %e,
+                "cannot cut a failed append back out of the segment files; retrying before the next append");
+            self.files_ahead = true;
+        }
+    }
+
+    fn cut_files_back(&mut self) -> io::Result<()> {
+        self.log.set_len(self.size)?;
+        self.index_files.truncate(self.index.len(), self.time_index.len())?;
+        self.files_ahead = false;
         Ok(())
     }
 
@@ -424,6 +506,13 @@ impl Read for FileReader<'_> {
 
 /// `write_all` for several buffers: one `writev` per round until everything is written.
 fn write_all_vectored(mut file: &File, parts: &[&[u8]]) -> io::Result<()> {
+    if let Err(e) = super::failpoint::step() {
+        // A disk that fills up mid-write keeps part of it: let half of the first part land.
+        if let Some(first) = parts.first() {
+            let _ = file.write(&first[..first.len() / 2]);
+        }
+        return Err(e);
+    }
     let mut slices: Vec<io::IoSlice<'_>> = parts.iter().map(|p| io::IoSlice::new(p)).collect();
     let mut rest = &mut slices[..];
     while !rest.is_empty() {

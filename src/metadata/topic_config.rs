@@ -162,6 +162,7 @@ pub fn partition_config(log: &LogConfig, topic: &BTreeMap<String, String>) -> Pa
             .is_some_and(|v| v.trim().eq_ignore_ascii_case("LogAppendTime")),
         flush_interval_messages: get("flush.messages").map(|v| v as u64).or(log.flush_interval_messages),
         compact,
+        durable: log.fsync_acks_all,
     }
 }
 

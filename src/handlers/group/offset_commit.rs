@@ -6,7 +6,7 @@ use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse};
 use tracing::error;
 
 use super::opt_str;
-use crate::broker::now_ms;
+use crate::clock::now_ms;
 use crate::error::{ResponseError, ToKafkaCode};
 use crate::group::CommittedOffset;
 use crate::handlers::{encode, Ctx, Reply};

@@ -28,6 +28,7 @@ fn config() -> PartitionConfig {
         log_append_time: false,
         flush_interval_messages: None,
         compact: false,
+        durable: false,
     }
 }
 
@@ -1199,4 +1200,116 @@ fn compacted_partitions_refuse_keyless_records_by_index() {
         other => panic!("expected KeylessRecords, got {other:?}"),
     }
     assert_eq!(log.offsets().log_end_offset, 2, "nothing of the refused batch was stored");
+}
+
+/// Durable mode: what is written but not yet fsynced is invisible; the log fsyncs on its own
+/// (nobody calls `flush_to` here) and only then moves the high watermark and wakes readers.
+#[tokio::test]
+async fn in_durable_mode_the_high_watermark_follows_the_fsync() {
+    let dir = tempdir().unwrap();
+    let cfg = PartitionConfig { durable: true, ..config() };
+    let log = PartitionLog::open_shared(
+        dir.path(),
+        TopicPartition::new("t", 0),
+        cfg,
+        NOW,
+        crate::log::RecoveryMode::VerifyTail,
+    )
+    .unwrap();
+    let woken = Arc::new(tokio::sync::Notify::new());
+    for round in 0..3i64 {
+        log.register_waiter(&woken);
+        let first = round * 5;
+        let info = log.append(&batch_for(first, 5, NOW, 10), NOW).unwrap();
+        assert!(info.flush_due, "the log asks for its own fsync");
+        // This runtime has one thread and the test has not yielded: the fsync has not run.
+        let o = log.offsets();
+        assert_eq!((o.high_watermark, o.log_end_offset), (first, first + 5), "written but not yet durable");
+        assert!(log.read(first, 1 << 20, true).unwrap().records.is_empty(), "nothing past the fsync is served");
+        tokio::time::timeout(std::time::Duration::from_secs(10), woken.notified())
+            .await
+            .expect("the background fsync wakes readers");
+        assert_eq!(log.offsets().high_watermark, first + 5);
+        assert!(log.durable_offset() >= first + 5, "visible only once durable");
+        assert_eq!(read_all(&log).len(), round as usize + 1, "one batch per round, all visible");
+    }
+}
+
+/// A full disk at every step of an append: the `.log` write (half of it landing), each index
+/// write, the fsync and the new files of a roll, the fsync of a flush. Whichever step fails,
+/// the failed append leaves no trace: offsets do not move, the next append gets the next
+/// offset, everything acknowledged reads back exactly, and after a reopen (recovery) exactly
+/// the acknowledged batches are there: no "failed" batch reappears, nothing is duplicated.
+#[test]
+fn a_full_disk_at_any_step_of_an_append_leaves_no_trace() {
+    use crate::log::failpoint;
+    // Batch sizes chosen to cross index intervals and segment rolls (1024 bytes) often.
+    let sizes = [3usize, 1, 7, 2, 5, 1, 9, 4, 2, 6, 3, 8, 1, 1, 5];
+    let run = |fail_at: Option<u32>| -> (u32, bool) {
+        let dir = tempdir().unwrap();
+        let log = open(dir.path(), &config());
+        let mut acked: Vec<(i64, usize)> = Vec::new(); // (base offset, records)
+        let mut next = 0i64;
+        let mut failures = 0;
+        if let Some(n) = fail_at {
+            failpoint::fail_nth(n);
+        } else {
+            failpoint::reset();
+        }
+        for (i, &n) in sizes.iter().enumerate() {
+            let batch = batch_for(next, n, NOW + i as i64, 40);
+            let before = log.offsets();
+            match log.append(&batch, NOW) {
+                Ok(info) => {
+                    assert_eq!(info.base_offset, next);
+                    acked.push((next, n));
+                    next += n as i64;
+                }
+                Err(_) => {
+                    failures += 1;
+                    assert_eq!(log.offsets(), before, "a failed append moved the offsets");
+                    // The disk has room again: the same batch goes in at the same offset.
+                    let info = log.append(&batch, NOW).expect("append after the failure");
+                    assert_eq!(info.base_offset, next);
+                    acked.push((next, n));
+                    next += n as i64;
+                }
+            }
+            if i % 4 == 3 {
+                let before = log.durable_offset();
+                if log.flush_blocking().is_err() {
+                    failures += 1;
+                    assert_eq!(log.durable_offset(), before);
+                    log.flush_blocking().expect("flush after the failure");
+                }
+            }
+        }
+        let steps = failpoint::reset();
+        let check = |log: &PartitionLog, when: &str| {
+            let batches = read_all(log);
+            let got: Vec<(i64, usize)> =
+                batches.iter().map(|b| (b.header.base_offset, b.header.records_count as usize)).collect();
+            assert_eq!(got, acked, "{when}, failing step {fail_at:?}");
+            for b in &batches {
+                for (j, r) in b.records.iter().enumerate() {
+                    assert_eq!(r.key, key_for(b.header.base_offset + j as i64), "{when}: record at the wrong offset");
+                }
+            }
+        };
+        check(&log, "before reopening");
+        drop(log);
+        let log = open(dir.path(), &config());
+        check(&log, "after reopening");
+        assert_eq!(log.offsets().log_end_offset, next);
+        let info = log.append(&batch_for(next, 2, NOW, 40), NOW).unwrap();
+        assert_eq!(info.base_offset, next, "appends continue after the last acknowledged offset");
+        (steps, failures > 0)
+    };
+    let (total_steps, failed) = run(None);
+    assert!(!failed);
+    assert!(total_steps > 40, "only {total_steps} failable steps: the batches should cross indexes and rolls");
+    for n in 0..total_steps {
+        let (_, failed) = run(Some(n));
+        assert!(failed, "step {n} of {total_steps} did not fail anything");
+    }
 }
