@@ -72,7 +72,8 @@ async fn idle_memory_is_given_back_after_churn_and_a_large_fetch() {
     // 50 MiB in one partition, then fetched in one response.
     let producer: FutureProducer = ClientConfig::new()
         .set("bootstrap.servers", addr.to_string())
-        .set("acks", "1")
+        // acks=all: answered once fsynced, which is also when the data becomes visible.
+        .set("acks", "all")
         .set("linger.ms", "0")
         .set("message.max.bytes", "1000000")
         .create()

@@ -212,6 +212,10 @@ impl GroupCoordinator {
             let chunk = match self.log.read(offset, 1 << 20, true) {
                 Ok(r) => r.records,
                 Err(crate::log::ReadError::Io(e)) => return Err(e),
+                // Replaying past it would silently drop every commit after it.
+                Err(e @ crate::log::ReadError::Corrupt { .. }) => {
+                    return Err(io::Error::other(format!("cannot replay {OFFSETS_TOPIC}: {e}")))
+                }
                 Err(crate::log::ReadError::OffsetOutOfRange { .. }) => break,
             };
             if chunk.is_empty() {

@@ -82,6 +82,10 @@ pub enum AppendError {
 pub enum ReadError {
     #[error("offset {requested} is outside [{log_start_offset}, {high_watermark}]")]
     OffsetOutOfRange { requested: i64, log_start_offset: i64, high_watermark: i64 },
+    /// Within the valid part of a segment, bytes that are not a whole batch: the disk or
+    /// something outside gregor changed the file after it was written.
+    #[error("corrupt log segment {} at byte {position}: {problem}", path.display())]
+    Corrupt { path: PathBuf, position: u64, problem: String },
     #[error("storage error: {0}")]
     Io(#[from] io::Error),
 }
@@ -111,6 +115,8 @@ impl ToKafkaCode for ReadError {
     fn kafka_code(&self) -> ResponseError {
         match self {
             Self::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
+            // As Kafka 4.1: a CorruptRecordException from the log read becomes CORRUPT_MESSAGE.
+            Self::Corrupt { .. } => ResponseError::CorruptMessage,
             Self::Io(_) => ResponseError::KafkaStorageError,
         }
     }

@@ -129,7 +129,11 @@ impl PartitionLog {
         // hold every batch a retry after a restart can duplicate.
         let mut producers = ProducerStateTable::default();
         for seg in segments.iter().rev().take(2).rev() {
-            seg.read_view(seg.base_offset).for_each_header(|h| producers.record(h))?;
+            // A corrupt older segment must not keep the broker from starting: its readers get
+            // the error; here only duplicate detection for a retry into it is lost.
+            if let Err(e) = seg.read_view(seg.base_offset).for_each_header(|h| producers.record(h)) {
+                error!(partition = %tp, error = %e, "cannot rebuild idempotent producer state from this segment");
+            }
         }
         let log_start_offset = segments[0].base_offset;
         let log_end = segments.last().map_or(0, |s| s.next_offset);
@@ -394,14 +398,43 @@ impl PartitionLog {
             let views: Vec<ReadView> = inner.segments[idx..].iter().map(|s| s.read_view(offset)).collect();
             (views, hw, lso)
         };
-        for (i, view) in views.iter().enumerate() {
-            let view = if i == 0 { view.clone() } else { ReadView { start_position: 0, ..view.clone() } };
-            if let Some((pos, _)) = view.position_of(offset)? {
-                let records = view.read_batches(pos, max_bytes, hw, min_one)?;
-                return Ok(ReadResult { records, high_watermark: hw, log_start_offset: lso });
+        let result = (|| {
+            for (i, view) in views.iter().enumerate() {
+                let view = if i == 0 { view.clone() } else { ReadView { start_position: 0, ..view.clone() } };
+                if let Some((pos, _)) = self.locate(&view, offset)? {
+                    let records = view.read_batches(pos, max_bytes, hw, min_one)?;
+                    return Ok(ReadResult { records, high_watermark: hw, log_start_offset: lso });
+                }
+            }
+            Ok(ReadResult { records: Bytes::new(), high_watermark: hw, log_start_offset: lso })
+        })();
+        if let Err(e @ ReadError::Corrupt { .. }) = &result {
+            if let Some(suppressed) = crate::ratelimit::WARNINGS.check("corrupt segment", std::time::Instant::now()) {
+                error!(partition = %self.tp, offset, suppressed, error = %e, "a read found a corrupt segment");
             }
         }
-        Ok(ReadResult { records: Bytes::new(), high_watermark: hw, log_start_offset: lso })
+        result
+    }
+
+    /// `position_of`, distrusting the offset index: when the scan from the indexed position
+    /// finds corruption or lands past `offset`, the index entry may be what is wrong, so the
+    /// segment is scanned again from its first byte; only that scan's answer counts.
+    fn locate(&self, view: &ReadView, offset: i64) -> Result<Option<(u64, BatchHeader)>, ReadError> {
+        let found = view.position_of(offset);
+        let suspicious = match &found {
+            Err(ReadError::Corrupt { .. }) => true,
+            Ok(Some((_, h))) => h.base_offset > offset,
+            _ => false,
+        };
+        if !suspicious || view.start_position == 0 {
+            return found;
+        }
+        let rescanned = ReadView { start_position: 0, ..view.clone() }.position_of(offset);
+        if rescanned.as_ref().ok() != found.as_ref().ok() {
+            warn!(partition = %self.tp, offset, segment = view.base_offset,
+                "the offset index pointed to the wrong place; found the batch by scanning the segment");
+        }
+        rescanned
     }
 
     /// The first offset whose record timestamp is >= `target`, with that timestamp.

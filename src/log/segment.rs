@@ -21,6 +21,7 @@ use bytes::Bytes;
 use super::batch::{self, BatchHeader, HEADER_LEN, LOG_OVERHEAD};
 use super::format::{segment_file, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX};
 use super::index::{IndexFiles, OffsetIndex, TimeIndex};
+use super::ReadError;
 
 #[derive(Debug)]
 pub struct Segment {
@@ -42,6 +43,8 @@ pub struct Segment {
     /// before the next append.
     files_ahead: bool,
     dir: PathBuf,
+    /// The `.log` file's path, for error messages that name it.
+    log_path: Arc<Path>,
 }
 
 /// What an append may change, taken before it so that a failure can put everything back.
@@ -69,6 +72,7 @@ pub struct ScanOutcome {
 #[derive(Debug, Clone)]
 pub struct ReadView {
     pub file: Arc<File>,
+    pub log_path: Arc<Path>,
     pub base_offset: i64,
     pub start_position: u32,
     pub size: u64,
@@ -110,6 +114,7 @@ impl Segment {
             bytes_since_index: 0,
             files_ahead: false,
             dir: dir.to_owned(),
+            log_path: Arc::from(segment_file(dir, base_offset, LOG_SUFFIX)),
         })
     }
 
@@ -152,6 +157,7 @@ impl Segment {
                     bytes_since_index: 0,
                     files_ahead: false,
                     dir: dir.to_owned(),
+                    log_path: Arc::from(log_path.as_path()),
                 };
                 let from = seg.index.last().map_or(0, |(_, p)| p);
                 let outcome = seg.scan_from(u64::from(from), false, index_interval, false)?;
@@ -188,6 +194,7 @@ impl Segment {
                     bytes_since_index: 0,
                     files_ahead: false,
                     dir: dir.to_owned(),
+                    log_path: Arc::from(log_path.as_path()),
                 }
             }
         };
@@ -359,6 +366,7 @@ impl Segment {
         let rel = (offset - self.base_offset).clamp(0, u32::MAX as i64) as u32;
         ReadView {
             file: self.log.clone(),
+            log_path: self.log_path.clone(),
             base_offset: self.base_offset,
             start_position: self.index.lookup(rel),
             size: self.size,
@@ -371,7 +379,13 @@ impl Segment {
             Some(rel) => self.index.lookup(rel.saturating_add(1)),
             None => 0,
         };
-        ReadView { file: self.log.clone(), base_offset: self.base_offset, start_position: start, size: self.size }
+        ReadView {
+            file: self.log.clone(),
+            log_path: self.log_path.clone(),
+            base_offset: self.base_offset,
+            start_position: start,
+            size: self.size,
+        }
     }
 
     pub fn sync_indexes(&self) -> io::Result<()> {
@@ -393,17 +407,17 @@ impl Segment {
 impl ReadView {
     /// Finds the position of the first batch whose last offset is >= `offset`, scanning batch
     /// headers forward from the indexed position. `None` when no such batch is in the segment.
-    pub fn position_of(&self, offset: i64) -> io::Result<Option<(u64, BatchHeader)>> {
+    pub fn position_of(&self, offset: i64) -> Result<Option<(u64, BatchHeader)>, ReadError> {
         self.find(u64::from(self.start_position), |h| h.last_offset() >= offset)
     }
 
     /// Finds the first batch whose maxTimestamp is >= `target`.
-    pub fn position_of_timestamp(&self, target: i64) -> io::Result<Option<(u64, BatchHeader)>> {
+    pub fn position_of_timestamp(&self, target: i64) -> Result<Option<(u64, BatchHeader)>, ReadError> {
         self.find(u64::from(self.start_position), |h| h.max_timestamp >= target)
     }
 
     /// Calls `f` with every batch header in the segment, in order (headers only, no CRC check).
-    pub fn for_each_header(&self, mut f: impl FnMut(&BatchHeader)) -> io::Result<()> {
+    pub fn for_each_header(&self, mut f: impl FnMut(&BatchHeader)) -> Result<(), ReadError> {
         self.find(0, |h| {
             f(h);
             false
@@ -411,22 +425,47 @@ impl ReadView {
         .map(|_| ())
     }
 
-    fn find(&self, mut pos: u64, mut hit: impl FnMut(&BatchHeader) -> bool) -> io::Result<Option<(u64, BatchHeader)>> {
+    /// Walks batch headers from `pos` until `hit`. Within `size` every byte belongs to a whole
+    /// batch (recovery and appends guarantee it), so a header that does not describe one is
+    /// corruption, reported with the file and position: never a reason to stop early and let
+    /// the caller go on to the next segment with records silently skipped.
+    fn find(
+        &self,
+        mut pos: u64,
+        mut hit: impl FnMut(&BatchHeader) -> bool,
+    ) -> Result<Option<(u64, BatchHeader)>, ReadError> {
         let mut head = [0u8; HEADER_LEN];
-        while pos + HEADER_LEN as u64 <= self.size {
+        let mut next_offset = self.base_offset;
+        while pos < self.size {
+            if pos + HEADER_LEN as u64 > self.size {
+                return Err(self.corrupt(pos, format!("{} bytes left, too few for a batch", self.size - pos)));
+            }
             self.file.read_exact_at(&mut head, pos)?;
-            let Some(h) = BatchHeader::parse(&head) else {
-                break;
+            let h = BatchHeader::parse(&head).ok_or_else(|| self.corrupt(pos, "short batch header".into()))?;
+            let end = pos + h.total_len() as u64;
+            let problem = if h.batch_length < (HEADER_LEN - LOG_OVERHEAD) as i32 || end > self.size {
+                Some(format!("a batch length of {} does not fit the segment", h.batch_length))
+            } else if h.magic != batch::MAGIC_V2 {
+                Some(format!("magic byte {} where a batch starts", h.magic))
+            } else if h.base_offset < next_offset || h.last_offset_delta < 0 {
+                Some(format!("batch offsets {}..={} go backwards", h.base_offset, h.last_offset()))
+            } else {
+                None
             };
-            if h.batch_length < (HEADER_LEN - LOG_OVERHEAD) as i32 {
-                break;
+            if let Some(problem) = problem {
+                return Err(self.corrupt(pos, problem));
             }
             if hit(&h) {
                 return Ok(Some((pos, h)));
             }
-            pos += h.total_len() as u64;
+            next_offset = h.last_offset() + 1;
+            pos = end;
         }
         Ok(None)
+    }
+
+    fn corrupt(&self, position: u64, problem: String) -> ReadError {
+        ReadError::Corrupt { path: self.log_path.to_path_buf(), position, problem }
     }
 
     /// Reads up to `max_bytes` of whole batches starting at `pos`, stopping before any batch

@@ -1313,3 +1313,78 @@ fn a_full_disk_at_any_step_of_an_append_leaves_no_trace() {
         assert!(failed, "step {n} of {total_steps} did not fail anything");
     }
 }
+
+/// Damage inside an older (rolled, trusted) segment: a read at or after the damaged batch is
+/// an error naming the file and position, never records from the next segment as if the
+/// offsets in between did not exist. Reads before the damage keep working.
+#[test]
+fn corruption_in_an_older_segment_is_reported_not_skipped() {
+    let p = pristine(24);
+    let (base, _) = segment_logs(p.dir.path())[0].clone();
+    type Damage = fn(&mut [u8], usize);
+    let damages: [(&str, Damage); 4] = [
+        ("magic", |b, at| b[at + 16] = 7),
+        ("length too large", |b, at| b[at + 8..at + 12].copy_from_slice(&i32::MAX.to_be_bytes())),
+        ("length too small", |b, at| b[at + 8..at + 12].copy_from_slice(&3i32.to_be_bytes())),
+        ("offset going backwards", |b, at| b[at..at + 8].copy_from_slice(&0i64.to_be_bytes())),
+    ];
+    for (what, damage) in damages {
+        let work = p.copy();
+        let path = segment_file(work.path(), base, LOG_SUFFIX);
+        let mut bytes = fs::read(&path).unwrap();
+        let batches = batch_positions(&bytes, base);
+        assert!(batches.len() >= 4, "the first segment should hold a few batches");
+        let (at, damaged_offset) = batches[2];
+        let segment_end = batches.last().unwrap().1;
+        damage(&mut bytes, at);
+        fs::write(&path, &bytes).unwrap();
+        let log = open(work.path(), &config());
+        assert_eq!(log.offsets().log_end_offset, p.batches.last().unwrap().header.last_offset() + 1, "{what}");
+        let damaged_end = batches[3].1;
+        for offset in damaged_offset..damaged_end {
+            match log.read(offset, 1 << 20, true) {
+                Err(ReadError::Corrupt { path: p, position, .. }) => {
+                    assert_eq!((p.as_path(), position), (path.as_path(), at as u64), "{what}");
+                }
+                other => panic!("{what}: read at {offset} gave {other:?} instead of a corruption error"),
+            }
+        }
+        // Past the damaged batch: its own batch (found through the index) or the same error,
+        // never a later batch as if the offsets in between did not exist.
+        for offset in damaged_end..segment_end {
+            match log.read(offset, 1, true) {
+                Ok(r) => {
+                    let first = &decode(&r.records)[0].header;
+                    assert!(first.base_offset <= offset && offset <= first.last_offset(), "{what}: read at {offset}");
+                }
+                Err(ReadError::Corrupt { .. }) => {}
+                Err(e) => panic!("{what}: read at {offset}: {e}"),
+            }
+        }
+        let before = log.read(batches[1].1, 1, true).unwrap();
+        assert_eq!(decode(&before.records)[0].header.base_offset, batches[1].1, "{what}: data before the damage");
+        let after = log.read(segment_end, 1, true).unwrap();
+        assert_eq!(decode(&after.records)[0].header.base_offset, segment_end, "{what}: the next segment");
+    }
+}
+
+/// A well-formed offset-index entry of an older segment that points at a later batch than its
+/// offset says: a read of the offsets in between must still return them.
+#[test]
+fn an_index_entry_pointing_past_its_offset_is_caught_at_read_time() {
+    let p = pristine(24);
+    let (base, path) = segment_logs(p.dir.path())[0].clone();
+    let batches = batch_positions(&fs::read(&path).unwrap(), base);
+    assert!(batches.len() >= 5);
+    let work = p.copy();
+    // (relative offset of batch 1, position of batch 3): increasing, in range, and wrong.
+    let mut entry = Vec::new();
+    entry.extend_from_slice(&((batches[1].1 - base) as u32).to_be_bytes());
+    entry.extend_from_slice(&(batches[3].0 as u32).to_be_bytes());
+    fs::write(segment_file(work.path(), base, INDEX_SUFFIX), entry).unwrap();
+    let log = open(work.path(), &config());
+    for (_, offset) in &batches[1..batches.len() - 1] {
+        let r = log.read(*offset, 1, true).unwrap();
+        assert_eq!(decode(&r.records)[0].header.base_offset, *offset, "read at {offset}");
+    }
+}
