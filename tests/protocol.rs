@@ -551,3 +551,34 @@ async fn fetch_is_capped_by_fetch_max_bytes_and_still_returns_a_larger_first_bat
     assert!(rounds >= 14, "{rounds} fetches: the cap was not applied");
     broker.stop().await;
 }
+
+/// A batch with a correct CRC whose records lie (it declares three, holds two) is refused with
+/// INVALID_RECORD and a message naming the problem; nothing is appended, and the next honest
+/// batch gets offset 0. Before, it was stored and consumers stopped on the partition silently.
+#[tokio::test]
+async fn a_batch_that_lies_about_its_records_is_refused_and_leaves_no_trace() {
+    let broker = TestBroker::start().await;
+    let mut c = RawClient::connect(broker.addr).await;
+    create(&mut c, "liars", 1).await;
+    let mut lying = BytesMut::from(&batch(2, 1_000)[..]);
+    lying[23..27].copy_from_slice(&2i32.to_be_bytes()); // last offset delta
+    lying[57..61].copy_from_slice(&3i32.to_be_bytes()); // records count
+    let crc = crc32c::crc32c(&lying[21..]);
+    lying[17..21].copy_from_slice(&crc.to_be_bytes());
+    let r = c.call(9, &produce_req("liars", 0, -1, lying.freeze())).await;
+    let p = &r.responses[0].partition_responses[0];
+    assert_eq!(p.error_code, 87, "INVALID_RECORD");
+    let message = p.error_message.as_ref().map(|m| m.to_string()).unwrap_or_default();
+    assert!(message.contains("declares 3 records"), "{message}");
+
+    let r = c.call(9, &produce_req("liars", 0, -1, batch(2, 2_000))).await;
+    assert_eq!(
+        (r.responses[0].partition_responses[0].error_code, r.responses[0].partition_responses[0].base_offset),
+        (0, 0)
+    );
+    let fetched = c.call(12, &fetch_req("liars", 0, 0, 0, 1 << 20)).await;
+    let part = &fetched.responses[0].partitions[0];
+    assert_eq!(part.high_watermark, 2);
+    assert_eq!(part.records.as_ref().map(|r| r.len()), Some(batch(2, 2_000).len()));
+    broker.stop().await;
+}

@@ -118,11 +118,139 @@ pub enum BatchError {
     TooLarge { size: usize, max: usize },
     #[error("the request carries no record batch")]
     Empty,
+    #[error("record {record} of the batch at byte {at}: {problem}")]
+    InvalidRecord { at: usize, record: i32, problem: RecordProblem },
+    #[error("the records of the batch at byte {at} cannot be decompressed: {source}")]
+    Decompress { at: usize, source: DecompressError },
 }
 
-/// Checks every batch of a produce request's records: lengths, magic, CRC-32C, count.
-/// Returns the headers in order. Never looks at individual records.
-pub fn validate(records: &[u8], max_batch_bytes: usize) -> Result<Vec<BatchHeader>, BatchError> {
+/// What is wrong with one record of a batch, as Kafka's record reader would refuse it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RecordProblem {
+    #[error("the batch declares {declared} records but its bytes end after {found}")]
+    Missing { declared: i32, found: i32 },
+    #[error("{0} bytes follow the last of the records the batch declares")]
+    Trailing(usize),
+    #[error("its length {length} is negative or runs past the {remaining} bytes left in the batch")]
+    BadLength { length: i64, remaining: usize },
+    #[error("its {field} is not a valid varint")]
+    BadVarint { field: &'static str },
+    #[error("its offset delta is {found}, but records must be numbered 0, 1, 2, ... (expected {expected})")]
+    OffsetDelta { found: i64, expected: i64 },
+    #[error("its {field} length {length} is invalid or runs past the end of the record ({remaining} bytes left)")]
+    BadField { field: &'static str, length: i64, remaining: usize },
+    #[error("it declares {0} headers")]
+    BadHeaderCount(i64),
+    #[error("{0} bytes are left over inside the record after its last header")]
+    TrailingInRecord(usize),
+}
+
+/// What validating a produce request's records found, besides the batch headers.
+#[derive(Debug, Default)]
+pub struct Validated {
+    pub headers: Vec<BatchHeader>,
+    /// Indexes (within their batch) of records without a key, across the non-control batches;
+    /// only collected when asked for (compacted topics refuse them).
+    pub keyless: Vec<i32>,
+}
+
+/// Checks every batch of a produce request's records as Kafka's log validator does: lengths,
+/// magic, CRC-32C, count, and every record inside (lengths, offset deltas, keys, values,
+/// headers), decompressing compressed batches into at most [`MAX_DECOMPRESSED_RECORDS`] bytes.
+/// Uncompressed records are walked where they are, never copied. With `collect_keyless`, the
+/// records without a key are reported too (from the same pass).
+pub fn validate(records: &[u8], max_batch_bytes: usize, collect_keyless: bool) -> Result<Validated, BatchError> {
+    let headers = validate_batches(records, max_batch_bytes)?;
+    let mut keyless = Vec::new();
+    let mut pos = 0;
+    for h in &headers {
+        let body = &records[pos + HEADER_LEN..pos + h.total_len()];
+        let decompressed;
+        let body = match h.compression() {
+            0 => body,
+            codec => {
+                decompressed = compression::decompress(codec, body, MAX_DECOMPRESSED_RECORDS)
+                    .map_err(|source| BatchError::Decompress { at: pos, source })?;
+                &decompressed[..]
+            }
+        };
+        let collect = collect_keyless && !h.is_control();
+        walk_records(h.records_count, body, |i, has_key| {
+            if collect && !has_key {
+                keyless.push(i);
+            }
+        })
+        .map_err(|(record, problem)| BatchError::InvalidRecord { at: pos, record, problem })?;
+        pos += h.total_len();
+    }
+    Ok(Validated { headers, keyless })
+}
+
+/// Walks `count` records laid out in `body` (uncompressed v2 record format), checking each as
+/// Kafka's record reader does, and calls `f(index, has_key)` for each. No allocation.
+fn walk_records(count: i32, mut body: &[u8], mut f: impl FnMut(i32, bool)) -> Result<(), (i32, RecordProblem)> {
+    for i in 0..count {
+        if body.is_empty() {
+            return Err((i, RecordProblem::Missing { declared: count, found: i }));
+        }
+        let length = read_varint(&mut body).ok_or((i, RecordProblem::BadVarint { field: "length" }))?;
+        let len = usize::try_from(length)
+            .ok()
+            .filter(|&l| l <= body.len())
+            .ok_or((i, RecordProblem::BadLength { length, remaining: body.len() }))?;
+        let (mut rec, rest) = body.split_at(len);
+        body = rest;
+        let has_key = walk_record(i, &mut rec).map_err(|p| (i, p))?;
+        if !rec.is_empty() {
+            return Err((i, RecordProblem::TrailingInRecord(rec.len())));
+        }
+        f(i, has_key);
+    }
+    if !body.is_empty() {
+        return Err((count, RecordProblem::Trailing(body.len())));
+    }
+    Ok(())
+}
+
+/// One record's fields after its length: attributes, timestamp delta, offset delta, key, value,
+/// headers. Returns whether it has a key.
+fn walk_record(index: i32, rec: &mut &[u8]) -> Result<bool, RecordProblem> {
+    let varint = |rec: &mut &[u8], field: &'static str| read_varint(rec).ok_or(RecordProblem::BadVarint { field });
+    let (_attributes, rest) = rec.split_first().ok_or(RecordProblem::BadVarint { field: "attributes" })?;
+    *rec = rest;
+    varint(rec, "timestamp delta")?;
+    let offset_delta = varint(rec, "offset delta")?;
+    if offset_delta != i64::from(index) {
+        return Err(RecordProblem::OffsetDelta { found: offset_delta, expected: i64::from(index) });
+    }
+    let key = skip_bytes_field(rec, "key", true)?;
+    skip_bytes_field(rec, "value", true)?;
+    let headers = varint(rec, "header count")?;
+    if headers < 0 || headers as u64 > rec.len() as u64 {
+        return Err(RecordProblem::BadHeaderCount(headers));
+    }
+    for _ in 0..headers {
+        skip_bytes_field(rec, "header key", false)?;
+        skip_bytes_field(rec, "header value", true)?;
+    }
+    Ok(key)
+}
+
+/// Skips a varint-length field; -1 (null) is allowed when `nullable`. Returns whether it was
+/// present (not null).
+fn skip_bytes_field(rec: &mut &[u8], field: &'static str, nullable: bool) -> Result<bool, RecordProblem> {
+    let length = read_varint(rec).ok_or(RecordProblem::BadVarint { field })?;
+    if length == -1 && nullable {
+        return Ok(false);
+    }
+    let bad = RecordProblem::BadField { field, length, remaining: rec.len() };
+    let len = usize::try_from(length).ok().filter(|&l| l <= rec.len()).ok_or(bad)?;
+    *rec = &rec[len..];
+    Ok(true)
+}
+
+/// The batch-level checks of [`validate`]: lengths, magic, CRC-32C, count.
+fn validate_batches(records: &[u8], max_batch_bytes: usize) -> Result<Vec<BatchHeader>, BatchError> {
     let mut out = Vec::new();
     let mut pos = 0;
     while pos < records.len() {

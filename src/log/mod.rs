@@ -102,6 +102,10 @@ impl ToKafkaCode for AppendError {
             Self::InvalidBatch(B::InconsistentCount { .. }) | Self::InvalidBatch(B::Empty) => {
                 ResponseError::InvalidRecord
             }
+            // Kafka's record reader throws InvalidRecordException for malformed records
+            // (INVALID_RECORD); undecodable compressed data is a CorruptRecordException.
+            Self::InvalidBatch(B::InvalidRecord { .. }) => ResponseError::InvalidRecord,
+            Self::InvalidBatch(B::Decompress { .. }) => ResponseError::CorruptMessage,
             Self::Sequence(SequenceError::OutOfOrder { .. }) => ResponseError::OutOfOrderSequenceNumber,
             Self::Sequence(SequenceError::FencedEpoch { .. }) => ResponseError::InvalidProducerEpoch,
             Self::MultipleIdempotentBatches | Self::KeylessRecords { .. } => ResponseError::InvalidRecord,

@@ -201,26 +201,19 @@ impl PartitionLog {
 
     /// Validates and appends the batches of one produce request for this partition.
     pub fn append(&self, records: &[u8], now_ms: i64) -> Result<AppendInfo, AppendError> {
-        let mut inner = self.inner.lock();
-        let headers = batch::validate(records, inner.config.max_message_bytes)?;
-        if inner.config.compact {
+        // Validation (CRCs, every record, decompression) runs before the lock is taken, so a
+        // large or compressed request never holds up the partition's other appends and reads.
+        let (max_message_bytes, compact) = {
+            let inner = self.inner.lock();
+            (inner.config.max_message_bytes, inner.config.compact)
+        };
+        let batch::Validated { headers, keyless } = batch::validate(records, max_message_bytes, compact)?;
+        if !keyless.is_empty() {
             // The cleaner keeps the latest record per key, so Kafka refuses keyless records on
             // compacted topics, naming them so the client fails only those (KIP-467).
-            let mut pos = 0;
-            for h in &headers {
-                let bytes = &records[pos..pos + h.total_len()];
-                pos += h.total_len();
-                if h.is_control() {
-                    continue;
-                }
-                let keyless: Vec<i32> = batch::with_records(bytes, |recs| {
-                    recs.iter().enumerate().filter(|(_, r)| r.key.is_none()).map(|(i, _)| i as i32).collect()
-                })?;
-                if !keyless.is_empty() {
-                    return Err(AppendError::KeylessRecords { record_indexes: keyless });
-                }
-            }
+            return Err(AppendError::KeylessRecords { record_indexes: keyless });
         }
+        let mut inner = self.inner.lock();
         if headers.iter().any(|h| h.producer_id >= 0) {
             // Sequence checks are per batch and a request is all-or-nothing, so idempotent
             // producers send one batch per partition; Kafka requires the same.

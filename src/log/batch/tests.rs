@@ -8,7 +8,7 @@ pub fn build_batch(base_ts: i64, records: &[(&[u8], &[u8], i64)]) -> Vec<u8> {
 #[test]
 fn valid_batch_passes_and_parses() {
     let b = build_batch(1000, &[(b"k", b"v", 0), (b"k2", b"v2", 5)]);
-    let headers = validate(&b, 1 << 20).unwrap();
+    let headers = validate(&b, 1 << 20, false).map(|v| v.headers).unwrap();
     assert_eq!(headers.len(), 1);
     assert_eq!(headers[0].records_count, 2);
     assert_eq!(headers[0].max_timestamp, 1005);
@@ -20,24 +20,30 @@ fn corruption_is_detected() {
     let mut b = build_batch(1000, &[(b"k", b"v", 0)]);
     let last = b.len() - 1;
     b[last] ^= 0xff;
-    assert!(matches!(validate(&b, 1 << 20), Err(BatchError::CrcMismatch { .. })));
+    assert!(matches!(validate(&b, 1 << 20, false).map(|v| v.headers), Err(BatchError::CrcMismatch { .. })));
     let b = build_batch(1000, &[(b"k", b"v", 0)]);
-    assert!(matches!(validate(&b[..b.len() - 1], 1 << 20), Err(BatchError::BadLength { .. })));
-    assert!(matches!(validate(&b, 10), Err(BatchError::TooLarge { .. })));
+    assert!(matches!(
+        validate(&b[..b.len() - 1], 1 << 20, false).map(|v| v.headers),
+        Err(BatchError::BadLength { .. })
+    ));
+    assert!(matches!(validate(&b, 10, false).map(|v| v.headers), Err(BatchError::TooLarge { .. })));
     let mut old = b.clone();
     old[16] = 1;
-    assert!(matches!(validate(&old, 1 << 20), Err(BatchError::UnsupportedMagic { magic: 1 })));
-    assert_eq!(validate(&[], 100), Err(BatchError::Empty));
+    assert!(matches!(
+        validate(&old, 1 << 20, false).map(|v| v.headers),
+        Err(BatchError::UnsupportedMagic { magic: 1 })
+    ));
+    assert_eq!(validate(&[], 100, false).map(|v| v.headers), Err(BatchError::Empty));
 }
 
 #[test]
 fn offset_assignment_keeps_crc_valid() {
     let mut b = build_batch(1000, &[(b"k", b"v", 0)]);
     assign_offset(&mut b, 42, 7);
-    let h = validate(&b, 1 << 20).unwrap()[0];
+    let h = validate(&b, 1 << 20, false).map(|v| v.headers).unwrap()[0];
     assert_eq!((h.base_offset, h.partition_leader_epoch), (42, 7));
     set_log_append_time(&mut b, 5555);
-    let h = validate(&b, 1 << 20).unwrap()[0];
+    let h = validate(&b, 1 << 20, false).map(|v| v.headers).unwrap()[0];
     assert!(h.is_log_append_time());
     assert_eq!(h.max_timestamp, 5555);
 }
@@ -56,7 +62,7 @@ fn record_lookup_by_timestamp() {
 #[test]
 fn built_batches_validate_and_read_back() {
     let b = build(&[(Some(b"k1"), Some(b"v1")), (Some(b"k2"), None)], 1234);
-    let h = validate(&b, 1 << 20).unwrap()[0];
+    let h = validate(&b, 1 << 20, false).map(|v| v.headers).unwrap()[0];
     assert_eq!((h.records_count, h.max_timestamp), (2, 1234));
     let recs = records(&b).unwrap();
     assert_eq!(recs.len(), 2);
@@ -84,7 +90,7 @@ pub fn build_gzip_batch(base_ts: i64, records: &[(&[u8], &[u8], i64)]) -> Vec<u8
 #[test]
 fn compressed_records_are_read_for_timestamps_and_keys() {
     let mut b = build_gzip_batch(1000, &[(b"a", b"1", 0), (b"", b"2", 30), (b"c", b"3", 10)]);
-    assert!(validate(&b, 1 << 20).is_ok());
+    assert!(validate(&b, 1 << 20, false).map(|v| v.headers).is_ok());
     assign_offset(&mut b, 100, 0);
     assert_eq!(find_record_by_timestamp(&b, Some(1005)), Some((101, 1030)));
     assert_eq!(find_record_by_timestamp(&b, None), Some((101, 1030)));
@@ -94,4 +100,122 @@ fn compressed_records_are_read_for_timestamps_and_keys() {
     let last = broken.len() - 3;
     broken[last] ^= 0xff;
     assert!(matches!(with_records(&broken, |_| ()), Err(RecordsError::Decompress(_)) | Err(RecordsError::Malformed)));
+}
+
+/// Rewrites a batch's CRC after a test changed bytes it covers, so only the lie remains.
+fn fix_crc(b: &mut [u8]) {
+    let crc = crc32c::crc32c(&b[21..]);
+    b[17..21].copy_from_slice(&crc.to_be_bytes());
+}
+
+/// Replaces the records of a built batch with `body`, declaring `count` records.
+fn with_body(count: i32, body: &[u8]) -> Vec<u8> {
+    let mut b = build_batch(1000, &[(b"k", b"v", 0)]);
+    b.truncate(HEADER_LEN);
+    b.extend_from_slice(body);
+    let len = (b.len() - LOG_OVERHEAD) as i32;
+    b[8..12].copy_from_slice(&len.to_be_bytes());
+    b[23..27].copy_from_slice(&(count - 1).to_be_bytes());
+    b[57..61].copy_from_slice(&count.to_be_bytes());
+    fix_crc(&mut b);
+    b
+}
+
+fn varints(values: &[i64]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for &v in values {
+        put_varint(&mut out, v);
+    }
+    out
+}
+
+/// A record: length, attributes 0, timestamp delta 0, offset delta, key, value, no headers.
+fn record(offset_delta: i64, key: Option<&[u8]>, value: Option<&[u8]>) -> Vec<u8> {
+    let mut r = vec![0u8];
+    r.extend(varints(&[0, offset_delta]));
+    for f in [key, value] {
+        match f {
+            Some(b) => {
+                r.extend(varints(&[b.len() as i64]));
+                r.extend_from_slice(b);
+            }
+            None => r.extend(varints(&[-1])),
+        }
+    }
+    r.extend(varints(&[0]));
+    let mut out = varints(&[r.len() as i64]);
+    out.extend(r);
+    out
+}
+
+fn problem_of(b: &[u8]) -> RecordProblem {
+    match validate(b, 1 << 20, false) {
+        Err(BatchError::InvalidRecord { problem, .. }) => problem,
+        other => panic!("expected an invalid record, got {other:?}"),
+    }
+}
+
+/// Batches with a correct CRC that lie about their records are refused, as Kafka's record
+/// reader refuses them; honest ones (including the walker's own building blocks) pass.
+#[test]
+fn records_that_lie_inside_a_valid_batch_are_refused() {
+    let two = [record(0, Some(b"a"), Some(b"1")), record(1, Some(b"b"), None)].concat();
+    assert!(validate(&with_body(2, &two), 1 << 20, false).is_ok(), "the honest batch");
+
+    assert!(matches!(problem_of(&with_body(3, &two)), RecordProblem::Missing { declared: 3, found: 2 }));
+    assert!(matches!(problem_of(&with_body(1, &two)), RecordProblem::Trailing(_)));
+    let garbage = [two.clone(), vec![0xde, 0xad]].concat();
+    assert!(matches!(problem_of(&with_body(2, &garbage)), RecordProblem::Trailing(2)));
+    let out_of_order = [record(0, Some(b"a"), None), record(5, Some(b"b"), None)].concat();
+    assert!(matches!(problem_of(&with_body(2, &out_of_order)), RecordProblem::OffsetDelta { found: 5, expected: 1 }));
+
+    // A negative key length other than -1, and a value longer than the record.
+    let mut r = vec![0u8];
+    r.extend(varints(&[0, 0, -7, -1, 0]));
+    let negative_key = [varints(&[r.len() as i64]), r].concat();
+    assert!(matches!(problem_of(&with_body(1, &negative_key)), RecordProblem::BadField { field: "key", .. }));
+    let mut r = vec![0u8];
+    r.extend(varints(&[0, 0, -1, 4000]));
+    r.extend_from_slice(b"short");
+    r.extend(varints(&[0]));
+    let long_value = [varints(&[r.len() as i64]), r].concat();
+    assert!(matches!(problem_of(&with_body(1, &long_value)), RecordProblem::BadField { field: "value", .. }));
+    // A record length past the end of the batch, and a negative one.
+    let past_end = [varints(&[500]), vec![0; 10]].concat();
+    assert!(matches!(problem_of(&with_body(1, &past_end)), RecordProblem::BadLength { length: 500, .. }));
+    assert!(matches!(problem_of(&with_body(1, &varints(&[-3]))), RecordProblem::BadLength { length: -3, .. }));
+
+    // The error says where, in words a person can act on.
+    let msg = validate(&with_body(3, &two), 1 << 20, false).unwrap_err().to_string();
+    assert!(msg.contains("record 2") && msg.contains("declares 3 records"), "{msg}");
+}
+
+/// The same lies hidden in a compressed batch are found after decompressing it, and a batch
+/// that decompresses past the limit is refused instead of filling memory.
+#[test]
+fn compressed_batches_are_checked_after_bounded_decompression() {
+    use std::io::Write;
+    let gzip = |data: &[u8]| {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        e.write_all(data).unwrap();
+        e.finish().unwrap()
+    };
+    let compressed = |count: i32, body: &[u8]| {
+        let mut b = with_body(count, &gzip(body));
+        b[21..23].copy_from_slice(&compression::GZIP.to_be_bytes());
+        fix_crc(&mut b);
+        b
+    };
+    let two = [record(0, Some(b"a"), Some(b"1")), record(1, None, Some(b"2"))].concat();
+    let ok = validate(&compressed(2, &two), 1 << 20, true).unwrap();
+    assert_eq!(ok.keyless, vec![1], "keyless records are found in the same pass");
+    assert!(matches!(problem_of(&compressed(3, &two)), RecordProblem::Missing { .. }));
+    let lying = [record(0, Some(b"a"), None), record(0, Some(b"b"), None)].concat();
+    assert!(matches!(problem_of(&compressed(2, &lying)), RecordProblem::OffsetDelta { .. }));
+    let bomb = compressed(1, &vec![0u8; MAX_DECOMPRESSED_RECORDS + 1]);
+    assert!(bomb.len() < 1 << 20, "a small request");
+    assert!(matches!(
+        validate(&bomb, 1 << 20, false),
+        Err(BatchError::Decompress { source: DecompressError::TooLarge { .. }, .. })
+    ));
 }
