@@ -197,12 +197,17 @@ impl GroupCoordinator {
         };
         let log = logs.open(TopicPartition::new(OFFSETS_TOPIC, 0), pc, now_ms)?;
         let coordinator = Self { groups: RwLock::new(HashMap::new()), log, cfg };
-        coordinator.replay(now_ms)?;
-        coordinator.checkpoint(now_ms)?;
+        let kept = coordinator.replay(now_ms)?;
+        coordinator.checkpoint(now_ms, &kept)?;
         Ok(coordinator)
     }
 
-    fn replay(&self, now_ms: i64) -> io::Result<()> {
+    /// Rebuilds groups and committed offsets from the log. Returns the records it could not
+    /// understand (a key or value version gregor does not know, e.g. written by a newer
+    /// release or by Kafka itself), latest per key: they changed nothing, are reported, and
+    /// must survive the start-time compaction. Only a null value (tombstone) deletes.
+    fn replay(&self, now_ms: i64) -> io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let mut not_understood: indexmap::IndexMap<Vec<u8>, Vec<u8>> = indexmap::IndexMap::new();
         let started = std::time::Instant::now();
         let mut offset = self.log.offsets().log_start_offset;
         let mut records = 0usize;
@@ -225,31 +230,61 @@ impl GroupCoordinator {
             while let Some((_, len)) = batch::peek_len(rest) {
                 let Some(bytes) = rest.get(..len) else { break };
                 let header = batch::BatchHeader::parse(bytes);
-                for r in batch::records(bytes).unwrap_or_default() {
-                    if let Some(group) = r.key.and_then(metadata_record::decode_key) {
-                        records += 1;
-                        match r.value.and_then(metadata_record::decode_value) {
-                            Some(rec) => group_records.insert(group, rec),
-                            None => group_records.remove(&group),
+                let replayed = batch::with_records(bytes, |recs| {
+                    for r in recs {
+                        let Some(key) = r.key else { continue };
+                        let understood = if let Some(group) = metadata_record::decode_key(key) {
+                            match r.value.map(metadata_record::decode_value) {
+                                None => {
+                                    group_records.remove(&group);
+                                    true
+                                }
+                                Some(Some(rec)) => {
+                                    group_records.insert(group, rec);
+                                    true
+                                }
+                                Some(None) => false,
+                            }
+                        } else if let Some((group, topic, partition)) = offsets::decode_key(key) {
+                            match r.value.map(offsets::decode_value) {
+                                Some(None) => false,
+                                value => {
+                                    let entry = groups
+                                        .entry(group.clone())
+                                        .or_insert_with(|| Arc::new(Mutex::new(GroupEntry::new(&group, now_ms))));
+                                    let mut entry = entry.lock();
+                                    match value.flatten() {
+                                        Some(v) => entry.offsets.insert((topic, partition), v),
+                                        None => entry.offsets.remove(&(topic, partition)),
+                                    };
+                                    true
+                                }
+                            }
+                        } else {
+                            false
                         };
-                        continue;
-                    }
-                    let Some((group, topic, partition)) = r.key.and_then(offsets::decode_key) else {
-                        continue;
-                    };
-                    records += 1;
-                    let entry = groups
-                        .entry(group.clone())
-                        .or_insert_with(|| Arc::new(Mutex::new(GroupEntry::new(&group, now_ms))));
-                    let mut entry = entry.lock();
-                    match r.value.and_then(offsets::decode_value) {
-                        Some(v) => {
-                            entry.offsets.insert((topic, partition), v);
+                        records += 1;
+                        if understood {
+                            // A later understood record for the key supersedes what was kept.
+                            not_understood.shift_remove(key);
+                            continue;
                         }
-                        None => {
-                            entry.offsets.remove(&(topic, partition));
+                        warn!(offset = r.offset, key_version = version_of(Some(key)), value_version = version_of(r.value),
+                            "{OFFSETS_TOPIC} holds a record gregor does not understand; keeping it and changing nothing");
+                        match r.value {
+                            Some(v) => {
+                                not_understood.insert(key.to_vec(), v.to_vec());
+                            }
+                            None => {
+                                not_understood.shift_remove(key);
+                            }
                         }
                     }
+                });
+                if let Err(e) = replayed {
+                    return Err(io::Error::other(format!(
+                        "cannot read the records of {OFFSETS_TOPIC} at offset {offset}: {e}"
+                    )));
                 }
                 if let Some(h) = header {
                     offset = h.last_offset() + 1;
@@ -278,14 +313,14 @@ impl GroupCoordinator {
                 "replayed committed offsets"
             );
         }
-        Ok(())
+        Ok(not_understood.into_iter().collect())
     }
 
     /// Compacts `__consumer_offsets` at start, when it has grown past `checkpoint_bytes`:
     /// the live state (every committed offset and group record) is written as the first
     /// batches of a new segment, and every older segment is deleted. Replay from the new log
     /// start yields the same state. Runs before the broker serves, so nothing races it.
-    fn checkpoint(&self, now_ms: i64) -> io::Result<()> {
+    fn checkpoint(&self, now_ms: i64, kept: &[(Vec<u8>, Vec<u8>)]) -> io::Result<()> {
         if self.log.size_bytes() < self.cfg.checkpoint_bytes {
             return Ok(());
         }
@@ -301,6 +336,8 @@ impl GroupCoordinator {
                 records.push((offsets::encode_key(id, t, *p), offsets::encode_value(o)));
             }
         }
+        // Records gregor could not understand come last, as they were the latest for their keys.
+        records.extend(kept.iter().cloned());
         let before = self.log.size_bytes();
         self.log.roll(now_ms)?;
         let start = self.log.offsets().log_end_offset;
@@ -658,3 +695,9 @@ pub fn subscribed_topics(metadata: &[u8]) -> Vec<String> {
 
 #[cfg(test)]
 mod tests;
+
+/// The schema version (first two bytes) of a record key or value, for log lines; -1 for null
+/// or too short.
+fn version_of(b: Option<&[u8]>) -> i16 {
+    b.and_then(|b| b.get(..2)).map_or(-1, |v| i16::from_be_bytes([v[0], v[1]]))
+}

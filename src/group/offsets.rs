@@ -9,7 +9,9 @@
 //! ```
 //!
 //! Strings are an i16 length and UTF-8 bytes. A record with a null value (tombstone) deletes
-//! the offset. Other key versions (Kafka's group metadata, version 2) are skipped on replay.
+//! the offset. Values are read in every version Kafka 4.1 writes (0–4; 4 is the flexible
+//! one); a value of any other version is not understood, which replay reports and keeps,
+//! never treating it as a deletion. Other key versions (group metadata, 2) are not offsets.
 
 use bytes::{Buf, BufMut};
 
@@ -63,14 +65,36 @@ pub fn decode_key(mut b: &[u8]) -> Option<(String, String, i32)> {
     Some((group, topic, partition))
 }
 
-/// Reads value versions 1 and 3 (the ones without an expiry field and with it, Kafka's 0–3).
+/// Reads OffsetCommitValue versions 0–4 (Kafka 4.1's): v1 adds an expiry timestamp (ignored:
+/// expiry follows `offsets.retention.minutes`), v3 the leader epoch, v4 is v3 in the flexible
+/// encoding. `None` for any other version or a value that does not parse.
 pub fn decode_value(mut b: &[u8]) -> Option<CommittedOffset> {
     let version = b.try_get_i16().ok()?;
+    if !(0..=4).contains(&version) {
+        return None;
+    }
     let offset = b.try_get_i64().ok()?;
     let leader_epoch = if version >= 3 { b.try_get_i32().ok()? } else { -1 };
-    let metadata = get_str(&mut b)?;
+    let metadata = if version >= 4 { get_compact_str(&mut b)? } else { get_str(&mut b)? };
     let commit_timestamp = b.try_get_i64().ok()?;
     Some(CommittedOffset { offset, leader_epoch, metadata, commit_timestamp })
+}
+
+/// A flexible-version string: unsigned varint of length + 1, then the bytes.
+fn get_compact_str(b: &mut &[u8]) -> Option<String> {
+    let mut len: u64 = 0;
+    for shift in (0..35).step_by(7) {
+        let (&byte, rest) = b.split_first()?;
+        *b = rest;
+        len |= u64::from(byte & 0x7f) << shift;
+        if byte & 0x80 == 0 {
+            let len = usize::try_from(len.checked_sub(1)?).ok()?;
+            let s = std::str::from_utf8(b.get(..len)?).ok()?.to_string();
+            b.advance(len);
+            return Some(s);
+        }
+    }
+    None
 }
 
 #[cfg(test)]
@@ -85,5 +109,17 @@ mod tests {
         assert_eq!(decode_value(&encode_value(&v)), Some(v));
         assert_eq!(decode_key(&[0, 2, 0, 1, b'g']), None, "group metadata keys are skipped");
         assert_eq!(decode_value(&[0, 3, 1]), None);
+        // Version 4 (flexible): compact string, then tagged fields.
+        let mut v4 = vec![0, 4];
+        v4.extend_from_slice(&42i64.to_be_bytes());
+        v4.extend_from_slice(&5i32.to_be_bytes());
+        v4.extend_from_slice(&[2, b'm']);
+        v4.extend_from_slice(&7i64.to_be_bytes());
+        v4.push(0);
+        let want = CommittedOffset { offset: 42, leader_epoch: 5, metadata: "m".into(), commit_timestamp: 7 };
+        assert_eq!(decode_value(&v4), Some(want));
+        let mut v9 = v4.clone();
+        v9[1] = 9;
+        assert_eq!(decode_value(&v9), None, "a version gregor does not know is not understood");
     }
 }
