@@ -13,7 +13,6 @@ use uuid::Uuid;
 
 use crate::config::Config;
 use crate::config::GroupConfig;
-use crate::error::{ResponseError, ToKafkaCode};
 use crate::group::{CoordinatorConfig, GroupCoordinator, RebalanceConfig, OFFSETS_TOPIC};
 use crate::log::{LogManager, PartitionLog, TopicPartition};
 use crate::metadata::{self, topic_config, NodeInfo, TopicMeta, TopicStore};
@@ -53,36 +52,12 @@ pub enum CreateTopicError {
     Io(#[from] io::Error),
 }
 
-impl ToKafkaCode for CreateTopicError {
-    fn kafka_code(&self) -> ResponseError {
-        match self {
-            Self::AlreadyExists(_) => ResponseError::TopicAlreadyExists,
-            Self::InvalidName(_) => ResponseError::InvalidTopicException,
-            Self::InvalidPartitions(_) => ResponseError::InvalidPartitions,
-            Self::InvalidReplicationFactor(_) => ResponseError::InvalidReplicationFactor,
-            Self::InvalidReplicaAssignment(_) => ResponseError::InvalidReplicaAssignment,
-            Self::InvalidConfig(_) => ResponseError::InvalidConfig,
-            Self::InvalidRequest(_) => ResponseError::InvalidRequest,
-            Self::Io(_) => ResponseError::KafkaStorageError,
-        }
-    }
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum DeleteTopicError {
     #[error("This server does not host this topic-partition.")]
     UnknownTopic,
     #[error("storage error: {0}")]
     Io(#[from] io::Error),
-}
-
-impl ToKafkaCode for DeleteTopicError {
-    fn kafka_code(&self) -> ResponseError {
-        match self {
-            Self::UnknownTopic => ResponseError::UnknownTopicOrPartition,
-            Self::Io(_) => ResponseError::KafkaStorageError,
-        }
-    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -97,18 +72,6 @@ pub enum AlterTopicError {
     InvalidConfig(String),
     #[error("storage error: {0}")]
     Io(#[from] io::Error),
-}
-
-impl ToKafkaCode for AlterTopicError {
-    fn kafka_code(&self) -> ResponseError {
-        match self {
-            Self::UnknownTopic => ResponseError::UnknownTopicOrPartition,
-            Self::InvalidPartitions(_) => ResponseError::InvalidPartitions,
-            Self::InvalidReplicaAssignment(_) => ResponseError::InvalidReplicaAssignment,
-            Self::InvalidConfig(_) => ResponseError::InvalidConfig,
-            Self::Io(_) => ResponseError::KafkaStorageError,
-        }
-    }
 }
 
 /// What a CreateTopics request asks for, in domain terms.

@@ -15,14 +15,12 @@
 //! - [`txn`]: producer ids (the transaction coordinator comes later).
 //! - [`alloc`]: the global allocator guard that keeps hostile wire counts from exhausting memory.
 //! - [`clock`]: the wall clock, for the code that drives the state machines.
-//! - [`error`]: the mapping from domain errors to Kafka error codes.
 //! - [`ratelimit`]: warnings a client can trigger at will, limited to one line per key per interval.
 
 pub mod alloc;
 pub mod broker;
 pub mod clock;
 pub mod config;
-pub mod error;
 pub mod group;
 pub mod handlers;
 pub mod log;

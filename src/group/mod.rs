@@ -22,7 +22,6 @@ use parking_lot::{Mutex, RwLock};
 use tokio::time::Instant;
 use tracing::{info, warn};
 
-use crate::error::{ResponseError, ToKafkaCode};
 use crate::log::{batch, LogManager, PartitionConfig, PartitionLog, TopicPartition};
 pub use offsets::CommittedOffset;
 use rebalance::Group;
@@ -68,29 +67,6 @@ pub enum GroupError {
     GroupSubscribedToTopic,
     #[error("storage error: {0}")]
     Storage(String),
-}
-
-impl ToKafkaCode for GroupError {
-    fn kafka_code(&self) -> ResponseError {
-        match self {
-            Self::UnknownMemberId => ResponseError::UnknownMemberId,
-            Self::IllegalGeneration => ResponseError::IllegalGeneration,
-            Self::RebalanceInProgress => ResponseError::RebalanceInProgress,
-            Self::InconsistentGroupProtocol => ResponseError::InconsistentGroupProtocol,
-            Self::InvalidSessionTimeout => ResponseError::InvalidSessionTimeout,
-            Self::MemberIdRequired(_) => ResponseError::MemberIdRequired,
-            Self::FencedInstanceId => ResponseError::FencedInstanceId,
-            Self::GroupIdNotFound => ResponseError::GroupIdNotFound,
-            Self::NonEmptyGroup => ResponseError::NonEmptyGroup,
-            Self::InvalidGroupId => ResponseError::InvalidGroupId,
-            Self::CoordinatorNotAvailable => ResponseError::CoordinatorNotAvailable,
-            Self::GroupMaxSizeReached => ResponseError::GroupMaxSizeReached,
-            Self::UnknownTopicOrPartition => ResponseError::UnknownTopicOrPartition,
-            Self::OffsetMetadataTooLarge => ResponseError::OffsetMetadataTooLarge,
-            Self::GroupSubscribedToTopic => ResponseError::GroupSubscribedToTopic,
-            Self::Storage(_) => ResponseError::KafkaStorageError,
-        }
-    }
 }
 
 #[derive(Debug, Clone, PartialEq)]

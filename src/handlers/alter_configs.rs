@@ -13,7 +13,7 @@ use kafka_protocol::protocol::StrBytes;
 use super::common::str_bytes;
 use super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
 use super::{Ctx, Reply};
-use crate::error::{ResponseError, ToKafkaCode};
+use crate::handlers::error_codes::{ResponseError, ToKafkaCode};
 use crate::metadata::topic_config;
 
 /// Applies one resource's change; (error code, message).

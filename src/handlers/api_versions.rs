@@ -9,7 +9,7 @@ use kafka_protocol::messages::{ApiVersionsRequest, ApiVersionsResponse};
 use kafka_protocol::protocol::StrBytes;
 
 use super::{encode, Ctx, Reply, SUPPORTED};
-use crate::error::ResponseError;
+use crate::handlers::error_codes::ResponseError;
 
 fn api_keys() -> Vec<ApiVersion> {
     SUPPORTED

@@ -4,7 +4,7 @@
 use kafka_protocol::messages::TopicName;
 use kafka_protocol::protocol::StrBytes;
 
-use crate::error::{ResponseError, ToKafkaCode};
+use crate::handlers::error_codes::{ResponseError, ToKafkaCode};
 
 /// Runs slow, blocking domain work (creating or deleting hundreds of partition files, fsyncs) on
 /// the blocking pool, so no runtime worker stalls behind it: requests of other connections keep

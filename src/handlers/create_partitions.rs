@@ -5,7 +5,7 @@ use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse
 
 use super::common::{off_runtime, str_bytes};
 use super::{Ctx, Reply};
-use crate::error::{ResponseError, ToKafkaCode};
+use crate::handlers::error_codes::{ResponseError, ToKafkaCode};
 
 pub async fn handle(ctx: &Ctx, req: CreatePartitionsRequest) -> Reply {
     let mut seen = std::collections::HashSet::new();

@@ -8,7 +8,7 @@ use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
 use super::common::{off_runtime, str_bytes};
 use super::{Ctx, Reply};
 use crate::broker::NewTopic;
-use crate::error::{ResponseError, ToKafkaCode};
+use crate::handlers::error_codes::{ResponseError, ToKafkaCode};
 use crate::metadata::topic_config;
 
 /// ConfigSource.DEFAULT_CONFIG and DYNAMIC_TOPIC_CONFIG as Kafka numbers them.

@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use super::common::{off_runtime, str_bytes, topic_name};
 use super::{Ctx, Reply};
-use crate::error::{ResponseError, ToKafkaCode};
+use crate::handlers::error_codes::{ResponseError, ToKafkaCode};
 
 pub async fn handle(ctx: &Ctx, req: DeleteTopicsRequest) -> Reply {
     let v = ctx.version;

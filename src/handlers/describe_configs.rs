@@ -6,7 +6,7 @@ use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
 
 use super::common::str_bytes;
 use super::{Ctx, Reply};
-use crate::error::ResponseError;
+use crate::handlers::error_codes::ResponseError;
 use crate::metadata::topic_config;
 
 pub const RESOURCE_TOPIC: i8 = 2;

@@ -21,7 +21,7 @@ use uuid::Uuid;
 
 use super::common::leader_epoch_error;
 use super::{encode, Ctx, Frame, Reply};
-use crate::error::{ResponseError, ToKafkaCode};
+use crate::handlers::error_codes::{ResponseError, ToKafkaCode};
 use crate::log::PartitionLog;
 
 struct PartPlan {

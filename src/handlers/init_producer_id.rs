@@ -5,7 +5,7 @@ use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, Pr
 use tracing::error;
 
 use super::{Ctx, Reply};
-use crate::error::ResponseError;
+use crate::handlers::error_codes::ResponseError;
 
 pub async fn handle(ctx: &Ctx, req: InitProducerIdRequest) -> Reply {
     let resp = InitProducerIdResponse::default().with_producer_id(ProducerId(-1)).with_producer_epoch(-1);

@@ -6,7 +6,7 @@ use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 
 use super::common::leader_epoch_error;
 use super::{Ctx, Reply};
-use crate::error::{ResponseError, ToKafkaCode};
+use crate::handlers::error_codes::{ResponseError, ToKafkaCode};
 use crate::log::partition::LEADER_EPOCH;
 use crate::log::ReadError;
 

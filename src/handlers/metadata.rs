@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use super::common::{str_bytes, topic_name};
 use super::{Ctx, Reply};
-use crate::error::{ResponseError, ToKafkaCode};
+use crate::handlers::error_codes::{ResponseError, ToKafkaCode};
 use crate::log::partition::LEADER_EPOCH;
 use crate::metadata::{validate_topic_name, TopicMeta};
 

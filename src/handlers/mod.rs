@@ -13,6 +13,7 @@ pub mod create_partitions;
 pub mod create_topics;
 pub mod delete_topics;
 pub mod describe_configs;
+pub mod error_codes;
 pub mod fetch;
 pub mod group;
 pub mod init_producer_id;

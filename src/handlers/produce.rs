@@ -15,7 +15,7 @@ use tracing::error;
 use super::common::str_bytes;
 use super::{Ctx, Reply};
 use crate::clock::now_ms;
-use crate::error::{ResponseError, ToKafkaCode};
+use crate::handlers::error_codes::{ResponseError, ToKafkaCode};
 use crate::log::{AppendError, PartitionLog};
 
 pub async fn handle(ctx: &Ctx, req: ProduceRequest) -> Reply {

@@ -11,7 +11,7 @@ use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Encodable, HeaderVersion};
 
 use super::codec::encode_response;
-use crate::error::ResponseError;
+use crate::handlers::error_codes::ResponseError;
 
 fn encode_error<R: Default + Encodable + HeaderVersion>(
     correlation_id: i32,

@@ -23,7 +23,6 @@ use parking_lot::RwLock;
 
 pub use partition::{AppendInfo, Offsets, PartitionLog, ReadResult};
 
-use crate::error::{ResponseError, ToKafkaCode};
 use producer_state::SequenceError;
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -88,42 +87,6 @@ pub enum ReadError {
     Corrupt { path: PathBuf, position: u64, problem: String },
     #[error("storage error: {0}")]
     Io(#[from] io::Error),
-}
-
-impl ToKafkaCode for AppendError {
-    fn kafka_code(&self) -> ResponseError {
-        use batch::BatchError as B;
-        match self {
-            Self::InvalidBatch(B::CrcMismatch { .. }) | Self::InvalidBatch(B::BadLength { .. }) => {
-                ResponseError::CorruptMessage
-            }
-            Self::InvalidBatch(B::TooLarge { .. }) => ResponseError::MessageTooLarge,
-            Self::InvalidBatch(B::UnsupportedMagic { .. }) => ResponseError::UnsupportedForMessageFormat,
-            Self::InvalidBatch(B::InconsistentCount { .. }) | Self::InvalidBatch(B::Empty) => {
-                ResponseError::InvalidRecord
-            }
-            // Kafka's record reader throws InvalidRecordException for malformed records
-            // (INVALID_RECORD); undecodable compressed data is a CorruptRecordException.
-            Self::InvalidBatch(B::InvalidRecord { .. }) => ResponseError::InvalidRecord,
-            Self::InvalidBatch(B::Decompress { .. }) => ResponseError::CorruptMessage,
-            Self::Sequence(SequenceError::OutOfOrder { .. }) => ResponseError::OutOfOrderSequenceNumber,
-            Self::Sequence(SequenceError::FencedEpoch { .. }) => ResponseError::InvalidProducerEpoch,
-            Self::MultipleIdempotentBatches | Self::KeylessRecords { .. } => ResponseError::InvalidRecord,
-            Self::Records(_) => ResponseError::CorruptMessage,
-            Self::Io(_) => ResponseError::KafkaStorageError,
-        }
-    }
-}
-
-impl ToKafkaCode for ReadError {
-    fn kafka_code(&self) -> ResponseError {
-        match self {
-            Self::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
-            // As Kafka 4.1: a CorruptRecordException from the log read becomes CORRUPT_MESSAGE.
-            Self::Corrupt { .. } => ResponseError::CorruptMessage,
-            Self::Io(_) => ResponseError::KafkaStorageError,
-        }
-    }
 }
 
 /// How much of an existing partition log to re-check when opening it (after raft-engine's

@@ -3,8 +3,8 @@
 use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
 use kafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse};
 
-use crate::error::ResponseError;
 use crate::handlers::common::str_bytes;
+use crate::handlers::error_codes::ResponseError;
 use crate::handlers::{Ctx, Reply};
 
 /// READ, DELETE and DESCRIBE: what a group supports (no ACLs yet, so all are allowed).

@@ -7,9 +7,9 @@ use kafka_protocol::messages::{JoinGroupRequest, JoinGroupResponse};
 use tokio::time::Instant;
 
 use super::opt_str;
-use crate::error::ToKafkaCode;
 use crate::group::{GroupError, JoinParams, JoinResult, Waiting};
 use crate::handlers::common::str_bytes;
+use crate::handlers::error_codes::ToKafkaCode;
 use crate::handlers::{encode, Ctx, Reply};
 
 pub async fn handle(ctx: &Ctx, req: JoinGroupRequest) -> Reply {

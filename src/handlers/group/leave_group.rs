@@ -5,7 +5,7 @@ use kafka_protocol::messages::{LeaveGroupRequest, LeaveGroupResponse};
 use tokio::time::Instant;
 
 use super::opt_str;
-use crate::error::ToKafkaCode;
+use crate::handlers::error_codes::ToKafkaCode;
 use crate::handlers::{Ctx, Reply};
 
 pub async fn handle(ctx: &Ctx, req: LeaveGroupRequest) -> Reply {

@@ -7,8 +7,8 @@ use tracing::error;
 
 use super::opt_str;
 use crate::clock::now_ms;
-use crate::error::{ResponseError, ToKafkaCode};
 use crate::group::CommittedOffset;
+use crate::handlers::error_codes::{ResponseError, ToKafkaCode};
 use crate::handlers::{encode, Ctx, Reply};
 
 pub async fn handle(ctx: &Ctx, req: OffsetCommitRequest) -> Reply {

@@ -3,7 +3,7 @@
 use kafka_protocol::messages::offset_delete_response::{OffsetDeleteResponsePartition, OffsetDeleteResponseTopic};
 use kafka_protocol::messages::{OffsetDeleteRequest, OffsetDeleteResponse};
 
-use crate::error::ToKafkaCode;
+use crate::handlers::error_codes::ToKafkaCode;
 use crate::handlers::{Ctx, Reply};
 
 pub async fn handle(ctx: &Ctx, req: OffsetDeleteRequest) -> Reply {

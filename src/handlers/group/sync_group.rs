@@ -4,9 +4,9 @@ use kafka_protocol::messages::{SyncGroupRequest, SyncGroupResponse};
 use tokio::time::Instant;
 
 use super::opt_str;
-use crate::error::ToKafkaCode;
 use crate::group::{GroupError, SyncResult, Waiting};
 use crate::handlers::common::str_bytes;
+use crate::handlers::error_codes::ToKafkaCode;
 use crate::handlers::{encode, Ctx, Reply};
 
 pub async fn handle(ctx: &Ctx, req: SyncGroupRequest) -> Reply {

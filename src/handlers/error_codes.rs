@@ -1,0 +1,112 @@
+//! The one mapping from domain errors to Kafka error codes, and the only place that makes it.
+//!
+//! Domain modules (`log`, `group`, `broker`) speak in their own error enums; each of them maps
+//! to a Kafka code here with an exhaustive `match` (no `_ =>` arm), so adding a variant forces
+//! a decision about the code clients will see. The message clients get (KIP-467
+//! `error_message`) is the error's `Display`, written for people.
+
+pub use kafka_protocol::error::ResponseError;
+
+use crate::broker::{AlterTopicError, CreateTopicError, DeleteTopicError};
+use crate::group::GroupError;
+use crate::log::producer_state::SequenceError;
+use crate::log::{batch, AppendError, ReadError};
+
+pub trait ToKafkaCode {
+    fn kafka_code(&self) -> ResponseError;
+}
+
+impl ToKafkaCode for AppendError {
+    fn kafka_code(&self) -> ResponseError {
+        use batch::BatchError as B;
+        match self {
+            Self::InvalidBatch(B::CrcMismatch { .. }) | Self::InvalidBatch(B::BadLength { .. }) => {
+                ResponseError::CorruptMessage
+            }
+            Self::InvalidBatch(B::TooLarge { .. }) => ResponseError::MessageTooLarge,
+            Self::InvalidBatch(B::UnsupportedMagic { .. }) => ResponseError::UnsupportedForMessageFormat,
+            Self::InvalidBatch(B::InconsistentCount { .. }) | Self::InvalidBatch(B::Empty) => {
+                ResponseError::InvalidRecord
+            }
+            // Kafka's record reader throws InvalidRecordException for malformed records
+            // (INVALID_RECORD); undecodable compressed data is a CorruptRecordException.
+            Self::InvalidBatch(B::InvalidRecord { .. }) => ResponseError::InvalidRecord,
+            Self::InvalidBatch(B::Decompress { .. }) => ResponseError::CorruptMessage,
+            Self::Sequence(SequenceError::OutOfOrder { .. }) => ResponseError::OutOfOrderSequenceNumber,
+            Self::Sequence(SequenceError::FencedEpoch { .. }) => ResponseError::InvalidProducerEpoch,
+            Self::MultipleIdempotentBatches | Self::KeylessRecords { .. } => ResponseError::InvalidRecord,
+            Self::Records(_) => ResponseError::CorruptMessage,
+            Self::Io(_) => ResponseError::KafkaStorageError,
+        }
+    }
+}
+
+impl ToKafkaCode for ReadError {
+    fn kafka_code(&self) -> ResponseError {
+        match self {
+            Self::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
+            // As Kafka 4.1: a CorruptRecordException from the log read becomes CORRUPT_MESSAGE.
+            Self::Corrupt { .. } => ResponseError::CorruptMessage,
+            Self::Io(_) => ResponseError::KafkaStorageError,
+        }
+    }
+}
+
+impl ToKafkaCode for GroupError {
+    fn kafka_code(&self) -> ResponseError {
+        match self {
+            Self::UnknownMemberId => ResponseError::UnknownMemberId,
+            Self::IllegalGeneration => ResponseError::IllegalGeneration,
+            Self::RebalanceInProgress => ResponseError::RebalanceInProgress,
+            Self::InconsistentGroupProtocol => ResponseError::InconsistentGroupProtocol,
+            Self::InvalidSessionTimeout => ResponseError::InvalidSessionTimeout,
+            Self::MemberIdRequired(_) => ResponseError::MemberIdRequired,
+            Self::FencedInstanceId => ResponseError::FencedInstanceId,
+            Self::GroupIdNotFound => ResponseError::GroupIdNotFound,
+            Self::NonEmptyGroup => ResponseError::NonEmptyGroup,
+            Self::InvalidGroupId => ResponseError::InvalidGroupId,
+            Self::CoordinatorNotAvailable => ResponseError::CoordinatorNotAvailable,
+            Self::GroupMaxSizeReached => ResponseError::GroupMaxSizeReached,
+            Self::UnknownTopicOrPartition => ResponseError::UnknownTopicOrPartition,
+            Self::OffsetMetadataTooLarge => ResponseError::OffsetMetadataTooLarge,
+            Self::GroupSubscribedToTopic => ResponseError::GroupSubscribedToTopic,
+            Self::Storage(_) => ResponseError::KafkaStorageError,
+        }
+    }
+}
+
+impl ToKafkaCode for CreateTopicError {
+    fn kafka_code(&self) -> ResponseError {
+        match self {
+            Self::AlreadyExists(_) => ResponseError::TopicAlreadyExists,
+            Self::InvalidName(_) => ResponseError::InvalidTopicException,
+            Self::InvalidPartitions(_) => ResponseError::InvalidPartitions,
+            Self::InvalidReplicationFactor(_) => ResponseError::InvalidReplicationFactor,
+            Self::InvalidReplicaAssignment(_) => ResponseError::InvalidReplicaAssignment,
+            Self::InvalidConfig(_) => ResponseError::InvalidConfig,
+            Self::InvalidRequest(_) => ResponseError::InvalidRequest,
+            Self::Io(_) => ResponseError::KafkaStorageError,
+        }
+    }
+}
+
+impl ToKafkaCode for DeleteTopicError {
+    fn kafka_code(&self) -> ResponseError {
+        match self {
+            Self::UnknownTopic => ResponseError::UnknownTopicOrPartition,
+            Self::Io(_) => ResponseError::KafkaStorageError,
+        }
+    }
+}
+
+impl ToKafkaCode for AlterTopicError {
+    fn kafka_code(&self) -> ResponseError {
+        match self {
+            Self::UnknownTopic => ResponseError::UnknownTopicOrPartition,
+            Self::InvalidPartitions(_) => ResponseError::InvalidPartitions,
+            Self::InvalidReplicaAssignment(_) => ResponseError::InvalidReplicaAssignment,
+            Self::InvalidConfig(_) => ResponseError::InvalidConfig,
+            Self::Io(_) => ResponseError::KafkaStorageError,
+        }
+    }
+}
