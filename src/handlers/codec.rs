@@ -50,8 +50,18 @@ pub fn decode_header(frame: &mut Bytes) -> Result<(ApiKey, RequestHeader), Heade
 /// codec is expected to return errors on bad input, but a panic must never take a task down
 /// with a half-handled request. The property tests in `handlers::tests` fail on such a panic.
 pub fn guarded<T>(f: impl FnOnce() -> anyhow::Result<T>) -> anyhow::Result<T> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
-        .unwrap_or_else(|_| Err(anyhow::anyhow!("decoder panicked")))
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|_| {
+        // A broker bug (or the codec's) that input from a socket reached: worth an error line.
+        tracing::error!("{CAUGHT_PANIC}; the request is refused and its connection closed");
+        Err(anyhow::anyhow!(CAUGHT_PANIC))
+    })
+}
+
+const CAUGHT_PANIC: &str = "the request decoder panicked";
+
+/// Whether a [`guarded`] error is a caught panic rather than the codec refusing its input.
+pub fn is_caught_panic(e: &anyhow::Error) -> bool {
+    e.to_string() == CAUGHT_PANIC
 }
 
 /// Encodes a complete response frame: size, header, body.

@@ -178,7 +178,14 @@ fn decode<T: Decodable>(body: &mut Bytes, version: i16, key: ApiKey) -> Result<T
 pub fn decode_only(mut frame: Bytes) -> Result<ApiKey, String> {
     use kafka_protocol::messages::*;
     fn body<T: Decodable>(frame: &mut Bytes, v: i16, key: ApiKey) -> Result<ApiKey, String> {
-        decode::<T>(frame, v, key).map(|_| key).map_err(|_| "undecodable body".to_string())
+        // A panic caught inside the codec is a bug, not a rejection: say so, so that tests fail.
+        codec::guarded(|| T::decode(frame, v)).map(|_| key).map_err(|e| {
+            if codec::is_caught_panic(&e) {
+                format!("the codec panicked decoding {key:?} v{v}")
+            } else {
+                "undecodable body".to_string()
+            }
+        })
     }
     if frame.len() < codec::MIN_FRAME as usize {
         return Err("frame shorter than a request header".into());
