@@ -18,7 +18,7 @@ use kafka_protocol::protocol::StrBytes;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::message::Message;
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::{BaseProducer, BaseRecord, FutureProducer, FutureRecord, Producer};
 
 fn s(v: &str) -> StrBytes {
     StrBytes::from_string(v.to_string())
@@ -249,15 +249,25 @@ async fn librdkafka_consumers_balance_commit_and_resume() {
         assert!(parts1.is_disjoint(&parts2));
         drop(c1);
         drop(c2);
-        // A new member of the same group starts after the committed offsets: nothing is redelivered.
+        // A new member of the same group starts after the committed offsets: one new record per
+        // partition arrives, and nothing before it is redelivered. (It must actually fetch:
+        // waiting for the assignment alone would pass whatever offsets it would start from.)
+        let later: BaseProducer = ClientConfig::new().set("bootstrap.servers", &b).create().unwrap();
+        for p in 0..4 {
+            later.send(BaseRecord::to("grouped").partition(p).key("after").payload("after-commit")).unwrap();
+        }
+        later.flush(Duration::from_secs(10)).unwrap();
         let c3 = consumer(&b, "rd");
         c3.subscribe(&["grouped"]).unwrap();
         let deadline = Instant::now() + Duration::from_secs(30);
-        while c3.assignment().unwrap().count() < 4 {
+        let mut got: BTreeSet<(i32, i64)> = BTreeSet::new();
+        while got.len() < 4 {
             if let Some(Ok(m)) = c3.poll(Duration::from_millis(100)) {
-                panic!("redelivered {}:{} after commit", m.partition(), m.offset());
+                assert_eq!(m.offset(), 100, "redelivered {}:{} after commit", m.partition(), m.offset());
+                assert_eq!(m.payload(), Some(&b"after-commit"[..]));
+                got.insert((m.partition(), m.offset()));
             }
-            assert!(Instant::now() < deadline, "c3 never got all partitions");
+            assert!(Instant::now() < deadline, "c3 got only {got:?}");
         }
         let committed = c3.committed(Duration::from_secs(10)).unwrap();
         assert!(committed.elements().iter().all(|e| e.offset() == rdkafka::Offset::Offset(100)), "{committed:?}");
