@@ -14,7 +14,7 @@ use uuid::Uuid;
 use crate::config::Config;
 use crate::config::GroupConfig;
 use crate::group::{CoordinatorConfig, GroupCoordinator, RebalanceConfig, OFFSETS_TOPIC};
-use crate::log::{LogManager, PartitionLog, TopicPartition};
+use crate::log::{LogManager, PartitionConfig, PartitionLog, TopicPartition};
 use crate::metadata::{self, topic_config, NodeInfo, TopicMeta, TopicStore};
 use crate::txn::ProducerIdManager;
 
@@ -195,13 +195,41 @@ impl Broker {
             return Ok(Arc::new(meta));
         }
         let pc = topic_config::partition_config(&self.config.log, &meta.configs);
-        let now = now_ms();
-        for p in 0..partitions {
-            self.logs.open(TopicPartition::new(&meta.name, p), pc.clone(), now)?;
+        let name = meta.name.clone();
+        let created = self.open_partitions(&name, 0..partitions, &pc).and_then(|()| self.topics.put(meta));
+        match created {
+            Ok(meta) => {
+                info!(topic = %meta.name, partitions, "created topic");
+                Ok(meta)
+            }
+            Err(e) => {
+                // All or nothing: no partition directory and no metadata of the topic remain.
+                self.forget_partitions(&name, 0..partitions);
+                Err(CreateTopicError::Io(io::Error::new(
+                    e.kind(),
+                    format!("creating the {partitions} partitions of topic '{name}' failed, nothing was kept: {e}"),
+                )))
+            }
         }
-        let meta = self.topics.put(meta)?;
-        info!(topic = %meta.name, partitions, "created topic");
-        Ok(meta)
+    }
+
+    /// Opens (creating) the partitions `range` of a topic; stops at the first failure.
+    fn open_partitions(&self, topic: &str, range: std::ops::Range<i32>, pc: &PartitionConfig) -> io::Result<()> {
+        let now = now_ms();
+        for p in range {
+            self.logs.open(TopicPartition::new(topic, p), pc.clone(), now)?;
+        }
+        Ok(())
+    }
+
+    /// Closes and removes the partitions `range` of a topic, as far as they exist: the undo of
+    /// a creation that failed part of the way.
+    fn forget_partitions(&self, topic: &str, range: std::ops::Range<i32>) {
+        for p in range {
+            if let Err(e) = self.logs.remove(&TopicPartition::new(topic, p)) {
+                error!(topic, partition = p, error = %e, "cannot remove a partition of a failed creation");
+            }
+        }
     }
 
     pub fn delete_topic(&self, name: &str) -> Result<Arc<TopicMeta>, DeleteTopicError> {
@@ -258,11 +286,16 @@ impl Broker {
             return Ok(());
         }
         let pc = topic_config::partition_config(&self.config.log, &meta.configs);
-        let now = now_ms();
-        for p in meta.partitions..count {
-            self.logs.open(TopicPartition::new(name, p), pc.clone(), now)?;
+        let added = self
+            .open_partitions(name, meta.partitions..count, &pc)
+            .and_then(|()| self.topics.put(TopicMeta { partitions: count, ..(*meta).clone() }));
+        if let Err(e) = added {
+            self.forget_partitions(name, meta.partitions..count);
+            return Err(AlterTopicError::Io(io::Error::new(
+                e.kind(),
+                format!("adding partitions to topic '{name}' failed, it keeps its {} partitions: {e}", meta.partitions),
+            )));
         }
-        self.topics.put(TopicMeta { partitions: count, ..(*meta).clone() })?;
         info!(topic = name, partitions = count, "added partitions");
         Ok(())
     }

@@ -7,7 +7,9 @@
 //!   .gregor_clean_shutdown          empty; written and fsynced last by a clean stop, removed at
 //!                                   start once recovery is done: its presence lets the next start
 //!                                   trust segment tails instead of re-checking their CRCs
-//!   __topics/<topic>.properties     topic id, partition count, topic config overrides
+//!   __topics/<topic id>.properties  topic name, partition count, topic config overrides
+//!                                   (earlier builds named it <topic>.properties: read alike,
+//!                                   removed when the topic is next written or deleted)
 //!   <topic>-<partition>/
 //!     00000000000000000000.log      concatenated RecordBatch v2, exactly as produced, with the
 //!                                   broker-assigned baseOffset and partitionLeaderEpoch

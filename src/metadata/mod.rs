@@ -1,8 +1,11 @@
 //! Topics, their partitions and configs, and this broker's identity.
 //!
-//! Topic metadata is persisted under `<log.dir>/__topics/<topic>.properties` (see
+//! Topic metadata is persisted under `<log.dir>/__topics/<topic id>.properties` (see
 //! `log::format`), written to a temporary file, fsynced and renamed, so a crash leaves either the
-//! old or the new version, never a torn one.
+//! old or the new version, never a torn one. The file is named by the topic's id, not its name:
+//! a legal 249-character name plus `.properties` is longer than a file name may be. Files of
+//! earlier releases, named `<topic>.properties`, are read the same way (the name is inside) and
+//! removed the next time their topic is written or deleted.
 
 pub mod topic_config;
 
@@ -79,8 +82,9 @@ impl TopicStore {
 
     /// Persists and publishes a topic (new or changed).
     pub fn put(&self, meta: TopicMeta) -> io::Result<Arc<TopicMeta>> {
-        let path = self.dir.join(format!("{}.properties", meta.name));
+        let path = self.dir.join(format!("{}.properties", meta.id));
         write_atomically(&self.dir, &path, render_topic(&meta).as_bytes())?;
+        self.remove_legacy_file(&meta.name)?;
         let meta = Arc::new(meta);
         self.topics.write().insert(meta.name.clone(), meta.clone());
         self.by_id.write().insert(meta.id, meta.clone());
@@ -88,17 +92,34 @@ impl TopicStore {
     }
 
     pub fn remove(&self, name: &str) -> io::Result<Option<Arc<TopicMeta>>> {
-        let path = self.dir.join(format!("{name}.properties"));
-        match fs::remove_file(&path) {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
-            _ => {}
+        if let Some(t) = self.get(name) {
+            remove_if_present(&self.dir.join(format!("{}.properties", t.id)))?;
         }
+        self.remove_legacy_file(name)?;
         fs::File::open(&self.dir)?.sync_all()?;
         let removed = self.topics.write().remove(name);
         if let Some(t) = &removed {
             self.by_id.write().remove(&t.id);
         }
         Ok(removed)
+    }
+}
+
+impl TopicStore {
+    /// Removes a `<topic>.properties` file written by an earlier release, if there is one.
+    fn remove_legacy_file(&self, name: &str) -> io::Result<()> {
+        // Names too long for a file name never had one.
+        if name.len() + ".properties".len() > 255 {
+            return Ok(());
+        }
+        remove_if_present(&self.dir.join(format!("{name}.properties")))
+    }
+}
+
+fn remove_if_present(path: &Path) -> io::Result<()> {
+    match fs::remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
     }
 }
 
