@@ -125,6 +125,11 @@ impl PartitionLog {
         if segments.is_empty() {
             segments.push(Segment::create(dir, 0, now_ms)?);
         }
+        // Only the newest segment takes appends; the others keep one descriptor, not three.
+        let active = segments.len() - 1;
+        for seg in &mut segments[..active] {
+            seg.seal();
+        }
         // Producers retry only their last few in-flight batches, so the newest two segments
         // hold every batch a retry after a restart can duplicate.
         let mut producers = ProducerStateTable::default();
@@ -559,6 +564,8 @@ impl Inner {
         old.sync_indexes()?;
         self.segments.push(Segment::create(dir, next, now_ms)?);
         self.dir_dirty = true;
+        let finished = self.segments.len() - 2;
+        self.segments[finished].seal();
         Ok(())
     }
 

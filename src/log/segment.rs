@@ -37,7 +37,9 @@ pub struct Segment {
     log: Arc<File>,
     index: OffsetIndex,
     time_index: TimeIndex,
-    index_files: IndexFiles,
+    /// Open while the segment can still take appends; `None` once it is sealed (rolled), so
+    /// that a finished segment holds one descriptor instead of three.
+    index_files: Option<IndexFiles>,
     bytes_since_index: u64,
     /// A failed append could not cut the files back to `size` and the index lengths: do it
     /// before the next append.
@@ -110,7 +112,7 @@ impl Segment {
             log: Arc::new(log),
             index: OffsetIndex::default(),
             time_index: TimeIndex::default(),
-            index_files,
+            index_files: Some(index_files),
             bytes_since_index: 0,
             files_ahead: false,
             dir: dir.to_owned(),
@@ -153,7 +155,7 @@ impl Segment {
                     log: Arc::new(log),
                     index,
                     time_index,
-                    index_files,
+                    index_files: Some(index_files),
                     bytes_since_index: 0,
                     files_ahead: false,
                     dir: dir.to_owned(),
@@ -174,7 +176,7 @@ impl Segment {
                     max_timestamp: -1,
                     index: OffsetIndex::default(),
                     time_index: TimeIndex::default(),
-                    index_files,
+                    index_files: Some(index_files),
                     ..seg
                 }
             }
@@ -190,7 +192,7 @@ impl Segment {
                     log: Arc::new(log),
                     index: OffsetIndex::default(),
                     time_index: TimeIndex::default(),
-                    index_files,
+                    index_files: Some(index_files),
                     bytes_since_index: 0,
                     files_ahead: false,
                     dir: dir.to_owned(),
@@ -203,7 +205,9 @@ impl Segment {
             seg.log.set_len(outcome.valid_len)?;
         }
         seg.size = outcome.valid_len;
-        seg.index_files.rewrite(&seg.index, &seg.time_index)?;
+        if let Some(files) = &mut seg.index_files {
+            files.rewrite(&seg.index, &seg.time_index)?;
+        }
         Ok((seg, outcome))
     }
 
@@ -279,11 +283,12 @@ impl Segment {
             self.bytes_since_index = 0;
             if self.index.last().is_none_or(|(o, _)| o < rel) {
                 self.index.push(rel, position);
-                self.index_files.append_offset(rel, position)?;
+                self.index_files_mut()?.append_offset(rel, position)?;
             }
             if self.time_index.last().is_none_or(|(ts, _)| ts < self.max_timestamp) {
                 self.time_index.push(self.max_timestamp, rel);
-                self.index_files.append_time(self.max_timestamp, rel)?;
+                let max_timestamp = self.max_timestamp;
+                self.index_files_mut()?.append_time(max_timestamp, rel)?;
             }
         }
         Ok(())
@@ -349,7 +354,9 @@ impl Segment {
 
     fn cut_files_back(&mut self) -> io::Result<()> {
         self.log.set_len(self.size)?;
-        self.index_files.truncate(self.index.len(), self.time_index.len())?;
+        if let Some(files) = &self.index_files {
+            files.truncate(self.index.len(), self.time_index.len())?;
+        }
         self.files_ahead = false;
         Ok(())
     }
@@ -389,7 +396,17 @@ impl Segment {
     }
 
     pub fn sync_indexes(&self) -> io::Result<()> {
-        self.index_files.sync()
+        self.index_files.as_ref().map_or(Ok(()), IndexFiles::sync)
+    }
+
+    /// Closes the index files of a segment that takes no more appends (after its roll, or an
+    /// older segment at open): their entries are in memory, the files are complete on disk.
+    pub fn seal(&mut self) {
+        self.index_files = None;
+    }
+
+    fn index_files_mut(&mut self) -> io::Result<&mut IndexFiles> {
+        self.index_files.as_mut().ok_or_else(|| io::Error::other("append to a sealed segment"))
     }
 
     /// Removes this segment's files. Readers holding the file handle keep reading safely.

@@ -1388,3 +1388,30 @@ fn an_index_entry_pointing_past_its_offset_is_caught_at_read_time() {
         assert_eq!(decode(&r.records)[0].header.base_offset, *offset, "read at {offset}");
     }
 }
+
+/// Descriptors are a budget: a rolled segment keeps only its `.log` open (for readers), not
+/// its two index files, both after a roll and after a reopen.
+#[test]
+fn rolled_segments_hold_one_descriptor_each() {
+    let dir = tempdir().unwrap();
+    let open_in_dir = || {
+        fs::read_dir("/proc/self/fd")
+            .unwrap()
+            .filter_map(|e| fs::read_link(e.ok()?.path()).ok())
+            .filter(|target| target.starts_with(dir.path()))
+            .count()
+    };
+    let log = open(dir.path(), &config());
+    fill(&log, 40);
+    let segments = segment_logs(dir.path()).len();
+    assert!(segments >= 5, "want several rolled segments, got {segments}");
+    let expected = segments + 2; // every .log, plus the active segment's two index files
+    assert_eq!(open_in_dir(), expected, "after rolling {segments} segments");
+    let before = read_all(&log);
+    drop(log);
+    let log = open(dir.path(), &config());
+    assert_eq!(open_in_dir(), expected, "after reopening");
+    assert_eq!(read_all(&log).len(), before.len(), "rolled segments still read");
+    // Appends continue, and retention can still delete sealed segments.
+    append_n(&log, 3, NOW, 40);
+}
