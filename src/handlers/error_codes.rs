@@ -35,7 +35,6 @@ impl ToKafkaCode for AppendError {
             Self::Sequence(SequenceError::OutOfOrder { .. }) => ResponseError::OutOfOrderSequenceNumber,
             Self::Sequence(SequenceError::FencedEpoch { .. }) => ResponseError::InvalidProducerEpoch,
             Self::MultipleIdempotentBatches | Self::KeylessRecords { .. } => ResponseError::InvalidRecord,
-            Self::Records(_) => ResponseError::CorruptMessage,
             Self::Io(_) => ResponseError::KafkaStorageError,
         }
     }

@@ -71,8 +71,6 @@ pub enum AppendError {
     MultipleIdempotentBatches,
     #[error("compacted topic cannot accept message without key (records {record_indexes:?} of their batch)")]
     KeylessRecords { record_indexes: Vec<i32> },
-    #[error(transparent)]
-    Records(#[from] batch::RecordsError),
     #[error("storage error: {0}")]
     Io(#[from] io::Error),
 }

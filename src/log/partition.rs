@@ -319,13 +319,18 @@ impl PartitionLog {
         })
         .await
         .map_err(io::Error::other)?;
+        self.flushed(end, result)
+    }
+
+    /// The outcome of an fsync covering everything up to `end`: durable (and, in durable mode,
+    /// visible), or failed, in which case the directory must be synced again next time too.
+    fn flushed(&self, end: i64, result: io::Result<()>) -> io::Result<()> {
         match result {
             Ok(()) => {
                 self.made_durable(end);
                 Ok(())
             }
             Err(e) => {
-                // The directory must be synced again next time too.
                 self.inner.lock().dir_dirty = true;
                 Err(e)
             }
@@ -342,16 +347,7 @@ impl PartitionLog {
         };
         let synced =
             super::failpoint::step().and_then(|()| file.sync_data()).and_then(|()| File::open(&self.dir)?.sync_all());
-        match synced {
-            Ok(()) => {
-                self.made_durable(end);
-                Ok(())
-            }
-            Err(e) => {
-                self.inner.lock().dir_dirty = true;
-                Err(e)
-            }
-        }
+        self.flushed(end, synced)
     }
 
     pub fn durable_offset(&self) -> i64 {
