@@ -14,6 +14,7 @@ use uuid::Uuid;
 use crate::config::Config;
 use crate::config::GroupConfig;
 use crate::group::{CoordinatorConfig, GroupCoordinator, RebalanceConfig, OFFSETS_TOPIC};
+use crate::log::files::FileCache;
 use crate::log::{LogManager, PartitionConfig, PartitionLog, TopicPartition};
 use crate::metadata::{self, topic_config, NodeInfo, TopicMeta, TopicStore};
 use crate::txn::ProducerIdManager;
@@ -96,7 +97,8 @@ impl Broker {
             metadata::load_or_init_cluster_id(&root, config.server.cluster_id.as_deref(), config.server.node_id)?;
         let topics = TopicStore::load(&root)?;
         let producer_ids = ProducerIdManager::open(&root)?;
-        let logs = LogManager::new(root);
+        let file_cap = FileCache::cap_for_limit(crate::log::files::soft_open_file_limit());
+        let logs = LogManager::new(root, FileCache::new(file_cap));
         let recovery = logs.begin_recovery();
         let now = now_ms();
         let started = std::time::Instant::now();

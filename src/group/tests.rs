@@ -25,7 +25,12 @@ fn commit(c: &GroupCoordinator, group: &str, partition: i32, offset: i64) -> Com
 #[test]
 fn offsets_replay_and_the_log_is_compacted_at_start() {
     let dir = tempfile::tempdir().unwrap();
-    let c = GroupCoordinator::open(&LogManager::new(dir.path().to_owned()), cfg(1 << 40), 0).unwrap();
+    let c = GroupCoordinator::open(
+        &LogManager::new(dir.path().to_owned(), crate::log::files::FileCache::unbounded()),
+        cfg(1 << 40),
+        0,
+    )
+    .unwrap();
     for i in 0..500 {
         commit(&c, "g", i % 3, i64::from(i));
     }
@@ -35,7 +40,12 @@ fn offsets_replay_and_the_log_is_compacted_at_start() {
     drop(c);
 
     // Reopen with a tiny threshold: the log shrinks to the live state, which is unchanged.
-    let c = GroupCoordinator::open(&LogManager::new(dir.path().to_owned()), cfg(1024), 0).unwrap();
+    let c = GroupCoordinator::open(
+        &LogManager::new(dir.path().to_owned(), crate::log::files::FileCache::unbounded()),
+        cfg(1024),
+        0,
+    )
+    .unwrap();
     assert!(c.log.size_bytes() < big / 10, "{} -> {}", big, c.log.size_bytes());
     assert!(c.log.offsets().log_start_offset > 0);
     let fetched = c.fetch_offsets("g", None);
@@ -47,14 +57,24 @@ fn offsets_replay_and_the_log_is_compacted_at_start() {
     assert!(c.fetch_offsets("other", None).is_empty(), "deleted group stays deleted");
     drop(c);
     // And once more from the compacted log.
-    let c = GroupCoordinator::open(&LogManager::new(dir.path().to_owned()), cfg(1 << 40), 0).unwrap();
+    let c = GroupCoordinator::open(
+        &LogManager::new(dir.path().to_owned(), crate::log::files::FileCache::unbounded()),
+        cfg(1 << 40),
+        0,
+    )
+    .unwrap();
     assert_eq!(c.fetch_offsets("g", None).len(), 3);
 }
 
 #[test]
 fn commit_checks_metadata_size_and_partitions() {
     let dir = tempfile::tempdir().unwrap();
-    let c = GroupCoordinator::open(&LogManager::new(dir.path().to_owned()), cfg(1 << 40), 0).unwrap();
+    let c = GroupCoordinator::open(
+        &LogManager::new(dir.path().to_owned(), crate::log::files::FileCache::unbounded()),
+        cfg(1 << 40),
+        0,
+    )
+    .unwrap();
     let long = CommittedOffset { offset: 1, leader_epoch: 0, metadata: "x".repeat(17), commit_timestamp: 1 };
     let out = c
         .commit(
@@ -81,7 +101,12 @@ fn commit_checks_metadata_size_and_partitions() {
 #[test]
 fn offsets_of_an_empty_group_expire_after_the_retention() {
     let dir = tempfile::tempdir().unwrap();
-    let c = GroupCoordinator::open(&LogManager::new(dir.path().to_owned()), cfg(1 << 40), 0).unwrap();
+    let c = GroupCoordinator::open(
+        &LogManager::new(dir.path().to_owned(), crate::log::files::FileCache::unbounded()),
+        cfg(1 << 40),
+        0,
+    )
+    .unwrap();
     let base = crate::clock::now_ms();
     commit(&c, "idle", 0, 5);
     let now = tokio::time::Instant::now();
@@ -94,7 +119,12 @@ fn offsets_of_an_empty_group_expire_after_the_retention() {
     assert!(c.list().is_empty());
     drop(c);
     // The expiry was written as tombstones: it holds after a restart.
-    let c = GroupCoordinator::open(&LogManager::new(dir.path().to_owned()), cfg(1 << 40), 0).unwrap();
+    let c = GroupCoordinator::open(
+        &LogManager::new(dir.path().to_owned(), crate::log::files::FileCache::unbounded()),
+        cfg(1 << 40),
+        0,
+    )
+    .unwrap();
     assert!(c.fetch_offsets("idle", None).is_empty());
 }
 
@@ -104,7 +134,12 @@ fn offsets_of_an_empty_group_expire_after_the_retention() {
 #[test]
 fn records_of_unknown_versions_are_kept_and_never_delete_offsets() {
     let dir = tempfile::tempdir().unwrap();
-    let c = GroupCoordinator::open(&LogManager::new(dir.path().to_owned()), cfg(1 << 40), 0).unwrap();
+    let c = GroupCoordinator::open(
+        &LogManager::new(dir.path().to_owned(), crate::log::files::FileCache::unbounded()),
+        cfg(1 << 40),
+        0,
+    )
+    .unwrap();
     commit(&c, "g", 0, 42);
     commit(&c, "g", 1, 7);
     // Same key as (g, t, 0), a value in a version from the future; and a key kind gregor does
@@ -120,11 +155,21 @@ fn records_of_unknown_versions_are_kept_and_never_delete_offsets() {
     let offsets_of = |c: &GroupCoordinator| -> Vec<(i32, i64)> {
         c.fetch_offsets("g", None).iter().map(|(_, p, o)| (*p, o.as_ref().unwrap().offset)).collect()
     };
-    let c = GroupCoordinator::open(&LogManager::new(dir.path().to_owned()), cfg(1 << 40), 0).unwrap();
+    let c = GroupCoordinator::open(
+        &LogManager::new(dir.path().to_owned(), crate::log::files::FileCache::unbounded()),
+        cfg(1 << 40),
+        0,
+    )
+    .unwrap();
     assert_eq!(offsets_of(&c), vec![(0, 42), (1, 7)], "the unknown record deleted a committed offset");
     drop(c);
     // Compacted at start (tiny threshold), then read again: same offsets, records still there.
-    let c = GroupCoordinator::open(&LogManager::new(dir.path().to_owned()), cfg(1), 0).unwrap();
+    let c = GroupCoordinator::open(
+        &LogManager::new(dir.path().to_owned(), crate::log::files::FileCache::unbounded()),
+        cfg(1),
+        0,
+    )
+    .unwrap();
     assert!(c.log.offsets().log_start_offset > 0, "the log was compacted");
     assert_eq!(offsets_of(&c), vec![(0, 42), (1, 7)]);
     let kept = c.replay(0).unwrap();

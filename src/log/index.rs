@@ -4,12 +4,14 @@
 //! behind [`IndexFiles`]. Entries are strictly increasing in both key columns; an index file
 //! that breaks this is stale and gets rebuilt (see `recovery`).
 
-use std::fs::{File, OpenOptions};
+use std::fs::OpenOptions;
 use std::io::{self, Write};
 use std::path::Path;
+use std::sync::Arc;
 
 use bytes::{Buf, BufMut};
 
+use super::files::{Access, CachedFile, FileCache};
 use super::format::{INDEX_ENTRY, TIME_INDEX_ENTRY};
 
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -144,21 +146,21 @@ impl TimeIndex {
     }
 }
 
-/// The two index files of a segment, opened for appending.
+/// The two index files of a segment, opened for appending through the descriptor budget.
 #[derive(Debug)]
 pub struct IndexFiles {
-    offset: File,
-    time: File,
+    offset: CachedFile,
+    time: CachedFile,
 }
 
 impl IndexFiles {
-    pub fn create(offset_path: &Path, time_path: &Path) -> io::Result<Self> {
+    pub fn create(offset_path: &Path, time_path: &Path, files: &Arc<FileCache>) -> io::Result<Self> {
         // Append mode everywhere: `rewrite` relies on writes landing at the end after set_len.
-        let open = |p: &Path| -> io::Result<File> {
+        let open = |p: &Path| -> io::Result<CachedFile> {
             super::failpoint::step()?;
             let f = OpenOptions::new().create(true).append(true).open(p)?;
             f.set_len(0)?;
-            Ok(f)
+            Ok(files.adopt(p.to_owned(), Access::Append, f))
         };
         Ok(Self { offset: open(offset_path)?, time: open(time_path)? })
     }
@@ -168,6 +170,7 @@ impl IndexFiles {
         offset_path: &Path,
         time_path: &Path,
         log_len: u64,
+        files: &Arc<FileCache>,
     ) -> io::Result<Option<(OffsetIndex, TimeIndex, Self)>> {
         let (Ok(ob), Ok(tb)) = (std::fs::read(offset_path), std::fs::read(time_path)) else {
             return Ok(None);
@@ -175,8 +178,8 @@ impl IndexFiles {
         let (Some(oi), Some(ti)) = (OffsetIndex::from_bytes(&ob, log_len), TimeIndex::from_bytes(&tb)) else {
             return Ok(None);
         };
-        let open = |p: &Path| OpenOptions::new().append(true).open(p);
-        Ok(Some((oi, ti, Self { offset: open(offset_path)?, time: open(time_path)? })))
+        let name = |p: &Path| files.file(p.to_owned(), Access::Append);
+        Ok(Some((oi, ti, Self { offset: name(offset_path), time: name(time_path) })))
     }
 
     pub fn append_offset(&mut self, rel_offset: u32, position: u32) -> io::Result<()> {
@@ -184,7 +187,7 @@ impl IndexFiles {
         (&mut b[..]).put_u32(rel_offset);
         (&mut b[4..]).put_u32(position);
         super::failpoint::step()?;
-        self.offset.write_all(&b)
+        (&*self.offset.get()?).write_all(&b)
     }
 
     pub fn append_time(&mut self, timestamp: i64, rel_offset: u32) -> io::Result<()> {
@@ -192,15 +195,16 @@ impl IndexFiles {
         (&mut b[..]).put_i64(timestamp);
         (&mut b[8..]).put_u32(rel_offset);
         super::failpoint::step()?;
-        self.time.write_all(&b)
+        (&*self.time.get()?).write_all(&b)
     }
 
     /// Replaces both files' contents (after a rebuild or truncation).
     pub fn rewrite(&mut self, oi: &OffsetIndex, ti: &TimeIndex) -> io::Result<()> {
-        for (file, bytes) in [(&mut self.offset, oi.to_bytes()), (&mut self.time, ti.to_bytes())] {
+        for (file, bytes) in [(&self.offset, oi.to_bytes()), (&self.time, ti.to_bytes())] {
+            let file = file.get()?;
             file.set_len(0)?;
             // Files are in append mode, so the next write lands at the new end.
-            file.write_all(&bytes)?;
+            (&*file).write_all(&bytes)?;
         }
         Ok(())
     }
@@ -208,14 +212,14 @@ impl IndexFiles {
     /// Cuts both files back to their first `offset_entries` and `time_entries` entries (undoing
     /// the entries of an append that failed).
     pub fn truncate(&self, offset_entries: usize, time_entries: usize) -> io::Result<()> {
-        self.offset.set_len((offset_entries * INDEX_ENTRY) as u64)?;
-        self.time.set_len((time_entries * TIME_INDEX_ENTRY) as u64)
+        self.offset.get()?.set_len((offset_entries * INDEX_ENTRY) as u64)?;
+        self.time.get()?.set_len((time_entries * TIME_INDEX_ENTRY) as u64)
     }
 
     pub fn sync(&self) -> io::Result<()> {
         super::failpoint::step()?;
-        self.offset.sync_data()?;
-        self.time.sync_data()
+        self.offset.get()?.sync_data()?;
+        self.time.get()?.sync_data()
     }
 }
 

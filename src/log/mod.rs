@@ -7,6 +7,7 @@
 pub mod batch;
 pub mod compression;
 pub mod failpoint;
+pub mod files;
 pub mod format;
 pub mod index;
 pub mod partition;
@@ -103,6 +104,8 @@ pub enum RecoveryMode {
 #[derive(Debug)]
 pub struct LogManager {
     root: PathBuf,
+    /// The descriptor budget every segment file is opened through.
+    files: Arc<files::FileCache>,
     partitions: RwLock<HashMap<TopicPartition, Arc<PartitionLog>>>,
     /// What [`LogManager::open`] passes to partitions; `TrustCleanShutdown` only between
     /// [`LogManager::begin_recovery`] and [`LogManager::finish_recovery`].
@@ -110,9 +113,10 @@ pub struct LogManager {
 }
 
 impl LogManager {
-    pub fn new(root: PathBuf) -> Self {
+    pub fn new(root: PathBuf, files: Arc<files::FileCache>) -> Self {
         Self {
             root,
+            files,
             partitions: RwLock::new(HashMap::new()),
             recovery: parking_lot::Mutex::new(RecoveryMode::VerifyTail),
         }
@@ -160,6 +164,10 @@ impl LogManager {
         std::fs::File::open(&self.root)?.sync_all()
     }
 
+    pub fn files(&self) -> &Arc<files::FileCache> {
+        &self.files
+    }
+
     pub fn root(&self) -> &std::path::Path {
         &self.root
     }
@@ -175,7 +183,7 @@ impl LogManager {
         }
         let dir = format::partition_dir(&self.root, &tp.topic, tp.partition);
         let mode = *self.recovery.lock();
-        let log = PartitionLog::open_shared(&dir, tp.clone(), config, now_ms, mode)?;
+        let log = PartitionLog::open_shared(&dir, tp.clone(), config, now_ms, mode, &self.files)?;
         Ok(self.partitions.write().entry(tp).or_insert(log).clone())
     }
 

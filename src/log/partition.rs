@@ -23,6 +23,7 @@ use tokio::sync::Notify;
 use tracing::{error, info, warn};
 
 use super::batch::{self, BatchHeader};
+use super::files::FileCache;
 use super::producer_state::{ProducerStateTable, SequenceCheck};
 use super::segment::{ReadView, Segment};
 use super::{AppendError, PartitionConfig, ReadError, TopicPartition};
@@ -57,6 +58,8 @@ struct Inner {
     producers: ProducerStateTable,
     messages_since_flush: u64,
     write_buf: Vec<u8>,
+    /// The broker's descriptor budget, which new segments open their files through.
+    files: Arc<FileCache>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,6 +97,7 @@ impl PartitionLog {
         config: PartitionConfig,
         now_ms: i64,
         mode: super::RecoveryMode,
+        files: &Arc<FileCache>,
     ) -> io::Result<Self> {
         let verify_tail = mode == super::RecoveryMode::VerifyTail;
         std::fs::create_dir_all(dir)?;
@@ -105,7 +109,8 @@ impl PartitionLog {
         let mut segments = Vec::with_capacity(bases.len().max(1));
         for (i, &base) in bases.iter().enumerate() {
             let tail = i + 1 == bases.len();
-            let (seg, outcome) = Segment::open(dir, base, tail && verify_tail, config.index_interval_bytes, now_ms)?;
+            let (seg, outcome) =
+                Segment::open(dir, base, tail && verify_tail, config.index_interval_bytes, now_ms, files)?;
             if let Some(reason) = outcome.stopped {
                 warn!(partition = %tp, segment = base, valid_bytes = outcome.valid_len, %reason,
                     "recovery truncated the segment after its last valid batch");
@@ -123,7 +128,7 @@ impl PartitionLog {
             }
         }
         if segments.is_empty() {
-            segments.push(Segment::create(dir, 0, now_ms)?);
+            segments.push(Segment::create(dir, 0, now_ms, files)?);
         }
         // Only the newest segment takes appends; the others keep one descriptor, not three.
         let active = segments.len() - 1;
@@ -158,6 +163,7 @@ impl PartitionLog {
                 producers,
                 messages_since_flush: 0,
                 write_buf: Vec::new(),
+                files: files.clone(),
             }),
             flush_lock: tokio::sync::Mutex::new(()),
             flush_scheduled: AtomicBool::new(false),
@@ -176,8 +182,9 @@ impl PartitionLog {
         config: PartitionConfig,
         now_ms: i64,
         mode: super::RecoveryMode,
+        files: &Arc<FileCache>,
     ) -> io::Result<Arc<Self>> {
-        let log = Arc::new(Self::open(dir, tp, config, now_ms, mode)?);
+        let log = Arc::new(Self::open(dir, tp, config, now_ms, mode, files)?);
         let _ = log.me.set(Arc::downgrade(&log));
         Ok(log)
     }
@@ -311,7 +318,7 @@ impl PartitionLog {
             (inner.active().log_file(), inner.log_end_offset(), dir)
         };
         let result = tokio::task::spawn_blocking(move || -> io::Result<()> {
-            file.sync_data()?;
+            file.get()?.sync_data()?;
             if let Some(dir) = dir {
                 File::open(dir)?.sync_all()?;
             }
@@ -345,8 +352,9 @@ impl PartitionLog {
             inner.dir_dirty = false;
             (inner.active().log_file(), inner.log_end_offset())
         };
-        let synced =
-            super::failpoint::step().and_then(|()| file.sync_data()).and_then(|()| File::open(&self.dir)?.sync_all());
+        let synced = super::failpoint::step()
+            .and_then(|()| file.get()?.sync_data())
+            .and_then(|()| File::open(&self.dir)?.sync_all());
         self.flushed(end, synced)
     }
 
@@ -375,6 +383,16 @@ impl PartitionLog {
     /// Reads whole batches from `offset` up to about `max_bytes` (at least one batch when
     /// `min_one`), never past the high watermark.
     pub fn read(&self, offset: i64, max_bytes: usize, min_one: bool) -> Result<ReadResult, ReadError> {
+        match self.read_once(offset, max_bytes, min_one) {
+            // Retention or a truncation removed the segment between the lookup and the read,
+            // and its file had to be opened again: look again (the offset is now out of range
+            // or in another segment).
+            Err(ReadError::Io(e)) if e.kind() == io::ErrorKind::NotFound => self.read_once(offset, max_bytes, min_one),
+            other => other,
+        }
+    }
+
+    fn read_once(&self, offset: i64, max_bytes: usize, min_one: bool) -> Result<ReadResult, ReadError> {
         let (views, hw, lso) = {
             let inner = self.inner.lock();
             let (hw, lso) = (inner.high_watermark, inner.log_start_offset);
@@ -556,9 +574,9 @@ impl Inner {
         // is verified at recovery, so an older segment must never be missing its last batches
         // while a newer one survives. Once per segment.bytes of data, mostly written back already.
         super::failpoint::step()?;
-        old.log_file().sync_data()?;
+        old.log_file().get()?.sync_data()?;
         old.sync_indexes()?;
-        self.segments.push(Segment::create(dir, next, now_ms)?);
+        self.segments.push(Segment::create(dir, next, now_ms, &self.files)?);
         self.dir_dirty = true;
         let finished = self.segments.len() - 2;
         self.segments[finished].seal();

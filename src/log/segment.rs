@@ -19,6 +19,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use super::batch::{self, BatchHeader, HEADER_LEN, LOG_OVERHEAD};
+use super::files::{Access, CachedFile, FileCache};
 use super::format::{segment_file, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX};
 use super::index::{IndexFiles, OffsetIndex, TimeIndex};
 use super::ReadError;
@@ -34,7 +35,8 @@ pub struct Segment {
     pub max_timestamp_position: u32,
     /// Wall-clock creation time, for `segment.ms` rolling.
     pub created_ms: i64,
-    log: Arc<File>,
+    /// The `.log` file, opened through the broker's descriptor budget.
+    log: CachedFile,
     index: OffsetIndex,
     time_index: TimeIndex,
     /// Open while the segment can still take appends; `None` once it is sealed (rolled), so
@@ -45,8 +47,6 @@ pub struct Segment {
     /// before the next append.
     files_ahead: bool,
     dir: PathBuf,
-    /// The `.log` file's path, for error messages that name it.
-    log_path: Arc<Path>,
 }
 
 /// What an append may change, taken before it so that a failure can put everything back.
@@ -73,8 +73,7 @@ pub struct ScanOutcome {
 /// A snapshot for reading without holding the partition lock.
 #[derive(Debug, Clone)]
 pub struct ReadView {
-    pub file: Arc<File>,
-    pub log_path: Arc<Path>,
+    pub file: CachedFile,
     pub base_offset: i64,
     pub start_position: u32,
     pub size: u64,
@@ -82,8 +81,8 @@ pub struct ReadView {
 
 impl Segment {
     /// Creates a new, empty segment's three files. On failure none of them is left behind.
-    pub fn create(dir: &Path, base_offset: i64, now_ms: i64) -> io::Result<Self> {
-        let created = Self::create_files(dir, base_offset, now_ms);
+    pub fn create(dir: &Path, base_offset: i64, now_ms: i64, files: &Arc<FileCache>) -> io::Result<Self> {
+        let created = Self::create_files(dir, base_offset, now_ms, files);
         if created.is_err() {
             for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
                 let _ = std::fs::remove_file(segment_file(dir, base_offset, suffix));
@@ -92,15 +91,17 @@ impl Segment {
         created
     }
 
-    fn create_files(dir: &Path, base_offset: i64, now_ms: i64) -> io::Result<Self> {
+    fn create_files(dir: &Path, base_offset: i64, now_ms: i64, files: &Arc<FileCache>) -> io::Result<Self> {
         super::failpoint::step()?;
-        let log =
-            OpenOptions::new().create(true).read(true).append(true).open(segment_file(dir, base_offset, LOG_SUFFIX))?;
+        let log_path = segment_file(dir, base_offset, LOG_SUFFIX);
+        let log = OpenOptions::new().create(true).read(true).append(true).open(&log_path)?;
         // A leftover file of the same name (a segment deleted before a crash) starts over.
         log.set_len(0)?;
+        let log = files.adopt(log_path, Access::ReadAppend, log);
         let index_files = IndexFiles::create(
             &segment_file(dir, base_offset, INDEX_SUFFIX),
             &segment_file(dir, base_offset, TIME_INDEX_SUFFIX),
+            files,
         )?;
         Ok(Self {
             base_offset,
@@ -109,14 +110,13 @@ impl Segment {
             max_timestamp: -1,
             max_timestamp_position: 0,
             created_ms: now_ms,
-            log: Arc::new(log),
+            log,
             index: OffsetIndex::default(),
             time_index: TimeIndex::default(),
             index_files: Some(index_files),
             bytes_since_index: 0,
             files_ahead: false,
             dir: dir.to_owned(),
-            log_path: Arc::from(segment_file(dir, base_offset, LOG_SUFFIX)),
         })
     }
 
@@ -129,19 +129,19 @@ impl Segment {
         verify: bool,
         index_interval: u64,
         now_ms: i64,
+        files: &Arc<FileCache>,
     ) -> io::Result<(Self, ScanOutcome)> {
-        let log_path = segment_file(dir, base_offset, LOG_SUFFIX);
-        let log = OpenOptions::new().read(true).append(true).open(&log_path)?;
-        let file_len = log.metadata()?.len();
-        let created_ms = log
-            .metadata()?
+        let log = files.file(segment_file(dir, base_offset, LOG_SUFFIX), Access::ReadAppend);
+        let meta = log.get()?.metadata()?;
+        let file_len = meta.len();
+        let created_ms = meta
             .modified()
             .ok()
             .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
             .map_or(now_ms, |d| d.as_millis() as i64);
         let offset_path = segment_file(dir, base_offset, INDEX_SUFFIX);
         let time_path = segment_file(dir, base_offset, TIME_INDEX_SUFFIX);
-        let loaded = if verify { None } else { IndexFiles::load(&offset_path, &time_path, file_len)? };
+        let loaded = if verify { None } else { IndexFiles::load(&offset_path, &time_path, file_len, files)? };
         let mut seg = match loaded {
             Some((index, time_index, index_files)) => {
                 // Trusted indexes: derive the tail facts from the last indexed batch onwards.
@@ -152,14 +152,13 @@ impl Segment {
                     max_timestamp: time_index.last().map_or(-1, |(ts, _)| ts),
                     max_timestamp_position: 0,
                     created_ms,
-                    log: Arc::new(log),
+                    log,
                     index,
                     time_index,
                     index_files: Some(index_files),
                     bytes_since_index: 0,
                     files_ahead: false,
                     dir: dir.to_owned(),
-                    log_path: Arc::from(log_path.as_path()),
                 };
                 let from = seg.index.last().map_or(0, |(_, p)| p);
                 let outcome = seg.scan_from(u64::from(from), false, index_interval, false)?;
@@ -169,7 +168,7 @@ impl Segment {
                 }
                 // The last index entry did not lead to whole batches up to the end of the file:
                 // the index cannot be trusted, so rebuild it from the first byte below.
-                let index_files = IndexFiles::create(&offset_path, &time_path)?;
+                let index_files = IndexFiles::create(&offset_path, &time_path, files)?;
                 Self {
                     next_offset: base_offset,
                     size: file_len,
@@ -181,7 +180,7 @@ impl Segment {
                 }
             }
             None => {
-                let index_files = IndexFiles::create(&offset_path, &time_path)?;
+                let index_files = IndexFiles::create(&offset_path, &time_path, files)?;
                 Self {
                     base_offset,
                     next_offset: base_offset,
@@ -189,20 +188,19 @@ impl Segment {
                     max_timestamp: -1,
                     max_timestamp_position: 0,
                     created_ms,
-                    log: Arc::new(log),
+                    log,
                     index: OffsetIndex::default(),
                     time_index: TimeIndex::default(),
                     index_files: Some(index_files),
                     bytes_since_index: 0,
                     files_ahead: false,
                     dir: dir.to_owned(),
-                    log_path: Arc::from(log_path.as_path()),
                 }
             }
         };
         let outcome = seg.scan_from(0, verify, index_interval, true)?;
         if outcome.valid_len < file_len {
-            seg.log.set_len(outcome.valid_len)?;
+            seg.log.get()?.set_len(outcome.valid_len)?;
         }
         seg.size = outcome.valid_len;
         if let Some(files) = &mut seg.index_files {
@@ -213,8 +211,8 @@ impl Segment {
 
     /// Walks batches from `from`, updating offsets, timestamps and (when `index`) the indexes.
     fn scan_from(&mut self, from: u64, verify: bool, index_interval: u64, index: bool) -> io::Result<ScanOutcome> {
-        let file_len = self.log.metadata()?.len();
-        let log = self.log.clone();
+        let log = self.log.get()?;
+        let file_len = log.metadata()?.len();
         let mut reader = io::BufReader::with_capacity(1 << 20, FileReader { file: &log, pos: from });
         let mut pos = from;
         let mut expected_base = if from == 0 { self.base_offset } else { i64::MIN };
@@ -310,7 +308,7 @@ impl Segment {
     }
 
     fn append_unguarded(&mut self, parts: &[&[u8]], headers: &[BatchHeader], index_interval: u64) -> io::Result<()> {
-        write_all_vectored(&self.log, parts)?;
+        write_all_vectored(&*self.log.get()?, parts)?;
         let mut position = self.size;
         for h in headers {
             let len = h.total_len() as u64;
@@ -353,7 +351,7 @@ impl Segment {
     }
 
     fn cut_files_back(&mut self) -> io::Result<()> {
-        self.log.set_len(self.size)?;
+        self.log.get()?.set_len(self.size)?;
         if let Some(files) = &self.index_files {
             files.truncate(self.index.len(), self.time_index.len())?;
         }
@@ -365,7 +363,7 @@ impl Segment {
         self.size == 0
     }
 
-    pub fn log_file(&self) -> Arc<File> {
+    pub fn log_file(&self) -> CachedFile {
         self.log.clone()
     }
 
@@ -373,7 +371,6 @@ impl Segment {
         let rel = (offset - self.base_offset).clamp(0, u32::MAX as i64) as u32;
         ReadView {
             file: self.log.clone(),
-            log_path: self.log_path.clone(),
             base_offset: self.base_offset,
             start_position: self.index.lookup(rel),
             size: self.size,
@@ -386,13 +383,7 @@ impl Segment {
             Some(rel) => self.index.lookup(rel.saturating_add(1)),
             None => 0,
         };
-        ReadView {
-            file: self.log.clone(),
-            log_path: self.log_path.clone(),
-            base_offset: self.base_offset,
-            start_position: start,
-            size: self.size,
-        }
+        ReadView { file: self.log.clone(), base_offset: self.base_offset, start_position: start, size: self.size }
     }
 
     pub fn sync_indexes(&self) -> io::Result<()> {
@@ -409,9 +400,12 @@ impl Segment {
         self.index_files.as_mut().ok_or_else(|| io::Error::other("append to a sealed segment"))
     }
 
-    /// Removes this segment's files. Readers holding the file handle keep reading safely.
+    /// Removes this segment's files. Readers that hold the `.log` file open keep reading it;
+    /// readers that would have to open it again are told it is gone.
     pub fn delete(self) -> io::Result<()> {
-        for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
+        self.log.remove()?;
+        drop(self.index_files);
+        for suffix in [INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
             match std::fs::remove_file(segment_file(&self.dir, self.base_offset, suffix)) {
                 Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
                 _ => {}
@@ -453,11 +447,15 @@ impl ReadView {
     ) -> Result<Option<(u64, BatchHeader)>, ReadError> {
         let mut head = [0u8; HEADER_LEN];
         let mut next_offset = self.base_offset;
+        if pos >= self.size {
+            return Ok(None);
+        }
+        let file = self.file.get()?;
         while pos < self.size {
             if pos + HEADER_LEN as u64 > self.size {
                 return Err(self.corrupt(pos, format!("{} bytes left, too few for a batch", self.size - pos)));
             }
-            self.file.read_exact_at(&mut head, pos)?;
+            file.read_exact_at(&mut head, pos)?;
             let h = BatchHeader::parse(&head).ok_or_else(|| self.corrupt(pos, "short batch header".into()))?;
             let end = pos + h.total_len() as u64;
             let problem = if h.batch_length < (HEADER_LEN - LOG_OVERHEAD) as i32 || end > self.size {
@@ -482,7 +480,7 @@ impl ReadView {
     }
 
     fn corrupt(&self, position: u64, problem: String) -> ReadError {
-        ReadError::Corrupt { path: self.log_path.to_path_buf(), position, problem }
+        ReadError::Corrupt { path: self.file.path().to_path_buf(), position, problem }
     }
 
     /// Reads up to `max_bytes` of whole batches starting at `pos`, stopping before any batch
@@ -490,17 +488,21 @@ impl ReadView {
     /// larger than `max_bytes` is returned whole (KIP-74).
     pub fn read_batches(&self, pos: u64, max_bytes: usize, end_offset: i64, min_one: bool) -> io::Result<Bytes> {
         let available = self.size.saturating_sub(pos) as usize;
+        if available == 0 {
+            return Ok(Bytes::new());
+        }
+        let file = self.file.get()?;
         let mut want = max_bytes.min(available);
         if min_one {
             let mut head = [0u8; LOG_OVERHEAD];
             if available >= LOG_OVERHEAD {
-                self.file.read_exact_at(&mut head, pos)?;
+                file.read_exact_at(&mut head, pos)?;
                 if let Some((_, first_len)) = batch::peek_len(&head) {
                     want = want.max(first_len.min(available));
                 }
             }
         }
-        let mut buf = read_exact_at_uninit(&self.file, want, pos)?;
+        let mut buf = read_exact_at_uninit(&file, want, pos)?;
         // Keep whole batches below the high watermark only.
         let mut keep = 0;
         while let Some((base, len)) = batch::peek_len(&buf[keep..]) {
@@ -515,7 +517,7 @@ impl ReadView {
 
     pub fn read_one(&self, pos: u64, header: &BatchHeader) -> io::Result<Vec<u8>> {
         let mut buf = vec![0u8; header.total_len()];
-        self.file.read_exact_at(&mut buf, pos)?;
+        self.file.get()?.read_exact_at(&mut buf, pos)?;
         Ok(buf)
     }
 }

@@ -143,9 +143,7 @@ pub fn connection_cap(configured: usize, soft_limit: u64, open_now: u64) -> usiz
 
 /// `RLIMIT_NOFILE`'s soft value and the number of descriptors open now (Linux).
 pub fn descriptor_budget() -> (u64, u64) {
-    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-    // SAFETY: getrlimit writes into the struct we pass and nothing else.
-    let soft = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0 { lim.rlim_cur } else { u64::MAX };
+    let soft = crate::log::files::soft_open_file_limit();
     let open = std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count() as u64);
     (soft, open)
 }

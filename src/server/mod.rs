@@ -39,7 +39,10 @@ pub async fn run(listener: TcpListener, broker: Arc<Broker>, shutdown: impl Futu
 pub async fn serve(listener: TcpListener, broker: Arc<Broker>, shutdown: impl Future<Output = ()>) -> io::Result<()> {
     let cfg = &broker.config.server;
     let (soft_limit, open_now) = listener::descriptor_budget();
-    let cap = listener::connection_cap(cfg.max_connections, soft_limit, open_now);
+    // Segment files may fill their whole budget later, whatever they hold open now.
+    let files = broker.logs.files();
+    let committed = open_now.saturating_sub(files.open_count() as u64).saturating_add(files.cap() as u64);
+    let cap = listener::connection_cap(cfg.max_connections, soft_limit, committed);
     if cap < cfg.max_connections {
         warn!(
             max_connections = cfg.max_connections,

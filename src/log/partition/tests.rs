@@ -11,6 +11,7 @@ use tempfile::tempdir;
 use super::{PartitionLog, LEADER_EPOCH};
 use crate::log::batch::tests::build_batch;
 use crate::log::batch::{BatchHeader, HEADER_LEN};
+use crate::log::files::FileCache;
 use crate::log::format::{parse_segment_name, segment_file, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX};
 use crate::log::{AppendError, PartitionConfig, ReadError, TopicPartition};
 
@@ -33,7 +34,11 @@ fn config() -> PartitionConfig {
 }
 
 fn open(dir: &Path, cfg: &PartitionConfig) -> PartitionLog {
-    PartitionLog::open(dir, TopicPartition::new("t", 0), cfg.clone(), NOW, crate::log::RecoveryMode::VerifyTail)
+    open_with(dir, cfg, &FileCache::unbounded())
+}
+
+fn open_with(dir: &Path, cfg: &PartitionConfig, files: &Arc<FileCache>) -> PartitionLog {
+    PartitionLog::open(dir, TopicPartition::new("t", 0), cfg.clone(), NOW, crate::log::RecoveryMode::VerifyTail, files)
         .expect("opening the partition")
 }
 
@@ -1214,6 +1219,7 @@ async fn in_durable_mode_the_high_watermark_follows_the_fsync() {
         cfg,
         NOW,
         crate::log::RecoveryMode::VerifyTail,
+        &FileCache::unbounded(),
     )
     .unwrap();
     let woken = Arc::new(tokio::sync::Notify::new());
@@ -1414,4 +1420,39 @@ fn rolled_segments_hold_one_descriptor_each() {
     assert_eq!(read_all(&log).len(), before.len(), "rolled segments still read");
     // Appends continue, and retention can still delete sealed segments.
     append_n(&log, 3, NOW, 40);
+}
+
+/// With a descriptor budget smaller than the segment count, segments open on demand: every
+/// record still reads back, before and after reopening, while appends go on and retention
+/// deletes; the files held open never exceed the budget.
+#[test]
+fn segments_beyond_the_descriptor_budget_open_on_demand() {
+    let dir = tempdir().unwrap();
+    let open_in_dir = || {
+        fs::read_dir("/proc/self/fd")
+            .unwrap()
+            .filter_map(|e| fs::read_link(e.ok()?.path()).ok())
+            .filter(|target| target.starts_with(dir.path()))
+            .count()
+    };
+    let files = FileCache::new(2);
+    let log = open_with(dir.path(), &config(), &files);
+    fill(&log, 60);
+    let segments = segment_logs(dir.path()).len();
+    assert!(segments >= 8, "want many rolled segments, got {segments}");
+    assert!(open_in_dir() <= 2, "{} files open with a budget of 2", open_in_dir());
+    let before = read_all(&log);
+    assert!(open_in_dir() <= 2, "{} files open after reading", open_in_dir());
+    assert!(files.reopened() > segments as u64, "reads opened closed segments again");
+    drop(log);
+
+    let log = open_with(dir.path(), &config(), &files);
+    assert!(open_in_dir() <= 2, "{} files open after reopening", open_in_dir());
+    let bytes = |v: &[Decoded]| v.iter().map(|d| d.bytes.clone()).collect::<Vec<_>>();
+    assert_eq!(bytes(&read_all(&log)), bytes(&before), "every batch reads back the same after reopening");
+    let next = append_n(&log, 3, NOW, 40);
+    assert_eq!(next, before.last().unwrap().header.last_offset() + 1);
+    assert_eq!(log.delete_segments_before(next).unwrap(), segments - 1);
+    assert_eq!(read_all(&log).last().unwrap().header.base_offset, next);
+    assert!(open_in_dir() <= 2);
 }
