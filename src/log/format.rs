@@ -19,6 +19,9 @@
 //!     00000000000000000000.timeindex sparse time index, 12-byte entries:
 //!                                     i64 largest timestamp seen in the segment so far
 //!                                     u32 relative offset of the batch's last offset
+//!     log-start-offset.checkpoint   "0" (version) and the log start offset, a line each;
+//!                                   written (atomically, fsynced) when the log start moves
+//!                                   inside a segment, which the segments alone cannot tell
 //! ```
 //!
 //! Segment files are named by their base offset, 20 digits, zero padded. Index entries are
@@ -36,6 +39,7 @@ pub const TIME_INDEX_SUFFIX: &str = "timeindex";
 pub const TOPICS_DIR: &str = "__topics";
 pub const META_FILE: &str = "meta.properties";
 pub const CLEAN_SHUTDOWN_FILE: &str = ".gregor_clean_shutdown";
+pub const LOG_START_CHECKPOINT: &str = "log-start-offset.checkpoint";
 
 pub const INDEX_ENTRY: usize = 8;
 pub const TIME_INDEX_ENTRY: usize = 12;

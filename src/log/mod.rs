@@ -5,6 +5,7 @@
 //! `handlers`; it speaks in its own types and errors, mapped to Kafka codes in one place.
 
 pub mod batch;
+pub mod checkpoint;
 pub mod compression;
 pub mod failpoint;
 pub mod files;

@@ -2,7 +2,13 @@
 //!
 //! Invariants: offsets are assigned only under the partition's `inner` lock, so batches land in
 //! the file in offset order; `log_start_offset <= high_watermark <= log_end_offset`; a reader
-//! never sees bytes past the high watermark.
+//! never sees bytes past the high watermark. Offsets grow from one segment to the next, with
+//! gaps allowed (a read in a gap gets the next batch there is).
+//!
+//! Besides appends, the log changes in two ways: [`PartitionLog::advance_log_start`] (the core
+//! of DeleteRecords; checkpointed) and [`PartitionLog::truncate_to`] (cuts the end off, for
+//! replication and repairs). Whole segments go by retention; their files are deleted after the
+//! lock is released.
 //!
 //! The log, not its callers, decides what is visible and when to fsync. In durable mode (the
 //! default, `PartitionConfig::durable`) the high watermark follows the fsync: every append asks
@@ -37,6 +43,9 @@ pub struct PartitionLog {
     dir: PathBuf,
     inner: Mutex<Inner>,
     flush_lock: tokio::sync::Mutex<()>,
+    /// Serialises the changes that write the log start checkpoint (moving the log start,
+    /// truncating), so that checkpoint and memory agree; never held with `inner` while waiting.
+    checkpoint_lock: Mutex<()>,
     durable_offset: AtomicI64,
     /// A background fsync has been asked for and has not yet read the log end offset it covers.
     flush_scheduled: AtomicBool,
@@ -60,6 +69,9 @@ struct Inner {
     write_buf: Vec<u8>,
     /// The broker's descriptor budget, which new segments open their files through.
     files: Arc<FileCache>,
+    /// Bumped by every truncation: an fsync that began before one says nothing about the
+    /// offsets appended after it.
+    truncations: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,41 +123,58 @@ impl PartitionLog {
             let tail = i + 1 == bases.len();
             let (seg, outcome) =
                 Segment::open(dir, base, tail && verify_tail, config.index_interval_bytes, now_ms, files)?;
-            if let Some(reason) = outcome.stopped {
-                warn!(partition = %tp, segment = base, valid_bytes = outcome.valid_len, %reason,
-                    "recovery truncated the segment after its last valid batch");
+            match outcome.stopped {
+                Some(reason) if tail => {
+                    warn!(partition = %tp, segment = base, valid_bytes = outcome.valid_len, %reason,
+                    "recovery truncated the segment after its last valid batch")
+                }
+                // Rolled segments were fsynced whole: damage there is not a crash's torn write.
+                Some(reason) => error!(partition = %tp, segment = base, valid_bytes = outcome.valid_len, %reason,
+                    "a rolled segment is damaged; recovery cut it after its last valid batch and the records after that are lost"),
+                None => {}
             }
             segments.push(seg);
         }
-        // Segments must continue each other. A hole means an older segment lost its last
-        // batches (torn write or corruption): the log ends there, and later segments go.
-        if let Some(i) = segments.windows(2).position(|w| w[0].next_offset != w[1].base_offset) {
+        // Offsets only grow from one segment to the next. Gaps are legal (compaction and
+        // truncation leave them; a reader goes on to the next batch), an overlap is not: the log
+        // ends before the segment that goes back, and it and every later one are deleted.
+        if let Some(i) = segments.windows(2).position(|w| w[0].next_offset > w[1].base_offset) {
             let end = segments[i].next_offset;
             for seg in segments.drain(i + 1..) {
                 warn!(partition = %tp, segment = seg.base_offset, log_end_offset = end,
-                    "recovery found a gap before this segment; deleting it and every later one");
+                    "recovery found a segment whose offsets go back; deleting it and every later one");
+                seg.delete()?;
+            }
+        }
+        for w in segments.windows(2).filter(|w| w[0].next_offset < w[1].base_offset) {
+            info!(partition = %tp, from = w[0].next_offset, to = w[1].base_offset, "offsets missing between segments");
+        }
+        // The log start: the first segment's base, or later if the checkpoint says so. A
+        // checkpoint past the end (the tail was lost in a crash, in Kafka's non-durable mode)
+        // makes the log start over, empty, at the checkpoint, as Kafka does.
+        let first_base = segments.first().map_or(0, |s| s.base_offset);
+        let checkpoint = super::checkpoint::read_log_start(dir);
+        let mut log_start_offset = checkpoint.map_or(first_base, |c| c.max(first_base));
+        let end = segments.last().map_or(0, |s| s.next_offset);
+        if log_start_offset > end {
+            warn!(partition = %tp, log_start_offset, log_end_offset = end,
+                "the checkpointed log start is past the recovered end; the log starts over there, empty");
+            for seg in segments.drain(..) {
                 seg.delete()?;
             }
         }
         if segments.is_empty() {
-            segments.push(Segment::create(dir, 0, now_ms, files)?);
+            if checkpoint.is_none() {
+                log_start_offset = 0;
+            }
+            segments.push(Segment::create(dir, log_start_offset, now_ms, files)?);
         }
         // Only the newest segment takes appends; the others keep one descriptor, not three.
         let active = segments.len() - 1;
         for seg in &mut segments[..active] {
             seg.seal();
         }
-        // Producers retry only their last few in-flight batches, so the newest two segments
-        // hold every batch a retry after a restart can duplicate.
-        let mut producers = ProducerStateTable::default();
-        for seg in segments.iter().rev().take(2).rev() {
-            // A corrupt older segment must not keep the broker from starting: its readers get
-            // the error; here only duplicate detection for a retry into it is lost.
-            if let Err(e) = seg.read_view(seg.base_offset).for_each_header(|h| producers.record(h)) {
-                error!(partition = %tp, error = %e, "cannot rebuild idempotent producer state from this segment");
-            }
-        }
-        let log_start_offset = segments[0].base_offset;
+        let producers = producer_state_from(&segments, &tp);
         let log_end = segments.last().map_or(0, |s| s.next_offset);
         if !bases.is_empty() {
             info!(partition = %tp, segments = segments.len(), log_start_offset, log_end_offset = log_end,
@@ -164,8 +193,10 @@ impl PartitionLog {
                 messages_since_flush: 0,
                 write_buf: Vec::new(),
                 files: files.clone(),
+                truncations: 0,
             }),
             flush_lock: tokio::sync::Mutex::new(()),
+            checkpoint_lock: Mutex::new(()),
             flush_scheduled: AtomicBool::new(false),
             me: OnceLock::new(),
             // What recovery found is on disk already.
@@ -282,11 +313,15 @@ impl PartitionLog {
         }
     }
 
-    /// Everything up to `end` is durable now: in durable mode that makes it visible.
-    fn made_durable(&self, end: i64) {
-        self.durable_offset.fetch_max(end, Ordering::AcqRel);
+    /// Everything up to `end` is durable now: in durable mode that makes it visible. `epoch` is
+    /// the truncation count when the fsync began; after a truncation it proves nothing.
+    fn made_durable(&self, end: i64, epoch: u64) {
         let moved = {
             let mut inner = self.inner.lock();
+            if inner.truncations != epoch {
+                return;
+            }
+            self.durable_offset.fetch_max(end, Ordering::AcqRel);
             let hw = end.min(inner.log_end_offset());
             if inner.config.durable && hw > inner.high_watermark {
                 inner.high_watermark = hw;
@@ -311,11 +346,11 @@ impl PartitionLog {
             return Ok(());
         }
         // Rolled segments were fsynced when they were rolled, so the active file is all there is.
-        let (file, end, dir) = {
+        let (file, end, epoch, dir) = {
             let mut inner = self.inner.lock();
             let dir = std::mem::take(&mut inner.dir_dirty).then(|| self.dir.clone());
             inner.messages_since_flush = 0;
-            (inner.active().log_file(), inner.log_end_offset(), dir)
+            (inner.active().log_file(), inner.log_end_offset(), inner.truncations, dir)
         };
         let result = tokio::task::spawn_blocking(move || -> io::Result<()> {
             file.get()?.sync_data()?;
@@ -326,15 +361,15 @@ impl PartitionLog {
         })
         .await
         .map_err(io::Error::other)?;
-        self.flushed(end, result)
+        self.flushed(end, epoch, result)
     }
 
     /// The outcome of an fsync covering everything up to `end`: durable (and, in durable mode,
     /// visible), or failed, in which case the directory must be synced again next time too.
-    fn flushed(&self, end: i64, result: io::Result<()>) -> io::Result<()> {
+    fn flushed(&self, end: i64, epoch: u64, result: io::Result<()>) -> io::Result<()> {
         match result {
             Ok(()) => {
-                self.made_durable(end);
+                self.made_durable(end, epoch);
                 Ok(())
             }
             Err(e) => {
@@ -347,15 +382,15 @@ impl PartitionLog {
     /// `flush_to` for callers outside the async runtime (start-up work): syncs the active
     /// segment and the directory on this thread.
     pub fn flush_blocking(&self) -> io::Result<()> {
-        let (file, end) = {
+        let (file, end, epoch) = {
             let mut inner = self.inner.lock();
             inner.dir_dirty = false;
-            (inner.active().log_file(), inner.log_end_offset())
+            (inner.active().log_file(), inner.log_end_offset(), inner.truncations)
         };
         let synced = super::failpoint::step()
             .and_then(|()| file.get()?.sync_data())
             .and_then(|()| File::open(&self.dir)?.sync_all());
-        self.flushed(end, synced)
+        self.flushed(end, epoch, synced)
     }
 
     pub fn durable_offset(&self) -> i64 {
@@ -508,19 +543,28 @@ impl PartitionLog {
     /// Deletes every whole segment that ends at or before `offset` (never the active one) and
     /// moves the log start offset to the first remaining segment.
     pub fn delete_segments_before(&self, offset: i64) -> io::Result<usize> {
-        let mut inner = self.inner.lock();
-        let mut deleted = 0;
-        while inner.segments.len() > 1 && inner.segments[0].next_offset <= offset {
-            let seg = inner.segments.remove(0);
-            seg.delete()?;
-            deleted += 1;
-        }
-        inner.log_start_offset = inner.segments[0].base_offset;
-        Ok(deleted)
+        let removed = {
+            let mut inner = self.inner.lock();
+            let n = inner.segments[..inner.segments.len() - 1].iter().take_while(|s| s.next_offset <= offset).count();
+            let removed: Vec<Segment> = inner.segments.drain(..n).collect();
+            inner.log_start_offset = inner.log_start_offset.max(inner.segments[0].base_offset);
+            removed
+        };
+        delete_segments(removed)
     }
 
     /// Deletes whole segments past retention. Returns how many were deleted.
     pub fn apply_retention(&self, now_ms: i64) -> io::Result<usize> {
+        let removed = self.expire_segments(now_ms)?;
+        for seg in &removed {
+            info!(partition = %self.tp, segment = seg.base_offset, "deleting segment past retention");
+        }
+        delete_segments(removed)
+    }
+
+    /// Takes the segments past retention out of the log (their files are deleted by the
+    /// caller, after the lock is released).
+    fn expire_segments(&self, now_ms: i64) -> io::Result<Vec<Segment>> {
         let mut inner = self.inner.lock();
         let cfg = inner.config.clone();
         let expired = |s: &Segment| {
@@ -532,26 +576,133 @@ impl PartitionLog {
             inner.roll(&self.dir, now_ms)?;
         }
         let mut total: i64 = inner.segments.iter().map(|s| s.size as i64).sum();
-        let mut deleted = 0;
-        while inner.segments.len() > 1 {
-            let first = &inner.segments[0];
+        let mut n = 0;
+        for first in &inner.segments[..inner.segments.len() - 1] {
             let over_size = cfg.retention_bytes >= 0 && total - first.size as i64 >= cfg.retention_bytes;
             if !(expired(first) || over_size) {
                 break;
             }
-            let seg = inner.segments.remove(0);
-            total -= seg.size as i64;
-            inner.log_start_offset = inner.segments[0].base_offset;
-            info!(partition = %self.tp, segment = seg.base_offset, log_start_offset = inner.log_start_offset,
-                "deleting segment past retention");
-            seg.delete()?;
-            deleted += 1;
+            total -= first.size as i64;
+            n += 1;
         }
-        Ok(deleted)
+        let removed: Vec<Segment> = inner.segments.drain(..n).collect();
+        inner.log_start_offset = inner.log_start_offset.max(inner.segments[0].base_offset);
+        Ok(removed)
+    }
+
+    /// Moves the log start offset forward to `offset` (DeleteRecords): records before it are
+    /// no longer readable, and whole segments before it are deleted. The new start is
+    /// checkpointed durably before anything changes in memory. Returns the log start offset.
+    pub fn advance_log_start(&self, offset: i64) -> Result<i64, ReadError> {
+        let _checkpoint = self.checkpoint_lock.lock();
+        {
+            let inner = self.inner.lock();
+            if offset > inner.high_watermark || offset < 0 {
+                return Err(ReadError::OffsetOutOfRange {
+                    requested: offset,
+                    log_start_offset: inner.log_start_offset,
+                    high_watermark: inner.high_watermark,
+                });
+            }
+            if offset <= inner.log_start_offset {
+                return Ok(inner.log_start_offset);
+            }
+        }
+        super::checkpoint::write_log_start(&self.dir, offset)?;
+        let removed = {
+            let mut inner = self.inner.lock();
+            inner.log_start_offset = offset;
+            let n = inner.segments[..inner.segments.len() - 1].iter().take_while(|s| s.next_offset <= offset).count();
+            inner.segments.drain(..n).collect::<Vec<_>>()
+        };
+        delete_segments(removed)?;
+        Ok(offset)
+    }
+
+    /// Removes every batch whose last offset is >= `offset` (a batch holding `offset` goes
+    /// whole) and returns the new log end offset, at or below `offset`. The high watermark and
+    /// durable offset follow it down, idempotent producer state is rebuilt from what is left,
+    /// and when nothing is left below the log start the log start comes down to the end (as in
+    /// Kafka, where truncating below the first segment starts the log over at the offset). The
+    /// truncation is fsynced before this returns.
+    pub fn truncate_to(&self, offset: i64, now_ms: i64) -> Result<i64, ReadError> {
+        if offset < 0 {
+            return Err(ReadError::Io(io::Error::new(io::ErrorKind::InvalidInput, "truncation to a negative offset")));
+        }
+        let _checkpoint = self.checkpoint_lock.lock();
+        let (end, log_start_moved) = {
+            let mut inner = self.inner.lock();
+            if offset >= inner.log_end_offset() {
+                return Ok(inner.log_end_offset());
+            }
+            let end = inner.truncate_to(&self.dir, offset, now_ms)?;
+            inner.producers = producer_state_from(&inner.segments, &self.tp);
+            inner.high_watermark = inner.high_watermark.min(end);
+            self.durable_offset.fetch_min(end, Ordering::AcqRel);
+            inner.truncations += 1;
+            inner.dir_dirty = true;
+            let moved = end < inner.log_start_offset;
+            inner.log_start_offset = inner.log_start_offset.min(end);
+            (end, moved)
+        };
+        if log_start_moved {
+            super::checkpoint::write_log_start(&self.dir, end)?;
+        }
+        self.flush_blocking()?;
+        Ok(end)
     }
 }
 
+/// Idempotent producers retry only their last few in-flight batches, so the newest two segments
+/// hold every batch a retry (after a restart or a truncation) can duplicate.
+fn producer_state_from(segments: &[Segment], tp: &TopicPartition) -> ProducerStateTable {
+    let mut producers = ProducerStateTable::default();
+    for seg in segments.iter().rev().take(2).rev() {
+        // A corrupt older segment must not keep the broker from starting: its readers get the
+        // error; here only duplicate detection for a retry into it is lost.
+        if let Err(e) = seg.read_view(seg.base_offset).for_each_header(|h| producers.record(h)) {
+            error!(partition = %tp, error = %e, "cannot rebuild idempotent producer state from this segment");
+        }
+    }
+    producers
+}
+
+/// Deletes the files of segments already taken out of a log. Returns how many there were.
+fn delete_segments(removed: Vec<Segment>) -> io::Result<usize> {
+    let n = removed.len();
+    for seg in removed {
+        seg.delete()?;
+    }
+    Ok(n)
+}
+
 impl Inner {
+    /// Cuts the log at `offset` (see [`PartitionLog::truncate_to`]): later segments go, the one
+    /// holding `offset` is cut and becomes the active one. Segment files are deleted here,
+    /// under the lock, because a segment created right after could take the same name.
+    fn truncate_to(&mut self, dir: &Path, offset: i64, now_ms: i64) -> Result<i64, ReadError> {
+        // The segments that keep something, and the first segment when it starts at `offset`
+        // (it is cut to nothing, rather than replaced by a new file of the same name).
+        let keep = self
+            .segments
+            .partition_point(|s| s.base_offset < offset)
+            .max(usize::from(self.segments[0].base_offset == offset));
+        if keep == 0 {
+            // Below the first segment: everything goes, and the log starts over at `offset`.
+            let fresh = Segment::create(dir, offset, now_ms, &self.files)?;
+            for seg in std::mem::replace(&mut self.segments, vec![fresh]) {
+                seg.delete()?;
+            }
+            return Ok(offset);
+        }
+        for seg in self.segments.drain(keep..).rev().collect::<Vec<_>>() {
+            seg.delete()?;
+        }
+        let interval = self.config.index_interval_bytes;
+        let files = self.files.clone();
+        self.active_mut().truncate_to(offset, interval, &files)
+    }
+
     fn active(&self) -> &Segment {
         self.segments.last().expect("a partition always has an active segment")
     }

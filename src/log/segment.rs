@@ -400,6 +400,47 @@ impl Segment {
         self.index_files.as_mut().ok_or_else(|| io::Error::other("append to a sealed segment"))
     }
 
+    /// Removes every batch whose last offset is >= `offset` (a batch that holds `offset` goes
+    /// whole) and makes the segment take appends again, its indexes rebuilt from the bytes
+    /// kept. Returns the new `next_offset`.
+    pub fn truncate_to(&mut self, offset: i64, index_interval: u64, files: &Arc<FileCache>) -> Result<i64, ReadError> {
+        // Found by a walk from the first byte: an index entry is not trusted to cut by.
+        let found = ReadView { start_position: 0, ..self.read_view(offset) }.position_of(offset)?;
+        let Some((cut, _)) = found else {
+            // Nothing to cut here (the cut falls at the next segment): take appends again.
+            if self.index_files.is_none() {
+                let mut index_files = IndexFiles::create(
+                    &segment_file(&self.dir, self.base_offset, INDEX_SUFFIX),
+                    &segment_file(&self.dir, self.base_offset, TIME_INDEX_SUFFIX),
+                    files,
+                )?;
+                index_files.rewrite(&self.index, &self.time_index)?;
+                self.index_files = Some(index_files);
+            }
+            return Ok(self.next_offset);
+        };
+        self.log.get()?.set_len(cut)?;
+        self.index_files = Some(IndexFiles::create(
+            &segment_file(&self.dir, self.base_offset, INDEX_SUFFIX),
+            &segment_file(&self.dir, self.base_offset, TIME_INDEX_SUFFIX),
+            files,
+        )?);
+        self.next_offset = self.base_offset;
+        self.size = 0;
+        self.max_timestamp = -1;
+        self.max_timestamp_position = 0;
+        self.bytes_since_index = 0;
+        self.index = OffsetIndex::default();
+        self.time_index = TimeIndex::default();
+        self.files_ahead = false;
+        let outcome = self.scan_from(0, false, index_interval, true)?;
+        if outcome.valid_len < cut {
+            self.log.get()?.set_len(outcome.valid_len)?;
+        }
+        self.size = outcome.valid_len;
+        Ok(self.next_offset)
+    }
+
     /// Removes this segment's files. Readers that hold the `.log` file open keep reading it;
     /// readers that would have to open it again are told it is gone.
     pub fn delete(self) -> io::Result<()> {
