@@ -31,6 +31,8 @@ pub struct Broker {
     pub groups: GroupCoordinator,
     /// Serialises topic creation and deletion so check-then-act is atomic.
     topic_admin: Mutex<()>,
+    /// Room for fetched record bytes in memory, in KiB (`server.fetch_memory_max_bytes`).
+    pub fetch_memory: Arc<tokio::sync::Semaphore>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -120,7 +122,8 @@ impl Broker {
             "data directory opened"
         );
         let node = NodeInfo { node_id: config.server.node_id, host, port, cluster_id };
-        Ok(Self { config, node, topics, logs, producer_ids, groups, topic_admin: Mutex::new(()) })
+        let fetch_memory = Arc::new(tokio::sync::Semaphore::new(config.server.fetch_memory_max_bytes.div_ceil(1024)));
+        Ok(Self { config, node, topics, logs, producer_ids, groups, topic_admin: Mutex::new(()), fetch_memory })
     }
 
     pub fn partition(&self, topic: &str, partition: i32) -> Option<Arc<PartitionLog>> {

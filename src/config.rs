@@ -76,6 +76,11 @@ pub struct ServerConfig {
     /// `fetch.max.bytes`). A first batch larger than this is still sent whole (KIP-74).
     /// Default: 57671680 (55 MiB).
     pub fetch_max_bytes: usize,
+    /// Most record bytes all Fetch responses together may hold in memory, read but not yet
+    /// written to their sockets (gregor's own; Kafka sends from the page cache). A fetch waits
+    /// for room before it reads, so clients that pipeline huge fetches and never read the
+    /// answers cannot exhaust memory. Default: 268435456 (256 MiB).
+    pub fetch_memory_max_bytes: usize,
     /// Most simultaneous client connections (Kafka: `max.connections`). The cap in force is the
     /// smaller of this and what the process's open-file limit (`RLIMIT_NOFILE`) leaves after a
     /// reserve for log segments and other files. Default: 10000.
@@ -150,6 +155,7 @@ impl Default for ServerConfig {
             cluster_id: None,
             max_request_bytes: 104_857_600,
             fetch_max_bytes: 57_671_680,
+            fetch_memory_max_bytes: 256 << 20,
             max_connections: 10_000,
             max_connections_per_ip: i32::MAX as usize,
             max_connections_per_ip_overrides: String::new(),
@@ -298,6 +304,12 @@ impl Config {
         }
         if self.server.fetch_max_bytes < 1024 {
             return bad("server.fetch_max_bytes", "must be at least 1024".into());
+        }
+        if self.server.fetch_memory_max_bytes < self.server.fetch_max_bytes {
+            return bad(
+                "server.fetch_memory_max_bytes",
+                format!("must be at least server.fetch_max_bytes ({})", self.server.fetch_max_bytes),
+            );
         }
         if self.server.max_request_bytes < 64 {
             return bad("server.max_request_bytes", "must be at least 64".into());

@@ -5,6 +5,11 @@
 //! it on append, and re-reads until enough data arrived or the deadline passed. Only the
 //! connection's writer awaits it, so other requests on the connection keep being read and
 //! handled, and their replies wait their turn (responses leave in request order).
+//!
+//! Reads run on the blocking pool, never on a runtime worker. Before a read, the fetch takes
+//! room for its `max_bytes` from the broker's fetch memory (`server.fetch_memory_max_bytes`);
+//! the room the records did not use goes back at once, the rest travels with the record sets
+//! and goes back when the socket has taken them. So responses nobody reads cannot pile up.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,7 +19,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{FetchRequest, FetchResponse, ResponseHeader, TopicName};
 use kafka_protocol::protocol::{Encodable, HeaderVersion};
-use tokio::sync::Notify;
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use tracing::warn;
 use uuid::Uuid;
@@ -86,15 +91,19 @@ pub async fn handle(ctx: &Ctx, req: FetchRequest) -> Reply {
     // Kafka (4.1 KafkaApis) bounds a fetch by the smaller of the request's max_bytes and the
     // broker's fetch.max.bytes; the per-partition limit is the client's, and so also bounded.
     let max_bytes = (req.max_bytes.max(0) as usize).min(fetch_max_bytes);
-    let plan = Plan { version: v, max_bytes, read_committed: req.isolation_level == 1, topics };
+    let plan = Arc::new(Plan { version: v, max_bytes, read_committed: req.isolation_level == 1, topics });
+    let memory = Memory { connection: ctx.fetch_room.clone(), broker: broker.fetch_memory.clone() };
     let min_bytes = req.min_bytes.max(0) as usize;
-    let (resp, bytes, errors) = plan.read();
+    let Some((resp, bytes, errors)) = read_off_runtime(&plan, &memory).await else {
+        return Reply::Close("fetch read failed".into());
+    };
     if bytes >= min_bytes.max(1) || errors || req.max_wait_ms <= 0 {
         return match encode_fetch(ctx.correlation_id, v, &resp) {
             Some(frame) => Reply::Ready(frame),
             None => Reply::Close("response could not be encoded".into()),
         };
     }
+    drop(resp);
     let deadline = Instant::now() + Duration::from_millis(req.max_wait_ms as u64);
     let (correlation_id, version) = (ctx.correlation_id, v);
     Reply::Deferred(Box::pin(async move {
@@ -103,16 +112,63 @@ pub async fn handle(ctx: &Ctx, req: FetchRequest) -> Reply {
             for log in plan.logs() {
                 log.register_waiter(&notify);
             }
-            let (resp, bytes, errors) = plan.read();
+            let (resp, bytes, errors) = read_off_runtime(&plan, &memory).await?;
             if bytes >= min_bytes.max(1) || errors || Instant::now() >= deadline {
                 return encode_fetch(correlation_id, version, &resp);
             }
+            drop(resp);
             if tokio::time::timeout_at(deadline, notify.notified()).await.is_err() {
-                let (resp, _, _) = plan.read();
+                let (resp, _, _) = read_off_runtime(&plan, &memory).await?;
                 return encode_fetch(correlation_id, version, &resp);
             }
         }
     }))
+}
+
+/// [`Plan::read`] on the blocking pool, once `memory` has room for the plan's `max_bytes`
+/// (configuration keeps that within the whole budget). The record sets of the response
+/// hold the room their bytes take until they are dropped; the rest is given back now. `None`
+/// if the read could not finish (the blocking pool is shutting down, or the read panicked).
+async fn read_off_runtime(plan: &Arc<Plan>, memory: &Memory) -> Option<(FetchResponse, usize, bool)> {
+    let want = u32::try_from(plan.max_bytes.div_ceil(1024).max(1)).unwrap_or(u32::MAX);
+    // The connection's share first: a connection at its limit waits without holding any of
+    // the broker's room.
+    let mut mine = memory.connection.clone().acquire_many_owned(want).await.ok()?;
+    let mut room = memory.broker.clone().acquire_many_owned(want).await.ok()?;
+    let p = plan.clone();
+    let (mut resp, bytes, errors) = tokio::task::spawn_blocking(move || p.read()).await.ok()?;
+    for records in resp.responses.iter_mut().flat_map(|t| &mut t.partitions).filter_map(|p| p.records.as_mut()) {
+        if records.is_empty() {
+            continue;
+        }
+        let kib = records.len().div_ceil(1024);
+        // A first batch past max_bytes (KIP-74) may need more than was taken: it keeps what
+        // is left, and the budget is exceeded by at most that one batch.
+        let take = kib.min(room.num_permits());
+        if let (Some(room), Some(mine)) = (room.split(take), mine.split(take)) {
+            *records = Bytes::from_owner(Held { records: std::mem::take(records), _room: (room, mine) });
+        }
+    }
+    Some((resp, bytes, errors))
+}
+
+/// The fetch memory a read takes room in: the broker's and the connection's.
+struct Memory {
+    connection: Arc<Semaphore>,
+    broker: Arc<Semaphore>,
+}
+
+/// Record bytes of a response, with the room they take in the broker's and the connection's
+/// fetch memory.
+struct Held {
+    records: Bytes,
+    _room: (OwnedSemaphorePermit, OwnedSemaphorePermit),
+}
+
+impl AsRef<[u8]> for Held {
+    fn as_ref(&self) -> &[u8] {
+        &self.records
+    }
 }
 
 impl Plan {

@@ -136,10 +136,29 @@ pub fn supported(key: ApiKey) -> Option<ApiSupport> {
     SUPPORTED.iter().copied().find(|a| a.key == key)
 }
 
+/// What the handlers know of one connection, for all its requests.
+#[derive(Debug)]
+pub struct Session {
+    /// The client's address as Kafka reports it (`/127.0.0.1`).
+    pub client_host: String,
+    /// This connection's share of the fetch memory, in KiB: two full fetches' worth, so one
+    /// client that pipelines fetches and reads no answers cannot take all of it.
+    pub fetch_room: Arc<tokio::sync::Semaphore>,
+}
+
+impl Session {
+    pub fn new(broker: &Broker, client_host: String) -> Self {
+        let kib = (broker.config.server.fetch_max_bytes * 2).div_ceil(1024);
+        Self { client_host, fetch_room: Arc::new(tokio::sync::Semaphore::new(kib)) }
+    }
+}
+
 /// The request's identity, passed to every handler.
 #[derive(Debug, Clone)]
 pub struct Ctx {
     pub broker: Arc<Broker>,
+    /// The connection's share of the fetch memory (see [`Session`]).
+    pub fetch_room: Arc<tokio::sync::Semaphore>,
     pub version: i16,
     pub correlation_id: i32,
     pub client_id: Option<String>,
@@ -209,7 +228,7 @@ pub fn decode_only(mut frame: Bytes) -> Result<ApiKey, String> {
 
 /// Decodes one frame's header, checks the API and version against [`SUPPORTED`], and runs
 /// the handler.
-pub async fn dispatch(broker: &Arc<Broker>, client_host: &str, mut frame: Bytes) -> Reply {
+pub async fn dispatch(broker: &Arc<Broker>, session: &Session, mut frame: Bytes) -> Reply {
     let Some(peek) = peek_header(&frame) else {
         return Reply::Close(format!("request frame of {} bytes is shorter than a request header", frame.len()));
     };
@@ -240,7 +259,8 @@ pub async fn dispatch(broker: &Arc<Broker>, client_host: &str, mut frame: Bytes)
         version,
         correlation_id: header.correlation_id,
         client_id: header.client_id.as_ref().map(|c| c.as_str().to_string()),
-        client_host: client_host.to_string(),
+        client_host: session.client_host.clone(),
+        fetch_room: session.fetch_room.clone(),
     };
     let span = debug_span!("request", api = ?key, version, correlation_id = header.correlation_id,
         client_id = ctx.client_id.as_deref().unwrap_or(""));

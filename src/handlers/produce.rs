@@ -14,17 +14,50 @@ use tracing::error;
 
 use super::common::str_bytes;
 use super::{Ctx, Reply};
+use crate::broker::Broker;
 use crate::clock::now_ms;
 use crate::handlers::error_codes::{ResponseError, ToKafkaCode};
 use crate::log::{AppendError, PartitionLog};
 
+/// (topic index, partition index, log, end offset) of an append that must be durable before
+/// the `acks=all` answer.
+type Pending = (usize, usize, Arc<PartitionLog>, i64);
+
 pub async fn handle(ctx: &Ctx, req: ProduceRequest) -> Reply {
-    let v = ctx.version;
+    let (v, acks) = (ctx.version, req.acks);
+    let broker = ctx.broker.clone();
+    // Validation (CRCs, records, decompression) and the writes run on the blocking pool, so no
+    // runtime worker waits on them.
+    let Ok((responses, pending)) = tokio::task::spawn_blocking(move || append_all(&broker, req, v, now_ms())).await
+    else {
+        return Reply::Close("produce could not be completed".into());
+    };
+    if acks == 0 {
+        return Reply::NoResponse;
+    }
+    let mut resp = ProduceResponse::default().with_responses(responses);
+    if pending.is_empty() {
+        return ctx.reply(&resp);
+    }
+    let (correlation_id, version) = (ctx.correlation_id, ctx.version);
+    Reply::Deferred(Box::pin(async move {
+        for (ti, pi, log, end) in pending {
+            if let Err(e) = log.flush_to(end).await {
+                error!(partition = %log.tp, error = %e, "fsync failed; acks=all write not acknowledged");
+                let p = &mut resp.responses[ti].partition_responses[pi];
+                p.error_code = ResponseError::KafkaStorageError.code();
+                p.base_offset = -1;
+            }
+        }
+        super::encode(correlation_id, version, &resp)
+    }))
+}
+
+/// Appends every partition's records; returns the per-topic answers and the appends that
+/// `acks=all` must see fsynced first.
+fn append_all(broker: &Broker, req: ProduceRequest, v: i16, now: i64) -> (Vec<TopicProduceResponse>, Vec<Pending>) {
     let acks = req.acks;
-    let broker = &ctx.broker;
-    let now = now_ms();
-    // (topic index, partition index, log, end offset) of appends that must be durable first.
-    let mut pending: Vec<(usize, usize, Arc<PartitionLog>, i64)> = Vec::new();
+    let mut pending: Vec<Pending> = Vec::new();
     let mut responses = Vec::with_capacity(req.topic_data.len());
     for (ti, topic) in req.topic_data.into_iter().enumerate() {
         let meta =
@@ -90,25 +123,7 @@ pub async fn handle(ctx: &Ctx, req: ProduceRequest) -> Reply {
         }
         responses.push(t);
     }
-    if acks == 0 {
-        return Reply::NoResponse;
-    }
-    let mut resp = ProduceResponse::default().with_responses(responses);
-    if pending.is_empty() {
-        return ctx.reply(&resp);
-    }
-    let (correlation_id, version) = (ctx.correlation_id, ctx.version);
-    Reply::Deferred(Box::pin(async move {
-        for (ti, pi, log, end) in pending {
-            if let Err(e) = log.flush_to(end).await {
-                error!(partition = %log.tp, error = %e, "fsync failed; acks=all write not acknowledged");
-                let p = &mut resp.responses[ti].partition_responses[pi];
-                p.error_code = ResponseError::KafkaStorageError.code();
-                p.base_offset = -1;
-            }
-        }
-        super::encode(correlation_id, version, &resp)
-    }))
+    (responses, pending)
 }
 
 /// Produce v0–v2 carry the pre-0.11 message formats, which gregor does not store. The request

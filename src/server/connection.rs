@@ -26,6 +26,11 @@ use crate::handlers::{self, Frame, Reply};
 /// per idle connection.
 pub const BUF_BYTES: usize = 8 * 1024;
 
+/// A reply the client takes none of for this long closes the connection: its unread fetch
+/// responses hold room in the broker's fetch memory that other clients need. Clients read
+/// continuously (librdkafka gives up on a socket after 60 s of silence, Java after 30 s).
+const WRITE_STALL: Duration = Duration::from_secs(60);
+
 /// Why the reader stopped without an error.
 enum ReadEnd {
     /// The client closed its side between requests.
@@ -45,7 +50,8 @@ where
     // with a huge max_wait must not outlive its client).
     let (closed_tx, closed_rx) = watch::channel(false);
     let writer = tokio::spawn(write_loop(wr, rx, closed_rx).in_current_span());
-    let result = read_loop(rd, &format!("/{}", peer.ip()), &broker, tx, draining).await;
+    let session = handlers::Session::new(&broker, format!("/{}", peer.ip()));
+    let result = read_loop(rd, &session, &broker, tx, draining).await;
     // When the broker stops, the writer answers what was read; otherwise nobody will read them.
     if !matches!(result, Ok(ReadEnd::Draining)) {
         let _ = closed_tx.send(true);
@@ -62,7 +68,7 @@ where
 
 async fn read_loop<R: AsyncRead + Unpin>(
     rd: R,
-    client_host: &str,
+    session: &handlers::Session,
     broker: &Arc<Broker>,
     tx: mpsc::Sender<Reply>,
     mut draining: watch::Receiver<bool>,
@@ -84,7 +90,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
         };
         wait = idle;
         crate::alloc::note_activity();
-        let reply = handlers::dispatch(broker, client_host, frame).await;
+        let reply = handlers::dispatch(broker, session, frame).await;
         let close = match &reply {
             Reply::Close(reason) => Some(FrameError::Protocol(reason.clone())),
             _ => None,
@@ -124,7 +130,7 @@ async fn write_loop<W: AsyncWrite + Unpin>(wr: W, mut rx: mpsc::Receiver<Reply>,
         // Large parts (record sets) bypass the buffer: BufWriter writes a slice at least its
         // capacity straight to the socket after flushing what it holds.
         let written = match &frame {
-            Frame::One(b) => wr.write_all(b).await,
+            Frame::One(b) => write_all(&mut wr, b).await,
             Frame::Parts(parts) => write_parts(&mut wr, parts).await,
         };
         if written.is_err() {
@@ -141,7 +147,23 @@ async fn write_loop<W: AsyncWrite + Unpin>(wr: W, mut rx: mpsc::Receiver<Reply>,
 
 async fn write_parts<W: AsyncWrite + Unpin>(wr: &mut W, parts: &[bytes::Bytes]) -> std::io::Result<()> {
     for part in parts {
-        wr.write_all(part).await?;
+        write_all(wr, part).await?;
+    }
+    Ok(())
+}
+
+/// `write_all`, failing when the socket takes no byte for [`WRITE_STALL`].
+async fn write_all<W: AsyncWrite + Unpin>(wr: &mut W, mut buf: &[u8]) -> std::io::Result<()> {
+    while !buf.is_empty() {
+        match tokio::time::timeout(WRITE_STALL, wr.write(buf)).await {
+            Ok(Ok(0)) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(Ok(n)) => buf = &buf[n..],
+            Ok(Err(e)) => return Err(e),
+            Err(_) => {
+                crate::warn_limited!("client reads nothing", "closing a connection whose client read nothing for 60 s");
+                return Err(std::io::ErrorKind::TimedOut.into());
+            }
+        }
     }
     Ok(())
 }
