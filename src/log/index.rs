@@ -147,7 +147,7 @@ impl TimeIndex {
 }
 
 /// The two index files of a segment, opened for appending through the descriptor budget.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct IndexFiles {
     offset: CachedFile,
     time: CachedFile,

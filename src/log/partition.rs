@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 
 use bytes::Bytes;
-use parking_lot::Mutex;
+use parking_lot::{Mutex, MutexGuard};
 use tokio::sync::Notify;
 use tracing::{error, info, warn};
 
@@ -41,6 +41,11 @@ pub const LEADER_EPOCH: i32 = 0;
 pub struct PartitionLog {
     pub tp: TopicPartition,
     dir: PathBuf,
+    /// Held by whatever changes the tail of the log (appends, rolls, truncation) for its whole
+    /// course, so that `inner` can be let go while a roll fsyncs and creates files: readers and
+    /// offset queries never wait for the disk. Lock order: `checkpoint_lock`, `append_lock`,
+    /// `inner`.
+    append_lock: Mutex<()>,
     inner: Mutex<Inner>,
     flush_lock: tokio::sync::Mutex<()>,
     /// Serialises the changes that write the log start checkpoint (moving the log start,
@@ -197,6 +202,7 @@ impl PartitionLog {
             }),
             flush_lock: tokio::sync::Mutex::new(()),
             checkpoint_lock: Mutex::new(()),
+            append_lock: Mutex::new(()),
             flush_scheduled: AtomicBool::new(false),
             me: OnceLock::new(),
             // What recovery found is on disk already.
@@ -256,6 +262,7 @@ impl PartitionLog {
             // compacted topics, naming them so the client fails only those (KIP-467).
             return Err(AppendError::KeylessRecords { record_indexes: keyless });
         }
+        let _writing = self.append_lock.lock();
         let mut inner = self.inner.lock();
         if headers.iter().any(|h| h.producer_id >= 0) {
             // Sequence checks are per batch and a request is all-or-nothing, so idempotent
@@ -273,7 +280,10 @@ impl PartitionLog {
                 });
             }
         }
-        let info = inner.append(&self.dir, records, &headers, now_ms)?;
+        if inner.needs_roll(records.len() as u64, &headers, now_ms) {
+            inner = self.roll_unlocked(inner, now_ms)?;
+        }
+        let info = inner.append(records, &headers, now_ms)?;
         let visible_now = !inner.config.durable;
         drop(inner);
         if visible_now {
@@ -532,7 +542,33 @@ impl PartitionLog {
     /// Starts a new segment now (if the active one has data), so that later appends can
     /// outlive the segments before them.
     pub fn roll(&self, now_ms: i64) -> io::Result<()> {
-        self.inner.lock().roll(&self.dir, now_ms)
+        let _writing = self.append_lock.lock();
+        self.roll_unlocked(self.inner.lock(), now_ms).map(drop)
+    }
+
+    /// Rolls (if the active segment has data): the finished segment is fsynced whole before the
+    /// next one exists, since only the tail segment is verified at recovery, so an older segment
+    /// must never be missing its last batches while a newer one survives. The fsync and the new
+    /// files happen with `inner` let go; the caller holds `append_lock`, so nothing is appended
+    /// meanwhile. On failure nothing changed.
+    fn roll_unlocked<'a>(&'a self, mut inner: MutexGuard<'a, Inner>, now_ms: i64) -> io::Result<MutexGuard<'a, Inner>> {
+        if inner.active().is_empty() {
+            return Ok(inner);
+        }
+        let next = inner.log_end_offset();
+        let finished = inner.active().files();
+        let files = inner.files.clone();
+        let created = MutexGuard::unlocked(&mut inner, || -> io::Result<Segment> {
+            super::failpoint::step()?;
+            finished.log.get()?.sync_data()?;
+            finished.sync_indexes()?;
+            Segment::create(&self.dir, next, now_ms, &files)
+        })?;
+        inner.segments.push(created);
+        inner.dir_dirty = true;
+        let finished = inner.segments.len() - 2;
+        inner.segments[finished].seal();
+        Ok(inner)
     }
 
     /// Bytes of all segments.
@@ -565,6 +601,7 @@ impl PartitionLog {
     /// Takes the segments past retention out of the log (their files are deleted by the
     /// caller, after the lock is released).
     fn expire_segments(&self, now_ms: i64) -> io::Result<Vec<Segment>> {
+        let _writing = self.append_lock.lock();
         let mut inner = self.inner.lock();
         let cfg = inner.config.clone();
         let expired = |s: &Segment| {
@@ -573,7 +610,7 @@ impl PartitionLog {
         };
         // An expired active segment is rolled first so that it can go too (Kafka does the same).
         if inner.segments.last().is_some_and(expired) {
-            inner.roll(&self.dir, now_ms)?;
+            inner = self.roll_unlocked(inner, now_ms)?;
         }
         let mut total: i64 = inner.segments.iter().map(|s| s.size as i64).sum();
         let mut n = 0;
@@ -630,6 +667,7 @@ impl PartitionLog {
             return Err(ReadError::Io(io::Error::new(io::ErrorKind::InvalidInput, "truncation to a negative offset")));
         }
         let _checkpoint = self.checkpoint_lock.lock();
+        let _writing = self.append_lock.lock();
         let (end, log_start_moved) = {
             let mut inner = self.inner.lock();
             if offset >= inner.log_end_offset() {
@@ -715,43 +753,20 @@ impl Inner {
         self.active().next_offset
     }
 
-    fn roll(&mut self, dir: &Path, now_ms: i64) -> io::Result<()> {
-        let next = self.log_end_offset();
-        let old = self.active();
-        if old.is_empty() {
-            return Ok(());
-        }
-        // A finished segment is made durable before any later one exists: only the tail segment
-        // is verified at recovery, so an older segment must never be missing its last batches
-        // while a newer one survives. Once per segment.bytes of data, mostly written back already.
-        super::failpoint::step()?;
-        old.log_file().get()?.sync_data()?;
-        old.sync_indexes()?;
-        self.segments.push(Segment::create(dir, next, now_ms, &self.files)?);
-        self.dir_dirty = true;
-        let finished = self.segments.len() - 2;
-        self.segments[finished].seal();
-        Ok(())
+    /// The active segment must be rolled before these batches go in: too big, too old, or
+    /// their offsets would not fit its 32-bit relative offsets.
+    fn needs_roll(&self, total_len: u64, headers: &[BatchHeader], now_ms: i64) -> bool {
+        let record_count: i64 = headers.iter().map(|h| i64::from(h.last_offset_delta) + 1).sum();
+        let active = self.active();
+        let too_big = active.size + total_len > self.config.segment_bytes;
+        let too_old = now_ms - active.created_ms > self.config.segment_ms;
+        let rel_overflow = active.next_offset + record_count - active.base_offset > i64::from(u32::MAX);
+        !active.is_empty() && (too_big || too_old || rel_overflow)
     }
 
-    fn append(
-        &mut self,
-        dir: &Path,
-        records: &[u8],
-        headers: &[BatchHeader],
-        now_ms: i64,
-    ) -> Result<AppendInfo, AppendError> {
-        let total_len = records.len() as u64;
+    /// Writes batches to the active segment (the caller rolled first if it had to).
+    fn append(&mut self, records: &[u8], headers: &[BatchHeader], now_ms: i64) -> Result<AppendInfo, AppendError> {
         let record_count: i64 = headers.iter().map(|h| i64::from(h.last_offset_delta) + 1).sum();
-        {
-            let active = self.active();
-            let too_big = active.size + total_len > self.config.segment_bytes;
-            let too_old = now_ms - active.created_ms > self.config.segment_ms;
-            let rel_overflow = active.next_offset + record_count - active.base_offset > i64::from(u32::MAX);
-            if !active.is_empty() && (too_big || too_old || rel_overflow) {
-                self.roll(dir, now_ms)?;
-            }
-        }
         let base_offset = self.log_end_offset();
         let log_append_time = if self.config.log_append_time { now_ms } else { -1 };
         let mut assigned = Vec::with_capacity(headers.len());

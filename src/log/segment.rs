@@ -386,8 +386,9 @@ impl Segment {
         ReadView { file: self.log.clone(), base_offset: self.base_offset, start_position: start, size: self.size }
     }
 
-    pub fn sync_indexes(&self) -> io::Result<()> {
-        self.index_files.as_ref().map_or(Ok(()), IndexFiles::sync)
+    /// Names of this segment's open files, to fsync them without holding the partition lock.
+    pub fn files(&self) -> SegmentFiles {
+        SegmentFiles { log: self.log.clone(), indexes: self.index_files.clone() }
     }
 
     /// Closes the index files of a segment that takes no more appends (after its roll, or an
@@ -453,6 +454,19 @@ impl Segment {
             }
         }
         Ok(())
+    }
+}
+
+/// A segment's files, named (see [`Segment::files`]).
+#[derive(Debug, Clone)]
+pub struct SegmentFiles {
+    pub log: CachedFile,
+    indexes: Option<IndexFiles>,
+}
+
+impl SegmentFiles {
+    pub fn sync_indexes(&self) -> io::Result<()> {
+        self.indexes.as_ref().map_or(Ok(()), IndexFiles::sync)
     }
 }
 

@@ -1560,3 +1560,48 @@ fn the_log_start_moves_forward_only_up_to_the_high_watermark_and_survives_reopen
     assert_eq!(segment_logs(dir.path()).len(), 1, "from {segments_before} segments to the active one");
     assert_eq!(log.offsets().log_start_offset, end);
 }
+
+/// A roll fsyncs the finished segment and creates the next one without holding the partition's
+/// state lock: while it is paused just before its fsync, offsets and reads of the same partition
+/// are answered at once (they used to wait for the disk).
+#[test]
+fn a_roll_waiting_on_the_disk_does_not_hold_up_readers() {
+    use std::sync::mpsc;
+    use std::time::Duration;
+    let dir = tempdir().unwrap();
+    let mut cfg = config();
+    cfg.segment_bytes = 300;
+    let log = Arc::new(open(dir.path(), &cfg));
+    append_n(&log, 3, NOW, 60);
+    let (paused_tx, paused_rx) = mpsc::channel();
+    let (resume_tx, resume_rx) = mpsc::channel::<()>();
+    let appender = {
+        let log = log.clone();
+        std::thread::spawn(move || {
+            crate::log::failpoint::on_next_step(move || {
+                paused_tx.send(()).unwrap();
+                resume_rx.recv_timeout(Duration::from_secs(20)).unwrap();
+            });
+            // Over segment.bytes: this append rolls first.
+            log.append(&batch_for(3, 3, NOW, 60), NOW).unwrap()
+        })
+    };
+    paused_rx.recv_timeout(Duration::from_secs(10)).expect("the append reached the roll");
+    let (answer_tx, answer_rx) = mpsc::channel();
+    let reader = {
+        let log = log.clone();
+        std::thread::spawn(move || {
+            let offsets = log.offsets();
+            let records = log.read(0, 1 << 20, true).map(|r| r.records.len());
+            let _ = answer_tx.send((offsets, records));
+        })
+    };
+    let answer = answer_rx.recv_timeout(Duration::from_secs(2));
+    resume_tx.send(()).unwrap();
+    let (offsets, records) = answer.expect("offsets and reads answered while the roll waits on the disk");
+    assert_eq!(offsets.log_end_offset, 3, "the rolling append is not in yet");
+    assert!(records.unwrap() > 0);
+    reader.join().unwrap();
+    assert_eq!(appender.join().unwrap().base_offset, 3);
+    assert_eq!(segment_logs(dir.path()).len(), 2);
+}
