@@ -74,7 +74,9 @@ async fn pipelined_fetches_nobody_reads_stay_within_the_fetch_memory() {
         peak = peak.max(broker.rss_kib());
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    eprintln!("RSS KiB: {start} before; peak {peak} with {HOSTILE_CONNECTIONS} connections x {PIPELINED} unread fetches");
+    eprintln!(
+        "RSS KiB: {start} before; peak {peak} with {HOSTILE_CONNECTIONS} connections x {PIPELINED} unread fetches"
+    );
     let bound = start + 450 * 1024;
     assert!(peak < bound, "RSS reached {peak} KiB with unread fetches (bound {bound} KiB)");
 

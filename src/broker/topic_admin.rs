@@ -1,0 +1,285 @@
+//! Topic administration: create (all or nothing), grow, reconfigure, delete, auto-create.
+//! Serialised by the broker's `topic_admin` lock so that every check-then-act is atomic.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::sync::Arc;
+
+use tracing::{error, info};
+use uuid::Uuid;
+
+use super::{now_ms, Broker};
+use crate::group::OFFSETS_TOPIC;
+use crate::log::{PartitionConfig, TopicPartition};
+use crate::metadata::{self, topic_config, TopicMeta};
+
+#[derive(Debug, thiserror::Error)]
+pub enum CreateTopicError {
+    #[error("Topic '{0}' already exists.")]
+    AlreadyExists(String),
+    #[error("{0}")]
+    InvalidName(String),
+    #[error("{0}")]
+    InvalidPartitions(String),
+    #[error("{0}")]
+    InvalidReplicationFactor(String),
+    #[error("{0}")]
+    InvalidReplicaAssignment(String),
+    #[error("{0}")]
+    InvalidConfig(String),
+    #[error("{0}")]
+    InvalidRequest(String),
+    #[error("storage error: {0}")]
+    Io(#[from] io::Error),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DeleteTopicError {
+    #[error("This server does not host this topic-partition.")]
+    UnknownTopic,
+    #[error("storage error: {0}")]
+    Io(#[from] io::Error),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AlterTopicError {
+    #[error("This server does not host this topic-partition.")]
+    UnknownTopic,
+    #[error("{0}")]
+    InvalidPartitions(String),
+    #[error("{0}")]
+    InvalidReplicaAssignment(String),
+    #[error("{0}")]
+    InvalidConfig(String),
+    #[error("storage error: {0}")]
+    Io(#[from] io::Error),
+}
+
+/// What a CreateTopics request asks for, in domain terms.
+#[derive(Debug, Clone, Default)]
+pub struct NewTopic {
+    pub name: String,
+    /// -1: the broker default.
+    pub partitions: i32,
+    /// -1: the broker default.
+    pub replication_factor: i16,
+    /// Manual assignment: partition -> replica broker ids.
+    pub assignments: Vec<(i32, Vec<i32>)>,
+    pub configs: BTreeMap<String, String>,
+}
+
+impl Broker {
+    /// Validates a new topic and, unless `validate_only`, creates it.
+    pub fn create_topic(&self, req: NewTopic, validate_only: bool) -> Result<Arc<TopicMeta>, CreateTopicError> {
+        metadata::validate_topic_name(&req.name).map_err(CreateTopicError::InvalidName)?;
+        if req.name == OFFSETS_TOPIC || req.name == "__transaction_state" {
+            return Err(CreateTopicError::InvalidName(format!("Topic name {} is reserved for internal use", req.name)));
+        }
+        let partitions = if !req.assignments.is_empty() {
+            if req.partitions != -1 || req.replication_factor != -1 {
+                return Err(CreateTopicError::InvalidRequest(
+                    "Both numPartitions or replicationFactor and replicasAssignments were set. Both cannot be used at the same time.".into(),
+                ));
+            }
+            let mut ids: Vec<i32> = req.assignments.iter().map(|(p, _)| *p).collect();
+            ids.sort_unstable();
+            if ids.iter().enumerate().any(|(i, &p)| p != i as i32) {
+                return Err(CreateTopicError::InvalidReplicaAssignment(
+                    "Partitions should be consecutive and start from 0".into(),
+                ));
+            }
+            for (p, replicas) in &req.assignments {
+                if replicas.is_empty() || replicas.iter().any(|&r| r != self.node.node_id) {
+                    return Err(CreateTopicError::InvalidReplicaAssignment(format!(
+                        "Replica assignment for partition {p} names brokers other than {}",
+                        self.node.node_id
+                    )));
+                }
+                if replicas.len() > 1 {
+                    return Err(CreateTopicError::InvalidReplicationFactor(format!(
+                        "Replication factor: {} larger than available brokers: 1.",
+                        replicas.len()
+                    )));
+                }
+            }
+            req.assignments.len() as i32
+        } else {
+            let p = if req.partitions == -1 { self.config.topics.num_partitions } else { req.partitions };
+            if p < 1 {
+                return Err(CreateTopicError::InvalidPartitions("Number of partitions must be larger than 0.".into()));
+            }
+            if req.replication_factor != -1 && req.replication_factor < 1 {
+                return Err(CreateTopicError::InvalidReplicationFactor(
+                    "Replication factor must be larger than 0, or -1 to use the default value.".into(),
+                ));
+            }
+            if req.replication_factor > 1 {
+                return Err(CreateTopicError::InvalidReplicationFactor(format!(
+                    "Unable to replicate the partition {} time(s): The target replication factor of {} cannot be reached because only 1 broker(s) are registered.",
+                    req.replication_factor, req.replication_factor
+                )));
+            }
+            p
+        };
+        if partitions > 100_000 {
+            return Err(CreateTopicError::InvalidPartitions(format!(
+                "{partitions} partitions is more than gregor allows per topic (100000)"
+            )));
+        }
+        for (k, v) in &req.configs {
+            topic_config::validate(k, v).map_err(CreateTopicError::InvalidConfig)?;
+        }
+        let _guard = self.topic_admin.lock();
+        if self.topics.get(&req.name).is_some() {
+            return Err(CreateTopicError::AlreadyExists(req.name));
+        }
+        let meta =
+            TopicMeta { name: Arc::from(req.name.as_str()), id: Uuid::new_v4(), partitions, configs: req.configs };
+        if validate_only {
+            return Ok(Arc::new(meta));
+        }
+        let pc = topic_config::partition_config(&self.config.log, &meta.configs);
+        let name = meta.name.clone();
+        let created = self.open_partitions(&name, 0..partitions, &pc).and_then(|()| self.topics.put(meta));
+        match created {
+            Ok(meta) => {
+                info!(topic = %meta.name, partitions, "created topic");
+                Ok(meta)
+            }
+            Err(e) => {
+                // All or nothing: no partition directory and no metadata of the topic remain.
+                self.forget_partitions(&name, 0..partitions);
+                Err(CreateTopicError::Io(io::Error::new(
+                    e.kind(),
+                    format!("creating the {partitions} partitions of topic '{name}' failed, nothing was kept: {e}"),
+                )))
+            }
+        }
+    }
+
+    /// Opens (creating) the partitions `range` of a topic; stops at the first failure.
+    fn open_partitions(&self, topic: &str, range: std::ops::Range<i32>, pc: &PartitionConfig) -> io::Result<()> {
+        let now = now_ms();
+        for p in range {
+            self.logs.open(TopicPartition::new(topic, p), pc.clone(), now)?;
+        }
+        Ok(())
+    }
+
+    /// Closes and removes the partitions `range` of a topic, as far as they exist: the undo of
+    /// a creation that failed part of the way.
+    fn forget_partitions(&self, topic: &str, range: std::ops::Range<i32>) {
+        for p in range {
+            if let Err(e) = self.logs.remove(&TopicPartition::new(topic, p)) {
+                error!(topic, partition = p, error = %e, "cannot remove a partition of a failed creation");
+            }
+        }
+    }
+
+    pub fn delete_topic(&self, name: &str) -> Result<Arc<TopicMeta>, DeleteTopicError> {
+        let _guard = self.topic_admin.lock();
+        let meta = self.topics.remove(name)?.ok_or(DeleteTopicError::UnknownTopic)?;
+        for p in 0..meta.partitions {
+            self.logs.remove(&TopicPartition::new(&meta.name, p))?;
+        }
+        info!(topic = %meta.name, "deleted topic");
+        Ok(meta)
+    }
+
+    /// Grows a topic to `count` partitions (Kafka never shrinks one). `assignments` lists the
+    /// replicas of each new partition when the client chose them.
+    pub fn create_partitions(
+        &self,
+        name: &str,
+        count: i32,
+        assignments: Option<&[Vec<i32>]>,
+        validate_only: bool,
+    ) -> Result<(), AlterTopicError> {
+        let _guard = self.topic_admin.lock();
+        let meta = self.topics.get(name).ok_or(AlterTopicError::UnknownTopic)?;
+        if count < meta.partitions {
+            return Err(AlterTopicError::InvalidPartitions(format!(
+                "Topic currently has {} partitions, which is higher than the requested {count}.",
+                meta.partitions
+            )));
+        }
+        if count == meta.partitions {
+            return Err(AlterTopicError::InvalidPartitions(format!("Topic already has {count} partitions.")));
+        }
+        if count > 100_000 {
+            return Err(AlterTopicError::InvalidPartitions(format!(
+                "{count} partitions is more than gregor allows per topic (100000)"
+            )));
+        }
+        if let Some(a) = assignments {
+            let new = (count - meta.partitions) as usize;
+            if a.len() != new {
+                return Err(AlterTopicError::InvalidReplicaAssignment(format!(
+                    "Increasing the number of partitions by {new} but {} assignments provided.",
+                    a.len()
+                )));
+            }
+            if a.iter().any(|r| r.len() != 1 || r[0] != self.node.node_id) {
+                return Err(AlterTopicError::InvalidReplicaAssignment(format!(
+                    "Every new partition must be assigned to broker {} alone",
+                    self.node.node_id
+                )));
+            }
+        }
+        if validate_only {
+            return Ok(());
+        }
+        let pc = topic_config::partition_config(&self.config.log, &meta.configs);
+        let added = self
+            .open_partitions(name, meta.partitions..count, &pc)
+            .and_then(|()| self.topics.put(TopicMeta { partitions: count, ..(*meta).clone() }));
+        if let Err(e) = added {
+            self.forget_partitions(name, meta.partitions..count);
+            return Err(AlterTopicError::Io(io::Error::new(
+                e.kind(),
+                format!("adding partitions to topic '{name}' failed, it keeps its {} partitions: {e}", meta.partitions),
+            )));
+        }
+        info!(topic = name, partitions = count, "added partitions");
+        Ok(())
+    }
+
+    /// Replaces a topic's config overrides with `configs` (all validated first) and applies
+    /// them to its partitions.
+    pub fn set_topic_configs(
+        &self,
+        name: &str,
+        configs: BTreeMap<String, String>,
+        validate_only: bool,
+    ) -> Result<(), AlterTopicError> {
+        for (k, v) in &configs {
+            topic_config::validate(k, v).map_err(AlterTopicError::InvalidConfig)?;
+        }
+        let _guard = self.topic_admin.lock();
+        let meta = self.topics.get(name).ok_or(AlterTopicError::UnknownTopic)?;
+        if validate_only {
+            return Ok(());
+        }
+        let pc = topic_config::partition_config(&self.config.log, &configs);
+        let meta = self.topics.put(TopicMeta { configs, ..(*meta).clone() })?;
+        for p in 0..meta.partitions {
+            if let Some(log) = self.partition(name, p) {
+                log.set_config(pc.clone());
+            }
+        }
+        info!(topic = name, "changed topic configs");
+        Ok(())
+    }
+
+    /// Creates a topic with the broker defaults when auto-creation is on. Returns the topic if
+    /// it exists afterwards.
+    pub fn auto_create(&self, name: &str) -> Result<Arc<TopicMeta>, CreateTopicError> {
+        let req = NewTopic { name: name.to_string(), partitions: -1, replication_factor: -1, ..Default::default() };
+        match self.create_topic(req, false) {
+            Err(CreateTopicError::AlreadyExists(_)) => {
+                self.topics.get(name).ok_or(CreateTopicError::AlreadyExists(name.into()))
+            }
+            other => other,
+        }
+    }
+}

@@ -1,0 +1,56 @@
+//! Timers: the groups' session and rebalance timeouts, and the expiry of offsets of groups
+//! that stayed empty past `offsets.retention.minutes`.
+
+use super::*;
+
+impl GroupCoordinator {
+    /// Drives timers of every group and expires offsets of groups that stayed empty longer than
+    /// `offsets.retention.minutes` (Kafka 2.1+ semantics).
+    pub fn tick(&self, now: Instant, now_ms: i64) {
+        let groups: Vec<_> = self.groups.read().values().cloned().collect();
+        let retention_ms = self.cfg.offsets_retention.as_millis() as i64;
+        let mut dead = Vec::new();
+        for entry in groups {
+            let mut e = entry.lock();
+            let was_empty = e.group.is_empty();
+            e.group.tick(now);
+            self.persist_if_dirty(&mut e);
+            if e.group.is_empty() && !was_empty {
+                e.empty_since_ms = now_ms;
+            }
+            if e.group.is_empty() && e.group.state == GroupState::Empty {
+                let expired: Vec<(String, i32)> = e
+                    .offsets
+                    .iter()
+                    .filter(|(_, o)| now_ms - o.commit_timestamp.max(e.empty_since_ms) > retention_ms)
+                    .map(|(k, _)| k.clone())
+                    .collect();
+                if !expired.is_empty() {
+                    let keys: Vec<Vec<u8>> =
+                        expired.iter().map(|(t, p)| offsets::encode_key(&e.group.group_id, t, *p)).collect();
+                    if self.append_tombstones(&keys).is_ok() {
+                        info!(group = %e.group.group_id, partitions = expired.len(), "expired committed offsets");
+                        for k in expired {
+                            e.offsets.remove(&k);
+                        }
+                    }
+                }
+                if e.offsets.is_empty() {
+                    dead.push(e.group.group_id.clone());
+                }
+            }
+        }
+        if !dead.is_empty() {
+            let mut groups = self.groups.write();
+            for id in dead {
+                let empty = groups.get(&id).is_some_and(|e| {
+                    let e = e.lock();
+                    e.group.is_empty() && e.offsets.is_empty() && e.group.state == GroupState::Empty
+                });
+                if empty {
+                    groups.remove(&id);
+                }
+            }
+        }
+    }
+}
