@@ -21,7 +21,10 @@ impl Broker {
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
-                broker.groups.tick(tokio::time::Instant::now(), now_ms());
+                // Expiry appends tombstones to `__consumer_offsets`: off the runtime.
+                let b = broker.clone();
+                let now = tokio::time::Instant::now();
+                let _ = tokio::task::spawn_blocking(move || b.groups.tick(now, now_ms())).await;
             }
         }));
         let broker = self.clone();

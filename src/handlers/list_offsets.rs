@@ -6,6 +6,7 @@ use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 
 use super::common::leader_epoch_error;
 use super::{Ctx, Reply};
+use crate::broker::Broker;
 use crate::handlers::error_codes::{ResponseError, ToKafkaCode};
 use crate::log::partition::LEADER_EPOCH;
 use crate::log::ReadError;
@@ -17,7 +18,15 @@ const EARLIEST_LOCAL: i64 = -4;
 const LATEST_TIERED: i64 = -5;
 
 pub async fn handle(ctx: &Ctx, req: ListOffsetsRequest) -> Reply {
-    let broker = &ctx.broker;
+    // Lookups by timestamp read segment files: off the runtime.
+    let (broker, version) = (ctx.broker.clone(), ctx.version);
+    match tokio::task::spawn_blocking(move || answer(&broker, version, req)).await {
+        Ok(resp) => ctx.reply(&resp),
+        Err(_) => Reply::Close("offset lookup could not be completed".into()),
+    }
+}
+
+fn answer(broker: &Broker, version: i16, req: ListOffsetsRequest) -> ListOffsetsResponse {
     let topics = req
         .topics
         .into_iter()
@@ -49,7 +58,7 @@ pub async fn handle(ctx: &Ctx, req: ListOffsetsRequest) -> Reply {
                         Ok(Some((offset, ts))) => {
                             out.offset = offset;
                             out.timestamp = ts;
-                            if ctx.version >= 4 {
+                            if version >= 4 {
                                 out.leader_epoch = LEADER_EPOCH;
                             }
                             out
@@ -62,5 +71,5 @@ pub async fn handle(ctx: &Ctx, req: ListOffsetsRequest) -> Reply {
             ListOffsetsTopicResponse::default().with_name(t.name).with_partitions(partitions)
         })
         .collect();
-    ctx.reply(&ListOffsetsResponse::default().with_topics(topics))
+    ListOffsetsResponse::default().with_topics(topics)
 }

@@ -32,14 +32,18 @@ pub async fn handle(ctx: &Ctx, req: OffsetCommitRequest) -> Reply {
             })
         })
         .collect();
-    let outcome = broker.groups.commit(
-        req.group_id.0.as_str(),
-        req.member_id.as_str(),
-        opt_str(&req.group_instance_id).as_deref(),
-        req.generation_id_or_member_epoch,
-        offsets,
-        |topic, partition| broker.partition(topic, partition).is_some(),
-    );
+    // The commit appends to `__consumer_offsets` (a write, at times a roll): off the runtime.
+    let (b, group, member) = (broker.clone(), req.group_id.0.to_string(), req.member_id.to_string());
+    let (instance, generation) = (opt_str(&req.group_instance_id), req.generation_id_or_member_epoch);
+    let outcome = tokio::task::spawn_blocking(move || {
+        b.groups.commit(&group, &member, instance.as_deref(), generation, offsets, |topic, partition| {
+            b.partition(topic, partition).is_some()
+        })
+    })
+    .await;
+    let Ok(outcome) = outcome else {
+        return Reply::Close("offset commit could not be completed".into());
+    };
     let (mut codes, durable_at): (Vec<i16>, _) = match outcome {
         Ok(o) => {
             (o.results.iter().map(|r| r.as_ref().err().map_or(0, |e| e.kafka_code().code())).collect(), o.durable_at)
