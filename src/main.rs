@@ -76,7 +76,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
         None => (bound.ip().to_string(), bound.port()),
     };
     let shutdown = shutdown_signal().context("cannot install the SIGTERM/SIGINT handlers")?;
-    let broker = Arc::new(Broker::open(config.clone(), host, port).context("cannot open the data directory")?);
+    // Recovery reads and fsyncs files: on a blocking thread, not a runtime worker.
+    let opening = {
+        let config = config.clone();
+        tokio::task::spawn_blocking(move || Broker::open(config, host, port))
+    };
+    let broker = Arc::new(opening.await?.context("cannot open the data directory")?);
     gregor::server::serve(listener, broker, shutdown).await.context("clean shutdown failed: cannot flush the logs")
 }
 

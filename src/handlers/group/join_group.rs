@@ -30,7 +30,12 @@ pub async fn handle(ctx: &Ctx, req: JoinGroupRequest) -> Reply {
         require_known_member_id: v >= 4,
     };
     let requested_member = params.member_id.clone();
-    let outcome = ctx.broker.groups.join(req.group_id.0.as_str(), params, Instant::now());
+    // A membership change appends the group's metadata to `__consumer_offsets`: off the runtime.
+    let (broker, group) = (ctx.broker.clone(), req.group_id.0.to_string());
+    let joined = tokio::task::spawn_blocking(move || broker.groups.join(&group, params, Instant::now())).await;
+    let Ok(outcome) = joined else {
+        return Reply::Close("join could not be completed".into());
+    };
     match outcome {
         Waiting::Ready(r) => ctx.reply(&response(v, &requested_member, r)),
         Waiting::Wait(rx) => {

@@ -14,7 +14,13 @@ pub async fn handle(ctx: &Ctx, req: LeaveGroupRequest) -> Reply {
     } else {
         vec![(req.member_id.as_str().to_string(), None)]
     };
-    let resp = match ctx.broker.groups.leave(req.group_id.0.as_str(), &leaving, Instant::now()) {
+    // Leaving appends the group's metadata to `__consumer_offsets`: off the runtime.
+    let (broker, group) = (ctx.broker.clone(), req.group_id.0.to_string());
+    let left = tokio::task::spawn_blocking(move || broker.groups.leave(&group, &leaving, Instant::now())).await;
+    let Ok(left) = left else {
+        return Reply::Close("leave could not be completed".into());
+    };
+    let resp = match left {
         Err(e) => LeaveGroupResponse::default().with_error_code(e.kafka_code().code()),
         Ok(results) if ctx.version >= 3 => {
             let members = req

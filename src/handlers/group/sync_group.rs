@@ -13,14 +13,16 @@ pub async fn handle(ctx: &Ctx, req: SyncGroupRequest) -> Reply {
     let v = ctx.version;
     let assignments =
         req.assignments.iter().map(|a| (a.member_id.as_str().to_string(), a.assignment.clone())).collect();
-    let outcome = ctx.broker.groups.sync(
-        req.group_id.0.as_str(),
-        req.member_id.as_str(),
-        opt_str(&req.group_instance_id).as_deref(),
-        req.generation_id,
-        assignments,
-        Instant::now(),
-    );
+    // The leader's sync appends the group's metadata to `__consumer_offsets`: off the runtime.
+    let (broker, group, member) = (ctx.broker.clone(), req.group_id.0.to_string(), req.member_id.to_string());
+    let (instance, generation) = (opt_str(&req.group_instance_id), req.generation_id);
+    let synced = tokio::task::spawn_blocking(move || {
+        broker.groups.sync(&group, &member, instance.as_deref(), generation, assignments, Instant::now())
+    })
+    .await;
+    let Ok(outcome) = synced else {
+        return Reply::Close("sync could not be completed".into());
+    };
     match outcome {
         Waiting::Ready(r) => ctx.reply(&response(v, r)),
         Waiting::Wait(rx) => {
