@@ -7,13 +7,20 @@ use crate::handlers::common::code_of;
 use crate::handlers::{Ctx, Reply};
 
 pub async fn handle(ctx: &Ctx, req: DeleteGroupsRequest) -> Reply {
-    let results = req
-        .groups_names
-        .into_iter()
-        .map(|g| {
-            let r = ctx.broker.groups.delete_group(g.0.as_str());
-            DeletableGroupResult::default().with_group_id(g).with_error_code(code_of(&r))
-        })
-        .collect();
-    ctx.reply(&DeleteGroupsResponse::default().with_results(results))
+    // Deleting appends tombstones to `__consumer_offsets`: off the runtime.
+    let broker = ctx.broker.clone();
+    let deleted = tokio::task::spawn_blocking(move || {
+        req.groups_names
+            .into_iter()
+            .map(|g| {
+                let r = broker.groups.delete_group(g.0.as_str());
+                DeletableGroupResult::default().with_group_id(g).with_error_code(code_of(&r))
+            })
+            .collect()
+    })
+    .await;
+    match deleted {
+        Ok(results) => ctx.reply(&DeleteGroupsResponse::default().with_results(results)),
+        Err(_) => Reply::Close("group deletion could not be completed".into()),
+    }
 }

@@ -12,7 +12,13 @@ pub async fn handle(ctx: &Ctx, req: OffsetDeleteRequest) -> Reply {
         .iter()
         .flat_map(|t| t.partitions.iter().map(move |p| (t.name.0.as_str().to_string(), p.partition_index)))
         .collect();
-    let resp = match ctx.broker.groups.delete_offsets(req.group_id.0.as_str(), &partitions) {
+    // Deleting appends tombstones to `__consumer_offsets`: off the runtime.
+    let (broker, group) = (ctx.broker.clone(), req.group_id.0.to_string());
+    let deleted = tokio::task::spawn_blocking(move || broker.groups.delete_offsets(&group, &partitions)).await;
+    let Ok(deleted) = deleted else {
+        return Reply::Close("offset deletion could not be completed".into());
+    };
+    let resp = match deleted {
         Err(e) => OffsetDeleteResponse::default().with_error_code(e.kafka_code().code()),
         Ok(results) => {
             let mut it = results.into_iter();
