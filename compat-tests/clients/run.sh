@@ -37,6 +37,8 @@ SCENARIOS=(
   "confluent-kafka|produce-consume|ck_produce_consume.py"
   "confluent-kafka|admin|ck_admin.py"
   "confluent-kafka|list-offsets|ck_list_offsets.py"
+  "confluent-kafka|delete-records|ck_delete_records.py"
+  "kafka-python|delete-records|kp_delete_records.py"
   "confluent-kafka|idempotent-produce|ck_produce_consume.py --idempotent"
   "kafka-python|admin|kp_admin.py"
   "kafka-python|produce-consume|kp_produce_consume.py"
@@ -56,7 +58,7 @@ SCENARIOS=(
   "kafkajs|group-consume|kafkajs_group_consume.py"
 )
 CLIENTS=(kcat confluent-kafka kafka-python aiokafka kafkajs)
-COLUMNS=(metadata produce-consume idempotent-produce admin list-offsets)
+COLUMNS=(metadata produce-consume idempotent-produce admin list-offsets delete-records)
 # Second table: the consumer-group scenarios (ids "group-X", shown as column "X").
 GROUP_COLUMNS=(group-consume group-rebalance group-restart group-live-restart group-static
                group-cooperative group-mixed group-admin)

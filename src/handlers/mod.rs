@@ -11,6 +11,7 @@ pub mod codec;
 pub mod common;
 pub mod create_partitions;
 pub mod create_topics;
+pub mod delete_records;
 pub mod delete_topics;
 pub mod describe_configs;
 pub mod error_codes;
@@ -103,6 +104,7 @@ macro_rules! registry {
             ApiVersions => ApiVersionsRequest, api_versions::handle, 0..=4;
             CreateTopics => CreateTopicsRequest, create_topics::handle, 2..=7;
             DeleteTopics => DeleteTopicsRequest, delete_topics::handle, 1..=6;
+            DeleteRecords => DeleteRecordsRequest, delete_records::handle, 0..=2;
             CreatePartitions => CreatePartitionsRequest, create_partitions::handle, 0..=3;
             DescribeConfigs => DescribeConfigsRequest, describe_configs::handle, 1..=4;
             AlterConfigs => AlterConfigsRequest, alter_configs::handle, 0..=2;
