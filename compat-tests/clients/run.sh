@@ -39,6 +39,7 @@ SCENARIOS=(
   "confluent-kafka|list-offsets|ck_list_offsets.py"
   "confluent-kafka|delete-records|ck_delete_records.py"
   "kafka-python|delete-records|kp_delete_records.py"
+  "kafkajs|delete-records|kafkajs_delete_records.py"
   "confluent-kafka|idempotent-produce|ck_produce_consume.py --idempotent"
   "kafka-python|admin|kp_admin.py"
   "kafka-python|produce-consume|kp_produce_consume.py"
