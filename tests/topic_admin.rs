@@ -81,3 +81,22 @@ async fn a_creation_that_fails_half_way_leaves_nothing_behind() {
     drop(c);
     broker.stop().await;
 }
+
+/// Java clients look topics up by id with an empty name beside it (Metadata v12+): the id
+/// decides, as in Kafka, instead of the empty name being refused as invalid.
+#[tokio::test]
+async fn metadata_finds_a_topic_by_id_when_the_name_is_empty() {
+    let broker = TestBroker::start().await;
+    let mut c = RawClient::connect(broker.addr).await;
+    assert_eq!(create(&mut c, "by-id", 2).await.topics[0].error_code, 0);
+    let id = metadata(&mut c, "by-id").await.topic_id;
+    assert!(!id.is_nil());
+    let req = MetadataRequest::default()
+        .with_topics(Some(vec![MetadataRequestTopic::default().with_name(Some(name(""))).with_topic_id(id)]))
+        .with_allow_auto_topic_creation(false);
+    let t = c.call(12, &req).await.topics.remove(0);
+    assert_eq!(t.error_code, 0);
+    assert_eq!(t.name.as_ref().map(|n| n.0.to_string()), Some("by-id".to_string()));
+    assert_eq!(t.partitions.len(), 2);
+    broker.stop().await;
+}

@@ -25,16 +25,36 @@ pub async fn handle(ctx: &Ctx, req: MetadataRequest) -> Reply {
     };
     let topics: Vec<MetadataResponseTopic> = match requested {
         None => broker.topics.list().iter().map(|t| describe(t, node, v)).collect(),
-        Some(list) => list
-            .into_iter()
-            .map(|t| {
-                let name = t.name.as_ref().map(|n| n.0.as_str().to_string());
-                match name {
-                    Some(name) => by_name(ctx, &name, auto_create, node),
-                    None => by_id(ctx, t.topic_id, node),
+        Some(list) => {
+            // A name, or (Java clients send "" with it) a topic id.
+            let wanted: Vec<(Option<String>, Uuid)> = list
+                .into_iter()
+                .map(|t| (t.name.map(|n| n.0.to_string()).filter(|n| !n.is_empty()), t.topic_id))
+                .collect();
+            let creates = auto_create
+                && wanted.iter().any(|(name, _)| name.as_ref().is_some_and(|n| broker.topics.get(n).is_none()));
+            let resolve = {
+                let ctx = ctx.clone();
+                move || -> Vec<MetadataResponseTopic> {
+                    wanted
+                        .into_iter()
+                        .map(|(name, id)| match name {
+                            Some(name) => by_name(&ctx, &name, auto_create, node),
+                            None => by_id(&ctx, id, node),
+                        })
+                        .collect()
                 }
-            })
-            .collect(),
+            };
+            if creates {
+                // Auto-creation makes directories and files: off the runtime.
+                match tokio::task::spawn_blocking(resolve).await {
+                    Ok(topics) => topics,
+                    Err(_) => return Reply::Close("metadata could not be completed".into()),
+                }
+            } else {
+                resolve()
+            }
+        }
     };
     let host = broker.node.host.as_str();
     let mut resp = MetadataResponse::default()
