@@ -39,6 +39,7 @@ async fn the_longest_legal_topic_name_works_across_a_restart() {
     let mut c = RawClient::connect(broker.addr).await;
     let created = create(&mut c, &long, 3).await;
     assert_eq!(created.topics[0].error_code, 0, "{:?}", created.topics[0].error_message);
+    assert_eq!(created.topics[0].error_message, None, "KIP-467: null on success");
     assert_eq!(metadata(&mut c, &long).await.partitions.len(), 3);
     drop(c);
     broker.stop().await;

@@ -28,7 +28,8 @@ pub async fn handle(ctx: &Ctx, req: CreateTopicsRequest) -> Reply {
     let mut results = Vec::with_capacity(req.topics.len());
     for t in req.topics {
         let name = t.name.0.as_str().to_string();
-        let mut result = CreatableTopicResult::default().with_name(t.name.clone());
+        // KIP-467: null on success, a sentence otherwise (the codec's default is "").
+        let mut result = CreatableTopicResult::default().with_name(t.name.clone()).with_error_message(None);
         if duplicates.contains(&name) {
             result.error_code = ResponseError::InvalidRequest.code();
             result.error_message = Some(str_bytes(&format!(
