@@ -14,6 +14,8 @@ enum Kind {
     Int {
         min: i64,
     },
+    /// An int within one of the given inclusive ranges.
+    IntIn(&'static [(i64, i64)]),
     Bool,
     Ratio,
     OneOf(&'static [&'static str]),
@@ -25,7 +27,10 @@ enum Kind {
 /// Every topic config Kafka 4.1 accepts (plus `message.format.version`, see below).
 const TOPIC_CONFIGS: &[(&str, Kind)] = &[
     ("cleanup.policy", Kind::ListOf(&["delete", "compact"])),
+    ("compression.gzip.level", Kind::IntIn(&[(-1, -1), (1, 9)])),
+    ("compression.lz4.level", Kind::IntIn(&[(1, 17)])),
     ("compression.type", Kind::OneOf(&["producer", "uncompressed", "none", "gzip", "snappy", "lz4", "zstd"])),
+    ("compression.zstd.level", Kind::IntIn(&[(-131_072, 22)])),
     ("delete.retention.ms", Kind::Long { min: 0 }),
     ("file.delete.delay.ms", Kind::Long { min: 0 }),
     ("flush.messages", Kind::Long { min: 1 }),
@@ -49,6 +54,8 @@ const TOPIC_CONFIGS: &[(&str, Kind)] = &[
     ("min.compaction.lag.ms", Kind::Long { min: 0 }),
     ("min.insync.replicas", Kind::Int { min: 1 }),
     ("preallocate", Kind::Bool),
+    ("remote.log.copy.disable", Kind::Bool),
+    ("remote.log.delete.on.disable", Kind::Bool),
     ("remote.storage.enable", Kind::Bool),
     ("retention.bytes", Kind::Long { min: -1 }),
     ("retention.ms", Kind::Long { min: -1 }),
@@ -69,10 +76,17 @@ pub fn validate(key: &str, value: &str) -> Result<(), String> {
             let max = if matches!(kind, Kind::Int { .. }) { i64::from(i32::MAX) } else { i64::MAX };
             value.trim().parse::<i64>().is_ok_and(|v| v >= *min && v <= max)
         }
+        Kind::IntIn(ranges) => {
+            value.trim().parse::<i64>().is_ok_and(|v| ranges.iter().any(|&(lo, hi)| (lo..=hi).contains(&v)))
+        }
         Kind::Bool => matches!(value.trim().to_ascii_lowercase().as_str(), "true" | "false"),
         Kind::Ratio => value.trim().parse::<f64>().is_ok_and(|v| (0.0..=1.0).contains(&v)),
         Kind::OneOf(words) => words.iter().any(|w| w.eq_ignore_ascii_case(value.trim())),
-        Kind::ListOf(words) => value.split(',').all(|p| words.iter().any(|w| w.eq_ignore_ascii_case(p.trim()))),
+        // An empty list is allowed (Kafka 4.x: an empty `cleanup.policy` neither deletes nor
+        // compacts).
+        Kind::ListOf(words) => {
+            value.trim().is_empty() || value.split(',').all(|p| words.iter().any(|w| w.eq_ignore_ascii_case(p.trim())))
+        }
         Kind::Text => true,
     };
     if ok {
@@ -109,7 +123,14 @@ pub fn default_value(key: &str, log: &LogConfig) -> Option<String> {
         "message.timestamp.after.max.ms"
         | "message.timestamp.before.max.ms"
         | "message.timestamp.difference.max.ms" => i64::MAX.to_string(),
-        "preallocate" | "remote.storage.enable" | "unclean.leader.election.enable" => "false".into(),
+        "preallocate"
+        | "remote.storage.enable"
+        | "remote.log.copy.disable"
+        | "remote.log.delete.on.disable"
+        | "unclean.leader.election.enable" => "false".into(),
+        "compression.gzip.level" => "-1".into(),
+        "compression.lz4.level" => "9".into(),
+        "compression.zstd.level" => "3".into(),
         "message.downconversion.enable" => "true".into(),
         "segment.index.bytes" => "10485760".into(),
         "segment.jitter.ms" => "0".into(),
@@ -125,7 +146,7 @@ pub fn type_code(key: &str) -> i8 {
     match TOPIC_CONFIGS.iter().find(|(k, _)| *k == key).map(|(_, kind)| *kind) {
         Some(Kind::Bool) => 1,
         Some(Kind::OneOf(_)) => 2,
-        Some(Kind::Int { .. }) => 3,
+        Some(Kind::Int { .. }) | Some(Kind::IntIn(_)) => 3,
         Some(Kind::Long { .. }) => 5,
         Some(Kind::Ratio) => 6,
         Some(Kind::ListOf(_)) | Some(Kind::Text) => 7,
@@ -177,6 +198,13 @@ mod tests {
         assert!(validate("retention.ms", "soon").unwrap_err().contains("retention.ms"));
         assert!(validate("cleanup.policy", "compact,delete").is_ok());
         assert!(validate("cleanup.policy", "shred").is_err());
+        assert!(validate("cleanup.policy", "").is_ok(), "Kafka 4 allows an empty policy");
+        assert!(validate("compression.gzip.level", "-1").is_ok());
+        assert!(validate("compression.gzip.level", "0").is_err());
+        assert!(validate("compression.lz4.level", "17").is_ok());
+        assert!(validate("compression.zstd.level", "-131072").is_ok());
+        assert!(validate("compression.zstd.level", "23").is_err());
+        assert!(validate("remote.log.copy.disable", "true").is_ok());
         assert!(validate("segment.bytes", "10").is_err());
         assert!(validate("no.such.key", "1").unwrap_err().contains("Unknown"));
     }
