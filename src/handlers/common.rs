@@ -19,6 +19,11 @@ where
         .unwrap_or_else(|e| Err(std::io::Error::other(format!("the operation was interrupted: {e}")).into()))
 }
 
+/// The cluster operations a client may perform, as Metadata and DescribeCluster report them:
+/// all of them, since gregor has no ACLs yet (CREATE, ALTER, DESCRIBE, CLUSTER_ACTION,
+/// DESCRIBE_CONFIGS, ALTER_CONFIGS, IDEMPOTENT_WRITE, CREATE_TOKENS, DESCRIBE_TOKENS).
+pub const CLUSTER_AUTHORIZED_OPERATIONS: i32 = 0x7fa0;
+
 pub fn str_bytes(s: &str) -> StrBytes {
     StrBytes::from_string(s.to_string())
 }

@@ -70,9 +70,7 @@ pub async fn handle(ctx: &Ctx, req: MetadataRequest) -> Reply {
         resp.cluster_id = Some(str_bytes(&broker.node.cluster_id));
     }
     if (8..=10).contains(&v) && req.include_cluster_authorized_operations {
-        // gregor has no ACLs yet, so every cluster operation is allowed: CREATE, ALTER,
-        // DESCRIBE, CLUSTER_ACTION, DESCRIBE/ALTER_CONFIGS, IDEMPOTENT_WRITE, CREATE/DESCRIBE_TOKENS.
-        resp.cluster_authorized_operations = 0x7fa0;
+        resp.cluster_authorized_operations = super::common::CLUSTER_AUTHORIZED_OPERATIONS;
     }
     if v >= 8 && req.include_topic_authorized_operations {
         for t in &mut resp.topics {

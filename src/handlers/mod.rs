@@ -13,7 +13,9 @@ pub mod create_partitions;
 pub mod create_topics;
 pub mod delete_records;
 pub mod delete_topics;
+pub mod describe_cluster;
 pub mod describe_configs;
+pub mod describe_log_dirs;
 pub mod error_codes;
 pub mod fetch;
 pub mod group;
@@ -105,6 +107,8 @@ macro_rules! registry {
             CreateTopics => CreateTopicsRequest, create_topics::handle, 2..=7;
             DeleteTopics => DeleteTopicsRequest, delete_topics::handle, 1..=6;
             DeleteRecords => DeleteRecordsRequest, delete_records::handle, 0..=2;
+            DescribeLogDirs => DescribeLogDirsRequest, describe_log_dirs::handle, 1..=4;
+            DescribeCluster => DescribeClusterRequest, describe_cluster::handle, 0..=2;
             CreatePartitions => CreatePartitionsRequest, create_partitions::handle, 0..=3;
             DescribeConfigs => DescribeConfigsRequest, describe_configs::handle, 1..=4;
             AlterConfigs => AlterConfigsRequest, alter_configs::handle, 0..=2;

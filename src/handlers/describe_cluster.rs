@@ -1,0 +1,38 @@
+//! DescribeCluster (v0–2): the cluster id, this broker as the only one (and as the "controller"
+//! a broker endpoint reports, as Kafka 4.1 brokers report one of the live brokers), and the
+//! cluster operations a client may perform when asked (all of them: gregor has no ACLs yet).
+//! A request for the controller endpoint type is MISMATCHED_ENDPOINT_TYPE, as a Kafka broker
+//! answers it.
+
+use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
+use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse};
+
+use super::common::{str_bytes, CLUSTER_AUTHORIZED_OPERATIONS};
+use super::{Ctx, Reply};
+use crate::handlers::error_codes::ResponseError;
+
+/// Endpoint types (v1+): 1 broker, 2 controller.
+const BROKER_ENDPOINT: i8 = 1;
+
+pub async fn handle(ctx: &Ctx, req: DescribeClusterRequest) -> Reply {
+    let node = &ctx.broker.node;
+    let mut resp = DescribeClusterResponse::default().with_error_message(None).with_endpoint_type(BROKER_ENDPOINT);
+    if ctx.version >= 1 && req.endpoint_type != BROKER_ENDPOINT {
+        return ctx.reply(&resp.with_error_code(ResponseError::MismatchedEndpointType.code()).with_error_message(
+            Some(str_bytes(&format!(
+                "The request was sent to a broker endpoint, not one of type {}",
+                req.endpoint_type
+            ))),
+        ));
+    }
+    resp.cluster_id = str_bytes(&node.cluster_id);
+    resp.controller_id = BrokerId(node.node_id);
+    resp.brokers = vec![DescribeClusterBroker::default()
+        .with_broker_id(BrokerId(node.node_id))
+        .with_host(str_bytes(&node.host))
+        .with_port(i32::from(node.port))
+        .with_rack(None)];
+    resp.cluster_authorized_operations =
+        if req.include_cluster_authorized_operations { CLUSTER_AUTHORIZED_OPERATIONS } else { i32::MIN };
+    ctx.reply(&resp)
+}
