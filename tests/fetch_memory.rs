@@ -10,9 +10,8 @@ use std::io::Write;
 use std::time::{Duration, Instant};
 
 use common::{BrokerProcess, RawClient};
-use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
-use kafka_protocol::messages::{CreateTopicsRequest, FetchRequest, TopicName};
+use kafka_protocol::messages::{FetchRequest, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use rdkafka::config::ClientConfig;
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -32,12 +31,7 @@ async fn pipelined_fetches_nobody_reads_stay_within_the_fetch_memory() {
     let tmp = tempfile::tempdir().unwrap();
     let broker = BrokerProcess::spawn(&tmp.path().join("data"), &[("RUST_LOG", "warn")]);
     let addr = broker.addr;
-    let mut control = RawClient::connect(addr).await;
-    let create = CreateTopicsRequest::default().with_topics(vec![CreatableTopic::default()
-        .with_name(TopicName(StrBytes::from_static_str("big")))
-        .with_num_partitions(1)
-        .with_replication_factor(1)]);
-    assert_eq!(control.call(7, &create).await.topics[0].error_code, 0);
+    RawClient::connect(addr).await.create_topic("big", 1).await;
     let producer: FutureProducer = ClientConfig::new()
         .set("bootstrap.servers", addr.to_string())
         .set("acks", "all")

@@ -7,9 +7,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{BrokerProcess, RawClient};
-use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
-use kafka_protocol::messages::{ApiVersionsRequest, CreateTopicsRequest, FetchRequest, MetadataRequest, TopicName};
+use kafka_protocol::messages::{ApiVersionsRequest, FetchRequest, MetadataRequest, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use rdkafka::config::ClientConfig;
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -38,11 +37,7 @@ async fn idle_memory_is_given_back_after_churn_and_a_large_fetch() {
     let broker = BrokerProcess::spawn(&tmp.path().join("data"), &[("RUST_LOG", "warn")]);
     let addr = broker.addr;
     let mut control = RawClient::connect(addr).await;
-    let create = CreateTopicsRequest::default().with_topics(vec![CreatableTopic::default()
-        .with_name(TopicName(StrBytes::from_static_str("big")))
-        .with_num_partitions(1)
-        .with_replication_factor(1)]);
-    assert_eq!(control.call(7, &create).await.topics[0].error_code, 0);
+    control.create_topic("big", 1).await;
     let start = settle(&broker, 0, Duration::from_millis(1500)).await;
 
     // Connection churn: all open at once, a few requests each, then all closed.

@@ -24,6 +24,23 @@ where
 /// DESCRIBE_CONFIGS, ALTER_CONFIGS, IDEMPOTENT_WRITE, CREATE_TOKENS, DESCRIBE_TOKENS).
 pub const CLUSTER_AUTHORIZED_OPERATIONS: i32 = 0x7fa0;
 
+/// Builds a response on the blocking pool and encodes it: for handlers whose whole answer reads
+/// or writes files. `what` names the request in the log line of a connection closed because
+/// the work could not finish.
+pub async fn reply_off_runtime<R>(
+    ctx: &super::Ctx,
+    what: &str,
+    build: impl FnOnce() -> R + Send + 'static,
+) -> super::Reply
+where
+    R: kafka_protocol::protocol::Encodable + kafka_protocol::protocol::HeaderVersion + Send + 'static,
+{
+    match tokio::task::spawn_blocking(build).await {
+        Ok(resp) => ctx.reply(&resp),
+        Err(_) => super::Reply::Close(format!("{what} could not be completed")),
+    }
+}
+
 pub fn str_bytes(s: &str) -> StrBytes {
     StrBytes::from_string(s.to_string())
 }

@@ -9,6 +9,7 @@
 use kafka_protocol::messages::delete_records_response::{DeleteRecordsPartitionResult, DeleteRecordsTopicResult};
 use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
 
+use super::common::reply_off_runtime;
 use super::{Ctx, Reply};
 use crate::broker::Broker;
 use crate::group::OFFSETS_TOPIC;
@@ -20,10 +21,7 @@ const HIGH_WATERMARK: i64 = -1;
 pub async fn handle(ctx: &Ctx, req: DeleteRecordsRequest) -> Reply {
     // Moving a log start writes and fsyncs its checkpoint and deletes segment files.
     let broker = ctx.broker.clone();
-    match tokio::task::spawn_blocking(move || answer(&broker, req)).await {
-        Ok(resp) => ctx.reply(&resp),
-        Err(_) => Reply::Close("DeleteRecords could not be completed".into()),
-    }
+    reply_off_runtime(ctx, "DeleteRecords", move || answer(&broker, req)).await
 }
 
 fn answer(broker: &Broker, req: DeleteRecordsRequest) -> DeleteRecordsResponse {

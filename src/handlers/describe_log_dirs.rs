@@ -9,17 +9,14 @@ use kafka_protocol::messages::describe_log_dirs_response::{
 };
 use kafka_protocol::messages::{DescribeLogDirsRequest, DescribeLogDirsResponse};
 
-use super::common::{str_bytes, topic_name};
+use super::common::{reply_off_runtime, str_bytes, topic_name};
 use super::{Ctx, Reply};
 use crate::broker::Broker;
 
 pub async fn handle(ctx: &Ctx, req: DescribeLogDirsRequest) -> Reply {
     // Sizes and file system figures come from the disk: off the runtime.
     let broker = ctx.broker.clone();
-    match tokio::task::spawn_blocking(move || answer(&broker, req)).await {
-        Ok(resp) => ctx.reply(&resp),
-        Err(_) => Reply::Close("DescribeLogDirs could not be completed".into()),
-    }
+    reply_off_runtime(ctx, "DescribeLogDirs", move || answer(&broker, req)).await
 }
 
 fn answer(broker: &Broker, req: DescribeLogDirsRequest) -> DescribeLogDirsResponse {

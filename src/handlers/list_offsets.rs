@@ -20,10 +20,7 @@ const LATEST_TIERED: i64 = -5;
 pub async fn handle(ctx: &Ctx, req: ListOffsetsRequest) -> Reply {
     // Lookups by timestamp read segment files: off the runtime.
     let (broker, version) = (ctx.broker.clone(), ctx.version);
-    match tokio::task::spawn_blocking(move || answer(&broker, version, req)).await {
-        Ok(resp) => ctx.reply(&resp),
-        Err(_) => Reply::Close("offset lookup could not be completed".into()),
-    }
+    super::common::reply_off_runtime(ctx, "ListOffsets", move || answer(&broker, version, req)).await
 }
 
 fn answer(broker: &Broker, version: i16, req: ListOffsetsRequest) -> ListOffsetsResponse {

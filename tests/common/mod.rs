@@ -91,6 +91,18 @@ impl RawClient {
         Self { stream: TcpStream::connect(addr).await.expect("connect"), next_id: 1 }
     }
 
+    /// Creates a topic (CreateTopics v7) and checks that it worked.
+    pub async fn create_topic(&mut self, name: &'static str, partitions: i32) {
+        use kafka_protocol::messages::create_topics_request::CreatableTopic;
+        use kafka_protocol::messages::{CreateTopicsRequest, TopicName};
+        let req = CreateTopicsRequest::default().with_topics(vec![CreatableTopic::default()
+            .with_name(TopicName(StrBytes::from_static_str(name)))
+            .with_num_partitions(partitions)
+            .with_replication_factor(1)]);
+        let resp = self.call(7, &req).await;
+        assert_eq!(resp.topics[0].error_code, 0, "creating {name}: {:?}", resp.topics[0].error_message);
+    }
+
     /// Wraps a stream connected some other way (e.g. from a chosen source address).
     pub fn from_stream(stream: TcpStream) -> Self {
         Self { stream, next_id: 1 }

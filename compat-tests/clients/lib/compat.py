@@ -128,6 +128,16 @@ def restart_broker(sig="KILL", timeout_s=30):
     log(f"broker restarted after SIG{sig}")
 
 
+def run_node_scenario(script):
+    """Runs a JavaScript scenario next to the calling one with node against the broker
+    ($BOOTSTRAP, and the node_modules install.sh made) and exits with its status."""
+    cache = os.environ.get("GREGOR_CACHE") or os.path.expanduser("~/.cache/gregor")
+    env = dict(os.environ, BOOTSTRAP=bootstrap(), GREGOR_NODE_MODULES=os.path.join(cache, "node", "node_modules"))
+    scenarios = os.path.join(LIB_DIR, "..", "scenarios")
+    result = subprocess.run(["node", os.path.join(scenarios, script)], env=env, timeout=90)
+    sys.exit(result.returncode)
+
+
 # --- confluent-kafka helpers -------------------------------------------------------------
 
 def ck_admin(bootstrap_servers):

@@ -3,24 +3,22 @@
 use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
 use kafka_protocol::messages::{DeleteGroupsRequest, DeleteGroupsResponse};
 
-use crate::handlers::common::code_of;
+use crate::handlers::common::{code_of, reply_off_runtime};
 use crate::handlers::{Ctx, Reply};
 
 pub async fn handle(ctx: &Ctx, req: DeleteGroupsRequest) -> Reply {
     // Deleting appends tombstones to `__consumer_offsets`: off the runtime.
     let broker = ctx.broker.clone();
-    let deleted = tokio::task::spawn_blocking(move || {
-        req.groups_names
+    reply_off_runtime(ctx, "DeleteGroups", move || {
+        let results = req
+            .groups_names
             .into_iter()
             .map(|g| {
                 let r = broker.groups.delete_group(g.0.as_str());
                 DeletableGroupResult::default().with_group_id(g).with_error_code(code_of(&r))
             })
-            .collect()
+            .collect();
+        DeleteGroupsResponse::default().with_results(results)
     })
-    .await;
-    match deleted {
-        Ok(results) => ctx.reply(&DeleteGroupsResponse::default().with_results(results)),
-        Err(_) => Reply::Close("group deletion could not be completed".into()),
-    }
+    .await
 }

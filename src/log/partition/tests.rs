@@ -1458,18 +1458,21 @@ fn an_index_entry_pointing_past_its_offset_is_caught_at_read_time() {
     }
 }
 
+/// How many descriptors this process holds on files under `dir`.
+fn files_open_in(dir: &Path) -> usize {
+    fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|e| fs::read_link(e.ok()?.path()).ok())
+        .filter(|target| target.starts_with(dir))
+        .count()
+}
+
 /// Descriptors are a budget: a rolled segment keeps only its `.log` open (for readers), not
 /// its two index files, both after a roll and after a reopen.
 #[test]
 fn rolled_segments_hold_one_descriptor_each() {
     let dir = tempdir().unwrap();
-    let open_in_dir = || {
-        fs::read_dir("/proc/self/fd")
-            .unwrap()
-            .filter_map(|e| fs::read_link(e.ok()?.path()).ok())
-            .filter(|target| target.starts_with(dir.path()))
-            .count()
-    };
+    let open_in_dir = || files_open_in(dir.path());
     let log = open(dir.path(), &config());
     fill(&log, 40);
     let segments = segment_logs(dir.path()).len();
@@ -1491,13 +1494,7 @@ fn rolled_segments_hold_one_descriptor_each() {
 #[test]
 fn segments_beyond_the_descriptor_budget_open_on_demand() {
     let dir = tempdir().unwrap();
-    let open_in_dir = || {
-        fs::read_dir("/proc/self/fd")
-            .unwrap()
-            .filter_map(|e| fs::read_link(e.ok()?.path()).ok())
-            .filter(|target| target.starts_with(dir.path()))
-            .count()
-    };
+    let open_in_dir = || files_open_in(dir.path());
     let files = FileCache::new(2);
     let log = open_with(dir.path(), &config(), &files);
     fill(&log, 60);
