@@ -101,3 +101,22 @@ async fn metadata_finds_a_topic_by_id_when_the_name_is_empty() {
     assert_eq!(t.partitions.len(), 2);
     broker.stop().await;
 }
+
+/// DescribeConfigs v3+ carries a documentation field: null when not asked for, as Kafka sends
+/// it (the codec's default was an empty string).
+#[tokio::test]
+async fn describe_configs_documentation_is_null() {
+    use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+    let broker = TestBroker::start().await;
+    let mut c = RawClient::connect(broker.addr).await;
+    assert_eq!(create(&mut c, "documented", 1).await.topics[0].error_code, 0);
+    let req = DescribeConfigsRequest::default().with_resources(vec![DescribeConfigsResource::default()
+        .with_resource_type(2)
+        .with_resource_name(StrBytes::from_static_str("documented"))
+        .with_configuration_keys(None)]);
+    let resp = c.call(4, &req).await;
+    let configs = &resp.results[0].configs;
+    assert!(!configs.is_empty());
+    assert!(configs.iter().all(|e| e.documentation.is_none()), "documentation sent unasked");
+    broker.stop().await;
+}

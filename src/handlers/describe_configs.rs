@@ -61,11 +61,13 @@ pub async fn handle(ctx: &Ctx, req: DescribeConfigsRequest) -> Reply {
                 .into_iter()
                 .filter(|e| wanted.as_ref().is_none_or(|w| w.contains(&e.name)))
                 .map(|e| {
+                    // No documentation text is kept: null, as Kafka sends when it is not asked for.
                     let mut c = DescribeConfigsResourceResult::default()
                         .with_name(str_bytes(&e.name))
                         .with_value(Some(str_bytes(&e.value)))
                         .with_read_only(e.read_only)
-                        .with_config_source(e.source);
+                        .with_config_source(e.source)
+                        .with_documentation(None);
                     if v >= 3 {
                         c.config_type = e.type_code;
                     }
