@@ -3,6 +3,10 @@
 
 use super::*;
 
+/// How long an empty group without committed offsets is kept before it is forgotten: Kafka's
+/// default `offsets.retention.check.interval.ms`, the period of its cleanup.
+pub const EMPTY_GROUP_LINGER_MS: i64 = 600_000;
+
 impl GroupCoordinator {
     /// Drives timers of every group and expires offsets of groups that stayed empty longer than
     /// `offsets.retention.minutes` (Kafka 2.1+ semantics).
@@ -35,7 +39,10 @@ impl GroupCoordinator {
                         }
                     }
                 }
-                if e.offsets.is_empty() {
+                // As Kafka's periodic cleanup (every offsets.retention.check.interval.ms), an
+                // empty group without offsets lingers a while: a DeleteGroups or DescribeGroups
+                // right after its last member left still finds it.
+                if e.offsets.is_empty() && now_ms - e.empty_since_ms >= EMPTY_GROUP_LINGER_MS {
                     dead.push(e.group.group_id.clone());
                 }
             }

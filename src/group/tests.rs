@@ -175,3 +175,25 @@ fn records_of_unknown_versions_are_kept_and_never_delete_offsets() {
     let kept = c.replay(0).unwrap();
     assert_eq!(kept, vec![(key, future_value), (other_key, b"\x00\x00opaque".to_vec())]);
 }
+
+/// An empty group without offsets is forgotten only after it has lingered as Kafka's cleanup
+/// period: DeleteGroups right after the last member left (or its offsets were deleted) finds
+/// it instead of racing the 100 ms timer (GROUP_ID_NOT_FOUND).
+#[test]
+fn an_empty_group_without_offsets_lingers_before_it_is_forgotten() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = GroupCoordinator::open(
+        &LogManager::new(dir.path().to_owned(), crate::log::files::FileCache::unbounded()),
+        cfg(1 << 40),
+        0,
+    )
+    .unwrap();
+    commit(&c, "g", 0, 5);
+    c.delete_offsets("g", &[("t".into(), 0)]).unwrap();
+    let now = Instant::now();
+    let emptied = c.groups.read().get("g").unwrap().lock().empty_since_ms;
+    c.tick(now, emptied + 1_000);
+    assert!(c.list().iter().any(|(id, _, _)| id == "g"), "forgotten a second after it emptied");
+    c.tick(now, emptied + expiry::EMPTY_GROUP_LINGER_MS);
+    assert!(!c.list().iter().any(|(id, _, _)| id == "g"), "kept past the cleanup period");
+}
