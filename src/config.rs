@@ -64,7 +64,7 @@ pub struct ServerConfig {
     /// Default: `127.0.0.1:9092`.
     pub listen: String,
     /// Address clients are told to connect to (Kafka: `advertised.listeners`).
-    /// Default: the bound listen address.
+    /// Default: the address each client dialled (the connection's local address).
     pub advertised: Option<String>,
     /// This broker's id (Kafka: `node.id` / `broker.id`). Default: 1.
     pub node_id: i32,

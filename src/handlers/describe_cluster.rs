@@ -29,8 +29,8 @@ pub async fn handle(ctx: &Ctx, req: DescribeClusterRequest) -> Reply {
     resp.controller_id = BrokerId(node.node_id);
     resp.brokers = vec![DescribeClusterBroker::default()
         .with_broker_id(BrokerId(node.node_id))
-        .with_host(str_bytes(&node.host))
-        .with_port(i32::from(node.port))
+        .with_host(str_bytes(&ctx.advertised.host))
+        .with_port(i32::from(ctx.advertised.port))
         .with_rack(None)];
     resp.cluster_authorized_operations =
         if req.include_cluster_authorized_operations { CLUSTER_AUTHORIZED_OPERATIONS } else { i32::MIN };

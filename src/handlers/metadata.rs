@@ -56,12 +56,12 @@ pub async fn handle(ctx: &Ctx, req: MetadataRequest) -> Reply {
             }
         }
     };
-    let host = broker.node.host.as_str();
+    let host = &*ctx.advertised.host;
     let mut resp = MetadataResponse::default()
         .with_brokers(vec![MetadataResponseBroker::default()
             .with_node_id(node)
             .with_host(str_bytes(host))
-            .with_port(i32::from(broker.node.port))])
+            .with_port(i32::from(ctx.advertised.port))])
         .with_topics(topics);
     if v >= 1 {
         resp.controller_id = node;

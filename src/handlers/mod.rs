@@ -150,12 +150,42 @@ pub struct Session {
     /// This connection's share of the fetch memory, in KiB: two full fetches' worth, so one
     /// client that pipelines fetches and reads no answers cannot take all of it.
     pub fetch_room: Arc<tokio::sync::Semaphore>,
+    /// The address Metadata, FindCoordinator and DescribeCluster give this client for the
+    /// broker (see [`Session::new`]).
+    pub advertised: Advertised,
+}
+
+/// A broker address as clients are told it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Advertised {
+    pub host: Arc<str>,
+    pub port: u16,
 }
 
 impl Session {
-    pub fn new(broker: &Broker, client_host: String) -> Self {
+    /// `dialled` is the connection's local address. With no `server.advertised` configured the
+    /// broker advertises the address the client dialled, so one broker reached as `kafka:9092`
+    /// from containers and as `localhost:9092` from the host works for both; an unspecified or
+    /// unknown local address falls back to the broker's own (the bound address or host name).
+    pub fn new(broker: &Broker, client_host: String, dialled: Option<std::net::SocketAddr>) -> Self {
         let kib = (broker.config.server.fetch_max_bytes * 2).div_ceil(1024);
-        Self { client_host, fetch_room: Arc::new(tokio::sync::Semaphore::new(kib)) }
+        let node = &broker.node;
+        let advertised = match dialled {
+            Some(a) if broker.config.server.advertised.is_none() && !a.ip().is_unspecified() => {
+                Advertised { host: Arc::from(a.ip().to_string()), port: a.port() }
+            }
+            _ => {
+                if let Some(a) = dialled.filter(|_| broker.config.server.advertised.is_some()) {
+                    static NOTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+                    if !NOTED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                        tracing::info!(dialled = %a, advertised = %format!("{}:{}", node.host, node.port),
+                            "clients dial one address and are told another (server.advertised); they must reach the advertised one");
+                    }
+                }
+                Advertised { host: Arc::from(node.host.as_str()), port: node.port }
+            }
+        };
+        Self { client_host, fetch_room: Arc::new(tokio::sync::Semaphore::new(kib)), advertised }
     }
 }
 
@@ -165,6 +195,8 @@ pub struct Ctx {
     pub broker: Arc<Broker>,
     /// The connection's share of the fetch memory (see [`Session`]).
     pub fetch_room: Arc<tokio::sync::Semaphore>,
+    /// The broker's address as this client is told it (see [`Session::new`]).
+    pub advertised: Advertised,
     pub version: i16,
     pub correlation_id: i32,
     pub client_id: Option<String>,
@@ -267,6 +299,7 @@ pub async fn dispatch(broker: &Arc<Broker>, session: &Session, mut frame: Bytes)
         client_id: header.client_id.as_ref().map(|c| c.as_str().to_string()),
         client_host: session.client_host.clone(),
         fetch_room: session.fetch_room.clone(),
+        advertised: session.advertised.clone(),
     };
     let span = debug_span!("request", api = ?key, version, correlation_id = header.correlation_id,
         client_id = ctx.client_id.as_deref().unwrap_or(""));

@@ -39,8 +39,15 @@ enum ReadEnd {
     Draining,
 }
 
-pub async fn serve<S>(stream: S, peer: std::net::SocketAddr, broker: Arc<Broker>, draining: watch::Receiver<bool>)
-where
+/// Serves one client. `local` is the address the client dialled (the socket's local address),
+/// which the broker advertises back when no advertised address is configured.
+pub async fn serve<S>(
+    stream: S,
+    peer: std::net::SocketAddr,
+    local: Option<std::net::SocketAddr>,
+    broker: Arc<Broker>,
+    draining: watch::Receiver<bool>,
+) where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
     crate::alloc::note_activity();
@@ -50,7 +57,7 @@ where
     // with a huge max_wait must not outlive its client).
     let (closed_tx, closed_rx) = watch::channel(false);
     let writer = tokio::spawn(write_loop(wr, rx, closed_rx).in_current_span());
-    let session = handlers::Session::new(&broker, format!("/{}", peer.ip()));
+    let session = handlers::Session::new(&broker, format!("/{}", peer.ip()), local);
     let result = read_loop(rd, &session, &broker, tx, draining).await;
     // When the broker stops, the writer answers what was read; otherwise nobody will read them.
     if !matches!(result, Ok(ReadEnd::Draining)) {

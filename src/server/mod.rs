@@ -65,6 +65,7 @@ pub async fn serve(listener: TcpListener, broker: Arc<Broker>, shutdown: impl Fu
 
     listener::accept_loop(&listener, &limits, shutdown, |stream, peer, slot| {
         let _ = stream.set_nodelay(true);
+        let local = stream.local_addr().ok();
         let broker = broker.clone();
         let draining = draining_rx.clone();
         let mut closing = closing_rx.clone();
@@ -72,7 +73,7 @@ pub async fn serve(listener: TcpListener, broker: Arc<Broker>, shutdown: impl Fu
         tokio::spawn(
             async move {
                 tokio::select! {
-                    _ = connection::serve(stream, peer, broker, draining) => {}
+                    _ = connection::serve(stream, peer, local, broker, draining) => {}
                     _ = closing.wait_for(|c| *c) => {}
                 }
                 drop(slot);

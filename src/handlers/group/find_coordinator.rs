@@ -8,7 +8,7 @@ use crate::handlers::{Ctx, Reply};
 
 pub async fn handle(ctx: &Ctx, req: FindCoordinatorRequest) -> Reply {
     let node = &ctx.broker.node;
-    let (id, host, port) = (BrokerId(node.node_id), str_bytes(&node.host), i32::from(node.port));
+    let (id, host, port) = (BrokerId(node.node_id), str_bytes(&ctx.advertised.host), i32::from(ctx.advertised.port));
     let resp = if ctx.version >= 4 {
         let coordinators = req
             .coordinator_keys
