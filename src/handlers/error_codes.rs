@@ -34,7 +34,10 @@ impl ToKafkaCode for AppendError {
             Self::InvalidBatch(B::Decompress { .. }) => ResponseError::CorruptMessage,
             Self::Sequence(SequenceError::OutOfOrder { .. }) => ResponseError::OutOfOrderSequenceNumber,
             Self::Sequence(SequenceError::FencedEpoch { .. }) => ResponseError::InvalidProducerEpoch,
-            Self::MultipleIdempotentBatches | Self::KeylessRecords { .. } => ResponseError::InvalidRecord,
+            Self::Sequence(SequenceError::OutsideTransaction { .. }) => ResponseError::InvalidTxnState,
+            Self::ClientControlBatch | Self::MultipleIdempotentBatches | Self::KeylessRecords { .. } => {
+                ResponseError::InvalidRecord
+            }
             Self::Io(_) => ResponseError::KafkaStorageError,
         }
     }

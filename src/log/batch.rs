@@ -17,6 +17,7 @@
 use bytes::{Buf, BufMut};
 
 use super::compression::{self, DecompressError};
+use super::producer_state::ControlType;
 
 pub const HEADER_LEN: usize = 61;
 /// baseOffset + batchLength: the bytes in front of what batchLength counts.
@@ -102,6 +103,19 @@ pub fn peek_len(b: &[u8]) -> Option<(i64, usize)> {
     let base = (&b[0..8]).get_i64();
     let len = (&b[8..12]).get_i32();
     (len >= (HEADER_LEN - LOG_OVERHEAD) as i32).then(|| (base, LOG_OVERHEAD + len as usize))
+}
+
+/// The offset after the last whole batch in `records`; `None` when there is none.
+pub fn next_offset_after(mut records: &[u8]) -> Option<i64> {
+    let mut next = None;
+    while let Some((_, len)) = peek_len(records) {
+        let Some(bytes) = records.get(..len) else { break };
+        if let Some(h) = BatchHeader::parse(bytes) {
+            next = Some(h.last_offset() + 1);
+        }
+        records = &records[len..];
+    }
+    next
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -337,6 +351,82 @@ pub fn build_timed<'a>(
     records: impl ExactSizeIterator<Item = (Option<&'a [u8]>, Option<&'a [u8]>, i64)>,
     base_timestamp: i64,
 ) -> Vec<u8> {
+    build_for(records, base_timestamp, &BatchProducer::NONE)
+}
+
+/// The producer fields and kind of a batch the broker writes itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchProducer {
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub transactional: bool,
+    pub control: bool,
+}
+
+impl BatchProducer {
+    pub const NONE: Self = Self { producer_id: -1, producer_epoch: -1, transactional: false, control: false };
+}
+
+/// Records inside a transaction, for the broker's own logs (TxnOffsetCommit's offsets).
+pub fn build_transactional(records: &[KeyValue<'_>], timestamp_ms: i64, producer_id: i64, epoch: i16) -> Vec<u8> {
+    let producer = BatchProducer { producer_id, producer_epoch: epoch, transactional: true, control: false };
+    build_for(records.iter().map(|&(k, v)| (k, v, 0)), timestamp_ms, &producer)
+}
+
+/// A transaction marker: a control batch with one record whose key is (version 0, type: 0
+/// abort, 1 commit) and whose value is (version 0, coordinator epoch), as Kafka writes them.
+pub fn build_marker(
+    producer_id: i64,
+    epoch: i16,
+    control: ControlType,
+    coordinator_epoch: i32,
+    timestamp_ms: i64,
+) -> Vec<u8> {
+    let mut key = Vec::with_capacity(4);
+    key.put_i16(0);
+    key.put_i16(match control {
+        ControlType::Abort => 0,
+        ControlType::Commit => 1,
+    });
+    let mut value = Vec::with_capacity(6);
+    value.put_i16(0);
+    value.put_i32(coordinator_epoch);
+    let producer = BatchProducer { producer_id, producer_epoch: epoch, transactional: true, control: true };
+    build_for([(Some(&key[..]), Some(&value[..]), 0)].into_iter(), timestamp_ms, &producer)
+}
+
+/// What a control batch says: its marker type and the coordinator epoch. `None` for a batch
+/// that is not a readable transaction marker.
+pub fn read_marker(batch: &[u8]) -> Option<(ControlType, i32)> {
+    let header = BatchHeader::parse(batch)?;
+    if !header.is_control() || header.compression() != 0 {
+        return None;
+    }
+    let records = parse_records(&header, batch.get(HEADER_LEN..header.total_len())?)?;
+    let mut key = records.first()?.key?;
+    if key.len() < 4 || key.get_i16() < 0 {
+        return None;
+    }
+    let control = match key.get_i16() {
+        0 => ControlType::Abort,
+        1 => ControlType::Commit,
+        _ => return None,
+    };
+    let coordinator_epoch = match records[0].value {
+        Some(mut v) if v.len() >= 6 => {
+            v.get_i16();
+            v.get_i32()
+        }
+        _ => 0,
+    };
+    Some((control, coordinator_epoch))
+}
+
+fn build_for<'a>(
+    records: impl ExactSizeIterator<Item = (Option<&'a [u8]>, Option<&'a [u8]>, i64)>,
+    base_timestamp: i64,
+    producer: &BatchProducer,
+) -> Vec<u8> {
     let count = records.len() as i32;
     let mut body = Vec::new();
     let mut rec = Vec::new();
@@ -366,12 +456,19 @@ pub fn build_timed<'a>(
     b.put_i32(-1);
     b.put_i8(MAGIC_V2);
     b.put_u32(0);
-    b.put_i16(0);
+    let mut attributes = 0;
+    if producer.transactional {
+        attributes |= ATTR_TRANSACTIONAL;
+    }
+    if producer.control {
+        attributes |= ATTR_CONTROL;
+    }
+    b.put_i16(attributes);
     b.put_i32(count - 1);
     b.put_i64(base_timestamp);
     b.put_i64(max_timestamp);
-    b.put_i64(-1);
-    b.put_i16(-1);
+    b.put_i64(producer.producer_id);
+    b.put_i16(producer.producer_epoch);
     b.put_i32(-1);
     b.put_i32(count);
     b.extend_from_slice(&body);

@@ -1,14 +1,16 @@
-//! The log-start-offset checkpoint of one partition: the one fact about a partition that its
-//! segments cannot tell once the log start has moved inside a segment (DeleteRecords).
+//! What a partition keeps besides its segments: the log-start-offset checkpoint (the one fact
+//! its segments cannot tell once the log start has moved inside a segment, DeleteRecords),
+//! producer state snapshots and the rolled segments' aborted-transaction indexes.
 //!
-//! Written whole and atomically: a temporary file is written and fsynced, renamed over the old
+//! Checkpoints and snapshots are written whole and atomically: a temporary file is written and fsynced, renamed over the old
 //! one, and the directory fsynced, so a crash leaves either the old value or the new one.
 
 use std::fs::File;
 use std::io::{self, Write};
 use std::path::Path;
 
-use super::format::LOG_START_CHECKPOINT;
+use super::format::{segment_file, LOG_START_CHECKPOINT, PRODUCER_SNAPSHOT_SUFFIX, TXN_INDEX_SUFFIX};
+use super::producer_state::{decode_txn_index, encode_txn_index, AbortedTxn, ProducerStateTable};
 
 const VERSION: &str = "0";
 
@@ -35,13 +37,61 @@ pub fn read_log_start(dir: &Path) -> Option<i64> {
 
 /// Replaces the checkpoint with `offset`, durably.
 pub fn write_log_start(dir: &Path, offset: i64) -> io::Result<()> {
-    let tmp = dir.join(format!("{LOG_START_CHECKPOINT}.tmp"));
+    write_atomic(dir, LOG_START_CHECKPOINT, format!("{VERSION}\n{offset}\n").as_bytes())
+}
+
+/// Replaces `dir/name` with `bytes`: a temporary file is written and fsynced, renamed over the
+/// old one, and the directory fsynced.
+fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
+    let tmp = dir.join(format!("{name}.tmp"));
     super::failpoint::step()?;
     let mut f = File::create(&tmp)?;
-    f.write_all(format!("{VERSION}\n{offset}\n").as_bytes())?;
+    f.write_all(bytes)?;
     f.sync_all()?;
-    std::fs::rename(&tmp, dir.join(LOG_START_CHECKPOINT))?;
+    std::fs::rename(&tmp, dir.join(name))?;
     File::open(dir)?.sync_all()
+}
+
+/// Saves the producer state as of offset `base` (the first offset of the segment it is named
+/// after), durably.
+pub fn write_producer_snapshot(dir: &Path, base: i64, table: &ProducerStateTable) -> io::Result<()> {
+    let name = format!("{base:020}.{PRODUCER_SNAPSHOT_SUFFIX}");
+    write_atomic(dir, &name, &table.encode())
+}
+
+/// The producer state saved for offset `base`; `None` when there is none or it is damaged.
+pub fn read_producer_snapshot(dir: &Path, base: i64) -> Option<ProducerStateTable> {
+    let path = segment_file(dir, base, PRODUCER_SNAPSHOT_SUFFIX);
+    let bytes = std::fs::read(&path).ok()?;
+    let table = ProducerStateTable::decode(&bytes);
+    if table.is_none() {
+        tracing::warn!(file = %path.display(), "a producer state snapshot is damaged; rebuilding the state from the log");
+    }
+    table
+}
+
+/// Writes a rolled segment's aborted transactions (its `.txnindex`), fsynced; with none, any
+/// stale file of that name is removed.
+pub fn write_txn_index(dir: &Path, base: i64, aborted: &[AbortedTxn]) -> io::Result<()> {
+    let path = segment_file(dir, base, TXN_INDEX_SUFFIX);
+    if aborted.is_empty() {
+        return match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        };
+    }
+    let mut f = File::create(&path)?;
+    f.write_all(&encode_txn_index(aborted))?;
+    f.sync_all()
+}
+
+/// A rolled segment's aborted transactions.
+pub fn read_txn_index(dir: &Path, base: i64) -> io::Result<Vec<AbortedTxn>> {
+    match std::fs::read(segment_file(dir, base, TXN_INDEX_SUFFIX)) {
+        Ok(bytes) => Ok(decode_txn_index(&bytes)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(e),
+    }
 }
 
 #[cfg(test)]

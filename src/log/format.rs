@@ -19,6 +19,18 @@
 //!     00000000000000000000.timeindex sparse time index, 12-byte entries:
 //!                                     i64 largest timestamp seen in the segment so far
 //!                                     u32 relative offset of the batch's last offset
+//!     00000000000000000000.txnindex aborted transactions whose abort marker is in this segment,
+//!                                   34-byte entries (Kafka's): i16 version 0, i64 producer id,
+//!                                   i64 first offset, i64 marker offset, i64 last stable offset;
+//!                                   written when the segment is rolled (the active segment's
+//!                                   are rebuilt from its batches at open)
+//!     00000000000000000000.producer-state  producer state as of the segment's base offset,
+//!                                   written when the segment is created by a roll (the newest
+//!                                   two are kept): i16 version 1, u32 CRC-32C of the rest,
+//!                                   i32 count, per producer: i64 id, i16 epoch, i32 coordinator
+//!                                   epoch, i64 last timestamp, i64 open transaction's first
+//!                                   offset or -1, u8 n, n x (i32 first seq, i32 last seq, i64
+//!                                   first offset) of its last batches
 //!     log-start-offset.checkpoint   "0" (version) and the log start offset, a line each;
 //!                                   written (atomically, fsynced) when the log start moves
 //!                                   inside a segment, which the segments alone cannot tell
@@ -36,6 +48,8 @@ pub const FORMAT_VERSION: u32 = 1;
 pub const LOG_SUFFIX: &str = "log";
 pub const INDEX_SUFFIX: &str = "index";
 pub const TIME_INDEX_SUFFIX: &str = "timeindex";
+pub const TXN_INDEX_SUFFIX: &str = "txnindex";
+pub const PRODUCER_SNAPSHOT_SUFFIX: &str = "producer-state";
 pub const TOPICS_DIR: &str = "__topics";
 pub const META_FILE: &str = "meta.properties";
 pub const CLEAN_SHUTDOWN_FILE: &str = ".gregor_clean_shutdown";

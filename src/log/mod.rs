@@ -71,6 +71,10 @@ pub enum AppendError {
     Sequence(#[from] SequenceError),
     #[error("an idempotent produce carries more than one batch for a partition")]
     MultipleIdempotentBatches,
+    #[error(
+        "control batches (transaction markers) are written by the broker's transaction coordinator, not by clients"
+    )]
+    ClientControlBatch,
     #[error("compacted topic cannot accept message without key (records {record_indexes:?} of their batch)")]
     KeylessRecords { record_indexes: Vec<i32> },
     #[error("storage error: {0}")]

@@ -30,7 +30,7 @@ use tracing::{error, info, warn};
 
 use super::batch::{self, BatchHeader};
 use super::files::FileCache;
-use super::producer_state::{ProducerStateTable, SequenceCheck};
+use super::producer_state::{AbortedTxn, ControlType, ProducerInfo, ProducerStateTable, SequenceCheck};
 use super::segment::{ReadView, Segment};
 use super::{AppendError, PartitionConfig, ReadError, TopicPartition};
 
@@ -68,7 +68,8 @@ struct Inner {
     config: PartitionConfig,
     /// A segment file was created since the directory was last fsynced.
     dir_dirty: bool,
-    /// Idempotent producers' recent sequences, rebuilt from the newest segments at open.
+    /// Idempotent producers' recent sequences and open transactions, rebuilt at open from the
+    /// newest snapshot and the batches after it.
     producers: ProducerStateTable,
     messages_since_flush: u64,
     write_buf: Vec<u8>,
@@ -95,14 +96,29 @@ pub struct AppendInfo {
 pub struct ReadResult {
     pub records: Bytes,
     pub high_watermark: i64,
+    pub last_stable_offset: i64,
     pub log_start_offset: i64,
+    /// For read_committed reads: the aborted transactions with records among those returned.
+    pub aborted: Vec<AbortedTxn>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Offsets {
     pub log_start_offset: i64,
     pub high_watermark: i64,
+    /// Where read_committed consumers stop: the first offset of the oldest open transaction,
+    /// or the high watermark.
+    pub last_stable_offset: i64,
     pub log_end_offset: i64,
+}
+
+/// Which records a read may return (Kafka's isolation level).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Isolation {
+    /// Up to the high watermark.
+    ReadUncommitted,
+    /// Up to the last stable offset, with the aborted transactions listed.
+    ReadCommitted,
 }
 
 impl PartitionLog {
@@ -179,7 +195,8 @@ impl PartitionLog {
         for seg in &mut segments[..active] {
             seg.seal();
         }
-        let producers = producer_state_from(&segments, &tp);
+        let mut producers = producer_state_from(dir, &segments, &tp);
+        producers.forget_before(log_start_offset);
         let log_end = segments.last().map_or(0, |s| s.next_offset);
         if !bases.is_empty() {
             info!(partition = %tp, segments = segments.len(), log_start_offset, log_end_offset = log_end,
@@ -240,12 +257,19 @@ impl PartitionLog {
     }
 
     pub fn offsets(&self) -> Offsets {
-        let inner = self.inner.lock();
+        let mut inner = self.inner.lock();
+        let hw = inner.high_watermark;
         Offsets {
             log_start_offset: inner.log_start_offset,
-            high_watermark: inner.high_watermark,
+            high_watermark: hw,
+            last_stable_offset: inner.producers.last_stable_offset(hw),
             log_end_offset: inner.log_end_offset(),
         }
+    }
+
+    /// The producers with state in this partition (DescribeProducers).
+    pub fn producers(&self) -> Vec<ProducerInfo> {
+        self.inner.lock().producers.producers()
     }
 
     /// Validates and appends the batches of one produce request for this partition.
@@ -257,13 +281,16 @@ impl PartitionLog {
             (inner.config.max_message_bytes, inner.config.compact)
         };
         let batch::Validated { headers, keyless } = batch::validate(records, max_message_bytes, compact)?;
+        if headers.iter().any(BatchHeader::is_control) {
+            return Err(AppendError::ClientControlBatch);
+        }
         if !keyless.is_empty() {
             // The cleaner keeps the latest record per key, so Kafka refuses keyless records on
             // compacted topics, naming them so the client fails only those (KIP-467).
             return Err(AppendError::KeylessRecords { record_indexes: keyless });
         }
         let _writing = self.append_lock.lock();
-        let mut inner = self.inner.lock();
+        let inner = self.inner.lock();
         if headers.iter().any(|h| h.producer_id >= 0) {
             // Sequence checks are per batch and a request is all-or-nothing, so idempotent
             // producers send one batch per partition; Kafka requires the same.
@@ -280,10 +307,42 @@ impl PartitionLog {
                 });
             }
         }
-        if inner.needs_roll(records.len() as u64, &headers, now_ms) {
+        self.write(inner, records, &headers, None, now_ms)
+    }
+
+    /// Appends a transaction marker for `producer_id` (the transaction coordinator's write):
+    /// the producer's open transaction in this partition ends, committed or aborted. Refused
+    /// when the producer has a newer epoch here than the marker's.
+    pub fn append_marker(
+        &self,
+        producer_id: i64,
+        epoch: i16,
+        control: ControlType,
+        coordinator_epoch: i32,
+        now_ms: i64,
+    ) -> Result<AppendInfo, AppendError> {
+        let records = batch::build_marker(producer_id, epoch, control, coordinator_epoch, now_ms);
+        let headers = [BatchHeader::parse(&records).expect("a built batch has a header")];
+        let _writing = self.append_lock.lock();
+        let inner = self.inner.lock();
+        inner.producers.check_marker(producer_id, epoch)?;
+        self.write(inner, &records, &headers, Some((control, coordinator_epoch)), now_ms)
+    }
+
+    /// Writes checked batches (rolling first when due) and makes them visible or schedules
+    /// the fsync that will. The caller holds `append_lock`.
+    fn write<'a>(
+        &'a self,
+        mut inner: MutexGuard<'a, Inner>,
+        records: &[u8],
+        headers: &[BatchHeader],
+        marker: Option<(ControlType, i32)>,
+        now_ms: i64,
+    ) -> Result<AppendInfo, AppendError> {
+        if inner.needs_roll(records.len() as u64, headers, now_ms) {
             inner = self.roll_unlocked(inner, now_ms)?;
         }
-        let info = inner.append(records, &headers, now_ms)?;
+        let info = inner.append(records, headers, marker, now_ms)?;
         let visible_now = !inner.config.durable;
         drop(inner);
         if visible_now {
@@ -428,43 +487,89 @@ impl PartitionLog {
     /// Reads whole batches from `offset` up to about `max_bytes` (at least one batch when
     /// `min_one`), never past the high watermark.
     pub fn read(&self, offset: i64, max_bytes: usize, min_one: bool) -> Result<ReadResult, ReadError> {
-        match self.read_once(offset, max_bytes, min_one) {
+        self.read_isolated(offset, max_bytes, min_one, Isolation::ReadUncommitted)
+    }
+
+    /// [`read`](Self::read) at an isolation level: read_committed reads stop at the last
+    /// stable offset and come with the aborted transactions among the records returned.
+    pub fn read_isolated(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        min_one: bool,
+        isolation: Isolation,
+    ) -> Result<ReadResult, ReadError> {
+        match self.read_once(offset, max_bytes, min_one, isolation) {
             // Retention or a truncation removed the segment between the lookup and the read,
             // and its file had to be opened again: look again (the offset is now out of range
             // or in another segment).
-            Err(ReadError::Io(e)) if e.kind() == io::ErrorKind::NotFound => self.read_once(offset, max_bytes, min_one),
+            Err(ReadError::Io(e)) if e.kind() == io::ErrorKind::NotFound => {
+                self.read_once(offset, max_bytes, min_one, isolation)
+            }
             other => other,
         }
     }
 
-    fn read_once(&self, offset: i64, max_bytes: usize, min_one: bool) -> Result<ReadResult, ReadError> {
-        let (views, hw, lso) = {
-            let inner = self.inner.lock();
-            let (hw, lso) = (inner.high_watermark, inner.log_start_offset);
-            if offset < lso || offset > hw {
+    fn read_once(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        min_one: bool,
+        isolation: Isolation,
+    ) -> Result<ReadResult, ReadError> {
+        let (views, mut result) = {
+            let mut inner = self.inner.lock();
+            let (hw, start) = (inner.high_watermark, inner.log_start_offset);
+            if offset < start || offset > hw {
                 return Err(ReadError::OffsetOutOfRange {
                     requested: offset,
-                    log_start_offset: lso,
+                    log_start_offset: start,
                     high_watermark: hw,
                 });
             }
-            if offset == hw {
-                return Ok(ReadResult { records: Bytes::new(), high_watermark: hw, log_start_offset: lso });
+            let lso = inner.producers.last_stable_offset(hw);
+            let bound = match isolation {
+                Isolation::ReadUncommitted => hw,
+                Isolation::ReadCommitted => lso,
+            };
+            let aborted = match isolation {
+                Isolation::ReadCommitted if offset < bound => inner.producers.aborted_between(offset, bound),
+                _ => Vec::new(),
+            };
+            let result = ReadResult {
+                records: Bytes::new(),
+                high_watermark: hw,
+                last_stable_offset: lso,
+                log_start_offset: start,
+                aborted,
+            };
+            if offset >= bound {
+                return Ok(result);
             }
             let idx = inner.segments.partition_point(|s| s.base_offset <= offset).saturating_sub(1);
             let views: Vec<ReadView> = inner.segments[idx..].iter().map(|s| s.read_view(offset)).collect();
-            (views, hw, lso)
+            (views, result)
         };
-        let result = (|| {
+        let bound = match isolation {
+            Isolation::ReadUncommitted => result.high_watermark,
+            Isolation::ReadCommitted => result.last_stable_offset,
+        };
+        let records = (|| {
             for (i, view) in views.iter().enumerate() {
                 let view = if i == 0 { view.clone() } else { ReadView { start_position: 0, ..view.clone() } };
                 if let Some((pos, _)) = self.locate(&view, offset)? {
-                    let records = view.read_batches(pos, max_bytes, hw, min_one)?;
-                    return Ok(ReadResult { records, high_watermark: hw, log_start_offset: lso });
+                    return Ok(view.read_batches(pos, max_bytes, bound, min_one)?);
                 }
             }
-            Ok(ReadResult { records: Bytes::new(), high_watermark: hw, log_start_offset: lso })
+            Ok(Bytes::new())
         })();
+        let result = records.map(|records| {
+            // Only the aborted transactions with records among those returned are reported.
+            let end = batch::next_offset_after(&records).unwrap_or(offset);
+            result.aborted.retain(|a| a.first_offset < end);
+            result.records = records;
+            result
+        });
         if let Err(e @ ReadError::Corrupt { .. }) = &result {
             if let Some(suppressed) = crate::ratelimit::WARNINGS.check("corrupt segment", std::time::Instant::now()) {
                 error!(partition = %self.tp, offset, suppressed, error = %e, "a read found a corrupt segment");
@@ -557,13 +662,25 @@ impl PartitionLog {
         }
         let next = inner.log_end_offset();
         let finished = inner.active().files();
+        let finished_base = inner.active().base_offset;
         let files = inner.files.clone();
+        // The finished segment's aborted transactions go to its `.txnindex`, and the producer
+        // state as of `next` to a snapshot, so that opening the log replays one segment only.
+        let aborted = inner.producers.aborted_in(finished_base, next);
+        let snapshot = inner.producers.clone();
+        let stale_snapshot = inner.segments.len().checked_sub(2).map(|i| inner.segments[i].base_offset);
         let created = MutexGuard::unlocked(&mut inner, || -> io::Result<Segment> {
             super::failpoint::step()?;
             finished.log.get()?.sync_data()?;
             finished.sync_indexes()?;
+            super::checkpoint::write_txn_index(&self.dir, finished_base, &aborted)?;
+            super::checkpoint::write_producer_snapshot(&self.dir, next, &snapshot)?;
             Segment::create(&self.dir, next, now_ms, &files)
         })?;
+        if let Some(base) = stale_snapshot {
+            let path = super::format::segment_file(&self.dir, base, super::format::PRODUCER_SNAPSHOT_SUFFIX);
+            let _ = std::fs::remove_file(path);
+        }
         inner.segments.push(created);
         inner.dir_dirty = true;
         let finished = inner.segments.len() - 2;
@@ -584,6 +701,8 @@ impl PartitionLog {
             let n = inner.segments[..inner.segments.len() - 1].iter().take_while(|s| s.next_offset <= offset).count();
             let removed: Vec<Segment> = inner.segments.drain(..n).collect();
             inner.log_start_offset = inner.log_start_offset.max(inner.segments[0].base_offset);
+            let start = inner.log_start_offset;
+            inner.producers.forget_before(start);
             removed
         };
         delete_segments(removed)
@@ -624,6 +743,8 @@ impl PartitionLog {
         }
         let removed: Vec<Segment> = inner.segments.drain(..n).collect();
         inner.log_start_offset = inner.log_start_offset.max(inner.segments[0].base_offset);
+        let start = inner.log_start_offset;
+        inner.producers.forget_before(start);
         Ok(removed)
     }
 
@@ -649,6 +770,7 @@ impl PartitionLog {
         let removed = {
             let mut inner = self.inner.lock();
             inner.log_start_offset = offset;
+            inner.producers.forget_before(offset);
             let n = inner.segments[..inner.segments.len() - 1].iter().take_while(|s| s.next_offset <= offset).count();
             inner.segments.drain(..n).collect::<Vec<_>>()
         };
@@ -674,7 +796,7 @@ impl PartitionLog {
                 return Ok(inner.log_end_offset());
             }
             let end = inner.truncate_to(&self.dir, offset, now_ms)?;
-            inner.producers = producer_state_from(&inner.segments, &self.tp);
+            inner.producers = producer_state_from(&self.dir, &inner.segments, &self.tp);
             inner.high_watermark = inner.high_watermark.min(end);
             self.durable_offset.fetch_min(end, Ordering::AcqRel);
             inner.truncations += 1;
@@ -691,17 +813,54 @@ impl PartitionLog {
     }
 }
 
-/// Idempotent producers retry only their last few in-flight batches, so the newest two segments
-/// hold every batch a retry (after a restart or a truncation) can duplicate.
-fn producer_state_from(segments: &[Segment], tp: &TopicPartition) -> ProducerStateTable {
-    let mut producers = ProducerStateTable::default();
-    for seg in segments.iter().rev().take(2).rev() {
+/// Rebuilds the producer state: from the snapshot taken when the active segment (or the one
+/// before it) was rolled to, plus the batches after it; rolled segments before those bring
+/// their aborted transactions from their `.txnindex`. Without a snapshot (a log written before
+/// snapshots existed) the newest two segments are replayed: idempotent producers retry only
+/// their last few in-flight batches, so those hold every batch a retry can duplicate, but a
+/// transaction opened before them is not seen.
+fn producer_state_from(dir: &Path, segments: &[Segment], tp: &TopicPartition) -> ProducerStateTable {
+    let tail = segments.len() - 1;
+    let (mut producers, replay_from) = match super::checkpoint::read_producer_snapshot(dir, segments[tail].base_offset)
+    {
+        Some(t) => (t, tail),
+        None => match tail
+            .checked_sub(1)
+            .and_then(|i| super::checkpoint::read_producer_snapshot(dir, segments[i].base_offset))
+        {
+            Some(t) => (t, tail - 1),
+            None => (ProducerStateTable::default(), tail.saturating_sub(1)),
+        },
+    };
+    for seg in &segments[replay_from..] {
         // A corrupt older segment must not keep the broker from starting: its readers get the
         // error; here only duplicate detection for a retry into it is lost.
-        if let Err(e) = seg.read_view(seg.base_offset).for_each_header(|h| producers.record(h)) {
-            error!(partition = %tp, error = %e, "cannot rebuild idempotent producer state from this segment");
+        let view = seg.read_view(seg.base_offset);
+        let replayed = view.for_each_header_at(|pos, h| {
+            if !h.is_control() {
+                producers.record(h);
+                return;
+            }
+            match view.read_one(pos, h).ok().as_deref().and_then(batch::read_marker) {
+                Some((control, coordinator_epoch)) => producers.record_marker(h, control, coordinator_epoch),
+                None => {
+                    error!(partition = %tp, offset = h.base_offset, "cannot read a transaction marker; it is ignored")
+                }
+            }
+        });
+        if let Err(e) = replayed {
+            error!(partition = %tp, error = %e, "cannot rebuild producer state from this segment");
         }
     }
+    let mut older = Vec::new();
+    for seg in &segments[..replay_from] {
+        match super::checkpoint::read_txn_index(dir, seg.base_offset) {
+            Ok(mut a) => older.append(&mut a),
+            Err(e) => error!(partition = %tp, segment = seg.base_offset, error = %e,
+                "cannot read the aborted transaction index; read_committed consumers may see aborted records of it"),
+        }
+    }
+    producers.add_aborted(older);
     producers
 }
 
@@ -765,7 +924,13 @@ impl Inner {
     }
 
     /// Writes batches to the active segment (the caller rolled first if it had to).
-    fn append(&mut self, records: &[u8], headers: &[BatchHeader], now_ms: i64) -> Result<AppendInfo, AppendError> {
+    fn append(
+        &mut self,
+        records: &[u8],
+        headers: &[BatchHeader],
+        marker: Option<(ControlType, i32)>,
+        now_ms: i64,
+    ) -> Result<AppendInfo, AppendError> {
         let record_count: i64 = headers.iter().map(|h| i64::from(h.last_offset_delta) + 1).sum();
         let base_offset = self.log_end_offset();
         let log_append_time = if self.config.log_append_time { now_ms } else { -1 };
@@ -816,7 +981,10 @@ impl Inner {
         };
         result?;
         for h in &assigned {
-            self.producers.record(h);
+            match marker {
+                Some((control, coordinator_epoch)) => self.producers.record_marker(h, control, coordinator_epoch),
+                None => self.producers.record(h),
+            }
         }
         self.messages_since_flush += record_count as u64;
         let flush_due = if self.config.durable {
@@ -838,3 +1006,7 @@ impl Inner {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+#[path = "partition/txn_tests.rs"]
+mod txn_tests;

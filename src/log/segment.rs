@@ -20,7 +20,9 @@ use bytes::Bytes;
 
 use super::batch::{self, BatchHeader, HEADER_LEN, LOG_OVERHEAD};
 use super::files::{Access, CachedFile, FileCache};
-use super::format::{segment_file, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX};
+use super::format::{
+    segment_file, INDEX_SUFFIX, LOG_SUFFIX, PRODUCER_SNAPSHOT_SUFFIX, TIME_INDEX_SUFFIX, TXN_INDEX_SUFFIX,
+};
 use super::index::{IndexFiles, OffsetIndex, TimeIndex};
 use super::ReadError;
 
@@ -84,7 +86,7 @@ impl Segment {
     pub fn create(dir: &Path, base_offset: i64, now_ms: i64, files: &Arc<FileCache>) -> io::Result<Self> {
         let created = Self::create_files(dir, base_offset, now_ms, files);
         if created.is_err() {
-            for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
+            for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX, TXN_INDEX_SUFFIX] {
                 let _ = std::fs::remove_file(segment_file(dir, base_offset, suffix));
             }
         }
@@ -447,7 +449,7 @@ impl Segment {
     pub fn delete(self) -> io::Result<()> {
         self.log.remove()?;
         drop(self.index_files);
-        for suffix in [INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
+        for suffix in [INDEX_SUFFIX, TIME_INDEX_SUFFIX, TXN_INDEX_SUFFIX, PRODUCER_SNAPSHOT_SUFFIX] {
             match std::fs::remove_file(segment_file(&self.dir, self.base_offset, suffix)) {
                 Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
                 _ => {}
@@ -474,18 +476,23 @@ impl ReadView {
     /// Finds the position of the first batch whose last offset is >= `offset`, scanning batch
     /// headers forward from the indexed position. `None` when no such batch is in the segment.
     pub fn position_of(&self, offset: i64) -> Result<Option<(u64, BatchHeader)>, ReadError> {
-        self.find(u64::from(self.start_position), |h| h.last_offset() >= offset)
+        self.find(u64::from(self.start_position), |_, h| h.last_offset() >= offset)
     }
 
     /// Finds the first batch whose maxTimestamp is >= `target`.
     pub fn position_of_timestamp(&self, target: i64) -> Result<Option<(u64, BatchHeader)>, ReadError> {
-        self.find(u64::from(self.start_position), |h| h.max_timestamp >= target)
+        self.find(u64::from(self.start_position), |_, h| h.max_timestamp >= target)
     }
 
     /// Calls `f` with every batch header in the segment, in order (headers only, no CRC check).
     pub fn for_each_header(&self, mut f: impl FnMut(&BatchHeader)) -> Result<(), ReadError> {
-        self.find(0, |h| {
-            f(h);
+        self.for_each_header_at(|_, h| f(h))
+    }
+
+    /// [`for_each_header`](Self::for_each_header), with each batch's byte position.
+    pub fn for_each_header_at(&self, mut f: impl FnMut(u64, &BatchHeader)) -> Result<(), ReadError> {
+        self.find(0, |pos, h| {
+            f(pos, h);
             false
         })
         .map(|_| ())
@@ -498,7 +505,7 @@ impl ReadView {
     fn find(
         &self,
         mut pos: u64,
-        mut hit: impl FnMut(&BatchHeader) -> bool,
+        mut hit: impl FnMut(u64, &BatchHeader) -> bool,
     ) -> Result<Option<(u64, BatchHeader)>, ReadError> {
         let mut head = [0u8; HEADER_LEN];
         let mut next_offset = self.base_offset;
@@ -525,7 +532,7 @@ impl ReadView {
             if let Some(problem) = problem {
                 return Err(self.corrupt(pos, problem));
             }
-            if hit(&h) {
+            if hit(pos, &h) {
                 return Ok(Some((pos, h)));
             }
             next_offset = h.last_offset() + 1;
