@@ -19,6 +19,27 @@ pub struct Config {
     pub log: LogConfig,
     pub topics: TopicDefaults,
     pub group: GroupConfig,
+    pub transaction: TransactionConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TransactionConfig {
+    /// Longest transaction timeout a producer may ask for (`transaction.max.timeout.ms`).
+    /// Default: 900000 (15 minutes).
+    pub max_timeout_ms: u64,
+    /// Forget a transactional id idle this long (`transactional.id.expiration.ms`).
+    /// Default: 604800000 (7 days).
+    pub id_expiration_ms: u64,
+    /// How often to look for transactions past their timeout, to abort them
+    /// (`transaction.abort.timed.out.transaction.cleanup.interval.ms`). Default: 10000.
+    pub abort_check_interval_ms: u64,
+}
+
+impl Default for TransactionConfig {
+    fn default() -> Self {
+        Self { max_timeout_ms: 900_000, id_expiration_ms: 604_800_000, abort_check_interval_ms: 10_000 }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -434,6 +455,9 @@ pub fn kafka_key(key: &str) -> Option<KafkaKey> {
         "group.max.size" => Maps("group.max_size"),
         "offsets.retention.minutes" => Maps("group.offsets_retention_minutes"),
         "offset.metadata.max.bytes" => Maps("group.offset_metadata_max_bytes"),
+        "transaction.max.timeout.ms" => Maps("transaction.max_timeout_ms"),
+        "transactional.id.expiration.ms" => Maps("transaction.id_expiration_ms"),
+        "transaction.abort.timed.out.transaction.cleanup.interval.ms" => Maps("transaction.abort_check_interval_ms"),
         "process.roles"
         | "controller.quorum.voters"
         | "controller.quorum.bootstrap.servers"

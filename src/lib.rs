@@ -10,9 +10,9 @@
 //!   response framing: the only code that knows request/response types. The registry in
 //!   `handlers/mod.rs` is the single list of supported APIs and versions.
 //! - [`log`]: partition logs on disk in Kafka's layout (segments, offset and time indexes),
-//!   recovery, group-committed fsync, idempotent producers' sequence state.
+//!   recovery, group-committed fsync, producer state (sequences, open transactions, the LSO).
 //! - [`metadata`]: topics, partitions, topic configs, and the broker's own identity.
-//! - [`txn`]: producer ids (the transaction coordinator comes later).
+//! - [`txn`]: producer ids and the transaction coordinator (`__transaction_state`, markers).
 //! - [`alloc`]: the global allocator guard that keeps hostile wire counts from exhausting memory.
 //! - [`clock`]: the wall clock, for the code that drives the state machines.
 //! - [`ratelimit`]: warnings a client can trigger at will, limited to one line per key per interval.

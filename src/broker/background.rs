@@ -1,4 +1,4 @@
-//! The broker's background work: group timers, retention passes, timed flushes, and the
+//! The broker's background work: group and transaction timers, retention passes, timed flushes, and the
 //! final flush of a clean stop.
 
 use std::io;
@@ -25,6 +25,18 @@ impl Broker {
                 let b = broker.clone();
                 let now = tokio::time::Instant::now();
                 let _ = tokio::task::spawn_blocking(move || b.groups.tick(now, now_ms())).await;
+            }
+        }));
+        let broker = self.clone();
+        let every = Duration::from_millis(self.config.transaction.abort_check_interval_ms.max(1));
+        tasks.push(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                // Aborting writes markers and fsyncs: off the runtime.
+                let b = broker.clone();
+                let _ = tokio::task::spawn_blocking(move || b.txns.tick(&b.markers(), &b.producer_ids, now_ms())).await;
             }
         }));
         let broker = self.clone();

@@ -22,7 +22,7 @@ use crate::group::{CoordinatorConfig, GroupCoordinator, RebalanceConfig};
 use crate::log::files::FileCache;
 use crate::log::{LogManager, PartitionLog, TopicPartition};
 use crate::metadata::{self, topic_config, NodeInfo, TopicStore};
-use crate::txn::ProducerIdManager;
+use crate::txn::{MarkerWriter, ProducerIdManager, TxnConfig, TxnCoordinator};
 
 pub use crate::clock::now_ms;
 pub use background::BackgroundTasks;
@@ -36,6 +36,7 @@ pub struct Broker {
     pub logs: LogManager,
     pub producer_ids: ProducerIdManager,
     pub groups: GroupCoordinator,
+    pub txns: TxnCoordinator,
     /// Serialises topic creation and deletion so check-then-act is atomic.
     topic_admin: Mutex<()>,
     /// Room for fetched record bytes in memory, in KiB (`server.fetch_memory_max_bytes`).
@@ -65,6 +66,8 @@ impl Broker {
             }
         }
         let groups = GroupCoordinator::open(&logs, coordinator_config(&config.group), now)?;
+        let txns = TxnCoordinator::open(&logs, txn_config(&config), now)?;
+        txns.recover(&Markers { logs: &logs, groups: &groups }, now);
         logs.finish_recovery()?;
         info!(
             topics = topics.list().len(),
@@ -75,11 +78,54 @@ impl Broker {
         );
         let node = NodeInfo { node_id: config.server.node_id, host, port, cluster_id };
         let fetch_memory = Arc::new(tokio::sync::Semaphore::new(config.server.fetch_memory_max_bytes.div_ceil(1024)));
-        Ok(Self { config, node, topics, logs, producer_ids, groups, topic_admin: Mutex::new(()), fetch_memory })
+        Ok(Self { config, node, topics, logs, producer_ids, groups, txns, topic_admin: Mutex::new(()), fetch_memory })
     }
 
     pub fn partition(&self, topic: &str, partition: i32) -> Option<Arc<PartitionLog>> {
         self.logs.get(&TopicPartition::new(topic, partition))
+    }
+
+    /// Where the transaction coordinator writes its markers.
+    pub fn markers(&self) -> Markers<'_> {
+        Markers { logs: &self.logs, groups: &self.groups }
+    }
+}
+
+/// Writes transaction markers: into a topic partition's log, or, for `__consumer_offsets`,
+/// through the group coordinator, which applies or drops the transaction's offsets.
+pub struct Markers<'a> {
+    logs: &'a LogManager,
+    groups: &'a GroupCoordinator,
+}
+
+impl MarkerWriter for Markers<'_> {
+    fn write_marker(
+        &self,
+        tp: &(String, i32),
+        producer_id: i64,
+        epoch: i16,
+        control: crate::log::producer_state::ControlType,
+    ) -> Result<bool, String> {
+        if tp.0 == crate::group::OFFSETS_TOPIC {
+            return self.groups.end_txn(producer_id, epoch, control).map(|()| true);
+        }
+        let Some(log) = self.logs.get(&TopicPartition::new(&tp.0, tp.1)) else {
+            return Ok(false);
+        };
+        let info = log.append_marker(producer_id, epoch, control, 0, now_ms()).map_err(|e| e.to_string())?;
+        if log.durable_offset() <= info.last_offset {
+            log.flush_blocking().map_err(|e| e.to_string())?;
+        }
+        Ok(true)
+    }
+}
+
+fn txn_config(config: &Config) -> TxnConfig {
+    let t = &config.transaction;
+    TxnConfig {
+        max_timeout_ms: i32::try_from(t.max_timeout_ms).unwrap_or(i32::MAX),
+        id_expiration_ms: i64::try_from(t.id_expiration_ms).unwrap_or(i64::MAX),
+        ..TxnConfig::default()
     }
 }
 

@@ -20,6 +20,7 @@ pub mod offsets;
 mod persistence;
 pub mod rebalance;
 pub mod state;
+mod txn_offsets;
 
 use std::collections::{BTreeMap, HashMap};
 use std::io;
@@ -31,6 +32,7 @@ use parking_lot::{Mutex, RwLock};
 use tokio::time::Instant;
 use tracing::{info, warn};
 
+use crate::log::producer_state::ControlType;
 use crate::log::{batch, LogManager, PartitionConfig, PartitionLog, TopicPartition};
 pub use offsets::CommittedOffset;
 use rebalance::Group;
@@ -74,6 +76,8 @@ pub enum GroupError {
     OffsetMetadataTooLarge,
     #[error("the group's members subscribe to this topic")]
     GroupSubscribedToTopic,
+    #[error("the producer epoch is older than the one this producer id has: it was fenced")]
+    ProducerFenced,
     #[error("storage error: {0}")]
     Storage(String),
 }
@@ -139,13 +143,15 @@ pub struct CoordinatorConfig {
 struct GroupEntry {
     group: Group,
     offsets: BTreeMap<(String, i32), CommittedOffset>,
+    /// Offsets committed inside transactions that have not ended, per producer id.
+    pending: BTreeMap<i64, BTreeMap<(String, i32), CommittedOffset>>,
     /// Wall-clock time the group last had no members, for offset expiry.
     empty_since_ms: i64,
 }
 
 impl GroupEntry {
     fn new(id: &str, now_ms: i64) -> Self {
-        Self { group: Group::new(id), offsets: BTreeMap::new(), empty_since_ms: now_ms }
+        Self { group: Group::new(id), offsets: BTreeMap::new(), pending: BTreeMap::new(), empty_since_ms: now_ms }
     }
 }
 

@@ -11,6 +11,7 @@ use crate::broker::{AlterTopicError, CreateTopicError, DeleteTopicError};
 use crate::group::GroupError;
 use crate::log::producer_state::SequenceError;
 use crate::log::{batch, AppendError, ReadError};
+use crate::txn::TxnError;
 
 pub trait ToKafkaCode {
     fn kafka_code(&self) -> ResponseError;
@@ -72,6 +73,7 @@ impl ToKafkaCode for GroupError {
             Self::UnknownTopicOrPartition => ResponseError::UnknownTopicOrPartition,
             Self::OffsetMetadataTooLarge => ResponseError::OffsetMetadataTooLarge,
             Self::GroupSubscribedToTopic => ResponseError::GroupSubscribedToTopic,
+            Self::ProducerFenced => ResponseError::InvalidProducerEpoch,
             Self::Storage(_) => ResponseError::KafkaStorageError,
         }
     }
@@ -110,5 +112,33 @@ impl ToKafkaCode for AlterTopicError {
             Self::InvalidConfig(_) => ResponseError::InvalidConfig,
             Self::Io(_) => ResponseError::KafkaStorageError,
         }
+    }
+}
+
+impl ToKafkaCode for TxnError {
+    fn kafka_code(&self) -> ResponseError {
+        match self {
+            Self::InvalidTimeout { .. } => ResponseError::InvalidTransactionTimeout,
+            Self::NoProducerId(_) | Self::ProducerIdMapping { .. } => ResponseError::InvalidProducerIdMapping,
+            // Requests older than KIP-588's versions get INVALID_PRODUCER_EPOCH instead
+            // (`fenced_code`).
+            Self::Fenced { .. } => ResponseError::ProducerFenced,
+            Self::Concurrent => ResponseError::ConcurrentTransactions,
+            Self::InvalidState(_) | Self::PartitionNotAdded => ResponseError::InvalidTxnState,
+            Self::NotFound => ResponseError::TransactionalIdNotFound,
+            Self::UnknownPartition => ResponseError::UnknownTopicOrPartition,
+            Self::NotAttempted => ResponseError::OperationNotAttempted,
+            // The state log could not be written: retriable, as Kafka's coordinator answers.
+            Self::Storage(_) => ResponseError::CoordinatorNotAvailable,
+        }
+    }
+}
+
+/// The code for a transaction error at a request version: PRODUCER_FENCED exists only from
+/// the versions KIP-588 added (`fenced_from`); older requests get INVALID_PRODUCER_EPOCH.
+pub fn txn_code(e: &TxnError, version: i16, fenced_from: i16) -> ResponseError {
+    match e.kafka_code() {
+        ResponseError::ProducerFenced if version < fenced_from => ResponseError::InvalidProducerEpoch,
+        code => code,
     }
 }

@@ -16,8 +16,8 @@ use std::time::Duration;
 
 use anyhow::{ensure, Context};
 use bytes::{BufMut, Bytes, BytesMut};
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-use kafka_protocol::messages::{FetchRequest, FetchResponse, ResponseHeader, TopicName};
+use kafka_protocol::messages::fetch_response::{AbortedTransaction, FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::{FetchRequest, FetchResponse, ProducerId, ResponseHeader, TopicName};
 use kafka_protocol::protocol::{Encodable, HeaderVersion};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
@@ -27,6 +27,7 @@ use uuid::Uuid;
 use super::common::leader_epoch_error;
 use super::{encode, Ctx, Frame, Reply};
 use crate::handlers::error_codes::{ResponseError, ToKafkaCode};
+use crate::log::partition::Isolation;
 use crate::log::PartitionLog;
 
 struct PartPlan {
@@ -195,13 +196,22 @@ impl Plan {
                     Ok(log) => {
                         let budget = self.max_bytes.saturating_sub(total).min(p.max_bytes);
                         let min_one = total == 0;
-                        match log.read(p.fetch_offset, budget, min_one) {
+                        let isolation =
+                            if self.read_committed { Isolation::ReadCommitted } else { Isolation::ReadUncommitted };
+                        match log.read_isolated(p.fetch_offset, budget, min_one, isolation) {
                             Ok(r) => {
                                 total += r.records.len();
                                 data.high_watermark = r.high_watermark;
-                                data.last_stable_offset = r.high_watermark;
+                                data.last_stable_offset = r.last_stable_offset;
                                 if v >= 5 {
                                     data.log_start_offset = r.log_start_offset;
+                                }
+                                if let Some(aborted) = data.aborted_transactions.as_mut() {
+                                    aborted.extend(r.aborted.iter().map(|a| {
+                                        AbortedTransaction::default()
+                                            .with_producer_id(ProducerId(a.producer_id))
+                                            .with_first_offset(a.first_offset)
+                                    }));
                                 }
                                 data.records = Some(r.records);
                             }
@@ -210,7 +220,7 @@ impl Plan {
                                 data.error_code = e.kafka_code().code();
                                 let o = log.offsets();
                                 data.high_watermark = o.high_watermark;
-                                data.last_stable_offset = o.high_watermark;
+                                data.last_stable_offset = o.last_stable_offset;
                                 if v >= 5 {
                                     data.log_start_offset = o.log_start_offset;
                                 }

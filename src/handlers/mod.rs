@@ -23,6 +23,7 @@ pub mod init_producer_id;
 pub mod list_offsets;
 pub mod metadata;
 pub mod produce;
+pub mod txn;
 pub mod unsupported;
 
 use std::future::Future;
@@ -125,6 +126,13 @@ macro_rules! registry {
             DescribeGroups => DescribeGroupsRequest, group::describe_groups::handle, 0..=6;
             DeleteGroups => DeleteGroupsRequest, group::delete_groups::handle, 0..=2;
             OffsetDelete => OffsetDeleteRequest, group::offset_delete::handle, 0..=0;
+            AddPartitionsToTxn => AddPartitionsToTxnRequest, txn::add_partitions_to_txn::handle, 0..=5;
+            AddOffsetsToTxn => AddOffsetsToTxnRequest, txn::add_offsets_to_txn::handle, 0..=4;
+            EndTxn => EndTxnRequest, txn::end_txn::handle, 0..=4;
+            TxnOffsetCommit => TxnOffsetCommitRequest, txn::txn_offset_commit::handle, 0..=4;
+            DescribeProducers => DescribeProducersRequest, txn::describe_producers::handle, 0..=0;
+            DescribeTransactions => DescribeTransactionsRequest, txn::describe_transactions::handle, 0..=0;
+            ListTransactions => ListTransactionsRequest, txn::list_transactions::handle, 0..=1;
         )
     };
 }

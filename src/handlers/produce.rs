@@ -16,7 +16,7 @@ use super::common::str_bytes;
 use super::{Ctx, Reply};
 use crate::broker::Broker;
 use crate::clock::now_ms;
-use crate::handlers::error_codes::{ResponseError, ToKafkaCode};
+use crate::handlers::error_codes::{txn_code, ResponseError, ToKafkaCode};
 use crate::log::{AppendError, PartitionLog};
 
 /// (topic index, partition index, log, end offset) of an append that must be durable before
@@ -57,6 +57,11 @@ pub async fn handle(ctx: &Ctx, req: ProduceRequest) -> Reply {
 /// `acks=all` must see fsynced first.
 fn append_all(broker: &Broker, req: ProduceRequest, v: i16, now: i64) -> (Vec<TopicProduceResponse>, Vec<Pending>) {
     let acks = req.acks;
+    // A transactional producer's appends happen under its transactional id's lock: each
+    // partition must be in its ongoing transaction, and no marker can end the transaction
+    // between that check and the append.
+    let txn =
+        req.transactional_id.as_ref().filter(|t| !t.0.is_empty()).map(|t| broker.txns.lock_for_produce(t.0.as_str()));
     let mut pending: Vec<Pending> = Vec::new();
     let mut responses = Vec::with_capacity(req.topic_data.len());
     for (ti, topic) in req.topic_data.into_iter().enumerate() {
@@ -70,9 +75,12 @@ fn append_all(broker: &Broker, req: ProduceRequest, v: i16, now: i64) -> (Vec<To
             let outcome = if !matches!(acks, -1..=1) {
                 Err((ResponseError::InvalidRequiredAcks, None, Vec::new()))
             } else if let Some(log) = log {
+                let tp = (topic.name.0.to_string(), part.index);
                 match part.records.as_deref() {
                     None | Some([]) => Err((ResponseError::InvalidRecord, Some("no records".to_string()), Vec::new())),
-                    Some(records) => log.append(records, now).map(|info| (log, info)).map_err(|e| {
+                    Some(records) => match check_transaction(txn.as_ref(), records, &tp) {
+                        Err(e) => Err((e.0, Some(e.1), Vec::new())),
+                        Ok(()) => log.append(records, now).map(|info| (log, info)).map_err(|e| {
                         crate::warn_limited!("rejected produce", partition = %format!("{}-{}", topic.name.0.as_str(), part.index), error = %e, "rejected produce");
                         let bad_records = match &e {
                             AppendError::KeylessRecords { record_indexes } => record_indexes.clone(),
@@ -80,6 +88,7 @@ fn append_all(broker: &Broker, req: ProduceRequest, v: i16, now: i64) -> (Vec<To
                         };
                         (e.kafka_code(), Some(e.to_string()), bad_records)
                     }),
+                    },
                 }
             } else {
                 Err((unknown, None, Vec::new()))
@@ -124,6 +133,26 @@ fn append_all(broker: &Broker, req: ProduceRequest, v: i16, now: i64) -> (Vec<To
         responses.push(t);
     }
     (responses, pending)
+}
+
+/// Transactional records may be appended only inside the producer's ongoing transaction, to
+/// a partition added to it (KIP-890's check, made in-process).
+fn check_transaction(
+    txn: Option<&crate::txn::ProduceGuard>,
+    records: &[u8],
+    tp: &(String, i32),
+) -> Result<(), (ResponseError, String)> {
+    let Some(h) = crate::log::batch::BatchHeader::parse(records).filter(|h| h.is_transactional()) else {
+        return Ok(());
+    };
+    let Some(txn) = txn else {
+        return Err((
+            ResponseError::InvalidTxnState,
+            "transactional records need the produce request's transactional id".to_string(),
+        ));
+    };
+    // Fencing is INVALID_PRODUCER_EPOCH at the partition, as Kafka's log answers it.
+    txn.verify(h.producer_id, h.producer_epoch, tp).map_err(|e| (txn_code(&e, 0, i16::MAX), e.to_string()))
 }
 
 /// Produce v0–v2 carry the pre-0.11 message formats, which gregor does not store. The request

@@ -11,6 +11,7 @@ pub mod failpoint;
 pub mod files;
 pub mod format;
 pub mod index;
+mod internal_topic;
 pub mod partition;
 pub mod producer_state;
 pub mod segment;

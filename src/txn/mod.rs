@@ -1,67 +1,20 @@
-//! Producer ids. The per-partition producer state (sequences, epochs) belongs to the log
-//! (`log::producer_state`), as Kafka's producer state manager does; the transaction
-//! coordinator (markers, read_committed) comes later and will live here.
+//! The transaction coordinator and producer ids.
+//!
+//! The per-partition producer state (sequences, epochs, open transactions) belongs to the log
+//! (`log::producer_state`), as Kafka's producer state manager does. This module keeps what
+//! spans partitions: which producer id and epoch a transactional id has, which partitions its
+//! current transaction touched, and the transaction's state, persisted in
+//! `__transaction_state` (Kafka's record schemas) and replayed at start. Ending a transaction
+//! writes a commit or abort marker into every partition of it (through a [`MarkerWriter`]),
+//! durably, between a durable "prepare" record and a "complete" one, so a crash at any point is
+//! finished by the next start.
 
-use std::fs;
-use std::io::{self, Write};
-use std::path::{Path, PathBuf};
+mod coordinator;
+mod producer_ids;
+pub mod record;
+pub mod state;
 
-use parking_lot::Mutex;
-
-/// Producer ids are handed out from blocks; a block is recorded on disk before any id of it is
-/// used, so ids stay unique across restarts (at the cost of skipping the unused rest of a block).
-const BLOCK: i64 = 1000;
-const FILE: &str = "producer-ids";
-
-#[derive(Debug)]
-pub struct ProducerIdManager {
-    path: PathBuf,
-    /// (next id to hand out, end of the current block)
-    state: Mutex<(i64, i64)>,
-}
-
-impl ProducerIdManager {
-    pub fn open(root: &Path) -> io::Result<Self> {
-        let path = root.join(FILE);
-        let next = match fs::read_to_string(&path) {
-            Ok(s) => s
-                .trim()
-                .parse::<i64>()
-                .map_err(|_| io::Error::other(format!("{} does not hold a producer id block", path.display())))?,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => 0,
-            Err(e) => return Err(e),
-        };
-        Ok(Self { path, state: Mutex::new((next, next)) })
-    }
-
-    /// A producer id never handed out before, by this data directory.
-    pub fn next_id(&self) -> io::Result<i64> {
-        let mut state = self.state.lock();
-        if state.0 >= state.1 {
-            let end = state.0 + BLOCK;
-            let tmp = self.path.with_extension("tmp");
-            let mut f = fs::File::create(&tmp)?;
-            f.write_all(end.to_string().as_bytes())?;
-            f.sync_all()?;
-            fs::rename(&tmp, &self.path)?;
-            state.1 = end;
-        }
-        let id = state.0;
-        state.0 += 1;
-        Ok(id)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ids_are_unique_across_reopen() {
-        let dir = tempfile::tempdir().unwrap();
-        let m = ProducerIdManager::open(dir.path()).unwrap();
-        assert_eq!((m.next_id().unwrap(), m.next_id().unwrap()), (0, 1));
-        let m = ProducerIdManager::open(dir.path()).unwrap();
-        assert_eq!(m.next_id().unwrap(), BLOCK);
-    }
-}
+pub use coordinator::{
+    AddResult, MarkerWriter, ProduceGuard, TxnConfig, TxnCoordinator, TxnError, TxnListing, TXN_TOPIC,
+};
+pub use producer_ids::ProducerIdManager;

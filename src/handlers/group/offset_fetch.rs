@@ -1,4 +1,6 @@
-//! OffsetFetch: one group (v1–7) or several (v8+); partitions without a commit get -1.
+//! OffsetFetch: one group (v1–7) or several (v8+); partitions without a commit get -1. With
+//! `require_stable` (v7+), a partition whose offset an open transaction is changing gets
+//! UNSTABLE_OFFSET_COMMIT, and the client asks again after the transaction ends.
 
 use kafka_protocol::messages::offset_fetch_response::{
     OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions, OffsetFetchResponseTopic,
@@ -24,9 +26,14 @@ fn by_topic(flat: Vec<(String, i32, Option<CommittedOffset>)>) -> Fetched {
     out
 }
 
+const UNSTABLE: i16 = kafka_protocol::error::ResponseError::UnstableOffsetCommit.code();
+
 pub async fn handle(ctx: &Ctx, req: OffsetFetchRequest) -> Reply {
     let groups = &ctx.broker.groups;
     let v = ctx.version;
+    let unstable = |group: &str, topic: &str, partition: i32| {
+        v >= 7 && req.require_stable && groups.has_pending(group, topic, partition)
+    };
     if v >= 8 {
         let results = req
             .groups
@@ -35,7 +42,8 @@ pub async fn handle(ctx: &Ctx, req: OffsetFetchRequest) -> Reply {
                 let wanted: Option<Vec<(String, Vec<i32>)>> = g
                     .topics
                     .map(|ts| ts.into_iter().map(|t| (t.name.0.as_str().to_string(), t.partition_indexes)).collect());
-                let fetched = by_topic(groups.fetch_offsets(g.group_id.0.as_str(), wanted.as_deref()));
+                let group_id = g.group_id.0.as_str();
+                let fetched = by_topic(groups.fetch_offsets(group_id, wanted.as_deref()));
                 let topics = fetched
                     .into_iter()
                     .map(|(t, parts)| {
@@ -43,6 +51,13 @@ pub async fn handle(ctx: &Ctx, req: OffsetFetchRequest) -> Reply {
                             parts
                                 .into_iter()
                                 .map(|(p, o)| {
+                                    if unstable(group_id, &t, p) {
+                                        return OffsetFetchResponsePartitions::default()
+                                            .with_partition_index(p)
+                                            .with_committed_offset(-1)
+                                            .with_committed_leader_epoch(-1)
+                                            .with_error_code(UNSTABLE);
+                                    }
                                     let (offset, epoch, meta) = fields(o);
                                     OffsetFetchResponsePartitions::default()
                                         .with_partition_index(p)
@@ -69,6 +84,13 @@ pub async fn handle(ctx: &Ctx, req: OffsetFetchRequest) -> Reply {
                 parts
                     .into_iter()
                     .map(|(p, o)| {
+                        if unstable(req.group_id.0.as_str(), &t, p) {
+                            return OffsetFetchResponsePartition::default()
+                                .with_partition_index(p)
+                                .with_committed_offset(-1)
+                                .with_committed_leader_epoch(-1)
+                                .with_error_code(UNSTABLE);
+                        }
                         let (offset, epoch, meta) = fields(o);
                         let mut out = OffsetFetchResponsePartition::default()
                             .with_partition_index(p)

@@ -1,0 +1,31 @@
+//! EndTxn: commit or abort the producer's transaction. Answered once the markers are durable
+//! in every partition of it (Kafka answers after the "prepare" record and writes the markers
+//! afterwards; answering later costs the client a little latency and spares it the
+//! CONCURRENT_TRANSACTIONS retries of its next transaction).
+
+use kafka_protocol::messages::{EndTxnRequest, EndTxnResponse, ProducerId};
+
+use crate::clock::now_ms;
+use crate::handlers::common::reply_off_runtime;
+use crate::handlers::{Ctx, Reply};
+
+pub async fn handle(ctx: &Ctx, req: EndTxnRequest) -> Reply {
+    let (broker, version) = (ctx.broker.clone(), ctx.version);
+    reply_off_runtime(ctx, "EndTxn", move || {
+        let result = broker.txns.end_txn(
+            req.transactional_id.0.as_str(),
+            req.producer_id.0,
+            req.producer_epoch,
+            req.committed,
+            &broker.markers(),
+            now_ms(),
+        );
+        let resp = EndTxnResponse::default().with_error_code(super::code(&result, version, 2));
+        if version >= 5 {
+            let (id, epoch) = if result.is_ok() { (req.producer_id.0, req.producer_epoch) } else { (-1, -1) };
+            return resp.with_producer_id(ProducerId(id)).with_producer_epoch(epoch);
+        }
+        resp
+    })
+    .await
+}

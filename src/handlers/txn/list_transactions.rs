@@ -1,0 +1,45 @@
+//! ListTransactions: the transactional ids this coordinator knows, filtered by state, producer
+//! id and (v1) how long the transaction has been running. Unknown state names are reported
+//! back, as Kafka does, and match nothing.
+
+use kafka_protocol::messages::list_transactions_response::TransactionState;
+use kafka_protocol::messages::{ListTransactionsRequest, ListTransactionsResponse, ProducerId, TransactionalId};
+
+use crate::clock::now_ms;
+use crate::handlers::common::str_bytes;
+use crate::handlers::{Ctx, Reply};
+use crate::txn::state::TxnState;
+
+const STATES: [TxnState; 8] = [
+    TxnState::Empty,
+    TxnState::Ongoing,
+    TxnState::PrepareCommit,
+    TxnState::PrepareAbort,
+    TxnState::CompleteCommit,
+    TxnState::CompleteAbort,
+    TxnState::Dead,
+    TxnState::PrepareEpochFence,
+];
+
+pub async fn handle(ctx: &Ctx, req: ListTransactionsRequest) -> Reply {
+    let unknown: Vec<_> =
+        req.state_filters.iter().filter(|f| !STATES.iter().any(|s| s.name() == f.as_str())).cloned().collect();
+    let now = now_ms();
+    let states = ctx
+        .broker
+        .txns
+        .list()
+        .into_iter()
+        .filter(|t| req.state_filters.is_empty() || req.state_filters.iter().any(|f| f.as_str() == t.state.name()))
+        .filter(|t| req.producer_id_filters.is_empty() || req.producer_id_filters.contains(&ProducerId(t.producer_id)))
+        // v1: only transactions running longer than this many ms (-1: no filter).
+        .filter(|t| req.duration_filter < 0 || (t.start_ms >= 0 && now - t.start_ms > req.duration_filter))
+        .map(|t| {
+            TransactionState::default()
+                .with_transactional_id(TransactionalId(str_bytes(&t.transactional_id)))
+                .with_producer_id(ProducerId(t.producer_id))
+                .with_transaction_state(t.state.name().into())
+        })
+        .collect();
+    ctx.reply(&ListTransactionsResponse::default().with_unknown_state_filters(unknown).with_transaction_states(states))
+}

@@ -1,0 +1,103 @@
+//! TxnOffsetCommit: offsets committed inside the producer's transaction; they become the
+//! group's committed offsets when the transaction commits (see `group::txn_offsets`).
+
+use kafka_protocol::messages::txn_offset_commit_response::{
+    TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic,
+};
+use kafka_protocol::messages::{TxnOffsetCommitRequest, TxnOffsetCommitResponse};
+use tracing::error;
+
+use crate::clock::now_ms;
+use crate::group::{CommittedOffset, GroupError};
+use crate::handlers::error_codes::{ResponseError, ToKafkaCode};
+use crate::handlers::group::opt_str;
+use crate::handlers::{encode, Ctx, Reply};
+
+pub async fn handle(ctx: &Ctx, req: TxnOffsetCommitRequest) -> Reply {
+    let now = now_ms();
+    let offsets: Vec<(String, i32, CommittedOffset)> = req
+        .topics
+        .iter()
+        .flat_map(|t| {
+            t.partitions.iter().map(move |p| {
+                let offset = CommittedOffset {
+                    offset: p.committed_offset,
+                    leader_epoch: p.committed_leader_epoch,
+                    metadata: opt_str(&p.committed_metadata).unwrap_or_default(),
+                    commit_timestamp: now,
+                };
+                (t.name.0.to_string(), p.partition_index, offset)
+            })
+        })
+        .collect();
+    let shape: Vec<(kafka_protocol::messages::TopicName, Vec<i32>)> =
+        req.topics.iter().map(|t| (t.name.clone(), t.partitions.iter().map(|p| p.partition_index).collect())).collect();
+    let n = offsets.len();
+    let broker = ctx.broker.clone();
+    let (group, tid) = (req.group_id.0.to_string(), req.transactional_id.0.to_string());
+    let (pid, epoch, version) = (req.producer_id.0, req.producer_epoch, ctx.version);
+    let member =
+        (version >= 3).then(|| (req.member_id.to_string(), opt_str(&req.group_instance_id), req.generation_id));
+    let outcome = tokio::task::spawn_blocking(move || {
+        // The group's offsets partition must be part of this producer's ongoing transaction
+        // (AddOffsetsToTxn) and the producer current.
+        // Held until the offsets are written, so that they cannot land after the marker.
+        let guard = broker.txns.lock_for_produce(&tid);
+        let offsets_tp = (crate::group::OFFSETS_TOPIC.to_string(), 0);
+        if let Err(e) = guard.verify(pid, epoch, &offsets_tp) {
+            let code = match e {
+                crate::txn::TxnError::PartitionNotAdded => ResponseError::InvalidTxnState,
+                e => crate::handlers::error_codes::txn_code(&e, version, 3),
+            };
+            return Err(code);
+        }
+        let member = member.as_ref().map(|(m, i, g)| (m.as_str(), i.as_deref(), *g));
+        broker
+            .groups
+            .txn_commit(&group, pid, epoch, member, offsets, |t, p| broker.partition(t, p).is_some())
+            .map_err(|e: GroupError| e.kafka_code())
+    })
+    .await;
+    let Ok(outcome) = outcome else {
+        return Reply::Close("transactional offset commit could not be completed".into());
+    };
+    let (codes, durable_at): (Vec<i16>, _) = match outcome {
+        Ok(o) => {
+            (o.results.iter().map(|r| r.as_ref().err().map_or(0, |e| e.kafka_code().code())).collect(), o.durable_at)
+        }
+        Err(code) => (vec![code.code(); n], None),
+    };
+    let build = move |codes: &[i16]| {
+        let mut it = codes.iter();
+        let topics = shape
+            .iter()
+            .map(|(name, parts)| {
+                TxnOffsetCommitResponseTopic::default().with_name(name.clone()).with_partitions(
+                    parts
+                        .iter()
+                        .map(|p| {
+                            TxnOffsetCommitResponsePartition::default()
+                                .with_partition_index(*p)
+                                .with_error_code(*it.next().unwrap_or(&0))
+                        })
+                        .collect(),
+                )
+            })
+            .collect();
+        TxnOffsetCommitResponse::default().with_topics(topics)
+    };
+    let Some((log, end)) = durable_at else {
+        return ctx.reply(&build(&codes));
+    };
+    let (correlation_id, version) = (ctx.correlation_id, ctx.version);
+    Reply::Deferred(Box::pin(async move {
+        let codes = match log.flush_to(end).await {
+            Ok(()) => codes,
+            Err(e) => {
+                error!(error = %e, "fsync of a transactional offset commit failed");
+                vec![ResponseError::KafkaStorageError.code(); codes.len()]
+            }
+        };
+        encode(correlation_id, version, &build(&codes))
+    }))
+}

@@ -1,0 +1,309 @@
+//! Transactions through librdkafka (the rdkafka crate): commits and aborts seen by
+//! read_committed and read_uncommitted consumers, an open transaction holding the last stable
+//! offset back, fencing by a second producer of the same transactional id, a consume-transform-
+//! produce loop with its offsets committed in the transaction, and a transaction timeout.
+
+mod common;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use common::{RawClient, TestBroker};
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::{FetchRequest, TopicName};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::{Offset, TopicPartitionList};
+
+const T: Duration = Duration::from_secs(20);
+
+async fn create_topic(bootstrap: &str, name: &str, partitions: i32) {
+    let admin: AdminClient<DefaultClientContext> =
+        ClientConfig::new().set("bootstrap.servers", bootstrap).create().expect("admin client");
+    let topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
+    let r = admin.create_topics([&topic], &AdminOptions::new()).await.expect("create_topics");
+    assert!(r.iter().all(|r| r.is_ok()), "{r:?}");
+}
+
+fn txn_producer(bootstrap: &str, tid: &str, extra: &[(&str, &str)]) -> ThreadedProducer<DefaultProducerContext> {
+    let mut cfg = ClientConfig::new();
+    cfg.set("bootstrap.servers", bootstrap).set("transactional.id", tid).set("linger.ms", "5");
+    for (k, v) in extra {
+        cfg.set(*k, *v);
+    }
+    let p: ThreadedProducer<DefaultProducerContext> = cfg.create().expect("producer");
+    p.init_transactions(T).expect("init_transactions");
+    p
+}
+
+fn send(p: &ThreadedProducer<DefaultProducerContext>, topic: &str, partition: i32, value: &str) {
+    p.send(BaseRecord::<(), str>::to(topic).partition(partition).payload(value)).expect("send");
+}
+
+/// Everything a consumer at `isolation` reads from the partitions until it has `count`
+/// records: values per partition, in order.
+fn consume(bootstrap: &str, topic: &str, partitions: i32, isolation: &str, count: usize) -> HashMap<i32, Vec<String>> {
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", format!("reader-{isolation}"))
+        .set("isolation.level", isolation)
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition_offset(topic, p, Offset::Beginning).unwrap();
+    }
+    c.assign(&tpl).unwrap();
+    let mut out: HashMap<i32, Vec<String>> = HashMap::new();
+    let mut n = 0;
+    let deadline = std::time::Instant::now() + T;
+    while n < count {
+        assert!(std::time::Instant::now() < deadline, "read {n} of {count} records: {out:?}");
+        if let Some(m) = c.poll(Duration::from_millis(100)) {
+            let m = m.expect("consume");
+            let v = String::from_utf8(m.payload().unwrap().to_vec()).unwrap();
+            out.entry(m.partition()).or_default().push(v);
+            n += 1;
+        }
+    }
+    out
+}
+
+/// (last stable offset, high watermark, record bytes) of a read_committed Fetch from `offset`.
+async fn committed_fetch(raw: &mut RawClient, topic: &str, offset: i64) -> (i64, i64, usize) {
+    let req =
+        FetchRequest::default().with_max_wait_ms(0).with_max_bytes(1 << 20).with_isolation_level(1).with_topics(vec![
+            FetchTopic::default().with_topic(TopicName(topic.to_string().into())).with_partitions(vec![
+                FetchPartition::default().with_partition(0).with_fetch_offset(offset).with_partition_max_bytes(1 << 20),
+            ]),
+        ]);
+    let resp = raw.call(11, &req).await;
+    let p = &resp.responses[0].partitions[0];
+    assert_eq!(p.error_code, 0);
+    (p.last_stable_offset, p.high_watermark, p.records.as_ref().map_or(0, |r| r.len()))
+}
+
+fn values(prefix: &str, n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("{prefix}-{i}")).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn committed_records_are_read_and_aborted_ones_never_leak() {
+    let broker = TestBroker::start().await;
+    let bootstrap = broker.bootstrap();
+    create_topic(&bootstrap, "tx-basic", 2).await;
+    let b = bootstrap.clone();
+    tokio::task::spawn_blocking(move || {
+        let p = txn_producer(&b, "tx-basic-1", &[]);
+        for (round, commit) in [("c1", true), ("a1", false), ("c2", true), ("a2", false)] {
+            p.begin_transaction().unwrap();
+            for part in 0..2 {
+                for v in values(&format!("{round}-p{part}"), 5) {
+                    send(&p, "tx-basic", part, &v);
+                }
+            }
+            if commit {
+                p.commit_transaction(T).expect("commit");
+            } else {
+                p.flush(T).unwrap();
+                p.abort_transaction(T).expect("abort");
+            }
+        }
+        // Committed data after the aborts, so that a reader must go past the aborted ones.
+        p.begin_transaction().unwrap();
+        send(&p, "tx-basic", 0, "c3-p0-0");
+        send(&p, "tx-basic", 1, "c3-p1-0");
+        p.commit_transaction(T).expect("commit");
+
+        let committed = consume(&b, "tx-basic", 2, "read_committed", 22);
+        let uncommitted = consume(&b, "tx-basic", 2, "read_uncommitted", 42);
+        for part in 0..2 {
+            let mut want = values(&format!("c1-p{part}"), 5);
+            want.extend(values(&format!("c2-p{part}"), 5));
+            want.push(format!("c3-p{part}-0"));
+            assert_eq!(committed[&part], want, "read_committed, partition {part}");
+            let mut all = Vec::new();
+            for round in ["c1", "a1", "c2", "a2"] {
+                all.extend(values(&format!("{round}-p{part}"), 5));
+            }
+            all.push(format!("c3-p{part}-0"));
+            assert_eq!(uncommitted[&part], all, "read_uncommitted, partition {part}");
+        }
+    })
+    .await
+    .unwrap();
+    broker.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_transaction_holds_the_last_stable_offset_until_it_ends() {
+    let broker = TestBroker::start().await;
+    let bootstrap = broker.bootstrap();
+    create_topic(&bootstrap, "tx-lso", 1).await;
+    let mut raw = RawClient::connect(broker.addr).await;
+    let b = bootstrap.clone();
+    let p = tokio::task::spawn_blocking(move || {
+        let plain: ThreadedProducer<DefaultProducerContext> =
+            ClientConfig::new().set("bootstrap.servers", &b).create().unwrap();
+        plain.send(BaseRecord::<(), str>::to("tx-lso").partition(0).payload("before")).unwrap();
+        plain.flush(T).unwrap();
+        let p = txn_producer(&b, "tx-lso-1", &[]);
+        p.begin_transaction().unwrap();
+        send(&p, "tx-lso", 0, "inside");
+        p.flush(T).unwrap();
+        plain.send(BaseRecord::<(), str>::to("tx-lso").partition(0).payload("after")).unwrap();
+        plain.flush(T).unwrap();
+        p
+    })
+    .await
+    .unwrap();
+    let (lso, hw, _) = committed_fetch(&mut raw, "tx-lso", 0).await;
+    assert_eq!((lso, hw), (1, 3), "the open transaction starts at offset 1");
+    let (_, _, bytes) = committed_fetch(&mut raw, "tx-lso", 1).await;
+    assert_eq!(bytes, 0, "read_committed gets nothing at the LSO, not even the later plain record");
+    tokio::task::spawn_blocking(move || p.commit_transaction(T).expect("commit")).await.unwrap();
+    let (lso, hw, _) = committed_fetch(&mut raw, "tx-lso", 0).await;
+    assert_eq!(lso, hw, "after the commit marker the LSO is the high watermark");
+    assert_eq!(hw, 4);
+    broker.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_producer_with_the_same_id_fences_the_first_and_aborts_its_transaction() {
+    let broker = TestBroker::start().await;
+    let bootstrap = broker.bootstrap();
+    create_topic(&bootstrap, "tx-fence", 1).await;
+    let b = bootstrap.clone();
+    tokio::task::spawn_blocking(move || {
+        let first = txn_producer(&b, "tx-fence-1", &[]);
+        first.begin_transaction().unwrap();
+        send(&first, "tx-fence", 0, "zombie");
+        first.flush(T).unwrap();
+        let second = txn_producer(&b, "tx-fence-1", &[]);
+        let err = first.commit_transaction(T).expect_err("the fenced producer cannot commit");
+        assert!(
+            matches!(&err, KafkaError::Transaction(e) if e.is_fatal()),
+            "a fenced producer gets a fatal error, got {err:?}"
+        );
+        second.begin_transaction().unwrap();
+        send(&second, "tx-fence", 0, "live");
+        second.commit_transaction(T).expect("commit");
+        let read = consume(&b, "tx-fence", 1, "read_committed", 1);
+        assert_eq!(read[&0], vec!["live".to_string()]);
+    })
+    .await
+    .unwrap();
+    broker.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consume_transform_produce_commits_outputs_and_offsets_together() {
+    const N: usize = 300;
+    let broker = TestBroker::start().await;
+    let bootstrap = broker.bootstrap();
+    create_topic(&bootstrap, "ctp-in", 1).await;
+    create_topic(&bootstrap, "ctp-out", 1).await;
+    let b = bootstrap.clone();
+    tokio::task::spawn_blocking(move || {
+        let plain: ThreadedProducer<DefaultProducerContext> =
+            ClientConfig::new().set("bootstrap.servers", &b).create().unwrap();
+        for v in values("in", N) {
+            plain.send(BaseRecord::<(), str>::to("ctp-in").partition(0).payload(&v)).unwrap();
+        }
+        plain.flush(T).unwrap();
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &b)
+            .set("group.id", "ctp")
+            .set("enable.auto.commit", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("isolation.level", "read_committed")
+            .create()
+            .unwrap();
+        consumer.subscribe(&["ctp-in"]).unwrap();
+        let producer = txn_producer(&b, "ctp-1", &[]);
+        let mut done = 0;
+        let mut aborted_once = false;
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while done < N {
+            assert!(std::time::Instant::now() < deadline, "processed {done} of {N}");
+            producer.begin_transaction().unwrap();
+            let mut batch = Vec::new();
+            while batch.len() < 50 {
+                match consumer.poll(Duration::from_millis(200)) {
+                    Some(m) => {
+                        let m = m.unwrap();
+                        batch.push((m.offset(), String::from_utf8(m.payload().unwrap().to_vec()).unwrap()));
+                    }
+                    None if !batch.is_empty() => break,
+                    None => {}
+                }
+            }
+            for (_, v) in &batch {
+                send(&producer, "ctp-out", 0, &v.replace("in", "out"));
+            }
+            let next = batch.last().unwrap().0 + 1;
+            let mut offsets = TopicPartitionList::new();
+            offsets.add_partition_offset("ctp-in", 0, Offset::Offset(next)).unwrap();
+            producer.send_offsets_to_transaction(&offsets, &consumer.group_metadata().unwrap(), T).unwrap();
+            if !aborted_once && done > 0 {
+                // One aborted round: its outputs must vanish and its inputs be read again.
+                aborted_once = true;
+                producer.flush(T).unwrap();
+                producer.abort_transaction(T).unwrap();
+                let mut rewind = TopicPartitionList::new();
+                rewind.add_partition_offset("ctp-in", 0, Offset::Offset(batch[0].0)).unwrap();
+                consumer.seek_partitions(rewind, T).unwrap();
+                continue;
+            }
+            producer.commit_transaction(T).unwrap();
+            done += batch.len();
+        }
+        let outputs = consume(&b, "ctp-out", 1, "read_committed", N);
+        assert_eq!(outputs[&0], values("out", N), "exactly one output per input, in order");
+        let committed = consumer.committed(T).unwrap();
+        let offset = committed.find_partition("ctp-in", 0).unwrap().offset();
+        assert_eq!(offset, Offset::Offset(N as i64), "the group's offset was committed with the outputs");
+    })
+    .await
+    .unwrap();
+    broker.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_producer_is_aborted_after_its_timeout_and_the_lso_moves_on() {
+    let broker = TestBroker::start_with(|c| c.transaction.abort_check_interval_ms = 100).await;
+    let bootstrap = broker.bootstrap();
+    create_topic(&bootstrap, "tx-timeout", 1).await;
+    let mut raw = RawClient::connect(broker.addr).await;
+    let b = bootstrap.clone();
+    let p = tokio::task::spawn_blocking(move || {
+        let p = txn_producer(&b, "tx-timeout-1", &[("transaction.timeout.ms", "1000")]);
+        p.begin_transaction().unwrap();
+        send(&p, "tx-timeout", 0, "abandoned");
+        p.flush(T).unwrap();
+        p
+    })
+    .await
+    .unwrap();
+    let (lso, _, _) = committed_fetch(&mut raw, "tx-timeout", 0).await;
+    assert_eq!(lso, 0);
+    let mut lso_now = 0;
+    for _ in 0..200 {
+        let (lso, hw, _) = committed_fetch(&mut raw, "tx-timeout", 0).await;
+        if lso == hw && hw == 2 {
+            lso_now = lso;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(lso_now, 2, "the coordinator aborted the transaction: record and marker, LSO past both");
+    let err = tokio::task::spawn_blocking(move || p.commit_transaction(T)).await.unwrap();
+    assert!(err.is_err(), "the timed-out producer was fenced");
+    broker.stop().await;
+}
