@@ -383,7 +383,7 @@ async fn unimplemented_apis_get_an_error_response_not_a_dropped_connection() {
     let mut c = RawClient::connect(broker.addr).await;
     let resp = c.call(1, &DescribeAclsRequest::default()).await;
     assert_eq!(resp.error_code, 35, "UNSUPPORTED_VERSION");
-    let resp = c.call(0, &ListTransactionsRequest::default()).await;
+    let resp = c.call(0, &DescribeUserScramCredentialsRequest::default()).await;
     assert_eq!(resp.error_code, 35);
     assert_eq!(c.call(0, &ApiVersionsRequest::default()).await.error_code, 0);
     broker.stop().await;
@@ -448,10 +448,16 @@ async fn idempotent_producer_retries_are_deduplicated() {
         assert_ne!(r.producer_id.0, again.producer_id.0);
         assert_eq!(r.producer_epoch, 0);
     }
-    // Transactions are not served yet.
+    // With a transactional id the id stays and each InitProducerId bumps its epoch; a
+    // timeout outside 1..=transaction.max.timeout.ms is refused.
     let txn =
         InitProducerIdRequest::default().with_transactional_id(Some(TransactionalId(StrBytes::from_static_str("tx"))));
-    assert_eq!(c.call(4, &txn).await.error_code, 35);
+    assert_eq!(c.call(4, &txn).await.error_code, 50, "INVALID_TRANSACTION_TIMEOUT");
+    let txn = txn.with_transaction_timeout_ms(60_000);
+    let first = c.call(4, &txn).await;
+    assert_eq!((first.error_code, first.producer_epoch), (0, 0));
+    let second = c.call(4, &txn).await;
+    assert_eq!((second.producer_id, second.producer_epoch), (first.producer_id, 1));
     broker.stop().await;
 }
 

@@ -307,3 +307,143 @@ async fn a_silent_producer_is_aborted_after_its_timeout_and_the_lso_moves_on() {
     assert!(err.is_err(), "the timed-out producer was fenced");
     broker.stop().await;
 }
+
+/// One consume-transform-produce worker as an application writes it: on an error it aborts
+/// (or, when the producer is fenced or broken, starts a new one) and goes back to the last
+/// committed input offset. Returns when the committed input offset reaches `n`.
+fn exactly_once_worker(bootstrap: &str, n: i64, progress: &std::sync::atomic::AtomicI64) {
+    use std::sync::atomic::Ordering;
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", "eos")
+        .set("enable.auto.commit", "false")
+        .set("isolation.level", "read_committed")
+        .create()
+        .unwrap();
+    let rewind = |consumer: &BaseConsumer| loop {
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition("eos-in", 0);
+        if let Ok(c) = consumer.committed_offsets(tpl, Duration::from_secs(5)) {
+            let at = match c.find_partition("eos-in", 0).map(|p| p.offset()) {
+                Some(Offset::Offset(o)) => Offset::Offset(o),
+                _ => Offset::Beginning,
+            };
+            let mut tpl = TopicPartitionList::new();
+            tpl.add_partition_offset("eos-in", 0, at).unwrap();
+            consumer.assign(&tpl).unwrap();
+            return match at {
+                Offset::Offset(o) => o,
+                _ => 0,
+            };
+        }
+    };
+    let new_producer = || loop {
+        let p: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
+            .set("bootstrap.servers", bootstrap)
+            .set("transactional.id", "eos-worker")
+            .set("linger.ms", "5")
+            .create()
+            .unwrap();
+        if p.init_transactions(Duration::from_secs(10)).is_ok() {
+            return p;
+        }
+    };
+    let mut producer = new_producer();
+    let mut committed = rewind(&consumer);
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while committed < n {
+        assert!(std::time::Instant::now() < deadline, "processed {committed} of {n}");
+        let round = (|| -> Result<i64, KafkaError> {
+            producer.begin_transaction()?;
+            let mut last = None;
+            let mut taken = 0;
+            while taken < 20 {
+                assert!(std::time::Instant::now() < deadline, "no input to read at {committed} of {n}");
+                match consumer.poll(Duration::from_millis(100)) {
+                    Some(Ok(m)) => {
+                        let v = String::from_utf8(m.payload().unwrap().to_vec()).unwrap();
+                        producer
+                            .send(BaseRecord::<(), str>::to("eos-out").partition(0).payload(&v.replace("in", "out")))
+                            .map_err(|(e, _)| e)?;
+                        last = Some(m.offset());
+                        taken += 1;
+                    }
+                    Some(Err(e)) => return Err(e),
+                    None if last.is_some() => break,
+                    None => {}
+                }
+            }
+            let next = last.unwrap() + 1;
+            let mut offsets = TopicPartitionList::new();
+            offsets.add_partition_offset("eos-in", 0, Offset::Offset(next)).unwrap();
+            producer.send_offsets_to_transaction(&offsets, &consumer.group_metadata().unwrap(), T)?;
+            producer.commit_transaction(T)?;
+            Ok(next)
+        })();
+        match round {
+            Ok(next) => {
+                committed = next;
+                progress.store(next, Ordering::SeqCst);
+            }
+            Err(KafkaError::Transaction(e)) if e.txn_requires_abort() => {
+                eprintln!("round failed at {committed}, aborting: {e}");
+                if producer.abort_transaction(T).is_err() {
+                    producer = new_producer();
+                }
+                committed = rewind(&consumer);
+            }
+            Err(e) => {
+                eprintln!("round failed at {committed}, new producer: {e}");
+                producer = new_producer();
+                committed = rewind(&consumer);
+            }
+        }
+    }
+}
+
+/// The exactly-once loop while the broker is SIGKILLed and restarted in the middle of it:
+/// every input becomes exactly one output, in order, and the group's offset says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exactly_once_holds_across_a_broker_sigkill() {
+    use std::sync::atomic::{AtomicI64, Ordering};
+    use std::sync::Arc;
+    const N: i64 = 400;
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let mut broker = common::BrokerProcess::spawn(&data, &[]);
+    let (addr, bootstrap) = (broker.addr, broker.addr.to_string());
+    create_topic(&bootstrap, "eos-in", 1).await;
+    create_topic(&bootstrap, "eos-out", 1).await;
+    let b = bootstrap.clone();
+    tokio::task::spawn_blocking(move || {
+        let plain: ThreadedProducer<DefaultProducerContext> =
+            ClientConfig::new().set("bootstrap.servers", &b).set("acks", "all").create().unwrap();
+        for v in values("in", N as usize) {
+            plain.send(BaseRecord::<(), str>::to("eos-in").partition(0).payload(&v)).unwrap();
+        }
+        plain.flush(T).unwrap();
+    })
+    .await
+    .unwrap();
+    let progress = Arc::new(AtomicI64::new(0));
+    let (b, p) = (bootstrap.clone(), progress.clone());
+    let worker = tokio::task::spawn_blocking(move || exactly_once_worker(&b, N, &p));
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while progress.load(Ordering::SeqCst) < N / 3 {
+        assert!(std::time::Instant::now() < deadline && !worker.is_finished(), "no progress before the kill");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    broker.kill_9();
+    let killed_at = progress.load(Ordering::SeqCst);
+    let broker = common::BrokerProcess::spawn_at(&data, addr, &[], |_| {});
+    worker.await.unwrap();
+    assert!(killed_at < N, "the kill came in the middle of the stream");
+    let b = bootstrap.clone();
+    tokio::task::spawn_blocking(move || {
+        let outputs = consume(&b, "eos-out", 1, "read_committed", N as usize);
+        assert_eq!(outputs[&0], values("out", N as usize), "exactly one output per input, in order");
+    })
+    .await
+    .unwrap();
+    drop(broker);
+}

@@ -124,19 +124,12 @@ impl GroupCoordinator {
         // Records gregor could not understand come last, as they were the latest for their keys.
         records.extend(kept.iter().cloned());
         let before = self.log.size_bytes();
-        self.log.roll(now_ms)?;
-        let start = self.log.offsets().log_end_offset;
-        for chunk in records.chunks(1000) {
-            let kvs: Vec<batch::KeyValue<'_>> = chunk.iter().map(|(k, v)| (Some(&k[..]), Some(&v[..]))).collect();
-            self.log.append(&batch::build(&kvs, now_ms), now_ms).map_err(|e| io::Error::other(e.to_string()))?;
-        }
-        self.log.flush_blocking()?;
-        let deleted = self.log.delete_segments_before(start)?;
+        let records: Vec<(Vec<u8>, Option<Vec<u8>>)> = records.into_iter().map(|(k, v)| (k, Some(v))).collect();
+        self.log.rewrite_as(&records, now_ms)?;
         info!(
             records = records.len(),
             bytes_before = before,
             bytes_after = self.log.size_bytes(),
-            segments_deleted = deleted,
             "compacted {OFFSETS_TOPIC}"
         );
         Ok(())

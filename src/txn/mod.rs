@@ -18,3 +18,6 @@ pub use coordinator::{
     AddResult, MarkerWriter, ProduceGuard, TxnConfig, TxnCoordinator, TxnError, TxnListing, TXN_TOPIC,
 };
 pub use producer_ids::ProducerIdManager;
+
+#[cfg(test)]
+mod tests;

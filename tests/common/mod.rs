@@ -185,8 +185,20 @@ impl BrokerProcess {
         // Reserve a free port, then hand it to the broker (the tiny race is acceptable in tests).
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        Self::spawn_at(data_dir, addr, extra_env, tweak)
+    }
+
+    /// Starts the broker on a given address: a restart where clients expect it again.
+    pub fn spawn_at(
+        data_dir: &Path,
+        addr: SocketAddr,
+        extra_env: &[(&str, &str)],
+        tweak: impl FnOnce(&mut std::process::Command),
+    ) -> Self {
+        let port = addr.port();
         let log_path = data_dir.with_extension(format!("{port}.log"));
-        let log = std::fs::File::create(&log_path).unwrap();
+        // Appended to, so a restart on the same port keeps the earlier run's lines.
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&log_path).unwrap();
         let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_gregor"));
         cmd.arg("--listen").arg(addr.to_string()).arg("--data-dir").arg(data_dir);
         cmd.stdout(log.try_clone().unwrap()).stderr(log);
