@@ -103,7 +103,11 @@ async fn api_versions_advertises_table_and_answers_newer_versions_in_v0() {
     assert_eq!(resp.error_code, 0);
     let produce = resp.api_keys.iter().find(|k| k.api_key == 0).expect("Produce advertised");
     assert_eq!((produce.min_version, produce.max_version), (0, 13));
-    assert!(resp.supported_features.is_empty() && resp.finalized_features.is_empty());
+    // The one feature gregor finalizes: Transaction Version 2.
+    let names = |f: Vec<&str>| f.join(",");
+    assert_eq!(names(resp.supported_features.iter().map(|f| f.name.as_str()).collect()), "transaction.version");
+    assert_eq!(names(resp.finalized_features.iter().map(|f| f.name.as_str()).collect()), "transaction.version");
+    assert!(resp.finalized_features_epoch >= 0);
 
     // KIP-511: version 127 gets a v0 response with UNSUPPORTED_VERSION and our ranges.
     let mut raw = BytesMut::new();

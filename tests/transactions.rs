@@ -447,3 +447,123 @@ async fn exactly_once_holds_across_a_broker_sigkill() {
     .unwrap();
     drop(broker);
 }
+
+/// A transactional batch of one record, as a client would send it.
+fn txn_record(pid: i64, epoch: i16, seq: i32, value: &str) -> bytes::Bytes {
+    use bytes::BufMut;
+    let mut b =
+        gregor::log::batch::build_transactional(&[(None, Some(value.as_bytes()))], 1_700_000_000_000, pid, epoch);
+    (&mut b[53..57]).put_i32(seq);
+    let crc = crc32c::crc32c(&b[21..]);
+    (&mut b[17..21]).put_u32(crc);
+    b.into()
+}
+
+fn produce_txn(tid: &str, topic: &str, records: bytes::Bytes) -> kafka_protocol::messages::ProduceRequest {
+    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+    kafka_protocol::messages::ProduceRequest::default()
+        .with_transactional_id(Some(kafka_protocol::messages::TransactionalId(tid.to_string().into())))
+        .with_acks(-1)
+        .with_timeout_ms(5000)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(TopicName(topic.to_string().into()))
+            .with_partition_data(vec![PartitionProduceData::default().with_index(0).with_records(Some(records))])])
+}
+
+fn produce_code(resp: &kafka_protocol::messages::ProduceResponse) -> i16 {
+    resp.responses[0].partition_responses[0].error_code
+}
+
+/// Transaction Version 2 as a Kafka 4 Java client speaks it (no such client installs here, so
+/// the exchange is written out): the finalized `transaction.version` 2 feature, produces and
+/// offset commits that add their partitions themselves, and EndTxn v5 moving the epoch on at
+/// every transaction, which fences late writes of the ended one.
+#[tokio::test]
+async fn transaction_version_2_bumps_the_epoch_per_transaction() {
+    use kafka_protocol::messages::txn_offset_commit_request::{
+        TxnOffsetCommitRequestPartition, TxnOffsetCommitRequestTopic,
+    };
+    use kafka_protocol::messages::*;
+    let broker = TestBroker::start().await;
+    let mut raw = RawClient::connect(broker.addr).await;
+    raw.create_topic("tv2", 1).await;
+    let versions = raw
+        .call(
+            3,
+            &ApiVersionsRequest::default()
+                .with_client_software_name("apache-kafka-java".into())
+                .with_client_software_version("4.1.0".into()),
+        )
+        .await;
+    let tv = versions.finalized_features.iter().find(|f| f.name.as_str() == "transaction.version").expect("feature");
+    assert_eq!(tv.max_version_level, 2);
+    let tid = || TransactionalId("tv2-app".into());
+    let init = raw
+        .call(
+            5,
+            &InitProducerIdRequest::default().with_transactional_id(Some(tid())).with_transaction_timeout_ms(60_000),
+        )
+        .await;
+    let (pid, e0) = (init.producer_id.0, init.producer_epoch);
+    assert_eq!((init.error_code, e0), (0, 0));
+
+    // No AddPartitionsToTxn: Produce v12 adds the partition. Produce v11 (TV1) would not.
+    let v11 = raw.call(11, &produce_txn("tv2-app", "tv2", txn_record(pid, e0, 0, "one"))).await;
+    assert_eq!(produce_code(&v11), 48, "INVALID_TXN_STATE: a TV1 produce must be added first");
+    assert_eq!(produce_code(&raw.call(12, &produce_txn("tv2-app", "tv2", txn_record(pid, e0, 0, "one"))).await), 0);
+    // No AddOffsetsToTxn either: TxnOffsetCommit v5 adds the group's offsets partition.
+    let commit = TxnOffsetCommitRequest::default()
+        .with_transactional_id(tid())
+        .with_group_id(GroupId("tv2-group".into()))
+        .with_producer_id(ProducerId(pid))
+        .with_producer_epoch(e0)
+        .with_generation_id(-1)
+        .with_topics(vec![TxnOffsetCommitRequestTopic::default().with_name(TopicName("tv2".into())).with_partitions(
+            vec![TxnOffsetCommitRequestPartition::default().with_partition_index(0).with_committed_offset(1)],
+        )]);
+    let resp = raw.call(5, &commit).await;
+    assert_eq!(resp.topics[0].partitions[0].error_code, 0);
+    assert_eq!(committed_fetch(&mut raw, "tv2", 0).await.0, 0, "the transaction is open");
+
+    let end = |epoch: i16, committed: bool| {
+        EndTxnRequest::default()
+            .with_transactional_id(tid())
+            .with_producer_id(ProducerId(pid))
+            .with_producer_epoch(epoch)
+            .with_committed(committed)
+    };
+    let ended = raw.call(5, &end(e0, true)).await;
+    assert_eq!((ended.error_code, ended.producer_id.0, ended.producer_epoch), (0, pid, e0 + 1));
+    let retried = raw.call(5, &end(e0, true)).await;
+    assert_eq!((retried.error_code, retried.producer_epoch), (0, e0 + 1), "a retry gets the new epoch again");
+    let (lso, hw, _) = committed_fetch(&mut raw, "tv2", 0).await;
+    assert_eq!((lso, hw), (2, 2), "record and commit marker");
+    let fetched = raw
+        .call(
+            7,
+            &OffsetFetchRequest::default().with_group_id(GroupId("tv2-group".into())).with_topics(Some(vec![
+                kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic::default()
+                    .with_name(TopicName("tv2".into()))
+                    .with_partition_indexes(vec![0]),
+            ])),
+        )
+        .await;
+    assert_eq!(fetched.topics[0].partitions[0].committed_offset, 1, "the offset committed with the transaction");
+
+    // The next transaction runs at the new epoch, its sequences starting over; the ended
+    // epoch is fenced at the partition.
+    let e1 = e0 + 1;
+    let late = raw.call(12, &produce_txn("tv2-app", "tv2", txn_record(pid, e0, 1, "late"))).await;
+    assert_eq!(produce_code(&late), 47, "INVALID_PRODUCER_EPOCH");
+    assert_eq!(produce_code(&raw.call(12, &produce_txn("tv2-app", "tv2", txn_record(pid, e1, 0, "two"))).await), 0);
+    let aborted = raw.call(5, &end(e1, false)).await;
+    assert_eq!((aborted.error_code, aborted.producer_epoch), (0, e1 + 1));
+    assert_eq!(raw.call(5, &end(e1, true)).await.error_code, 48, "a commit retried after an abort is refused");
+    assert_eq!(raw.call(5, &end(e0, false)).await.error_code, 90, "two epochs behind: PRODUCER_FENCED");
+    // An abort with nothing in the transaction still moves the epoch on.
+    let empty = raw.call(5, &end(e1 + 1, false)).await;
+    assert_eq!((empty.error_code, empty.producer_epoch), (0, e1 + 2));
+    let (lso, hw, _) = committed_fetch(&mut raw, "tv2", 0).await;
+    assert_eq!((lso, hw), (4, 4));
+    broker.stop().await;
+}

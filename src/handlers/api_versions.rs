@@ -4,7 +4,7 @@
 //! would mis-skip. A request newer than we know gets a v0 response with UNSUPPORTED_VERSION
 //! (KIP-511), which every client can parse.
 
-use kafka_protocol::messages::api_versions_response::ApiVersion;
+use kafka_protocol::messages::api_versions_response::{ApiVersion, FinalizedFeatureKey, SupportedFeatureKey};
 use kafka_protocol::messages::{ApiVersionsRequest, ApiVersionsResponse};
 use kafka_protocol::protocol::StrBytes;
 
@@ -25,8 +25,29 @@ pub async fn handle(ctx: &Ctx, req: ApiVersionsRequest) -> Reply {
     } else {
         0
     };
-    ctx.reply(&ApiVersionsResponse::default().with_error_code(error).with_api_keys(api_keys()))
+    let mut resp = ApiVersionsResponse::default().with_error_code(error).with_api_keys(api_keys());
+    if ctx.version >= 3 {
+        // Transaction Version 2 (KIP-890): Kafka 4 clients use the epoch-bump-per-transaction
+        // protocol when the finalized `transaction.version` is 2. These are tagged fields: old
+        // librdkafka mis-skips tagged fields only when they carry defaults (see
+        // PROTOCOL-NOTES), and these do not.
+        resp.supported_features = vec![SupportedFeatureKey::default()
+            .with_name(StrBytes::from_static_str(TRANSACTION_VERSION))
+            .with_min_version(0)
+            .with_max_version(2)];
+        resp.finalized_features_epoch = FEATURES_EPOCH;
+        resp.finalized_features = vec![FinalizedFeatureKey::default()
+            .with_name(StrBytes::from_static_str(TRANSACTION_VERSION))
+            .with_min_version_level(2)
+            .with_max_version_level(2)];
+    }
+    ctx.reply(&resp)
 }
+
+const TRANSACTION_VERSION: &str = "transaction.version";
+
+/// The epoch of the finalized features: they never change while a data directory lives.
+const FEATURES_EPOCH: i64 = 1;
 
 pub fn unsupported_version(correlation_id: i32) -> Reply {
     let body = ApiVersionsResponse::default()

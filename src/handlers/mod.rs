@@ -128,8 +128,8 @@ macro_rules! registry {
             OffsetDelete => OffsetDeleteRequest, group::offset_delete::handle, 0..=0;
             AddPartitionsToTxn => AddPartitionsToTxnRequest, txn::add_partitions_to_txn::handle, 0..=5;
             AddOffsetsToTxn => AddOffsetsToTxnRequest, txn::add_offsets_to_txn::handle, 0..=4;
-            EndTxn => EndTxnRequest, txn::end_txn::handle, 0..=4;
-            TxnOffsetCommit => TxnOffsetCommitRequest, txn::txn_offset_commit::handle, 0..=4;
+            EndTxn => EndTxnRequest, txn::end_txn::handle, 0..=5;
+            TxnOffsetCommit => TxnOffsetCommitRequest, txn::txn_offset_commit::handle, 0..=5;
             DescribeProducers => DescribeProducersRequest, txn::describe_producers::handle, 0..=0;
             DescribeTransactions => DescribeTransactionsRequest, txn::describe_transactions::handle, 0..=0;
             ListTransactions => ListTransactionsRequest, txn::list_transactions::handle, 0..=1;

@@ -60,7 +60,7 @@ fn append_all(broker: &Broker, req: ProduceRequest, v: i16, now: i64) -> (Vec<To
     // A transactional producer's appends happen under its transactional id's lock: each
     // partition must be in its ongoing transaction, and no marker can end the transaction
     // between that check and the append.
-    let txn =
+    let mut txn =
         req.transactional_id.as_ref().filter(|t| !t.0.is_empty()).map(|t| broker.txns.lock_for_produce(t.0.as_str()));
     let mut pending: Vec<Pending> = Vec::new();
     let mut responses = Vec::with_capacity(req.topic_data.len());
@@ -75,10 +75,12 @@ fn append_all(broker: &Broker, req: ProduceRequest, v: i16, now: i64) -> (Vec<To
             let outcome = if !matches!(acks, -1..=1) {
                 Err((ResponseError::InvalidRequiredAcks, None, Vec::new()))
             } else if let Some(log) = log {
-                let tp = (topic.name.0.to_string(), part.index);
+                // Produce v13 names topics by id: the name comes from the topic's metadata.
+                let name = meta.as_ref().map_or_else(|| topic.name.0.to_string(), |m| m.name.to_string());
+                let tp = (name, part.index);
                 match part.records.as_deref() {
                     None | Some([]) => Err((ResponseError::InvalidRecord, Some("no records".to_string()), Vec::new())),
-                    Some(records) => match check_transaction(txn.as_ref(), records, &tp) {
+                    Some(records) => match check_transaction(broker, txn.as_mut(), records, &tp, v, now) {
                         Err(e) => Err((e.0, Some(e.1), Vec::new())),
                         Ok(()) => log.append(records, now).map(|info| (log, info)).map_err(|e| {
                         crate::warn_limited!("rejected produce", partition = %format!("{}-{}", topic.name.0.as_str(), part.index), error = %e, "rejected produce");
@@ -136,11 +138,15 @@ fn append_all(broker: &Broker, req: ProduceRequest, v: i16, now: i64) -> (Vec<To
 }
 
 /// Transactional records may be appended only inside the producer's ongoing transaction, to
-/// a partition added to it (KIP-890's check, made in-process).
+/// a partition added to it (KIP-890's check, made in-process). From Produce v12 (Transaction
+/// Version 2) the produce itself adds the partition.
 fn check_transaction(
-    txn: Option<&crate::txn::ProduceGuard>,
+    broker: &Broker,
+    txn: Option<&mut crate::txn::ProduceGuard>,
     records: &[u8],
     tp: &(String, i32),
+    version: i16,
+    now: i64,
 ) -> Result<(), (ResponseError, String)> {
     let Some(h) = crate::log::batch::BatchHeader::parse(records).filter(|h| h.is_transactional()) else {
         return Ok(());
@@ -152,7 +158,13 @@ fn check_transaction(
         ));
     };
     // Fencing is INVALID_PRODUCER_EPOCH at the partition, as Kafka's log answers it.
-    txn.verify(h.producer_id, h.producer_epoch, tp).map_err(|e| (txn_code(&e, 0, i16::MAX), e.to_string()))
+    let refused = |e: crate::txn::TxnError| (txn_code(&e, 0, i16::MAX), e.to_string());
+    match txn.verify(h.producer_id, h.producer_epoch, tp) {
+        Err(crate::txn::TxnError::PartitionNotAdded) if version >= 12 => {
+            broker.txns.add_implicitly(txn, h.producer_id, h.producer_epoch, tp, now).map_err(refused)
+        }
+        other => other.map_err(refused),
+    }
 }
 
 /// Produce v0–v2 carry the pre-0.11 message formats, which gregor does not store. The request

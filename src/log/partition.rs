@@ -394,6 +394,8 @@ impl PartitionLog {
             let hw = end.min(inner.log_end_offset());
             if inner.config.durable && hw > inner.high_watermark {
                 inner.high_watermark = hw;
+                // Transactions whose markers are now visible stop holding the LSO back.
+                inner.producers.last_stable_offset(hw);
                 true
             } else {
                 false
@@ -992,6 +994,7 @@ impl Inner {
             true
         } else {
             self.high_watermark = next;
+            self.producers.last_stable_offset(next);
             self.config.flush_interval_messages.is_some_and(|n| self.messages_since_flush >= n)
         };
         Ok(AppendInfo {

@@ -394,6 +394,114 @@ impl TxnCoordinator {
         }
     }
 
+    /// EndTxn v5+ (Transaction Version 2, KIP-890): every transaction ends with a new epoch.
+    /// The markers carry it, fencing any late write of the ended transaction, and the client
+    /// goes on with it (the response's producer id and epoch). An abort with nothing added
+    /// still moves the epoch; a retry of an EndTxn that completed (one epoch behind) gets the
+    /// current id and epoch again. Follows Kafka 4.1's `endTransaction` for TV2.
+    #[allow(clippy::too_many_arguments)]
+    pub fn end_txn_v2(
+        &self,
+        transactional_id: &str,
+        producer_id: i64,
+        epoch: i16,
+        commit: bool,
+        ids: &ProducerIdManager,
+        markers: &dyn MarkerWriter,
+        now_ms: i64,
+    ) -> Result<(i64, i16), TxnError> {
+        let entry = self.entry(transactional_id).ok_or_else(|| TxnError::NoProducerId(transactional_id.into()))?;
+        let mut m = entry.lock();
+        if m.producer_id < 0 {
+            return Err(TxnError::NoProducerId(transactional_id.into()));
+        }
+        if producer_id != m.producer_id {
+            return Err(TxnError::ProducerIdMapping { got: producer_id, current: m.producer_id });
+        }
+        if m.state.is_preparing() {
+            return Err(TxnError::Concurrent);
+        }
+        let current = epoch == m.epoch;
+        let retry = i32::from(epoch) + 1 == i32::from(m.epoch);
+        let fenced = TxnError::Fenced { got: epoch, current: m.epoch };
+        let invalid = |s: TxnState| {
+            TxnError::InvalidState(format!(
+                "cannot {} the transaction: it is in state {}",
+                if commit { "commit" } else { "abort" },
+                s.name()
+            ))
+        };
+        let new_id = || ids.next_id().map_err(|e| TxnError::Storage(e.to_string()));
+        match (m.state, commit) {
+            (TxnState::Ongoing, _) if current => {
+                let before = m.clone();
+                bump_epoch(&mut m, &new_id)?;
+                let control = if commit { ControlType::Commit } else { ControlType::Abort };
+                if let Err(e) = self.finish(&mut m, control, markers, now_ms) {
+                    if m.state == TxnState::Ongoing {
+                        // Nothing was recorded: the client may retry at its epoch.
+                        *m = before;
+                    }
+                    return Err(e);
+                }
+                Ok((m.producer_id, m.epoch))
+            }
+            (TxnState::Empty | TxnState::CompleteCommit | TxnState::CompleteAbort, false) if current => {
+                let before = m.clone();
+                bump_epoch(&mut m, &new_id)?;
+                m.state = TxnState::CompleteAbort;
+                m.partitions.clear();
+                m.last_update_ms = now_ms;
+                if let Err(e) = self.persist(&m) {
+                    *m = before;
+                    return Err(e);
+                }
+                Ok((m.producer_id, m.epoch))
+            }
+            (TxnState::CompleteCommit, true) | (TxnState::CompleteAbort, false) if retry => {
+                Ok((m.producer_id, m.epoch))
+            }
+            (s, _) if current || retry => Err(invalid(s)),
+            _ => Err(fenced),
+        }
+    }
+
+    /// A transactional produce (v12+) or TxnOffsetCommit (v5+) of a Transaction Version 2
+    /// client adds its partition to the transaction itself, starting the transaction if it
+    /// has not begun (there is no AddPartitionsToTxn in TV2).
+    pub fn add_implicitly(
+        &self,
+        guard: &mut ProduceGuard,
+        producer_id: i64,
+        epoch: i16,
+        tp: &(String, i32),
+        now_ms: i64,
+    ) -> Result<(), TxnError> {
+        let Some(m) = guard.meta.as_mut() else {
+            return Err(TxnError::PartitionNotAdded);
+        };
+        Self::check_producer(m, producer_id, epoch)?;
+        if m.state.is_preparing() {
+            return Err(TxnError::Concurrent);
+        }
+        if m.state == TxnState::Ongoing && m.partitions.contains(tp) {
+            return Ok(());
+        }
+        let before = m.clone();
+        if m.state != TxnState::Ongoing {
+            m.state = TxnState::Ongoing;
+            m.partitions.clear();
+            m.start_ms = now_ms;
+        }
+        m.partitions.insert(tp.clone());
+        m.last_update_ms = now_ms;
+        if let Err(e) = self.persist(m) {
+            **m = before;
+            return Err(e);
+        }
+        Ok(())
+    }
+
     /// Prepare (durably), write every partition's marker (durably), complete. On a failure
     /// the state stays "prepare" and [`TxnCoordinator::tick`] finishes it later.
     fn finish(

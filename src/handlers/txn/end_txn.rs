@@ -1,4 +1,5 @@
-//! EndTxn: commit or abort the producer's transaction. Answered once the markers are durable
+//! EndTxn: commit or abort the producer's transaction; from v5 (Transaction Version 2) with an
+//! epoch bump per transaction. Answered once the markers are durable
 //! in every partition of it (Kafka answers after the "prepare" record and writes the markers
 //! afterwards; answering later costs the client a little latency and spares it the
 //! CONCURRENT_TRANSACTIONS retries of its next transaction).
@@ -12,6 +13,24 @@ use crate::handlers::{Ctx, Reply};
 pub async fn handle(ctx: &Ctx, req: EndTxnRequest) -> Reply {
     let (broker, version) = (ctx.broker.clone(), ctx.version);
     reply_off_runtime(ctx, "EndTxn", move || {
+        if version >= 5 {
+            // Transaction Version 2: the transaction ends with a new epoch, which the client
+            // carries on with.
+            let result = broker.txns.end_txn_v2(
+                req.transactional_id.0.as_str(),
+                req.producer_id.0,
+                req.producer_epoch,
+                req.committed,
+                &broker.producer_ids,
+                &broker.markers(),
+                now_ms(),
+            );
+            let (id, epoch) = *result.as_ref().unwrap_or(&(-1, -1));
+            return EndTxnResponse::default()
+                .with_error_code(super::code(&result.map(drop), version, 2))
+                .with_producer_id(ProducerId(id))
+                .with_producer_epoch(epoch);
+        }
         let result = broker.txns.end_txn(
             req.transactional_id.0.as_str(),
             req.producer_id.0,
@@ -20,12 +39,7 @@ pub async fn handle(ctx: &Ctx, req: EndTxnRequest) -> Reply {
             &broker.markers(),
             now_ms(),
         );
-        let resp = EndTxnResponse::default().with_error_code(super::code(&result, version, 2));
-        if version >= 5 {
-            let (id, epoch) = if result.is_ok() { (req.producer_id.0, req.producer_epoch) } else { (-1, -1) };
-            return resp.with_producer_id(ProducerId(id)).with_producer_epoch(epoch);
-        }
-        resp
+        EndTxnResponse::default().with_error_code(super::code(&result, version, 2))
     })
     .await
 }

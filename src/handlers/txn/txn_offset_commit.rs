@@ -42,9 +42,16 @@ pub async fn handle(ctx: &Ctx, req: TxnOffsetCommitRequest) -> Reply {
         // The group's offsets partition must be part of this producer's ongoing transaction
         // (AddOffsetsToTxn) and the producer current.
         // Held until the offsets are written, so that they cannot land after the marker.
-        let guard = broker.txns.lock_for_produce(&tid);
+        let mut guard = broker.txns.lock_for_produce(&tid);
         let offsets_tp = (crate::group::OFFSETS_TOPIC.to_string(), 0);
-        if let Err(e) = guard.verify(pid, epoch, &offsets_tp) {
+        let verified = match guard.verify(pid, epoch, &offsets_tp) {
+            // Transaction Version 2 (v5+) sends no AddOffsetsToTxn: the commit adds it.
+            Err(crate::txn::TxnError::PartitionNotAdded) if version >= 5 => {
+                broker.txns.add_implicitly(&mut guard, pid, epoch, &offsets_tp, now)
+            }
+            other => other,
+        };
+        if let Err(e) = verified {
             let code = match e {
                 crate::txn::TxnError::PartitionNotAdded => ResponseError::InvalidTxnState,
                 e => crate::handlers::error_codes::txn_code(&e, version, 3),
