@@ -40,6 +40,10 @@ SCENARIOS=(
   "confluent-kafka|delete-records|ck_delete_records.py"
   "kafka-python|delete-records|kp_delete_records.py"
   "kafkajs|delete-records|kafkajs_delete_records.py"
+  "confluent-kafka|transactions|ck_transactions.py"
+  "kafka-python|transactions|kp_transactions.py"
+  "aiokafka|transactions|aiokafka_transactions.py"
+  "kafkajs|transactions|kafkajs_transactions.py"
   "kafka-python|cluster-admin|kp_cluster_admin.py"
   "confluent-kafka|idempotent-produce|ck_produce_consume.py --idempotent"
   "kafka-python|admin|kp_admin.py"
@@ -60,7 +64,8 @@ SCENARIOS=(
   "kafkajs|group-consume|kafkajs_group_consume.py"
 )
 CLIENTS=(kcat confluent-kafka kafka-python aiokafka kafkajs)
-COLUMNS=(metadata produce-consume idempotent-produce admin list-offsets delete-records cluster-admin)
+COLUMNS=(metadata produce-consume idempotent-produce admin list-offsets delete-records cluster-admin
+         transactions)
 # Second table: the consumer-group scenarios (ids "group-X", shown as column "X").
 GROUP_COLUMNS=(group-consume group-rebalance group-restart group-live-restart group-static
                group-cooperative group-mixed group-admin)

@@ -210,18 +210,27 @@ impl TxnCoordinator {
 
     /// Writes the state record and waits until it is durable.
     fn persist(&self, m: &TxnMetadata) -> Result<(), TxnError> {
-        let key = record::encode_key(&m.transactional_id);
-        let value = record::encode_value(m);
-        self.append(&[(Some(&key[..]), Some(&value[..]))])
+        self.write_state(m, true)
     }
 
-    fn append(&self, records: &[batch::KeyValue<'_>]) -> Result<(), TxnError> {
+    fn write_state(&self, m: &TxnMetadata, durable: bool) -> Result<(), TxnError> {
+        let key = record::encode_key(&m.transactional_id);
+        let value = record::encode_value(m);
+        self.append(&[(Some(&key[..]), Some(&value[..]))], durable)
+    }
+
+    /// Appends records; with `durable`, returns once they are fsynced (an fsync another
+    /// caller made after the append counts).
+    fn append(&self, records: &[batch::KeyValue<'_>], durable: bool) -> Result<(), TxnError> {
         let now = crate::clock::now_ms();
         let storage = |e: String| {
             warn!(error = %e, "cannot write to {TXN_TOPIC}");
             TxnError::Storage(e)
         };
-        self.log.append(&batch::build(records, now), now).map_err(|e| storage(e.to_string()))?;
+        let info = self.log.append(&batch::build(records, now), now).map_err(|e| storage(e.to_string()))?;
+        if !durable || self.log.durable_offset() > info.last_offset {
+            return Ok(());
+        }
         self.log.flush_blocking().map_err(|e| storage(e.to_string()))
     }
 
@@ -533,8 +542,9 @@ impl TxnCoordinator {
         }
         m.state = if control == ControlType::Commit { TxnState::CompleteCommit } else { TxnState::CompleteAbort };
         m.last_update_ms = now_ms;
-        // Were this record lost, the next start would write the markers again: harmless.
-        self.persist(m)
+        // Not waited for: were this record lost, the next start would write the markers again
+        // (harmless), and the next durable write of this log makes it durable anyway.
+        self.write_state(m, false)
     }
 
     /// Locks the transactional id for a produce of its producer (see [`ProduceGuard`]).
@@ -563,7 +573,7 @@ impl TxnCoordinator {
                     if now_ms - m.last_update_ms > self.cfg.id_expiration_ms =>
                 {
                     let key = record::encode_key(&m.transactional_id);
-                    self.append(&[(Some(&key[..]), None)]).map(|()| {
+                    self.append(&[(Some(&key[..]), None)], true).map(|()| {
                         m.state = TxnState::Dead;
                     })
                 }
