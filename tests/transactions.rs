@@ -311,8 +311,7 @@ async fn a_silent_producer_is_aborted_after_its_timeout_and_the_lso_moves_on() {
 /// One consume-transform-produce worker as an application writes it: on an error it aborts
 /// (or, when the producer is fenced or broken, starts a new one) and goes back to the last
 /// committed input offset. Returns when the committed input offset reaches `n`.
-fn exactly_once_worker(bootstrap: &str, n: i64, progress: &std::sync::atomic::AtomicI64) {
-    use std::sync::atomic::Ordering;
+fn exactly_once_worker(bootstrap: &str, n: i64, on_commit: &dyn Fn(i64), hold_at: Option<i64>) {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("group.id", "eos")
@@ -374,6 +373,12 @@ fn exactly_once_worker(bootstrap: &str, n: i64, progress: &std::sync::atomic::At
                 }
             }
             let next = last.unwrap() + 1;
+            if hold_at.is_some_and(|at| next >= at) {
+                // Where the test kills this process: outputs written, transaction open.
+                producer.flush(T)?;
+                on_commit(-next);
+                std::thread::sleep(Duration::from_secs(60));
+            }
             let mut offsets = TopicPartitionList::new();
             offsets.add_partition_offset("eos-in", 0, Offset::Offset(next)).unwrap();
             producer.send_offsets_to_transaction(&offsets, &consumer.group_metadata().unwrap(), T)?;
@@ -383,7 +388,7 @@ fn exactly_once_worker(bootstrap: &str, n: i64, progress: &std::sync::atomic::At
         match round {
             Ok(next) => {
                 committed = next;
-                progress.store(next, Ordering::SeqCst);
+                on_commit(next);
             }
             Err(KafkaError::Transaction(e)) if e.txn_requires_abort() => {
                 eprintln!("round failed at {committed}, aborting: {e}");
@@ -427,7 +432,8 @@ async fn exactly_once_holds_across_a_broker_sigkill() {
     .unwrap();
     let progress = Arc::new(AtomicI64::new(0));
     let (b, p) = (bootstrap.clone(), progress.clone());
-    let worker = tokio::task::spawn_blocking(move || exactly_once_worker(&b, N, &p));
+    let worker =
+        tokio::task::spawn_blocking(move || exactly_once_worker(&b, N, &|next| p.store(next, Ordering::SeqCst), None));
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     while progress.load(Ordering::SeqCst) < N / 3 {
         assert!(std::time::Instant::now() < deadline && !worker.is_finished(), "no progress before the kill");
@@ -565,5 +571,79 @@ async fn transaction_version_2_bumps_the_epoch_per_transaction() {
     assert_eq!((empty.error_code, empty.producer_epoch), (0, e1 + 2));
     let (lso, hw, _) = committed_fetch(&mut raw, "tv2", 0).await;
     assert_eq!((lso, hw), (4, 4));
+    broker.stop().await;
+}
+
+/// Not a test by itself: the worker process of
+/// `exactly_once_holds_when_the_worker_is_sigkilled`, started as a child of this test binary.
+#[test]
+#[ignore = "entry point of a child process"]
+fn eos_worker_process() {
+    let Ok(bootstrap) = std::env::var("EOS_BOOTSTRAP") else { return };
+    let n: i64 = std::env::var("EOS_N").unwrap().parse().unwrap();
+    let progress = std::env::var("EOS_PROGRESS").unwrap();
+    let hold_at = std::env::var("EOS_HOLD_AT").ok().map(|v| v.parse().unwrap());
+    exactly_once_worker(&bootstrap, n, &|next| std::fs::write(&progress, next.to_string()).unwrap(), hold_at);
+}
+
+/// The input offset the worker process last reported committed; negative once it holds an
+/// open transaction with its outputs written.
+fn reported(progress: &std::path::Path) -> i64 {
+    std::fs::read_to_string(progress).ok().and_then(|s| s.parse().ok()).unwrap_or(0)
+}
+
+/// The exactly-once loop's process is SIGKILLed in the middle of the stream (with a
+/// transaction open, at some point of it) and started again: the new instance fences the old
+/// one, whose open transaction is aborted, and goes on from the committed offset. Every input
+/// becomes exactly one output, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exactly_once_holds_when_the_worker_is_sigkilled() {
+    const N: i64 = 2000;
+    let tmp = tempfile::tempdir().unwrap();
+    let progress = tmp.path().join("progress");
+    let broker = TestBroker::start().await;
+    let bootstrap = broker.bootstrap();
+    create_topic(&bootstrap, "eos-in", 1).await;
+    create_topic(&bootstrap, "eos-out", 1).await;
+    let b = bootstrap.clone();
+    tokio::task::spawn_blocking(move || {
+        let plain: ThreadedProducer<DefaultProducerContext> =
+            ClientConfig::new().set("bootstrap.servers", &b).create().unwrap();
+        for v in values("in", N as usize) {
+            plain.send(BaseRecord::<(), str>::to("eos-in").partition(0).payload(&v)).unwrap();
+        }
+        plain.flush(T).unwrap();
+        let spawn = |hold: bool| {
+            let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
+            if hold {
+                cmd.env("EOS_HOLD_AT", (N / 4).to_string());
+            }
+            cmd.args(["--exact", "eos_worker_process", "--ignored", "--nocapture"])
+                .env("EOS_BOOTSTRAP", &b)
+                .env("EOS_N", N.to_string())
+                .env("EOS_PROGRESS", &progress)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap()
+        };
+        let mut first = spawn(true);
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while reported(&progress) >= 0 {
+            assert!(std::time::Instant::now() < deadline, "no progress before the kill");
+            assert!(first.try_wait().unwrap().is_none(), "the worker exited early");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        first.kill().unwrap();
+        first.wait().unwrap();
+        let status = spawn(false).wait().unwrap();
+        assert!(status.success(), "the second worker failed");
+        let outputs = consume(&b, "eos-out", 1, "read_committed", N as usize);
+        assert_eq!(outputs[&0], values("out", N as usize), "exactly one output per input, in order");
+        let raw_outputs = consume(&b, "eos-out", 1, "read_uncommitted", N as usize);
+        assert!(raw_outputs[&0].len() >= N as usize);
+    })
+    .await
+    .unwrap();
     broker.stop().await;
 }
