@@ -541,6 +541,8 @@ impl TxnCoordinator {
             }
         }
         m.state = if control == ControlType::Commit { TxnState::CompleteCommit } else { TxnState::CompleteAbort };
+        // As Kafka: a completed transaction lists no partitions (DescribeTransactions).
+        m.partitions.clear();
         m.last_update_ms = now_ms;
         // Not waited for: were this record lost, the next start would write the markers again
         // (harmless), and the next durable write of this log makes it durable anyway.

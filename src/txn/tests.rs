@@ -68,7 +68,8 @@ fn the_state_machine_answers_as_kafkas_coordinator_does() {
     assert!(m.written.borrow().iter().all(|(_, p, e, ctl)| (*p, *e, *ctl) == (pid, 0, ControlType::Commit)));
     c.end_txn("t", pid, 0, true, &m, NOW).expect("a retried commit succeeds again");
     assert!(matches!(c.end_txn("t", pid, 0, false, &m, NOW), Err(TxnError::InvalidState(_))));
-    assert_eq!(c.describe("t").unwrap().state, TxnState::CompleteCommit);
+    let done = c.describe("t").unwrap();
+    assert_eq!((done.state, done.partitions.len()), (TxnState::CompleteCommit, 0), "no partitions once complete");
 
     // A second producer of the id while a transaction is open: the open one is aborted with
     // a bumped epoch (fencing the old producer), and the new producer gets the next one.
