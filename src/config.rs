@@ -34,11 +34,20 @@ pub struct TransactionConfig {
     /// How often to look for transactions past their timeout, to abort them
     /// (`transaction.abort.timed.out.transaction.cleanup.interval.ms`). Default: 10000.
     pub abort_check_interval_ms: u64,
+    /// Forget an idempotent or transactional producer's sequence state in a partition after
+    /// this long without a write there (`producer.id.expiration.ms`); checked with retention.
+    /// Default: 86400000 (1 day).
+    pub producer_id_expiration_ms: u64,
 }
 
 impl Default for TransactionConfig {
     fn default() -> Self {
-        Self { max_timeout_ms: 900_000, id_expiration_ms: 604_800_000, abort_check_interval_ms: 10_000 }
+        Self {
+            max_timeout_ms: 900_000,
+            id_expiration_ms: 604_800_000,
+            abort_check_interval_ms: 10_000,
+            producer_id_expiration_ms: 86_400_000,
+        }
     }
 }
 
@@ -457,6 +466,7 @@ pub fn kafka_key(key: &str) -> Option<KafkaKey> {
         "offset.metadata.max.bytes" => Maps("group.offset_metadata_max_bytes"),
         "transaction.max.timeout.ms" => Maps("transaction.max_timeout_ms"),
         "transactional.id.expiration.ms" => Maps("transaction.id_expiration_ms"),
+        "producer.id.expiration.ms" => Maps("transaction.producer_id_expiration_ms"),
         "transaction.abort.timed.out.transaction.cleanup.interval.ms" => Maps("transaction.abort_check_interval_ms"),
         "process.roles"
         | "controller.quorum.voters"

@@ -89,6 +89,8 @@ impl Broker {
             if let Err(e) = p.apply_retention(now) {
                 error!(partition = %p.tp, error = %e, "retention failed");
             }
+            let max_idle = i64::try_from(self.config.transaction.producer_id_expiration_ms).unwrap_or(i64::MAX);
+            p.expire_producers(now, max_idle);
         }
     }
 }

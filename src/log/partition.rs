@@ -267,6 +267,11 @@ impl PartitionLog {
         }
     }
 
+    /// Forgets producers idle for longer than `max_idle_ms` (`producer.id.expiration.ms`).
+    pub fn expire_producers(&self, now_ms: i64, max_idle_ms: i64) -> usize {
+        self.inner.lock().producers.expire(now_ms, max_idle_ms)
+    }
+
     /// The producers with state in this partition (DescribeProducers).
     pub fn producers(&self) -> Vec<ProducerInfo> {
         self.inner.lock().producers.producers()

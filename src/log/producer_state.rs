@@ -257,6 +257,16 @@ impl ProducerStateTable {
         self.aborted.retain(|a| a.last_offset >= log_start_offset);
     }
 
+    /// Forgets producers idle for longer than `max_idle_ms` (Kafka's
+    /// `producer.id.expiration.ms`), judged by their last batch's timestamp; a producer with
+    /// an open transaction here stays. Returns how many were forgotten.
+    pub fn expire(&mut self, now_ms: i64, max_idle_ms: i64) -> usize {
+        let before = self.producers.len();
+        self.producers
+            .retain(|_, e| e.txn_first_offset.is_some() || now_ms.saturating_sub(e.last_timestamp) <= max_idle_ms);
+        before - self.producers.len()
+    }
+
     /// Producers with state here, by producer id.
     pub fn producers(&self) -> Vec<ProducerInfo> {
         let mut out: Vec<ProducerInfo> = self
@@ -420,6 +430,23 @@ mod tests {
         t.record(&batch(7, 1, 0, 1, 20));
         assert!(matches!(t.check(&batch(7, 0, 9, 1, 99)), Err(SequenceError::FencedEpoch { .. })));
         assert_eq!(t.check(&batch(7, 1, 1, 1, 21)), Ok(SequenceCheck::Append));
+    }
+
+    #[test]
+    fn idle_producers_expire_unless_a_transaction_of_theirs_is_open() {
+        let mut t = ProducerStateTable::default();
+        let mut idle = batch(1, 0, 0, 1, 0);
+        idle.max_timestamp = 1_000;
+        t.record(&idle);
+        let mut open = batch(2, 0, 0, 1, 1);
+        open.max_timestamp = 1_000;
+        open.attributes = 0x10;
+        t.record(&open);
+        assert_eq!(t.expire(2_000, 1_000), 0, "idle for exactly the limit");
+        assert_eq!(t.expire(2_001, 1_000), 1);
+        assert_eq!(t.producers().iter().map(|p| p.producer_id).collect::<Vec<_>>(), vec![2]);
+        // A forgotten producer is accepted again at any sequence, as a new one.
+        assert_eq!(t.check(&batch(1, 0, 7, 1, 2)), Ok(SequenceCheck::Append));
     }
 
     #[test]
