@@ -267,6 +267,10 @@ impl TxnCoordinator {
                 if pid != m.producer_id {
                     return Err(TxnError::ProducerIdMapping { got: pid, current: m.producer_id });
                 }
+                if epoch == m.last_epoch && m.state == TxnState::Empty {
+                    // A retry of the bump that got this epoch: the same answer again.
+                    return Ok((m.producer_id, m.epoch));
+                }
                 if epoch != m.epoch {
                     return Err(TxnError::Fenced { got: epoch, current: m.epoch });
                 }
@@ -279,7 +283,9 @@ impl TxnCoordinator {
                 bump_epoch(&mut m, &new_id)?;
                 self.finish(&mut m, ControlType::Abort, markers, now_ms)?;
             }
+            let previous = m.epoch;
             bump_epoch(&mut m, &new_id)?;
+            m.last_epoch = if expected.is_some() { previous } else { -1 };
         }
         m.timeout_ms = timeout_ms;
         m.state = TxnState::Empty;

@@ -94,6 +94,7 @@ pub fn decode_value(transactional_id: &str, mut b: &[u8]) -> Option<TxnMetadata>
         partitions,
         last_update_ms,
         start_ms,
+        last_epoch: -1,
     })
 }
 
@@ -124,6 +125,7 @@ mod tests {
             partitions: [("a".to_string(), 0), ("a".to_string(), 2), ("b".to_string(), 1)].into_iter().collect(),
             last_update_ms: 1_000,
             start_ms: 900,
+            last_epoch: -1,
         };
         assert_eq!(decode_key(&encode_key("tx")).as_deref(), Some("tx"));
         let v = encode_value(&m);

@@ -76,6 +76,10 @@ pub struct TxnMetadata {
     pub last_update_ms: i64,
     /// When the current transaction began (its first AddPartitionsToTxn); -1 when none.
     pub start_ms: i64,
+    /// The epoch before the last KIP-360 bump (an InitProducerId that named the current id
+    /// and epoch), so that a retry of that call gets the same answer; -1 when none. Kept in
+    /// memory only, as Kafka does.
+    pub last_epoch: i16,
 }
 
 impl TxnMetadata {
@@ -89,6 +93,7 @@ impl TxnMetadata {
             partitions: BTreeSet::new(),
             last_update_ms: -1,
             start_ms: -1,
+            last_epoch: -1,
         }
     }
 }

@@ -79,8 +79,12 @@ fn the_state_machine_answers_as_kafkas_coordinator_does() {
     assert_eq!((pid2, epoch2), (pid, 2));
     assert!(m.written.borrow().iter().all(|(_, _, e, ctl)| (*e, *ctl) == (1, ControlType::Abort)));
     assert!(matches!(c.end_txn("t", pid, 0, true, &m, NOW), Err(TxnError::Fenced { .. })));
-    // KIP-360: a producer naming an older epoch of the id is fenced too.
+    // KIP-360: a producer naming an older epoch of the id is fenced too; one naming the
+    // current epoch bumps it, and a retry of that call gets the same answer.
     assert!(matches!(c.init_producer("t", 60_000, Some((pid, 0)), &ids, &m, NOW), Err(TxnError::Fenced { .. })));
+    assert_eq!(c.init_producer("t", 60_000, Some((pid, 2)), &ids, &m, NOW), Ok((pid, 3)));
+    assert_eq!(c.init_producer("t", 60_000, Some((pid, 2)), &ids, &m, NOW), Ok((pid, 3)), "retried");
+    assert!(matches!(c.init_producer("t", 60_000, Some((pid, 1)), &ids, &m, NOW), Err(TxnError::Fenced { .. })));
 }
 
 #[test]
