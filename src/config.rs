@@ -164,6 +164,11 @@ pub struct LogConfig {
     pub retention_bytes: i64,
     /// How often retention runs (Kafka: `log.retention.check.interval.ms`). Default: 300000.
     pub retention_check_interval_ms: u64,
+    /// Compact topics with `cleanup.policy=compact` (`log.cleaner.enable`). Default: true.
+    pub cleaner_enable: bool,
+    /// Pause between compaction passes over the compacted topics, in ms
+    /// (`log.cleaner.backoff.ms`). Default: 15000.
+    pub cleaner_backoff_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -214,6 +219,8 @@ impl Default for LogConfig {
             retention_ms: 7 * 24 * 3600 * 1000,
             retention_bytes: -1,
             retention_check_interval_ms: 300_000,
+            cleaner_enable: true,
+            cleaner_backoff_ms: 15_000,
         }
     }
 }
@@ -456,6 +463,8 @@ pub fn kafka_key(key: &str) -> Option<KafkaKey> {
         "log.retention.ms" => Maps("log.retention_ms"),
         "log.retention.bytes" => Maps("log.retention_bytes"),
         "log.retention.check.interval.ms" => Maps("log.retention_check_interval_ms"),
+        "log.cleaner.enable" => Maps("log.cleaner_enable"),
+        "log.cleaner.backoff.ms" => Maps("log.cleaner_backoff_ms"),
         "auto.create.topics.enable" => Maps("topics.auto_create"),
         "num.partitions" => Maps("topics.num_partitions"),
         "group.initial.rebalance.delay.ms" => Maps("group.initial_rebalance_delay_ms"),

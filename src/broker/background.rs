@@ -1,5 +1,5 @@
-//! The broker's background work: group and transaction timers, retention passes, timed flushes, and the
-//! final flush of a clean stop.
+//! The broker's background work: group and transaction timers, retention and compaction
+//! passes, timed flushes, and the final flush of a clean stop.
 
 use std::io;
 use std::sync::Arc;
@@ -50,6 +50,19 @@ impl Broker {
                 let _ = tokio::task::spawn_blocking(move || b.run_retention()).await;
             }
         }));
+        if self.config.log.cleaner_enable {
+            let broker = self.clone();
+            let every = Duration::from_millis(self.config.log.cleaner_backoff_ms.max(1));
+            tasks.push(tokio::spawn(async move {
+                let mut tick = tokio::time::interval(every);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    tick.tick().await;
+                    let b = broker.clone();
+                    let _ = tokio::task::spawn_blocking(move || b.run_cleaner()).await;
+                }
+            }));
+        }
         if let Some(ms) = self.config.log.flush_interval_ms {
             let broker = self.clone();
             tasks.push(tokio::spawn(async move {
@@ -81,6 +94,17 @@ impl Broker {
         self.logs.write_clean_shutdown_marker()?;
         info!(partitions, elapsed_ms = started.elapsed().as_millis() as u64, "logs flushed; clean shutdown recorded");
         Ok(())
+    }
+
+    /// One compaction pass over every partition whose topic asks for it.
+    pub fn run_cleaner(&self) {
+        let now = now_ms();
+        for p in self.logs.all() {
+            let r = p.compact(now);
+            if let Err(e) = r {
+                crate::warn_limited!("compaction", partition = %p.tp, error = %e, "compaction failed");
+            }
+        }
     }
 
     pub fn run_retention(&self) {

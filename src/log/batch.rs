@@ -574,6 +574,75 @@ fn read_varint(b: &mut &[u8]) -> Option<i64> {
     Some(((value >> 1) as i64) ^ -((value & 1) as i64))
 }
 
+/// What filtering a batch's records left (see [`filter_records`]).
+#[derive(Debug, PartialEq, Eq)]
+pub enum Filtered {
+    /// Every record stays: the batch is kept as it is.
+    All,
+    /// No record stays: the batch goes.
+    Nothing,
+    /// A new batch holding the records that stay.
+    Some(Vec<u8>),
+}
+
+/// Keeps the records of `batch` for which `keep(offset, key, value)` is true (the log
+/// cleaner). A batch that keeps some but not all of its records is written anew: the kept
+/// records as they were (offset and timestamp deltas, headers), uncompressed, under the same
+/// base offset, last offset delta, timestamps and producer fields, so that offsets and the
+/// batch's place in the log do not change.
+pub fn filter_records(
+    batch: &[u8],
+    mut keep: impl FnMut(i64, Option<&[u8]>, Option<&[u8]>) -> bool,
+) -> Result<Filtered, RecordsError> {
+    let header = BatchHeader::parse(batch).ok_or(RecordsError::Malformed)?;
+    let body = batch.get(HEADER_LEN..header.total_len()).ok_or(RecordsError::Malformed)?;
+    let decompressed;
+    let body = match header.compression() {
+        0 => body,
+        codec => {
+            decompressed = compression::decompress(codec, body, MAX_DECOMPRESSED_RECORDS)?;
+            &decompressed[..]
+        }
+    };
+    let mut rest = body;
+    let mut kept: Vec<&[u8]> = Vec::new();
+    for _ in 0..header.records_count.max(0) {
+        let start = rest;
+        let len = usize::try_from(read_varint(&mut rest).ok_or(RecordsError::Malformed)?)
+            .map_err(|_| RecordsError::Malformed)?;
+        let prefix = start.len() - rest.len();
+        let raw = start.get(..prefix + len).ok_or(RecordsError::Malformed)?;
+        let mut rec = rest.get(1..len).ok_or(RecordsError::Malformed)?;
+        rest = &rest[len..];
+        read_varint(&mut rec).ok_or(RecordsError::Malformed)?; // timestamp delta
+        let offset = header.base_offset + read_varint(&mut rec).ok_or(RecordsError::Malformed)?;
+        let key = read_bytes_field(&mut rec).ok_or(RecordsError::Malformed)?;
+        let value = read_bytes_field(&mut rec).ok_or(RecordsError::Malformed)?;
+        if keep(offset, key, value) {
+            kept.push(raw);
+        }
+    }
+    if kept.len() == header.records_count.max(0) as usize {
+        return Ok(Filtered::All);
+    }
+    if kept.is_empty() {
+        return Ok(Filtered::Nothing);
+    }
+    let records_len: usize = kept.iter().map(|r| r.len()).sum();
+    let mut out = Vec::with_capacity(HEADER_LEN + records_len);
+    out.extend_from_slice(&batch[..HEADER_LEN]);
+    for r in &kept {
+        out.extend_from_slice(r);
+    }
+    let batch_length = (out.len() - LOG_OVERHEAD) as i32;
+    (&mut out[8..12]).put_i32(batch_length);
+    (&mut out[21..23]).put_i16(header.attributes & !ATTR_COMPRESSION_MASK);
+    (&mut out[57..61]).put_i32(kept.len() as i32);
+    let crc = crc32c::crc32c(&out[21..]);
+    (&mut out[17..21]).put_u32(crc);
+    Ok(Filtered::Some(out))
+}
+
 /// The (offset, timestamp) of the first record whose timestamp is at least `target`, or of the
 /// record with the largest timestamp when `target` is `None`. Compressed batches are
 /// decompressed; `None` for malformed batches (callers fall back to batch level).

@@ -9,7 +9,9 @@ use std::fs::File;
 use std::io::{self, Write};
 use std::path::Path;
 
-use super::format::{segment_file, LOG_START_CHECKPOINT, PRODUCER_SNAPSHOT_SUFFIX, TXN_INDEX_SUFFIX};
+use super::format::{
+    segment_file, CLEANER_CHECKPOINT, LOG_START_CHECKPOINT, PRODUCER_SNAPSHOT_SUFFIX, TXN_INDEX_SUFFIX,
+};
 use super::producer_state::{decode_txn_index, encode_txn_index, AbortedTxn, ProducerStateTable};
 
 const VERSION: &str = "0";
@@ -50,6 +52,22 @@ fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
     f.sync_all()?;
     std::fs::rename(&tmp, dir.join(name))?;
     File::open(dir)?.sync_all()
+}
+
+/// The cleaner's checkpoint: the offset up to which the log was last compacted (everything
+/// below it is "clean"); `None` when it never was.
+pub fn read_cleaned_to(dir: &Path) -> Option<i64> {
+    let text = std::fs::read_to_string(dir.join(CLEANER_CHECKPOINT)).ok()?;
+    let mut lines = text.lines();
+    match (lines.next(), lines.next().and_then(|l| l.trim().parse::<i64>().ok())) {
+        (Some(VERSION), Some(offset)) if offset >= 0 => Some(offset),
+        _ => None,
+    }
+}
+
+/// Replaces the cleaner's checkpoint, durably.
+pub fn write_cleaned_to(dir: &Path, offset: i64) -> io::Result<()> {
+    write_atomic(dir, CLEANER_CHECKPOINT, format!("{VERSION}\n{offset}\n").as_bytes())
 }
 
 /// Saves the producer state as of offset `base` (the first offset of the segment it is named

@@ -167,6 +167,14 @@ impl CachedFile {
         }
     }
 
+    /// Closes the file and never opens its path again, without removing it (another file now
+    /// carries the name).
+    pub fn retire(&self) {
+        self.0.deleted.store(true, Ordering::Release);
+        let closed = self.0.cache.open.lock().pop(&self.0.id);
+        drop(closed);
+    }
+
     /// Closes the file now if the cache holds it open (it is opened again when next needed).
     pub fn close(&self) {
         let closed = self.0.cache.open.lock().pop(&self.0.id);

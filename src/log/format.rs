@@ -31,6 +31,11 @@
 //!                                   epoch, i64 last timestamp, i64 open transaction's first
 //!                                   offset or -1, u8 n, n x (i32 first seq, i32 last seq, i64
 //!                                   first offset) of its last batches
+//!     cleaner-offset.checkpoint     "0" and the offset up to which the log was last compacted
+//!                                   (compacted topics); the part after it is "dirty"
+//!     00000000000000000000.log.cleaned  a segment the cleaner is writing; renamed over the
+//!                                   .log when complete (after the indexes are removed, so
+//!                                   they are rebuilt), deleted at open when left behind
 //!     log-start-offset.checkpoint   "0" (version) and the log start offset, a line each;
 //!                                   written (atomically, fsynced) when the log start moves
 //!                                   inside a segment, which the segments alone cannot tell
@@ -54,6 +59,10 @@ pub const TOPICS_DIR: &str = "__topics";
 pub const META_FILE: &str = "meta.properties";
 pub const CLEAN_SHUTDOWN_FILE: &str = ".gregor_clean_shutdown";
 pub const LOG_START_CHECKPOINT: &str = "log-start-offset.checkpoint";
+pub const CLEANER_CHECKPOINT: &str = "cleaner-offset.checkpoint";
+/// Suffix of a segment the cleaner is writing; renamed over the `.log` when done, removed at
+/// open when a stop left it behind.
+pub const CLEANED_SUFFIX: &str = "log.cleaned";
 
 pub const INDEX_ENTRY: usize = 8;
 pub const TIME_INDEX_ENTRY: usize = 12;

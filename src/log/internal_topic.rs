@@ -5,7 +5,7 @@
 use std::io;
 
 use super::batch::{self, BatchHeader};
-use super::{PartitionConfig, PartitionLog, ReadError};
+use super::{CleanerSettings, PartitionConfig, PartitionLog, ReadError};
 
 impl PartitionConfig {
     /// Settings of an internal log. Nothing reads it through the high watermark; writers wait
@@ -21,6 +21,7 @@ impl PartitionConfig {
             log_append_time: false,
             flush_interval_messages: None,
             compact: false,
+            cleaner: CleanerSettings::default(),
             durable: false,
         }
     }

@@ -57,11 +57,34 @@ pub struct PartitionConfig {
     pub retention_bytes: i64,
     pub log_append_time: bool,
     pub flush_interval_messages: Option<u64>,
-    /// `cleanup.policy` includes `compact`: every record must have a key.
+    /// `cleanup.policy` includes `compact`: every record must have a key, and the cleaner
+    /// keeps only the latest record per key (see `partition::cleaner`).
     pub compact: bool,
+    /// How the cleaner treats this partition (`delete.retention.ms`,
+    /// `min.compaction.lag.ms`, `min.cleanable.dirty.ratio`).
+    pub cleaner: CleanerSettings,
     /// The high watermark follows the fsync, so consumers never read what a crash can take away,
     /// and `acks=all` is answered after that fsync (`log.fsync_acks_all`).
     pub durable: bool,
+}
+
+/// Topic settings of log compaction.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CleanerSettings {
+    /// Tombstones (null values) are kept this long after their batch's timestamp, so that
+    /// consumers see the deletion (`delete.retention.ms`).
+    pub delete_retention_ms: i64,
+    /// Records younger than this are not compacted (`min.compaction.lag.ms`).
+    pub min_compaction_lag_ms: i64,
+    /// Compact once the part not yet compacted is at least this share of the log
+    /// (`min.cleanable.dirty.ratio`).
+    pub min_cleanable_ratio: f64,
+}
+
+impl Default for CleanerSettings {
+    fn default() -> Self {
+        Self { delete_retention_ms: 86_400_000, min_compaction_lag_ms: 0, min_cleanable_ratio: 0.5 }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

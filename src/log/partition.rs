@@ -134,6 +134,7 @@ impl PartitionLog {
     ) -> io::Result<Self> {
         let verify_tail = mode == super::RecoveryMode::VerifyTail;
         std::fs::create_dir_all(dir)?;
+        cleaner::remove_leftovers(dir);
         let mut bases: Vec<i64> = std::fs::read_dir(dir)?
             .filter_map(|e| e.ok())
             .filter_map(|e| super::format::parse_segment_name(e.file_name().to_str()?))
@@ -1018,3 +1019,10 @@ mod tests;
 #[cfg(test)]
 #[path = "partition/txn_tests.rs"]
 mod txn_tests;
+
+#[path = "partition/cleaner.rs"]
+pub mod cleaner;
+
+#[cfg(test)]
+#[path = "partition/cleaner_tests.rs"]
+mod cleaner_tests;

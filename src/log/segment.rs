@@ -444,6 +444,14 @@ impl Segment {
         Ok(self.next_offset)
     }
 
+    /// Marks the segment's `.log` as about to be replaced under the same name (the cleaner's
+    /// swap): readers that hold it open keep reading it, readers that would have to open it
+    /// again are told it is gone (and look again, finding the replacement), never the new file
+    /// read at old positions.
+    pub fn retire(&self) {
+        self.log.retire();
+    }
+
     /// Removes this segment's files. Readers that hold the `.log` file open keep reading it;
     /// readers that would have to open it again are told it is gone.
     pub fn delete(self) -> io::Result<()> {

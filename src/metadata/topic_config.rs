@@ -175,7 +175,7 @@ pub fn partition_config(log: &LogConfig, topic: &BTreeMap<String, String>) -> Pa
         segment_ms: get("segment.ms").unwrap_or(log.segment_ms),
         index_interval_bytes: get("index.interval.bytes").map_or(log.index_interval_bytes, |v| v as u64),
         max_message_bytes: get("max.message.bytes").map_or(log.max_message_bytes as usize, |v| v as usize),
-        // A compact-only topic keeps its data until compaction (not yet implemented) removes it.
+        // A compact-only topic keeps its data until compaction removes what is superseded.
         retention_ms: if compact_only { -1 } else { get("retention.ms").unwrap_or(log.retention_ms) },
         retention_bytes: if compact_only { -1 } else { get("retention.bytes").unwrap_or(log.retention_bytes) },
         log_append_time: topic
@@ -183,6 +183,14 @@ pub fn partition_config(log: &LogConfig, topic: &BTreeMap<String, String>) -> Pa
             .is_some_and(|v| v.trim().eq_ignore_ascii_case("LogAppendTime")),
         flush_interval_messages: get("flush.messages").map(|v| v as u64).or(log.flush_interval_messages),
         compact,
+        cleaner: crate::log::CleanerSettings {
+            delete_retention_ms: get("delete.retention.ms").unwrap_or(86_400_000),
+            min_compaction_lag_ms: get("min.compaction.lag.ms").unwrap_or(0),
+            min_cleanable_ratio: topic
+                .get("min.cleanable.dirty.ratio")
+                .and_then(|v| v.trim().parse::<f64>().ok())
+                .unwrap_or(0.5),
+        },
         durable: log.fsync_acks_all,
     }
 }

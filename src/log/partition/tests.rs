@@ -13,7 +13,7 @@ use crate::log::batch::tests::build_batch;
 use crate::log::batch::{BatchHeader, HEADER_LEN};
 use crate::log::files::FileCache;
 use crate::log::format::{parse_segment_name, segment_file, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX};
-use crate::log::{AppendError, PartitionConfig, ReadError, TopicPartition};
+use crate::log::{AppendError, CleanerSettings, PartitionConfig, ReadError, TopicPartition};
 
 /// The wall clock the tests pretend it is.
 const NOW: i64 = 1_700_000_000_000;
@@ -29,6 +29,7 @@ fn config() -> PartitionConfig {
         log_append_time: false,
         flush_interval_messages: None,
         compact: false,
+        cleaner: CleanerSettings::default(),
         durable: false,
     }
 }

@@ -10,7 +10,7 @@ use super::{Isolation, PartitionLog};
 use crate::log::batch::{self, BatchHeader};
 use crate::log::files::FileCache;
 use crate::log::producer_state::{AbortedTxn, ControlType};
-use crate::log::{AppendError, PartitionConfig, RecoveryMode, TopicPartition};
+use crate::log::{AppendError, CleanerSettings, PartitionConfig, RecoveryMode, TopicPartition};
 
 const NOW: i64 = 1_700_000_000_000;
 
@@ -25,6 +25,7 @@ fn config(segment_bytes: u64) -> PartitionConfig {
         log_append_time: false,
         flush_interval_messages: None,
         compact: false,
+        cleaner: CleanerSettings::default(),
         durable: false,
     }
 }

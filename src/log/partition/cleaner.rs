@@ -1,0 +1,267 @@
+//! Log compaction (`cleanup.policy=compact`): the latest record of each key stays, older ones
+//! go, tombstones go once `delete.retention.ms` has passed, and records of aborted
+//! transactions go. Offsets never change: kept records keep theirs, and what is removed leaves
+//! gaps, which readers step over.
+//!
+//! A pass works on rolled segments only, below the last stable offset and the high watermark
+//! and older than `min.compaction.lag.ms`, and only when the part not compacted before (after
+//! the cleaner checkpoint) is at least `min.cleanable.dirty.ratio` of them. It maps each key
+//! to its latest offset (reading batch by batch), writes each segment's survivors to
+//! `<base>.log.cleaned`, fsyncs it, and then, holding the partition's locks only for this,
+//! swaps it in: the segment's indexes are removed, the cleaned file renamed over the `.log`,
+//! the directory fsynced and the segment opened again (its indexes rebuilt). A stop at any
+//! point leaves either the old segment or the cleaned one, both whole.
+//!
+//! Kafka's cleaner differs in ways a client does not see: it merges small segments, keeps
+//! tombstones for `delete.retention.ms` after the segment was first cleaned (here: after the
+//! tombstone's own timestamp), keeps a producer's last batch for its sequence state (here the
+//! producer state lives in snapshots), and removes transaction markers once their data is gone
+//! (here markers stay).
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{self, Write};
+
+use tracing::{info, warn};
+
+use super::PartitionLog;
+use crate::log::batch::{self, Filtered};
+use crate::log::format::{segment_file, CLEANED_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX};
+use crate::log::producer_state::AbortedTxn;
+use crate::log::segment::{ReadView, Segment};
+
+/// At most this many bytes of keys are mapped in one pass; segments past it wait for the next.
+const MAX_MAP_BYTES: usize = 128 << 20;
+
+/// What one pass did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct CleanStats {
+    pub segments: usize,
+    pub bytes_before: u64,
+    pub bytes_after: u64,
+    pub records_removed: u64,
+}
+
+/// A rolled segment picked for cleaning: base offset, size when picked, a view to read it.
+struct Picked {
+    base: i64,
+    size: u64,
+    next_offset: i64,
+    view: ReadView,
+}
+
+impl PartitionLog {
+    /// One compaction pass over this partition, if its config asks for compaction and enough
+    /// of it is dirty. Blocking (reads, writes and fsyncs segments): run it off the runtime.
+    pub fn compact(&self, now_ms: i64) -> io::Result<CleanStats> {
+        // No DeleteRecords or truncation while segments are rewritten.
+        let _checkpoint = self.checkpoint_lock.lock();
+        let (picked, aborted, settings, interval) = {
+            let mut inner = self.inner.lock();
+            if !inner.config.compact {
+                return Ok(CleanStats::default());
+            }
+            let hw = inner.high_watermark;
+            let bound = inner.producers.last_stable_offset(hw).min(hw);
+            let settings = inner.config.cleaner;
+            let mut picked = Vec::new();
+            for s in &inner.segments[..inner.segments.len() - 1] {
+                let young = settings.min_compaction_lag_ms > 0
+                    && s.max_timestamp >= 0
+                    && now_ms - s.max_timestamp < settings.min_compaction_lag_ms;
+                if s.next_offset > bound || young {
+                    break;
+                }
+                picked.push(Picked {
+                    base: s.base_offset,
+                    size: s.size,
+                    next_offset: s.next_offset,
+                    view: s.read_view(s.base_offset),
+                });
+            }
+            let end = picked.last().map_or(0, |p| p.next_offset);
+            let start = inner.log_start_offset;
+            (picked, inner.producers.aborted_between(start, end), settings, inner.config.index_interval_bytes)
+        };
+        let Some(last) = picked.last() else {
+            return Ok(CleanStats::default());
+        };
+        let cleaned_to = crate::log::checkpoint::read_cleaned_to(&self.dir).unwrap_or(0);
+        let total: u64 = picked.iter().map(|p| p.size).sum();
+        let dirty: u64 = picked.iter().filter(|p| p.next_offset > cleaned_to).map(|p| p.size).sum();
+        if total == 0 || (dirty as f64) < settings.min_cleanable_ratio * total as f64 || last.next_offset <= cleaned_to
+        {
+            return Ok(CleanStats::default());
+        }
+        let aborted_batch = |pid: i64, offset: i64| {
+            aborted
+                .iter()
+                .any(|a: &AbortedTxn| a.producer_id == pid && (a.first_offset..=a.last_offset).contains(&offset))
+        };
+
+        // Pass 1: the latest offset of every key, over whole segments while the map has room.
+        let mut latest: HashMap<Vec<u8>, i64> = HashMap::new();
+        let mut map_bytes = 0usize;
+        let mut mapped = 0;
+        for p in &picked {
+            let mut problem = None;
+            p.view
+                .for_each_header_at(|pos, h| {
+                    if problem.is_some()
+                        || h.is_control()
+                        || (h.is_transactional() && aborted_batch(h.producer_id, h.base_offset))
+                    {
+                        return;
+                    }
+                    let read = p.view.read_one(pos, h).map_err(|e| e.to_string()).and_then(|bytes| {
+                        batch::with_records(&bytes, |records| {
+                            for r in records {
+                                if let Some(k) = r.key {
+                                    if let Some(o) = latest.get_mut(k) {
+                                        *o = r.offset;
+                                    } else {
+                                        map_bytes += k.len() + 48;
+                                        latest.insert(k.to_vec(), r.offset);
+                                    }
+                                }
+                            }
+                        })
+                        .map_err(|e| e.to_string())
+                    });
+                    if let Err(e) = read {
+                        problem = Some(e);
+                    }
+                })
+                .map_err(|e| io::Error::other(e.to_string()))?;
+            if let Some(e) = problem {
+                return Err(io::Error::other(format!("cannot compact {}: segment {}: {e}", self.tp, p.base)));
+            }
+            mapped += 1;
+            if map_bytes > MAX_MAP_BYTES {
+                break;
+            }
+        }
+
+        // Pass 2: each mapped segment's survivors, to `<base>.log.cleaned`.
+        let mut stats = CleanStats::default();
+        let mut cleaned: Vec<(&Picked, std::path::PathBuf)> = Vec::new();
+        for p in &picked[..mapped] {
+            let path = segment_file(&self.dir, p.base, CLEANED_SUFFIX);
+            let mut out = io::BufWriter::new(File::create(&path)?);
+            let mut written = 0u64;
+            let mut removed = 0u64;
+            let mut failed = None;
+            p.view
+                .for_each_header_at(|pos, h| {
+                    if failed.is_some() {
+                        return;
+                    }
+                    let result = (|| -> io::Result<()> {
+                        let bytes = p.view.read_one(pos, h)?;
+                        let kept = if h.is_control() {
+                            Filtered::All
+                        } else if h.is_transactional() && aborted_batch(h.producer_id, h.base_offset) {
+                            Filtered::Nothing
+                        } else {
+                            let tombstones_until = now_ms.saturating_sub(settings.delete_retention_ms);
+                            batch::filter_records(&bytes, |offset, key, value| match key {
+                                // A record without a key cannot be compacted; Kafka drops them too.
+                                None => false,
+                                Some(k) => {
+                                    latest.get(k) == Some(&offset)
+                                        && (value.is_some() || h.max_timestamp >= tombstones_until)
+                                }
+                            })
+                            .map_err(|e| io::Error::other(e.to_string()))?
+                        };
+                        let count = u64::try_from(h.records_count).unwrap_or(0);
+                        match kept {
+                            Filtered::All => {
+                                out.write_all(&bytes)?;
+                                written += bytes.len() as u64;
+                            }
+                            Filtered::Nothing => removed += count,
+                            Filtered::Some(b) => {
+                                let left = batch::BatchHeader::parse(&b).map_or(0, |nh| nh.records_count);
+                                removed += count - u64::try_from(left).unwrap_or(0);
+                                out.write_all(&b)?;
+                                written += b.len() as u64;
+                            }
+                        }
+                        Ok(())
+                    })();
+                    if let Err(e) = result {
+                        failed = Some(e);
+                    }
+                })
+                .map_err(|e| io::Error::other(e.to_string()))?;
+            if let Some(e) = failed {
+                let _ = std::fs::remove_file(&path);
+                return Err(e);
+            }
+            out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+            stats.bytes_before += p.size;
+            stats.bytes_after += written;
+            stats.records_removed += removed;
+            cleaned.push((p, path));
+        }
+
+        // Pass 3: the swap, under the partition's locks.
+        let _writing = self.append_lock.lock();
+        let mut inner = self.inner.lock();
+        let files = inner.files.clone();
+        let mut through = cleaned_to;
+        for (p, path) in cleaned {
+            let Some(i) = inner.segments.iter().position(|s| s.base_offset == p.base && s.size == p.size) else {
+                // Retention took it meanwhile.
+                let _ = std::fs::remove_file(&path);
+                continue;
+            };
+            if i + 1 == inner.segments.len() {
+                let _ = std::fs::remove_file(&path);
+                continue;
+            }
+            inner.segments[i].retire();
+            let swapped = (|| -> io::Result<()> {
+                for suffix in [INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
+                    match std::fs::remove_file(segment_file(&self.dir, p.base, suffix)) {
+                        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                        _ => {}
+                    }
+                }
+                std::fs::rename(&path, segment_file(&self.dir, p.base, crate::log::format::LOG_SUFFIX))?;
+                File::open(&self.dir)?.sync_all()
+            })();
+            // Whichever file is under the name now (the cleaned one, or the old one when the
+            // swap failed), the segment is opened from it again.
+            let (mut fresh, _) = Segment::open(&self.dir, p.base, false, interval, now_ms, &files)?;
+            fresh.seal();
+            inner.segments[i] = fresh;
+            if let Err(e) = swapped {
+                let _ = std::fs::remove_file(&path);
+                return Err(e);
+            }
+            stats.segments += 1;
+            through = through.max(p.next_offset);
+        }
+        drop(inner);
+        if stats.segments > 0 {
+            crate::log::checkpoint::write_cleaned_to(&self.dir, through)?;
+            info!(partition = %self.tp, segments = stats.segments, bytes_before = stats.bytes_before,
+                bytes_after = stats.bytes_after, records_removed = stats.records_removed, "compacted");
+        }
+        Ok(stats)
+    }
+}
+
+/// Removes cleaned segments a stop left half-written (at open).
+pub fn remove_leftovers(dir: &std::path::Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for e in entries.flatten() {
+        if e.file_name().to_str().is_some_and(|n| n.ends_with(&format!(".{CLEANED_SUFFIX}"))) {
+            if let Err(err) = std::fs::remove_file(e.path()) {
+                warn!(file = %e.path().display(), error = %err, "cannot remove a half-written cleaned segment");
+            }
+        }
+    }
+}

@@ -1,0 +1,109 @@
+//! Log compaction through librdkafka: a topic created with `cleanup.policy=compact` is
+//! compacted in the background; a consumer reading it from the start sees the latest value of
+//! every key (at its original offset) and fewer records than were written.
+
+mod common;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use common::{wait_for, TestBroker};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::{Offset, TopicPartitionList};
+
+/// Whether the cleaner's checkpoint has reached the active (newest) segment: every rolled
+/// segment has been compacted since the last write.
+fn compacted_up_to_active(dir: &std::path::Path) -> bool {
+    let active = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.strip_suffix(".log")?.parse::<i64>().ok())
+        .max()
+        .unwrap_or(0);
+    let cleaned = std::fs::read_to_string(dir.join("cleaner-offset.checkpoint"))
+        .ok()
+        .and_then(|t| t.lines().nth(1)?.trim().parse::<i64>().ok());
+    active > 0 && cleaned.is_some_and(|c| c >= active)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_compacted_topic_keeps_the_latest_value_of_every_key() {
+    const N: usize = 400;
+    let broker = TestBroker::start_with(|c| c.log.cleaner_backoff_ms = 100).await;
+    let bootstrap = broker.bootstrap();
+    let admin: AdminClient<DefaultClientContext> =
+        ClientConfig::new().set("bootstrap.servers", &bootstrap).create().unwrap();
+    let topic = NewTopic::new("compacted", 1, TopicReplication::Fixed(1))
+        .set("cleanup.policy", "compact")
+        .set("segment.bytes", "2048")
+        .set("min.cleanable.dirty.ratio", "0.01");
+    let r = admin.create_topics([&topic], &AdminOptions::new()).await.unwrap();
+    assert!(r.iter().all(|r| r.is_ok()), "{r:?}");
+    let b = bootstrap.clone();
+    let latest = tokio::task::spawn_blocking(move || {
+        let p: ThreadedProducer<DefaultProducerContext> =
+            ClientConfig::new().set("bootstrap.servers", &b).set("linger.ms", "0").create().unwrap();
+        let mut latest: HashMap<String, (String, i64)> = HashMap::new();
+        for i in 0..N {
+            let (k, v) = (format!("key-{}", i % 10), format!("value-{i}"));
+            p.send(BaseRecord::to("compacted").partition(0).key(&k).payload(&v)).unwrap();
+            latest.insert(k, (v, i as i64));
+            if i % 20 == 19 {
+                // Many small batches, so that segments roll and can be compacted.
+                p.flush(Duration::from_secs(20)).unwrap();
+            }
+        }
+        p.flush(Duration::from_secs(20)).unwrap();
+        latest
+    })
+    .await
+    .unwrap();
+    let dir = broker.dir.join("compacted-0");
+    wait_for("the cleaner to compact every rolled segment", Duration::from_secs(30), || {
+        compacted_up_to_active(&dir).then_some(())
+    })
+    .await;
+
+    let b = bootstrap.clone();
+    tokio::task::spawn_blocking(move || {
+        let c: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &b)
+            .set("group.id", "compaction-reader")
+            .set("enable.partition.eof", "true")
+            .create()
+            .unwrap();
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset("compacted", 0, Offset::Beginning).unwrap();
+        c.assign(&tpl).unwrap();
+        let mut seen: HashMap<String, (String, i64)> = HashMap::new();
+        let mut count = 0;
+        let mut last_offset = -1;
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            assert!(std::time::Instant::now() < deadline, "did not reach the end");
+            match c.poll(Duration::from_millis(100)) {
+                Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => break,
+                Some(Ok(m)) => {
+                    assert!(m.offset() > last_offset, "offsets increase");
+                    last_offset = m.offset();
+                    let k = String::from_utf8(m.key().unwrap().to_vec()).unwrap();
+                    let v = String::from_utf8(m.payload().unwrap().to_vec()).unwrap();
+                    seen.insert(k, (v, m.offset()));
+                    count += 1;
+                }
+                Some(Err(e)) => panic!("{e}"),
+                None => {}
+            }
+        }
+        assert_eq!(seen, latest, "the latest value of every key, at the offset it was written at");
+        assert!(count < N / 2, "{count} of {N} records are left after compaction");
+    })
+    .await
+    .unwrap();
+    broker.stop().await;
+}
