@@ -592,3 +592,42 @@ async fn a_batch_that_lies_about_its_records_is_refused_and_leaves_no_trace() {
     assert_eq!(part.records.as_ref().map(|r| r.len()), Some(batch(2, 2_000).len()));
     broker.stop().await;
 }
+
+/// OffsetForLeaderEpoch (KIP-320): the one leader epoch (0) ends at the log end offset; other
+/// epochs are unknown (-1, -1, no error); a newer current leader epoch than the broker's is
+/// UNKNOWN_LEADER_EPOCH and an unknown partition UNKNOWN_TOPIC_OR_PARTITION.
+#[tokio::test]
+async fn offset_for_leader_epoch_ends_the_only_epoch_at_the_log_end() {
+    use kafka_protocol::messages::offset_for_leader_epoch_request::{OffsetForLeaderPartition, OffsetForLeaderTopic};
+    let broker = TestBroker::start().await;
+    let mut c = RawClient::connect(broker.addr).await;
+    create(&mut c, "epochs", 1).await;
+    for _ in 0..3 {
+        assert_eq!(
+            c.call(9, &produce_req("epochs", 0, 1, batch(4, 1_700_000_000_000))).await.responses[0].partition_responses
+                [0]
+            .error_code,
+            0
+        );
+    }
+    let ask = |topic: &str, partition: i32, current: i32, epoch: i32| {
+        OffsetForLeaderEpochRequest::default().with_replica_id(BrokerId(-1)).with_topics(vec![
+            OffsetForLeaderTopic::default().with_topic(name(topic)).with_partitions(vec![
+                OffsetForLeaderPartition::default()
+                    .with_partition(partition)
+                    .with_current_leader_epoch(current)
+                    .with_leader_epoch(epoch),
+            ]),
+        ])
+    };
+    let answer = |r: OffsetForLeaderEpochResponse| {
+        let p = &r.topics[0].partitions[0];
+        (p.error_code, p.leader_epoch, p.end_offset)
+    };
+    assert_eq!(answer(c.call(4, &ask("epochs", 0, 0, 0)).await), (0, 0, 12));
+    assert_eq!(answer(c.call(3, &ask("epochs", 0, -1, 0)).await), (0, 0, 12));
+    assert_eq!(answer(c.call(4, &ask("epochs", 0, 0, 5)).await), (0, -1, -1), "an epoch gregor never had");
+    assert_eq!(answer(c.call(4, &ask("epochs", 0, 3, 0)).await).0, 75, "UNKNOWN_LEADER_EPOCH");
+    assert_eq!(answer(c.call(4, &ask("epochs", 7, 0, 0)).await).0, 3, "UNKNOWN_TOPIC_OR_PARTITION");
+    broker.stop().await;
+}

@@ -22,6 +22,7 @@ pub mod group;
 pub mod init_producer_id;
 pub mod list_offsets;
 pub mod metadata;
+pub mod offset_for_leader_epoch;
 pub mod produce;
 pub mod txn;
 pub mod unsupported;
@@ -103,6 +104,7 @@ macro_rules! registry {
             Produce => ProduceRequest, produce::handle, 0..=13;
             Fetch => FetchRequest, fetch::handle, 4..=18;
             ListOffsets => ListOffsetsRequest, list_offsets::handle, 1..=10;
+            OffsetForLeaderEpoch => OffsetForLeaderEpochRequest, offset_for_leader_epoch::handle, 2..=4;
             Metadata => MetadataRequest, metadata::handle, 0..=13;
             ApiVersions => ApiVersionsRequest, api_versions::handle, 0..=4;
             CreateTopics => CreateTopicsRequest, create_topics::handle, 2..=7;
