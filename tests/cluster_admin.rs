@@ -1,4 +1,4 @@
-//! DescribeCluster and DescribeLogDirs answered as a one-broker Kafka 4.1 cluster answers them
+//! DescribeCluster, DescribeLogDirs and ElectLeaders answered as a one-broker Kafka 4.1 cluster answers them
 //! (kafka-python's admin client is checked against them in compat-tests/clients).
 
 mod common;
@@ -48,4 +48,25 @@ async fn describe_log_dirs_reports_partition_sizes_and_the_file_system() {
     let parts: Vec<i32> = topics[0].partitions.iter().map(|p| p.partition_index).collect();
     assert_eq!(parts, vec![0], "a partition that does not exist is left out");
     b.stop().await;
+}
+
+/// ElectLeaders: no election is ever needed on one node; unknown partitions are named.
+#[tokio::test]
+async fn elect_leaders_needs_no_election() {
+    use kafka_protocol::messages::elect_leaders_request::TopicPartitions;
+    use kafka_protocol::messages::{ElectLeadersRequest, TopicName};
+    let broker = TestBroker::start().await;
+    let mut c = RawClient::connect(broker.addr).await;
+    c.create_topic("elect", 2).await;
+    let req = ElectLeadersRequest::default().with_election_type(0).with_topic_partitions(Some(vec![
+        TopicPartitions::default().with_topic(TopicName("elect".into())).with_partitions(vec![0, 1, 5]),
+    ]));
+    let resp = c.call(2, &req).await;
+    assert_eq!(resp.error_code, 0);
+    let codes: Vec<i16> = resp.replica_election_results[0].partition_result.iter().map(|p| p.error_code).collect();
+    assert_eq!(codes, vec![84, 84, 3], "ELECTION_NOT_NEEDED, and UNKNOWN_TOPIC_OR_PARTITION for partition 5");
+    let all = c.call(2, &ElectLeadersRequest::default().with_election_type(1).with_topic_partitions(None)).await;
+    assert!(all.replica_election_results.is_empty() && all.error_code == 0);
+    assert_eq!(c.call(2, &ElectLeadersRequest::default().with_election_type(7)).await.error_code, 42);
+    broker.stop().await;
 }

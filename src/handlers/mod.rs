@@ -16,6 +16,7 @@ pub mod delete_topics;
 pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_log_dirs;
+pub mod elect_leaders;
 pub mod error_codes;
 pub mod fetch;
 pub mod group;
@@ -112,6 +113,7 @@ macro_rules! registry {
             DeleteRecords => DeleteRecordsRequest, delete_records::handle, 0..=2;
             DescribeLogDirs => DescribeLogDirsRequest, describe_log_dirs::handle, 1..=4;
             DescribeCluster => DescribeClusterRequest, describe_cluster::handle, 0..=2;
+            ElectLeaders => ElectLeadersRequest, elect_leaders::handle, 0..=2;
             CreatePartitions => CreatePartitionsRequest, create_partitions::handle, 0..=3;
             DescribeConfigs => DescribeConfigsRequest, describe_configs::handle, 1..=4;
             AlterConfigs => AlterConfigsRequest, alter_configs::handle, 0..=2;
