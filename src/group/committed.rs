@@ -21,6 +21,26 @@ impl GroupCoordinator {
         let entry = self.entry_or_create(group_id);
         let mut entry = entry.lock();
         entry.group.check_commit(member_id, instance, generation)?;
+        let (results, accepted) = self.check_offsets(&offsets, known_partition);
+        if accepted.is_empty() {
+            return Ok(CommitOutcome { results, durable_at: None });
+        }
+        let keys: Vec<(Vec<u8>, Vec<u8>)> =
+            accepted.iter().map(|(t, p, o)| (offsets::encode_key(group_id, t, *p), offsets::encode_value(o))).collect();
+        let end = self.append(&keys.iter().map(|(k, v)| (Some(&k[..]), Some(&v[..]))).collect::<Vec<_>>())?;
+        for (t, p, o) in accepted {
+            entry.offsets.insert((t.clone(), *p), o.clone());
+        }
+        Ok(CommitOutcome { results, durable_at: Some((self.log.clone(), end)) })
+    }
+
+    /// Per-offset checks of a commit (metadata size, known partition): the results, and the
+    /// offsets that passed.
+    pub(super) fn check_offsets<'a>(
+        &self,
+        offsets: &'a [(String, i32, CommittedOffset)],
+        known_partition: impl Fn(&str, i32) -> bool,
+    ) -> (Vec<Result<(), GroupError>>, Vec<&'a (String, i32, CommittedOffset)>) {
         let results: Vec<Result<(), GroupError>> = offsets
             .iter()
             .map(|(topic, partition, o)| {
@@ -33,18 +53,8 @@ impl GroupCoordinator {
                 }
             })
             .collect();
-        let accepted: Vec<&(String, i32, CommittedOffset)> =
-            offsets.iter().zip(&results).filter(|(_, r)| r.is_ok()).map(|(o, _)| o).collect();
-        if accepted.is_empty() {
-            return Ok(CommitOutcome { results, durable_at: None });
-        }
-        let keys: Vec<(Vec<u8>, Vec<u8>)> =
-            accepted.iter().map(|(t, p, o)| (offsets::encode_key(group_id, t, *p), offsets::encode_value(o))).collect();
-        let end = self.append(&keys.iter().map(|(k, v)| (Some(&k[..]), Some(&v[..]))).collect::<Vec<_>>())?;
-        for (t, p, o) in accepted {
-            entry.offsets.insert((t.clone(), *p), o.clone());
-        }
-        Ok(CommitOutcome { results, durable_at: Some((self.log.clone(), end)) })
+        let accepted = offsets.iter().zip(&results).filter(|(_, r)| r.is_ok()).map(|(o, _)| o).collect();
+        (results, accepted)
     }
 
     /// Committed offsets of a group: all of them (`None`), or the requested partitions, with

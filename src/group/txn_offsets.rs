@@ -27,20 +27,7 @@ impl GroupCoordinator {
         if let Some((member_id, instance, generation)) = member.filter(|(_, _, generation)| *generation >= 0) {
             entry.group.check_commit(member_id, instance, generation)?;
         }
-        let results: Vec<Result<(), GroupError>> = offsets
-            .iter()
-            .map(|(topic, partition, o)| {
-                if o.metadata.len() > self.cfg.offset_metadata_max_bytes {
-                    Err(GroupError::OffsetMetadataTooLarge)
-                } else if !known_partition(topic, *partition) {
-                    Err(GroupError::UnknownTopicOrPartition)
-                } else {
-                    Ok(())
-                }
-            })
-            .collect();
-        let accepted: Vec<&(String, i32, CommittedOffset)> =
-            offsets.iter().zip(&results).filter(|(_, r)| r.is_ok()).map(|(o, _)| o).collect();
+        let (results, accepted) = self.check_offsets(&offsets, known_partition);
         if accepted.is_empty() {
             return Ok(CommitOutcome { results, durable_at: None });
         }

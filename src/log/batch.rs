@@ -506,20 +506,23 @@ pub enum RecordsError {
     Malformed,
 }
 
+/// A batch's header and its records' bytes, decompressed when the batch is compressed (into
+/// at most [`MAX_DECOMPRESSED_RECORDS`] bytes).
+fn header_and_records(batch: &[u8]) -> Result<(BatchHeader, std::borrow::Cow<'_, [u8]>), RecordsError> {
+    let header = BatchHeader::parse(batch).ok_or(RecordsError::Malformed)?;
+    let body = batch.get(HEADER_LEN..header.total_len()).ok_or(RecordsError::Malformed)?;
+    let body = match header.compression() {
+        0 => std::borrow::Cow::Borrowed(body),
+        codec => std::borrow::Cow::Owned(compression::decompress(codec, body, MAX_DECOMPRESSED_RECORDS)?),
+    };
+    Ok((header, body))
+}
+
 /// Runs `f` over the records of any batch, decompressing them first when needed (at most
 /// [`MAX_DECOMPRESSED_RECORDS`] bytes).
 pub fn with_records<R>(batch: &[u8], f: impl FnOnce(&[RecordView<'_>]) -> R) -> Result<R, RecordsError> {
-    let header = BatchHeader::parse(batch).ok_or(RecordsError::Malformed)?;
-    let body = batch.get(HEADER_LEN..header.total_len()).ok_or(RecordsError::Malformed)?;
-    let decompressed;
-    let body = match header.compression() {
-        0 => body,
-        codec => {
-            decompressed = compression::decompress(codec, body, MAX_DECOMPRESSED_RECORDS)?;
-            &decompressed[..]
-        }
-    };
-    let records = parse_records(&header, body).ok_or(RecordsError::Malformed)?;
+    let (header, body) = header_and_records(batch)?;
+    let records = parse_records(&header, &body).ok_or(RecordsError::Malformed)?;
     Ok(f(&records))
 }
 
@@ -594,17 +597,8 @@ pub fn filter_records(
     batch: &[u8],
     mut keep: impl FnMut(i64, Option<&[u8]>, Option<&[u8]>) -> bool,
 ) -> Result<Filtered, RecordsError> {
-    let header = BatchHeader::parse(batch).ok_or(RecordsError::Malformed)?;
-    let body = batch.get(HEADER_LEN..header.total_len()).ok_or(RecordsError::Malformed)?;
-    let decompressed;
-    let body = match header.compression() {
-        0 => body,
-        codec => {
-            decompressed = compression::decompress(codec, body, MAX_DECOMPRESSED_RECORDS)?;
-            &decompressed[..]
-        }
-    };
-    let mut rest = body;
+    let (header, body) = header_and_records(batch)?;
+    let mut rest = &body[..];
     let mut kept: Vec<&[u8]> = Vec::new();
     for _ in 0..header.records_count.max(0) {
         let start = rest;
