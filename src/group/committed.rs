@@ -3,6 +3,9 @@
 
 use super::*;
 
+/// (topic, partition, offset) of one offset a commit asks for.
+pub(super) type OffsetToCommit = (String, i32, CommittedOffset);
+
 impl GroupCoordinator {
     /// Validates and records committed offsets; the caller waits for `durable_at` before
     /// answering. `known_partition` tells whether a topic partition exists.
@@ -40,7 +43,7 @@ impl GroupCoordinator {
         &self,
         offsets: &'a [(String, i32, CommittedOffset)],
         known_partition: impl Fn(&str, i32) -> bool,
-    ) -> (Vec<Result<(), GroupError>>, Vec<&'a (String, i32, CommittedOffset)>) {
+    ) -> (Vec<Result<(), GroupError>>, Vec<&'a OffsetToCommit>) {
         let results: Vec<Result<(), GroupError>> = offsets
             .iter()
             .map(|(topic, partition, o)| {
