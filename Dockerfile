@@ -4,7 +4,7 @@
 
 FROM rust:1-slim-bookworm AS build
 WORKDIR /src
-COPY Cargo.toml Cargo.lock ./
+COPY Cargo.toml Cargo.lock build.rs ./
 COPY src ./src
 # Only the broker binary: dev-dependencies (rdkafka and the test clients) are not built.
 RUN cargo build --release --locked --bin gregor \
@@ -22,4 +22,7 @@ EXPOSE 9092
 # unless KAFKA_ADVERTISED_LISTENERS (or GREGOR__SERVER__ADVERTISED) says otherwise.
 ENV GREGOR__SERVER__LISTEN=0.0.0.0:9092 \
     GREGOR__LOG__DIR=/var/lib/gregor/data
+# Ready once the broker answers ApiVersions (after recovery); needs no curl or nc.
+HEALTHCHECK --interval=10s --timeout=5s --start-period=30s \
+  CMD ["/usr/local/bin/gregor", "--config", "/etc/gregor/gregor.toml", "healthcheck"]
 ENTRYPOINT ["/usr/local/bin/gregor", "--config", "/etc/gregor/gregor.toml"]

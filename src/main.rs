@@ -10,10 +10,19 @@ use clap::Parser;
 use gregor::broker::Broker;
 use gregor::config::{parse_host_port, Config, Overrides};
 
+/// The version line: crate version, the commit it was built from, the protocol it speaks.
+const VERSION: &str =
+    concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("GREGOR_COMMIT"), "; speaks the Kafka 4.1 protocol)");
+
 /// A Kafka wire-protocol compatible broker.
 #[derive(Parser, Debug)]
-#[command(version)]
+#[command(version = VERSION)]
 struct Args {
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// Log lines as text (colour only on a terminal) or as JSON objects, one per line.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
     /// Configuration file: TOML, or a Kafka `server.properties` (by its `.properties` name).
     #[arg(long, short)]
     config: Option<PathBuf>,
@@ -31,8 +40,28 @@ struct Args {
     node_id: Option<i32>,
 }
 
+#[derive(clap::Subcommand, Debug)]
+enum Command {
+    /// Exit 0 when the broker this configuration describes answers ApiVersions (it does once
+    /// recovery is done), 1 otherwise. For container HEALTHCHECKs without curl or nc.
+    Healthcheck {
+        /// Give up after this many seconds.
+        #[arg(long, default_value_t = 5)]
+        timeout: u64,
+    },
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
+    if let Some(Command::Healthcheck { timeout }) = args.command {
+        return healthcheck(&args, std::time::Duration::from_secs(timeout));
+    }
     keep_freed_memory();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
@@ -55,16 +84,28 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-async fn run(args: Args) -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        // Colour codes only on a terminal, not in log files and pipes.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
-        .init();
-    let overrides =
-        Overrides { listen: args.listen, advertised: args.advertised, data_dir: args.data_dir, node_id: args.node_id };
+fn load_config(args: &Args) -> anyhow::Result<Config> {
+    let overrides = Overrides {
+        listen: args.listen.clone(),
+        advertised: args.advertised.clone(),
+        data_dir: args.data_dir.clone(),
+        node_id: args.node_id,
+    };
     let env = std::env::vars().collect();
-    let config = Arc::new(Config::load(args.config.as_deref(), &env, &overrides)?);
+    Ok(Config::load(args.config.as_deref(), &env, &overrides)?)
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    match args.log_format {
+        LogFormat::Json => tracing_subscriber::fmt().with_env_filter(filter).json().init(),
+        LogFormat::Text => tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            // Colour codes only on a terminal, not in log files and pipes.
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+            .init(),
+    }
+    let config = Arc::new(load_config(&args)?);
     let listener = tokio::net::TcpListener::bind(&config.server.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.server.listen))?;
@@ -83,6 +124,58 @@ async fn run(args: Args) -> anyhow::Result<()> {
     };
     let broker = Arc::new(opening.await?.context("cannot open the data directory")?);
     gregor::server::serve(listener, broker, shutdown).await.context("clean shutdown failed: cannot flush the logs")
+}
+
+/// `gregor healthcheck`: dials the broker's listen address from the same configuration (a
+/// wildcard address is dialled on 127.0.0.1) and asks for ApiVersions (v0, which every broker
+/// answers).
+fn healthcheck(args: &Args, timeout: std::time::Duration) -> std::process::ExitCode {
+    use std::io::{Read, Write};
+    let check = || -> anyhow::Result<usize> {
+        let config = load_config(args)?;
+        let (host, port) = parse_host_port(&config.server.listen).context("server.listen")?;
+        let host = match host.parse::<std::net::IpAddr>() {
+            Ok(ip) if ip.is_unspecified() => "127.0.0.1".to_string(),
+            _ if host.is_empty() => "127.0.0.1".to_string(),
+            _ => host,
+        };
+        let addr = std::net::ToSocketAddrs::to_socket_addrs(&(host.as_str(), port))?
+            .next()
+            .with_context(|| format!("{host} does not resolve"))?;
+        let mut conn = std::net::TcpStream::connect_timeout(&addr, timeout)
+            .with_context(|| format!("no broker answers on {addr}"))?;
+        conn.set_read_timeout(Some(timeout))?;
+        conn.set_write_timeout(Some(timeout))?;
+        // ApiVersions v0: size, api key 18, version 0, correlation id, client id.
+        let client = b"gregor-healthcheck";
+        let mut req = Vec::with_capacity(32);
+        req.extend_from_slice(&((10 + client.len()) as i32).to_be_bytes());
+        req.extend_from_slice(&18i16.to_be_bytes());
+        req.extend_from_slice(&0i16.to_be_bytes());
+        req.extend_from_slice(&7i32.to_be_bytes());
+        req.extend_from_slice(&(client.len() as i16).to_be_bytes());
+        req.extend_from_slice(client);
+        conn.write_all(&req)?;
+        let mut head = [0u8; 10];
+        conn.read_exact(&mut head).with_context(|| format!("the broker on {addr} did not answer in time"))?;
+        let correlation = i32::from_be_bytes([head[4], head[5], head[6], head[7]]);
+        let error = i16::from_be_bytes([head[8], head[9]]);
+        anyhow::ensure!(correlation == 7, "the answer from {addr} is not an ApiVersions response");
+        anyhow::ensure!(error == 0, "the broker on {addr} answered ApiVersions with error {error}");
+        let mut count = [0u8; 4];
+        conn.read_exact(&mut count)?;
+        Ok(i32::from_be_bytes(count).max(0) as usize)
+    };
+    match check() {
+        Ok(apis) => {
+            println!("ok: the broker answers ({apis} APIs)");
+            std::process::ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("gregor healthcheck: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
 }
 
 /// Resolves at the first SIGTERM or SIGINT; a second one exits the process at once.

@@ -69,6 +69,15 @@ impl TestBroker {
 }
 
 /// Polls `check` until it returns `Some`, or panics after `timeout` naming `what`.
+/// [`wait_for`] for tests without a runtime: polls `check` until it holds or `timeout` passes.
+pub fn wait_for_sync(timeout: Duration, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !check() {
+        assert!(Instant::now() < deadline, "condition not met within {timeout:?}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 pub async fn wait_for<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + timeout;
     loop {
