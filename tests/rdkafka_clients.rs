@@ -286,6 +286,9 @@ async fn admin_partitions_and_configs() {
     assert!(resource.get("max.message.bytes").is_some_and(|e| e.is_default));
     let broker_cfg = admin.describe_configs(&[ResourceSpecifier::Broker(1)], &opts).await.unwrap();
     assert_eq!(broker_cfg[0].as_ref().unwrap().get("num.partitions").and_then(|e| e.value.as_deref()), Some("1"));
+    let setting = |name: &str| broker_cfg[0].as_ref().unwrap().get(name).and_then(|e| e.value.clone());
+    assert_eq!(setting("transaction.max.timeout.ms").as_deref(), Some("900000"));
+    assert_eq!(setting("log.cleaner.enable").as_deref(), Some("true"));
     broker.stop().await;
 }
 

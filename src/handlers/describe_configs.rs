@@ -118,6 +118,16 @@ fn broker_entries(ctx: &Ctx) -> Vec<Entry> {
         ("group.max.session.timeout.ms", c.group.max_session_timeout_ms.to_string(), 3),
         ("offsets.retention.minutes", c.group.offsets_retention_minutes.to_string(), 3),
         ("offset.metadata.max.bytes", c.group.offset_metadata_max_bytes.to_string(), 3),
+        ("transaction.max.timeout.ms", c.transaction.max_timeout_ms.to_string(), 3),
+        ("transactional.id.expiration.ms", c.transaction.id_expiration_ms.to_string(), 3),
+        (
+            "transaction.abort.timed.out.transaction.cleanup.interval.ms",
+            c.transaction.abort_check_interval_ms.to_string(),
+            3,
+        ),
+        ("producer.id.expiration.ms", c.transaction.producer_id_expiration_ms.to_string(), 3),
+        ("log.cleaner.enable", c.log.cleaner_enable.to_string(), 1),
+        ("log.cleaner.backoff.ms", c.log.cleaner_backoff_ms.to_string(), 5),
     ];
     list.into_iter()
         .map(|(name, value, type_code)| Entry {
