@@ -52,12 +52,11 @@ impl Broker {
         }));
         if self.config.log.cleaner_enable {
             let broker = self.clone();
-            let every = Duration::from_millis(self.config.log.cleaner_backoff_ms.max(1));
             tasks.push(tokio::spawn(async move {
-                let mut tick = tokio::time::interval(every);
-                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                 loop {
-                    tick.tick().await;
+                    // Read at every pause: `log.cleaner.backoff.ms` is a dynamic setting.
+                    let pause = Duration::from_millis(broker.log_defaults().cleaner_backoff_ms.max(1));
+                    tokio::time::sleep(pause).await;
                     let b = broker.clone();
                     let _ = tokio::task::spawn_blocking(move || b.run_cleaner()).await;
                 }

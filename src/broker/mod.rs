@@ -7,6 +7,8 @@
 //! and the final flush of a clean stop.
 
 mod background;
+pub mod broker_configs;
+mod internal;
 mod topic_admin;
 
 use std::io;
@@ -26,6 +28,7 @@ use crate::txn::{MarkerWriter, ProducerIdManager, TxnConfig, TxnCoordinator};
 
 pub use crate::clock::now_ms;
 pub use background::BackgroundTasks;
+pub use internal::{is_internal, INTERNAL_TOPICS};
 pub use topic_admin::{AlterTopicError, CreateTopicError, DeleteTopicError, NewTopic};
 
 #[derive(Debug)]
@@ -37,6 +40,8 @@ pub struct Broker {
     pub producer_ids: ProducerIdManager,
     pub groups: GroupCoordinator,
     pub txns: TxnCoordinator,
+    /// Broker configs changed at run time (see [`broker_configs`]).
+    pub dynamic: broker_configs::DynamicConfigs,
     /// Serialises topic creation and deletion so check-then-act is atomic.
     topic_admin: Mutex<()>,
     /// Room for fetched record bytes in memory, in KiB (`server.fetch_memory_max_bytes`).
@@ -51,15 +56,17 @@ impl Broker {
         let cluster_id =
             metadata::load_or_init_cluster_id(&root, config.server.cluster_id.as_deref(), config.server.node_id)?;
         let topics = TopicStore::load(&root)?;
+        let dynamic = broker_configs::DynamicLayers::load(&root)?;
+        let log_defaults = dynamic.log_defaults(&config.log);
         let producer_ids = ProducerIdManager::open(&root)?;
         let file_cap = FileCache::cap_for_limit(crate::log::files::soft_open_file_limit());
-        let logs = LogManager::new(root, FileCache::new(file_cap));
+        let logs = LogManager::new(root.clone(), FileCache::new(file_cap));
         let recovery = logs.begin_recovery();
         let now = now_ms();
         let started = std::time::Instant::now();
         let mut partitions = 0;
         for t in topics.list() {
-            let pc = topic_config::partition_config(&config.log, &t.configs);
+            let pc = topic_config::partition_config(&log_defaults, &t.configs);
             for p in 0..t.partitions {
                 logs.open(TopicPartition::new(&t.name, p), pc.clone(), now)?;
                 partitions += 1;
@@ -78,7 +85,19 @@ impl Broker {
         );
         let node = NodeInfo { node_id: config.server.node_id, host, port, cluster_id };
         let fetch_memory = Arc::new(tokio::sync::Semaphore::new(config.server.fetch_memory_max_bytes.div_ceil(1024)));
-        Ok(Self { config, node, topics, logs, producer_ids, groups, txns, topic_admin: Mutex::new(()), fetch_memory })
+        let dynamic = broker_configs::DynamicConfigs::new(root, dynamic);
+        Ok(Self {
+            config,
+            node,
+            topics,
+            logs,
+            producer_ids,
+            groups,
+            txns,
+            dynamic,
+            topic_admin: Mutex::new(()),
+            fetch_memory,
+        })
     }
 
     pub fn partition(&self, topic: &str, partition: i32) -> Option<Arc<PartitionLog>> {

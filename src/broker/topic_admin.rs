@@ -138,7 +138,7 @@ impl Broker {
         if validate_only {
             return Ok(Arc::new(meta));
         }
-        let pc = topic_config::partition_config(&self.config.log, &meta.configs);
+        let pc = topic_config::partition_config(&self.log_defaults(), &meta.configs);
         let name = meta.name.clone();
         let created = self.open_partitions(&name, 0..partitions, &pc).and_then(|()| self.topics.put(meta));
         match created {
@@ -229,7 +229,7 @@ impl Broker {
         if validate_only {
             return Ok(());
         }
-        let pc = topic_config::partition_config(&self.config.log, &meta.configs);
+        let pc = topic_config::partition_config(&self.log_defaults(), &meta.configs);
         let added = self
             .open_partitions(name, meta.partitions..count, &pc)
             .and_then(|()| self.topics.put(TopicMeta { partitions: count, ..(*meta).clone() }));
@@ -260,7 +260,7 @@ impl Broker {
         if validate_only {
             return Ok(());
         }
-        let pc = topic_config::partition_config(&self.config.log, &configs);
+        let pc = topic_config::partition_config(&self.log_defaults(), &configs);
         let meta = self.topics.put(TopicMeta { configs, ..(*meta).clone() })?;
         for p in 0..meta.partitions {
             if let Some(log) = self.partition(name, p) {
@@ -281,5 +281,12 @@ impl Broker {
             }
             other => other,
         }
+    }
+}
+
+impl NewTopic {
+    /// A topic of `partitions` partitions with the broker's defaults otherwise.
+    pub fn with_partitions(name: &str, partitions: i32) -> Self {
+        Self { name: name.to_string(), partitions, replication_factor: -1, ..Default::default() }
     }
 }

@@ -1,6 +1,8 @@
-//! AlterConfigs (replace a topic's overrides) and IncrementalAlterConfigs (SET, DELETE,
-//! APPEND, SUBTRACT per key). Broker configs are static in gregor: changing them at run time
-//! is refused with a clear message.
+//! AlterConfigs (replace a resource's whole set) and IncrementalAlterConfigs (SET, DELETE,
+//! APPEND, SUBTRACT per key), for a topic's overrides and for the broker's dynamic settings:
+//! this broker's (resource "1") or the cluster default (resource ""). Broker settings gregor
+//! cannot change at run time are refused with INVALID_REQUEST and a message saying so, unknown
+//! keys and bad values with INVALID_CONFIG (see `broker::broker_configs`).
 
 use std::collections::BTreeMap;
 
@@ -11,8 +13,9 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 
 use super::common::str_bytes;
-use super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
+use super::describe_configs::{broker_layer, RESOURCE_BROKER, RESOURCE_TOPIC};
 use super::{Ctx, Reply};
+use crate::broker::broker_configs::BrokerConfigError;
 use crate::handlers::error_codes::{ResponseError, ToKafkaCode};
 use crate::metadata::topic_config;
 
@@ -27,10 +30,22 @@ fn apply(
     match resource_type {
         RESOURCE_TOPIC => {}
         RESOURCE_BROKER => {
-            return (
-                ResponseError::InvalidRequest.code(),
-                Some(str_bytes("gregor's broker configs are static; set them in its config file or environment")),
-            )
+            let layer = match broker_layer(&ctx.broker, name) {
+                Ok(layer) => layer,
+                Err(message) => return (ResponseError::InvalidRequest.code(), Some(str_bytes(&message))),
+            };
+            let changed = ctx.broker.alter_broker_configs(layer, validate_only, |current| {
+                change(current).map_err(BrokerConfigError::InvalidConfig)
+            });
+            return match changed {
+                Ok(()) => (0, None),
+                Err(e @ BrokerConfigError::InvalidConfig(_)) => {
+                    (ResponseError::InvalidConfig.code(), Some(str_bytes(&e.to_string())))
+                }
+                Err(e @ BrokerConfigError::NotDynamic(_)) => {
+                    (ResponseError::InvalidRequest.code(), Some(str_bytes(&e.to_string())))
+                }
+            };
         }
         _ => return (ResponseError::InvalidRequest.code(), Some(str_bytes("unsupported resource type"))),
     }
@@ -97,7 +112,7 @@ pub async fn handle_incremental(ctx: &Ctx, req: IncrementalAlterConfigsRequest) 
                             let base = next
                                 .get(&key)
                                 .cloned()
-                                .or_else(|| topic_config::default_value(&key, &ctx.broker.config.log))
+                                .or_else(|| topic_config::default_value(&key, &ctx.broker.log_defaults()))
                                 .unwrap_or_default();
                             let mut items: Vec<String> =
                                 base.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect();

@@ -24,6 +24,10 @@ where
 /// DESCRIBE_CONFIGS, ALTER_CONFIGS, IDEMPOTENT_WRITE, CREATE_TOKENS, DESCRIBE_TOKENS).
 pub const CLUSTER_AUTHORIZED_OPERATIONS: i32 = 0x7fa0;
 
+/// The operations a client may perform on a topic, as Metadata and DescribeTopicPartitions
+/// report them: READ, WRITE, CREATE, DELETE, ALTER, DESCRIBE, DESCRIBE_CONFIGS, ALTER_CONFIGS.
+pub const TOPIC_AUTHORIZED_OPERATIONS: i32 = 0xdf8;
+
 /// Builds a response on the blocking pool and encodes it: for handlers whose whole answer reads
 /// or writes files. `what` names the request in the log line of a connection closed because
 /// the work could not finish.

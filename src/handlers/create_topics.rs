@@ -9,11 +9,6 @@ use super::common::{off_runtime, str_bytes};
 use super::{Ctx, Reply};
 use crate::broker::NewTopic;
 use crate::handlers::error_codes::{ResponseError, ToKafkaCode};
-use crate::metadata::topic_config;
-
-/// ConfigSource.DEFAULT_CONFIG and DYNAMIC_TOPIC_CONFIG as Kafka numbers them.
-const SOURCE_DEFAULT: i8 = 5;
-const SOURCE_TOPIC: i8 = 1;
 
 pub async fn handle(ctx: &Ctx, req: CreateTopicsRequest) -> Reply {
     let v = ctx.version;
@@ -75,19 +70,13 @@ pub async fn handle(ctx: &Ctx, req: CreateTopicsRequest) -> Reply {
                 if v >= 5 {
                     result.num_partitions = meta.partitions;
                     result.replication_factor = 1;
-                    let log = &broker.config.log;
-                    let configs = topic_config::names()
-                        .filter_map(|k| {
-                            let (value, source) = match meta.configs.get(k) {
-                                Some(v) => (v.clone(), SOURCE_TOPIC),
-                                None => (topic_config::default_value(k, log)?, SOURCE_DEFAULT),
-                            };
-                            Some(
-                                CreatableTopicConfigs::default()
-                                    .with_name(str_bytes(k))
-                                    .with_value(Some(str_bytes(&value)))
-                                    .with_config_source(source),
-                            )
+                    let configs = super::describe_configs::topic_entries(broker, &meta.configs)
+                        .into_iter()
+                        .map(|e| {
+                            CreatableTopicConfigs::default()
+                                .with_name(str_bytes(&e.name))
+                                .with_value(e.value.as_deref().map(str_bytes))
+                                .with_config_source(e.source)
                         })
                         .collect();
                     result.configs = Some(configs);

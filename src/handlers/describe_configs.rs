@@ -1,32 +1,56 @@
-//! DescribeConfigs: a topic's configs (its overrides and the defaults behind them) and the
-//! broker's own settings under their Kafka names.
+//! DescribeConfigs, as Kafka 4.1's ConfigHelper answers it: a topic's configs (its overrides
+//! and the broker defaults behind them), this broker's settings (resource "1": every setting
+//! with the value in force) and the cluster-wide dynamic defaults (resource "": only what is
+//! set there). Synonyms only when asked for (v1+), in precedence order, the first one giving
+//! the entry's source; documentation only when asked for (v3+), null otherwise. No key list or
+//! an empty one means every key.
 
-use kafka_protocol::messages::describe_configs_response::{DescribeConfigsResourceResult, DescribeConfigsResult};
+use std::collections::BTreeMap;
+
+use kafka_protocol::messages::describe_configs_response::{
+    DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
+};
 use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
 
 use super::common::str_bytes;
 use super::{Ctx, Reply};
+use crate::broker::broker_configs::{Layer, Synonym, SOURCE_DEFAULT, SOURCE_TOPIC};
+use crate::broker::Broker;
 use crate::handlers::error_codes::ResponseError;
 use crate::metadata::topic_config;
 
 pub const RESOURCE_TOPIC: i8 = 2;
 pub const RESOURCE_BROKER: i8 = 4;
 
-/// Kafka's ConfigSource values.
-const SOURCE_TOPIC: i8 = 1;
-const SOURCE_STATIC_BROKER: i8 = 4;
-const SOURCE_DEFAULT: i8 = 5;
+/// One config as the response shows it.
+pub struct Entry {
+    pub name: String,
+    pub value: Option<String>,
+    pub source: i8,
+    pub read_only: bool,
+    pub type_code: i8,
+    pub doc: String,
+    pub synonyms: Vec<Synonym>,
+}
 
-struct Entry {
-    name: String,
-    value: String,
-    source: i8,
-    read_only: bool,
-    type_code: i8,
+/// Which broker layer a resource name means: "" the cluster default, this broker's id itself.
+pub fn broker_layer(broker: &Broker, name: &str) -> Result<Layer, String> {
+    if name.is_empty() {
+        return Ok(Layer::ClusterDefault);
+    }
+    match name.parse::<i32>() {
+        Ok(id) if id == broker.node.node_id => Ok(Layer::Broker),
+        Ok(id) => {
+            Err(format!("Unexpected broker id, expected {} or empty string, but received {id}", broker.node.node_id))
+        }
+        Err(_) => Err(format!("Broker id must be an integer, but it is: {name}")),
+    }
 }
 
 pub async fn handle(ctx: &Ctx, req: DescribeConfigsRequest) -> Reply {
     let v = ctx.version;
+    let synonyms_wanted = v >= 1 && req.include_synonyms;
+    let docs_wanted = v >= 3 && req.include_documentation;
     let results = req
         .resources
         .into_iter()
@@ -35,41 +59,54 @@ pub async fn handle(ctx: &Ctx, req: DescribeConfigsRequest) -> Reply {
                 .with_resource_type(r.resource_type)
                 .with_resource_name(r.resource_name.clone());
             let entries = match r.resource_type {
-                RESOURCE_TOPIC => match ctx.broker.topics.get(r.resource_name.as_str()) {
-                    Some(t) => topic_entries(ctx, &t.configs),
-                    None => {
+                RESOURCE_TOPIC => match ctx.broker.topic(r.resource_name.as_str()) {
+                    Some(t) => topic_entries(&ctx.broker, &t.configs),
+                    None => return out.with_error_code(ResponseError::UnknownTopicOrPartition.code()),
+                },
+                RESOURCE_BROKER => match broker_layer(&ctx.broker, r.resource_name.as_str()) {
+                    Ok(layer) => broker_entries(&ctx.broker, layer),
+                    Err(message) => {
                         return out
-                            .with_error_code(ResponseError::UnknownTopicOrPartition.code())
-                            .with_error_message(Some(str_bytes("Topic does not exist")));
+                            .with_error_code(ResponseError::InvalidRequest.code())
+                            .with_error_message(Some(str_bytes(&message)));
                     }
                 },
-                RESOURCE_BROKER
-                    if r.resource_name.is_empty()
-                        || r.resource_name.as_str() == ctx.broker.node.node_id.to_string() =>
-                {
-                    broker_entries(ctx)
-                }
-                _ => {
-                    return out
-                        .with_error_code(ResponseError::InvalidRequest.code())
-                        .with_error_message(Some(str_bytes("gregor describes topic and broker configs only")));
+                other => {
+                    return out.with_error_code(ResponseError::InvalidRequest.code()).with_error_message(Some(
+                        str_bytes(&format!(
+                            "gregor describes topic and broker configs only, not resource type {other}"
+                        )),
+                    ));
                 }
             };
-            let wanted =
-                r.configuration_keys.map(|k| k.into_iter().map(|k| k.as_str().to_string()).collect::<Vec<_>>());
+            let wanted = r
+                .configuration_keys
+                .filter(|k| !k.is_empty())
+                .map(|k| k.into_iter().map(|k| k.as_str().to_string()).collect::<Vec<_>>());
             out.configs = entries
                 .into_iter()
                 .filter(|e| wanted.as_ref().is_none_or(|w| w.contains(&e.name)))
                 .map(|e| {
-                    // No documentation text is kept: null, as Kafka sends when it is not asked for.
                     let mut c = DescribeConfigsResourceResult::default()
                         .with_name(str_bytes(&e.name))
-                        .with_value(Some(str_bytes(&e.value)))
+                        .with_value(e.value.as_deref().map(str_bytes))
                         .with_read_only(e.read_only)
-                        .with_config_source(e.source)
-                        .with_documentation(None);
+                        .with_config_source(e.source);
+                    if synonyms_wanted {
+                        c.synonyms = e
+                            .synonyms
+                            .iter()
+                            .map(|s| {
+                                DescribeConfigsSynonym::default()
+                                    .with_name(str_bytes(&s.name))
+                                    .with_value(s.value.as_deref().map(str_bytes))
+                                    .with_source(s.source)
+                            })
+                            .collect();
+                    }
                     if v >= 3 {
                         c.config_type = e.type_code;
+                        c.documentation = docs_wanted.then(|| str_bytes(&e.doc));
                     }
                     c
                 })
@@ -80,62 +117,53 @@ pub async fn handle(ctx: &Ctx, req: DescribeConfigsRequest) -> Reply {
     ctx.reply(&DescribeConfigsResponse::default().with_results(results))
 }
 
-fn topic_entries(ctx: &Ctx, overrides: &std::collections::BTreeMap<String, String>) -> Vec<Entry> {
+/// A topic's configs: an override is a TOPIC_CONFIG value; otherwise the broker setting it
+/// defaults to gives the value and the source (dynamic, static or default), or Kafka's default.
+pub fn topic_entries(broker: &Broker, overrides: &BTreeMap<String, String>) -> Vec<Entry> {
+    let log = broker.log_defaults();
     topic_config::names()
         .filter_map(|k| {
-            let (value, source) = match overrides.get(k) {
-                Some(v) => (v.clone(), SOURCE_TOPIC),
-                None => (topic_config::default_value(k, &ctx.broker.config.log)?, SOURCE_DEFAULT),
-            };
-            Some(Entry { name: k.to_string(), value, source, read_only: false, type_code: topic_config::type_code(k) })
+            let mut synonyms = broker.topic_default_synonyms(k);
+            if synonyms.is_empty() {
+                let default = topic_config::default_value(k, &log)?;
+                if !overrides.contains_key(k) {
+                    // No broker setting behind it: Kafka's own default, with no synonym.
+                    return Some(entry(k, Some(default), SOURCE_DEFAULT, Vec::new()));
+                }
+            }
+            if let Some(v) = overrides.get(k) {
+                synonyms.insert(0, Synonym { name: k.to_string(), value: Some(v.clone()), source: SOURCE_TOPIC });
+            }
+            let first = synonyms.first().cloned()?;
+            Some(entry(k, first.value, first.source, synonyms))
         })
         .collect()
 }
 
-fn broker_entries(ctx: &Ctx) -> Vec<Entry> {
-    let c = &ctx.broker.config;
-    let node = &ctx.broker.node;
-    let opt = |v: Option<u64>| v.map_or(i64::MAX.to_string(), |v| v.to_string());
-    let list: Vec<(&str, String, i8)> = vec![
-        ("node.id", node.node_id.to_string(), 3),
-        ("broker.id", node.node_id.to_string(), 3),
-        ("advertised.listeners", format!("PLAINTEXT://{}:{}", node.host, node.port), 2),
-        ("log.dirs", c.log.dir.display().to_string(), 2),
-        ("num.partitions", c.topics.num_partitions.to_string(), 3),
-        ("default.replication.factor", "1".into(), 3),
-        ("min.insync.replicas", "1".into(), 3),
-        ("auto.create.topics.enable", c.topics.auto_create.to_string(), 1),
-        ("message.max.bytes", c.log.max_message_bytes.to_string(), 3),
-        ("log.segment.bytes", c.log.segment_bytes.to_string(), 3),
-        ("log.roll.ms", c.log.segment_ms.to_string(), 5),
-        ("log.retention.ms", c.log.retention_ms.to_string(), 5),
-        ("log.retention.bytes", c.log.retention_bytes.to_string(), 5),
-        ("log.flush.interval.messages", opt(c.log.flush_interval_messages), 5),
-        ("log.flush.interval.ms", opt(c.log.flush_interval_ms), 5),
-        ("socket.request.max.bytes", c.server.max_request_bytes.to_string(), 3),
-        ("group.initial.rebalance.delay.ms", c.group.initial_rebalance_delay_ms.to_string(), 3),
-        ("group.min.session.timeout.ms", c.group.min_session_timeout_ms.to_string(), 3),
-        ("group.max.session.timeout.ms", c.group.max_session_timeout_ms.to_string(), 3),
-        ("offsets.retention.minutes", c.group.offsets_retention_minutes.to_string(), 3),
-        ("offset.metadata.max.bytes", c.group.offset_metadata_max_bytes.to_string(), 3),
-        ("transaction.max.timeout.ms", c.transaction.max_timeout_ms.to_string(), 3),
-        ("transactional.id.expiration.ms", c.transaction.id_expiration_ms.to_string(), 3),
-        (
-            "transaction.abort.timed.out.transaction.cleanup.interval.ms",
-            c.transaction.abort_check_interval_ms.to_string(),
-            3,
-        ),
-        ("producer.id.expiration.ms", c.transaction.producer_id_expiration_ms.to_string(), 3),
-        ("log.cleaner.enable", c.log.cleaner_enable.to_string(), 1),
-        ("log.cleaner.backoff.ms", c.log.cleaner_backoff_ms.to_string(), 5),
-    ];
-    list.into_iter()
-        .map(|(name, value, type_code)| Entry {
-            name: name.to_string(),
-            value,
-            source: SOURCE_STATIC_BROKER,
-            read_only: true,
-            type_code,
+fn entry(k: &str, value: Option<String>, source: i8, synonyms: Vec<Synonym>) -> Entry {
+    Entry {
+        name: k.to_string(),
+        value,
+        source,
+        read_only: false,
+        type_code: topic_config::type_code(k),
+        doc: topic_config::describe_values(k).unwrap_or_default(),
+        synonyms,
+    }
+}
+
+fn broker_entries(broker: &Broker, layer: Layer) -> Vec<Entry> {
+    broker
+        .broker_config_entries(layer)
+        .into_iter()
+        .map(|e| Entry {
+            name: e.name.to_string(),
+            value: e.value,
+            source: e.source,
+            read_only: e.read_only,
+            type_code: e.type_code,
+            doc: e.doc.to_string(),
+            synonyms: e.synonyms,
         })
         .collect()
 }

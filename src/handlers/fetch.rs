@@ -64,8 +64,7 @@ pub async fn handle(ctx: &Ctx, req: FetchRequest) -> Reply {
         .topics
         .into_iter()
         .map(|t| {
-            let meta =
-                if v >= 13 { broker.topics.get_by_id(&t.topic_id) } else { broker.topics.get(t.topic.0.as_str()) };
+            let meta = if v >= 13 { broker.topic_by_id(&t.topic_id) } else { broker.topic(t.topic.0.as_str()) };
             let missing = if v >= 13 { ResponseError::UnknownTopicId } else { ResponseError::UnknownTopicOrPartition };
             let partitions = t
                 .partitions

@@ -24,15 +24,15 @@ pub async fn handle(ctx: &Ctx, req: MetadataRequest) -> Reply {
         Some(t) => Some(t),
     };
     let topics: Vec<MetadataResponseTopic> = match requested {
-        None => broker.topics.list().iter().map(|t| describe(t, node, v)).collect(),
+        None => broker.all_topics().iter().map(|t| describe(t, node, v)).collect(),
         Some(list) => {
             // A name, or (Java clients send "" with it) a topic id.
             let wanted: Vec<(Option<String>, Uuid)> = list
                 .into_iter()
                 .map(|t| (t.name.map(|n| n.0.to_string()).filter(|n| !n.is_empty()), t.topic_id))
                 .collect();
-            let creates = auto_create
-                && wanted.iter().any(|(name, _)| name.as_ref().is_some_and(|n| broker.topics.get(n).is_none()));
+            let creates =
+                auto_create && wanted.iter().any(|(name, _)| name.as_ref().is_some_and(|n| broker.topic(n).is_none()));
             let resolve = {
                 let ctx = ctx.clone();
                 move || -> Vec<MetadataResponseTopic> {
@@ -75,8 +75,7 @@ pub async fn handle(ctx: &Ctx, req: MetadataRequest) -> Reply {
     if v >= 8 && req.include_topic_authorized_operations {
         for t in &mut resp.topics {
             if t.error_code == 0 {
-                // READ, WRITE, CREATE, DELETE, ALTER, DESCRIBE, DESCRIBE/ALTER_CONFIGS.
-                t.topic_authorized_operations = 0xdf8;
+                t.topic_authorized_operations = super::common::TOPIC_AUTHORIZED_OPERATIONS;
             }
         }
     }
@@ -85,7 +84,7 @@ pub async fn handle(ctx: &Ctx, req: MetadataRequest) -> Reply {
 
 fn by_name(ctx: &Ctx, name: &str, auto_create: bool, node: BrokerId) -> MetadataResponseTopic {
     let broker = &ctx.broker;
-    if let Some(t) = broker.topics.get(name) {
+    if let Some(t) = broker.topic(name) {
         return describe(&t, node, ctx.version);
     }
     let unknown = |code: ResponseError| {
@@ -104,7 +103,7 @@ fn by_name(ctx: &Ctx, name: &str, auto_create: bool, node: BrokerId) -> Metadata
 }
 
 fn by_id(ctx: &Ctx, id: Uuid, node: BrokerId) -> MetadataResponseTopic {
-    match ctx.broker.topics.get_by_id(&id) {
+    match ctx.broker.topic_by_id(&id) {
         Some(t) => describe(&t, node, ctx.version),
         None => {
             MetadataResponseTopic::default().with_error_code(ResponseError::UnknownTopicId.code()).with_topic_id(id)
@@ -128,7 +127,7 @@ fn describe(t: &TopicMeta, node: BrokerId, v: i16) -> MetadataResponseTopic {
         .collect();
     let mut topic = MetadataResponseTopic::default().with_name(Some(topic_name(&t.name))).with_partitions(partitions);
     if v >= 1 {
-        topic.is_internal = matches!(&*t.name, "__consumer_offsets" | "__transaction_state");
+        topic.is_internal = crate::broker::is_internal(&t.name);
     }
     if v >= 10 {
         topic.topic_id = t.id;

@@ -9,7 +9,7 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::produce_response::{
     BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
 };
-use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
 use tracing::error;
 
 use super::common::str_bytes;
@@ -92,6 +92,10 @@ fn append_all(broker: &Broker, req: ProduceRequest, v: i16, now: i64) -> (Vec<To
                     }),
                     },
                 }
+            } else if let Some(name) = internal_name(broker, v, &topic.name, &topic.topic_id) {
+                // Kafka 4.1's ReplicaManager refuses client appends to its internal topics.
+                let message = format!("Cannot append to internal topic {name}");
+                Err((ResponseError::InvalidTopicException, Some(message), Vec::new()))
             } else {
                 Err((unknown, None, Vec::new()))
             };
@@ -234,4 +238,10 @@ fn parse_legacy(b: &mut Bytes) -> Option<(i16, LegacyTopics)> {
         topics.push((name, partitions));
     }
     Some((acks, topics))
+}
+
+/// The topic's name if it is one of the broker's internal topics (by name, or by id in v13+).
+fn internal_name(broker: &Broker, v: i16, name: &TopicName, id: &uuid::Uuid) -> Option<String> {
+    let name = if v >= 13 { broker.topic_by_id(id)?.name.to_string() } else { name.0.to_string() };
+    crate::broker::is_internal(&name).then_some(name)
 }

@@ -144,3 +144,24 @@ proptest! {
         prop_assert_eq!(fuzz_one(index % SUPPORTED.len(), version_pick, &bytes), Ok(()));
     }
 }
+
+/// A handler context on a broker opened in a fresh temporary directory, for handler unit tests
+/// that call a handler's answer directly (no sockets).
+pub(crate) fn test_ctx() -> (Ctx, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let overrides = crate::config::Overrides { data_dir: Some(dir.path().to_owned()), ..Default::default() };
+    let config = crate::config::Config::load(None, &Default::default(), &overrides).expect("config");
+    let broker = std::sync::Arc::new(
+        crate::broker::Broker::open(std::sync::Arc::new(config), "127.0.0.1".into(), 9092).expect("open"),
+    );
+    let ctx = Ctx {
+        fetch_room: std::sync::Arc::new(tokio::sync::Semaphore::new(1 << 20)),
+        advertised: Advertised { host: std::sync::Arc::from("127.0.0.1"), port: 9092 },
+        broker,
+        version: 0,
+        correlation_id: 1,
+        client_id: None,
+        client_host: "/127.0.0.1".into(),
+    };
+    (ctx, dir)
+}

@@ -257,6 +257,11 @@ impl PartitionLog {
         self.inner.lock().config = config;
     }
 
+    /// The settings in force.
+    pub fn config(&self) -> PartitionConfig {
+        self.inner.lock().config.clone()
+    }
+
     pub fn offsets(&self) -> Offsets {
         let mut inner = self.inner.lock();
         let hw = inner.high_watermark;

@@ -154,7 +154,7 @@ fn parse_topic(text: &str) -> Option<TopicMeta> {
     Some(TopicMeta { name: name?, id: id?, partitions: partitions?, configs })
 }
 
-fn write_atomically(dir: &Path, path: &Path, bytes: &[u8]) -> io::Result<()> {
+pub(crate) fn write_atomically(dir: &Path, path: &Path, bytes: &[u8]) -> io::Result<()> {
     let tmp = path.with_extension("tmp");
     {
         let mut f = fs::File::create(&tmp)?;

@@ -66,6 +66,26 @@ const TOPIC_CONFIGS: &[(&str, Kind)] = &[
     ("unclean.leader.election.enable", Kind::Bool),
 ];
 
+/// What values a topic config takes, in words: the documentation DescribeConfigs gives when
+/// asked for it.
+pub fn describe_values(key: &str) -> Option<String> {
+    let (_, kind) = TOPIC_CONFIGS.iter().find(|(k, _)| *k == key)?;
+    Some(match kind {
+        Kind::Long { min } => format!("A 64-bit integer, at least {min}."),
+        Kind::Int { min } => format!("A 32-bit integer, at least {min}."),
+        Kind::IntIn(ranges) => {
+            let r: Vec<String> =
+                ranges.iter().map(|(a, b)| if a == b { a.to_string() } else { format!("{a}..{b}") }).collect();
+            format!("An integer in {}.", r.join(" or "))
+        }
+        Kind::Bool => "true or false.".into(),
+        Kind::Ratio => "A ratio between 0 and 1.".into(),
+        Kind::OneOf(words) => format!("One of: {}.", words.join(", ")),
+        Kind::ListOf(words) => format!("A comma-separated list of: {}.", words.join(", ")),
+        Kind::Text => "Free text.".into(),
+    })
+}
+
 /// Checks one topic config; the error text names the key and says what is wrong.
 pub fn validate(key: &str, value: &str) -> Result<(), String> {
     let Some((_, kind)) = TOPIC_CONFIGS.iter().find(|(k, _)| *k == key) else {
