@@ -62,10 +62,14 @@ SCENARIOS=(
   "aiokafka|group-consume|aiokafka_group_consume.py"
   "kafkajs|produce-consume|kafkajs_group_consume.py"
   "kafkajs|group-consume|kafkajs_group_consume.py"
+  # Last: they change dynamic broker configs (and delete them again before exiting).
+  "confluent-kafka|admin-extra|ck_admin_extra.py"
+  "kafka-python|admin-extra|kp_admin_extra.py"
+  "kafkajs|admin-extra|kafkajs_admin_extra.py"
 )
 CLIENTS=(kcat confluent-kafka kafka-python aiokafka kafkajs)
 COLUMNS=(metadata produce-consume idempotent-produce admin list-offsets delete-records cluster-admin
-         transactions)
+         admin-extra transactions)
 # Second table: the consumer-group scenarios (ids "group-X", shown as column "X").
 GROUP_COLUMNS=(group-consume group-rebalance group-restart group-live-restart group-static
                group-cooperative group-mixed group-admin)
