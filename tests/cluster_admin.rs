@@ -120,7 +120,7 @@ async fn the_offsets_topic_is_listed_as_internal_once_used() {
             ]),
         )
         .await;
-    assert_eq!(configs.results[0].error_code, 0);
+    assert_eq!((configs.results[0].error_code, configs.results[0].error_message.clone()), (0, None));
     let policy = configs.results[0].configs.iter().find(|c| c.name.as_str() == "cleanup.policy").unwrap();
     assert_eq!(policy.value.as_deref(), Some("compact"));
 
@@ -156,7 +156,7 @@ async fn partition_reassignments_on_one_broker() {
     let mut c = RawClient::connect(b.addr).await;
     c.create_topic("moved", 1).await;
     let listed = c.call(0, &ListPartitionReassignmentsRequest::default().with_topics(None)).await;
-    assert_eq!((listed.error_code, listed.topics.len()), (0, 0));
+    assert_eq!((listed.error_code, listed.topics.len(), listed.error_message.clone()), (0, 0, None));
     let alter = |replicas: Option<Vec<i32>>| {
         AlterPartitionReassignmentsRequest::default().with_allow_replication_factor_change(true).with_topics(vec![
             ReassignableTopic::default().with_name(TopicName(StrBytes::from_static_str("moved"))).with_partitions(
@@ -168,11 +168,26 @@ async fn partition_reassignments_on_one_broker() {
     };
     let same = c.call(1, &alter(Some(vec![1]))).await;
     assert!(same.allow_replication_factor_change);
+    assert_eq!(same.error_message, None, "KIP-467: null on success");
     let p = &same.responses[0].partitions[0];
     assert_eq!((p.error_code, p.error_message.clone()), (0, None));
     let elsewhere = c.call(0, &alter(Some(vec![2]))).await;
     assert_eq!(elsewhere.responses[0].partitions[0].error_code, 39, "INVALID_REPLICA_ASSIGNMENT");
     let cancel = c.call(0, &alter(None)).await;
     assert_eq!(cancel.responses[0].partitions[0].error_code, 85, "NO_REASSIGNMENT_IN_PROGRESS");
+    b.stop().await;
+}
+
+/// KIP-467: FindCoordinator's success carries a null message, in both the single (v0-3) and the
+/// batched (v4+) shapes.
+#[tokio::test]
+async fn find_coordinator_success_has_no_message() {
+    let b = TestBroker::start().await;
+    let mut c = RawClient::connect(b.addr).await;
+    let one = c.call(3, &FindCoordinatorRequest::default().with_key(StrBytes::from_static_str("g"))).await;
+    assert_eq!((one.error_code, one.error_message), (0, None));
+    let batched =
+        c.call(4, &FindCoordinatorRequest::default().with_coordinator_keys(vec![StrBytes::from_static_str("g")])).await;
+    assert_eq!((batched.coordinators[0].error_code, batched.coordinators[0].error_message.clone()), (0, None));
     b.stop().await;
 }

@@ -57,7 +57,8 @@ pub async fn handle(ctx: &Ctx, req: DescribeConfigsRequest) -> Reply {
         .map(|r| {
             let mut out = DescribeConfigsResult::default()
                 .with_resource_type(r.resource_type)
-                .with_resource_name(r.resource_name.clone());
+                .with_resource_name(r.resource_name.clone())
+                .with_error_message(None);
             let entries = match r.resource_type {
                 RESOURCE_TOPIC => match ctx.broker.topic(r.resource_name.as_str()) {
                     Some(t) => topic_entries(&ctx.broker, &t.configs),

@@ -44,7 +44,7 @@ pub async fn handle_alter(ctx: &Ctx, req: AlterPartitionReassignmentsRequest) ->
             ReassignableTopicResponse::default().with_name(t.name).with_partitions(partitions)
         })
         .collect();
-    let mut resp = AlterPartitionReassignmentsResponse::default().with_responses(responses);
+    let mut resp = AlterPartitionReassignmentsResponse::default().with_responses(responses).with_error_message(None);
     if ctx.version >= 1 {
         // KIP-860: the answer says whether the broker honoured the flag; it does.
         resp.allow_replication_factor_change = req.allow_replication_factor_change;
@@ -90,7 +90,7 @@ fn check(
 
 pub async fn handle_list(ctx: &Ctx, _req: ListPartitionReassignmentsRequest) -> Reply {
     // Nothing is ever being reassigned: every listing, of all topics or of named ones, is empty.
-    ctx.reply(&ListPartitionReassignmentsResponse::default())
+    ctx.reply(&ListPartitionReassignmentsResponse::default().with_error_message(None))
 }
 
 #[cfg(test)]

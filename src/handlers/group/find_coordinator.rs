@@ -13,11 +13,19 @@ pub async fn handle(ctx: &Ctx, req: FindCoordinatorRequest) -> Reply {
         let coordinators = req
             .coordinator_keys
             .into_iter()
-            .map(|key| Coordinator::default().with_key(key).with_node_id(id).with_host(host.clone()).with_port(port))
+            .map(|key| {
+                Coordinator::default()
+                    .with_key(key)
+                    .with_node_id(id)
+                    .with_host(host.clone())
+                    .with_port(port)
+                    .with_error_message(None)
+            })
             .collect();
-        FindCoordinatorResponse::default().with_coordinators(coordinators)
+        FindCoordinatorResponse::default().with_coordinators(coordinators).with_error_message(None)
     } else {
-        FindCoordinatorResponse::default().with_node_id(id).with_host(host).with_port(port)
+        // KIP-467: no message on success (null).
+        FindCoordinatorResponse::default().with_node_id(id).with_host(host).with_port(port).with_error_message(None)
     };
     ctx.reply(&resp)
 }
