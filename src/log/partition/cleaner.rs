@@ -1,7 +1,10 @@
 //! Log compaction (`cleanup.policy=compact`): the latest record of each key stays, older ones
-//! go, tombstones go once `delete.retention.ms` has passed, and records of aborted
-//! transactions go. Offsets never change: kept records keep theirs, and what is removed leaves
-//! gaps, which readers step over.
+//! go, records of aborted transactions go, and tombstones and transaction markers go as in
+//! Kafka 4.1 (KIP-534): the first cleaning that keeps a tombstone, or a marker whose
+//! transaction has no data left, rewrites its batch with the delete-horizon attribute and
+//! baseTimestamp = now + `delete.retention.ms` (record timestamps kept, CRC recomputed); a
+//! later cleaning past that horizon removes them. Offsets never change: kept records keep
+//! theirs, and what is removed leaves gaps, which readers step over.
 //!
 //! A pass works on rolled segments only, below the last stable offset and the high watermark
 //! and older than `min.compaction.lag.ms`, and only when the part not compacted before (after
@@ -12,22 +15,23 @@
 //! the directory fsynced and the segment opened again (its indexes rebuilt). A stop at any
 //! point leaves either the old segment or the cleaned one, both whole.
 //!
-//! Kafka's cleaner differs in ways a client does not see: it merges small segments, keeps
-//! tombstones for `delete.retention.ms` after the segment was first cleaned (here: after the
-//! tombstone's own timestamp), keeps a producer's last batch for its sequence state (here the
-//! producer state lives in snapshots), and removes transaction markers once their data is gone
-//! (here markers stay).
+//! Kafka's cleaner differs in ways a client does not see: it merges small segments, keeps a
+//! producer's last batch (emptied if need be) for its sequence state (here the producer state
+//! lives in snapshots), re-compresses rewritten batches with their codec (here they are
+//! written uncompressed), and drops removed abort markers from the `.txnindex` (here the
+//! partition's aborted-transaction list keeps them; a fetch may name an aborted transaction
+//! whose data is gone, which clients ignore).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::{self, Write};
 
 use tracing::{info, warn};
 
 use super::PartitionLog;
-use crate::log::batch::{self, Filtered};
+use crate::log::batch::{self, BatchHeader, Filtered, NewHorizon};
 use crate::log::format::{segment_file, CLEANED_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX};
-use crate::log::producer_state::AbortedTxn;
+use crate::log::producer_state::{AbortedTxn, ControlType};
 use crate::log::segment::{ReadView, Segment};
 
 /// At most this many bytes of keys are mapped in one pass; segments past it wait for the next.
@@ -93,24 +97,23 @@ impl PartitionLog {
         {
             return Ok(CleanStats::default());
         }
-        let aborted_batch = |pid: i64, offset: i64| {
-            aborted
-                .iter()
-                .any(|a: &AbortedTxn| a.producer_id == pid && (a.first_offset..=a.last_offset).contains(&offset))
-        };
-
         // Pass 1: the latest offset of every key, over whole segments while the map has room.
         let mut latest: HashMap<Vec<u8>, i64> = HashMap::new();
         let mut map_bytes = 0usize;
         let mut mapped = 0;
+        let mut walk = TxnWalk::new(aborted.clone());
         for p in &picked {
             let mut problem = None;
             p.view
                 .for_each_header_at(|pos, h| {
-                    if problem.is_some()
-                        || h.is_control()
-                        || (h.is_transactional() && aborted_batch(h.producer_id, h.base_offset))
-                    {
+                    if problem.is_some() {
+                        return;
+                    }
+                    if h.is_control() {
+                        walk.on_marker(h, None);
+                        return;
+                    }
+                    if walk.on_data(h) {
                         return;
                     }
                     let read = p.view.read_one(pos, h).map_err(|e| e.to_string()).and_then(|bytes| {
@@ -145,6 +148,8 @@ impl PartitionLog {
         // Pass 2: each mapped segment's survivors, to `<base>.log.cleaned`.
         let mut stats = CleanStats::default();
         let mut cleaned: Vec<(&Picked, std::path::PathBuf)> = Vec::new();
+        let mut walk = TxnWalk::new(aborted);
+        let new_horizon = now_ms.saturating_add(settings.delete_retention_ms);
         for p in &picked[..mapped] {
             let path = segment_file(&self.dir, p.base, CLEANED_SUFFIX);
             let mut out = io::BufWriter::new(File::create(&path)?);
@@ -158,18 +163,28 @@ impl PartitionLog {
                     }
                     let result = (|| -> io::Result<()> {
                         let bytes = p.view.read_one(pos, h)?;
+                        let horizon = h.delete_horizon_ms();
+                        let past_horizon = horizon.is_some_and(|t| t <= now_ms);
                         let kept = if h.is_control() {
-                            Filtered::All
-                        } else if h.is_transactional() && aborted_batch(h.producer_id, h.base_offset) {
+                            // A marker whose transaction has no data left first gets a delete
+                            // horizon, and goes at the first cleaning after it.
+                            let unneeded = walk.on_marker(h, batch::read_marker(&bytes).map(|(c, _)| c));
+                            if unneeded && past_horizon {
+                                Filtered::Nothing
+                            } else {
+                                let mark = NewHorizon { at_ms: new_horizon, always: unneeded };
+                                batch::filter_records(&bytes, mark, |_, _, _| true)
+                                    .map_err(|e| io::Error::other(e.to_string()))?
+                            }
+                        } else if walk.on_data(h) {
                             Filtered::Nothing
                         } else {
-                            let tombstones_until = now_ms.saturating_sub(settings.delete_retention_ms);
-                            batch::filter_records(&bytes, |offset, key, value| match key {
+                            let mark = NewHorizon { at_ms: new_horizon, always: false };
+                            batch::filter_records(&bytes, mark, |offset, key, value| match key {
                                 // A record without a key cannot be compacted; Kafka drops them too.
                                 None => false,
                                 Some(k) => {
-                                    latest.get(k) == Some(&offset)
-                                        && (value.is_some() || h.max_timestamp >= tombstones_until)
+                                    latest.get(k).is_none_or(|&o| offset >= o) && (value.is_some() || !past_horizon)
                                 }
                             })
                             .map_err(|e| io::Error::other(e.to_string()))?
@@ -251,6 +266,70 @@ impl PartitionLog {
                 bytes_after = stats.bytes_after, records_removed = stats.records_removed, "compacted");
         }
         Ok(stats)
+    }
+}
+
+/// The transactions a cleaning meets while it walks the log in offset order, as Kafka's
+/// `CleanedTransactionMetadata` tracks them: which data batches belong to aborted transactions
+/// (they go), and which markers no longer have data of their transaction in the log (they go
+/// once past their delete horizon). Aborted data always comes before its abort marker, and a
+/// cleaning walks from the log start, so it meets both.
+struct TxnWalk {
+    /// Aborted transactions not reached yet, the one starting last first (popped from the end).
+    pending: Vec<AbortedTxn>,
+    /// Producers inside an aborted transaction: the offset of its abort marker, and whether
+    /// data of it was met in this walk.
+    aborting: HashMap<i64, (i64, bool)>,
+    /// Producers with data of a not-aborted transaction met since their last marker.
+    committing: HashSet<i64>,
+}
+
+impl TxnWalk {
+    fn new(mut aborted: Vec<AbortedTxn>) -> Self {
+        aborted.sort_by_key(|a| std::cmp::Reverse(a.first_offset));
+        Self { pending: aborted, aborting: HashMap::new(), committing: HashSet::new() }
+    }
+
+    /// Enters the aborted transactions that start at or before `offset`, and forgets the one of
+    /// `producer_id` if its marker lies before `offset` (a marker an earlier cleaning removed
+    /// with all its data; the partition's aborted-transaction list may still name it).
+    fn reach(&mut self, offset: i64, producer_id: i64) {
+        while self.pending.last().is_some_and(|a| a.first_offset <= offset) {
+            let a = self.pending.pop().expect("checked just before");
+            self.aborting.insert(a.producer_id, (a.last_offset, false));
+        }
+        if self.aborting.get(&producer_id).is_some_and(|&(marker, _)| marker < offset) {
+            self.aborting.remove(&producer_id);
+        }
+    }
+
+    /// A data batch: whether it belongs to an aborted transaction.
+    fn on_data(&mut self, h: &BatchHeader) -> bool {
+        self.reach(h.last_offset(), h.producer_id);
+        if !h.is_transactional() {
+            return false;
+        }
+        match self.aborting.get_mut(&h.producer_id) {
+            Some((_, seen)) => {
+                *seen = true;
+                true
+            }
+            None => {
+                self.committing.insert(h.producer_id);
+                false
+            }
+        }
+    }
+
+    /// A marker (`control` is its type when readable): whether no data of its transaction is
+    /// left in the log, so that the marker itself may go.
+    fn on_marker(&mut self, h: &BatchHeader, control: Option<ControlType>) -> bool {
+        self.reach(h.last_offset(), h.producer_id);
+        match control {
+            Some(ControlType::Abort) => !self.aborting.remove(&h.producer_id).is_some_and(|(_, seen)| seen),
+            Some(ControlType::Commit) => !self.committing.remove(&h.producer_id),
+            None => false,
+        }
     }
 }
 

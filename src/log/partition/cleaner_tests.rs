@@ -1,6 +1,6 @@
-//! The cleaner: the latest record per key survives with its offset, tombstones go after
-//! `delete.retention.ms`, aborted transactions go, the active segment is untouched, and the
-//! result survives a reopen.
+//! The cleaner: the latest record per key survives with its offset, tombstones and markers go
+//! at the first cleaning after their delete horizon (KIP-534), aborted transactions go, the
+//! active segment is untouched, and the result survives a reopen.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -9,7 +9,7 @@ use bytes::BufMut;
 use tempfile::tempdir;
 
 use super::PartitionLog;
-use crate::log::batch;
+use crate::log::batch::{self, BatchHeader};
 use crate::log::files::FileCache;
 use crate::log::producer_state::ControlType;
 use crate::log::{CleanerSettings, PartitionConfig, RecoveryMode, TopicPartition};
@@ -82,13 +82,14 @@ fn compaction_keeps_the_latest_record_per_key_at_its_offset() {
             latest.insert(k.to_string(), (o, Some(v)));
         }
     }
-    // A recent tombstone stays (consumers must see the deletion), an old one goes.
+    // Tombstones stay (consumers must see the deletion), even one older than
+    // delete.retention.ms: its time counts from the first cleaning that sees it (KIP-534).
     let o = put(&log, "b", None, NOW);
     latest.insert("b".into(), (o, None));
     let old = put(&log, "gone", Some("x"), NOW - 2 * DAY);
     assert!(old > 0);
-    put(&log, "gone", None, NOW - 2 * DAY);
-    latest.remove("gone");
+    let o = put(&log, "gone", None, NOW - 2 * DAY);
+    latest.insert("gone".into(), (o, None));
     // Later writes of "a" in the active segment are not what the cleaner sees yet.
     for _ in 0..6 {
         put(&log, "filler", Some("f"), NOW);
@@ -102,7 +103,7 @@ fn compaction_keeps_the_latest_record_per_key_at_its_offset() {
     for (k, (offset, value)) in &latest {
         assert_eq!(after.get(offset), Some(&(k.clone(), value.clone())), "latest {k} at {offset}");
     }
-    assert!(!after.values().any(|(k, _)| k == "gone"), "an expired tombstone and what it deleted are gone");
+    assert!(!after.contains_key(&old), "what a tombstone deleted is gone");
     for (offset, rec) in &after {
         assert_eq!(before.get(offset), Some(rec), "every survivor is the record that was at its offset");
     }
@@ -149,4 +150,112 @@ fn aborted_transactions_are_removed_and_open_ones_hold_the_cleaner_back() {
     }
     log.compact(NOW).unwrap();
     assert!(contents(&log).contains_key(&open_at));
+}
+
+/// Writes `n` records of one key, so that segments roll and the log gets dirty without
+/// growing what survives.
+fn churn(log: &PartitionLog, n: usize) {
+    for _ in 0..n {
+        put(log, "churn", Some("c"), NOW);
+    }
+}
+
+/// The header of the batch holding `offset`, if it is still in the log.
+fn batch_at(log: &PartitionLog, offset: i64) -> Option<BatchHeader> {
+    let mut found = None;
+    log.for_each_batch(|h, _| {
+        if (h.base_offset..=h.last_offset()).contains(&offset) {
+            found = Some(*h);
+        }
+    })
+    .unwrap();
+    found
+}
+
+#[test]
+fn a_tombstone_goes_at_the_first_cleaning_after_its_delete_horizon() {
+    let dir = tempdir().unwrap();
+    let log = open(dir.path());
+    let value = put(&log, "k", Some("v"), NOW - 3 * DAY);
+    let tombstone = put(&log, "k", None, NOW - 3 * DAY);
+    churn(&log, 30);
+
+    // The first cleaning keeps the tombstone, however old, and writes the horizon into its batch.
+    assert!(log.compact(NOW).unwrap().segments > 0);
+    assert!(!contents(&log).contains_key(&value));
+    let h = batch_at(&log, tombstone).expect("the tombstone stays at the first cleaning");
+    assert_eq!(h.delete_horizon_ms(), Some(NOW + DAY));
+    let r = log.read(tombstone, 1 << 20, true).unwrap();
+    assert!(batch::validate(&r.records, 1 << 20, false).is_ok(), "the rewritten batch passes a CRC check");
+
+    // Before the horizon it stays; the horizon is in the data, so a restart keeps it.
+    churn(&log, 30);
+    assert!(log.compact(NOW + DAY - 1).unwrap().segments > 0);
+    assert_eq!(batch_at(&log, tombstone).and_then(|h| h.delete_horizon_ms()), Some(NOW + DAY));
+    drop(log);
+    let log = open(dir.path());
+    churn(&log, 30);
+    let end = log.offsets().log_end_offset;
+    assert!(log.compact(NOW + DAY).unwrap().segments > 0);
+    assert!(!contents(&log).values().any(|(k, _)| k == "k"), "the tombstone is gone at its horizon");
+    assert_eq!(log.offsets().log_end_offset, end);
+}
+
+/// Appends one transactional record of `pid` (epoch 0) with sequence `seq`.
+fn txn(log: &PartitionLog, pid: i64, seq: i32, key: &str) -> i64 {
+    let mut b = batch::build_transactional(&[(Some(key.as_bytes()), Some(&b"t"[..]))], NOW, pid, 0);
+    (&mut b[53..57]).put_i32(seq);
+    let crc = crc32c::crc32c(&b[21..]);
+    (&mut b[17..21]).put_u32(crc);
+    log.append(&b, NOW).unwrap().base_offset
+}
+
+fn marker(log: &PartitionLog, pid: i64, control: ControlType) -> i64 {
+    log.append_marker(pid, 0, control, 0, NOW).unwrap().base_offset
+}
+
+#[test]
+fn markers_go_once_their_transaction_has_no_data_left_and_their_horizon_passed() {
+    let dir = tempdir().unwrap();
+    let log = open(dir.path());
+    let aborted = txn(&log, 7, 0, "x");
+    let abort = marker(&log, 7, ControlType::Abort);
+    let committed = txn(&log, 8, 0, "y");
+    let commit = marker(&log, 8, ControlType::Commit);
+    churn(&log, 30);
+    let horizon = |log: &PartitionLog, at: i64| batch_at(log, at).map(|h| h.delete_horizon_ms());
+
+    // The aborted data goes; its marker stays while this cleaning still met the data.
+    log.compact(NOW).unwrap();
+    assert!(!contents(&log).contains_key(&aborted));
+    assert_eq!(horizon(&log, abort), Some(None));
+    assert_eq!(horizon(&log, commit), Some(None), "the committed data is still there");
+
+    // A newer "y" replaces the committed record; the abort marker, with nothing left, gets
+    // its horizon; the commit marker met its data in this cleaning, so it waits one more.
+    put(&log, "y", Some("newer"), NOW);
+    churn(&log, 30);
+    log.compact(NOW).unwrap();
+    assert!(!contents(&log).contains_key(&committed));
+    assert_eq!(horizon(&log, abort), Some(Some(NOW + DAY)));
+    assert_eq!(horizon(&log, commit), Some(None));
+    churn(&log, 30);
+    log.compact(NOW + 1).unwrap();
+    assert_eq!(horizon(&log, commit), Some(Some(NOW + 1 + DAY)));
+    assert_eq!(horizon(&log, abort), Some(Some(NOW + DAY)), "a horizon once set stays");
+
+    // Producer 7 commits a new transaction after its aborted one.
+    let later = txn(&log, 7, 1, "z");
+    let later_commit = marker(&log, 7, ControlType::Commit);
+    churn(&log, 30);
+    log.compact(NOW + DAY).unwrap();
+    assert_eq!(horizon(&log, abort), None, "the abort marker is gone at its horizon");
+    assert_eq!(horizon(&log, commit), Some(Some(NOW + 1 + DAY)));
+    churn(&log, 30);
+    log.compact(NOW + 2 * DAY).unwrap();
+    assert_eq!(horizon(&log, commit), None);
+    // The partition still lists producer 7's aborted transaction; its removed marker must not
+    // make the cleaner take the later, committed one for aborted.
+    assert_eq!(contents(&log).get(&later).map(|(k, _)| k.as_str()), Some("z"));
+    assert_eq!(horizon(&log, later_commit), Some(None), "its data is there: the marker stays");
 }
