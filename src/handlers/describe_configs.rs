@@ -128,6 +128,13 @@ fn broker_entries(ctx: &Ctx) -> Vec<Entry> {
         ("producer.id.expiration.ms", c.transaction.producer_id_expiration_ms.to_string(), 3),
         ("log.cleaner.enable", c.log.cleaner_enable.to_string(), 1),
         ("log.cleaner.backoff.ms", c.log.cleaner_backoff_ms.to_string(), 5),
+        ("log.cleaner.min.cleanable.ratio", c.log.cleaner_min_cleanable_ratio.to_string(), 6),
+        ("log.cleaner.delete.retention.ms", c.log.cleaner_delete_retention_ms.to_string(), 5),
+        ("log.cleaner.min.compaction.lag.ms", c.log.cleaner_min_compaction_lag_ms.to_string(), 5),
+        ("log.cleaner.max.compaction.lag.ms", c.log.cleaner_max_compaction_lag_ms.to_string(), 5),
+        ("log.cleaner.dedupe.buffer.size", c.log.cleaner_dedupe_buffer_size.to_string(), 5),
+        ("log.cleaner.io.buffer.load.factor", c.log.cleaner_io_buffer_load_factor.to_string(), 6),
+        ("log.cleaner.io.max.bytes.per.second", format!("{:?}", c.log.cleaner_io_max_bytes_per_second), 6),
     ];
     list.into_iter()
         .map(|(name, value, type_code)| Entry {

@@ -12,10 +12,11 @@ use super::PartitionLog;
 use crate::log::batch::{self, BatchHeader};
 use crate::log::files::FileCache;
 use crate::log::producer_state::ControlType;
-use crate::log::{CleanerSettings, PartitionConfig, RecoveryMode, TopicPartition};
+use crate::log::{CleanerLimits, CleanerSettings, PartitionConfig, RecoveryMode, TopicPartition};
 
 const NOW: i64 = 1_700_000_000_000;
 const DAY: i64 = 86_400_000;
+const LIMITS: CleanerLimits = CleanerLimits { map_bytes: 1 << 20, io_bytes_per_second: f64::MAX };
 
 fn config() -> PartitionConfig {
     PartitionConfig {
@@ -28,21 +29,23 @@ fn config() -> PartitionConfig {
         log_append_time: false,
         flush_interval_messages: None,
         compact: true,
-        cleaner: CleanerSettings { delete_retention_ms: DAY, min_compaction_lag_ms: 0, min_cleanable_ratio: 0.5 },
+        cleaner: CleanerSettings {
+            delete_retention_ms: DAY,
+            min_compaction_lag_ms: 0,
+            max_compaction_lag_ms: i64::MAX,
+            min_cleanable_ratio: 0.5,
+        },
         durable: false,
     }
 }
 
 fn open(dir: &Path) -> PartitionLog {
-    PartitionLog::open(
-        dir,
-        TopicPartition::new("c", 0),
-        config(),
-        NOW,
-        RecoveryMode::VerifyTail,
-        &FileCache::unbounded(),
-    )
-    .unwrap()
+    open_with(dir, config())
+}
+
+fn open_with(dir: &Path, config: PartitionConfig) -> PartitionLog {
+    PartitionLog::open(dir, TopicPartition::new("c", 0), config, NOW, RecoveryMode::VerifyTail, &FileCache::unbounded())
+        .unwrap()
 }
 
 /// One record (key, value) stamped `ts`; `None` is a tombstone.
@@ -96,7 +99,7 @@ fn compaction_keeps_the_latest_record_per_key_at_its_offset() {
     }
     let end = log.offsets().log_end_offset;
     let before = contents(&log);
-    let stats = log.compact(NOW).unwrap();
+    let stats = log.compact(NOW, &LIMITS).unwrap();
     assert!(stats.segments > 0 && stats.records_removed > 0 && stats.bytes_after < stats.bytes_before, "{stats:?}");
     assert_eq!(log.offsets().log_end_offset, end, "offsets do not change");
     let after = contents(&log);
@@ -110,7 +113,7 @@ fn compaction_keeps_the_latest_record_per_key_at_its_offset() {
     let a_count = after.values().filter(|(k, _)| k == "a").count();
     assert_eq!(a_count, 1, "older values of a are gone: {after:?}");
     // Nothing new is dirty: a second pass does nothing; a reopen reads the same.
-    assert_eq!(log.compact(NOW).unwrap().segments, 0);
+    assert_eq!(log.compact(NOW, &LIMITS).unwrap().segments, 0);
     drop(log);
     let log = open(dir.path());
     assert_eq!(contents(&log), after);
@@ -138,7 +141,7 @@ fn aborted_transactions_are_removed_and_open_ones_hold_the_cleaner_back() {
     for i in 0..20 {
         put(&log, &format!("k{i}"), Some("v"), NOW);
     }
-    log.compact(NOW).unwrap();
+    log.compact(NOW, &LIMITS).unwrap();
     let after = contents(&log);
     assert!(!after.contains_key(&aborted), "aborted data is gone");
     assert_eq!(after.get(&committed).map(|(k, _)| k.as_str()), Some("y"), "committed data stays");
@@ -148,7 +151,7 @@ fn aborted_transactions_are_removed_and_open_ones_hold_the_cleaner_back() {
     for i in 0..20 {
         put(&log, &format!("k{i}"), Some("w"), NOW);
     }
-    log.compact(NOW).unwrap();
+    log.compact(NOW, &LIMITS).unwrap();
     assert!(contents(&log).contains_key(&open_at));
 }
 
@@ -181,7 +184,7 @@ fn a_tombstone_goes_at_the_first_cleaning_after_its_delete_horizon() {
     churn(&log, 30);
 
     // The first cleaning keeps the tombstone, however old, and writes the horizon into its batch.
-    assert!(log.compact(NOW).unwrap().segments > 0);
+    assert!(log.compact(NOW, &LIMITS).unwrap().segments > 0);
     assert!(!contents(&log).contains_key(&value));
     let h = batch_at(&log, tombstone).expect("the tombstone stays at the first cleaning");
     assert_eq!(h.delete_horizon_ms(), Some(NOW + DAY));
@@ -190,13 +193,13 @@ fn a_tombstone_goes_at_the_first_cleaning_after_its_delete_horizon() {
 
     // Before the horizon it stays; the horizon is in the data, so a restart keeps it.
     churn(&log, 30);
-    assert!(log.compact(NOW + DAY - 1).unwrap().segments > 0);
+    assert!(log.compact(NOW + DAY - 1, &LIMITS).unwrap().segments > 0);
     assert_eq!(batch_at(&log, tombstone).and_then(|h| h.delete_horizon_ms()), Some(NOW + DAY));
     drop(log);
     let log = open(dir.path());
     churn(&log, 30);
     let end = log.offsets().log_end_offset;
-    assert!(log.compact(NOW + DAY).unwrap().segments > 0);
+    assert!(log.compact(NOW + DAY, &LIMITS).unwrap().segments > 0);
     assert!(!contents(&log).values().any(|(k, _)| k == "k"), "the tombstone is gone at its horizon");
     assert_eq!(log.offsets().log_end_offset, end);
 }
@@ -226,7 +229,7 @@ fn markers_go_once_their_transaction_has_no_data_left_and_their_horizon_passed()
     let horizon = |log: &PartitionLog, at: i64| batch_at(log, at).map(|h| h.delete_horizon_ms());
 
     // The aborted data goes; its marker stays while this cleaning still met the data.
-    log.compact(NOW).unwrap();
+    log.compact(NOW, &LIMITS).unwrap();
     assert!(!contents(&log).contains_key(&aborted));
     assert_eq!(horizon(&log, abort), Some(None));
     assert_eq!(horizon(&log, commit), Some(None), "the committed data is still there");
@@ -235,12 +238,12 @@ fn markers_go_once_their_transaction_has_no_data_left_and_their_horizon_passed()
     // its horizon; the commit marker met its data in this cleaning, so it waits one more.
     put(&log, "y", Some("newer"), NOW);
     churn(&log, 30);
-    log.compact(NOW).unwrap();
+    log.compact(NOW, &LIMITS).unwrap();
     assert!(!contents(&log).contains_key(&committed));
     assert_eq!(horizon(&log, abort), Some(Some(NOW + DAY)));
     assert_eq!(horizon(&log, commit), Some(None));
     churn(&log, 30);
-    log.compact(NOW + 1).unwrap();
+    log.compact(NOW + 1, &LIMITS).unwrap();
     assert_eq!(horizon(&log, commit), Some(Some(NOW + 1 + DAY)));
     assert_eq!(horizon(&log, abort), Some(Some(NOW + DAY)), "a horizon once set stays");
 
@@ -248,14 +251,95 @@ fn markers_go_once_their_transaction_has_no_data_left_and_their_horizon_passed()
     let later = txn(&log, 7, 1, "z");
     let later_commit = marker(&log, 7, ControlType::Commit);
     churn(&log, 30);
-    log.compact(NOW + DAY).unwrap();
+    log.compact(NOW + DAY, &LIMITS).unwrap();
     assert_eq!(horizon(&log, abort), None, "the abort marker is gone at its horizon");
     assert_eq!(horizon(&log, commit), Some(Some(NOW + 1 + DAY)));
     churn(&log, 30);
-    log.compact(NOW + 2 * DAY).unwrap();
+    log.compact(NOW + 2 * DAY, &LIMITS).unwrap();
     assert_eq!(horizon(&log, commit), None);
     // The partition still lists producer 7's aborted transaction; its removed marker must not
     // make the cleaner take the later, committed one for aborted.
     assert_eq!(contents(&log).get(&later).map(|(k, _)| k.as_str()), Some("z"));
     assert_eq!(horizon(&log, later_commit), Some(None), "its data is there: the marker stays");
+}
+
+#[test]
+fn a_pass_compacts_only_the_part_of_the_log_whose_keys_fit_the_map() {
+    let dir = tempdir().unwrap();
+    let mut cfg = config();
+    cfg.cleaner.min_cleanable_ratio = 0.0;
+    let log = open_with(dir.path(), cfg);
+    let mut latest = BTreeMap::new();
+    for round in 0..3 {
+        for k in 0..40 {
+            let key = format!("k{k:02}");
+            latest.insert(key.clone(), put(&log, &key, Some(&format!("{round}")), NOW));
+        }
+    }
+    churn(&log, 6);
+    // Room for ten keys of three bytes.
+    let limits = CleanerLimits { map_bytes: 10 * (3 + 48), io_bytes_per_second: f64::MAX };
+    let mut passes = 0;
+    let mut cleaned_to = 0;
+    loop {
+        let stats = log.compact(NOW, &limits).unwrap();
+        if stats == Default::default() {
+            break;
+        }
+        passes += 1;
+        assert!(stats.keys <= 10 && stats.map_bytes <= limits.map_bytes, "{stats:?}");
+        assert!(stats.cleaned_to > cleaned_to, "every pass moves on: {stats:?}");
+        cleaned_to = stats.cleaned_to;
+        // Nothing is lost on the way: every key's latest record is where it was written.
+        let now = contents(&log);
+        for (k, o) in &latest {
+            assert_eq!(now.get(o).map(|(key, _)| key), Some(k), "pass {passes}");
+        }
+        assert!(passes < 40, "the passes do not converge");
+    }
+    assert!(passes >= 12, "120 keyed records, 10 keys a pass: {passes} passes");
+    let after = contents(&log);
+    for (k, o) in &latest {
+        assert_eq!(after.values().filter(|(key, _)| key == k).count(), 1, "{k} once, at {o}");
+    }
+}
+
+#[test]
+fn a_segment_older_than_max_compaction_lag_is_compacted_below_the_dirty_ratio() {
+    let dir = tempdir().unwrap();
+    let mut cfg = config();
+    cfg.cleaner.min_cleanable_ratio = 0.99;
+    let log = open_with(dir.path(), cfg.clone());
+    const HOUR: i64 = 3_600_000;
+    for k in 0..40 {
+        put(&log, &format!("k{k:02}"), Some("v"), NOW - 3 * HOUR);
+    }
+    churn(&log, 6);
+    // All of it is dirty at first; afterwards the forty keys are the clean part.
+    log.compact(NOW, &LIMITS).unwrap();
+    // A few versions of one key: far below the ratio.
+    let mut dirty_at = 0;
+    for _ in 0..6 {
+        dirty_at = put(&log, "a", Some("old"), NOW - 2 * HOUR);
+    }
+    churn(&log, 6);
+    assert_eq!(log.compact(NOW, &LIMITS).unwrap(), Default::default(), "below the ratio, no max lag");
+    cfg.cleaner.max_compaction_lag_ms = 3 * HOUR;
+    log.set_config(cfg.clone());
+    assert_eq!(log.compact(NOW, &LIMITS).unwrap(), Default::default(), "not overdue yet");
+    cfg.cleaner.max_compaction_lag_ms = HOUR;
+    log.set_config(cfg);
+    let stats = log.compact(NOW, &LIMITS).unwrap();
+    assert!(stats.records_removed >= 5, "overdue: compacted below the ratio: {stats:?}");
+    assert_eq!(contents(&log).values().filter(|(k, _)| k == "a").count(), 1);
+    assert!(contents(&log).contains_key(&dirty_at));
+}
+
+#[test]
+fn the_throttle_waits_as_long_as_the_pass_is_ahead_of_its_rate() {
+    use super::cleaner::throttle_wait;
+    use std::time::Duration;
+    assert_eq!(throttle_wait(1 << 20, Duration::from_millis(100), f64::MAX), Duration::ZERO);
+    assert_eq!(throttle_wait(1_000_000, Duration::from_millis(250), 1_000_000.0), Duration::from_millis(750));
+    assert_eq!(throttle_wait(1_000_000, Duration::from_secs(2), 1_000_000.0), Duration::ZERO);
 }
