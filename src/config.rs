@@ -169,6 +169,31 @@ pub struct LogConfig {
     /// Pause between compaction passes over the compacted topics, in ms
     /// (`log.cleaner.backoff.ms`). Default: 15000.
     pub cleaner_backoff_ms: u64,
+    /// Compact a partition once the part not compacted yet is at least this share of its
+    /// cleanable bytes; the default of the topic config `min.cleanable.dirty.ratio`
+    /// (`log.cleaner.min.cleanable.ratio`). Default: 0.5.
+    pub cleaner_min_cleanable_ratio: f64,
+    /// Keep tombstones and empty transactions' markers this long after the cleaning that first
+    /// saw them, in ms; the default of `delete.retention.ms`
+    /// (`log.cleaner.delete.retention.ms`). Default: 86400000.
+    pub cleaner_delete_retention_ms: i64,
+    /// Leave records younger than this uncompacted, in ms; the default of
+    /// `min.compaction.lag.ms` (`log.cleaner.min.compaction.lag.ms`). Default: 0.
+    pub cleaner_min_compaction_lag_ms: i64,
+    /// Compact a rolled segment at the latest this long after its first record, even below
+    /// the dirty ratio, in ms; the default of `max.compaction.lag.ms`
+    /// (`log.cleaner.max.compaction.lag.ms`). Default: 9223372036854775807.
+    pub cleaner_max_compaction_lag_ms: i64,
+    /// Memory for the keys of one compaction pass, in bytes: a pass compacts only as much of
+    /// the log as its keys fit in, the rest waits for the next pass
+    /// (`log.cleaner.dedupe.buffer.size`). Default: 134217728.
+    pub cleaner_dedupe_buffer_size: u64,
+    /// Share of the dedupe buffer a pass fills before it stops
+    /// (`log.cleaner.io.buffer.load.factor`). Default: 0.9.
+    pub cleaner_io_buffer_load_factor: f64,
+    /// Most bytes per second the cleaner reads and writes, both counted
+    /// (`log.cleaner.io.max.bytes.per.second`). Default: 1.7976931348623157e308 (no limit).
+    pub cleaner_io_max_bytes_per_second: f64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -221,6 +246,13 @@ impl Default for LogConfig {
             retention_check_interval_ms: 300_000,
             cleaner_enable: true,
             cleaner_backoff_ms: 15_000,
+            cleaner_min_cleanable_ratio: 0.5,
+            cleaner_delete_retention_ms: 86_400_000,
+            cleaner_min_compaction_lag_ms: 0,
+            cleaner_max_compaction_lag_ms: i64::MAX,
+            cleaner_dedupe_buffer_size: 128 << 20,
+            cleaner_io_buffer_load_factor: 0.9,
+            cleaner_io_max_bytes_per_second: f64::MAX,
         }
     }
 }
@@ -369,6 +401,31 @@ impl Config {
         if self.log.max_message_bytes < 64 {
             return bad("log.max_message_bytes", "must be at least 64".into());
         }
+        let ratio = self.log.cleaner_min_cleanable_ratio;
+        if !(0.0..=1.0).contains(&ratio) {
+            return bad("log.cleaner_min_cleanable_ratio", format!("{ratio} is not between 0 and 1"));
+        }
+        if self.log.cleaner_delete_retention_ms < 0 || self.log.cleaner_min_compaction_lag_ms < 0 {
+            return bad(
+                "log.cleaner_delete_retention_ms / log.cleaner_min_compaction_lag_ms",
+                "must be 0 or more".into(),
+            );
+        }
+        if self.log.cleaner_max_compaction_lag_ms < 1 {
+            return bad("log.cleaner_max_compaction_lag_ms", "must be at least 1".into());
+        }
+        // Kafka asks for room for at least one entry; a key and its offset take more than 24
+        // bytes here, so ask for a little more.
+        if self.log.cleaner_dedupe_buffer_size < 1024 {
+            return bad("log.cleaner_dedupe_buffer_size", "must be at least 1024 bytes".into());
+        }
+        let load = self.log.cleaner_io_buffer_load_factor;
+        if !(load > 0.0 && load <= 1.0) {
+            return bad("log.cleaner_io_buffer_load_factor", format!("{load} is not above 0 and at most 1"));
+        }
+        if self.log.cleaner_io_max_bytes_per_second.is_nan() || self.log.cleaner_io_max_bytes_per_second <= 0.0 {
+            return bad("log.cleaner_io_max_bytes_per_second", "must be above 0".into());
+        }
         if self.topics.num_partitions < 1 {
             return bad("topics.num_partitions", "must be at least 1".into());
         }
@@ -465,6 +522,13 @@ pub fn kafka_key(key: &str) -> Option<KafkaKey> {
         "log.retention.check.interval.ms" => Maps("log.retention_check_interval_ms"),
         "log.cleaner.enable" => Maps("log.cleaner_enable"),
         "log.cleaner.backoff.ms" => Maps("log.cleaner_backoff_ms"),
+        "log.cleaner.min.cleanable.ratio" => Maps("log.cleaner_min_cleanable_ratio"),
+        "log.cleaner.delete.retention.ms" => Maps("log.cleaner_delete_retention_ms"),
+        "log.cleaner.min.compaction.lag.ms" => Maps("log.cleaner_min_compaction_lag_ms"),
+        "log.cleaner.max.compaction.lag.ms" => Maps("log.cleaner_max_compaction_lag_ms"),
+        "log.cleaner.dedupe.buffer.size" => Maps("log.cleaner_dedupe_buffer_size"),
+        "log.cleaner.io.buffer.load.factor" => Maps("log.cleaner_io_buffer_load_factor"),
+        "log.cleaner.io.max.bytes.per.second" => Maps("log.cleaner_io_max_bytes_per_second"),
         "auto.create.topics.enable" => Maps("topics.auto_create"),
         "num.partitions" => Maps("topics.num_partitions"),
         "group.initial.rebalance.delay.ms" => Maps("group.initial_rebalance_delay_ms"),
@@ -499,7 +563,10 @@ pub fn kafka_key(key: &str) -> Option<KafkaKey> {
         | "broker.rack"
         | "delete.topic.enable"
         | "share.coordinator.state.topic.replication.factor"
-        | "share.coordinator.state.topic.min.isr" => Ignored,
+        | "share.coordinator.state.topic.min.isr"
+        // One cleaner thread, reading and writing a batch at a time.
+        | "log.cleaner.threads"
+        | "log.cleaner.io.buffer.size" => Ignored,
         _ => return None,
     })
 }
@@ -605,6 +672,29 @@ mod tests {
         std::fs::write(&path, "no.such.setting=1\n").unwrap();
         let err = Config::load(Some(&path), &env(&[]), &Overrides::default()).unwrap_err();
         assert!(err.to_string().contains("no.such.setting"), "{err}");
+    }
+
+    #[test]
+    fn cleaner_settings_come_from_kafka_names_and_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("server.properties");
+        std::fs::write(
+            &path,
+            "log.cleaner.dedupe.buffer.size=1048576\nlog.cleaner.max.compaction.lag.ms=3600000\n\
+             log.cleaner.min.cleanable.ratio=0.1\nlog.cleaner.io.max.bytes.per.second=5e6\n\
+             log.cleaner.delete.retention.ms=1000\nlog.cleaner.threads=4\n",
+        )
+        .unwrap();
+        let cfg = Config::load(Some(&path), &env(&[]), &Overrides::default()).unwrap();
+        assert_eq!(cfg.log.cleaner_dedupe_buffer_size, 1 << 20);
+        assert_eq!(cfg.log.cleaner_max_compaction_lag_ms, 3_600_000);
+        assert_eq!(cfg.log.cleaner_min_cleanable_ratio, 0.1);
+        assert_eq!(cfg.log.cleaner_io_max_bytes_per_second, 5e6);
+        assert_eq!(cfg.log.cleaner_delete_retention_ms, 1000);
+        let err = Config::load(None, &env(&[("KAFKA_LOG_CLEANER_MIN_CLEANABLE_RATIO", "1.5")]), &Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("cleaner_min_cleanable_ratio"), "{err}");
     }
 
     #[test]

@@ -98,8 +98,13 @@ impl Broker {
     /// One compaction pass over every partition whose topic asks for it.
     pub fn run_cleaner(&self) {
         let now = now_ms();
+        let c = &self.config.log;
+        let limits = crate::log::CleanerLimits {
+            map_bytes: (c.cleaner_dedupe_buffer_size as f64 * c.cleaner_io_buffer_load_factor) as usize,
+            io_bytes_per_second: c.cleaner_io_max_bytes_per_second,
+        };
         for p in self.logs.all() {
-            let r = p.compact(now);
+            let r = p.compact(now, &limits);
             if let Err(e) = r {
                 crate::warn_limited!("compaction", partition = %p.tp, error = %e, "compaction failed");
             }

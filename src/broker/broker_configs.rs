@@ -36,6 +36,7 @@ const BOOLEAN: i8 = 1;
 const STRING: i8 = 2;
 const INT: i8 = 3;
 const LONG: i8 = 5;
+const DOUBLE: i8 = 6;
 const LIST: i8 = 7;
 
 /// One broker setting: its Kafka name, type, the topic config it is the default of (such
@@ -81,6 +82,33 @@ const DEFS: &[Def] = &[
     def("log.flush.interval.ms", LONG, None, "Interval at which dirty partitions are fsynced."),
     def("log.cleaner.enable", BOOLEAN, None, "Whether topics with cleanup.policy=compact are compacted."),
     def("log.cleaner.backoff.ms", LONG, None, "Pause between compaction passes."),
+    def(
+        "log.cleaner.min.cleanable.ratio",
+        DOUBLE,
+        Some("min.cleanable.dirty.ratio"),
+        "Share of a log not yet compacted at which it is compacted.",
+    ),
+    def(
+        "log.cleaner.delete.retention.ms",
+        LONG,
+        Some("delete.retention.ms"),
+        "How long tombstones and transaction markers stay after their first compaction.",
+    ),
+    def(
+        "log.cleaner.min.compaction.lag.ms",
+        LONG,
+        Some("min.compaction.lag.ms"),
+        "The least age of a record before compaction may remove it.",
+    ),
+    def(
+        "log.cleaner.max.compaction.lag.ms",
+        LONG,
+        Some("max.compaction.lag.ms"),
+        "The greatest age of a record before its segment is compacted whatever the dirty ratio.",
+    ),
+    def("log.cleaner.dedupe.buffer.size", LONG, None, "Memory for the key map of one compaction pass."),
+    def("log.cleaner.io.buffer.load.factor", DOUBLE, None, "How full the key map may get."),
+    def("log.cleaner.io.max.bytes.per.second", DOUBLE, None, "Read and write rate limit of the cleaner."),
     def("socket.request.max.bytes", INT, None, "The largest request the broker reads."),
     def("offsets.topic.num.partitions", INT, None, "Partitions of __consumer_offsets: one on this broker."),
     def("offsets.retention.minutes", INT, None, "How long an empty group's committed offsets are kept."),
@@ -127,6 +155,13 @@ fn value_in(name: &str, c: &Config, node_id: i32, advertised: &str) -> Option<St
         "log.flush.interval.ms" => opt(c.log.flush_interval_ms),
         "log.cleaner.enable" => c.log.cleaner_enable.to_string(),
         "log.cleaner.backoff.ms" => c.log.cleaner_backoff_ms.to_string(),
+        "log.cleaner.min.cleanable.ratio" => c.log.cleaner_min_cleanable_ratio.to_string(),
+        "log.cleaner.delete.retention.ms" => c.log.cleaner_delete_retention_ms.to_string(),
+        "log.cleaner.min.compaction.lag.ms" => c.log.cleaner_min_compaction_lag_ms.to_string(),
+        "log.cleaner.max.compaction.lag.ms" => c.log.cleaner_max_compaction_lag_ms.to_string(),
+        "log.cleaner.dedupe.buffer.size" => c.log.cleaner_dedupe_buffer_size.to_string(),
+        "log.cleaner.io.buffer.load.factor" => c.log.cleaner_io_buffer_load_factor.to_string(),
+        "log.cleaner.io.max.bytes.per.second" => format!("{:?}", c.log.cleaner_io_max_bytes_per_second),
         "socket.request.max.bytes" => c.server.max_request_bytes.to_string(),
         "offsets.retention.minutes" => c.group.offsets_retention_minutes.to_string(),
         "offset.metadata.max.bytes" => c.group.offset_metadata_max_bytes.to_string(),
@@ -145,6 +180,12 @@ fn value_in(name: &str, c: &Config, node_id: i32, advertised: &str) -> Option<St
 
 /// A dynamic setting's value applied to the log defaults.
 fn apply_to(log: &mut LogConfig, name: &str, value: &str) {
+    if name == "log.cleaner.min.cleanable.ratio" {
+        if let Ok(r) = value.trim().parse::<f64>() {
+            log.cleaner_min_cleanable_ratio = r;
+        }
+        return;
+    }
     let Ok(n) = value.trim().parse::<i64>() else { return };
     match name {
         "message.max.bytes" => log.max_message_bytes = i32::try_from(n).unwrap_or(i32::MAX),
@@ -155,6 +196,9 @@ fn apply_to(log: &mut LogConfig, name: &str, value: &str) {
         "log.retention.bytes" => log.retention_bytes = n,
         "log.flush.interval.messages" => log.flush_interval_messages = (n < i64::MAX).then_some(n.max(1) as u64),
         "log.cleaner.backoff.ms" => log.cleaner_backoff_ms = n.max(0) as u64,
+        "log.cleaner.delete.retention.ms" => log.cleaner_delete_retention_ms = n,
+        "log.cleaner.min.compaction.lag.ms" => log.cleaner_min_compaction_lag_ms = n,
+        "log.cleaner.max.compaction.lag.ms" => log.cleaner_max_compaction_lag_ms = n,
         _ => {}
     }
 }

@@ -28,6 +28,9 @@ const ATTR_COMPRESSION_MASK: i16 = 0x07;
 const ATTR_LOG_APPEND_TIME: i16 = 0x08;
 const ATTR_TRANSACTIONAL: i16 = 0x10;
 const ATTR_CONTROL: i16 = 0x20;
+/// KIP-534: baseTimestamp holds the time after which the cleaner may remove this batch's
+/// tombstones (and, for a transaction marker, the marker itself).
+const ATTR_DELETE_HORIZON: i16 = 0x40;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BatchHeader {
@@ -92,6 +95,12 @@ impl BatchHeader {
 
     pub fn is_control(&self) -> bool {
         self.attributes & ATTR_CONTROL != 0
+    }
+
+    /// The delete horizon a cleaning wrote into this batch (KIP-534), or `None` when no
+    /// cleaning has seen a tombstone or a removable marker in it yet.
+    pub fn delete_horizon_ms(&self) -> Option<i64> {
+        (self.attributes & ATTR_DELETE_HORIZON != 0).then_some(self.base_timestamp)
     }
 }
 
@@ -580,7 +589,7 @@ fn read_varint(b: &mut &[u8]) -> Option<i64> {
 /// What filtering a batch's records left (see [`filter_records`]).
 #[derive(Debug, PartialEq, Eq)]
 pub enum Filtered {
-    /// Every record stays: the batch is kept as it is.
+    /// Every record stays and the batch needs no new delete horizon: it is kept as it is.
     All,
     /// No record stays: the batch goes.
     Nothing,
@@ -588,49 +597,101 @@ pub enum Filtered {
     Some(Vec<u8>),
 }
 
+/// When a batch the cleaner keeps must start carrying a delete horizon (KIP-534).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NewHorizon {
+    /// The horizon to write: the cleaning's time plus `delete.retention.ms`.
+    pub at_ms: i64,
+    /// Write it even when no tombstone stays: a transaction marker whose transaction has no
+    /// data left in the log.
+    pub always: bool,
+}
+
+/// A kept record: its fields from the offset delta on are copied as they are.
+struct KeptRecord<'a> {
+    raw: &'a [u8],
+    attributes: u8,
+    timestamp: i64,
+    from_offset_delta: &'a [u8],
+}
+
 /// Keeps the records of `batch` for which `keep(offset, key, value)` is true (the log
-/// cleaner). A batch that keeps some but not all of its records is written anew: the kept
-/// records as they were (offset and timestamp deltas, headers), uncompressed, under the same
-/// base offset, last offset delta, timestamps and producer fields, so that offsets and the
-/// batch's place in the log do not change.
+/// cleaner). A batch that keeps some but not all of its records, or that gets a delete horizon,
+/// is written anew, uncompressed, under the same base offset, last offset delta, leader epoch
+/// and producer fields, so that offsets and the batch's place in the log do not change; every
+/// kept record keeps its offset, timestamp, key, value and headers.
+///
+/// The horizon is set, as Kafka's `MemoryRecords.filterTo` does, when the batch has none yet
+/// and a tombstone stays (or `horizon.always`): the attribute bit 0x40 is set and baseTimestamp
+/// becomes `horizon.at_ms`, so every record's timestamp delta is rewritten to keep its
+/// timestamp. The CRC is computed over the new bytes.
 pub fn filter_records(
     batch: &[u8],
+    horizon: NewHorizon,
     mut keep: impl FnMut(i64, Option<&[u8]>, Option<&[u8]>) -> bool,
 ) -> Result<Filtered, RecordsError> {
     let (header, body) = header_and_records(batch)?;
     let mut rest = &body[..];
-    let mut kept: Vec<&[u8]> = Vec::new();
+    let mut kept: Vec<KeptRecord<'_>> = Vec::new();
+    let mut tombstone_kept = false;
     for _ in 0..header.records_count.max(0) {
         let start = rest;
         let len = usize::try_from(read_varint(&mut rest).ok_or(RecordsError::Malformed)?)
             .map_err(|_| RecordsError::Malformed)?;
         let prefix = start.len() - rest.len();
         let raw = start.get(..prefix + len).ok_or(RecordsError::Malformed)?;
-        let mut rec = rest.get(1..len).ok_or(RecordsError::Malformed)?;
+        let (&attributes, mut rec) = rest.get(..len).and_then(<[u8]>::split_first).ok_or(RecordsError::Malformed)?;
         rest = &rest[len..];
-        read_varint(&mut rec).ok_or(RecordsError::Malformed)?; // timestamp delta
+        let timestamp = header.base_timestamp.wrapping_add(read_varint(&mut rec).ok_or(RecordsError::Malformed)?);
+        let from_offset_delta = rec;
         let offset = header.base_offset + read_varint(&mut rec).ok_or(RecordsError::Malformed)?;
         let key = read_bytes_field(&mut rec).ok_or(RecordsError::Malformed)?;
         let value = read_bytes_field(&mut rec).ok_or(RecordsError::Malformed)?;
         if keep(offset, key, value) {
-            kept.push(raw);
+            tombstone_kept |= value.is_none();
+            kept.push(KeptRecord { raw, attributes, timestamp, from_offset_delta });
         }
-    }
-    if kept.len() == header.records_count.max(0) as usize {
-        return Ok(Filtered::All);
     }
     if kept.is_empty() {
         return Ok(Filtered::Nothing);
     }
-    let records_len: usize = kept.iter().map(|r| r.len()).sum();
-    let mut out = Vec::with_capacity(HEADER_LEN + records_len);
-    out.extend_from_slice(&batch[..HEADER_LEN]);
-    for r in &kept {
-        out.extend_from_slice(r);
+    let set_horizon = header.delete_horizon_ms().is_none() && (horizon.always || tombstone_kept);
+    if kept.len() == header.records_count.max(0) as usize && !set_horizon {
+        return Ok(Filtered::All);
     }
+    let mut out = Vec::with_capacity(HEADER_LEN + body.len() + 8 * kept.len());
+    out.extend_from_slice(&batch[..HEADER_LEN]);
+    let mut attributes = header.attributes & !ATTR_COMPRESSION_MASK;
+    let mut base_timestamp = header.base_timestamp;
+    if set_horizon {
+        attributes |= ATTR_DELETE_HORIZON;
+        base_timestamp = horizon.at_ms;
+    }
+    let mut record = Vec::new();
+    for r in &kept {
+        if base_timestamp == header.base_timestamp {
+            out.extend_from_slice(r.raw);
+        } else {
+            record.clear();
+            record.push(r.attributes);
+            put_varint(&mut record, r.timestamp.wrapping_sub(base_timestamp));
+            record.extend_from_slice(r.from_offset_delta);
+            put_varint(&mut out, record.len() as i64);
+            out.extend_from_slice(&record);
+        }
+    }
+    // With CreateTime the batch's max timestamp is that of the records it still holds, as
+    // Kafka writes it; with LogAppendTime it is the append time, which stays.
+    let max_timestamp = if header.is_log_append_time() {
+        header.max_timestamp
+    } else {
+        kept.iter().map(|r| r.timestamp).max().unwrap_or(header.max_timestamp)
+    };
     let batch_length = (out.len() - LOG_OVERHEAD) as i32;
     (&mut out[8..12]).put_i32(batch_length);
-    (&mut out[21..23]).put_i16(header.attributes & !ATTR_COMPRESSION_MASK);
+    (&mut out[21..23]).put_i16(attributes);
+    (&mut out[27..35]).put_i64(base_timestamp);
+    (&mut out[35..43]).put_i64(max_timestamp);
     (&mut out[57..61]).put_i32(kept.len() as i32);
     let crc = crc32c::crc32c(&out[21..]);
     (&mut out[17..21]).put_u32(crc);

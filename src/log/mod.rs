@@ -76,6 +76,9 @@ pub struct CleanerSettings {
     pub delete_retention_ms: i64,
     /// Records younger than this are not compacted (`min.compaction.lag.ms`).
     pub min_compaction_lag_ms: i64,
+    /// A rolled segment whose first batch is older than this is compacted even below the
+    /// dirty ratio (`max.compaction.lag.ms`).
+    pub max_compaction_lag_ms: i64,
     /// Compact once the part not yet compacted is at least this share of the log
     /// (`min.cleanable.dirty.ratio`).
     pub min_cleanable_ratio: f64,
@@ -83,7 +86,29 @@ pub struct CleanerSettings {
 
 impl Default for CleanerSettings {
     fn default() -> Self {
-        Self { delete_retention_ms: 86_400_000, min_compaction_lag_ms: 0, min_cleanable_ratio: 0.5 }
+        Self {
+            delete_retention_ms: 86_400_000,
+            min_compaction_lag_ms: 0,
+            max_compaction_lag_ms: i64::MAX,
+            min_cleanable_ratio: 0.5,
+        }
+    }
+}
+
+/// Broker-wide bounds of the cleaner (`log.cleaner.*`), the same for every partition.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CleanerLimits {
+    /// Bytes the keys of one pass may take (`log.cleaner.dedupe.buffer.size` times
+    /// `log.cleaner.io.buffer.load.factor`); a pass compacts only the part of the dirty log
+    /// whose keys fit.
+    pub map_bytes: usize,
+    /// Bytes per second the cleaner reads and writes (`log.cleaner.io.max.bytes.per.second`).
+    pub io_bytes_per_second: f64,
+}
+
+impl Default for CleanerLimits {
+    fn default() -> Self {
+        Self { map_bytes: (128 << 20) * 9 / 10, io_bytes_per_second: f64::MAX }
     }
 }
 

@@ -135,11 +135,11 @@ pub fn default_value(key: &str, log: &LogConfig) -> Option<String> {
         "min.insync.replicas" => "1".into(),
         "flush.messages" => log.flush_interval_messages.map_or(i64::MAX, |v| v as i64).to_string(),
         "flush.ms" => log.flush_interval_ms.map_or(i64::MAX, |v| v as i64).to_string(),
-        "delete.retention.ms" => "86400000".into(),
+        "delete.retention.ms" => log.cleaner_delete_retention_ms.to_string(),
         "file.delete.delay.ms" => "60000".into(),
-        "max.compaction.lag.ms" => i64::MAX.to_string(),
-        "min.compaction.lag.ms" => "0".into(),
-        "min.cleanable.dirty.ratio" => "0.5".into(),
+        "max.compaction.lag.ms" => log.cleaner_max_compaction_lag_ms.to_string(),
+        "min.compaction.lag.ms" => log.cleaner_min_compaction_lag_ms.to_string(),
+        "min.cleanable.dirty.ratio" => log.cleaner_min_cleanable_ratio.to_string(),
         "message.timestamp.after.max.ms"
         | "message.timestamp.before.max.ms"
         | "message.timestamp.difference.max.ms" => i64::MAX.to_string(),
@@ -204,12 +204,13 @@ pub fn partition_config(log: &LogConfig, topic: &BTreeMap<String, String>) -> Pa
         flush_interval_messages: get("flush.messages").map(|v| v as u64).or(log.flush_interval_messages),
         compact,
         cleaner: crate::log::CleanerSettings {
-            delete_retention_ms: get("delete.retention.ms").unwrap_or(86_400_000),
-            min_compaction_lag_ms: get("min.compaction.lag.ms").unwrap_or(0),
+            delete_retention_ms: get("delete.retention.ms").unwrap_or(log.cleaner_delete_retention_ms),
+            min_compaction_lag_ms: get("min.compaction.lag.ms").unwrap_or(log.cleaner_min_compaction_lag_ms),
+            max_compaction_lag_ms: get("max.compaction.lag.ms").unwrap_or(log.cleaner_max_compaction_lag_ms),
             min_cleanable_ratio: topic
                 .get("min.cleanable.dirty.ratio")
                 .and_then(|v| v.trim().parse::<f64>().ok())
-                .unwrap_or(0.5),
+                .unwrap_or(log.cleaner_min_cleanable_ratio),
         },
         durable: log.fsync_acks_all,
     }

@@ -219,3 +219,96 @@ fn compressed_batches_are_checked_after_bounded_decompression() {
         Err(BatchError::Decompress { source: DecompressError::TooLarge { .. }, .. })
     ));
 }
+
+/// A record with a timestamp delta and one header ("h" = "x").
+fn record_with_header(ts_delta: i64, offset_delta: i64, key: &[u8], value: Option<&[u8]>) -> Vec<u8> {
+    let mut r = vec![0u8];
+    r.extend(varints(&[ts_delta, offset_delta, key.len() as i64]));
+    r.extend_from_slice(key);
+    match value {
+        Some(v) => {
+            r.extend(varints(&[v.len() as i64]));
+            r.extend_from_slice(v);
+        }
+        None => r.extend(varints(&[-1])),
+    }
+    r.extend(varints(&[1, 1]));
+    r.push(b'h');
+    r.extend(varints(&[1]));
+    r.push(b'x');
+    let mut out = varints(&[r.len() as i64]);
+    out.extend(r);
+    out
+}
+
+/// Decodes with the codec crate's reader (which checks the CRC as clients do): (offset,
+/// timestamp, key, value, header count, delete-horizon flag) per record.
+type Decoded = (i64, i64, Vec<u8>, Option<Vec<u8>>, usize, bool);
+fn decode_as_a_client(b: &[u8]) -> Vec<Decoded> {
+    let mut buf = bytes::Bytes::copy_from_slice(b);
+    let set = kafka_protocol::records::RecordBatchDecoder::decode(&mut buf).expect("a client decodes the batch");
+    set.records
+        .iter()
+        .map(|r| {
+            let key = r.key.as_ref().map(|k| k.to_vec()).unwrap_or_default();
+            (r.offset, r.timestamp, key, r.value.as_ref().map(|v| v.to_vec()), r.headers.len(), r.delete_horizon)
+        })
+        .collect()
+}
+
+const NO_HORIZON: NewHorizon = NewHorizon { at_ms: 9_000, always: false };
+
+#[test]
+fn a_kept_tombstone_gives_its_batch_a_delete_horizon_and_timestamps_stay() {
+    let mut body = record_with_header(0, 0, b"a", Some(b"1"));
+    body.extend(record_with_header(7, 1, b"b", None));
+    body.extend(record_with_header(3, 2, b"c", Some(b"3")));
+    let mut b = with_body(3, &body);
+    b[0..8].copy_from_slice(&100i64.to_be_bytes());
+    let before = decode_as_a_client(&b);
+    assert_eq!(before[1], (101, 1007, b"b".to_vec(), None, 1, false));
+
+    // Everything stays, but a tombstone is among it: the batch is rewritten with the horizon.
+    let Filtered::Some(all) = filter_records(&b, NO_HORIZON, |_, _, _| true).unwrap() else { panic!() };
+    let h = BatchHeader::parse(&all).unwrap();
+    assert_eq!(h.delete_horizon_ms(), Some(9_000));
+    assert_eq!((h.base_offset, h.last_offset_delta, h.records_count, h.max_timestamp), (100, 2, 3, 1007));
+    let after = decode_as_a_client(&all);
+    for (x, y) in before.iter().zip(&after) {
+        assert_eq!((x.0, x.1, &x.2, &x.3, x.4), (y.0, y.1, &y.2, &y.3, y.4), "offset, timestamp, key, value, headers");
+        assert!(y.5, "clients see the delete-horizon flag");
+    }
+    assert!(validate(&all, 1 << 20, false).is_ok(), "a whole rewritten batch passes the broker's own checks");
+
+    // A second cleaning keeps the horizon it found; dropping a record keeps it too.
+    assert_eq!(
+        filter_records(&all, NewHorizon { at_ms: 50_000, always: true }, |_, _, _| true).unwrap(),
+        Filtered::All
+    );
+    let Filtered::Some(two) = filter_records(&all, NO_HORIZON, |o, _, _| o != 100).unwrap() else { panic!() };
+    assert_eq!(BatchHeader::parse(&two).unwrap().delete_horizon_ms(), Some(9_000));
+    assert_eq!(decode_as_a_client(&two), after[1..].to_vec());
+
+    // Without a tombstone left, no horizon: the records are copied, the base timestamp stays.
+    let Filtered::Some(plain) = filter_records(&b, NO_HORIZON, |o, _, _| o != 101).unwrap() else { panic!() };
+    let h = BatchHeader::parse(&plain).unwrap();
+    assert_eq!((h.delete_horizon_ms(), h.base_timestamp, h.max_timestamp, h.records_count), (None, 1000, 1003, 2));
+    assert_eq!(decode_as_a_client(&plain), vec![before[0].clone(), before[2].clone()]);
+    assert_eq!(filter_records(&b, NO_HORIZON, |_, _, _| false).unwrap(), Filtered::Nothing);
+}
+
+#[test]
+fn a_marker_whose_transaction_is_gone_gets_a_horizon_when_asked() {
+    let m = build_marker(5, 1, ControlType::Commit, 3, 4_000);
+    assert_eq!(filter_records(&m, NO_HORIZON, |_, _, _| true).unwrap(), Filtered::All);
+    let Filtered::Some(marked) = filter_records(&m, NewHorizon { at_ms: 9_000, always: true }, |_, _, _| true).unwrap()
+    else {
+        panic!()
+    };
+    let h = BatchHeader::parse(&marked).unwrap();
+    assert!(h.is_control() && h.is_transactional());
+    assert_eq!((h.delete_horizon_ms(), h.max_timestamp), (Some(9_000), 4_000));
+    assert_eq!(read_marker(&marked), Some((ControlType::Commit, 3)));
+    let decoded = decode_as_a_client(&marked);
+    assert_eq!((decoded[0].1, decoded[0].5), (4_000, true));
+}

@@ -1,45 +1,65 @@
 //! Log compaction (`cleanup.policy=compact`): the latest record of each key stays, older ones
-//! go, tombstones go once `delete.retention.ms` has passed, and records of aborted
-//! transactions go. Offsets never change: kept records keep theirs, and what is removed leaves
-//! gaps, which readers step over.
+//! go, records of aborted transactions go, and tombstones and transaction markers go as in
+//! Kafka 4.1 (KIP-534): the first cleaning that keeps a tombstone, or a marker whose
+//! transaction has no data left, rewrites its batch with the delete-horizon attribute and
+//! baseTimestamp = now + `delete.retention.ms` (record timestamps kept, CRC recomputed); a
+//! later cleaning past that horizon removes them. Offsets never change: kept records keep
+//! theirs, and what is removed leaves gaps, which readers step over.
 //!
 //! A pass works on rolled segments only, below the last stable offset and the high watermark
 //! and older than `min.compaction.lag.ms`, and only when the part not compacted before (after
-//! the cleaner checkpoint) is at least `min.cleanable.dirty.ratio` of them. It maps each key
-//! to its latest offset (reading batch by batch), writes each segment's survivors to
-//! `<base>.log.cleaned`, fsyncs it, and then, holding the partition's locks only for this,
-//! swaps it in: the segment's indexes are removed, the cleaned file renamed over the `.log`,
-//! the directory fsynced and the segment opened again (its indexes rebuilt). A stop at any
-//! point leaves either the old segment or the cleaned one, both whole.
+//! the cleaner checkpoint, "dirty") is at least `min.cleanable.dirty.ratio` of them, or a dirty
+//! segment's first batch is older than `max.compaction.lag.ms`. As Kafka's cleaner, it maps
+//! each key of the dirty part to its latest offset (reading batch by batch) while the keys fit
+//! `log.cleaner.dedupe.buffer.size` (times its load factor); where the map is full the pass
+//! ends, and the rest waits for the next pass. Then, from the log start, it writes each
+//! segment's survivors to `<base>.log.cleaned` (a record stays unless its key has a later
+//! offset in the map), fsyncs it, and, holding the partition's locks only for this, swaps it
+//! in: the segment's indexes are removed, the cleaned file renamed over the `.log`, the
+//! directory fsynced and the segment opened again (its indexes rebuilt). A segment with
+//! nothing to remove is left as it is. A stop at any point leaves either the old segment or
+//! the cleaned one, both whole. Reads and writes together are held to
+//! `log.cleaner.io.max.bytes.per.second`.
 //!
-//! Kafka's cleaner differs in ways a client does not see: it merges small segments, keeps
-//! tombstones for `delete.retention.ms` after the segment was first cleaned (here: after the
-//! tombstone's own timestamp), keeps a producer's last batch for its sequence state (here the
-//! producer state lives in snapshots), and removes transaction markers once their data is gone
-//! (here markers stay).
+//! Kafka's cleaner differs in ways a client does not see: it merges small segments, keeps a
+//! producer's last batch (emptied if need be) for its sequence state (here the producer state
+//! lives in snapshots), re-compresses rewritten batches with their codec (here they are
+//! written uncompressed), and drops removed abort markers from the `.txnindex` (here the
+//! partition's aborted-transaction list keeps them; a fetch may name an aborted transaction
+//! whose data is gone, which clients ignore).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::{self, Write};
 
 use tracing::{info, warn};
 
 use super::PartitionLog;
-use crate::log::batch::{self, Filtered};
+use crate::log::batch::{self, BatchHeader, Filtered, NewHorizon};
 use crate::log::format::{segment_file, CLEANED_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX};
-use crate::log::producer_state::AbortedTxn;
+use crate::log::producer_state::{AbortedTxn, ControlType};
 use crate::log::segment::{ReadView, Segment};
+use crate::log::CleanerLimits;
 
-/// At most this many bytes of keys are mapped in one pass; segments past it wait for the next.
-const MAX_MAP_BYTES: usize = 128 << 20;
+/// What a key costs in the map of a pass besides its bytes: the offset, the vector that holds
+/// it, and the hash table's slot and slack.
+const MAP_ENTRY_OVERHEAD: usize = 48;
 
 /// What one pass did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct CleanStats {
+    /// Segments rewritten and swapped in.
     pub segments: usize,
     pub bytes_before: u64,
     pub bytes_after: u64,
     pub records_removed: u64,
+    /// Keys in the map of the pass, and the bytes they were counted as.
+    pub keys: usize,
+    pub map_bytes: usize,
+    /// Bytes of the dirty part the map covered; the pass cleaned up to `cleaned_to` (the
+    /// new cleaner checkpoint).
+    pub dirty_bytes_mapped: u64,
+    pub cleaned_to: i64,
 }
 
 /// A rolled segment picked for cleaning: base offset, size when picked, a view to read it.
@@ -52,8 +72,9 @@ struct Picked {
 
 impl PartitionLog {
     /// One compaction pass over this partition, if its config asks for compaction and enough
-    /// of it is dirty. Blocking (reads, writes and fsyncs segments): run it off the runtime.
-    pub fn compact(&self, now_ms: i64) -> io::Result<CleanStats> {
+    /// of it is dirty (or a dirty segment is older than `max.compaction.lag.ms`). Blocking
+    /// (reads, writes and fsyncs segments): run it off the runtime.
+    pub fn compact(&self, now_ms: i64, limits: &CleanerLimits) -> io::Result<CleanStats> {
         // No DeleteRecords or truncation while segments are rewritten.
         let _checkpoint = self.checkpoint_lock.lock();
         let (picked, aborted, settings, interval) = {
@@ -87,69 +108,89 @@ impl PartitionLog {
             return Ok(CleanStats::default());
         };
         let cleaned_to = crate::log::checkpoint::read_cleaned_to(&self.dir).unwrap_or(0);
-        let total: u64 = picked.iter().map(|p| p.size).sum();
-        let dirty: u64 = picked.iter().filter(|p| p.next_offset > cleaned_to).map(|p| p.size).sum();
-        if total == 0 || (dirty as f64) < settings.min_cleanable_ratio * total as f64 || last.next_offset <= cleaned_to
-        {
+        if last.next_offset <= cleaned_to {
             return Ok(CleanStats::default());
         }
-        let aborted_batch = |pid: i64, offset: i64| {
-            aborted
-                .iter()
-                .any(|a: &AbortedTxn| a.producer_id == pid && (a.first_offset..=a.last_offset).contains(&offset))
-        };
+        let dirty_from = picked.iter().position(|p| p.next_offset > cleaned_to).expect("the last one is dirty");
+        let total: u64 = picked.iter().map(|p| p.size).sum();
+        let dirty: u64 = picked[dirty_from..].iter().map(|p| p.size).sum();
+        let filthy = total > 0 && dirty as f64 >= settings.min_cleanable_ratio * total as f64;
+        if dirty == 0 || !(filthy || overdue(&picked[dirty_from..], now_ms, settings.max_compaction_lag_ms)) {
+            return Ok(CleanStats::default());
+        }
+        let mut throttle = Throttle::new(limits.io_bytes_per_second);
+        let mut stats = CleanStats::default();
 
-        // Pass 1: the latest offset of every key, over whole segments while the map has room.
+        // Pass 1: the latest offset of every key of the dirty part, as far as the map has
+        // room (Kafka's offset map): `end` is the first offset not mapped.
         let mut latest: HashMap<Vec<u8>, i64> = HashMap::new();
-        let mut map_bytes = 0usize;
-        let mut mapped = 0;
-        for p in &picked {
+        let mut end = cleaned_to;
+        let mut walk = TxnWalk::new(aborted.clone());
+        for p in &picked[dirty_from..] {
             let mut problem = None;
+            let mut full = false;
             p.view
                 .for_each_header_at(|pos, h| {
-                    if problem.is_some()
-                        || h.is_control()
-                        || (h.is_transactional() && aborted_batch(h.producer_id, h.base_offset))
-                    {
+                    if problem.is_some() || full || h.last_offset() < cleaned_to {
                         return;
                     }
-                    let read = p.view.read_one(pos, h).map_err(|e| e.to_string()).and_then(|bytes| {
-                        batch::with_records(&bytes, |records| {
-                            for r in records {
-                                if let Some(k) = r.key {
+                    if h.is_control() {
+                        walk.on_marker(h, None);
+                    } else if !walk.on_data(h) {
+                        let read = p.view.read_one(pos, h).map_err(|e| e.to_string()).and_then(|bytes| {
+                            throttle.pass(bytes.len() as u64);
+                            batch::with_records(&bytes, |records| {
+                                for r in records.iter().filter(|r| r.offset >= cleaned_to) {
+                                    let Some(k) = r.key else { continue };
                                     if let Some(o) = latest.get_mut(k) {
                                         *o = r.offset;
-                                    } else {
-                                        map_bytes += k.len() + 48;
-                                        latest.insert(k.to_vec(), r.offset);
+                                        continue;
                                     }
+                                    let cost = k.len() + MAP_ENTRY_OVERHEAD;
+                                    if stats.map_bytes + cost > limits.map_bytes && !latest.is_empty() {
+                                        full = true;
+                                        end = r.offset;
+                                        return;
+                                    }
+                                    stats.map_bytes += cost;
+                                    latest.insert(k.to_vec(), r.offset);
                                 }
-                            }
-                        })
-                        .map_err(|e| e.to_string())
-                    });
-                    if let Err(e) = read {
-                        problem = Some(e);
+                            })
+                            .map_err(|e| e.to_string())
+                        });
+                        if let Err(e) = read {
+                            problem = Some(e);
+                        }
+                    }
+                    if !full {
+                        end = h.last_offset() + 1;
                     }
                 })
                 .map_err(|e| io::Error::other(e.to_string()))?;
             if let Some(e) = problem {
                 return Err(io::Error::other(format!("cannot compact {}: segment {}: {e}", self.tp, p.base)));
             }
-            mapped += 1;
-            if map_bytes > MAX_MAP_BYTES {
+            if full {
+                stats.dirty_bytes_mapped += p.size;
                 break;
             }
+            end = p.next_offset;
+            stats.dirty_bytes_mapped += p.size;
         }
+        stats.keys = latest.len();
+        stats.cleaned_to = end;
 
-        // Pass 2: each mapped segment's survivors, to `<base>.log.cleaned`.
-        let mut stats = CleanStats::default();
+        // Pass 2: from the log start, each segment holding offsets below `end`: its survivors
+        // to `<base>.log.cleaned`. Records from `end` on were not mapped and all stay.
         let mut cleaned: Vec<(&Picked, std::path::PathBuf)> = Vec::new();
-        for p in &picked[..mapped] {
+        let mut walk = TxnWalk::new(aborted);
+        let new_horizon = now_ms.saturating_add(settings.delete_retention_ms);
+        for p in picked.iter().take_while(|p| p.base < end) {
             let path = segment_file(&self.dir, p.base, CLEANED_SUFFIX);
             let mut out = io::BufWriter::new(File::create(&path)?);
             let mut written = 0u64;
             let mut removed = 0u64;
+            let mut changed = false;
             let mut failed = None;
             p.view
                 .for_each_header_at(|pos, h| {
@@ -158,18 +199,30 @@ impl PartitionLog {
                     }
                     let result = (|| -> io::Result<()> {
                         let bytes = p.view.read_one(pos, h)?;
+                        throttle.pass(bytes.len() as u64);
+                        let horizon = h.delete_horizon_ms();
+                        let past_horizon = horizon.is_some_and(|t| t <= now_ms);
                         let kept = if h.is_control() {
-                            Filtered::All
-                        } else if h.is_transactional() && aborted_batch(h.producer_id, h.base_offset) {
+                            // A marker whose transaction has no data left first gets a delete
+                            // horizon, and goes at the first cleaning after it.
+                            let unneeded = walk.on_marker(h, batch::read_marker(&bytes).map(|(c, _)| c));
+                            if unneeded && past_horizon {
+                                Filtered::Nothing
+                            } else {
+                                let mark = NewHorizon { at_ms: new_horizon, always: unneeded };
+                                batch::filter_records(&bytes, mark, |_, _, _| true)
+                                    .map_err(|e| io::Error::other(e.to_string()))?
+                            }
+                        } else if walk.on_data(h) {
                             Filtered::Nothing
                         } else {
-                            let tombstones_until = now_ms.saturating_sub(settings.delete_retention_ms);
-                            batch::filter_records(&bytes, |offset, key, value| match key {
+                            let mark = NewHorizon { at_ms: new_horizon, always: false };
+                            batch::filter_records(&bytes, mark, |offset, key, value| match key {
+                                _ if offset >= end => true,
                                 // A record without a key cannot be compacted; Kafka drops them too.
                                 None => false,
                                 Some(k) => {
-                                    latest.get(k) == Some(&offset)
-                                        && (value.is_some() || h.max_timestamp >= tombstones_until)
+                                    latest.get(k).is_none_or(|&o| offset >= o) && (value.is_some() || !past_horizon)
                                 }
                             })
                             .map_err(|e| io::Error::other(e.to_string()))?
@@ -180,12 +233,16 @@ impl PartitionLog {
                                 out.write_all(&bytes)?;
                                 written += bytes.len() as u64;
                             }
-                            Filtered::Nothing => removed += count,
+                            Filtered::Nothing => {
+                                removed += count;
+                                changed = true;
+                            }
                             Filtered::Some(b) => {
                                 let left = batch::BatchHeader::parse(&b).map_or(0, |nh| nh.records_count);
                                 removed += count - u64::try_from(left).unwrap_or(0);
                                 out.write_all(&b)?;
                                 written += b.len() as u64;
+                                changed = true;
                             }
                         }
                         Ok(())
@@ -199,7 +256,15 @@ impl PartitionLog {
                 let _ = std::fs::remove_file(&path);
                 return Err(e);
             }
-            out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+            if !changed {
+                // Nothing to swap: the segment stays as it is.
+                drop(out);
+                std::fs::remove_file(&path)?;
+                continue;
+            }
+            let file = out.into_inner().map_err(|e| e.into_error())?;
+            throttle.pass(written);
+            file.sync_all()?;
             stats.bytes_before += p.size;
             stats.bytes_after += written;
             stats.records_removed += removed;
@@ -210,7 +275,6 @@ impl PartitionLog {
         let _writing = self.append_lock.lock();
         let mut inner = self.inner.lock();
         let files = inner.files.clone();
-        let mut through = cleaned_to;
         for (p, path) in cleaned {
             let Some(i) = inner.segments.iter().position(|s| s.base_offset == p.base && s.size == p.size) else {
                 // Retention took it meanwhile.
@@ -242,15 +306,121 @@ impl PartitionLog {
                 return Err(e);
             }
             stats.segments += 1;
-            through = through.max(p.next_offset);
         }
         drop(inner);
-        if stats.segments > 0 {
-            crate::log::checkpoint::write_cleaned_to(&self.dir, through)?;
-            info!(partition = %self.tp, segments = stats.segments, bytes_before = stats.bytes_before,
-                bytes_after = stats.bytes_after, records_removed = stats.records_removed, "compacted");
-        }
+        crate::log::checkpoint::write_cleaned_to(&self.dir, end)?;
+        info!(partition = %self.tp, segments = stats.segments, bytes_before = stats.bytes_before,
+            bytes_after = stats.bytes_after, records_removed = stats.records_removed, keys = stats.keys,
+            map_bytes = stats.map_bytes, cleaned_to = end, "compacted");
         Ok(stats)
+    }
+}
+
+/// Whether a dirty segment waited longer than `max.compaction.lag.ms`, counted from its
+/// first batch's timestamp as Kafka does; such a log is compacted below the dirty ratio.
+fn overdue(dirty: &[Picked], now_ms: i64, max_lag_ms: i64) -> bool {
+    if max_lag_ms == i64::MAX {
+        return false;
+    }
+    let until = now_ms.saturating_sub(max_lag_ms.max(0));
+    dirty.iter().any(
+        |p| matches!(p.view.position_of(p.base), Ok(Some((_, h))) if h.max_timestamp > 0 && h.max_timestamp < until),
+    )
+}
+
+/// Holds the cleaner to `log.cleaner.io.max.bytes.per.second` over a pass.
+struct Throttle {
+    bytes_per_second: f64,
+    started: std::time::Instant,
+    bytes: u64,
+}
+
+impl Throttle {
+    fn new(bytes_per_second: f64) -> Self {
+        Self { bytes_per_second, started: std::time::Instant::now(), bytes: 0 }
+    }
+
+    /// Counts `bytes` read or written, and waits as long as the pass is ahead of the rate.
+    fn pass(&mut self, bytes: u64) {
+        self.bytes += bytes;
+        let wait = throttle_wait(self.bytes, self.started.elapsed(), self.bytes_per_second);
+        if !wait.is_zero() {
+            std::thread::sleep(wait);
+        }
+    }
+}
+
+/// How long to wait after `bytes` in `elapsed` so as to stay at `bytes_per_second`.
+pub(super) fn throttle_wait(bytes: u64, elapsed: std::time::Duration, bytes_per_second: f64) -> std::time::Duration {
+    let due = bytes as f64 / bytes_per_second;
+    if due.is_finite() && due > elapsed.as_secs_f64() {
+        std::time::Duration::from_secs_f64(due - elapsed.as_secs_f64())
+    } else {
+        std::time::Duration::ZERO
+    }
+}
+
+/// The transactions a cleaning meets while it walks the log in offset order, as Kafka's
+/// `CleanedTransactionMetadata` tracks them: which data batches belong to aborted transactions
+/// (they go), and which markers no longer have data of their transaction in the log (they go
+/// once past their delete horizon). Aborted data always comes before its abort marker, and a
+/// cleaning walks from the log start, so it meets both.
+struct TxnWalk {
+    /// Aborted transactions not reached yet, the one starting last first (popped from the end).
+    pending: Vec<AbortedTxn>,
+    /// Producers inside an aborted transaction: the offset of its abort marker, and whether
+    /// data of it was met in this walk.
+    aborting: HashMap<i64, (i64, bool)>,
+    /// Producers with data of a not-aborted transaction met since their last marker.
+    committing: HashSet<i64>,
+}
+
+impl TxnWalk {
+    fn new(mut aborted: Vec<AbortedTxn>) -> Self {
+        aborted.sort_by_key(|a| std::cmp::Reverse(a.first_offset));
+        Self { pending: aborted, aborting: HashMap::new(), committing: HashSet::new() }
+    }
+
+    /// Enters the aborted transactions that start at or before `offset`, and forgets the one of
+    /// `producer_id` if its marker lies before `offset` (a marker an earlier cleaning removed
+    /// with all its data; the partition's aborted-transaction list may still name it).
+    fn reach(&mut self, offset: i64, producer_id: i64) {
+        while self.pending.last().is_some_and(|a| a.first_offset <= offset) {
+            let a = self.pending.pop().expect("checked just before");
+            self.aborting.insert(a.producer_id, (a.last_offset, false));
+        }
+        if self.aborting.get(&producer_id).is_some_and(|&(marker, _)| marker < offset) {
+            self.aborting.remove(&producer_id);
+        }
+    }
+
+    /// A data batch: whether it belongs to an aborted transaction.
+    fn on_data(&mut self, h: &BatchHeader) -> bool {
+        self.reach(h.last_offset(), h.producer_id);
+        if !h.is_transactional() {
+            return false;
+        }
+        match self.aborting.get_mut(&h.producer_id) {
+            Some((_, seen)) => {
+                *seen = true;
+                true
+            }
+            None => {
+                self.committing.insert(h.producer_id);
+                false
+            }
+        }
+    }
+
+    /// A marker (`control` is its type when readable): whether no data of its transaction is
+    /// left in the log, so that the marker itself may go.
+    fn on_marker(&mut self, h: &BatchHeader, control: Option<ControlType>) -> bool {
+        self.reach(h.last_offset(), h.producer_id);
+        match control {
+            Some(ControlType::Abort) => !self.aborting.remove(&h.producer_id).is_some_and(|(_, seen)| seen),
+            Some(ControlType::Commit) => !self.committing.remove(&h.producer_id),
+            None => false,
+        }
     }
 }
 
