@@ -111,6 +111,12 @@ pub struct ServerConfig {
     /// for room before it reads, so clients that pipeline huge fetches and never read the
     /// answers cannot exhaust memory. Default: 268435456 (256 MiB).
     pub fetch_memory_max_bytes: usize,
+    /// Most incremental fetch sessions (KIP-227) kept at once (Kafka:
+    /// `max.incremental.fetch.session.cache.slots`); 0 turns sessions off. Default: 1000.
+    pub fetch_session_cache_slots: usize,
+    /// Most partitions all cached fetch sessions together may hold (gregor's own bound on the
+    /// cache's memory, about 100 bytes a partition). Default: 1000000.
+    pub fetch_session_cache_max_partitions: usize,
     /// Most simultaneous client connections (Kafka: `max.connections`). The cap in force is the
     /// smaller of this and what the process's open-file limit (`RLIMIT_NOFILE`) leaves after a
     /// reserve for log segments and other files. Default: 10000.
@@ -216,6 +222,8 @@ impl Default for ServerConfig {
             max_request_bytes: 104_857_600,
             fetch_max_bytes: 57_671_680,
             fetch_memory_max_bytes: 256 << 20,
+            fetch_session_cache_slots: 1000,
+            fetch_session_cache_max_partitions: 1_000_000,
             max_connections: 10_000,
             max_connections_per_ip: i32::MAX as usize,
             max_connections_per_ip_overrides: String::new(),
@@ -506,6 +514,7 @@ pub fn kafka_key(key: &str) -> Option<KafkaKey> {
         "cluster.id" => Maps("server.cluster_id"),
         "socket.request.max.bytes" => Maps("server.max_request_bytes"),
         "fetch.max.bytes" => Maps("server.fetch_max_bytes"),
+        "max.incremental.fetch.session.cache.slots" => Maps("server.fetch_session_cache_slots"),
         "max.connections" => Maps("server.max_connections"),
         "max.connections.per.ip" => Maps("server.max_connections_per_ip"),
         "max.connections.per.ip.overrides" => Maps("server.max_connections_per_ip_overrides"),

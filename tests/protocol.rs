@@ -631,3 +631,101 @@ async fn offset_for_leader_epoch_ends_the_only_epoch_at_the_log_end() {
     assert_eq!(answer(c.call(4, &ask("epochs", 7, 0, 0)).await).0, 3, "UNKNOWN_TOPIC_OR_PARTITION");
     broker.stop().await;
 }
+
+/// KIP-227: a full fetch with epoch 0 opens a session; incremental fetches then carry only
+/// what changed and are answered only with what the client must hear of; wrong epochs and
+/// unknown or closed sessions get Kafka's top-level errors.
+#[tokio::test]
+async fn incremental_fetch_sessions() {
+    let b = TestBroker::start().await;
+    let mut c = RawClient::connect(b.addr).await;
+    create(&mut c, "sess", 2).await;
+    let part = |p: i32, offset: i64| {
+        FetchPartition::default().with_partition(p).with_fetch_offset(offset).with_partition_max_bytes(1 << 20)
+    };
+    let fetch = |id: i32, epoch: i32, parts: Vec<FetchPartition>| {
+        let topics = if parts.is_empty() {
+            vec![]
+        } else {
+            vec![FetchTopic::default().with_topic(name("sess")).with_partitions(parts)]
+        };
+        FetchRequest::default()
+            .with_max_bytes(1 << 20)
+            .with_session_id(id)
+            .with_session_epoch(epoch)
+            .with_topics(topics)
+    };
+    let answered = |r: &FetchResponse| -> Vec<(i32, i64, usize)> {
+        r.responses
+            .iter()
+            .flat_map(|t| &t.partitions)
+            .map(|p| (p.partition_index, p.high_watermark, p.records.as_ref().map_or(0, |r| r.len())))
+            .collect()
+    };
+    let produced = c.call(9, &produce_req("sess", 1, -1, batch(3, 1000))).await;
+    assert_eq!(produced.responses[0].partition_responses[0].error_code, 0);
+
+    // Full fetch, epoch 0: a session, both partitions answered.
+    let full = c.call(12, &fetch(0, 0, vec![part(0, 0), part(1, 0)])).await;
+    assert_eq!(full.error_code, 0);
+    let id = full.session_id;
+    assert_ne!(id, 0, "a session was opened");
+    assert_eq!(full.responses[0].partitions.len(), 2);
+
+    // The client consumed partition 1's three records and says so; nothing else changed: an
+    // incremental fetch answers none of the partitions.
+    let same = c.call(12, &fetch(id, 1, vec![part(1, 3)]).with_max_wait_ms(0)).await;
+    assert_eq!((same.error_code, same.session_id), (0, id));
+    assert!(answered(&same).is_empty(), "{:?}", answered(&same));
+
+    // New records on partition 0: only it is answered, with its records.
+    c.call(9, &produce_req("sess", 0, -1, batch(2, 2000))).await;
+    let grown = c.call(12, &fetch(id, 2, vec![]).with_max_wait_ms(0)).await;
+    let got = answered(&grown);
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!((got[0].0, got[0].1), (0, 2));
+    assert!(got[0].2 > 0, "the records came");
+
+    // The client moves partition 0's offset to its end: nothing left to say.
+    let moved = c.call(12, &fetch(id, 3, vec![part(0, 2)]).with_max_wait_ms(0)).await;
+    assert!(answered(&moved).is_empty(), "{:?}", answered(&moved));
+
+    // Wrong epoch, unknown session.
+    let stale = c.call(12, &fetch(id, 3, vec![])).await;
+    assert_eq!((stale.error_code, stale.session_id), (71, 0), "INVALID_FETCH_SESSION_EPOCH");
+    let unknown = c.call(12, &fetch(id.wrapping_add(7), 1, vec![])).await;
+    assert_eq!(unknown.error_code, 70, "FETCH_SESSION_ID_NOT_FOUND");
+
+    // Epoch -1 closes the session and is answered in full, without a session.
+    let closing = c.call(12, &fetch(id, -1, vec![part(1, 0)])).await;
+    assert_eq!((closing.error_code, closing.session_id, closing.responses[0].partitions.len()), (0, 0, 1));
+    let gone = c.call(12, &fetch(id, 4, vec![])).await;
+    assert_eq!(gone.error_code, 70);
+
+    // With topic ids (v13+) a session works the same, and mixing the two is refused.
+    let meta = c
+        .call(
+            12,
+            &MetadataRequest::default()
+                .with_topics(Some(vec![MetadataRequestTopic::default().with_name(Some(name("sess")))])),
+        )
+        .await;
+    let topic_id = meta.topics[0].topic_id;
+    let by_id = |id: i32, epoch: i32, parts: Vec<FetchPartition>| {
+        FetchRequest::default().with_max_bytes(1 << 20).with_session_id(id).with_session_epoch(epoch).with_topics(
+            if parts.is_empty() {
+                vec![]
+            } else {
+                vec![FetchTopic::default().with_topic_id(topic_id).with_partitions(parts)]
+            },
+        )
+    };
+    let opened = c.call(13, &by_id(0, 0, vec![part(1, 3)])).await;
+    let id13 = opened.session_id;
+    assert_ne!(id13, 0);
+    let quiet = c.call(13, &by_id(id13, 1, vec![]).with_max_wait_ms(0)).await;
+    assert!(answered(&quiet).is_empty());
+    let mixed = c.call(12, &fetch(id13, 2, vec![])).await;
+    assert_eq!(mixed.error_code, 106, "FETCH_SESSION_TOPIC_ID_ERROR");
+    b.stop().await;
+}

@@ -8,6 +8,7 @@
 
 mod background;
 pub mod broker_configs;
+pub mod fetch_sessions;
 mod internal;
 mod topic_admin;
 
@@ -40,6 +41,8 @@ pub struct Broker {
     pub producer_ids: ProducerIdManager,
     pub groups: GroupCoordinator,
     pub txns: TxnCoordinator,
+    /// Incremental fetch sessions (KIP-227).
+    pub fetch_sessions: fetch_sessions::FetchSessions,
     /// Broker configs changed at run time (see [`broker_configs`]).
     pub dynamic: broker_configs::DynamicConfigs,
     /// Serialises topic creation and deletion so check-then-act is atomic.
@@ -86,6 +89,10 @@ impl Broker {
         let node = NodeInfo { node_id: config.server.node_id, host, port, cluster_id };
         let fetch_memory = Arc::new(tokio::sync::Semaphore::new(config.server.fetch_memory_max_bytes.div_ceil(1024)));
         let dynamic = broker_configs::DynamicConfigs::new(root, dynamic);
+        let fetch_sessions = fetch_sessions::FetchSessions::new(
+            config.server.fetch_session_cache_slots,
+            config.server.fetch_session_cache_max_partitions,
+        );
         Ok(Self {
             config,
             node,
@@ -95,6 +102,7 @@ impl Broker {
             groups,
             txns,
             dynamic,
+            fetch_sessions,
             topic_admin: Mutex::new(()),
             fetch_memory,
         })

@@ -24,8 +24,13 @@ use tokio::time::Instant;
 use tracing::warn;
 use uuid::Uuid;
 
+use indexmap::IndexMap;
+use kafka_protocol::protocol::StrBytes;
+
 use super::common::leader_epoch_error;
 use super::{encode, Ctx, Frame, Reply};
+use crate::broker::fetch_sessions::{CachedPart, FetchSessions, PartKey, PartResult, SessionError};
+use crate::clock::now_ms;
 use crate::handlers::error_codes::{ResponseError, ToKafkaCode};
 use crate::log::partition::Isolation;
 use crate::log::PartitionLog;
@@ -48,56 +53,155 @@ struct Plan {
     max_bytes: usize,
     read_committed: bool,
     topics: Vec<TopicPlan>,
+    step: SessionStep,
+}
+
+/// Kafka's FINAL_EPOCH: a full fetch that closes the session it names and opens none.
+const FINAL_EPOCH: i32 = -1;
+
+/// A fetch refused at the top level: the error, session id 0, no partitions.
+fn session_error(ctx: &Ctx, error: ResponseError) -> Reply {
+    let mut resp = FetchResponse::default().with_error_code(error.code());
+    resp.session_id = 0;
+    ctx.reply(&resp)
+}
+
+/// What a fetch does with sessions (KIP-227, Fetch v7+; see `broker::fetch_sessions`).
+enum SessionStep {
+    /// No session: a full answer with session id 0 (before v7, epoch -1, or no room).
+    None,
+    /// A full fetch with epoch 0: answered in full, then cached as a new session.
+    Open,
+    /// An incremental fetch of a cached session: only what changed is answered.
+    Incremental(i32),
 }
 
 pub async fn handle(ctx: &Ctx, req: FetchRequest) -> Reply {
     let v = ctx.version;
-    if v >= 7 && req.session_epoch > 0 {
-        // gregor never hands out fetch sessions, so no incremental fetch can refer to one.
-        let mut resp = FetchResponse::default().with_error_code(ResponseError::FetchSessionIdNotFound.code());
-        resp.session_id = 0;
-        return ctx.reply(&resp);
-    }
     let broker = &ctx.broker;
     let fetch_max_bytes = broker.config.server.fetch_max_bytes;
-    let topics = req
-        .topics
-        .into_iter()
-        .map(|t| {
-            let meta = if v >= 13 { broker.topic_by_id(&t.topic_id) } else { broker.topic(t.topic.0.as_str()) };
-            let missing = if v >= 13 { ResponseError::UnknownTopicId } else { ResponseError::UnknownTopicOrPartition };
-            let partitions = t
-                .partitions
-                .into_iter()
-                .map(|p| {
-                    let log =
-                        meta.as_ref().and_then(|m| broker.partition(&m.name, p.partition)).ok_or(missing).and_then(
-                            |log| match leader_epoch_error(p.current_leader_epoch) {
-                                None => Ok(log),
-                                Some(e) => Err(e),
-                            },
-                        );
-                    PartPlan {
-                        index: p.partition,
-                        fetch_offset: p.fetch_offset,
-                        max_bytes: (p.partition_max_bytes.max(0) as usize).min(fetch_max_bytes),
-                        log,
-                    }
+    let uses_ids = v >= 13;
+    let step = if v < 7 {
+        SessionStep::None
+    } else {
+        match (req.session_id, req.session_epoch) {
+            (id, FINAL_EPOCH) => {
+                if id != 0 {
+                    broker.fetch_sessions.close(id);
+                }
+                SessionStep::None
+            }
+            (id, 0) => {
+                if id != 0 {
+                    broker.fetch_sessions.close(id);
+                }
+                SessionStep::Open
+            }
+            (id, epoch) if epoch > 0 => SessionStep::Incremental(id),
+            _ => return session_error(ctx, ResponseError::InvalidFetchSessionEpoch),
+        }
+    };
+    let part_plan = |meta: Option<&Arc<crate::metadata::TopicMeta>>,
+                     partition: i32,
+                     fetch_offset: i64,
+                     max_bytes: i32,
+                     epoch: i32| {
+        let missing = if uses_ids { ResponseError::UnknownTopicId } else { ResponseError::UnknownTopicOrPartition };
+        let log = meta.and_then(|m| broker.partition(&m.name, partition)).ok_or(missing).and_then(|log| {
+            match leader_epoch_error(epoch) {
+                None => Ok(log),
+                Some(e) => Err(e),
+            }
+        });
+        PartPlan { index: partition, fetch_offset, max_bytes: (max_bytes.max(0) as usize).min(fetch_max_bytes), log }
+    };
+    let lookup =
+        |name: &TopicName, id: &Uuid| if uses_ids { broker.topic_by_id(id) } else { broker.topic(name.0.as_str()) };
+    let topics: Vec<TopicPlan> = match step {
+        SessionStep::None | SessionStep::Open => req
+            .topics
+            .into_iter()
+            .map(|t| {
+                let meta = lookup(&t.topic, &t.topic_id);
+                let partitions = t
+                    .partitions
+                    .into_iter()
+                    .map(|p| {
+                        part_plan(
+                            meta.as_ref(),
+                            p.partition,
+                            p.fetch_offset,
+                            p.partition_max_bytes,
+                            p.current_leader_epoch,
+                        )
+                    })
+                    .collect();
+                TopicPlan { name: t.topic, topic_id: t.topic_id, partitions }
+            })
+            .collect(),
+        SessionStep::Incremental(id) => {
+            let key = |name: &TopicName, topic_id: Uuid, partition: i32| PartKey {
+                topic_id: if uses_ids { topic_id } else { Uuid::nil() },
+                topic: if uses_ids { String::new() } else { name.0.to_string() },
+                partition,
+            };
+            let updates = req
+                .topics
+                .iter()
+                .flat_map(|t| {
+                    t.partitions
+                        .iter()
+                        .map(|p| (key(&t.topic, t.topic_id, p.partition), p.fetch_offset, p.partition_max_bytes))
                 })
                 .collect();
-            TopicPlan { name: t.topic, topic_id: t.topic_id, partitions }
-        })
-        .collect();
+            let forgotten: Vec<PartKey> = req
+                .forgotten_topics_data
+                .iter()
+                .flat_map(|t| t.partitions.iter().map(|&p| key(&t.topic, t.topic_id, p)))
+                .collect();
+            let listed = match broker.fetch_sessions.begin_incremental(
+                id,
+                req.session_epoch,
+                uses_ids,
+                updates,
+                &forgotten,
+                now_ms(),
+            ) {
+                Ok(listed) => listed,
+                Err(SessionError::NotFound) => return session_error(ctx, ResponseError::FetchSessionIdNotFound),
+                Err(SessionError::InvalidEpoch) => return session_error(ctx, ResponseError::InvalidFetchSessionEpoch),
+                Err(SessionError::TopicIdMismatch) => {
+                    return session_error(ctx, ResponseError::FetchSessionTopicIdError)
+                }
+            };
+            // Consecutive partitions of one topic share a topic entry, as Kafka groups them.
+            let mut topics: Vec<TopicPlan> = Vec::new();
+            let mut metas: Option<(PartKey, Option<Arc<crate::metadata::TopicMeta>>)> = None;
+            for (k, cached) in listed {
+                let same = topics.last().is_some_and(|t| t.topic_id == k.topic_id && t.name.0.as_str() == k.topic);
+                if !same {
+                    let name = TopicName(StrBytes::from_string(k.topic.clone()));
+                    metas = Some((k.clone(), lookup(&name, &k.topic_id)));
+                    topics.push(TopicPlan { name, topic_id: k.topic_id, partitions: Vec::new() });
+                }
+                let meta = metas.as_ref().and_then(|(_, m)| m.as_ref());
+                let part = part_plan(meta, k.partition, cached.fetch_offset, cached.max_bytes, -1);
+                topics.last_mut().expect("pushed above").partitions.push(part);
+            }
+            topics
+        }
+    };
     // Kafka (4.1 KafkaApis) bounds a fetch by the smaller of the request's max_bytes and the
     // broker's fetch.max.bytes; the per-partition limit is the client's, and so also bounded.
     let max_bytes = (req.max_bytes.max(0) as usize).min(fetch_max_bytes);
-    let plan = Arc::new(Plan { version: v, max_bytes, read_committed: req.isolation_level == 1, topics });
+    let plan = Arc::new(Plan { version: v, max_bytes, read_committed: req.isolation_level == 1, topics, step });
     let memory = Memory { connection: ctx.fetch_room.clone(), broker: broker.fetch_memory.clone() };
     let min_bytes = req.min_bytes.max(0) as usize;
     let Some((resp, bytes, errors)) = read_off_runtime(&plan, &memory).await else {
         return Reply::Close("fetch read failed".into());
     };
     if bytes >= min_bytes.max(1) || errors || req.max_wait_ms <= 0 {
+        let resp = plan.finish(resp, &broker.fetch_sessions);
         return match encode_fetch(ctx.correlation_id, v, &resp) {
             Some(frame) => Reply::Ready(frame),
             None => Reply::Close("response could not be encoded".into()),
@@ -106,6 +210,7 @@ pub async fn handle(ctx: &Ctx, req: FetchRequest) -> Reply {
     drop(resp);
     let deadline = Instant::now() + Duration::from_millis(req.max_wait_ms as u64);
     let (correlation_id, version) = (ctx.correlation_id, v);
+    let broker = broker.clone();
     Reply::Deferred(Box::pin(async move {
         let notify = Arc::new(Notify::new());
         loop {
@@ -114,11 +219,13 @@ pub async fn handle(ctx: &Ctx, req: FetchRequest) -> Reply {
             }
             let (resp, bytes, errors) = read_off_runtime(&plan, &memory).await?;
             if bytes >= min_bytes.max(1) || errors || Instant::now() >= deadline {
+                let resp = plan.finish(resp, &broker.fetch_sessions);
                 return encode_fetch(correlation_id, version, &resp);
             }
             drop(resp);
             if tokio::time::timeout_at(deadline, notify.notified()).await.is_err() {
                 let (resp, _, _) = read_off_runtime(&plan, &memory).await?;
+                let resp = plan.finish(resp, &broker.fetch_sessions);
                 return encode_fetch(correlation_id, version, &resp);
             }
         }
@@ -172,6 +279,61 @@ impl AsRef<[u8]> for Held {
 }
 
 impl Plan {
+    /// The session step of a fetch about to be answered: a full fetch with epoch 0 opens a
+    /// session and names it; an incremental one keeps only the partitions the client must hear
+    /// of. Run once, on the read that is sent.
+    fn finish(&self, mut resp: FetchResponse, sessions: &FetchSessions) -> FetchResponse {
+        let uses_ids = self.version >= 13;
+        let key = |t: &TopicPlan, p: &PartPlan| PartKey {
+            topic_id: if uses_ids { t.topic_id } else { Uuid::nil() },
+            topic: if uses_ids { String::new() } else { t.name.0.to_string() },
+            partition: p.index,
+        };
+        let pairs = || {
+            self.topics
+                .iter()
+                .zip(&resp.responses)
+                .flat_map(|(t, r)| t.partitions.iter().zip(&r.partitions).map(move |(p, d)| (t, p, d)))
+        };
+        match self.step {
+            SessionStep::None => {}
+            SessionStep::Open => {
+                let parts: IndexMap<PartKey, CachedPart> = pairs()
+                    .map(|(t, p, d)| {
+                        let cached = CachedPart {
+                            fetch_offset: p.fetch_offset,
+                            max_bytes: i32::try_from(p.max_bytes).unwrap_or(i32::MAX),
+                            high_watermark: d.high_watermark,
+                            log_start_offset: d.log_start_offset,
+                        };
+                        (key(t, p), cached)
+                    })
+                    .collect();
+                resp.session_id = sessions.open(uses_ids, parts, now_ms());
+            }
+            SessionStep::Incremental(id) => {
+                let results: Vec<(PartKey, PartResult)> = pairs()
+                    .map(|(t, p, d)| {
+                        let result = PartResult {
+                            has_records: d.records.as_ref().is_some_and(|r| !r.is_empty()),
+                            error: d.error_code != 0,
+                            high_watermark: d.high_watermark,
+                            log_start_offset: d.log_start_offset,
+                        };
+                        (key(t, p), result)
+                    })
+                    .collect();
+                let mut send = sessions.finish_incremental(id, &results).into_iter();
+                for topic in &mut resp.responses {
+                    topic.partitions.retain(|_| send.next().unwrap_or(true));
+                }
+                resp.responses.retain(|t| !t.partitions.is_empty());
+                resp.session_id = id;
+            }
+        }
+        resp
+    }
+
     fn logs(&self) -> impl Iterator<Item = &Arc<PartitionLog>> {
         self.topics.iter().flat_map(|t| t.partitions.iter().filter_map(|p| p.log.as_ref().ok()))
     }
