@@ -68,6 +68,8 @@ pub struct CleanStats {
     pub cleaned_to: i64,
     /// Segments merged into the one before them afterwards.
     pub segments_merged: usize,
+    /// Bytes of the segments the pass read to clean them (Kafka's "log processed").
+    pub bytes_read: u64,
 }
 
 /// A rolled segment picked for cleaning: base offset, size when picked, a view to read it.
@@ -128,6 +130,8 @@ impl PartitionLog {
         }
         let mut throttle = Throttle::new(limits.io_bytes_per_second);
         let mut stats = CleanStats::default();
+        let started = std::time::Instant::now();
+        info!(partition = %self.tp, dirty_bytes = dirty, total_bytes = total, "compaction pass starts");
 
         // Pass 1: the latest offset of every key of the dirty part, as far as the map has
         // room (Kafka's offset map): `end` is the first offset not mapped.
@@ -194,6 +198,7 @@ impl PartitionLog {
         let mut walk = TxnWalk::new(aborted);
         let new_horizon = now_ms.saturating_add(settings.delete_retention_ms);
         for p in picked.iter().take_while(|p| p.base < end) {
+            stats.bytes_read += p.size;
             let path = segment_file(&self.dir, p.base, CLEANED_SUFFIX);
             let mut out = io::BufWriter::new(File::create(&path)?);
             let mut written = 0u64;
@@ -321,7 +326,8 @@ impl PartitionLog {
         stats.segments_merged = self.regroup(end, interval, now_ms, &mut throttle)?;
         info!(partition = %self.tp, segments = stats.segments, bytes_before = stats.bytes_before,
             bytes_after = stats.bytes_after, records_removed = stats.records_removed, keys = stats.keys,
-            map_bytes = stats.map_bytes, cleaned_to = end, segments_merged = stats.segments_merged, "compacted");
+            map_bytes = stats.map_bytes, cleaned_to = end, segments_merged = stats.segments_merged,
+            bytes_read = stats.bytes_read, elapsed_ms = started.elapsed().as_millis() as u64, "compacted");
         Ok(stats)
     }
 }
