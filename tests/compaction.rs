@@ -1,6 +1,7 @@
 //! Log compaction through librdkafka: a topic created with `cleanup.policy=compact` is
 //! compacted in the background; a consumer reading it from the start sees the latest value of
-//! every key (at its original offset) and fewer records than were written.
+//! every key (at its original offset) and fewer records than were written, including a
+//! tombstone whose batch the cleaner rewrote with a delete horizon (KIP-534).
 
 mod common;
 
@@ -48,11 +49,24 @@ async fn a_compacted_topic_keeps_the_latest_value_of_every_key() {
     let latest = tokio::task::spawn_blocking(move || {
         let p: ThreadedProducer<DefaultProducerContext> =
             ClientConfig::new().set("bootstrap.servers", &b).set("linger.ms", "0").create().unwrap();
-        let mut latest: HashMap<String, (String, i64)> = HashMap::new();
+        let mut latest: HashMap<String, (Option<String>, i64)> = HashMap::new();
         for i in 0..N {
             let (k, v) = (format!("key-{}", i % 10), format!("value-{i}"));
+            if i == 100 {
+                // Deleted early on: the tombstone stays (delete.retention.ms is a day) in a
+                // batch the cleaner rewrites with the delete-horizon attribute.
+                p.send(BaseRecord::<String, String>::to("compacted").partition(0).key(&k)).unwrap();
+                latest.insert(k, (None, i as i64));
+                continue;
+            }
+            if i % 10 == 0 && i > 100 {
+                // key-0 stays deleted.
+                p.send(BaseRecord::to("compacted").partition(0).key("other").payload(&v)).unwrap();
+                latest.insert("other".into(), (Some(v), i as i64));
+                continue;
+            }
             p.send(BaseRecord::to("compacted").partition(0).key(&k).payload(&v)).unwrap();
-            latest.insert(k, (v, i as i64));
+            latest.insert(k, (Some(v), i as i64));
             if i % 20 == 19 {
                 // Many small batches, so that segments roll and can be compacted.
                 p.flush(Duration::from_secs(20)).unwrap();
@@ -75,12 +89,14 @@ async fn a_compacted_topic_keeps_the_latest_value_of_every_key() {
             .set("bootstrap.servers", &b)
             .set("group.id", "compaction-reader")
             .set("enable.partition.eof", "true")
+            // The client checks the CRC of every batch, the rewritten ones included.
+            .set("check.crcs", "true")
             .create()
             .unwrap();
         let mut tpl = TopicPartitionList::new();
         tpl.add_partition_offset("compacted", 0, Offset::Beginning).unwrap();
         c.assign(&tpl).unwrap();
-        let mut seen: HashMap<String, (String, i64)> = HashMap::new();
+        let mut seen: HashMap<String, (Option<String>, i64)> = HashMap::new();
         let mut count = 0;
         let mut last_offset = -1;
         let deadline = std::time::Instant::now() + Duration::from_secs(20);
@@ -92,7 +108,7 @@ async fn a_compacted_topic_keeps_the_latest_value_of_every_key() {
                     assert!(m.offset() > last_offset, "offsets increase");
                     last_offset = m.offset();
                     let k = String::from_utf8(m.key().unwrap().to_vec()).unwrap();
-                    let v = String::from_utf8(m.payload().unwrap().to_vec()).unwrap();
+                    let v = m.payload().map(|p| String::from_utf8(p.to_vec()).unwrap());
                     seen.insert(k, (v, m.offset()));
                     count += 1;
                 }

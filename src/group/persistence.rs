@@ -7,6 +7,16 @@ impl GroupCoordinator {
     /// Opens `__consumer_offsets` and replays every committed offset.
     pub fn open(logs: &LogManager, cfg: CoordinatorConfig, now_ms: i64) -> io::Result<Self> {
         // Commits wait for their own fsync (`CommitOutcome::durable_at`) before they are answered.
+        //
+        // Not compacted in the background (only at start, by `checkpoint`, from the replayed
+        // state): replay applies a transaction's offsets when its commit marker is read, over
+        // any plain commit of the same partition written after them, while compaction keeps
+        // the record with the highest offset per key. A TxnOffsetCommit at offset 10, a plain
+        // OffsetCommit of the same group and partition at 12 and the commit marker at 14 replay
+        // to the offset of 10 before a cleaning and to the one of 12 after it. Kafka's
+        // coordinator applies a committed transactional offset only when the offset it
+        // replaces was written at an earlier log offset, which makes both agree; once the live
+        // path and replay here do the same, this log can be opened compacted.
         let log = logs.open(TopicPartition::new(OFFSETS_TOPIC, 0), PartitionConfig::internal(), now_ms)?;
         let coordinator = Self { groups: RwLock::new(HashMap::new()), log, cfg };
         let kept = coordinator.replay(now_ms)?;

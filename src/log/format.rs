@@ -36,6 +36,12 @@
 //!     00000000000000000000.log.cleaned  a segment the cleaner is writing; renamed over the
 //!                                   .log when complete (after the indexes are removed, so
 //!                                   they are rebuilt), deleted at open when left behind
+//!     00000000000000000000.merge    the cleaner's intent to merge segments into this one: the
+//!                                   base offsets of the others, one a line, fsynced before the
+//!                                   merged `.log.cleaned` is renamed over this `.log`. At open:
+//!                                   with the `.log.cleaned` still there the merge is undone
+//!                                   (both removed), otherwise it is finished (the others'
+//!                                   `.txnindex` entries moved here, their files removed)
 //!     log-start-offset.checkpoint   "0" (version) and the log start offset, a line each;
 //!                                   written (atomically, fsynced) when the log start moves
 //!                                   inside a segment, which the segments alone cannot tell
@@ -54,6 +60,7 @@ pub const LOG_SUFFIX: &str = "log";
 pub const INDEX_SUFFIX: &str = "index";
 pub const TIME_INDEX_SUFFIX: &str = "timeindex";
 pub const TXN_INDEX_SUFFIX: &str = "txnindex";
+pub const MERGE_SUFFIX: &str = "merge";
 pub const PRODUCER_SNAPSHOT_SUFFIX: &str = "producer-state";
 pub const TOPICS_DIR: &str = "__topics";
 pub const META_FILE: &str = "meta.properties";

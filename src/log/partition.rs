@@ -134,7 +134,7 @@ impl PartitionLog {
     ) -> io::Result<Self> {
         let verify_tail = mode == super::RecoveryMode::VerifyTail;
         std::fs::create_dir_all(dir)?;
-        cleaner::remove_leftovers(dir);
+        cleaner::remove_leftovers(dir)?;
         let mut bases: Vec<i64> = std::fs::read_dir(dir)?
             .filter_map(|e| e.ok())
             .filter_map(|e| super::format::parse_segment_name(e.file_name().to_str()?))

@@ -131,7 +131,10 @@ impl TxnCoordinator {
     /// Opens `__transaction_state` and replays it. Transactions caught between "prepare" and
     /// "complete" are finished by [`TxnCoordinator::recover`] once the partitions are open.
     pub fn open(logs: &LogManager, cfg: TxnConfig, now_ms: i64) -> io::Result<Self> {
-        let log = logs.open(TopicPartition::new(TXN_TOPIC, 0), PartitionConfig::internal(), now_ms)?;
+        // Compacted in the background like any compacted topic: replay keeps the latest
+        // record per key and lets a tombstone delete, which is what compaction preserves.
+        let config = PartitionConfig { compact: true, ..PartitionConfig::internal() };
+        let log = logs.open(TopicPartition::new(TXN_TOPIC, 0), config, now_ms)?;
         let coordinator = Self { txns: RwLock::new(HashMap::new()), log, cfg };
         let kept = coordinator.replay()?;
         if coordinator.log.size_bytes() >= coordinator.cfg.checkpoint_bytes {

@@ -133,3 +133,30 @@ fn a_transaction_past_its_timeout_is_aborted_and_its_producer_fenced() {
     let (c, _) = open(dir.path());
     assert_eq!(c.describe("t"), Err(TxnError::NotFound), "the tombstone survives a restart");
 }
+
+#[test]
+fn the_background_cleaner_compacts_the_state_log_and_a_restart_replays_the_same_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let ids_and_states = {
+        let logs = LogManager::new(dir.path().to_owned(), FileCache::unbounded());
+        let c = TxnCoordinator::open(&logs, TxnConfig::default(), NOW).unwrap();
+        let ids = ProducerIdManager::open(dir.path()).unwrap();
+        let m = Recorder::default();
+        for round in 0..5 {
+            for t in ["t0", "t1", "t2"] {
+                let (pid, epoch) = c.init_producer(t, 60_000, None, &ids, &m, NOW).unwrap();
+                c.add_partitions(t, pid, epoch, tps(&[("a", round)]), |_| true, NOW).unwrap();
+                c.end_txn(t, pid, epoch, round % 2 == 0, &m, NOW).unwrap();
+            }
+        }
+        let states: Vec<_> = ["t0", "t1", "t2"].iter().map(|t| c.describe(t).unwrap()).collect();
+        let log = logs.get(&crate::log::TopicPartition::new(TXN_TOPIC, 0)).expect("opened by the coordinator");
+        log.roll(NOW).unwrap();
+        let stats = log.compact(NOW, &crate::log::CleanerLimits::default()).unwrap();
+        assert!(stats.records_removed > 0, "{stats:?}");
+        states
+    };
+    let (c, _) = open(dir.path());
+    let replayed: Vec<_> = ["t0", "t1", "t2"].iter().map(|t| c.describe(t).unwrap()).collect();
+    assert_eq!(replayed, ids_and_states);
+}

@@ -18,11 +18,14 @@
 //! in: the segment's indexes are removed, the cleaned file renamed over the `.log`, the
 //! directory fsynced and the segment opened again (its indexes rebuilt). A segment with
 //! nothing to remove is left as it is. A stop at any point leaves either the old segment or
-//! the cleaned one, both whole. Reads and writes together are held to
-//! `log.cleaner.io.max.bytes.per.second`.
+//! the cleaned one, both whole. Afterwards runs of adjacent cleaned segments are merged into
+//! the first of each run while their sizes sum to at most `segment.bytes` and their offsets
+//! fit the index (see `regroup` for how a stop during a merge is undone or finished at open).
+//! Reads and writes together are held to `log.cleaner.io.max.bytes.per.second`.
 //!
-//! Kafka's cleaner differs in ways a client does not see: it merges small segments, keeps a
-//! producer's last batch (emptied if need be) for its sequence state (here the producer state
+//! Kafka's cleaner differs in ways a client does not see: it merges segments while it cleans
+//! them (here a merge follows the cleaning, and leaves out the last rolled segment and
+//! segments with a producer-state snapshot), keeps a producer's last batch (emptied if need be) for its sequence state (here the producer state
 //! lives in snapshots), re-compresses rewritten batches with their codec (here they are
 //! written uncompressed), and drops removed abort markers from the `.txnindex` (here the
 //! partition's aborted-transaction list keeps them; a fetch may name an aborted transaction
@@ -36,7 +39,10 @@ use tracing::{info, warn};
 
 use super::PartitionLog;
 use crate::log::batch::{self, BatchHeader, Filtered, NewHorizon};
-use crate::log::format::{segment_file, CLEANED_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX};
+use crate::log::format::{
+    segment_file, CLEANED_SUFFIX, INDEX_SUFFIX, LOG_SUFFIX, MERGE_SUFFIX, PRODUCER_SNAPSHOT_SUFFIX, TIME_INDEX_SUFFIX,
+    TXN_INDEX_SUFFIX,
+};
 use crate::log::producer_state::{AbortedTxn, ControlType};
 use crate::log::segment::{ReadView, Segment};
 use crate::log::CleanerLimits;
@@ -60,6 +66,10 @@ pub struct CleanStats {
     /// new cleaner checkpoint).
     pub dirty_bytes_mapped: u64,
     pub cleaned_to: i64,
+    /// Segments merged into the one before them afterwards.
+    pub segments_merged: usize,
+    /// Bytes of the segments the pass read to clean them (Kafka's "log processed").
+    pub bytes_read: u64,
 }
 
 /// A rolled segment picked for cleaning: base offset, size when picked, a view to read it.
@@ -120,6 +130,8 @@ impl PartitionLog {
         }
         let mut throttle = Throttle::new(limits.io_bytes_per_second);
         let mut stats = CleanStats::default();
+        let started = std::time::Instant::now();
+        info!(partition = %self.tp, dirty_bytes = dirty, total_bytes = total, "compaction pass starts");
 
         // Pass 1: the latest offset of every key of the dirty part, as far as the map has
         // room (Kafka's offset map): `end` is the first offset not mapped.
@@ -186,6 +198,7 @@ impl PartitionLog {
         let mut walk = TxnWalk::new(aborted);
         let new_horizon = now_ms.saturating_add(settings.delete_retention_ms);
         for p in picked.iter().take_while(|p| p.base < end) {
+            stats.bytes_read += p.size;
             let path = segment_file(&self.dir, p.base, CLEANED_SUFFIX);
             let mut out = io::BufWriter::new(File::create(&path)?);
             let mut written = 0u64;
@@ -293,7 +306,7 @@ impl PartitionLog {
                         _ => {}
                     }
                 }
-                std::fs::rename(&path, segment_file(&self.dir, p.base, crate::log::format::LOG_SUFFIX))?;
+                std::fs::rename(&path, segment_file(&self.dir, p.base, LOG_SUFFIX))?;
                 File::open(&self.dir)?.sync_all()
             })();
             // Whichever file is under the name now (the cleaned one, or the old one when the
@@ -308,11 +321,171 @@ impl PartitionLog {
             stats.segments += 1;
         }
         drop(inner);
+        drop(_writing);
         crate::log::checkpoint::write_cleaned_to(&self.dir, end)?;
+        stats.segments_merged = self.regroup(end, interval, now_ms, &mut throttle)?;
         info!(partition = %self.tp, segments = stats.segments, bytes_before = stats.bytes_before,
             bytes_after = stats.bytes_after, records_removed = stats.records_removed, keys = stats.keys,
-            map_bytes = stats.map_bytes, cleaned_to = end, "compacted");
+            map_bytes = stats.map_bytes, cleaned_to = end, segments_merged = stats.segments_merged,
+            bytes_read = stats.bytes_read, elapsed_ms = started.elapsed().as_millis() as u64, "compacted");
         Ok(stats)
+    }
+}
+
+impl PartitionLog {
+    /// Merges runs of adjacent cleaned segments (all below `end`) into the first of each run
+    /// while their sizes sum to at most `segment.bytes` and their offsets fit the index's
+    /// relative offsets, as Kafka groups segments when it cleans them. Returns how many
+    /// segments were merged away. Segments with a producer-state snapshot, and the last
+    /// rolled one, stay as they are: producer state is rebuilt from them at open.
+    ///
+    /// Crash safety: the merged bytes go to `<first>.log.cleaned` (fsynced); then
+    /// `<first>.merge` names the others (fsynced); then the first segment's indexes go, the
+    /// cleaned file is renamed over its `.log`, the others' `.txnindex` entries are moved to
+    /// its `.txnindex` and their files removed, and the intent goes last. Open undoes a merge
+    /// whose `.log.cleaned` is still there and finishes one whose rename happened.
+    fn regroup(&self, end: i64, interval: u64, now_ms: i64, throttle: &mut Throttle) -> io::Result<usize> {
+        let (groups, segment_bytes) = {
+            let inner = self.inner.lock();
+            let limit = inner.config.segment_bytes;
+            let rolled = &inner.segments[..inner.segments.len().saturating_sub(2)];
+            let mut groups: Vec<Vec<Picked>> = Vec::new();
+            let mut size = 0u64;
+            for s in rolled.iter().take_while(|s| s.next_offset <= end) {
+                let pinned = segment_file(&self.dir, s.base_offset, PRODUCER_SNAPSHOT_SUFFIX).exists();
+                let fits = groups.last().and_then(|g| g.first()).is_some_and(|first| {
+                    size + s.size <= limit && s.next_offset - 1 - first.base <= i64::from(i32::MAX)
+                });
+                let picked = Picked {
+                    base: s.base_offset,
+                    size: s.size,
+                    next_offset: s.next_offset,
+                    view: s.read_view(s.base_offset),
+                };
+                if pinned {
+                    groups.push(Vec::new());
+                    size = 0;
+                } else if fits {
+                    size += s.size;
+                    groups.last_mut().expect("fits only with a group").push(picked);
+                } else {
+                    size = s.size;
+                    groups.push(vec![picked]);
+                }
+            }
+            groups.retain(|g| g.len() > 1);
+            (groups, limit)
+        };
+        let mut merged = 0;
+        for group in groups {
+            let first = group[0].base;
+            let path = segment_file(&self.dir, first, CLEANED_SUFFIX);
+            let mut out = io::BufWriter::new(File::create(&path)?);
+            for p in &group {
+                crate::log::failpoint::step()?;
+                // Positioned reads: the file's cursor belongs to whoever else has it open.
+                let file = p.view.file.get()?;
+                let mut chunk = vec![0u8; 1 << 20];
+                let mut pos = 0u64;
+                while pos < p.size {
+                    let n = (p.size - pos).min(chunk.len() as u64) as usize;
+                    std::os::unix::fs::FileExt::read_exact_at(&*file, &mut chunk[..n], pos)?;
+                    out.write_all(&chunk[..n])?;
+                    pos += n as u64;
+                }
+                throttle.pass(2 * p.size);
+            }
+            let file = out.into_inner().map_err(|e| e.into_error())?;
+            crate::log::failpoint::step()?;
+            file.sync_all()?;
+            debug_assert!(group.iter().map(|p| p.size).sum::<u64>() <= segment_bytes);
+
+            let _writing = self.append_lock.lock();
+            let mut inner = self.inner.lock();
+            let Some(i) = inner.segments.iter().position(|s| s.base_offset == first) else {
+                let _ = std::fs::remove_file(&path);
+                continue;
+            };
+            let unchanged = inner.segments.len() > i + group.len()
+                && group.iter().zip(&inner.segments[i..]).all(|(p, s)| p.base == s.base_offset && p.size == s.size);
+            if !unchanged {
+                // Retention or another change got there first; the next pass looks again.
+                let _ = std::fs::remove_file(&path);
+                continue;
+            }
+            let others: Vec<i64> = group[1..].iter().map(|p| p.base).collect();
+            let intent: String = others.iter().map(|b| format!("{b}\n")).collect();
+            crate::log::failpoint::step()?;
+            let mut f = File::create(segment_file(&self.dir, first, MERGE_SUFFIX))?;
+            f.write_all(intent.as_bytes())?;
+            f.sync_all()?;
+            File::open(&self.dir)?.sync_all()?;
+            for suffix in [INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
+                crate::log::failpoint::step()?;
+                remove_if_there(&segment_file(&self.dir, first, suffix))?;
+            }
+            inner.segments[i].retire();
+            crate::log::failpoint::step()?;
+            let renamed = std::fs::rename(&path, segment_file(&self.dir, first, LOG_SUFFIX))
+                .and_then(|()| File::open(&self.dir)?.sync_all());
+            // Whichever file is under the name now, the first segment is opened from it again.
+            let files = inner.files.clone();
+            let (mut fresh, _) = Segment::open(&self.dir, first, false, interval, now_ms, &files)?;
+            fresh.seal();
+            if let Err(e) = renamed {
+                inner.segments[i] = fresh;
+                let _ = std::fs::remove_file(&path);
+                let _ = std::fs::remove_file(segment_file(&self.dir, first, MERGE_SUFFIX));
+                return Err(e);
+            }
+            let gone: Vec<Segment> = inner.segments.splice(i..i + group.len(), [fresh]).skip(1).collect();
+            merge_txn_indexes(&self.dir, first, &others)?;
+            for seg in gone {
+                crate::log::failpoint::step()?;
+                seg.delete()?;
+            }
+            finish_merge(&self.dir, first, &others)?;
+            merged += others.len();
+        }
+        Ok(merged)
+    }
+}
+
+/// The part of a merge after the rename, also run at open: moves the `.txnindex` entries of
+/// the merged-away segments `others` to `first`'s, removes their files, then the intent.
+fn finish_merge(dir: &std::path::Path, first: i64, others: &[i64]) -> io::Result<()> {
+    merge_txn_indexes(dir, first, others)?;
+    for &b in others {
+        for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX, TXN_INDEX_SUFFIX, PRODUCER_SNAPSHOT_SUFFIX] {
+            crate::log::failpoint::step()?;
+            remove_if_there(&segment_file(dir, b, suffix))?;
+        }
+    }
+    File::open(dir)?.sync_all()?;
+    crate::log::failpoint::step()?;
+    remove_if_there(&segment_file(dir, first, MERGE_SUFFIX))?;
+    File::open(dir)?.sync_all()
+}
+
+/// Adds the `.txnindex` entries of `others` (where still there) to `first`'s.
+fn merge_txn_indexes(dir: &std::path::Path, first: i64, others: &[i64]) -> io::Result<()> {
+    let mut aborted = crate::log::checkpoint::read_txn_index(dir, first)?;
+    for &b in others {
+        for a in crate::log::checkpoint::read_txn_index(dir, b)? {
+            if !aborted.contains(&a) {
+                aborted.push(a);
+            }
+        }
+    }
+    aborted.sort_by_key(|a| a.last_offset);
+    crate::log::failpoint::step()?;
+    crate::log::checkpoint::write_txn_index(dir, first, &aborted)
+}
+
+fn remove_if_there(path: &std::path::Path) -> io::Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
     }
 }
 
@@ -424,14 +597,34 @@ impl TxnWalk {
     }
 }
 
-/// Removes cleaned segments a stop left half-written (at open).
-pub fn remove_leftovers(dir: &std::path::Path) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
-    for e in entries.flatten() {
+/// Undoes or finishes merges a stop interrupted (see `regroup`), then removes cleaned
+/// segments a stop left half-written (at open).
+pub fn remove_leftovers(dir: &std::path::Path) -> io::Result<()> {
+    let Ok(entries) = std::fs::read_dir(dir) else { return Ok(()) };
+    let entries: Vec<_> = entries.flatten().collect();
+    for e in &entries {
+        let name = e.file_name();
+        let Some(first) = name.to_str().and_then(|n| n.strip_suffix(&format!(".{MERGE_SUFFIX}"))) else { continue };
+        let Ok(first) = first.parse::<i64>() else { continue };
+        let cleaned = segment_file(dir, first, CLEANED_SUFFIX);
+        if cleaned.exists() {
+            // The rename did not happen: the segments are as they were.
+            remove_if_there(&cleaned)?;
+            remove_if_there(&e.path())?;
+            File::open(dir)?.sync_all()?;
+            continue;
+        }
+        let text = std::fs::read_to_string(e.path())?;
+        let others: Vec<i64> = text.lines().filter_map(|l| l.trim().parse().ok()).collect();
+        info!(dir = %dir.display(), segment = first, merged = others.len(), "finishing a segment merge a stop interrupted");
+        finish_merge(dir, first, &others)?;
+    }
+    for e in entries {
         if e.file_name().to_str().is_some_and(|n| n.ends_with(&format!(".{CLEANED_SUFFIX}"))) {
             if let Err(err) = std::fs::remove_file(e.path()) {
                 warn!(file = %e.path().display(), error = %err, "cannot remove a half-written cleaned segment");
             }
         }
     }
+    Ok(())
 }

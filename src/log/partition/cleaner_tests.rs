@@ -343,3 +343,97 @@ fn the_throttle_waits_as_long_as_the_pass_is_ahead_of_its_rate() {
     assert_eq!(throttle_wait(1_000_000, Duration::from_millis(250), 1_000_000.0), Duration::from_millis(750));
     assert_eq!(throttle_wait(1_000_000, Duration::from_secs(2), 1_000_000.0), Duration::ZERO);
 }
+
+/// The `.log` files of a partition directory: (base offset, size), and whether any file a
+/// cleaning or merge leaves while it runs is still there.
+fn segment_files(dir: &Path) -> (Vec<(i64, u64)>, bool) {
+    let mut logs = Vec::new();
+    let mut leftovers = false;
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let name = e.file_name().to_str().unwrap().to_string();
+        leftovers |= name.ends_with(".cleaned") || name.ends_with(".merge");
+        if let Some(base) = crate::log::format::parse_segment_name(&name) {
+            logs.push((base, e.metadata().unwrap().len()));
+        }
+    }
+    logs.sort_unstable();
+    (logs, leftovers)
+}
+
+/// Rounds of twenty keys, then churn: many small segments, most of their records superseded,
+/// and more survivors than one segment holds.
+fn fill_for_merging(log: &PartitionLog) -> BTreeMap<String, i64> {
+    let mut latest = BTreeMap::new();
+    for round in 0..3 {
+        for k in 0..20 {
+            let k = format!("key-{k:02}");
+            latest.insert(k.clone(), put(log, &k, Some(&format!("{k}-{round}")), NOW));
+        }
+    }
+    churn(log, 12);
+    latest
+}
+
+#[test]
+fn cleaned_segments_are_merged_up_to_segment_bytes_and_offsets_stay() {
+    let dir = tempdir().unwrap();
+    let log = open(dir.path());
+    let latest = fill_for_merging(&log);
+    let end = log.offsets().log_end_offset;
+    let before = contents(&log);
+    let (segments_before, _) = segment_files(dir.path());
+    let stats = log.compact(NOW, &LIMITS).unwrap();
+    assert!(stats.segments_merged > 0, "{stats:?}");
+    let (segments_after, leftovers) = segment_files(dir.path());
+    let survivors: u64 = segments_after.iter().map(|&(_, size)| size).sum();
+    assert!(survivors > 2 * config().segment_bytes, "the test needs more than one merged segment");
+    assert!(!leftovers);
+    assert_eq!(segments_after.len() + stats.segments_merged, segments_before.len());
+    assert!(segments_after.iter().all(|&(_, size)| size <= config().segment_bytes), "{segments_after:?}");
+    let after = contents(&log);
+    for (offset, rec) in &after {
+        assert_eq!(before.get(offset), Some(rec));
+    }
+    for (k, o) in &latest {
+        assert_eq!(after.get(o).map(|(key, _)| key), Some(k));
+    }
+    assert_eq!(log.offsets().log_end_offset, end);
+    drop(log);
+    let log = open(dir.path());
+    assert_eq!(contents(&log), after);
+    assert_eq!(log.offsets().log_end_offset, end);
+}
+
+#[test]
+fn a_stop_at_any_step_of_a_cleaning_and_merge_leaves_one_whole_version() {
+    use crate::log::failpoint;
+    for n in 0.. {
+        let dir = tempdir().unwrap();
+        let log = open(dir.path());
+        let latest = fill_for_merging(&log);
+        let end = log.offsets().log_end_offset;
+        let before = contents(&log);
+        failpoint::fail_nth(n);
+        let result = log.compact(NOW, &LIMITS);
+        let fired = !failpoint::armed();
+        failpoint::reset();
+        drop(log);
+        let log = open(dir.path());
+        let (_, leftovers) = segment_files(dir.path());
+        assert!(!leftovers, "step {n}: open removes or finishes what the stop left");
+        let after = contents(&log);
+        for (offset, rec) in &after {
+            assert_eq!(before.get(offset), Some(rec), "step {n}: a record that was never at {offset}");
+        }
+        for (k, o) in &latest {
+            assert_eq!(after.get(o).map(|(key, _)| key), Some(k), "step {n}: the latest {k} is lost");
+        }
+        assert_eq!(log.offsets().log_end_offset, end, "step {n}");
+        if !fired {
+            assert!(result.unwrap().segments_merged > 0);
+            assert!(n > 10, "the merge's steps were all tried ({n})");
+            break;
+        }
+        assert!(n < 500);
+    }
+}
