@@ -729,3 +729,42 @@ async fn incremental_fetch_sessions() {
     assert_eq!(mixed.error_code, 106, "FETCH_SESSION_TOPIC_ID_ERROR");
     b.stop().await;
 }
+
+/// KIP-320 truncation detection in Fetch (v12+): a client whose last fetched epoch is later
+/// than the log's, or which fetches past the end of its epoch, gets the diverging epoch and
+/// where it ends instead of records; without a last fetched epoch it gets OFFSET_OUT_OF_RANGE.
+#[tokio::test]
+async fn fetch_reports_a_diverging_epoch() {
+    let b = TestBroker::start().await;
+    let mut c = RawClient::connect(b.addr).await;
+    create(&mut c, "epochs", 1).await;
+    c.call(9, &produce_req("epochs", 0, -1, batch(4, 1000))).await;
+    let fetch = |offset: i64, last_epoch: i32| {
+        FetchRequest::default().with_max_bytes(1 << 20).with_session_epoch(-1).with_topics(vec![FetchTopic::default()
+            .with_topic(name("epochs"))
+            .with_partitions(vec![FetchPartition::default()
+                .with_partition(0)
+                .with_fetch_offset(offset)
+                .with_last_fetched_epoch(last_epoch)
+                .with_partition_max_bytes(1 << 20)])])
+    };
+    let normal = c.call(12, &fetch(2, 0)).await;
+    let p = &normal.responses[0].partitions[0];
+    assert_eq!((p.error_code, p.diverging_epoch.epoch), (0, -1));
+    assert!(p.records.as_ref().is_some_and(|r| !r.is_empty()));
+
+    for (offset, last_epoch) in [(2, 3), (9, 0)] {
+        let diverged = c.call(12, &fetch(offset, last_epoch)).await;
+        let p = &diverged.responses[0].partitions[0];
+        assert_eq!(p.error_code, 0, "offset {offset}, epoch {last_epoch}");
+        assert_eq!(
+            (p.diverging_epoch.epoch, p.diverging_epoch.end_offset),
+            (0, 4),
+            "offset {offset}, epoch {last_epoch}"
+        );
+        assert!(p.records.as_ref().is_none_or(|r| r.is_empty()));
+    }
+    let out_of_range = c.call(12, &fetch(9, -1)).await;
+    assert_eq!(out_of_range.responses[0].partitions[0].error_code, 1, "OFFSET_OUT_OF_RANGE");
+    b.stop().await;
+}

@@ -16,7 +16,9 @@ use std::time::Duration;
 
 use anyhow::{ensure, Context};
 use bytes::{BufMut, Bytes, BytesMut};
-use kafka_protocol::messages::fetch_response::{AbortedTransaction, FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::fetch_response::{
+    AbortedTransaction, EpochEndOffset, FetchableTopicResponse, PartitionData,
+};
 use kafka_protocol::messages::{FetchRequest, FetchResponse, ProducerId, ResponseHeader, TopicName};
 use kafka_protocol::protocol::{Encodable, HeaderVersion};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
@@ -38,6 +40,8 @@ use crate::log::PartitionLog;
 struct PartPlan {
     index: i32,
     fetch_offset: i64,
+    /// The epoch of the last records the client fetched (v12+), -1 when it does not say.
+    last_fetched_epoch: i32,
     max_bytes: usize,
     log: Result<Arc<PartitionLog>, ResponseError>,
 }
@@ -105,7 +109,8 @@ pub async fn handle(ctx: &Ctx, req: FetchRequest) -> Reply {
                      partition: i32,
                      fetch_offset: i64,
                      max_bytes: i32,
-                     epoch: i32| {
+                     epoch: i32,
+                     last_fetched_epoch: i32| {
         let missing = if uses_ids { ResponseError::UnknownTopicId } else { ResponseError::UnknownTopicOrPartition };
         let log = meta.and_then(|m| broker.partition(&m.name, partition)).ok_or(missing).and_then(|log| {
             match leader_epoch_error(epoch) {
@@ -113,7 +118,13 @@ pub async fn handle(ctx: &Ctx, req: FetchRequest) -> Reply {
                 Some(e) => Err(e),
             }
         });
-        PartPlan { index: partition, fetch_offset, max_bytes: (max_bytes.max(0) as usize).min(fetch_max_bytes), log }
+        PartPlan {
+            index: partition,
+            fetch_offset,
+            last_fetched_epoch: if v >= 12 { last_fetched_epoch } else { -1 },
+            max_bytes: (max_bytes.max(0) as usize).min(fetch_max_bytes),
+            log,
+        }
     };
     let lookup =
         |name: &TopicName, id: &Uuid| if uses_ids { broker.topic_by_id(id) } else { broker.topic(name.0.as_str()) };
@@ -133,6 +144,7 @@ pub async fn handle(ctx: &Ctx, req: FetchRequest) -> Reply {
                             p.fetch_offset,
                             p.partition_max_bytes,
                             p.current_leader_epoch,
+                            p.last_fetched_epoch,
                         )
                     })
                     .collect();
@@ -185,7 +197,7 @@ pub async fn handle(ctx: &Ctx, req: FetchRequest) -> Reply {
                     topics.push(TopicPlan { name, topic_id: k.topic_id, partitions: Vec::new() });
                 }
                 let meta = metas.as_ref().and_then(|(_, m)| m.as_ref());
-                let part = part_plan(meta, k.partition, cached.fetch_offset, cached.max_bytes, -1);
+                let part = part_plan(meta, k.partition, cached.fetch_offset, cached.max_bytes, -1, -1);
                 topics.last_mut().expect("pushed above").partitions.push(part);
             }
             topics
@@ -334,6 +346,12 @@ impl Plan {
         resp
     }
 
+    /// Whether a partition's fetch position diverges from the log: the one epoch gregor has
+    /// (0) ends at the log end offset.
+    fn diverges(&self, log: &PartitionLog, p: &PartPlan) -> bool {
+        p.last_fetched_epoch > crate::log::partition::LEADER_EPOCH || p.fetch_offset > log.offsets().log_end_offset
+    }
+
     fn logs(&self) -> impl Iterator<Item = &Arc<PartitionLog>> {
         self.topics.iter().flat_map(|t| t.partitions.iter().filter_map(|p| p.log.as_ref().ok()))
     }
@@ -353,6 +371,19 @@ impl Plan {
                     Err(code) => {
                         any_error = true;
                         data.error_code = code.code();
+                    }
+                    Ok(log) if p.last_fetched_epoch >= 0 && self.diverges(log, p) => {
+                        // KIP-595/KIP-320, as Kafka 4.1's Partition checks it: the client's last
+                        // epoch is later than ours, or it fetches past the end of its epoch. No
+                        // records; the epoch and where it ends, so the client truncates.
+                        let o = log.offsets();
+                        data.diverging_epoch = EpochEndOffset::default()
+                            .with_epoch(crate::log::partition::LEADER_EPOCH)
+                            .with_end_offset(o.log_end_offset);
+                        data.high_watermark = o.high_watermark;
+                        data.last_stable_offset = o.last_stable_offset;
+                        data.log_start_offset = o.log_start_offset;
+                        data.records = Some(Bytes::new());
                     }
                     Ok(log) => {
                         let budget = self.max_bytes.saturating_sub(total).min(p.max_bytes);
