@@ -346,10 +346,17 @@ impl Plan {
         resp
     }
 
-    /// Whether a partition's fetch position diverges from the log: the one epoch gregor has
-    /// (0) ends at the log end offset.
-    fn diverges(&self, log: &PartitionLog, p: &PartPlan) -> bool {
-        p.last_fetched_epoch > crate::log::partition::LEADER_EPOCH || p.fetch_offset > log.offsets().log_end_offset
+    /// What the client's last fetched epoch says about its position, as Kafka 4.1's
+    /// `Partition.readRecords` checks it: an epoch this log does not know, or a position before
+    /// the log start, is OFFSET_OUT_OF_RANGE; a position past the end of that epoch in this log
+    /// (or an epoch this log only has an earlier one of) diverges, and the client is told the
+    /// epoch and where it ends so it can truncate (KIP-320). `None`: read as usual.
+    fn check_epoch(&self, log: &PartitionLog, p: &PartPlan) -> Option<Result<(i32, i64), ResponseError>> {
+        let (epoch, end_offset) = log.end_offset_for_epoch(p.last_fetched_epoch);
+        if epoch < 0 || end_offset < 0 || p.fetch_offset < log.offsets().log_start_offset {
+            return Some(Err(ResponseError::OffsetOutOfRange));
+        }
+        (epoch < p.last_fetched_epoch || end_offset < p.fetch_offset).then_some(Ok((epoch, end_offset)))
     }
 
     fn logs(&self) -> impl Iterator<Item = &Arc<PartitionLog>> {
@@ -372,25 +379,35 @@ impl Plan {
                         any_error = true;
                         data.error_code = code.code();
                     }
-                    Ok(log) if p.last_fetched_epoch >= 0 && self.diverges(log, p) => {
-                        // KIP-595/KIP-320, as Kafka 4.1's Partition checks it: the client's last
-                        // epoch is later than ours, or it fetches past the end of its epoch. No
-                        // records; the epoch and where it ends, so the client truncates.
-                        let o = log.offsets();
-                        data.diverging_epoch = EpochEndOffset::default()
-                            .with_epoch(crate::log::partition::LEADER_EPOCH)
-                            .with_end_offset(o.log_end_offset);
-                        data.high_watermark = o.high_watermark;
-                        data.last_stable_offset = o.last_stable_offset;
-                        data.log_start_offset = o.log_start_offset;
-                        data.records = Some(Bytes::new());
-                    }
                     Ok(log) => {
-                        let budget = self.max_bytes.saturating_sub(total).min(p.max_bytes);
-                        let min_one = total == 0;
-                        let isolation =
-                            if self.read_committed { Isolation::ReadCommitted } else { Isolation::ReadUncommitted };
-                        match log.read_isolated(p.fetch_offset, budget, min_one, isolation) {
+                        let checked = if p.last_fetched_epoch >= 0 { self.check_epoch(log, p) } else { None };
+                        let read = match checked {
+                            Some(Ok((epoch, end_offset))) => {
+                                // No records: the epoch and where it ends, so the client truncates.
+                                let o = log.offsets();
+                                data.diverging_epoch =
+                                    EpochEndOffset::default().with_epoch(epoch).with_end_offset(end_offset);
+                                data.high_watermark = o.high_watermark;
+                                data.last_stable_offset = o.last_stable_offset;
+                                data.log_start_offset = o.log_start_offset;
+                                data.records = Some(Bytes::new());
+                                partitions.push(data);
+                                continue;
+                            }
+                            Some(Err(e)) => Err(e),
+                            None => {
+                                let budget = self.max_bytes.saturating_sub(total).min(p.max_bytes);
+                                let min_one = total == 0;
+                                let isolation = if self.read_committed {
+                                    Isolation::ReadCommitted
+                                } else {
+                                    Isolation::ReadUncommitted
+                                };
+                                log.read_isolated(p.fetch_offset, budget, min_one, isolation)
+                                    .map_err(|e| e.kafka_code())
+                            }
+                        };
+                        match read {
                             Ok(r) => {
                                 total += r.records.len();
                                 data.high_watermark = r.high_watermark;
@@ -409,7 +426,7 @@ impl Plan {
                             }
                             Err(e) => {
                                 any_error = true;
-                                data.error_code = e.kafka_code().code();
+                                data.error_code = e.code();
                                 let o = log.offsets();
                                 data.high_watermark = o.high_watermark;
                                 data.last_stable_offset = o.last_stable_offset;

@@ -58,7 +58,8 @@ fn answer(broker: &Broker, version: i16, req: ListOffsetsRequest) -> ListOffsets
                             out.offset = offset;
                             out.timestamp = ts;
                             if version >= 4 {
-                                out.leader_epoch = LEADER_EPOCH;
+                                // The epoch that wrote the offset (for the end: the current one).
+                                out.leader_epoch = log.epoch_for_offset(offset).unwrap_or(LEADER_EPOCH);
                             }
                             out
                         }

@@ -44,7 +44,7 @@ pub fn write_log_start(dir: &Path, offset: i64) -> io::Result<()> {
 
 /// Replaces `dir/name` with `bytes`: a temporary file is written and fsynced, renamed over the
 /// old one, and the directory fsynced.
-fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
+pub(super) fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
     let tmp = dir.join(format!("{name}.tmp"));
     super::failpoint::step()?;
     let mut f = File::create(&tmp)?;

@@ -45,6 +45,9 @@
 //!     log-start-offset.checkpoint   "0" (version) and the log start offset, a line each;
 //!                                   written (atomically, fsynced) when the log start moves
 //!                                   inside a segment, which the segments alone cannot tell
+//!     leader-epoch-checkpoint       Kafka's: "0" (version), the number of entries, then
+//!                                   "EPOCH START_OFFSET" a line, for each leader epoch the
+//!                                   first offset it wrote (see `leader_epoch`)
 //! ```
 //!
 //! Segment files are named by their base offset, 20 digits, zero padded. Index entries are
@@ -67,6 +70,7 @@ pub const META_FILE: &str = "meta.properties";
 pub const CLEAN_SHUTDOWN_FILE: &str = ".gregor_clean_shutdown";
 pub const LOG_START_CHECKPOINT: &str = "log-start-offset.checkpoint";
 pub const CLEANER_CHECKPOINT: &str = "cleaner-offset.checkpoint";
+pub const LEADER_EPOCH_CHECKPOINT: &str = "leader-epoch-checkpoint";
 /// Suffix of a segment the cleaner is writing; renamed over the `.log` when done, removed at
 /// open when a stop left it behind.
 pub const CLEANED_SUFFIX: &str = "log.cleaned";

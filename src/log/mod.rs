@@ -12,6 +12,7 @@ pub mod files;
 pub mod format;
 pub mod index;
 mod internal_topic;
+pub mod leader_epoch;
 pub mod partition;
 pub mod producer_state;
 pub mod segment;

@@ -30,6 +30,7 @@ use tracing::{error, info, warn};
 
 use super::batch::{self, BatchHeader};
 use super::files::FileCache;
+use super::leader_epoch::LeaderEpochCache;
 use super::producer_state::{AbortedTxn, ControlType, ProducerInfo, ProducerStateTable, SequenceCheck};
 use super::segment::{ReadView, Segment};
 use super::{AppendError, PartitionConfig, ReadError, TopicPartition};
@@ -78,6 +79,8 @@ struct Inner {
     /// Bumped by every truncation: an fsync that began before one says nothing about the
     /// offsets appended after it.
     truncations: u64,
+    /// Where each leader epoch starts (`leader-epoch-checkpoint`).
+    epochs: LeaderEpochCache,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -199,6 +202,7 @@ impl PartitionLog {
         let mut producers = producer_state_from(dir, &segments, &tp);
         producers.forget_before(log_start_offset);
         let log_end = segments.last().map_or(0, |s| s.next_offset);
+        let epochs = open_epochs(dir, &tp, log_start_offset, log_end)?;
         if !bases.is_empty() {
             info!(partition = %tp, segments = segments.len(), log_start_offset, log_end_offset = log_end,
                 "recovered partition");
@@ -217,6 +221,7 @@ impl PartitionLog {
                 write_buf: Vec::new(),
                 files: files.clone(),
                 truncations: 0,
+                epochs,
             }),
             flush_lock: tokio::sync::Mutex::new(()),
             checkpoint_lock: Mutex::new(()),
@@ -718,12 +723,16 @@ impl PartitionLog {
             inner.producers.forget_before(start);
             removed
         };
+        self.epochs_follow_log_start();
         delete_segments(removed)
     }
 
     /// Deletes whole segments past retention. Returns how many were deleted.
     pub fn apply_retention(&self, now_ms: i64) -> io::Result<usize> {
         let removed = self.expire_segments(now_ms)?;
+        if !removed.is_empty() {
+            self.epochs_follow_log_start();
+        }
         for seg in &removed {
             info!(partition = %self.tp, segment = seg.base_offset, "deleting segment past retention");
         }
@@ -780,15 +789,55 @@ impl PartitionLog {
             }
         }
         super::checkpoint::write_log_start(&self.dir, offset)?;
-        let removed = {
+        let (removed, epochs) = {
             let mut inner = self.inner.lock();
             inner.log_start_offset = offset;
             inner.producers.forget_before(offset);
             let n = inner.segments[..inner.segments.len() - 1].iter().take_while(|s| s.next_offset <= offset).count();
-            inner.segments.drain(..n).collect::<Vec<_>>()
+            let epochs = inner.epochs.truncate_from_start(offset).then(|| inner.epochs.clone());
+            (inner.segments.drain(..n).collect::<Vec<_>>(), epochs)
         };
+        self.save_epochs(epochs);
         delete_segments(removed)?;
         Ok(offset)
+    }
+
+    /// Where leader epoch `epoch` ends: the epoch itself (or the largest earlier one this log
+    /// has) and the first offset after it, UNDEFINED (-1, -1) for an epoch this log does not
+    /// know (see [`LeaderEpochCache::end_offset_for`]).
+    pub fn end_offset_for_epoch(&self, epoch: i32) -> (i32, i64) {
+        let inner = self.inner.lock();
+        inner.epochs.end_offset_for(epoch, inner.log_end_offset())
+    }
+
+    /// The leader epoch that wrote `offset`, if known.
+    pub fn epoch_for_offset(&self, offset: i64) -> Option<i32> {
+        self.inner.lock().epochs.epoch_for_offset(offset)
+    }
+
+    /// The leader epoch table's entries, oldest first: (epoch, start offset).
+    pub fn leader_epochs(&self) -> Vec<(i32, i64)> {
+        self.inner.lock().epochs.entries().iter().map(|e| (e.epoch, e.start_offset)).collect()
+    }
+
+    /// The log start moved (retention, segment deletion): the epoch table drops what is before
+    /// it, and its checkpoint is rewritten.
+    fn epochs_follow_log_start(&self) {
+        let _checkpoint = self.checkpoint_lock.lock();
+        let epochs = {
+            let mut inner = self.inner.lock();
+            let start = inner.log_start_offset;
+            inner.epochs.truncate_from_start(start).then(|| inner.epochs.clone())
+        };
+        self.save_epochs(epochs);
+    }
+
+    /// Writes a changed epoch table (the caller holds `checkpoint_lock`). Best effort: a stale
+    /// checkpoint still has every epoch, and is clamped to the log's bounds at the next open.
+    fn save_epochs(&self, epochs: Option<LeaderEpochCache>) {
+        if let Err(e) = epochs.map_or(Ok(()), |epochs| epochs.write(&self.dir)) {
+            warn!(partition = %self.tp, error = %e, "cannot rewrite the leader epoch checkpoint; it is corrected at the next start");
+        }
     }
 
     /// Removes every batch whose last offset is >= `offset` (a batch holding `offset` goes
@@ -803,7 +852,7 @@ impl PartitionLog {
         }
         let _checkpoint = self.checkpoint_lock.lock();
         let _writing = self.append_lock.lock();
-        let (end, log_start_moved) = {
+        let (end, log_start_moved, epochs) = {
             let mut inner = self.inner.lock();
             if offset >= inner.log_end_offset() {
                 return Ok(inner.log_end_offset());
@@ -816,10 +865,17 @@ impl PartitionLog {
             inner.dir_dirty = true;
             let moved = end < inner.log_start_offset;
             inner.log_start_offset = inner.log_start_offset.min(end);
-            (end, moved)
+            let mut changed = inner.epochs.truncate_from_end(end);
+            // Appends go on in the current epoch, from the new end if the cut took its entry.
+            changed |=
+                inner.epochs.latest().is_none_or(|l| l.epoch != LEADER_EPOCH) && inner.epochs.assign(LEADER_EPOCH, end);
+            (end, moved, changed.then(|| inner.epochs.clone()))
         };
         if log_start_moved {
             super::checkpoint::write_log_start(&self.dir, end)?;
+        }
+        if let Some(epochs) = epochs {
+            epochs.write(&self.dir)?;
         }
         self.flush_blocking()?;
         Ok(end)
@@ -875,6 +931,26 @@ fn producer_state_from(dir: &Path, segments: &[Segment], tp: &TopicPartition) ->
     }
     producers.add_aborted(older);
     producers
+}
+
+/// The leader epoch table at open: the checkpoint, clamped to the recovered log (a crash may
+/// have lost its tail; the log start may have moved after the last rewrite), with the current
+/// epoch added when missing. A log without a checkpoint was written by an earlier gregor,
+/// which wrote every batch in [`LEADER_EPOCH`], so the epoch starts at the log start.
+fn open_epochs(dir: &Path, tp: &TopicPartition, log_start: i64, log_end: i64) -> io::Result<LeaderEpochCache> {
+    let mut epochs = LeaderEpochCache::read(dir);
+    // An entry at the log end itself is an epoch that has not written yet: it stays.
+    let mut changed = epochs.truncate_from_end(log_end + 1);
+    changed |= epochs.truncate_from_start(log_start);
+    if epochs.latest().is_none_or(|l| l.epoch < LEADER_EPOCH) {
+        changed |= epochs.assign(LEADER_EPOCH, if epochs.entries().is_empty() { log_start } else { log_end });
+    }
+    if changed {
+        epochs.write(dir).inspect_err(|e| {
+            error!(partition = %tp, error = %e, "cannot write the leader epoch checkpoint");
+        })?;
+    }
+    Ok(epochs)
 }
 
 /// Deletes the files of segments already taken out of a log. Returns how many there were.

@@ -1603,3 +1603,46 @@ fn a_roll_waiting_on_the_disk_does_not_hold_up_readers() {
     assert_eq!(appender.join().unwrap().base_offset, 3);
     assert_eq!(segment_logs(dir.path()).len(), 2);
 }
+
+#[test]
+fn leader_epoch_checkpoint_follows_the_log() {
+    use crate::log::format::LEADER_EPOCH_CHECKPOINT;
+    let dir = tempdir().unwrap();
+    let cfg = config();
+    let checkpoint = || fs::read_to_string(dir.path().join(LEADER_EPOCH_CHECKPOINT)).unwrap();
+    {
+        let log = open(dir.path(), &cfg);
+        assert_eq!(checkpoint(), format!("0\n1\n{LEADER_EPOCH} 0\n"), "a new partition's epoch starts at 0");
+        for _ in 0..20 {
+            append_n(&log, 5, NOW, 40);
+        }
+        assert_eq!(log.end_offset_for_epoch(LEADER_EPOCH), (LEADER_EPOCH, 100));
+        assert_eq!(log.end_offset_for_epoch(LEADER_EPOCH + 1), (-1, -1));
+        assert_eq!(log.epoch_for_offset(42), Some(LEADER_EPOCH));
+        // DeleteRecords moves the epoch's start with the log start.
+        log.advance_log_start(37).unwrap();
+        assert_eq!(log.leader_epochs(), [(LEADER_EPOCH, 37)]);
+        assert_eq!(checkpoint(), format!("0\n1\n{LEADER_EPOCH} 37\n"));
+        assert_eq!(log.epoch_for_offset(36), None);
+    }
+    // A checkpoint left stale by a crash (epochs past the recovered end, an entry before the
+    // log start) is clamped at open.
+    fs::write(dir.path().join(LEADER_EPOCH_CHECKPOINT), "0\n3\n0 10\n4 60\n9 500\n").unwrap();
+    let log = open(dir.path(), &cfg);
+    assert_eq!(log.leader_epochs(), [(0, 37), (4, 60)]);
+    assert_eq!(checkpoint(), "0\n2\n0 37\n4 60\n");
+    assert_eq!(log.end_offset_for_epoch(0), (0, 60), "an earlier epoch ends where the next starts");
+    assert_eq!(log.end_offset_for_epoch(2), (0, 60));
+    assert_eq!(log.end_offset_for_epoch(4), (4, 100));
+    // Truncating into the last epoch's start drops it; appends go on in the current epoch.
+    log.truncate_to(50, NOW).unwrap();
+    let end = log.offsets().log_end_offset;
+    assert!(end <= 50);
+    assert_eq!(log.leader_epochs(), [(0, 37)]);
+    drop(log);
+    // Without a checkpoint (a data dir from an earlier gregor) the epoch starts at the log start.
+    fs::remove_file(dir.path().join(LEADER_EPOCH_CHECKPOINT)).unwrap();
+    let log = open(dir.path(), &cfg);
+    assert_eq!(log.leader_epochs(), [(LEADER_EPOCH, 37)]);
+    assert_eq!(log.end_offset_for_epoch(LEADER_EPOCH), (LEADER_EPOCH, end));
+}
