@@ -53,11 +53,16 @@ impl GroupCoordinator {
         if !e.group.is_empty() {
             return Err(GroupError::NonEmptyGroup);
         }
-        let mut tombstones: Vec<Vec<u8>> =
-            e.offsets.keys().map(|(t, p)| offsets::encode_key(group_id, t, *p)).collect();
+        // Offsets that open transactions hold go too (Kafka writes their tombstones as well), or
+        // a replay would apply them when their transaction's commit marker is read.
+        let keys: std::collections::BTreeSet<(String, i32)> =
+            e.offsets.keys().chain(e.pending.values().flat_map(|p| p.keys())).cloned().collect();
+        let mut tombstones: Vec<Vec<u8>> = keys.iter().map(|(t, p)| offsets::encode_key(group_id, t, *p)).collect();
         tombstones.push(metadata_record::encode_key(group_id));
         self.append_tombstones(&tombstones)?;
         e.offsets.clear();
+        e.written_at.clear();
+        e.pending.clear();
         e.group.mark_dead();
         drop(e);
         self.groups.write().remove(group_id);

@@ -31,8 +31,10 @@ impl GroupCoordinator {
         let keys: Vec<(Vec<u8>, Vec<u8>)> =
             accepted.iter().map(|(t, p, o)| (offsets::encode_key(group_id, t, *p), offsets::encode_value(o))).collect();
         let end = self.append(&keys.iter().map(|(k, v)| (Some(&k[..]), Some(&v[..]))).collect::<Vec<_>>())?;
-        for (t, p, o) in accepted {
-            entry.offsets.insert((t.clone(), *p), o.clone());
+        // One batch: the records sit at the offsets just before `end`, in order.
+        let first = end - accepted.len() as i64;
+        for (i, (t, p, o)) in accepted.into_iter().enumerate() {
+            entry.set_offset((t.clone(), *p), o.clone(), first + i as i64);
         }
         Ok(CommitOutcome { results, durable_at: Some((self.log.clone(), end)) })
     }
@@ -105,7 +107,7 @@ impl GroupCoordinator {
         let tombstones: Vec<Vec<u8>> = partitions
             .iter()
             .zip(&results)
-            .filter(|((t, p), r)| r.is_ok() && e.offsets.contains_key(&(t.clone(), *p)))
+            .filter(|((t, p), r)| r.is_ok() && e.has_offset_or_pending(&(t.clone(), *p)))
             .map(|((t, p), _)| offsets::encode_key(group_id, t, *p))
             .collect();
         if !tombstones.is_empty() {
@@ -113,7 +115,7 @@ impl GroupCoordinator {
         }
         for ((t, p), r) in partitions.iter().zip(&results) {
             if r.is_ok() {
-                e.offsets.remove(&(t.clone(), *p));
+                e.remove_offset(&(t.clone(), *p));
             }
         }
         Ok(results)

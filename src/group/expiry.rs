@@ -35,7 +35,7 @@ impl GroupCoordinator {
                     if self.append_tombstones(&keys).is_ok() {
                         info!(group = %e.group.group_id, partitions = expired.len(), "expired committed offsets");
                         for k in expired {
-                            e.offsets.remove(&k);
+                            e.remove_offset(&k);
                         }
                     }
                 }

@@ -139,19 +139,64 @@ pub struct CoordinatorConfig {
     pub checkpoint_bytes: u64,
 }
 
+/// A transaction's offsets: per (topic, partition), the offset and where its record is.
+type PendingOffsets = BTreeMap<(String, i32), (CommittedOffset, i64)>;
+
 #[derive(Debug)]
 struct GroupEntry {
     group: Group,
     offsets: BTreeMap<(String, i32), CommittedOffset>,
-    /// Offsets committed inside transactions that have not ended, per producer id.
-    pending: BTreeMap<i64, BTreeMap<(String, i32), CommittedOffset>>,
+    /// Where in `__consumer_offsets` each of `offsets` was written (the record's offset).
+    written_at: HashMap<(String, i32), i64>,
+    /// Offsets committed inside transactions that have not ended, per producer id, with where
+    /// their records are.
+    pending: BTreeMap<i64, PendingOffsets>,
     /// Wall-clock time the group last had no members, for offset expiry.
     empty_since_ms: i64,
 }
 
 impl GroupEntry {
     fn new(id: &str, now_ms: i64) -> Self {
-        Self { group: Group::new(id), offsets: BTreeMap::new(), pending: BTreeMap::new(), empty_since_ms: now_ms }
+        Self {
+            group: Group::new(id),
+            offsets: BTreeMap::new(),
+            written_at: HashMap::new(),
+            pending: BTreeMap::new(),
+            empty_since_ms: now_ms,
+        }
+    }
+
+    /// A plain commit of `key`, written at log offset `written_at`.
+    fn set_offset(&mut self, key: (String, i32), o: CommittedOffset, written_at: i64) {
+        self.written_at.insert(key.clone(), written_at);
+        self.offsets.insert(key, o);
+    }
+
+    /// An offset committed in a transaction that has now committed. It applies unless the
+    /// partition's current offset was written after it: Kafka's rule (4.1's
+    /// `OffsetMetadataManager`), which makes the state the same whether or not compaction has
+    /// removed the older of the two records since.
+    fn apply_txn_offset(&mut self, key: (String, i32), o: CommittedOffset, written_at: i64) {
+        if self.written_at.get(&key).is_none_or(|&current| current < written_at) || !self.offsets.contains_key(&key) {
+            self.set_offset(key, o, written_at);
+        }
+    }
+
+    /// Whether `key` has a committed offset or one pending in a transaction (either needs a
+    /// tombstone to go).
+    fn has_offset_or_pending(&self, key: &(String, i32)) -> bool {
+        self.offsets.contains_key(key) || self.pending.values().any(|p| p.contains_key(key))
+    }
+
+    /// A tombstone for `key`: the committed offset goes, and so do the offsets open
+    /// transactions hold for it (as in Kafka, so that replay agrees whatever compaction kept).
+    fn remove_offset(&mut self, key: &(String, i32)) {
+        self.offsets.remove(key);
+        self.written_at.remove(key);
+        for pending in self.pending.values_mut() {
+            pending.remove(key);
+        }
+        self.pending.retain(|_, p| !p.is_empty());
     }
 }
 

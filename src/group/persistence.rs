@@ -8,16 +8,15 @@ impl GroupCoordinator {
     pub fn open(logs: &LogManager, cfg: CoordinatorConfig, now_ms: i64) -> io::Result<Self> {
         // Commits wait for their own fsync (`CommitOutcome::durable_at`) before they are answered.
         //
-        // Not compacted in the background (only at start, by `checkpoint`, from the replayed
-        // state): replay applies a transaction's offsets when its commit marker is read, over
-        // any plain commit of the same partition written after them, while compaction keeps
-        // the record with the highest offset per key. A TxnOffsetCommit at offset 10, a plain
-        // OffsetCommit of the same group and partition at 12 and the commit marker at 14 replay
-        // to the offset of 10 before a cleaning and to the one of 12 after it. Kafka's
-        // coordinator applies a committed transactional offset only when the offset it
-        // replaces was written at an earlier log offset, which makes both agree; once the live
-        // path and replay here do the same, this log can be opened compacted.
-        let log = logs.open(TopicPartition::new(OFFSETS_TOPIC, 0), PartitionConfig::internal(), now_ms)?;
+        // Compacted in the background like any compacted topic, and at start once it has grown
+        // (`checkpoint`). Compaction keeps the latest record per key, so the live path and
+        // replay follow Kafka's two rules that make the state independent of what compaction
+        // removed: a committed transaction's offset applies only over an offset written before
+        // it (a TxnOffsetCommit at 10, a plain commit at 12 and the commit marker at 14 leave
+        // the offset of 12, which is also all a compacted log still has), and a tombstone also
+        // drops what open transactions hold for its partition.
+        let config = PartitionConfig { compact: true, ..PartitionConfig::internal() };
+        let log = logs.open(TopicPartition::new(OFFSETS_TOPIC, 0), config, now_ms)?;
         let coordinator = Self { groups: RwLock::new(HashMap::new()), log, cfg };
         let kept = coordinator.replay(now_ms)?;
         coordinator.checkpoint(now_ms, &kept)?;
@@ -44,7 +43,7 @@ impl GroupCoordinator {
                 let waiting = replay.in_txn.remove(&h.producer_id).unwrap_or_default();
                 if let Some((ControlType::Commit, _)) = batch::read_marker(bytes) {
                     for (offset, key, value) in waiting {
-                        replay.apply(offset, &key, value.as_deref());
+                        replay.apply_committed_txn(offset, &key, value.as_deref());
                     }
                 }
                 return;
@@ -75,12 +74,12 @@ impl GroupCoordinator {
         }
         let Replay { groups: mut replayed, group_records, not_understood, in_txn, records, .. } = replay;
         for (producer_id, waiting) in in_txn {
-            for (_, key, value) in waiting {
+            for (offset, key, value) in waiting {
                 if let (Some((group, topic, partition)), Some(Some(v))) =
                     (offsets::decode_key(&key), value.as_deref().map(offsets::decode_value))
                 {
                     let entry = replayed.entry(group.clone()).or_insert_with(|| GroupEntry::new(&group, now_ms));
-                    entry.pending.entry(producer_id).or_default().insert((topic, partition), v);
+                    entry.pending.entry(producer_id).or_default().insert((topic, partition), (v, offset));
                 }
             }
         }
@@ -189,6 +188,20 @@ struct Replay {
 }
 
 impl Replay {
+    /// Applies a record of a transaction whose commit marker was just read: an offset only
+    /// over one written before it (see [`GroupEntry::apply_txn_offset`]).
+    fn apply_committed_txn(&mut self, offset: i64, key: &[u8], value: Option<&[u8]>) {
+        let decoded = offsets::decode_key(key).zip(value.and_then(offsets::decode_value));
+        let Some(((group, topic, partition), v)) = decoded else {
+            return self.apply(offset, key, value);
+        };
+        self.records += 1;
+        self.not_understood.shift_remove(key);
+        let now_ms = self.now_ms;
+        let entry = self.groups.entry(group.clone()).or_insert_with(|| GroupEntry::new(&group, now_ms));
+        entry.apply_txn_offset((topic, partition), v, offset);
+    }
+
     /// Applies one committed record.
     fn apply(&mut self, offset: i64, key: &[u8], value: Option<&[u8]>) {
         self.records += 1;
@@ -211,8 +224,16 @@ impl Replay {
                     let now_ms = self.now_ms;
                     let entry = self.groups.entry(group.clone()).or_insert_with(|| GroupEntry::new(&group, now_ms));
                     match decoded.flatten() {
-                        Some(v) => entry.offsets.insert((topic, partition), v),
-                        None => entry.offsets.remove(&(topic, partition)),
+                        Some(v) => entry.set_offset((topic, partition), v, offset),
+                        None => {
+                            // A tombstone also drops what open transactions wrote for it.
+                            let target = (group, topic, partition);
+                            for waiting in self.in_txn.values_mut() {
+                                waiting.retain(|(_, k, _)| offsets::decode_key(k).as_ref() != Some(&target));
+                            }
+                            let (_, topic, partition) = target;
+                            entry.remove_offset(&(topic, partition));
+                        }
                     };
                     true
                 }

@@ -197,3 +197,57 @@ fn an_empty_group_without_offsets_lingers_before_it_is_forgotten() {
     c.tick(now, emptied + expiry::EMPTY_GROUP_LINGER_MS);
     assert!(!c.list().iter().any(|(id, _, _)| id == "g"), "kept past the cleanup period");
 }
+
+/// Committed offsets of `group`: (partition, offset).
+fn committed(c: &GroupCoordinator, group: &str) -> Vec<(i32, i64)> {
+    c.fetch_offsets(group, None).iter().map(|(_, p, o)| (*p, o.as_ref().unwrap().offset)).collect()
+}
+
+fn txn_commit(c: &GroupCoordinator, producer_id: i64, partition: i32, offset: i64) {
+    let o = CommittedOffset { offset, leader_epoch: 0, metadata: String::new(), commit_timestamp: 1 };
+    c.txn_commit("g", producer_id, 0, None, vec![("t".into(), partition, o)], |_, _| true).unwrap();
+}
+
+#[test]
+fn transactional_and_plain_commits_replay_alike_before_and_after_background_compaction() {
+    let dir = tempfile::tempdir().unwrap();
+    let open = || {
+        let logs = LogManager::new(dir.path().to_owned(), crate::log::files::FileCache::unbounded());
+        GroupCoordinator::open(&logs, cfg(1 << 40), 0).unwrap()
+    };
+    let live = {
+        let c = open();
+        for i in 0..50 {
+            commit(&c, "g", 3, i);
+        }
+        // Partition 0: a transaction's offset, then a plain commit, then the commit marker.
+        // The plain commit was written later, so it stays (Kafka's rule).
+        commit(&c, "g", 0, 5);
+        txn_commit(&c, 1, 0, 10);
+        commit(&c, "g", 0, 12);
+        c.end_txn(1, 0, ControlType::Commit).unwrap();
+        // Partition 1: a plain commit, then a transaction's: the transaction's wins.
+        commit(&c, "g", 1, 15);
+        txn_commit(&c, 2, 1, 20);
+        c.end_txn(2, 0, ControlType::Commit).unwrap();
+        // Partition 2: OffsetDelete while a transaction holds an offset: both go.
+        commit(&c, "g", 2, 25);
+        txn_commit(&c, 3, 2, 30);
+        c.delete_offsets("g", &[("t".into(), 2)]).unwrap();
+        c.end_txn(3, 0, ControlType::Commit).unwrap();
+        // An aborted one changes nothing.
+        txn_commit(&c, 4, 3, 99);
+        c.end_txn(4, 0, ControlType::Abort).unwrap();
+        let live = committed(&c, "g");
+        assert_eq!(live, [(0, 12), (1, 20), (3, 49)]);
+        live
+    };
+    assert_eq!(committed(&open(), "g"), live, "replay of the whole log");
+    {
+        let c = open();
+        c.log.roll(1).unwrap();
+        let stats = c.log.compact(1, &crate::log::CleanerLimits::default()).unwrap();
+        assert!(stats.records_removed >= 50, "{stats:?}");
+    }
+    assert_eq!(committed(&open(), "g"), live, "replay of the compacted log");
+}

@@ -44,8 +44,8 @@ impl GroupCoordinator {
             }
         })?;
         let pending = entry.pending.entry(producer_id).or_default();
-        for (t, p, o) in accepted {
-            pending.insert((t.clone(), *p), o.clone());
+        for (i, (t, p, o)) in accepted.into_iter().enumerate() {
+            pending.insert((t.clone(), *p), (o.clone(), info.base_offset + i as i64));
         }
         Ok(CommitOutcome { results, durable_at: Some((self.log.clone(), info.last_offset + 1)) })
     }
@@ -62,7 +62,9 @@ impl GroupCoordinator {
             let mut e = entry.lock();
             if let Some(offsets) = e.pending.remove(&producer_id) {
                 if control == ControlType::Commit {
-                    e.offsets.extend(offsets);
+                    for (key, (o, written_at)) in offsets {
+                        e.apply_txn_offset(key, o, written_at);
+                    }
                 }
             }
         }
