@@ -93,9 +93,25 @@ pub struct ServerConfig {
     /// Port 0 picks a free port.
     /// Default: `127.0.0.1:9092`.
     pub listen: String,
-    /// Address clients are told to connect to (Kafka: `advertised.listeners`).
+    /// Address clients are told to connect to, for `listen`.
     /// Default: the address each client dialled (the connection's local address).
     pub advertised: Option<String>,
+    /// Named listeners, Kafka's `listeners`: `NAME://HOST:PORT,...` (an empty host is every
+    /// interface). When set, it replaces `listen`. Default: unset.
+    pub listeners: Option<String>,
+    /// Kafka's `advertised.listeners`: `NAME://HOST:PORT,...`, what clients that connect
+    /// through each named listener are told. A listener without an entry tells each client the
+    /// address it dialled. Default: unset.
+    pub advertised_listeners: Option<String>,
+    /// Kafka's `listener.security.protocol.map`: `NAME:PROTOCOL,...`. Default: each of
+    /// PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL maps to itself. Only PLAINTEXT is served yet.
+    pub listener_security_protocol_map: Option<String>,
+    /// Kafka's `controller.listener.names`: listeners of the KRaft controller, which gregor
+    /// has none of; they are accepted and not opened. Default: unset.
+    pub controller_listener_names: Option<String>,
+    /// Kafka's `inter.broker.listener.name`: checked to name a listener; one gregor node has
+    /// no other broker to talk to. Default: unset.
+    pub inter_broker_listener_name: Option<String>,
     /// This broker's id (Kafka: `node.id` / `broker.id`). Default: 1.
     pub node_id: i32,
     /// Cluster id reported in Metadata. Default: generated once and kept in the data dir.
@@ -217,6 +233,11 @@ impl Default for ServerConfig {
         Self {
             listen: "127.0.0.1:9092".into(),
             advertised: None,
+            listeners: None,
+            advertised_listeners: None,
+            listener_security_protocol_map: None,
+            controller_listener_names: None,
+            inter_broker_listener_name: None,
             node_id: 1,
             cluster_id: None,
             max_request_bytes: 104_857_600,
@@ -328,30 +349,49 @@ impl Config {
                 reason: e.to_string(),
             })?;
         }
-        // KAFKA_LOG_DIRS=... as the common Kafka container images read them.
+        // KAFKA_LOG_DIRS=... as the apache/kafka image reads them, KAFKA_CFG_LOG_DIRS=... as
+        // the bitnami image does.
         let mut kafka_env: Vec<_> = env.iter().filter(|(k, _)| k.starts_with("KAFKA_")).collect();
         kafka_env.sort();
         let mut kafka_pairs = Vec::new();
+        let mut runtime = Vec::new();
         for (k, v) in kafka_env {
-            if let Some(rest) = k.strip_prefix("KAFKA_") {
-                let key = rest.to_ascii_lowercase().replace('_', ".");
-                if kafka_key(&key).is_some() {
-                    kafka_pairs.push((key, v.clone(), format!("environment variable {k}")));
-                } else {
-                    tracing::debug!(variable = %k, "ignoring KAFKA_ variable gregor does not use");
-                }
+            let rest = k.strip_prefix("KAFKA_CFG_").or_else(|| k.strip_prefix("KAFKA_")).unwrap_or(k);
+            // The images' spelling: `_` is `.`, `__` is `_`, `___` is `-`.
+            let key = rest
+                .to_ascii_lowercase()
+                .replace("___", "\u{1}")
+                .replace("__", "\u{2}")
+                .replace('_', ".")
+                .replace('\u{1}', "-")
+                .replace('\u{2}', "_");
+            if kafka_key(&key).is_some() {
+                kafka_pairs.push((key, v.clone(), format!("environment variable {k}")));
+            } else if is_image_variable(rest) {
+                runtime.push(k.as_str());
+            } else {
+                tracing::warn!(variable = %k, key = %key,
+                    "ignoring a Kafka setting gregor does not know; it has no effect");
             }
+        }
+        if !runtime.is_empty() {
+            tracing::info!(variables = %runtime.join(" "),
+                "accepted JVM, JMX and container-image variables; they have no meaning for gregor");
         }
         for (key, value, origin) in &kafka_pairs {
             builder = apply_kafka_key(builder, key, value, origin)?;
         }
         let built = builder.build().map_err(|e| ConfigError::Invalid(e.to_string()))?;
         let mut cfg: Config = built.try_deserialize().map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        // A flag replaces whatever the other layers said about listeners.
         if let Some(listen) = &overrides.listen {
             cfg.server.listen = listen.clone();
+            cfg.server.listeners = None;
+            cfg.server.advertised_listeners = None;
         }
         if let Some(adv) = &overrides.advertised {
             cfg.server.advertised = Some(adv.clone());
+            cfg.server.advertised_listeners = None;
         }
         if let Some(dir) = &overrides.data_dir {
             cfg.log.dir = dir.clone();
@@ -376,6 +416,7 @@ impl Config {
                 return bad("server.advertised", format!("`{adv}` is not HOST:PORT"));
             }
         }
+        self.listeners()?;
         if self.server.node_id < 0 {
             return bad("server.node_id", "must be 0 or more".into());
         }
@@ -447,6 +488,153 @@ impl Config {
     }
 }
 
+/// A listener gregor opens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListenerSpec {
+    /// Kafka's listener name (PLAINTEXT when only `server.listen` is configured).
+    pub name: String,
+    /// Address to bind, `HOST:PORT`.
+    pub bind: String,
+    /// What clients connecting through it are told; `None`: the address each one dialled.
+    pub advertised: Option<(String, u16)>,
+}
+
+/// Kafka's `listener.security.protocol.map` default.
+const DEFAULT_PROTOCOL_MAP: &str = "PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL";
+
+/// Splits Kafka's `NAME://HOST:PORT,...`: (name upper-cased as Kafka normalises it, host, port).
+fn parse_listener_list(key: &str, text: &str) -> Result<Vec<(String, String, u16)>, ConfigError> {
+    let bad = |reason: String| ConfigError::BadValue { key: key.into(), origin: "configuration".into(), reason };
+    let mut out: Vec<(String, String, u16)> = Vec::new();
+    for entry in text.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let (name, addr) = entry.split_once("://").ok_or_else(|| bad(format!("`{entry}` is not NAME://HOST:PORT")))?;
+        let name = name.trim().to_ascii_uppercase();
+        let (host, port) = addr.rsplit_once(':').ok_or_else(|| bad(format!("`{entry}` has no port")))?;
+        let port: u16 = port.parse().map_err(|_| bad(format!("`{port}` in `{entry}` is not a port")))?;
+        let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+            return Err(bad(format!("`{entry}` does not start with a listener name")));
+        }
+        if out.iter().any(|(n, _, _)| *n == name) {
+            return Err(bad(format!("the listener name {name} appears twice")));
+        }
+        out.push((name, host, port));
+    }
+    Ok(out)
+}
+
+impl Config {
+    /// The listeners to open: the named ones of `server.listeners` (Kafka's `listeners` and
+    /// the keys that go with it), or `server.listen` alone. Errors name the key at fault.
+    pub fn listeners(&self) -> Result<Vec<ListenerSpec>, ConfigError> {
+        let s = &self.server;
+        let bad = |key: &str, reason: String| ConfigError::BadValue {
+            key: key.into(),
+            origin: "configuration".into(),
+            reason,
+        };
+        let Some(list) = s.listeners.as_deref().filter(|l| !l.trim().is_empty()) else {
+            if s.advertised_listeners.is_some() {
+                return Err(bad(
+                    "server.advertised_listeners",
+                    "names listeners, but no server.listeners (Kafka's `listeners`) defines them".into(),
+                ));
+            }
+            let advertised = s.advertised.as_deref().and_then(parse_host_port);
+            return Ok(vec![ListenerSpec { name: "PLAINTEXT".into(), bind: s.listen.clone(), advertised }]);
+        };
+        if s.advertised.is_some() {
+            return Err(bad(
+                "server.advertised",
+                "applies to server.listen only; with named listeners use server.advertised_listeners                  (Kafka's `advertised.listeners`)"
+                    .into(),
+            ));
+        }
+        let listeners = parse_listener_list("server.listeners", list)?;
+        let upper = |v: &Option<String>| v.as_deref().unwrap_or("").to_ascii_uppercase();
+        let controllers: Vec<String> = upper(&s.controller_listener_names)
+            .split(',')
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+            .map(String::from)
+            .collect();
+        let map_text = s.listener_security_protocol_map.as_deref().unwrap_or(DEFAULT_PROTOCOL_MAP);
+        let mut protocols = HashMap::new();
+        for entry in map_text.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+            let (name, protocol) = entry.split_once(':').ok_or_else(|| {
+                bad("server.listener_security_protocol_map", format!("`{entry}` is not NAME:PROTOCOL"))
+            })?;
+            protocols.insert(name.trim().to_ascii_uppercase(), protocol.trim().to_ascii_uppercase());
+        }
+        let mut advertised: HashMap<String, (String, u16)> = HashMap::new();
+        if let Some(text) = &s.advertised_listeners {
+            for (name, host, port) in parse_listener_list("server.advertised_listeners", text)? {
+                if !listeners.iter().any(|(n, _, _)| *n == name) {
+                    return Err(bad(
+                        "server.advertised_listeners",
+                        format!(
+                            "names the listener {name}, which server.listeners (Kafka's `listeners`) does not define"
+                        ),
+                    ));
+                }
+                if host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_unspecified()) {
+                    return Err(bad(
+                        "server.advertised_listeners",
+                        format!("{name} advertises {host}, which clients cannot dial; name the host they should use"),
+                    ));
+                }
+                // An empty host: tell each client the address it dialled.
+                if !host.is_empty() && !controllers.contains(&name) {
+                    advertised.insert(name, (host, port));
+                }
+            }
+        }
+        let mut specs = Vec::new();
+        for (name, host, port) in listeners {
+            let protocol = protocols.get(&name).ok_or_else(|| {
+                bad(
+                    "server.listener_security_protocol_map",
+                    format!("has no security protocol for the listener {name} (add `{name}:PLAINTEXT`)"),
+                )
+            })?;
+            if controllers.contains(&name) {
+                continue;
+            }
+            if protocol != "PLAINTEXT" {
+                return Err(bad(
+                    "server.listener_security_protocol_map",
+                    format!(
+                        "the listener {name} uses {protocol}; gregor serves PLAINTEXT listeners only so far                          (TLS and SASL are not implemented yet), and will not serve it in the clear"
+                    ),
+                ));
+            }
+            let bind_host = if host.is_empty() { "0.0.0.0".to_string() } else { host };
+            let bind =
+                if bind_host.contains(':') { format!("[{bind_host}]:{port}") } else { format!("{bind_host}:{port}") };
+            if port != 0 && specs.iter().any(|l: &ListenerSpec| l.bind.ends_with(&format!(":{port}"))) {
+                return Err(bad("server.listeners", format!("two listeners use port {port}")));
+            }
+            specs.push(ListenerSpec { advertised: advertised.remove(&name), name, bind });
+        }
+        if specs.is_empty() {
+            return Err(bad(
+                "server.listeners",
+                "defines only controller listeners; gregor needs one for clients".into(),
+            ));
+        }
+        if let Some(name) = s.inter_broker_listener_name.as_deref().map(str::trim).filter(|n| !n.is_empty()) {
+            let name = name.to_ascii_uppercase();
+            if !specs.iter().any(|l| l.name == name) {
+                return Err(bad(
+                    "server.inter_broker_listener_name",
+                    format!("names {name}, which is not a broker listener in server.listeners"),
+                ));
+            }
+        }
+        Ok(specs)
+    }
+}
+
 impl ServerConfig {
     /// `max_connections_per_ip_overrides` as (host, count) pairs, hosts not yet resolved.
     pub fn per_ip_overrides(&self) -> Result<Vec<(String, usize)>, String> {
@@ -498,18 +686,57 @@ fn parse_properties(text: &str) -> Vec<(String, String)> {
 pub enum KafkaKey {
     /// Maps to one of our keys, value as given.
     Maps(&'static str),
-    /// A listener list (`PLAINTEXT://host:port,...`): take the first listener's address.
-    Listener(&'static str),
+    /// Maps to one of our keys, the value multiplied (hours to milliseconds); -1 stays -1.
+    Scaled(&'static str, i64),
     /// Known Kafka setting with no meaning for a single gregor node: accepted and ignored.
     Ignored,
+}
+
+/// Variables of the Kafka images that are not broker settings (JVM, JMX, logging, the images'
+/// own switches), named without their `KAFKA_` prefix.
+fn is_image_variable(name: &str) -> bool {
+    const EXACT: &[&str] = &[
+        "HOME",
+        "VERSION",
+        "DEBUG",
+        "OPTS",
+        "HEAP_OPTS",
+        "JVM_PERFORMANCE_OPTS",
+        "GC_LOG_OPTS",
+        "LOG4J_OPTS",
+        "LOG4J_ROOT_LOGLEVEL",
+        "LOG4J_LOGGERS",
+        "TOOLS_LOG4J_LOGLEVEL",
+        "JMX_OPTS",
+        "JMX_PORT",
+        "JMX_HOSTNAME",
+        "ENABLE_KRAFT",
+        "KRAFT_CLUSTER_ID",
+        "CLUSTER_ID",
+        "SKIP_KRAFT_STORAGE_INIT",
+        "MOUNTED_CONF_DIR",
+        "CONF_FILE",
+        "INTER_BROKER_USER",
+        "INTER_BROKER_PASSWORD",
+        "CLIENT_USERS",
+        "CLIENT_PASSWORDS",
+        "CERTIFICATE_PASSWORD",
+        "TLS_TYPE",
+        "TLS_CLIENT_AUTH",
+        "INITIAL_BROKER_REGISTRATION",
+    ];
+    EXACT.contains(&name) || name.starts_with("ZOOKEEPER_") || name.starts_with("CONTROLLER_USER")
 }
 
 /// Translates a Kafka broker setting name.
 pub fn kafka_key(key: &str) -> Option<KafkaKey> {
     use KafkaKey::*;
     Some(match key {
-        "listeners" => Listener("server.listen"),
-        "advertised.listeners" => Listener("server.advertised"),
+        "listeners" => Maps("server.listeners"),
+        "advertised.listeners" => Maps("server.advertised_listeners"),
+        "listener.security.protocol.map" => Maps("server.listener_security_protocol_map"),
+        "controller.listener.names" => Maps("server.controller_listener_names"),
+        "inter.broker.listener.name" => Maps("server.inter_broker_listener_name"),
         "node.id" | "broker.id" => Maps("server.node_id"),
         "cluster.id" => Maps("server.cluster_id"),
         "socket.request.max.bytes" => Maps("server.max_request_bytes"),
@@ -527,6 +754,11 @@ pub fn kafka_key(key: &str) -> Option<KafkaKey> {
         "log.flush.interval.messages" => Maps("log.flush_interval_messages"),
         "log.flush.interval.ms" => Maps("log.flush_interval_ms"),
         "log.retention.ms" => Maps("log.retention_ms"),
+        // The coarser forms lose to the finer ones when both are set, as in Kafka (the
+        // variables are applied in name order: HOURS, MINUTES, MS).
+        "log.retention.minutes" => Scaled("log.retention_ms", 60_000),
+        "log.retention.hours" => Scaled("log.retention_ms", 3_600_000),
+        "log.roll.hours" => Scaled("log.segment_ms", 3_600_000),
         "log.retention.bytes" => Maps("log.retention_bytes"),
         "log.retention.check.interval.ms" => Maps("log.retention_check_interval_ms"),
         "log.cleaner.enable" => Maps("log.cleaner_enable"),
@@ -553,9 +785,6 @@ pub fn kafka_key(key: &str) -> Option<KafkaKey> {
         "process.roles"
         | "controller.quorum.voters"
         | "controller.quorum.bootstrap.servers"
-        | "controller.listener.names"
-        | "listener.security.protocol.map"
-        | "inter.broker.listener.name"
         | "num.network.threads"
         | "num.io.threads"
         | "num.recovery.threads.per.data.dir"
@@ -566,7 +795,6 @@ pub fn kafka_key(key: &str) -> Option<KafkaKey> {
         | "transaction.state.log.min.isr"
         | "default.replication.factor"
         | "min.insync.replicas"
-        | "log.retention.hours"
         | "zookeeper.connect"
         | "zookeeper.connection.timeout.ms"
         | "broker.rack"
@@ -601,23 +829,11 @@ fn apply_kafka_key(
             let v = if path == "log.dir" { value.split(',').next().unwrap_or(value).trim() } else { value };
             set(builder, path, v)
         }
-        Some(KafkaKey::Listener(path)) => {
-            let first = value.split(',').next().unwrap_or("").trim();
-            let addr = first.split_once("://").map_or(first, |(_, a)| a);
-            let addr = if path == "server.listen" {
-                // `PLAINTEXT://:9092` listens on every interface, as Kafka does.
-                if addr.starts_with(':') {
-                    format!("0.0.0.0{addr}")
-                } else {
-                    addr.to_string()
-                }
-            } else {
-                addr.to_string()
-            };
-            if parse_host_port(&addr).is_none() {
-                return Err(bad(format!("`{value}` has no HOST:PORT listener")));
-            }
-            set(builder, path, &addr)
+        Some(KafkaKey::Scaled(path, factor)) => {
+            let n: i64 = value.trim().parse().map_err(|_| bad(format!("`{value}` is not a whole number")))?;
+            let scaled =
+                if n < 0 { -1 } else { n.checked_mul(factor).ok_or_else(|| bad(format!("`{value}` is too large")))? };
+            set(builder, path, &scaled.to_string())
         }
     }
 }
@@ -654,8 +870,102 @@ mod tests {
         .unwrap();
         assert_eq!(cfg.log.segment_bytes, 4096);
         assert_eq!(cfg.topics.num_partitions, 3);
-        assert_eq!(cfg.server.listen, "0.0.0.0:19092");
-        assert_eq!(cfg.server.advertised.as_deref(), Some("kafka:9092"));
+        let listeners = cfg.listeners().unwrap();
+        assert_eq!(
+            listeners,
+            [ListenerSpec {
+                name: "PLAINTEXT".into(),
+                bind: "0.0.0.0:19092".into(),
+                advertised: Some(("kafka".into(), 9092))
+            }]
+        );
+    }
+
+    fn listeners_of(pairs: &[(&str, &str)]) -> Result<Vec<ListenerSpec>, String> {
+        Config::load(None, &env(pairs), &Overrides::default())
+            .map(|c| c.listeners().unwrap())
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn named_listeners_as_a_compose_file_sets_them() {
+        let spec = |name: &str, bind: &str, adv: Option<(&str, u16)>| ListenerSpec {
+            name: name.into(),
+            bind: bind.into(),
+            advertised: adv.map(|(h, p)| (h.to_string(), p)),
+        };
+        // The apache/kafka image's usual two-listener setup, in both spellings.
+        for prefix in ["KAFKA_", "KAFKA_CFG_"] {
+            let v = |k: &str| format!("{prefix}{k}");
+            let (l, a, m, c) = (
+                v("LISTENERS"),
+                v("ADVERTISED_LISTENERS"),
+                v("LISTENER_SECURITY_PROTOCOL_MAP"),
+                v("CONTROLLER_LISTENER_NAMES"),
+            );
+            let got = listeners_of(&[
+                (&l, "PLAINTEXT://:29092,CONTROLLER://:29093,PLAINTEXT_HOST://:9092"),
+                (&a, "PLAINTEXT://kafka:29092,PLAINTEXT_HOST://localhost:9092"),
+                (&m, "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,PLAINTEXT_HOST:PLAINTEXT"),
+                (&c, "CONTROLLER"),
+                ("KAFKA_INTER_BROKER_LISTENER_NAME", "PLAINTEXT"),
+            ])
+            .unwrap();
+            assert_eq!(
+                got,
+                [
+                    spec("PLAINTEXT", "0.0.0.0:29092", Some(("kafka", 29092))),
+                    spec("PLAINTEXT_HOST", "0.0.0.0:9092", Some(("localhost", 9092))),
+                ],
+                "{prefix}"
+            );
+        }
+        // No advertised listeners: each client is told the address it dialled.
+        assert_eq!(
+            listeners_of(&[("KAFKA_LISTENERS", "PLAINTEXT://127.0.0.1:9092")]).unwrap(),
+            [spec("PLAINTEXT", "127.0.0.1:9092", None)]
+        );
+        // A flag replaces the listeners of the environment.
+        let overrides = Overrides { listen: Some("127.0.0.1:0".into()), ..Default::default() };
+        let cfg = Config::load(None, &env(&[("KAFKA_LISTENERS", "A://:1,B://:2")]), &overrides).unwrap();
+        assert_eq!(cfg.listeners().unwrap(), [spec("PLAINTEXT", "127.0.0.1:0", None)]);
+    }
+
+    #[test]
+    fn listener_mistakes_name_the_key() {
+        let cases: &[(&[(&str, &str)], &str)] = &[
+            (&[("KAFKA_LISTENERS", "SSL://:9093")], "gregor serves PLAINTEXT listeners only"),
+            (&[("KAFKA_LISTENERS", "INTERNAL://:9093")], "no security protocol for the listener INTERNAL"),
+            (
+                &[("KAFKA_LISTENERS", "PLAINTEXT://:9092"), ("KAFKA_ADVERTISED_LISTENERS", "OTHER://h:1")],
+                "names the listener OTHER",
+            ),
+            (
+                &[("KAFKA_LISTENERS", "PLAINTEXT://:9092"), ("KAFKA_ADVERTISED_LISTENERS", "PLAINTEXT://0.0.0.0:9092")],
+                "which clients cannot dial",
+            ),
+            (&[("KAFKA_LISTENERS", "PLAINTEXT://:9092,PLAINTEXT://:9093")], "appears twice"),
+            (&[("KAFKA_LISTENERS", "localhost:9092")], "is not NAME://HOST:PORT"),
+            (
+                &[("KAFKA_LISTENERS", "PLAINTEXT://:9092"), ("KAFKA_INTER_BROKER_LISTENER_NAME", "INTERNAL")],
+                "server.inter_broker_listener_name",
+            ),
+        ];
+        for (pairs, want) in cases {
+            let err = listeners_of(pairs).unwrap_err();
+            assert!(err.contains(want), "{pairs:?}: {err}");
+            assert!(err.contains("server."), "names the key: {err}");
+        }
+    }
+
+    #[test]
+    fn retention_in_hours_and_minutes_becomes_milliseconds() {
+        let load = |pairs: &[(&str, &str)]| Config::load(None, &env(pairs), &Overrides::default()).unwrap();
+        assert_eq!(load(&[("KAFKA_LOG_RETENTION_HOURS", "2")]).log.retention_ms, 7_200_000);
+        assert_eq!(load(&[("KAFKA_LOG_RETENTION_MINUTES", "3")]).log.retention_ms, 180_000);
+        let both = load(&[("KAFKA_LOG_RETENTION_HOURS", "2"), ("KAFKA_LOG_RETENTION_MS", "5000")]);
+        assert_eq!(both.log.retention_ms, 5000, "the finer setting wins, as in Kafka");
+        assert_eq!(load(&[("KAFKA_LOG_RETENTION_HOURS", "-1")]).log.retention_ms, -1);
     }
 
     #[test]

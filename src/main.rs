@@ -9,6 +9,7 @@ use anyhow::Context;
 use clap::Parser;
 use gregor::broker::Broker;
 use gregor::config::{parse_host_port, Config, Overrides};
+use gregor::handlers::Advertised;
 
 /// The version line: crate version, the commit it was built from, the protocol it speaks.
 const VERSION: &str =
@@ -29,7 +30,7 @@ struct Args {
     /// Address to listen on, HOST:PORT (port 0 picks a free one).
     #[arg(long)]
     listen: Option<String>,
-    /// Address to advertise to clients, HOST:PORT. Default: the bound address.
+    /// Address to advertise to clients, HOST:PORT. Default: the address each client dialled.
     #[arg(long)]
     advertised: Option<String>,
     /// Data directory.
@@ -106,12 +107,19 @@ async fn run(args: Args) -> anyhow::Result<()> {
             .init(),
     }
     let config = Arc::new(load_config(&args)?);
-    let listener = tokio::net::TcpListener::bind(&config.server.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", config.server.listen))?;
-    let bound = listener.local_addr()?;
-    let (host, port) = match &config.server.advertised {
-        Some(a) => parse_host_port(a).context("server.advertised")?,
+    let mut listeners = Vec::new();
+    for spec in config.listeners()? {
+        let socket = tokio::net::TcpListener::bind(&spec.bind)
+            .await
+            .with_context(|| format!("cannot listen on {} (listener {})", spec.bind, spec.name))?;
+        let advertised = spec.advertised.map(|(host, port)| Advertised { host: Arc::from(host.as_str()), port });
+        listeners.push(gregor::server::Listener { name: spec.name, socket, advertised });
+    }
+    // The broker's own address, where nothing better is known: the first listener's.
+    let first = &listeners[0];
+    let bound = first.socket.local_addr()?;
+    let (host, port) = match &first.advertised {
+        Some(a) => (a.host.to_string(), a.port),
         // Bound to every interface: advertise the host name, as Kafka does.
         None if bound.ip().is_unspecified() => (host_name(), bound.port()),
         None => (bound.ip().to_string(), bound.port()),
@@ -123,7 +131,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
         tokio::task::spawn_blocking(move || Broker::open(config, host, port))
     };
     let broker = Arc::new(opening.await?.context("cannot open the data directory")?);
-    gregor::server::serve(listener, broker, shutdown).await.context("clean shutdown failed: cannot flush the logs")
+    gregor::server::serve_listeners(listeners, broker, shutdown)
+        .await
+        .context("clean shutdown failed: cannot flush the logs")
 }
 
 /// `gregor healthcheck`: dials the broker's listen address from the same configuration (a
@@ -133,7 +143,8 @@ fn healthcheck(args: &Args, timeout: std::time::Duration) -> std::process::ExitC
     use std::io::{Read, Write};
     let check = || -> anyhow::Result<usize> {
         let config = load_config(args)?;
-        let (host, port) = parse_host_port(&config.server.listen).context("server.listen")?;
+        let first = config.listeners()?.remove(0);
+        let (host, port) = parse_host_port(&first.bind).context("server.listen")?;
         let host = match host.parse::<std::net::IpAddr>() {
             Ok(ip) if ip.is_unspecified() => "127.0.0.1".to_string(),
             _ if host.is_empty() => "127.0.0.1".to_string(),

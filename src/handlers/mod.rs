@@ -182,27 +182,36 @@ pub struct Advertised {
 }
 
 impl Session {
-    /// `dialled` is the connection's local address. With no `server.advertised` configured the
-    /// broker advertises the address the client dialled, so one broker reached as `kafka:9092`
-    /// from containers and as `localhost:9092` from the host works for both; an unspecified or
-    /// unknown local address falls back to the broker's own (the bound address or host name).
-    pub fn new(broker: &Broker, client_host: String, dialled: Option<std::net::SocketAddr>) -> Self {
+    /// `dialled` is the connection's local address, `configured` what its listener advertises.
+    /// With nothing configured the broker advertises the address the client dialled, so one
+    /// broker reached as `kafka:9092` from containers and as `localhost:9092` from the host
+    /// works for both; an unspecified or unknown local address falls back to the broker's own
+    /// (the bound address or host name).
+    pub fn new(
+        broker: &Broker,
+        client_host: String,
+        dialled: Option<std::net::SocketAddr>,
+        configured: Option<Advertised>,
+    ) -> Self {
         let kib = (broker.config.server.fetch_max_bytes * 2).div_ceil(1024);
         let node = &broker.node;
-        let advertised = match dialled {
-            Some(a) if broker.config.server.advertised.is_none() && !a.ip().is_unspecified() => {
-                Advertised { host: Arc::from(a.ip().to_string()), port: a.port() }
-            }
-            _ => {
-                if let Some(a) = dialled.filter(|_| broker.config.server.advertised.is_some()) {
+        let advertised = match (configured, dialled) {
+            (Some(configured), dialled) => {
+                if let Some(a) =
+                    dialled.filter(|a| a.port() != configured.port || a.ip().to_string() != *configured.host)
+                {
                     static NOTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
                     if !NOTED.swap(true, std::sync::atomic::Ordering::Relaxed) {
-                        tracing::info!(dialled = %a, advertised = %format!("{}:{}", node.host, node.port),
-                            "clients dial one address and are told another (server.advertised); they must reach the advertised one");
+                        tracing::info!(dialled = %a, advertised = %format!("{}:{}", configured.host, configured.port),
+                            "clients dial one address and are told another (the advertised listener); they must reach the advertised one");
                     }
                 }
-                Advertised { host: Arc::from(node.host.as_str()), port: node.port }
+                configured
             }
+            (None, Some(a)) if !a.ip().is_unspecified() => {
+                Advertised { host: Arc::from(a.ip().to_string()), port: a.port() }
+            }
+            (None, _) => Advertised { host: Arc::from(node.host.as_str()), port: node.port },
         };
         Self { client_host, fetch_room: Arc::new(tokio::sync::Semaphore::new(kib)), advertised }
     }

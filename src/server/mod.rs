@@ -17,10 +17,21 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
 use tracing::{error, info, info_span, warn, Instrument};
 
 use crate::broker::Broker;
+use crate::handlers::Advertised;
 use listener::ConnectionLimits;
+
+/// A bound listener (Kafka's named listener) and what clients that connect through it are
+/// told the broker's address is: `None` for the address each of them dialled.
+#[derive(Debug)]
+pub struct Listener {
+    pub name: String,
+    pub socket: TcpListener,
+    pub advertised: Option<Advertised>,
+}
 
 /// How often the heap is checked for memory to give back once the broker is quiet.
 const TRIM_TICK: Duration = Duration::from_secs(1);
@@ -35,8 +46,26 @@ pub async fn run(listener: TcpListener, broker: Arc<Broker>, shutdown: impl Futu
     }
 }
 
-/// [`run`], returning whether the logs were flushed and the clean stop recorded.
+/// [`run`], returning whether the logs were flushed and the clean stop recorded. One listener,
+/// which advertises the broker's own address when `server.advertised` is configured.
 pub async fn serve(listener: TcpListener, broker: Arc<Broker>, shutdown: impl Future<Output = ()>) -> io::Result<()> {
+    let advertised = broker
+        .config
+        .server
+        .advertised
+        .as_ref()
+        .map(|_| Advertised { host: Arc::from(broker.node.host.as_str()), port: broker.node.port });
+    let listener = Listener { name: "PLAINTEXT".into(), socket: listener, advertised };
+    serve_listeners(vec![listener], broker, shutdown).await
+}
+
+/// Serves every listener until `shutdown` resolves, then stops in order (see the module docs).
+/// The connection limits are shared by all listeners.
+pub async fn serve_listeners(
+    listeners: Vec<Listener>,
+    broker: Arc<Broker>,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<()> {
     let cfg = &broker.config.server;
     let (soft_limit, open_now) = listener::descriptor_budget();
     // Segment files may fill their whole budget later, whatever they hold open now.
@@ -53,8 +82,15 @@ pub async fn serve(listener: TcpListener, broker: Arc<Broker>, shutdown: impl Fu
         );
     }
     let limits = Arc::new(ConnectionLimits::from_config(cfg, cap));
-    if let Ok(addr) = listener.local_addr() {
-        info!(%addr, advertised = %format!("{}:{}", broker.node.host, broker.node.port), "listening");
+    for l in &listeners {
+        if let Ok(addr) = l.socket.local_addr() {
+            match &l.advertised {
+                Some(a) => {
+                    info!(listener = %l.name, %addr, advertised = %format!("{}:{}", a.host, a.port), "listening")
+                }
+                None => info!(listener = %l.name, %addr, advertised = "the address each client dialled", "listening"),
+            }
+        }
     }
     let background = broker.spawn_background();
     let trimmer = tokio::spawn(crate::alloc::release_when_quiet(TRIM_TICK));
@@ -63,27 +99,43 @@ pub async fn serve(listener: TcpListener, broker: Arc<Broker>, shutdown: impl Fu
     // Every connection task holds a sender; recv() returns None once all are gone.
     let (alive_tx, mut alive_rx) = mpsc::channel::<()>(1);
 
-    listener::accept_loop(&listener, &limits, shutdown, |stream, peer, slot| {
-        let _ = stream.set_nodelay(true);
-        let local = stream.local_addr().ok();
-        let broker = broker.clone();
-        let draining = draining_rx.clone();
-        let mut closing = closing_rx.clone();
-        let alive = alive_tx.clone();
-        tokio::spawn(
-            async move {
-                tokio::select! {
-                    _ = connection::serve(stream, peer, local, broker, draining) => {}
-                    _ = closing.wait_for(|c| *c) => {}
-                }
-                drop(slot);
-                drop(alive);
-            }
-            .instrument(info_span!("conn", %peer)),
-        );
-    })
-    .await;
-    drop(listener);
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut accepting = JoinSet::new();
+    for l in listeners {
+        let (limits, broker) = (limits.clone(), broker.clone());
+        let (draining_rx, closing_rx, alive_tx) = (draining_rx.clone(), closing_rx.clone(), alive_tx.clone());
+        let mut stop = stop_rx.clone();
+        accepting.spawn(async move {
+            let stopped = async move {
+                let _ = stop.wait_for(|s| *s).await;
+            };
+            listener::accept_loop(&l.socket, &limits, stopped, |stream, peer, slot| {
+                let _ = stream.set_nodelay(true);
+                let local = stream.local_addr().ok();
+                let broker = broker.clone();
+                let advertised = l.advertised.clone();
+                let draining = draining_rx.clone();
+                let mut closing = closing_rx.clone();
+                let alive = alive_tx.clone();
+                tokio::spawn(
+                    async move {
+                        tokio::select! {
+                            _ = connection::serve(stream, peer, local, advertised, broker, draining) => {}
+                            _ = closing.wait_for(|c| *c) => {}
+                        }
+                        drop(slot);
+                        drop(alive);
+                    }
+                    .instrument(info_span!("conn", %peer)),
+                );
+            })
+            .await;
+            // The socket closes here: no connection is accepted any more.
+        });
+    }
+    shutdown.await;
+    let _ = stop_tx.send(true);
+    while accepting.join_next().await.is_some() {}
 
     let grace = Duration::from_millis(cfg.shutdown_grace_ms);
     info!(grace_ms = grace.as_millis() as u64, "shutting down: no new connections; answering requests already read");
