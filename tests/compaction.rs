@@ -1,7 +1,8 @@
 //! Log compaction through librdkafka: a topic created with `cleanup.policy=compact` is
 //! compacted in the background; a consumer reading it from the start sees the latest value of
 //! every key (at its original offset) and fewer records than were written, including a
-//! tombstone whose batch the cleaner rewrote with a delete horizon (KIP-534).
+//! tombstone whose batch the cleaner rewrote with a delete horizon (KIP-534). Batches the
+//! cleaner rewrites keep their codec, and librdkafka reads them in every codec.
 
 mod common;
 
@@ -32,40 +33,85 @@ fn compacted_up_to_active(dir: &std::path::Path) -> bool {
     active > 0 && cleaned.is_some_and(|c| c >= active)
 }
 
+/// The codec of every data batch in the partition's segment files.
+fn codecs_on_disk(dir: &std::path::Path) -> std::collections::BTreeSet<i16> {
+    let mut codecs = std::collections::BTreeSet::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        if entry.path().extension().is_some_and(|e| e == "log") {
+            let bytes = std::fs::read(entry.path()).unwrap();
+            let mut rest = &bytes[..];
+            while let Some((_, len)) = gregor::log::batch::peek_len(rest) {
+                let Some(batch) = rest.get(..len) else { break };
+                let h = gregor::log::batch::BatchHeader::parse(batch).unwrap();
+                if !h.is_control() {
+                    codecs.insert(h.compression());
+                }
+                rest = &rest[len..];
+            }
+        }
+    }
+    codecs
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_compacted_topic_keeps_the_latest_value_of_every_key() {
-    const N: usize = 400;
     let broker = TestBroker::start_with(|c| c.log.cleaner_backoff_ms = 100).await;
+    compact_and_read(&broker, "compacted", "none").await;
+    broker.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rewritten_batches_keep_their_codec_and_librdkafka_reads_them() {
+    let broker = TestBroker::start_with(|c| c.log.cleaner_backoff_ms = 100).await;
+    for (codec, id) in [("gzip", 1), ("snappy", 2), ("lz4", 3), ("zstd", 4)] {
+        let topic = format!("compacted-{codec}");
+        compact_and_read(&broker, &topic, codec).await;
+        let on_disk = codecs_on_disk(&broker.dir.join(format!("{topic}-0")));
+        // librdkafka sends a batch uncompressed when compressing would not shrink it.
+        assert!(on_disk.contains(&id) && on_disk.is_subset(&[0, id].into()), "{codec}: {on_disk:?}");
+    }
+    broker.stop().await;
+}
+
+/// Writes many versions of a few keys (and a tombstone) to a new compacted topic with
+/// `compression`, waits until every rolled segment was compacted, and reads the topic back.
+async fn compact_and_read(broker: &TestBroker, name: &str, compression: &str) {
+    const N: usize = 400;
     let bootstrap = broker.bootstrap();
     let admin: AdminClient<DefaultClientContext> =
         ClientConfig::new().set("bootstrap.servers", &bootstrap).create().unwrap();
-    let topic = NewTopic::new("compacted", 1, TopicReplication::Fixed(1))
+    let topic = NewTopic::new(name, 1, TopicReplication::Fixed(1))
         .set("cleanup.policy", "compact")
         .set("segment.bytes", "2048")
         .set("min.cleanable.dirty.ratio", "0.01");
     let r = admin.create_topics([&topic], &AdminOptions::new()).await.unwrap();
     assert!(r.iter().all(|r| r.is_ok()), "{r:?}");
     let b = bootstrap.clone();
+    let (t, codec) = (name.to_string(), compression.to_string());
     let latest = tokio::task::spawn_blocking(move || {
-        let p: ThreadedProducer<DefaultProducerContext> =
-            ClientConfig::new().set("bootstrap.servers", &b).set("linger.ms", "0").create().unwrap();
+        let p: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
+            .set("bootstrap.servers", &b)
+            .set("linger.ms", "0")
+            .set("compression.type", &codec)
+            .create()
+            .unwrap();
         let mut latest: HashMap<String, (Option<String>, i64)> = HashMap::new();
         for i in 0..N {
             let (k, v) = (format!("key-{}", i % 10), format!("value-{i}"));
             if i == 100 {
                 // Deleted early on: the tombstone stays (delete.retention.ms is a day) in a
                 // batch the cleaner rewrites with the delete-horizon attribute.
-                p.send(BaseRecord::<String, String>::to("compacted").partition(0).key(&k)).unwrap();
+                p.send(BaseRecord::<String, String>::to(&t).partition(0).key(&k)).unwrap();
                 latest.insert(k, (None, i as i64));
                 continue;
             }
             if i % 10 == 0 && i > 100 {
                 // key-0 stays deleted.
-                p.send(BaseRecord::to("compacted").partition(0).key("other").payload(&v)).unwrap();
+                p.send(BaseRecord::to(&t).partition(0).key("other").payload(&v)).unwrap();
                 latest.insert("other".into(), (Some(v), i as i64));
                 continue;
             }
-            p.send(BaseRecord::to("compacted").partition(0).key(&k).payload(&v)).unwrap();
+            p.send(BaseRecord::to(&t).partition(0).key(&k).payload(&v)).unwrap();
             latest.insert(k, (Some(v), i as i64));
             if i % 20 == 19 {
                 // Many small batches, so that segments roll and can be compacted.
@@ -77,13 +123,14 @@ async fn a_compacted_topic_keeps_the_latest_value_of_every_key() {
     })
     .await
     .unwrap();
-    let dir = broker.dir.join("compacted-0");
+    let dir = broker.dir.join(format!("{name}-0"));
     wait_for("the cleaner to compact every rolled segment", Duration::from_secs(30), || {
         compacted_up_to_active(&dir).then_some(())
     })
     .await;
 
     let b = bootstrap.clone();
+    let t = name.to_string();
     tokio::task::spawn_blocking(move || {
         let c: BaseConsumer = ClientConfig::new()
             .set("bootstrap.servers", &b)
@@ -94,7 +141,7 @@ async fn a_compacted_topic_keeps_the_latest_value_of_every_key() {
             .create()
             .unwrap();
         let mut tpl = TopicPartitionList::new();
-        tpl.add_partition_offset("compacted", 0, Offset::Beginning).unwrap();
+        tpl.add_partition_offset(&t, 0, Offset::Beginning).unwrap();
         c.assign(&tpl).unwrap();
         let mut seen: HashMap<String, (Option<String>, i64)> = HashMap::new();
         let mut count = 0;
@@ -116,10 +163,9 @@ async fn a_compacted_topic_keeps_the_latest_value_of_every_key() {
                 None => {}
             }
         }
-        assert_eq!(seen, latest, "the latest value of every key, at the offset it was written at");
-        assert!(count < N / 2, "{count} of {N} records are left after compaction");
+        assert_eq!(seen, latest, "{t}: the latest value of every key, at the offset it was written at");
+        assert!(count < N / 2, "{t}: {count} of {N} records are left after compaction");
     })
     .await
     .unwrap();
-    broker.stop().await;
 }

@@ -617,9 +617,10 @@ struct KeptRecord<'a> {
 
 /// Keeps the records of `batch` for which `keep(offset, key, value)` is true (the log
 /// cleaner). A batch that keeps some but not all of its records, or that gets a delete horizon,
-/// is written anew, uncompressed, under the same base offset, last offset delta, leader epoch
-/// and producer fields, so that offsets and the batch's place in the log do not change; every
-/// kept record keeps its offset, timestamp, key, value and headers.
+/// is written anew, compressed with its own codec as Kafka's cleaner does, under the same base
+/// offset, last offset delta, leader epoch and producer fields, so that offsets and the batch's
+/// place in the log do not change; every kept record keeps its offset, timestamp, key, value
+/// and headers.
 ///
 /// The horizon is set, as Kafka's `MemoryRecords.filterTo` does, when the batch has none yet
 /// and a tombstone stays (or `horizon.always`): the attribute bit 0x40 is set and baseTimestamp
@@ -661,7 +662,7 @@ pub fn filter_records(
     }
     let mut out = Vec::with_capacity(HEADER_LEN + body.len() + 8 * kept.len());
     out.extend_from_slice(&batch[..HEADER_LEN]);
-    let mut attributes = header.attributes & !ATTR_COMPRESSION_MASK;
+    let mut attributes = header.attributes;
     let mut base_timestamp = header.base_timestamp;
     if set_horizon {
         attributes |= ATTR_DELETE_HORIZON;
@@ -687,6 +688,17 @@ pub fn filter_records(
     } else {
         kept.iter().map(|r| r.timestamp).max().unwrap_or(header.max_timestamp)
     };
+    let codec = header.compression();
+    if codec != 0 {
+        match compression::compress(codec, &out[HEADER_LEN..]) {
+            Ok(packed) => {
+                out.truncate(HEADER_LEN);
+                out.extend_from_slice(&packed);
+            }
+            // Never expected; the records stay readable uncompressed.
+            Err(_) => attributes &= !ATTR_COMPRESSION_MASK,
+        }
+    }
     let batch_length = (out.len() - LOG_OVERHEAD) as i32;
     (&mut out[8..12]).put_i32(batch_length);
     (&mut out[21..23]).put_i16(attributes);

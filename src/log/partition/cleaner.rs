@@ -26,8 +26,7 @@
 //! Kafka's cleaner differs in ways a client does not see: it merges segments while it cleans
 //! them (here a merge follows the cleaning, and leaves out the last rolled segment and
 //! segments with a producer-state snapshot), keeps a producer's last batch (emptied if need be) for its sequence state (here the producer state
-//! lives in snapshots), re-compresses rewritten batches with their codec (here they are
-//! written uncompressed), and drops removed abort markers from the `.txnindex` (here the
+//! lives in snapshots), and drops removed abort markers from the `.txnindex` (here the
 //! partition's aborted-transaction list keeps them; a fetch may name an aborted transaction
 //! whose data is gone, which clients ignore).
 
