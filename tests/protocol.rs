@@ -727,6 +727,19 @@ async fn incremental_fetch_sessions() {
     assert!(answered(&quiet).is_empty());
     let mixed = c.call(12, &fetch(id13, 2, vec![])).await;
     assert_eq!(mixed.error_code, 106, "FETCH_SESSION_TOPIC_ID_ERROR");
+
+    // The session keeps each partition's last fetched epoch: a partition past the end of its
+    // epoch is answered with the diverging epoch in every fetch, also when left out of it.
+    let past_end = part(1, 9).with_last_fetched_epoch(0).with_current_leader_epoch(0);
+    let opened = c.call(12, &fetch(0, 0, vec![past_end])).await;
+    let diverging = |r: &FetchResponse| {
+        let p = &r.responses[0].partitions[0];
+        (p.error_code, p.diverging_epoch.epoch, p.diverging_epoch.end_offset)
+    };
+    assert_eq!(diverging(&opened), (0, 0, 3));
+    let again = c.call(12, &fetch(opened.session_id, 1, vec![]).with_max_wait_ms(0)).await;
+    assert_eq!(again.responses.len(), 1, "a diverging partition is always answered");
+    assert_eq!(diverging(&again), (0, 0, 3));
     b.stop().await;
 }
 

@@ -35,9 +35,23 @@ pub struct PartKey {
 pub struct CachedPart {
     pub fetch_offset: i64,
     pub max_bytes: i32,
+    /// The client's `current_leader_epoch` and `last_fetched_epoch` as it last sent them (-1:
+    /// not given): a partition an incremental fetch leaves out is checked with them, as Kafka's
+    /// `CachedPartition` keeps them.
+    pub current_leader_epoch: i32,
+    pub last_fetched_epoch: i32,
     /// As last sent to the client; -1 before the first answer.
     pub high_watermark: i64,
     pub log_start_offset: i64,
+}
+
+/// A partition as an incremental fetch sends it: new or changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PartUpdate {
+    pub fetch_offset: i64,
+    pub max_bytes: i32,
+    pub current_leader_epoch: i32,
+    pub last_fetched_epoch: i32,
 }
 
 /// What a read gave for a partition, to decide whether the client must hear of it.
@@ -45,6 +59,8 @@ pub struct CachedPart {
 pub struct PartResult {
     pub has_records: bool,
     pub error: bool,
+    /// A diverging epoch is reported (the client must truncate; always sent, as in Kafka).
+    pub diverging: bool,
     pub high_watermark: i64,
     pub log_start_offset: i64,
 }
@@ -132,7 +148,7 @@ impl FetchSessions {
         id: i32,
         epoch: i32,
         uses_topic_ids: bool,
-        updates: Vec<(PartKey, i64, i32)>,
+        updates: Vec<(PartKey, PartUpdate)>,
         forgotten: &[PartKey],
         now_ms: i64,
     ) -> Result<Vec<(PartKey, CachedPart)>, SessionError> {
@@ -149,17 +165,19 @@ impl FetchSessions {
         for key in forgotten {
             session.parts.shift_remove(key);
         }
-        for (key, fetch_offset, max_bytes) in updates {
-            match session.parts.get_mut(&key) {
-                Some(p) => {
-                    p.fetch_offset = fetch_offset;
-                    p.max_bytes = max_bytes;
-                }
-                None => {
-                    let part = CachedPart { fetch_offset, max_bytes, high_watermark: -1, log_start_offset: -1 };
-                    session.parts.insert(key, part);
-                }
-            }
+        for (key, u) in updates {
+            let part = session.parts.entry(key).or_insert(CachedPart {
+                fetch_offset: 0,
+                max_bytes: 0,
+                current_leader_epoch: -1,
+                last_fetched_epoch: -1,
+                high_watermark: -1,
+                log_start_offset: -1,
+            });
+            part.fetch_offset = u.fetch_offset;
+            part.max_bytes = u.max_bytes;
+            part.current_leader_epoch = u.current_leader_epoch;
+            part.last_fetched_epoch = u.last_fetched_epoch;
         }
         session.next_epoch = if epoch == i32::MAX { 1 } else { epoch + 1 };
         session.last_used_ms = now_ms;
@@ -182,6 +200,7 @@ impl FetchSessions {
                     let cached = session.and_then(|s| s.parts.get(key));
                     r.has_records
                         || r.error
+                        || r.diverging
                         || cached.is_none_or(|c| {
                             c.high_watermark != r.high_watermark || c.log_start_offset != r.log_start_offset
                         })
@@ -253,12 +272,22 @@ mod tests {
 
     fn parts(n: i32) -> IndexMap<PartKey, CachedPart> {
         (0..n)
-            .map(|p| (key(p), CachedPart { fetch_offset: 0, max_bytes: 100, high_watermark: 5, log_start_offset: 0 }))
+            .map(|p| {
+                let part = CachedPart {
+                    fetch_offset: 0,
+                    max_bytes: 100,
+                    current_leader_epoch: -1,
+                    last_fetched_epoch: -1,
+                    high_watermark: 5,
+                    log_start_offset: 0,
+                };
+                (key(p), part)
+            })
             .collect()
     }
 
     fn quiet(hw: i64) -> PartResult {
-        PartResult { has_records: false, error: false, high_watermark: hw, log_start_offset: 0 }
+        PartResult { has_records: false, error: false, diverging: false, high_watermark: hw, log_start_offset: 0 }
     }
 
     #[test]
@@ -271,11 +300,18 @@ mod tests {
         assert_eq!(cache.begin_incremental(id, 1, true, vec![], &[], 0), Err(SessionError::TopicIdMismatch));
 
         // A new fetch offset for partition 1, partition 2 forgotten, partition 7 added.
-        let listed =
-            cache.begin_incremental(id, 1, false, vec![(key(1), 4, 100), (key(7), 0, 100)], &[key(2)], 0).unwrap();
+        let update = |fetch_offset, last_fetched_epoch| PartUpdate {
+            fetch_offset,
+            max_bytes: 100,
+            current_leader_epoch: 0,
+            last_fetched_epoch,
+        };
+        let listed = cache
+            .begin_incremental(id, 1, false, vec![(key(1), update(4, 0)), (key(7), update(0, -1))], &[key(2)], 0)
+            .unwrap();
         let order: Vec<i32> = listed.iter().map(|(k, _)| k.partition).collect();
         assert_eq!(order, vec![0, 1, 7]);
-        assert_eq!(listed[1].1.fetch_offset, 4);
+        assert_eq!((listed[1].1.fetch_offset, listed[1].1.last_fetched_epoch), (4, 0));
 
         // Partition 0 unchanged (not sent), 1 has records, 7 is new (sent).
         let results =

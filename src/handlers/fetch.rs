@@ -31,7 +31,7 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::common::leader_epoch_error;
 use super::{encode, Ctx, Frame, Reply};
-use crate::broker::fetch_sessions::{CachedPart, FetchSessions, PartKey, PartResult, SessionError};
+use crate::broker::fetch_sessions::{CachedPart, FetchSessions, PartKey, PartResult, PartUpdate, SessionError};
 use crate::clock::now_ms;
 use crate::handlers::error_codes::{ResponseError, ToKafkaCode};
 use crate::log::partition::Isolation;
@@ -40,6 +40,8 @@ use crate::log::PartitionLog;
 struct PartPlan {
     index: i32,
     fetch_offset: i64,
+    /// The client's view of the leader epoch (v9+), -1 when it does not say.
+    current_leader_epoch: i32,
     /// The epoch of the last records the client fetched (v12+), -1 when it does not say.
     last_fetched_epoch: i32,
     max_bytes: usize,
@@ -121,6 +123,7 @@ pub async fn handle(ctx: &Ctx, req: FetchRequest) -> Reply {
         PartPlan {
             index: partition,
             fetch_offset,
+            current_leader_epoch: epoch,
             last_fetched_epoch: if v >= 12 { last_fetched_epoch } else { -1 },
             max_bytes: (max_bytes.max(0) as usize).min(fetch_max_bytes),
             log,
@@ -161,9 +164,15 @@ pub async fn handle(ctx: &Ctx, req: FetchRequest) -> Reply {
                 .topics
                 .iter()
                 .flat_map(|t| {
-                    t.partitions
-                        .iter()
-                        .map(|p| (key(&t.topic, t.topic_id, p.partition), p.fetch_offset, p.partition_max_bytes))
+                    t.partitions.iter().map(|p| {
+                        let update = PartUpdate {
+                            fetch_offset: p.fetch_offset,
+                            max_bytes: p.partition_max_bytes,
+                            current_leader_epoch: p.current_leader_epoch,
+                            last_fetched_epoch: p.last_fetched_epoch,
+                        };
+                        (key(&t.topic, t.topic_id, p.partition), update)
+                    })
                 })
                 .collect();
             let forgotten: Vec<PartKey> = req
@@ -197,7 +206,14 @@ pub async fn handle(ctx: &Ctx, req: FetchRequest) -> Reply {
                     topics.push(TopicPlan { name, topic_id: k.topic_id, partitions: Vec::new() });
                 }
                 let meta = metas.as_ref().and_then(|(_, m)| m.as_ref());
-                let part = part_plan(meta, k.partition, cached.fetch_offset, cached.max_bytes, -1, -1);
+                let part = part_plan(
+                    meta,
+                    k.partition,
+                    cached.fetch_offset,
+                    cached.max_bytes,
+                    cached.current_leader_epoch,
+                    cached.last_fetched_epoch,
+                );
                 topics.last_mut().expect("pushed above").partitions.push(part);
             }
             topics
@@ -315,6 +331,8 @@ impl Plan {
                         let cached = CachedPart {
                             fetch_offset: p.fetch_offset,
                             max_bytes: i32::try_from(p.max_bytes).unwrap_or(i32::MAX),
+                            current_leader_epoch: p.current_leader_epoch,
+                            last_fetched_epoch: p.last_fetched_epoch,
                             high_watermark: d.high_watermark,
                             log_start_offset: d.log_start_offset,
                         };
@@ -329,6 +347,7 @@ impl Plan {
                         let result = PartResult {
                             has_records: d.records.as_ref().is_some_and(|r| !r.is_empty()),
                             error: d.error_code != 0,
+                            diverging: d.diverging_epoch.epoch >= 0,
                             high_watermark: d.high_watermark,
                             log_start_offset: d.log_start_offset,
                         };
