@@ -17,10 +17,12 @@ COPY config/gregor.toml /etc/gregor/gregor.toml
 USER gregor
 WORKDIR /var/lib/gregor
 VOLUME ["/var/lib/gregor"]
-EXPOSE 9092
-# Listen on every interface inside the container. Clients are told the container's host name
-# unless KAFKA_ADVERTISED_LISTENERS (or GREGOR__SERVER__ADVERTISED) says otherwise.
+EXPOSE 9092 9644
+# Listen on every interface inside the container. Clients are told the address they dialled
+# unless KAFKA_ADVERTISED_LISTENERS (or GREGOR__SERVER__ADVERTISED) says otherwise. The HTTP
+# endpoint (/healthz, /readyz, /metrics) is on 9644.
 ENV GREGOR__SERVER__LISTEN=0.0.0.0:9092 \
+    GREGOR__SERVER__HTTP_LISTEN=0.0.0.0:9644 \
     GREGOR__LOG__DIR=/var/lib/gregor/data
 # Ready once the broker answers ApiVersions (after recovery); needs no curl or nc.
 HEALTHCHECK --interval=10s --timeout=5s --start-period=30s \

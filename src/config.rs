@@ -116,6 +116,9 @@ pub struct ServerConfig {
     pub node_id: i32,
     /// Cluster id reported in Metadata. Default: generated once and kept in the data dir.
     pub cluster_id: Option<String>,
+    /// Address of the HTTP endpoint (`/healthz`, `/readyz`, `/metrics`), HOST:PORT; "" or
+    /// "off" turns it off. Port 0 picks a free port. Default: `127.0.0.1:9644`.
+    pub http_listen: String,
     /// Largest request frame accepted (Kafka: `socket.request.max.bytes`). Default: 104857600.
     pub max_request_bytes: usize,
     /// Most record bytes one Fetch response carries, whatever the client asks for (Kafka:
@@ -233,6 +236,7 @@ impl Default for ServerConfig {
         Self {
             listen: "127.0.0.1:9092".into(),
             advertised: None,
+            http_listen: "127.0.0.1:9644".into(),
             listeners: None,
             advertised_listeners: None,
             listener_security_protocol_map: None,
@@ -417,6 +421,11 @@ impl Config {
             }
         }
         self.listeners()?;
+        if let Some(a) = self.server.http_address() {
+            if parse_host_port(a).is_none() {
+                return bad("server.http_listen", format!("`{a}` is not HOST:PORT (or \"off\")"));
+            }
+        }
         if self.server.node_id < 0 {
             return bad("server.node_id", "must be 0 or more".into());
         }
@@ -636,6 +645,12 @@ impl Config {
 }
 
 impl ServerConfig {
+    /// The HTTP endpoint's address, `None` when it is off.
+    pub fn http_address(&self) -> Option<&str> {
+        let a = self.http_listen.trim();
+        (!a.is_empty() && a != "off").then_some(a)
+    }
+
     /// `max_connections_per_ip_overrides` as (host, count) pairs, hosts not yet resolved.
     pub fn per_ip_overrides(&self) -> Result<Vec<(String, usize)>, String> {
         let text = self.max_connections_per_ip_overrides.trim();

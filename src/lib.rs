@@ -25,6 +25,7 @@ pub mod group;
 pub mod handlers;
 pub mod log;
 pub mod metadata;
+pub mod metrics;
 pub mod ratelimit;
 pub mod server;
 pub mod txn;

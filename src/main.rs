@@ -124,6 +124,20 @@ async fn run(args: Args) -> anyhow::Result<()> {
         None if bound.ip().is_unspecified() => (host_name(), bound.port()),
         None => (bound.ip().to_string(), bound.port()),
     };
+    let http = Arc::new(gregor::server::http::HttpState::default());
+    if let Some(addr) = config.server.http_address() {
+        match tokio::net::TcpListener::bind(addr).await {
+            Ok(socket) => {
+                let bound = socket.local_addr()?;
+                tracing::info!(address = %format!("http://{bound}"), "HTTP endpoint: /healthz /readyz /metrics");
+                tokio::spawn(gregor::server::http::serve(socket, http.clone()));
+            }
+            // The broker is still useful without it; the log says why probes fail.
+            Err(e) => {
+                tracing::warn!(%addr, error = %e, "cannot open the HTTP endpoint (server.http_listen); running without it")
+            }
+        }
+    }
     let shutdown = shutdown_signal().context("cannot install the SIGTERM/SIGINT handlers")?;
     // Recovery reads and fsyncs files: on a blocking thread, not a runtime worker.
     let opening = {
@@ -131,6 +145,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
         tokio::task::spawn_blocking(move || Broker::open(config, host, port))
     };
     let broker = Arc::new(opening.await?.context("cannot open the data directory")?);
+    http.set_broker(broker.clone());
+    http.set_ready(true);
+    let shutdown = async move {
+        shutdown.await;
+        http.set_ready(false);
+    };
     gregor::server::serve_listeners(listeners, broker, shutdown)
         .await
         .context("clean shutdown failed: cannot flush the logs")

@@ -311,6 +311,15 @@ impl Plan {
     /// session and names it; an incremental one keeps only the partitions the client must hear
     /// of. Run once, on the read that is sent.
     fn finish(&self, mut resp: FetchResponse, sessions: &FetchSessions) -> FetchResponse {
+        // What leaves, per topic (the response is still aligned with the plan here).
+        let metrics = crate::metrics::get();
+        for (t, r) in self.topics.iter().zip(&resp.responses) {
+            for (p, d) in t.partitions.iter().zip(&r.partitions) {
+                if let (Ok(log), Some(records)) = (&p.log, &d.records) {
+                    metrics.bytes_out(&log.tp.topic, records.len() as u64);
+                }
+            }
+        }
         let uses_ids = self.version >= 13;
         let key = |t: &TopicPlan, p: &PartPlan| PartKey {
             topic_id: if uses_ids { t.topic_id } else { Uuid::nil() },

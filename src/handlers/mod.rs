@@ -307,10 +307,15 @@ pub async fn dispatch(broker: &Arc<Broker>, session: &Session, mut frame: Bytes)
     }
     let (key, header) = match decode_header(&mut frame) {
         Ok(h) => h,
-        Err(e) => return Reply::Close(e.to_string()),
+        Err(e) => {
+            let api = ApiKey::try_from(peek.api_key).map_or("Unknown", api_name);
+            crate::metrics::request_failed(api, peek.api_version);
+            return Reply::Close(e.to_string());
+        }
     };
     let version = header.request_api_version;
     if supported(key).filter(|a| a.serves(version)).is_none() {
+        crate::metrics::request_failed(api_name(key), version);
         return match unsupported::error_response(key, version, header.correlation_id) {
             Some(frame) => {
                 debug!(api = ?key, version, "answered an unsupported API with UNSUPPORTED_VERSION");
@@ -331,7 +336,8 @@ pub async fn dispatch(broker: &Arc<Broker>, session: &Session, mut frame: Bytes)
     };
     let span = debug_span!("request", api = ?key, version, correlation_id = header.correlation_id,
         client_id = ctx.client_id.as_deref().unwrap_or(""));
-    async move {
+    let timer = crate::metrics::get().request(api_name(key), version);
+    let reply = async move {
         debug!("request");
         if key == ApiKey::Produce && version < 3 {
             return produce::legacy(&ctx, frame);
@@ -351,7 +357,29 @@ pub async fn dispatch(broker: &Arc<Broker>, session: &Session, mut frame: Bytes)
         registry!(run_handler!(frame, ctx, version, key))
     }
     .instrument(span)
-    .await
+    .await;
+    match reply {
+        Reply::Deferred(ready) => Reply::Deferred(Box::pin(async move {
+            let frame = ready.await;
+            timer.done(frame.is_none());
+            frame
+        })),
+        reply => {
+            timer.done(matches!(reply, Reply::Close(_)));
+            reply
+        }
+    }
+}
+
+/// An API's name for metrics labels (`Produce`, `Fetch`, ...).
+fn api_name(key: ApiKey) -> &'static str {
+    static NAMES: std::sync::LazyLock<Vec<(ApiKey, &'static str)>> = std::sync::LazyLock::new(|| {
+        (0i16..200)
+            .filter_map(|k| ApiKey::try_from(k).ok())
+            .map(|k| (k, &*Box::leak(format!("{k:?}").into_boxed_str())))
+            .collect()
+    });
+    NAMES.iter().find(|(k, _)| *k == key).map_or("Unknown", |(_, n)| n)
 }
 
 #[cfg(test)]

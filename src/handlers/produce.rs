@@ -82,7 +82,10 @@ fn append_all(broker: &Broker, req: ProduceRequest, v: i16, now: i64) -> (Vec<To
                     None | Some([]) => Err((ResponseError::InvalidRecord, Some("no records".to_string()), Vec::new())),
                     Some(records) => match check_transaction(broker, txn.as_mut(), records, &tp, v, now) {
                         Err(e) => Err((e.0, Some(e.1), Vec::new())),
-                        Ok(()) => log.append(records, now).map(|info| (log, info)).map_err(|e| {
+                        Ok(()) => log.append(records, now).map(|info| {
+                            crate::metrics::get().bytes_in(&tp.0, records.len() as u64);
+                            (log, info)
+                        }).map_err(|e| {
                         crate::warn_limited!("rejected produce", partition = %format!("{}-{}", topic.name.0.as_str(), part.index), error = %e, "rejected produce");
                         let bad_records = match &e {
                             AppendError::KeylessRecords { record_indexes } => record_indexes.clone(),

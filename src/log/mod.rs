@@ -27,6 +27,21 @@ use parking_lot::RwLock;
 
 pub use partition::{AppendInfo, Offsets, PartitionLog, ReadResult};
 
+/// Whoever wants to know how long partition fsyncs take (the metrics), in seconds.
+type FsyncObserver = Box<dyn Fn(f64) + Send + Sync>;
+static FSYNC_OBSERVER: std::sync::OnceLock<FsyncObserver> = std::sync::OnceLock::new();
+
+/// Sets the fsync observer, once per process (later calls change nothing).
+pub fn set_fsync_observer(observer: FsyncObserver) {
+    let _ = FSYNC_OBSERVER.set(observer);
+}
+
+fn observe_fsync(started: std::time::Instant) {
+    if let Some(observe) = FSYNC_OBSERVER.get() {
+        observe(started.elapsed().as_secs_f64());
+    }
+}
+
 use producer_state::SequenceError;
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]

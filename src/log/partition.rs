@@ -440,7 +440,9 @@ impl PartitionLog {
             (inner.active().log_file(), inner.log_end_offset(), inner.truncations, dir)
         };
         let result = tokio::task::spawn_blocking(move || -> io::Result<()> {
+            let started = std::time::Instant::now();
             file.get()?.sync_data()?;
+            super::observe_fsync(started);
             if let Some(dir) = dir {
                 File::open(dir)?.sync_all()?;
             }
@@ -474,8 +476,10 @@ impl PartitionLog {
             inner.dir_dirty = false;
             (inner.active().log_file(), inner.log_end_offset(), inner.truncations)
         };
+        let started = std::time::Instant::now();
         let synced = super::failpoint::step()
             .and_then(|()| file.get()?.sync_data())
+            .inspect(|()| super::observe_fsync(started))
             .and_then(|()| File::open(&self.dir)?.sync_all());
         self.flushed(end, epoch, synced)
     }

@@ -8,6 +8,7 @@
 
 pub mod connection;
 pub mod framing;
+pub mod http;
 pub mod listener;
 
 use std::future::Future;
@@ -117,12 +118,14 @@ pub async fn serve_listeners(
                 let draining = draining_rx.clone();
                 let mut closing = closing_rx.clone();
                 let alive = alive_tx.clone();
+                crate::metrics::get().connection_opened();
                 tokio::spawn(
                     async move {
                         tokio::select! {
                             _ = connection::serve(stream, peer, local, advertised, broker, draining) => {}
                             _ = closing.wait_for(|c| *c) => {}
                         }
+                        crate::metrics::get().connection_closed();
                         drop(slot);
                         drop(alive);
                     }

@@ -210,6 +210,8 @@ impl BrokerProcess {
         let log = std::fs::OpenOptions::new().create(true).append(true).open(&log_path).unwrap();
         let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_gregor"));
         cmd.arg("--listen").arg(addr.to_string()).arg("--data-dir").arg(data_dir);
+        // Tests run brokers side by side: each HTTP endpoint on a port of its own.
+        cmd.env("GREGOR__SERVER__HTTP_LISTEN", "127.0.0.1:0");
         cmd.stdout(log.try_clone().unwrap()).stderr(log);
         for (k, v) in extra_env {
             cmd.env(k, v);
