@@ -62,6 +62,9 @@ SCENARIOS=(
   "aiokafka|group-consume|aiokafka_group_consume.py"
   "kafkajs|produce-consume|kafkajs_group_consume.py"
   "kafkajs|group-consume|kafkajs_group_consume.py"
+  # The shop example, with its own broker started from examples/shop/docker-compose.yml's
+  # environment (confluent-kafka services on one listener, kafkajs ones on the other).
+  "confluent-kafka|shop-example|shop_compose.py"
   # Last: they change dynamic broker configs (and delete them again before exiting).
   "confluent-kafka|admin-extra|ck_admin_extra.py"
   "kafka-python|admin-extra|kp_admin_extra.py"
@@ -69,7 +72,7 @@ SCENARIOS=(
 )
 CLIENTS=(kcat confluent-kafka kafka-python aiokafka kafkajs)
 COLUMNS=(metadata produce-consume idempotent-produce admin list-offsets delete-records cluster-admin
-         admin-extra transactions)
+         admin-extra transactions shop-example)
 # Second table: the consumer-group scenarios (ids "group-X", shown as column "X").
 GROUP_COLUMNS=(group-consume group-rebalance group-restart group-live-restart group-static
                group-cooperative group-mixed group-admin)
