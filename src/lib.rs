@@ -19,6 +19,7 @@
 
 pub mod alloc;
 pub mod broker;
+pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod group;

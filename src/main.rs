@@ -8,6 +8,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Parser;
 use gregor::broker::Broker;
+use gregor::cli;
 use gregor::config::{parse_host_port, Config, Overrides};
 use gregor::handlers::Advertised;
 
@@ -43,6 +44,41 @@ struct Args {
 
 #[derive(clap::Subcommand, Debug)]
 enum Command {
+    /// Topics of any Kafka broker: list, create, describe, delete.
+    Topics {
+        #[command(subcommand)]
+        cmd: cli::TopicsCmd,
+        #[command(flatten)]
+        common: cli::Common,
+    },
+    /// Write lines from standard input as records.
+    Produce {
+        #[command(flatten)]
+        args: cli::ProduceArgs,
+        #[command(flatten)]
+        common: cli::Common,
+    },
+    /// Print a topic's records.
+    Consume {
+        #[command(flatten)]
+        args: cli::ConsumeArgs,
+        #[command(flatten)]
+        common: cli::Common,
+    },
+    /// Consumer groups: list, describe (members, offsets, lag).
+    Groups {
+        #[command(subcommand)]
+        cmd: cli::GroupsCmd,
+        #[command(flatten)]
+        common: cli::Common,
+    },
+    /// The cluster: id, controller, brokers.
+    Cluster {
+        #[command(subcommand)]
+        cmd: cli::ClusterCmd,
+        #[command(flatten)]
+        common: cli::Common,
+    },
     /// Exit 0 when the broker this configuration describes answers ApiVersions (it does once
     /// recovery is done), 1 otherwise. For container HEALTHCHECKs without curl or nc.
     Healthcheck {
@@ -60,8 +96,16 @@ enum LogFormat {
 
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
-    if let Some(Command::Healthcheck { timeout }) = args.command {
-        return healthcheck(&args, std::time::Duration::from_secs(timeout));
+    match &args.command {
+        Some(Command::Healthcheck { timeout }) => {
+            return healthcheck(&args, std::time::Duration::from_secs(*timeout));
+        }
+        Some(Command::Topics { cmd, common }) => return cli::run(cli::topics(common, cmd)),
+        Some(Command::Produce { args, common }) => return cli::run(cli::produce(common, args)),
+        Some(Command::Consume { args, common }) => return cli::run(cli::consume(common, args)),
+        Some(Command::Groups { cmd, common }) => return cli::run(cli::groups(common, cmd)),
+        Some(Command::Cluster { cmd, common }) => return cli::run(cli::cluster(common, cmd)),
+        None => {}
     }
     keep_freed_memory();
     let runtime = match tokio::runtime::Runtime::new() {

@@ -1,0 +1,92 @@
+//! A small Kafka client for the admin commands: one connection per broker, requests in the
+//! versions the command asks for, checked against what the broker offers in ApiVersions.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use bytes::{BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::{ApiVersionsRequest, RequestHeader, ResponseHeader};
+use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// How long a request may take before the command gives up.
+const TIMEOUT: Duration = Duration::from_secs(30);
+
+pub struct Connection {
+    address: String,
+    stream: TcpStream,
+    next_id: i32,
+    /// api key -> (min, max) version the broker serves.
+    versions: HashMap<i16, (i16, i16)>,
+}
+
+impl Connection {
+    /// Connects and asks the broker which API versions it serves.
+    pub async fn open(address: &str) -> anyhow::Result<Self> {
+        let stream = tokio::time::timeout(TIMEOUT, TcpStream::connect(address))
+            .await
+            .map_err(|_| anyhow::anyhow!("connecting to {address} timed out"))?
+            .with_context(|| format!("cannot connect to {address}"))?;
+        let _ = stream.set_nodelay(true);
+        let mut c = Self { address: address.to_string(), stream, next_id: 1, versions: HashMap::new() };
+        let req = ApiVersionsRequest::default()
+            .with_client_software_name(StrBytes::from_static_str("gregor-cli"))
+            .with_client_software_version(StrBytes::from_static_str(env!("CARGO_PKG_VERSION")));
+        let resp = c.send(3, &req).await?;
+        if resp.error_code != 0 {
+            bail!("{address} answered ApiVersions with {}", super::error_name(resp.error_code));
+        }
+        c.versions = resp.api_keys.iter().map(|k| (k.api_key, (k.min_version, k.max_version))).collect();
+        Ok(c)
+    }
+
+    /// Sends `req` in `version` (the broker must serve it) and returns the response.
+    pub async fn call<R: Request>(&mut self, version: i16, req: &R) -> anyhow::Result<R::Response> {
+        match self.versions.get(&R::KEY) {
+            Some(&(min, max)) if (min..=max).contains(&version) => self.send(version, req).await,
+            Some(&(min, max)) => {
+                bail!("{} serves API {} in versions {min}-{max}, this command needs {version}", self.address, R::KEY)
+            }
+            None => bail!("{} does not serve API {}", self.address, R::KEY),
+        }
+    }
+
+    async fn send<R: Request>(&mut self, version: i16, req: &R) -> anyhow::Result<R::Response> {
+        let id = self.next_id;
+        self.next_id += 1;
+        let header = RequestHeader::default()
+            .with_request_api_key(R::KEY)
+            .with_request_api_version(version)
+            .with_correlation_id(id)
+            .with_client_id(Some(StrBytes::from_static_str("gregor-cli")));
+        let mut buf = BytesMut::new();
+        buf.put_i32(0);
+        header.encode(&mut buf, R::header_version(version))?;
+        req.encode(&mut buf, version)?;
+        let len = (buf.len() - 4) as i32;
+        buf[0..4].copy_from_slice(&len.to_be_bytes());
+        let exchange = async {
+            self.stream.write_all(&buf).await?;
+            let mut size = [0u8; 4];
+            self.stream.read_exact(&mut size).await?;
+            let size = i32::from_be_bytes(size);
+            if !(4..=256 << 20).contains(&size) {
+                bail!("{} sent a response frame of {size} bytes", self.address);
+            }
+            let mut frame = vec![0u8; size as usize];
+            self.stream.read_exact(&mut frame).await?;
+            Ok(Bytes::from(frame))
+        };
+        let mut frame = tokio::time::timeout(TIMEOUT, exchange)
+            .await
+            .map_err(|_| anyhow::anyhow!("{} did not answer within {}s", self.address, TIMEOUT.as_secs()))?
+            .with_context(|| format!("talking to {}", self.address))?;
+        let header = ResponseHeader::decode(&mut frame, R::Response::header_version(version))?;
+        if header.correlation_id != id {
+            bail!("{} answered out of order", self.address);
+        }
+        R::Response::decode(&mut frame, version)
+    }
+}
