@@ -44,7 +44,7 @@ struct Args {
 
 #[derive(clap::Subcommand, Debug)]
 enum Command {
-    /// Topics of any Kafka broker: list, create, describe, delete.
+    /// Topics of any Kafka broker: list, create, describe, alter, delete.
     Topics {
         #[command(subcommand)]
         cmd: cli::TopicsCmd,
@@ -65,10 +65,17 @@ enum Command {
         #[command(flatten)]
         common: cli::Common,
     },
-    /// Consumer groups: list, describe (members, offsets, lag).
+    /// Consumer groups: list, describe (members, offsets, lag), reset-offsets, delete.
     Groups {
         #[command(subcommand)]
         cmd: cli::GroupsCmd,
+        #[command(flatten)]
+        common: cli::Common,
+    },
+    /// Topic and broker configs: describe, alter.
+    Configs {
+        #[command(subcommand)]
+        cmd: cli::ConfigsCmd,
         #[command(flatten)]
         common: cli::Common,
     },
@@ -104,6 +111,7 @@ fn main() -> std::process::ExitCode {
         Some(Command::Produce { args, common }) => return cli::run(cli::produce(common, args)),
         Some(Command::Consume { args, common }) => return cli::run(cli::consume(common, args)),
         Some(Command::Groups { cmd, common }) => return cli::run(cli::groups(common, cmd)),
+        Some(Command::Configs { cmd, common }) => return cli::run(cli::configs(common, cmd)),
         Some(Command::Cluster { cmd, common }) => return cli::run(cli::cluster(common, cmd)),
         None => {}
     }

@@ -44,8 +44,30 @@ impl Connection {
 
     /// Sends `req` in `version` (the broker must serve it) and returns the response.
     pub async fn call<R: Request>(&mut self, version: i16, req: &R) -> anyhow::Result<R::Response> {
+        self.call_within(version, req, TIMEOUT).await
+    }
+
+    /// [`Connection::call`] for a request the broker may hold for up to `timeout` (JoinGroup).
+    pub async fn call_within<R: Request>(
+        &mut self,
+        version: i16,
+        req: &R,
+        timeout: Duration,
+    ) -> anyhow::Result<R::Response> {
+        self.check_version::<R>(version)?;
+        let id = self.write(version, req).await?;
+        self.read::<R>(version, id, timeout).await
+    }
+
+    /// Sends `req` and reads no response (a Produce with acks=0 gets none).
+    pub async fn send_only<R: Request>(&mut self, version: i16, req: &R) -> anyhow::Result<()> {
+        self.check_version::<R>(version)?;
+        self.write(version, req).await.map(|_| ())
+    }
+
+    fn check_version<R: Request>(&self, version: i16) -> anyhow::Result<()> {
         match self.versions.get(&R::KEY) {
-            Some(&(min, max)) if (min..=max).contains(&version) => self.send(version, req).await,
+            Some(&(min, max)) if (min..=max).contains(&version) => Ok(()),
             Some(&(min, max)) => {
                 bail!("{} serves API {} in versions {min}-{max}, this command needs {version}", self.address, R::KEY)
             }
@@ -54,6 +76,12 @@ impl Connection {
     }
 
     async fn send<R: Request>(&mut self, version: i16, req: &R) -> anyhow::Result<R::Response> {
+        let id = self.write(version, req).await?;
+        self.read::<R>(version, id, TIMEOUT).await
+    }
+
+    /// Writes one request; returns its correlation id.
+    async fn write<R: Request>(&mut self, version: i16, req: &R) -> anyhow::Result<i32> {
         let id = self.next_id;
         self.next_id += 1;
         let header = RequestHeader::default()
@@ -67,8 +95,16 @@ impl Connection {
         req.encode(&mut buf, version)?;
         let len = (buf.len() - 4) as i32;
         buf[0..4].copy_from_slice(&len.to_be_bytes());
+        tokio::time::timeout(TIMEOUT, self.stream.write_all(&buf))
+            .await
+            .map_err(|_| anyhow::anyhow!("{} took no request for {}s", self.address, TIMEOUT.as_secs()))?
+            .with_context(|| format!("talking to {}", self.address))?;
+        Ok(id)
+    }
+
+    /// Reads the response to request `id`.
+    async fn read<R: Request>(&mut self, version: i16, id: i32, timeout: Duration) -> anyhow::Result<R::Response> {
         let exchange = async {
-            self.stream.write_all(&buf).await?;
             let mut size = [0u8; 4];
             self.stream.read_exact(&mut size).await?;
             let size = i32::from_be_bytes(size);
@@ -79,9 +115,9 @@ impl Connection {
             self.stream.read_exact(&mut frame).await?;
             Ok(Bytes::from(frame))
         };
-        let mut frame = tokio::time::timeout(TIMEOUT, exchange)
+        let mut frame = tokio::time::timeout(timeout, exchange)
             .await
-            .map_err(|_| anyhow::anyhow!("{} did not answer within {}s", self.address, TIMEOUT.as_secs()))?
+            .map_err(|_| anyhow::anyhow!("{} did not answer within {}s", self.address, timeout.as_secs()))?
             .with_context(|| format!("talking to {}", self.address))?;
         let header = ResponseHeader::decode(&mut frame, R::Response::header_version(version))?;
         if header.correlation_id != id {

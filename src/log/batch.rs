@@ -360,7 +360,35 @@ pub fn build_timed<'a>(
     records: impl ExactSizeIterator<Item = (Option<&'a [u8]>, Option<&'a [u8]>, i64)>,
     base_timestamp: i64,
 ) -> Vec<u8> {
-    build_for(records, base_timestamp, &BatchProducer::NONE)
+    build_for(records.map(|(k, v, d)| (k, v, d, &[][..])), base_timestamp, &BatchProducer::NONE)
+}
+
+/// A record header: its key and value (null when `None`).
+pub type Header<'a> = (&'a [u8], Option<&'a [u8]>);
+
+/// A client's batch: records with headers, all stamped `timestamp_ms`, compressed with `codec`
+/// (Kafka's attribute values: 0 none, 1 gzip, 2 snappy, 3 lz4, 4 zstd).
+pub fn build_with_headers(
+    records: &[(KeyValue<'_>, Vec<Header<'_>>)],
+    timestamp_ms: i64,
+    codec: i16,
+) -> std::io::Result<Vec<u8>> {
+    let batch =
+        build_for(records.iter().map(|((k, v), h)| (*k, *v, 0, h.as_slice())), timestamp_ms, &BatchProducer::NONE);
+    if codec == 0 {
+        return Ok(batch);
+    }
+    let body = compression::compress(codec, &batch[HEADER_LEN..])?;
+    let mut out = Vec::with_capacity(HEADER_LEN + body.len());
+    out.extend_from_slice(&batch[..HEADER_LEN]);
+    out.extend_from_slice(&body);
+    let length = (out.len() - LOG_OVERHEAD) as i32;
+    (&mut out[8..12]).put_i32(length);
+    let attributes = i16::from_be_bytes([out[21], out[22]]) | (codec & 0x7);
+    (&mut out[21..23]).put_i16(attributes);
+    let crc = crc32c::crc32c(&out[21..]);
+    (&mut out[17..21]).put_u32(crc);
+    Ok(out)
 }
 
 /// The producer fields and kind of a batch the broker writes itself.
@@ -379,7 +407,7 @@ impl BatchProducer {
 /// Records inside a transaction, for the broker's own logs (TxnOffsetCommit's offsets).
 pub fn build_transactional(records: &[KeyValue<'_>], timestamp_ms: i64, producer_id: i64, epoch: i16) -> Vec<u8> {
     let producer = BatchProducer { producer_id, producer_epoch: epoch, transactional: true, control: false };
-    build_for(records.iter().map(|&(k, v)| (k, v, 0)), timestamp_ms, &producer)
+    build_for(records.iter().map(|&(k, v)| (k, v, 0, &[][..])), timestamp_ms, &producer)
 }
 
 /// A transaction marker: a control batch with one record whose key is (version 0, type: 0
@@ -401,7 +429,7 @@ pub fn build_marker(
     value.put_i16(0);
     value.put_i32(coordinator_epoch);
     let producer = BatchProducer { producer_id, producer_epoch: epoch, transactional: true, control: true };
-    build_for([(Some(&key[..]), Some(&value[..]), 0)].into_iter(), timestamp_ms, &producer)
+    build_for([(Some(&key[..]), Some(&value[..]), 0, &[][..])].into_iter(), timestamp_ms, &producer)
 }
 
 /// What a control batch says: its marker type and the coordinator epoch. `None` for a batch
@@ -431,8 +459,8 @@ pub fn read_marker(batch: &[u8]) -> Option<(ControlType, i32)> {
     Some((control, coordinator_epoch))
 }
 
-fn build_for<'a>(
-    records: impl ExactSizeIterator<Item = (Option<&'a [u8]>, Option<&'a [u8]>, i64)>,
+fn build_for<'a, 'h>(
+    records: impl ExactSizeIterator<Item = (Option<&'a [u8]>, Option<&'a [u8]>, i64, &'h [Header<'h>])>,
     base_timestamp: i64,
     producer: &BatchProducer,
 ) -> Vec<u8> {
@@ -440,7 +468,7 @@ fn build_for<'a>(
     let mut body = Vec::new();
     let mut rec = Vec::new();
     let mut max_timestamp = base_timestamp;
-    for (i, (key, value, delta)) in records.enumerate() {
+    for (i, (key, value, delta, headers)) in records.enumerate() {
         rec.clear();
         rec.push(0); // attributes
         put_varint(&mut rec, delta);
@@ -454,7 +482,18 @@ fn build_for<'a>(
                 None => put_varint(&mut rec, -1),
             }
         }
-        put_varint(&mut rec, 0); // headers
+        put_varint(&mut rec, headers.len() as i64);
+        for (k, v) in headers {
+            put_varint(&mut rec, k.len() as i64);
+            rec.extend_from_slice(k);
+            match v {
+                Some(b) => {
+                    put_varint(&mut rec, b.len() as i64);
+                    rec.extend_from_slice(b);
+                }
+                None => put_varint(&mut rec, -1),
+            }
+        }
         put_varint(&mut body, rec.len() as i64);
         body.extend_from_slice(&rec);
         max_timestamp = max_timestamp.max(base_timestamp + delta);
@@ -493,6 +532,23 @@ pub struct RecordView<'a> {
     pub timestamp: i64,
     pub key: Option<&'a [u8]>,
     pub value: Option<&'a [u8]>,
+    /// The record's headers as written: a varint count, then each key and value.
+    pub headers: &'a [u8],
+}
+
+impl<'a> RecordView<'a> {
+    /// The record's headers, or `None` when they are malformed.
+    pub fn header_pairs(&self) -> Option<Vec<Header<'a>>> {
+        let mut rest = self.headers;
+        let count = read_varint(&mut rest)?;
+        let mut out = Vec::with_capacity((count.max(0) as usize).min(rest.len() / 2));
+        for _ in 0..count {
+            let key = read_bytes_field(&mut rest)??;
+            let value = read_bytes_field(&mut rest)?;
+            out.push((key, value));
+        }
+        Some(out)
+    }
 }
 
 /// The records of one uncompressed batch, or `None` for compressed or malformed batches.
@@ -550,7 +606,7 @@ fn parse_records<'a>(header: &BatchHeader, mut rest: &'a [u8]) -> Option<Vec<Rec
         let offset = header.base_offset + read_varint(&mut rec)?;
         let key = read_bytes_field(&mut rec)?;
         let value = read_bytes_field(&mut rec)?;
-        out.push(RecordView { offset, timestamp, key, value });
+        out.push(RecordView { offset, timestamp, key, value, headers: rec });
     }
     Some(out)
 }

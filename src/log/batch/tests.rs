@@ -337,3 +337,31 @@ fn a_rewritten_batch_keeps_its_codec() {
         assert_eq!(crc, crc32c::crc32c(&two[21..]), "codec {codec}: the CRC covers the new bytes");
     }
 }
+
+#[test]
+fn a_client_batch_carries_headers_and_its_codec() {
+    let headers = vec![(&b"trace"[..], Some(&b"abc"[..])), (&b"empty"[..], None)];
+    let records = vec![((Some(&b"k1"[..]), Some(&b"v1"[..])), headers.clone()), ((None, Some(&b"v2"[..])), Vec::new())];
+    let plain = build_with_headers(&records, 5_000, 0).unwrap();
+    let decoded = decode_as_a_client(&plain);
+    assert_eq!(decoded[0], (0, 5_000, b"k1".to_vec(), Some(b"v1".to_vec()), 2, false));
+    assert_eq!(decoded[1].4, 0);
+    for codec in [0, compression::GZIP, compression::SNAPPY, compression::LZ4, compression::ZSTD] {
+        let b = build_with_headers(&records, 5_000, codec).unwrap();
+        validate(&b, 1 << 20, false).unwrap_or_else(|e| panic!("codec {codec}: {e}"));
+        assert_eq!(BatchHeader::parse(&b).unwrap().compression(), codec);
+        let read = with_records(&b, |rs| {
+            let owned =
+                |h: Vec<Header<'_>>| h.iter().map(|(k, v)| (k.to_vec(), v.map(<[u8]>::to_vec))).collect::<Vec<_>>();
+            rs.iter()
+                .map(|r| (r.key.map(<[u8]>::to_vec), r.value.map(<[u8]>::to_vec), r.header_pairs().map(owned)))
+                .collect::<Vec<_>>()
+        })
+        .unwrap();
+        let want: Vec<_> = headers.iter().map(|(k, v)| (k.to_vec(), v.map(<[u8]>::to_vec))).collect();
+        assert_eq!(read[0].0.as_deref(), Some(&b"k1"[..]));
+        assert_eq!(read[0].2.as_ref(), Some(&want), "codec {codec}");
+        assert_eq!(read[1].1.as_deref(), Some(&b"v2"[..]));
+        assert_eq!(read[1].2, Some(Vec::new()), "codec {codec}");
+    }
+}
