@@ -64,10 +64,10 @@ def localise(env):
     return out, advertised_listeners(out)
 
 
-def start_gregor(binary, env, data_dir, timeout_s=30):
+def start_gregor(binary, env, data_dir, timeout_s=30, http_listen="127.0.0.1:0"):
     """Starts the broker with `env` (no flags: flags would replace the listeners) and waits
-    until every advertised listener accepts."""
-    env = dict(env, KAFKA_LOG_DIRS=data_dir, GREGOR__SERVER__HTTP_LISTEN="127.0.0.1:0")
+    until every advertised listener accepts. Its HTTP endpoint (metrics) is on `http_listen`."""
+    env = dict(env, KAFKA_LOG_DIRS=data_dir, GREGOR__SERVER__HTTP_LISTEN=http_listen)
     base = {k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "GREGOR__"))}
     log = open(os.path.join(data_dir + ".log"), "w")
     proc = subprocess.Popen([binary], env={**base, **env}, stdout=log, stderr=subprocess.STDOUT)

@@ -192,9 +192,19 @@ fn table(header: &[&str], rows: &[Vec<String>]) {
 }
 
 async fn metadata(c: &mut Connection, topics: Option<Vec<&str>>) -> anyhow::Result<MetadataResponse> {
+    metadata_creating(c, topics, false).await
+}
+
+/// Metadata, letting the broker create missing topics when it auto-creates them (as a
+/// producer's request does).
+async fn metadata_creating(
+    c: &mut Connection,
+    topics: Option<Vec<&str>>,
+    create: bool,
+) -> anyhow::Result<MetadataResponse> {
     let topics =
         topics.map(|t| t.into_iter().map(|n| MetadataRequestTopic::default().with_name(Some(name(n)))).collect());
-    c.call(12, &MetadataRequest::default().with_topics(topics).with_allow_auto_topic_creation(false)).await
+    c.call(12, &MetadataRequest::default().with_topics(topics).with_allow_auto_topic_creation(create)).await
 }
 
 /// The brokers' addresses by node id.

@@ -150,7 +150,17 @@ pub async fn produce(common: &Common, args: &ProduceArgs) -> anyhow::Result<()> 
         .map(|h| key_value(h, "--header").map(|(k, v)| (k.to_string(), v.to_string())))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let mut c = Connection::open(&common.bootstrap_server).await?;
-    let md = metadata(&mut c, Some(vec![&args.topic])).await?;
+    // A topic the broker creates on first use has no leader for a moment.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let md = loop {
+        let md = metadata_creating(&mut c, Some(vec![&args.topic]), true).await?;
+        let t = md.topics.first().context("the broker answered without the topic")?;
+        let leaderless = t.error_code == 5 || (t.error_code == 0 && t.partitions.is_empty());
+        if !leaderless || Instant::now() >= deadline {
+            break md;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     let t = md.topics.first().context("the broker answered without the topic")?;
     check(t.error_code, None, &format!("producing to '{}'", args.topic))?;
     let leaders: BTreeMap<i32, i32> = t.partitions.iter().map(|p| (p.partition_index, p.leader_id.0)).collect();

@@ -4,14 +4,17 @@ examples/shop/run_local.py), through both listeners: the order, inventory and an
 services (confluent-kafka) on the internal one, payment and email (kafkajs) on the host one.
 
 Checks: each service group saw every order exactly once; the analytics replay saw all of
-them; every group's committed offsets equal the log end (lag 0); and each listener tells its
-clients its own advertised address. It starts its own broker, so it skips against an
+them; every group's committed offsets equal the log end (lag 0), in the broker's Prometheus
+metrics too; and each listener tells its clients its own advertised address. It starts its own broker, so it skips against an
 external one.
 """
 import os
+import re
 import shutil
+import socket
 import sys
 import tempfile
+import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 from compat import Checks, skip  # noqa: E402
@@ -30,7 +33,19 @@ binary = os.environ.get("GREGOR_BIN", os.path.join(REPO, "target", "release", "g
 env, advertised = run_local.localise(run_local.compose_broker_env())
 internal, host = advertised["PLAINTEXT"], advertised["PLAINTEXT_HOST"]
 work = tempfile.mkdtemp(prefix="gregor-shop-")
-broker = run_local.start_gregor(binary, env, os.path.join(work, "data"))
+with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    http_port = s.getsockname()[1]
+broker = run_local.start_gregor(binary, env, os.path.join(work, "data"), http_listen=f"127.0.0.1:{http_port}")
+
+
+def metrics():
+    """{(name, labels text): value} from the broker's /metrics."""
+    text = urllib.request.urlopen(f"http://127.0.0.1:{http_port}/metrics", timeout=10).read().decode()
+    found = re.findall(r"^(\w+)(\{[^}]*\})? (\S+)$", text, re.M)
+    return {(name, labels): float(value) for name, labels, value in found}
+
+
 c = Checks("shop")
 try:
     for bootstrap in (internal, host):
@@ -58,6 +73,17 @@ try:
         committed = {tp.partition: tp.offset for tp in reader.committed(parts, timeout=20)}
         reader.close()
         c.check(committed == ends, f"{group}: committed {committed}, log ends {ends}")
+
+    # The same, as an operator sees it on /metrics.
+    m = metrics()
+    produced = m.get(("gregor_produced_bytes_total", '{topic="orders"}'), 0)
+    c.check(produced > 0, f"/metrics: bytes produced to orders {produced}")
+    for name in ("inventory", "payment", "email", "analytics"):
+        group = summaries[name]["group"]
+        lags = {k[1]: v for k, v in m.items() if k[0] == "gregor_consumer_lag" and f'group="{group}"' in k[1]}
+        c.check(len(lags) == len(ends) and all(v == 0 for v in lags.values()), f"/metrics: lag of {group} {lags}")
+    c.check(m.get(("gregor_consumer_groups", "")) is not None and m[("gregor_consumer_groups", "")] >= 4,
+            f"/metrics: consumer groups {m.get(('gregor_consumer_groups', ''))}")
 finally:
     broker.terminate()
     broker.wait(timeout=30)
