@@ -20,6 +20,38 @@ pub struct Config {
     pub topics: TopicDefaults,
     pub group: GroupConfig,
     pub transaction: TransactionConfig,
+    pub auth: AuthConfig,
+}
+
+/// Authorization, with Kafka's settings.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Kafka's `authorizer.class.name`: naming Kafka's `StandardAuthorizer` (or the older
+    /// `AclAuthorizer`) switches ACLs on. Empty (default): every principal may do everything,
+    /// and the ACL APIs answer SECURITY_DISABLED, as Kafka does without an authorizer.
+    pub authorizer_class_name: String,
+    /// Kafka's `super.users`: principals allowed everything, `User:alice;User:bob`.
+    pub super_users: String,
+    /// Kafka's `allow.everyone.if.no.acl.found`: a resource no ACL names is open to all.
+    /// Default: false (closed).
+    pub allow_everyone_if_no_acl_found: bool,
+}
+
+/// The authorizer classes whose ACL model gregor implements.
+pub const AUTHORIZER_CLASSES: &[&str] =
+    &["org.apache.kafka.metadata.authorizer.StandardAuthorizer", "kafka.security.authorizer.AclAuthorizer"];
+
+impl AuthConfig {
+    /// Whether ACLs are enforced.
+    pub fn acls_enabled(&self) -> bool {
+        !self.authorizer_class_name.trim().is_empty()
+    }
+
+    /// The super users, `Type:name` each.
+    pub fn super_users(&self) -> Vec<String> {
+        self.super_users.split(';').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect()
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -429,6 +461,16 @@ impl Config {
         if self.server.node_id < 0 {
             return bad("server.node_id", "must be 0 or more".into());
         }
+        let class = self.auth.authorizer_class_name.trim();
+        if !class.is_empty() && !AUTHORIZER_CLASSES.contains(&class) {
+            return bad(
+                "auth.authorizer_class_name",
+                format!("`{class}` is not an authorizer gregor implements (use {})", AUTHORIZER_CLASSES[0]),
+            );
+        }
+        if let Some(u) = self.auth.super_users().iter().find(|u| !u.contains(':')) {
+            return bad("auth.super_users", format!("`{u}` is not a principal (Type:name, e.g. User:admin)"));
+        }
         if self.server.fetch_max_bytes < 1024 {
             return bad("server.fetch_max_bytes", "must be at least 1024".into());
         }
@@ -797,6 +839,9 @@ pub fn kafka_key(key: &str) -> Option<KafkaKey> {
         "transactional.id.expiration.ms" => Maps("transaction.id_expiration_ms"),
         "producer.id.expiration.ms" => Maps("transaction.producer_id_expiration_ms"),
         "transaction.abort.timed.out.transaction.cleanup.interval.ms" => Maps("transaction.abort_check_interval_ms"),
+        "authorizer.class.name" => Maps("auth.authorizer_class_name"),
+        "super.users" => Maps("auth.super_users"),
+        "allow.everyone.if.no.acl.found" => Maps("auth.allow_everyone_if_no_acl_found"),
         "process.roles"
         | "controller.quorum.voters"
         | "controller.quorum.bootstrap.servers"
@@ -971,6 +1016,25 @@ mod tests {
             assert!(err.contains(want), "{pairs:?}: {err}");
             assert!(err.contains("server."), "names the key: {err}");
         }
+    }
+
+    #[test]
+    fn the_authorizer_is_configured_as_kafka_configures_it() {
+        let load = |pairs: &[(&str, &str)]| Config::load(None, &env(pairs), &Overrides::default());
+        let off = load(&[]).unwrap();
+        assert!(!off.auth.acls_enabled());
+        let on = load(&[
+            ("KAFKA_AUTHORIZER_CLASS_NAME", "org.apache.kafka.metadata.authorizer.StandardAuthorizer"),
+            ("KAFKA_SUPER_USERS", "User:admin;User:ops"),
+            ("KAFKA_ALLOW_EVERYONE_IF_NO_ACL_FOUND", "true"),
+        ])
+        .unwrap();
+        assert!(on.auth.acls_enabled() && on.auth.allow_everyone_if_no_acl_found);
+        assert_eq!(on.auth.super_users(), ["User:admin", "User:ops"]);
+        let err = load(&[("KAFKA_AUTHORIZER_CLASS_NAME", "com.example.MyAuthorizer")]).unwrap_err().to_string();
+        assert!(err.contains("auth.authorizer_class_name") && err.contains("com.example.MyAuthorizer"), "{err}");
+        let err = load(&[("KAFKA_SUPER_USERS", "admin")]).unwrap_err().to_string();
+        assert!(err.contains("auth.super_users"), "{err}");
     }
 
     #[test]

@@ -18,6 +18,7 @@
 //! - [`ratelimit`]: warnings a client can trigger at will, limited to one line per key per interval.
 
 pub mod alloc;
+pub mod auth;
 pub mod broker;
 pub mod cli;
 pub mod clock;

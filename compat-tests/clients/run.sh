@@ -36,6 +36,7 @@ SCENARIOS=(
   "kcat|produce-consume|kcat_produce_consume.py"
   "confluent-kafka|produce-consume|ck_produce_consume.py"
   "confluent-kafka|admin|ck_admin.py"
+  "confluent-kafka|acls|ck_acls.py"
   "confluent-kafka|list-offsets|ck_list_offsets.py"
   "confluent-kafka|delete-records|ck_delete_records.py"
   "kafka-python|delete-records|kp_delete_records.py"
@@ -72,7 +73,7 @@ SCENARIOS=(
 )
 CLIENTS=(kcat confluent-kafka kafka-python aiokafka kafkajs)
 COLUMNS=(metadata produce-consume idempotent-produce admin list-offsets delete-records cluster-admin
-         admin-extra transactions shop-example)
+         admin-extra acls transactions shop-example)
 # Second table: the consumer-group scenarios (ids "group-X", shown as column "X").
 GROUP_COLUMNS=(group-consume group-rebalance group-restart group-live-restart group-static
                group-cooperative group-mixed group-admin)

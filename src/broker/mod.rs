@@ -49,6 +49,8 @@ pub struct Broker {
     topic_admin: Mutex<()>,
     /// Room for fetched record bytes in memory, in KiB (`server.fetch_memory_max_bytes`).
     pub fetch_memory: Arc<tokio::sync::Semaphore>,
+    /// ACLs, and whether they are enforced (`authorizer.class.name`).
+    pub acls: crate::auth::acl::Authorizer,
 }
 
 impl Broker {
@@ -88,6 +90,13 @@ impl Broker {
         );
         let node = NodeInfo { node_id: config.server.node_id, host, port, cluster_id };
         let fetch_memory = Arc::new(tokio::sync::Semaphore::new(config.server.fetch_memory_max_bytes.div_ceil(1024)));
+        let auth = &config.auth;
+        let acls = crate::auth::acl::Authorizer::open(
+            &root,
+            auth.acls_enabled(),
+            auth.super_users(),
+            auth.allow_everyone_if_no_acl_found,
+        )?;
         let dynamic = broker_configs::DynamicConfigs::new(root, dynamic);
         let fetch_sessions = fetch_sessions::FetchSessions::new(
             config.server.fetch_session_cache_slots,
@@ -105,6 +114,7 @@ impl Broker {
             fetch_sessions,
             topic_admin: Mutex::new(()),
             fetch_memory,
+            acls,
         })
     }
 

@@ -13,6 +13,16 @@ use crate::log::producer_state::SequenceError;
 use crate::log::{batch, AppendError, ReadError};
 use crate::txn::TxnError;
 
+impl ToKafkaCode for crate::auth::acl::AclError {
+    fn kafka_code(&self) -> ResponseError {
+        match self {
+            Self::Disabled => ResponseError::SecurityDisabled,
+            Self::Invalid(_) => ResponseError::InvalidRequest,
+            Self::Storage(_) => ResponseError::UnknownServerError,
+        }
+    }
+}
+
 pub trait ToKafkaCode {
     fn kafka_code(&self) -> ResponseError;
 }

@@ -5,6 +5,7 @@
 //! Handlers stay thin: decode has already happened, they validate, call the domain (`broker`,
 //! `log`, `metadata`), map domain errors through `ToKafkaCode`, and build the response.
 
+pub mod acls;
 pub mod alter_configs;
 pub mod api_versions;
 pub mod codec;
@@ -144,6 +145,9 @@ macro_rules! registry {
             DescribeProducers => DescribeProducersRequest, txn::describe_producers::handle, 0..=0;
             DescribeTransactions => DescribeTransactionsRequest, txn::describe_transactions::handle, 0..=0;
             ListTransactions => ListTransactionsRequest, txn::list_transactions::handle, 0..=1;
+            DescribeAcls => DescribeAclsRequest, acls::handle_describe, 1..=3;
+            CreateAcls => CreateAclsRequest, acls::handle_create, 1..=3;
+            DeleteAcls => DeleteAclsRequest, acls::handle_delete, 1..=3;
         )
     };
 }

@@ -1,0 +1,3 @@
+//! Who may do what: the ACL authorizer ([`acl`]).
+
+pub mod acl;
