@@ -1,3 +1,4 @@
-//! Who may do what: the ACL authorizer ([`acl`]).
+//! Who may do what: the ACL authorizer ([`acl`]) and SCRAM credentials ([`scram`]).
 
 pub mod acl;
+pub mod scram;

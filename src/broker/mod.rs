@@ -51,6 +51,8 @@ pub struct Broker {
     pub fetch_memory: Arc<tokio::sync::Semaphore>,
     /// ACLs, and whether they are enforced (`authorizer.class.name`).
     pub acls: crate::auth::acl::Authorizer,
+    /// SCRAM credentials (KIP-554).
+    pub scram: crate::auth::scram::ScramStore,
 }
 
 impl Broker {
@@ -97,6 +99,7 @@ impl Broker {
             auth.super_users(),
             auth.allow_everyone_if_no_acl_found,
         )?;
+        let scram = crate::auth::scram::ScramStore::open(&root)?;
         let dynamic = broker_configs::DynamicConfigs::new(root, dynamic);
         let fetch_sessions = fetch_sessions::FetchSessions::new(
             config.server.fetch_session_cache_slots,
@@ -115,6 +118,7 @@ impl Broker {
             topic_admin: Mutex::new(()),
             fetch_memory,
             acls,
+            scram,
         })
     }
 

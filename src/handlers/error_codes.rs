@@ -23,6 +23,18 @@ impl ToKafkaCode for crate::auth::acl::AclError {
     }
 }
 
+impl ToKafkaCode for crate::auth::scram::ScramError {
+    fn kafka_code(&self) -> ResponseError {
+        match self {
+            Self::Unacceptable(_) => ResponseError::UnacceptableCredential,
+            Self::UnknownMechanism => ResponseError::UnsupportedSaslMechanism,
+            Self::NotFound(_) => ResponseError::ResourceNotFound,
+            Self::Duplicate(_) => ResponseError::DuplicateResource,
+            Self::Storage(_) => ResponseError::UnknownServerError,
+        }
+    }
+}
+
 pub trait ToKafkaCode {
     fn kafka_code(&self) -> ResponseError;
 }

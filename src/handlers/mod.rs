@@ -29,6 +29,7 @@ pub mod metadata;
 pub mod offset_for_leader_epoch;
 pub mod partition_reassignments;
 pub mod produce;
+pub mod scram_credentials;
 pub mod txn;
 pub mod unsupported;
 
@@ -148,6 +149,8 @@ macro_rules! registry {
             DescribeAcls => DescribeAclsRequest, acls::handle_describe, 1..=3;
             CreateAcls => CreateAclsRequest, acls::handle_create, 1..=3;
             DeleteAcls => DeleteAclsRequest, acls::handle_delete, 1..=3;
+            DescribeUserScramCredentials => DescribeUserScramCredentialsRequest, scram_credentials::handle_describe, 0..=0;
+            AlterUserScramCredentials => AlterUserScramCredentialsRequest, scram_credentials::handle_alter, 0..=0;
         )
     };
 }

@@ -1,0 +1,351 @@
+//! SCRAM credentials (SCRAM-SHA-256 and SCRAM-SHA-512, RFC 5802/7677), managed as Kafka
+//! manages them with KIP-554's AlterUserScramCredentials and DescribeUserScramCredentials.
+//!
+//! A client never sends a password: it sends a salt, an iteration count and the salted
+//! password (PBKDF2 of the password). The broker keeps only what SCRAM needs to check a client
+//! and prove itself — the salt, the iterations, `StoredKey = H(HMAC(salted, "Client Key"))` and
+//! `ServerKey = HMAC(salted, "Server Key")` — never the password or the salted password. They
+//! live in `<log.dir>/__scram_credentials.json` (readable by the broker's user only), rewritten
+//! atomically on each change before it is acknowledged. The rules for a request (validation,
+//! messages, one change per user per request) are those of Kafka 4.1's ScramControlManager.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io;
+use std::path::{Path, PathBuf};
+
+use hmac::{Hmac, Mac};
+use parking_lot::RwLock;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256, Sha512};
+
+/// Kafka's mechanism codes.
+pub const SCRAM_SHA_256: i8 = 1;
+pub const SCRAM_SHA_512: i8 = 2;
+/// Kafka's bounds on the iteration count.
+pub const MIN_ITERATIONS: i32 = 4096;
+pub const MAX_ITERATIONS: i32 = 16384;
+
+/// What is kept for one user and mechanism.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Credential {
+    pub salt: Vec<u8>,
+    pub stored_key: Vec<u8>,
+    pub server_key: Vec<u8>,
+    pub iterations: i32,
+}
+
+/// A credential to set, as AlterUserScramCredentials carries it.
+#[derive(Debug, Clone)]
+pub struct Upsertion {
+    pub user: String,
+    pub mechanism: i8,
+    pub iterations: i32,
+    pub salt: Vec<u8>,
+    pub salted_password: Vec<u8>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ScramError {
+    /// Kafka: UNACCEPTABLE_CREDENTIAL.
+    #[error("{0}")]
+    Unacceptable(String),
+    /// Kafka: UNSUPPORTED_SASL_MECHANISM.
+    #[error("Unknown SCRAM mechanism")]
+    UnknownMechanism,
+    /// Kafka: RESOURCE_NOT_FOUND.
+    #[error("{0}")]
+    NotFound(&'static str),
+    /// Kafka: DUPLICATE_RESOURCE.
+    #[error("{0}")]
+    Duplicate(&'static str),
+    /// Writing the credentials failed (Kafka: UNKNOWN_SERVER_ERROR).
+    #[error("the credentials could not be stored: {0}")]
+    Storage(String),
+}
+
+/// HMAC with the mechanism's hash.
+pub fn hmac(mechanism: i8, key: &[u8], data: &[u8]) -> Vec<u8> {
+    // HMAC takes keys of any length: new_from_slice cannot fail.
+    match mechanism {
+        SCRAM_SHA_512 => {
+            let mut mac = Hmac::<Sha512>::new_from_slice(key).expect("any key length");
+            mac.update(data);
+            mac.finalize().into_bytes().to_vec()
+        }
+        _ => {
+            let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("any key length");
+            mac.update(data);
+            mac.finalize().into_bytes().to_vec()
+        }
+    }
+}
+
+/// The mechanism's hash.
+pub fn hash(mechanism: i8, data: &[u8]) -> Vec<u8> {
+    match mechanism {
+        SCRAM_SHA_512 => Sha512::digest(data).to_vec(),
+        _ => Sha256::digest(data).to_vec(),
+    }
+}
+
+impl Credential {
+    /// The stored and server keys of a salted password.
+    pub fn from_salted(mechanism: i8, salt: Vec<u8>, salted_password: &[u8], iterations: i32) -> Self {
+        let client_key = hmac(mechanism, salted_password, b"Client Key");
+        Self {
+            salt,
+            stored_key: hash(mechanism, &client_key),
+            server_key: hmac(mechanism, salted_password, b"Server Key"),
+            iterations,
+        }
+    }
+}
+
+fn check_user_and_mechanism(user: &str, mechanism: i8) -> Result<(), ScramError> {
+    if user.is_empty() {
+        return Err(ScramError::Unacceptable("Username must not be empty".into()));
+    }
+    if !matches!(mechanism, SCRAM_SHA_256 | SCRAM_SHA_512) {
+        return Err(ScramError::UnknownMechanism);
+    }
+    Ok(())
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Line {
+    user: String,
+    mechanism: i8,
+    #[serde(flatten)]
+    credential: Credential,
+}
+
+/// The credentials of every user.
+#[derive(Debug)]
+pub struct ScramStore {
+    credentials: RwLock<BTreeMap<(String, i8), Credential>>,
+    file: PathBuf,
+}
+
+/// A user's (mechanism, iterations), or why they cannot be described.
+pub type Described = Result<Vec<(i8, i32)>, ScramError>;
+
+const FILE: &str = "__scram_credentials.json";
+const TWICE: &str = "A user credential cannot be altered twice in the same request";
+
+impl ScramStore {
+    pub fn open(dir: &Path) -> io::Result<Self> {
+        let file = dir.join(FILE);
+        let mut credentials = BTreeMap::new();
+        match std::fs::read_to_string(&file) {
+            Ok(text) => {
+                for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+                    let l: Line = serde_json::from_str(line).map_err(|e| {
+                        io::Error::new(io::ErrorKind::InvalidData, format!("{}:{}: {e}", file.display(), i + 1))
+                    })?;
+                    credentials.insert((l.user, l.mechanism), l.credential);
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        Ok(Self { credentials: RwLock::new(credentials), file })
+    }
+
+    /// The credential a SCRAM exchange checks `user` against.
+    pub fn get(&self, user: &str, mechanism: i8) -> Option<Credential> {
+        self.credentials.read().get(&(user.to_string(), mechanism)).cloned()
+    }
+
+    /// Applies deletions and upsertions; one result per user named, in Kafka's order
+    /// (deletions, upsertions, then the failures). Stored durably before this returns.
+    pub fn alter(&self, deletions: &[(String, i8)], upsertions: &[Upsertion]) -> Vec<(String, Result<(), ScramError>)> {
+        let mut creds = self.credentials.write();
+        let mut failed: Vec<(String, ScramError)> = Vec::new();
+        let mut failed_users: HashSet<String> = HashSet::new();
+        let mut deletes: Vec<&(String, i8)> = Vec::new();
+        let mut upserts: Vec<&Upsertion> = Vec::new();
+        let mut fail = |user: &str, e: ScramError, failed_users: &mut HashSet<String>| {
+            failed_users.insert(user.to_string());
+            failed.push((user.to_string(), e));
+        };
+        for d in deletions {
+            if failed_users.contains(&d.0) {
+                continue;
+            }
+            if let Some(i) = deletes.iter().position(|x| x.0 == d.0) {
+                deletes.remove(i);
+                fail(&d.0, ScramError::Duplicate(TWICE), &mut failed_users);
+                continue;
+            }
+            let valid = check_user_and_mechanism(&d.0, d.1).and_then(|()| {
+                creds
+                    .contains_key(d)
+                    .then_some(())
+                    .ok_or(ScramError::NotFound("Attempt to delete a user credential that does not exist"))
+            });
+            match valid {
+                Ok(()) => deletes.push(d),
+                Err(e) => fail(&d.0, e, &mut failed_users),
+            }
+        }
+        for u in upsertions {
+            if failed_users.contains(&u.user) {
+                continue;
+            }
+            let was_deleted = deletes.iter().position(|x| x.0 == u.user).map(|i| deletes.remove(i)).is_some();
+            let was_upserted = upserts.iter().position(|x| x.user == u.user).map(|i| upserts.remove(i)).is_some();
+            if was_deleted || was_upserted {
+                fail(&u.user, ScramError::Duplicate(TWICE), &mut failed_users);
+                continue;
+            }
+            let valid = check_user_and_mechanism(&u.user, u.mechanism).and_then(|()| {
+                if u.iterations < MIN_ITERATIONS {
+                    Err(ScramError::Unacceptable("Too few iterations".into()))
+                } else if u.iterations > MAX_ITERATIONS {
+                    Err(ScramError::Unacceptable("Too many iterations".into()))
+                } else {
+                    Ok(())
+                }
+            });
+            match valid {
+                Ok(()) => upserts.push(u),
+                Err(e) => fail(&u.user, e, &mut failed_users),
+            }
+        }
+        let before = creds.clone();
+        for d in &deletes {
+            creds.remove(*d);
+        }
+        for u in &upserts {
+            let c = Credential::from_salted(u.mechanism, u.salt.clone(), &u.salted_password, u.iterations);
+            creds.insert((u.user.clone(), u.mechanism), c);
+        }
+        let mut results: Vec<(String, Result<(), ScramError>)> = deletes
+            .iter()
+            .map(|d| (d.0.clone(), Ok(())))
+            .chain(upserts.iter().map(|u| (u.user.clone(), Ok(()))))
+            .collect();
+        if *creds != before {
+            if let Err(e) = self.persist(&creds) {
+                *creds = before;
+                for r in &mut results {
+                    r.1 = Err(ScramError::Storage(e.to_string()));
+                }
+            }
+        }
+        results.extend(failed.into_iter().map(|(u, e)| (u, Err(e))));
+        results
+    }
+
+    /// Each user's mechanisms and iterations: every user with `None` or an empty list.
+    pub fn describe(&self, users: Option<&[String]>) -> Vec<(String, Described)> {
+        let creds = self.credentials.read();
+        let mut by_user: BTreeMap<&str, Vec<(i8, i32)>> = BTreeMap::new();
+        for ((user, mechanism), c) in creds.iter() {
+            by_user.entry(user).or_default().push((*mechanism, c.iterations));
+        }
+        match users.filter(|u| !u.is_empty()) {
+            None => by_user.into_iter().map(|(u, m)| (u.to_string(), Ok(m))).collect(),
+            Some(users) => {
+                let mut count: HashMap<&str, usize> = HashMap::new();
+                users.iter().for_each(|u| *count.entry(u).or_default() += 1);
+                let mut seen = HashSet::new();
+                users
+                    .iter()
+                    .filter(|u| seen.insert(u.as_str()))
+                    .map(|u| {
+                        let r = if count[u.as_str()] > 1 {
+                            Err(ScramError::Duplicate(
+                                "Cannot describe SCRAM credentials for the same user twice in a single request",
+                            ))
+                        } else {
+                            by_user.get(u.as_str()).cloned().ok_or(ScramError::NotFound(
+                                "Attempt to describe a user credential that does not exist",
+                            ))
+                        };
+                        (u.clone(), r)
+                    })
+                    .collect()
+            }
+        }
+    }
+
+    fn persist(&self, creds: &BTreeMap<(String, i8), Credential>) -> io::Result<()> {
+        let mut text = String::new();
+        for ((user, mechanism), credential) in creds {
+            let line = Line { user: user.clone(), mechanism: *mechanism, credential: credential.clone() };
+            text.push_str(&serde_json::to_string(&line).map_err(io::Error::other)?);
+            text.push('\n');
+        }
+        let dir = self.file.parent().unwrap_or(Path::new("."));
+        crate::metadata::write_atomically(dir, &self.file, text.as_bytes())?;
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&self.file, std::fs::Permissions::from_mode(0o600))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn upsert(user: &str, mechanism: i8, iterations: i32) -> Upsertion {
+        Upsertion { user: user.into(), mechanism, iterations, salt: b"salt".to_vec(), salted_password: b"pw".to_vec() }
+    }
+
+    #[test]
+    fn keys_match_rfc_7677s_example() {
+        // RFC 7677 section 3: user "user", password "pencil", salt W22ZaJ0SNY7soEsUEjb6gQ==,
+        // 4096 iterations; the client proof and server signature there follow from these keys.
+        let salted = hex("c4a49510323ab4f952cac1fa99441939e78ea74d6be81ddf7096e87513dc615d");
+        let c = Credential::from_salted(SCRAM_SHA_256, Vec::new(), &salted, 4096);
+        let client_key = hmac(SCRAM_SHA_256, &salted, b"Client Key");
+        assert_eq!(c.stored_key, hash(SCRAM_SHA_256, &client_key));
+        let auth_message = b"n=user,r=rOprNGfwEbeRWgbNEkqO,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096,c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0";
+        let signature = hmac(SCRAM_SHA_256, &c.server_key, auth_message);
+        // v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4= in the RFC.
+        assert_eq!(signature, hex("eabae24d1062db75a9451ff0b6ea7e98c8546549ff741e672d3251b2397de46e"));
+    }
+
+    fn hex(s: &str) -> Vec<u8> {
+        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+    }
+
+    #[test]
+    fn requests_are_checked_as_kafka_checks_them_and_survive_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ScramStore::open(dir.path()).unwrap();
+        let r = store.alter(&[], &[upsert("alice", SCRAM_SHA_256, 4096), upsert("alice2", SCRAM_SHA_512, 8192)]);
+        assert!(r.iter().all(|(_, r)| r.is_ok()), "{r:?}");
+        let r = store.alter(
+            &[("nobody".into(), SCRAM_SHA_256)],
+            &[upsert("few", SCRAM_SHA_256, 100), upsert("", SCRAM_SHA_256, 4096), upsert("odd", 9, 4096)],
+        );
+        let errs: BTreeMap<_, _> = r.into_iter().map(|(u, r)| (u, r.unwrap_err())).collect();
+        assert!(matches!(errs["nobody"], ScramError::NotFound(_)));
+        assert_eq!(errs["few"], ScramError::Unacceptable("Too few iterations".into()));
+        assert!(matches!(errs[""], ScramError::Unacceptable(_)));
+        assert_eq!(errs["odd"], ScramError::UnknownMechanism);
+        // One change per user per request, whatever the mechanism.
+        let r = store.alter(&[("alice".into(), SCRAM_SHA_256)], &[upsert("alice", SCRAM_SHA_512, 4096)]);
+        assert_eq!(r, vec![("alice".to_string(), Err(ScramError::Duplicate(TWICE)))]);
+        assert!(store.get("alice", SCRAM_SHA_256).is_some(), "a refused request changes nothing");
+
+        let described = store.describe(Some(&["alice".into(), "ghost".into()]));
+        assert_eq!(described[0], ("alice".into(), Ok(vec![(SCRAM_SHA_256, 4096)])));
+        assert!(matches!(described[1].1, Err(ScramError::NotFound(_))));
+        let twice = store.describe(Some(&["alice".into(), "alice".into()]));
+        assert_eq!(twice.len(), 1);
+        assert!(matches!(twice[0].1, Err(ScramError::Duplicate(_))));
+        assert_eq!(store.describe(None).len(), 2);
+
+        let r = store.alter(&[("alice2".into(), SCRAM_SHA_512)], &[]);
+        assert!(r[0].1.is_ok());
+        let again = ScramStore::open(dir.path()).unwrap();
+        assert_eq!(again.describe(None), vec![("alice".to_string(), Ok(vec![(SCRAM_SHA_256, 4096)]))]);
+        let text = std::fs::read_to_string(dir.path().join(FILE)).unwrap();
+        assert!(!text.contains("\"pw\"") && !text.contains("[112,119]"), "the salted password is not stored: {text}");
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join(FILE)).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+}
