@@ -81,7 +81,11 @@ async fn twenty_thousand_partitions_fit_under_ulimit_4096() {
         ClientConfig::new().set("bootstrap.servers", &bootstrap).create().expect("admin client");
     let names: Vec<String> = (0..TOPICS).map(|t| format!("many-{t}")).collect();
     let new: Vec<NewTopic> = names.iter().map(|n| NewTopic::new(n, PARTITIONS, TopicReplication::Fixed(1))).collect();
-    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(120)));
+    // Creating 20,000 partitions takes a while on a loaded machine: give the request the
+    // same room as the operation (librdkafka's default request timeout is shorter).
+    let options = AdminOptions::new()
+        .operation_timeout(Some(Duration::from_secs(180)))
+        .request_timeout(Some(Duration::from_secs(200)));
     for r in admin.create_topics(&new, &options).await.expect("create_topics") {
         r.expect("topic created");
     }
