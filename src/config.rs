@@ -1545,18 +1545,30 @@ mod tests {
             })
             .collect();
         let client = &by_name["CLIENT_SSL"];
-        assert_eq!((client.client_auth, &client.keystore), (ClientAuth::Requested, &KeySource::File("/client.pem".into())));
+        assert_eq!(
+            (client.client_auth, &client.keystore),
+            (ClientAuth::Requested, &KeySource::File("/client.pem".into()))
+        );
         assert_eq!(client.truststore, Some(TrustSource::File("/ca.pem".into())), "inherited");
         let internal = &by_name["INTERNAL"];
-        assert_eq!((internal.client_auth, &internal.keystore), (ClientAuth::Required, &KeySource::File("/global.pem".into())));
-        assert_eq!(client.key("client_auth"), "listener.name.client_ssl.ssl.client.auth (server.listener_ssl.client_ssl.client_auth)");
+        assert_eq!(
+            (internal.client_auth, &internal.keystore),
+            (ClientAuth::Required, &KeySource::File("/global.pem".into()))
+        );
+        assert_eq!(
+            client.key("client_auth"),
+            "listener.name.client_ssl.ssl.client.auth (server.listener_ssl.client_ssl.client_auth)"
+        );
         assert_eq!(client.key("truststore_location"), "ssl.truststore.location (server.ssl.truststore_location)");
 
         let mut bad = base.to_vec();
         bad.push(("KAFKA_LISTENER_NAME_CLIENT__SSL_SSL_KEYSTORE_TYPE", "PKCS12"));
         let err = ssl_of(&bad).unwrap_err();
         assert!(err.contains("listener.name.client_ssl.ssl.keystore.type"), "{err}");
-        assert!(err.contains("PKCS12 keystores are not supported") && err.contains("Convert the store to PEM"), "{err}");
+        assert!(
+            err.contains("PKCS12 keystores are not supported") && err.contains("Convert the store to PEM"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -1623,8 +1635,8 @@ mod tests {
         // A file name alone is looked for where the image keeps its secrets.
         let s = ssl_of(&[("KAFKA_LISTENERS", "SSL://:9093"), ("KAFKA_SSL_KEYSTORE_FILENAME", "kafka.pem")]).unwrap();
         assert_eq!(s.keystore, KeySource::File("/etc/kafka/secrets/kafka.pem".into()));
-        let err = ssl_of(&[("KAFKA_LISTENERS", "SSL://:9093"), ("KAFKA_SSL_KEY_CREDENTIALS", "/no/such/creds")])
-            .unwrap_err();
+        let err =
+            ssl_of(&[("KAFKA_LISTENERS", "SSL://:9093"), ("KAFKA_SSL_KEY_CREDENTIALS", "/no/such/creds")]).unwrap_err();
         assert!(err.contains("KAFKA_SSL_KEY_CREDENTIALS") && err.contains("/no/such/creds"), "{err}");
     }
 
@@ -1668,7 +1680,11 @@ mod tests {
         let got = parse_properties("a = 1 \\\n   2\n# c \\\nb\\:c=x\\ty\\u00e9\\\\\nodd=\\\\\\\nnext\n");
         assert_eq!(
             got,
-            [("a".to_string(), "1 2".to_string()), ("b:c".into(), "x\ty\u{e9}\\".into()), ("odd".into(), "\\next".into())]
+            [
+                ("a".to_string(), "1 2".to_string()),
+                ("b:c".into(), "x\ty\u{e9}\\".into()),
+                ("odd".into(), "\\next".into())
+            ]
         );
     }
 
