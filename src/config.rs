@@ -136,7 +136,8 @@ pub struct ServerConfig {
     /// address it dialled. Default: unset.
     pub advertised_listeners: Option<String>,
     /// Kafka's `listener.security.protocol.map`: `NAME:PROTOCOL,...`. Default: each of
-    /// PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL maps to itself. Only PLAINTEXT is served yet.
+    /// PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL maps to itself. PLAINTEXT and SSL are served;
+    /// a SASL protocol is an error at start.
     pub listener_security_protocol_map: Option<String>,
     /// Kafka's `controller.listener.names`: listeners of the KRaft controller, which gregor
     /// has none of; they are accepted and not opened. Default: unset.
@@ -189,6 +190,55 @@ pub struct ServerConfig {
     pub shutdown_grace_ms: u64,
     /// Responses a connection may have waiting to be written before reading pauses. Default: 64.
     pub max_inflight_requests: usize,
+    /// TLS settings of the SSL listeners (Kafka's `ssl.*`). Default: none set.
+    pub ssl: SslConfig,
+    /// TLS settings of one listener, by its name in lower case, over those of `ssl` (Kafka's
+    /// `listener.name.<listener>.ssl.*`). Default: none.
+    pub listener_ssl: HashMap<String, SslConfig>,
+}
+
+/// Kafka's `ssl.*` settings as given, for all SSL listeners (`server.ssl`) or one of them
+/// (`server.listener_ssl.<name>`). Each is optional so that a listener's own value can be told
+/// from an inherited one; [`Config::listeners`] resolves and checks them ([`SslSettings`]).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SslConfig {
+    /// Format of the keystore (`ssl.keystore.type`): only PEM. Default: PEM.
+    pub keystore_type: Option<String>,
+    /// PEM file with the private key and the certificate chain, leaf first
+    /// (`ssl.keystore.location`). Default: unset.
+    pub keystore_location: Option<PathBuf>,
+    /// The private key itself, PEM (`ssl.keystore.key`); goes with
+    /// `keystore_certificate_chain` instead of a file. Default: unset.
+    pub keystore_key: Option<String>,
+    /// The certificate chain itself, PEM, leaf first (`ssl.keystore.certificate.chain`).
+    /// Default: unset.
+    pub keystore_certificate_chain: Option<String>,
+    /// Store password (`ssl.keystore.password`): PEM files have none; accepted and unused.
+    pub keystore_password: Option<String>,
+    /// Password of an encrypted PKCS#8 private key, `BEGIN ENCRYPTED PRIVATE KEY`
+    /// (`ssl.key.password`). Default: unset (the key is not encrypted).
+    pub key_password: Option<String>,
+    /// Format of the truststore (`ssl.truststore.type`): only PEM. Default: PEM.
+    pub truststore_type: Option<String>,
+    /// PEM file with the CA certificates client certificates are checked against
+    /// (`ssl.truststore.location`). Default: unset.
+    pub truststore_location: Option<PathBuf>,
+    /// The CA certificates themselves, PEM (`ssl.truststore.certificates`). Default: unset.
+    pub truststore_certificates: Option<String>,
+    /// Store password (`ssl.truststore.password`): PEM files have none; accepted and unused.
+    pub truststore_password: Option<String>,
+    /// Whether clients must show a certificate: `none`, `requested` or `required`
+    /// (`ssl.client.auth`). Default: none.
+    pub client_auth: Option<String>,
+    /// TLS versions offered, comma-separated (`ssl.enabled.protocols`). Default: TLSv1.2,TLSv1.3.
+    pub enabled_protocols: Option<String>,
+    /// Cipher suites offered, IANA names as Java spells them, comma-separated
+    /// (`ssl.cipher.suites`). Default: every suite of the TLS library.
+    pub cipher_suites: Option<String>,
+    /// From a client certificate's subject to its user name (`ssl.principal.mapping.rules`).
+    /// Default: DEFAULT (the subject itself).
+    pub principal_mapping_rules: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -291,6 +341,8 @@ impl Default for ServerConfig {
             first_request_timeout_ms: 10_000,
             shutdown_grace_ms: 5_000,
             max_inflight_requests: 64,
+            ssl: SslConfig::default(),
+            listener_ssl: HashMap::new(),
         }
     }
 }
@@ -390,6 +442,7 @@ impl Config {
         let mut kafka_env: Vec<_> = env.iter().filter(|(k, _)| k.starts_with("KAFKA_")).collect();
         kafka_env.sort();
         let mut kafka_pairs = Vec::new();
+        let mut image_pairs = Vec::new();
         let mut runtime = Vec::new();
         for (k, v) in kafka_env {
             let rest = k.strip_prefix("KAFKA_CFG_").or_else(|| k.strip_prefix("KAFKA_")).unwrap_or(k);
@@ -401,7 +454,10 @@ impl Config {
                 .replace('_', ".")
                 .replace('\u{1}', "-")
                 .replace('\u{2}', "_");
-            if kafka_key(&key).is_some() {
+            if let Some(pair) = image_ssl_variable(rest, v, k)? {
+                // The image sets these over the variables they stand for: they come last.
+                image_pairs.push(pair);
+            } else if kafka_key(&key).is_some() {
                 kafka_pairs.push((key, v.clone(), format!("environment variable {k}")));
             } else if is_image_variable(rest) {
                 runtime.push(k.as_str());
@@ -414,7 +470,7 @@ impl Config {
             tracing::info!(variables = %runtime.join(" "),
                 "accepted JVM, JMX and container-image variables; they have no meaning for gregor");
         }
-        for (key, value, origin) in &kafka_pairs {
+        for (key, value, origin) in kafka_pairs.iter().chain(&image_pairs) {
             builder = apply_kafka_key(builder, key, value, origin)?;
         }
         let built = builder.build().map_err(|e| ConfigError::Invalid(e.to_string()))?;
@@ -548,6 +604,279 @@ pub struct ListenerSpec {
     pub bind: String,
     /// What clients connecting through it are told; `None`: the address each one dialled.
     pub advertised: Option<(String, u16)>,
+    /// How its connections are secured (its entry in `listener.security.protocol.map`).
+    pub security: ListenerSecurity,
+}
+
+/// The security protocols gregor serves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListenerSecurity {
+    Plaintext,
+    /// TLS, with the listener's resolved settings.
+    Ssl(Box<SslSettings>),
+}
+
+/// Whether TLS clients must show a certificate (`ssl.client.auth`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientAuth {
+    None,
+    /// A client may show one; if it does, it must verify.
+    Requested,
+    Required,
+}
+
+/// A TLS version gregor can offer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsVersion {
+    Tls12,
+    Tls13,
+}
+
+/// Where a listener's private key and certificate chain come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeySource {
+    /// One PEM file holding both (`ssl.keystore.location`).
+    File(PathBuf),
+    /// PEM text given in the settings (`ssl.keystore.key`, `ssl.keystore.certificate.chain`).
+    Inline { key: String, chain: String },
+}
+
+/// Where the CA certificates that verify clients come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TrustSource {
+    File(PathBuf),
+    Inline(String),
+}
+
+/// One SSL listener's TLS settings: its own `listener.name.<name>.ssl.*` over the global
+/// `ssl.*`, checked. Files are not read here; `server::tls` reads them at start and names the
+/// setting ([`SslSettings::key`]) when one is missing or wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SslSettings {
+    /// The listener's name, as in `listeners` (upper case).
+    pub listener: String,
+    pub keystore: KeySource,
+    pub key_password: Option<String>,
+    pub truststore: Option<TrustSource>,
+    pub client_auth: ClientAuth,
+    pub protocols: Vec<TlsVersion>,
+    /// Names as given; empty for the TLS library's own list.
+    pub cipher_suites: Vec<String>,
+    pub principal_mapping_rules: String,
+    /// Store passwords given (`ssl.keystore.password`, `ssl.truststore.password`), which PEM
+    /// files do not use: named so the start can say so.
+    pub unused_passwords: Vec<String>,
+    /// The settings this listener sets itself (field names of [`SslConfig`]).
+    overridden: Vec<&'static str>,
+}
+
+impl SslSettings {
+    /// How to name the setting behind `field` (a field of [`SslConfig`]) in a message: its
+    /// Kafka name, listener prefix included when this listener sets it, and gregor's TOML path.
+    pub fn key(&self, field: &str) -> String {
+        ssl_key_name(&self.listener, &self.overridden, field)
+    }
+}
+
+/// See [`SslSettings::key`].
+fn ssl_key_name(listener: &str, overridden: &[&str], field: &str) -> String {
+    let kafka = field.replace('_', ".");
+    let lower = listener.to_ascii_lowercase();
+    if overridden.contains(&field) {
+        format!("listener.name.{lower}.ssl.{kafka} (server.listener_ssl.{lower}.{field})")
+    } else {
+        format!("ssl.{kafka} (server.ssl.{field})")
+    }
+}
+
+/// Each field of [`SslConfig`] and its path under `server.ssl`. A field's Kafka name is `ssl.`
+/// and the field, `_` read as `.`.
+const SSL_PATHS: &[(&str, &str)] = &[
+    ("keystore_type", "server.ssl.keystore_type"),
+    ("keystore_location", "server.ssl.keystore_location"),
+    ("keystore_key", "server.ssl.keystore_key"),
+    ("keystore_certificate_chain", "server.ssl.keystore_certificate_chain"),
+    ("keystore_password", "server.ssl.keystore_password"),
+    ("key_password", "server.ssl.key_password"),
+    ("truststore_type", "server.ssl.truststore_type"),
+    ("truststore_location", "server.ssl.truststore_location"),
+    ("truststore_certificates", "server.ssl.truststore_certificates"),
+    ("truststore_password", "server.ssl.truststore_password"),
+    ("client_auth", "server.ssl.client_auth"),
+    ("enabled_protocols", "server.ssl.enabled_protocols"),
+    ("cipher_suites", "server.ssl.cipher_suites"),
+    ("principal_mapping_rules", "server.ssl.principal_mapping_rules"),
+];
+
+impl SslConfig {
+    /// The value of `field`, blank counted as unset (a compose file's `KAFKA_SSL_KEY_PASSWORD=`).
+    fn get(&self, field: &str) -> Option<String> {
+        let path = |p: &Option<PathBuf>| p.as_ref().map(|p| p.display().to_string());
+        let value = match field {
+            "keystore_type" => self.keystore_type.clone(),
+            "keystore_location" => path(&self.keystore_location),
+            "keystore_key" => self.keystore_key.clone(),
+            "keystore_certificate_chain" => self.keystore_certificate_chain.clone(),
+            "keystore_password" => self.keystore_password.clone(),
+            "key_password" => self.key_password.clone(),
+            "truststore_type" => self.truststore_type.clone(),
+            "truststore_location" => path(&self.truststore_location),
+            "truststore_certificates" => self.truststore_certificates.clone(),
+            "truststore_password" => self.truststore_password.clone(),
+            "client_auth" => self.client_auth.clone(),
+            "enabled_protocols" => self.enabled_protocols.clone(),
+            "cipher_suites" => self.cipher_suites.clone(),
+            "principal_mapping_rules" => self.principal_mapping_rules.clone(),
+            _ => None,
+        };
+        value.filter(|v| !v.trim().is_empty())
+    }
+}
+
+impl ServerConfig {
+    /// The TLS settings of the SSL listener `name`, resolved and checked.
+    pub fn ssl_settings(&self, name: &str) -> Result<SslSettings, ConfigError> {
+        let lower = name.to_ascii_lowercase();
+        let own = self.listener_ssl.iter().find(|(k, _)| k.to_ascii_lowercase() == lower).map(|(_, v)| v);
+        let mut overridden = Vec::new();
+        let mut values = HashMap::new();
+        for &(field, _) in SSL_PATHS {
+            if let Some(v) = own.and_then(|o| o.get(field)) {
+                overridden.push(field);
+                values.insert(field, v);
+            } else if let Some(v) = self.ssl.get(field) {
+                values.insert(field, v);
+            }
+        }
+        let bad = |field: &str, reason: String| ConfigError::BadValue {
+            key: ssl_key_name(name, &overridden, field),
+            origin: format!("configuration of the SSL listener {name}"),
+            reason,
+        };
+        // What to run on a JKS or PKCS12 store to get the PEM file gregor reads.
+        let keystore_howto = "`openssl pkcs12 -in STORE.p12 -nodes -out server.pem` (key and chain in one file)";
+        let truststore_howto = "`openssl pkcs12 -in STORE.p12 -nokeys -out ca.pem`";
+        for (field, store, howto) in
+            [("keystore_type", "keystore", keystore_howto), ("truststore_type", "truststore", truststore_howto)]
+        {
+            if let Some(kind) = values.get(field).filter(|t| !t.trim().eq_ignore_ascii_case("PEM")) {
+                return Err(bad(
+                    field,
+                    format!(
+                        "{} {store}s are not supported: gregor reads PEM only. Convert the store to PEM \
+                         (a JKS one first to PKCS12: `keytool -importkeystore -srckeystore STORE.jks \
+                         -destkeystore STORE.p12 -deststoretype PKCS12`; then {howto}) and set it to PEM",
+                        kind.trim()
+                    ),
+                ));
+            }
+        }
+        let (location, key, chain) =
+            (values.get("keystore_location"), values.get("keystore_key"), values.get("keystore_certificate_chain"));
+        let keystore = match (location, key, chain) {
+            (Some(path), None, None) => KeySource::File(PathBuf::from(path)),
+            (None, Some(key), Some(chain)) => KeySource::Inline { key: key.clone(), chain: chain.clone() },
+            (Some(_), _, _) => {
+                return Err(bad(
+                    "keystore_location",
+                    "is set together with ssl.keystore.key / ssl.keystore.certificate.chain; set one or the other"
+                        .into(),
+                ))
+            }
+            (None, Some(_), None) => {
+                return Err(bad("keystore_certificate_chain", "is needed with ssl.keystore.key".into()));
+            }
+            (None, None, Some(_)) => {
+                return Err(bad("keystore_key", "is needed with ssl.keystore.certificate.chain".into()));
+            }
+            (None, None, None) => {
+                return Err(bad(
+                    "keystore_location",
+                    "is not set: an SSL listener needs a private key and certificate chain, in one PEM file \
+                     (ssl.keystore.location) or inline (ssl.keystore.key and ssl.keystore.certificate.chain)"
+                        .into(),
+                ))
+            }
+        };
+        let truststore = match (values.get("truststore_location"), values.get("truststore_certificates")) {
+            (Some(_), Some(_)) => {
+                return Err(bad(
+                    "truststore_location",
+                    "is set together with ssl.truststore.certificates; set one or the other".into(),
+                ))
+            }
+            (Some(path), None) => Some(TrustSource::File(PathBuf::from(path))),
+            (None, Some(pem)) => Some(TrustSource::Inline(pem.clone())),
+            (None, None) => None,
+        };
+        let client_auth = match values.get("client_auth").map(|v| v.trim().to_ascii_lowercase()).as_deref() {
+            None | Some("none") => ClientAuth::None,
+            Some("requested") => ClientAuth::Requested,
+            Some("required") => ClientAuth::Required,
+            Some(other) => {
+                return Err(bad("client_auth", format!("`{other}` is not one of none, requested, required")));
+            }
+        };
+        if client_auth != ClientAuth::None && truststore.is_none() {
+            return Err(bad(
+                "truststore_location",
+                "is not set: client certificates (ssl.client.auth requested or required) are verified \
+                 against the CA certificates of ssl.truststore.location or ssl.truststore.certificates"
+                    .into(),
+            ));
+        }
+        let protocols = match values.get("enabled_protocols") {
+            Some(list) => parse_tls_versions(list).map_err(|reason| bad("enabled_protocols", reason))?,
+            None => vec![TlsVersion::Tls12, TlsVersion::Tls13],
+        };
+        let cipher_suites = values
+            .get("cipher_suites")
+            .map(|list| list.split(',').map(str::trim).filter(|c| !c.is_empty()).map(String::from).collect())
+            .unwrap_or_default();
+        let principal_mapping_rules =
+            values.get("principal_mapping_rules").cloned().unwrap_or_else(|| "DEFAULT".into());
+        crate::auth::ssl_mapping::SslPrincipalMapper::parse(&principal_mapping_rules)
+            .map_err(|e| bad("principal_mapping_rules", e.to_string()))?;
+        let unused_passwords = ["keystore_password", "truststore_password"]
+            .into_iter()
+            .filter(|f| values.contains_key(f))
+            .map(|f| ssl_key_name(name, &overridden, f))
+            .collect();
+        Ok(SslSettings {
+            listener: name.to_string(),
+            keystore,
+            key_password: values.get("key_password").cloned(),
+            truststore,
+            client_auth,
+            protocols,
+            cipher_suites,
+            principal_mapping_rules,
+            unused_passwords,
+            overridden,
+        })
+    }
+}
+
+/// `ssl.enabled.protocols`. Versions older than TLS 1.2 are left out with a warning (Java's
+/// own security policy disables them too, so a Kafka broker does not offer them either); an
+/// unknown name, or a list with nothing gregor can offer, is an error.
+fn parse_tls_versions(list: &str) -> Result<Vec<TlsVersion>, String> {
+    let mut versions = Vec::new();
+    for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        match name {
+            "TLSv1.2" => versions.push(TlsVersion::Tls12),
+            "TLSv1.3" => versions.push(TlsVersion::Tls13),
+            "TLSv1" | "TLSv1.1" | "SSLv3" | "SSLv2Hello" => {
+                tracing::warn!(protocol = name, "ssl.enabled.protocols: {name} is obsolete and not offered");
+            }
+            other => return Err(format!("`{other}` is not a TLS version (use TLSv1.2 and/or TLSv1.3)")),
+        }
+    }
+    versions.dedup();
+    if versions.is_empty() {
+        return Err(format!("`{list}` leaves no version gregor offers: list TLSv1.2 and/or TLSv1.3"));
+    }
+    Ok(versions)
 }
 
 /// Kafka's `listener.security.protocol.map` default.
@@ -592,12 +921,18 @@ impl Config {
                 ));
             }
             let advertised = s.advertised.as_deref().and_then(parse_host_port);
-            return Ok(vec![ListenerSpec { name: "PLAINTEXT".into(), bind: s.listen.clone(), advertised }]);
+            return Ok(vec![ListenerSpec {
+                name: "PLAINTEXT".into(),
+                bind: s.listen.clone(),
+                advertised,
+                security: ListenerSecurity::Plaintext,
+            }]);
         };
         if s.advertised.is_some() {
             return Err(bad(
                 "server.advertised",
-                "applies to server.listen only; with named listeners use server.advertised_listeners                  (Kafka's `advertised.listeners`)"
+                "applies to server.listen only; with named listeners use server.advertised_listeners \
+                 (Kafka's `advertised.listeners`)"
                     .into(),
             ));
         }
@@ -651,21 +986,35 @@ impl Config {
             if controllers.contains(&name) {
                 continue;
             }
-            if protocol != "PLAINTEXT" {
-                return Err(bad(
-                    "server.listener_security_protocol_map",
-                    format!(
-                        "the listener {name} uses {protocol}; gregor serves PLAINTEXT listeners only so far                          (TLS and SASL are not implemented yet), and will not serve it in the clear"
-                    ),
-                ));
-            }
+            let security = match protocol.as_str() {
+                "PLAINTEXT" => ListenerSecurity::Plaintext,
+                "SSL" => ListenerSecurity::Ssl(Box::new(s.ssl_settings(&name)?)),
+                "SASL_PLAINTEXT" | "SASL_SSL" => {
+                    return Err(bad(
+                        "server.listener_security_protocol_map",
+                        format!(
+                            "the listener {name} uses {protocol}; gregor serves PLAINTEXT and SSL listeners only so \
+                             far (SASL is not implemented yet), and will not serve it without authentication"
+                        ),
+                    ))
+                }
+                other => {
+                    return Err(bad(
+                        "server.listener_security_protocol_map",
+                        format!(
+                            "maps the listener {name} to `{other}`, which is not a security protocol \
+                             (PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL)"
+                        ),
+                    ))
+                }
+            };
             let bind_host = if host.is_empty() { "0.0.0.0".to_string() } else { host };
             let bind =
                 if bind_host.contains(':') { format!("[{bind_host}]:{port}") } else { format!("{bind_host}:{port}") };
             if port != 0 && specs.iter().any(|l: &ListenerSpec| l.bind.ends_with(&format!(":{port}"))) {
                 return Err(bad("server.listeners", format!("two listeners use port {port}")));
             }
-            specs.push(ListenerSpec { advertised: advertised.remove(&name), name, bind });
+            specs.push(ListenerSpec { advertised: advertised.remove(&name), name, bind, security });
         }
         if specs.is_empty() {
             return Err(bad(
@@ -725,24 +1074,116 @@ pub fn parse_host_port(s: &str) -> Option<(String, u16)> {
     (!host.is_empty()).then(|| (host.to_string(), port))
 }
 
-/// Java properties, the subset server.properties files use: `key=value` or `key: value`,
-/// `#`/`!` comments, blank lines.
+/// Java properties, as server.properties files use them: `key=value` or `key: value`, `#`/`!`
+/// comments, blank lines, a line ending in a backslash continued on the next (whose leading
+/// blanks are dropped: how inline PEM is written), and backslash escapes (`\\`, `\t`, `\n`,
+/// `\uXXXX`, `\=`). Values are trimmed at both ends.
 fn parse_properties(text: &str) -> Vec<(String, String)> {
-    text.lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#') && !l.starts_with('!'))
-        .filter_map(|l| {
-            let idx = l.find(['=', ':'])?;
-            Some((l[..idx].trim().to_string(), l[idx + 1..].trim().to_string()))
-        })
-        .collect()
+    let mut out = Vec::new();
+    let mut lines = text.lines();
+    while let Some(line) = lines.next() {
+        let line = line.trim_start();
+        if line.is_empty() || line.starts_with('#') || line.starts_with('!') {
+            continue;
+        }
+        let mut logical = line.to_string();
+        while logical.chars().rev().take_while(|&c| c == '\\').count() % 2 == 1 {
+            logical.pop();
+            match lines.next() {
+                Some(next) => logical.push_str(next.trim_start()),
+                None => break,
+            }
+        }
+        // The first `=` or `:` that no backslash escapes ends the key.
+        let mut escaped = false;
+        let separator = logical.char_indices().find(|&(_, c)| {
+            let found = !escaped && (c == '=' || c == ':');
+            escaped = !escaped && c == '\\';
+            found
+        });
+        if let Some((idx, _)) = separator {
+            out.push((unescape_property(logical[..idx].trim()), unescape_property(logical[idx + 1..].trim())));
+        }
+    }
+    out
+}
+
+/// Java's escapes in a properties key or value.
+fn unescape_property(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('t') => out.push('\t'),
+            Some('n') => out.push('\n'),
+            Some('r') => out.push('\r'),
+            Some('f') => out.push('\u{c}'),
+            Some('u') => {
+                let hex: String = chars.clone().take(4).collect();
+                match u32::from_str_radix(&hex, 16).ok().and_then(char::from_u32).filter(|_| hex.len() == 4) {
+                    Some(ch) => {
+                        out.push(ch);
+                        chars.nth(3);
+                    }
+                    None => out.push('u'),
+                }
+            }
+            Some(other) => out.push(other),
+            None => {}
+        }
+    }
+    out
+}
+
+/// Where the apache/kafka image keeps the files its TLS variables name.
+const IMAGE_SECRETS_DIR: &str = "/etc/kafka/secrets";
+
+/// The apache/kafka image's TLS variables (`KAFKA_SSL_KEYSTORE_FILENAME` and the like, `name`
+/// without its `KAFKA_`), which name files in its secrets directory instead of setting Kafka
+/// settings themselves: the Kafka setting each stands for and its value, as the image's start
+/// script derives them. `None` for any other variable.
+fn image_ssl_variable(
+    name: &str,
+    value: &str,
+    variable: &str,
+) -> Result<Option<(String, String, String)>, ConfigError> {
+    let (key, password) = match name {
+        "SSL_KEYSTORE_FILENAME" => ("ssl.keystore.location", false),
+        "SSL_TRUSTSTORE_FILENAME" => ("ssl.truststore.location", false),
+        "SSL_KEY_CREDENTIALS" => ("ssl.key.password", true),
+        "SSL_KEYSTORE_CREDENTIALS" => ("ssl.keystore.password", true),
+        "SSL_TRUSTSTORE_CREDENTIALS" => ("ssl.truststore.password", true),
+        _ => return Ok(None),
+    };
+    let origin = format!("environment variable {variable}");
+    let path = Path::new(IMAGE_SECRETS_DIR).join(value.trim());
+    if !password {
+        return Ok(Some((key.into(), path.display().to_string(), origin)));
+    }
+    match std::fs::read_to_string(&path) {
+        Ok(text) => Ok(Some((key.into(), text.trim_end_matches(['\n', '\r']).to_string(), origin))),
+        Err(e) if key == "ssl.key.password" => Err(ConfigError::BadValue {
+            key: variable.into(),
+            origin,
+            reason: format!("cannot read the key password from {}: {e}", path.display()),
+        }),
+        // Store passwords mean nothing for PEM files: a missing one is no reason to stop.
+        Err(_) => Ok(Some((key.into(), "(unread)".into(), origin))),
+    }
 }
 
 /// What a Kafka setting means to gregor.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum KafkaKey {
     /// Maps to one of our keys, value as given.
     Maps(&'static str),
+    /// `listener.name.<listener>.ssl.<setting>`: one listener's TLS setting, a field of
+    /// [`SslConfig`] under `server.listener_ssl.<listener>`.
+    ListenerSsl { listener: String, field: &'static str },
     /// Maps to one of our keys, the value multiplied (hours to milliseconds); -1 stays -1.
     Scaled(&'static str, i64),
     /// Known Kafka setting with no meaning for a single gregor node: accepted and ignored.
@@ -785,9 +1226,50 @@ fn is_image_variable(name: &str) -> bool {
     EXACT.contains(&name) || name.starts_with("ZOOKEEPER_") || name.starts_with("CONTROLLER_USER")
 }
 
+/// Kafka's TLS settings that change nothing for gregor: how Java picks its TLS engine and
+/// random source, the client-side host name check of inter-broker connections (gregor makes
+/// none), and what a dynamic update may change.
+const IGNORED_SSL_SETTINGS: &[&str] = &[
+    "protocol",
+    "provider",
+    "keymanager.algorithm",
+    "trustmanager.algorithm",
+    "secure.random.implementation",
+    "endpoint.identification.algorithm",
+    "allow.dn.changes",
+    "allow.san.changes",
+];
+
+/// `ssl.<setting>` (without the `ssl.`) as a field of [`SslConfig`], or ignored.
+fn ssl_setting(rest: &str) -> Option<KafkaKey> {
+    if IGNORED_SSL_SETTINGS.contains(&rest) {
+        return Some(KafkaKey::Ignored);
+    }
+    let field = rest.replace('.', "_");
+    SSL_PATHS.iter().find(|(f, _)| *f == field).map(|(f, _)| KafkaKey::Maps(f))
+}
+
 /// Translates a Kafka broker setting name.
 pub fn kafka_key(key: &str) -> Option<KafkaKey> {
     use KafkaKey::*;
+    if let Some(rest) = key.strip_prefix("listener.name.") {
+        // The listener name cannot hold a dot, so the first one ends it.
+        let (listener, setting) = rest.split_once('.')?;
+        let valid = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-';
+        if listener.is_empty() || !listener.chars().all(valid) {
+            return None;
+        }
+        return match ssl_setting(setting.strip_prefix("ssl.")?)? {
+            Maps(field) => Some(ListenerSsl { listener: listener.to_ascii_lowercase(), field }),
+            other => Some(other),
+        };
+    }
+    if let Some(rest) = key.strip_prefix("ssl.") {
+        return match ssl_setting(rest)? {
+            Maps(field) => Some(Maps(SSL_PATHS.iter().find(|(f, _)| *f == field).map(|(_, p)| *p)?)),
+            other => Some(other),
+        };
+    }
     Some(match key {
         "listeners" => Maps("server.listeners"),
         "advertised.listeners" => Maps("server.advertised_listeners"),
@@ -889,6 +1371,9 @@ fn apply_kafka_key(
             let v = if path == "log.dir" { value.split(',').next().unwrap_or(value).trim() } else { value };
             set(builder, path, v)
         }
+        Some(KafkaKey::ListenerSsl { listener, field }) => {
+            set(builder, &format!("server.listener_ssl.{listener}.{field}"), value)
+        }
         Some(KafkaKey::Scaled(path, factor)) => {
             let n: i64 = value.trim().parse().map_err(|_| bad(format!("`{value}` is not a whole number")))?;
             let scaled =
@@ -936,7 +1421,8 @@ mod tests {
             [ListenerSpec {
                 name: "PLAINTEXT".into(),
                 bind: "0.0.0.0:19092".into(),
-                advertised: Some(("kafka".into(), 9092))
+                advertised: Some(("kafka".into(), 9092)),
+                security: ListenerSecurity::Plaintext,
             }]
         );
     }
@@ -953,6 +1439,7 @@ mod tests {
             name: name.into(),
             bind: bind.into(),
             advertised: adv.map(|(h, p)| (h.to_string(), p)),
+            security: ListenerSecurity::Plaintext,
         };
         // The apache/kafka image's usual two-listener setup, in both spellings.
         for prefix in ["KAFKA_", "KAFKA_CFG_"] {
@@ -994,7 +1481,13 @@ mod tests {
     #[test]
     fn listener_mistakes_name_the_key() {
         let cases: &[(&[(&str, &str)], &str)] = &[
-            (&[("KAFKA_LISTENERS", "SSL://:9093")], "gregor serves PLAINTEXT listeners only"),
+            (&[("KAFKA_LISTENERS", "SASL_SSL://:9093")], "gregor serves PLAINTEXT and SSL listeners only so far"),
+            (&[("KAFKA_LISTENERS", "SASL_PLAINTEXT://:9093")], "will not serve it without authentication"),
+            (
+                &[("KAFKA_LISTENERS", "A://:9093"), ("KAFKA_LISTENER_SECURITY_PROTOCOL_MAP", "A:TLS")],
+                "which is not a security protocol",
+            ),
+            (&[("KAFKA_LISTENERS", "SSL://:9093")], "ssl.keystore.location (server.ssl.keystore_location)"),
             (&[("KAFKA_LISTENERS", "INTERNAL://:9093")], "no security protocol for the listener INTERNAL"),
             (
                 &[("KAFKA_LISTENERS", "PLAINTEXT://:9092"), ("KAFKA_ADVERTISED_LISTENERS", "OTHER://h:1")],
@@ -1016,6 +1509,229 @@ mod tests {
             assert!(err.contains(want), "{pairs:?}: {err}");
             assert!(err.contains("server."), "names the key: {err}");
         }
+    }
+
+    /// The SSL listener's settings (the only SSL listener of `pairs`), or the error's text.
+    fn ssl_of(pairs: &[(&str, &str)]) -> Result<SslSettings, String> {
+        let cfg = Config::load(None, &env(pairs), &Overrides::default()).map_err(|e| e.to_string())?;
+        let specs = cfg.listeners().map_err(|e| e.to_string())?;
+        specs
+            .into_iter()
+            .find_map(|l| match l.security {
+                ListenerSecurity::Ssl(s) => Some(*s),
+                ListenerSecurity::Plaintext => None,
+            })
+            .ok_or_else(|| "no SSL listener".to_string())
+    }
+
+    #[test]
+    fn ssl_listener_from_compose_variables() {
+        let s = ssl_of(&[
+            ("KAFKA_LISTENERS", "PLAINTEXT://:9092,SSL://:9093"),
+            ("KAFKA_ADVERTISED_LISTENERS", "PLAINTEXT://kafka:9092,SSL://kafka:9093"),
+            ("KAFKA_LISTENER_SECURITY_PROTOCOL_MAP", "PLAINTEXT:PLAINTEXT,SSL:SSL"),
+            ("KAFKA_SSL_KEYSTORE_TYPE", "PEM"),
+            ("KAFKA_SSL_KEYSTORE_LOCATION", "/etc/kafka/secrets/server.pem"),
+            ("KAFKA_SSL_KEY_PASSWORD", ""),
+            ("KAFKA_SSL_TRUSTSTORE_TYPE", "pem"),
+            ("KAFKA_SSL_TRUSTSTORE_LOCATION", "/etc/kafka/secrets/ca.pem"),
+            ("KAFKA_SSL_CLIENT_AUTH", "required"),
+            ("KAFKA_SSL_ENABLED_PROTOCOLS", "TLSv1.3"),
+            ("KAFKA_SSL_CIPHER_SUITES", "TLS_AES_256_GCM_SHA384, TLS_AES_128_GCM_SHA256"),
+            ("KAFKA_SSL_PRINCIPAL_MAPPING_RULES", "RULE:^CN=([^,]+).*$/$1/L,DEFAULT"),
+            ("KAFKA_SSL_ENDPOINT_IDENTIFICATION_ALGORITHM", ""),
+            ("KAFKA_SSL_PROTOCOL", "TLSv1.3"),
+        ])
+        .unwrap();
+        assert_eq!(s.listener, "SSL");
+        assert_eq!(s.keystore, KeySource::File("/etc/kafka/secrets/server.pem".into()));
+        assert_eq!(s.key_password, None, "a blank value is no value");
+        assert_eq!(s.truststore, Some(TrustSource::File("/etc/kafka/secrets/ca.pem".into())));
+        assert_eq!(s.client_auth, ClientAuth::Required);
+        assert_eq!(s.protocols, [TlsVersion::Tls13]);
+        assert_eq!(s.cipher_suites, ["TLS_AES_256_GCM_SHA384", "TLS_AES_128_GCM_SHA256"]);
+        assert_eq!(s.principal_mapping_rules, "RULE:^CN=([^,]+).*$/$1/L,DEFAULT");
+        // Defaults: both TLS versions, no client certificates, the subject as the name.
+        let s = ssl_of(&[("KAFKA_LISTENERS", "SSL://:9093"), ("KAFKA_SSL_KEYSTORE_LOCATION", "/k.pem")]).unwrap();
+        assert_eq!((s.client_auth, s.truststore, s.protocols.len()), (ClientAuth::None, None, 2));
+        assert_eq!(s.principal_mapping_rules, "DEFAULT");
+        // Versions older than TLS 1.2 are dropped, as Java's security policy does.
+        let s = ssl_of(&[
+            ("KAFKA_LISTENERS", "SSL://:9093"),
+            ("KAFKA_SSL_KEYSTORE_LOCATION", "/k.pem"),
+            ("KAFKA_SSL_ENABLED_PROTOCOLS", "TLSv1.2,TLSv1.1,TLSv1"),
+        ])
+        .unwrap();
+        assert_eq!(s.protocols, [TlsVersion::Tls12]);
+        // SSL settings without an SSL listener change nothing.
+        let cfg = Config::load(None, &env(&[("KAFKA_SSL_KEYSTORE_TYPE", "JKS")]), &Overrides::default()).unwrap();
+        assert_eq!(cfg.listeners().unwrap()[0].security, ListenerSecurity::Plaintext);
+    }
+
+    #[test]
+    fn a_listeners_own_ssl_settings_win_and_are_named_in_errors() {
+        let base = [
+            ("KAFKA_LISTENERS", "CLIENT_SSL://:9093,INTERNAL://:9094"),
+            ("KAFKA_LISTENER_SECURITY_PROTOCOL_MAP", "CLIENT_SSL:SSL,INTERNAL:SSL"),
+            ("KAFKA_SSL_KEYSTORE_LOCATION", "/global.pem"),
+            ("KAFKA_SSL_TRUSTSTORE_LOCATION", "/ca.pem"),
+            ("KAFKA_SSL_CLIENT_AUTH", "required"),
+            ("KAFKA_LISTENER_NAME_CLIENT__SSL_SSL_CLIENT_AUTH", "requested"),
+            ("KAFKA_LISTENER_NAME_CLIENT__SSL_SSL_KEYSTORE_LOCATION", "/client.pem"),
+        ];
+        let cfg = Config::load(None, &env(&base), &Overrides::default()).unwrap();
+        let by_name: HashMap<String, SslSettings> = cfg
+            .listeners()
+            .unwrap()
+            .into_iter()
+            .map(|l| match l.security {
+                ListenerSecurity::Ssl(s) => (l.name, *s),
+                ListenerSecurity::Plaintext => panic!("{} is SSL", l.name),
+            })
+            .collect();
+        let client = &by_name["CLIENT_SSL"];
+        assert_eq!(
+            (client.client_auth, &client.keystore),
+            (ClientAuth::Requested, &KeySource::File("/client.pem".into()))
+        );
+        assert_eq!(client.truststore, Some(TrustSource::File("/ca.pem".into())), "inherited");
+        let internal = &by_name["INTERNAL"];
+        assert_eq!(
+            (internal.client_auth, &internal.keystore),
+            (ClientAuth::Required, &KeySource::File("/global.pem".into()))
+        );
+        assert_eq!(
+            client.key("client_auth"),
+            "listener.name.client_ssl.ssl.client.auth (server.listener_ssl.client_ssl.client_auth)"
+        );
+        assert_eq!(client.key("truststore_location"), "ssl.truststore.location (server.ssl.truststore_location)");
+
+        let mut bad = base.to_vec();
+        bad.push(("KAFKA_LISTENER_NAME_CLIENT__SSL_SSL_KEYSTORE_TYPE", "PKCS12"));
+        let err = ssl_of(&bad).unwrap_err();
+        assert!(err.contains("listener.name.client_ssl.ssl.keystore.type"), "{err}");
+        assert!(
+            err.contains("PKCS12 keystores are not supported") && err.contains("Convert the store to PEM"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn ssl_settings_in_toml_and_properties_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let toml = dir.path().join("g.toml");
+        std::fs::write(
+            &toml,
+            "[server]\nlisteners = \"PLAINTEXT://:9092,EXTERNAL://:9093\"\n\
+             listener_security_protocol_map = \"PLAINTEXT:PLAINTEXT,EXTERNAL:SSL\"\n\
+             [server.ssl]\nkeystore_key = \"KEY\"\nkeystore_certificate_chain = \"CHAIN\"\n\
+             truststore_certificates = \"CAS\"\n\
+             [server.listener_ssl.external]\nclient_auth = \"required\"\n",
+        )
+        .unwrap();
+        let cfg = Config::load(Some(&toml), &env(&[]), &Overrides::default()).unwrap();
+        let ListenerSecurity::Ssl(s) = &cfg.listeners().unwrap()[1].security else { panic!("EXTERNAL is SSL") };
+        assert_eq!(s.keystore, KeySource::Inline { key: "KEY".into(), chain: "CHAIN".into() });
+        assert_eq!((s.client_auth, &s.truststore), (ClientAuth::Required, &Some(TrustSource::Inline("CAS".into()))));
+
+        // A server.properties with inline PEM continued over lines, as Kafka's docs write it.
+        let props = dir.path().join("server.properties");
+        std::fs::write(
+            &props,
+            "listeners=SSL://:9093\n\
+             ssl.keystore.type=PEM\n\
+             ssl.keystore.certificate.chain=-----BEGIN CERTIFICATE----- \\\n    MIIB \\\n    -----END CERTIFICATE-----\n\
+             ssl.keystore.key=-----BEGIN PRIVATE KEY----- MIIE -----END PRIVATE KEY-----\n\
+             ssl.key.password=s\\=cret\n\
+             ssl.principal.mapping.rules=RULE:^CN=((\\\\\\\\, *|\\\\w)+)(,.*|$)/$1/,DEFAULT\n\
+             listener.name.ssl.ssl.enabled.protocols=TLSv1.2\n",
+        )
+        .unwrap();
+        let cfg = Config::load(Some(&props), &env(&[]), &Overrides::default()).unwrap();
+        let ListenerSecurity::Ssl(s) = &cfg.listeners().unwrap()[0].security else { panic!("SSL") };
+        let KeySource::Inline { chain, .. } = &s.keystore else { panic!("inline") };
+        assert_eq!(chain, "-----BEGIN CERTIFICATE----- MIIB -----END CERTIFICATE-----");
+        assert_eq!(s.key_password.as_deref(), Some("s=cret"));
+        assert_eq!(s.principal_mapping_rules, r"RULE:^CN=((\\, *|\w)+)(,.*|$)/$1/,DEFAULT");
+        assert_eq!(s.protocols, [TlsVersion::Tls12]);
+        std::fs::write(&props, "listeners=SSL://:9093\nssl.keystore.location=/k\nssl.keystore.typo=PEM\n").unwrap();
+        let err = Config::load(Some(&props), &env(&[]), &Overrides::default()).unwrap_err().to_string();
+        assert!(err.contains("ssl.keystore.typo"), "{err}");
+    }
+
+    #[test]
+    fn the_kafka_images_secret_file_variables() {
+        let dir = tempfile::tempdir().unwrap();
+        let creds = dir.path().join("key_creds");
+        std::fs::write(&creds, "hunter2\n").unwrap();
+        let keystore = dir.path().join("server.pem");
+        let (creds, keystore) = (creds.display().to_string(), keystore.display().to_string());
+        let s = ssl_of(&[
+            ("KAFKA_LISTENERS", "SSL://:9093"),
+            ("KAFKA_SSL_KEYSTORE_LOCATION", "/overridden.pem"),
+            ("KAFKA_SSL_KEYSTORE_FILENAME", &keystore),
+            ("KAFKA_SSL_KEY_CREDENTIALS", &creds),
+            ("KAFKA_SSL_KEYSTORE_CREDENTIALS", "no-such-file"),
+        ])
+        .unwrap();
+        assert_eq!(s.keystore, KeySource::File(keystore.clone().into()), "the image's file name wins");
+        assert_eq!(s.key_password.as_deref(), Some("hunter2"));
+        assert_eq!(s.unused_passwords, ["ssl.keystore.password (server.ssl.keystore_password)"]);
+        // A file name alone is looked for where the image keeps its secrets.
+        let s = ssl_of(&[("KAFKA_LISTENERS", "SSL://:9093"), ("KAFKA_SSL_KEYSTORE_FILENAME", "kafka.pem")]).unwrap();
+        assert_eq!(s.keystore, KeySource::File("/etc/kafka/secrets/kafka.pem".into()));
+        let err =
+            ssl_of(&[("KAFKA_LISTENERS", "SSL://:9093"), ("KAFKA_SSL_KEY_CREDENTIALS", "/no/such/creds")]).unwrap_err();
+        assert!(err.contains("KAFKA_SSL_KEY_CREDENTIALS") && err.contains("/no/such/creds"), "{err}");
+    }
+
+    #[test]
+    #[allow(clippy::type_complexity)]
+    fn ssl_mistakes_name_the_key() {
+        let ssl = [("KAFKA_LISTENERS", "SSL://:9093"), ("KAFKA_SSL_KEYSTORE_LOCATION", "/k.pem")];
+        let cases: &[(&[(&str, &str)], &str, &str)] = &[
+            (&[("KAFKA_SSL_KEYSTORE_TYPE", "JKS")], "ssl.keystore.type", "JKS keystores are not supported"),
+            (&[("KAFKA_SSL_TRUSTSTORE_TYPE", "JKS")], "ssl.truststore.type", "-nokeys -out ca.pem"),
+            (&[("KAFKA_SSL_KEYSTORE_KEY", "K")], "ssl.keystore.location", "set one or the other"),
+            (&[("KAFKA_SSL_CLIENT_AUTH", "always")], "ssl.client.auth", "`always` is not one of"),
+            (&[("KAFKA_SSL_CLIENT_AUTH", "required")], "ssl.truststore.location", "is not set"),
+            (&[("KAFKA_SSL_CLIENT_AUTH", "requested")], "ssl.truststore.location", "is not set"),
+            (&[("KAFKA_SSL_ENABLED_PROTOCOLS", "TLSv1.1")], "ssl.enabled.protocols", "leaves no version"),
+            (&[("KAFKA_SSL_ENABLED_PROTOCOLS", "TLSv9")], "ssl.enabled.protocols", "`TLSv9` is not a TLS version"),
+            (&[("KAFKA_SSL_PRINCIPAL_MAPPING_RULES", "RULE:x/y")], "ssl.principal.mapping.rules", "`RULE:x/y`"),
+            (&[("KAFKA_SSL_PRINCIPAL_MAPPING_RULES", "RULE:(?=x)/y/")], "ssl.principal.mapping.rules", "pattern"),
+            (
+                &[("KAFKA_SSL_TRUSTSTORE_LOCATION", "/a"), ("KAFKA_SSL_TRUSTSTORE_CERTIFICATES", "B")],
+                "ssl.truststore.location",
+                "set one or the other",
+            ),
+        ];
+        for (extra, key, want) in cases {
+            let pairs: Vec<_> = ssl.iter().chain(extra.iter()).copied().collect();
+            let err = ssl_of(&pairs).unwrap_err();
+            assert!(err.contains(key) && err.contains(want), "{extra:?}: {err}");
+        }
+        let only = |pairs: &[(&str, &str)]| {
+            let mut all = vec![("KAFKA_LISTENERS", "SSL://:9093")];
+            all.extend_from_slice(pairs);
+            ssl_of(&all).unwrap_err()
+        };
+        assert!(only(&[]).contains("needs a private key and certificate chain"));
+        assert!(only(&[("KAFKA_SSL_KEYSTORE_KEY", "K")]).contains("ssl.keystore.certificate.chain"));
+        assert!(only(&[("KAFKA_SSL_KEYSTORE_CERTIFICATE_CHAIN", "C")]).contains("ssl.keystore.key"));
+    }
+
+    #[test]
+    fn properties_continuations_and_escapes() {
+        let got = parse_properties("a = 1 \\\n   2\n# c \\\nb\\:c=x\\ty\\u00e9\\\\\nodd=\\\\\\\nnext\n");
+        assert_eq!(
+            got,
+            [
+                ("a".to_string(), "1 2".to_string()),
+                ("b:c".into(), "x\ty\u{e9}\\".into()),
+                ("odd".into(), "\\next".into())
+            ]
+        );
     }
 
     #[test]

@@ -13,6 +13,8 @@
 //!   recovery, group-committed fsync, producer state (sequences, open transactions, the LSO).
 //! - [`metadata`]: topics, partitions, topic configs, and the broker's own identity.
 //! - [`txn`]: producer ids and the transaction coordinator (`__transaction_state`, markers).
+//! - [`auth`]: who a connection is (its principal, from a TLS client certificate through
+//!   `ssl.principal.mapping.rules`), the ACL store and SCRAM credentials.
 //! - [`alloc`]: the global allocator guard that keeps hostile wire counts from exhausting memory.
 //! - [`clock`]: the wall clock, for the code that drives the state machines.
 //! - [`ratelimit`]: warnings a client can trigger at will, limited to one line per key per interval.

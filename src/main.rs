@@ -9,8 +9,9 @@ use anyhow::Context;
 use clap::Parser;
 use gregor::broker::Broker;
 use gregor::cli;
-use gregor::config::{parse_host_port, Config, Overrides};
+use gregor::config::{parse_host_port, Config, ListenerSecurity, Overrides};
 use gregor::handlers::Advertised;
+use gregor::server::tls::TlsListener;
 
 /// The version line: crate version, the commit it was built from, the protocol it speaks.
 const VERSION: &str =
@@ -161,11 +162,16 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let config = Arc::new(load_config(&args)?);
     let mut listeners = Vec::new();
     for spec in config.listeners()? {
+        // Keys and certificates are read before anything is bound: a bad one stops the start.
+        let tls = match &spec.security {
+            ListenerSecurity::Plaintext => None,
+            ListenerSecurity::Ssl(settings) => Some(Arc::new(TlsListener::from_settings(settings)?)),
+        };
         let socket = tokio::net::TcpListener::bind(&spec.bind)
             .await
             .with_context(|| format!("cannot listen on {} (listener {})", spec.bind, spec.name))?;
         let advertised = spec.advertised.map(|(host, port)| Advertised { host: Arc::from(host.as_str()), port });
-        listeners.push(gregor::server::Listener { name: spec.name, socket, advertised });
+        listeners.push(gregor::server::Listener { name: spec.name, socket, advertised, tls });
     }
     // The broker's own address, where nothing better is known: the first listener's.
     let first = &listeners[0];
@@ -208,14 +214,19 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .context("clean shutdown failed: cannot flush the logs")
 }
 
-/// `gregor healthcheck`: dials the broker's listen address from the same configuration (a
-/// wildcard address is dialled on 127.0.0.1) and asks for ApiVersions (v0, which every broker
-/// answers).
+/// `gregor healthcheck`: dials the broker's first PLAINTEXT listener from the same
+/// configuration (a wildcard address is dialled on 127.0.0.1) and asks for ApiVersions (v0,
+/// which every broker answers).
 fn healthcheck(args: &Args, timeout: std::time::Duration) -> std::process::ExitCode {
     use std::io::{Read, Write};
     let check = || -> anyhow::Result<usize> {
         let config = load_config(args)?;
-        let first = config.listeners()?.remove(0);
+        // It speaks Kafka in the clear: the first PLAINTEXT listener.
+        let first = config
+            .listeners()?
+            .into_iter()
+            .find(|l| l.security == ListenerSecurity::Plaintext)
+            .context("healthcheck needs a PLAINTEXT listener; every listener here is SSL")?;
         let (host, port) = parse_host_port(&first.bind).context("server.listen")?;
         let host = match host.parse::<std::net::IpAddr>() {
             Ok(ip) if ip.is_unspecified() => "127.0.0.1".to_string(),

@@ -71,6 +71,17 @@ macro_rules! warn_limited {
     };
 }
 
+/// `tracing::info!` through [`WARNINGS`], for events that are routine for one client but that a
+/// client can repeat at will (a failed TLS handshake): `info_limited!("key", ..., "message")`.
+#[macro_export]
+macro_rules! info_limited {
+    ($key:expr, $($arg:tt)+) => {
+        if let Some(suppressed) = $crate::ratelimit::WARNINGS.check($key, ::std::time::Instant::now()) {
+            ::tracing::info!(suppressed, $($arg)+);
+        }
+    };
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -179,6 +179,9 @@ pub struct Session {
     /// The address Metadata, FindCoordinator and DescribeCluster give this client for the
     /// broker (see [`Session::new`]).
     pub advertised: Advertised,
+    /// Who the client authenticated as: from its TLS certificate, or `User:ANONYMOUS`.
+    /// Nothing is authorized on it yet.
+    pub principal: crate::auth::Principal,
 }
 
 /// A broker address as clients are told it.
@@ -199,6 +202,7 @@ impl Session {
         client_host: String,
         dialled: Option<std::net::SocketAddr>,
         configured: Option<Advertised>,
+        principal: crate::auth::Principal,
     ) -> Self {
         let kib = (broker.config.server.fetch_max_bytes * 2).div_ceil(1024);
         let node = &broker.node;
@@ -220,7 +224,7 @@ impl Session {
             }
             (None, _) => Advertised { host: Arc::from(node.host.as_str()), port: node.port },
         };
-        Self { client_host, fetch_room: Arc::new(tokio::sync::Semaphore::new(kib)), advertised }
+        Self { client_host, fetch_room: Arc::new(tokio::sync::Semaphore::new(kib)), advertised, principal }
     }
 }
 

@@ -40,7 +40,8 @@ enum ReadEnd {
 }
 
 /// Serves one client. `local` is the address the client dialled (the socket's local address),
-/// which the broker advertises back when its listener has no `advertised` address.
+/// which the broker advertises back when its listener has no `advertised` address; `principal`
+/// is who the client authenticated as (`User:ANONYMOUS` on a plaintext listener).
 pub async fn serve<S>(
     stream: S,
     peer: std::net::SocketAddr,
@@ -48,6 +49,7 @@ pub async fn serve<S>(
     advertised: Option<handlers::Advertised>,
     broker: Arc<Broker>,
     draining: watch::Receiver<bool>,
+    principal: crate::auth::Principal,
 ) where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
@@ -58,7 +60,7 @@ pub async fn serve<S>(
     // with a huge max_wait must not outlive its client).
     let (closed_tx, closed_rx) = watch::channel(false);
     let writer = tokio::spawn(write_loop(wr, rx, closed_rx).in_current_span());
-    let session = handlers::Session::new(&broker, format!("/{}", peer.ip()), local, advertised);
+    let session = handlers::Session::new(&broker, format!("/{}", peer.ip()), local, advertised, principal);
     let result = read_loop(rd, &session, &broker, tx, draining).await;
     // When the broker stops, the writer answers what was read; otherwise nobody will read them.
     if !matches!(result, Ok(ReadEnd::Draining)) {

@@ -1,5 +1,6 @@
 //! The network side: the accept loop and its limits ([`listener`]), one task pair per connection
-//! ([`connection`]), framing ([`framing`]), and the orderly stop.
+//! ([`connection`]), framing ([`framing`]), TLS for SSL listeners ([`tls`]), and the orderly
+//! stop. A TLS handshake runs in its connection's task, never in the accept loop.
 //!
 //! Stop sequence, once the `shutdown` future resolves: stop accepting and close the listener;
 //! tell every connection to read no further request; let them answer what they already read for
@@ -10,6 +11,7 @@ pub mod connection;
 pub mod framing;
 pub mod http;
 pub mod listener;
+pub mod tls;
 
 use std::future::Future;
 use std::io;
@@ -19,7 +21,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
-use tracing::{error, info, info_span, warn, Instrument};
+use tracing::{debug, error, info, info_span, warn, Instrument};
 
 use crate::broker::Broker;
 use crate::handlers::Advertised;
@@ -32,6 +34,8 @@ pub struct Listener {
     pub name: String,
     pub socket: TcpListener,
     pub advertised: Option<Advertised>,
+    /// The TLS side of an SSL listener; `None` for PLAINTEXT.
+    pub tls: Option<Arc<tls::TlsListener>>,
 }
 
 /// How often the heap is checked for memory to give back once the broker is quiet.
@@ -56,7 +60,7 @@ pub async fn serve(listener: TcpListener, broker: Arc<Broker>, shutdown: impl Fu
         .advertised
         .as_ref()
         .map(|_| Advertised { host: Arc::from(broker.node.host.as_str()), port: broker.node.port });
-    let listener = Listener { name: "PLAINTEXT".into(), socket: listener, advertised };
+    let listener = Listener { name: "PLAINTEXT".into(), socket: listener, advertised, tls: None };
     serve_listeners(vec![listener], broker, shutdown).await
 }
 
@@ -115,21 +119,24 @@ pub async fn serve_listeners(
                 let local = stream.local_addr().ok();
                 let broker = broker.clone();
                 let advertised = l.advertised.clone();
+                let tls = l.tls.clone();
                 let draining = draining_rx.clone();
                 let mut closing = closing_rx.clone();
                 let alive = alive_tx.clone();
                 crate::metrics::get().connection_opened();
+                let span = info_span!("conn", %peer, listener = %l.name, tls = tls.is_some());
                 tokio::spawn(
                     async move {
+                        let conn = Conn { peer, local, advertised, broker, draining };
                         tokio::select! {
-                            _ = connection::serve(stream, peer, local, advertised, broker, draining) => {}
+                            _ = conn.serve(stream, tls) => {}
                             _ = closing.wait_for(|c| *c) => {}
                         }
                         crate::metrics::get().connection_closed();
                         drop(slot);
                         drop(alive);
                     }
-                    .instrument(info_span!("conn", %peer)),
+                    .instrument(span),
                 );
             })
             .await;
@@ -153,4 +160,38 @@ pub async fn serve_listeners(
     trimmer.abort();
     let b = broker.clone();
     tokio::task::spawn_blocking(move || b.shutdown()).await.map_err(io::Error::other)?
+}
+
+/// What a new connection's task needs, before the stream is known to be TLS or not.
+struct Conn {
+    peer: std::net::SocketAddr,
+    local: Option<std::net::SocketAddr>,
+    advertised: Option<Advertised>,
+    broker: Arc<Broker>,
+    draining: watch::Receiver<bool>,
+}
+
+impl Conn {
+    /// Serves the connection: in the clear, or after a TLS handshake. The handshake runs here,
+    /// in the connection's own task, so a slow or silent client holds up nobody else, and it
+    /// gets as long as a first request would (`server.first_request_timeout_ms`).
+    async fn serve(self, stream: tokio::net::TcpStream, tls: Option<Arc<tls::TlsListener>>) {
+        let Conn { peer, local, advertised, broker, draining } = self;
+        let Some(tls) = tls else {
+            let principal = crate::auth::Principal::anonymous();
+            return connection::serve(stream, peer, local, advertised, broker, draining, principal).await;
+        };
+        let cfg = &broker.config.server;
+        let deadline = Duration::from_millis(cfg.first_request_timeout_ms.min(cfg.connections_max_idle_ms));
+        match tls.accept(stream, deadline).await {
+            Ok((stream, principal)) => {
+                debug!(%principal, "TLS handshake done");
+                connection::serve(stream, peer, local, advertised, broker, draining, principal).await
+            }
+            // One line per failed handshake, limited: a client can fail handshakes at will.
+            Err(e) => {
+                crate::info_limited!("tls handshake failed", error = %e, "closing connection: TLS handshake failed")
+            }
+        }
+    }
 }
