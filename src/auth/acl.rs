@@ -229,19 +229,7 @@ impl Authorizer {
     /// Loads the ACLs kept in `dir`. With `enabled` false every request is allowed.
     pub fn open(dir: &Path, enabled: bool, super_users: Vec<String>, allow_if_no_acl: bool) -> io::Result<Self> {
         let file = dir.join(FILE);
-        let mut acls = BTreeSet::new();
-        match std::fs::read_to_string(&file) {
-            Ok(text) => {
-                for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-                    let acl: Acl = serde_json::from_str(line).map_err(|e| {
-                        io::Error::new(io::ErrorKind::InvalidData, format!("{}:{}: {e}", file.display(), i + 1))
-                    })?;
-                    acls.insert(acl);
-                }
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e),
-        }
+        let acls: BTreeSet<Acl> = super::read_json_lines::<Acl>(&file)?.into_iter().collect();
         Ok(Self { enabled, super_users, allow_if_no_acl, acls: RwLock::new(acls), file })
     }
 
@@ -336,13 +324,7 @@ impl Authorizer {
     }
 
     fn persist(&self, acls: &BTreeSet<Acl>) -> io::Result<()> {
-        let mut text = String::new();
-        for a in acls {
-            text.push_str(&serde_json::to_string(a).map_err(io::Error::other)?);
-            text.push('\n');
-        }
-        let dir = self.file.parent().unwrap_or(Path::new("."));
-        crate::metadata::write_atomically(dir, &self.file, text.as_bytes())
+        super::write_json_lines(&self.file, acls.iter())
     }
 }
 

@@ -135,19 +135,8 @@ const TWICE: &str = "A user credential cannot be altered twice in the same reque
 impl ScramStore {
     pub fn open(dir: &Path) -> io::Result<Self> {
         let file = dir.join(FILE);
-        let mut credentials = BTreeMap::new();
-        match std::fs::read_to_string(&file) {
-            Ok(text) => {
-                for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-                    let l: Line = serde_json::from_str(line).map_err(|e| {
-                        io::Error::new(io::ErrorKind::InvalidData, format!("{}:{}: {e}", file.display(), i + 1))
-                    })?;
-                    credentials.insert((l.user, l.mechanism), l.credential);
-                }
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e),
-        }
+        let credentials =
+            super::read_json_lines::<Line>(&file)?.into_iter().map(|l| ((l.user, l.mechanism), l.credential)).collect();
         Ok(Self { credentials: RwLock::new(credentials), file })
     }
 
@@ -271,14 +260,12 @@ impl ScramStore {
     }
 
     fn persist(&self, creds: &BTreeMap<(String, i8), Credential>) -> io::Result<()> {
-        let mut text = String::new();
-        for ((user, mechanism), credential) in creds {
-            let line = Line { user: user.clone(), mechanism: *mechanism, credential: credential.clone() };
-            text.push_str(&serde_json::to_string(&line).map_err(io::Error::other)?);
-            text.push('\n');
-        }
-        let dir = self.file.parent().unwrap_or(Path::new("."));
-        crate::metadata::write_atomically(dir, &self.file, text.as_bytes())?;
+        let lines = creds.iter().map(|((user, mechanism), credential)| Line {
+            user: user.clone(),
+            mechanism: *mechanism,
+            credential: credential.clone(),
+        });
+        super::write_json_lines(&self.file, lines)?;
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&self.file, std::fs::Permissions::from_mode(0o600))
     }
