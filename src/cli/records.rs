@@ -116,7 +116,10 @@ impl Producer<'_> {
                 PartitionProduceData::default().with_index(partition).with_records(Some(records_batch.into())),
             ]),
         ]);
-        let leader = self.leaders[&partition];
+        let leader = *self
+            .leaders
+            .get(&partition)
+            .with_context(|| format!("the broker listed no partition {partition} of '{}'", self.args.topic))?;
         if !self.connections.contains_key(&leader) {
             let address = self.addresses.get(&leader).with_context(|| format!("no address for broker {leader}"))?;
             self.connections.insert(leader, Connection::open(address).await?);
@@ -164,6 +167,9 @@ pub async fn produce(common: &Common, args: &ProduceArgs) -> anyhow::Result<()> 
     let t = md.topics.first().context("the broker answered without the topic")?;
     check(t.error_code, None, &format!("producing to '{}'", args.topic))?;
     let leaders: BTreeMap<i32, i32> = t.partitions.iter().map(|p| (p.partition_index, p.leader_id.0)).collect();
+    if leaders.is_empty() {
+        bail!("topic '{}' has no partitions with a leader yet; try again", args.topic);
+    }
     let count = leaders.len() as i32;
     if let Some(p) = args.partition.filter(|p| !leaders.contains_key(p)) {
         bail!("topic '{}' has no partition {p}", args.topic);
