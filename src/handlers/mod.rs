@@ -241,6 +241,8 @@ pub struct Ctx {
     pub client_id: Option<String>,
     /// The client's address as Kafka reports it (`/127.0.0.1`).
     pub client_host: String,
+    /// Who the connection authenticated as (see [`Session::principal`]).
+    pub principal: crate::auth::Principal,
 }
 
 impl Ctx {
@@ -344,6 +346,7 @@ pub async fn dispatch(broker: &Arc<Broker>, session: &Session, mut frame: Bytes)
         client_host: session.client_host.clone(),
         fetch_room: session.fetch_room.clone(),
         advertised: session.advertised.clone(),
+        principal: session.principal.clone(),
     };
     let span = debug_span!("request", api = ?key, version, correlation_id = header.correlation_id,
         client_id = ctx.client_id.as_deref().unwrap_or(""));

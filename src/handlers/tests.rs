@@ -162,6 +162,7 @@ pub(crate) fn test_ctx() -> (Ctx, tempfile::TempDir) {
         correlation_id: 1,
         client_id: None,
         client_host: "/127.0.0.1".into(),
+        principal: crate::auth::Principal::anonymous(),
     };
     (ctx, dir)
 }
