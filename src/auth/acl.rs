@@ -260,6 +260,27 @@ impl Authorizer {
         }
     }
 
+    /// Whether `principal` at `host` may do `operation` on *some* resource of `resource_type`
+    /// (Kafka's `authorizeByResourceType`, which InitProducerId asks for WRITE on any topic): a
+    /// matching ALLOW on any name that no DENY on every name (`*` or the empty prefix) undoes;
+    /// with no ACL at all on that resource type, `allow.everyone.if.no.acl.found` decides.
+    pub fn authorize_any(&self, principal: &str, host: &str, operation: i8, resource_type: i8) -> bool {
+        if !self.enabled || self.super_users.iter().any(|u| u == principal) {
+            return true;
+        }
+        let acls = self.acls.read();
+        let of_type: Vec<&Acl> = acls.iter().filter(|a| a.resource_type == resource_type).collect();
+        if of_type.is_empty() {
+            return self.allow_if_no_acl;
+        }
+        let denied_everywhere = of_type.iter().any(|a| {
+            a.decides(principal, host, operation) == Some(false)
+                && ((a.pattern_type == pattern::LITERAL && a.resource_name == WILDCARD)
+                    || (a.pattern_type == pattern::PREFIXED && a.resource_name.is_empty()))
+        });
+        !denied_everywhere && of_type.iter().any(|a| a.decides(principal, host, operation) == Some(true))
+    }
+
     /// Adds ACLs (an ACL already present is no change); one result per ACL, in order. Valid
     /// ones are stored durably before this returns.
     pub fn create(&self, new: Vec<Acl>) -> Vec<Result<(), AclError>> {

@@ -11,14 +11,31 @@ use kafka_protocol::messages::{
 
 use super::common::{off_runtime, str_bytes};
 use super::{Ctx, Reply};
+use crate::auth::acl::op;
 use crate::auth::acl::{Acl, AclError, AclFilter};
-use crate::handlers::error_codes::ToKafkaCode;
+use crate::handlers::error_codes::{ResponseError, ToKafkaCode};
 
 fn failure(e: &AclError) -> (i16, Option<kafka_protocol::protocol::StrBytes>) {
     (e.kafka_code().code(), Some(str_bytes(&e.to_string())))
 }
 
+/// Kafka 4.1 (AclApis): listing ACLs needs DESCRIBE on the cluster, changing them ALTER.
+fn cluster_refusal(ctx: &Ctx, operation: i8) -> Option<(i16, Option<kafka_protocol::protocol::StrBytes>)> {
+    (!ctx.cluster_allows(operation)).then(|| {
+        let e = ResponseError::ClusterAuthorizationFailed;
+        (e.code(), Some(str_bytes(&e.to_string())))
+    })
+}
+
 pub async fn handle_create(ctx: &Ctx, req: CreateAclsRequest) -> Reply {
+    if let Some((code, message)) = cluster_refusal(ctx, op::ALTER) {
+        let results = req
+            .creations
+            .iter()
+            .map(|_| AclCreationResult::default().with_error_code(code).with_error_message(message.clone()))
+            .collect();
+        return ctx.reply(&CreateAclsResponse::default().with_results(results));
+    }
     let acls: Vec<Acl> = req
         .creations
         .into_iter()
@@ -58,6 +75,9 @@ pub async fn handle_describe(ctx: &Ctx, req: DescribeAclsRequest) -> Reply {
         operation: req.operation,
         permission: req.permission_type,
     };
+    if let Some((code, message)) = cluster_refusal(ctx, op::DESCRIBE) {
+        return ctx.reply(&DescribeAclsResponse::default().with_error_code(code).with_error_message(message));
+    }
     let resp = match ctx.broker.acls.describe(&filter) {
         Ok(acls) => {
             // Grouped by resource pattern, as Kafka answers.
@@ -94,6 +114,14 @@ pub async fn handle_describe(ctx: &Ctx, req: DescribeAclsRequest) -> Reply {
 }
 
 pub async fn handle_delete(ctx: &Ctx, req: DeleteAclsRequest) -> Reply {
+    if let Some((code, message)) = cluster_refusal(ctx, op::ALTER) {
+        let results = req
+            .filters
+            .iter()
+            .map(|_| DeleteAclsFilterResult::default().with_error_code(code).with_error_message(message.clone()))
+            .collect();
+        return ctx.reply(&DeleteAclsResponse::default().with_filter_results(results));
+    }
     let filters: Vec<AclFilter> = req
         .filters
         .into_iter()

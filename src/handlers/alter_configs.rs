@@ -27,6 +27,9 @@ fn apply(
     validate_only: bool,
     change: impl FnOnce(&BTreeMap<String, String>) -> Result<BTreeMap<String, String>, String>,
 ) -> (i16, Option<StrBytes>) {
+    if let Some((code, message)) = ctx.config_denied(crate::auth::acl::op::ALTER_CONFIGS, resource_type, name) {
+        return (code.code(), Some(str_bytes(&message)));
+    }
     match resource_type {
         RESOURCE_TOPIC => {}
         RESOURCE_BROKER => {

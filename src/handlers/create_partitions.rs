@@ -5,6 +5,7 @@ use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse
 
 use super::common::{off_runtime, str_bytes};
 use super::{Ctx, Reply};
+use crate::auth::acl::{op, resource};
 use crate::handlers::error_codes::{ResponseError, ToKafkaCode};
 
 pub async fn handle(ctx: &Ctx, req: CreatePartitionsRequest) -> Reply {
@@ -20,6 +21,14 @@ pub async fn handle(ctx: &Ctx, req: CreatePartitionsRequest) -> Reply {
                 result
                     .with_error_code(ResponseError::InvalidRequest.code())
                     .with_error_message(Some(str_bytes("Duplicate topic in request."))),
+            );
+            continue;
+        }
+        if !ctx.allowed(op::ALTER, resource::TOPIC, &name) {
+            results.push(
+                result
+                    .with_error_code(ResponseError::TopicAuthorizationFailed.code())
+                    .with_error_message(Some(str_bytes(&format!("Not authorized to alter topic {name}.")))),
             );
             continue;
         }

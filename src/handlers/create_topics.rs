@@ -7,6 +7,7 @@ use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
 
 use super::common::{off_runtime, str_bytes};
 use super::{Ctx, Reply};
+use crate::auth::acl::{op, resource};
 use crate::broker::NewTopic;
 use crate::handlers::error_codes::{ResponseError, ToKafkaCode};
 
@@ -34,6 +35,18 @@ pub async fn handle(ctx: &Ctx, req: CreateTopicsRequest) -> Reply {
             results.push(result);
             continue;
         }
+        // Kafka 4.1: CREATE on the cluster, or on the topic.
+        if !ctx.cluster_allows(op::CREATE) && !ctx.allowed(op::CREATE, resource::TOPIC, &name) {
+            result.error_code = ResponseError::TopicAuthorizationFailed.code();
+            result.error_message = Some(str_bytes(&format!("Not authorized to create topic {name}.")));
+            if v >= 5 {
+                result.num_partitions = -1;
+                result.replication_factor = -1;
+            }
+            results.push(result);
+            continue;
+        }
+        let describe_configs = ctx.allowed(op::DESCRIBE_CONFIGS, resource::TOPIC, &name);
         let mut configs = BTreeMap::new();
         let mut null_config = None;
         for c in &t.configs {
@@ -67,7 +80,12 @@ pub async fn handle(ctx: &Ctx, req: CreateTopicsRequest) -> Reply {
                 if v >= 7 {
                     result.topic_id = if req.validate_only { uuid::Uuid::nil() } else { meta.id };
                 }
-                if v >= 5 {
+                if v >= 5 && !describe_configs {
+                    // Created, but the principal may not see its configs.
+                    result.num_partitions = meta.partitions;
+                    result.replication_factor = 1;
+                    result.topic_config_error_code = ResponseError::TopicAuthorizationFailed.code();
+                } else if v >= 5 {
                     result.num_partitions = meta.partitions;
                     result.replication_factor = 1;
                     let configs = super::describe_configs::topic_entries(broker, &meta.configs)

@@ -11,6 +11,7 @@ use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
 
 use super::common::reply_off_runtime;
 use super::{Ctx, Reply};
+use crate::auth::acl::op;
 use crate::broker::Broker;
 use crate::group::OFFSETS_TOPIC;
 use crate::handlers::error_codes::{ResponseError, ToKafkaCode};
@@ -21,17 +22,21 @@ const HIGH_WATERMARK: i64 = -1;
 pub async fn handle(ctx: &Ctx, req: DeleteRecordsRequest) -> Reply {
     // Moving a log start writes and fsyncs its checkpoint and deletes segment files.
     let broker = ctx.broker.clone();
-    reply_off_runtime(ctx, "DeleteRecords", move || answer(&broker, req)).await
+    let denied = ctx.denied_topics(op::DELETE, req.topics.iter().map(|t| t.name.0.as_str()));
+    reply_off_runtime(ctx, "DeleteRecords", move || answer(&broker, req, &denied)).await
 }
 
-fn answer(broker: &Broker, req: DeleteRecordsRequest) -> DeleteRecordsResponse {
+fn answer(broker: &Broker, req: DeleteRecordsRequest, denied: &[bool]) -> DeleteRecordsResponse {
     let topics = req
         .topics
         .into_iter()
-        .map(|t| {
+        .zip(denied)
+        .map(|(t, &denied)| {
             let name = t.name.0.as_str();
             let meta = broker.topics.get(name);
-            let refused = if name == OFFSETS_TOPIC || name == "__transaction_state" {
+            let refused = if denied {
+                Some(ResponseError::TopicAuthorizationFailed)
+            } else if name == OFFSETS_TOPIC || name == "__transaction_state" {
                 Some(ResponseError::InvalidTopicException)
             } else if meta.as_ref().is_some_and(|m| {
                 m.configs.get("cleanup.policy").is_some_and(|p| !p.split(',').any(|x| x.trim() == "delete"))

@@ -6,6 +6,7 @@ use uuid::Uuid;
 
 use super::common::{off_runtime, str_bytes, topic_name};
 use super::{Ctx, Reply};
+use crate::auth::acl::{op, resource};
 use crate::handlers::error_codes::{ResponseError, ToKafkaCode};
 
 pub async fn handle(ctx: &Ctx, req: DeleteTopicsRequest) -> Reply {
@@ -34,6 +35,22 @@ pub async fn handle(ctx: &Ctx, req: DeleteTopicsRequest) -> Reply {
                 responses.push(r);
                 continue;
             };
+            // Kafka 4.1: by id, a topic the principal may not DESCRIBE keeps its name secret;
+            // either way deleting needs DELETE.
+            let by_id = name.is_none();
+            if (by_id && !ctx.allowed(op::DESCRIBE, resource::TOPIC, &target))
+                || !ctx.allowed(op::DELETE, resource::TOPIC, &target)
+            {
+                r.error_code = ResponseError::TopicAuthorizationFailed.code();
+                if v >= 5 {
+                    r.error_message = Some(str_bytes("Not authorized to delete the topic."));
+                }
+                if by_id && v >= 6 && ctx.allowed(op::DESCRIBE, resource::TOPIC, &target) {
+                    r.name = Some(topic_name(&target));
+                }
+                responses.push(r);
+                continue;
+            }
             let b = broker.clone();
             match off_runtime(move || b.delete_topic(&target)).await {
                 Ok(meta) => {

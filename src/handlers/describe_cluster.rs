@@ -7,8 +7,9 @@
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse};
 
-use super::common::{str_bytes, CLUSTER_AUTHORIZED_OPERATIONS};
+use super::common::str_bytes;
 use super::{Ctx, Reply};
+use crate::auth::acl::{op, resource, CLUSTER_NAME};
 use crate::handlers::error_codes::ResponseError;
 
 /// Endpoint types (v1+): 1 broker, 2 controller.
@@ -32,7 +33,11 @@ pub async fn handle(ctx: &Ctx, req: DescribeClusterRequest) -> Reply {
         .with_host(str_bytes(&ctx.advertised.host))
         .with_port(i32::from(ctx.advertised.port))
         .with_rack(None)];
-    resp.cluster_authorized_operations =
-        if req.include_cluster_authorized_operations { CLUSTER_AUTHORIZED_OPERATIONS } else { i32::MIN };
+    // Kafka 4.1: open to every principal; the operations only to one that may DESCRIBE it.
+    resp.cluster_authorized_operations = match req.include_cluster_authorized_operations {
+        false => i32::MIN,
+        true if ctx.cluster_allows(op::DESCRIBE) => ctx.authorized_operations(resource::CLUSTER, CLUSTER_NAME),
+        true => 0,
+    };
     ctx.reply(&resp)
 }

@@ -59,6 +59,11 @@ pub async fn handle(ctx: &Ctx, req: DescribeConfigsRequest) -> Reply {
                 .with_resource_type(r.resource_type)
                 .with_resource_name(r.resource_name.clone())
                 .with_error_message(None);
+            if let Some((code, message)) =
+                ctx.config_denied(crate::auth::acl::op::DESCRIBE_CONFIGS, r.resource_type, r.resource_name.as_str())
+            {
+                return out.with_error_code(code.code()).with_error_message(Some(str_bytes(&message)));
+            }
             let entries = match r.resource_type {
                 RESOURCE_TOPIC => match ctx.broker.topic(r.resource_name.as_str()) {
                     Some(t) => topic_entries(&ctx.broker, &t.configs),

@@ -11,10 +11,19 @@ use kafka_protocol::messages::{DescribeLogDirsRequest, DescribeLogDirsResponse};
 
 use super::common::{reply_off_runtime, str_bytes, topic_name};
 use super::{Ctx, Reply};
+use crate::auth::acl::op;
 use crate::broker::Broker;
+use crate::handlers::error_codes::ResponseError;
 
 pub async fn handle(ctx: &Ctx, req: DescribeLogDirsRequest) -> Reply {
     // Sizes and file system figures come from the disk: off the runtime.
+    if !ctx.cluster_allows(op::DESCRIBE) {
+        let mut resp = DescribeLogDirsResponse::default();
+        if ctx.version >= 3 {
+            resp.error_code = ResponseError::ClusterAuthorizationFailed.code();
+        }
+        return ctx.reply(&resp);
+    }
     let broker = ctx.broker.clone();
     reply_off_runtime(ctx, "DescribeLogDirs", move || answer(&broker, req)).await
 }

@@ -14,8 +14,9 @@ use kafka_protocol::messages::describe_topic_partitions_response::{
 };
 use kafka_protocol::messages::{BrokerId, DescribeTopicPartitionsRequest, DescribeTopicPartitionsResponse};
 
-use super::common::{topic_name, TOPIC_AUTHORIZED_OPERATIONS};
+use super::common::topic_name;
 use super::{Ctx, Reply};
+use crate::auth::acl::{op, resource};
 use crate::broker::is_internal;
 use crate::handlers::error_codes::ResponseError;
 use crate::log::partition::LEADER_EPOCH;
@@ -34,7 +35,13 @@ fn answer(ctx: &Ctx, req: DescribeTopicPartitionsRequest) -> DescribeTopicPartit
     let (cursor_topic, cursor_partition) =
         req.cursor.as_ref().map_or((String::new(), 0), |c| (c.topic_name.0.to_string(), c.partition_index));
     let names: BTreeSet<String> = if all {
-        broker.all_topics().iter().map(|t| t.name.to_string()).collect()
+        // A listing of every topic leaves out those the principal may not DESCRIBE.
+        broker
+            .all_topics()
+            .iter()
+            .map(|t| t.name.to_string())
+            .filter(|n| ctx.allowed(op::DESCRIBE, resource::TOPIC, n))
+            .collect()
     } else {
         req.topics.iter().map(|t| t.name.0.to_string()).collect()
     };
@@ -67,6 +74,15 @@ fn answer(ctx: &Ctx, req: DescribeTopicPartitionsRequest) -> DescribeTopicPartit
             // Every partition of the topics before fitted: the next page starts at this topic.
             resp.next_cursor = Some(Cursor::default().with_topic_name(topic_name(&name)).with_partition_index(0));
             break;
+        }
+        if !ctx.allowed(op::DESCRIBE, resource::TOPIC, &name) {
+            // Named, and not to be described: the same answer whether it exists or not.
+            resp.topics.push(
+                DescribeTopicPartitionsResponseTopic::default()
+                    .with_name(Some(topic_name(&name)))
+                    .with_error_code(ResponseError::TopicAuthorizationFailed.code()),
+            );
+            continue;
         }
         let Some(meta) = broker.topic(&name) else {
             if !all {
@@ -105,7 +121,7 @@ fn answer(ctx: &Ctx, req: DescribeTopicPartitionsRequest) -> DescribeTopicPartit
                 .with_topic_id(meta.id)
                 .with_is_internal(is_internal(&name))
                 .with_partitions(partitions)
-                .with_topic_authorized_operations(TOPIC_AUTHORIZED_OPERATIONS),
+                .with_topic_authorized_operations(ctx.authorized_operations(resource::TOPIC, &name)),
         );
         if end < meta.partitions {
             resp.next_cursor = Some(Cursor::default().with_topic_name(topic_name(&name)).with_partition_index(end));

@@ -9,6 +9,7 @@ use kafka_protocol::messages::{ElectLeadersRequest, ElectLeadersResponse};
 
 use super::common::str_bytes;
 use super::{Ctx, Reply};
+use crate::auth::acl::op;
 use crate::handlers::error_codes::ResponseError;
 
 pub async fn handle(ctx: &Ctx, req: ElectLeadersRequest) -> Reply {
@@ -18,6 +19,10 @@ pub async fn handle(ctx: &Ctx, req: ElectLeadersRequest) -> Reply {
             resp.error_code = ResponseError::InvalidRequest.code();
         }
         return ctx.reply(&resp);
+    }
+    let denied = !ctx.cluster_allows(op::ALTER);
+    if denied && ctx.version >= 1 {
+        resp.error_code = ResponseError::ClusterAuthorizationFailed.code();
     }
     resp.replica_election_results = req
         .topic_partitions
@@ -29,7 +34,12 @@ pub async fn handle(ctx: &Ctx, req: ElectLeadersRequest) -> Reply {
                 .partitions
                 .iter()
                 .map(|&p| {
-                    let (code, message) = if meta.as_ref().is_some_and(|m| (0..m.partitions).contains(&p)) {
+                    let (code, message) = if denied {
+                        (
+                            ResponseError::ClusterAuthorizationFailed,
+                            "not authorized to elect leaders (ALTER on the cluster)",
+                        )
+                    } else if meta.as_ref().is_some_and(|m| (0..m.partitions).contains(&p)) {
                         (ResponseError::ElectionNotNeeded, "this broker, the only replica, already leads the partition")
                     } else {
                         (ResponseError::UnknownTopicOrPartition, "the topic or partition does not exist")

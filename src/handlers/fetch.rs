@@ -31,6 +31,7 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::common::leader_epoch_error;
 use super::{encode, Ctx, Frame, Reply};
+use crate::auth::acl::{op, resource};
 use crate::broker::fetch_sessions::{CachedPart, FetchSessions, PartKey, PartResult, PartUpdate, SessionError};
 use crate::clock::now_ms;
 use crate::handlers::error_codes::{ResponseError, ToKafkaCode};
@@ -107,19 +108,28 @@ pub async fn handle(ctx: &Ctx, req: FetchRequest) -> Reply {
             _ => return session_error(ctx, ResponseError::InvalidFetchSessionEpoch),
         }
     };
+    // Kafka 4.1: a topic without READ fails TOPIC_AUTHORIZATION_FAILED whether or not it exists
+    // (a topic id nobody knows stays UNKNOWN_TOPIC_ID: there is no name to authorize).
+    let denied = |name: &TopicName, meta: Option<&Arc<crate::metadata::TopicMeta>>| match meta {
+        Some(m) => !ctx.allowed(op::READ, resource::TOPIC, &m.name),
+        None => !uses_ids && !ctx.allowed(op::READ, resource::TOPIC, name.0.as_str()),
+    };
     let part_plan = |meta: Option<&Arc<crate::metadata::TopicMeta>>,
+                     denied: bool,
                      partition: i32,
                      fetch_offset: i64,
                      max_bytes: i32,
                      epoch: i32,
                      last_fetched_epoch: i32| {
         let missing = if uses_ids { ResponseError::UnknownTopicId } else { ResponseError::UnknownTopicOrPartition };
-        let log = meta.and_then(|m| broker.partition(&m.name, partition)).ok_or(missing).and_then(|log| {
-            match leader_epoch_error(epoch) {
-                None => Ok(log),
-                Some(e) => Err(e),
-            }
-        });
+        let log = if denied { Err(ResponseError::TopicAuthorizationFailed) } else { Ok(()) };
+        let log =
+            log.and_then(|()| meta.and_then(|m| broker.partition(&m.name, partition)).ok_or(missing)).and_then(|log| {
+                match leader_epoch_error(epoch) {
+                    None => Ok(log),
+                    Some(e) => Err(e),
+                }
+            });
         PartPlan {
             index: partition,
             fetch_offset,
@@ -137,12 +147,14 @@ pub async fn handle(ctx: &Ctx, req: FetchRequest) -> Reply {
             .into_iter()
             .map(|t| {
                 let meta = lookup(&t.topic, &t.topic_id);
+                let no = denied(&t.topic, meta.as_ref());
                 let partitions = t
                     .partitions
                     .into_iter()
                     .map(|p| {
                         part_plan(
                             meta.as_ref(),
+                            no,
                             p.partition,
                             p.fetch_offset,
                             p.partition_max_bytes,
@@ -197,17 +209,21 @@ pub async fn handle(ctx: &Ctx, req: FetchRequest) -> Reply {
             };
             // Consecutive partitions of one topic share a topic entry, as Kafka groups them.
             let mut topics: Vec<TopicPlan> = Vec::new();
-            let mut metas: Option<(PartKey, Option<Arc<crate::metadata::TopicMeta>>)> = None;
+            let mut metas: Option<(PartKey, Option<Arc<crate::metadata::TopicMeta>>, bool)> = None;
             for (k, cached) in listed {
                 let same = topics.last().is_some_and(|t| t.topic_id == k.topic_id && t.name.0.as_str() == k.topic);
                 if !same {
                     let name = TopicName(StrBytes::from_string(k.topic.clone()));
-                    metas = Some((k.clone(), lookup(&name, &k.topic_id)));
+                    let meta = lookup(&name, &k.topic_id);
+                    let no = denied(&name, meta.as_ref());
+                    metas = Some((k.clone(), meta, no));
                     topics.push(TopicPlan { name, topic_id: k.topic_id, partitions: Vec::new() });
                 }
-                let meta = metas.as_ref().and_then(|(_, m)| m.as_ref());
+                let meta = metas.as_ref().and_then(|(_, m, _)| m.as_ref());
+                let no = metas.as_ref().is_some_and(|(_, _, no)| *no);
                 let part = part_plan(
                     meta,
+                    no,
                     k.partition,
                     cached.fetch_offset,
                     cached.max_bytes,

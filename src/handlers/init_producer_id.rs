@@ -6,12 +6,16 @@ use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, Pr
 use tracing::error;
 
 use super::{Ctx, Reply};
+use crate::auth::acl::{op, resource};
 use crate::clock::now_ms;
 use crate::handlers::error_codes::{txn_code, ResponseError};
 
 pub async fn handle(ctx: &Ctx, req: InitProducerIdRequest) -> Reply {
     let resp = InitProducerIdResponse::default().with_producer_id(ProducerId(-1)).with_producer_epoch(-1);
     if let Some(tid) = req.transactional_id.as_ref().filter(|t| !t.0.is_empty()) {
+        if !ctx.allowed(op::WRITE, resource::TRANSACTIONAL_ID, tid.0.as_str()) {
+            return ctx.reply(&resp.with_error_code(ResponseError::TransactionalIdAuthorizationFailed.code()));
+        }
         let (broker, tid, version) = (ctx.broker.clone(), tid.0.to_string(), ctx.version);
         let expected =
             (req.producer_id.0 >= 0 && req.producer_epoch >= 0).then_some((req.producer_id.0, req.producer_epoch));
@@ -31,6 +35,11 @@ pub async fn handle(ctx: &Ctx, req: InitProducerIdRequest) -> Reply {
     // id and epoch the request carries. Bumping the carried id instead would let any client take
     // over another producer's id. An idempotent producer that re-initialises (KIP-360) simply
     // continues under its new id.
+    // Kafka 4.1: an idempotent producer needs IDEMPOTENT_WRITE on the cluster or WRITE on some
+    // topic (KIP-679).
+    if !ctx.cluster_allows(op::IDEMPOTENT_WRITE) && !ctx.allowed_on_some(op::WRITE, resource::TOPIC) {
+        return ctx.reply(&resp.with_error_code(ResponseError::ClusterAuthorizationFailed.code()));
+    }
     match ctx.broker.producer_ids.next_id() {
         Ok(id) => ctx.reply(&resp.with_producer_id(ProducerId(id)).with_producer_epoch(0)),
         Err(e) => {

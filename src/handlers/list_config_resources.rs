@@ -25,6 +25,10 @@ pub async fn handle(ctx: &Ctx, req: ListConfigResourcesRequest) -> Reply {
 
 fn answer(ctx: &Ctx, req: ListConfigResourcesRequest) -> ListConfigResourcesResponse {
     let mut resp = ListConfigResourcesResponse::default();
+    if !ctx.cluster_allows(crate::auth::acl::op::DESCRIBE_CONFIGS) {
+        resp.error_code = ResponseError::ClusterAuthorizationFailed.code();
+        return resp;
+    }
     if ctx.version == 0 {
         // Client-metrics subscriptions only: gregor keeps none.
         return resp;

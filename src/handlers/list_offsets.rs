@@ -6,6 +6,7 @@ use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 
 use super::common::leader_epoch_error;
 use super::{Ctx, Reply};
+use crate::auth::acl::op;
 use crate::broker::Broker;
 use crate::handlers::error_codes::{ResponseError, ToKafkaCode};
 use crate::log::partition::LEADER_EPOCH;
@@ -20,14 +21,16 @@ const LATEST_TIERED: i64 = -5;
 pub async fn handle(ctx: &Ctx, req: ListOffsetsRequest) -> Reply {
     // Lookups by timestamp read segment files: off the runtime.
     let (broker, version) = (ctx.broker.clone(), ctx.version);
-    super::common::reply_off_runtime(ctx, "ListOffsets", move || answer(&broker, version, req)).await
+    let denied = ctx.denied_topics(op::DESCRIBE, req.topics.iter().map(|t| t.name.0.as_str()));
+    super::common::reply_off_runtime(ctx, "ListOffsets", move || answer(&broker, version, req, &denied)).await
 }
 
-fn answer(broker: &Broker, version: i16, req: ListOffsetsRequest) -> ListOffsetsResponse {
+fn answer(broker: &Broker, version: i16, req: ListOffsetsRequest, denied: &[bool]) -> ListOffsetsResponse {
     let topics = req
         .topics
         .into_iter()
-        .map(|t| {
+        .zip(denied)
+        .map(|(t, &denied)| {
             let partitions = t
                 .partitions
                 .iter()
@@ -36,6 +39,9 @@ fn answer(broker: &Broker, version: i16, req: ListOffsetsRequest) -> ListOffsets
                         .with_partition_index(p.partition_index)
                         .with_timestamp(-1)
                         .with_offset(-1);
+                    if denied {
+                        return out.with_error_code(ResponseError::TopicAuthorizationFailed.code());
+                    }
                     let Some(log) = broker.partition(t.name.0.as_str(), p.partition_index) else {
                         return out.with_error_code(ResponseError::UnknownTopicOrPartition.code());
                     };

@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 use super::common::{str_bytes, topic_name};
 use super::{Ctx, Reply};
+use crate::auth::acl::{op, resource};
 use crate::handlers::error_codes::{ResponseError, ToKafkaCode};
 use crate::log::partition::LEADER_EPOCH;
 use crate::metadata::{validate_topic_name, TopicMeta};
@@ -24,7 +25,13 @@ pub async fn handle(ctx: &Ctx, req: MetadataRequest) -> Reply {
         Some(t) => Some(t),
     };
     let topics: Vec<MetadataResponseTopic> = match requested {
-        None => broker.all_topics().iter().map(|t| describe(t, node, v)).collect(),
+        // A listing of every topic leaves out those the principal may not DESCRIBE.
+        None => broker
+            .all_topics()
+            .iter()
+            .filter(|t| ctx.allowed(op::DESCRIBE, resource::TOPIC, &t.name))
+            .map(|t| describe(t, node, v))
+            .collect(),
         Some(list) => {
             // A name, or (Java clients send "" with it) a topic id.
             let wanted: Vec<(Option<String>, Uuid)> = list
@@ -70,12 +77,17 @@ pub async fn handle(ctx: &Ctx, req: MetadataRequest) -> Reply {
         resp.cluster_id = Some(str_bytes(&broker.node.cluster_id));
     }
     if (8..=10).contains(&v) && req.include_cluster_authorized_operations {
-        resp.cluster_authorized_operations = super::common::CLUSTER_AUTHORIZED_OPERATIONS;
+        resp.cluster_authorized_operations = if ctx.cluster_allows(op::DESCRIBE) {
+            ctx.authorized_operations(resource::CLUSTER, crate::auth::acl::CLUSTER_NAME)
+        } else {
+            0
+        };
     }
     if v >= 8 && req.include_topic_authorized_operations {
         for t in &mut resp.topics {
             if t.error_code == 0 {
-                t.topic_authorized_operations = super::common::TOPIC_AUTHORIZED_OPERATIONS;
+                let name = t.name.as_ref().map_or("", |n| n.0.as_str());
+                t.topic_authorized_operations = ctx.authorized_operations(resource::TOPIC, name);
             }
         }
     }
@@ -84,17 +96,25 @@ pub async fn handle(ctx: &Ctx, req: MetadataRequest) -> Reply {
 
 fn by_name(ctx: &Ctx, name: &str, auto_create: bool, node: BrokerId) -> MetadataResponseTopic {
     let broker = &ctx.broker;
-    if let Some(t) = broker.topic(name) {
-        return describe(&t, node, ctx.version);
-    }
     let unknown = |code: ResponseError| {
         MetadataResponseTopic::default().with_error_code(code.code()).with_name(Some(topic_name(name)))
     };
+    // Kafka 4.1: without DESCRIBE, TOPIC_AUTHORIZATION_FAILED whether the topic exists or not.
+    if !ctx.allowed(op::DESCRIBE, resource::TOPIC, name) {
+        return unknown(ResponseError::TopicAuthorizationFailed);
+    }
+    if let Some(t) = broker.topic(name) {
+        return describe(&t, node, ctx.version);
+    }
     if validate_topic_name(name).is_err() {
         return unknown(ResponseError::InvalidTopicException);
     }
     if !auto_create {
         return unknown(ResponseError::UnknownTopicOrPartition);
+    }
+    // Auto-creation is a CREATE: on the cluster, or on the topic.
+    if !ctx.cluster_allows(op::CREATE) && !ctx.allowed(op::CREATE, resource::TOPIC, name) {
+        return unknown(ResponseError::TopicAuthorizationFailed);
     }
     match broker.auto_create(name) {
         Ok(t) => describe(&t, node, ctx.version),
@@ -104,6 +124,11 @@ fn by_name(ctx: &Ctx, name: &str, auto_create: bool, node: BrokerId) -> Metadata
 
 fn by_id(ctx: &Ctx, id: Uuid, node: BrokerId) -> MetadataResponseTopic {
     match ctx.broker.topic_by_id(&id) {
+        // Kafka 4.1 says TOPIC_AUTHORIZATION_FAILED for a known id (ids are not secret) and
+        // leaves the name out.
+        Some(t) if !ctx.allowed(op::DESCRIBE, resource::TOPIC, &t.name) => MetadataResponseTopic::default()
+            .with_error_code(ResponseError::TopicAuthorizationFailed.code())
+            .with_topic_id(id),
         Some(t) => describe(&t, node, ctx.version),
         None => {
             MetadataResponseTopic::default().with_error_code(ResponseError::UnknownTopicId.code()).with_topic_id(id)

@@ -8,6 +8,7 @@
 pub mod acls;
 pub mod alter_configs;
 pub mod api_versions;
+pub mod authz;
 pub mod codec;
 pub mod common;
 pub mod create_partitions;
@@ -396,5 +397,7 @@ fn api_name(key: ApiKey) -> &'static str {
     NAMES.iter().find(|(k, _)| *k == key).map_or("Unknown", |(_, n)| n)
 }
 
+#[cfg(test)]
+mod authz_matrix;
 #[cfg(test)]
 mod tests;

@@ -10,19 +10,26 @@ use kafka_protocol::messages::{OffsetForLeaderEpochRequest, OffsetForLeaderEpoch
 
 use super::common::leader_epoch_error;
 use super::{Ctx, Reply};
+use crate::auth::acl::{op, resource};
 use crate::handlers::error_codes::ResponseError;
 
 pub async fn handle(ctx: &Ctx, req: OffsetForLeaderEpochRequest) -> Reply {
+    // Kafka 4.1: CLUSTER_ACTION on the cluster (brokers) allows every topic, else DESCRIBE each.
+    let every = ctx.cluster_allows(op::CLUSTER_ACTION);
     let topics = req
         .topics
         .into_iter()
         .map(|t| {
+            let denied = !every && !ctx.allowed(op::DESCRIBE, resource::TOPIC, t.topic.0.as_str());
             let partitions = t
                 .partitions
                 .iter()
                 .map(|p| {
                     let out =
                         EpochEndOffset::default().with_partition(p.partition).with_leader_epoch(-1).with_end_offset(-1);
+                    if denied {
+                        return out.with_error_code(ResponseError::TopicAuthorizationFailed.code());
+                    }
                     let Some(log) = ctx
                         .broker
                         .topics

@@ -17,11 +17,13 @@ use kafka_protocol::messages::{
 
 use super::common::str_bytes;
 use super::{Ctx, Reply};
+use crate::auth::acl::op;
 use crate::handlers::error_codes::ResponseError;
 use crate::metadata::TopicMeta;
 
 pub async fn handle_alter(ctx: &Ctx, req: AlterPartitionReassignmentsRequest) -> Reply {
     let node = ctx.broker.node.node_id;
+    let denied = !ctx.cluster_allows(op::ALTER);
     let responses = req
         .topics
         .into_iter()
@@ -31,7 +33,12 @@ pub async fn handle_alter(ctx: &Ctx, req: AlterPartitionReassignmentsRequest) ->
                 .partitions
                 .iter()
                 .map(|p| {
-                    let (code, message) = match check(meta.as_deref(), t.name.0.as_str(), p, node) {
+                    let checked = if denied {
+                        Err((ResponseError::ClusterAuthorizationFailed, "Cluster authorization failed.".to_string()))
+                    } else {
+                        check(meta.as_deref(), t.name.0.as_str(), p, node)
+                    };
+                    let (code, message) = match checked {
                         Ok(()) => (0, None),
                         Err((e, m)) => (e.code(), Some(str_bytes(&m))),
                     };
@@ -45,6 +52,10 @@ pub async fn handle_alter(ctx: &Ctx, req: AlterPartitionReassignmentsRequest) ->
         })
         .collect();
     let mut resp = AlterPartitionReassignmentsResponse::default().with_responses(responses).with_error_message(None);
+    if denied {
+        resp.error_code = ResponseError::ClusterAuthorizationFailed.code();
+        resp.error_message = Some(str_bytes("Cluster authorization failed."));
+    }
     if ctx.version >= 1 {
         // KIP-860: the answer says whether the broker honoured the flag; it does.
         resp.allow_replication_factor_change = req.allow_replication_factor_change;
@@ -89,6 +100,13 @@ fn check(
 }
 
 pub async fn handle_list(ctx: &Ctx, _req: ListPartitionReassignmentsRequest) -> Reply {
+    if !ctx.cluster_allows(op::DESCRIBE) {
+        return ctx.reply(
+            &ListPartitionReassignmentsResponse::default()
+                .with_error_code(ResponseError::ClusterAuthorizationFailed.code())
+                .with_error_message(Some(str_bytes("Cluster authorization failed."))),
+        );
+    }
     // Nothing is ever being reassigned: every listing, of all topics or of named ones, is empty.
     ctx.reply(&ListPartitionReassignmentsResponse::default().with_error_message(None))
 }

@@ -14,6 +14,7 @@ use tracing::error;
 
 use super::common::str_bytes;
 use super::{Ctx, Reply};
+use crate::auth::acl::{op, resource};
 use crate::broker::Broker;
 use crate::clock::now_ms;
 use crate::handlers::error_codes::{txn_code, ResponseError, ToKafkaCode};
@@ -26,9 +27,29 @@ type Pending = (usize, usize, Arc<PartitionLog>, i64);
 pub async fn handle(ctx: &Ctx, req: ProduceRequest) -> Reply {
     let (v, acks) = (ctx.version, req.acks);
     let broker = ctx.broker.clone();
+    // Kafka 4.1: a transactional produce without WRITE on its id fails as a whole; otherwise
+    // each topic without WRITE gets TOPIC_AUTHORIZATION_FAILED and the rest are appended.
+    if let Some(id) = req.transactional_id.as_ref().filter(|t| !t.0.is_empty()) {
+        if !ctx.allowed(op::WRITE, resource::TRANSACTIONAL_ID, id.0.as_str()) {
+            return refuse_all(ctx, req, ResponseError::TransactionalIdAuthorizationFailed);
+        }
+    }
+    let denied: Vec<bool> = req
+        .topic_data
+        .iter()
+        .map(|t| {
+            let name = if v >= 13 {
+                broker.topics.get_by_id(&t.topic_id).map(|m| m.name.to_string())
+            } else {
+                Some(t.name.0.to_string())
+            };
+            name.is_some_and(|n| !ctx.allowed(op::WRITE, resource::TOPIC, &n))
+        })
+        .collect();
     // Validation (CRCs, records, decompression) and the writes run on the blocking pool, so no
     // runtime worker waits on them.
-    let Ok((responses, pending)) = tokio::task::spawn_blocking(move || append_all(&broker, req, v, now_ms())).await
+    let Ok((responses, pending)) =
+        tokio::task::spawn_blocking(move || append_all(&broker, req, &denied, v, now_ms())).await
     else {
         return Reply::Close("produce could not be completed".into());
     };
@@ -53,9 +74,43 @@ pub async fn handle(ctx: &Ctx, req: ProduceRequest) -> Reply {
     }))
 }
 
+/// The answer to a produce refused as a whole: `code` for every partition it names.
+fn refuse_all(ctx: &Ctx, req: ProduceRequest, code: ResponseError) -> Reply {
+    if req.acks == 0 {
+        return Reply::NoResponse;
+    }
+    let responses = req
+        .topic_data
+        .into_iter()
+        .map(|t| {
+            let partitions = t
+                .partition_data
+                .iter()
+                .map(|p| {
+                    PartitionProduceResponse::default()
+                        .with_index(p.index)
+                        .with_base_offset(-1)
+                        .with_error_code(code.code())
+                })
+                .collect();
+            TopicProduceResponse::default()
+                .with_name(t.name)
+                .with_topic_id(t.topic_id)
+                .with_partition_responses(partitions)
+        })
+        .collect();
+    ctx.reply(&ProduceResponse::default().with_responses(responses))
+}
+
 /// Appends every partition's records; returns the per-topic answers and the appends that
 /// `acks=all` must see fsynced first.
-fn append_all(broker: &Broker, req: ProduceRequest, v: i16, now: i64) -> (Vec<TopicProduceResponse>, Vec<Pending>) {
+fn append_all(
+    broker: &Broker,
+    req: ProduceRequest,
+    denied: &[bool],
+    v: i16,
+    now: i64,
+) -> (Vec<TopicProduceResponse>, Vec<Pending>) {
     let acks = req.acks;
     // A transactional producer's appends happen under its transactional id's lock: each
     // partition must be in its ongoing transaction, and no marker can end the transaction
@@ -74,6 +129,8 @@ fn append_all(broker: &Broker, req: ProduceRequest, v: i16, now: i64) -> (Vec<To
             let log = meta.as_ref().and_then(|m| broker.partition(&m.name, part.index));
             let outcome = if !matches!(acks, -1..=1) {
                 Err((ResponseError::InvalidRequiredAcks, None, Vec::new()))
+            } else if denied.get(ti).copied().unwrap_or(false) {
+                Err((ResponseError::TopicAuthorizationFailed, None, Vec::new()))
             } else if let Some(log) = log {
                 // Produce v13 names topics by id: the name comes from the topic's metadata.
                 let name = meta.as_ref().map_or_else(|| topic.name.0.to_string(), |m| m.name.to_string());

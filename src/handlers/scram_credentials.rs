@@ -12,10 +12,21 @@ use kafka_protocol::messages::{
 
 use super::common::{off_runtime, str_bytes};
 use super::{Ctx, Reply};
+use crate::auth::acl::op;
 use crate::auth::scram::Upsertion;
-use crate::handlers::error_codes::ToKafkaCode;
+use crate::handlers::error_codes::{ResponseError, ToKafkaCode};
+
+const DENIED: ResponseError = ResponseError::ClusterAuthorizationFailed;
 
 pub async fn handle_describe(ctx: &Ctx, req: DescribeUserScramCredentialsRequest) -> Reply {
+    // Kafka 4.1: DESCRIBE on the cluster.
+    if !ctx.cluster_allows(op::DESCRIBE) {
+        return ctx.reply(
+            &DescribeUserScramCredentialsResponse::default()
+                .with_error_code(DENIED.code())
+                .with_error_message(Some(str_bytes(&DENIED.to_string()))),
+        );
+    }
     let users: Option<Vec<String>> = req.users.map(|u| u.into_iter().map(|n| n.name.to_string()).collect());
     let results = ctx
         .broker
@@ -41,6 +52,19 @@ pub async fn handle_describe(ctx: &Ctx, req: DescribeUserScramCredentialsRequest
 }
 
 pub async fn handle_alter(ctx: &Ctx, req: AlterUserScramCredentialsRequest) -> Reply {
+    // Kafka 4.1: ALTER on the cluster; every user named gets the refusal.
+    if !ctx.cluster_allows(op::ALTER) {
+        let users = req.deletions.iter().map(|d| &d.name).chain(req.upsertions.iter().map(|u| &u.name));
+        let results = users
+            .map(|u| {
+                AlterUserScramCredentialsResult::default()
+                    .with_user(u.clone())
+                    .with_error_code(DENIED.code())
+                    .with_error_message(Some(str_bytes(&DENIED.to_string())))
+            })
+            .collect();
+        return ctx.reply(&AlterUserScramCredentialsResponse::default().with_results(results));
+    }
     let deletions: Vec<(String, i8)> = req.deletions.into_iter().map(|d| (d.name.to_string(), d.mechanism)).collect();
     let upsertions: Vec<Upsertion> = req
         .upsertions

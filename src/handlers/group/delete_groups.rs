@@ -3,17 +3,24 @@
 use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
 use kafka_protocol::messages::{DeleteGroupsRequest, DeleteGroupsResponse};
 
+use crate::auth::acl::{op, resource};
 use crate::handlers::common::{code_of, reply_off_runtime};
 use crate::handlers::{Ctx, Reply};
 
 pub async fn handle(ctx: &Ctx, req: DeleteGroupsRequest) -> Reply {
     // Deleting appends tombstones to `__consumer_offsets`: off the runtime.
     let broker = ctx.broker.clone();
+    let denied: Vec<bool> =
+        req.groups_names.iter().map(|g| !ctx.allowed(op::DELETE, resource::GROUP, g.0.as_str())).collect();
     reply_off_runtime(ctx, "DeleteGroups", move || {
         let results = req
             .groups_names
             .into_iter()
-            .map(|g| {
+            .zip(denied)
+            .map(|(g, denied)| {
+                if denied {
+                    return DeletableGroupResult::default().with_group_id(g).with_error_code(super::GROUP_DENIED);
+                }
                 let r = broker.groups.delete_group(g.0.as_str());
                 DeletableGroupResult::default().with_group_id(g).with_error_code(code_of(&r))
             })

@@ -3,13 +3,12 @@
 use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
 use kafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse};
 
+use crate::auth::acl::{op, resource};
 use crate::handlers::common::str_bytes;
 use crate::handlers::error_codes::ResponseError;
 use crate::handlers::{Ctx, Reply};
 
 /// READ, DELETE and DESCRIBE: what a group supports (no ACLs yet, so all are allowed).
-const GROUP_OPERATIONS: i32 = (1 << 3) | (1 << 6) | (1 << 8);
-
 pub async fn handle(ctx: &Ctx, req: DescribeGroupsRequest) -> Reply {
     let v = ctx.version;
     let groups = req
@@ -17,8 +16,15 @@ pub async fn handle(ctx: &Ctx, req: DescribeGroupsRequest) -> Reply {
         .into_iter()
         .map(|id| {
             let mut out = DescribedGroup::default().with_group_id(id.clone());
+            if !ctx.allowed(op::DESCRIBE, resource::GROUP, id.0.as_str()) {
+                out.error_code = ResponseError::GroupAuthorizationFailed.code();
+                if v >= 6 {
+                    out.error_message = Some(str_bytes(&ResponseError::GroupAuthorizationFailed.to_string()));
+                }
+                return out;
+            }
             if v >= 3 && req.include_authorized_operations {
-                out.authorized_operations = GROUP_OPERATIONS;
+                out.authorized_operations = ctx.authorized_operations(resource::GROUP, id.0.as_str());
             }
             match ctx.broker.groups.describe(id.0.as_str()) {
                 None => {

@@ -14,6 +14,16 @@ use crate::handlers::{encode, Ctx, Reply};
 
 pub async fn handle(ctx: &Ctx, req: JoinGroupRequest) -> Reply {
     let v = ctx.version;
+    if !super::may_read_group(ctx, req.group_id.0.as_str()) {
+        let mut resp = JoinGroupResponse::default()
+            .with_error_code(super::GROUP_DENIED)
+            .with_generation_id(-1)
+            .with_member_id(req.member_id.clone());
+        if v < 7 {
+            resp.protocol_name = Some(str_bytes(""));
+        }
+        return ctx.reply(&resp);
+    }
     let session = Duration::from_millis(req.session_timeout_ms.max(0) as u64);
     // v0 has no rebalance timeout: Kafka uses the session timeout.
     let rebalance =

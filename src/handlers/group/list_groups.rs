@@ -3,6 +3,7 @@
 use kafka_protocol::messages::list_groups_response::ListedGroup;
 use kafka_protocol::messages::{GroupId, ListGroupsRequest, ListGroupsResponse};
 
+use crate::auth::acl::{op, resource};
 use crate::group::GroupState;
 use crate::handlers::common::str_bytes;
 use crate::handlers::{Ctx, Reply};
@@ -15,6 +16,8 @@ pub async fn handle(ctx: &Ctx, req: ListGroupsRequest) -> Reply {
     // Every gregor group is a classic group.
     let types_ok =
         req.types_filter.is_empty() || req.types_filter.iter().any(|t| t.as_str().eq_ignore_ascii_case("classic"));
+    // Kafka 4.1: DESCRIBE on the cluster lists every group, else those the principal may DESCRIBE.
+    let every = ctx.cluster_allows(op::DESCRIBE);
     let groups = if unknown_state_filter || !types_ok {
         Vec::new()
     } else {
@@ -23,6 +26,7 @@ pub async fn handle(ctx: &Ctx, req: ListGroupsRequest) -> Reply {
             .list()
             .into_iter()
             .filter(|(_, _, state)| states.is_empty() || states.contains(state))
+            .filter(|(id, _, _)| every || ctx.allowed(op::DESCRIBE, resource::GROUP, id))
             .map(|(id, protocol_type, state)| {
                 let mut g = ListedGroup::default()
                     .with_group_id(GroupId(str_bytes(&id)))

@@ -15,6 +15,13 @@ pub mod sync_group;
 
 use kafka_protocol::protocol::StrBytes;
 
+pub(crate) const GROUP_DENIED: i16 = kafka_protocol::error::ResponseError::GroupAuthorizationFailed.code();
+
+/// READ on the group: what joining, syncing, heartbeating, leaving and committing need (Kafka 4.1).
+pub(crate) fn may_read_group(ctx: &crate::handlers::Ctx, group: &str) -> bool {
+    ctx.allowed(crate::auth::acl::op::READ, crate::auth::acl::resource::GROUP, group)
+}
+
 pub(crate) fn opt_str(s: &Option<StrBytes>) -> Option<String> {
     s.as_ref().map(|s| s.as_str().to_string())
 }

@@ -6,17 +6,37 @@ use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse};
 use tracing::error;
 
 use super::opt_str;
+use crate::auth::acl::op;
 use crate::clock::now_ms;
 use crate::group::CommittedOffset;
 use crate::handlers::error_codes::{ResponseError, ToKafkaCode};
 use crate::handlers::{encode, Ctx, Reply};
 
 pub async fn handle(ctx: &Ctx, req: OffsetCommitRequest) -> Reply {
-    let broker = &ctx.broker;
     let now = now_ms();
+    // Kafka 4.1: READ on the group (else every partition fails GROUP_AUTHORIZATION_FAILED), and
+    // READ on each topic (else its partitions fail TOPIC_AUTHORIZATION_FAILED, uncommitted).
+    let group_denied = !super::may_read_group(ctx, req.group_id.0.as_str());
+    let topic_denied = ctx.denied_topics(op::READ, req.topics.iter().map(|t| t.name.0.as_str()));
+    let refusals: Vec<Option<i16>> = req
+        .topics
+        .iter()
+        .zip(&topic_denied)
+        .flat_map(|(t, &denied)| {
+            let code = match (group_denied, denied) {
+                (true, _) => Some(super::GROUP_DENIED),
+                (false, true) => Some(ResponseError::TopicAuthorizationFailed.code()),
+                (false, false) => None,
+            };
+            std::iter::repeat_n(code, t.partitions.len())
+        })
+        .collect();
     let offsets: Vec<(String, i32, CommittedOffset)> = req
         .topics
         .iter()
+        .zip(&topic_denied)
+        .filter(|(_, &denied)| !group_denied && !denied)
+        .map(|(t, _)| t)
         .flat_map(|t| {
             t.partitions.iter().map(move |p| {
                 (
@@ -32,27 +52,17 @@ pub async fn handle(ctx: &Ctx, req: OffsetCommitRequest) -> Reply {
             })
         })
         .collect();
-    // The commit appends to `__consumer_offsets` (a write, at times a roll): off the runtime.
-    let (b, group, member) = (broker.clone(), req.group_id.0.to_string(), req.member_id.to_string());
-    let (instance, generation) = (opt_str(&req.group_instance_id), req.generation_id_or_member_epoch);
-    let outcome = tokio::task::spawn_blocking(move || {
-        b.groups.commit(&group, &member, instance.as_deref(), generation, offsets, |topic, partition| {
-            b.partition(topic, partition).is_some()
-        })
-    })
-    .await;
-    let Ok(outcome) = outcome else {
-        return Reply::Close("offset commit could not be completed".into());
-    };
-    let (mut codes, durable_at): (Vec<i16>, _) = match outcome {
-        Ok(o) => {
-            (o.results.iter().map(|r| r.as_ref().err().map_or(0, |e| e.kafka_code().code())).collect(), o.durable_at)
-        }
-        Err(e) => {
-            let n = req.topics.iter().map(|t| t.partitions.len()).sum();
-            (vec![e.kafka_code().code(); n], None)
+    let (mut codes, durable_at) = if offsets.is_empty() && refusals.iter().any(Option::is_some) {
+        (Vec::new(), None)
+    } else {
+        match commit(ctx, &req, offsets).await {
+            Some(done) => done,
+            None => return Reply::Close("offset commit could not be completed".into()),
         }
     };
+    // The refused partitions take their places among the committed ones' answers.
+    let mut committed = std::mem::take(&mut codes).into_iter();
+    codes = refusals.iter().map(|r| r.unwrap_or_else(|| committed.next().unwrap_or(0))).collect();
     let shape: Vec<(kafka_protocol::messages::TopicName, Vec<i32>)> =
         req.topics.into_iter().map(|t| (t.name, t.partitions.iter().map(|p| p.partition_index).collect())).collect();
     let build = move |codes: &[i16]| {
@@ -87,4 +97,32 @@ pub async fn handle(ctx: &Ctx, req: OffsetCommitRequest) -> Reply {
         }
         encode(correlation_id, version, &build(&codes))
     }))
+}
+
+/// Per committed partition, in order, its answer's code; and where the commit must be durable
+/// before the answer. `None`: the commit could not complete.
+type Durable = Option<(std::sync::Arc<crate::log::PartitionLog>, i64)>;
+async fn commit(
+    ctx: &Ctx,
+    req: &OffsetCommitRequest,
+    offsets: Vec<(String, i32, CommittedOffset)>,
+) -> Option<(Vec<i16>, Durable)> {
+    let broker = &ctx.broker;
+    let n = offsets.len();
+    // The commit appends to `__consumer_offsets` (a write, at times a roll): off the runtime.
+    let (b, group, member) = (broker.clone(), req.group_id.0.to_string(), req.member_id.to_string());
+    let (instance, generation) = (opt_str(&req.group_instance_id), req.generation_id_or_member_epoch);
+    let outcome = tokio::task::spawn_blocking(move || {
+        b.groups.commit(&group, &member, instance.as_deref(), generation, offsets, |topic, partition| {
+            b.partition(topic, partition).is_some()
+        })
+    })
+    .await;
+    let outcome = outcome.ok()?;
+    Some(match outcome {
+        Ok(o) => {
+            (o.results.iter().map(|r| r.as_ref().err().map_or(0, |e| e.kafka_code().code())).collect(), o.durable_at)
+        }
+        Err(e) => (vec![e.kafka_code().code(); n], None),
+    })
 }

@@ -3,13 +3,23 @@
 use kafka_protocol::messages::offset_delete_response::{OffsetDeleteResponsePartition, OffsetDeleteResponseTopic};
 use kafka_protocol::messages::{OffsetDeleteRequest, OffsetDeleteResponse};
 
-use crate::handlers::error_codes::ToKafkaCode;
+use crate::auth::acl::{op, resource};
+use crate::handlers::error_codes::{ResponseError, ToKafkaCode};
 use crate::handlers::{Ctx, Reply};
 
 pub async fn handle(ctx: &Ctx, req: OffsetDeleteRequest) -> Reply {
+    // Kafka 4.1: DELETE on the group, READ on each topic (TOPIC_AUTHORIZATION_FAILED for the
+    // partitions of the others, which are not touched).
+    if !ctx.allowed(op::DELETE, resource::GROUP, req.group_id.0.as_str()) {
+        return ctx.reply(&OffsetDeleteResponse::default().with_error_code(super::GROUP_DENIED));
+    }
+    let denied = ctx.denied_topics(op::READ, req.topics.iter().map(|t| t.name.0.as_str()));
     let partitions: Vec<(String, i32)> = req
         .topics
         .iter()
+        .zip(&denied)
+        .filter(|(_, &d)| !d)
+        .map(|(t, _)| t)
         .flat_map(|t| t.partitions.iter().map(move |p| (t.name.0.as_str().to_string(), p.partition_index)))
         .collect();
     // Deleting appends tombstones to `__consumer_offsets`: off the runtime.
@@ -25,11 +35,17 @@ pub async fn handle(ctx: &Ctx, req: OffsetDeleteRequest) -> Reply {
             let topics = req
                 .topics
                 .into_iter()
-                .map(|t| {
+                .zip(denied)
+                .map(|(t, denied)| {
                     let parts = t
                         .partitions
                         .iter()
                         .map(|p| {
+                            if denied {
+                                return OffsetDeleteResponsePartition::default()
+                                    .with_partition_index(p.partition_index)
+                                    .with_error_code(ResponseError::TopicAuthorizationFailed.code());
+                            }
                             let code = it.next().and_then(|r| r.err()).map_or(0, |e| e.kafka_code().code());
                             OffsetDeleteResponsePartition::default()
                                 .with_partition_index(p.partition_index)

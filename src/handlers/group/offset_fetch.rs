@@ -8,6 +8,7 @@ use kafka_protocol::messages::offset_fetch_response::{
 };
 use kafka_protocol::messages::{OffsetFetchRequest, OffsetFetchResponse};
 
+use crate::auth::acl::{op, resource};
 use crate::group::CommittedOffset;
 use crate::handlers::common::{str_bytes, topic_name};
 use crate::handlers::{Ctx, Reply};
@@ -27,6 +28,26 @@ fn by_topic(flat: Vec<(String, i32, Option<CommittedOffset>)>) -> Fetched {
 }
 
 const UNSTABLE: i16 = kafka_protocol::error::ResponseError::UnstableOffsetCommit.code();
+const GROUP_DENIED: i16 = kafka_protocol::error::ResponseError::GroupAuthorizationFailed.code();
+const TOPIC_DENIED: i16 = kafka_protocol::error::ResponseError::TopicAuthorizationFailed.code();
+
+/// Kafka 4.1: named topics the principal may not DESCRIBE are answered TOPIC_AUTHORIZATION_FAILED
+/// (split off here, second); with every topic of the group asked for, they are left out (the
+/// filter on what `fetch_offsets` found, `keep`).
+type Named = Option<Vec<(String, Vec<i32>)>>;
+fn split_denied(ctx: &Ctx, wanted: Named) -> (Named, Vec<(String, Vec<i32>)>) {
+    match wanted {
+        None => (None, Vec::new()),
+        Some(w) => {
+            let (ok, denied) = w.into_iter().partition(|(t, _)| ctx.allowed(op::DESCRIBE, resource::TOPIC, t));
+            (Some(ok), denied)
+        }
+    }
+}
+fn keep(ctx: &Ctx, mut fetched: Fetched) -> Fetched {
+    fetched.retain(|(t, _)| ctx.allowed(op::DESCRIBE, resource::TOPIC, t));
+    fetched
+}
 
 pub async fn handle(ctx: &Ctx, req: OffsetFetchRequest) -> Reply {
     let groups = &ctx.broker.groups;
@@ -39,12 +60,16 @@ pub async fn handle(ctx: &Ctx, req: OffsetFetchRequest) -> Reply {
             .groups
             .into_iter()
             .map(|g| {
+                if !ctx.allowed(op::DESCRIBE, resource::GROUP, g.group_id.0.as_str()) {
+                    return OffsetFetchResponseGroup::default().with_group_id(g.group_id).with_error_code(GROUP_DENIED);
+                }
                 let wanted: Option<Vec<(String, Vec<i32>)>> = g
                     .topics
                     .map(|ts| ts.into_iter().map(|t| (t.name.0.as_str().to_string(), t.partition_indexes)).collect());
+                let (wanted, denied) = split_denied(ctx, wanted);
                 let group_id = g.group_id.0.as_str();
-                let fetched = by_topic(groups.fetch_offsets(group_id, wanted.as_deref()));
-                let topics = fetched
+                let fetched = keep(ctx, by_topic(groups.fetch_offsets(group_id, wanted.as_deref())));
+                let mut topics: Vec<_> = fetched
                     .into_iter()
                     .map(|(t, parts)| {
                         OffsetFetchResponseTopics::default().with_name(topic_name(&t)).with_partitions(
@@ -69,6 +94,21 @@ pub async fn handle(ctx: &Ctx, req: OffsetFetchRequest) -> Reply {
                         )
                     })
                     .collect();
+                topics.extend(denied.into_iter().map(|(t, parts)| {
+                    OffsetFetchResponseTopics::default().with_name(topic_name(&t)).with_partitions(
+                        parts
+                            .into_iter()
+                            .map(|p| {
+                                OffsetFetchResponsePartitions::default()
+                                    .with_partition_index(p)
+                                    .with_committed_offset(-1)
+                                    .with_committed_leader_epoch(-1)
+                                    .with_metadata(Some(str_bytes("")))
+                                    .with_error_code(TOPIC_DENIED)
+                            })
+                            .collect(),
+                    )
+                }));
                 OffsetFetchResponseGroup::default().with_group_id(g.group_id).with_topics(topics)
             })
             .collect();
@@ -76,8 +116,22 @@ pub async fn handle(ctx: &Ctx, req: OffsetFetchRequest) -> Reply {
     }
     let wanted: Option<Vec<(String, Vec<i32>)>> =
         req.topics.map(|ts| ts.into_iter().map(|t| (t.name.0.as_str().to_string(), t.partition_indexes)).collect());
-    let fetched = by_topic(groups.fetch_offsets(req.group_id.0.as_str(), wanted.as_deref()));
-    let topics = fetched
+    let group_denied = !ctx.allowed(op::DESCRIBE, resource::GROUP, req.group_id.0.as_str());
+    if group_denied && v >= 2 {
+        return ctx.reply(&OffsetFetchResponse::default().with_error_code(GROUP_DENIED));
+    }
+    let (wanted, mut denied) = split_denied(ctx, wanted);
+    let (wanted, code) = match wanted {
+        // v1 has no group error: every partition asked for carries it.
+        Some(w) if group_denied => {
+            denied = w;
+            (Some(Vec::new()), GROUP_DENIED)
+        }
+        None if group_denied => (Some(Vec::new()), GROUP_DENIED),
+        w => (w, TOPIC_DENIED),
+    };
+    let fetched = keep(ctx, by_topic(groups.fetch_offsets(req.group_id.0.as_str(), wanted.as_deref())));
+    let mut topics: Vec<_> = fetched
         .into_iter()
         .map(|(t, parts)| {
             OffsetFetchResponseTopic::default().with_name(topic_name(&t)).with_partitions(
@@ -105,6 +159,20 @@ pub async fn handle(ctx: &Ctx, req: OffsetFetchRequest) -> Reply {
             )
         })
         .collect();
+    topics.extend(denied.into_iter().map(|(t, parts)| {
+        OffsetFetchResponseTopic::default().with_name(topic_name(&t)).with_partitions(
+            parts
+                .into_iter()
+                .map(|p| {
+                    OffsetFetchResponsePartition::default()
+                        .with_partition_index(p)
+                        .with_committed_offset(-1)
+                        .with_metadata(Some(str_bytes("")))
+                        .with_error_code(code)
+                })
+                .collect(),
+        )
+    }));
     ctx.reply(&OffsetFetchResponse::default().with_topics(topics))
 }
 

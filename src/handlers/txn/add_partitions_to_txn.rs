@@ -9,14 +9,55 @@ use kafka_protocol::messages::add_partitions_to_txn_response::{
 };
 use kafka_protocol::messages::{AddPartitionsToTxnRequest, AddPartitionsToTxnResponse, TopicName, TransactionalId};
 
+use crate::auth::acl::{op, resource};
 use crate::broker::Broker;
 use crate::clock::now_ms;
 use crate::handlers::common::{reply_off_runtime, str_bytes};
+use crate::handlers::error_codes::ResponseError;
 use crate::handlers::{Ctx, Reply};
 use crate::txn::{AddResult, TxnError};
 
 pub async fn handle(ctx: &Ctx, req: AddPartitionsToTxnRequest) -> Reply {
     let (broker, version) = (ctx.broker.clone(), ctx.version);
+    // Kafka 4.1: v4+ batches come from brokers and need CLUSTER_ACTION; a client's (v3 and
+    // below) needs WRITE on its transactional id, and WRITE on every topic — else nothing is
+    // added: the refused topics say TOPIC_AUTHORIZATION_FAILED, the rest OPERATION_NOT_ATTEMPTED.
+    if version >= 4 && !ctx.cluster_allows(op::CLUSTER_ACTION) {
+        return ctx.reply(
+            &AddPartitionsToTxnResponse::default().with_error_code(ResponseError::ClusterAuthorizationFailed.code()),
+        );
+    }
+    if version <= 3 {
+        let topics = &req.v3_and_below_topics;
+        let refusal =
+            if !ctx.allowed(op::WRITE, resource::TRANSACTIONAL_ID, req.v3_and_below_transactional_id.0.as_str()) {
+                Some(topics.iter().map(|_| ResponseError::TransactionalIdAuthorizationFailed).collect::<Vec<_>>())
+            } else {
+                let denied = ctx.denied_topics(op::WRITE, topics.iter().map(|t| t.name.0.as_str()));
+                denied.contains(&true).then(|| {
+                    topics
+                        .iter()
+                        .zip(denied)
+                        .map(|(t, denied)| match denied {
+                            true => ResponseError::TopicAuthorizationFailed,
+                            false if broker.topics.get(t.name.0.as_str()).is_none() => {
+                                ResponseError::UnknownTopicOrPartition
+                            }
+                            false => ResponseError::OperationNotAttempted,
+                        })
+                        .collect()
+                })
+            };
+        if let Some(codes) = refusal {
+            let results = topics
+                .iter()
+                .zip(codes)
+                .flat_map(|(t, code)| t.partitions.iter().map(move |&p| ((t.name.0.to_string(), p), code)))
+                .collect();
+            return ctx
+                .reply(&AddPartitionsToTxnResponse::default().with_results_by_topic_v3_and_below(refused(results)));
+        }
+    }
     reply_off_runtime(ctx, "AddPartitionsToTxn", move || {
         if version <= 3 {
             let results = add(
@@ -72,6 +113,25 @@ fn add(
 }
 
 /// Groups per-partition results by topic, in the order they came.
+/// Topic results carrying one refusal code per partition.
+fn refused(results: Vec<((String, i32), ResponseError)>) -> Vec<AddPartitionsToTxnTopicResult> {
+    let mut out: Vec<AddPartitionsToTxnTopicResult> = Vec::new();
+    for ((topic, partition), code) in results {
+        let entry = AddPartitionsToTxnPartitionResult::default()
+            .with_partition_index(partition)
+            .with_partition_error_code(code.code());
+        match out.last_mut() {
+            Some(t) if t.name.0.as_str() == topic => t.results_by_partition.push(entry),
+            _ => out.push(
+                AddPartitionsToTxnTopicResult::default()
+                    .with_name(TopicName(str_bytes(&topic)))
+                    .with_results_by_partition(vec![entry]),
+            ),
+        }
+    }
+    out
+}
+
 fn topic_results(results: AddResult, version: i16) -> Vec<AddPartitionsToTxnTopicResult> {
     let mut out: Vec<AddPartitionsToTxnTopicResult> = Vec::new();
     for ((topic, partition), r) in results {

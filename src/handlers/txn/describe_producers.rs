@@ -4,6 +4,7 @@
 use kafka_protocol::messages::describe_producers_response::{PartitionResponse, ProducerState, TopicResponse};
 use kafka_protocol::messages::{DescribeProducersRequest, DescribeProducersResponse, ProducerId};
 
+use crate::auth::acl::{op, resource};
 use crate::handlers::common::str_bytes;
 use crate::handlers::error_codes::ResponseError;
 use crate::handlers::{Ctx, Reply};
@@ -14,11 +15,18 @@ pub async fn handle(ctx: &Ctx, req: DescribeProducersRequest) -> Reply {
         .into_iter()
         .map(|t| {
             let known = ctx.broker.topics.get(t.name.0.as_str());
+            // Kafka 4.1: READ on the topic.
+            let denied = !ctx.allowed(op::READ, resource::TOPIC, t.name.0.as_str());
             let partitions = t
                 .partition_indexes
                 .iter()
                 .map(|&p| {
                     let out = PartitionResponse::default().with_partition_index(p);
+                    if denied {
+                        return out
+                            .with_error_code(ResponseError::TopicAuthorizationFailed.code())
+                            .with_error_message(Some(str_bytes("Not authorized to read the topic.")));
+                    }
                     match known.as_ref().and_then(|_| ctx.broker.partition(t.name.0.as_str(), p)) {
                         None => out
                             .with_error_code(ResponseError::UnknownTopicOrPartition.code())

@@ -6,12 +6,22 @@
 
 use kafka_protocol::messages::{EndTxnRequest, EndTxnResponse, ProducerId};
 
+use crate::auth::acl::{op, resource};
 use crate::clock::now_ms;
 use crate::handlers::common::reply_off_runtime;
+use crate::handlers::error_codes::ResponseError;
 use crate::handlers::{Ctx, Reply};
 
 pub async fn handle(ctx: &Ctx, req: EndTxnRequest) -> Reply {
     let (broker, version) = (ctx.broker.clone(), ctx.version);
+    if !ctx.allowed(op::WRITE, resource::TRANSACTIONAL_ID, req.transactional_id.0.as_str()) {
+        return ctx.reply(
+            &EndTxnResponse::default()
+                .with_error_code(ResponseError::TransactionalIdAuthorizationFailed.code())
+                .with_producer_id(ProducerId(-1))
+                .with_producer_epoch(-1),
+        );
+    }
     reply_off_runtime(ctx, "EndTxn", move || {
         if version >= 5 {
             // Transaction Version 2: the transaction ends with a new epoch, which the client

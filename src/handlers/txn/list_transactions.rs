@@ -5,6 +5,7 @@
 use kafka_protocol::messages::list_transactions_response::TransactionState;
 use kafka_protocol::messages::{ListTransactionsRequest, ListTransactionsResponse, ProducerId, TransactionalId};
 
+use crate::auth::acl::{op, resource};
 use crate::clock::now_ms;
 use crate::handlers::common::str_bytes;
 use crate::handlers::{Ctx, Reply};
@@ -33,6 +34,8 @@ pub async fn handle(ctx: &Ctx, req: ListTransactionsRequest) -> Reply {
         .filter(|t| req.state_filters.is_empty() || req.state_filters.iter().any(|f| f.as_str() == t.state.name()))
         .filter(|t| req.producer_id_filters.is_empty() || req.producer_id_filters.contains(&ProducerId(t.producer_id)))
         // v1: only transactions running longer than this many ms (-1: no filter).
+        // Kafka 4.1: only the transactional ids the principal may DESCRIBE.
+        .filter(|t| ctx.allowed(op::DESCRIBE, resource::TRANSACTIONAL_ID, &t.transactional_id))
         .filter(|t| req.duration_filter < 0 || (t.start_ms >= 0 && now - t.start_ms > req.duration_filter))
         .map(|t| {
             TransactionState::default()

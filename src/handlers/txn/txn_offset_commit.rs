@@ -7,6 +7,7 @@ use kafka_protocol::messages::txn_offset_commit_response::{
 use kafka_protocol::messages::{TxnOffsetCommitRequest, TxnOffsetCommitResponse};
 use tracing::error;
 
+use crate::auth::acl::{op, resource};
 use crate::clock::now_ms;
 use crate::group::{CommittedOffset, GroupError};
 use crate::handlers::error_codes::{ResponseError, ToKafkaCode};
@@ -15,9 +16,31 @@ use crate::handlers::{encode, Ctx, Reply};
 
 pub async fn handle(ctx: &Ctx, req: TxnOffsetCommitRequest) -> Reply {
     let now = now_ms();
+    // Kafka 4.1: WRITE on the transactional id, READ on the group (either refusal fails every
+    // partition), READ on each topic (the refused ones fail, the rest are committed).
+    let whole = if !ctx.allowed(op::WRITE, resource::TRANSACTIONAL_ID, req.transactional_id.0.as_str()) {
+        Some(ResponseError::TransactionalIdAuthorizationFailed.code())
+    } else if !ctx.allowed(op::READ, resource::GROUP, req.group_id.0.as_str()) {
+        Some(ResponseError::GroupAuthorizationFailed.code())
+    } else {
+        None
+    };
+    let topic_denied = ctx.denied_topics(op::READ, req.topics.iter().map(|t| t.name.0.as_str()));
+    let refusals: Vec<Option<i16>> = req
+        .topics
+        .iter()
+        .zip(&topic_denied)
+        .flat_map(|(t, &denied)| {
+            let code = whole.or(denied.then_some(ResponseError::TopicAuthorizationFailed.code()));
+            std::iter::repeat_n(code, t.partitions.len())
+        })
+        .collect();
     let offsets: Vec<(String, i32, CommittedOffset)> = req
         .topics
         .iter()
+        .zip(&topic_denied)
+        .filter(|(_, &denied)| whole.is_none() && !denied)
+        .map(|(t, _)| t)
         .flat_map(|t| {
             t.partitions.iter().map(move |p| {
                 let offset = CommittedOffset {
@@ -33,12 +56,21 @@ pub async fn handle(ctx: &Ctx, req: TxnOffsetCommitRequest) -> Reply {
     let shape: Vec<(kafka_protocol::messages::TopicName, Vec<i32>)> =
         req.topics.iter().map(|t| (t.name.clone(), t.partitions.iter().map(|p| p.partition_index).collect())).collect();
     let n = offsets.len();
+    let merge = move |committed: Vec<i16>| {
+        let mut committed = committed.into_iter();
+        refusals.iter().map(|r| r.unwrap_or_else(|| committed.next().unwrap_or(0))).collect::<Vec<i16>>()
+    };
     let broker = ctx.broker.clone();
+    // Everything refused: nothing is committed, as Kafka answers without asking the group.
+    let nothing_to_commit = n == 0 && (whole.is_some() || topic_denied.contains(&true));
     let (group, tid) = (req.group_id.0.to_string(), req.transactional_id.0.to_string());
     let (pid, epoch, version) = (req.producer_id.0, req.producer_epoch, ctx.version);
     let member =
         (version >= 3).then(|| (req.member_id.to_string(), opt_str(&req.group_instance_id), req.generation_id));
     let outcome = tokio::task::spawn_blocking(move || {
+        if nothing_to_commit {
+            return Ok(crate::group::CommitOutcome { results: Vec::new(), durable_at: None });
+        }
         // The group's offsets partition must be part of this producer's ongoing transaction
         // (AddOffsetsToTxn) and the producer current.
         // Held until the offsets are written, so that they cannot land after the marker.
@@ -74,6 +106,7 @@ pub async fn handle(ctx: &Ctx, req: TxnOffsetCommitRequest) -> Reply {
         }
         Err(code) => (vec![code.code(); n], None),
     };
+    let codes = merge(codes);
     let build = move |codes: &[i16]| {
         let mut it = codes.iter();
         let topics = shape
