@@ -5,8 +5,8 @@
 //! that turn that name into a user name ([`ssl_mapping`]), the ACL store and its decisions
 //! ([`acl`]) and SCRAM credentials ([`scram`]).
 //!
-//! SASL is not here yet, and no handler checks the ACLs yet: the principal is carried by the
-//! session and logged.
+//! Handlers ask the authorizer through `handlers::authz`, whose table says which operation each
+//! API needs. SASL is not here yet.
 
 pub mod acl;
 pub mod dn;

@@ -19,13 +19,13 @@ where
         .unwrap_or_else(|e| Err(std::io::Error::other(format!("the operation was interrupted: {e}")).into()))
 }
 
-/// The cluster operations a client may perform, as Metadata and DescribeCluster report them:
-/// all of them, since gregor has no ACLs yet (CREATE, ALTER, DESCRIBE, CLUSTER_ACTION,
-/// DESCRIBE_CONFIGS, ALTER_CONFIGS, IDEMPOTENT_WRITE, CREATE_TOKENS, DESCRIBE_TOKENS).
+/// Every cluster operation (CREATE, ALTER, DESCRIBE, CLUSTER_ACTION, DESCRIBE_CONFIGS,
+/// ALTER_CONFIGS, IDEMPOTENT_WRITE, CREATE_TOKENS, DESCRIBE_TOKENS): what a principal is
+/// reported to be allowed when no authorizer is configured (see `authz`).
 pub const CLUSTER_AUTHORIZED_OPERATIONS: i32 = 0x7fa0;
 
-/// The operations a client may perform on a topic, as Metadata and DescribeTopicPartitions
-/// report them: READ, WRITE, CREATE, DELETE, ALTER, DESCRIBE, DESCRIBE_CONFIGS, ALTER_CONFIGS.
+/// Every topic operation (READ, WRITE, CREATE, DELETE, ALTER, DESCRIBE, DESCRIBE_CONFIGS,
+/// ALTER_CONFIGS): what a principal is reported to be allowed without an authorizer.
 pub const TOPIC_AUTHORIZED_OPERATIONS: i32 = 0xdf8;
 
 /// Builds a response on the blocking pool and encodes it: for handlers whose whole answer reads

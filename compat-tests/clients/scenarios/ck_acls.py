@@ -1,7 +1,9 @@
-"""ACL admin APIs through confluent-kafka (and kafka-python for SECURITY_DISABLED) (CreateAcls, DescribeAcls, DeleteAcls): literal,
+"""ACL admin APIs and their enforcement through confluent-kafka (and kafka-python for SECURITY_DISABLED) (CreateAcls, DescribeAcls, DeleteAcls): literal,
 prefixed and wildcard bindings, MATCH filters, invalid bindings refused with the broker's
 message, ACLs kept across a restart, and SECURITY_DISABLED from a broker without an
-authorizer. It starts its own brokers (one with `authorizer.class.name` set through the
+authorizer; then what librdkafka's producer, consumer and admin client get from topics and
+groups whose ACLs leave them out (the broker's principal here is User:ANONYMOUS: this is a
+plaintext listener). It starts its own brokers (one with `authorizer.class.name` set through the
 apache/kafka image's variable), so it skips against an external one.
 """
 import os
@@ -109,6 +111,66 @@ try:
     deleted = result(list(admin.delete_acls([bob]).values())[0])
     c.check([b.principal for b in deleted] == ["User:bob"], f"DeleteAcls removes bob's ACL: {deleted}")
     c.check(len(result(admin.describe_acls(ANY))) == 3, "three left")
+finally:
+    stop(broker)
+
+# Enforcement: ACLs name "locked" and "locked-group" for alice only, so the anonymous client
+# is refused them; "open" has no ACL and allow.everyone.if.no.acl.found lets everyone use it.
+from confluent_kafka import Consumer, Producer  # noqa: E402
+from confluent_kafka.admin import NewTopic  # noqa: E402
+
+enforced = dict(secured, KAFKA_SUPER_USERS="", KAFKA_ALLOW_EVERYONE_IF_NO_ACL_FOUND="true")
+broker, bootstrap = start(os.path.join(work, "enforced"), enforced)
+try:
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    for f in admin.create_topics([NewTopic("open", 1), NewTopic("locked", 1)]).values():
+        f.result(timeout=20)
+    alice_only = [
+        AclBinding(ResourceType.TOPIC, "locked", ResourcePatternType.LITERAL, "User:alice", "*",
+                   AclOperation.ALL, AclPermissionType.ALLOW),
+        AclBinding(ResourceType.GROUP, "locked-group", ResourcePatternType.LITERAL, "User:alice", "*",
+                   AclOperation.ALL, AclPermissionType.ALLOW),
+    ]
+    c.check([result(f) for f in admin.create_acls(alice_only).values()] == [None, None], "ACLs for alice created")
+
+    topics = admin.list_topics(timeout=20).topics
+    c.check("open" in topics and "locked" not in topics, f"Metadata hides the locked topic: {sorted(topics)}")
+
+    outcomes = {}
+    producer = Producer({"bootstrap.servers": bootstrap, "message.timeout.ms": 10000})
+    for topic in ("open", "locked"):
+        producer.produce(topic, b"v", on_delivery=lambda err, msg, t=topic: outcomes.__setitem__(t, err))
+    producer.flush(20)
+    c.check(outcomes.get("open") is None and "open" in outcomes, f"producing to the open topic works: {outcomes}")
+    locked = outcomes.get("locked")
+    c.check(isinstance(locked, KafkaError) and locked.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED,
+            f"producing to the locked topic: TOPIC_AUTHORIZATION_FAILED ({locked})")
+
+    def consume_error(group, topic):
+        consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "auto.offset.reset": "earliest"})
+        consumer.subscribe([topic])
+        deadline = time.monotonic() + 20
+        try:
+            while time.monotonic() < deadline:
+                msg = consumer.poll(0.5)
+                if msg is None:
+                    continue
+                return msg.error()
+            return "nothing"
+        finally:
+            consumer.close()
+
+    err = consume_error("free-group", "open")
+    c.check(err is None, f"consuming the open topic in a free group works ({err})")
+    err = consume_error("locked-group", "open")
+    c.check(isinstance(err, KafkaError) and err.code() == KafkaError.GROUP_AUTHORIZATION_FAILED,
+            f"joining the locked group: GROUP_AUTHORIZATION_FAILED ({err})")
+    err = consume_error("free-group-2", "locked")
+    c.check(isinstance(err, KafkaError) and err.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED,
+            f"consuming the locked topic: TOPIC_AUTHORIZATION_FAILED ({err})")
+    deleted = result(admin.delete_topics(["locked"])["locked"])
+    c.check(isinstance(deleted, KafkaError) and deleted.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED,
+            f"deleting the locked topic: TOPIC_AUTHORIZATION_FAILED ({deleted})")
 finally:
     stop(broker)
 
