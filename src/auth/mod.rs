@@ -10,6 +10,7 @@
 
 pub mod acl;
 pub mod dn;
+pub mod sasl;
 pub mod scram;
 pub mod ssl_mapping;
 
