@@ -1058,7 +1058,8 @@ impl Config {
                 "SSL" => ListenerSecurity::Ssl(Box::new(s.ssl_settings(&name)?)),
                 "SASL_PLAINTEXT" => ListenerSecurity::SaslPlaintext(Box::new(s.sasl_settings(&name)?)),
                 "SASL_SSL" => {
-                    ListenerSecurity::SaslSsl(Box::new(s.ssl_settings(&name)?), Box::new(s.sasl_settings(&name)?))
+                    let sasl = s.sasl_settings(&name)?;
+                    ListenerSecurity::SaslSsl(Box::new(s.ssl_settings(&name)?), Box::new(sasl))
                 }
                 other => {
                     return Err(bad(
