@@ -310,6 +310,15 @@ async fn nothing_is_served_before_authentication() {
     assert!(started.elapsed() >= Duration::from_millis(100), "failures wait connection.failed.authentication.delay.ms");
     assert!(c.is_closed().await);
 
+    // SaslHandshake v0 is advertised (old librdkafka looks for it) but its raw-token exchange is
+    // not served: UNSUPPORTED_VERSION, then closed.
+    let sasl_handshake = versions.api_keys.iter().find(|k| k.api_key == 17).expect("SaslHandshake advertised");
+    assert_eq!((sasl_handshake.min_version, sasl_handshake.max_version), (0, 1));
+    let mut c = RawClient::connect(sasl).await;
+    let hs = c.call(0, &SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str("PLAIN"))).await;
+    assert_eq!(hs.error_code, 35);
+    assert!(c.is_closed().await);
+
     // An unknown mechanism: UNSUPPORTED_SASL_MECHANISM with the enabled ones, then closed.
     let mut c = RawClient::connect(sasl).await;
     let hs = c.call(1, &SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str("GSSAPI"))).await;

@@ -108,6 +108,11 @@ impl ApiSupport {
 /// Produce is served from v0 although only v3+ carry RecordBatch v2: librdkafka checks for
 /// Produce v0 before it enables compression (KAFKA-18659); v0–v2 (which the codec cannot decode)
 /// are walked by hand in `produce::legacy` and get a clean per-partition error.
+///
+/// SaslHandshake is served from v0 for the same reason: librdkafka before 2.x-something (Debian's
+/// 2.0.2) checks for SaslHandshake v0 before it authenticates at all, then uses v1. A v0
+/// handshake itself (raw SASL tokens after it, removed by KIP-896) gets UNSUPPORTED_VERSION
+/// (`sasl::exchange`).
 macro_rules! registry {
     ($callback:ident!($($args:tt)*)) => {
         $callback!($($args)*;
@@ -155,7 +160,7 @@ macro_rules! registry {
             DeleteAcls => DeleteAclsRequest, acls::handle_delete, 1..=3;
             DescribeUserScramCredentials => DescribeUserScramCredentialsRequest, scram_credentials::handle_describe, 0..=0;
             AlterUserScramCredentials => AlterUserScramCredentialsRequest, scram_credentials::handle_alter, 0..=0;
-            SaslHandshake => SaslHandshakeRequest, sasl::handle_handshake, 1..=1;
+            SaslHandshake => SaslHandshakeRequest, sasl::handle_handshake, 0..=1;
             SaslAuthenticate => SaslAuthenticateRequest, sasl::handle_authenticate, 0..=2;
         )
     };

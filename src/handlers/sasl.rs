@@ -73,6 +73,18 @@ pub fn exchange(broker: &Broker, session: &Session, admit: Admit, header: &Reque
                 Err(reply) => return reply,
             };
             let mut auth = auth.lock();
+            if version == 0 {
+                // v0 is advertised only for librdkafka's feature check (see the registry): the
+                // raw tokens that would follow it are gone since KIP-896.
+                let response = SaslHandshakeResponse::default()
+                    .with_error_code(ResponseError::UnsupportedVersion.code())
+                    .with_mechanisms(auth.settings().mechanism_names().into_iter().map(str_bytes).collect());
+                let frame = encode(correlation_id, version, &response);
+                return Reply::Final(
+                    "SaslHandshake v0 (raw SASL tokens) is not served".into(),
+                    Box::pin(async move { frame }),
+                );
+            }
             let outcome = auth.handshake(req.mechanism.as_str(), Instant::now());
             let mechanisms = auth.settings().mechanism_names().into_iter().map(str_bytes).collect();
             let code = match outcome {
