@@ -296,6 +296,12 @@ async fn nothing_is_served_before_authentication() {
     c.send_raw(&frame).await;
     assert_eq!(read_to_close(&mut c).await, Vec::<u8>::new());
 
+    // Before authentication a frame may not exceed 512 KiB (Kafka's sasl.server.max.receive.size):
+    // announcing a larger one closes the connection before its body is read.
+    let mut c = RawClient::connect(sasl).await;
+    c.send_raw(&600_000i32.to_be_bytes()).await;
+    assert_eq!(read_to_close(&mut c).await, Vec::<u8>::new());
+
     // SaslAuthenticate before the handshake: closed without an answer.
     let mut c = RawClient::connect(sasl).await;
     let (_, frame) = c.frame(2, &SaslAuthenticateRequest::default().with_auth_bytes(Bytes::from_static(b"\0a\0b")));

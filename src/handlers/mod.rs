@@ -254,6 +254,17 @@ impl Session {
         self
     }
 
+    /// The largest request frame to read next: `configured` (`socket.request.max.bytes`), or
+    /// on a SASL listener before authentication Kafka's `sasl.server.max.receive.size` default
+    /// (512 KiB), so that a client that proved nothing cannot make the broker buffer 100 MiB.
+    pub fn max_frame_bytes(&self, configured: usize) -> usize {
+        const UNAUTHENTICATED: usize = 524_288;
+        match &self.sasl {
+            Some(auth) if !auth.lock().is_authenticated() => configured.min(UNAUTHENTICATED),
+            _ => configured,
+        }
+    }
+
     /// Who the connection is authenticated as now.
     pub fn principal(&self) -> crate::auth::Principal {
         self.principal.read().clone()

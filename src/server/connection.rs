@@ -106,7 +106,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
         let read = tokio::select! {
             biased;
             _ = draining.wait_for(|d| *d) => return Ok(ReadEnd::Draining),
-            r = framing::read_frame(&mut rd, max, wait) => r?,
+            r = framing::read_frame(&mut rd, session.max_frame_bytes(max), wait) => r?,
         };
         let Some(frame) = read else {
             return Ok(ReadEnd::ClientClosed);
