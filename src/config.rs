@@ -12,6 +12,11 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+mod sasl;
+pub use sasl::{
+    parse_jaas_entries, parse_jaas_file, JaasEntry, ListenerSaslConfig, SaslMechanism, SaslSettings, Secret,
+};
+
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
@@ -136,8 +141,8 @@ pub struct ServerConfig {
     /// address it dialled. Default: unset.
     pub advertised_listeners: Option<String>,
     /// Kafka's `listener.security.protocol.map`: `NAME:PROTOCOL,...`. Default: each of
-    /// PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL maps to itself. PLAINTEXT and SSL are served;
-    /// a SASL protocol is an error at start.
+    /// PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL maps to itself. SASL listeners need
+    /// `sasl_enabled_mechanisms` (see [`SaslSettings`]).
     pub listener_security_protocol_map: Option<String>,
     /// Kafka's `controller.listener.names`: listeners of the KRaft controller, which gregor
     /// has none of; they are accepted and not opened. Default: unset.
@@ -195,6 +200,29 @@ pub struct ServerConfig {
     /// TLS settings of one listener, by its name in lower case, over those of `ssl` (Kafka's
     /// `listener.name.<listener>.ssl.*`). Default: none.
     pub listener_ssl: HashMap<String, SslConfig>,
+    /// SASL mechanisms of the SASL listeners, comma-separated (Kafka's
+    /// `sasl.enabled.mechanisms`): PLAIN, SCRAM-SHA-256, SCRAM-SHA-512. Kafka's default is
+    /// GSSAPI, which gregor does not serve: a SASL listener needs this or its listener's own.
+    /// Default: unset.
+    pub sasl_enabled_mechanisms: Option<String>,
+    /// Kafka's `sasl.jaas.config` given without a listener prefix: a PlainLoginModule entry
+    /// whose `user_NAME="password"` options are the PLAIN users. Default: unset.
+    pub sasl_jaas_config: Option<Secret>,
+    /// The same, as `plain.sasl.jaas.config`. Default: unset.
+    pub plain_sasl_jaas_config: Option<Secret>,
+    /// A JAAS file whose `KafkaServer` (or `<listener>.KafkaServer`) section holds the PLAIN
+    /// users; set from `-Djava.security.auth.login.config=` in `KAFKA_OPTS`. Default: unset.
+    pub sasl_jaas_file: Option<PathBuf>,
+    /// Longest SASL session before the client must re-authenticate, in ms; 0: never (KIP-368,
+    /// Kafka's `connections.max.reauth.ms`). Default: 0.
+    pub connections_max_reauth_ms: u64,
+    /// Wait before answering a failed authentication and closing, in ms (Kafka's
+    /// `connection.failed.authentication.delay.ms`). Default: 100.
+    pub connection_failed_authentication_delay_ms: u64,
+    /// SASL settings of one listener, by its name in lower case (Kafka's
+    /// `listener.name.<listener>.sasl.enabled.mechanisms`, `...plain.sasl.jaas.config`,
+    /// `...<mechanism>.connections.max.reauth.ms`). Default: none.
+    pub listener_sasl: HashMap<String, ListenerSaslConfig>,
 }
 
 /// Kafka's `ssl.*` settings as given, for all SSL listeners (`server.ssl`) or one of them
@@ -343,6 +371,13 @@ impl Default for ServerConfig {
             max_inflight_requests: 64,
             ssl: SslConfig::default(),
             listener_ssl: HashMap::new(),
+            sasl_enabled_mechanisms: None,
+            sasl_jaas_config: None,
+            plain_sasl_jaas_config: None,
+            sasl_jaas_file: None,
+            connections_max_reauth_ms: 0,
+            connection_failed_authentication_delay_ms: 100,
+            listener_sasl: HashMap::new(),
         }
     }
 }
@@ -460,6 +495,16 @@ impl Config {
             } else if kafka_key(&key).is_some() {
                 kafka_pairs.push((key, v.clone(), format!("environment variable {k}")));
             } else if is_image_variable(rest) {
+                if rest == "OPTS" {
+                    if let Some(file) = sasl::jaas_file_from_java_opts(v) {
+                        let origin = format!("environment variable {k}");
+                        image_pairs.push((
+                            "java.security.auth.login.config".into(),
+                            file.display().to_string(),
+                            origin,
+                        ));
+                    }
+                }
                 runtime.push(k.as_str());
             } else {
                 tracing::warn!(variable = %k, key = %key,
@@ -614,6 +659,28 @@ pub enum ListenerSecurity {
     Plaintext,
     /// TLS, with the listener's resolved settings.
     Ssl(Box<SslSettings>),
+    /// SASL in the clear.
+    SaslPlaintext(Box<SaslSettings>),
+    /// SASL over TLS.
+    SaslSsl(Box<SslSettings>, Box<SaslSettings>),
+}
+
+impl ListenerSecurity {
+    /// The TLS settings of an SSL or SASL_SSL listener.
+    pub fn tls(&self) -> Option<&SslSettings> {
+        match self {
+            Self::Ssl(s) | Self::SaslSsl(s, _) => Some(s),
+            Self::Plaintext | Self::SaslPlaintext(_) => None,
+        }
+    }
+
+    /// The SASL settings of a SASL_PLAINTEXT or SASL_SSL listener.
+    pub fn sasl(&self) -> Option<&SaslSettings> {
+        match self {
+            Self::SaslPlaintext(s) | Self::SaslSsl(_, s) => Some(s),
+            Self::Plaintext | Self::Ssl(_) => None,
+        }
+    }
 }
 
 /// Whether TLS clients must show a certificate (`ssl.client.auth`).
@@ -989,14 +1056,10 @@ impl Config {
             let security = match protocol.as_str() {
                 "PLAINTEXT" => ListenerSecurity::Plaintext,
                 "SSL" => ListenerSecurity::Ssl(Box::new(s.ssl_settings(&name)?)),
-                "SASL_PLAINTEXT" | "SASL_SSL" => {
-                    return Err(bad(
-                        "server.listener_security_protocol_map",
-                        format!(
-                            "the listener {name} uses {protocol}; gregor serves PLAINTEXT and SSL listeners only so \
-                             far (SASL is not implemented yet), and will not serve it without authentication"
-                        ),
-                    ))
+                "SASL_PLAINTEXT" => ListenerSecurity::SaslPlaintext(Box::new(s.sasl_settings(&name)?)),
+                "SASL_SSL" => {
+                    let sasl = s.sasl_settings(&name)?;
+                    ListenerSecurity::SaslSsl(Box::new(s.ssl_settings(&name)?), Box::new(sasl))
                 }
                 other => {
                     return Err(bad(
@@ -1184,10 +1247,30 @@ pub enum KafkaKey {
     /// `listener.name.<listener>.ssl.<setting>`: one listener's TLS setting, a field of
     /// [`SslConfig`] under `server.listener_ssl.<listener>`.
     ListenerSsl { listener: String, field: &'static str },
+    /// `listener.name.<listener>.<sasl setting>`: one listener's SASL setting, a path under
+    /// `server.listener_sasl.<listener>` ([`ListenerSaslConfig`]).
+    ListenerSasl { listener: String, path: String },
     /// Maps to one of our keys, the value multiplied (hours to milliseconds); -1 stays -1.
     Scaled(&'static str, i64),
     /// Known Kafka setting with no meaning for a single gregor node: accepted and ignored.
     Ignored,
+    /// Like [`KafkaKey::Ignored`], and so commonly set that saying so is noise.
+    Quiet,
+}
+
+/// A `listener.name.<listener>.` SASL setting (the part after the listener): `Some(Some(path))`
+/// for a path under `server.listener_sasl.<listener>`, `Some(None)` for one accepted and
+/// ignored, `None` for anything else.
+fn listener_sasl_setting(setting: &str) -> Option<Option<String>> {
+    match setting {
+        "sasl.enabled.mechanisms" => return Some(Some("enabled_mechanisms".into())),
+        "plain.sasl.jaas.config" => return Some(Some("plain_jaas_config".into())),
+        "scram-sha-256.sasl.jaas.config" | "scram-sha-512.sasl.jaas.config" => return Some(None),
+        _ => {}
+    }
+    let mechanism = setting.strip_suffix(".connections.max.reauth.ms")?;
+    SaslMechanism::from_kafka_name(&mechanism.to_ascii_uppercase())
+        .map(|m| Some(format!("reauth_ms.{}", m.kafka_name().to_ascii_lowercase().replace('-', "_"))))
 }
 
 /// Variables of the Kafka images that are not broker settings (JVM, JMX, logging, the images'
@@ -1259,6 +1342,12 @@ pub fn kafka_key(key: &str) -> Option<KafkaKey> {
         if listener.is_empty() || !listener.chars().all(valid) {
             return None;
         }
+        if let Some(sasl) = listener_sasl_setting(setting) {
+            return Some(match sasl {
+                Some(path) => ListenerSasl { listener: listener.to_ascii_lowercase(), path },
+                None => Ignored,
+            });
+        }
         return match ssl_setting(setting.strip_prefix("ssl.")?)? {
             Maps(field) => Some(ListenerSsl { listener: listener.to_ascii_lowercase(), field }),
             other => Some(other),
@@ -1321,6 +1410,17 @@ pub fn kafka_key(key: &str) -> Option<KafkaKey> {
         "transactional.id.expiration.ms" => Maps("transaction.id_expiration_ms"),
         "producer.id.expiration.ms" => Maps("transaction.producer_id_expiration_ms"),
         "transaction.abort.timed.out.transaction.cleanup.interval.ms" => Maps("transaction.abort_check_interval_ms"),
+        "sasl.enabled.mechanisms" => Maps("server.sasl_enabled_mechanisms"),
+        "sasl.jaas.config" => Maps("server.sasl_jaas_config"),
+        "plain.sasl.jaas.config" => Maps("server.plain_sasl_jaas_config"),
+        "connections.max.reauth.ms" => Maps("server.connections_max_reauth_ms"),
+        "connection.failed.authentication.delay.ms" => Maps("server.connection_failed_authentication_delay_ms"),
+        // The SCRAM login modules take no server-side options: the credentials are the
+        // broker's (AlterUserScramCredentials).
+        "scram-sha-256.sasl.jaas.config" | "scram-sha-512.sasl.jaas.config" => Ignored,
+        // How brokers authenticate to each other and to controllers: one gregor node has
+        // neither.
+        "sasl.mechanism.inter.broker.protocol" | "sasl.mechanism.controller.protocol" => Quiet,
         "authorizer.class.name" => Maps("auth.authorizer_class_name"),
         "super.users" => Maps("auth.super_users"),
         "allow.everyone.if.no.acl.found" => Maps("auth.allow_everyone_if_no_acl_found"),
@@ -1360,11 +1460,18 @@ fn apply_kafka_key(
     let set = |b: config::ConfigBuilder<_>, path: &str, v: &str| {
         b.set_override(path, v.to_string()).map_err(|e| bad(e.to_string()))
     };
+    if key == "java.security.auth.login.config" {
+        return set(builder, "server.sasl_jaas_file", value);
+    }
     match kafka_key(key) {
         None => Err(ConfigError::UnknownKey { key: key.into(), origin: origin.into() }),
         Some(KafkaKey::Ignored) => {
             tracing::info!(key, origin, "accepted Kafka setting that has no effect on gregor");
             Ok(builder)
+        }
+        Some(KafkaKey::Quiet) => Ok(builder),
+        Some(KafkaKey::ListenerSasl { listener, path }) => {
+            set(builder, &format!("server.listener_sasl.{listener}.{path}"), value)
         }
         Some(KafkaKey::Maps(path)) => {
             // Kafka's log.dirs may list several directories; gregor uses one.
@@ -1481,8 +1588,7 @@ mod tests {
     #[test]
     fn listener_mistakes_name_the_key() {
         let cases: &[(&[(&str, &str)], &str)] = &[
-            (&[("KAFKA_LISTENERS", "SASL_SSL://:9093")], "gregor serves PLAINTEXT and SSL listeners only so far"),
-            (&[("KAFKA_LISTENERS", "SASL_PLAINTEXT://:9093")], "will not serve it without authentication"),
+            (&[("KAFKA_LISTENERS", "SASL_PLAINTEXT://:9093")], "enables no mechanism"),
             (
                 &[("KAFKA_LISTENERS", "A://:9093"), ("KAFKA_LISTENER_SECURITY_PROTOCOL_MAP", "A:TLS")],
                 "which is not a security protocol",
@@ -1519,7 +1625,7 @@ mod tests {
             .into_iter()
             .find_map(|l| match l.security {
                 ListenerSecurity::Ssl(s) => Some(*s),
-                ListenerSecurity::Plaintext => None,
+                _ => None,
             })
             .ok_or_else(|| "no SSL listener".to_string())
     }
@@ -1586,7 +1692,7 @@ mod tests {
             .into_iter()
             .map(|l| match l.security {
                 ListenerSecurity::Ssl(s) => (l.name, *s),
-                ListenerSecurity::Plaintext => panic!("{} is SSL", l.name),
+                _ => panic!("{} is SSL", l.name),
             })
             .collect();
         let client = &by_name["CLIENT_SSL"];

@@ -163,15 +163,16 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let mut listeners = Vec::new();
     for spec in config.listeners()? {
         // Keys and certificates are read before anything is bound: a bad one stops the start.
-        let tls = match &spec.security {
-            ListenerSecurity::Plaintext => None,
-            ListenerSecurity::Ssl(settings) => Some(Arc::new(TlsListener::from_settings(settings)?)),
+        let tls = match spec.security.tls() {
+            None => None,
+            Some(settings) => Some(Arc::new(TlsListener::from_settings(settings)?)),
         };
+        let sasl = spec.security.sasl().map(|s| Arc::new(s.clone()));
         let socket = tokio::net::TcpListener::bind(&spec.bind)
             .await
             .with_context(|| format!("cannot listen on {} (listener {})", spec.bind, spec.name))?;
         let advertised = spec.advertised.map(|(host, port)| Advertised { host: Arc::from(host.as_str()), port });
-        listeners.push(gregor::server::Listener { name: spec.name, socket, advertised, tls });
+        listeners.push(gregor::server::Listener { name: spec.name, socket, advertised, tls, sasl });
     }
     // The broker's own address, where nothing better is known: the first listener's.
     let first = &listeners[0];
@@ -226,7 +227,7 @@ fn healthcheck(args: &Args, timeout: std::time::Duration) -> std::process::ExitC
             .listeners()?
             .into_iter()
             .find(|l| l.security == ListenerSecurity::Plaintext)
-            .context("healthcheck needs a PLAINTEXT listener; every listener here is SSL")?;
+            .context("healthcheck needs a PLAINTEXT listener; every listener here uses TLS or SASL")?;
         let (host, port) = parse_host_port(&first.bind).context("server.listen")?;
         let host = match host.parse::<std::net::IpAddr>() {
             Ok(ip) if ip.is_unspecified() => "127.0.0.1".to_string(),

@@ -289,7 +289,10 @@ fn bad_tls_settings_stop_the_start_naming_the_setting() {
             ],
             "ssl.truststore.location",
         ),
-        (vec![("KAFKA_LISTENER_SECURITY_PROTOCOL_MAP", "PLAINTEXT:PLAINTEXT,SSL:SASL_SSL".into())], "SASL_SSL"),
+        (
+            vec![("KAFKA_LISTENER_SECURITY_PROTOCOL_MAP", "PLAINTEXT:PLAINTEXT,SSL:SASL_SSL".into())],
+            "sasl.enabled.mechanisms",
+        ),
     ];
     for (i, (extra, want)) in cases.iter().enumerate() {
         let mut env = vec![listeners.clone()];

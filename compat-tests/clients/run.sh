@@ -38,6 +38,9 @@ SCENARIOS=(
   "confluent-kafka|admin|ck_admin.py"
   "confluent-kafka|acls|ck_acls.py"
   "confluent-kafka|scram-credentials|ck_scram.py"
+  "confluent-kafka|sasl|ck_sasl.py --client confluent-kafka"
+  "kafka-python|sasl|ck_sasl.py --client kafka-python"
+  "aiokafka|sasl|ck_sasl.py --client aiokafka"
   "confluent-kafka|list-offsets|ck_list_offsets.py"
   "confluent-kafka|delete-records|ck_delete_records.py"
   "kafka-python|delete-records|kp_delete_records.py"
@@ -74,7 +77,7 @@ SCENARIOS=(
 )
 CLIENTS=(kcat confluent-kafka kafka-python aiokafka kafkajs)
 COLUMNS=(metadata produce-consume idempotent-produce admin list-offsets delete-records cluster-admin
-         admin-extra acls scram-credentials transactions shop-example)
+         admin-extra acls scram-credentials sasl transactions shop-example)
 # Second table: the consumer-group scenarios (ids "group-X", shown as column "X").
 GROUP_COLUMNS=(group-consume group-rebalance group-restart group-live-restart group-static
                group-cooperative group-mixed group-admin)

@@ -2,14 +2,20 @@
 //!
 //! Owns: the principal a connection authenticated as ([`Principal`]), the distinguished name of
 //! a TLS client certificate as Java prints it ([`dn`]), Kafka's `ssl.principal.mapping.rules`
-//! that turn that name into a user name ([`ssl_mapping`]), the ACL store and its decisions
-//! ([`acl`]) and SCRAM credentials ([`scram`]).
+//! that turn that name into a user name ([`ssl_mapping`]), SASL authentication of a connection
+//! — PLAIN, SCRAM-SHA-256/512 and KIP-368 re-authentication ([`sasl`]) — the ACL store and its
+//! decisions ([`acl`]) and SCRAM credentials ([`scram`]).
+//!
+//! On a SASL listener the principal is `User:<SASL name>` once the client authenticated (on
+//! SASL_SSL too, not the certificate's), and may be renewed by re-authentication, never
+//! changed. The session carries it and copies it into each request's `Ctx`.
 //!
 //! Handlers ask the authorizer through `handlers::authz`, whose table says which operation each
-//! API needs. SASL is not here yet.
+//! API needs.
 
 pub mod acl;
 pub mod dn;
+pub mod sasl;
 pub mod scram;
 pub mod ssl_mapping;
 

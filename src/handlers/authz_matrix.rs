@@ -47,7 +47,7 @@ async fn reply_bytes(reply: Reply) -> Bytes {
         Reply::Ready(f) => f.to_bytes(),
         Reply::Deferred(f) => f.await.expect("deferred reply").to_bytes(),
         Reply::NoResponse => panic!("no response"),
-        Reply::Close(why) => panic!("connection closed: {why}"),
+        Reply::Close(why) | Reply::Final(why, _) => panic!("connection closed: {why}"),
     }
 }
 
@@ -567,6 +567,13 @@ fn cases() -> Vec<(&'static str, ApiKey, Send, [bool; 4])> {
             ),
             [D, D, D, A],
         ),
+        (
+            "SaslHandshake",
+            ApiKey::SaslHandshake,
+            case(SaslHandshakeRequest::default().with_mechanism(s("PLAIN")), 1),
+            [A, A, A, A],
+        ),
+        ("SaslAuthenticate", ApiKey::SaslAuthenticate, case(SaslAuthenticateRequest::default(), 2), [A, A, A, A]),
     ]
 }
 

@@ -30,6 +30,7 @@ pub mod metadata;
 pub mod offset_for_leader_epoch;
 pub mod partition_reassignments;
 pub mod produce;
+pub mod sasl;
 pub mod scram_credentials;
 pub mod txn;
 pub mod unsupported;
@@ -82,6 +83,9 @@ pub enum Reply {
     NoResponse,
     /// Close the connection after the replies before this one.
     Close(String),
+    /// A last reply, ready later, after which the connection closes (for this reason): the
+    /// answer to a failed authentication, sent after its delay.
+    Final(String, Pin<Box<dyn Future<Output = Option<Frame>> + Send>>),
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -105,6 +109,11 @@ impl ApiSupport {
 /// Produce is served from v0 although only v3+ carry RecordBatch v2: librdkafka checks for
 /// Produce v0 before it enables compression (KAFKA-18659); v0–v2 (which the codec cannot decode)
 /// are walked by hand in `produce::legacy` and get a clean per-partition error.
+///
+/// SaslHandshake is served from v0 for the same reason: librdkafka before 2.x-something (Debian's
+/// 2.0.2) checks for SaslHandshake v0 before it authenticates at all, then uses v1. A v0
+/// handshake itself (raw SASL tokens after it, removed by KIP-896) gets UNSUPPORTED_VERSION
+/// (`sasl::exchange`).
 macro_rules! registry {
     ($callback:ident!($($args:tt)*)) => {
         $callback!($($args)*;
@@ -152,6 +161,8 @@ macro_rules! registry {
             DeleteAcls => DeleteAclsRequest, acls::handle_delete, 1..=3;
             DescribeUserScramCredentials => DescribeUserScramCredentialsRequest, scram_credentials::handle_describe, 0..=0;
             AlterUserScramCredentials => AlterUserScramCredentialsRequest, scram_credentials::handle_alter, 0..=0;
+            SaslHandshake => SaslHandshakeRequest, sasl::handle_handshake, 0..=1;
+            SaslAuthenticate => SaslAuthenticateRequest, sasl::handle_authenticate, 0..=2;
         )
     };
 }
@@ -180,9 +191,12 @@ pub struct Session {
     /// The address Metadata, FindCoordinator and DescribeCluster give this client for the
     /// broker (see [`Session::new`]).
     pub advertised: Advertised,
-    /// Who the client authenticated as: from its TLS certificate, or `User:ANONYMOUS`.
-    /// Nothing is authorized on it yet.
-    pub principal: crate::auth::Principal,
+    /// Who the client authenticated as: its SASL user, its TLS certificate, or
+    /// `User:ANONYMOUS`. Changes between requests when a SASL client (re-)authenticates;
+    /// read it with [`Session::principal`].
+    principal: parking_lot::RwLock<crate::auth::Principal>,
+    /// The SASL state of a connection to a SASL listener; `None` elsewhere.
+    pub sasl: Option<parking_lot::Mutex<crate::auth::sasl::Authenticator>>,
 }
 
 /// A broker address as clients are told it.
@@ -225,7 +239,41 @@ impl Session {
             }
             (None, _) => Advertised { host: Arc::from(node.host.as_str()), port: node.port },
         };
-        Self { client_host, fetch_room: Arc::new(tokio::sync::Semaphore::new(kib)), advertised, principal }
+        Self {
+            client_host,
+            fetch_room: Arc::new(tokio::sync::Semaphore::new(kib)),
+            advertised,
+            principal: parking_lot::RwLock::new(principal),
+            sasl: None,
+        }
+    }
+
+    /// The session of a SASL listener's connection: nothing but the SASL exchange is served
+    /// until the client authenticates.
+    pub fn with_sasl(mut self, settings: Arc<crate::config::SaslSettings>) -> Self {
+        self.sasl = Some(parking_lot::Mutex::new(crate::auth::sasl::Authenticator::new(settings)));
+        self
+    }
+
+    /// The largest request frame to read next: `configured` (`socket.request.max.bytes`), or
+    /// on a SASL listener before authentication Kafka's `sasl.server.max.receive.size` default
+    /// (512 KiB), so that a client that proved nothing cannot make the broker buffer 100 MiB.
+    pub fn max_frame_bytes(&self, configured: usize) -> usize {
+        const UNAUTHENTICATED: usize = 524_288;
+        match &self.sasl {
+            Some(auth) if !auth.lock().is_authenticated() => configured.min(UNAUTHENTICATED),
+            _ => configured,
+        }
+    }
+
+    /// Who the connection is authenticated as now.
+    pub fn principal(&self) -> crate::auth::Principal {
+        self.principal.read().clone()
+    }
+
+    /// After a SASL (re-)authentication: the principal of the requests that follow.
+    pub fn set_principal(&self, principal: crate::auth::Principal) {
+        *self.principal.write() = principal;
     }
 }
 
@@ -328,6 +376,14 @@ pub async fn dispatch(broker: &Arc<Broker>, session: &Session, mut frame: Bytes)
         }
     };
     let version = header.request_api_version;
+    // A SASL listener's gate comes first: before authentication nothing else is served.
+    let admit = match sasl::admit(session, key) {
+        Ok(admit) => admit,
+        Err(reply) => {
+            crate::metrics::request_failed(api_name(key), version);
+            return reply;
+        }
+    };
     if supported(key).filter(|a| a.serves(version)).is_none() {
         crate::metrics::request_failed(api_name(key), version);
         return match unsupported::error_response(key, version, header.correlation_id) {
@@ -339,6 +395,9 @@ pub async fn dispatch(broker: &Arc<Broker>, session: &Session, mut frame: Bytes)
             None => Reply::Close(format!("request for {key:?} v{version}, which gregor does not support")),
         };
     }
+    if admit != crate::auth::sasl::Admit::Serve {
+        return sasl::exchange(broker, session, admit, &header, frame);
+    }
     let ctx = Ctx {
         broker: broker.clone(),
         version,
@@ -347,7 +406,7 @@ pub async fn dispatch(broker: &Arc<Broker>, session: &Session, mut frame: Bytes)
         client_host: session.client_host.clone(),
         fetch_room: session.fetch_room.clone(),
         advertised: session.advertised.clone(),
-        principal: session.principal.clone(),
+        principal: session.principal(),
     };
     let span = debug_span!("request", api = ?key, version, correlation_id = header.correlation_id,
         client_id = ctx.client_id.as_deref().unwrap_or(""));
@@ -380,7 +439,7 @@ pub async fn dispatch(broker: &Arc<Broker>, session: &Session, mut frame: Bytes)
             frame
         })),
         reply => {
-            timer.done(matches!(reply, Reply::Close(_)));
+            timer.done(matches!(reply, Reply::Close(_) | Reply::Final(..)));
             reply
         }
     }

@@ -39,9 +39,18 @@ enum ReadEnd {
     Draining,
 }
 
+/// Who a connection's client is, as far as the transport knows, and whether it must still
+/// authenticate.
+pub struct Security {
+    /// From the TLS certificate, or `User:ANONYMOUS`; a SASL client's once it authenticates.
+    pub principal: crate::auth::Principal,
+    /// The listener's SASL settings: the client must authenticate before anything is served.
+    pub sasl: Option<Arc<crate::config::SaslSettings>>,
+}
+
 /// Serves one client. `local` is the address the client dialled (the socket's local address),
-/// which the broker advertises back when its listener has no `advertised` address; `principal`
-/// is who the client authenticated as (`User:ANONYMOUS` on a plaintext listener).
+/// which the broker advertises back when its listener has no `advertised` address; `security`
+/// is who the client is and whether it must authenticate with SASL.
 pub async fn serve<S>(
     stream: S,
     peer: std::net::SocketAddr,
@@ -49,7 +58,7 @@ pub async fn serve<S>(
     advertised: Option<handlers::Advertised>,
     broker: Arc<Broker>,
     draining: watch::Receiver<bool>,
-    principal: crate::auth::Principal,
+    security: Security,
 ) where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
@@ -60,7 +69,11 @@ pub async fn serve<S>(
     // with a huge max_wait must not outlive its client).
     let (closed_tx, closed_rx) = watch::channel(false);
     let writer = tokio::spawn(write_loop(wr, rx, closed_rx).in_current_span());
-    let session = handlers::Session::new(&broker, format!("/{}", peer.ip()), local, advertised, principal);
+    let Security { principal, sasl } = security;
+    let mut session = handlers::Session::new(&broker, format!("/{}", peer.ip()), local, advertised, principal);
+    if let Some(settings) = sasl {
+        session = session.with_sasl(settings);
+    }
     let result = read_loop(rd, &session, &broker, tx, draining).await;
     // When the broker stops, the writer answers what was read; otherwise nobody will read them.
     if !matches!(result, Ok(ReadEnd::Draining)) {
@@ -93,7 +106,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
         let read = tokio::select! {
             biased;
             _ = draining.wait_for(|d| *d) => return Ok(ReadEnd::Draining),
-            r = framing::read_frame(&mut rd, max, wait) => r?,
+            r = framing::read_frame(&mut rd, session.max_frame_bytes(max), wait) => r?,
         };
         let Some(frame) = read else {
             return Ok(ReadEnd::ClientClosed);
@@ -102,7 +115,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
         crate::alloc::note_activity();
         let reply = handlers::dispatch(broker, session, frame).await;
         let close = match &reply {
-            Reply::Close(reason) => Some(FrameError::Protocol(reason.clone())),
+            Reply::Close(reason) | Reply::Final(reason, _) => Some(FrameError::Protocol(reason.clone())),
             _ => None,
         };
         if tx.send(reply).await.is_err() {
@@ -136,6 +149,20 @@ async fn write_loop<W: AsyncWrite + Unpin>(wr: W, mut rx: mpsc::Receiver<Reply>,
             }
             Reply::NoResponse => continue,
             Reply::Close(_) => break,
+            // The last reply: written even though reading has stopped (a failed authentication's
+            // answer, sent after its delay), then the connection closes.
+            Reply::Final(_, fut) => {
+                if let Some(b) = fut.await {
+                    let written = match &b {
+                        Frame::One(b) => write_all(&mut wr, b).await,
+                        Frame::Parts(parts) => write_parts(&mut wr, parts).await,
+                    };
+                    if written.is_err() {
+                        return;
+                    }
+                }
+                break;
+            }
         };
         // Large parts (record sets) bypass the buffer: BufWriter writes a slice at least its
         // capacity straight to the socket after flushing what it holds.

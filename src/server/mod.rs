@@ -34,8 +34,11 @@ pub struct Listener {
     pub name: String,
     pub socket: TcpListener,
     pub advertised: Option<Advertised>,
-    /// The TLS side of an SSL listener; `None` for PLAINTEXT.
+    /// The TLS side of an SSL or SASL_SSL listener; `None` for PLAINTEXT.
     pub tls: Option<Arc<tls::TlsListener>>,
+    /// The SASL settings of a SASL_PLAINTEXT or SASL_SSL listener: its clients must
+    /// authenticate before anything else is served.
+    pub sasl: Option<Arc<crate::config::SaslSettings>>,
 }
 
 /// How often the heap is checked for memory to give back once the broker is quiet.
@@ -60,7 +63,7 @@ pub async fn serve(listener: TcpListener, broker: Arc<Broker>, shutdown: impl Fu
         .advertised
         .as_ref()
         .map(|_| Advertised { host: Arc::from(broker.node.host.as_str()), port: broker.node.port });
-    let listener = Listener { name: "PLAINTEXT".into(), socket: listener, advertised, tls: None };
+    let listener = Listener { name: "PLAINTEXT".into(), socket: listener, advertised, tls: None, sasl: None };
     serve_listeners(vec![listener], broker, shutdown).await
 }
 
@@ -120,14 +123,15 @@ pub async fn serve_listeners(
                 let broker = broker.clone();
                 let advertised = l.advertised.clone();
                 let tls = l.tls.clone();
+                let sasl = l.sasl.clone();
                 let draining = draining_rx.clone();
                 let mut closing = closing_rx.clone();
                 let alive = alive_tx.clone();
                 crate::metrics::get().connection_opened();
-                let span = info_span!("conn", %peer, listener = %l.name, tls = tls.is_some());
+                let span = info_span!("conn", %peer, listener = %l.name, tls = tls.is_some(), sasl = sasl.is_some());
                 tokio::spawn(
                     async move {
-                        let conn = Conn { peer, local, advertised, broker, draining };
+                        let conn = Conn { peer, local, advertised, broker, draining, sasl };
                         tokio::select! {
                             _ = conn.serve(stream, tls) => {}
                             _ = closing.wait_for(|c| *c) => {}
@@ -169,6 +173,7 @@ struct Conn {
     advertised: Option<Advertised>,
     broker: Arc<Broker>,
     draining: watch::Receiver<bool>,
+    sasl: Option<Arc<crate::config::SaslSettings>>,
 }
 
 impl Conn {
@@ -176,17 +181,21 @@ impl Conn {
     /// in the connection's own task, so a slow or silent client holds up nobody else, and it
     /// gets as long as a first request would (`server.first_request_timeout_ms`).
     async fn serve(self, stream: tokio::net::TcpStream, tls: Option<Arc<tls::TlsListener>>) {
-        let Conn { peer, local, advertised, broker, draining } = self;
+        let Conn { peer, local, advertised, broker, draining, sasl } = self;
         let Some(tls) = tls else {
             let principal = crate::auth::Principal::anonymous();
-            return connection::serve(stream, peer, local, advertised, broker, draining, principal).await;
+            let security = connection::Security { principal, sasl };
+            return connection::serve(stream, peer, local, advertised, broker, draining, security).await;
         };
         let cfg = &broker.config.server;
         let deadline = Duration::from_millis(cfg.first_request_timeout_ms.min(cfg.connections_max_idle_ms));
         match tls.accept(stream, deadline).await {
             Ok((stream, principal)) => {
                 debug!(%principal, "TLS handshake done");
-                connection::serve(stream, peer, local, advertised, broker, draining, principal).await
+                // On SASL_SSL the principal is the SASL one, once the client authenticates.
+                let principal = if sasl.is_some() { crate::auth::Principal::anonymous() } else { principal };
+                let security = connection::Security { principal, sasl };
+                connection::serve(stream, peer, local, advertised, broker, draining, security).await
             }
             // One line per failed handshake, limited: a client can fail handshakes at will.
             Err(e) => {

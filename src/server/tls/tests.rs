@@ -48,7 +48,7 @@ fn settings(pairs: &[(&str, &str)]) -> SslSettings {
     let config = Config::load(None, &env, &Overrides::default()).unwrap();
     match config.listeners().unwrap().remove(0).security {
         ListenerSecurity::Ssl(s) => *s,
-        ListenerSecurity::Plaintext => panic!("SSL listener expected"),
+        other => panic!("SSL listener expected, not {other:?}"),
     }
 }
 

@@ -1,0 +1,537 @@
+//! SASL settings of the SASL_PLAINTEXT and SASL_SSL listeners, with Kafka's keys:
+//! `sasl.enabled.mechanisms` (and its `listener.name.<listener>.` form), the PLAIN users of a
+//! PlainLoginModule JAAS entry (`listener.name.<listener>.plain.sasl.jaas.config`, the
+//! un-prefixed `plain.sasl.jaas.config` / `sasl.jaas.config`, or the `KafkaServer` section of
+//! the JAAS file named by `-Djava.security.auth.login.config=` in `KAFKA_OPTS`),
+//! `connections.max.reauth.ms` (KIP-368) and `connection.failed.authentication.delay.ms`.
+//!
+//! PLAIN passwords come from the configuration and stay in memory as given; they are wrapped
+//! in [`Secret`] so that no `Debug` print of the configuration shows them.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::Deserialize;
+
+use super::{ConfigError, ServerConfig};
+
+/// A configured value that must never be printed (a JAAS text with passwords).
+#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("(secret)")
+    }
+}
+
+/// One listener's own SASL settings, `listener.name.<listener>.*` (`server.listener_sasl.<name>`).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ListenerSaslConfig {
+    /// `listener.name.<listener>.sasl.enabled.mechanisms`. Default: the global one.
+    pub enabled_mechanisms: Option<String>,
+    /// `listener.name.<listener>.plain.sasl.jaas.config`: a PlainLoginModule entry with the
+    /// PLAIN users (`user_NAME="password"`). Default: the global forms, then the JAAS file.
+    pub plain_jaas_config: Option<Secret>,
+    /// `listener.name.<listener>.<mechanism>.connections.max.reauth.ms`, by mechanism in
+    /// lower case with `_` for `-` (`scram_sha_256`). Default: `connections.max.reauth.ms`.
+    pub reauth_ms: HashMap<String, u64>,
+}
+
+/// A SASL mechanism gregor serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SaslMechanism {
+    Plain,
+    ScramSha256,
+    ScramSha512,
+}
+
+impl SaslMechanism {
+    pub const ALL: [SaslMechanism; 3] = [Self::Plain, Self::ScramSha256, Self::ScramSha512];
+
+    /// The name clients send in SaslHandshake.
+    pub fn kafka_name(self) -> &'static str {
+        match self {
+            Self::Plain => "PLAIN",
+            Self::ScramSha256 => "SCRAM-SHA-256",
+            Self::ScramSha512 => "SCRAM-SHA-512",
+        }
+    }
+
+    pub fn from_kafka_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|m| m.kafka_name() == name)
+    }
+
+    /// The key of [`ListenerSaslConfig::reauth_ms`].
+    fn field_name(self) -> String {
+        self.kafka_name().to_ascii_lowercase().replace('-', "_")
+    }
+}
+
+/// One SASL listener's settings, resolved and checked.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SaslSettings {
+    /// The listener's name, as in `listeners`.
+    pub listener: String,
+    /// Enabled mechanisms, in the configured order (what SaslHandshake answers list).
+    pub mechanisms: Vec<SaslMechanism>,
+    /// PLAIN users and their passwords, as configured.
+    pub plain_users: Arc<HashMap<String, Secret>>,
+    /// Longest session per mechanism before the client must re-authenticate (KIP-368), in
+    /// ms; 0: sessions do not expire.
+    pub reauth_ms: HashMap<SaslMechanism, u64>,
+    /// Wait this long before answering a failed authentication and closing
+    /// (`connection.failed.authentication.delay.ms`).
+    pub failed_authentication_delay_ms: u64,
+}
+
+impl fmt::Debug for SaslSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SaslSettings")
+            .field("listener", &self.listener)
+            .field("mechanisms", &self.mechanisms)
+            .field("plain_users", &self.plain_users.keys().collect::<Vec<_>>())
+            .field("reauth_ms", &self.reauth_ms)
+            .field("failed_authentication_delay_ms", &self.failed_authentication_delay_ms)
+            .finish()
+    }
+}
+
+impl SaslSettings {
+    pub fn mechanism_names(&self) -> Vec<&'static str> {
+        self.mechanisms.iter().map(|m| m.kafka_name()).collect()
+    }
+}
+
+const PLAIN_MODULE: &str = "org.apache.kafka.common.security.plain.PlainLoginModule";
+const GLOBAL_MECHANISMS_KEY: &str = "sasl.enabled.mechanisms (server.sasl_enabled_mechanisms)";
+const MECHANISMS_HINT: &str = "PLAIN, SCRAM-SHA-256 and/or SCRAM-SHA-512";
+
+impl ServerConfig {
+    /// The SASL settings of the SASL listener `name`, resolved and checked; the JAAS file, if
+    /// one is named, is read here.
+    pub fn sasl_settings(&self, name: &str) -> Result<SaslSettings, ConfigError> {
+        let lower = name.to_ascii_lowercase();
+        let own = self.listener_sasl.iter().find(|(k, _)| k.to_ascii_lowercase() == lower).map(|(_, v)| v);
+        let bad = |key: String, reason: String| ConfigError::BadValue { key, origin: "configuration".into(), reason };
+        let own_key = format!("listener.name.{lower}.sasl.enabled.mechanisms");
+        let (key, list) = match own.and_then(|o| o.enabled_mechanisms.clone()).filter(|l| !l.trim().is_empty()) {
+            Some(l) => (format!("{own_key} (server.listener_sasl.{lower}.enabled_mechanisms)"), l),
+            None => match self.sasl_enabled_mechanisms.clone().filter(|l| !l.trim().is_empty()) {
+                Some(l) => (GLOBAL_MECHANISMS_KEY.to_string(), l),
+                None => {
+                    return Err(bad(
+                        GLOBAL_MECHANISMS_KEY.into(),
+                        format!(
+                            "the listener {name} uses SASL but enables no mechanism, and Kafka's default \
+                             (GSSAPI, Kerberos) is not served by gregor: set sasl.enabled.mechanisms \
+                             (KAFKA_SASL_ENABLED_MECHANISMS) or {own_key} to {MECHANISMS_HINT}"
+                        ),
+                    ))
+                }
+            },
+        };
+        let mut mechanisms = Vec::new();
+        for m in list.split(',').map(str::trim).filter(|m| !m.is_empty()) {
+            let mechanism = match (SaslMechanism::from_kafka_name(m), m) {
+                (Some(mech), _) => mech,
+                (None, "GSSAPI") => {
+                    return Err(bad(
+                        key,
+                        format!("GSSAPI (Kerberos) is not served by gregor; enable {MECHANISMS_HINT} instead"),
+                    ))
+                }
+                (None, "OAUTHBEARER") => {
+                    return Err(bad(key, format!("OAUTHBEARER is not served by gregor yet; enable {MECHANISMS_HINT}")))
+                }
+                (None, other) => {
+                    return Err(bad(
+                        key,
+                        format!("`{other}` is not a SASL mechanism gregor serves ({MECHANISMS_HINT})"),
+                    ))
+                }
+            };
+            if !mechanisms.contains(&mechanism) {
+                mechanisms.push(mechanism);
+            }
+        }
+        if mechanisms.is_empty() {
+            return Err(bad(key, format!("lists no mechanism: set it to {MECHANISMS_HINT}")));
+        }
+        let plain_users =
+            if mechanisms.contains(&SaslMechanism::Plain) { self.plain_users(name, own)? } else { HashMap::new() };
+        let mut reauth_ms = HashMap::new();
+        for &m in &mechanisms {
+            let ms =
+                own.and_then(|o| o.reauth_ms.get(&m.field_name()).copied()).unwrap_or(self.connections_max_reauth_ms);
+            reauth_ms.insert(m, ms);
+        }
+        Ok(SaslSettings {
+            listener: name.to_string(),
+            mechanisms,
+            plain_users: Arc::new(plain_users),
+            reauth_ms,
+            failed_authentication_delay_ms: self.connection_failed_authentication_delay_ms,
+        })
+    }
+
+    /// The PLAIN users of listener `name`, from the first place that configures them, in
+    /// Kafka's order: the listener's own JAAS setting, then the un-prefixed ones, then the
+    /// JAAS file's `<listener>.KafkaServer` or `KafkaServer` section.
+    fn plain_users(
+        &self,
+        name: &str,
+        own: Option<&ListenerSaslConfig>,
+    ) -> Result<HashMap<String, Secret>, ConfigError> {
+        let lower = name.to_ascii_lowercase();
+        let bad = |key: String, reason: String| ConfigError::BadValue { key, origin: "configuration".into(), reason };
+        let own_key = format!("listener.name.{lower}.plain.sasl.jaas.config");
+        let settings = [
+            (own_key.clone(), own.and_then(|o| o.plain_jaas_config.clone())),
+            ("plain.sasl.jaas.config".to_string(), self.plain_sasl_jaas_config.clone()),
+            ("sasl.jaas.config".to_string(), self.sasl_jaas_config.clone()),
+        ];
+        let (key, entries) =
+            match settings.into_iter().find_map(|(k, v)| v.filter(|v| !v.0.trim().is_empty()).map(|v| (k, v))) {
+                Some((key, text)) => {
+                    let entries = parse_jaas_entries(&text.0).map_err(|e| bad(key.clone(), e))?;
+                    (key, entries)
+                }
+                None => match &self.sasl_jaas_file {
+                    Some(file) => {
+                        let key = format!("java.security.auth.login.config ({})", file.display());
+                        (key.clone(), read_jaas_file_section(file, &lower).map_err(|e| bad(key, e))?)
+                    }
+                    None => {
+                        return Err(bad(
+                            own_key.clone(),
+                            format!(
+                                "PLAIN is enabled on the listener {name} but no users are configured: set {own_key} \
+                             (KAFKA_LISTENER_NAME_{}_PLAIN_SASL_JAAS_CONFIG) to `{PLAIN_MODULE} required \
+                             user_alice=\"alice-secret\";`",
+                                name.to_ascii_uppercase().replace('_', "__")
+                            ),
+                        ))
+                    }
+                },
+            };
+        let Some(entry) = entries.iter().find(|e| e.module == PLAIN_MODULE) else {
+            return Err(bad(key, format!("has no {PLAIN_MODULE} entry, which PLAIN takes its users from")));
+        };
+        let users: HashMap<String, Secret> = entry
+            .options
+            .iter()
+            .filter_map(|(k, v)| k.strip_prefix("user_").map(|u| (u.to_string(), Secret(v.clone()))))
+            .filter(|(u, _)| !u.is_empty())
+            .collect();
+        if users.is_empty() {
+            return Err(bad(
+                key,
+                format!("its {PLAIN_MODULE} entry lists no users: add user_NAME=\"password\" for each"),
+            ));
+        }
+        Ok(users)
+    }
+}
+
+/// One login module entry of a JAAS configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JaasEntry {
+    pub module: String,
+    pub flag: String,
+    pub options: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Token {
+    Word(String),
+    Quoted(String),
+    Punct(char),
+}
+
+/// Splits JAAS text as Java's parser does: words, double-quoted strings with backslash
+/// escapes, `{ } ; =`, and `//`, `#` and `/* */` comments.
+fn tokenize(text: &str) -> Result<Vec<Token>, String> {
+    let mut out = Vec::new();
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            c if c.is_whitespace() => {}
+            '{' | '}' | ';' | '=' => out.push(Token::Punct(c)),
+            '"' => {
+                let mut s = String::new();
+                loop {
+                    match chars.next() {
+                        Some('"') => break,
+                        Some('\\') => match chars.next() {
+                            Some('n') => s.push('\n'),
+                            Some('t') => s.push('\t'),
+                            Some(other) => s.push(other),
+                            None => return Err("a quoted value is not closed".into()),
+                        },
+                        Some(other) => s.push(other),
+                        None => return Err("a quoted value is not closed".into()),
+                    }
+                }
+                out.push(Token::Quoted(s));
+            }
+            '#' => {
+                for c in chars.by_ref() {
+                    if c == '\n' {
+                        break;
+                    }
+                }
+            }
+            '/' if chars.peek() == Some(&'/') => {
+                for c in chars.by_ref() {
+                    if c == '\n' {
+                        break;
+                    }
+                }
+            }
+            '/' if chars.peek() == Some(&'*') => {
+                chars.next();
+                let mut last = ' ';
+                loop {
+                    match chars.next() {
+                        Some('/') if last == '*' => break,
+                        Some(c) => last = c,
+                        None => return Err("a /* comment is not closed".into()),
+                    }
+                }
+            }
+            _ => {
+                let mut s = String::from(c);
+                while let Some(&n) = chars.peek() {
+                    if n.is_whitespace() || matches!(n, '{' | '}' | ';' | '=' | '"') {
+                        break;
+                    }
+                    s.push(n);
+                    chars.next();
+                }
+                out.push(Token::Word(s));
+            }
+        }
+    }
+    Ok(out)
+}
+
+const FLAGS: &[&str] = &["required", "requisite", "sufficient", "optional"];
+
+/// Parses login module entries (`Module flag key=value ...;`) from `tokens`, up to a `}` or
+/// the end.
+fn parse_entries(tokens: &mut std::iter::Peekable<std::vec::IntoIter<Token>>) -> Result<Vec<JaasEntry>, String> {
+    let mut entries = Vec::new();
+    while let Some(t) = tokens.peek() {
+        if *t == Token::Punct('}') {
+            break;
+        }
+        let module = match tokens.next() {
+            Some(Token::Word(w)) => w,
+            other => return Err(format!("expected a login module class name, found {}", describe(other.as_ref()))),
+        };
+        let flag = match tokens.next() {
+            Some(Token::Word(w)) if FLAGS.contains(&w.to_ascii_lowercase().as_str()) => w.to_ascii_lowercase(),
+            other => {
+                return Err(format!(
+                    "expected a control flag (required, requisite, sufficient or optional) after {module}, found {}",
+                    describe(other.as_ref())
+                ))
+            }
+        };
+        let mut options = Vec::new();
+        loop {
+            match tokens.next() {
+                Some(Token::Punct(';')) => break,
+                Some(Token::Word(key)) => {
+                    if tokens.next() != Some(Token::Punct('=')) {
+                        return Err(format!("the option `{key}` of {module} has no `=value`"));
+                    }
+                    let value = match tokens.next() {
+                        Some(Token::Word(v)) | Some(Token::Quoted(v)) => v,
+                        _ => return Err(format!("the option `{key}` of {module} has no value")),
+                    };
+                    options.push((key, value));
+                }
+                other => {
+                    return Err(format!(
+                        "expected an option or `;` in the entry of {module}, found {}",
+                        describe(other.as_ref())
+                    ))
+                }
+            }
+        }
+        entries.push(JaasEntry { module, flag, options });
+    }
+    Ok(entries)
+}
+
+fn describe(t: Option<&Token>) -> String {
+    match t {
+        None => "the end".into(),
+        Some(Token::Word(w)) => format!("`{w}`"),
+        Some(Token::Quoted(_)) => "a quoted value".into(),
+        Some(Token::Punct(c)) => format!("`{c}`"),
+    }
+}
+
+/// The entries of a `sasl.jaas.config` value (no section braces).
+pub fn parse_jaas_entries(text: &str) -> Result<Vec<JaasEntry>, String> {
+    let mut tokens = tokenize(text)?.into_iter().peekable();
+    let entries = parse_entries(&mut tokens)?;
+    if tokens.next().is_some() {
+        return Err("has text after its last entry".into());
+    }
+    if entries.is_empty() {
+        return Err("holds no login module entry".into());
+    }
+    Ok(entries)
+}
+
+/// The sections of a JAAS file: `Name { entries };`.
+pub fn parse_jaas_file(text: &str) -> Result<Vec<(String, Vec<JaasEntry>)>, String> {
+    let mut tokens = tokenize(text)?.into_iter().peekable();
+    let mut sections = Vec::new();
+    while let Some(t) = tokens.next() {
+        let Token::Word(name) = t else {
+            return Err(format!("expected a section name, found {}", describe(Some(&t))));
+        };
+        if tokens.next() != Some(Token::Punct('{')) {
+            return Err(format!("the section {name} does not open with `{{`"));
+        }
+        let entries = parse_entries(&mut tokens).map_err(|e| format!("in section {name}: {e}"))?;
+        if tokens.next() != Some(Token::Punct('}')) {
+            return Err(format!("the section {name} is not closed with `}}`"));
+        }
+        if tokens.next_if_eq(&Token::Punct(';')).is_none() {
+            return Err(format!("the section {name} is not ended by `;`"));
+        }
+        sections.push((name, entries));
+    }
+    Ok(sections)
+}
+
+/// The `<listener>.KafkaServer` section of a JAAS file, else its `KafkaServer` section.
+fn read_jaas_file_section(file: &Path, listener_lower: &str) -> Result<Vec<JaasEntry>, String> {
+    let text = std::fs::read_to_string(file).map_err(|e| format!("cannot read the JAAS file: {e}"))?;
+    let sections = parse_jaas_file(&text)?;
+    let own = format!("{listener_lower}.KafkaServer");
+    sections
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(&own))
+        .or_else(|| sections.iter().find(|(n, _)| n == "KafkaServer"))
+        .map(|(_, e)| e.clone())
+        .ok_or_else(|| format!("has no KafkaServer section (nor {own})"))
+}
+
+/// The JAAS file named by `-Djava.security.auth.login.config=FILE` in `KAFKA_OPTS`.
+pub fn jaas_file_from_java_opts(opts: &str) -> Option<PathBuf> {
+    opts.split_whitespace()
+        .find_map(|w| w.strip_prefix("-Djava.security.auth.login.config="))
+        .map(|p| PathBuf::from(p.trim_matches('"')))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_login_module_entries_and_files_parse() {
+        let e = parse_jaas_entries(
+            r#"org.apache.kafka.common.security.plain.PlainLoginModule required username="admin" password="a;b" user_admin="a;b" user_alice="x\"y";"#,
+        )
+        .unwrap();
+        assert_eq!(e[0].module, PLAIN_MODULE);
+        assert_eq!(e[0].options[3], ("user_alice".into(), "x\"y".into()));
+        let file = "// comment\nKafkaServer {\n  org.apache.kafka.common.security.plain.PlainLoginModule required\n  user_bob=\"pw\";\n  org.apache.kafka.common.security.scram.ScramLoginModule required;\n};\nClient { a.B required; };\n";
+        let s = parse_jaas_file(file).unwrap();
+        assert_eq!(s.len(), 2);
+        assert_eq!(s[0].1.len(), 2);
+        assert!(parse_jaas_entries("Foo required user_a=").is_err());
+        assert!(parse_jaas_entries("Foo maybe;").is_err());
+        assert!(parse_jaas_file("KafkaServer { Foo required; }").is_err());
+        assert_eq!(
+            jaas_file_from_java_opts("-Xmx1G -Djava.security.auth.login.config=/etc/kafka/jaas.conf"),
+            Some(PathBuf::from("/etc/kafka/jaas.conf"))
+        );
+    }
+
+    fn load(pairs: &[(&str, &str)]) -> Result<Vec<crate::config::ListenerSpec>, String> {
+        let env = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        crate::config::Config::load(None, &env, &Default::default())
+            .and_then(|c| c.listeners())
+            .map_err(|e| e.to_string())
+    }
+
+    const JAAS: &str = r#"org.apache.kafka.common.security.plain.PlainLoginModule required username="admin" password="admin-secret" user_admin="admin-secret" user_alice="alice-secret";"#;
+
+    #[test]
+    fn sasl_listeners_from_compose_variables() {
+        let specs = load(&[
+            ("KAFKA_LISTENERS", "SASL_PLAINTEXT://:9094,CONTROLLER://:9093"),
+            ("KAFKA_CONTROLLER_LISTENER_NAMES", "CONTROLLER"),
+            ("KAFKA_LISTENER_SECURITY_PROTOCOL_MAP", "SASL_PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT"),
+            ("KAFKA_SASL_ENABLED_MECHANISMS", "PLAIN,SCRAM-SHA-512"),
+            ("KAFKA_SASL_MECHANISM_INTER_BROKER_PROTOCOL", "PLAIN"),
+            ("KAFKA_SASL_MECHANISM_CONTROLLER_PROTOCOL", "PLAIN"),
+            ("KAFKA_LISTENER_NAME_SASL__PLAINTEXT_PLAIN_SASL_JAAS_CONFIG", JAAS),
+            ("KAFKA_LISTENER_NAME_SASL__PLAINTEXT_SCRAM___SHA___512_CONNECTIONS_MAX_REAUTH_MS", "60000"),
+            ("KAFKA_CONNECTIONS_MAX_REAUTH_MS", "1000"),
+        ])
+        .unwrap();
+        let sasl = specs[0].security.sasl().expect("a SASL listener");
+        assert_eq!(sasl.mechanisms, [SaslMechanism::Plain, SaslMechanism::ScramSha512]);
+        assert_eq!(sasl.plain_users["alice"].0, "alice-secret");
+        assert_eq!(sasl.reauth_ms[&SaslMechanism::ScramSha512], 60000);
+        assert_eq!(sasl.reauth_ms[&SaslMechanism::Plain], 1000);
+        assert_eq!(sasl.failed_authentication_delay_ms, 100);
+        assert!(!format!("{sasl:?}").contains("alice-secret"), "passwords never print");
+    }
+
+    #[test]
+    fn a_jaas_file_from_kafka_opts() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("jaas.conf");
+        std::fs::write(&file, format!("KafkaServer {{\n {JAAS}\n}};\n")).unwrap();
+        let opts = format!("-Xmx1G -Djava.security.auth.login.config={}", file.display());
+        let specs = load(&[
+            ("KAFKA_LISTENERS", "SASL_PLAINTEXT://:9094"),
+            ("KAFKA_SASL_ENABLED_MECHANISMS", "PLAIN"),
+            ("KAFKA_OPTS", &opts),
+        ])
+        .unwrap();
+        assert!(specs[0].security.sasl().unwrap().plain_users.contains_key("admin"));
+    }
+
+    #[test]
+    fn sasl_mistakes_say_what_to_set() {
+        let listener = ("KAFKA_LISTENERS", "SASL_PLAINTEXT://:9094");
+        let none = load(&[listener]).unwrap_err();
+        assert!(none.contains("GSSAPI") && none.contains("KAFKA_SASL_ENABLED_MECHANISMS"), "{none}");
+        let gssapi = load(&[listener, ("KAFKA_SASL_ENABLED_MECHANISMS", "GSSAPI")]).unwrap_err();
+        assert!(gssapi.contains("GSSAPI (Kerberos) is not served"), "{gssapi}");
+        let odd = load(&[listener, ("KAFKA_SASL_ENABLED_MECHANISMS", "PLAIN,FOO")]).unwrap_err();
+        assert!(odd.contains("`FOO`"), "{odd}");
+        let no_users = load(&[listener, ("KAFKA_SASL_ENABLED_MECHANISMS", "PLAIN")]).unwrap_err();
+        assert!(no_users.contains("listener.name.sasl_plaintext.plain.sasl.jaas.config"), "{no_users}");
+        let bad_jaas = load(&[
+            listener,
+            ("KAFKA_SASL_ENABLED_MECHANISMS", "PLAIN"),
+            ("KAFKA_SASL_JAAS_CONFIG", "Foo required user_a="),
+        ])
+        .unwrap_err();
+        assert!(bad_jaas.contains("sasl.jaas.config"), "{bad_jaas}");
+        // SCRAM alone needs no JAAS users: the credentials are the broker's.
+        assert!(load(&[listener, ("KAFKA_SASL_ENABLED_MECHANISMS", "SCRAM-SHA-256")]).is_ok());
+    }
+
+    #[test]
+    fn secrets_do_not_print() {
+        let s = Secret("hunter2".into());
+        assert!(!format!("{s:?}").contains("hunter2"));
+    }
+}
