@@ -18,8 +18,9 @@ failed_steps=()
 
 step "system packages"
 # libssl-dev and pkg-config: the rdkafka crate is built with its ssl feature (tests/tls.rs), which
-# links the bundled librdkafka against the system OpenSSL.
-packages=(kcat build-essential pkg-config python3 python3-venv zlib1g-dev libssl-dev libsasl2-dev libzstd-dev liblz4-dev)
+# links the bundled librdkafka against the system OpenSSL; the openssl command makes ck_sasl.py's
+# broker certificate.
+packages=(kcat build-essential pkg-config openssl python3 python3-venv zlib1g-dev libssl-dev libsasl2-dev libzstd-dev liblz4-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
