@@ -138,6 +138,27 @@ const CLUSTER_OPS: &[i8] = &[
 ];
 const GROUP_OPS: &[i8] = &[op::READ, op::DELETE, op::DESCRIBE, op::DESCRIBE_CONFIGS, op::ALTER_CONFIGS];
 
+/// Refusals of a request that goes ahead for the partitions it may touch (OffsetCommit,
+/// TxnOffsetCommit): per partition in request order, `whole` (a refusal of the entire request)
+/// or TOPIC_AUTHORIZATION_FAILED for a topic in `topic_denied`, else `None`.
+pub fn partition_refusals(
+    whole: Option<i16>,
+    topic_denied: &[bool],
+    partitions_per_topic: impl Iterator<Item = usize>,
+) -> Vec<Option<i16>> {
+    partitions_per_topic
+        .zip(topic_denied)
+        .flat_map(|(n, &denied)| std::iter::repeat_n(whole.or(denied.then_some(TopicDenied.code())), n))
+        .collect()
+}
+
+/// The answer codes in request order: each refusal where there is one, else the next of
+/// `answered` (the codes of the partitions that went ahead, in order).
+pub fn merge_refusals(refusals: &[Option<i16>], answered: Vec<i16>) -> Vec<i16> {
+    let mut answered = answered.into_iter();
+    refusals.iter().map(|r| r.unwrap_or_else(|| answered.next().unwrap_or(0))).collect()
+}
+
 impl Ctx {
     /// Whether this request's principal may do `operation` on the named resource.
     pub fn allowed(&self, operation: i8, resource_type: i8, name: &str) -> bool {
@@ -203,12 +224,6 @@ impl Ctx {
         };
         let verb = if operation == op::ALTER_CONFIGS { "alter" } else { "describe" };
         (!allowed).then(|| (error, format!("Not authorized to {verb} the configs of this {what}.")))
-    }
-
-    /// The topic error for a topic the principal may not `operation`: authorization failure,
-    /// whatever the topic's existence.
-    pub fn topic_denied(&self, operation: i8, topic: &str) -> Option<ResponseError> {
-        (!self.allowed(operation, TOPIC, topic)).then_some(TopicDenied)
     }
 }
 

@@ -9,6 +9,7 @@ use super::opt_str;
 use crate::auth::acl::op;
 use crate::clock::now_ms;
 use crate::group::CommittedOffset;
+use crate::handlers::authz::{merge_refusals, partition_refusals};
 use crate::handlers::error_codes::{ResponseError, ToKafkaCode};
 use crate::handlers::{encode, Ctx, Reply};
 
@@ -16,26 +17,14 @@ pub async fn handle(ctx: &Ctx, req: OffsetCommitRequest) -> Reply {
     let now = now_ms();
     // Kafka 4.1: READ on the group (else every partition fails GROUP_AUTHORIZATION_FAILED), and
     // READ on each topic (else its partitions fail TOPIC_AUTHORIZATION_FAILED, uncommitted).
-    let group_denied = !super::may_read_group(ctx, req.group_id.0.as_str());
+    let whole = (!super::may_read_group(ctx, req.group_id.0.as_str())).then_some(super::GROUP_DENIED);
     let topic_denied = ctx.denied_topics(op::READ, req.topics.iter().map(|t| t.name.0.as_str()));
-    let refusals: Vec<Option<i16>> = req
-        .topics
-        .iter()
-        .zip(&topic_denied)
-        .flat_map(|(t, &denied)| {
-            let code = match (group_denied, denied) {
-                (true, _) => Some(super::GROUP_DENIED),
-                (false, true) => Some(ResponseError::TopicAuthorizationFailed.code()),
-                (false, false) => None,
-            };
-            std::iter::repeat_n(code, t.partitions.len())
-        })
-        .collect();
+    let refusals = partition_refusals(whole, &topic_denied, req.topics.iter().map(|t| t.partitions.len()));
     let offsets: Vec<(String, i32, CommittedOffset)> = req
         .topics
         .iter()
         .zip(&topic_denied)
-        .filter(|(_, &denied)| !group_denied && !denied)
+        .filter(|(_, &denied)| whole.is_none() && !denied)
         .map(|(t, _)| t)
         .flat_map(|t| {
             t.partitions.iter().map(move |p| {
@@ -52,7 +41,7 @@ pub async fn handle(ctx: &Ctx, req: OffsetCommitRequest) -> Reply {
             })
         })
         .collect();
-    let (mut codes, durable_at) = if offsets.is_empty() && refusals.iter().any(Option::is_some) {
+    let (codes, durable_at) = if offsets.is_empty() && refusals.iter().any(Option::is_some) {
         (Vec::new(), None)
     } else {
         match commit(ctx, &req, offsets).await {
@@ -60,9 +49,7 @@ pub async fn handle(ctx: &Ctx, req: OffsetCommitRequest) -> Reply {
             None => return Reply::Close("offset commit could not be completed".into()),
         }
     };
-    // The refused partitions take their places among the committed ones' answers.
-    let mut committed = std::mem::take(&mut codes).into_iter();
-    codes = refusals.iter().map(|r| r.unwrap_or_else(|| committed.next().unwrap_or(0))).collect();
+    let mut codes = merge_refusals(&refusals, codes);
     let shape: Vec<(kafka_protocol::messages::TopicName, Vec<i32>)> =
         req.topics.into_iter().map(|t| (t.name, t.partitions.iter().map(|p| p.partition_index).collect())).collect();
     let build = move |codes: &[i16]| {

@@ -112,34 +112,26 @@ fn add(
     result.unwrap_or_else(|e: TxnError| partitions.into_iter().map(|tp| (tp, Err(e.clone()))).collect())
 }
 
-/// Groups per-partition results by topic, in the order they came.
 /// Topic results carrying one refusal code per partition.
 fn refused(results: Vec<((String, i32), ResponseError)>) -> Vec<AddPartitionsToTxnTopicResult> {
-    let mut out: Vec<AddPartitionsToTxnTopicResult> = Vec::new();
-    for ((topic, partition), code) in results {
-        let entry = AddPartitionsToTxnPartitionResult::default()
-            .with_partition_index(partition)
-            .with_partition_error_code(code.code());
-        match out.last_mut() {
-            Some(t) if t.name.0.as_str() == topic => t.results_by_partition.push(entry),
-            _ => out.push(
-                AddPartitionsToTxnTopicResult::default()
-                    .with_name(TopicName(str_bytes(&topic)))
-                    .with_results_by_partition(vec![entry]),
-            ),
-        }
-    }
-    out
+    by_topic(results.into_iter().map(|(tp, code)| (tp, code.code())))
 }
 
 fn topic_results(results: AddResult, version: i16) -> Vec<AddPartitionsToTxnTopicResult> {
-    let mut out: Vec<AddPartitionsToTxnTopicResult> = Vec::new();
-    for ((topic, partition), r) in results {
+    by_topic(results.into_iter().map(|(tp, r)| {
         let code = match &r {
             // Verify-only: a partition outside the transaction is TRANSACTION_ABORTABLE.
-            Err(TxnError::PartitionNotAdded) => kafka_protocol::error::ResponseError::TransactionAbortable.code(),
+            Err(TxnError::PartitionNotAdded) => ResponseError::TransactionAbortable.code(),
             _ => super::code(&r, version, 2),
         };
+        (tp, code)
+    }))
+}
+
+/// Groups per-partition codes by topic, in the order they came.
+fn by_topic(codes: impl Iterator<Item = ((String, i32), i16)>) -> Vec<AddPartitionsToTxnTopicResult> {
+    let mut out: Vec<AddPartitionsToTxnTopicResult> = Vec::new();
+    for ((topic, partition), code) in codes {
         let entry = AddPartitionsToTxnPartitionResult::default()
             .with_partition_index(partition)
             .with_partition_error_code(code);

@@ -10,6 +10,7 @@ use tracing::error;
 use crate::auth::acl::{op, resource};
 use crate::clock::now_ms;
 use crate::group::{CommittedOffset, GroupError};
+use crate::handlers::authz::{merge_refusals, partition_refusals};
 use crate::handlers::error_codes::{ResponseError, ToKafkaCode};
 use crate::handlers::group::opt_str;
 use crate::handlers::{encode, Ctx, Reply};
@@ -26,15 +27,7 @@ pub async fn handle(ctx: &Ctx, req: TxnOffsetCommitRequest) -> Reply {
         None
     };
     let topic_denied = ctx.denied_topics(op::READ, req.topics.iter().map(|t| t.name.0.as_str()));
-    let refusals: Vec<Option<i16>> = req
-        .topics
-        .iter()
-        .zip(&topic_denied)
-        .flat_map(|(t, &denied)| {
-            let code = whole.or(denied.then_some(ResponseError::TopicAuthorizationFailed.code()));
-            std::iter::repeat_n(code, t.partitions.len())
-        })
-        .collect();
+    let refusals = partition_refusals(whole, &topic_denied, req.topics.iter().map(|t| t.partitions.len()));
     let offsets: Vec<(String, i32, CommittedOffset)> = req
         .topics
         .iter()
@@ -56,13 +49,9 @@ pub async fn handle(ctx: &Ctx, req: TxnOffsetCommitRequest) -> Reply {
     let shape: Vec<(kafka_protocol::messages::TopicName, Vec<i32>)> =
         req.topics.iter().map(|t| (t.name.clone(), t.partitions.iter().map(|p| p.partition_index).collect())).collect();
     let n = offsets.len();
-    let merge = move |committed: Vec<i16>| {
-        let mut committed = committed.into_iter();
-        refusals.iter().map(|r| r.unwrap_or_else(|| committed.next().unwrap_or(0))).collect::<Vec<i16>>()
-    };
     let broker = ctx.broker.clone();
     // Everything refused: nothing is committed, as Kafka answers without asking the group.
-    let nothing_to_commit = n == 0 && (whole.is_some() || topic_denied.contains(&true));
+    let nothing_to_commit = n == 0 && refusals.iter().any(Option::is_some);
     let (group, tid) = (req.group_id.0.to_string(), req.transactional_id.0.to_string());
     let (pid, epoch, version) = (req.producer_id.0, req.producer_epoch, ctx.version);
     let member =
@@ -106,7 +95,7 @@ pub async fn handle(ctx: &Ctx, req: TxnOffsetCommitRequest) -> Reply {
         }
         Err(code) => (vec![code.code(); n], None),
     };
-    let codes = merge(codes);
+    let codes = merge_refusals(&refusals, codes);
     let build = move |codes: &[i16]| {
         let mut it = codes.iter();
         let topics = shape
