@@ -27,7 +27,6 @@ use kafka_protocol::protocol::StrBytes;
 use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::statistics::Statistics;
 use rdkafka::ClientContext;
@@ -110,7 +109,7 @@ impl Broker {
     async fn add_scram_user(&self, user: &str, mechanism: i8, password: &str) {
         let salt = format!("salt-of-{user}").into_bytes();
         let iterations = 4096;
-        let salted = salted_password(mechanism, password, &salt, iterations);
+        let salted = scram::salt_password(mechanism, password, &salt, iterations);
         let mut c = RawClient::connect(Self::addr(self.plain)).await;
         let req =
             AlterUserScramCredentialsRequest::default().with_upsertions(vec![ScramCredentialUpsertion::default()
@@ -148,17 +147,6 @@ impl Drop for Broker {
     }
 }
 
-/// PBKDF2 with the mechanism's HMAC (RFC 5802's Hi), as clients salt a SCRAM password.
-fn salted_password(mechanism: i8, password: &str, salt: &[u8], iterations: i32) -> Vec<u8> {
-    let mut u = scram::hmac(mechanism, password.as_bytes(), &[salt, &1u32.to_be_bytes()].concat());
-    let mut out = u.clone();
-    for _ in 1..iterations {
-        u = scram::hmac(mechanism, password.as_bytes(), &u);
-        out.iter_mut().zip(&u).for_each(|(o, x)| *o ^= x);
-    }
-    out
-}
-
 /// Keeps the errors librdkafka reports (an authentication failure is one, with its reason).
 #[derive(Default)]
 struct Errors(std::sync::Mutex<Vec<String>>);
@@ -186,30 +174,6 @@ fn metadata(config: &ClientConfig) -> Result<usize, String> {
             Err(format!("{e}; {}", consumer.context().0.lock().unwrap().join("; ")))
         }
     }
-}
-
-async fn produce(config: &ClientConfig, topic: &str, values: &[String]) {
-    let producer: FutureProducer = config.clone().set("acks", "all").create().unwrap();
-    for v in values {
-        let delivered = producer.send(FutureRecord::<str, str>::to(topic).key("k").payload(v), Duration::ZERO).await;
-        if let Err((e, _)) = delivered {
-            panic!("producing {v} to {topic}: {e}");
-        }
-    }
-}
-
-fn consume(config: &ClientConfig, topic: &str, group: &str, count: usize) -> Vec<String> {
-    let consumer: BaseConsumer =
-        config.clone().set("group.id", group).set("auto.offset.reset", "earliest").create().unwrap();
-    consumer.subscribe(&[topic]).unwrap();
-    let mut seen = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while seen.len() < count && Instant::now() < deadline {
-        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
-            seen.push(String::from_utf8(m.payload().unwrap_or_default().to_vec()).unwrap());
-        }
-    }
-    seen
 }
 
 /// Everything the broker sends until it closes the connection; fails if it stays open.
@@ -250,8 +214,8 @@ async fn plain_and_scram_clients_over_sasl_plaintext_and_sasl_ssl() {
         for (mechanism, user, password) in logins {
             let config = broker.client(ssl, mechanism, user, password);
             let topic = format!("t-{}-{}", mechanism.to_lowercase(), if ssl { "ssl" } else { "plain" });
-            produce(&config, &topic, &values).await;
-            assert_eq!(consume(&config, &topic, &format!("g-{topic}"), values.len()), values, "{topic}");
+            common::produce_all(&config, &topic, &values).await;
+            assert_eq!(common::consume_group(&config, &topic, &format!("g-{topic}"), values.len()), values, "{topic}");
         }
     }
 

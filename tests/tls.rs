@@ -16,8 +16,6 @@ use kafka_protocol::messages::{ApiVersionsRequest, MetadataRequest};
 use rcgen::{BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, Issuer, KeyPair};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::Message;
-use rdkafka::producer::{FutureProducer, FutureRecord};
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
@@ -132,32 +130,6 @@ fn metadata_ok(config: &ClientConfig) -> Result<usize, String> {
     consumer.fetch_metadata(None, Duration::from_secs(8)).map(|m| m.brokers().len()).map_err(|e| e.to_string())
 }
 
-/// Produces `values` in order and checks that each one was acknowledged.
-async fn produce(config: &ClientConfig, topic: &str, values: &[String]) {
-    let producer: FutureProducer = config.clone().set("acks", "all").create().unwrap();
-    for v in values {
-        let delivered = producer.send(FutureRecord::<str, str>::to(topic).key("k").payload(v), Duration::ZERO).await;
-        if let Err((e, _)) = delivered {
-            panic!("producing {v} to {topic}: {e}");
-        }
-    }
-}
-
-fn consume(config: &ClientConfig, topic: &str, group: &str, count: usize) -> Vec<String> {
-    let consumer: BaseConsumer =
-        config.clone().set("group.id", group).set("auto.offset.reset", "earliest").create().unwrap();
-    consumer.subscribe(&[topic]).unwrap();
-    let mut seen = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while seen.len() < count && Instant::now() < deadline {
-        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
-            seen.push(String::from_utf8(m.payload().unwrap_or_default().to_vec()).unwrap());
-        }
-    }
-    consumer.commit_consumer_state(rdkafka::consumer::CommitMode::Sync).unwrap();
-    seen
-}
-
 /// The broker still answers a plain Kafka client on its PLAINTEXT listener.
 async fn plaintext_answers(port: u16) {
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
@@ -221,14 +193,14 @@ async fn ssl_and_mutual_tls_listeners_beside_a_plaintext_one() {
     // Produce and consume over TLS; the consumer's group runs over it too.
     let values: Vec<String> = (0..20).map(|i| format!("v{i}")).collect();
     let over_tls = tls_client(ssl, &pki.ca, None);
-    produce(&over_tls, "secure", &values).await;
-    assert_eq!(consume(&over_tls, "secure", "g-tls", values.len()), values);
+    common::produce_all(&over_tls, "secure", &values).await;
+    assert_eq!(common::consume_group(&over_tls, "secure", "g-tls", values.len()), values);
     assert!(silent.is_closed().await, "a client that never starts its handshake is closed");
 
     // Mutual TLS: the client certificate gets in, no certificate or a stranger's does not.
     let with_cert = tls_client(mtls, &pki.ca, Some(&alice));
-    produce(&with_cert, "mutual", &values[..5]).await;
-    assert_eq!(consume(&with_cert, "mutual", "g-mtls", 5), values[..5]);
+    common::produce_all(&with_cert, "mutual", &values[..5]).await;
+    assert_eq!(common::consume_group(&with_cert, "mutual", "g-mtls", 5), values[..5]);
     let err = metadata_ok(&tls_client(mtls, &pki.ca, None)).unwrap_err();
     assert!(broker.running(), "a refused client certificate does not stop the broker ({err})");
     metadata_ok(&tls_client(mtls, &pki.ca, Some(&stranger))).unwrap_err();
@@ -256,7 +228,7 @@ async fn ssl_and_mutual_tls_listeners_beside_a_plaintext_one() {
 
     // What went through one listener is there through the others.
     let plain_client = ClientConfig::new().set("bootstrap.servers", format!("127.0.0.1:{plain}")).clone();
-    assert_eq!(consume(&plain_client, "secure", "g-plain", values.len()), values);
+    assert_eq!(common::consume_group(&plain_client, "secure", "g-plain", values.len()), values);
 }
 
 #[test]

@@ -80,6 +80,18 @@ pub fn hmac(mechanism: i8, key: &[u8], data: &[u8]) -> Vec<u8> {
     }
 }
 
+/// What a client derives from its password before SCRAM (RFC 5802's Hi: PBKDF2 with the
+/// mechanism's HMAC); the broker never sees it, admin clients send it with AlterUserScramCredentials.
+pub fn salt_password(mechanism: i8, password: &str, salt: &[u8], iterations: i32) -> Vec<u8> {
+    let mut u = hmac(mechanism, password.as_bytes(), &[salt, &1u32.to_be_bytes()].concat());
+    let mut out = u.clone();
+    for _ in 1..iterations {
+        u = hmac(mechanism, password.as_bytes(), &u);
+        out.iter_mut().zip(&u).for_each(|(o, x)| *o ^= x);
+    }
+    out
+}
+
 /// The mechanism's hash.
 pub fn hash(mechanism: i8, data: &[u8]) -> Vec<u8> {
     match mechanism {

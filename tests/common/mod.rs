@@ -291,3 +291,35 @@ impl Drop for BrokerProcess {
         self.kill_9();
     }
 }
+
+/// Produces `values` in order through librdkafka configured by `config` (acks=all), and checks
+/// that each one was acknowledged.
+pub async fn produce_all(config: &rdkafka::config::ClientConfig, topic: &str, values: &[String]) {
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+    let producer: FutureProducer = config.clone().set("acks", "all").create().unwrap();
+    for v in values {
+        let delivered = producer.send(FutureRecord::<str, str>::to(topic).key("k").payload(v), Duration::ZERO).await;
+        if let Err((e, _)) = delivered {
+            panic!("producing {v} to {topic}: {e}");
+        }
+    }
+}
+
+/// Reads up to `count` values of `topic` as a member of `group` through librdkafka configured by
+/// `config` (from the earliest offset, 60 s at most), and commits what it read.
+pub fn consume_group(config: &rdkafka::config::ClientConfig, topic: &str, group: &str, count: usize) -> Vec<String> {
+    use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+    use rdkafka::message::Message;
+    let consumer: BaseConsumer =
+        config.clone().set("group.id", group).set("auto.offset.reset", "earliest").create().unwrap();
+    consumer.subscribe(&[topic]).unwrap();
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while seen.len() < count && Instant::now() < deadline {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
+            seen.push(String::from_utf8(m.payload().unwrap_or_default().to_vec()).unwrap());
+        }
+    }
+    consumer.commit_consumer_state(CommitMode::Sync).unwrap();
+    seen
+}

@@ -12,22 +12,11 @@ fn settings(mechanisms: &[SaslMechanism], reauth_ms: u64) -> Arc<SaslSettings> {
     })
 }
 
-/// PBKDF2 with the mechanism's HMAC (RFC 5802's Hi).
-fn salted_password(mechanism: i8, password: &str, salt: &[u8], iterations: i32) -> Vec<u8> {
-    let mut u = scram::hmac(mechanism, password.as_bytes(), &[salt, &1u32.to_be_bytes()].concat());
-    let mut out = u.clone();
-    for _ in 1..iterations {
-        u = scram::hmac(mechanism, password.as_bytes(), &u);
-        out.iter_mut().zip(&u).for_each(|(o, x)| *o ^= x);
-    }
-    out
-}
-
 fn store_with(user: &str, mechanism: i8, password: &str) -> (tempfile::TempDir, ScramStore) {
     let dir = tempfile::tempdir().unwrap();
     let store = ScramStore::open(dir.path()).unwrap();
     let salt = b"0123456789abcdef".to_vec();
-    let salted = salted_password(mechanism, password, &salt, 4096);
+    let salted = scram::salt_password(mechanism, password, &salt, 4096);
     let r = store
         .alter(&[], &[Upsertion { user: user.into(), mechanism, iterations: 4096, salt, salted_password: salted }]);
     assert!(r[0].1.is_ok());
@@ -53,7 +42,7 @@ fn scram_login(
     assert!(nonce.starts_with("clientnonce123") && nonce.len() > "clientnonce123".len() + 16);
     let salt = B64.decode(attrs.next().unwrap().strip_prefix("s=").unwrap()).unwrap();
     let iterations: i32 = attrs.next().unwrap().strip_prefix("i=").unwrap().parse().unwrap();
-    let salted = salted_password(mechanism, password, &salt, iterations);
+    let salted = scram::salt_password(mechanism, password, &salt, iterations);
     let client_key = scram::hmac(mechanism, &salted, b"Client Key");
     let stored_key = scram::hash(mechanism, &client_key);
     let without_proof = format!("c=biws,r={nonce}");
