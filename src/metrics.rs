@@ -72,6 +72,8 @@ pub struct Metrics {
     latency: HistogramFamily<ApiName>,
     connections: Gauge,
     accepted: Counter,
+    throttled: Counter,
+    throttle_ms: Counter,
     bytes_in: Family<TopicLabel, Counter>,
     bytes_out: Family<TopicLabel, Counter>,
     fsync: Histogram,
@@ -101,6 +103,8 @@ impl Metrics {
             latency: Family::new_with_constructor(latency_histogram),
             connections: Gauge::default(),
             accepted: Counter::default(),
+            throttled: Counter::default(),
+            throttle_ms: Counter::default(),
             bytes_in: Family::default(),
             bytes_out: Family::default(),
             fsync: latency_histogram(),
@@ -128,6 +132,12 @@ impl Metrics {
         );
         r.register("connections", "Open client connections", m.connections.clone());
         r.register("connections_accepted", "Client connections accepted", m.accepted.clone());
+        r.register("throttled_requests", "Requests that took a client past one of its quotas", m.throttled.clone());
+        r.register(
+            "throttle_time_ms",
+            "Milliseconds clients were made to wait for their quotas",
+            m.throttle_ms.clone(),
+        );
         r.register_with_unit(
             "produced",
             "Record bytes appended by Produce, per topic",
@@ -180,6 +190,12 @@ impl Metrics {
     pub fn connection_opened(&self) {
         self.accepted.inc();
         self.connections.inc();
+    }
+
+    /// A request cost its client `ms` of waiting for its quota.
+    pub fn throttled(&self, ms: i32) {
+        self.throttled.inc();
+        self.throttle_ms.inc_by(ms.max(0) as u64);
     }
 
     pub fn connection_closed(&self) {

@@ -4,7 +4,7 @@
 //! a TLS client certificate as Java prints it ([`dn`]), Kafka's `ssl.principal.mapping.rules`
 //! that turn that name into a user name ([`ssl_mapping`]), SASL authentication of a connection
 //! — PLAIN, SCRAM-SHA-256/512 and KIP-368 re-authentication ([`sasl`]) — the ACL store and its
-//! decisions ([`acl`]) and SCRAM credentials ([`scram`]).
+//! decisions ([`acl`]), SCRAM credentials ([`scram`]) and client quotas ([`quota`]).
 //!
 //! On a SASL listener the principal is `User:<SASL name>` once the client authenticated (on
 //! SASL_SSL too, not the certificate's), and may be renewed by re-authentication, never
@@ -15,6 +15,7 @@
 
 pub mod acl;
 pub mod dn;
+pub mod quota;
 pub mod sasl;
 pub mod scram;
 pub mod ssl_mapping;

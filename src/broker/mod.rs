@@ -53,6 +53,8 @@ pub struct Broker {
     pub acls: crate::auth::acl::Authorizer,
     /// SCRAM credentials (KIP-554).
     pub scram: crate::auth::scram::ScramStore,
+    /// Client quotas and the rates measured against them.
+    pub quotas: crate::auth::quota::QuotaStore,
 }
 
 impl Broker {
@@ -100,6 +102,7 @@ impl Broker {
             auth.allow_everyone_if_no_acl_found,
         )?;
         let scram = crate::auth::scram::ScramStore::open(&root)?;
+        let quotas = crate::auth::quota::QuotaStore::open(&root)?;
         let dynamic = broker_configs::DynamicConfigs::new(root, dynamic);
         let fetch_sessions = fetch_sessions::FetchSessions::new(
             config.server.fetch_session_cache_slots,
@@ -119,6 +122,7 @@ impl Broker {
             fetch_memory,
             acls,
             scram,
+            quotas,
         })
     }
 

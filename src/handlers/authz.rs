@@ -113,6 +113,8 @@ pub const REQUIRED: &[Requirement] = &[
     row!(DeleteAcls, [(CLUSTER, op::ALTER)], With(ClusterDenied), ""),
     row!(DescribeUserScramCredentials, [(CLUSTER, op::DESCRIBE)], With(ClusterDenied), ""),
     row!(AlterUserScramCredentials, [(CLUSTER, op::ALTER)], With(ClusterDenied), ""),
+    row!(DescribeClientQuotas, [(CLUSTER, op::DESCRIBE_CONFIGS)], With(ClusterDenied), "no entries listed"),
+    row!(AlterClientQuotas, [(CLUSTER, op::ALTER_CONFIGS)], With(ClusterDenied), "every entity refused"),
     row!(SaslHandshake, [], Never, "before authentication; ILLEGAL_SASL_STATE on a listener without SASL"),
     row!(SaslAuthenticate, [], Never, "before authentication; ILLEGAL_SASL_STATE on a listener without SASL"),
 ];

@@ -568,6 +568,29 @@ fn cases() -> Vec<(&'static str, ApiKey, Send, [bool; 4])> {
             [D, D, D, A],
         ),
         (
+            "DescribeClientQuotas",
+            ApiKey::DescribeClientQuotas,
+            case(DescribeClientQuotasRequest::default(), 1),
+            [D, D, D, A],
+        ),
+        (
+            "AlterClientQuotas",
+            ApiKey::AlterClientQuotas,
+            case(
+                AlterClientQuotasRequest::default().with_entries(vec![
+                    alter_client_quotas_request::EntryData::default()
+                        .with_entity(vec![alter_client_quotas_request::EntityData::default()
+                            .with_entity_type(s("user"))
+                            .with_entity_name(Some(s("nobody")))])
+                        .with_ops(vec![alter_client_quotas_request::OpData::default()
+                            .with_key(s("producer_byte_rate"))
+                            .with_value(1e9)]),
+                ]),
+                1,
+            ),
+            [D, D, D, A],
+        ),
+        (
             "SaslHandshake",
             ApiKey::SaslHandshake,
             case(SaslHandshakeRequest::default().with_mechanism(s("PLAIN")), 1),

@@ -30,8 +30,10 @@ use indexmap::IndexMap;
 use kafka_protocol::protocol::StrBytes;
 
 use super::common::leader_epoch_error;
+use super::throttle::{delayed, Charge};
 use super::{encode, Ctx, Frame, Reply};
 use crate::auth::acl::{op, resource};
+use crate::auth::quota::Kind;
 use crate::broker::fetch_sessions::{CachedPart, FetchSessions, PartKey, PartResult, PartUpdate, SessionError};
 use crate::clock::now_ms;
 use crate::handlers::error_codes::{ResponseError, ToKafkaCode};
@@ -238,18 +240,27 @@ pub async fn handle(ctx: &Ctx, req: FetchRequest) -> Reply {
     // Kafka (4.1 KafkaApis) bounds a fetch by the smaller of the request's max_bytes and the
     // broker's fetch.max.bytes; the per-partition limit is the client's, and so also bounded.
     let max_bytes = (req.max_bytes.max(0) as usize).min(fetch_max_bytes);
+    // Kafka 4.1 also bounds it by what one window of the client's consumer_byte_rate allows.
+    let charge = Charge::new(ctx);
+    let max_bytes = match charge.max_in_window(Kind::Fetch) {
+        Some(window) => max_bytes.min(window as usize),
+        None => max_bytes,
+    };
     let plan = Arc::new(Plan { version: v, max_bytes, read_committed: req.isolation_level == 1, topics, step });
     let memory = Memory { connection: ctx.fetch_room.clone(), broker: broker.fetch_memory.clone() };
     let min_bytes = req.min_bytes.max(0) as usize;
     let Some((resp, bytes, errors)) = read_off_runtime(&plan, &memory).await else {
         return Reply::Close("fetch read failed".into());
     };
+    // The time spent so far is the request's handling time; a long poll's wait is not.
+    let request_wait = charge.request_time();
     if bytes >= min_bytes.max(1) || errors || req.max_wait_ms <= 0 {
-        let resp = plan.finish(resp, &broker.fetch_sessions);
-        return match encode_fetch(ctx.correlation_id, v, &resp) {
+        let (resp, wait) = plan.answer(resp, bytes, &charge, request_wait, &broker.fetch_sessions);
+        let reply = match encode_fetch(ctx.correlation_id, v, &resp) {
             Some(frame) => Reply::Ready(frame),
             None => Reply::Close("response could not be encoded".into()),
         };
+        return delayed(reply, if v < 8 { wait } else { 0 });
     }
     drop(resp);
     let deadline = Instant::now() + Duration::from_millis(req.max_wait_ms as u64);
@@ -263,14 +274,14 @@ pub async fn handle(ctx: &Ctx, req: FetchRequest) -> Reply {
             }
             let (resp, bytes, errors) = read_off_runtime(&plan, &memory).await?;
             if bytes >= min_bytes.max(1) || errors || Instant::now() >= deadline {
-                let resp = plan.finish(resp, &broker.fetch_sessions);
-                return encode_fetch(correlation_id, version, &resp);
+                let (resp, wait) = plan.answer(resp, bytes, &charge, request_wait, &broker.fetch_sessions);
+                return hold(encode_fetch(correlation_id, version, &resp), version, wait).await;
             }
             drop(resp);
             if tokio::time::timeout_at(deadline, notify.notified()).await.is_err() {
-                let (resp, _, _) = read_off_runtime(&plan, &memory).await?;
-                let resp = plan.finish(resp, &broker.fetch_sessions);
-                return encode_fetch(correlation_id, version, &resp);
+                let (resp, bytes, _) = read_off_runtime(&plan, &memory).await?;
+                let (resp, wait) = plan.answer(resp, bytes, &charge, request_wait, &broker.fetch_sessions);
+                return hold(encode_fetch(correlation_id, version, &resp), version, wait).await;
             }
         }
     }))
@@ -322,7 +333,41 @@ impl AsRef<[u8]> for Held {
     }
 }
 
+/// A fetch answer for a client too old to wait by itself (before v8), `wait` ms late.
+async fn hold(frame: Option<Frame>, version: i16, wait: i32) -> Option<Frame> {
+    if version < 8 && wait > 0 {
+        tokio::time::sleep(Duration::from_millis(wait as u64)).await;
+    }
+    frame
+}
+
 impl Plan {
+    /// The answer to send for a read of `bytes` record bytes, and how long the client must wait
+    /// for its quotas. As Kafka 4.1: past its consumer_byte_rate or request_percentage, the
+    /// client gets an empty answer (the read is not counted, its session is not moved on) and
+    /// waits the larger of the two.
+    fn answer(
+        &self,
+        resp: FetchResponse,
+        bytes: usize,
+        charge: &Charge,
+        request_wait: i32,
+        sessions: &FetchSessions,
+    ) -> (FetchResponse, i32) {
+        let wait = charge.record(Kind::Fetch, bytes as f64).max(request_wait);
+        if wait <= 0 {
+            return (self.finish(resp, sessions), 0);
+        }
+        charge.unrecord(Kind::Fetch, bytes as f64);
+        charge.mute(wait);
+        let mut empty = FetchResponse::default().with_throttle_time_ms(wait);
+        empty.session_id = match self.step {
+            SessionStep::Incremental(id) => id,
+            SessionStep::None | SessionStep::Open => 0,
+        };
+        (empty, wait)
+    }
+
     /// The session step of a fetch about to be answered: a full fetch with epoch 0 opens a
     /// session and names it; an incremental one keeps only the partitions the client must hear
     /// of. Run once, on the read that is sent.

@@ -9,6 +9,7 @@ pub mod acls;
 pub mod alter_configs;
 pub mod api_versions;
 pub mod authz;
+pub mod client_quotas;
 pub mod codec;
 pub mod common;
 pub mod create_partitions;
@@ -32,6 +33,7 @@ pub mod partition_reassignments;
 pub mod produce;
 pub mod sasl;
 pub mod scram_credentials;
+pub mod throttle;
 pub mod txn;
 pub mod unsupported;
 
@@ -161,6 +163,8 @@ macro_rules! registry {
             DeleteAcls => DeleteAclsRequest, acls::handle_delete, 1..=3;
             DescribeUserScramCredentials => DescribeUserScramCredentialsRequest, scram_credentials::handle_describe, 0..=0;
             AlterUserScramCredentials => AlterUserScramCredentialsRequest, scram_credentials::handle_alter, 0..=0;
+            DescribeClientQuotas => DescribeClientQuotasRequest, client_quotas::handle_describe, 0..=1;
+            AlterClientQuotas => AlterClientQuotasRequest, client_quotas::handle_alter, 0..=1;
             SaslHandshake => SaslHandshakeRequest, sasl::handle_handshake, 0..=1;
             SaslAuthenticate => SaslAuthenticateRequest, sasl::handle_authenticate, 0..=2;
         )
@@ -197,6 +201,8 @@ pub struct Session {
     principal: parking_lot::RwLock<crate::auth::Principal>,
     /// The SASL state of a connection to a SASL listener; `None` elsewhere.
     pub sasl: Option<parking_lot::Mutex<crate::auth::sasl::Authenticator>>,
+    /// Until when the connection reads nothing: a client past its quota waits (KIP-219).
+    pub mute: Arc<throttle::Mute>,
 }
 
 /// A broker address as clients are told it.
@@ -245,6 +251,7 @@ impl Session {
             advertised,
             principal: parking_lot::RwLock::new(principal),
             sasl: None,
+            mute: Arc::default(),
         }
     }
 
@@ -292,6 +299,12 @@ pub struct Ctx {
     pub client_host: String,
     /// Who the connection authenticated as (see [`Session::principal`]).
     pub principal: crate::auth::Principal,
+    /// The request frame's size in bytes (what Produce counts against `producer_byte_rate`).
+    pub request_bytes: usize,
+    /// When the request was read (its handling time counts against `request_percentage`).
+    pub started: std::time::Instant,
+    /// The connection's mute (see [`Session`]).
+    pub mute: Arc<throttle::Mute>,
 }
 
 impl Ctx {
@@ -357,6 +370,7 @@ pub fn decode_only(mut frame: Bytes) -> Result<ApiKey, String> {
 /// Decodes one frame's header, checks the API and version against [`SUPPORTED`], and runs
 /// the handler.
 pub async fn dispatch(broker: &Arc<Broker>, session: &Session, mut frame: Bytes) -> Reply {
+    let (started, request_bytes) = (std::time::Instant::now(), frame.len());
     let Some(peek) = peek_header(&frame) else {
         return Reply::Close(format!("request frame of {} bytes is shorter than a request header", frame.len()));
     };
@@ -407,7 +421,12 @@ pub async fn dispatch(broker: &Arc<Broker>, session: &Session, mut frame: Bytes)
         fetch_room: session.fetch_room.clone(),
         advertised: session.advertised.clone(),
         principal: session.principal(),
+        request_bytes,
+        started,
+        mute: session.mute.clone(),
     };
+    // Produce and Fetch charge their request time themselves, to report it in the response.
+    let charge = (!matches!(key, ApiKey::Produce | ApiKey::Fetch)).then(|| throttle::Charge::new(&ctx));
     let span = debug_span!("request", api = ?key, version, correlation_id = header.correlation_id,
         client_id = ctx.client_id.as_deref().unwrap_or(""));
     let timer = crate::metrics::get().request(api_name(key), version);
@@ -432,6 +451,9 @@ pub async fn dispatch(broker: &Arc<Broker>, session: &Session, mut frame: Bytes)
     }
     .instrument(span)
     .await;
+    if let Some(charge) = charge.filter(|c| c.active()) {
+        charge.mute(charge.request_time());
+    }
     match reply {
         Reply::Deferred(ready) => Reply::Deferred(Box::pin(async move {
             let frame = ready.await;

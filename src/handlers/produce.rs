@@ -13,8 +13,10 @@ use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
 use tracing::error;
 
 use super::common::str_bytes;
+use super::throttle::{delayed, Charge};
 use super::{Ctx, Reply};
 use crate::auth::acl::{op, resource};
+use crate::auth::quota::Kind;
 use crate::broker::Broker;
 use crate::clock::now_ms;
 use crate::handlers::error_codes::{txn_code, ResponseError, ToKafkaCode};
@@ -56,15 +58,26 @@ pub async fn handle(ctx: &Ctx, req: ProduceRequest) -> Reply {
     else {
         return Reply::Close("produce could not be completed".into());
     };
+    // Kafka 4.1: the request's bytes count against producer_byte_rate, its handling time
+    // against request_percentage; the client waits for the larger.
+    let charge = Charge::new(ctx);
+    let wait = if charge.active() {
+        charge.record(Kind::Produce, ctx.request_bytes as f64).max(charge.request_time())
+    } else {
+        0
+    };
+    charge.mute(wait);
     if acks == 0 {
         return Reply::NoResponse;
     }
-    let mut resp = ProduceResponse::default().with_responses(responses);
+    let mut resp = ProduceResponse::default().with_responses(responses).with_throttle_time_ms(wait);
+    // Before v6 clients do not wait by themselves: the answer waits (KIP-219).
+    let hold = if v < 6 { wait } else { 0 };
     if pending.is_empty() {
-        return ctx.reply(&resp);
+        return delayed(ctx.reply(&resp), hold);
     }
     let (correlation_id, version) = (ctx.correlation_id, ctx.version);
-    Reply::Deferred(Box::pin(async move {
+    let reply = Reply::Deferred(Box::pin(async move {
         for (ti, pi, log, end) in pending {
             if let Err(e) = log.flush_to(end).await {
                 error!(partition = %log.tp, error = %e, "fsync failed; acks=all write not acknowledged");
@@ -74,7 +87,8 @@ pub async fn handle(ctx: &Ctx, req: ProduceRequest) -> Reply {
             }
         }
         super::encode(correlation_id, version, &resp)
-    }))
+    }));
+    delayed(reply, hold)
 }
 
 /// The answer to a produce refused as a whole: `code` for every partition it names.

@@ -163,6 +163,9 @@ pub(crate) fn test_ctx() -> (Ctx, tempfile::TempDir) {
         client_id: None,
         client_host: "/127.0.0.1".into(),
         principal: crate::auth::Principal::anonymous(),
+        request_bytes: 0,
+        started: std::time::Instant::now(),
+        mute: Default::default(),
     };
     (ctx, dir)
 }

@@ -103,6 +103,14 @@ async fn read_loop<R: AsyncRead + Unpin>(
     // A socket that never completes a request is closed sooner than an established client.
     let mut wait = Duration::from_millis(cfg.first_request_timeout_ms).min(idle);
     loop {
+        // A client past its quota is not read from until its wait is over (KIP-219 muting).
+        if let Some(until) = session.mute.take() {
+            tokio::select! {
+                biased;
+                _ = draining.wait_for(|d| *d) => return Ok(ReadEnd::Draining),
+                _ = tokio::time::sleep_until(until) => {}
+            }
+        }
         let read = tokio::select! {
             biased;
             _ = draining.wait_for(|d| *d) => return Ok(ReadEnd::Draining),

@@ -93,11 +93,18 @@ pub async fn wait_for<T>(what: &str, timeout: Duration, mut check: impl FnMut() 
 pub struct RawClient {
     pub stream: TcpStream,
     next_id: i32,
+    client_id: &'static str,
 }
 
 impl RawClient {
     pub async fn connect(addr: SocketAddr) -> Self {
-        Self { stream: TcpStream::connect(addr).await.expect("connect"), next_id: 1 }
+        Self::from_stream(TcpStream::connect(addr).await.expect("connect"))
+    }
+
+    /// The client id its requests carry from now on (`gregor-test` by default).
+    pub fn with_client_id(mut self, client_id: &'static str) -> Self {
+        self.client_id = client_id;
+        self
     }
 
     /// Creates a topic (CreateTopics v7) and checks that it worked.
@@ -114,7 +121,7 @@ impl RawClient {
 
     /// Wraps a stream connected some other way (e.g. from a chosen source address).
     pub fn from_stream(stream: TcpStream) -> Self {
-        Self { stream, next_id: 1 }
+        Self { stream, next_id: 1, client_id: "gregor-test" }
     }
 
     /// Encodes a request frame (size prefix included) without sending it.
@@ -125,7 +132,7 @@ impl RawClient {
             .with_request_api_key(R::KEY)
             .with_request_api_version(version)
             .with_correlation_id(id)
-            .with_client_id(Some(StrBytes::from_static_str("gregor-test")));
+            .with_client_id(Some(StrBytes::from_static_str(self.client_id)));
         let mut buf = BytesMut::new();
         buf.put_i32(0);
         header.encode(&mut buf, R::header_version(version)).unwrap();
