@@ -41,6 +41,8 @@ SCENARIOS=(
   "confluent-kafka|sasl|ck_sasl.py --client confluent-kafka"
   "kafka-python|sasl|ck_sasl.py --client kafka-python"
   "aiokafka|sasl|ck_sasl.py --client aiokafka"
+  "kcat|sasl|ck_sasl.py --client kcat"
+  "kafkajs|sasl|ck_sasl.py --client kafkajs"
   "confluent-kafka|list-offsets|ck_list_offsets.py"
   "confluent-kafka|delete-records|ck_delete_records.py"
   "kafka-python|delete-records|kp_delete_records.py"
