@@ -20,6 +20,9 @@ spec = json.loads(sys.argv[1])
 sec = spec["sec"]
 BOOTSTRAP = spec["bootstrap"]
 DEADLINE_S = spec.get("deadline_s", 30)
+# Producers are plain (not idempotent) unless asked: kafka-python 3.0 would otherwise turn
+# idempotence on by itself, and its InitProducerId is authorized differently from Produce.
+IDEMPOTENT = bool(spec.get("idempotent", False))
 
 
 def emit(ok, result=None, error=None):
@@ -75,10 +78,15 @@ def confluent():
     action = spec["action"]
     if action == "produce":
         reports = []
-        p = Producer(dict(base, **{"message.timeout.ms": int(DEADLINE_S * 1000) - 2000, "acks": "all"}))
-        for v in spec["values"]:
-            p.produce(spec["topic"], v.encode(), on_delivery=lambda err, msg: reports.append(err))
-        p.flush(DEADLINE_S)
+        p = Producer(dict(base, **{"message.timeout.ms": int(DEADLINE_S * 1000) - 2000, "acks": "all",
+                                   "enable.idempotence": IDEMPOTENT}))
+        try:
+            for v in spec["values"]:
+                p.produce(spec["topic"], v.encode(), on_delivery=lambda err, msg: reports.append(err))
+            p.flush(DEADLINE_S)
+        except Exception as e:  # noqa: BLE001 - a fatal producer error surfaces as an exception
+            cause = e.__cause__ or e.__context__
+            fail(f"{type(cause).__name__}: {cause} (raised as {type(e).__name__})" if cause else f"{type(e).__name__}: {e}")
         bad = [str(e) for e in reports if e is not None]
         if bad or len(reports) != len(spec["values"]):
             fail(f"delivery failed: {bad[0] if bad else 'no report'} ({len(bad)} of {len(spec['values'])})")
@@ -139,7 +147,7 @@ def kafka_python():
     action = spec["action"]
     try:
         if action == "produce":
-            p = KafkaProducer(bootstrap_servers=BOOTSTRAP, acks="all", max_block_ms=int(DEADLINE_S * 1000) // 2,
+            p = KafkaProducer(bootstrap_servers=BOOTSTRAP, acks="all", enable_idempotence=IDEMPOTENT, max_block_ms=int(DEADLINE_S * 1000) // 2,
                               request_timeout_ms=int(DEADLINE_S * 1000) // 2, **s)
             futures = [p.send(spec["topic"], v.encode()) for v in spec["values"]]
             for f in futures:
@@ -175,7 +183,7 @@ def aiokafka():
 
     async def run():
         if action == "produce":
-            p = AIOKafkaProducer(bootstrap_servers=BOOTSTRAP, acks="all",
+            p = AIOKafkaProducer(bootstrap_servers=BOOTSTRAP, acks="all", enable_idempotence=IDEMPOTENT,
                                  request_timeout_ms=int(DEADLINE_S * 1000) // 2, **s)
             await p.start()
             try:
@@ -223,6 +231,7 @@ def kcat():
     action = spec["action"]
     if action == "produce":
         cmd = ["kcat", "-b", BOOTSTRAP, "-P", "-t", spec["topic"], "-X", "acks=all",
+               "-X", f"enable.idempotence={str(IDEMPOTENT).lower()}",
                "-X", f"message.timeout.ms={int(DEADLINE_S * 1000) - 2000}"] + x
         stdin = "".join(v + "\n" for v in spec["values"])
     elif action == "consume":

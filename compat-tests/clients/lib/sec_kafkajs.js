@@ -50,7 +50,7 @@ if ((sec.protocol || '').startsWith('SASL')) {
 const kafka = new Kafka(config);
 
 async function produce() {
-  const producer = kafka.producer({ allowAutoTopicCreation: false });
+  const producer = kafka.producer({ allowAutoTopicCreation: false, idempotent: !!spec.idempotent });
   await producer.connect();
   try {
     await producer.send({ topic: spec.topic, acks: -1, messages: spec.values.map((value) => ({ value })) });

@@ -181,7 +181,9 @@ def op(client, action, bootstrap, sec, timeout_s=40, **args):
     took = time.monotonic() - started
     lines = [line for line in res.stdout.splitlines() if line.startswith("{")]
     if not lines:
-        return {"ok": False, "error": f"no answer (exit {res.returncode}): {res.stderr.strip()[-600:]}"}
+        log(f"  {client} {action}: NO ANSWER (exit {res.returncode}): {res.stderr.strip()[-600:]}")
+        return {"ok": False, "error": f"no answer (exit {res.returncode}): {res.stderr.strip()[-600:]}",
+                "crashed": True}
     out = json.loads(lines[-1])
     out["took_s"] = round(took, 1)
     log(f"  {client} {action}: {'ok' if out['ok'] else 'error'} "
@@ -195,9 +197,12 @@ def _short(value, n=240):
 
 
 def says(outcome, *words):
-    """True when the client's error mentions one of `words`, compared without case, spaces and
+    """False for a client runner that died without an answer (a crash is not the client's error
+    message); otherwise true when the client's error mentions one of `words`, compared without case, spaces and
     punctuation: "TOPIC_AUTHORIZATION_FAILED", "TopicAuthorizationFailedError" and
     "Topic authorization failed" all match "topic authorization failed"."""
+    if outcome.get("crashed"):
+        return False
     text = re.sub(r"[^a-z0-9]", "", str(outcome.get("error", "")).lower())
     return any(re.sub(r"[^a-z0-9]", "", w.lower()) in text for w in words)
 
