@@ -49,6 +49,12 @@ SCENARIOS=(
   "kafka-python|sasl-acls|sec_acls.py --client kafka-python"
   "aiokafka|sasl-acls|sec_acls.py --client aiokafka"
   "kafkajs|sasl-acls|sec_acls.py --client kafkajs"
+  # mTLS: ssl.client.auth=required, principal mapping + ACLs, expired / unknown-CA / plaintext refused.
+  "kcat|mtls|sec_mtls.py --client kcat"
+  "confluent-kafka|mtls|sec_mtls.py --client confluent-kafka"
+  "kafka-python|mtls|sec_mtls.py --client kafka-python"
+  "aiokafka|mtls|sec_mtls.py --client aiokafka"
+  "kafkajs|mtls|sec_mtls.py --client kafkajs"
   "confluent-kafka|list-offsets|ck_list_offsets.py"
   "confluent-kafka|delete-records|ck_delete_records.py"
   "kafka-python|delete-records|kp_delete_records.py"

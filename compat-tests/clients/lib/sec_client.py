@@ -40,7 +40,7 @@ class Logged(logging.Handler):
 
     def emit(self, record):
         msg = record.getMessage()
-        if record.levelno >= logging.WARNING or "fail" in msg.lower() or "error" in msg.lower():
+        if record.name == "librdkafka" or record.levelno >= logging.WARNING or "fail" in msg.lower() or "error" in msg.lower():
             self.lines.append(f"{record.levelname} {record.name}: {msg}")
 
 
@@ -70,10 +70,11 @@ def confluent():
     from confluent_kafka import Consumer, KafkaError, Producer
     from confluent_kafka.admin import AdminClient
     errors = []
-    base = dict(rd_settings(), **{"bootstrap.servers": BOOTSTRAP, "error_cb": lambda e: errors.append(str(e))})
+    base = dict(rd_settings(), **{"bootstrap.servers": BOOTSTRAP, "error_cb": lambda e: errors.append(str(e)),
+                                  "logger": logging.getLogger("librdkafka")})
 
     def fail(what):
-        emit(False, error="; ".join([what] + errors[-3:]))
+        emit(False, error=with_log("; ".join([what] + errors[-3:])))
 
     action = spec["action"]
     if action == "produce":
@@ -117,8 +118,12 @@ def confluent():
     if action == "topics":
         admin = AdminClient(base)
         try:
-            md = admin.list_topics(timeout=DEADLINE_S)
+            md = admin.list_topics(timeout=min(DEADLINE_S, 10))
         except Exception as e:  # noqa: BLE001
+            # The reason (TLS alert, refused login) reaches error_cb, which runs inside poll().
+            deadline = time.monotonic() + 5
+            while not errors and time.monotonic() < deadline:
+                admin.poll(0.2)
             fail(f"{type(e).__name__}: {e}")
         emit(True, sorted(md.topics))
 
@@ -167,7 +172,8 @@ def kafka_python():
             cons.close()
             emit(True, got)
         if action == "topics":
-            admin = KafkaAdminClient(bootstrap_servers=BOOTSTRAP, request_timeout_ms=int(DEADLINE_S * 1000) // 2, **s)
+            admin = KafkaAdminClient(bootstrap_servers=BOOTSTRAP, request_timeout_ms=int(DEADLINE_S * 1000) // 2,
+                                     bootstrap_timeout_ms=10000, **s)
             topics = admin.list_topics()
             admin.close()
             emit(True, sorted(topics))
