@@ -12,8 +12,8 @@ prefix), so with the client under test:
 - Alice produces to T, consumes it in a group (and commits) and lists it (the admin call): the
   certificate's principal is what the ACLs see;
 - Mallory (a good certificate, no ACLs) is refused T with TOPIC_AUTHORIZATION_FAILED;
-- the expired certificate, the unknown CA's certificate and a PLAINTEXT client on the TLS port
-  each fail with the client's own error (printed; it must name the TLS problem where the client
+- the expired certificate, the unknown CA's certificate, no certificate at all and a PLAINTEXT
+  client on the TLS port each fail with the client's own error (printed; it must name the TLS problem where the client
   can know it, see CLEAR below), and after each a good client is served again;
 - the broker is still up at the end.
 """
@@ -80,12 +80,14 @@ CLEAR = {
     # A client may also leave out a certificate that the CA names in the broker's
     # CertificateRequest do not cover; the broker then answers certificate_required.
     "unknown-ca": ("unknown ca", "unknown_ca", "UNKNOWN_CA", "certificate required"),
+    "none": ("certificate required", "CERTIFICATE_REQUIRED"),
 }
 if CLIENT == "aiokafka":
     # aiokafka 0.14 loses the alert that arrives after its TLS 1.3 handshake and reports only
     # "Connection at HOST:PORT closed" / "Unable to bootstrap" (on a TLSv1.2-only listener it
     # shows [SSL: SSLV3_ALERT_CERTIFICATE_EXPIRED] and [SSL: TLSV1_ALERT_UNKNOWN_CA]).
-    CLEAR = {"expired": ("Unable to bootstrap",), "unknown-ca": ("Unable to bootstrap",)}
+    CLEAR = {"expired": ("Unable to bootstrap",), "unknown-ca": ("Unable to bootstrap",),
+             "none": ("Unable to bootstrap",)}
 PLAINTEXT_CLEAR = {
     # librdkafka 2.0.2 guesses the cause ("connecting to a SSL listener?"); 2.16 no longer adds
     # that hint to this disconnect and says "Disconnected: connection closed by peer ... in
@@ -124,6 +126,7 @@ try:
     refused("an expired client certificate", tls("expired"), CLEAR["expired"])
     refused("a certificate from an unknown CA", {"protocol": "SSL", "ca": ca.pem, **certs["unknown-ca"]},
             CLEAR["unknown-ca"])
+    refused("a TLS client without a certificate", {"protocol": "SSL", "ca": ca.pem}, CLEAR["none"])
     refused("a PLAINTEXT client on the TLS port", {"protocol": "PLAINTEXT"}, PLAINTEXT_CLEAR[CLIENT])
     c.check(broker.alive(), f"the broker is still up: {broker.log_tail()}")
 finally:
