@@ -191,7 +191,7 @@ def op(client, action, bootstrap, sec, timeout_s=40, **args):
     return out
 
 
-def _short(value, n=240):
+def _short(value, n=int(os.environ.get("SEC_LOG_CHARS", "240"))):
     text = value if isinstance(value, str) else json.dumps(value)
     return text if len(text) <= n else text[:n] + "..."
 
