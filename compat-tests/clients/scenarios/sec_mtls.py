@@ -117,7 +117,7 @@ try:
             f"Mallory (trusted CA, no ACLs) is refused the topic: TOPIC_AUTHORIZATION_FAILED ({r})")
 
     def refused(what, sec, clear):
-        r = secure.op(CLIENT, "topics", bootstrap, sec, timeout_s=30)
+        r = secure.op(CLIENT, "topics", bootstrap, sec, timeout_s=30, expect_refusal=True)
         c.check(not r["ok"], f"{what}: no metadata ({r})")
         c.check(secure.says(r, *clear), f"{what}: the client's error says {' / '.join(clear)}: {r.get('error')}")
         probe = secure.op(CLIENT, "topics", bootstrap, tls("alice"))
