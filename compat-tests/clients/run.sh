@@ -41,6 +41,20 @@ SCENARIOS=(
   "confluent-kafka|sasl|ck_sasl.py --client confluent-kafka"
   "kafka-python|sasl|ck_sasl.py --client kafka-python"
   "aiokafka|sasl|ck_sasl.py --client aiokafka"
+  "kcat|sasl|ck_sasl.py --client kcat"
+  "kafkajs|sasl|ck_sasl.py --client kafkajs"
+  # ACLs over SASL_SSL + SCRAM-SHA-512 (own broker: StandardAuthorizer, super user admin).
+  "kcat|sasl-acls|sec_acls.py --client kcat"
+  "confluent-kafka|sasl-acls|sec_acls.py --client confluent-kafka"
+  "kafka-python|sasl-acls|sec_acls.py --client kafka-python"
+  "aiokafka|sasl-acls|sec_acls.py --client aiokafka"
+  "kafkajs|sasl-acls|sec_acls.py --client kafkajs"
+  # mTLS: ssl.client.auth=required, principal mapping + ACLs, expired / unknown-CA / plaintext refused.
+  "kcat|mtls|sec_mtls.py --client kcat"
+  "confluent-kafka|mtls|sec_mtls.py --client confluent-kafka"
+  "kafka-python|mtls|sec_mtls.py --client kafka-python"
+  "aiokafka|mtls|sec_mtls.py --client aiokafka"
+  "kafkajs|mtls|sec_mtls.py --client kafkajs"
   "confluent-kafka|list-offsets|ck_list_offsets.py"
   "confluent-kafka|delete-records|ck_delete_records.py"
   "kafka-python|delete-records|kp_delete_records.py"
@@ -77,7 +91,7 @@ SCENARIOS=(
 )
 CLIENTS=(kcat confluent-kafka kafka-python aiokafka kafkajs)
 COLUMNS=(metadata produce-consume idempotent-produce admin list-offsets delete-records cluster-admin
-         admin-extra acls scram-credentials sasl transactions shop-example)
+         admin-extra acls scram-credentials sasl sasl-acls mtls transactions shop-example)
 # Second table: the consumer-group scenarios (ids "group-X", shown as column "X").
 GROUP_COLUMNS=(group-consume group-rebalance group-restart group-live-restart group-static
                group-cooperative group-mixed group-admin)

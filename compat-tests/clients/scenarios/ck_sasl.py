@@ -1,8 +1,10 @@
-"""SASL authentication through confluent-kafka, kafka-python and aiokafka: each client produces,
+"""SASL authentication through kcat, confluent-kafka, kafka-python, aiokafka and kafkajs: each client produces,
 consumes in a group and makes one admin call over SASL_SSL with SCRAM-SHA-512 (a user created
 through AlterUserScramCredentials) and over SASL_PLAINTEXT with PLAIN (users from the listener's
 PlainLoginModule JAAS setting, as a compose file for the apache/kafka image sets them); a wrong
-password fails with the client's authentication error. It starts its own broker (PLAINTEXT,
+password fails with the client's authentication error and the broker serves the right password
+afterwards. kcat and kafkajs run each operation in a subprocess through lib/secure.py's op()
+(kcat -L is kcat's admin call). It starts its own broker (PLAINTEXT,
 SASL_PLAINTEXT and SASL_SSL listeners, a self-signed certificate from `openssl`), so it skips
 against an external one.
 """
@@ -18,6 +20,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 from compat import Checks, log, skip, unique_topic  # noqa: E402
+import secure  # noqa: E402
 
 if os.environ.get("GREGOR_BOOTSTRAP"):
     skip("starts its own broker")
@@ -231,6 +234,36 @@ def aiokafka(c, label, bootstrap, settings, wrong):
     asyncio.run(run())
 
 
+def subprocess_client(c, client, label, bootstrap, sec, wrong):
+    """kcat and kafkajs, driven through secure.op(): the same checks as above."""
+    if client == "kcat" and sec["mechanism"].startswith("SCRAM") and not secure.kcat_scram_works():
+        # Debian's kcat links librdkafka 2.0.2, whose SCRAM final message repeats the client
+        # nonce: Kafka 4.x and gregor refuse it. Check that it is refused as Kafka 4.x refuses it,
+        # then run kcat's checks over SASL_SSL with PLAIN instead.
+        r = secure.op(client, "topics", bootstrap, sec)
+        c.check(not r["ok"] and secure.says(r, "invalid credentials"),
+                f"kcat {label}: librdkafka {secure.kcat_librdkafka()} SCRAM login refused as by Kafka 4.x ({r})")
+        log(f"  KNOWN CLIENT BUG: kcat's librdkafka {'.'.join(map(str, secure.kcat_librdkafka()))} < 2.6.1 cannot "
+            f"log in with SCRAM to Kafka 4.x or gregor (librdkafka#4895); {label} checks run with PLAIN")
+        label = label.replace("scram512", "plain")
+        sec = dict(sec, mechanism="PLAIN", user=PLAIN_USER, password=PLAIN_PASSWORD)
+        wrong = dict(sec, password="wrong")
+    topic = unique_topic(f"{client}-sasl-{label}")
+    values = [v.decode() for v in VALUES]
+    secure.ck_create_topic(bootstrap, topic, sec)
+    r = secure.op(client, "produce", bootstrap, sec, topic=topic, values=values)
+    c.check(r["ok"], f"{client} {label}: produced ({r.get('error')})")
+    r = secure.op(client, "consume", bootstrap, sec, topic=topic, group=f"g-{topic}", count=len(values))
+    c.check(r["ok"] and r["result"] == values, f"{client} {label}: consumed in a group ({r.get('result')}, {r.get('error')})")
+    r = secure.op(client, "topics", bootstrap, sec)
+    c.check(r["ok"] and topic in r["result"], f"{client} {label}: admin lists the topic ({r.get('error')})")
+    r = secure.op(client, "topics", bootstrap, wrong)
+    c.check(not r["ok"] and secure.says(r, "authentication failed"),
+            f"{client} {label}: a wrong password fails with the client's authentication error ({r})")
+    r = secure.op(client, "topics", bootstrap, sec)
+    c.check(r["ok"] and topic in r["result"], f"{client} {label}: the right password works after a wrong one ({r.get('error')})")
+
+
 # `--client NAME` runs one client's checks (one row per client in the compatibility table).
 ONLY = sys.argv[sys.argv.index("--client") + 1] if "--client" in sys.argv else None
 
@@ -268,6 +301,13 @@ try:
     runs = [("sasl_ssl-scram512", ssl_bootstrap, ("SASL_SSL", "SCRAM-SHA-512", SCRAM_USER, SCRAM_PASSWORD)),
             ("sasl_plaintext-plain", plain_bootstrap, ("SASL_PLAINTEXT", "PLAIN", PLAIN_USER, PLAIN_PASSWORD))]
     for label, bootstrap, (protocol, mechanism, user, password) in runs:
+        for client in ("kcat", "kafkajs"):
+            if wanted(client):
+                log(f"{label}: {client}")
+                sec = {"protocol": protocol, "mechanism": mechanism, "user": user, "password": password}
+                if protocol == "SASL_SSL":
+                    sec["ca"] = ca
+                subprocess_client(c, client, label, bootstrap, sec, dict(sec, password="wrong"))
         if wanted("confluent-kafka"):
             log(f"{label}: confluent-kafka")
             confluent(c, label, bootstrap, ck(protocol, mechanism, user, password),
