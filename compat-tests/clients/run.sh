@@ -55,6 +55,8 @@ SCENARIOS=(
   "kafka-python|mtls|sec_mtls.py --client kafka-python"
   "aiokafka|mtls|sec_mtls.py --client aiokafka"
   "kafkajs|mtls|sec_mtls.py --client kafkajs"
+  # Quotas set through kafka-python's encoder, enforced on confluent-kafka's producer/consumer.
+  "confluent-kafka|quotas|ck_quotas.py"
   "confluent-kafka|list-offsets|ck_list_offsets.py"
   "confluent-kafka|delete-records|ck_delete_records.py"
   "kafka-python|delete-records|kp_delete_records.py"
@@ -91,7 +93,7 @@ SCENARIOS=(
 )
 CLIENTS=(kcat confluent-kafka kafka-python aiokafka kafkajs)
 COLUMNS=(metadata produce-consume idempotent-produce admin list-offsets delete-records cluster-admin
-         admin-extra acls scram-credentials sasl sasl-acls mtls transactions shop-example)
+         admin-extra acls scram-credentials sasl sasl-acls mtls quotas transactions shop-example)
 # Second table: the consumer-group scenarios (ids "group-X", shown as column "X").
 GROUP_COLUMNS=(group-consume group-rebalance group-restart group-live-restart group-static
                group-cooperative group-mixed group-admin)
