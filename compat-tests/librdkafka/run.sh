@@ -399,6 +399,9 @@ write_conf() {
             "SSL_ca_pem=$CERTS/ca.pem" "SSL_all_cas_pem=$CERTS/ca.pem"
             "SSL_password=$KEY_PASSWORD" SSL_client_auth=required)
     fi
+    # With the authorizer on, tests that set ACLs through Kafka's kafka-acls.sh (0109, 0115,
+    # 0119) find a small stand-in for it (kafka-tools/bin/kafka-acls.sh) under KAFKA_PATH.
+    [[ $profile != *+acl* ]] || RUNNER_ENV+=("KAFKA_PATH=$HERE/kafka-tools")
     # tests/test.conf is what a manual ./run-test.sh in that folder reads; the runs below
     # use their own copy (RDKAFKA_TEST_CONF), so concurrent run.sh invocations do not clash.
     cp "$CONF" "$LRK/tests/test.conf"
