@@ -7,7 +7,17 @@
 #   run.sh --list-candidates    print that roadmap set and exit
 #   run.sh --repeat 3 ...       run each selected test N times in a row
 #   run.sh --full ...           run without quick mode (-Q), so non-quick sub-tests run too
+#   run.sh --security P ...     run the selected tests against a broker with security profile P
+#                               (sasl, sasl_ssl, ssl, each optionally with +acl and +reauth,
+#                               e.g. sasl_ssl+acl), whatever tags tests.allow gives them
 #   run.sh --build-only         only prepare the cached test-runner
+#
+# A line of tests.allow is "<number> [tag ...]  # comment". Tags: "full" (no quick mode) and
+# the security tags sasl (SASL_PLAINTEXT, PLAIN), sasl_ssl (SASL_SSL, PLAIN), ssl (SSL with
+# client certificates required), acl (StandardAuthorizer on) and reauth
+# (connections.max.reauth.ms=3000). Tests with the same security tags share one broker, which
+# is restarted with the matching listener whenever the next test wants another profile, so
+# tagged tests belong together at the end of the file.
 #
 # Environment:
 #   GREGOR_BIN            broker binary (default <repo>/target/release/gregor)
@@ -56,13 +66,14 @@ export KAFKA_NUM_PARTITIONS="${KAFKA_NUM_PARTITIONS:-4}"
 say() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'run.sh: error: %s\n' "$*" >&2; exit 2; }
 
-usage() { sed -n '2,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,30p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 
 # ---------------------------------------------------------------- arguments
 MODE=allow
 SELECTED=""
 REPEAT=1
 FULL_ALL=0
+SECURITY_ALL=""
 while (($#)); do
     case "$1" in
         --tests) [[ $# -ge 2 ]] || die "--tests needs a list"; MODE=triage; SELECTED="$2"; shift 2 ;;
@@ -72,23 +83,60 @@ while (($#)); do
         --repeat) [[ $# -ge 2 ]] || die "--repeat needs a number"; REPEAT="$2"; shift 2 ;;
         --build-only) MODE=build; shift ;;
         --full) FULL_ALL=1; shift ;;
+        --security) [[ $# -ge 2 ]] || die "--security needs a profile"; SECURITY_ALL="$2"; shift 2 ;;
+        --security=*) SECURITY_ALL="${1#--security=}"; shift ;;
         -h|--help) usage; exit 0 ;;
         *) die "unknown argument '$1' (try --help)" ;;
     esac
 done
 [[ "$REPEAT" =~ ^[1-9][0-9]*$ ]] || die "--repeat wants a positive integer"
 
-if [[ $MODE == allow ]]; then
-    [[ -f "$ALLOW_FILE" ]] || die "missing $ALLOW_FILE"
-    # "<number> [full]" per line; comments and blank lines ignored. "full" runs that test
+# Security tags, and the profile (broker listener + client settings) a set of them names.
+SECURITY_TAGS="sasl sasl_ssl ssl acl reauth"
+# Prints the canonical profile name of a tag list ("acl sasl_ssl" -> "sasl_ssl+acl";
+# nothing -> "plaintext"), or fails with a message for lists that make no sense.
+profile_of() {
+    local listener="" acl="" reauth="" tag
+    for tag in ${*//[,+]/ }; do
+        case "$tag" in
+            full|plaintext) ;;
+            sasl|sasl_ssl|ssl)
+                [[ -z "$listener" || "$listener" == "$tag" ]] ||
+                    { echo "tags $listener and $tag both choose the listener" >&2; return 1; }
+                listener="$tag" ;;
+            acl) acl="+acl" ;;
+            reauth) reauth="+reauth" ;;
+            *) echo "unknown tag '$tag' (known: full $SECURITY_TAGS)" >&2; return 1 ;;
+        esac
+    done
+    if [[ -n "$reauth" && "$listener" != sasl* ]]; then
+        echo "reauth needs sasl or sasl_ssl" >&2
+        return 1
+    fi
+    echo "${listener:-plaintext}$acl$reauth"
+}
+
+declare -A TEST_TAGS=()
+[[ $MODE != allow || -f "$ALLOW_FILE" ]] || die "missing $ALLOW_FILE"
+if [[ -f "$ALLOW_FILE" ]]; then
+    # "<number> [tag ...]" per line; comments and blank lines ignored. "full" runs that test
     # without quick mode: under -Q the suite silently skips sub-tests declared with
     # SUB_TEST() (only SUB_TEST_QUICK() ones run), which leaves some tests empty.
-    SELECTED="$(sed -e 's/#.*//' "$ALLOW_FILE" | awk 'NF {print $1}')"
-    FULL_TESTS="$(sed -e 's/#.*//' "$ALLOW_FILE" | awk 'NF && $2 == "full" {print $1}')"
-    BAD="$(sed -e 's/#.*//' "$ALLOW_FILE" | awk 'NF > 2 || (NF == 2 && $2 != "full")')"
-    [[ -z "$BAD" ]] || die "tests.allow: expected '<number> [full]', got: $BAD"
+    # A triage run (--tests) keeps the security tags of listed tests but not "full".
+    while read -r num tags; do
+        [[ -n "$num" ]] || continue
+        profile_of $tags >/dev/null || die "tests.allow: bad tags for $num: '$tags'"
+        if [[ $MODE == allow ]]; then
+            SELECTED+=" $num"
+            TEST_TAGS[$num]="$tags"
+        else
+            TEST_TAGS[$num]="$(echo " $tags " | sed -e 's/ full / /g')"
+        fi
+    done < <(sed -e 's/#.*//' "$ALLOW_FILE")
 fi
-: "${FULL_TESTS:=}"
+if [[ -n "$SECURITY_ALL" ]]; then
+    SECURITY_ALL="$(profile_of "$SECURITY_ALL")" || die "--security: bad profile"
+fi
 SELECTED="${SELECTED//,/ }"  # "0001,0002" works as well as "0001 0002"
 TESTS_TO_RUN=()
 for t in $SELECTED; do
@@ -244,22 +292,143 @@ print(s.getsockname()[1])'
 
 port_open() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
 
+# ---------------------------------------------------------------- security profiles
+# Users of the SASL listeners (PLAIN, from the listener's JAAS setting). The tests log in as
+# TEST_USER, which is no super user, so 0081 can take rights away from it with ACLs;
+# ADMIN_USER is the super user when the authorizer is on.
+TEST_USER=testuser TEST_PASSWORD=testuser-secret
+ADMIN_USER=admin ADMIN_PASSWORD=admin-secret
+KEY_PASSWORD=gregor-client-key-secret
+CERTS="$TMP/certs"
+BROKER_PROFILE=""
+
+# A throw-away CA, a broker certificate for 127.0.0.1/localhost and a client certificate, in
+# the shapes trivup gives librdkafka's tests (0097 reads them through the SSL_* variables):
+# PEM, DER, an encrypted PKCS#8 key and a PKCS#12 store.
+make_certs() {
+    [[ -f "$CERTS/ca.pem" ]] && return 0
+    command -v openssl >/dev/null || ensure_debs openssl
+    mkdir -p "$CERTS"
+    (
+        set -e
+        cd "$CERTS"
+        days=2
+        openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days $days \
+            -subj /CN=gregor-lrk-test-ca -addext basicConstraints=critical,CA:TRUE \
+            -addext keyUsage=critical,keyCertSign,cRLSign
+        openssl req -newkey rsa:2048 -nodes -keyout broker.key -out broker.csr -subj /CN=localhost
+        printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' >broker.ext
+        openssl x509 -req -in broker.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days $days \
+            -extfile broker.ext -out broker.pem
+        cat broker.key broker.pem >broker.keystore.pem
+        openssl req -newkey rsa:2048 -nodes -keyout client.plain.key -out client.csr -subj /CN=testclient
+        printf 'basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n' >client.ext
+        openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days $days \
+            -extfile client.ext -out client.pem
+        openssl pkcs8 -topk8 -in client.plain.key -v2 aes-256-cbc -passout "pass:$KEY_PASSWORD" -out client.key
+        openssl pkcs8 -topk8 -nocrypt -in client.plain.key -outform DER -out client.key.der
+        openssl x509 -in client.pem -outform DER -out client.der
+        openssl x509 -in ca.pem -outform DER -out ca.der
+        openssl pkcs12 -export -in client.pem -inkey client.plain.key -certfile ca.pem \
+            -passout "pass:$KEY_PASSWORD" -out client.p12
+    ) >"$TMP/certs.log" 2>&1 || { cat "$TMP/certs.log" >&2; die "openssl could not make the test certificates"; }
+}
+
+# Fills BROKER_ENV (KAFKA_* settings, on top of those exported above) and BROKER_ARGS for
+# profile $1.
+broker_settings() {
+    local profile="$1" listener="${1%%+*}" jaas
+    BROKER_ENV=() BROKER_ARGS=()
+    jaas="org.apache.kafka.common.security.plain.PlainLoginModule required username=\"$ADMIN_USER\" password=\"$ADMIN_PASSWORD\" user_$ADMIN_USER=\"$ADMIN_PASSWORD\" user_$TEST_USER=\"$TEST_PASSWORD\";"
+    case "$listener" in
+        plaintext) BROKER_ARGS=(--listen "127.0.0.1:$BOOT_PORT") ;;
+        sasl)
+            BROKER_ENV+=("KAFKA_LISTENERS=SASL_PLAINTEXT://127.0.0.1:$BOOT_PORT"
+                "KAFKA_LISTENER_NAME_SASL__PLAINTEXT_PLAIN_SASL_JAAS_CONFIG=$jaas") ;;
+        sasl_ssl)
+            BROKER_ENV+=("KAFKA_LISTENERS=SASL_SSL://127.0.0.1:$BOOT_PORT"
+                "KAFKA_LISTENER_NAME_SASL__SSL_PLAIN_SASL_JAAS_CONFIG=$jaas") ;;
+        ssl)
+            BROKER_ENV+=("KAFKA_LISTENERS=SSL://127.0.0.1:$BOOT_PORT"
+                KAFKA_SSL_CLIENT_AUTH=required KAFKA_SSL_TRUSTSTORE_TYPE=PEM
+                "KAFKA_SSL_TRUSTSTORE_LOCATION=$CERTS/ca.pem") ;;
+    esac
+    [[ $listener != sasl* ]] || BROKER_ENV+=(KAFKA_SASL_ENABLED_MECHANISMS=PLAIN,SCRAM-SHA-512)
+    [[ $listener != *ssl ]] ||
+        BROKER_ENV+=(KAFKA_SSL_KEYSTORE_TYPE=PEM "KAFKA_SSL_KEYSTORE_LOCATION=$CERTS/broker.keystore.pem")
+    if [[ $profile == *+acl* ]]; then
+        BROKER_ENV+=(KAFKA_AUTHORIZER_CLASS_NAME=org.apache.kafka.metadata.authorizer.StandardAuthorizer
+            KAFKA_ALLOW_EVERYONE_IF_NO_ACL_FOUND=true "KAFKA_SUPER_USERS=User:$ADMIN_USER")
+    fi
+    [[ $profile != *+reauth* ]] || BROKER_ENV+=(KAFKA_CONNECTIONS_MAX_REAUTH_MS=3000)
+}
+
+# Writes the runner's test.conf for profile $1 to $CONF (and the copy in tests/), and fills
+# RUNNER_ENV with what else the runner needs (trivup's SSL_* variables for 0097).
+write_conf() {
+    local profile="$1" listener="${1%%+*}"
+    CONF="$TMP/test.$profile.conf"
+    RUNNER_ENV=()
+    {
+        echo "# written by gregor compat-tests/librdkafka/run.sh for run $RUN_ID, profile $profile"
+        echo "bootstrap.servers=$BOOT_HOST:$BOOT_PORT"
+        echo "test.timeout.multiplier=$TIMEOUT_MULT"
+        case "$listener" in
+            sasl) echo "security.protocol=SASL_PLAINTEXT" ;;
+            sasl_ssl) echo "security.protocol=SASL_SSL" ;;
+            ssl) echo "security.protocol=SSL" ;;
+        esac
+        if [[ $listener == sasl* ]]; then
+            echo "sasl.mechanism=PLAIN"
+            echo "sasl.username=$TEST_USER"
+            echo "sasl.password=$TEST_PASSWORD"
+        fi
+        if [[ $listener == *ssl ]]; then
+            echo "ssl.ca.location=$CERTS/ca.pem"
+        fi
+        if [[ $listener == ssl ]]; then
+            echo "ssl.certificate.location=$CERTS/client.pem"
+            echo "ssl.key.location=$CERTS/client.key"
+            echo "ssl.key.password=$KEY_PASSWORD"
+        fi
+    } >"$CONF"
+    if [[ $listener == ssl ]]; then
+        RUNNER_ENV=("SSL_pkcs=$CERTS/client.p12" "SSL_pub_der=$CERTS/client.der"
+            "SSL_priv_der=$CERTS/client.key.der" "SSL_pub_pem=$CERTS/client.pem"
+            "SSL_priv_pem=$CERTS/client.key" "SSL_ca_der=$CERTS/ca.der"
+            "SSL_ca_pem=$CERTS/ca.pem" "SSL_all_cas_pem=$CERTS/ca.pem"
+            "SSL_password=$KEY_PASSWORD" SSL_client_auth=required)
+    fi
+    # With the authorizer on, tests that set ACLs through Kafka's kafka-acls.sh (0109, 0115,
+    # 0119) find a small stand-in for it (kafka-tools/bin/kafka-acls.sh) under KAFKA_PATH.
+    [[ $profile != *+acl* ]] || RUNNER_ENV+=("KAFKA_PATH=$HERE/kafka-tools")
+    # tests/test.conf is what a manual ./run-test.sh in that folder reads; the runs below
+    # use their own copy (RDKAFKA_TEST_CONF), so concurrent run.sh invocations do not clash.
+    cp "$CONF" "$LRK/tests/test.conf"
+    say "wrote $LRK/tests/test.conf (profile $profile, bootstrap.servers=$BOOT_HOST:$BOOT_PORT)"
+}
+
 BOOT_HOST=127.0.0.1
 BOOT_PORT=""
-start_broker() {
+start_broker() { # profile
+    local profile="${1:-plaintext}"
     BROKER_STARTS=$((BROKER_STARTS + 1))
     [[ -x "$GREGOR_BIN" ]] || die "broker binary $GREGOR_BIN not found (build it, or set GREGOR_BIN / GREGOR_BOOTSTRAP)"
     [[ -n "$BOOT_PORT" ]] || BOOT_PORT="$(free_port)"
+    [[ $profile != *ssl* ]] || make_certs
+    broker_settings "$profile"
+    BROKER_PROFILE="$profile"
     local data="$TMP/data.$BROKER_STARTS"
     mkdir -p "$data"
     BROKER_LOG="$TMP/broker.$BROKER_STARTS.log"
     say "broker binary $GREGOR_BIN, modified $(date -u -r "$GREGOR_BIN" '+%Y-%m-%d %H:%M:%S UTC')"
-    say "starting $GREGOR_BIN --listen 127.0.0.1:$BOOT_PORT --data-dir $data (log: $BROKER_LOG)"
+    say "starting $GREGOR_BIN ${BROKER_ARGS[*]} --data-dir $data, profile $profile on port $BOOT_PORT (log: $BROKER_LOG)"
     # Started from the temp dir, so a config/gregor.toml in the caller's working directory
     # does not leak in: built-in defaults, the KAFKA_* variables above and the flags only.
     # Own session and process group, so stopping it also stops anything it spawned
-    # (a wrapper script, for instance); setsid execs in place here, so $! is the broker.
-    (cd "$TMP" && exec setsid "$GREGOR_BIN" --listen "127.0.0.1:$BOOT_PORT" --data-dir "$data") \
+    # (a wrapper script, for instance); env and setsid exec in place here, so $! is the broker.
+    (cd "$TMP" && exec env ${BROKER_ENV[@]+"${BROKER_ENV[@]}"} setsid "$GREGOR_BIN" \
+        ${BROKER_ARGS[@]+"${BROKER_ARGS[@]}"} --data-dir "$data") \
         >"$BROKER_LOG" 2>&1 &
     BROKER_PID=$!
     local deadline=$((SECONDS + START_TIMEOUT)) rc=0
@@ -336,58 +505,66 @@ last_line() {
 if ((${#TESTS_TO_RUN[@]} == 0)); then
     say "no tests selected (tests.allow is empty?)"
 else
-    BROKER_OK=1
+    declare -A PROFILE_DOWN=()
+    EXTERNAL_OK=1
     if [[ -n "${GREGOR_BOOTSTRAP:-}" ]]; then
         BOOT_HOST="${GREGOR_BOOTSTRAP%:*}"
         BOOT_PORT="${GREGOR_BOOTSTRAP##*:}"
         if port_open "$BOOT_HOST" "$BOOT_PORT"; then
-            say "using the running broker at $GREGOR_BOOTSTRAP"
+            say "using the running broker at $GREGOR_BOOTSTRAP (plaintext tests only)"
+            write_conf plaintext
         else
             say "GREGOR_BOOTSTRAP=$GREGOR_BOOTSTRAP does not accept connections"
-            BROKER_OK=0
+            EXTERNAL_OK=0
         fi
-    elif ! start_broker; then
-        BROKER_OK=0
     fi
-
-    if ((BROKER_OK == 0)); then
-        say "no broker: every selected test counts as failed"
-        for t in "${TESTS_TO_RUN[@]}"; do
-            record "$t" BROKER-DOWN 0 "no broker to test against (broker log: $RESULTS)"
-        done
-        TESTS_TO_RUN=()
-    else
-        CONF="$TMP/test.conf"
-        {
-            echo "# written by gregor compat-tests/librdkafka/run.sh for run $RUN_ID"
-            echo "bootstrap.servers=$BOOT_HOST:$BOOT_PORT"
-            echo "test.timeout.multiplier=$TIMEOUT_MULT"
-        } >"$CONF"
-        # tests/test.conf is what a manual ./run-test.sh in that folder reads; the runs below
-        # use their own copy (RDKAFKA_TEST_CONF), so concurrent run.sh invocations do not clash.
-        cp "$CONF" "$LRK/tests/test.conf"
-        say "wrote $LRK/tests/test.conf (bootstrap.servers=$BOOT_HOST:$BOOT_PORT)"
-        say "per-test logs: $RESULTS"
-    fi
+    say "per-test logs: $RESULTS"
 
     for t in ${TESTS_TO_RUN[@]+"${TESTS_TO_RUN[@]}"}; do
+        tags="${TEST_TAGS[$t]:-}"
+        profile="$(profile_of $tags)"
+        [[ -z "$SECURITY_ALL" ]] || profile="$SECURITY_ALL"
         for ((i = 1; i <= REPEAT; i++)); do
             label="$t"; ((REPEAT == 1)) || label="$t#$i"
             log="$RESULTS/$t.$i.log"
-            if [[ -z "${GREGOR_BOOTSTRAP:-}" && -z "$BROKER_PID" ]]; then
-                start_broker || { record "$label" BROKER-DOWN 0 "broker could not be restarted"; continue; }
+            if [[ -n "${GREGOR_BOOTSTRAP:-}" ]]; then
+                if ((EXTERNAL_OK == 0)); then
+                    record "$label" BROKER-DOWN 0 "no broker to test against at $GREGOR_BOOTSTRAP"
+                    continue
+                elif [[ $profile != plaintext ]]; then
+                    record "$label" SKIPPED 0 "profile $profile needs a broker started by run.sh"
+                    continue
+                fi
+            else
+                if [[ -n "$BROKER_PID" && $profile != "$BROKER_PROFILE" ]]; then
+                    say "next test wants profile $profile: restarting the broker"
+                    stop_broker
+                fi
+                if [[ -z "$BROKER_PID" ]]; then
+                    if [[ -n "${PROFILE_DOWN[$profile]:-}" ]]; then
+                        record "$label" BROKER-DOWN 0 "the $profile broker did not start (broker logs: $RESULTS)"
+                        continue
+                    fi
+                    if ! start_broker "$profile"; then
+                        PROFILE_DOWN[$profile]=1
+                        record "$label" BROKER-DOWN 0 "the $profile broker did not start (broker logs: $RESULTS)"
+                        continue
+                    fi
+                    write_conf "$profile"
+                fi
             fi
             runner_args=(-E -L)
             mode=full
-            if ((FULL_ALL == 0)) && ! [[ " $(echo $FULL_TESTS) " == *" $t "* ]]; then
+            if ((FULL_ALL == 0)) && ! [[ " $tags " == *" full "* ]]; then
                 runner_args=(-Q -E -L)
                 mode=quick
             fi
-            say "test $label ($mode mode, TEST_KAFKA_VERSION=$KAFKA_VERSION, limit ${TEST_TIMEOUT}s)"
+            say "test $label ($mode mode, profile $profile, TEST_KAFKA_VERSION=$KAFKA_VERSION, limit ${TEST_TIMEOUT}s)"
             started=$SECONDS
             rc=0
             (cd "$LRK/tests" &&
-                TESTS="$t" TEST_KAFKA_VERSION="$KAFKA_VERSION" RDKAFKA_TEST_CONF="$CONF" \
+                env ${RUNNER_ENV[@]+"${RUNNER_ENV[@]}"} \
+                    TESTS="$t" TEST_KAFKA_VERSION="$KAFKA_VERSION" RDKAFKA_TEST_CONF="$CONF" \
                     timeout -k 10 "$TEST_TIMEOUT" ./run-test.sh "${runner_args[@]}") >"$log" 2>&1 || rc=$?
             secs=$((SECONDS - started))
             IFS=$'\t' read -r state note < <(verdict "$log" "$t") || true
@@ -409,6 +586,7 @@ else
                 cp "$BROKER_LOG" "$RESULTS"/ 2>/dev/null || true
             fi
             [[ $mode == quick ]] || note="full mode${note:+; $note}"
+            [[ $profile == plaintext ]] || note="$profile${note:+; $note}"
             say "test $label: $state (${secs}s) $note"
             record "$label" "$state" "$secs" "$note"
         done

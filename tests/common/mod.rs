@@ -211,12 +211,32 @@ impl BrokerProcess {
         extra_env: &[(&str, &str)],
         tweak: impl FnOnce(&mut std::process::Command),
     ) -> Self {
+        Self::spawn_inner(data_dir, addr, true, extra_env, tweak)
+    }
+
+    /// Starts the broker with its listeners from `extra_env` (`KAFKA_LISTENERS`, which must
+    /// include `addr`) rather than `--listen`, which would replace them with one PLAINTEXT
+    /// listener; waits until `addr` accepts connections.
+    pub fn spawn_with_listeners(data_dir: &Path, addr: SocketAddr, extra_env: &[(&str, &str)]) -> Self {
+        Self::spawn_inner(data_dir, addr, false, extra_env, |_| {})
+    }
+
+    fn spawn_inner(
+        data_dir: &Path,
+        addr: SocketAddr,
+        listen_flag: bool,
+        extra_env: &[(&str, &str)],
+        tweak: impl FnOnce(&mut std::process::Command),
+    ) -> Self {
         let port = addr.port();
         let log_path = data_dir.with_extension(format!("{port}.log"));
         // Appended to, so a restart on the same port keeps the earlier run's lines.
         let log = std::fs::OpenOptions::new().create(true).append(true).open(&log_path).unwrap();
         let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_gregor"));
-        cmd.arg("--listen").arg(addr.to_string()).arg("--data-dir").arg(data_dir);
+        if listen_flag {
+            cmd.arg("--listen").arg(addr.to_string());
+        }
+        cmd.arg("--data-dir").arg(data_dir);
         // Tests run brokers side by side: each HTTP endpoint on a port of its own.
         cmd.env("GREGOR__SERVER__HTTP_LISTEN", "127.0.0.1:0");
         cmd.stdout(log.try_clone().unwrap()).stderr(log);

@@ -216,3 +216,78 @@ proptest! {
         prop_assert_eq!(step, Step::Fail(Failure::Credentials));
     }
 }
+
+/// The script the `sasl_exchange` fuzz target runs (fuzz/sasl_script.rs), here under proptest
+/// so that every `cargo test` checks the same property without nightly or cargo-fuzz.
+mod script {
+    use super::*;
+
+    include!(concat!(env!("CARGO_MANIFEST_DIR"), "/fuzz/sasl_script.rs"));
+
+    /// A store with the script's SCRAM users; the salting (4096 rounds each) is done once.
+    fn script_store() -> (tempfile::TempDir, ScramStore) {
+        static UPSERTIONS: std::sync::OnceLock<Vec<Upsertion>> = std::sync::OnceLock::new();
+        let upsertions = UPSERTIONS.get_or_init(|| {
+            let salt = b"proptest-salt".to_vec();
+            SCRIPT_SCRAM_USERS
+                .iter()
+                .map(|(user, mechanism, password)| Upsertion {
+                    user: user.to_string(),
+                    mechanism: *mechanism,
+                    iterations: 4096,
+                    salt: salt.clone(),
+                    salted_password: scram::salt_password(*mechanism, password, &salt, 4096),
+                })
+                .collect()
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let store = ScramStore::open(dir.path()).unwrap();
+        assert!(store.alter(&[], upsertions).iter().all(|(_, r)| r.is_ok()));
+        (dir, store)
+    }
+
+    #[test]
+    fn the_script_users_are_the_ones_the_constants_name() {
+        assert_eq!((SCRIPT_SCRAM_USERS[0].1, SCRIPT_SCRAM_USERS[1].1), (SCRAM_SHA_256, SCRAM_SHA_512));
+    }
+
+    #[test]
+    fn a_scripted_plain_login_serves_requests_afterwards() {
+        let (_dir, store) = script_store();
+        // ApiVersions, handshake PLAIN, the right PLAIN token, then a request of another kind.
+        assert_eq!(run_sasl_script(&[0, 0, 1, 0, 3, 0, 7], &store), (1, 1));
+        // The same with a wrong password: the login fails and the script ends there.
+        assert_eq!(run_sasl_script(&[0, 0, 1, 0, 3, 1, 7], &store), (0, 0));
+        // A request of another kind first: closed, nothing served.
+        assert_eq!(run_sasl_script(&[0, 7, 0, 1, 0, 3, 0, 7], &store), (0, 0));
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+        #[test]
+        fn any_sasl_script_keeps_the_gate_and_never_panics(
+            data in proptest::collection::vec(any::<u8>(), 0..400),
+        ) {
+            let (_dir, store) = script_store();
+            let _ = run_sasl_script(&data, &store);
+        }
+
+        /// Scripts made mostly of well-formed steps, so they get deep into SCRAM and through
+        /// re-authentication more often than uniform bytes do.
+        #[test]
+        fn well_formed_sasl_scripts_keep_the_gate(
+            reauth in any::<bool>(),
+            steps in proptest::collection::vec((0u8..9, any::<u8>(), proptest::collection::vec(any::<u8>(), 0..40)), 0..24),
+        ) {
+            let (_dir, store) = script_store();
+            let mut data = vec![u8::from(reauth)];
+            for (op, arg, tail) in steps {
+                data.push(op);
+                data.push(arg);
+                data.push(tail.len() as u8);
+                data.extend(tail);
+            }
+            let _ = run_sasl_script(&data, &store);
+        }
+    }
+}
