@@ -520,8 +520,28 @@ impl Config {
         }
         let built = builder.build().map_err(|e| ConfigError::Invalid(e.to_string()))?;
         let mut cfg: Config = built.try_deserialize().map_err(|e| ConfigError::Invalid(e.to_string()))?;
-        // A flag replaces whatever the other layers said about listeners.
+        // A flag replaces whatever the other layers said about listeners — but never quietly
+        // turns a secured listener into an open one.
         if let Some(listen) = &overrides.listen {
+            if cfg.server.listeners.as_deref().is_some_and(|l| !l.trim().is_empty()) {
+                let secured: Vec<String> = cfg
+                    .listeners()?
+                    .into_iter()
+                    .filter(|l| !matches!(l.security, ListenerSecurity::Plaintext))
+                    .map(|l| l.name)
+                    .collect();
+                if !secured.is_empty() {
+                    return Err(ConfigError::BadValue {
+                        key: "--listen".into(),
+                        origin: "command line".into(),
+                        reason: format!(
+                            "would replace the configured listeners, among them the secured {}, with one \
+                             PLAINTEXT listener; drop --listen or the `listeners` setting",
+                            secured.join(", ")
+                        ),
+                    });
+                }
+            }
             cfg.server.listen = listen.clone();
             cfg.server.listeners = None;
             cfg.server.advertised_listeners = None;
@@ -1581,7 +1601,9 @@ mod tests {
         );
         // A flag replaces the listeners of the environment.
         let overrides = Overrides { listen: Some("127.0.0.1:0".into()), ..Default::default() };
-        let cfg = Config::load(None, &env(&[("KAFKA_LISTENERS", "A://:1,B://:2")]), &overrides).unwrap();
+        let pairs =
+            [("KAFKA_LISTENERS", "A://:1,B://:2"), ("KAFKA_LISTENER_SECURITY_PROTOCOL_MAP", "A:PLAINTEXT,B:PLAINTEXT")];
+        let cfg = Config::load(None, &env(&pairs), &overrides).unwrap();
         assert_eq!(cfg.listeners().unwrap(), [spec("PLAINTEXT", "127.0.0.1:0", None)]);
     }
 
@@ -1857,6 +1879,25 @@ mod tests {
         assert!(err.contains("auth.authorizer_class_name") && err.contains("com.example.MyAuthorizer"), "{err}");
         let err = load(&[("KAFKA_SUPER_USERS", "admin")]).unwrap_err().to_string();
         assert!(err.contains("auth.super_users"), "{err}");
+    }
+
+    #[test]
+    fn listen_flag_never_replaces_a_secured_listener_quietly() {
+        let flag = Overrides { listen: Some("127.0.0.1:0".into()), ..Default::default() };
+        let sasl = env(&[
+            ("KAFKA_LISTENERS", "SASL_PLAINTEXT://127.0.0.1:9094"),
+            ("KAFKA_SASL_ENABLED_MECHANISMS", "PLAIN"),
+            (
+                "KAFKA_LISTENER_NAME_SASL__PLAINTEXT_PLAIN_SASL_JAAS_CONFIG",
+                "org.apache.kafka.common.security.plain.PlainLoginModule required user_a=\"b\";",
+            ),
+        ]);
+        assert!(Config::load(None, &sasl, &Overrides::default()).is_ok());
+        let err = Config::load(None, &sasl, &flag).unwrap_err().to_string();
+        assert!(err.contains("--listen") && err.contains("SASL_PLAINTEXT"), "{err}");
+        // Plaintext listeners may still be replaced by the flag.
+        let plain = env(&[("KAFKA_LISTENERS", "PLAINTEXT://127.0.0.1:9095")]);
+        assert_eq!(Config::load(None, &plain, &flag).unwrap().server.listen, "127.0.0.1:0");
     }
 
     #[test]
