@@ -25,7 +25,7 @@ DEADLINE_S = spec.get("deadline_s", 30)
 IDEMPOTENT = bool(spec.get("idempotent", False))
 # How long an admin client waits for its first metadata: short when the scenario expects the
 # connection to be refused, so that each refusal costs seconds, not the whole deadline.
-CONNECT_S = 5 if spec.get("expect_refusal") else 10
+CONNECT_S = 3 if spec.get("expect_refusal") else 10
 
 
 def emit(ok, result=None, error=None):
