@@ -9,6 +9,7 @@ fn settings(mechanisms: &[SaslMechanism], reauth_ms: u64) -> Arc<SaslSettings> {
         plain_users: Arc::new(HashMap::from([("alice".to_string(), Secret("alice-secret".into()))])),
         reauth_ms: mechanisms.iter().map(|m| (*m, reauth_ms)).collect(),
         failed_authentication_delay_ms: 100,
+        oauthbearer: None,
     })
 }
 
