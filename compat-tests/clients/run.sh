@@ -41,6 +41,7 @@ SCENARIOS=(
   "confluent-kafka|sasl|ck_sasl.py --client confluent-kafka"
   "kafka-python|sasl|ck_sasl.py --client kafka-python"
   "aiokafka|sasl|ck_sasl.py --client aiokafka"
+  "confluent-kafka|oauthbearer|ck_oauth.py"
   "confluent-kafka|list-offsets|ck_list_offsets.py"
   "confluent-kafka|delete-records|ck_delete_records.py"
   "kafka-python|delete-records|kp_delete_records.py"
@@ -77,7 +78,7 @@ SCENARIOS=(
 )
 CLIENTS=(kcat confluent-kafka kafka-python aiokafka kafkajs)
 COLUMNS=(metadata produce-consume idempotent-produce admin list-offsets delete-records cluster-admin
-         admin-extra acls scram-credentials sasl transactions shop-example)
+         admin-extra acls scram-credentials sasl oauthbearer transactions shop-example)
 # Second table: the consumer-group scenarios (ids "group-X", shown as column "X").
 GROUP_COLUMNS=(group-consume group-rebalance group-restart group-live-restart group-static
                group-cooperative group-mixed group-admin)
