@@ -791,6 +791,85 @@ mod tests {
     }
 
     #[test]
+    fn oauthbearer_is_secured_by_a_jwks_file_or_unsecured_only_when_asked() {
+        let listener = ("KAFKA_LISTENERS", "SASL_PLAINTEXT://:9094");
+        let mech = ("KAFKA_SASL_ENABLED_MECHANISMS", "OAUTHBEARER");
+        let class = "KAFKA_LISTENER_NAME_SASL__PLAINTEXT_OAUTHBEARER_SASL_SERVER_CALLBACK_HANDLER_CLASS";
+        let neither = load(&[listener, mech]).unwrap_err();
+        assert!(
+            neither.contains(SECURED_HANDLER)
+                && neither.contains("KAFKA_SASL_OAUTHBEARER_JWKS_ENDPOINT_URL")
+                && neither.contains(UNSECURED_HANDLER),
+            "{neither}"
+        );
+        let no_url = load(&[listener, mech, (class, SECURED_HANDLER)]).unwrap_err();
+        assert!(no_url.contains("sasl.oauthbearer.jwks.endpoint.url"), "{no_url}");
+        let https = load(&[
+            listener,
+            mech,
+            (class, SECURED_HANDLER),
+            ("KAFKA_SASL_OAUTHBEARER_JWKS_ENDPOINT_URL", "https://idp/keys"),
+        ])
+        .unwrap_err();
+        assert!(https.contains("file only"), "{https}");
+        let custom = load(&[listener, mech, (class, "com.example.Mine")]).unwrap_err();
+        assert!(custom.contains("com.example.Mine"), "{custom}");
+
+        let unsecured = load(&[listener, mech, (class, UNSECURED_HANDLER)]).unwrap();
+        assert!(matches!(
+            unsecured[0].security.sasl().unwrap().oauthbearer.as_deref(),
+            Some(OAuthBearerValidation::Unsecured(u)) if u.principal_claim == "sub" && u.clock_skew_ms == 0
+        ));
+        let options = load(&[
+            listener,
+            mech,
+            (
+                "KAFKA_LISTENER_NAME_SASL__PLAINTEXT_OAUTHBEARER_SASL_JAAS_CONFIG",
+                "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required \
+                 unsecuredValidatorRequiredScope=\"a b\" unsecuredValidatorAllowableClockSkewMs=\"500\";",
+            ),
+        ])
+        .unwrap();
+        assert!(matches!(
+            options[0].security.sasl().unwrap().oauthbearer.as_deref(),
+            Some(OAuthBearerValidation::Unsecured(u)) if u.required_scopes == ["a", "b"] && u.clock_skew_ms == 500
+        ));
+
+        let dir = tempfile::tempdir().unwrap();
+        let jwks = dir.path().join("jwks.json");
+        std::fs::write(&jwks, r#"{"keys":[{"kty":"EC","crv":"P-256","kid":"k","x":"AA","y":"AA"}]}"#).unwrap();
+        let url = format!("file://{}", jwks.display());
+        let secured = load(&[
+            listener,
+            mech,
+            ("KAFKA_SASL_OAUTHBEARER_JWKS_ENDPOINT_URL", &url),
+            ("KAFKA_SASL_OAUTHBEARER_EXPECTED_AUDIENCE", "kafka, other"),
+            ("KAFKA_SASL_OAUTHBEARER_EXPECTED_ISSUER", "https://idp"),
+            ("KAFKA_SASL_OAUTHBEARER_SUB_CLAIM_NAME", "client_id"),
+            ("KAFKA_SASL_OAUTHBEARER_CLOCK_SKEW_SECONDS", "5"),
+            ("KAFKA_LISTENER_NAME_SASL__PLAINTEXT_OAUTHBEARER_CONNECTIONS_MAX_REAUTH_MS", "60000"),
+        ])
+        .unwrap();
+        let sasl = secured[0].security.sasl().unwrap();
+        assert_eq!(sasl.reauth_ms[&SaslMechanism::OAuthBearer], 60000);
+        match sasl.oauthbearer.as_deref() {
+            Some(OAuthBearerValidation::Secured(s)) => {
+                assert_eq!(s.expected_audience, ["kafka", "other"]);
+                assert_eq!(s.expected_issuer.as_deref(), Some("https://idp"));
+                assert_eq!(
+                    (s.sub_claim.as_str(), s.scope_claim.as_str(), s.clock_skew_seconds),
+                    ("client_id", "scope", 5)
+                );
+                assert_eq!(s.jwks.keys.len(), 1);
+            }
+            other => panic!("{other:?}"),
+        }
+        std::fs::write(&jwks, r#"{"keys":[{"kty":"oct","k":"c2VjcmV0"}]}"#).unwrap();
+        let shared = load(&[listener, mech, ("KAFKA_SASL_OAUTHBEARER_JWKS_ENDPOINT_URL", &url)]).unwrap_err();
+        assert!(shared.contains("shared secret"), "{shared}");
+    }
+
+    #[test]
     fn secrets_do_not_print() {
         let s = Secret("hunter2".into());
         assert!(!format!("{s:?}").contains("hunter2"));
