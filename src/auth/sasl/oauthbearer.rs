@@ -128,7 +128,7 @@ fn time_claim(claims: &Map<String, Value>, name: &str) -> Result<Option<i64>, St
     match claims.get(name) {
         None => Ok(None),
         Some(v) => match v.as_f64() {
-            Some(secs) if secs.is_finite() && secs >= 0.0 && secs < 1e14 => Ok(Some((secs * 1000.0) as i64)),
+            Some(secs) if (0.0..1e14).contains(&secs) => Ok(Some((secs * 1000.0) as i64)),
             _ => Err(format!("the `{name}` claim is not a time in seconds")),
         },
     }

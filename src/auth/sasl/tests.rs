@@ -361,7 +361,8 @@ mod oauth {
     fn the_session_ends_with_the_token_or_connections_max_reauth_ms_whichever_is_first() {
         let (ec, jwk) = ec_key("k");
         let token = sign(&ec, jsonwebtoken::Algorithm::ES256, Some("k"), &claims("alice", NOW + 600));
-        let short = oauth_settings(OAuthBearerValidation::Secured(secured(&[jwk.clone()], &[], None)), 60_000);
+        let short =
+            oauth_settings(OAuthBearerValidation::Secured(secured(std::slice::from_ref(&jwk), &[], None)), 60_000);
         let long = oauth_settings(OAuthBearerValidation::Secured(secured(&[jwk], &[], None)), 3_600_000);
         for (s, want) in [(short, 60_000), (long.clone(), 600_000)] {
             match login(&s, &message(&token)) {
@@ -437,7 +438,11 @@ mod oauth {
     fn audience_and_issuer_are_checked_when_configured() {
         let (ec, jwk) = ec_key("k");
         let s = oauth_settings(
-            OAuthBearerValidation::Secured(secured(&[jwk.clone()], &["kafka", "other"], Some("https://idp"))),
+            OAuthBearerValidation::Secured(secured(
+                std::slice::from_ref(&jwk),
+                &["kafka", "other"],
+                Some("https://idp"),
+            )),
             0,
         );
         let with = |aud: Option<serde_json::Value>, iss: Option<&str>| {
@@ -508,7 +513,7 @@ mod oauth {
 
     #[test]
     fn extensions_and_the_authorization_id() {
-        let m = format!("n,a=alice,\x01auth=Bearer abc.def.ghi\x01traceId=x 1\x01region=eu\x01\x01");
+        let m = "n,a=alice,\x01auth=Bearer abc.def.ghi\x01traceId=x 1\x01region=eu\x01\x01";
         let parsed = parse_client_initial(m.as_bytes()).unwrap();
         assert_eq!(parsed.authzid, "alice");
         assert_eq!(parsed.token, "abc.def.ghi");
