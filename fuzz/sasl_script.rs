@@ -24,6 +24,8 @@ pub fn script_settings(reauth: bool) -> Arc<SaslSettings> {
         plain_users: Arc::new(HashMap::from([("alice".to_string(), Secret("alice-secret".into()))])),
         reauth_ms: SaslMechanism::ALL.iter().map(|m| (*m, lifetime)).collect(),
         failed_authentication_delay_ms: 0,
+        // OAUTHBEARER is offered with no validator: every token is refused, its parsing still runs.
+        oauthbearer: None,
     })
 }
 

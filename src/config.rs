@@ -14,7 +14,8 @@ use serde::Deserialize;
 
 mod sasl;
 pub use sasl::{
-    parse_jaas_entries, parse_jaas_file, JaasEntry, ListenerSaslConfig, SaslMechanism, SaslSettings, Secret,
+    parse_jaas_entries, parse_jaas_file, JaasEntry, ListenerSaslConfig, OAuthBearerValidation, SaslMechanism,
+    SaslSettings, Secret, SecuredOAuthBearer, UnsecuredOAuthBearer,
 };
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -223,6 +224,22 @@ pub struct ServerConfig {
     /// `listener.name.<listener>.sasl.enabled.mechanisms`, `...plain.sasl.jaas.config`,
     /// `...<mechanism>.connections.max.reauth.ms`). Default: none.
     pub listener_sasl: HashMap<String, ListenerSaslConfig>,
+    /// Where SASL/OAUTHBEARER's secured validator finds the keys that sign tokens: a `file:`
+    /// URL of a JWKS (Kafka's `sasl.oauthbearer.jwks.endpoint.url`; https is not fetched).
+    /// Default: unset.
+    pub sasl_oauthbearer_jwks_endpoint_url: Option<String>,
+    /// Audiences of which a token's `aud` must name one, comma-separated
+    /// (`sasl.oauthbearer.expected.audience`). Default: unset (a token with `aud` is refused).
+    pub sasl_oauthbearer_expected_audience: Option<String>,
+    /// The `iss` a token must carry (`sasl.oauthbearer.expected.issuer`). Default: unset.
+    pub sasl_oauthbearer_expected_issuer: Option<String>,
+    /// The claim that names the principal (`sasl.oauthbearer.sub.claim.name`). Default: sub.
+    pub sasl_oauthbearer_sub_claim_name: String,
+    /// The claim with the token's scopes (`sasl.oauthbearer.scope.claim.name`). Default: scope.
+    pub sasl_oauthbearer_scope_claim_name: String,
+    /// Leeway for `exp`, `nbf` and `iat`, in seconds (`sasl.oauthbearer.clock.skew.seconds`).
+    /// Default: 30.
+    pub sasl_oauthbearer_clock_skew_seconds: u64,
 }
 
 /// Kafka's `ssl.*` settings as given, for all SSL listeners (`server.ssl`) or one of them
@@ -378,6 +395,12 @@ impl Default for ServerConfig {
             connections_max_reauth_ms: 0,
             connection_failed_authentication_delay_ms: 100,
             listener_sasl: HashMap::new(),
+            sasl_oauthbearer_jwks_endpoint_url: None,
+            sasl_oauthbearer_expected_audience: None,
+            sasl_oauthbearer_expected_issuer: None,
+            sasl_oauthbearer_sub_claim_name: "sub".into(),
+            sasl_oauthbearer_scope_claim_name: "scope".into(),
+            sasl_oauthbearer_clock_skew_seconds: 30,
         }
     }
 }
@@ -1285,6 +1308,12 @@ fn listener_sasl_setting(setting: &str) -> Option<Option<String>> {
     match setting {
         "sasl.enabled.mechanisms" => return Some(Some("enabled_mechanisms".into())),
         "plain.sasl.jaas.config" => return Some(Some("plain_jaas_config".into())),
+        "oauthbearer.sasl.jaas.config" => return Some(Some("oauthbearer_jaas_config".into())),
+        "oauthbearer.sasl.server.callback.handler.class" => {
+            return Some(Some("oauthbearer_server_callback_handler_class".into()))
+        }
+        // How this broker would fetch tokens for itself: one gregor node connects to no one.
+        "oauthbearer.sasl.login.callback.handler.class" => return Some(None),
         "scram-sha-256.sasl.jaas.config" | "scram-sha-512.sasl.jaas.config" => return Some(None),
         _ => {}
     }
@@ -1435,6 +1464,19 @@ pub fn kafka_key(key: &str) -> Option<KafkaKey> {
         "plain.sasl.jaas.config" => Maps("server.plain_sasl_jaas_config"),
         "connections.max.reauth.ms" => Maps("server.connections_max_reauth_ms"),
         "connection.failed.authentication.delay.ms" => Maps("server.connection_failed_authentication_delay_ms"),
+        "sasl.oauthbearer.jwks.endpoint.url" => Maps("server.sasl_oauthbearer_jwks_endpoint_url"),
+        "sasl.oauthbearer.expected.audience" => Maps("server.sasl_oauthbearer_expected_audience"),
+        "sasl.oauthbearer.expected.issuer" => Maps("server.sasl_oauthbearer_expected_issuer"),
+        "sasl.oauthbearer.sub.claim.name" => Maps("server.sasl_oauthbearer_sub_claim_name"),
+        "sasl.oauthbearer.scope.claim.name" => Maps("server.sasl_oauthbearer_scope_claim_name"),
+        "sasl.oauthbearer.clock.skew.seconds" => Maps("server.sasl_oauthbearer_clock_skew_seconds"),
+        // A JWKS file is read once at start; these pace the refreshes of an https endpoint.
+        "sasl.oauthbearer.jwks.endpoint.refresh.ms"
+        | "sasl.oauthbearer.jwks.endpoint.retry.backoff.ms"
+        | "sasl.oauthbearer.jwks.endpoint.retry.backoff.max.ms" => Ignored,
+        // How a broker gets tokens for its own connections to other brokers: one gregor node
+        // has none.
+        "sasl.oauthbearer.token.endpoint.url" | "sasl.login.callback.handler.class" => Quiet,
         // The SCRAM login modules take no server-side options: the credentials are the
         // broker's (AlterUserScramCredentials).
         "scram-sha-256.sasl.jaas.config" | "scram-sha-512.sasl.jaas.config" => Ignored,

@@ -413,3 +413,113 @@ async fn sessions_expire_and_re_authentication_renews_them() {
     assert!(sent > 30);
     assert_eq!(most_connects.load(Ordering::Relaxed), 1, "four session lifetimes, one connection per broker");
 }
+
+/// A librdkafka client context that hands out OAUTHBEARER tokens signed with `key`.
+struct OAuthClient {
+    key: jsonwebtoken::EncodingKey,
+    kid: &'static str,
+    sub: &'static str,
+    errors: Errors,
+}
+
+impl ClientContext for OAuthClient {
+    const ENABLE_REFRESH_OAUTH_TOKEN: bool = true;
+
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        self.errors.error(error, reason);
+    }
+
+    fn generate_oauth_token(
+        &self,
+        _config: Option<&str>,
+    ) -> Result<rdkafka::client::OAuthToken, Box<dyn std::error::Error>> {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
+        let claims = serde_json::json!({"sub": self.sub, "iat": now, "exp": now + 300, "aud": "gregor",
+            "iss": "https://idp.test"});
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
+        header.kid = Some(self.kid.into());
+        let token = jsonwebtoken::encode(&header, &claims, &self.key)?;
+        Ok(rdkafka::client::OAuthToken {
+            token,
+            principal_name: self.sub.into(),
+            lifetime_ms: i64::try_from((now + 300) * 1000)?,
+        })
+    }
+}
+
+impl rdkafka::producer::ProducerContext for OAuthClient {
+    type DeliveryOpaque = ();
+    fn delivery(&self, _: &rdkafka::message::DeliveryResult<'_>, _: ()) {}
+}
+
+/// An EC P-256 key pair: the signing key and its public JWK named `kid`.
+fn ec_jwk(kid: &str) -> (jsonwebtoken::EncodingKey, serde_json::Value) {
+    use base64::Engine;
+    let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+    let kp = KeyPair::generate().unwrap();
+    let raw = kp.public_key_raw();
+    let jwk = serde_json::json!({"kty": "EC", "crv": "P-256", "kid": kid, "use": "sig",
+        "x": b64(&raw[1..33]), "y": b64(&raw[33..65])});
+    (jsonwebtoken::EncodingKey::from_ec_der(&kp.serialize_der()), jwk)
+}
+
+/// The broker count an OAUTHBEARER client with `ctx` sees, or the errors it reported.
+fn oauth_metadata(broker: &Broker, ssl: bool, ctx: OAuthClient) -> Result<usize, String> {
+    let mut c = ClientConfig::new();
+    let port = if ssl { broker.sasl_ssl } else { broker.sasl };
+    c.set("bootstrap.servers", format!("127.0.0.1:{port}"))
+        .set("security.protocol", if ssl { "sasl_ssl" } else { "sasl_plaintext" })
+        .set("sasl.mechanisms", "OAUTHBEARER")
+        .set("socket.timeout.ms", "10000");
+    if ssl {
+        c.set("ssl.ca.location", broker.ca.display().to_string());
+    }
+    // The threaded producer polls the client, which is what asks the context for a token.
+    use rdkafka::producer::Producer;
+    let producer: rdkafka::producer::ThreadedProducer<OAuthClient> =
+        c.create_with_context(ctx).map_err(|e| e.to_string())?;
+    match producer.client().fetch_metadata(None, Duration::from_secs(8)) {
+        Ok(m) => Ok(m.brokers().len()),
+        Err(e) => {
+            let deadline = Instant::now() + Duration::from_secs(3);
+            while producer.context().errors.0.lock().unwrap().is_empty() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Err(format!("{e}; {}", producer.context().errors.0.lock().unwrap().join("; ")))
+        }
+    }
+}
+
+#[test]
+fn oauthbearer_clients_with_tokens_signed_by_a_jwks_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let (key, jwk) = ec_jwk("gregor-test-1");
+    let jwks = dir.path().join("jwks.json");
+    std::fs::write(&jwks, serde_json::json!({ "keys": [jwk] }).to_string()).unwrap();
+    const SECURED: &str = "org.apache.kafka.common.security.oauthbearer.OAuthBearerValidatorCallbackHandler";
+    let broker = Broker::start(
+        dir.path(),
+        &[
+            ("KAFKA_SASL_ENABLED_MECHANISMS", "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512,OAUTHBEARER".into()),
+            ("KAFKA_LISTENER_NAME_SASL__PLAINTEXT_OAUTHBEARER_SASL_SERVER_CALLBACK_HANDLER_CLASS", SECURED.into()),
+            ("KAFKA_LISTENER_NAME_SASL__SSL_OAUTHBEARER_SASL_SERVER_CALLBACK_HANDLER_CLASS", SECURED.into()),
+            ("KAFKA_SASL_OAUTHBEARER_JWKS_ENDPOINT_URL", format!("file://{}", jwks.display())),
+            ("KAFKA_SASL_OAUTHBEARER_EXPECTED_AUDIENCE", "gregor".into()),
+            ("KAFKA_SASL_OAUTHBEARER_EXPECTED_ISSUER", "https://idp.test".into()),
+        ],
+    );
+    let client =
+        |key: jsonwebtoken::EncodingKey, kid| OAuthClient { key, kid, sub: "alice", errors: Errors::default() };
+    for ssl in [false, true] {
+        let ok = oauth_metadata(&broker, ssl, client(key.clone(), "gregor-test-1"));
+        assert_eq!(ok, Ok(1), "ssl={ssl}; broker log:\n{}", broker.log());
+    }
+    let (other, _) = ec_jwk("gregor-test-1");
+    let refused = oauth_metadata(&broker, false, client(other, "gregor-test-1")).unwrap_err();
+    assert!(refused.contains("invalid_token"), "{refused}");
+    let unknown = oauth_metadata(&broker, true, client(key.clone(), "unknown-kid")).unwrap_err();
+    assert!(unknown.contains("invalid_token"), "{unknown}");
+    // PLAIN still works beside it, and the broker served everyone.
+    assert_eq!(metadata(&broker.client(false, "PLAIN", "alice", "alice-secret")), Ok(1));
+    assert_eq!(oauth_metadata(&broker, false, client(key, "gregor-test-1")), Ok(1));
+}

@@ -57,6 +57,7 @@ SCENARIOS=(
   "kafkajs|mtls|sec_mtls.py --client kafkajs"
   # Quotas set through kafka-python's encoder, enforced on confluent-kafka's producer/consumer.
   "confluent-kafka|quotas|ck_quotas.py"
+  "confluent-kafka|oauthbearer|ck_oauth.py"
   "confluent-kafka|list-offsets|ck_list_offsets.py"
   "confluent-kafka|delete-records|ck_delete_records.py"
   "kafka-python|delete-records|kp_delete_records.py"
@@ -93,7 +94,7 @@ SCENARIOS=(
 )
 CLIENTS=(kcat confluent-kafka kafka-python aiokafka kafkajs)
 COLUMNS=(metadata produce-consume idempotent-produce admin list-offsets delete-records cluster-admin
-         admin-extra acls scram-credentials sasl sasl-acls mtls quotas transactions shop-example)
+         admin-extra acls scram-credentials sasl oauthbearer sasl-acls mtls quotas transactions shop-example)
 # Second table: the consumer-group scenarios (ids "group-X", shown as column "X").
 GROUP_COLUMNS=(group-consume group-rebalance group-restart group-live-restart group-static
                group-cooperative group-mixed group-admin)

@@ -1,6 +1,7 @@
 //! SASL authentication of one connection: the state a SASL listener keeps per connection
 //! ([`Authenticator`]) and the mechanisms' exchanges — PLAIN (RFC 4616) and SCRAM-SHA-256/512
-//! (RFC 5802/7677) checked against the broker's [`ScramStore`].
+//! (RFC 5802/7677) checked against the broker's [`ScramStore`], and OAUTHBEARER (RFC 7628,
+//! [`oauthbearer`]) checked against the configured keys.
 //!
 //! The states and their answers follow Kafka 4.1's SaslServerAuthenticator and, after
 //! authentication, its SocketServer and KafkaChannel (KIP-368 re-authentication):
@@ -21,7 +22,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
@@ -29,6 +30,8 @@ use base64::Engine;
 use super::scram::{self, Credential, ScramStore};
 use super::Principal;
 use crate::config::{SaslMechanism, SaslSettings, Secret};
+
+pub mod oauthbearer;
 
 /// Kafka refuses a re-authentication less than a second after the last one began.
 const MIN_REAUTH_INTERVAL: Duration = Duration::from_secs(1);
@@ -186,13 +189,27 @@ impl Authenticator {
                     prev.mechanism.kafka_name()
                 ),
             },
-            previous => Phase::Exchanging { mechanism: mech, exchange: Exchange::new(mech), previous },
+            previous => Phase::Exchanging { mechanism: mech, exchange: Exchange::new(mech, &self.settings), previous },
         };
         Handshake::Accepted
     }
 
     /// Handles a SaslAuthenticate that [`Authenticator::admit`] gave to the authenticator.
     pub fn authenticate(&mut self, token: &[u8], store: &ScramStore, now: Instant) -> Authenticate {
+        self.authenticate_at(token, store, now, SystemTime::now())
+    }
+
+    /// [`Authenticator::authenticate`] with the wall clock (`wall`) as a parameter too: token
+    /// lifetimes are wall-clock times.
+    pub fn authenticate_at(
+        &mut self,
+        token: &[u8],
+        store: &ScramStore,
+        now: Instant,
+        wall: SystemTime,
+    ) -> Authenticate {
+        let wall_ms =
+            wall.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
         let phase = std::mem::replace(&mut self.phase, Phase::Start);
         let (mechanism, mut exchange, previous) = match phase {
             Phase::Exchanging { mechanism, exchange, previous } => (mechanism, exchange, previous),
@@ -203,17 +220,21 @@ impl Authenticator {
             }
         };
         let during = if previous.is_some() { "re-authentication" } else { "authentication" };
-        match exchange.step(token, &self.settings.plain_users, store) {
+        match exchange.step(token, &self.settings.plain_users, store, wall_ms) {
             Step::Continue(reply) => {
                 self.phase = Phase::Exchanging { mechanism, exchange, previous };
                 Authenticate::Continue(reply)
             }
             Step::Fail(Failure::Said(message)) => Authenticate::Failed(message),
+            Step::Fail(Failure::TokenRefused(json)) => Authenticate::Failed(format!(
+                "Authentication failed during {during} with SASL mechanism {}: the token was refused ({json})",
+                mechanism.kafka_name()
+            )),
             Step::Fail(Failure::Credentials) => Authenticate::Failed(format!(
                 "Authentication failed during {during} due to invalid credentials with SASL mechanism {}",
                 mechanism.kafka_name()
             )),
-            Step::Done { user, reply } => {
+            Step::Done { user, reply, expires_ms } => {
                 let principal = Principal::user(user);
                 if let Some(prev) = &previous {
                     if prev.principal != principal {
@@ -224,8 +245,21 @@ impl Authenticator {
                     }
                 }
                 // PLAIN and SCRAM credentials have no lifetime of their own: the session is
-                // bounded by connections.max.reauth.ms alone.
-                let lifetime_ms = self.settings.reauth_ms.get(&mechanism).copied().unwrap_or(0);
+                // bounded by connections.max.reauth.ms alone. A token's session ends when the
+                // token does, or earlier if connections.max.reauth.ms says so (as Kafka does);
+                // a token still accepted thanks to the clock skew gets 1 ms, not "no limit".
+                let max_reauth_ms = self.settings.reauth_ms.get(&mechanism).copied().unwrap_or(0);
+                let lifetime_ms = match expires_ms {
+                    None => max_reauth_ms,
+                    Some(expires) => {
+                        let left = u64::try_from(expires.saturating_sub(wall_ms)).unwrap_or(0).max(1);
+                        if max_reauth_ms > 0 {
+                            left.min(max_reauth_ms)
+                        } else {
+                            left
+                        }
+                    }
+                };
                 let expires = (lifetime_ms > 0).then(|| now + Duration::from_millis(lifetime_ms));
                 let last_reauth_start = previous.and_then(|p| p.last_reauth_start);
                 self.phase = Phase::Authenticated(Established {
@@ -251,12 +285,20 @@ enum Failure {
     Said(String),
     /// The generic message: nothing about which part was wrong.
     Credentials,
+    /// OAUTHBEARER: the token was refused with this RFC 7628 error, which the client
+    /// acknowledged.
+    TokenRefused(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Step {
     Continue(Vec<u8>),
-    Done { user: String, reply: Vec<u8> },
+    /// Authenticated as `user`; `expires_ms` (since the epoch) is when the credential ends.
+    Done {
+        user: String,
+        reply: Vec<u8>,
+        expires_ms: Option<i64>,
+    },
     Fail(Failure),
 }
 
@@ -265,24 +307,29 @@ enum Step {
 enum Exchange {
     Plain,
     Scram(Box<ScramExchange>),
+    OAuthBearer(oauthbearer::OAuthBearerExchange),
 }
 
 impl Exchange {
-    fn new(mechanism: SaslMechanism) -> Self {
+    fn new(mechanism: SaslMechanism, settings: &SaslSettings) -> Self {
         match mechanism {
             SaslMechanism::Plain => Self::Plain,
             SaslMechanism::ScramSha256 => Self::Scram(Box::new(ScramExchange::new(scram::SCRAM_SHA_256))),
             SaslMechanism::ScramSha512 => Self::Scram(Box::new(ScramExchange::new(scram::SCRAM_SHA_512))),
+            SaslMechanism::OAuthBearer => {
+                Self::OAuthBearer(oauthbearer::OAuthBearerExchange::new(settings.oauthbearer.clone()))
+            }
         }
     }
 
-    fn step(&mut self, token: &[u8], plain_users: &HashMap<String, Secret>, store: &ScramStore) -> Step {
+    fn step(&mut self, token: &[u8], plain_users: &HashMap<String, Secret>, store: &ScramStore, wall_ms: i64) -> Step {
         match self {
             Self::Plain => match check_plain(token, plain_users) {
-                Ok(user) => Step::Done { user, reply: Vec::new() },
+                Ok(user) => Step::Done { user, reply: Vec::new(), expires_ms: None },
                 Err(message) => Step::Fail(Failure::Said(message)),
             },
             Self::Scram(s) => s.step(token, |user, mech| store.get(user, mech)),
+            Self::OAuthBearer(o) => o.step(token, wall_ms),
         }
     }
 }
@@ -398,7 +445,7 @@ impl ScramExchange {
                     return Step::Fail(Failure::Credentials);
                 }
                 let server_signature = scram::hmac(self.mechanism, &credential.server_key, auth_message.as_bytes());
-                Step::Done { user, reply: format!("v={}", B64.encode(server_signature)).into_bytes() }
+                Step::Done { user, reply: format!("v={}", B64.encode(server_signature)).into_bytes(), expires_ms: None }
             }
             ScramState::Finished => Step::Fail(Failure::Credentials),
         }

@@ -40,6 +40,12 @@ pub struct ListenerSaslConfig {
     /// `listener.name.<listener>.<mechanism>.connections.max.reauth.ms`, by mechanism in
     /// lower case with `_` for `-` (`scram_sha_256`). Default: `connections.max.reauth.ms`.
     pub reauth_ms: HashMap<String, u64>,
+    /// `listener.name.<listener>.oauthbearer.sasl.jaas.config`: an OAuthBearerLoginModule
+    /// entry, whose `unsecuredValidator*` options set up (and opt in to) unsecured tokens.
+    pub oauthbearer_jaas_config: Option<Secret>,
+    /// `listener.name.<listener>.oauthbearer.sasl.server.callback.handler.class`: Kafka's
+    /// secured or unsecured OAUTHBEARER validator, which picks how tokens are checked.
+    pub oauthbearer_server_callback_handler_class: Option<String>,
 }
 
 /// A SASL mechanism gregor serves.
@@ -48,10 +54,11 @@ pub enum SaslMechanism {
     Plain,
     ScramSha256,
     ScramSha512,
+    OAuthBearer,
 }
 
 impl SaslMechanism {
-    pub const ALL: [SaslMechanism; 3] = [Self::Plain, Self::ScramSha256, Self::ScramSha512];
+    pub const ALL: [SaslMechanism; 4] = [Self::Plain, Self::ScramSha256, Self::ScramSha512, Self::OAuthBearer];
 
     /// The name clients send in SaslHandshake.
     pub fn kafka_name(self) -> &'static str {
@@ -59,6 +66,7 @@ impl SaslMechanism {
             Self::Plain => "PLAIN",
             Self::ScramSha256 => "SCRAM-SHA-256",
             Self::ScramSha512 => "SCRAM-SHA-512",
+            Self::OAuthBearer => "OAUTHBEARER",
         }
     }
 
@@ -87,6 +95,51 @@ pub struct SaslSettings {
     /// Wait this long before answering a failed authentication and closing
     /// (`connection.failed.authentication.delay.ms`).
     pub failed_authentication_delay_ms: u64,
+    /// How OAUTHBEARER tokens are checked; set when OAUTHBEARER is enabled.
+    pub oauthbearer: Option<Arc<OAuthBearerValidation>>,
+}
+
+/// How a listener checks SASL/OAUTHBEARER tokens: one of Kafka's two server callback handlers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OAuthBearerValidation {
+    /// Kafka's `OAuthBearerValidatorCallbackHandler`: signed JWTs checked against a JWKS.
+    Secured(SecuredOAuthBearer),
+    /// Kafka's `OAuthBearerUnsecuredValidatorCallbackHandler`: unsigned (`alg: none`) tokens,
+    /// for development only; served only when explicitly chosen.
+    Unsecured(UnsecuredOAuthBearer),
+}
+
+/// The settings of the secured OAUTHBEARER validator (Kafka's `sasl.oauthbearer.*` keys).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecuredOAuthBearer {
+    /// Where the keys came from, for messages.
+    pub jwks_url: String,
+    /// The keys that may sign tokens, read at start.
+    pub jwks: jsonwebtoken::jwk::JwkSet,
+    /// A token's `aud` must name one of these; empty: a token must carry no `aud`.
+    pub expected_audience: Vec<String>,
+    /// A token's `iss` must be this.
+    pub expected_issuer: Option<String>,
+    /// The claim naming the principal.
+    pub sub_claim: String,
+    /// The claim with the scopes.
+    pub scope_claim: String,
+    /// Leeway for `exp`, `nbf` and `iat`, in seconds.
+    pub clock_skew_seconds: u64,
+}
+
+/// The options of the unsecured validator (`unsecuredValidator*` of the OAuthBearerLoginModule
+/// JAAS entry).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnsecuredOAuthBearer {
+    /// `unsecuredValidatorPrincipalClaimName`. Default: sub.
+    pub principal_claim: String,
+    /// `unsecuredValidatorScopeClaimName`. Default: scope.
+    pub scope_claim: String,
+    /// `unsecuredValidatorRequiredScope`: scopes every token must have. Default: none.
+    pub required_scopes: Vec<String>,
+    /// `unsecuredValidatorAllowableClockSkewMs`. Default: 0.
+    pub clock_skew_ms: u64,
 }
 
 impl fmt::Debug for SaslSettings {
@@ -97,6 +150,7 @@ impl fmt::Debug for SaslSettings {
             .field("plain_users", &self.plain_users.keys().collect::<Vec<_>>())
             .field("reauth_ms", &self.reauth_ms)
             .field("failed_authentication_delay_ms", &self.failed_authentication_delay_ms)
+            .field("oauthbearer", &self.oauthbearer)
             .finish()
     }
 }
@@ -109,7 +163,14 @@ impl SaslSettings {
 
 const PLAIN_MODULE: &str = "org.apache.kafka.common.security.plain.PlainLoginModule";
 const GLOBAL_MECHANISMS_KEY: &str = "sasl.enabled.mechanisms (server.sasl_enabled_mechanisms)";
-const MECHANISMS_HINT: &str = "PLAIN, SCRAM-SHA-256 and/or SCRAM-SHA-512";
+const MECHANISMS_HINT: &str = "PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 and/or OAUTHBEARER";
+const OAUTH_MODULE: &str = "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule";
+const SECURED_HANDLER: &str = "org.apache.kafka.common.security.oauthbearer.OAuthBearerValidatorCallbackHandler";
+/// The secured handler's name before Kafka 3.5 moved it (still accepted by Kafka).
+const SECURED_HANDLER_OLD: &str =
+    "org.apache.kafka.common.security.oauthbearer.secured.OAuthBearerValidatorCallbackHandler";
+const UNSECURED_HANDLER: &str =
+    "org.apache.kafka.common.security.oauthbearer.internals.unsecured.OAuthBearerUnsecuredValidatorCallbackHandler";
 
 impl ServerConfig {
     /// The SASL settings of the SASL listener `name`, resolved and checked; the JAAS file, if
@@ -145,9 +206,6 @@ impl ServerConfig {
                         format!("GSSAPI (Kerberos) is not served by gregor; enable {MECHANISMS_HINT} instead"),
                     ))
                 }
-                (None, "OAUTHBEARER") => {
-                    return Err(bad(key, format!("OAUTHBEARER is not served by gregor yet; enable {MECHANISMS_HINT}")))
-                }
                 (None, other) => {
                     return Err(bad(
                         key,
@@ -170,12 +228,152 @@ impl ServerConfig {
                 own.and_then(|o| o.reauth_ms.get(&m.field_name()).copied()).unwrap_or(self.connections_max_reauth_ms);
             reauth_ms.insert(m, ms);
         }
+        let oauthbearer = if mechanisms.contains(&SaslMechanism::OAuthBearer) {
+            Some(Arc::new(self.oauthbearer_validation(name, own)?))
+        } else {
+            None
+        };
         Ok(SaslSettings {
             listener: name.to_string(),
             mechanisms,
             plain_users: Arc::new(plain_users),
             reauth_ms,
             failed_authentication_delay_ms: self.connection_failed_authentication_delay_ms,
+            oauthbearer,
+        })
+    }
+
+    /// How listener `name` checks OAUTHBEARER tokens. Its callback handler class decides; with
+    /// none named, a JWKS URL means the secured validator and `unsecuredValidator*` JAAS
+    /// options the unsecured one. Unlike Kafka, whose default is the unsecured validator,
+    /// gregor serves unsigned tokens only when they are asked for: with neither, it refuses.
+    fn oauthbearer_validation(
+        &self,
+        name: &str,
+        own: Option<&ListenerSaslConfig>,
+    ) -> Result<OAuthBearerValidation, ConfigError> {
+        let lower = name.to_ascii_lowercase();
+        let env_listener = name.to_ascii_uppercase().replace('_', "__");
+        let bad = |key: String, reason: String| ConfigError::BadValue { key, origin: "configuration".into(), reason };
+        let class_key = format!("listener.name.{lower}.oauthbearer.sasl.server.callback.handler.class");
+        let class = own
+            .and_then(|o| o.oauthbearer_server_callback_handler_class.as_deref())
+            .map(str::trim)
+            .filter(|c| !c.is_empty());
+        let (jaas_key, options) = self.oauthbearer_jaas_options(name, own)?;
+        let unsecured_options: Vec<&(String, String)> =
+            options.iter().filter(|(k, _)| k.starts_with("unsecuredValidator")).collect();
+        let url = self.sasl_oauthbearer_jwks_endpoint_url.as_deref().map(str::trim).filter(|u| !u.is_empty());
+        match (class, url, unsecured_options.is_empty()) {
+            (Some(SECURED_HANDLER | SECURED_HANDLER_OLD), Some(url), _) | (None, Some(url), true) => {
+                self.secured_oauthbearer(url).map(OAuthBearerValidation::Secured)
+            }
+            (Some(UNSECURED_HANDLER), _, _) | (None, None, false) => {
+                unsecured_oauthbearer(&options).map(OAuthBearerValidation::Unsecured).map_err(|e| bad(jaas_key, e))
+            }
+            (None, Some(_), false) => Err(bad(
+                jaas_key,
+                format!(
+                    "gives unsecuredValidator* options while sasl.oauthbearer.jwks.endpoint.url is set: name the \
+                     validator in {class_key} ({SECURED_HANDLER} or {UNSECURED_HANDLER})"
+                ),
+            )),
+            (Some(SECURED_HANDLER | SECURED_HANDLER_OLD), None, _) => Err(bad(
+                "sasl.oauthbearer.jwks.endpoint.url".into(),
+                format!(
+                    "the listener {name} checks OAUTHBEARER tokens with {SECURED_HANDLER}, which needs the keys \
+                     that sign them: set sasl.oauthbearer.jwks.endpoint.url \
+                     (KAFKA_SASL_OAUTHBEARER_JWKS_ENDPOINT_URL) to a file: URL of a JWKS"
+                ),
+            )),
+            (Some(other), _, _) => Err(bad(
+                class_key,
+                format!(
+                    "`{other}` is not an OAUTHBEARER validator gregor has: use {SECURED_HANDLER} (signed tokens \
+                     checked against sasl.oauthbearer.jwks.endpoint.url) or, for development only, \
+                     {UNSECURED_HANDLER}"
+                ),
+            )),
+            (None, None, true) => Err(bad(
+                class_key.clone(),
+                format!(
+                    "OAUTHBEARER is enabled on the listener {name} but nothing says how to check tokens: set \
+                     {class_key} (KAFKA_LISTENER_NAME_{env_listener}_OAUTHBEARER_SASL_SERVER_CALLBACK_HANDLER_CLASS) \
+                     to {SECURED_HANDLER} and sasl.oauthbearer.jwks.endpoint.url \
+                     (KAFKA_SASL_OAUTHBEARER_JWKS_ENDPOINT_URL) to a file: URL of a JWKS; unsigned tokens \
+                     (Kafka's default) are served only when {class_key} names {UNSECURED_HANDLER}"
+                ),
+            )),
+        }
+    }
+
+    /// The options of the OAuthBearerLoginModule entry that configures listener `name`, from
+    /// the first place that has one (as for PLAIN's users); none is no error.
+    fn oauthbearer_jaas_options(
+        &self,
+        name: &str,
+        own: Option<&ListenerSaslConfig>,
+    ) -> Result<(String, Vec<(String, String)>), ConfigError> {
+        let lower = name.to_ascii_lowercase();
+        let bad = |key: String, reason: String| ConfigError::BadValue { key, origin: "configuration".into(), reason };
+        let own_key = format!("listener.name.{lower}.oauthbearer.sasl.jaas.config");
+        let settings = [
+            (own_key.clone(), own.and_then(|o| o.oauthbearer_jaas_config.clone())),
+            ("sasl.jaas.config".to_string(), self.sasl_jaas_config.clone()),
+        ];
+        let (key, entries) =
+            match settings.into_iter().find_map(|(k, v)| v.filter(|v| !v.0.trim().is_empty()).map(|v| (k, v))) {
+                Some((key, text)) => {
+                    let entries = parse_jaas_entries(&text.0).map_err(|e| bad(key.clone(), e))?;
+                    (key, entries)
+                }
+                None => match &self.sasl_jaas_file {
+                    Some(file) => {
+                        let key = format!("java.security.auth.login.config ({})", file.display());
+                        (key.clone(), read_jaas_file_section(file, &lower).map_err(|e| bad(key, e))?)
+                    }
+                    None => return Ok((own_key, Vec::new())),
+                },
+            };
+        let options = entries.into_iter().find(|e| e.module == OAUTH_MODULE).map(|e| e.options).unwrap_or_default();
+        Ok((key, options))
+    }
+
+    /// The secured validator's settings, with the JWKS read from `url`.
+    fn secured_oauthbearer(&self, url: &str) -> Result<SecuredOAuthBearer, ConfigError> {
+        let key = "sasl.oauthbearer.jwks.endpoint.url".to_string();
+        let bad = |key: String, reason: String| ConfigError::BadValue { key, origin: "configuration".into(), reason };
+        let jwks = read_jwks(url).map_err(|e| bad(key.clone(), e))?;
+        let expected_audience: Vec<String> = self
+            .sasl_oauthbearer_expected_audience
+            .as_deref()
+            .unwrap_or("")
+            .split(',')
+            .map(str::trim)
+            .filter(|a| !a.is_empty())
+            .map(String::from)
+            .collect();
+        let claim = |key: &str, value: &str| {
+            let v = value.trim();
+            if v.is_empty() {
+                Err(bad(key.into(), "must name a claim".into()))
+            } else {
+                Ok(v.to_string())
+            }
+        };
+        Ok(SecuredOAuthBearer {
+            jwks_url: url.to_string(),
+            jwks,
+            expected_audience,
+            expected_issuer: self
+                .sasl_oauthbearer_expected_issuer
+                .as_deref()
+                .map(str::trim)
+                .filter(|i| !i.is_empty())
+                .map(String::from),
+            sub_claim: claim("sasl.oauthbearer.sub.claim.name", &self.sasl_oauthbearer_sub_claim_name)?,
+            scope_claim: claim("sasl.oauthbearer.scope.claim.name", &self.sasl_oauthbearer_scope_claim_name)?,
+            clock_skew_seconds: self.sasl_oauthbearer_clock_skew_seconds,
         })
     }
 
@@ -236,6 +434,69 @@ impl ServerConfig {
         }
         Ok(users)
     }
+}
+
+/// The unsecured validator's options from the OAuthBearerLoginModule entry.
+fn unsecured_oauthbearer(options: &[(String, String)]) -> Result<UnsecuredOAuthBearer, String> {
+    let get = |name: &str| options.iter().find(|(k, _)| k == name).map(|(_, v)| v.trim());
+    let claim = |name: &str| match get(name) {
+        Some("") => Err(format!("its option {name} is empty: it must name a claim")),
+        Some(v) => Ok(v.to_string()),
+        None => Ok(String::new()),
+    };
+    let principal_claim = claim("unsecuredValidatorPrincipalClaimName")?;
+    let scope_claim = claim("unsecuredValidatorScopeClaimName")?;
+    let clock_skew_ms = match get("unsecuredValidatorAllowableClockSkewMs") {
+        None => 0,
+        Some(v) => v.parse().map_err(|_| {
+            format!("its option unsecuredValidatorAllowableClockSkewMs=`{v}` is not a whole number of ms")
+        })?,
+    };
+    Ok(UnsecuredOAuthBearer {
+        principal_claim: if principal_claim.is_empty() { "sub".into() } else { principal_claim },
+        scope_claim: if scope_claim.is_empty() { "scope".into() } else { scope_claim },
+        required_scopes: get("unsecuredValidatorRequiredScope")
+            .unwrap_or("")
+            .split(' ')
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect(),
+        clock_skew_ms,
+    })
+}
+
+/// The JWKS at `url`: only `file:` URLs are read (once, here); the keys must be public keys
+/// (RSA, EC or OKP), never shared secrets.
+fn read_jwks(url: &str) -> Result<jsonwebtoken::jwk::JwkSet, String> {
+    use jsonwebtoken::jwk::AlgorithmParameters;
+    let path = match url.strip_prefix("file:") {
+        Some(rest) => {
+            let rest = rest.strip_prefix("//localhost").or_else(|| rest.strip_prefix("//")).unwrap_or(rest);
+            if !rest.starts_with('/') {
+                return Err(format!("`{url}` is not a file: URL with an absolute path (file:///path/to/jwks.json)"));
+            }
+            rest.replace("%20", " ")
+        }
+        None if url.starts_with("https:") || url.starts_with("http:") => {
+            return Err(format!(
+                "`{url}`: gregor reads the JWKS from a file only (file:///path/to/jwks.json), it does not fetch \
+                 it over HTTP(S); save the issuer's JWKS to a file and name that"
+            ))
+        }
+        None => return Err(format!("`{url}` is not a URL gregor reads a JWKS from (file:///path/to/jwks.json)")),
+    };
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("cannot read the JWKS file {path}: {e}"))?;
+    let jwks: jsonwebtoken::jwk::JwkSet =
+        serde_json::from_str(&text).map_err(|e| format!("the JWKS file {path} is not a JWK set: {e}"))?;
+    if jwks.keys.is_empty() {
+        return Err(format!("the JWKS file {path} holds no key"));
+    }
+    if jwks.keys.iter().any(|k| matches!(k.algorithm, AlgorithmParameters::OctetKey(_))) {
+        return Err(format!(
+            "the JWKS file {path} holds a shared secret (kty oct): only public keys (RSA, EC, OKP) may check tokens"
+        ));
+    }
+    Ok(jwks)
 }
 
 /// One login module entry of a JAAS configuration.
@@ -527,6 +788,85 @@ mod tests {
         assert!(bad_jaas.contains("sasl.jaas.config"), "{bad_jaas}");
         // SCRAM alone needs no JAAS users: the credentials are the broker's.
         assert!(load(&[listener, ("KAFKA_SASL_ENABLED_MECHANISMS", "SCRAM-SHA-256")]).is_ok());
+    }
+
+    #[test]
+    fn oauthbearer_is_secured_by_a_jwks_file_or_unsecured_only_when_asked() {
+        let listener = ("KAFKA_LISTENERS", "SASL_PLAINTEXT://:9094");
+        let mech = ("KAFKA_SASL_ENABLED_MECHANISMS", "OAUTHBEARER");
+        let class = "KAFKA_LISTENER_NAME_SASL__PLAINTEXT_OAUTHBEARER_SASL_SERVER_CALLBACK_HANDLER_CLASS";
+        let neither = load(&[listener, mech]).unwrap_err();
+        assert!(
+            neither.contains(SECURED_HANDLER)
+                && neither.contains("KAFKA_SASL_OAUTHBEARER_JWKS_ENDPOINT_URL")
+                && neither.contains(UNSECURED_HANDLER),
+            "{neither}"
+        );
+        let no_url = load(&[listener, mech, (class, SECURED_HANDLER)]).unwrap_err();
+        assert!(no_url.contains("sasl.oauthbearer.jwks.endpoint.url"), "{no_url}");
+        let https = load(&[
+            listener,
+            mech,
+            (class, SECURED_HANDLER),
+            ("KAFKA_SASL_OAUTHBEARER_JWKS_ENDPOINT_URL", "https://idp/keys"),
+        ])
+        .unwrap_err();
+        assert!(https.contains("file only"), "{https}");
+        let custom = load(&[listener, mech, (class, "com.example.Mine")]).unwrap_err();
+        assert!(custom.contains("com.example.Mine"), "{custom}");
+
+        let unsecured = load(&[listener, mech, (class, UNSECURED_HANDLER)]).unwrap();
+        assert!(matches!(
+            unsecured[0].security.sasl().unwrap().oauthbearer.as_deref(),
+            Some(OAuthBearerValidation::Unsecured(u)) if u.principal_claim == "sub" && u.clock_skew_ms == 0
+        ));
+        let options = load(&[
+            listener,
+            mech,
+            (
+                "KAFKA_LISTENER_NAME_SASL__PLAINTEXT_OAUTHBEARER_SASL_JAAS_CONFIG",
+                "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required \
+                 unsecuredValidatorRequiredScope=\"a b\" unsecuredValidatorAllowableClockSkewMs=\"500\";",
+            ),
+        ])
+        .unwrap();
+        assert!(matches!(
+            options[0].security.sasl().unwrap().oauthbearer.as_deref(),
+            Some(OAuthBearerValidation::Unsecured(u)) if u.required_scopes == ["a", "b"] && u.clock_skew_ms == 500
+        ));
+
+        let dir = tempfile::tempdir().unwrap();
+        let jwks = dir.path().join("jwks.json");
+        std::fs::write(&jwks, r#"{"keys":[{"kty":"EC","crv":"P-256","kid":"k","x":"AA","y":"AA"}]}"#).unwrap();
+        let url = format!("file://{}", jwks.display());
+        let secured = load(&[
+            listener,
+            mech,
+            ("KAFKA_SASL_OAUTHBEARER_JWKS_ENDPOINT_URL", &url),
+            ("KAFKA_SASL_OAUTHBEARER_EXPECTED_AUDIENCE", "kafka, other"),
+            ("KAFKA_SASL_OAUTHBEARER_EXPECTED_ISSUER", "https://idp"),
+            ("KAFKA_SASL_OAUTHBEARER_SUB_CLAIM_NAME", "client_id"),
+            ("KAFKA_SASL_OAUTHBEARER_CLOCK_SKEW_SECONDS", "5"),
+            ("KAFKA_LISTENER_NAME_SASL__PLAINTEXT_OAUTHBEARER_CONNECTIONS_MAX_REAUTH_MS", "60000"),
+        ])
+        .unwrap();
+        let sasl = secured[0].security.sasl().unwrap();
+        assert_eq!(sasl.reauth_ms[&SaslMechanism::OAuthBearer], 60000);
+        match sasl.oauthbearer.as_deref() {
+            Some(OAuthBearerValidation::Secured(s)) => {
+                assert_eq!(s.expected_audience, ["kafka", "other"]);
+                assert_eq!(s.expected_issuer.as_deref(), Some("https://idp"));
+                assert_eq!(
+                    (s.sub_claim.as_str(), s.scope_claim.as_str(), s.clock_skew_seconds),
+                    ("client_id", "scope", 5)
+                );
+                assert_eq!(s.jwks.keys.len(), 1);
+            }
+            other => panic!("{other:?}"),
+        }
+        std::fs::write(&jwks, r#"{"keys":[{"kty":"oct","k":"c2VjcmV0"}]}"#).unwrap();
+        let shared = load(&[listener, mech, ("KAFKA_SASL_OAUTHBEARER_JWKS_ENDPOINT_URL", &url)]).unwrap_err();
+        assert!(shared.contains("shared secret"), "{shared}");
     }
 
     #[test]
