@@ -385,7 +385,7 @@ async fn unsupported_versions_and_legacy_produce() {
 async fn unimplemented_apis_get_an_error_response_not_a_dropped_connection() {
     let broker = TestBroker::start().await;
     let mut c = RawClient::connect(broker.addr).await;
-    let resp = c.call(0, &DescribeClientQuotasRequest::default()).await;
+    let resp = c.call(1, &DescribeDelegationTokenRequest::default()).await;
     assert_eq!(resp.error_code, 35, "UNSUPPORTED_VERSION");
     assert_eq!(c.call(0, &ApiVersionsRequest::default()).await.error_code, 0);
     broker.stop().await;
