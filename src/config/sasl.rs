@@ -315,28 +315,38 @@ impl ServerConfig {
         own: Option<&ListenerSaslConfig>,
     ) -> Result<(String, Vec<(String, String)>), ConfigError> {
         let lower = name.to_ascii_lowercase();
-        let bad = |key: String, reason: String| ConfigError::BadValue { key, origin: "configuration".into(), reason };
         let own_key = format!("listener.name.{lower}.oauthbearer.sasl.jaas.config");
         let settings = [
             (own_key.clone(), own.and_then(|o| o.oauthbearer_jaas_config.clone())),
             ("sasl.jaas.config".to_string(), self.sasl_jaas_config.clone()),
         ];
-        let (key, entries) =
-            match settings.into_iter().find_map(|(k, v)| v.filter(|v| !v.0.trim().is_empty()).map(|v| (k, v))) {
-                Some((key, text)) => {
-                    let entries = parse_jaas_entries(&text.0).map_err(|e| bad(key.clone(), e))?;
-                    (key, entries)
-                }
-                None => match &self.sasl_jaas_file {
-                    Some(file) => {
-                        let key = format!("java.security.auth.login.config ({})", file.display());
-                        (key.clone(), read_jaas_file_section(file, &lower).map_err(|e| bad(key, e))?)
-                    }
-                    None => return Ok((own_key, Vec::new())),
-                },
-            };
+        let Some((key, entries)) = self.jaas_entries(&lower, settings)? else {
+            return Ok((own_key, Vec::new()));
+        };
         let options = entries.into_iter().find(|e| e.module == OAUTH_MODULE).map(|e| e.options).unwrap_or_default();
         Ok((key, options))
+    }
+
+    /// The JAAS entries of the first setting among `settings` that is set (key, text), else of
+    /// the listener's section of the JAAS file (`KAFKA_OPTS`); `None` when there is neither.
+    fn jaas_entries(
+        &self,
+        lower: &str,
+        settings: impl IntoIterator<Item = (String, Option<Secret>)>,
+    ) -> Result<Option<(String, Vec<JaasEntry>)>, ConfigError> {
+        let bad = |key: String, reason: String| ConfigError::BadValue { key, origin: "configuration".into(), reason };
+        if let Some((key, text)) =
+            settings.into_iter().find_map(|(k, v)| v.filter(|v| !v.0.trim().is_empty()).map(|v| (k, v)))
+        {
+            let entries = parse_jaas_entries(&text.0).map_err(|e| bad(key.clone(), e))?;
+            return Ok(Some((key, entries)));
+        }
+        let Some(file) = &self.sasl_jaas_file else {
+            return Ok(None);
+        };
+        let key = format!("java.security.auth.login.config ({})", file.display());
+        let entries = read_jaas_file_section(file, lower).map_err(|e| bad(key.clone(), e))?;
+        Ok(Some((key, entries)))
     }
 
     /// The secured validator's settings, with the JWKS read from `url`.
@@ -393,30 +403,17 @@ impl ServerConfig {
             ("plain.sasl.jaas.config".to_string(), self.plain_sasl_jaas_config.clone()),
             ("sasl.jaas.config".to_string(), self.sasl_jaas_config.clone()),
         ];
-        let (key, entries) =
-            match settings.into_iter().find_map(|(k, v)| v.filter(|v| !v.0.trim().is_empty()).map(|v| (k, v))) {
-                Some((key, text)) => {
-                    let entries = parse_jaas_entries(&text.0).map_err(|e| bad(key.clone(), e))?;
-                    (key, entries)
-                }
-                None => match &self.sasl_jaas_file {
-                    Some(file) => {
-                        let key = format!("java.security.auth.login.config ({})", file.display());
-                        (key.clone(), read_jaas_file_section(file, &lower).map_err(|e| bad(key, e))?)
-                    }
-                    None => {
-                        return Err(bad(
-                            own_key.clone(),
-                            format!(
-                                "PLAIN is enabled on the listener {name} but no users are configured: set {own_key} \
+        let Some((key, entries)) = self.jaas_entries(&lower, settings)? else {
+            return Err(bad(
+                own_key.clone(),
+                format!(
+                    "PLAIN is enabled on the listener {name} but no users are configured: set {own_key} \
                              (KAFKA_LISTENER_NAME_{}_PLAIN_SASL_JAAS_CONFIG) to `{PLAIN_MODULE} required \
                              user_alice=\"alice-secret\";`",
-                                name.to_ascii_uppercase().replace('_', "__")
-                            ),
-                        ))
-                    }
-                },
-            };
+                    name.to_ascii_uppercase().replace('_', "__")
+                ),
+            ));
+        };
         let Some(entry) = entries.iter().find(|e| e.module == PLAIN_MODULE) else {
             return Err(bad(key, format!("has no {PLAIN_MODULE} entry, which PLAIN takes its users from")));
         };
