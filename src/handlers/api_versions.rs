@@ -1,4 +1,4 @@
-//! ApiVersions: the advertised APIs and versions, straight from `SUPPORTED`.
+//! ApiVersions: the advertised APIs and versions, straight from the registry (`advertised`).
 //!
 //! Only non-default fields are set, so no tagged field is written that old librdkafka (2.0.x)
 //! would mis-skip. A request newer than we know gets a v0 response with UNSUPPORTED_VERSION
@@ -8,12 +8,11 @@ use kafka_protocol::messages::api_versions_response::{ApiVersion, FinalizedFeatu
 use kafka_protocol::messages::{ApiVersionsRequest, ApiVersionsResponse};
 use kafka_protocol::protocol::StrBytes;
 
-use super::{encode, Ctx, Reply, SUPPORTED};
+use super::{advertised, encode, Ctx, Reply};
 use crate::handlers::error_codes::ResponseError;
 
 fn api_keys() -> Vec<ApiVersion> {
-    SUPPORTED
-        .iter()
+    advertised()
         .map(|a| ApiVersion::default().with_api_key(a.key as i16).with_min_version(a.min).with_max_version(a.max))
         .collect()
 }

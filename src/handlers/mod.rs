@@ -25,6 +25,7 @@ pub mod error_codes;
 pub mod fetch;
 pub mod group;
 pub mod init_producer_id;
+pub mod legacy;
 pub mod list_config_resources;
 pub mod list_offsets;
 pub mod metadata;
@@ -180,8 +181,16 @@ macro_rules! supported_table {
 /// Every API gregor answers with its versions, in registry order (see [`registry!`]).
 pub const SUPPORTED: &[ApiSupport] = registry!(supported_table!());
 
+/// The versions of `key` gregor serves: the registry's, and below them those that cross a
+/// [`legacy`] bridge.
 pub fn supported(key: ApiKey) -> Option<ApiSupport> {
-    SUPPORTED.iter().copied().find(|a| a.key == key)
+    let a = SUPPORTED.iter().copied().find(|a| a.key == key)?;
+    Some(ApiSupport { min: legacy::oldest(key).map_or(a.min, |m| m.min(a.min)), ..a })
+}
+
+/// Every API gregor answers with all the versions it serves, as ApiVersions advertises them.
+pub fn advertised() -> impl Iterator<Item = ApiSupport> {
+    SUPPORTED.iter().filter_map(|a| supported(a.key))
 }
 
 /// What the handlers know of one connection, for all its requests.
@@ -356,6 +365,14 @@ pub fn decode_only(mut frame: Bytes) -> Result<ApiKey, String> {
     if key == ApiKey::Produce && v < 3 {
         return Ok(key); // walked by hand in produce::legacy
     }
+    let (mut frame, v) = match legacy::bridge(key, v) {
+        Some(b) => match legacy::Crossing::new(b, v).request(frame) {
+            Ok(carried) => (carried, b.to),
+            Err(e) if e.is_caught_panic() => return Err(e.to_string()),
+            Err(_) => return Err("undecodable body".to_string()),
+        },
+        None => (frame, v),
+    };
     macro_rules! decode_body {
         ($frame:ident, $v:ident, $key:ident; $($api:ident => $req:ty, $handler:path, $min:literal..=$max:literal;)*) => {
             match $key {
@@ -412,9 +429,24 @@ pub async fn dispatch(broker: &Arc<Broker>, session: &Session, mut frame: Bytes)
     if admit != crate::auth::sasl::Admit::Serve {
         return sasl::exchange(broker, session, admit, &header, frame);
     }
+    // A version Kafka 4 removed is handled as the oldest the registry serves, then answered
+    // back in the client's version.
+    let (mut frame, handled_as, crossing) = match legacy::bridge(key, version) {
+        Some(bridge) => {
+            let crossing = legacy::Crossing::new(bridge, version);
+            match crossing.request(frame) {
+                Ok(carried) => (carried, bridge.to, Some(crossing)),
+                Err(e) => {
+                    crate::metrics::request_failed(api_name(key), version);
+                    return Reply::Close(e.to_string());
+                }
+            }
+        }
+        None => (frame, version, None),
+    };
     let ctx = Ctx {
         broker: broker.clone(),
-        version,
+        version: handled_as,
         correlation_id: header.correlation_id,
         client_id: header.client_id.as_ref().map(|c| c.as_str().to_string()),
         client_host: session.client_host.clone(),
@@ -447,10 +479,14 @@ pub async fn dispatch(broker: &Arc<Broker>, session: &Session, mut frame: Bytes)
                 }
             };
         }
-        registry!(run_handler!(frame, ctx, version, key))
+        registry!(run_handler!(frame, ctx, handled_as, key))
     }
     .instrument(span)
     .await;
+    let reply = match crossing {
+        Some(crossing) => crossing.reply(reply),
+        None => reply,
+    };
     if let Some(charge) = charge.filter(|c| c.active()) {
         charge.mute(charge.request_time());
     }
