@@ -13,7 +13,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, BufWriter};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, BufWriter};
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, Instrument};
 
@@ -30,6 +30,12 @@ pub const BUF_BYTES: usize = 8 * 1024;
 /// responses hold room in the broker's fetch memory that other clients need. Clients read
 /// continuously (librdkafka gives up on a socket after 60 s of silence, Java after 30 s).
 const WRITE_STALL: Duration = Duration::from_secs(60);
+
+/// After a last reply (a failed authentication's answer), how long the broker waits for the
+/// client to close before it closes itself. A client that reads the answer and then closes
+/// sees the answer; one that finds the broker's close first may drop the answer unread
+/// (kafka-python 3.0 does, and reports only a lost connection).
+const FINAL_LINGER: Duration = Duration::from_secs(1);
 
 /// Why the reader stopped without an error.
 enum ReadEnd {
@@ -126,10 +132,22 @@ async fn read_loop<R: AsyncRead + Unpin>(
             Reply::Close(reason) | Reply::Final(reason, _) => Some(FrameError::Protocol(reason.clone())),
             _ => None,
         };
+        let last = matches!(reply, Reply::Final(..));
         if tx.send(reply).await.is_err() {
             return Err(FrameError::Closed);
         }
         if let Some(reason) = close {
+            if last {
+                // The writer closes once reading stops: leave the client time to read the
+                // last answer and close first. What it still sends is read and dropped.
+                let mut sink = [0u8; 512];
+                let drained = async { while matches!(rd.read(&mut sink).await, Ok(n) if n > 0) {} };
+                tokio::select! {
+                    biased;
+                    _ = draining.wait_for(|d| *d) => {}
+                    _ = tokio::time::timeout(FINAL_LINGER, drained) => {}
+                }
+            }
             return Err(reason);
         }
     }
@@ -157,17 +175,19 @@ async fn write_loop<W: AsyncWrite + Unpin>(wr: W, mut rx: mpsc::Receiver<Reply>,
             }
             Reply::NoResponse => continue,
             Reply::Close(_) => break,
-            // The last reply: written even though reading has stopped (a failed authentication's
-            // answer, sent after its delay), then the connection closes.
+            // The last reply (a failed authentication's answer, sent after its delay), then the
+            // connection closes when reading stops: when the client closes, or after
+            // FINAL_LINGER.
             Reply::Final(_, fut) => {
                 if let Some(b) = fut.await {
                     let written = match &b {
                         Frame::One(b) => write_all(&mut wr, b).await,
                         Frame::Parts(parts) => write_parts(&mut wr, parts).await,
                     };
-                    if written.is_err() {
+                    if written.is_err() || wr.flush().await.is_err() {
                         return;
                     }
+                    let _ = closed.wait_for(|c| *c).await;
                 }
                 break;
             }
