@@ -13,6 +13,7 @@ pub mod format;
 pub mod index;
 mod internal_topic;
 pub mod leader_epoch;
+pub mod legacy;
 pub mod partition;
 pub mod producer_state;
 pub mod segment;
