@@ -44,7 +44,7 @@ async fn call(c: &mut RawClient, key: ApiKey, version: i16, request: RequestKind
 
 /// Three records in partition 0 of `name`, through the current Produce.
 async fn produce_three(c: &mut RawClient, name: &'static str) {
-    let records: Vec<(Option<&[u8]>, Option<&[u8]>)> = vec![(None, Some(b"a")), (None, Some(b"b")), (None, Some(b"c"))];
+    let records: Vec<gregor::log::batch::KeyValue> = vec![(None, Some(b"a")), (None, Some(b"b")), (None, Some(b"c"))];
     let batch = gregor::log::batch::build(&records, 1_700_000_000_000);
     let req =
         ProduceRequest::default().with_acks(-1).with_timeout_ms(5000).with_topic_data(vec![TopicProduceData::default(
@@ -194,5 +194,174 @@ async fn a_legacy_request_that_does_not_decode_closes_only_its_connection() {
     assert!(c.is_closed().await);
     let mut other = RawClient::connect(broker.addr).await;
     assert_eq!(other.call(0, &ApiVersionsRequest::default()).await.error_code, 0);
+    broker.stop().await;
+}
+
+/// One legacy message (magic 0 or 1) as an old producer writes it, offset 0.
+fn message(magic: i8, codec: i8, timestamp: i64, key: Option<&[u8]>, value: Option<&[u8]>) -> Vec<u8> {
+    let mut body = vec![magic as u8, codec as u8];
+    if magic == 1 {
+        body.extend_from_slice(&timestamp.to_be_bytes());
+    }
+    for field in [key, value] {
+        match field {
+            Some(b) => {
+                body.extend_from_slice(&(b.len() as i32).to_be_bytes());
+                body.extend_from_slice(b);
+            }
+            None => body.extend_from_slice(&(-1i32).to_be_bytes()),
+        }
+    }
+    let mut out = 0i64.to_be_bytes().to_vec();
+    out.extend_from_slice(&((body.len() + 4) as i32).to_be_bytes());
+    out.extend_from_slice(&crc32fast::hash(&body).to_be_bytes());
+    out.extend_from_slice(&body);
+    out
+}
+
+/// The messages of a fetched message set: (offset, magic, timestamp, key, value).
+type Message = (i64, i8, i64, Option<Vec<u8>>, Option<Vec<u8>>);
+
+fn messages(mut set: &[u8]) -> Vec<Message> {
+    fn field(b: &mut &[u8]) -> Option<Vec<u8>> {
+        let len = b.get_i32();
+        (len >= 0).then(|| {
+            let v = b[..len as usize].to_vec();
+            b.advance(len as usize);
+            v
+        })
+    }
+    let mut out = Vec::new();
+    while set.len() >= 12 {
+        let offset = set.get_i64();
+        let size = set.get_i32() as usize;
+        if set.len() < size {
+            break; // a partial message at the end, as a size-limited fetch may leave
+        }
+        let (mut m, rest) = set.split_at(size);
+        set = rest;
+        let crc = m.get_u32();
+        assert_eq!(crc, crc32fast::hash(m), "the CRC of the message at {offset}");
+        let magic = m.get_i8();
+        let _attributes = m.get_i8();
+        let timestamp = if magic == 1 { m.get_i64() } else { -1 };
+        let key = field(&mut m);
+        let value = field(&mut m);
+        out.push((offset, magic, timestamp, key, value));
+    }
+    out
+}
+
+fn produce_v(partitions: Vec<(i32, Vec<u8>)>) -> old::ProduceRequest {
+    use old::produce_request::{PartitionProduceData, TopicProduceData};
+    old::ProduceRequest::default().with_acks(-1).with_timeout_ms(5000).with_topic_data(vec![TopicProduceData::default(
+    )
+    .with_name(topic("legacy"))
+    .with_partition_data(
+        partitions
+            .into_iter()
+            .map(|(index, set)| PartitionProduceData::default().with_index(index).with_records(Some(set.into())))
+            .collect(),
+    )])
+}
+
+fn fetch_v(partition: i32, offset: i64, max_bytes: i32) -> old::FetchRequest {
+    use old::fetch_request::{FetchPartition, FetchTopic};
+    old::FetchRequest::default().with_replica_id(old::BrokerId(-1)).with_max_wait_ms(0).with_topics(vec![
+        FetchTopic::default().with_topic(topic("legacy")).with_partitions(vec![FetchPartition::default()
+            .with_partition(partition)
+            .with_fetch_offset(offset)
+            .with_partition_max_bytes(max_bytes)]),
+    ])
+}
+
+#[tokio::test]
+async fn old_message_formats_are_converted_on_produce_and_on_fetch() {
+    let broker = TestBroker::start().await;
+    let mut c = RawClient::connect(broker.addr).await;
+    c.create_topic("legacy", 2).await;
+
+    // Produce v0 with magic 0, v2 with magic 1; a corrupt set for partition 1 is refused alone.
+    let mut v0_set = message(0, 0, -1, Some(b"k0"), Some(b"zero"));
+    v0_set.extend(message(0, 0, -1, None, Some(b"one")));
+    let mut bad = message(0, 0, -1, None, Some(b"bad"));
+    let last = bad.len() - 1;
+    bad[last] ^= 0xff;
+    let ResponseKind::Produce(r) =
+        call(&mut c, ApiKey::Produce, 0, RequestKind::Produce(produce_v(vec![(0, v0_set), (1, bad)]))).await
+    else {
+        unreachable!()
+    };
+    let mut answers: Vec<_> =
+        r.responses[0].partition_responses.iter().map(|p| (p.index, p.error_code, p.base_offset)).collect();
+    answers.sort();
+    assert_eq!(answers, vec![(0, 0, 0), (1, 2, -1)], "CORRUPT_MESSAGE for partition 1 only");
+    let v1_set = message(1, 0, 1_600_000_000_123, Some(b"k2"), None);
+    let ResponseKind::Produce(r) =
+        call(&mut c, ApiKey::Produce, 2, RequestKind::Produce(produce_v(vec![(0, v1_set)]))).await
+    else {
+        unreachable!()
+    };
+    let p = &r.responses[0].partition_responses[0];
+    assert_eq!((p.error_code, p.base_offset), (0, 2));
+
+    // Fetch v0 reads magic 0, v2 reads magic 1 with the timestamps v1 messages carried.
+    let ResponseKind::Fetch(r) = call(&mut c, ApiKey::Fetch, 0, RequestKind::Fetch(fetch_v(0, 0, 1 << 20))).await
+    else {
+        unreachable!()
+    };
+    let p = &r.responses[0].partitions[0];
+    assert_eq!((p.error_code, p.high_watermark), (0, 3));
+    let got = messages(p.records.as_deref().unwrap_or_default());
+    let expect = vec![
+        (0, 0, -1, Some(b"k0".to_vec()), Some(b"zero".to_vec())),
+        (1, 0, -1, None, Some(b"one".to_vec())),
+        (2, 0, -1, Some(b"k2".to_vec()), None),
+    ];
+    assert_eq!(got, expect);
+    let ResponseKind::Fetch(r) = call(&mut c, ApiKey::Fetch, 2, RequestKind::Fetch(fetch_v(0, 1, 1 << 20))).await
+    else {
+        unreachable!()
+    };
+    let got = messages(r.responses[0].partitions[0].records.as_deref().unwrap_or_default());
+    let stamps: Vec<_> = got.iter().map(|m| (m.0, m.1, m.2)).collect();
+    assert_eq!(stamps, vec![(1, 1, -1), (2, 1, 1_600_000_000_123)], "from the fetch offset on, magic 1");
+
+    // A small max_bytes still gets the first message whole, and no more.
+    let ResponseKind::Fetch(r) = call(&mut c, ApiKey::Fetch, 1, RequestKind::Fetch(fetch_v(0, 0, 10))).await else {
+        unreachable!()
+    };
+    let got = messages(r.responses[0].partitions[0].records.as_deref().unwrap_or_default());
+    assert_eq!(got.iter().map(|m| m.0).collect::<Vec<_>>(), vec![0]);
+
+    // A RecordBatch v2 in Produce v2 is taken as it is, as Kafka 3.9 took it.
+    let records: Vec<gregor::log::batch::KeyValue> = vec![(None, Some(b"v2-in-v2"))];
+    let v2_batch = gregor::log::batch::build(&records, 1_700_000_000_000);
+    let ResponseKind::Produce(r) =
+        call(&mut c, ApiKey::Produce, 2, RequestKind::Produce(produce_v(vec![(0, v2_batch)]))).await
+    else {
+        unreachable!()
+    };
+    let p = &r.responses[0].partition_responses[0];
+    assert_eq!((p.error_code, p.base_offset), (0, 3));
+
+    // acks=0 is answered with nothing, and the connection goes on.
+    let quiet = produce_v(vec![(1, message(0, 0, -1, None, Some(b"quiet")))]).with_acks(0);
+    let mut buf = BytesMut::new();
+    buf.put_i32(0);
+    buf.put_i16(ApiKey::Produce as i16);
+    buf.put_i16(1);
+    buf.put_i32(99);
+    buf.put_i16(-1);
+    RequestKind::Produce(quiet).encode(&mut buf, 1).unwrap();
+    let size = (buf.len() - 4) as i32;
+    buf[0..4].copy_from_slice(&size.to_be_bytes());
+    c.send_raw(&buf).await;
+    let ResponseKind::Fetch(r) = call(&mut c, ApiKey::Fetch, 3, RequestKind::Fetch(fetch_v(1, 0, 1 << 20))).await
+    else {
+        unreachable!()
+    };
+    let got = messages(r.responses[0].partitions[0].records.as_deref().unwrap_or_default());
+    assert_eq!(got.iter().map(|m| m.4.clone()).collect::<Vec<_>>(), vec![Some(b"quiet".to_vec())]);
     broker.stop().await;
 }

@@ -348,10 +348,11 @@ async fn data_and_topics_survive_a_restart() {
 }
 
 #[tokio::test]
-async fn unsupported_versions_and_legacy_produce() {
+async fn a_legacy_produce_that_carries_no_messages_is_refused_per_partition() {
     let broker = TestBroker::start().await;
     let mut c = RawClient::connect(broker.addr).await;
-    // Produce v2 (magic 0/1 era): a clean per-partition UNSUPPORTED_VERSION, connection kept.
+    // Produce v2 (magic 0/1 era) whose records are 3 bytes of nothing: CORRUPT_MESSAGE for the
+    // partition, connection kept.
     let mut body = BytesMut::new();
     body.put_i16(1); // acks
     body.put_i32(1000);
@@ -374,9 +375,9 @@ async fn unsupported_versions_and_legacy_produce() {
     c.send_raw(&frame).await;
     let resp = c.read_frame().await.expect("a response");
     assert_eq!(i32::from_be_bytes(resp[0..4].try_into().unwrap()), 77);
-    // correlation id, topics=1, name "t", partitions=1, partition 0, then error 35
+    // correlation id, topics=1, name "t", partitions=1, partition 0, then error 2
     assert_eq!(&resp[4..8], &1i32.to_be_bytes());
-    assert_eq!(i16::from_be_bytes(resp[19..21].try_into().unwrap()), 35);
+    assert_eq!(i16::from_be_bytes(resp[19..21].try_into().unwrap()), 2);
     assert_eq!(c.call(0, &ApiVersionsRequest::default()).await.error_code, 0);
     broker.stop().await;
 }

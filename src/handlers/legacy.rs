@@ -9,6 +9,11 @@
 //! the client's. Fields that only the newer version has keep their defaults on the way in and
 //! are dropped on the way out. Where the two versions mean different things, [`Crossing`]
 //! converts:
+//! - Produce v0–v2 carry message sets (magic 0 and 1): each partition's is up-converted to one
+//!   RecordBatch v2 before the handler sees it, as Kafka 3.x's log did on append; a partition
+//!   whose messages are corrupt is answered CORRUPT_MESSAGE without reaching the handler;
+//! - Fetch v0–v3 readers expect message sets: each partition's batches are down-converted
+//!   (magic 0 for v0–v1, 1 for v2–v3), within the partition's `max_bytes`, for that client only;
 //! - ListOffsets v0 answers a list of offsets (`old_style_offsets`) rather than one;
 //! - DescribeConfigs v0 says `is_default` where v1 says where a value came from.
 //!
@@ -22,9 +27,10 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::ApiKey;
 use kafka_protocol_legacy::messages as old;
 use kafka_protocol_legacy::messages::{RequestKind, ResponseKind};
-use kafka_protocol_legacy::protocol::{Decodable, Encodable};
+use kafka_protocol_legacy::protocol::{Decodable, Encodable, StrBytes};
 
 use super::{codec, Frame, Reply};
+use crate::log::legacy::LegacyMagic;
 
 /// Versions `min..to` of `key` are served as version `to`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,6 +42,8 @@ pub struct Bridge {
 
 /// Every bridged API, with the oldest version Kafka 3.9 serves and the registry's oldest.
 pub const BRIDGES: &[Bridge] = &[
+    Bridge { key: ApiKey::Produce, min: 0, to: 3 },
+    Bridge { key: ApiKey::Fetch, min: 0, to: 4 },
     Bridge { key: ApiKey::ListOffsets, min: 0, to: 1 },
     Bridge { key: ApiKey::OffsetForLeaderEpoch, min: 0, to: 2 },
     Bridge { key: ApiKey::CreateTopics, min: 0, to: 2 },
@@ -77,11 +85,24 @@ impl BridgeError {
 }
 
 /// One request on its way over a bridge: what the answer needs to come back.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Crossing {
     pub bridge: Bridge,
     /// The version the client sent and expects back.
     pub from: i16,
+    carry: Carry,
+}
+
+/// What a request leaves for its answer.
+#[derive(Debug, Clone, Default)]
+enum Carry {
+    #[default]
+    Nothing,
+    /// Produce: the partitions refused before the handler, with their error codes.
+    Refused(Vec<(old::TopicName, i32, i16, String)>),
+    /// Fetch: each partition's fetch offset and `max_bytes`: its down-converted records start
+    /// at the one and fit the other.
+    Limits(Vec<(old::TopicName, i32, i64, i32)>),
 }
 
 fn old_key(key: ApiKey) -> anyhow::Result<old::ApiKey> {
@@ -90,15 +111,16 @@ fn old_key(key: ApiKey) -> anyhow::Result<old::ApiKey> {
 
 impl Crossing {
     pub fn new(bridge: Bridge, from: i16) -> Self {
-        Crossing { bridge, from }
+        Crossing { bridge, from, carry: Carry::Nothing }
     }
 
     /// The request body in the client's version -> the same request in the bridge's version.
-    pub fn request(&self, mut body: Bytes) -> Result<Bytes, BridgeError> {
+    pub fn request(&mut self, mut body: Bytes) -> Result<Bytes, BridgeError> {
         let Bridge { key, to, .. } = self.bridge;
         let from = self.from;
-        let request = codec::guarded(|| RequestKind::decode(old_key(key)?, &mut body, from))
+        let mut request = codec::guarded(|| RequestKind::decode(old_key(key)?, &mut body, from))
             .map_err(|source| BridgeError::Request { key, version: from, source })?;
+        self.carry = convert_request(&mut request);
         let mut out = BytesMut::new();
         request.encode(&mut out, to).map_err(|source| BridgeError::Carry { key, from, to, source })?;
         Ok(out.freeze())
@@ -132,6 +154,52 @@ impl Crossing {
 
     /// What the client's version means differently from the bridge's, in the answer.
     fn convert_response(&self, response: &mut ResponseKind) {
+        match (&mut *response, &self.carry) {
+            (ResponseKind::Produce(r), Carry::Refused(refused)) => {
+                use old::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+                for (name, index, code, message) in refused {
+                    let answer = PartitionProduceResponse::default()
+                        .with_index(*index)
+                        .with_error_code(*code)
+                        .with_base_offset(-1)
+                        .with_error_message(Some(StrBytes::from_string(message.clone())));
+                    match r.responses.iter_mut().find(|t| &t.name == name) {
+                        Some(t) => t.partition_responses.push(answer),
+                        None => r.responses.push(
+                            TopicProduceResponse::default()
+                                .with_name(name.clone())
+                                .with_partition_responses(vec![answer]),
+                        ),
+                    }
+                }
+            }
+            (ResponseKind::Fetch(r), Carry::Limits(limits)) => {
+                let Some(magic) = LegacyMagic::for_fetch_version(self.from) else { return };
+                for t in &mut r.responses {
+                    for p in &mut t.partitions {
+                        let (offset, limit) = limits
+                            .iter()
+                            .find(|(name, index, ..)| name == &t.topic && *index == p.partition_index)
+                            .map_or((0, 0), |l| (l.2, l.3.max(0) as usize));
+                        let Some(records) = p.records.take().filter(|r| !r.is_empty()) else { continue };
+                        match crate::log::legacy::downconvert(&records, magic, offset, limit, MAX_CONVERTED) {
+                            Ok(set) => p.records = Some(set.into()),
+                            Err(e) => {
+                                tracing::warn!(topic = %t.topic.0, partition = p.partition_index,
+                                    "cannot down-convert records for a Fetch v{} reader: {e}", self.from);
+                                p.error_code = e.kafka_code();
+                                p.records = Some(Bytes::new());
+                            }
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+        self.convert_fields(response);
+    }
+
+    fn convert_fields(&self, response: &mut ResponseKind) {
         match response {
             // v0 answers up to max_num_offsets offsets; Kafka 3.9 gives the log end offset
             // for "latest" and the log start offset for "earliest" first, which is all that
@@ -184,6 +252,56 @@ impl Crossing {
         })
     }
 }
+
+/// What the request in the client's version means differently from the bridge's.
+fn convert_request(request: &mut RequestKind) -> Carry {
+    match request {
+        RequestKind::Produce(r) => {
+            let mut refused = Vec::new();
+            let mut budget = MAX_CONVERTED;
+            for t in &mut r.topic_data {
+                t.partition_data.retain_mut(|p| {
+                    let set = p.records.take().unwrap_or_default();
+                    // Kafka takes RecordBatch v2 in these versions too: it goes on unchanged.
+                    if set.get(MAGIC_AT) == Some(&2) {
+                        p.records = Some(set);
+                        return true;
+                    }
+                    match crate::log::legacy::upconvert(&set, budget) {
+                        Ok(up) => {
+                            budget = budget.saturating_sub(up.batch.len());
+                            p.records = Some(up.batch.into());
+                            true
+                        }
+                        Err(e) => {
+                            refused.push((t.name.clone(), p.index, e.kafka_code(), e.to_string()));
+                            false
+                        }
+                    }
+                });
+            }
+            r.topic_data.retain(|t| !t.partition_data.is_empty());
+            Carry::Refused(refused)
+        }
+        RequestKind::Fetch(r) => Carry::Limits(
+            r.topics
+                .iter()
+                .flat_map(|t| {
+                    t.partitions.iter().map(|p| (t.topic.clone(), p.partition, p.fetch_offset, p.partition_max_bytes))
+                })
+                .collect(),
+        ),
+        _ => Carry::Nothing,
+    }
+}
+
+/// Where a record set's magic byte is, in every format: after the offset, the size and (v0/v1)
+/// the CRC or (v2) the leader epoch.
+const MAGIC_AT: usize = 16;
+
+/// The most bytes one request's records may take once converted (decompressed), for all its
+/// partitions together.
+const MAX_CONVERTED: usize = crate::log::batch::MAX_DECOMPRESSED_RECORDS;
 
 /// DescribeConfigs' config_source for a value nobody set.
 const CONFIG_SOURCE_DEFAULT: i8 = 5;

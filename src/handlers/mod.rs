@@ -109,9 +109,10 @@ impl ApiSupport {
 /// all expanded from it, so what is advertised cannot drift from what is served. Maxima match
 /// Apache Kafka 4.1.
 ///
-/// Produce is served from v0 although only v3+ carry RecordBatch v2: librdkafka checks for
-/// Produce v0 before it enables compression (KAFKA-18659); v0–v2 (which the codec cannot decode)
-/// are walked by hand in `produce::legacy` and get a clean per-partition error.
+/// Versions below a row's minimum that Kafka 3.9 still served (Produce v0–v2, Fetch v0–v3,
+/// OffsetCommit v0–v1, ...) cross a bridge in [`legacy`] to that minimum; [`supported`] and
+/// ApiVersions include them. (librdkafka checks for Produce v0 before it enables compression,
+/// KAFKA-18659, so Produce must be advertised from v0 in any case.)
 ///
 /// SaslHandshake is served from v0 for the same reason: librdkafka before 2.x-something (Debian's
 /// 2.0.2) checks for SaslHandshake v0 before it authenticates at all, then uses v1. A v0
@@ -120,7 +121,7 @@ impl ApiSupport {
 macro_rules! registry {
     ($callback:ident!($($args:tt)*)) => {
         $callback!($($args)*;
-            Produce => ProduceRequest, produce::handle, 0..=13;
+            Produce => ProduceRequest, produce::handle, 3..=13;
             Fetch => FetchRequest, fetch::handle, 4..=18;
             ListOffsets => ListOffsetsRequest, list_offsets::handle, 1..=10;
             OffsetForLeaderEpoch => OffsetForLeaderEpochRequest, offset_for_leader_epoch::handle, 2..=4;
@@ -362,9 +363,6 @@ pub fn decode_only(mut frame: Bytes) -> Result<ApiKey, String> {
     let (key, header) = decode_header(&mut frame).map_err(|e| e.to_string())?;
     let v = header.request_api_version;
     supported(key).filter(|a| a.serves(v)).ok_or("unsupported version")?;
-    if key == ApiKey::Produce && v < 3 {
-        return Ok(key); // walked by hand in produce::legacy
-    }
     let (mut frame, v) = match legacy::bridge(key, v) {
         Some(b) => match legacy::Crossing::new(b, v).request(frame) {
             Ok(carried) => (carried, b.to),
@@ -433,7 +431,7 @@ pub async fn dispatch(broker: &Arc<Broker>, session: &Session, mut frame: Bytes)
     // back in the client's version.
     let (mut frame, handled_as, crossing) = match legacy::bridge(key, version) {
         Some(bridge) => {
-            let crossing = legacy::Crossing::new(bridge, version);
+            let mut crossing = legacy::Crossing::new(bridge, version);
             match crossing.request(frame) {
                 Ok(carried) => (carried, bridge.to, Some(crossing)),
                 Err(e) => {
@@ -464,9 +462,6 @@ pub async fn dispatch(broker: &Arc<Broker>, session: &Session, mut frame: Bytes)
     let timer = crate::metrics::get().request(api_name(key), version);
     let reply = async move {
         debug!("request");
-        if key == ApiKey::Produce && version < 3 {
-            return produce::legacy(&ctx, frame);
-        }
         use kafka_protocol::messages::*;
         macro_rules! run_handler {
             ($frame:ident, $ctx:ident, $version:ident, $key:ident; $($api:ident => $req:ty, $handler:path, $min:literal..=$max:literal;)*) => {

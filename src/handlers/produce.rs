@@ -5,7 +5,6 @@
 
 use std::sync::Arc;
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::produce_response::{
     BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
 };
@@ -246,75 +245,6 @@ fn check_transaction(
         }
         other => other.map_err(refused),
     }
-}
-
-/// Produce v0–v2 carry the pre-0.11 message formats, which gregor does not store. The request
-/// is walked by hand (the codec has no v0–v2), and every partition gets UNSUPPORTED_VERSION.
-pub fn legacy(ctx: &Ctx, mut body: Bytes) -> Reply {
-    let Some((acks, topics)) = parse_legacy(&mut body) else {
-        return Reply::Close("malformed Produce v0-2 request".into());
-    };
-    if acks == 0 {
-        return Reply::NoResponse;
-    }
-    let code = ResponseError::UnsupportedVersion.code();
-    let mut out = BytesMut::new();
-    out.put_i32(0);
-    out.put_i32(ctx.correlation_id);
-    out.put_i32(topics.len() as i32);
-    for (name, partitions) in &topics {
-        out.put_i16(name.len() as i16);
-        out.put_slice(name);
-        out.put_i32(partitions.len() as i32);
-        for &p in partitions {
-            out.put_i32(p);
-            out.put_i16(code);
-            out.put_i64(-1);
-            if ctx.version >= 2 {
-                out.put_i64(-1);
-            }
-        }
-    }
-    if ctx.version >= 1 {
-        out.put_i32(0);
-    }
-    let size = (out.len() - 4) as i32;
-    out[0..4].copy_from_slice(&size.to_be_bytes());
-    Reply::Ready(out.freeze().into())
-}
-
-type LegacyTopics = Vec<(Bytes, Vec<i32>)>;
-
-/// acks, then each topic's name and partition ids. Counts are checked against the bytes left
-/// before anything is reserved.
-fn parse_legacy(b: &mut Bytes) -> Option<(i16, LegacyTopics)> {
-    fn count(b: &mut Bytes, min_item: usize) -> Option<usize> {
-        let n = b.try_get_i32().ok()?;
-        (n >= 0 && (n as usize).saturating_mul(min_item) <= b.remaining()).then_some(n as usize)
-    }
-    let acks = b.try_get_i16().ok()?;
-    let _timeout = b.try_get_i32().ok()?;
-    let topic_count = count(b, 6)?;
-    let mut topics = Vec::with_capacity(topic_count);
-    for _ in 0..topic_count {
-        let len = b.try_get_i16().ok()?;
-        if len < 0 || len as usize > b.remaining() {
-            return None;
-        }
-        let name = b.split_to(len as usize);
-        let pcount = count(b, 8)?;
-        let mut partitions = Vec::with_capacity(pcount);
-        for _ in 0..pcount {
-            partitions.push(b.try_get_i32().ok()?);
-            let size = b.try_get_i32().ok()?;
-            if size < 0 || size as usize > b.remaining() {
-                return None;
-            }
-            b.advance(size as usize);
-        }
-        topics.push((name, partitions));
-    }
-    Some((acks, topics))
 }
 
 /// The topic's name if it is one of the broker's internal topics (by name, or by id in v13+).

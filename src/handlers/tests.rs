@@ -51,12 +51,9 @@ fn registered(key: ApiKey) -> ApiSupport {
     *SUPPORTED.iter().find(|a| a.key == key).expect("registered")
 }
 
-/// Versions of `key` that reach the codec: Produce v0–v2 are walked by hand instead.
+/// Versions of `key` that reach the codec.
 fn codec_versions(a: ApiSupport) -> std::ops::RangeInclusive<i16> {
-    match a.key {
-        ApiKey::Produce => 3..=a.max,
-        _ => a.min..=a.max,
-    }
+    a.min..=a.max
 }
 
 macro_rules! for_each_registered {

@@ -11,6 +11,8 @@ use crate::handlers::{supported, Frame, SUPPORTED};
 
 fn default_request(key: ApiKey) -> RequestKind {
     match key {
+        ApiKey::Produce => RequestKind::Produce(Default::default()),
+        ApiKey::Fetch => RequestKind::Fetch(Default::default()),
         ApiKey::ListOffsets => RequestKind::ListOffsets(Default::default()),
         ApiKey::OffsetForLeaderEpoch => RequestKind::OffsetForLeaderEpoch(Default::default()),
         ApiKey::CreateTopics => RequestKind::CreateTopics(Default::default()),
@@ -28,6 +30,8 @@ fn default_request(key: ApiKey) -> RequestKind {
 
 fn default_response(key: ApiKey) -> ResponseKind {
     match key {
+        ApiKey::Produce => ResponseKind::Produce(Default::default()),
+        ApiKey::Fetch => ResponseKind::Fetch(Default::default()),
         ApiKey::ListOffsets => ResponseKind::ListOffsets(Default::default()),
         ApiKey::OffsetForLeaderEpoch => ResponseKind::OffsetForLeaderEpoch(Default::default()),
         ApiKey::CreateTopics => ResponseKind::CreateTopics(Default::default()),
