@@ -12,7 +12,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+mod release;
 mod sasl;
+pub use release::Release;
 pub use sasl::{
     parse_jaas_entries, parse_jaas_file, JaasEntry, ListenerSaslConfig, OAuthBearerValidation, SaslMechanism,
     SaslSettings, Secret, SecuredOAuthBearer, UnsecuredOAuthBearer,
@@ -153,6 +155,12 @@ pub struct ServerConfig {
     pub inter_broker_listener_name: Option<String>,
     /// This broker's id (Kafka: `node.id` / `broker.id`). Default: 1.
     pub node_id: i32,
+    /// Emulate an Apache Kafka release's broker: `2.8`, `3.9`, `4.1` or `4.2` (a patch level
+    /// may follow). ApiVersions then advertises, and the broker serves, only the API versions
+    /// that release did, so "works on 3.x, breaks on 4.x" can be tried on one machine.
+    /// Default: unset, every version gregor serves (Kafka 4.1's and the older ones 3.9 still
+    /// served).
+    pub kafka_version: Option<String>,
     /// Cluster id reported in Metadata. Default: generated once and kept in the data dir.
     pub cluster_id: Option<String>,
     /// Address of the HTTP endpoint (`/healthz`, `/readyz`, `/metrics`), HOST:PORT; "" or
@@ -370,6 +378,7 @@ impl Default for ServerConfig {
             controller_listener_names: None,
             inter_broker_listener_name: None,
             node_id: 1,
+            kafka_version: None,
             cluster_id: None,
             max_request_bytes: 104_857_600,
             fetch_max_bytes: 57_671_680,
@@ -453,10 +462,18 @@ pub enum ConfigError {
 /// Overrides given on the command line; they are the last layer.
 #[derive(Debug, Default, Clone)]
 pub struct Overrides {
+    pub kafka_version: Option<String>,
     pub listen: Option<String>,
     pub advertised: Option<String>,
     pub data_dir: Option<PathBuf>,
     pub node_id: Option<i32>,
+}
+
+impl ServerConfig {
+    /// The release named by `kafka_version` (checked at load).
+    pub fn release(&self) -> Option<Release> {
+        self.kafka_version.as_deref().and_then(Release::parse)
+    }
 }
 
 impl Config {
@@ -579,6 +596,9 @@ impl Config {
         if let Some(id) = overrides.node_id {
             cfg.server.node_id = id;
         }
+        if let Some(v) = &overrides.kafka_version {
+            cfg.server.kafka_version = Some(v.clone());
+        }
         cfg.validate()?;
         Ok(cfg)
     }
@@ -604,6 +624,13 @@ impl Config {
         }
         if self.server.node_id < 0 {
             return bad("server.node_id", "must be 0 or more".into());
+        }
+        if let Some(v) = self.server.kafka_version.as_deref().filter(|v| Release::parse(v).is_none()) {
+            let names: Vec<&str> = Release::ALL.iter().map(|r| r.name()).collect();
+            return bad(
+                "server.kafka_version",
+                format!("`{v}` is not a release gregor emulates ({})", names.join(", ")),
+            );
         }
         let class = self.auth.authorizer_class_name.trim();
         if !class.is_empty() && !AUTHORIZER_CLASSES.contains(&class) {
@@ -2032,5 +2059,19 @@ mod tests {
         std::fs::write(&path, "[log]\nsegmnt_bytes = 5\n").unwrap();
         let err = Config::load(Some(&path), &env(&[]), &Overrides::default()).unwrap_err();
         assert!(err.to_string().contains("segmnt_bytes"), "{err}");
+    }
+
+    #[test]
+    fn kafka_version_names_a_release_gregor_emulates() {
+        let cfg =
+            Config::load(None, &env(&[("GREGOR__SERVER__KAFKA_VERSION", "3.9.1")]), &Overrides::default()).unwrap();
+        assert_eq!(cfg.server.release(), Some(Release::Kafka39));
+        let flag = Overrides { kafka_version: Some("2.8".into()), ..Default::default() };
+        assert_eq!(Config::load(None, &env(&[]), &flag).unwrap().server.release(), Some(Release::Kafka28));
+        assert_eq!(Config::load(None, &env(&[]), &Overrides::default()).unwrap().server.release(), None);
+        let err = Config::load(None, &env(&[("GREGOR__SERVER__KAFKA_VERSION", "3.8")]), &Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("server.kafka_version") && err.contains("2.8, 3.9, 4.1, 4.2"), "{err}");
     }
 }

@@ -41,6 +41,10 @@ struct Args {
     /// Node id.
     #[arg(long)]
     node_id: Option<i32>,
+    /// Emulate an Apache Kafka release's broker (2.8, 3.9, 4.1 or 4.2): only the API versions
+    /// it served are advertised and served. Default: every version gregor serves.
+    #[arg(long)]
+    kafka_version: Option<String>,
 }
 
 #[derive(clap::Subcommand, Debug)]
@@ -144,6 +148,7 @@ fn load_config(args: &Args) -> anyhow::Result<Config> {
         advertised: args.advertised.clone(),
         data_dir: args.data_dir.clone(),
         node_id: args.node_id,
+        kafka_version: args.kafka_version.clone(),
     };
     let env = std::env::vars().collect();
     Ok(Config::load(args.config.as_deref(), &env, &overrides)?)

@@ -365,3 +365,61 @@ async fn old_message_formats_are_converted_on_produce_and_on_fetch() {
     assert_eq!(got.iter().map(|m| m.4.clone()).collect::<Vec<_>>(), vec![Some(b"quiet".to_vec())]);
     broker.stop().await;
 }
+
+#[tokio::test]
+async fn kafka_version_emulation_serves_only_that_releases_versions() {
+    // As Kafka 4.1: OffsetCommit from v2, and Produce v0-v2 advertised but refused.
+    let broker = TestBroker::start_with(|c| c.server.kafka_version = Some("4.1".into())).await;
+    let mut c = RawClient::connect(broker.addr).await;
+    let versions = c.call(3, &versions_request()).await;
+    let range = |key: ApiKey| {
+        versions.api_keys.iter().find(|a| a.api_key == key as i16).map(|a| (a.min_version, a.max_version))
+    };
+    assert_eq!(range(ApiKey::OffsetCommit), Some((2, 9)));
+    assert_eq!(range(ApiKey::Produce), Some((0, 13)));
+    assert_eq!(versions.finalized_features.len(), 1, "transaction.version 2 is finalized");
+    c.create_topic("legacy", 1).await;
+    let set = message(1, 0, 1, None, Some(b"refused"));
+    let ResponseKind::Produce(r) =
+        call(&mut c, ApiKey::Produce, 2, RequestKind::Produce(produce_v(vec![(0, set)]))).await
+    else {
+        unreachable!()
+    };
+    assert_eq!(r.responses[0].partition_responses[0].error_code, 35, "UNSUPPORTED_VERSION, as Kafka 4 answers");
+    broker.stop().await;
+
+    // As Kafka 3.9: OffsetCommit from v0, Produce up to v11, DescribeTopicPartitions (KRaft)
+    // present, no finalized transaction version; a Produce v12 is not served.
+    let broker = TestBroker::start_with(|c| c.server.kafka_version = Some("3.9".into())).await;
+    let mut c = RawClient::connect(broker.addr).await;
+    let versions = c.call(3, &versions_request()).await;
+    let range = |key: ApiKey| {
+        versions.api_keys.iter().find(|a| a.api_key == key as i16).map(|a| (a.min_version, a.max_version))
+    };
+    assert_eq!(range(ApiKey::OffsetCommit), Some((0, 9)));
+    assert_eq!(range(ApiKey::Produce), Some((0, 11)));
+    assert_eq!(range(ApiKey::ListConfigResources), Some((0, 0)));
+    assert!(versions.finalized_features.is_empty());
+    c.create_topic("legacy", 1).await;
+    let (_, frame) = c.frame(12, &ProduceRequest::default());
+    c.send_raw(&frame).await;
+    assert!(c.is_closed().await, "Produce v12 is past what Kafka 3.9 serves");
+    broker.stop().await;
+
+    // As Kafka 2.8: no DescribeTopicPartitions, no DescribeCluster v1.
+    let broker = TestBroker::start_with(|c| c.server.kafka_version = Some("2.8.2".into())).await;
+    let mut c = RawClient::connect(broker.addr).await;
+    let versions = c.call(3, &versions_request()).await;
+    let range = |key: ApiKey| {
+        versions.api_keys.iter().find(|a| a.api_key == key as i16).map(|a| (a.min_version, a.max_version))
+    };
+    assert_eq!(range(ApiKey::DescribeTopicPartitions), None);
+    assert_eq!(range(ApiKey::DescribeCluster), Some((0, 0)));
+    broker.stop().await;
+}
+
+fn versions_request() -> ApiVersionsRequest {
+    ApiVersionsRequest::default()
+        .with_client_software_name(kafka_protocol::protocol::StrBytes::from_static_str("gregor-test"))
+        .with_client_software_version(kafka_protocol::protocol::StrBytes::from_static_str("1"))
+}

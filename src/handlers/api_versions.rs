@@ -8,11 +8,12 @@ use kafka_protocol::messages::api_versions_response::{ApiVersion, FinalizedFeatu
 use kafka_protocol::messages::{ApiVersionsRequest, ApiVersionsResponse};
 use kafka_protocol::protocol::StrBytes;
 
+use super::releases::Release;
 use super::{advertised, encode, Ctx, Reply};
 use crate::handlers::error_codes::ResponseError;
 
-fn api_keys() -> Vec<ApiVersion> {
-    advertised()
+fn api_keys(release: Option<Release>) -> Vec<ApiVersion> {
+    advertised(release)
         .map(|a| ApiVersion::default().with_api_key(a.key as i16).with_min_version(a.min).with_max_version(a.max))
         .collect()
 }
@@ -24,8 +25,9 @@ pub async fn handle(ctx: &Ctx, req: ApiVersionsRequest) -> Reply {
     } else {
         0
     };
-    let mut resp = ApiVersionsResponse::default().with_error_code(error).with_api_keys(api_keys());
-    if ctx.version >= 3 {
+    let mut resp = ApiVersionsResponse::default().with_error_code(error).with_api_keys(api_keys(ctx.release));
+    // Kafka 2.8 and 3.9 brokers finalized no transaction version: their clients use the first.
+    if ctx.version >= 3 && ctx.release.is_none_or(|r| r >= Release::Kafka41) {
         // Transaction Version 2 (KIP-890): Kafka 4 clients use the epoch-bump-per-transaction
         // protocol when the finalized `transaction.version` is 2. These are tagged fields: old
         // librdkafka mis-skips tagged fields only when they carry defaults (see
@@ -48,10 +50,10 @@ const TRANSACTION_VERSION: &str = "transaction.version";
 /// The epoch of the finalized features: they never change while a data directory lives.
 const FEATURES_EPOCH: i64 = 1;
 
-pub fn unsupported_version(correlation_id: i32) -> Reply {
+pub fn unsupported_version(correlation_id: i32, release: Option<Release>) -> Reply {
     let body = ApiVersionsResponse::default()
         .with_error_code(ResponseError::UnsupportedVersion.code())
-        .with_api_keys(api_keys());
+        .with_api_keys(api_keys(release));
     match encode(correlation_id, 0, &body) {
         Some(b) => Reply::Ready(b),
         None => Reply::Close("cannot encode ApiVersions".into()),

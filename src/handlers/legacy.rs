@@ -91,6 +91,8 @@ pub struct Crossing {
     /// The version the client sent and expects back.
     pub from: i16,
     carry: Carry,
+    /// Refuse every partition of a Produce (Kafka 4's answer to v0-v2, which it advertises).
+    refuse: bool,
 }
 
 /// What a request leaves for its answer.
@@ -111,7 +113,12 @@ fn old_key(key: ApiKey) -> anyhow::Result<old::ApiKey> {
 
 impl Crossing {
     pub fn new(bridge: Bridge, from: i16) -> Self {
-        Crossing { bridge, from, carry: Carry::Nothing }
+        Crossing { bridge, from, carry: Carry::Nothing, refuse: false }
+    }
+
+    /// A crossing that refuses what it carries, as Kafka 4 refuses Produce v0-v2.
+    pub fn refusing(self) -> Self {
+        Crossing { refuse: true, ..self }
     }
 
     /// The request body in the client's version -> the same request in the bridge's version.
@@ -120,7 +127,7 @@ impl Crossing {
         let from = self.from;
         let mut request = codec::guarded(|| RequestKind::decode(old_key(key)?, &mut body, from))
             .map_err(|source| BridgeError::Request { key, version: from, source })?;
-        self.carry = convert_request(&mut request);
+        self.carry = convert_request(&mut request, self.refuse.then_some(from));
         let mut out = BytesMut::new();
         request.encode(&mut out, to).map_err(|source| BridgeError::Carry { key, from, to, source })?;
         Ok(out.freeze())
@@ -254,13 +261,19 @@ impl Crossing {
 }
 
 /// What the request in the client's version means differently from the bridge's.
-fn convert_request(request: &mut RequestKind) -> Carry {
+/// `refuse_version`: refuse every partition, as Kafka 4 does this version of Produce.
+fn convert_request(request: &mut RequestKind, refuse_version: Option<i16>) -> Carry {
     match request {
         RequestKind::Produce(r) => {
             let mut refused = Vec::new();
             let mut budget = MAX_CONVERTED;
             for t in &mut r.topic_data {
                 t.partition_data.retain_mut(|p| {
+                    if let Some(v) = refuse_version {
+                        let why = format!("Produce v{v} is not served by the emulated Kafka 4 (message formats v0/v1)");
+                        refused.push((t.name.clone(), p.index, UNSUPPORTED_VERSION, why));
+                        return false;
+                    }
                     let set = p.records.take().unwrap_or_default();
                     // Kafka takes RecordBatch v2 in these versions too: it goes on unchanged.
                     if set.get(MAGIC_AT) == Some(&2) {
@@ -302,6 +315,9 @@ const MAGIC_AT: usize = 16;
 /// The most bytes one request's records may take once converted (decompressed), for all its
 /// partitions together.
 const MAX_CONVERTED: usize = crate::log::batch::MAX_DECOMPRESSED_RECORDS;
+
+/// Kafka's UNSUPPORTED_VERSION.
+const UNSUPPORTED_VERSION: i16 = 35;
 
 /// DescribeConfigs' config_source for a value nobody set.
 const CONFIG_SOURCE_DEFAULT: i8 = 5;

@@ -32,6 +32,7 @@ pub mod metadata;
 pub mod offset_for_leader_epoch;
 pub mod partition_reassignments;
 pub mod produce;
+pub mod releases;
 pub mod sasl;
 pub mod scram_credentials;
 pub mod throttle;
@@ -189,9 +190,20 @@ pub fn supported(key: ApiKey) -> Option<ApiSupport> {
     Some(ApiSupport { min: legacy::oldest(key).map_or(a.min, |m| m.min(a.min)), ..a })
 }
 
-/// Every API gregor answers with all the versions it serves, as ApiVersions advertises them.
-pub fn advertised() -> impl Iterator<Item = ApiSupport> {
-    SUPPORTED.iter().filter_map(|a| supported(a.key))
+/// The versions of `key` served under `release` (see `server.kafka_version`): those gregor
+/// serves that the release's broker advertised too. `None` for an API the release did not have.
+pub fn served(release: Option<releases::Release>, key: ApiKey) -> Option<ApiSupport> {
+    let a = supported(key)?;
+    let Some(release) = release else { return Some(a) };
+    let &(_, min, max) = release.apis().iter().find(|(k, ..)| *k == key)?;
+    let (min, max) = (a.min.max(min), a.max.min(max));
+    (min <= max).then_some(ApiSupport { key, min, max })
+}
+
+/// Every API gregor answers under `release`, with the versions it serves, as ApiVersions
+/// advertises them.
+pub fn advertised(release: Option<releases::Release>) -> impl Iterator<Item = ApiSupport> {
+    SUPPORTED.iter().filter_map(move |a| served(release, a.key))
 }
 
 /// What the handlers know of one connection, for all its requests.
@@ -213,6 +225,8 @@ pub struct Session {
     pub sasl: Option<parking_lot::Mutex<crate::auth::sasl::Authenticator>>,
     /// Until when the connection reads nothing: a client past its quota waits (KIP-219).
     pub mute: Arc<throttle::Mute>,
+    /// The Kafka release the broker emulates (`server.kafka_version`), if any.
+    pub release: Option<releases::Release>,
 }
 
 /// A broker address as clients are told it.
@@ -262,6 +276,7 @@ impl Session {
             principal: parking_lot::RwLock::new(principal),
             sasl: None,
             mute: Arc::default(),
+            release: broker.config.server.release(),
         }
     }
 
@@ -315,6 +330,8 @@ pub struct Ctx {
     pub started: std::time::Instant,
     /// The connection's mute (see [`Session`]).
     pub mute: Arc<throttle::Mute>,
+    /// The Kafka release the broker emulates, if any (see [`served`]).
+    pub release: Option<releases::Release>,
 }
 
 impl Ctx {
@@ -390,10 +407,10 @@ pub async fn dispatch(broker: &Arc<Broker>, session: &Session, mut frame: Bytes)
         return Reply::Close(format!("request frame of {} bytes is shorter than a request header", frame.len()));
     };
     if peek.api_key == ApiKey::ApiVersions as i16 {
-        let max = supported(ApiKey::ApiVersions).map_or(0, |a| a.max);
+        let max = served(session.release, ApiKey::ApiVersions).map_or(0, |a| a.max);
         if peek.api_version > max {
             // KIP-511: answer in v0 so any client can read it, then it retries lower.
-            return api_versions::unsupported_version(peek.correlation_id);
+            return api_versions::unsupported_version(peek.correlation_id, session.release);
         }
     }
     let (key, header) = match decode_header(&mut frame) {
@@ -413,7 +430,7 @@ pub async fn dispatch(broker: &Arc<Broker>, session: &Session, mut frame: Bytes)
             return reply;
         }
     };
-    if supported(key).filter(|a| a.serves(version)).is_none() {
+    if served(session.release, key).filter(|a| a.serves(version)).is_none() {
         crate::metrics::request_failed(api_name(key), version);
         return match unsupported::error_response(key, version, header.correlation_id) {
             Some(frame) => {
@@ -432,6 +449,10 @@ pub async fn dispatch(broker: &Arc<Broker>, session: &Session, mut frame: Bytes)
     let (mut frame, handled_as, crossing) = match legacy::bridge(key, version) {
         Some(bridge) => {
             let mut crossing = legacy::Crossing::new(bridge, version);
+            if session.release.is_some_and(|r| r >= releases::Release::Kafka41) {
+                // Kafka 4 advertises Produce v0-v2 (for librdkafka) but refuses them.
+                crossing = crossing.refusing();
+            }
             match crossing.request(frame) {
                 Ok(carried) => (carried, bridge.to, Some(crossing)),
                 Err(e) => {
@@ -454,6 +475,7 @@ pub async fn dispatch(broker: &Arc<Broker>, session: &Session, mut frame: Bytes)
         request_bytes,
         started,
         mute: session.mute.clone(),
+        release: session.release,
     };
     // Produce and Fetch charge their request time themselves, to report it in the response.
     let charge = (!matches!(key, ApiKey::Produce | ApiKey::Fetch)).then(|| throttle::Charge::new(&ctx));

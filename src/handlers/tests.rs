@@ -185,6 +185,7 @@ pub(crate) fn test_ctx() -> (Ctx, tempfile::TempDir) {
         request_bytes: 0,
         started: std::time::Instant::now(),
         mute: Default::default(),
+        release: None,
     };
     (ctx, dir)
 }
