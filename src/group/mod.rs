@@ -1,4 +1,6 @@
-//! The group coordinator for the classic consumer group protocol.
+//! The group coordinator: the classic consumer group protocol, and KIP-848 `consumer` protocol
+//! groups (`consumer`, with `consumer_membership`: ConsumerGroupHeartbeat and Describe; their
+//! membership is kept in memory only, their committed offsets are persisted as any).
 //!
 //! [`GroupCoordinator`] owns every group (a [`rebalance::Group`] state machine behind its own
 //! lock, plus its committed offsets) and the internal `__consumer_offsets` log where offsets are
