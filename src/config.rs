@@ -111,6 +111,12 @@ pub struct GroupConfig {
     /// Longest metadata string of a committed offset (`offset.metadata.max.bytes`).
     /// Default: 4096.
     pub offset_metadata_max_bytes: usize,
+    /// Session timeout of members of `consumer` protocol groups (KIP-848), decided by the broker
+    /// (`group.consumer.session.timeout.ms`). Default: 45000.
+    pub consumer_session_timeout_ms: u64,
+    /// Heartbeat interval the broker tells `consumer` protocol members
+    /// (`group.consumer.heartbeat.interval.ms`). Default: 5000.
+    pub consumer_heartbeat_interval_ms: u64,
 }
 
 impl Default for GroupConfig {
@@ -122,6 +128,8 @@ impl Default for GroupConfig {
             max_size: i32::MAX as usize,
             offsets_retention_minutes: 10080,
             offset_metadata_max_bytes: 4096,
+            consumer_session_timeout_ms: 45_000,
+            consumer_heartbeat_interval_ms: 5_000,
         }
     }
 }
@@ -702,6 +710,12 @@ impl Config {
         }
         if self.group.min_session_timeout_ms > self.group.max_session_timeout_ms {
             return bad("group.min_session_timeout_ms", "must not be larger than group.max_session_timeout_ms".into());
+        }
+        if self.group.consumer_heartbeat_interval_ms >= self.group.consumer_session_timeout_ms {
+            return bad(
+                "group.consumer_heartbeat_interval_ms",
+                "must be smaller than group.consumer_session_timeout_ms".into(),
+            );
         }
         if self.log.flush_interval_messages == Some(0) || self.log.flush_interval_ms == Some(0) {
             return bad("log.flush_interval_*", "must be at least 1 when set".into());
@@ -1482,6 +1496,8 @@ pub fn kafka_key(key: &str) -> Option<KafkaKey> {
         "group.max.size" => Maps("group.max_size"),
         "offsets.retention.minutes" => Maps("group.offsets_retention_minutes"),
         "offset.metadata.max.bytes" => Maps("group.offset_metadata_max_bytes"),
+        "group.consumer.session.timeout.ms" => Maps("group.consumer_session_timeout_ms"),
+        "group.consumer.heartbeat.interval.ms" => Maps("group.consumer_heartbeat_interval_ms"),
         "transaction.max.timeout.ms" => Maps("transaction.max_timeout_ms"),
         "transactional.id.expiration.ms" => Maps("transaction.id_expiration_ms"),
         "producer.id.expiration.ms" => Maps("transaction.producer_id_expiration_ms"),

@@ -78,6 +78,7 @@ SCENARIOS=(
   "confluent-kafka|group-live-restart|ck_group_restart.py --live-member"
   "confluent-kafka|group-static|ck_group_static.py"
   "confluent-kafka|group-cooperative|ck_group_cooperative.py"
+  "confluent-kafka|group-kip848|ck_group_consumer_protocol.py"
   "confluent-kafka|group-admin|ck_group_admin.py"
   "kafka-python|group-consume|kp_group_consume.py"
   "kafka-python|group-mixed|mixed_range_group.py"
@@ -97,9 +98,12 @@ COLUMNS=(metadata produce-consume idempotent-produce admin list-offsets delete-r
          admin-extra acls scram-credentials sasl oauthbearer sasl-acls mtls quotas transactions shop-example)
 # Second table: the consumer-group scenarios (ids "group-X", shown as column "X").
 GROUP_COLUMNS=(group-consume group-rebalance group-restart group-live-restart group-static
-               group-cooperative group-mixed group-admin)
+               group-cooperative group-kip848 group-mixed group-admin)
 # Environment of the broker run.sh starts (not used with GREGOR_BOOTSTRAP).
-BROKER_ENV=(GREGOR__GROUP__INITIAL_REBALANCE_DELAY_MS=0 NO_COLOR=1)
+# KIP-848 groups: a 10 s session (ck_group_consumer_protocol.py waits for it after a SIGKILL)
+# and 1 s heartbeats instead of Kafka's 45 s / 5 s, to keep the scenario short.
+BROKER_ENV=(GREGOR__GROUP__INITIAL_REBALANCE_DELAY_MS=0 GREGOR__GROUP__CONSUMER_SESSION_TIMEOUT_MS=10000
+            GREGOR__GROUP__CONSUMER_HEARTBEAT_INTERVAL_MS=1000 NO_COLOR=1)
 
 "$HERE/install.sh"
 

@@ -185,5 +185,10 @@ fn coordinator_config(g: &GroupConfig) -> CoordinatorConfig {
         offsets_retention: Duration::from_secs(g.offsets_retention_minutes.saturating_mul(60)),
         offset_metadata_max_bytes: g.offset_metadata_max_bytes,
         checkpoint_bytes: crate::group::CHECKPOINT_BYTES,
+        consumer: crate::group::consumer::ConsumerConfig {
+            session_timeout: Duration::from_millis(g.consumer_session_timeout_ms),
+            heartbeat_interval: Duration::from_millis(g.consumer_heartbeat_interval_ms),
+            max_size: g.max_size,
+        },
     }
 }

@@ -17,6 +17,29 @@ impl GroupCoordinator {
         out
     }
 
+    /// Every group as ListGroups shows it: (group id, protocol type, state name, group type),
+    /// consumer (KIP-848) groups with their own states and type `consumer`, as Kafka 4.1.
+    pub fn list_typed(&self) -> Vec<(String, String, &'static str, &'static str)> {
+        let groups: Vec<_> = self.groups.read().values().cloned().collect();
+        let mut out: Vec<_> = groups
+            .iter()
+            .map(|e| {
+                let e = e.lock();
+                match &e.consumer {
+                    Some(c) => (c.group_id.clone(), "consumer".to_string(), c.state().kafka_name(), "consumer"),
+                    None => (
+                        e.group.group_id.clone(),
+                        e.group.protocol_type.clone().unwrap_or_default(),
+                        e.group.state.kafka_name(),
+                        "classic",
+                    ),
+                }
+            })
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
     pub fn describe(&self, group_id: &str) -> Option<GroupDescription> {
         let entry = self.entry(group_id)?;
         let e = entry.lock();
@@ -50,7 +73,7 @@ impl GroupCoordinator {
     pub fn delete_group(&self, group_id: &str) -> Result<(), GroupError> {
         let entry = self.entry(group_id).ok_or(GroupError::GroupIdNotFound)?;
         let mut e = entry.lock();
-        if !e.group.is_empty() {
+        if !e.is_empty() {
             return Err(GroupError::NonEmptyGroup);
         }
         // Offsets that open transactions hold go too (Kafka writes their tombstones as well), or

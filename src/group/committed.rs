@@ -23,7 +23,7 @@ impl GroupCoordinator {
         }
         let entry = self.entry_or_create(group_id);
         let mut entry = entry.lock();
-        entry.group.check_commit(member_id, instance, generation)?;
+        entry.check_commit(member_id, instance, generation)?;
         let (results, accepted) = self.check_offsets(&offsets, known_partition);
         if accepted.is_empty() {
             return Ok(CommitOutcome { results, durable_at: None });
@@ -91,7 +91,9 @@ impl GroupCoordinator {
     ) -> Result<Vec<Result<(), GroupError>>, GroupError> {
         let entry = self.entry(group_id).ok_or(GroupError::GroupIdNotFound)?;
         let mut e = entry.lock();
-        let subscribed: Vec<String> = if e.group.protocol_type.as_deref() == Some("consumer") {
+        let subscribed: Vec<String> = if let Some(c) = &e.consumer {
+            c.subscribed_topics().into_iter().collect()
+        } else if e.group.protocol_type.as_deref() == Some("consumer") {
             e.group
                 .members
                 .values()

@@ -16,13 +16,16 @@ impl GroupCoordinator {
         let mut dead = Vec::new();
         for entry in groups {
             let mut e = entry.lock();
-            let was_empty = e.group.is_empty();
+            let was_empty = e.is_empty();
             e.group.tick(now);
+            if let Some(c) = e.consumer.as_mut() {
+                c.tick(now);
+            }
             self.persist_if_dirty(&mut e);
-            if e.group.is_empty() && !was_empty {
+            if e.is_empty() && !was_empty {
                 e.empty_since_ms = now_ms;
             }
-            if e.group.is_empty() && e.group.state == GroupState::Empty {
+            if e.is_empty() && e.group.state == GroupState::Empty {
                 let expired: Vec<(String, i32)> = e
                     .offsets
                     .iter()
@@ -52,7 +55,7 @@ impl GroupCoordinator {
             for id in dead {
                 let empty = groups.get(&id).is_some_and(|e| {
                     let e = e.lock();
-                    e.group.is_empty() && e.offsets.is_empty() && e.group.state == GroupState::Empty
+                    e.is_empty() && e.offsets.is_empty() && e.group.state == GroupState::Empty
                 });
                 if empty {
                     groups.remove(&id);

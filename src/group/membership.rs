@@ -10,6 +10,13 @@ impl GroupCoordinator {
         }
         let entry = self.entry_or_create(group_id);
         let mut entry = entry.lock();
+        // A classic member may take over an empty consumer group (Kafka converts it); joining
+        // a consumer group with members would make a mixed group, which gregor does not serve.
+        match &entry.consumer {
+            Some(c) if !c.is_empty() => return Waiting::Ready(Err(GroupError::InconsistentGroupProtocol)),
+            Some(_) => entry.consumer = None,
+            None => {}
+        }
         let outcome = entry.group.join(params, now, &self.cfg.rebalance);
         self.persist_if_dirty(&mut entry);
         outcome

@@ -1,4 +1,6 @@
-//! The group coordinator for the classic consumer group protocol.
+//! The group coordinator: the classic consumer group protocol, and KIP-848 `consumer` protocol
+//! groups (`consumer`, with `consumer_membership`: ConsumerGroupHeartbeat and Describe; their
+//! membership is kept in memory only, their committed offsets are persisted as any).
 //!
 //! [`GroupCoordinator`] owns every group (a [`rebalance::Group`] state machine behind its own
 //! lock, plus its committed offsets) and the internal `__consumer_offsets` log where offsets are
@@ -12,6 +14,8 @@
 
 mod admin;
 mod committed;
+pub mod consumer;
+mod consumer_membership;
 mod expiry;
 pub mod member;
 mod membership;
@@ -78,8 +82,19 @@ pub enum GroupError {
     GroupSubscribedToTopic,
     #[error("the producer epoch is older than the one this producer id has: it was fenced")]
     ProducerFenced,
+    #[error("the member epoch is not the member's current one")]
+    StaleMemberEpoch,
     #[error("storage error: {0}")]
     Storage(String),
+}
+
+impl From<consumer::CommitCheck> for GroupError {
+    fn from(c: consumer::CommitCheck) -> Self {
+        match c {
+            consumer::CommitCheck::UnknownMemberId => GroupError::UnknownMemberId,
+            consumer::CommitCheck::StaleMemberEpoch => GroupError::StaleMemberEpoch,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -137,6 +152,8 @@ pub struct CoordinatorConfig {
     pub offset_metadata_max_bytes: usize,
     /// Compact `__consumer_offsets` at start once it is larger than this.
     pub checkpoint_bytes: u64,
+    /// Settings of `consumer` protocol (KIP-848) groups.
+    pub consumer: consumer::ConsumerConfig,
 }
 
 /// A transaction's offsets: per (topic, partition), the offset and where its record is.
@@ -145,6 +162,9 @@ type PendingOffsets = BTreeMap<(String, i32), (CommittedOffset, i64)>;
 #[derive(Debug)]
 struct GroupEntry {
     group: Group,
+    /// Set while the group id is a `consumer` protocol (KIP-848) group; `group` is then an
+    /// empty classic group that only holds the id. A group id is one or the other.
+    consumer: Option<consumer::ConsumerGroup>,
     offsets: BTreeMap<(String, i32), CommittedOffset>,
     /// Where in `__consumer_offsets` each of `offsets` was written (the record's offset).
     written_at: HashMap<(String, i32), i64>,
@@ -159,10 +179,24 @@ impl GroupEntry {
     fn new(id: &str, now_ms: i64) -> Self {
         Self {
             group: Group::new(id),
+            consumer: None,
             offsets: BTreeMap::new(),
             written_at: HashMap::new(),
             pending: BTreeMap::new(),
             empty_since_ms: now_ms,
+        }
+    }
+
+    /// No members, of either protocol.
+    fn is_empty(&self) -> bool {
+        self.group.is_empty() && self.consumer.as_ref().is_none_or(consumer::ConsumerGroup::is_empty)
+    }
+
+    /// OffsetCommit's member check (TxnOffsetCommit's too), by the group's protocol.
+    fn check_commit(&self, member_id: &str, instance: Option<&str>, generation: i32) -> Result<(), GroupError> {
+        match &self.consumer {
+            Some(c) => c.check_commit(member_id, generation).map_err(GroupError::from),
+            None => self.group.check_commit(member_id, instance, generation),
         }
     }
 

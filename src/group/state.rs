@@ -22,7 +22,8 @@ impl GroupState {
         }
     }
 
-    /// Parses a ListGroups states filter entry (case-insensitive, as Kafka does).
+    /// Parses a state name (case-insensitive, as Kafka does).
+    #[cfg(test)]
     pub fn from_kafka_name(name: &str) -> Option<Self> {
         [Self::Empty, Self::PreparingRebalance, Self::CompletingRebalance, Self::Stable, Self::Dead]
             .into_iter()

@@ -14,6 +14,11 @@ fn cfg(checkpoint_bytes: u64) -> CoordinatorConfig {
         offsets_retention: Duration::from_secs(3600),
         offset_metadata_max_bytes: 16,
         checkpoint_bytes,
+        consumer: consumer::ConsumerConfig {
+            session_timeout: Duration::from_secs(45),
+            heartbeat_interval: Duration::from_secs(5),
+            max_size: 100,
+        },
     }
 }
 

@@ -25,7 +25,7 @@ impl GroupCoordinator {
         let entry = self.entry_or_create(group_id);
         let mut entry = entry.lock();
         if let Some((member_id, instance, generation)) = member.filter(|(_, _, generation)| *generation >= 0) {
-            entry.group.check_commit(member_id, instance, generation)?;
+            entry.check_commit(member_id, instance, generation)?;
         }
         let (results, accepted) = self.check_offsets(&offsets, known_partition);
         if accepted.is_empty() {

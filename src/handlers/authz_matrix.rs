@@ -591,6 +591,42 @@ fn cases() -> Vec<(&'static str, ApiKey, Send, [bool; 4])> {
             [D, D, D, A],
         ),
         (
+            "ConsumerGroupHeartbeat",
+            ApiKey::ConsumerGroupHeartbeat,
+            case(
+                ConsumerGroupHeartbeatRequest::default()
+                    .with_group_id(g())
+                    .with_member_id(s("m-848"))
+                    .with_member_epoch(0)
+                    .with_rebalance_timeout_ms(10000)
+                    .with_subscribed_topic_names(Some(vec![tn()]))
+                    .with_topic_partitions(Some(Vec::new())),
+                1,
+            ),
+            [D, A, D, A],
+        ),
+        (
+            "ConsumerGroupHeartbeat, a topic the principal may not describe",
+            ApiKey::ConsumerGroupHeartbeat,
+            case(
+                ConsumerGroupHeartbeatRequest::default()
+                    .with_group_id(g())
+                    .with_member_id(s("m-848"))
+                    .with_member_epoch(0)
+                    .with_rebalance_timeout_ms(10000)
+                    .with_subscribed_topic_names(Some(vec![TopicName(s(DOOMED))]))
+                    .with_topic_partitions(Some(Vec::new())),
+                1,
+            ),
+            [D, D, D, A],
+        ),
+        (
+            "ConsumerGroupDescribe",
+            ApiKey::ConsumerGroupDescribe,
+            case(ConsumerGroupDescribeRequest::default().with_group_ids(vec![g()]), 1),
+            [D, A, D, A],
+        ),
+        (
             "SaslHandshake",
             ApiKey::SaslHandshake,
             case(SaslHandshakeRequest::default().with_mechanism(s("PLAIN")), 1),

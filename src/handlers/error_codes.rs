@@ -96,7 +96,23 @@ impl ToKafkaCode for GroupError {
             Self::OffsetMetadataTooLarge => ResponseError::OffsetMetadataTooLarge,
             Self::GroupSubscribedToTopic => ResponseError::GroupSubscribedToTopic,
             Self::ProducerFenced => ResponseError::InvalidProducerEpoch,
+            Self::StaleMemberEpoch => ResponseError::StaleMemberEpoch,
             Self::Storage(_) => ResponseError::KafkaStorageError,
+        }
+    }
+}
+
+impl ToKafkaCode for crate::group::consumer::HeartbeatError {
+    fn kafka_code(&self) -> ResponseError {
+        match self {
+            Self::InvalidRequest(_) => ResponseError::InvalidRequest,
+            Self::UnsupportedAssignor(_) => ResponseError::UnsupportedAssignor,
+            Self::UnknownMemberId(_) => ResponseError::UnknownMemberId,
+            Self::FencedMemberEpoch(_) => ResponseError::FencedMemberEpoch,
+            Self::UnreleasedInstanceId(_) => ResponseError::UnreleasedInstanceId,
+            Self::GroupIdNotFound(_) => ResponseError::GroupIdNotFound,
+            Self::GroupMaxSizeReached(_) => ResponseError::GroupMaxSizeReached,
+            Self::FencedInstanceId(_) => ResponseError::FencedInstanceId,
         }
     }
 }

@@ -154,6 +154,8 @@ macro_rules! registry {
             DescribeGroups => DescribeGroupsRequest, group::describe_groups::handle, 0..=6;
             DeleteGroups => DeleteGroupsRequest, group::delete_groups::handle, 0..=2;
             OffsetDelete => OffsetDeleteRequest, group::offset_delete::handle, 0..=0;
+            ConsumerGroupHeartbeat => ConsumerGroupHeartbeatRequest, group::consumer_group_heartbeat::handle, 0..=1;
+            ConsumerGroupDescribe => ConsumerGroupDescribeRequest, group::consumer_group_describe::handle, 0..=1;
             AddPartitionsToTxn => AddPartitionsToTxnRequest, txn::add_partitions_to_txn::handle, 0..=5;
             AddOffsetsToTxn => AddOffsetsToTxnRequest, txn::add_offsets_to_txn::handle, 0..=4;
             EndTxn => EndTxnRequest, txn::end_txn::handle, 0..=5;

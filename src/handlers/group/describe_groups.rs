@@ -26,6 +26,16 @@ pub async fn handle(ctx: &Ctx, req: DescribeGroupsRequest) -> Reply {
             if v >= 3 && req.include_authorized_operations {
                 out.authorized_operations = ctx.authorized_operations(resource::GROUP, id.0.as_str());
             }
+            // A consumer (KIP-848) group is not a classic group: Kafka 4.1 answers as for a
+            // missing one, with its own message.
+            if ctx.broker.groups.is_consumer_group(id.0.as_str()) {
+                out.group_state = str_bytes("Dead");
+                if v >= 6 {
+                    out.error_code = ResponseError::GroupIdNotFound.code();
+                    out.error_message = Some(str_bytes(&format!("Group {} is not a classic group.", id.0.as_str())));
+                }
+                return out;
+            }
             match ctx.broker.groups.describe(id.0.as_str()) {
                 None => {
                     out.group_state = str_bytes("Dead");

@@ -1,6 +1,8 @@
 //! Handlers of the classic group protocol and committed offsets. The coordinator logic lives
 //! in `crate::group`; these files translate requests and responses.
 
+pub mod consumer_group_describe;
+pub mod consumer_group_heartbeat;
 pub mod delete_groups;
 pub mod describe_groups;
 pub mod find_coordinator;

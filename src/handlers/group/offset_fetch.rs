@@ -11,6 +11,7 @@ use kafka_protocol::messages::{OffsetFetchRequest, OffsetFetchResponse};
 use crate::auth::acl::{op, resource};
 use crate::group::CommittedOffset;
 use crate::handlers::common::{str_bytes, topic_name};
+use crate::handlers::error_codes::ToKafkaCode;
 use crate::handlers::{Ctx, Reply};
 
 type Fetched = Vec<(String, Vec<(i32, Option<CommittedOffset>)>)>;
@@ -62,6 +63,16 @@ pub async fn handle(ctx: &Ctx, req: OffsetFetchRequest) -> Reply {
             .map(|g| {
                 if !ctx.allowed(op::DESCRIBE, resource::GROUP, g.group_id.0.as_str()) {
                     return OffsetFetchResponseGroup::default().with_group_id(g.group_id).with_error_code(GROUP_DENIED);
+                }
+                // v9+: a member of a consumer (KIP-848) group fetches with its member epoch,
+                // which must be current (UNKNOWN_MEMBER_ID, STALE_MEMBER_EPOCH), as Kafka 4.1.
+                if v >= 9 {
+                    let member = g.member_id.as_ref().map_or("", |m| m.as_str());
+                    if let Err(e) = groups.check_fetch(g.group_id.0.as_str(), member, g.member_epoch) {
+                        return OffsetFetchResponseGroup::default()
+                            .with_group_id(g.group_id)
+                            .with_error_code(e.kafka_code().code());
+                    }
                 }
                 let wanted: Option<Vec<(String, Vec<i32>)>> = g
                     .topics

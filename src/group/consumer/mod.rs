@@ -1,0 +1,643 @@
+//! One `consumer` protocol group (KIP-848): members heartbeat with ConsumerGroupHeartbeat, the
+//! coordinator computes the assignment, and each member is reconciled towards it one step per
+//! heartbeat. Modelled on Kafka 4.1's `GroupMetadataManager.consumerGroupHeartbeat`,
+//! `ConsumerGroup` and `CurrentAssignmentBuilder`.
+//!
+//! Epochs: the group epoch goes up whenever a member joins, leaves, is fenced or changes its
+//! subscription, or the subscribed topics change partitions. The target assignment is computed
+//! for the group epoch (its epoch is the assignment epoch) on the next heartbeat. A member's
+//! epoch reaches the assignment epoch once it has revoked what the target takes from it.
+//!
+//! Invariants: a partition is in at most one member's `assigned ∪ pending_revocation`; a
+//! partition another member still holds (assigned or pending revocation) is never handed to a
+//! new owner — the new owner waits (UNRELEASED) until the old one acknowledges the revocation by
+//! heartbeating without it. Everything here takes `now`; nothing reads a clock.
+//!
+//! Not persisted: after a restart the group is gone, members' heartbeats get UNKNOWN_MEMBER_ID
+//! and they rejoin with epoch 0 (committed offsets are persisted by the coordinator).
+
+pub mod assignor;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use assignor::AssignorMember;
+pub use assignor::{Assignment, Assignor};
+
+/// A member leaves with this epoch.
+pub const LEAVE_EPOCH: i32 = -1;
+/// A static member leaves, expecting to come back, with this epoch.
+pub const LEAVE_STATIC_EPOCH: i32 = -2;
+
+/// Settings of consumer groups (Kafka's `group.consumer.*`).
+#[derive(Debug, Clone)]
+pub struct ConsumerConfig {
+    pub session_timeout: Duration,
+    pub heartbeat_interval: Duration,
+    pub max_size: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HeartbeatError {
+    #[error("{0}")]
+    InvalidRequest(String),
+    #[error("{0}")]
+    UnsupportedAssignor(String),
+    #[error("{0}")]
+    UnknownMemberId(String),
+    #[error("{0}")]
+    FencedMemberEpoch(String),
+    #[error("{0}")]
+    UnreleasedInstanceId(String),
+    #[error("{0}")]
+    GroupIdNotFound(String),
+    #[error("{0}")]
+    GroupMaxSizeReached(String),
+    #[error("{0}")]
+    FencedInstanceId(String),
+}
+
+/// The reconciliation state of a member (Kafka's `MemberState`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemberState {
+    Stable,
+    /// Waits for the member to revoke `pending_revocation`.
+    UnrevokedPartitions,
+    /// Has partitions in its target that others still hold.
+    UnreleasedPartitions,
+}
+
+#[derive(Debug, Clone)]
+pub struct ConsumerMember {
+    pub member_id: String,
+    pub instance_id: Option<String>,
+    pub rack_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    pub member_epoch: i32,
+    pub previous_member_epoch: i32,
+    pub state: MemberState,
+    pub rebalance_timeout: Duration,
+    pub subscribed: BTreeSet<String>,
+    pub server_assignor: Option<String>,
+    pub assigned: Assignment,
+    pub pending_revocation: Assignment,
+    session_deadline: Instant,
+    /// Set while the member must revoke partitions: past it, the member is fenced.
+    rebalance_deadline: Option<Instant>,
+}
+
+/// A ConsumerGroupHeartbeat as the group sees it: topics by name (the handler resolves ids).
+#[derive(Debug, Clone, Default)]
+pub struct HeartbeatParams {
+    pub member_id: String,
+    pub member_epoch: i32,
+    pub instance_id: Option<String>,
+    pub rack_id: Option<String>,
+    /// -1: unchanged.
+    pub rebalance_timeout_ms: i32,
+    pub subscribed_topic_names: Option<Vec<String>>,
+    pub subscribed_topic_regex: Option<String>,
+    pub server_assignor: Option<String>,
+    /// `None`: unchanged since the last heartbeat.
+    pub owned: Option<Assignment>,
+    pub client_id: String,
+    pub client_host: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct HeartbeatResult {
+    pub member_id: String,
+    pub member_epoch: i32,
+    pub heartbeat_interval_ms: i32,
+    /// The member's assignment, when it must learn it (full request or a change).
+    pub assignment: Option<Assignment>,
+}
+
+/// Kafka's consumer group states, as ListGroups and ConsumerGroupDescribe name them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConsumerGroupState {
+    Empty,
+    Assigning,
+    Reconciling,
+    Stable,
+}
+
+impl ConsumerGroupState {
+    pub fn kafka_name(self) -> &'static str {
+        match self {
+            Self::Empty => "Empty",
+            Self::Assigning => "Assigning",
+            Self::Reconciling => "Reconciling",
+            Self::Stable => "Stable",
+        }
+    }
+}
+
+/// Partition counts (and ids) of topics, as the group last computed its target with.
+pub type TopicsMetadata = BTreeMap<String, (uuid::Uuid, i32)>;
+
+#[derive(Debug, Clone)]
+pub struct ConsumerGroup {
+    pub group_id: String,
+    pub group_epoch: i32,
+    pub assignment_epoch: i32,
+    pub members: BTreeMap<String, ConsumerMember>,
+    /// instance id -> member id.
+    static_members: HashMap<String, String>,
+    pub target: BTreeMap<String, Assignment>,
+    pub metadata: TopicsMetadata,
+}
+
+fn contains(a: &Assignment, topic: &str, p: i32) -> bool {
+    a.get(topic).is_some_and(|s| s.contains(&p))
+}
+
+fn is_subset(small: &Assignment, big: &Assignment) -> bool {
+    small.iter().all(|(t, ps)| ps.iter().all(|p| contains(big, t, *p)))
+}
+
+fn normalized(a: Assignment) -> Assignment {
+    a.into_iter().filter(|(_, ps)| !ps.is_empty()).collect()
+}
+
+impl ConsumerGroup {
+    pub fn new(group_id: &str) -> Self {
+        Self {
+            group_id: group_id.to_string(),
+            group_epoch: 0,
+            assignment_epoch: 0,
+            members: BTreeMap::new(),
+            static_members: HashMap::new(),
+            target: BTreeMap::new(),
+            metadata: TopicsMetadata::new(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.members.is_empty()
+    }
+
+    /// Kafka's `ConsumerGroup.state`.
+    pub fn state(&self) -> ConsumerGroupState {
+        if self.members.is_empty() {
+            ConsumerGroupState::Empty
+        } else if self.group_epoch != self.assignment_epoch {
+            ConsumerGroupState::Assigning
+        } else if self
+            .members
+            .values()
+            .any(|m| m.member_epoch != self.assignment_epoch || m.state != MemberState::Stable)
+        {
+            ConsumerGroupState::Reconciling
+        } else {
+            ConsumerGroupState::Stable
+        }
+    }
+
+    /// The assignor the group uses: the one most members ask for, else the default (Kafka's
+    /// `computePreferredServerAssignor`).
+    pub fn preferred_assignor(&self) -> Assignor {
+        let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+        for m in self.members.values() {
+            if let Some(a) = m.server_assignor.as_deref() {
+                *counts.entry(a).or_default() += 1;
+            }
+        }
+        counts
+            .into_iter()
+            .max_by_key(|(name, n)| (*n, std::cmp::Reverse(*name)))
+            .and_then(|(name, _)| Assignor::from_name(name))
+            .unwrap_or(Assignor::DEFAULT)
+    }
+
+    /// Every topic some member subscribes to.
+    pub fn subscribed_topics(&self) -> BTreeSet<String> {
+        self.members.values().flat_map(|m| m.subscribed.iter().cloned()).collect()
+    }
+
+    /// Whether a member other than `except` holds (assigned or pending revocation) the partition.
+    fn held_by_other(&self, except: &str, topic: &str, p: i32) -> bool {
+        self.members.values().any(|m| {
+            m.member_id != except && (contains(&m.assigned, topic, p) || contains(&m.pending_revocation, topic, p))
+        })
+    }
+
+    /// Kafka's `throwIfConsumerGroupHeartbeatRequestIsInvalid`, plus the regex subscriptions
+    /// gregor does not serve yet.
+    fn validate(p: &HeartbeatParams, version: i16) -> Result<(), HeartbeatError> {
+        let invalid = |m: &str| Err(HeartbeatError::InvalidRequest(m.to_string()));
+        let blank = |s: &Option<String>| s.as_deref().is_some_and(|s| s.trim().is_empty());
+        if blank(&p.instance_id) {
+            return invalid("InstanceId can't be empty.");
+        }
+        if blank(&p.rack_id) {
+            return invalid("RackId can't be empty.");
+        }
+        // An empty regex is no regex (librdkafka sends "" along with topic names; Kafka 4.1
+        // treats it as none).
+        if p.subscribed_topic_regex.as_deref().is_some_and(|r| !r.is_empty()) {
+            return invalid("SubscribedTopicRegex is not supported by gregor yet: subscribe to topic names.");
+        }
+        if version >= 1 && p.member_id.trim().is_empty() {
+            return invalid("MemberId can't be empty.");
+        }
+        match p.member_epoch {
+            0 => {
+                if p.rebalance_timeout_ms == -1 {
+                    return invalid("RebalanceTimeoutMs must be provided in first request.");
+                }
+                if p.owned.as_ref().is_none_or(|o| o.values().any(|ps| !ps.is_empty())) {
+                    return invalid("TopicPartitions must be empty when (re-)joining.");
+                }
+                if p.subscribed_topic_names.as_ref().is_none_or(Vec::is_empty) {
+                    return invalid("SubscribedTopicNames must be set in first request.");
+                }
+            }
+            e if e > 0 || e == LEAVE_EPOCH => {
+                if p.member_id.trim().is_empty() {
+                    return invalid("MemberId can't be empty.");
+                }
+            }
+            LEAVE_STATIC_EPOCH => {
+                if p.member_id.trim().is_empty() {
+                    return invalid("MemberId can't be empty.");
+                }
+                if p.instance_id.is_none() {
+                    return invalid("InstanceId can't be null.");
+                }
+            }
+            _ => return invalid("MemberEpoch is invalid."),
+        }
+        if let Some(a) = &p.server_assignor {
+            if Assignor::from_name(a).is_none() {
+                return Err(HeartbeatError::UnsupportedAssignor(format!(
+                    "ServerAssignor {a} is not supported. Supported assignors: range, uniform."
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// One ConsumerGroupHeartbeat. `topic` gives the id and partition count of an existing
+    /// topic; `version` is the request's (v1 requires the client to choose its member id).
+    pub fn heartbeat(
+        &mut self,
+        mut p: HeartbeatParams,
+        version: i16,
+        topic: &dyn Fn(&str) -> Option<(uuid::Uuid, i32)>,
+        now: Instant,
+        cfg: &ConsumerConfig,
+    ) -> Result<HeartbeatResult, HeartbeatError> {
+        Self::validate(&p, version)?;
+        if p.member_epoch == LEAVE_EPOCH || p.member_epoch == LEAVE_STATIC_EPOCH {
+            return self.leave(&p.member_id, p.instance_id.as_deref(), p.member_epoch, cfg);
+        }
+        if p.member_id.is_empty() {
+            p.member_id = uuid::Uuid::new_v4().to_string();
+        }
+        let member_id = p.member_id.clone();
+        let mut bump = false;
+        let old_assigned;
+        if p.member_epoch == 0 {
+            old_assigned = None;
+            if !self.members.contains_key(&member_id) {
+                if let Some(instance) = p.instance_id.clone() {
+                    bump |= self.join_static(&instance, &member_id)?;
+                }
+            }
+            if !self.members.contains_key(&member_id) {
+                if self.members.len() >= cfg.max_size {
+                    return Err(HeartbeatError::GroupMaxSizeReached(format!(
+                        "The consumer group has reached its maximum capacity of {} members.",
+                        cfg.max_size
+                    )));
+                }
+                self.members.insert(
+                    member_id.clone(),
+                    ConsumerMember {
+                        member_id: member_id.clone(),
+                        instance_id: p.instance_id.clone(),
+                        rack_id: None,
+                        client_id: String::new(),
+                        client_host: String::new(),
+                        member_epoch: 0,
+                        previous_member_epoch: -1,
+                        state: MemberState::Stable,
+                        rebalance_timeout: Duration::ZERO,
+                        subscribed: BTreeSet::new(),
+                        server_assignor: None,
+                        assigned: Assignment::new(),
+                        pending_revocation: Assignment::new(),
+                        session_deadline: now,
+                        rebalance_deadline: None,
+                    },
+                );
+                if let Some(instance) = &p.instance_id {
+                    self.static_members.insert(instance.clone(), member_id.clone());
+                }
+                bump = true;
+            }
+        } else {
+            let Some(m) = self.members.get(&member_id) else {
+                return Err(HeartbeatError::UnknownMemberId(format!(
+                    "Member {member_id} is not a member of group {}.",
+                    self.group_id
+                )));
+            };
+            Self::check_epoch(m, p.member_epoch, p.owned.as_ref())?;
+            old_assigned = Some(m.assigned.clone());
+        }
+        let m = self.members.get_mut(&member_id).expect("the member was found or added above");
+        m.client_id = p.client_id;
+        m.client_host = p.client_host;
+        if p.rack_id.is_some() {
+            m.rack_id = p.rack_id;
+        }
+        if p.instance_id.is_some() {
+            m.instance_id = p.instance_id;
+        }
+        if p.rebalance_timeout_ms >= 0 {
+            m.rebalance_timeout = Duration::from_millis(p.rebalance_timeout_ms as u64);
+        }
+        if let Some(names) = &p.subscribed_topic_names {
+            let names: BTreeSet<String> = names.iter().cloned().collect();
+            if names != m.subscribed {
+                m.subscribed = names;
+                bump = true;
+            }
+        }
+        if p.server_assignor.is_some() && p.server_assignor != m.server_assignor {
+            m.server_assignor = p.server_assignor;
+            bump = true;
+        }
+        m.session_deadline = now + cfg.session_timeout;
+        // Subscribed topics' partition counts: a change (a topic created, deleted or grown)
+        // is a new group epoch, as Kafka's subscription metadata.
+        let metadata: TopicsMetadata =
+            self.subscribed_topics().into_iter().filter_map(|t| topic(&t).map(|info| (t, info))).collect();
+        if metadata != self.metadata {
+            self.metadata = metadata;
+            bump = true;
+        }
+        if bump {
+            self.group_epoch += 1;
+        }
+        if self.group_epoch > self.assignment_epoch {
+            self.compute_target();
+        }
+        self.reconcile(&member_id, p.owned.as_ref(), now);
+        let m = &self.members[&member_id];
+        let full = p.member_epoch == 0
+            || (p.rebalance_timeout_ms != -1 && p.subscribed_topic_names.is_some() && p.owned.is_some());
+        let changed = old_assigned.as_ref() != Some(&m.assigned);
+        Ok(HeartbeatResult {
+            member_id,
+            member_epoch: m.member_epoch,
+            heartbeat_interval_ms: cfg.heartbeat_interval.as_millis().min(i32::MAX as u128) as i32,
+            assignment: (full || changed).then(|| m.assigned.clone()),
+        })
+    }
+
+    /// A static member (re)joining with epoch 0 under a new member id: it takes over the
+    /// assignment of the incarnation that left with epoch -2; one still active is not replaced
+    /// (UNRELEASED_INSTANCE_ID). Returns whether the group epoch must go up.
+    fn join_static(&mut self, instance: &str, member_id: &str) -> Result<bool, HeartbeatError> {
+        let Some(old_id) = self.static_members.get(instance).cloned() else { return Ok(false) };
+        let Some(old) = self.members.get(&old_id) else { return Ok(false) };
+        if old.member_epoch != LEAVE_STATIC_EPOCH {
+            return Err(HeartbeatError::UnreleasedInstanceId(format!(
+                "Static member {old_id} with instance id {instance} is not released."
+            )));
+        }
+        let mut m = self.members.remove(&old_id).expect("found above");
+        m.member_id = member_id.to_string();
+        m.member_epoch = 0;
+        m.previous_member_epoch = -1;
+        m.state = MemberState::Stable;
+        m.rebalance_deadline = None;
+        self.members.insert(member_id.to_string(), m);
+        if let Some(t) = self.target.remove(&old_id) {
+            self.target.insert(member_id.to_string(), t);
+        }
+        self.static_members.insert(instance.to_string(), member_id.to_string());
+        Ok(false)
+    }
+
+    /// Kafka's `throwIfConsumerGroupMemberEpochIsInvalid`: the member's epoch, or its previous
+    /// one when it owns no more than it is assigned (the answer that bumped it was lost).
+    fn check_epoch(m: &ConsumerMember, received: i32, owned: Option<&Assignment>) -> Result<(), HeartbeatError> {
+        let fenced = |how: &str| {
+            Err(HeartbeatError::FencedMemberEpoch(format!(
+                "The consumer group member has a {how} member epoch ({received}) than the one known by the group \
+                 coordinator ({}). The member must abandon all its partitions and rejoin.",
+                m.member_epoch
+            )))
+        };
+        if received > m.member_epoch {
+            return fenced("greater");
+        }
+        if received < m.member_epoch
+            && (received != m.previous_member_epoch || !owned.is_some_and(|o| is_subset(o, &m.assigned)))
+        {
+            return fenced("smaller");
+        }
+        Ok(())
+    }
+
+    fn leave(
+        &mut self,
+        member_id: &str,
+        instance: Option<&str>,
+        epoch: i32,
+        cfg: &ConsumerConfig,
+    ) -> Result<HeartbeatResult, HeartbeatError> {
+        let id = match instance {
+            Some(i) => self.static_members.get(i).cloned().ok_or_else(|| {
+                HeartbeatError::UnknownMemberId(format!("Instance id {i} is unknown in group {}.", self.group_id))
+            })?,
+            None => member_id.to_string(),
+        };
+        if !self.members.contains_key(&id) {
+            return Err(HeartbeatError::UnknownMemberId(format!(
+                "Member {member_id} is not a member of group {}.",
+                self.group_id
+            )));
+        }
+        if id != member_id {
+            return Err(HeartbeatError::FencedInstanceId(format!(
+                "Instance id {} is in use by another member of group {}.",
+                instance.unwrap_or_default(),
+                self.group_id
+            )));
+        }
+        if epoch == LEAVE_STATIC_EPOCH {
+            // Kept with its assignment until it comes back or its session runs out.
+            let m = self.members.get_mut(&id).expect("checked above");
+            m.member_epoch = LEAVE_STATIC_EPOCH;
+        } else {
+            self.remove_member(&id);
+        }
+        Ok(HeartbeatResult {
+            member_id: member_id.to_string(),
+            member_epoch: epoch,
+            heartbeat_interval_ms: cfg.heartbeat_interval.as_millis().min(i32::MAX as u128) as i32,
+            assignment: None,
+        })
+    }
+
+    /// Removes a member (left, fenced or expired): its partitions are free, the group epoch
+    /// goes up so that the next heartbeat computes a new target.
+    pub fn remove_member(&mut self, member_id: &str) {
+        if let Some(m) = self.members.remove(member_id) {
+            if let Some(i) = &m.instance_id {
+                if self.static_members.get(i).map(String::as_str) == Some(member_id) {
+                    self.static_members.remove(i);
+                }
+            }
+            self.target.remove(member_id);
+            self.group_epoch += 1;
+        }
+    }
+
+    /// Computes the target assignment for the group epoch.
+    fn compute_target(&mut self) {
+        let counts: BTreeMap<String, i32> = self.metadata.iter().map(|(t, (_, n))| (t.clone(), *n)).collect();
+        let empty = Assignment::new();
+        let members: BTreeMap<String, AssignorMember<'_>> = self
+            .members
+            .iter()
+            .map(|(id, m)| {
+                (
+                    id.clone(),
+                    AssignorMember { subscribed: &m.subscribed, current: self.target.get(id).unwrap_or(&empty) },
+                )
+            })
+            .collect();
+        let target = self.preferred_assignor().assign(&members, &counts);
+        self.target = target.into_iter().map(|(id, a)| (id, normalized(a))).collect();
+        self.assignment_epoch = self.group_epoch;
+    }
+
+    /// Kafka's `CurrentAssignmentBuilder`: one step of the member towards its target.
+    fn reconcile(&mut self, member_id: &str, owned: Option<&Assignment>, now: Instant) {
+        let target_epoch = self.assignment_epoch;
+        let Some(m) = self.members.get(member_id) else { return };
+        let next_epoch = match m.state {
+            MemberState::Stable if m.member_epoch == target_epoch => return,
+            MemberState::Stable => target_epoch,
+            MemberState::UnrevokedPartitions => {
+                let still_owns = owned
+                    .is_none_or(|o| m.pending_revocation.iter().any(|(t, ps)| ps.iter().any(|p| contains(o, t, *p))));
+                if still_owns {
+                    return;
+                }
+                (m.member_epoch + 1).min(target_epoch)
+            }
+            MemberState::UnreleasedPartitions => {
+                if m.member_epoch == target_epoch {
+                    m.member_epoch
+                } else {
+                    target_epoch
+                }
+            }
+        };
+        let target = self.target.get(member_id).cloned().unwrap_or_default();
+        let topics: BTreeSet<String> = target.keys().chain(m.assigned.keys()).cloned().collect();
+        let (mut keep, mut revoke, mut unreleased) = (Assignment::new(), Assignment::new(), false);
+        for topic in topics {
+            let want = target.get(&topic).cloned().unwrap_or_default();
+            let have = m.assigned.get(&topic).cloned().unwrap_or_default();
+            let mut kept: BTreeSet<i32> = have.intersection(&want).copied().collect();
+            let revoked: BTreeSet<i32> = have.difference(&want).copied().collect();
+            for &p in want.difference(&have) {
+                if self.held_by_other(member_id, &topic, p) {
+                    unreleased = true;
+                } else {
+                    kept.insert(p);
+                }
+            }
+            if !kept.is_empty() {
+                keep.insert(topic.clone(), kept);
+            }
+            if !revoked.is_empty() {
+                revoke.insert(topic, revoked);
+            }
+        }
+        let m = self.members.get_mut(member_id).expect("found above");
+        if !revoke.is_empty() {
+            // Keep the epoch: the member first gives partitions up, then moves on.
+            let kept_only: Assignment = m
+                .assigned
+                .iter()
+                .map(|(t, ps)| (t.clone(), ps.iter().filter(|p| !contains(&revoke, t, **p)).copied().collect()))
+                .collect();
+            m.assigned = normalized(kept_only);
+            m.pending_revocation = revoke;
+            if m.state != MemberState::UnrevokedPartitions {
+                m.rebalance_deadline = Some(now + m.rebalance_timeout);
+            }
+            m.state = MemberState::UnrevokedPartitions;
+        } else {
+            m.previous_member_epoch = m.member_epoch;
+            m.member_epoch = next_epoch;
+            m.assigned = keep;
+            m.pending_revocation = Assignment::new();
+            m.rebalance_deadline = None;
+            m.state = if unreleased { MemberState::UnreleasedPartitions } else { MemberState::Stable };
+        }
+    }
+
+    /// Session and rebalance timeouts: members past either are removed. Returns the ids removed.
+    pub fn tick(&mut self, now: Instant) -> Vec<String> {
+        let expired: Vec<String> = self
+            .members
+            .values()
+            .filter(|m| now >= m.session_deadline || m.rebalance_deadline.is_some_and(|d| now >= d))
+            .map(|m| m.member_id.clone())
+            .collect();
+        for id in &expired {
+            tracing::info!(group = %self.group_id, member = %id, "consumer group member fenced: session or rebalance timeout");
+            self.remove_member(id);
+        }
+        expired
+    }
+
+    /// OffsetCommit from a member (Kafka's `ConsumerGroup.validateOffsetCommit`): a negative
+    /// epoch commits only while the group is empty; otherwise the member must exist with that
+    /// epoch.
+    pub fn check_commit(&self, member_id: &str, member_epoch: i32) -> Result<(), CommitCheck> {
+        if member_epoch < 0 && self.members.is_empty() {
+            return Ok(());
+        }
+        let m = self.members.get(member_id).ok_or(CommitCheck::UnknownMemberId)?;
+        if m.member_epoch != member_epoch {
+            return Err(CommitCheck::StaleMemberEpoch);
+        }
+        Ok(())
+    }
+
+    /// OffsetFetch from a member (Kafka's `ConsumerGroup.validateOffsetFetch`).
+    pub fn check_fetch(&self, member_id: &str, member_epoch: i32) -> Result<(), CommitCheck> {
+        if member_epoch < 0 && member_id.is_empty() {
+            return Ok(());
+        }
+        let m = self.members.get(member_id).ok_or(CommitCheck::UnknownMemberId)?;
+        if m.member_epoch != member_epoch {
+            return Err(CommitCheck::StaleMemberEpoch);
+        }
+        Ok(())
+    }
+}
+
+/// Why a member's offset commit or fetch is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CommitCheck {
+    UnknownMemberId,
+    StaleMemberEpoch,
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,224 @@
+//! KIP-848 `consumer` protocol groups: ConsumerGroupHeartbeat on raw requests (join, revocation
+//! before reassignment, fencing, leave, ListGroups/ConsumerGroupDescribe, a classic JoinGroup
+//! refused), and librdkafka consumers with `group.protocol=consumer` sharing a topic.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use common::{RawClient, TestBroker};
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::consumer_group_heartbeat_request::TopicPartitions;
+use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::StrBytes;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::message::Message;
+
+fn s(v: &str) -> StrBytes {
+    StrBytes::from_string(v.to_string())
+}
+
+fn join(member: &str) -> ConsumerGroupHeartbeatRequest {
+    ConsumerGroupHeartbeatRequest::default()
+        .with_group_id(GroupId(s("g848")))
+        .with_member_id(s(member))
+        .with_member_epoch(0)
+        .with_rebalance_timeout_ms(30_000)
+        .with_subscribed_topic_names(Some(vec![TopicName(s("orders"))]))
+        .with_topic_partitions(Some(Vec::new()))
+}
+
+fn beat(member: &str, epoch: i32, owned: &[TopicPartitions]) -> ConsumerGroupHeartbeatRequest {
+    ConsumerGroupHeartbeatRequest::default()
+        .with_group_id(GroupId(s("g848")))
+        .with_member_id(s(member))
+        .with_member_epoch(epoch)
+        .with_rebalance_timeout_ms(-1)
+        .with_topic_partitions(Some(owned.to_vec()))
+}
+
+fn owned(resp: &ConsumerGroupHeartbeatResponse) -> Vec<TopicPartitions> {
+    resp.assignment
+        .as_ref()
+        .expect("an assignment")
+        .topic_partitions
+        .iter()
+        .map(|tp| TopicPartitions::default().with_topic_id(tp.topic_id).with_partitions(tp.partitions.clone()))
+        .collect()
+}
+
+fn count(tps: &[TopicPartitions]) -> usize {
+    tps.iter().map(|t| t.partitions.len()).sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consumer_group_heartbeat_assigns_revokes_fences_and_leaves() {
+    let broker = TestBroker::start().await;
+    let mut c = RawClient::connect(broker.addr).await;
+    c.create_topic("orders", 6).await;
+
+    let r1 = c.call(1, &join("m1")).await;
+    assert_eq!(r1.error_code, 0, "{:?}", r1.error_message);
+    assert_eq!((r1.member_epoch, r1.heartbeat_interval_ms), (1, 5000));
+    let m1_all = owned(&r1);
+    assert_eq!(count(&m1_all), 6);
+
+    // m2 joins: nothing for it until m1 has revoked half.
+    let r2 = c.call(1, &join("m2")).await;
+    assert_eq!(r2.member_epoch, 2);
+    assert_eq!(count(&owned(&r2)), 0);
+    let r = c.call(1, &beat("m1", 1, &m1_all)).await;
+    assert_eq!(r.member_epoch, 1, "the epoch waits for the revocation");
+    let m1_kept = owned(&r);
+    assert_eq!(count(&m1_kept), 3);
+    let r = c.call(1, &beat("m2", 2, &[])).await;
+    assert!(r.assignment.is_none(), "still held by m1: {r:?}");
+    // m1 acknowledges; then m2 gets the other three.
+    let r = c.call(1, &beat("m1", 1, &m1_kept)).await;
+    assert_eq!(r.member_epoch, 2);
+    let r = c.call(1, &beat("m2", 2, &[])).await;
+    let m2_got = owned(&r);
+    assert_eq!(count(&m2_got), 3);
+    let all: BTreeSet<i32> = m1_kept.iter().chain(&m2_got).flat_map(|t| t.partitions.clone()).collect();
+    assert_eq!(all, (0..6).collect());
+
+    // Fencing: a greater epoch, an unknown member.
+    let r = c.call(1, &beat("m1", 7, &m1_kept)).await;
+    assert_eq!(r.error_code, ResponseError::FencedMemberEpoch.code(), "{r:?}");
+    let r = c.call(1, &beat("ghost", 2, &[])).await;
+    assert_eq!(r.error_code, ResponseError::UnknownMemberId.code());
+    // Regex subscriptions are not served yet: a clear INVALID_REQUEST.
+    let r = c.call(1, &join("m3").with_subscribed_topic_regex(Some(s("ord.*")))).await;
+    assert_eq!(r.error_code, ResponseError::InvalidRequest.code());
+    assert!(r.error_message.unwrap().contains("SubscribedTopicRegex"));
+
+    // ListGroups v5 types it "consumer"; the type filter finds it.
+    let l = c.call(5, &ListGroupsRequest::default().with_types_filter(vec![s("consumer")])).await;
+    let g = l.groups.iter().find(|g| g.group_id.0.as_str() == "g848").expect("listed");
+    assert_eq!(
+        (g.group_type.as_str(), g.protocol_type.as_str(), g.group_state.as_str()),
+        ("consumer", "consumer", "Stable")
+    );
+    let l = c.call(5, &ListGroupsRequest::default().with_types_filter(vec![s("classic")])).await;
+    assert!(l.groups.iter().all(|g| g.group_id.0.as_str() != "g848"));
+    let d = c.call(1, &ConsumerGroupDescribeRequest::default().with_group_ids(vec![GroupId(s("g848"))])).await;
+    let g = &d.groups[0];
+    assert_eq!((g.error_code, g.group_epoch, g.assignment_epoch, g.assignor_name.as_str()), (0, 2, 2, "uniform"));
+    assert_eq!(g.members.len(), 2);
+
+    // A classic member cannot join it (no mixed groups), and DescribeGroups does not describe it.
+    let j = c
+        .call(
+            9,
+            &JoinGroupRequest::default()
+                .with_group_id(GroupId(s("g848")))
+                .with_member_id(s("classic-1"))
+                .with_session_timeout_ms(10_000)
+                .with_rebalance_timeout_ms(10_000)
+                .with_protocol_type(s("consumer"))
+                .with_protocols(vec![JoinGroupRequestProtocol::default().with_name(s("range"))]),
+        )
+        .await;
+    assert_eq!(j.error_code, ResponseError::InconsistentGroupProtocol.code());
+    let d = c.call(6, &DescribeGroupsRequest::default().with_groups(vec![GroupId(s("g848"))])).await;
+    assert_eq!(d.groups[0].error_code, ResponseError::GroupIdNotFound.code());
+
+    // OffsetCommit v9 uses the member epoch.
+    let commit = |epoch: i32| {
+        OffsetCommitRequest::default()
+            .with_group_id(GroupId(s("g848")))
+            .with_member_id(s("m2"))
+            .with_generation_id_or_member_epoch(epoch)
+            .with_topics(vec![offset_commit_request::OffsetCommitRequestTopic::default()
+                .with_name(TopicName(s("orders")))
+                .with_partitions(vec![offset_commit_request::OffsetCommitRequestPartition::default()
+                    .with_partition_index(m2_got[0].partitions[0])
+                    .with_committed_offset(5)])])
+    };
+    let r = c.call(9, &commit(2)).await;
+    assert_eq!(r.topics[0].partitions[0].error_code, 0);
+    let r = c.call(9, &commit(1)).await;
+    assert_eq!(r.topics[0].partitions[0].error_code, ResponseError::StaleMemberEpoch.code());
+
+    // m1 leaves: m2 ends up with everything at epoch 3.
+    let r = c.call(1, &beat("m1", -1, &[])).await;
+    assert_eq!((r.error_code, r.member_epoch), (0, -1));
+    let r = c.call(1, &beat("m2", 2, &m2_got)).await;
+    assert_eq!((r.member_epoch, count(&owned(&r))), (3, 6));
+    broker.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn librdkafka_consumers_share_a_topic_with_the_consumer_protocol() {
+    let broker = TestBroker::start().await;
+    let bootstrap = broker.bootstrap();
+    let mut c = RawClient::connect(broker.addr).await;
+    c.create_topic("kip848", 6).await;
+    let base = {
+        let mut cfg = ClientConfig::new();
+        cfg.set("bootstrap.servers", &bootstrap);
+        cfg
+    };
+    let consumers: Vec<BaseConsumer> = (0..2)
+        .map(|_| {
+            let consumer: BaseConsumer = base
+                .clone()
+                .set("group.id", "rk848")
+                .set("group.protocol", "consumer")
+                .set("auto.offset.reset", "earliest")
+                .set("enable.auto.commit", "false")
+                .create()
+                .expect("consumer");
+            consumer.subscribe(&["kip848"]).expect("subscribe");
+            consumer
+        })
+        .collect();
+    // The group settles first: each member ends up with three partitions.
+    let consumers = tokio::task::spawn_blocking(move || {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            for consumer in &consumers {
+                let _ = consumer.poll(Duration::from_millis(50));
+            }
+            let parts: Vec<usize> = consumers.iter().map(|c| c.assignment().map(|a| a.count()).unwrap_or(0)).collect();
+            if parts.iter().all(|&n| n == 3) {
+                return consumers;
+            }
+            assert!(Instant::now() < deadline, "the group did not settle: {parts:?}");
+        }
+    })
+    .await
+    .expect("settle");
+    let values: Vec<String> = (0..120).map(|i| format!("v{i}")).collect();
+    common::produce_all(&base, "kip848", &values).await;
+    let seen = tokio::task::spawn_blocking(move || {
+        let mut seen: Vec<Vec<String>> = vec![Vec::new(); consumers.len()];
+        let deadline = Instant::now() + Duration::from_secs(40);
+        while seen.iter().map(Vec::len).sum::<usize>() < 120 && Instant::now() < deadline {
+            for (i, consumer) in consumers.iter().enumerate() {
+                if let Some(Ok(m)) = consumer.poll(Duration::from_millis(50)) {
+                    seen[i].push(String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned());
+                }
+            }
+        }
+        for consumer in &consumers {
+            let _ = consumer.commit_consumer_state(CommitMode::Sync);
+        }
+        let parts: Vec<usize> = consumers.iter().map(|c| c.assignment().map(|a| a.count()).unwrap_or(0)).collect();
+        (seen, parts)
+    })
+    .await
+    .expect("consume");
+    let (seen, parts) = seen;
+    let mut all: Vec<String> = seen.iter().flatten().cloned().collect();
+    all.sort();
+    let mut want = values.clone();
+    want.sort();
+    assert_eq!(all, want, "every record once");
+    assert_eq!(parts.iter().sum::<usize>(), 6, "all partitions assigned: {parts:?}");
+    assert!(parts.iter().all(|&n| n == 3), "shared evenly: {parts:?}");
+    broker.stop().await;
+}
