@@ -2,7 +2,11 @@
 # Installs the real clients the compatibility scenarios drive:
 #   - kcat from Debian (librdkafka 2.0.2), by package name;
 #   - a Python venv OUTSIDE the repo with confluent-kafka, kafka-python and the
-#     codecs kafka-python needs for snappy/lz4/zstd (gzip is built in), plus aiokafka.
+#     codecs kafka-python needs for snappy/lz4/zstd (gzip is built in), plus aiokafka;
+#   - Debian's old clients, by package name: Go with sarama 1.22.1 and kafka-go 0.2.1 (their
+#     scenario programs in scenarios/go/ are built in GOPATH mode into $CACHE_DIR/go-clients,
+#     again only when a source or a package changed) and python3-kafka (kafka-python 2.0.2,
+#     used through /usr/bin/python3).
 # Idempotent: when everything is already present it only checks and returns (~1 s).
 set -euo pipefail
 
@@ -50,6 +54,35 @@ if [ ! -f "$NODE_DIR/node_modules/kafkajs/package.json" ] \
   log "installing kafkajs $KAFKAJS_VERSION into $NODE_DIR"
   mkdir -p "$NODE_DIR"
   (cd "$NODE_DIR" && npm install --silent --no-audit --no-fund "kafkajs@$KAFKAJS_VERSION" >/dev/null)
+fi
+
+# --- Debian's old clients: sarama, kafka-go (Go, GOPATH mode) and python3-kafka ---------
+DEB_PACKAGES=(golang-go golang-github-shopify-sarama-dev golang-github-segmentio-kafka-go-dev python3-kafka)
+deb_missing=()
+for pkg in "${DEB_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || deb_missing+=("$pkg")
+done
+if [ "${#deb_missing[@]}" -gt 0 ]; then
+  log "installing ${deb_missing[*]} (apt)"
+  export DEBIAN_FRONTEND=noninteractive
+  sudo_if_needed apt-get update -qq
+  sudo_if_needed apt-get install -y -qq "${deb_missing[@]}" >/dev/null
+fi
+GO_SRC="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/scenarios/go"
+GO_OUT="$CACHE_DIR/go-clients"
+# Rebuilt when a Go source or one of the packages (Go, sarama, kafka-go) changes.
+go_stamp="$( { cat "$GO_SRC"/*/*.go; dpkg-query -W "${DEB_PACKAGES[@]:0:3}"; } | cksum | cut -d' ' -f1)"
+if [ ! -f "$GO_OUT/.stamp" ] || [ "$(cat "$GO_OUT/.stamp")" != "$go_stamp" ]; then
+  log "building the Go scenario programs into $GO_OUT"
+  mkdir -p "$GO_OUT"
+  for prog in sarama kafkago; do
+    # cgo warnings of Debian's DataDog/zstd (a sarama dependency) are noise; errors still fail.
+    (cd "$GO_SRC/$prog" && GO111MODULE=off GOPATH=/usr/share/gocode GOFLAGS= \
+       GOCACHE="$CACHE_DIR/go-build" go build -o "$GO_OUT/$prog-scenario.tmp" . 2>"$GO_OUT/$prog.build.log") \
+      || { cat "$GO_OUT/$prog.build.log" >&2; exit 1; }
+    mv "$GO_OUT/$prog-scenario.tmp" "$GO_OUT/$prog-scenario"
+  done
+  printf '%s\n' "$go_stamp" >"$GO_OUT/.stamp"
 fi
 
 # --- Python venv ------------------------------------------------------------

@@ -85,6 +85,14 @@ SCENARIOS=(
   "aiokafka|group-consume|aiokafka_group_consume.py"
   "kafkajs|produce-consume|kafkajs_group_consume.py"
   "kafkajs|group-consume|kafkajs_group_consume.py"
+  # Debian's old clients with their default configurations (KIP-896 legacy API versions):
+  # Go programs in scenarios/go/ (built by install.sh), python3-kafka under /usr/bin/python3.
+  "sarama|admin|go_sarama_admin.py"
+  "sarama|produce-consume|go_sarama_produce_consume.py"
+  "sarama|group-consume|go_sarama_group_consume.py"
+  "kafka-go|produce-consume|go_kafkago_produce_consume.py"
+  "kafka-go|group-consume|go_kafkago_group_consume.py"
+  "python3-kafka|group-consume|deb_kp_group_consume.py"
   # The shop example, with its own broker started from examples/shop/docker-compose.yml's
   # environment (confluent-kafka services on one listener, kafkajs ones on the other).
   "confluent-kafka|shop-example|shop_compose.py"
@@ -93,7 +101,7 @@ SCENARIOS=(
   "kafka-python|admin-extra|kp_admin_extra.py"
   "kafkajs|admin-extra|kafkajs_admin_extra.py"
 )
-CLIENTS=(kcat confluent-kafka kafka-python aiokafka kafkajs)
+CLIENTS=(kcat confluent-kafka kafka-python aiokafka kafkajs sarama kafka-go python3-kafka)
 COLUMNS=(metadata produce-consume idempotent-produce admin list-offsets delete-records cluster-admin
          admin-extra acls scram-credentials sasl oauthbearer sasl-acls mtls quotas transactions shop-example)
 # Second table: the consumer-group scenarios (ids "group-X", shown as column "X").

@@ -1,0 +1,8 @@
+"""kafka-go 0.2.1 (Debian, Go): produce-consume - the checks are in go/kafkago/main.go (scenarioProduceConsume)."""
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from go_common import run  # noqa: E402
+
+run("kafkago", "produce-consume")
