@@ -188,7 +188,12 @@ impl Crossing {
                             .iter()
                             .find(|(name, index, ..)| name == &t.topic && *index == p.partition_index)
                             .map_or((0, 0), |l| (l.2, l.3.max(0) as usize));
-                        let Some(records) = p.records.take().filter(|r| !r.is_empty()) else { continue };
+                        // v0-v3 records are bytes, never null: an empty answer is an empty set
+                        // (kafka-go 0.2 cannot read a null one).
+                        let Some(records) = p.records.take().filter(|r| !r.is_empty()) else {
+                            p.records = Some(Bytes::new());
+                            continue;
+                        };
                         match crate::log::legacy::downconvert(&records, magic, offset, limit, MAX_CONVERTED) {
                             Ok(set) => p.records = Some(set.into()),
                             Err(e) => {
