@@ -337,7 +337,7 @@ pub fn set_log_append_time(batch: &mut [u8], now_ms: i64) {
     (&mut batch[17..21]).put_u32(crc);
 }
 
-fn put_varint(out: &mut Vec<u8>, v: i64) {
+pub(crate) fn put_varint(out: &mut Vec<u8>, v: i64) {
     let mut z = ((v << 1) ^ (v >> 63)) as u64;
     while z >= 0x80 {
         out.push((z as u8) | 0x80);
@@ -623,7 +623,7 @@ fn read_bytes_field<'a>(rec: &mut &'a [u8]) -> Option<Option<&'a [u8]>> {
     Some(Some(v))
 }
 
-fn read_varint(b: &mut &[u8]) -> Option<i64> {
+pub(crate) fn read_varint(b: &mut &[u8]) -> Option<i64> {
     let mut value: u64 = 0;
     let mut shift = 0;
     loop {

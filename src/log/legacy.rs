@@ -71,7 +71,7 @@ use std::fmt;
 
 use bytes::BufMut;
 
-use super::batch::{BatchHeader, HEADER_LEN, LOG_OVERHEAD, MAGIC_V2};
+use super::batch::{put_varint, read_varint, BatchHeader, HEADER_LEN, LOG_OVERHEAD, MAGIC_V2};
 use super::compression::{self, DecompressError};
 
 /// The Kafka error codes [`LegacyError::kafka_code`] answers.
@@ -658,29 +658,6 @@ fn read_v2_bytes<'a>(record: &mut &'a [u8]) -> Option<Option<&'a [u8]>> {
     let (field, rest) = record.split_at_checked(len)?;
     *record = rest;
     Some(Some(field))
-}
-
-/// A zig-zag varint of up to 64 bits.
-fn read_varint(b: &mut &[u8]) -> Option<i64> {
-    let mut value: u64 = 0;
-    for shift in (0..64).step_by(7) {
-        let (&byte, rest) = b.split_first()?;
-        *b = rest;
-        value |= u64::from(byte & 0x7f) << shift;
-        if byte & 0x80 == 0 {
-            return Some(((value >> 1) as i64) ^ -((value & 1) as i64));
-        }
-    }
-    None
-}
-
-fn put_varint(out: &mut Vec<u8>, v: i64) {
-    let mut z = ((v << 1) ^ (v >> 63)) as u64;
-    while z >= 0x80 {
-        out.push((z as u8) | 0x80);
-        z >>= 7;
-    }
-    out.push(z as u8);
 }
 
 #[cfg(test)]
