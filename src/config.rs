@@ -117,6 +117,25 @@ pub struct GroupConfig {
     /// Heartbeat interval the broker tells `consumer` protocol members
     /// (`group.consumer.heartbeat.interval.ms`). Default: 5000.
     pub consumer_heartbeat_interval_ms: u64,
+    /// Session timeout of share group members (KIP-932, `group.share.session.timeout.ms`).
+    /// Default: 45000.
+    pub share_session_timeout_ms: u64,
+    /// Heartbeat interval the broker tells share group members
+    /// (`group.share.heartbeat.interval.ms`). Default: 5000.
+    pub share_heartbeat_interval_ms: u64,
+    /// How long a share consumer holds a record it fetched before the record goes to someone
+    /// else (`group.share.record.lock.duration.ms`). Default: 30000.
+    pub share_record_lock_duration_ms: u64,
+    /// Deliveries of one record to share consumers before it is archived
+    /// (`group.share.delivery.count.limit`). Default: 5.
+    pub share_delivery_count_limit: i16,
+    /// Records in flight per share-partition (`group.share.partition.max.record.locks`).
+    /// Default: 2000.
+    pub share_partition_max_record_locks: i64,
+    /// Most members in one share group (`group.share.max.size`). Default: 200.
+    pub share_max_size: usize,
+    /// Most share sessions the broker keeps (`group.share.max.share.sessions`). Default: 2000.
+    pub share_max_share_sessions: usize,
 }
 
 impl Default for GroupConfig {
@@ -130,6 +149,13 @@ impl Default for GroupConfig {
             offset_metadata_max_bytes: 4096,
             consumer_session_timeout_ms: 45_000,
             consumer_heartbeat_interval_ms: 5_000,
+            share_session_timeout_ms: 45_000,
+            share_heartbeat_interval_ms: 5_000,
+            share_record_lock_duration_ms: 30_000,
+            share_delivery_count_limit: 5,
+            share_partition_max_record_locks: 2000,
+            share_max_size: 200,
+            share_max_share_sessions: 2000,
         }
     }
 }
@@ -715,6 +741,24 @@ impl Config {
             return bad(
                 "group.consumer_heartbeat_interval_ms",
                 "must be smaller than group.consumer_session_timeout_ms".into(),
+            );
+        }
+        if self.group.share_heartbeat_interval_ms >= self.group.share_session_timeout_ms {
+            return bad(
+                "group.share_heartbeat_interval_ms",
+                "must be smaller than group.share_session_timeout_ms".into(),
+            );
+        }
+        if !(2..=10).contains(&self.group.share_delivery_count_limit) {
+            return bad("group.share_delivery_count_limit", "must be between 2 and 10, as Kafka's".into());
+        }
+        if !(1_000..=3_600_000).contains(&self.group.share_record_lock_duration_ms) {
+            return bad("group.share_record_lock_duration_ms", "must be between 1000 and 3600000, as Kafka's".into());
+        }
+        if self.group.share_partition_max_record_locks < 100 || self.group.share_max_share_sessions < 1 {
+            return bad(
+                "group.share_partition_max_record_locks",
+                "must be at least 100 (and group.share_max_share_sessions at least 1)".into(),
             );
         }
         if self.log.flush_interval_messages == Some(0) || self.log.flush_interval_ms == Some(0) {
@@ -1498,6 +1542,13 @@ pub fn kafka_key(key: &str) -> Option<KafkaKey> {
         "offset.metadata.max.bytes" => Maps("group.offset_metadata_max_bytes"),
         "group.consumer.session.timeout.ms" => Maps("group.consumer_session_timeout_ms"),
         "group.consumer.heartbeat.interval.ms" => Maps("group.consumer_heartbeat_interval_ms"),
+        "group.share.session.timeout.ms" => Maps("group.share_session_timeout_ms"),
+        "group.share.heartbeat.interval.ms" => Maps("group.share_heartbeat_interval_ms"),
+        "group.share.record.lock.duration.ms" => Maps("group.share_record_lock_duration_ms"),
+        "group.share.delivery.count.limit" => Maps("group.share_delivery_count_limit"),
+        "group.share.partition.max.record.locks" => Maps("group.share_partition_max_record_locks"),
+        "group.share.max.size" => Maps("group.share_max_size"),
+        "group.share.max.share.sessions" => Maps("group.share_max_share_sessions"),
         "transaction.max.timeout.ms" => Maps("transaction.max_timeout_ms"),
         "transactional.id.expiration.ms" => Maps("transaction.id_expiration_ms"),
         "producer.id.expiration.ms" => Maps("transaction.producer_id_expiration_ms"),

@@ -40,6 +40,8 @@ pub struct Broker {
     pub logs: LogManager,
     pub producer_ids: ProducerIdManager,
     pub groups: GroupCoordinator,
+    /// Share groups (KIP-932), kept in memory.
+    pub share_groups: crate::group::share::ShareCoordinator,
     pub txns: TxnCoordinator,
     /// Incremental fetch sessions (KIP-227).
     pub fetch_sessions: fetch_sessions::FetchSessions,
@@ -108,7 +110,9 @@ impl Broker {
             config.server.fetch_session_cache_slots,
             config.server.fetch_session_cache_max_partitions,
         );
+        let share_groups = crate::group::share::ShareCoordinator::new(share_config(&config.group));
         Ok(Self {
+            share_groups,
             config,
             node,
             topics,
@@ -171,6 +175,18 @@ fn txn_config(config: &Config) -> TxnConfig {
         max_timeout_ms: i32::try_from(t.max_timeout_ms).unwrap_or(i32::MAX),
         id_expiration_ms: i64::try_from(t.id_expiration_ms).unwrap_or(i64::MAX),
         ..TxnConfig::default()
+    }
+}
+
+fn share_config(g: &GroupConfig) -> crate::group::share::ShareConfig {
+    crate::group::share::ShareConfig {
+        session_timeout: Duration::from_millis(g.share_session_timeout_ms),
+        heartbeat_interval: Duration::from_millis(g.share_heartbeat_interval_ms),
+        record_lock_duration: Duration::from_millis(g.share_record_lock_duration_ms),
+        delivery_count_limit: g.share_delivery_count_limit,
+        partition_max_record_locks: g.share_partition_max_record_locks,
+        max_size: g.share_max_size,
+        max_sessions: g.share_max_share_sessions,
     }
 }
 

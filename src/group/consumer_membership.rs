@@ -61,6 +61,15 @@ impl GroupCoordinator {
         }
     }
 
+    /// Whether the group id names a classic or consumer group (members or committed offsets),
+    /// so that it cannot also be a share group.
+    pub fn exists(&self, group_id: &str) -> bool {
+        self.entry(group_id).is_some_and(|e| {
+            let e = e.lock();
+            e.consumer.is_some() || !e.group.is_empty() || !e.offsets.is_empty()
+        })
+    }
+
     /// Whether the group id is a consumer group (DescribeGroups, a classic API, does not
     /// describe those, as Kafka's).
     pub fn is_consumer_group(&self, group_id: &str) -> bool {

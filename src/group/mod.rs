@@ -23,6 +23,7 @@ pub mod metadata_record;
 pub mod offsets;
 mod persistence;
 pub mod rebalance;
+pub mod share;
 pub mod state;
 mod txn_offsets;
 

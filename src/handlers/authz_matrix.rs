@@ -627,6 +627,77 @@ fn cases() -> Vec<(&'static str, ApiKey, Send, [bool; 4])> {
             [D, A, D, A],
         ),
         (
+            "ShareGroupHeartbeat",
+            ApiKey::ShareGroupHeartbeat,
+            case(
+                ShareGroupHeartbeatRequest::default()
+                    .with_group_id(GroupId(s("share-matrix")))
+                    .with_member_id(s("m-932"))
+                    .with_member_epoch(0)
+                    .with_subscribed_topic_names(Some(vec![tn()])),
+                1,
+            ),
+            [D, D, D, A],
+        ),
+        (
+            "ShareGroupHeartbeat, the reader's group",
+            ApiKey::ShareGroupHeartbeat,
+            case(
+                ShareGroupHeartbeatRequest::default()
+                    .with_group_id(GroupId(s("reader-share")))
+                    .with_member_id(s("m-932"))
+                    .with_member_epoch(0)
+                    .with_subscribed_topic_names(Some(vec![tn()])),
+                1,
+            ),
+            [D, A, D, A],
+        ),
+        (
+            "ShareGroupHeartbeat, a topic the principal may not describe",
+            ApiKey::ShareGroupHeartbeat,
+            case(
+                ShareGroupHeartbeatRequest::default()
+                    .with_group_id(GroupId(s("share-matrix")))
+                    .with_member_id(s("m-932"))
+                    .with_member_epoch(0)
+                    .with_subscribed_topic_names(Some(vec![TopicName(s(DOOMED))])),
+                1,
+            ),
+            [D, D, D, A],
+        ),
+        (
+            "ShareGroupDescribe",
+            ApiKey::ShareGroupDescribe,
+            case(ShareGroupDescribeRequest::default().with_group_ids(vec![GroupId(s("reader-share"))]), 1),
+            [D, A, D, A],
+        ),
+        (
+            "ShareFetch",
+            ApiKey::ShareFetch,
+            case(
+                ShareFetchRequest::default()
+                    .with_group_id(Some(GroupId(s("reader-share"))))
+                    .with_member_id(Some(s("m-932")))
+                    .with_share_session_epoch(0)
+                    .with_max_bytes(1 << 20)
+                    .with_max_records(10),
+                1,
+            ),
+            [D, A, D, A],
+        ),
+        (
+            "ShareAcknowledge",
+            ApiKey::ShareAcknowledge,
+            case(
+                ShareAcknowledgeRequest::default()
+                    .with_group_id(Some(GroupId(s("reader-share"))))
+                    .with_member_id(Some(s("m-932")))
+                    .with_share_session_epoch(1),
+                1,
+            ),
+            [D, A, D, A],
+        ),
+        (
             "SaslHandshake",
             ApiKey::SaslHandshake,
             case(SaslHandshakeRequest::default().with_mechanism(s("PLAIN")), 1),
@@ -675,6 +746,7 @@ fn broker() -> (Arc<Broker>, tempfile::TempDir) {
     let created = broker.acls.create(vec![
         acl("User:reader", resource::TOPIC, TOPIC, op::READ),
         acl("User:reader", resource::GROUP, GROUP, op::READ),
+        acl("User:reader", resource::GROUP, "reader-share", op::READ),
         acl("User:producer", resource::TOPIC, TOPIC, op::WRITE),
         acl("User:producer", resource::TRANSACTIONAL_ID, TXN, op::WRITE),
     ]);

@@ -13,6 +13,8 @@ pub mod list_groups;
 pub mod offset_commit;
 pub mod offset_delete;
 pub mod offset_fetch;
+pub mod share_group_describe;
+pub mod share_group_heartbeat;
 pub mod sync_group;
 
 use kafka_protocol::protocol::StrBytes;

@@ -1,0 +1,622 @@
+//! Share groups (KIP-932, queues): members heartbeat with ShareGroupHeartbeat and are given
+//! partitions that several members may share; ShareFetch hands each member records the others
+//! do not hold, under an acquisition lock, and the member accepts, releases or rejects them.
+//! Modelled on Kafka 4.1's `GroupMetadataManager.shareGroupHeartbeat`, `SimpleAssignor`,
+//! `ShareSessionCache` and `SharePartition` (in [`partition`]).
+//!
+//! Membership: the member chooses its id (a UUID), joins with epoch 0 and a subscription, and
+//! leaves with epoch -1. Every join, leave, expiry or subscription change bumps the group epoch;
+//! the assignment is recomputed for it and each member takes its part on its next heartbeat
+//! (no revocation step: sharing is the point). A member's heartbeat must carry its current
+//! epoch (FENCED_MEMBER_EPOCH otherwise).
+//!
+//! Share sessions: one per (group, member). Epoch 0 opens it with partitions to fetch,
+//! each later request carries the next epoch and may add or forget partitions, -1 closes it.
+//! Closing the session, leaving the group or missing the session timeout releases what the
+//! member holds.
+//!
+//! Kept in memory: after a restart, share groups and their sessions are gone and members
+//! rejoin; each share-partition starts again from `share.auto.offset.reset`, so records in
+//! flight at the restart may be delivered again (at-least-once, as KIP-932 promises) or, with
+//! `latest`, skipped. Group settings (`share.*` group configs) are kept in memory too.
+
+pub mod partition;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+use uuid::Uuid;
+
+pub use partition::{AckError, Acquired, BatchSpan, Limits, SharePartition};
+
+use super::consumer::HeartbeatError;
+
+/// A member leaves with this epoch; a share session closes with it.
+pub const LEAVE_EPOCH: i32 = -1;
+
+/// Settings of share groups (Kafka's `group.share.*`), the defaults of each group's
+/// `share.*` group configs.
+#[derive(Debug, Clone)]
+pub struct ShareConfig {
+    pub session_timeout: Duration,
+    pub heartbeat_interval: Duration,
+    pub record_lock_duration: Duration,
+    pub delivery_count_limit: i16,
+    pub partition_max_record_locks: i64,
+    pub max_size: usize,
+    pub max_sessions: usize,
+}
+
+impl Default for ShareConfig {
+    fn default() -> Self {
+        Self {
+            session_timeout: Duration::from_secs(45),
+            heartbeat_interval: Duration::from_secs(5),
+            record_lock_duration: Duration::from_secs(30),
+            delivery_count_limit: 5,
+            partition_max_record_locks: 2000,
+            max_size: 200,
+            max_sessions: 2000,
+        }
+    }
+}
+
+/// Where a share-partition starts when a group first fetches it (`share.auto.offset.reset`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OffsetReset {
+    #[default]
+    Latest,
+    Earliest,
+}
+
+/// A group's own settings (group configs), each falling back to the broker's.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GroupSettings {
+    pub auto_offset_reset: Option<OffsetReset>,
+    pub record_lock_duration_ms: Option<u64>,
+    pub session_timeout_ms: Option<u64>,
+    pub heartbeat_interval_ms: Option<u64>,
+    pub delivery_count_limit: Option<i16>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SessionError {
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    InvalidEpoch(String),
+    #[error("{0}")]
+    LimitReached(String),
+    #[error("{0}")]
+    InvalidRequest(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct ShareMember {
+    pub member_id: String,
+    pub member_epoch: i32,
+    pub rack_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    pub subscribed: BTreeSet<String>,
+    pub assignment: BTreeMap<String, BTreeSet<i32>>,
+    session_deadline: Instant,
+}
+
+/// A ShareGroupHeartbeat as the group sees it.
+#[derive(Debug, Clone, Default)]
+pub struct ShareHeartbeat {
+    pub member_id: String,
+    pub member_epoch: i32,
+    pub rack_id: Option<String>,
+    /// `None`: unchanged since the last heartbeat.
+    pub subscribed_topic_names: Option<Vec<String>>,
+    pub client_id: String,
+    pub client_host: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ShareHeartbeatResult {
+    pub member_id: String,
+    pub member_epoch: i32,
+    pub heartbeat_interval_ms: i32,
+    /// Topic name -> partitions, when the member must learn its assignment.
+    pub assignment: Option<BTreeMap<String, BTreeSet<i32>>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ShareGroup {
+    pub group_id: String,
+    pub group_epoch: i32,
+    pub assignment_epoch: i32,
+    pub members: BTreeMap<String, ShareMember>,
+    /// Partition counts of the subscribed topics the assignment was computed with.
+    topics: BTreeMap<String, i32>,
+    partitions: HashMap<(Uuid, i32), SharePartition>,
+}
+
+impl ShareGroup {
+    fn new(group_id: &str) -> Self {
+        Self {
+            group_id: group_id.to_string(),
+            group_epoch: 0,
+            assignment_epoch: 0,
+            members: BTreeMap::new(),
+            topics: BTreeMap::new(),
+            partitions: HashMap::new(),
+        }
+    }
+
+    /// Kafka's share group states: Empty or Stable.
+    pub fn state_name(&self) -> &'static str {
+        if self.members.is_empty() {
+            "Empty"
+        } else {
+            "Stable"
+        }
+    }
+
+    /// The share-partition start offsets (DescribeShareGroupOffsets).
+    pub fn start_offsets(&self) -> Vec<((Uuid, i32), i64)> {
+        let mut v: Vec<_> = self.partitions.iter().map(|(k, p)| (*k, p.start_offset())).collect();
+        v.sort();
+        v
+    }
+
+    fn subscribed(&self) -> BTreeSet<String> {
+        self.members.values().flat_map(|m| m.subscribed.iter().cloned()).collect()
+    }
+
+    /// Kafka's SimpleAssignor for a homogeneous view, per topic: with at least as many members
+    /// as partitions each partition goes to several members (member i takes partition
+    /// i mod n); with fewer, the partitions are dealt out round-robin.
+    fn assign(&mut self) {
+        let mut out: BTreeMap<String, BTreeMap<String, BTreeSet<i32>>> = BTreeMap::new();
+        for (topic, &count) in &self.topics {
+            let members: Vec<&String> =
+                self.members.values().filter(|m| m.subscribed.contains(topic)).map(|m| &m.member_id).collect();
+            if members.is_empty() || count <= 0 {
+                continue;
+            }
+            let n = members.len() as i32;
+            if n >= count {
+                for (i, m) in members.iter().enumerate() {
+                    out.entry((*m).clone()).or_default().entry(topic.clone()).or_default().insert(i as i32 % count);
+                }
+            } else {
+                for p in 0..count {
+                    let m = members[(p % n) as usize];
+                    out.entry(m.clone()).or_default().entry(topic.clone()).or_default().insert(p);
+                }
+            }
+        }
+        for m in self.members.values_mut() {
+            m.assignment = out.remove(&m.member_id).unwrap_or_default();
+        }
+        self.assignment_epoch = self.group_epoch;
+    }
+
+    fn release_member(&mut self, member_id: &str, limits: &Limits) -> usize {
+        self.partitions.values_mut().map(|p| p.release_member(member_id, limits)).sum()
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Session {
+    /// The epoch the next request must carry.
+    next_epoch: i32,
+    partitions: BTreeSet<(Uuid, i32)>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    groups: HashMap<String, ShareGroup>,
+    sessions: HashMap<(String, String), Session>,
+    settings: HashMap<String, GroupSettings>,
+}
+
+/// Every share group of this broker, behind one lock (never held across an await).
+#[derive(Debug)]
+pub struct ShareCoordinator {
+    cfg: ShareConfig,
+    state: Mutex<State>,
+    /// Woken when records become available without an append (released, a lock ran out).
+    released: Arc<Notify>,
+}
+
+/// What a share fetch may read from a share-partition: from where, and whether anything is
+/// there to acquire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadPlan {
+    pub read_from: i64,
+    pub available: bool,
+}
+
+impl ShareCoordinator {
+    pub fn new(cfg: ShareConfig) -> Self {
+        Self { cfg, state: Mutex::new(State::default()), released: Arc::new(Notify::new()) }
+    }
+
+    pub fn config(&self) -> &ShareConfig {
+        &self.cfg
+    }
+
+    /// Woken whenever records are released (see [`Notify::notified`]).
+    pub fn released(&self) -> &Arc<Notify> {
+        &self.released
+    }
+
+    fn limits(&self, settings: Option<&GroupSettings>) -> Limits {
+        Limits {
+            lock_duration: settings
+                .and_then(|s| s.record_lock_duration_ms)
+                .map_or(self.cfg.record_lock_duration, Duration::from_millis),
+            delivery_count_limit: settings
+                .and_then(|s| s.delivery_count_limit)
+                .unwrap_or(self.cfg.delivery_count_limit),
+            max_in_flight: self.cfg.partition_max_record_locks,
+        }
+    }
+
+    /// The acquisition lock duration of a group, as ShareFetch reports it.
+    pub fn lock_duration(&self, group_id: &str) -> Duration {
+        let st = self.state.lock();
+        self.limits(st.settings.get(group_id)).lock_duration
+    }
+
+    pub fn settings(&self, group_id: &str) -> GroupSettings {
+        self.state.lock().settings.get(group_id).cloned().unwrap_or_default()
+    }
+
+    pub fn set_settings(&self, group_id: &str, settings: GroupSettings) {
+        let mut st = self.state.lock();
+        if settings == GroupSettings::default() {
+            st.settings.remove(group_id);
+        } else {
+            st.settings.insert(group_id.to_string(), settings);
+        }
+    }
+
+    pub fn is_share_group(&self, group_id: &str) -> bool {
+        self.state.lock().groups.contains_key(group_id)
+    }
+
+    pub fn list(&self) -> Vec<(String, &'static str)> {
+        let st = self.state.lock();
+        let mut v: Vec<_> = st.groups.values().map(|g| (g.group_id.clone(), g.state_name())).collect();
+        v.sort();
+        v
+    }
+
+    pub fn describe(&self, group_id: &str) -> Option<ShareGroup> {
+        self.state.lock().groups.get(group_id).cloned()
+    }
+
+    /// Deletes an empty share group with its share-partitions (DeleteGroups).
+    pub fn delete(&self, group_id: &str) -> Result<bool, String> {
+        let mut st = self.state.lock();
+        match st.groups.get(group_id) {
+            None => Ok(false),
+            Some(g) if !g.members.is_empty() => Err(format!("The share group {group_id} still has members.")),
+            Some(_) => {
+                st.groups.remove(group_id);
+                st.settings.remove(group_id);
+                Ok(true)
+            }
+        }
+    }
+
+    /// Removes members whose session timed out, releasing what they hold.
+    fn expire_members(&self, st: &mut State, group_id: &str, now: Instant) {
+        let limits = self.limits(st.settings.get(group_id));
+        let Some(g) = st.groups.get_mut(group_id) else { return };
+        let gone: Vec<String> =
+            g.members.values().filter(|m| m.session_deadline <= now).map(|m| m.member_id.clone()).collect();
+        if gone.is_empty() {
+            return;
+        }
+        let mut released = 0;
+        for m in &gone {
+            tracing::info!(group = group_id, member = %m, "share group member's session timed out");
+            g.members.remove(m);
+            released += g.release_member(m, &limits);
+            st.sessions.remove(&(group_id.to_string(), m.clone()));
+        }
+        g.group_epoch += 1;
+        if released > 0 {
+            self.released.notify_waiters();
+        }
+    }
+
+    /// One ShareGroupHeartbeat. `topic` gives the partition count of an existing topic.
+    pub fn heartbeat(
+        &self,
+        group_id: &str,
+        hb: ShareHeartbeat,
+        topic: &dyn Fn(&str) -> Option<i32>,
+        now: Instant,
+    ) -> Result<ShareHeartbeatResult, HeartbeatError> {
+        let invalid = |m: &str| Err(HeartbeatError::InvalidRequest(m.to_string()));
+        if group_id.trim().is_empty() {
+            return invalid("GroupId can't be empty.");
+        }
+        if hb.member_id.trim().is_empty() {
+            return invalid("MemberId can't be empty.");
+        }
+        if hb.member_epoch < LEAVE_EPOCH {
+            return invalid("MemberEpoch is invalid.");
+        }
+        if hb.member_epoch == 0 && hb.subscribed_topic_names.as_ref().is_none_or(|t| t.is_empty()) {
+            return invalid("SubscribedTopicNames must be set in first request.");
+        }
+        let mut st = self.state.lock();
+        let settings = st.settings.get(group_id).cloned();
+        let limits = self.limits(settings.as_ref());
+        let session_timeout = settings
+            .as_ref()
+            .and_then(|s| s.session_timeout_ms)
+            .map_or(self.cfg.session_timeout, Duration::from_millis);
+        let interval = settings
+            .as_ref()
+            .and_then(|s| s.heartbeat_interval_ms)
+            .map_or(self.cfg.heartbeat_interval, Duration::from_millis);
+        self.expire_members(&mut st, group_id, now);
+        let unknown = || {
+            HeartbeatError::UnknownMemberId(format!(
+                "Member {} is not a member of share group {group_id}.",
+                hb.member_id
+            ))
+        };
+        if hb.member_epoch == LEAVE_EPOCH {
+            if let Some(g) = st.groups.get_mut(group_id) {
+                if g.members.remove(&hb.member_id).is_some() {
+                    g.group_epoch += 1;
+                    if g.release_member(&hb.member_id, &limits) > 0 {
+                        self.released.notify_waiters();
+                    }
+                }
+            }
+            st.sessions.remove(&(group_id.to_string(), hb.member_id.clone()));
+            return Ok(ShareHeartbeatResult {
+                member_id: hb.member_id,
+                member_epoch: LEAVE_EPOCH,
+                heartbeat_interval_ms: 0,
+                assignment: None,
+            });
+        }
+        let g = if hb.member_epoch == 0 {
+            st.groups.entry(group_id.to_string()).or_insert_with(|| ShareGroup::new(group_id))
+        } else {
+            st.groups.get_mut(group_id).ok_or_else(unknown)?
+        };
+        let joining = !g.members.contains_key(&hb.member_id);
+        if joining {
+            if hb.member_epoch != 0 {
+                return Err(unknown());
+            }
+            if g.members.len() >= self.cfg.max_size {
+                return Err(HeartbeatError::GroupMaxSizeReached(format!(
+                    "The share group {group_id} has reached its maximum size of {} members.",
+                    self.cfg.max_size
+                )));
+            }
+            g.members.insert(
+                hb.member_id.clone(),
+                ShareMember {
+                    member_id: hb.member_id.clone(),
+                    member_epoch: 0,
+                    rack_id: None,
+                    client_id: String::new(),
+                    client_host: String::new(),
+                    subscribed: BTreeSet::new(),
+                    assignment: BTreeMap::new(),
+                    session_deadline: now,
+                },
+            );
+            g.group_epoch += 1;
+        } else {
+            let current = g.members[&hb.member_id].member_epoch;
+            // Epoch 0 from a known member: it lost track and joins again with the same id.
+            if hb.member_epoch != 0 && hb.member_epoch != current {
+                return Err(HeartbeatError::FencedMemberEpoch(format!(
+                    "The share group member has epoch {} but the request carries {}; rejoin with epoch 0.",
+                    current, hb.member_epoch
+                )));
+            }
+        }
+        let m = g.members.get_mut(&hb.member_id).expect("present");
+        m.session_deadline = now + session_timeout;
+        m.rack_id = hb.rack_id.or(m.rack_id.take());
+        m.client_id = hb.client_id;
+        m.client_host = hb.client_host;
+        let mut changed = false;
+        if let Some(names) = hb.subscribed_topic_names {
+            let names: BTreeSet<String> = names.into_iter().collect();
+            if names != m.subscribed {
+                m.subscribed = names;
+                changed = true;
+            }
+        }
+        if changed && !joining {
+            g.group_epoch += 1;
+        }
+        // Topics created, deleted or grown since the assignment was computed.
+        let topics: BTreeMap<String, i32> =
+            g.subscribed().into_iter().filter_map(|t| topic(&t).map(|count| (t, count))).collect();
+        if topics != g.topics {
+            g.topics = topics;
+            if !joining && !changed {
+                g.group_epoch += 1;
+            }
+        }
+        if g.assignment_epoch != g.group_epoch {
+            g.assign();
+        }
+        let m = g.members.get_mut(&hb.member_id).expect("present");
+        let tell = hb.member_epoch == 0 || m.member_epoch != g.assignment_epoch;
+        m.member_epoch = g.assignment_epoch;
+        Ok(ShareHeartbeatResult {
+            member_id: hb.member_id,
+            member_epoch: m.member_epoch,
+            heartbeat_interval_ms: i32::try_from(interval.as_millis()).unwrap_or(i32::MAX),
+            assignment: tell.then(|| m.assignment.clone()),
+        })
+    }
+
+    /// Opens, moves on or closes the share session of a ShareFetch or ShareAcknowledge
+    /// (`fetching`: ShareFetch, which may open one) and returns the partitions it fetches.
+    pub fn session(
+        &self,
+        group_id: &str,
+        member_id: &str,
+        epoch: i32,
+        fetching: bool,
+        add: &[(Uuid, i32)],
+        forget: &[(Uuid, i32)],
+    ) -> Result<Vec<(Uuid, i32)>, SessionError> {
+        let mut st = self.state.lock();
+        let key = (group_id.to_string(), member_id.to_string());
+        if epoch == 0 {
+            if !fetching {
+                return Err(SessionError::InvalidEpoch(
+                    "A ShareAcknowledge cannot open a share session: send a ShareFetch with epoch 0 first.".into(),
+                ));
+            }
+            if !st.sessions.contains_key(&key) && st.sessions.len() >= self.cfg.max_sessions {
+                return Err(SessionError::LimitReached(format!(
+                    "The broker already has {} share sessions, its limit.",
+                    self.cfg.max_sessions
+                )));
+            }
+            let partitions: BTreeSet<_> = add.iter().copied().collect();
+            let out = partitions.iter().copied().collect();
+            st.sessions.insert(key, Session { next_epoch: 1, partitions });
+            return Ok(out);
+        }
+        let Some(session) = st.sessions.get_mut(&key) else {
+            return Err(SessionError::NotFound(format!(
+                "There is no share session for member {member_id} of group {group_id}: open one with epoch 0."
+            )));
+        };
+        if epoch == LEAVE_EPOCH {
+            let out = session.partitions.iter().copied().collect();
+            st.sessions.remove(&key);
+            return Ok(out);
+        }
+        if epoch != session.next_epoch {
+            return Err(SessionError::InvalidEpoch(format!(
+                "The share session expects epoch {}, the request carries {epoch}.",
+                session.next_epoch
+            )));
+        }
+        session.next_epoch = if session.next_epoch == i32::MAX { 1 } else { session.next_epoch + 1 };
+        session.partitions.extend(add.iter().copied());
+        for f in forget {
+            session.partitions.remove(f);
+        }
+        Ok(session.partitions.iter().copied().collect())
+    }
+
+    /// Releases what a member holds once its share session is closed.
+    pub fn release_member(&self, group_id: &str, member_id: &str) {
+        let mut st = self.state.lock();
+        let limits = self.limits(st.settings.get(group_id));
+        if let Some(g) = st.groups.get_mut(group_id) {
+            if g.release_member(member_id, &limits) > 0 {
+                self.released.notify_waiters();
+            }
+        }
+    }
+
+    /// Prepares a share-partition for a fetch: creates it (at `log_start` or `high_watermark`
+    /// as the group's `share.auto.offset.reset` says), drops records the log no longer has,
+    /// releases expired locks, and says where to read. `None`: the group does not exist.
+    pub fn plan(
+        &self,
+        group_id: &str,
+        tp: (Uuid, i32),
+        log_start: i64,
+        high_watermark: i64,
+        now: Instant,
+    ) -> Option<ReadPlan> {
+        let mut st = self.state.lock();
+        let settings = st.settings.get(group_id).cloned();
+        let limits = self.limits(settings.as_ref());
+        let g = st.groups.get_mut(group_id)?;
+        let sp = g.partitions.entry(tp).or_insert_with(|| {
+            SharePartition::new(match settings.and_then(|s| s.auto_offset_reset).unwrap_or_default() {
+                OffsetReset::Latest => high_watermark,
+                OffsetReset::Earliest => log_start,
+            })
+        });
+        sp.truncate_to(log_start);
+        if sp.expire(now, &limits) > 0 {
+            self.released.notify_waiters();
+        }
+        Some(ReadPlan { read_from: sp.read_from(), available: sp.has_available(high_watermark, &limits) })
+    }
+
+    /// The earliest acquisition lock deadline among the share-partitions, to wake a waiting
+    /// fetch when a lock runs out.
+    pub fn next_deadline(&self, group_id: &str, tps: &[(Uuid, i32)]) -> Option<Instant> {
+        let st = self.state.lock();
+        let g = st.groups.get(group_id)?;
+        tps.iter().filter_map(|tp| g.partitions.get(tp)?.next_deadline()).min()
+    }
+
+    /// Acquires records of one share-partition for a member (see [`SharePartition::acquire`]).
+    pub fn acquire(
+        &self,
+        group_id: &str,
+        member_id: &str,
+        tp: (Uuid, i32),
+        batches: &[BatchSpan],
+        max_records: usize,
+        now: Instant,
+    ) -> Vec<Acquired> {
+        let mut st = self.state.lock();
+        let limits = self.limits(st.settings.get(group_id));
+        let Some(sp) = st.groups.get_mut(group_id).and_then(|g| g.partitions.get_mut(&tp)) else {
+            return Vec::new();
+        };
+        sp.acquire(member_id, batches, max_records, now, &limits)
+    }
+
+    /// Applies a member's acknowledgement batches for one share-partition, in order; the
+    /// first refused batch is the partition's error (the batches before it stay applied).
+    pub fn acknowledge(
+        &self,
+        group_id: &str,
+        member_id: &str,
+        tp: (Uuid, i32),
+        batches: &[(i64, i64, Vec<i8>)],
+    ) -> Result<(), AckError> {
+        let mut st = self.state.lock();
+        let limits = self.limits(st.settings.get(group_id));
+        let Some(sp) = st.groups.get_mut(group_id).and_then(|g| g.partitions.get_mut(&tp)) else {
+            return Err(AckError::InvalidRecordState(format!(
+                "Share group {group_id} has delivered nothing from this partition to acknowledge."
+            )));
+        };
+        let mut released = false;
+        let mut result = Ok(());
+        for (first, last, types) in batches {
+            if let Err(e) = sp.acknowledge(member_id, *first, *last, types, &limits) {
+                result = Err(e);
+                break;
+            }
+            released |= types.contains(&partition::ACK_RELEASE);
+        }
+        if released {
+            self.released.notify_waiters();
+        }
+        result
+    }
+}
+
+#[cfg(test)]
+mod tests;

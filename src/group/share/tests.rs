@@ -1,0 +1,122 @@
+use super::*;
+
+fn join(c: &ShareCoordinator, member: &str, topics: &[&str], now: Instant) -> ShareHeartbeatResult {
+    let hb = ShareHeartbeat {
+        member_id: member.into(),
+        member_epoch: 0,
+        subscribed_topic_names: Some(topics.iter().map(|t| t.to_string()).collect()),
+        ..Default::default()
+    };
+    c.heartbeat("g", hb, &|t| (t == "t").then_some(1).or((t == "t3").then_some(3)), now).unwrap()
+}
+
+fn beat(c: &ShareCoordinator, member: &str, epoch: i32, now: Instant) -> Result<ShareHeartbeatResult, HeartbeatError> {
+    let hb = ShareHeartbeat { member_id: member.into(), member_epoch: epoch, ..Default::default() };
+    c.heartbeat("g", hb, &|t| (t == "t").then_some(1).or((t == "t3").then_some(3)), now)
+}
+
+fn parts(r: &ShareHeartbeatResult, topic: &str) -> Vec<i32> {
+    r.assignment.as_ref().and_then(|a| a.get(topic)).map(|s| s.iter().copied().collect()).unwrap_or_default()
+}
+
+#[test]
+fn one_partition_is_shared_by_every_member() {
+    let c = ShareCoordinator::new(ShareConfig::default());
+    let now = Instant::now();
+    let a = join(&c, "a", &["t"], now);
+    let b = join(&c, "b", &["t"], now);
+    let x = join(&c, "x", &["t"], now);
+    assert_eq!((parts(&a, "t"), parts(&b, "t"), parts(&x, "t")), (vec![0], vec![0], vec![0]));
+    assert_eq!(x.member_epoch, 3);
+    // a learns nothing new: its partition did not change, but its epoch moves on.
+    let a2 = beat(&c, "a", a.member_epoch, now).unwrap();
+    assert_eq!(a2.member_epoch, 3);
+    assert_eq!(parts(&a2, "t"), vec![0]);
+}
+
+#[test]
+fn more_partitions_than_members_are_dealt_out() {
+    let c = ShareCoordinator::new(ShareConfig::default());
+    let now = Instant::now();
+    let a = join(&c, "a", &["t3"], now);
+    assert_eq!(parts(&a, "t3"), vec![0, 1, 2]);
+    let b = join(&c, "b", &["t3"], now);
+    let a = beat(&c, "a", a.member_epoch, now).unwrap();
+    let mut all = parts(&a, "t3");
+    all.extend(parts(&b, "t3"));
+    all.sort();
+    assert_eq!(all, vec![0, 1, 2], "every partition once");
+    assert!(!parts(&b, "t3").is_empty());
+}
+
+#[test]
+fn a_stale_epoch_is_fenced_and_an_unknown_member_must_join() {
+    let c = ShareCoordinator::new(ShareConfig::default());
+    let now = Instant::now();
+    let a = join(&c, "a", &["t"], now);
+    assert!(matches!(beat(&c, "a", a.member_epoch + 1, now), Err(HeartbeatError::FencedMemberEpoch(_))));
+    assert!(matches!(beat(&c, "zz", 1, now), Err(HeartbeatError::UnknownMemberId(_))));
+    let empty = ShareHeartbeat { member_id: String::new(), ..Default::default() };
+    assert!(matches!(c.heartbeat("g", empty, &|_| None, now), Err(HeartbeatError::InvalidRequest(_))));
+    let no_topics = ShareHeartbeat { member_id: "n".into(), ..Default::default() };
+    assert!(matches!(c.heartbeat("g", no_topics, &|_| None, now), Err(HeartbeatError::InvalidRequest(_))));
+}
+
+#[test]
+fn a_member_past_its_session_timeout_is_removed_and_its_records_released() {
+    let cfg = ShareConfig::default();
+    let c = ShareCoordinator::new(cfg.clone());
+    c.set_settings("g", GroupSettings { auto_offset_reset: Some(OffsetReset::Earliest), ..Default::default() });
+    let now = Instant::now();
+    let tp = (Uuid::from_u128(7), 0);
+    join(&c, "a", &["t"], now);
+    let b = join(&c, "b", &["t"], now);
+    c.plan("g", tp, 0, 10, now).unwrap();
+    let got = c.acquire("g", "a", tp, &[BatchSpan { base_offset: 0, last_offset: 9, control: false }], 100, now);
+    assert_eq!(got.len(), 1);
+    // b keeps heartbeating; a does not.
+    let later = now + cfg.session_timeout - Duration::from_millis(1);
+    let b = beat(&c, "b", b.member_epoch, later).unwrap();
+    let later = now + cfg.session_timeout;
+    beat(&c, "b", b.member_epoch, later).unwrap();
+    assert!(!c.describe("g").unwrap().members.contains_key("a"));
+    assert_eq!(c.plan("g", tp, 0, 10, later).unwrap(), ReadPlan { read_from: 0, available: true });
+}
+
+#[test]
+fn share_sessions_open_move_on_and_close() {
+    let c = ShareCoordinator::new(ShareConfig::default());
+    let t = Uuid::from_u128(1);
+    assert!(matches!(c.session("g", "a", 1, true, &[], &[]), Err(SessionError::NotFound(_))));
+    assert!(matches!(c.session("g", "a", 0, false, &[], &[]), Err(SessionError::InvalidEpoch(_))));
+    assert_eq!(c.session("g", "a", 0, true, &[(t, 0)], &[]).unwrap(), vec![(t, 0)]);
+    assert!(matches!(c.session("g", "a", 2, true, &[], &[]), Err(SessionError::InvalidEpoch(_))));
+    assert_eq!(c.session("g", "a", 1, true, &[(t, 1)], &[]).unwrap(), vec![(t, 0), (t, 1)]);
+    assert_eq!(c.session("g", "a", 2, false, &[], &[(t, 0)]).unwrap(), vec![(t, 1)]);
+    assert_eq!(c.session("g", "a", -1, true, &[], &[]).unwrap(), vec![(t, 1)]);
+    assert!(matches!(c.session("g", "a", 3, true, &[], &[]), Err(SessionError::NotFound(_))));
+}
+
+#[test]
+fn the_session_limit_holds() {
+    let c = ShareCoordinator::new(ShareConfig { max_sessions: 1, ..ShareConfig::default() });
+    c.session("g", "a", 0, true, &[], &[]).unwrap();
+    assert!(matches!(c.session("g", "b", 0, true, &[], &[]), Err(SessionError::LimitReached(_))));
+    // Reopening one's own session is not a new one.
+    c.session("g", "a", 0, true, &[], &[]).unwrap();
+}
+
+#[test]
+fn a_group_starts_where_its_offset_reset_says() {
+    let c = ShareCoordinator::new(ShareConfig::default());
+    let now = Instant::now();
+    join(&c, "a", &["t"], now);
+    let tp = (Uuid::from_u128(3), 0);
+    assert_eq!(c.plan("g", tp, 5, 20, now).unwrap(), ReadPlan { read_from: 20, available: false });
+    c.set_settings("h", GroupSettings { auto_offset_reset: Some(OffsetReset::Earliest), ..Default::default() });
+    let hb =
+        ShareHeartbeat { member_id: "a".into(), subscribed_topic_names: Some(vec!["t".into()]), ..Default::default() };
+    c.heartbeat("h", hb, &|_| Some(1), now).unwrap();
+    assert_eq!(c.plan("h", tp, 5, 20, now).unwrap(), ReadPlan { read_from: 5, available: true });
+    assert!(c.plan("nope", tp, 5, 20, now).is_none());
+}
