@@ -105,12 +105,12 @@ impl Broker {
         )?;
         let scram = crate::auth::scram::ScramStore::open(&root)?;
         let quotas = crate::auth::quota::QuotaStore::open(&root)?;
+        let share_groups = crate::group::share::ShareCoordinator::open(root.clone(), share_config(&config.group))?;
         let dynamic = broker_configs::DynamicConfigs::new(root, dynamic);
         let fetch_sessions = fetch_sessions::FetchSessions::new(
             config.server.fetch_session_cache_slots,
             config.server.fetch_session_cache_max_partitions,
         );
-        let share_groups = crate::group::share::ShareCoordinator::new(share_config(&config.group));
         Ok(Self {
             share_groups,
             config,

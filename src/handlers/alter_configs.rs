@@ -1,6 +1,7 @@
 //! AlterConfigs (replace a resource's whole set) and IncrementalAlterConfigs (SET, DELETE,
 //! APPEND, SUBTRACT per key), for a topic's overrides and for the broker's dynamic settings:
-//! this broker's (resource "1") or the cluster default (resource ""). Broker settings gregor
+//! this broker's (resource "1") or the cluster default (resource ""), and for a group's
+//! configs (resource type 32: the `share.*` keys of share groups). Broker settings gregor
 //! cannot change at run time are refused with INVALID_REQUEST and a message saying so, unknown
 //! keys and bad values with INVALID_CONFIG (see `broker::broker_configs`).
 
@@ -13,7 +14,7 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 
 use super::common::str_bytes;
-use super::describe_configs::{broker_layer, RESOURCE_BROKER, RESOURCE_TOPIC};
+use super::describe_configs::{broker_layer, RESOURCE_BROKER, RESOURCE_GROUP, RESOURCE_TOPIC};
 use super::{Ctx, Reply};
 use crate::broker::broker_configs::BrokerConfigError;
 use crate::handlers::error_codes::{ResponseError, ToKafkaCode};
@@ -48,6 +49,24 @@ fn apply(
                 Err(e @ BrokerConfigError::NotDynamic(_)) => {
                     (ResponseError::InvalidRequest.code(), Some(str_bytes(&e.to_string())))
                 }
+            };
+        }
+        RESOURCE_GROUP => {
+            use crate::group::share::GroupSettings;
+            let share = &ctx.broker.share_groups;
+            let next = match change(&share.settings(name).to_map()).and_then(|m| GroupSettings::from_map(&m)) {
+                Ok(next) => next,
+                Err(msg) => return (ResponseError::InvalidConfig.code(), Some(str_bytes(&msg))),
+            };
+            if validate_only {
+                return (0, None);
+            }
+            return match share.set_settings(name, next) {
+                Ok(()) => (0, None),
+                Err(e) => (
+                    ResponseError::UnknownServerError.code(),
+                    Some(str_bytes(&format!("The group configs could not be written: {e}"))),
+                ),
             };
         }
         _ => return (ResponseError::InvalidRequest.code(), Some(str_bytes("unsupported resource type"))),

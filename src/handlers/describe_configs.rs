@@ -21,6 +21,7 @@ use crate::metadata::topic_config;
 
 pub const RESOURCE_TOPIC: i8 = 2;
 pub const RESOURCE_BROKER: i8 = 4;
+pub const RESOURCE_GROUP: i8 = 32;
 
 /// One config as the response shows it.
 pub struct Entry {
@@ -77,10 +78,11 @@ pub async fn handle(ctx: &Ctx, req: DescribeConfigsRequest) -> Reply {
                             .with_error_message(Some(str_bytes(&message)));
                     }
                 },
+                RESOURCE_GROUP => group_entries(&ctx.broker, r.resource_name.as_str()),
                 other => {
                     return out.with_error_code(ResponseError::InvalidRequest.code()).with_error_message(Some(
                         str_bytes(&format!(
-                            "gregor describes topic and broker configs only, not resource type {other}"
+                            "gregor describes topic, broker and group configs only, not resource type {other}"
                         )),
                     ));
                 }
@@ -142,6 +144,30 @@ pub fn topic_entries(broker: &Broker, overrides: &BTreeMap<String, String>) -> V
             }
             let first = synonyms.first().cloned()?;
             Some(entry(k, first.value, first.source, synonyms))
+        })
+        .collect()
+}
+
+/// A group's configs (share groups' `share.*`): the group's own value (GROUP_CONFIG) or the
+/// broker's default. Kafka describes any group name, existing or not; so does gregor.
+fn group_entries(broker: &Broker, group: &str) -> Vec<Entry> {
+    const SOURCE_GROUP: i8 = 8;
+    let settings = broker.share_groups.settings(group);
+    settings
+        .describe(broker.share_groups.config())
+        .into_iter()
+        .map(|d| Entry {
+            name: d.name.to_string(),
+            value: Some(d.value.clone()),
+            source: if d.set { SOURCE_GROUP } else { SOURCE_DEFAULT },
+            read_only: false,
+            type_code: d.type_code,
+            doc: d.doc.to_string(),
+            synonyms: vec![Synonym {
+                name: d.name.to_string(),
+                value: Some(d.value),
+                source: if d.set { SOURCE_GROUP } else { SOURCE_DEFAULT },
+            }],
         })
         .collect()
 }

@@ -57,6 +57,7 @@ pub async fn handle(ctx: &Ctx, req: ShareAcknowledgeRequest) -> Reply {
             }
         }
     }
+    tracing::debug!(group = %group_id, member = %member_id, epoch, "share acknowledge");
     if let Err(e) = broker.share_groups.session(&group_id, &member_id, epoch, false, &[], &[]) {
         tracing::debug!(group = %group_id, member = %member_id, error = %e, "ShareAcknowledge session refused");
         return ctx.reply(&error_response(e.kafka_code(), e.to_string()));

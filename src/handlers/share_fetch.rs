@@ -87,6 +87,13 @@ pub(crate) fn acknowledge(
     batches: Vec<(i64, i64, Vec<i8>)>,
     out: &mut Outcomes,
 ) {
+    tracing::debug!(
+        group = group_id,
+        member = member_id,
+        partition = tp.1,
+        batches = batches.len(),
+        "acknowledgements"
+    );
     let result = broker.share_groups.acknowledge(group_id, member_id, tp, &batches);
     out.acks.insert(tp, result.err().map(|e| (e.kafka_code(), e.to_string())));
 }
@@ -289,6 +296,7 @@ pub async fn handle(ctx: &Ctx, req: ShareFetchRequest) -> Reply {
     }
     let forget: Vec<(Uuid, i32)> =
         req.forgotten_topics_data.iter().flat_map(|t| t.partitions.iter().map(move |p| (t.topic_id, *p))).collect();
+    tracing::debug!(group = %group_id, member = %member_id, epoch, "share fetch");
     let session = match broker.share_groups.session(&group_id, &member_id, epoch, true, &add, &forget) {
         Ok(s) => s,
         Err(e) => {

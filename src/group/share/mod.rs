@@ -12,8 +12,8 @@
 //!
 //! Share sessions: one per (group, member). Epoch 0 opens it with partitions to fetch,
 //! each later request carries the next epoch and may add or forget partitions, -1 closes it.
-//! Closing the session, leaving the group or missing the session timeout releases what the
-//! member holds.
+//! Closing the session or missing the session timeout releases what the member holds; so does
+//! leaving the group, once the member's session closed or [`DEPARTURE_GRACE`] passed.
 //!
 //! Kept in memory: after a restart, share groups and their sessions are gone and members
 //! rejoin; each share-partition starts again from `share.auto.offset.reset`, so records in
@@ -21,8 +21,11 @@
 //! `latest`, skipped. Group settings (`share.*` group configs) are kept in memory too.
 
 pub mod partition;
+pub mod settings;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::io;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -37,6 +40,12 @@ use super::consumer::HeartbeatError;
 
 /// A member leaves with this epoch; a share session closes with it.
 pub const LEAVE_EPOCH: i32 = -1;
+
+/// How long the share session of a member that left the group stays open for its last
+/// acknowledgements. Kafka 4.1 closes it at once; librdkafka 2.16 sends its leaving heartbeat
+/// and its final ShareAcknowledge at the same time, so the acknowledgements of a consumer's
+/// last poll would be lost and its records delivered again.
+pub const DEPARTURE_GRACE: Duration = Duration::from_secs(5);
 
 /// Settings of share groups (Kafka's `group.share.*`), the defaults of each group's
 /// `share.*` group configs.
@@ -216,13 +225,17 @@ struct Session {
 struct State {
     groups: HashMap<String, ShareGroup>,
     sessions: HashMap<(String, String), Session>,
-    settings: HashMap<String, GroupSettings>,
+    settings: BTreeMap<String, GroupSettings>,
+    /// Members that left the group and whose share session is still open, until when.
+    departed: HashMap<(String, String), Instant>,
 }
 
 /// Every share group of this broker, behind one lock (never held across an await).
 #[derive(Debug)]
 pub struct ShareCoordinator {
     cfg: ShareConfig,
+    /// Where group configs are kept (none in unit tests).
+    root: Option<PathBuf>,
     state: Mutex<State>,
     /// Woken when records become available without an append (released, a lock ran out).
     released: Arc<Notify>,
@@ -237,8 +250,16 @@ pub struct ReadPlan {
 }
 
 impl ShareCoordinator {
+    /// A coordinator that keeps nothing on disk.
     pub fn new(cfg: ShareConfig) -> Self {
-        Self { cfg, state: Mutex::new(State::default()), released: Arc::new(Notify::new()) }
+        Self { cfg, root: None, state: Mutex::new(State::default()), released: Arc::new(Notify::new()) }
+    }
+
+    /// The broker's coordinator: group configs are loaded from, and kept in, `root`.
+    pub fn open(root: PathBuf, cfg: ShareConfig) -> io::Result<Self> {
+        let settings = settings::load(&root)?;
+        let state = State { settings, ..State::default() };
+        Ok(Self { cfg, root: Some(root), state: Mutex::new(state), released: Arc::new(Notify::new()) })
     }
 
     pub fn config(&self) -> &ShareConfig {
@@ -272,13 +293,20 @@ impl ShareCoordinator {
         self.state.lock().settings.get(group_id).cloned().unwrap_or_default()
     }
 
-    pub fn set_settings(&self, group_id: &str, settings: GroupSettings) {
+    /// Replaces a group's configs (kept on disk before they apply).
+    pub fn set_settings(&self, group_id: &str, settings: GroupSettings) -> io::Result<()> {
         let mut st = self.state.lock();
+        let mut next = st.settings.clone();
         if settings == GroupSettings::default() {
-            st.settings.remove(group_id);
+            next.remove(group_id);
         } else {
-            st.settings.insert(group_id.to_string(), settings);
+            next.insert(group_id.to_string(), settings);
         }
+        if let Some(root) = &self.root {
+            settings::save(root, &next)?;
+        }
+        st.settings = next;
+        Ok(())
     }
 
     pub fn is_share_group(&self, group_id: &str) -> bool {
@@ -307,6 +335,29 @@ impl ShareCoordinator {
                 st.settings.remove(group_id);
                 Ok(true)
             }
+        }
+    }
+
+    fn release_locked(&self, st: &mut State, group_id: &str, member_id: &str) {
+        let limits = self.limits(st.settings.get(group_id));
+        if let Some(g) = st.groups.get_mut(group_id) {
+            if g.release_member(member_id, &limits) > 0 {
+                self.released.notify_waiters();
+            }
+        }
+    }
+
+    /// Closes the sessions of departed members whose grace ran out, releasing what they hold.
+    fn sweep_departed(&self, st: &mut State, now: Instant) {
+        if st.departed.is_empty() {
+            return;
+        }
+        let due: Vec<(String, String)> =
+            st.departed.iter().filter(|(_, d)| **d <= now).map(|(k, _)| k.clone()).collect();
+        for key in due {
+            st.departed.remove(&key);
+            st.sessions.remove(&key);
+            self.release_locked(st, &key.0, &key.1);
         }
     }
 
@@ -355,7 +406,6 @@ impl ShareCoordinator {
         }
         let mut st = self.state.lock();
         let settings = st.settings.get(group_id).cloned();
-        let limits = self.limits(settings.as_ref());
         let session_timeout = settings
             .as_ref()
             .and_then(|s| s.session_timeout_ms)
@@ -365,6 +415,7 @@ impl ShareCoordinator {
             .and_then(|s| s.heartbeat_interval_ms)
             .map_or(self.cfg.heartbeat_interval, Duration::from_millis);
         self.expire_members(&mut st, group_id, now);
+        self.sweep_departed(&mut st, now);
         let unknown = || {
             HeartbeatError::UnknownMemberId(format!(
                 "Member {} is not a member of share group {group_id}.",
@@ -375,12 +426,15 @@ impl ShareCoordinator {
             if let Some(g) = st.groups.get_mut(group_id) {
                 if g.members.remove(&hb.member_id).is_some() {
                     g.group_epoch += 1;
-                    if g.release_member(&hb.member_id, &limits) > 0 {
-                        self.released.notify_waiters();
-                    }
                 }
             }
-            st.sessions.remove(&(group_id.to_string(), hb.member_id.clone()));
+            // What it holds is released when its session closes, or after the grace.
+            let key = (group_id.to_string(), hb.member_id.clone());
+            if st.sessions.contains_key(&key) {
+                st.departed.insert(key, now + DEPARTURE_GRACE);
+            } else {
+                self.release_locked(&mut st, group_id, &hb.member_id);
+            }
             return Ok(ShareHeartbeatResult {
                 member_id: hb.member_id,
                 member_epoch: LEAVE_EPOCH,
@@ -479,6 +533,7 @@ impl ShareCoordinator {
         forget: &[(Uuid, i32)],
     ) -> Result<Vec<(Uuid, i32)>, SessionError> {
         let mut st = self.state.lock();
+        self.sweep_departed(&mut st, Instant::now());
         let key = (group_id.to_string(), member_id.to_string());
         if epoch == 0 {
             if !fetching {
@@ -505,6 +560,7 @@ impl ShareCoordinator {
         if epoch == LEAVE_EPOCH {
             let out = session.partitions.iter().copied().collect();
             st.sessions.remove(&key);
+            st.departed.remove(&key);
             return Ok(out);
         }
         if epoch != session.next_epoch {
@@ -524,12 +580,7 @@ impl ShareCoordinator {
     /// Releases what a member holds once its share session is closed.
     pub fn release_member(&self, group_id: &str, member_id: &str) {
         let mut st = self.state.lock();
-        let limits = self.limits(st.settings.get(group_id));
-        if let Some(g) = st.groups.get_mut(group_id) {
-            if g.release_member(member_id, &limits) > 0 {
-                self.released.notify_waiters();
-            }
-        }
+        self.release_locked(&mut st, group_id, member_id);
     }
 
     /// Prepares a share-partition for a fetch: creates it (at `log_start` or `high_watermark`
@@ -544,6 +595,7 @@ impl ShareCoordinator {
         now: Instant,
     ) -> Option<ReadPlan> {
         let mut st = self.state.lock();
+        self.sweep_departed(&mut st, now);
         let settings = st.settings.get(group_id).cloned();
         let limits = self.limits(settings.as_ref());
         let g = st.groups.get_mut(group_id)?;

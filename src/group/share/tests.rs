@@ -66,7 +66,8 @@ fn a_stale_epoch_is_fenced_and_an_unknown_member_must_join() {
 fn a_member_past_its_session_timeout_is_removed_and_its_records_released() {
     let cfg = ShareConfig::default();
     let c = ShareCoordinator::new(cfg.clone());
-    c.set_settings("g", GroupSettings { auto_offset_reset: Some(OffsetReset::Earliest), ..Default::default() });
+    c.set_settings("g", GroupSettings { auto_offset_reset: Some(OffsetReset::Earliest), ..Default::default() })
+        .unwrap();
     let now = Instant::now();
     let tp = (Uuid::from_u128(7), 0);
     join(&c, "a", &["t"], now);
@@ -113,10 +114,48 @@ fn a_group_starts_where_its_offset_reset_says() {
     join(&c, "a", &["t"], now);
     let tp = (Uuid::from_u128(3), 0);
     assert_eq!(c.plan("g", tp, 5, 20, now).unwrap(), ReadPlan { read_from: 20, available: false });
-    c.set_settings("h", GroupSettings { auto_offset_reset: Some(OffsetReset::Earliest), ..Default::default() });
+    c.set_settings("h", GroupSettings { auto_offset_reset: Some(OffsetReset::Earliest), ..Default::default() })
+        .unwrap();
     let hb =
         ShareHeartbeat { member_id: "a".into(), subscribed_topic_names: Some(vec!["t".into()]), ..Default::default() };
     c.heartbeat("h", hb, &|_| Some(1), now).unwrap();
     assert_eq!(c.plan("h", tp, 5, 20, now).unwrap(), ReadPlan { read_from: 5, available: true });
     assert!(c.plan("nope", tp, 5, 20, now).is_none());
+}
+
+#[test]
+fn a_member_that_leaves_keeps_its_session_for_its_last_acknowledgements() {
+    let c = ShareCoordinator::new(ShareConfig::default());
+    c.set_settings("g", GroupSettings { auto_offset_reset: Some(OffsetReset::Earliest), ..Default::default() })
+        .unwrap();
+    let now = Instant::now();
+    let tp = (Uuid::from_u128(9), 0);
+    let a = join(&c, "a", &["t"], now);
+    c.session("g", "a", 0, true, &[tp], &[]).unwrap();
+    c.plan("g", tp, 0, 4, now).unwrap();
+    let span = [BatchSpan { base_offset: 0, last_offset: 3, control: false }];
+    assert_eq!(c.acquire("g", "a", tp, &span, 100, now).len(), 1);
+    // The leaving heartbeat comes first, the final acknowledgement right after (librdkafka).
+    let hb = ShareHeartbeat { member_id: "a".into(), member_epoch: LEAVE_EPOCH, ..Default::default() };
+    c.heartbeat("g", hb, &|_| Some(1), now).unwrap();
+    assert!(!c.describe("g").unwrap().members.contains_key("a"));
+    c.session("g", "a", LEAVE_EPOCH, false, &[], &[]).unwrap();
+    c.acknowledge("g", "a", tp, &[(0, 3, vec![partition::ACK_ACCEPT])]).unwrap();
+    assert_eq!(c.plan("g", tp, 0, 4, now).unwrap(), ReadPlan { read_from: 4, available: false });
+
+    // Without a final acknowledgement, the records go back once the grace has passed.
+    let b = join(&c, "b", &["t"], now);
+    let _ = (a, b);
+    c.session("g", "b", 0, true, &[tp], &[]).unwrap();
+    let span = [BatchSpan { base_offset: 0, last_offset: 7, control: false }];
+    c.plan("g", tp, 0, 8, now).unwrap();
+    assert_eq!(c.acquire("g", "b", tp, &span, 100, now).len(), 1);
+    let hb = ShareHeartbeat { member_id: "b".into(), member_epoch: LEAVE_EPOCH, ..Default::default() };
+    c.heartbeat("g", hb, &|_| Some(1), now).unwrap();
+    assert!(!c.plan("g", tp, 0, 8, now + DEPARTURE_GRACE / 2).unwrap().available, "held during the grace");
+    assert_eq!(
+        c.plan("g", tp, 0, 8, now + DEPARTURE_GRACE).unwrap(),
+        ReadPlan { read_from: 4, available: true },
+        "released after it"
+    );
 }
