@@ -332,7 +332,14 @@ impl ShareCoordinator {
             Some(g) if !g.members.is_empty() => Err(format!("The share group {group_id} still has members.")),
             Some(_) => {
                 st.groups.remove(group_id);
-                st.settings.remove(group_id);
+                if st.settings.remove(group_id).is_some() {
+                    if let Some(root) = &self.root {
+                        // The group is gone either way; its configs come back only if this fails.
+                        if let Err(e) = settings::save(root, &st.settings) {
+                            tracing::warn!(group = group_id, error = %e, "could not forget a deleted share group's configs");
+                        }
+                    }
+                }
                 Ok(true)
             }
         }

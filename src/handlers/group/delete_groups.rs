@@ -1,4 +1,5 @@
-//! DeleteGroups: only groups without members, together with their committed offsets.
+//! DeleteGroups: only groups without members, together with their committed offsets (share
+//! groups with their share-partitions and group configs).
 
 use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
 use kafka_protocol::messages::{DeleteGroupsRequest, DeleteGroupsResponse};
@@ -20,6 +21,16 @@ pub async fn handle(ctx: &Ctx, req: DeleteGroupsRequest) -> Reply {
             .map(|(g, denied)| {
                 if denied {
                     return DeletableGroupResult::default().with_group_id(g).with_error_code(super::GROUP_DENIED);
+                }
+                // A share group: deleted with its share-partitions when it has no members.
+                match broker.share_groups.delete(g.0.as_str()) {
+                    Ok(true) => return DeletableGroupResult::default().with_group_id(g),
+                    Err(_) => {
+                        return DeletableGroupResult::default()
+                            .with_group_id(g)
+                            .with_error_code(crate::handlers::error_codes::ResponseError::NonEmptyGroup.code())
+                    }
+                    Ok(false) => {}
                 }
                 let r = broker.groups.delete_group(g.0.as_str());
                 DeletableGroupResult::default().with_group_id(g).with_error_code(code_of(&r))

@@ -1,4 +1,4 @@
-//! ListGroups, with the state (v4+) and type (v5+) filters.
+//! ListGroups, with the state (v4+) and type (v5+) filters: classic, consumer and share groups.
 
 use kafka_protocol::messages::list_groups_response::ListedGroup;
 use kafka_protocol::messages::{GroupId, ListGroupsRequest, ListGroupsResponse};
@@ -20,6 +20,7 @@ pub async fn handle(ctx: &Ctx, req: ListGroupsRequest) -> Reply {
         .groups
         .list_typed()
         .into_iter()
+        .chain(ctx.broker.share_groups.list().into_iter().map(|(id, state)| (id, "share".to_string(), state, "share")))
         .filter(|(_, _, state, _)| states.is_empty() || states.contains(&state.to_ascii_lowercase()))
         .filter(|(_, _, _, group_type)| types.is_empty() || types.iter().any(|t| t == group_type))
         .filter(|(id, _, _, _)| every || ctx.allowed(op::DESCRIBE, resource::GROUP, id))
