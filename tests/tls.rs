@@ -174,6 +174,9 @@ async fn ssl_and_mutual_tls_listeners_beside_a_plaintext_one() {
         ("KAFKA_SSL_PRINCIPAL_MAPPING_RULES", "RULE:^CN=([^,]+),OU=clients,.*$/$1/L,DEFAULT".into()),
         ("KAFKA_SSL_ENDPOINT_IDENTIFICATION_ALGORITHM", "".into()),
         ("KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR", "1".into()),
+        // Groups form at once (as compose files for the apache/kafka image usually set it):
+        // the three groups below would otherwise wait 3 s each for more members.
+        ("KAFKA_GROUP_INITIAL_REBALANCE_DELAY_MS", "0".into()),
         // A client that never starts its handshake is dropped this soon.
         ("GREGOR__SERVER__FIRST_REQUEST_TIMEOUT_MS", "1500".into()),
     ];
