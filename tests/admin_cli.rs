@@ -17,6 +17,10 @@ use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 
+/// Groups form at once (as compose files for the apache/kafka image usually set it): each new
+/// group here would otherwise wait the default 3 s for more members.
+const NO_GROUP_DELAY: &[(&str, &str)] = &[("KAFKA_GROUP_INITIAL_REBALANCE_DELAY_MS", "0")];
+
 fn cli(bootstrap: &str, args: &[&str], stdin: Option<&str>) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_gregor"))
         .args(args)
@@ -87,7 +91,7 @@ fn ok(out: Output) -> String {
 #[test]
 fn topics_records_and_groups_through_the_cli() {
     let tmp = tempfile::tempdir().unwrap();
-    let broker = BrokerProcess::spawn(&tmp.path().join("data"), &[]);
+    let broker = BrokerProcess::spawn(&tmp.path().join("data"), NO_GROUP_DELAY);
     let b = broker.addr.to_string();
 
     ok(cli(&b, &["topics", "create", "orders", "--partitions", "3", "--config", "retention.ms=3600000"], None));
@@ -167,7 +171,7 @@ fn topics_records_and_groups_through_the_cli() {
 #[test]
 fn partitions_configs_headers_groups_and_offsets_through_the_cli() {
     let tmp = tempfile::tempdir().unwrap();
-    let broker = BrokerProcess::spawn(&tmp.path().join("data"), &[]);
+    let broker = BrokerProcess::spawn(&tmp.path().join("data"), NO_GROUP_DELAY);
     let b = broker.addr.to_string();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new().set("bootstrap.servers", &b).create().unwrap();

@@ -153,7 +153,9 @@ async fn consumer_group_heartbeat_assigns_revokes_fences_and_leaves() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn librdkafka_consumers_share_a_topic_with_the_consumer_protocol() {
-    let broker = TestBroker::start().await;
+    // 1 s heartbeats (as compat-tests' run.sh sets them): a member learns of a new assignment
+    // at its next heartbeat, and the default 5 s would only make the group settle later.
+    let broker = TestBroker::start_with(|c| c.group.consumer_heartbeat_interval_ms = 1_000).await;
     let bootstrap = broker.bootstrap();
     let mut c = RawClient::connect(broker.addr).await;
     c.create_topic("kip848", 6).await;

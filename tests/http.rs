@@ -32,7 +32,11 @@ fn health_readiness_and_live_metrics() {
     let tmp = tempfile::tempdir().unwrap();
     let http = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let listen = format!("127.0.0.1:{http}");
-    let broker = BrokerProcess::spawn(&tmp.path().join("data"), &[("GREGOR__SERVER__HTTP_LISTEN", &listen)]);
+    // No initial rebalance delay: the group below forms at once instead of after 3 s.
+    let broker = BrokerProcess::spawn(
+        &tmp.path().join("data"),
+        &[("GREGOR__SERVER__HTTP_LISTEN", &listen), ("KAFKA_GROUP_INITIAL_REBALANCE_DELAY_MS", "0")],
+    );
     common::wait_for_sync(Duration::from_secs(20), || get(http, "/readyz").is_some_and(|(s, _)| s == 200));
     assert_eq!(get(http, "/healthz").unwrap(), (200, "ok\n".to_string()));
     assert_eq!(get(http, "/nope").unwrap().0, 404);

@@ -57,6 +57,7 @@ async fn compose_style_listeners_each_advertise_their_own_address() {
         ("KAFKA_CONTROLLER_QUORUM_VOTERS", format!("1@127.0.0.1:{controller}")),
         ("KAFKA_INTER_BROKER_LISTENER_NAME", "PLAINTEXT".into()),
         ("KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR", "1".into()),
+        ("KAFKA_GROUP_INITIAL_REBALANCE_DELAY_MS", "0".into()),
         ("KAFKA_HEAP_OPTS", "-Xmx512m".into()),
         ("KAFKA_LOG_DIRS", tmp.path().join("data").display().to_string()),
     ];

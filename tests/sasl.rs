@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use common::RawClient;
+use common::{metadata, ClientErrors, RawClient};
 use gregor::auth::scram;
 use kafka_protocol::messages::alter_user_scram_credentials_request::ScramCredentialUpsertion;
 use kafka_protocol::messages::{
@@ -26,7 +26,6 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair};
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::statistics::Statistics;
 use rdkafka::ClientContext;
@@ -144,35 +143,6 @@ impl Drop for Broker {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-    }
-}
-
-/// Keeps the errors librdkafka reports (an authentication failure is one, with its reason).
-#[derive(Default)]
-struct Errors(std::sync::Mutex<Vec<String>>);
-
-impl ClientContext for Errors {
-    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
-        self.0.lock().unwrap().push(format!("{error}: {reason}"));
-    }
-}
-
-impl rdkafka::consumer::ConsumerContext for Errors {}
-
-/// The cluster's broker count as a client with these settings sees it, or the errors the
-/// client reported.
-fn metadata(config: &ClientConfig) -> Result<usize, String> {
-    let consumer: BaseConsumer<Errors> = config.create_with_context(Errors::default()).map_err(|e| e.to_string())?;
-    match consumer.fetch_metadata(None, Duration::from_secs(8)) {
-        Ok(m) => Ok(m.brokers().len()),
-        Err(e) => {
-            // Errors reach the context while the client is polled.
-            let deadline = Instant::now() + Duration::from_secs(3);
-            while consumer.context().0.lock().unwrap().is_empty() && Instant::now() < deadline {
-                let _ = consumer.poll(Duration::from_millis(100));
-            }
-            Err(format!("{e}; {}", consumer.context().0.lock().unwrap().join("; ")))
-        }
     }
 }
 
@@ -431,7 +401,7 @@ struct OAuthClient {
     key: jsonwebtoken::EncodingKey,
     kid: &'static str,
     sub: &'static str,
-    errors: Errors,
+    errors: ClientErrors,
 }
 
 impl ClientContext for OAuthClient {
@@ -490,16 +460,14 @@ fn oauth_metadata(broker: &Broker, ssl: bool, ctx: OAuthClient) -> Result<usize,
     use rdkafka::producer::Producer;
     let producer: rdkafka::producer::ThreadedProducer<OAuthClient> =
         c.create_with_context(ctx).map_err(|e| e.to_string())?;
-    match producer.client().fetch_metadata(None, Duration::from_secs(8)) {
-        Ok(m) => Ok(m.brokers().len()),
-        Err(e) => {
-            let deadline = Instant::now() + Duration::from_secs(3);
-            while producer.context().errors.0.lock().unwrap().is_empty() && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            Err(format!("{e}; {}", producer.context().errors.0.lock().unwrap().join("; ")))
-        }
-    }
+    common::metadata_unless_refused(
+        Duration::from_secs(8),
+        |slice| producer.client().fetch_metadata(None, slice).map(|m| m.brokers().len()).map_err(|e| e.to_string()),
+        || {
+            std::thread::sleep(Duration::from_millis(50));
+            producer.context().errors.reported()
+        },
+    )
 }
 
 #[test]
@@ -521,7 +489,7 @@ fn oauthbearer_clients_with_tokens_signed_by_a_jwks_key() {
         ],
     );
     let client =
-        |key: jsonwebtoken::EncodingKey, kid| OAuthClient { key, kid, sub: "alice", errors: Errors::default() };
+        |key: jsonwebtoken::EncodingKey, kid| OAuthClient { key, kid, sub: "alice", errors: ClientErrors::default() };
     for ssl in [false, true] {
         let ok = oauth_metadata(&broker, ssl, client(key.clone(), "gregor-test-1"));
         assert_eq!(ok, Ok(1), "ssl={ssl}; broker log:\n{}", broker.log());

@@ -95,7 +95,7 @@ SCENARIOS=(
   # Passes by hand in about 68 s and is left out of the run for time: kafka-go 0.2.1's
   # Reader.Close sends no LeaveGroup, so the second reader's JoinGroup waits the default 30 s
   # rebalance timeout for the departed member (as with Kafka), and each Reader's first Fetch v2
-  # is answered only after its ~9 s max wait (not understood yet).
+  # is answered only after its ~9 s max wait (its default MinBytes is 1 MB: Kafka waits too).
   # "kafka-go|group-consume|go_kafkago_group_consume.py"
   "python3-kafka|group-consume|deb_kp_group_consume.py"
   # The shop example, with its own broker started from examples/shop/docker-compose.yml's
@@ -186,6 +186,14 @@ else
   fi
 fi
 
+# deb_client_version NAME PACKAGE: "NAME <upstream version> (Debian <package version>)", or nothing.
+deb_client_version() {
+  local v
+  v="$(dpkg-query -W -f='${Version}' "$2" 2>/dev/null)" && [ -n "$v" ] || return 0
+  local upstream="${v#*:}"
+  echo "$1 ${upstream%-*} (Debian $v)"
+}
+
 client_version() {
   case "$1" in
     kcat) kcat -V 2>&1 | sed -n 's/^Version \([^ ]*\) .*librdkafka \([^ ]*\) .*/kcat \1 (librdkafka \2)/p' | head -n1 ;;
@@ -193,6 +201,11 @@ client_version() {
     kafka-python) "$PY" -c 'import kafka; print(f"kafka-python {kafka.__version__}")' ;;
     aiokafka) "$PY" -c 'import aiokafka; print(f"aiokafka {aiokafka.__version__}")' ;;
     kafkajs) echo "kafkajs $(node -p "require('$CACHE_DIR/node/node_modules/kafkajs/package.json').version" 2>/dev/null)" ;;
+    sarama) deb_client_version sarama golang-github-shopify-sarama-dev ;;
+    kafka-go) deb_client_version kafka-go golang-github-segmentio-kafka-go-dev ;;
+    # The module's own version (Debian's python3-kafka is kafka-python), then the package's.
+    python3-kafka) /usr/bin/python3 -c 'import kafka; print(kafka.__version__)' 2>/dev/null \
+                     | sed "s/.*/python3-kafka & (Debian $(dpkg-query -W -f='${Version}' python3-kafka 2>/dev/null))/" ;;
   esac
 }
 

@@ -350,3 +350,68 @@ pub fn consume_group(config: &rdkafka::config::ClientConfig, topic: &str, group:
     consumer.commit_consumer_state(CommitMode::Sync).unwrap();
     seen
 }
+
+/// Keeps the errors librdkafka reports through its error callback (a refused login or TLS
+/// handshake is one, with its reason). A consumer hands them over while it is polled.
+#[derive(Default)]
+pub struct ClientErrors(pub std::sync::Mutex<Vec<String>>);
+
+impl ClientErrors {
+    pub fn reported(&self) -> Vec<String> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+impl rdkafka::ClientContext for ClientErrors {
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        self.0.lock().unwrap().push(format!("{error}: {reason}"));
+    }
+}
+
+impl rdkafka::consumer::ConsumerContext for ClientErrors {}
+
+/// The broker count `fetch` (a client's metadata call, given its timeout) gets within `timeout`,
+/// or the error of its last attempt with what the client `reported` (its error callback's lines).
+/// Metadata is asked for in slices of half a second and a client that has reported an error is
+/// given no more: a refused login or handshake is reported within milliseconds, so waiting out
+/// the whole timeout for it would only be waiting. A client that reports nothing gets the whole
+/// `timeout`, then up to 3 s for its reason.
+pub fn metadata_unless_refused(
+    timeout: Duration,
+    mut fetch: impl FnMut(Duration) -> Result<usize, String>,
+    mut reported: impl FnMut() -> Vec<String>,
+) -> Result<usize, String> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let slice = deadline.saturating_duration_since(Instant::now()).min(Duration::from_millis(500));
+        let error = match fetch(slice) {
+            Ok(brokers) => return Ok(brokers),
+            Err(e) => e,
+        };
+        let mut errors = reported();
+        if errors.is_empty() && Instant::now() < deadline {
+            continue;
+        }
+        let reason_deadline = Instant::now() + Duration::from_secs(3);
+        while errors.is_empty() && Instant::now() < reason_deadline {
+            errors = reported();
+        }
+        return Err(format!("{error}; {}", errors.join("; ")));
+    }
+}
+
+/// [`metadata_unless_refused`] with 8 s for a consumer made from `config`.
+pub fn metadata(config: &rdkafka::config::ClientConfig) -> Result<usize, String> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let consumer: BaseConsumer<ClientErrors> =
+        config.create_with_context(ClientErrors::default()).map_err(|e| e.to_string())?;
+    metadata_unless_refused(
+        Duration::from_secs(8),
+        |slice| consumer.fetch_metadata(None, slice).map(|m| m.brokers().len()).map_err(|e| e.to_string()),
+        || {
+            // Errors reach the context while the client is polled.
+            let _ = consumer.poll(Duration::from_millis(100));
+            consumer.context().reported()
+        },
+    )
+}

@@ -26,6 +26,7 @@ var (
 	failures []string
 	passed   int
 	name     string
+	checkMu  sync.Mutex
 	logMu    sync.Mutex
 	logLines []string
 )
@@ -39,7 +40,10 @@ func (logSink) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// check may be called from several goroutines (the partition readers of produce-consume).
 func check(ok bool, format string, args ...interface{}) bool {
+	checkMu.Lock()
+	defer checkMu.Unlock()
 	if ok {
 		passed++
 	} else {
@@ -257,43 +261,62 @@ func scenarioGroup(bs, topic, group string) {
 }
 
 // produce-consume: the default Writer, then one partition Reader per partition (no group:
-// ListOffsets v1 + Fetch v2 from FirstOffset) up to the high watermark.
+// ListOffsets v1 + Fetch v2 from FirstOffset) up to the high watermark. The three readers run
+// at the same time: a default Reader asks for MinBytes = MaxBytes = 1 MB with MaxWait 10 s
+// (max_wait 8999 ms on the wire after kafka-go's 1 s RTT allowance), and the broker, as Kafka
+// does, holds a Fetch until min_bytes or max_wait; with ~2 KB per partition every reader's first
+// Fetch is answered after ~9 s, which one after the other cost ~28 s.
 func scenarioProduceConsume(bs, topic string) {
 	createTopic(bs, topic, 3)
 	keys := write(bs, topic, "m", 0, 100)
-	var all []got
+	parts := make([][]got, 3)
+	var wg sync.WaitGroup
 	for p := 0; p < 3; p++ {
-		conn, err := kafka.DialLeader(context.Background(), "tcp", bs, topic, p)
-		if err != nil {
-			fatal("DialLeader(partition %d): %v", p, err)
-		}
-		first, last, err := conn.ReadOffsets() // ListOffsets v1
-		conn.Close()
-		if !check(err == nil && first == 0, "partition %d: ReadOffsets (ListOffsets v1) = %d..%d, %v", p, first, last, err) {
-			continue
-		}
-		r := kafka.NewReader(kafka.ReaderConfig{Brokers: []string{bs}, Topic: topic, Partition: p,
-			ErrorLogger: log.New(logSink{}, "[reader] ", log.Lmicroseconds)})
-		end := time.Now().Add(15 * time.Second)
-		n := int64(0)
-		for n < last {
-			ctx, cancel := context.WithDeadline(context.Background(), end)
-			m, err := r.ReadMessage(ctx)
-			cancel()
-			if err != nil {
-				check(false, "partition %d: %d of %d messages read (Fetch v2): %v", p, n, last, err)
-				break
-			}
-			check(string(m.Value) == "value of "+string(m.Key), "message %s: value %q", m.Key, m.Value)
-			all = append(all, got{string(m.Key), m.Partition, m.Offset})
-			n++
-		}
-		// Close waits for the fetch in flight (MaxWait, 10 s by default): not worth waiting for
-		// here, a partition reader commits nothing.
-		go r.Close()
+		wg.Add(1)
+		go func(p int) {
+			defer wg.Done()
+			parts[p] = readPartition(bs, topic, p)
+		}(p)
+	}
+	wg.Wait()
+	var all []got
+	for _, msgs := range parts {
+		all = append(all, msgs...)
 	}
 	checkRead(all, keys, "partition readers")
 	contiguous(all, "partition readers")
+}
+
+// readPartition: ReadOffsets (ListOffsets v1), then a default partition Reader up to the last offset.
+func readPartition(bs, topic string, p int) []got {
+	conn, err := kafka.DialLeader(context.Background(), "tcp", bs, topic, p)
+	if !check(err == nil, "DialLeader(partition %d): %v", p, err) {
+		return nil
+	}
+	first, last, err := conn.ReadOffsets() // ListOffsets v1
+	conn.Close()
+	if !check(err == nil && first == 0, "partition %d: ReadOffsets (ListOffsets v1) = %d..%d, %v", p, first, last, err) {
+		return nil
+	}
+	r := kafka.NewReader(kafka.ReaderConfig{Brokers: []string{bs}, Topic: topic, Partition: p,
+		ErrorLogger: log.New(logSink{}, "[reader] ", log.Lmicroseconds)})
+	// Close waits for the fetch in flight (MaxWait, 10 s by default): not worth waiting for
+	// here, a partition reader commits nothing.
+	defer func() { go r.Close() }()
+	end := time.Now().Add(15 * time.Second)
+	var msgs []got
+	for n := int64(0); n < last; n++ {
+		ctx, cancel := context.WithDeadline(context.Background(), end)
+		m, err := r.ReadMessage(ctx)
+		cancel()
+		if err != nil {
+			check(false, "partition %d: %d of %d messages read (Fetch v2): %v", p, n, last, err)
+			break
+		}
+		check(string(m.Value) == "value of "+string(m.Key), "message %s: value %q", m.Key, m.Value)
+		msgs = append(msgs, got{string(m.Key), m.Partition, m.Offset})
+	}
+	return msgs
 }
 
 func main() {
