@@ -2,7 +2,7 @@
 //! each record is acquired by one of them, acknowledgements accept, release and are refused
 //! when the member does not hold the record, share session epochs are checked, a waiting fetch
 //! wakes on an append, and the admin side (group configs kept across a restart, ShareGroupDescribe,
-//! ListGroups, DeleteGroups) answers as Kafka 4.1 does.
+//! ListGroups, DeleteGroups, Describe/Alter/DeleteShareGroupOffsets) answers as Kafka 4.1 does.
 
 mod common;
 
@@ -214,9 +214,41 @@ async fn two_members_share_a_partition_and_acknowledge_what_they_hold() {
     assert_eq!(listed, vec![(GROUP, "share")]);
     let del = DeleteGroupsRequest::default().with_groups_names(vec![GroupId(s(GROUP))]);
     assert_eq!(c.call(2, &del).await.results[0].error_code, code(ResponseError::NonEmptyGroup));
+    let busy = AlterShareGroupOffsetsRequest::default().with_group_id(GroupId(s(GROUP)));
+    assert_eq!(c.call(0, &busy).await.error_code, code(ResponseError::NonEmptyGroup));
     for m in ["member-a", "member-b"] {
         assert_eq!(c.call(1, &leave(m)).await.member_epoch, -1);
     }
+    // Offsets: 0-1 and 4-9 are accepted, 2-3 still held: the start offset is 2. With the group
+    // empty it can be moved, and forgotten.
+    let describe = DescribeShareGroupOffsetsRequest::default().with_groups(vec![
+        describe_share_group_offsets_request::DescribeShareGroupOffsetsRequestGroup::default()
+            .with_group_id(GroupId(s(GROUP)))
+            .with_topics(Some(vec![
+                describe_share_group_offsets_request::DescribeShareGroupOffsetsRequestTopic::default()
+                    .with_topic_name(TopicName(s("jobs")))
+                    .with_partitions(vec![0]),
+            ])),
+    ]);
+    let start = |r: &DescribeShareGroupOffsetsResponse| r.groups[0].topics[0].partitions[0].start_offset;
+    assert_eq!(start(&c.call(0, &describe).await), 2);
+    let alter = AlterShareGroupOffsetsRequest::default().with_group_id(GroupId(s(GROUP))).with_topics(vec![
+        alter_share_group_offsets_request::AlterShareGroupOffsetsRequestTopic::default()
+            .with_topic_name(TopicName(s("jobs")))
+            .with_partitions(vec![alter_share_group_offsets_request::AlterShareGroupOffsetsRequestPartition::default(
+            )
+            .with_partition_index(0)
+            .with_start_offset(7)]),
+    ]);
+    let r = c.call(0, &alter).await;
+    assert_eq!((r.error_code, r.responses[0].partitions[0].error_code), (0, 0), "{r:?}");
+    assert_eq!(start(&c.call(0, &describe).await), 7);
+    let forget = DeleteShareGroupOffsetsRequest::default()
+        .with_group_id(GroupId(s(GROUP)))
+        .with_topics(vec![delete_share_group_offsets_request::DeleteShareGroupOffsetsRequestTopic::default()
+            .with_topic_name(TopicName(s("jobs")))]);
+    assert_eq!(c.call(0, &forget).await.error_code, 0);
+    assert_eq!(start(&c.call(0, &describe).await), -1);
     assert_eq!(c.call(2, &del).await.results[0].error_code, 0);
     let d = c.call(1, &ShareGroupDescribeRequest::default().with_group_ids(vec![GroupId(s(GROUP))])).await;
     assert_eq!(d.groups[0].error_code, code(ResponseError::GroupIdNotFound));

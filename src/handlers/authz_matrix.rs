@@ -698,6 +698,30 @@ fn cases() -> Vec<(&'static str, ApiKey, Send, [bool; 4])> {
             [D, A, D, A],
         ),
         (
+            "DescribeShareGroupOffsets",
+            ApiKey::DescribeShareGroupOffsets,
+            case(
+                DescribeShareGroupOffsetsRequest::default().with_groups(vec![
+                    describe_share_group_offsets_request::DescribeShareGroupOffsetsRequestGroup::default()
+                        .with_group_id(GroupId(s("reader-share"))),
+                ]),
+                0,
+            ),
+            [D, A, D, A],
+        ),
+        (
+            "AlterShareGroupOffsets",
+            ApiKey::AlterShareGroupOffsets,
+            case(AlterShareGroupOffsetsRequest::default().with_group_id(GroupId(s("reader-share"))), 0),
+            [D, A, D, A],
+        ),
+        (
+            "DeleteShareGroupOffsets",
+            ApiKey::DeleteShareGroupOffsets,
+            case(DeleteShareGroupOffsetsRequest::default().with_group_id(GroupId(s("reader-share"))), 0),
+            [D, D, D, A],
+        ),
+        (
             "SaslHandshake",
             ApiKey::SaslHandshake,
             case(SaslHandshakeRequest::default().with_mechanism(s("PLAIN")), 1),

@@ -162,6 +162,9 @@ macro_rules! registry {
             ShareGroupDescribe => ShareGroupDescribeRequest, group::share_group_describe::handle, 1..=1;
             ShareFetch => ShareFetchRequest, share_fetch::handle, 1..=1;
             ShareAcknowledge => ShareAcknowledgeRequest, share_acknowledge::handle, 1..=1;
+            DescribeShareGroupOffsets => DescribeShareGroupOffsetsRequest, group::share_group_offsets::handle_describe, 0..=0;
+            AlterShareGroupOffsets => AlterShareGroupOffsetsRequest, group::share_group_offsets::handle_alter, 0..=0;
+            DeleteShareGroupOffsets => DeleteShareGroupOffsetsRequest, group::share_group_offsets::handle_delete, 0..=0;
             AddPartitionsToTxn => AddPartitionsToTxnRequest, txn::add_partitions_to_txn::handle, 0..=5;
             AddOffsetsToTxn => AddOffsetsToTxnRequest, txn::add_offsets_to_txn::handle, 0..=4;
             EndTxn => EndTxnRequest, txn::end_txn::handle, 0..=5;

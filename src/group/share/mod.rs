@@ -345,6 +345,32 @@ impl ShareCoordinator {
         }
     }
 
+    /// Sets share-partitions' start offsets (AlterShareGroupOffsets), creating the group if
+    /// needed. Refused while the group has members, as Kafka's.
+    pub fn alter_start_offsets(&self, group_id: &str, starts: &[((Uuid, i32), i64)]) -> Result<(), String> {
+        let mut st = self.state.lock();
+        let g = st.groups.entry(group_id.to_string()).or_insert_with(|| ShareGroup::new(group_id));
+        if !g.members.is_empty() {
+            return Err(format!("The share group {group_id} has members: stop them before altering its offsets."));
+        }
+        for (tp, start) in starts {
+            g.partitions.insert(*tp, SharePartition::new(*start));
+        }
+        Ok(())
+    }
+
+    /// Forgets the share-partitions of topics (DeleteShareGroupOffsets): the next fetch starts
+    /// them again from `share.auto.offset.reset`. Refused while the group has members.
+    pub fn delete_start_offsets(&self, group_id: &str, topics: &[Uuid]) -> Result<bool, String> {
+        let mut st = self.state.lock();
+        let Some(g) = st.groups.get_mut(group_id) else { return Ok(false) };
+        if !g.members.is_empty() {
+            return Err(format!("The share group {group_id} has members: stop them before deleting its offsets."));
+        }
+        g.partitions.retain(|(t, _), _| !topics.contains(t));
+        Ok(true)
+    }
+
     fn release_locked(&self, st: &mut State, group_id: &str, member_id: &str) {
         let limits = self.limits(st.settings.get(group_id));
         if let Some(g) = st.groups.get_mut(group_id) {

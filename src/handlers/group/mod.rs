@@ -15,6 +15,7 @@ pub mod offset_delete;
 pub mod offset_fetch;
 pub mod share_group_describe;
 pub mod share_group_heartbeat;
+pub mod share_group_offsets;
 pub mod sync_group;
 
 use kafka_protocol::protocol::StrBytes;

@@ -1,0 +1,181 @@
+//! DescribeShareGroupOffsets, AlterShareGroupOffsets and DeleteShareGroupOffsets (KIP-932's
+//! admin side, what `kafka-share-groups.sh` uses): a share group's start offset per partition,
+//! set or forgotten while the group has no members. Authorized as Kafka 4.1: DESCRIBE, READ and
+//! DELETE on the group, DESCRIBE or READ on the topics.
+
+use kafka_protocol::messages::alter_share_group_offsets_response::{
+    AlterShareGroupOffsetsResponsePartition, AlterShareGroupOffsetsResponseTopic,
+};
+use kafka_protocol::messages::delete_share_group_offsets_response::DeleteShareGroupOffsetsResponseTopic;
+use kafka_protocol::messages::describe_share_group_offsets_response::{
+    DescribeShareGroupOffsetsResponseGroup, DescribeShareGroupOffsetsResponsePartition,
+    DescribeShareGroupOffsetsResponseTopic,
+};
+use kafka_protocol::messages::*;
+
+use crate::auth::acl::{op, resource};
+use crate::handlers::common::{str_bytes, topic_name};
+use crate::handlers::error_codes::ResponseError;
+use crate::handlers::{Ctx, Reply};
+use crate::log::partition::LEADER_EPOCH;
+
+fn denied_group(ctx: &Ctx, operation: i8, group: &str) -> bool {
+    !ctx.allowed(operation, resource::GROUP, group)
+}
+
+pub async fn handle_describe(ctx: &Ctx, req: DescribeShareGroupOffsetsRequest) -> Reply {
+    let share = &ctx.broker.share_groups;
+    let groups = req
+        .groups
+        .into_iter()
+        .map(|g| {
+            let id = g.group_id.0.as_str().to_string();
+            let out = DescribeShareGroupOffsetsResponseGroup::default().with_group_id(g.group_id.clone());
+            if denied_group(ctx, op::DESCRIBE, &id) {
+                return out.with_error_code(super::GROUP_DENIED);
+            }
+            let Some(group) = share.describe(&id) else {
+                return out
+                    .with_error_code(ResponseError::GroupIdNotFound.code())
+                    .with_error_message(Some(str_bytes(&format!("Share group {id} not found."))));
+            };
+            let starts = group.start_offsets();
+            // Named topics (every partition asked, -1 where nothing was fetched yet), or all
+            // the share-partitions the group has.
+            let wanted: Vec<(String, Vec<i32>)> = match g.topics {
+                Some(topics) => topics.into_iter().map(|t| (t.topic_name.0.to_string(), t.partitions)).collect(),
+                None => {
+                    let mut by_topic: std::collections::BTreeMap<String, Vec<i32>> = Default::default();
+                    for ((tid, p), _) in &starts {
+                        if let Some(t) = ctx.broker.topic_by_id(tid) {
+                            by_topic.entry(t.name.to_string()).or_default().push(*p);
+                        }
+                    }
+                    by_topic.into_iter().collect()
+                }
+            };
+            let topics = wanted
+                .into_iter()
+                .map(|(name, partitions)| {
+                    let meta = ctx.broker.topic(&name);
+                    let allowed = ctx.allowed(op::DESCRIBE, resource::TOPIC, &name);
+                    let parts = partitions
+                        .into_iter()
+                        .map(|p| {
+                            let out = DescribeShareGroupOffsetsResponsePartition::default()
+                                .with_partition_index(p)
+                                .with_start_offset(-1)
+                                .with_leader_epoch(LEADER_EPOCH);
+                            if !allowed {
+                                return out.with_error_code(ResponseError::TopicAuthorizationFailed.code());
+                            }
+                            let Some(m) = meta.as_ref().filter(|m| p >= 0 && p < m.partitions) else {
+                                return out.with_error_code(ResponseError::UnknownTopicOrPartition.code());
+                            };
+                            let start = starts.iter().find(|(tp, _)| *tp == (m.id, p)).map_or(-1, |(_, o)| *o);
+                            out.with_start_offset(start)
+                        })
+                        .collect();
+                    DescribeShareGroupOffsetsResponseTopic::default()
+                        .with_topic_name(topic_name(&name))
+                        .with_topic_id(meta.map(|m| m.id).unwrap_or_default())
+                        .with_partitions(parts)
+                })
+                .collect();
+            out.with_topics(topics)
+        })
+        .collect();
+    ctx.reply(&DescribeShareGroupOffsetsResponse::default().with_groups(groups))
+}
+
+pub async fn handle_alter(ctx: &Ctx, req: AlterShareGroupOffsetsRequest) -> Reply {
+    let id = req.group_id.0.as_str();
+    let fail = |code: ResponseError, message: String| {
+        AlterShareGroupOffsetsResponse::default()
+            .with_error_code(code.code())
+            .with_error_message(Some(str_bytes(&message)))
+    };
+    if denied_group(ctx, op::READ, id) {
+        let e = ResponseError::GroupAuthorizationFailed;
+        return ctx.reply(&fail(e, e.to_string()));
+    }
+    if ctx.broker.groups.exists(id) {
+        return ctx.reply(&fail(ResponseError::GroupIdNotFound, format!("Group {id} is not a share group.")));
+    }
+    let mut starts = Vec::new();
+    let mut responses = Vec::new();
+    for t in &req.topics {
+        let name = t.topic_name.0.as_str();
+        let meta = ctx.broker.topic(name);
+        let allowed = ctx.allowed(op::READ, resource::TOPIC, name);
+        let parts = t
+            .partitions
+            .iter()
+            .map(|p| {
+                let out = AlterShareGroupOffsetsResponsePartition::default().with_partition_index(p.partition_index);
+                let code = if !allowed {
+                    ResponseError::TopicAuthorizationFailed
+                } else if meta.as_ref().is_none_or(|m| p.partition_index < 0 || p.partition_index >= m.partitions) {
+                    ResponseError::UnknownTopicOrPartition
+                } else if p.start_offset < 0 {
+                    return out.with_error_code(ResponseError::InvalidRequest.code()).with_error_message(Some(
+                        str_bytes("The start offset of a share-partition must be 0 or more."),
+                    ));
+                } else {
+                    starts.push(((meta.as_ref().expect("checked").id, p.partition_index), p.start_offset));
+                    return out;
+                };
+                out.with_error_code(code.code())
+            })
+            .collect();
+        responses.push(
+            AlterShareGroupOffsetsResponseTopic::default()
+                .with_topic_name(t.topic_name.clone())
+                .with_topic_id(meta.map(|m| m.id).unwrap_or_default())
+                .with_partitions(parts),
+        );
+    }
+    if let Err(message) = ctx.broker.share_groups.alter_start_offsets(id, &starts) {
+        return ctx.reply(&fail(ResponseError::NonEmptyGroup, message));
+    }
+    ctx.reply(&AlterShareGroupOffsetsResponse::default().with_error_message(None).with_responses(responses))
+}
+
+pub async fn handle_delete(ctx: &Ctx, req: DeleteShareGroupOffsetsRequest) -> Reply {
+    let id = req.group_id.0.as_str();
+    let fail = |code: ResponseError, message: String| {
+        DeleteShareGroupOffsetsResponse::default()
+            .with_error_code(code.code())
+            .with_error_message(Some(str_bytes(&message)))
+    };
+    if denied_group(ctx, op::DELETE, id) {
+        let e = ResponseError::GroupAuthorizationFailed;
+        return ctx.reply(&fail(e, e.to_string()));
+    }
+    let mut ids = Vec::new();
+    let responses = req
+        .topics
+        .iter()
+        .map(|t| {
+            let name = t.topic_name.0.as_str();
+            let out = DeleteShareGroupOffsetsResponseTopic::default().with_topic_name(t.topic_name.clone());
+            if !ctx.allowed(op::READ, resource::TOPIC, name) {
+                return out.with_error_code(ResponseError::TopicAuthorizationFailed.code());
+            }
+            match ctx.broker.topic(name) {
+                None => out.with_error_code(ResponseError::UnknownTopicOrPartition.code()),
+                Some(m) => {
+                    ids.push(m.id);
+                    out.with_topic_id(m.id).with_error_message(None)
+                }
+            }
+        })
+        .collect();
+    match ctx.broker.share_groups.delete_start_offsets(id, &ids) {
+        Err(message) => ctx.reply(&fail(ResponseError::NonEmptyGroup, message)),
+        Ok(false) => ctx.reply(&fail(ResponseError::GroupIdNotFound, format!("Share group {id} not found."))),
+        Ok(true) => {
+            ctx.reply(&DeleteShareGroupOffsetsResponse::default().with_error_message(None).with_responses(responses))
+        }
+    }
+}
