@@ -1,6 +1,7 @@
 //! KIP-848 `consumer` protocol groups: ConsumerGroupHeartbeat on raw requests (join, revocation
 //! before reassignment, fencing, leave, ListGroups/ConsumerGroupDescribe, a classic JoinGroup
-//! refused), and librdkafka consumers with `group.protocol=consumer` sharing a topic.
+//! refused, regex subscriptions following topics created and deleted), and librdkafka consumers
+//! with `group.protocol=consumer` sharing a topic.
 
 mod common;
 
@@ -90,10 +91,6 @@ async fn consumer_group_heartbeat_assigns_revokes_fences_and_leaves() {
     assert_eq!(r.error_code, ResponseError::FencedMemberEpoch.code(), "{r:?}");
     let r = c.call(1, &beat("ghost", 2, &[])).await;
     assert_eq!(r.error_code, ResponseError::UnknownMemberId.code());
-    // Regex subscriptions are not served yet: a clear INVALID_REQUEST.
-    let r = c.call(1, &join("m3").with_subscribed_topic_regex(Some(s("ord.*")))).await;
-    assert_eq!(r.error_code, ResponseError::InvalidRequest.code());
-    assert!(r.error_message.unwrap().contains("SubscribedTopicRegex"));
 
     // ListGroups v5 types it "consumer"; the type filter finds it.
     let l = c.call(5, &ListGroupsRequest::default().with_types_filter(vec![s("consumer")])).await;
@@ -222,5 +219,69 @@ async fn librdkafka_consumers_share_a_topic_with_the_consumer_protocol() {
     assert_eq!(all, want, "every record once");
     assert_eq!(parts.iter().sum::<usize>(), 6, "all partitions assigned: {parts:?}");
     assert!(parts.iter().all(|&n| n == 3), "shared evenly: {parts:?}");
+    broker.stop().await;
+}
+
+/// The topic names of an assignment, by the ids Metadata gives.
+async fn assigned_topics(c: &mut RawClient, tps: &[TopicPartitions]) -> BTreeSet<(String, i32)> {
+    let md = c.call(12, &MetadataRequest::default().with_topics(None)).await;
+    let name = |id| md.topics.iter().find(|t| t.topic_id == id).and_then(|t| t.name.clone()).map(|n| n.0.to_string());
+    tps.iter()
+        .flat_map(|tp| tp.partitions.iter().map(move |p| (name(tp.topic_id).expect("a known topic id"), *p)))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_regex_subscription_follows_matching_topics() {
+    let broker = TestBroker::start().await;
+    let mut c = RawClient::connect(broker.addr).await;
+    c.create_topic("rx-a", 2).await;
+    c.create_topic("rx-b", 1).await;
+    c.create_topic("xrx-a", 1).await;
+    c.create_topic("other", 1).await;
+    let join_rx = |regex: &str| {
+        ConsumerGroupHeartbeatRequest::default()
+            .with_group_id(GroupId(s("g848rx")))
+            .with_member_id(s("m1"))
+            .with_member_epoch(0)
+            .with_rebalance_timeout_ms(30_000)
+            .with_subscribed_topic_regex(Some(s(regex)))
+            .with_topic_partitions(Some(Vec::new()))
+    };
+    // An invalid regex: INVALID_REGULAR_EXPRESSION (128), saying why.
+    let r = c.call(1, &join_rx("rx-(a")).await;
+    assert_eq!((r.error_code, ResponseError::InvalidRegularExpression.code()), (128, 128), "{r:?}");
+    assert_eq!(
+        r.error_message.as_deref(),
+        Some("SubscribedTopicRegex `rx-(a` is not a valid regular expression: unclosed group.")
+    );
+
+    // Whole names only: not xrx-a, not other.
+    let r = c.call(1, &join_rx("rx-.*")).await;
+    assert_eq!(r.error_code, 0, "{:?}", r.error_message);
+    let epoch = r.member_epoch;
+    let mut held = owned(&r);
+    let want = |names: &[(&str, i32)]| names.iter().map(|(t, p)| (t.to_string(), *p)).collect::<BTreeSet<_>>();
+    assert_eq!(assigned_topics(&mut c, &held).await, want(&[("rx-a", 0), ("rx-a", 1), ("rx-b", 0)]));
+    let d = c.call(1, &ConsumerGroupDescribeRequest::default().with_group_ids(vec![GroupId(s("g848rx"))])).await;
+    let m = &d.groups[0].members[0];
+    assert_eq!(m.subscribed_topic_regex.as_deref(), Some("rx-.*"));
+    assert!(m.subscribed_topic_names.is_empty());
+
+    // A matching topic created after the join is assigned at a later heartbeat (new epoch).
+    c.create_topic("rx-c", 1).await;
+    let r = c.call(1, &beat("m1", epoch, &held).with_group_id(GroupId(s("g848rx")))).await;
+    assert_eq!(r.error_code, 0, "{:?}", r.error_message);
+    assert!(r.member_epoch > epoch, "the group epoch moved: {r:?}");
+    held = owned(&r);
+    assert_eq!(assigned_topics(&mut c, &held).await, want(&[("rx-a", 0), ("rx-a", 1), ("rx-b", 0), ("rx-c", 0)]));
+
+    // A deleted one is dropped.
+    let del = c.call(5, &DeleteTopicsRequest::default().with_topic_names(vec![TopicName(s("rx-b"))])).await;
+    assert_eq!(del.responses[0].error_code, 0);
+    let r = c.call(1, &beat("m1", r.member_epoch, &held).with_group_id(GroupId(s("g848rx")))).await;
+    assert_eq!(r.error_code, 0, "{:?}", r.error_message);
+    held = owned(&r);
+    assert_eq!(assigned_topics(&mut c, &held).await, want(&[("rx-a", 0), ("rx-a", 1), ("rx-c", 0)]));
     broker.stop().await;
 }

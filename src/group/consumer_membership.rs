@@ -4,18 +4,18 @@
 //! Kafka's upgrade path, are not served): a consumer member may take over an empty classic
 //! group, and a classic member an empty consumer group, as Kafka converts empty groups.
 
-use super::consumer::{ConsumerGroup, HeartbeatError, HeartbeatParams, HeartbeatResult};
+use super::consumer::{ConsumerGroup, HeartbeatError, HeartbeatParams, HeartbeatResult, TopicSource};
 use super::*;
 
 impl GroupCoordinator {
-    /// One ConsumerGroupHeartbeat. `topic` gives the id and partition count of an existing
-    /// topic by name.
+    /// One ConsumerGroupHeartbeat. `topics` tells which topics exist and which the member may
+    /// describe; it is asked under the group's lock.
     pub fn consumer_heartbeat(
         &self,
         group_id: &str,
         params: HeartbeatParams,
         version: i16,
-        topic: &dyn Fn(&str) -> Option<(uuid::Uuid, i32)>,
+        topics: &dyn TopicSource,
         now: Instant,
     ) -> Result<HeartbeatResult, HeartbeatError> {
         if group_id.trim().is_empty() {
@@ -40,7 +40,7 @@ impl GroupCoordinator {
         }
         let was_empty = entry.is_empty();
         let group = entry.consumer.as_mut().expect("set above");
-        let result = group.heartbeat(params, version, topic, now, &self.cfg.consumer);
+        let result = group.heartbeat(params, version, topics, now, &self.cfg.consumer);
         if entry.is_empty() && !was_empty {
             entry.empty_since_ms = crate::clock::now_ms();
         }

@@ -113,6 +113,7 @@ impl ToKafkaCode for crate::group::consumer::HeartbeatError {
             Self::GroupIdNotFound(_) => ResponseError::GroupIdNotFound,
             Self::GroupMaxSizeReached(_) => ResponseError::GroupMaxSizeReached,
             Self::FencedInstanceId(_) => ResponseError::FencedInstanceId,
+            Self::InvalidRegularExpression(_) => ResponseError::InvalidRegularExpression,
         }
     }
 }

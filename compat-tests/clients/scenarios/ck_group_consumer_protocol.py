@@ -13,6 +13,10 @@ every message). The session timeout and heartbeat interval are the broker's
   4. A closes; a new member D of the same group reads only what was produced since: the
      committed offsets are honoured by a restart of the group.
   5. Every produced message was consumed exactly once, at the partition/offset it was produced.
+  6. Regex subscription (KIP-848 SubscribedTopicRegex, resolved by the broker): a member of
+     another group subscribes to `^<prefix>-.*` (librdkafka treats a leading `^` as a regex). It
+     gets and reads both matching topics, then a matching topic created after it joined, and
+     never the topic that only shares part of the prefix.
 """
 import os
 import sys
@@ -28,7 +32,7 @@ PER_BATCH = 60
 SESSION_S = int(os.environ.get("GREGOR_CONSUMER_SESSION_S", "10"))
 
 bs = bootstrap()
-c = Checks("confluent-kafka group.protocol=consumer (KIP-848): leave, crash, restart")
+c = Checks("confluent-kafka group.protocol=consumer (KIP-848): leave, crash, restart, regex")
 topic = unique_topic("ck-group-848")
 group = f"compat-ck-848-{uuid.uuid4().hex[:8]}"
 ck_create_topics(ck_admin(bs), {topic: PARTITIONS})
@@ -157,6 +161,45 @@ dups = {k: v for k, v in seen.items() if len(v) > 1}
 c.check(not dups, f"{len(dups)} messages consumed more than once, e.g. {list(dups.items())[:5]}")
 log(f"consumed {sum(len(v) for v in seen.values())} messages for {len(produced)} produced "
     f"in {time.monotonic() - t0:.1f}s")
+
+# 6. A regex subscription: the broker resolves it against whole topic names.
+prefix = unique_topic("ck-848-rx")
+rx_a, rx_b, rx_late = f"{prefix}-a", f"{prefix}-b", f"{prefix}-late"
+rx_other = f"{prefix}x-a"   # starts with the prefix, but not with "<prefix>-"
+ck_create_topics(ck_admin(bs), {rx_a: 2, rx_b: 1, rx_other: 1})
+
+
+def produce_rx(t, n, partitions):
+    ck_produce(bs, t, [(f"{t}-{i}".encode(), b"v", i % partitions) for i in range(n)])
+    return {f"{t}-{i}" for i in range(n)}
+
+
+want_rx = produce_rx(rx_a, 10, 2) | produce_rx(rx_b, 5, 1)
+other_keys = produce_rx(rx_other, 5, 1)
+rx = CkMember("R", bs, f"compat-ck-848-rx-{uuid.uuid4().hex[:8]}", [f"^{prefix}-.*"], conf, commit_every=1)
+
+
+def rx_keys(m):
+    return {k for _, _, _, k, _ in m.consumed()}
+
+
+try:
+    rx.wait(lambda m: m.assignment() == {(rx_a, 0), (rx_a, 1), (rx_b, 0)} and want_rx <= rx_keys(m),
+            "R owns and read both topics matching the regex", deadline_s=30)
+    log(f"regex: R owns {sorted(rx.assignment())}")
+    ck_create_topics(ck_admin(bs), {rx_late: 1})
+    want_rx |= produce_rx(rx_late, 5, 1)
+    t_late = time.monotonic()
+    rx.wait(lambda m: (rx_late, 0) in m.assignment() and want_rx <= rx_keys(m),
+            "R got and read the matching topic created after it joined", deadline_s=30)
+    log(f"regex: {rx_late} assigned and read {time.monotonic() - t_late:.1f}s after its creation")
+except (TimeoutError, RuntimeError, Abort) as exc:
+    c.fail(f"regex subscription: {exc}; R owns {sorted(rx.assignment())}, read "
+           f"{len(rx_keys(rx) & want_rx)} of {len(want_rx)}")
+c.check(all(t != rx_other for t, _ in rx.assignment()),
+        f"regex: {rx_other} (no whole-name match) was assigned: {sorted(rx.assignment())}")
+c.check(not (rx_keys(rx) & other_keys), f"regex: R read {rx_other}, which does not match")
+c.equal(rx.close(), 0, "R: exit status after close()")
 for m in members.values():
     for p in m.problems()[:3]:
         log(f"note: {p}")

@@ -13,10 +13,27 @@
 //! new owner — the new owner waits (UNRELEASED) until the old one acknowledges the revocation by
 //! heartbeating without it. Everything here takes `now`; nothing reads a clock.
 //!
+//! Regex subscriptions (KIP-848 `SubscribedTopicRegex`, RE2/J syntax, whole-name match, see
+//! [`topic_regex`]): a member subscribes to topic names, a regex, or both (the union, as Kafka's
+//! `ConsumerTargetAssignmentBuilder`). A regex new to the group is compiled first (an invalid
+//! one is INVALID_REGULAR_EXPRESSION and changes nothing); an empty regex is no regex. The group
+//! keeps each regex in use with the topics it resolved to (Kafka's
+//! `resolvedRegularExpressions`), from all existing topics, internal ones included, that the
+//! heartbeating member may DESCRIBE. Kafka 4.1 refreshes them in the background at most every
+//! 10 s and when topics were created, with the refreshing member's rights; gregor resolves them
+//! again at every heartbeat of the group's members, synchronously, with that member's rights. A
+//! changed resolution (a matching topic created or deleted) is a new group epoch, so the next
+//! target assigns or drops its partitions.
+//!
+//! Matched: Kafka 4.1's `GroupMetadataManager` (`maybeUpdateRegularExpressions`,
+//! `handleRegularExpressionsResult`), `TopicRegexResolver` and
+//! `throwIfConsumerGroupHeartbeatRequestIsInvalid`.
+//!
 //! Not persisted: after a restart the group is gone, members' heartbeats get UNKNOWN_MEMBER_ID
 //! and they rejoin with epoch 0 (committed offsets are persisted by the coordinator).
 
 pub mod assignor;
+pub mod topic_regex;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
@@ -25,6 +42,7 @@ use tokio::time::Instant;
 
 use assignor::AssignorMember;
 pub use assignor::{Assignment, Assignor};
+use topic_regex::TopicRegex;
 
 /// A member leaves with this epoch.
 pub const LEAVE_EPOCH: i32 = -1;
@@ -57,6 +75,17 @@ pub enum HeartbeatError {
     GroupMaxSizeReached(String),
     #[error("{0}")]
     FencedInstanceId(String),
+    #[error("{0}")]
+    InvalidRegularExpression(String),
+}
+
+/// What a heartbeat needs to know of the cluster's topics.
+pub trait TopicSource {
+    /// The id and partition count of an existing topic.
+    fn topic(&self, name: &str) -> Option<(uuid::Uuid, i32)>;
+    /// The names of all existing topics the heartbeating member may DESCRIBE: what its group's
+    /// regexes resolve against. Asked only of groups with a regex subscription.
+    fn describable_topics(&self) -> Vec<String>;
 }
 
 /// The reconciliation state of a member (Kafka's `MemberState`).
@@ -80,7 +109,10 @@ pub struct ConsumerMember {
     pub previous_member_epoch: i32,
     pub state: MemberState,
     pub rebalance_timeout: Duration,
+    /// Subscribed topic names (Kafka's `subscribedTopicNames`).
     pub subscribed: BTreeSet<String>,
+    /// Subscribed regex, never empty (Kafka's `subscribedTopicRegex`, "" meaning none).
+    pub subscribed_regex: Option<String>,
     pub server_assignor: Option<String>,
     pub assigned: Assignment,
     pub pending_revocation: Assignment,
@@ -99,6 +131,7 @@ pub struct HeartbeatParams {
     /// -1: unchanged.
     pub rebalance_timeout_ms: i32,
     pub subscribed_topic_names: Option<Vec<String>>,
+    /// `None`: unchanged; `Some("")`: no regex.
     pub subscribed_topic_regex: Option<String>,
     pub server_assignor: Option<String>,
     /// `None`: unchanged since the last heartbeat.
@@ -149,6 +182,16 @@ pub struct ConsumerGroup {
     static_members: HashMap<String, String>,
     pub target: BTreeMap<String, Assignment>,
     pub metadata: TopicsMetadata,
+    /// Every regex some member subscribes to, with the topics it resolved to.
+    pub resolved_regexes: BTreeMap<String, ResolvedRegex>,
+}
+
+/// A regex of the group and the topics it matched when last resolved (Kafka's
+/// `ResolvedRegularExpression`).
+#[derive(Debug, Clone)]
+pub struct ResolvedRegex {
+    regex: TopicRegex,
+    pub topics: BTreeSet<String>,
 }
 
 fn contains(a: &Assignment, topic: &str, p: i32) -> bool {
@@ -173,6 +216,7 @@ impl ConsumerGroup {
             static_members: HashMap::new(),
             target: BTreeMap::new(),
             metadata: TopicsMetadata::new(),
+            resolved_regexes: BTreeMap::new(),
         }
     }
 
@@ -213,9 +257,58 @@ impl ConsumerGroup {
             .unwrap_or(Assignor::DEFAULT)
     }
 
-    /// Every topic some member subscribes to.
+    /// The topics a member subscribes to: its names and what its regex resolved to.
+    pub fn member_topics(&self, m: &ConsumerMember) -> BTreeSet<String> {
+        let resolved = m.subscribed_regex.as_ref().and_then(|r| self.resolved_regexes.get(r));
+        m.subscribed.iter().chain(resolved.into_iter().flat_map(|r| &r.topics)).cloned().collect()
+    }
+
+    /// Every topic some member subscribes to, by name or regex.
     pub fn subscribed_topics(&self) -> BTreeSet<String> {
-        self.members.values().flat_map(|m| m.subscribed.iter().cloned()).collect()
+        self.members.values().flat_map(|m| self.member_topics(m)).collect()
+    }
+
+    /// The regex of the request, compiled, when no member of the group uses it yet (Kafka
+    /// compiles a regex once, when it enters the group).
+    fn compile_new_regex(&self, p: &HeartbeatParams) -> Result<Option<(String, TopicRegex)>, HeartbeatError> {
+        let Some(source) = p.subscribed_topic_regex.as_deref().filter(|r| !r.is_empty()) else { return Ok(None) };
+        if self.resolved_regexes.contains_key(source) {
+            return Ok(None);
+        }
+        match TopicRegex::compile(source) {
+            Ok(regex) => Ok(Some((source.to_string(), regex))),
+            Err(why) => Err(HeartbeatError::InvalidRegularExpression(format!(
+                "SubscribedTopicRegex `{source}` is not a valid regular expression: {why}."
+            ))),
+        }
+    }
+
+    /// Forgets the regexes no member subscribes to any more.
+    fn prune_regexes(&mut self) {
+        let in_use: BTreeSet<&String> = self.members.values().filter_map(|m| m.subscribed_regex.as_ref()).collect();
+        self.resolved_regexes.retain(|r, _| in_use.contains(r));
+    }
+
+    /// Resolves every regex of the group again, `new` (the one the request brought in)
+    /// included. Returns whether some regex now matches other topics than before.
+    fn refresh_regexes(&mut self, new: Option<(String, TopicRegex)>, topics: &dyn TopicSource) -> bool {
+        if let Some((source, regex)) = new {
+            self.resolved_regexes.entry(source).or_insert(ResolvedRegex { regex, topics: BTreeSet::new() });
+        }
+        self.prune_regexes();
+        if self.resolved_regexes.is_empty() {
+            return false;
+        }
+        let names = topics.describable_topics();
+        let mut changed = false;
+        for resolved in self.resolved_regexes.values_mut() {
+            let matched: BTreeSet<String> = names.iter().filter(|n| resolved.regex.matches(n)).cloned().collect();
+            if matched != resolved.topics {
+                resolved.topics = matched;
+                changed = true;
+            }
+        }
+        changed
     }
 
     /// Whether a member other than `except` holds (assigned or pending revocation) the partition.
@@ -225,8 +318,8 @@ impl ConsumerGroup {
         })
     }
 
-    /// Kafka's `throwIfConsumerGroupHeartbeatRequestIsInvalid`, plus the regex subscriptions
-    /// gregor does not serve yet.
+    /// Kafka's `throwIfConsumerGroupHeartbeatRequestIsInvalid`. The regex is compiled later,
+    /// once the member is known (Kafka's `maybeUpdateRegularExpressions`).
     fn validate(p: &HeartbeatParams, version: i16) -> Result<(), HeartbeatError> {
         let invalid = |m: &str| Err(HeartbeatError::InvalidRequest(m.to_string()));
         let blank = |s: &Option<String>| s.as_deref().is_some_and(|s| s.trim().is_empty());
@@ -235,11 +328,6 @@ impl ConsumerGroup {
         }
         if blank(&p.rack_id) {
             return invalid("RackId can't be empty.");
-        }
-        // An empty regex is no regex (librdkafka sends "" along with topic names; Kafka 4.1
-        // treats it as none).
-        if p.subscribed_topic_regex.as_deref().is_some_and(|r| !r.is_empty()) {
-            return invalid("SubscribedTopicRegex is not supported by gregor yet: subscribe to topic names.");
         }
         if version >= 1 && p.member_id.trim().is_empty() {
             return invalid("MemberId can't be empty.");
@@ -252,8 +340,12 @@ impl ConsumerGroup {
                 if p.owned.as_ref().is_none_or(|o| o.values().any(|ps| !ps.is_empty())) {
                     return invalid("TopicPartitions must be empty when (re-)joining.");
                 }
-                if p.subscribed_topic_names.as_ref().is_none_or(Vec::is_empty) {
-                    return invalid("SubscribedTopicNames must be set in first request.");
+                // An empty list of names or an empty regex joins with no topics (Kafka 4.0+,
+                // KAFKA-18095: a client-side pattern may match nothing yet).
+                if p.subscribed_topic_names.is_none() && p.subscribed_topic_regex.is_none() {
+                    return invalid(
+                        "Either SubscribedTopicNames or SubscribedTopicRegex must be non-null when (re-)joining.",
+                    );
                 }
             }
             e if e > 0 || e == LEAVE_EPOCH => {
@@ -281,13 +373,13 @@ impl ConsumerGroup {
         Ok(())
     }
 
-    /// One ConsumerGroupHeartbeat. `topic` gives the id and partition count of an existing
-    /// topic; `version` is the request's (v1 requires the client to choose its member id).
+    /// One ConsumerGroupHeartbeat. `topics` tells which topics exist (and which the member may
+    /// describe); `version` is the request's (v1 requires the client to choose its member id).
     pub fn heartbeat(
         &mut self,
         mut p: HeartbeatParams,
         version: i16,
-        topic: &dyn Fn(&str) -> Option<(uuid::Uuid, i32)>,
+        topics: &dyn TopicSource,
         now: Instant,
         cfg: &ConsumerConfig,
     ) -> Result<HeartbeatResult, HeartbeatError> {
@@ -301,8 +393,10 @@ impl ConsumerGroup {
         let member_id = p.member_id.clone();
         let mut bump = false;
         let old_assigned;
+        let new_regex;
         if p.member_epoch == 0 {
             old_assigned = None;
+            new_regex = self.compile_new_regex(&p)?;
             if !self.members.contains_key(&member_id) {
                 if let Some(instance) = p.instance_id.clone() {
                     bump |= self.join_static(&instance, &member_id)?;
@@ -328,6 +422,7 @@ impl ConsumerGroup {
                         state: MemberState::Stable,
                         rebalance_timeout: Duration::ZERO,
                         subscribed: BTreeSet::new(),
+                        subscribed_regex: None,
                         server_assignor: None,
                         assigned: Assignment::new(),
                         pending_revocation: Assignment::new(),
@@ -349,6 +444,7 @@ impl ConsumerGroup {
             };
             Self::check_epoch(m, p.member_epoch, p.owned.as_ref())?;
             old_assigned = Some(m.assigned.clone());
+            new_regex = self.compile_new_regex(&p)?;
         }
         let m = self.members.get_mut(&member_id).expect("the member was found or added above");
         m.client_id = p.client_id;
@@ -369,15 +465,25 @@ impl ConsumerGroup {
                 bump = true;
             }
         }
+        if let Some(regex) = &p.subscribed_topic_regex {
+            let regex = (!regex.is_empty()).then(|| regex.clone());
+            if regex != m.subscribed_regex {
+                m.subscribed_regex = regex;
+                bump = true;
+            }
+        }
         if p.server_assignor.is_some() && p.server_assignor != m.server_assignor {
             m.server_assignor = p.server_assignor;
             bump = true;
         }
         m.session_deadline = now + cfg.session_timeout;
+        // A regex matching other topics (one created or deleted) is a new group epoch, as in
+        // Kafka's `handleRegularExpressionsResult`.
+        bump |= self.refresh_regexes(new_regex, topics);
         // Subscribed topics' partition counts: a change (a topic created, deleted or grown)
         // is a new group epoch, as Kafka's subscription metadata.
         let metadata: TopicsMetadata =
-            self.subscribed_topics().into_iter().filter_map(|t| topic(&t).map(|info| (t, info))).collect();
+            self.subscribed_topics().into_iter().filter_map(|t| topics.topic(&t).map(|info| (t, info))).collect();
         if metadata != self.metadata {
             self.metadata = metadata;
             bump = true;
@@ -391,7 +497,9 @@ impl ConsumerGroup {
         self.reconcile(&member_id, p.owned.as_ref(), now);
         let m = &self.members[&member_id];
         let full = p.member_epoch == 0
-            || (p.rebalance_timeout_ms != -1 && p.subscribed_topic_names.is_some() && p.owned.is_some());
+            || (p.rebalance_timeout_ms != -1
+                && (p.subscribed_topic_names.is_some() || p.subscribed_topic_regex.is_some())
+                && p.owned.is_some());
         let changed = old_assigned.as_ref() != Some(&m.assigned);
         Ok(HeartbeatResult {
             member_id,
@@ -498,6 +606,7 @@ impl ConsumerGroup {
                 }
             }
             self.target.remove(member_id);
+            self.prune_regexes();
             self.group_epoch += 1;
         }
     }
@@ -506,14 +615,12 @@ impl ConsumerGroup {
     fn compute_target(&mut self) {
         let counts: BTreeMap<String, i32> = self.metadata.iter().map(|(t, (_, n))| (t.clone(), *n)).collect();
         let empty = Assignment::new();
-        let members: BTreeMap<String, AssignorMember<'_>> = self
-            .members
+        let subscriptions: BTreeMap<&String, BTreeSet<String>> =
+            self.members.iter().map(|(id, m)| (id, self.member_topics(m))).collect();
+        let members: BTreeMap<String, AssignorMember<'_>> = subscriptions
             .iter()
-            .map(|(id, m)| {
-                (
-                    id.clone(),
-                    AssignorMember { subscribed: &m.subscribed, current: self.target.get(id).unwrap_or(&empty) },
-                )
+            .map(|(id, subscribed)| {
+                (id.to_string(), AssignorMember { subscribed, current: self.target.get(*id).unwrap_or(&empty) })
             })
             .collect();
         let target = self.preferred_assignor().assign(&members, &counts);

@@ -14,12 +14,38 @@ fn cfg() -> ConsumerConfig {
     }
 }
 
-fn topics(name: &str) -> Option<(uuid::Uuid, i32)> {
-    match name {
-        "t" => Some((uuid::Uuid::from_u128(1), 6)),
-        "u" => Some((uuid::Uuid::from_u128(2), 3)),
-        _ => None,
+/// A test cluster's topics (name -> id, partitions); `hidden` ones exist but the member may not
+/// DESCRIBE them.
+#[derive(Debug, Clone, Default)]
+struct Cluster {
+    topics: BTreeMap<String, (uuid::Uuid, i32)>,
+    hidden: BTreeSet<String>,
+}
+
+impl Cluster {
+    fn with(mut self, name: &str, partitions: i32) -> Self {
+        self.create(name, partitions);
+        self
     }
+
+    fn create(&mut self, name: &str, partitions: i32) {
+        let id = uuid::Uuid::from_u128(self.topics.len() as u128 + 1);
+        self.topics.insert(name.to_string(), (id, partitions));
+    }
+}
+
+impl TopicSource for Cluster {
+    fn topic(&self, name: &str) -> Option<(uuid::Uuid, i32)> {
+        self.topics.get(name).copied()
+    }
+
+    fn describable_topics(&self) -> Vec<String> {
+        self.topics.keys().filter(|t| !self.hidden.contains(*t)).cloned().collect()
+    }
+}
+
+fn topics() -> Cluster {
+    Cluster::default().with("t", 6).with("u", 3)
 }
 
 fn a(pairs: &[(&str, &[i32])]) -> Assignment {
@@ -39,7 +65,7 @@ fn join(g: &mut ConsumerGroup, id: &str, now: Instant) -> HeartbeatResult {
         owned: Some(Assignment::new()),
         ..Default::default()
     };
-    g.heartbeat(p, 1, &topics, now, &cfg()).expect("join")
+    g.heartbeat(p, 1, &topics(), now, &cfg()).expect("join")
 }
 
 /// A heartbeat that reports `owned` (what the member holds after applying its last answer).
@@ -57,7 +83,7 @@ fn beat(
         owned: Some(owned.clone()),
         ..Default::default()
     };
-    g.heartbeat(p, 1, &topics, now, &cfg())
+    g.heartbeat(p, 1, &topics(), now, &cfg())
 }
 
 /// A simulated client: its epoch and what it owns, updated from each answer.
@@ -265,10 +291,20 @@ fn invalid_requests_get_kafkas_messages() {
     let now = Instant::now();
     let mut g = ConsumerGroup::new("g");
     let p = HeartbeatParams { member_id: "m".into(), member_epoch: 0, rebalance_timeout_ms: -1, ..Default::default() };
-    let e = g.heartbeat(p.clone(), 1, &topics, now, &cfg()).unwrap_err();
+    let e = g.heartbeat(p.clone(), 1, &topics(), now, &cfg()).unwrap_err();
     assert_eq!(e, HeartbeatError::InvalidRequest("RebalanceTimeoutMs must be provided in first request.".into()));
-    let regex = HeartbeatParams { subscribed_topic_regex: Some("t.*".into()), ..p.clone() };
-    assert!(matches!(g.heartbeat(regex, 1, &topics, now, &cfg()), Err(HeartbeatError::InvalidRequest(_))));
+    // Kafka 4.1 (KAFKA-18095): names or a regex must be there, but may be empty.
+    let neither = HeartbeatParams { rebalance_timeout_ms: 1000, owned: Some(Assignment::new()), ..p.clone() };
+    assert_eq!(
+        g.heartbeat(neither.clone(), 1, &topics(), now, &cfg()).unwrap_err(),
+        HeartbeatError::InvalidRequest(
+            "Either SubscribedTopicNames or SubscribedTopicRegex must be non-null when (re-)joining.".into()
+        )
+    );
+    let no_names = HeartbeatParams { subscribed_topic_names: Some(Vec::new()), ..neither };
+    let r = g.heartbeat(no_names, 1, &topics(), now, &cfg()).expect("an empty subscription joins");
+    assert_eq!(r.assignment, Some(Assignment::new()));
+    let mut g = ConsumerGroup::new("g");
     // librdkafka sends an empty regex along with topic names: no regex.
     let empty_regex = HeartbeatParams {
         subscribed_topic_regex: Some(String::new()),
@@ -277,7 +313,7 @@ fn invalid_requests_get_kafkas_messages() {
         subscribed_topic_names: Some(vec!["t".into()]),
         ..p.clone()
     };
-    assert!(g.heartbeat(empty_regex, 1, &topics, now, &cfg()).is_ok());
+    assert!(g.heartbeat(empty_regex, 1, &topics(), now, &cfg()).is_ok());
     let mut g = ConsumerGroup::new("g");
     let bad = HeartbeatParams {
         rebalance_timeout_ms: 1000,
@@ -286,10 +322,10 @@ fn invalid_requests_get_kafkas_messages() {
         server_assignor: Some("sticky".into()),
         ..p.clone()
     };
-    assert!(matches!(g.heartbeat(bad, 1, &topics, now, &cfg()), Err(HeartbeatError::UnsupportedAssignor(_))));
+    assert!(matches!(g.heartbeat(bad, 1, &topics(), now, &cfg()), Err(HeartbeatError::UnsupportedAssignor(_))));
     let no_id = HeartbeatParams { member_id: String::new(), ..p };
     assert_eq!(
-        g.heartbeat(no_id, 1, &topics, now, &cfg()).unwrap_err(),
+        g.heartbeat(no_id, 1, &topics(), now, &cfg()).unwrap_err(),
         HeartbeatError::InvalidRequest("MemberId can't be empty.".into())
     );
 }
@@ -308,7 +344,7 @@ fn a_static_member_that_left_with_minus_two_comes_back_to_its_partitions() {
             owned: Some(Assignment::new()),
             ..Default::default()
         };
-        g.heartbeat(p, 1, &topics, now, &cfg())
+        g.heartbeat(p, 1, &topics(), now, &cfg())
     };
     let r = join_static(&mut g, "a1", "i").unwrap();
     let owned = r.assignment.unwrap();
@@ -319,9 +355,164 @@ fn a_static_member_that_left_with_minus_two_comes_back_to_its_partitions() {
         instance_id: Some("i".into()),
         ..Default::default()
     };
-    assert_eq!(g.heartbeat(p, 1, &topics, now, &cfg()).unwrap().member_epoch, LEAVE_STATIC_EPOCH);
+    assert_eq!(g.heartbeat(p, 1, &topics(), now, &cfg()).unwrap().member_epoch, LEAVE_STATIC_EPOCH);
     let epoch = g.group_epoch;
     let r = join_static(&mut g, "a2", "i").unwrap();
     assert_eq!(r.assignment.unwrap(), owned, "the same partitions, without a rebalance");
+    assert_eq!(g.group_epoch, epoch);
+}
+
+/// A member subscribing by regex (and names) with epoch 0.
+fn join_regex(
+    g: &mut ConsumerGroup,
+    cluster: &Cluster,
+    id: &str,
+    names: Option<&[&str]>,
+    regex: &str,
+) -> Result<HeartbeatResult, HeartbeatError> {
+    let p = HeartbeatParams {
+        member_id: id.into(),
+        member_epoch: 0,
+        rebalance_timeout_ms: 10_000,
+        subscribed_topic_names: names.map(|ns| ns.iter().map(|n| n.to_string()).collect()),
+        subscribed_topic_regex: Some(regex.into()),
+        owned: Some(Assignment::new()),
+        ..Default::default()
+    };
+    g.heartbeat(p, 1, cluster, Instant::now(), &cfg())
+}
+
+/// Heartbeats `client` against `cluster` until its answer stops changing what it owns.
+fn settle_on(g: &mut ConsumerGroup, cluster: &Cluster, client: &mut Client) {
+    for _ in 0..5 {
+        let r = beat_on(g, cluster, &client.id, client.epoch, &client.owned, None).expect("heartbeat");
+        client.epoch = r.member_epoch;
+        if let Some(x) = r.assignment {
+            client.owned = x;
+        }
+    }
+}
+
+fn beat_on(
+    g: &mut ConsumerGroup,
+    cluster: &Cluster,
+    id: &str,
+    epoch: i32,
+    owned: &Assignment,
+    regex: Option<&str>,
+) -> Result<HeartbeatResult, HeartbeatError> {
+    let p = HeartbeatParams {
+        member_id: id.into(),
+        member_epoch: epoch,
+        rebalance_timeout_ms: -1,
+        subscribed_topic_regex: regex.map(str::to_string),
+        owned: Some(owned.clone()),
+        ..Default::default()
+    };
+    g.heartbeat(p, 1, cluster, Instant::now(), &cfg())
+}
+
+#[test]
+fn a_regex_subscription_follows_topics_created_and_deleted() {
+    let mut cluster = Cluster::default().with("orders-eu", 2).with("orders-us", 2).with("payments", 2);
+    let mut g = ConsumerGroup::new("g");
+    let r = join_regex(&mut g, &cluster, "m1", None, "orders-.*").expect("join");
+    let mut m1 = Client { id: "m1".into(), epoch: r.member_epoch, owned: r.assignment.unwrap() };
+    assert_eq!(m1.owned, a(&[("orders-eu", &[0, 1]), ("orders-us", &[0, 1])]));
+    assert_eq!(g.members["m1"].subscribed_regex.as_deref(), Some("orders-.*"));
+    let epoch = g.group_epoch;
+
+    // A matching topic created later: the next heartbeat bumps the group epoch and assigns it;
+    // a topic that does not match changes nothing.
+    cluster.create("orders-asia", 3);
+    cluster.create("payments-eu", 1);
+    settle_on(&mut g, &cluster, &mut m1);
+    assert_eq!(g.group_epoch, epoch + 1);
+    assert_eq!(m1.epoch, epoch + 1);
+    assert_eq!(m1.owned, a(&[("orders-asia", &[0, 1, 2]), ("orders-eu", &[0, 1]), ("orders-us", &[0, 1])]));
+
+    // A deleted one is dropped.
+    cluster.topics.remove("orders-eu");
+    settle_on(&mut g, &cluster, &mut m1);
+    assert_eq!(m1.owned, a(&[("orders-asia", &[0, 1, 2]), ("orders-us", &[0, 1])]));
+    assert_eq!(g.state(), ConsumerGroupState::Stable);
+
+    // The last member with the regex leaves: the group forgets it.
+    beat_on(&mut g, &cluster, "m1", LEAVE_EPOCH, &m1.owned, None).expect("leave");
+    assert!(g.resolved_regexes.is_empty(), "{:?}", g.resolved_regexes);
+}
+
+#[test]
+fn a_regex_matches_whole_topic_names_the_member_may_describe() {
+    let mut cluster = Cluster::default()
+        .with("orders", 1)
+        .with("orders-eu", 1)
+        .with("old-orders", 1)
+        .with("orders-secret", 1)
+        .with("__consumer_offsets", 1);
+    cluster.hidden.insert("orders-secret".into());
+    let mut g = ConsumerGroup::new("g");
+    // RE2/J `matches()`: the whole name, not a part of it.
+    let r = join_regex(&mut g, &cluster, "m1", None, "orders").unwrap();
+    assert_eq!(r.assignment.unwrap(), a(&[("orders", &[0])]));
+    let r = join_regex(&mut g, &cluster, "m2", None, "rders-e").unwrap();
+    assert_eq!(r.assignment.unwrap(), Assignment::new());
+    assert!(g.resolved_regexes["rders-e"].topics.is_empty());
+    // Only what the member may DESCRIBE; internal topics are not left out (as Kafka's).
+    let r = join_regex(&mut g, &cluster, "m3", None, ".*s.*").unwrap();
+    assert_eq!(
+        g.resolved_regexes[".*s.*"].topics,
+        ["__consumer_offsets", "old-orders", "orders", "orders-eu"].map(String::from).into()
+    );
+    assert!(!r.assignment.unwrap().contains_key("orders-secret"));
+}
+
+#[test]
+fn names_and_a_regex_are_a_union_and_an_empty_regex_drops_it() {
+    let cluster = Cluster::default().with("t", 2).with("orders-eu", 2).with("orders-us", 2);
+    let mut g = ConsumerGroup::new("g");
+    let r = join_regex(&mut g, &cluster, "m1", Some(&["t"]), "orders-e.").unwrap();
+    let mut m1 = Client { id: "m1".into(), epoch: r.member_epoch, owned: r.assignment.unwrap() };
+    assert_eq!(m1.owned, a(&[("orders-eu", &[0, 1]), ("t", &[0, 1])]));
+    // The member changes its regex: a new group epoch, the new matches.
+    let epoch = g.group_epoch;
+    let r = beat_on(&mut g, &cluster, "m1", m1.epoch, &m1.owned, Some("orders-u.")).unwrap();
+    assert_eq!(g.group_epoch, epoch + 1);
+    m1.owned = r.assignment.unwrap();
+    settle_on(&mut g, &cluster, &mut m1);
+    assert_eq!(m1.owned, a(&[("orders-us", &[0, 1]), ("t", &[0, 1])]));
+    assert_eq!(g.resolved_regexes.keys().collect::<Vec<_>>(), ["orders-u."], "the old regex is forgotten");
+    // An empty regex is no regex: only the names are left.
+    let r = beat_on(&mut g, &cluster, "m1", m1.epoch, &m1.owned, Some("")).unwrap();
+    m1.owned = r.assignment.unwrap();
+    settle_on(&mut g, &cluster, &mut m1);
+    assert_eq!(m1.owned, a(&[("t", &[0, 1])]));
+    assert_eq!(g.members["m1"].subscribed_regex, None);
+    assert!(g.resolved_regexes.is_empty());
+}
+
+#[test]
+fn an_invalid_regex_is_refused_and_changes_nothing() {
+    let cluster = Cluster::default().with("orders-eu", 2);
+    let mut g = ConsumerGroup::new("g");
+    let e = join_regex(&mut g, &cluster, "m1", None, "orders-(eu").unwrap_err();
+    assert_eq!(
+        e,
+        HeartbeatError::InvalidRegularExpression(
+            "SubscribedTopicRegex `orders-(eu` is not a valid regular expression: unclosed group.".into()
+        )
+    );
+    assert!(g.is_empty(), "a refused join adds no member");
+    assert_eq!(g.group_epoch, 0);
+    // Valid only once wrapped in the anchoring group: RE2/J refuses it, so do we.
+    let e = join_regex(&mut g, &cluster, "m1", None, "orders)|(eu").unwrap_err();
+    assert!(matches!(e, HeartbeatError::InvalidRegularExpression(ref m) if m.contains("unopened group")), "{e:?}");
+    // A member of the group changing to an invalid regex keeps its subscription.
+    let r = join_regex(&mut g, &cluster, "m1", None, "orders-.*").unwrap();
+    let owned = r.assignment.unwrap();
+    let epoch = g.group_epoch;
+    let e = beat_on(&mut g, &cluster, "m1", r.member_epoch, &owned, Some("[orders")).unwrap_err();
+    assert!(matches!(e, HeartbeatError::InvalidRegularExpression(_)), "{e:?}");
+    assert_eq!(g.members["m1"].subscribed_regex.as_deref(), Some("orders-.*"));
     assert_eq!(g.group_epoch, epoch);
 }

@@ -1,7 +1,8 @@
 //! ConsumerGroupDescribe (KIP-848): a `consumer` protocol group's epochs, assignor and members
-//! with their subscriptions, current and target assignments. Authorized as Kafka 4.1: DESCRIBE
-//! on each group (GROUP_AUTHORIZATION_FAILED), and a group whose members use topics the
-//! principal may not DESCRIBE gets TOPIC_AUTHORIZATION_FAILED instead of its description.
+//! with their subscriptions (topic names and regex, as the members sent them), current and
+//! target assignments. Authorized as Kafka 4.1: DESCRIBE on each group
+//! (GROUP_AUTHORIZATION_FAILED), and a group whose members use topics the principal may not
+//! DESCRIBE gets TOPIC_AUTHORIZATION_FAILED instead of its description.
 
 use std::collections::BTreeSet;
 
@@ -55,6 +56,7 @@ fn describe(ctx: &Ctx, g: &ConsumerGroup, out: DescribedGroup) -> DescribedGroup
                 .with_client_id(str_bytes(&m.client_id))
                 .with_client_host(str_bytes(&m.client_host))
                 .with_subscribed_topic_names(m.subscribed.iter().map(|t| topic_name(t)).collect())
+                .with_subscribed_topic_regex(m.subscribed_regex.as_deref().map(str_bytes))
                 .with_assignment(assignment(ctx, &m.assigned))
                 .with_target_assignment(assignment(ctx, g.target.get(&m.member_id).unwrap_or(&empty)));
             if ctx.version >= 1 {

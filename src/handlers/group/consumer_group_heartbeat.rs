@@ -1,7 +1,9 @@
 //! ConsumerGroupHeartbeat (KIP-848): join, heartbeat, reconcile and leave a `consumer` protocol
 //! group in one API. The state machine is `group::consumer`; this file resolves topic ids and
 //! names and authorizes as Kafka 4.1's KafkaApis: READ on the group, and DESCRIBE on every
-//! subscribed topic (else TOPIC_AUTHORIZATION_FAILED for the whole request).
+//! subscribed topic name (else TOPIC_AUTHORIZATION_FAILED for the whole request). A regex
+//! subscription is not refused for topics the member may not see: it resolves only against the
+//! topics the member may DESCRIBE (Kafka's `TopicRegexResolver`).
 
 use kafka_protocol::messages::consumer_group_heartbeat_response::{Assignment, TopicPartitions};
 use kafka_protocol::messages::{ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse};
@@ -9,10 +11,27 @@ use tokio::time::Instant;
 
 use super::opt_str;
 use crate::auth::acl::op;
-use crate::group::consumer::{self, HeartbeatParams};
+use crate::group::consumer::{self, HeartbeatParams, TopicSource};
 use crate::handlers::common::str_bytes;
 use crate::handlers::error_codes::{ResponseError, ToKafkaCode};
 use crate::handlers::{Ctx, Reply};
+
+/// The cluster's topics as the heartbeating member sees them.
+struct Topics<'a>(&'a Ctx);
+
+impl TopicSource for Topics<'_> {
+    fn topic(&self, name: &str) -> Option<(uuid::Uuid, i32)> {
+        self.0.broker.topic(name).map(|t| (t.id, t.partitions))
+    }
+
+    /// Every listed topic, internal ones included once they exist (Kafka's regex resolution
+    /// scans the whole metadata image), less those the principal may not DESCRIBE.
+    fn describable_topics(&self) -> Vec<String> {
+        let all = self.0.broker.all_topics();
+        let denied = self.0.denied_topics(op::DESCRIBE, all.iter().map(|t| &*t.name));
+        all.iter().zip(denied).filter(|(_, denied)| !denied).map(|(t, _)| t.name.to_string()).collect()
+    }
+}
 
 fn error(code: ResponseError, message: String) -> ConsumerGroupHeartbeatResponse {
     ConsumerGroupHeartbeatResponse::default()
@@ -56,9 +75,8 @@ pub async fn handle(ctx: &Ctx, req: ConsumerGroupHeartbeatRequest) -> Reply {
         client_id: ctx.client_id.clone().unwrap_or_default(),
         client_host: ctx.client_host.clone(),
     };
-    let topic = |name: &str| broker.topic(name).map(|t| (t.id, t.partitions));
     // In memory only (nothing is appended): answered here, under the group's lock briefly.
-    let result = broker.groups.consumer_heartbeat(group_id, params, ctx.version, &topic, Instant::now());
+    let result = broker.groups.consumer_heartbeat(group_id, params, ctx.version, &Topics(ctx), Instant::now());
     let resp = match result {
         Err(e) => {
             tracing::debug!(group = group_id, error = %e, "ConsumerGroupHeartbeat refused");
