@@ -239,8 +239,8 @@ impl SharePartition {
         if let Some(t) = types.iter().find(|t| !(ACK_GAP..=ACK_REJECT).contains(*t)) {
             return Err(AckError::InvalidRequest(format!("Unknown acknowledge type {t}.")));
         }
-        // Only offsets handed out and not yet done can be held: checked before walking the range,
-        // so a huge range costs nothing.
+        // Only offsets handed out and not yet done can be held (the walk below would stop at the
+        // first offset past them too; this says why in one message).
         if first < self.start || last >= self.next {
             return Err(AckError::InvalidRecordState(format!(
                 "The offsets {first}-{last} are not all in flight: this share-partition has {}-{} in flight.",
@@ -410,7 +410,7 @@ mod tests {
         assert!(matches!(sp.acknowledge("a", 0, 0, &[ACK_ACCEPT], &LIMITS), Err(AckError::InvalidRecordState(_))));
         assert!(matches!(sp.acknowledge("a", 3, 2, &[ACK_ACCEPT], &LIMITS), Err(AckError::InvalidRequest(_))));
         assert!(matches!(sp.acknowledge("a", 0, 1, &[1, 1, 1], &LIMITS), Err(AckError::InvalidRequest(_))));
-        // A range as large as the offsets go is refused without walking it.
+        // A range reaching past what was handed out is refused as a whole.
         sp.acquire("a", &[batch(2, 3)], 100, now, &LIMITS);
         assert!(matches!(
             sp.acknowledge("a", 2, i64::MAX, &[ACK_ACCEPT], &LIMITS),
