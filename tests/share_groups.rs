@@ -267,3 +267,36 @@ async fn group_configs_are_kept_across_a_restart() {
     assert_eq!(group_config(&mut c, "share.record.lock.duration.ms").await, (Some("2500".into()), 8));
     broker.stop().await;
 }
+
+/// What a share group was told is done stays done through a SIGKILL: acknowledged records are
+/// not delivered again, held ones are (with their delivery counted), and the share-partition
+/// keeps its start rather than jumping to `latest` at the next start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledgements_survive_a_sigkill() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let mut broker = common::BrokerProcess::spawn(&data, &[]);
+    let addr = broker.addr;
+    let mut c = RawClient::connect(addr).await;
+    c.create_topic("jobs", 1).await;
+    let config = ClientConfig::new().set("bootstrap.servers", addr.to_string()).clone();
+    common::produce_all(&config, "jobs", &(0..10).map(|i| format!("job-{i}")).collect::<Vec<_>>()).await;
+    assert_eq!(set_group_config(&mut c, "share.auto.offset.reset", "earliest").await, 0);
+    let topic = c.call(1, &join("member-a")).await.assignment.expect("an assignment").topic_partitions[0].topic_id;
+    assert_eq!(acquired(&c.call(1, &fetch("member-a", 0, topic, &[], 100, 0)).await), vec![(0, 9, 1)]);
+    // 0-3 accepted with a ShareAcknowledge, 4-5 with the next ShareFetch; 6-9 still held.
+    let r = c.call(1, &acknowledge("member-a", 1, topic, &[(0, 3, ACCEPT)])).await;
+    assert_eq!(r.responses[0].partitions[0].error_code, 0);
+    let r = c.call(1, &fetch("member-a", 2, topic, &[(4, 5, ACCEPT)], 100, 0)).await;
+    assert_eq!(ack_code(&r), 0);
+    broker.kill_9();
+
+    let mut broker = common::BrokerProcess::spawn_at(&data, addr, &[], |_| {});
+    let mut c = RawClient::connect(addr).await;
+    common::produce_all(&config, "jobs", &["after".to_string()]).await;
+    let topic2 = c.call(1, &join("member-b")).await.assignment.expect("an assignment").topic_partitions[0].topic_id;
+    assert_eq!(topic2, topic);
+    let r = c.call(1, &fetch("member-b", 0, topic, &[], 100, 0)).await;
+    assert_eq!(acquired(&r), vec![(6, 9, 2), (10, 10, 1)], "held records come back, accepted ones do not");
+    broker.kill_9();
+}

@@ -24,7 +24,13 @@ impl Broker {
                 // Expiry appends tombstones to `__consumer_offsets`: off the runtime.
                 let b = broker.clone();
                 let now = tokio::time::Instant::now();
-                let _ = tokio::task::spawn_blocking(move || b.groups.tick(now, now_ms())).await;
+                let _ = tokio::task::spawn_blocking(move || {
+                    b.groups.tick(now, now_ms());
+                    // Share-partition state changed without a request to write it (a member
+                    // left or timed out and its records were released).
+                    let _ = b.share_groups.persist();
+                })
+                .await;
             }
         }));
         let broker = self.clone();

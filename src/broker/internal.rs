@@ -1,6 +1,6 @@
-//! The broker's own logs seen as topics. `__consumer_offsets` and `__transaction_state` are
-//! single partitions owned by the group and transaction coordinators, not entries of the topic
-//! store; clients see them as Kafka shows them: listed by Metadata as internal once they hold
+//! The broker's own logs seen as topics. `__consumer_offsets`, `__share_group_state` and
+//! `__transaction_state` are single partitions owned by the group, share and transaction
+//! coordinators, not entries of the topic store; clients see them as Kafka shows them: listed by Metadata as internal once they hold
 //! anything (Kafka creates them on first use), describable, readable, and not writable.
 
 use std::collections::BTreeMap;
@@ -9,12 +9,13 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 use super::Broker;
+use crate::group::share::SHARE_STATE_TOPIC;
 use crate::group::OFFSETS_TOPIC;
 use crate::metadata::TopicMeta;
 use crate::txn::TXN_TOPIC;
 
 /// The internal topics, in name order.
-pub const INTERNAL_TOPICS: [&str; 2] = [OFFSETS_TOPIC, TXN_TOPIC];
+pub const INTERNAL_TOPICS: [&str; 3] = [OFFSETS_TOPIC, SHARE_STATE_TOPIC, TXN_TOPIC];
 
 pub fn is_internal(name: &str) -> bool {
     INTERNAL_TOPICS.contains(&name)

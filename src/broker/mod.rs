@@ -86,6 +86,8 @@ impl Broker {
         let groups = GroupCoordinator::open(&logs, coordinator_config(&config.group), now)?;
         let txns = TxnCoordinator::open(&logs, txn_config(&config), now)?;
         txns.recover(&Markers { logs: &logs, groups: &groups }, now);
+        let share_groups =
+            crate::group::share::ShareCoordinator::open(root.clone(), &logs, share_config(&config.group), now)?;
         logs.finish_recovery()?;
         info!(
             topics = topics.list().len(),
@@ -105,7 +107,6 @@ impl Broker {
         )?;
         let scram = crate::auth::scram::ScramStore::open(&root)?;
         let quotas = crate::auth::quota::QuotaStore::open(&root)?;
-        let share_groups = crate::group::share::ShareCoordinator::open(root.clone(), share_config(&config.group))?;
         let dynamic = broker_configs::DynamicConfigs::new(root, dynamic);
         let fetch_sessions = fetch_sessions::FetchSessions::new(
             config.server.fetch_session_cache_slots,
@@ -187,6 +188,7 @@ fn share_config(g: &GroupConfig) -> crate::group::share::ShareConfig {
         partition_max_record_locks: g.share_partition_max_record_locks,
         max_size: g.share_max_size,
         max_sessions: g.share_max_share_sessions,
+        checkpoint_bytes: crate::group::CHECKPOINT_BYTES,
     }
 }
 

@@ -9,7 +9,6 @@ use tracing::{error, info};
 use uuid::Uuid;
 
 use super::{now_ms, Broker};
-use crate::group::OFFSETS_TOPIC;
 use crate::log::{PartitionConfig, TopicPartition};
 use crate::metadata::{self, topic_config, TopicMeta};
 
@@ -72,7 +71,7 @@ impl Broker {
     /// Validates a new topic and, unless `validate_only`, creates it.
     pub fn create_topic(&self, req: NewTopic, validate_only: bool) -> Result<Arc<TopicMeta>, CreateTopicError> {
         metadata::validate_topic_name(&req.name).map_err(CreateTopicError::InvalidName)?;
-        if req.name == OFFSETS_TOPIC || req.name == "__transaction_state" {
+        if super::is_internal(&req.name) {
             return Err(CreateTopicError::InvalidName(format!("Topic name {} is reserved for internal use", req.name)));
         }
         let partitions = if !req.assignments.is_empty() {

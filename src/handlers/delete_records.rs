@@ -13,7 +13,6 @@ use super::common::reply_off_runtime;
 use super::{Ctx, Reply};
 use crate::auth::acl::op;
 use crate::broker::Broker;
-use crate::group::OFFSETS_TOPIC;
 use crate::handlers::error_codes::{ResponseError, ToKafkaCode};
 
 /// The request's "up to the high watermark".
@@ -36,7 +35,7 @@ fn answer(broker: &Broker, req: DeleteRecordsRequest, denied: &[bool]) -> Delete
             let meta = broker.topics.get(name);
             let refused = if denied {
                 Some(ResponseError::TopicAuthorizationFailed)
-            } else if name == OFFSETS_TOPIC || name == "__transaction_state" {
+            } else if crate::broker::is_internal(name) {
                 Some(ResponseError::InvalidTopicException)
             } else if meta.as_ref().is_some_and(|m| {
                 m.configs.get("cleanup.policy").is_some_and(|p| !p.split(',').any(|x| x.trim() == "delete"))

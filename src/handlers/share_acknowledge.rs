@@ -68,6 +68,7 @@ pub async fn handle(ctx: &Ctx, req: ShareAcknowledgeRequest) -> Reply {
     if epoch == share::LEAVE_EPOCH {
         broker.share_groups.release_member(&group_id, &member_id);
     }
+    let _ = super::share_fetch::persist(&broker).await;
     let leader = LeaderIdAndEpoch::default().with_leader_id(broker.node.node_id).with_leader_epoch(LEADER_EPOCH);
     let mut topics: BTreeMap<Uuid, Vec<PartitionData>> = BTreeMap::new();
     let results = outcomes.errors.into_iter().map(|(tp, e)| (tp, Some(e))).chain(outcomes.acks);

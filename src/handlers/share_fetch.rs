@@ -98,6 +98,13 @@ pub(crate) fn acknowledge(
     out.acks.insert(tp, result.err().map(|e| (e.kafka_code(), e.to_string())));
 }
 
+/// Writes the share-partition state a request changed, off the runtime, before it is answered
+/// (a failure is logged by the coordinator and the write retried with the next change).
+pub(crate) async fn persist(broker: &Arc<Broker>) -> std::io::Result<()> {
+    let b = broker.clone();
+    tokio::task::spawn_blocking(move || b.share_groups.persist()).await.map_err(std::io::Error::other)?
+}
+
 fn leader(broker: &Broker) -> LeaderIdAndEpoch {
     LeaderIdAndEpoch::default().with_leader_id(broker.node.node_id).with_leader_epoch(LEADER_EPOCH)
 }
@@ -168,6 +175,9 @@ impl Fetching {
             bytes_left = bytes_left.saturating_sub(records.len());
             out.push(Got { tp: s.tp, records, acquired });
         }
+        // What this request changed (its acknowledgements, the deliveries it made) is written
+        // before the answer; a failed write is logged and tried again with the next change.
+        let _ = share.persist();
         out
     }
 }
@@ -318,6 +328,7 @@ pub async fn handle(ctx: &Ctx, req: ShareFetchRequest) -> Reply {
     if epoch == share::LEAVE_EPOCH {
         // The session is closed: what the member still holds goes back to the group.
         broker.share_groups.release_member(&group_id, &member_id);
+        let _ = persist(&broker).await;
         return ctx.reply(&respond(&broker, lock_ms, &outcomes, Vec::new()));
     }
     let sources: Vec<Source> = session

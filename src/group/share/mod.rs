@@ -15,15 +15,21 @@
 //! Closing the session or missing the session timeout releases what the member holds; so does
 //! leaving the group, once the member's session closed or [`DEPARTURE_GRACE`] passed.
 //!
-//! Kept in memory: after a restart, share groups and their sessions are gone and members
-//! rejoin; each share-partition starts again from `share.auto.offset.reset`, so records in
-//! flight at the restart may be delivered again (at-least-once, as KIP-932 promises) or, with
-//! `latest`, skipped. Group settings (`share.*` group configs) are kept in memory too.
+//! Kept across restarts ([`store`]): each share-partition's start offset and the state and
+//! delivery count of its records in flight, in `__share_group_state`, written after every
+//! ShareFetch and ShareAcknowledge that changed them (before the answer) and within 100 ms of a
+//! release or a lock running out; group configs in `share-group-configs.json`. After a restart
+//! the groups are back (Empty), records that were acquired are available again with the
+//! deliveries they had, and nothing acknowledged is delivered again. Members and share
+//! sessions are not kept: members rejoin with epoch 0, as they do when their session is lost.
+//! The writes are not fsynced (as for topic data by default): a power loss, unlike a crash of
+//! the broker, may deliver records again.
 
 pub mod partition;
 pub mod settings;
+pub mod store;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::io;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -35,6 +41,10 @@ use tokio::time::Instant;
 use uuid::Uuid;
 
 pub use partition::{AckError, Acquired, BatchSpan, Limits, SharePartition};
+pub use store::SHARE_STATE_TOPIC;
+
+use crate::log::{LogManager, PartitionConfig, PartitionLog, TopicPartition};
+use store::{ShareKey, Snapshot};
 
 use super::consumer::HeartbeatError;
 
@@ -58,6 +68,8 @@ pub struct ShareConfig {
     pub partition_max_record_locks: i64,
     pub max_size: usize,
     pub max_sessions: usize,
+    /// Rewrite `__share_group_state` to its live records at start once it is larger than this.
+    pub checkpoint_bytes: u64,
 }
 
 impl Default for ShareConfig {
@@ -70,6 +82,7 @@ impl Default for ShareConfig {
             partition_max_record_locks: 2000,
             max_size: 200,
             max_sessions: 2000,
+            checkpoint_bytes: crate::group::CHECKPOINT_BYTES,
         }
     }
 }
@@ -209,8 +222,17 @@ impl ShareGroup {
         self.assignment_epoch = self.group_epoch;
     }
 
-    fn release_member(&mut self, member_id: &str, limits: &Limits) -> usize {
-        self.partitions.values_mut().map(|p| p.release_member(member_id, limits)).sum()
+    /// Releases what `member_id` holds; the share-partitions that changed are added to `dirty`.
+    fn release_member(&mut self, member_id: &str, limits: &Limits, dirty: &mut HashSet<ShareKey>) -> usize {
+        let mut released = 0;
+        for (tp, p) in &mut self.partitions {
+            let n = p.release_member(member_id, limits);
+            if n > 0 {
+                dirty.insert((self.group_id.clone(), tp.0, tp.1));
+                released += n;
+            }
+        }
+        released
     }
 }
 
@@ -228,6 +250,19 @@ struct State {
     settings: BTreeMap<String, GroupSettings>,
     /// Members that left the group and whose share session is still open, until when.
     departed: HashMap<(String, String), Instant>,
+    /// Share-partitions changed since they were last written (or removed: a tombstone is due).
+    dirty: HashSet<ShareKey>,
+    /// Per share-partition written: its last snapshot epoch and when it was first written.
+    written: HashMap<ShareKey, (i32, i64)>,
+}
+
+/// The log share-partition state is written to.
+#[derive(Debug)]
+struct Store {
+    log: Arc<PartitionLog>,
+    /// Held from taking the changed state to appending it, so the log gets snapshots of one
+    /// share-partition in the order they were taken (the last one is the one that counts).
+    writing: Mutex<()>,
 }
 
 /// Every share group of this broker, behind one lock (never held across an await).
@@ -236,6 +271,8 @@ pub struct ShareCoordinator {
     cfg: ShareConfig,
     /// Where group configs are kept (none in unit tests).
     root: Option<PathBuf>,
+    /// Where share-partition state is kept (none in unit tests).
+    store: Option<Store>,
     state: Mutex<State>,
     /// Woken when records become available without an append (released, a lock ran out).
     released: Arc<Notify>,
@@ -252,14 +289,75 @@ pub struct ReadPlan {
 impl ShareCoordinator {
     /// A coordinator that keeps nothing on disk.
     pub fn new(cfg: ShareConfig) -> Self {
-        Self { cfg, root: None, state: Mutex::new(State::default()), released: Arc::new(Notify::new()) }
+        Self { cfg, root: None, store: None, state: Mutex::new(State::default()), released: Arc::new(Notify::new()) }
     }
 
-    /// The broker's coordinator: group configs are loaded from, and kept in, `root`.
-    pub fn open(root: PathBuf, cfg: ShareConfig) -> io::Result<Self> {
+    /// The broker's coordinator: group configs are loaded from, and kept in, `root`; share-
+    /// partition state is replayed from `__share_group_state` and written to it.
+    pub fn open(root: PathBuf, logs: &LogManager, cfg: ShareConfig, now_ms: i64) -> io::Result<Self> {
         let settings = settings::load(&root)?;
-        let state = State { settings, ..State::default() };
-        Ok(Self { cfg, root: Some(root), state: Mutex::new(state), released: Arc::new(Notify::new()) })
+        // Compacted in the background like any compacted topic: replay keeps the latest record
+        // per key and lets a tombstone delete, which is what compaction preserves.
+        let config = PartitionConfig { compact: true, ..PartitionConfig::internal() };
+        let log = logs.open(TopicPartition::new(SHARE_STATE_TOPIC, 0), config, now_ms)?;
+        let (snapshots, kept) = store::replay(&log)?;
+        let mut state = State { settings, ..State::default() };
+        for ((group, topic, partition), snap) in &snapshots {
+            let g = state.groups.entry(group.clone()).or_insert_with(|| ShareGroup::new(group));
+            let sp = SharePartition::restore(snap.start_offset, &snap.batches, cfg.partition_max_record_locks);
+            g.partitions.insert((*topic, *partition), sp);
+            state.written.insert((group.clone(), *topic, *partition), (snap.snapshot_epoch, snap.create_timestamp));
+        }
+        if log.size_bytes() >= cfg.checkpoint_bytes {
+            store::rewrite(&log, &snapshots, kept, now_ms)?;
+        }
+        let store = Some(Store { log, writing: Mutex::new(()) });
+        Ok(Self { cfg, root: Some(root), store, state: Mutex::new(state), released: Arc::new(Notify::new()) })
+    }
+
+    /// Writes the share-partitions changed since the last write to `__share_group_state`, in
+    /// one append. On failure they stay due and the next call tries again.
+    pub fn persist(&self) -> io::Result<()> {
+        let Some(store) = &self.store else { return Ok(()) };
+        let _order = store.writing.lock();
+        let now_ms = crate::clock::now_ms();
+        let records: Vec<(ShareKey, Option<Vec<u8>>)> = {
+            let mut guard = self.state.lock();
+            let st = &mut *guard;
+            if st.dirty.is_empty() {
+                return Ok(());
+            }
+            let mut out = Vec::with_capacity(st.dirty.len());
+            for key in std::mem::take(&mut st.dirty) {
+                let sp = st.groups.get(&key.0).and_then(|g| g.partitions.get(&(key.1, key.2)));
+                match sp {
+                    None => {
+                        st.written.remove(&key);
+                        out.push((key, None));
+                    }
+                    Some(sp) => {
+                        let (epoch, created) = st.written.get(&key).copied().unwrap_or((-1, now_ms));
+                        let snapshot_epoch = epoch.wrapping_add(1).max(0);
+                        st.written.insert(key.clone(), (snapshot_epoch, created));
+                        let snap = Snapshot {
+                            snapshot_epoch,
+                            start_offset: sp.start_offset(),
+                            create_timestamp: created,
+                            write_timestamp: now_ms,
+                            batches: sp.state_batches(),
+                        };
+                        out.push((key, Some(store::encode_value(&snap))));
+                    }
+                }
+            }
+            out
+        };
+        let result = store::append(&store.log, &records, now_ms);
+        if let Err(e) = &result {
+            tracing::warn!(error = %e, "cannot write share-partition state; retrying with the next change");
+            self.state.lock().dirty.extend(records.into_iter().map(|(k, _)| k));
+        }
+        result
     }
 
     pub fn config(&self) -> &ShareConfig {
@@ -331,7 +429,9 @@ impl ShareCoordinator {
             None => Ok(false),
             Some(g) if !g.members.is_empty() => Err(format!("The share group {group_id} still has members.")),
             Some(_) => {
-                st.groups.remove(group_id);
+                if let Some(g) = st.groups.remove(group_id) {
+                    st.dirty.extend(g.partitions.keys().map(|(t, p)| (group_id.to_string(), *t, *p)));
+                }
                 if st.settings.remove(group_id).is_some() {
                     if let Some(root) = &self.root {
                         // The group is gone either way; its configs come back only if this fails.
@@ -356,6 +456,7 @@ impl ShareCoordinator {
         for (tp, start) in starts {
             g.partitions.insert(*tp, SharePartition::new(*start));
         }
+        st.dirty.extend(starts.iter().map(|((t, p), _)| (group_id.to_string(), *t, *p)));
         Ok(())
     }
 
@@ -363,18 +464,25 @@ impl ShareCoordinator {
     /// them again from `share.auto.offset.reset`. Refused while the group has members.
     pub fn delete_start_offsets(&self, group_id: &str, topics: &[Uuid]) -> Result<bool, String> {
         let mut st = self.state.lock();
+        let st = &mut *st;
         let Some(g) = st.groups.get_mut(group_id) else { return Ok(false) };
         if !g.members.is_empty() {
             return Err(format!("The share group {group_id} has members: stop them before deleting its offsets."));
         }
-        g.partitions.retain(|(t, _), _| !topics.contains(t));
+        g.partitions.retain(|(t, p), _| {
+            let keep = !topics.contains(t);
+            if !keep {
+                st.dirty.insert((group_id.to_string(), *t, *p));
+            }
+            keep
+        });
         Ok(true)
     }
 
     fn release_locked(&self, st: &mut State, group_id: &str, member_id: &str) {
         let limits = self.limits(st.settings.get(group_id));
         if let Some(g) = st.groups.get_mut(group_id) {
-            if g.release_member(member_id, &limits) > 0 {
+            if g.release_member(member_id, &limits, &mut st.dirty) > 0 {
                 self.released.notify_waiters();
             }
         }
@@ -407,7 +515,7 @@ impl ShareCoordinator {
         for m in &gone {
             tracing::info!(group = group_id, member = %m, "share group member's session timed out");
             g.members.remove(m);
-            released += g.release_member(m, &limits);
+            released += g.release_member(m, &limits, &mut st.dirty);
             st.sessions.remove(&(group_id.to_string(), m.clone()));
         }
         g.group_epoch += 1;
@@ -631,16 +739,25 @@ impl ShareCoordinator {
         self.sweep_departed(&mut st, now);
         let settings = st.settings.get(group_id).cloned();
         let limits = self.limits(settings.as_ref());
+        let st = &mut *st;
         let g = st.groups.get_mut(group_id)?;
+        let key = (group_id.to_string(), tp.0, tp.1);
         let sp = g.partitions.entry(tp).or_insert_with(|| {
+            // Where it starts is kept at once: after a restart `latest` would be somewhere else.
+            st.dirty.insert(key.clone());
             SharePartition::new(match settings.and_then(|s| s.auto_offset_reset).unwrap_or_default() {
                 OffsetReset::Latest => high_watermark,
                 OffsetReset::Earliest => log_start,
             })
         });
+        let start = sp.start_offset();
         sp.truncate_to(log_start);
-        if sp.expire(now, &limits) > 0 {
+        let expired = sp.expire(now, &limits);
+        if expired > 0 {
             self.released.notify_waiters();
+        }
+        if expired > 0 || sp.start_offset() != start {
+            st.dirty.insert(key);
         }
         Some(ReadPlan { read_from: sp.read_from(), available: sp.has_available(high_watermark, &limits) })
     }
@@ -664,11 +781,19 @@ impl ShareCoordinator {
         now: Instant,
     ) -> Vec<Acquired> {
         let mut st = self.state.lock();
+        let st = &mut *st;
         let limits = self.limits(st.settings.get(group_id));
         let Some(sp) = st.groups.get_mut(group_id).and_then(|g| g.partitions.get_mut(&tp)) else {
             return Vec::new();
         };
-        sp.acquire(member_id, batches, max_records, now, &limits)
+        let (next, start) = (sp.next_offset(), sp.start_offset());
+        let acquired = sp.acquire(member_id, batches, max_records, now, &limits);
+        // Delivery counts went up (or control batches were passed over): kept, so that a
+        // record which crashes its consumers cannot be delivered without end across restarts.
+        if !acquired.is_empty() || sp.next_offset() != next || sp.start_offset() != start {
+            st.dirty.insert((group_id.to_string(), tp.0, tp.1));
+        }
+        acquired
     }
 
     /// Applies a member's acknowledgement batches for one share-partition, in order; the
@@ -681,6 +806,7 @@ impl ShareCoordinator {
         batches: &[(i64, i64, Vec<i8>)],
     ) -> Result<(), AckError> {
         let mut st = self.state.lock();
+        let st = &mut *st;
         let limits = self.limits(st.settings.get(group_id));
         let Some(sp) = st.groups.get_mut(group_id).and_then(|g| g.partitions.get_mut(&tp)) else {
             return Err(AckError::InvalidRecordState(format!(
@@ -694,6 +820,7 @@ impl ShareCoordinator {
                 result = Err(e);
                 break;
             }
+            st.dirty.insert((group_id.to_string(), tp.0, tp.1));
             released |= types.contains(&partition::ACK_RELEASE);
         }
         if released {

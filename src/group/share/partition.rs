@@ -59,6 +59,43 @@ pub enum AckError {
     InvalidRequest(String),
 }
 
+/// A record's state as kept across restarts (Kafka's `DeliveryState` codes: 0 available,
+/// 2 acknowledged, 4 archived).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PersistedState {
+    Available,
+    Acknowledged,
+    Archived,
+}
+
+impl PersistedState {
+    pub fn code(self) -> i8 {
+        match self {
+            Self::Available => 0,
+            Self::Acknowledged => 2,
+            Self::Archived => 4,
+        }
+    }
+
+    pub fn from_code(code: i8) -> Option<Self> {
+        match code {
+            0 => Some(Self::Available),
+            2 => Some(Self::Acknowledged),
+            4 => Some(Self::Archived),
+            _ => None,
+        }
+    }
+}
+
+/// Consecutive offsets in one state, delivered the same number of times.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StateBatch {
+    pub first_offset: i64,
+    pub last_offset: i64,
+    pub state: PersistedState,
+    pub delivery_count: i16,
+}
+
 /// The limits a share-partition works within (the group's settings).
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -288,6 +325,51 @@ impl SharePartition {
         }
         self.advance();
         released
+    }
+
+    /// What a restart must keep: the start and the state of every record in flight, as runs of
+    /// consecutive offsets in one state with one delivery count. A record acquired now is kept as
+    /// available with the deliveries it had: its lock does not outlive the broker.
+    pub fn state_batches(&self) -> Vec<StateBatch> {
+        let mut out: Vec<StateBatch> = Vec::new();
+        for (&o, r) in &self.in_flight {
+            let state = match r.state {
+                RecordState::Available | RecordState::Acquired { .. } => PersistedState::Available,
+                RecordState::Acknowledged => PersistedState::Acknowledged,
+                RecordState::Archived => PersistedState::Archived,
+            };
+            match out.last_mut() {
+                Some(b) if b.last_offset + 1 == o && b.state == state && b.delivery_count == r.delivery_count => {
+                    b.last_offset = o
+                }
+                _ => out.push(StateBatch { first_offset: o, last_offset: o, state, delivery_count: r.delivery_count }),
+            }
+        }
+        out
+    }
+
+    /// A share-partition as [`state_batches`](Self::state_batches) kept it. Batches before
+    /// `start`, out of order or overlapping, or reaching `max_in_flight` past the start end the
+    /// restore there (the bytes come from disk): what follows counts as never delivered, so it
+    /// is delivered again rather than lost.
+    pub fn restore(start: i64, batches: &[StateBatch], max_in_flight: i64) -> Self {
+        let mut sp = Self::new(start.max(0));
+        for b in batches {
+            if b.first_offset < sp.next || b.last_offset < b.first_offset || b.last_offset - sp.start >= max_in_flight {
+                break;
+            }
+            let state = match b.state {
+                PersistedState::Available => RecordState::Available,
+                PersistedState::Acknowledged => RecordState::Acknowledged,
+                PersistedState::Archived => RecordState::Archived,
+            };
+            for o in b.first_offset..=b.last_offset {
+                sp.in_flight.insert(o, InFlight { state: state.clone(), delivery_count: b.delivery_count });
+            }
+            sp.next = b.last_offset + 1;
+        }
+        sp.advance();
+        sp
     }
 
     /// Moves the start over the done prefix and forgets it.

@@ -159,3 +159,72 @@ fn a_member_that_leaves_keeps_its_session_for_its_last_acknowledgements() {
         "released after it"
     );
 }
+
+fn open_at(dir: &std::path::Path, cfg: ShareConfig) -> ShareCoordinator {
+    let logs = crate::log::LogManager::new(dir.to_owned(), crate::log::files::FileCache::unbounded());
+    ShareCoordinator::open(dir.to_owned(), &logs, cfg, 0).unwrap()
+}
+
+#[test]
+fn share_partition_state_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let (tp, other) = ((Uuid::from_u128(5), 0), (Uuid::from_u128(5), 1));
+    let now = Instant::now();
+    {
+        let c = open_at(dir.path(), ShareConfig::default());
+        join(&c, "a", &["t"], now);
+        c.session("g", "a", 0, true, &[tp, other], &[]).unwrap();
+        // Starts at `latest` (10): where it started is kept before anything is delivered.
+        assert_eq!(c.plan("g", other, 0, 10, now).unwrap().read_from, 10);
+        c.plan("g", tp, 0, 10, now).unwrap();
+        c.persist().unwrap();
+        // 10..=29 delivered: 10..=14 accepted, 15..=16 rejected, 17..=19 released, the rest held.
+        let span = [BatchSpan { base_offset: 10, last_offset: 29, control: false }];
+        assert_eq!(c.acquire("g", "a", tp, &span, 100, now).len(), 1);
+        c.acknowledge("g", "a", tp, &[(10, 14, vec![partition::ACK_ACCEPT]), (15, 16, vec![partition::ACK_REJECT])])
+            .unwrap();
+        c.acknowledge("g", "a", tp, &[(17, 19, vec![partition::ACK_RELEASE])]).unwrap();
+        c.persist().unwrap();
+    }
+    let c = open_at(dir.path(), ShareConfig::default());
+    assert_eq!(c.list(), vec![("g".to_string(), "Empty")], "the group is back, without members");
+    assert_eq!(c.describe("g").unwrap().start_offsets(), vec![(tp, 17), (other, 10)]);
+    join(&c, "b", &["t"], now);
+    c.session("g", "b", 0, true, &[tp], &[]).unwrap();
+    // The high watermark moved on: `latest` must not be taken again for a kept share-partition.
+    assert_eq!(c.plan("g", tp, 0, 50, now).unwrap(), ReadPlan { read_from: 17, available: true });
+    let span = [BatchSpan { base_offset: 17, last_offset: 49, control: false }];
+    let got = c.acquire("g", "b", tp, &span, 100, now);
+    // Released ones go out a second time, the ones held at the restart a second time too, and
+    // what was never delivered for the first time; nothing accepted or rejected comes back.
+    assert_eq!(
+        got,
+        vec![
+            Acquired { first_offset: 17, last_offset: 29, delivery_count: 2 },
+            Acquired { first_offset: 30, last_offset: 49, delivery_count: 1 },
+        ]
+    );
+}
+
+#[test]
+fn deleted_share_state_stays_deleted_and_a_large_log_is_rewritten() {
+    let dir = tempfile::tempdir().unwrap();
+    let tp = (Uuid::from_u128(6), 0);
+    // checkpoint_bytes 0: every start rewrites the log to its live records.
+    let cfg = ShareConfig { checkpoint_bytes: 0, ..ShareConfig::default() };
+    {
+        let c = open_at(dir.path(), cfg.clone());
+        c.alter_start_offsets("kept", &[(tp, 7)]).unwrap();
+        c.alter_start_offsets("gone", &[(tp, 3)]).unwrap();
+        c.alter_start_offsets("offsets-gone", &[(tp, 4)]).unwrap();
+        c.persist().unwrap();
+        assert!(c.delete("gone").unwrap());
+        assert!(c.delete_start_offsets("offsets-gone", &[tp.0]).unwrap());
+        c.persist().unwrap();
+    }
+    for _ in 0..2 {
+        let c = open_at(dir.path(), cfg.clone());
+        assert_eq!(c.list(), vec![("kept".to_string(), "Empty")]);
+        assert_eq!(c.describe("kept").unwrap().start_offsets(), vec![(tp, 7)]);
+    }
+}

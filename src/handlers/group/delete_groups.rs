@@ -36,6 +36,9 @@ pub async fn handle(ctx: &Ctx, req: DeleteGroupsRequest) -> Reply {
                 DeletableGroupResult::default().with_group_id(g).with_error_code(code_of(&r))
             })
             .collect();
+        // Deleted share groups' share-partitions get their tombstones (a failure is logged and
+        // retried with the next change).
+        let _ = broker.share_groups.persist();
         DeleteGroupsResponse::default().with_results(results)
     })
     .await

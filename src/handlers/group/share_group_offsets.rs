@@ -138,6 +138,11 @@ pub async fn handle_alter(ctx: &Ctx, req: AlterShareGroupOffsetsRequest) -> Repl
     if let Err(message) = ctx.broker.share_groups.alter_start_offsets(id, &starts) {
         return ctx.reply(&fail(ResponseError::NonEmptyGroup, message));
     }
+    if let Err(e) = crate::handlers::share_fetch::persist(&ctx.broker).await {
+        let message =
+            format!("The new start offsets apply but could not be written, and may be lost at a restart: {e}");
+        return ctx.reply(&fail(ResponseError::KafkaStorageError, message));
+    }
     ctx.reply(&AlterShareGroupOffsetsResponse::default().with_error_message(None).with_responses(responses))
 }
 
@@ -175,6 +180,11 @@ pub async fn handle_delete(ctx: &Ctx, req: DeleteShareGroupOffsetsRequest) -> Re
         Err(message) => ctx.reply(&fail(ResponseError::NonEmptyGroup, message)),
         Ok(false) => ctx.reply(&fail(ResponseError::GroupIdNotFound, format!("Share group {id} not found."))),
         Ok(true) => {
+            if let Err(e) = crate::handlers::share_fetch::persist(&ctx.broker).await {
+                let message =
+                    format!("The offsets are deleted but could not be written, and may be back at a restart: {e}");
+                return ctx.reply(&fail(ResponseError::KafkaStorageError, message));
+            }
             ctx.reply(&DeleteShareGroupOffsetsResponse::default().with_error_message(None).with_responses(responses))
         }
     }
