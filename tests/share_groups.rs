@@ -300,3 +300,101 @@ async fn acknowledgements_survive_a_sigkill() {
     assert_eq!(acquired(&r), vec![(6, 9, 2), (10, 10, 1)], "held records come back, accepted ones do not");
     broker.kill_9();
 }
+
+fn txn_producer(
+    bootstrap: &str,
+    tid: &str,
+) -> rdkafka::producer::ThreadedProducer<rdkafka::producer::DefaultProducerContext> {
+    let p: rdkafka::producer::ThreadedProducer<_> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("transactional.id", tid)
+        .set("linger.ms", "0")
+        .create()
+        .expect("producer");
+    rdkafka::producer::Producer::init_transactions(&p, Duration::from_secs(10)).expect("init_transactions");
+    p
+}
+
+fn send(p: &rdkafka::producer::ThreadedProducer<rdkafka::producer::DefaultProducerContext>, value: &str) {
+    p.send(rdkafka::producer::BaseRecord::<(), str>::to("jobs").partition(0).payload(value)).expect("send");
+    rdkafka::producer::Producer::flush(p, Duration::from_secs(10)).expect("flush");
+}
+
+/// `share.isolation.level=read_committed`: a share group reads up to the last stable offset and
+/// never delivers what aborted transactions wrote (Kafka 4.1 archives those records).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_committed_share_group_skips_aborted_and_open_transactions() {
+    let broker = TestBroker::start().await;
+    let mut c = RawClient::connect(broker.addr).await;
+    c.create_topic("jobs", 1).await;
+    assert_eq!(set_group_config(&mut c, "share.auto.offset.reset", "earliest").await, 0);
+    assert_eq!(set_group_config(&mut c, "share.isolation.level", "read_committed").await, 0);
+    assert_eq!(group_config(&mut c, "share.isolation.level").await, (Some("read_committed".into()), 8));
+    let bootstrap = broker.bootstrap();
+    let open = tokio::task::spawn_blocking(move || {
+        use rdkafka::producer::Producer;
+        let p = txn_producer(&bootstrap, "share-rc");
+        p.begin_transaction().unwrap();
+        (0..3).for_each(|i| send(&p, &format!("committed-{i}"))); // 0-2, marker 3
+        p.commit_transaction(Duration::from_secs(10)).unwrap();
+        p.begin_transaction().unwrap();
+        (0..2).for_each(|i| send(&p, &format!("aborted-{i}"))); // 4-5, marker 6
+        p.abort_transaction(Duration::from_secs(10)).unwrap();
+        let plain: rdkafka::producer::ThreadedProducer<rdkafka::producer::DefaultProducerContext> =
+            ClientConfig::new().set("bootstrap.servers", &bootstrap).create().unwrap();
+        send(&plain, "plain-7"); // 7
+        p.begin_transaction().unwrap();
+        send(&p, "open-8"); // 8, still open: the last stable offset stays at 8
+        send(&plain, "plain-9"); // 9
+        p
+    })
+    .await
+    .unwrap();
+    let topic = c.call(1, &join("member-a")).await.assignment.expect("an assignment").topic_partitions[0].topic_id;
+    let r = c.call(1, &fetch("member-a", 0, topic, &[], 100, 0)).await;
+    assert_eq!(acquired(&r), vec![(0, 2, 1), (7, 7, 1)], "committed and plain records below the open transaction");
+    let r = c.call(1, &fetch("member-a", 1, topic, &[(0, 2, ACCEPT), (7, 7, ACCEPT)], 100, 0)).await;
+    assert!(acquired(&r).is_empty(), "nothing past the last stable offset: {r:?}");
+    tokio::task::spawn_blocking(move || {
+        rdkafka::producer::Producer::commit_transaction(&open, Duration::from_secs(10)).unwrap()
+    })
+    .await
+    .unwrap();
+    let r = c.call(1, &fetch("member-a", 2, topic, &[], 100, 0)).await;
+    assert_eq!(acquired(&r), vec![(8, 9, 1)]);
+    broker.stop().await;
+}
+
+/// `share.auto.offset.reset=by_duration:PT1H`: a new share-partition starts at the first record
+/// written within the last hour.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_share_group_can_start_by_duration() {
+    let broker = TestBroker::start().await;
+    let mut c = RawClient::connect(broker.addr).await;
+    c.create_topic("jobs", 1).await;
+    assert_eq!(set_group_config(&mut c, "share.auto.offset.reset", "by_duration:PT1H").await, 0);
+    assert_eq!(group_config(&mut c, "share.auto.offset.reset").await, (Some("by_duration:PT1H".into()), 8));
+    assert_eq!(
+        set_group_config(&mut c, "share.auto.offset.reset", "by_duration:-PT1H").await,
+        code(ResponseError::InvalidConfig)
+    );
+    let bootstrap = broker.bootstrap();
+    tokio::task::spawn_blocking(move || {
+        let p: rdkafka::producer::ThreadedProducer<rdkafka::producer::DefaultProducerContext> =
+            ClientConfig::new().set("bootstrap.servers", &bootstrap).create().unwrap();
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+        for (i, age_ms) in [(0, 3 * 3_600_000), (1, 2 * 3_600_000), (2, 60_000), (3, 0)] {
+            let v = format!("job-{i}");
+            let r =
+                rdkafka::producer::BaseRecord::<(), str>::to("jobs").partition(0).payload(&v).timestamp(now - age_ms);
+            p.send(r).expect("send");
+            rdkafka::producer::Producer::flush(&p, Duration::from_secs(10)).expect("flush");
+        }
+    })
+    .await
+    .unwrap();
+    let topic = c.call(1, &join("member-a")).await.assignment.expect("an assignment").topic_partitions[0].topic_id;
+    let r = c.call(1, &fetch("member-a", 0, topic, &[], 100, 0)).await;
+    assert_eq!(acquired(&r), vec![(2, 3, 1)], "the two records of the last hour");
+    broker.stop().await;
+}

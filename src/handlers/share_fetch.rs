@@ -29,7 +29,9 @@ use crate::handlers::common::str_bytes;
 use crate::handlers::error_codes::{ResponseError, ToKafkaCode};
 use crate::handlers::{encode, Ctx, Reply};
 use crate::log::batch::BatchHeader;
+use crate::log::partition::Isolation;
 use crate::log::partition::LEADER_EPOCH;
+use crate::log::producer_state::AbortedTxn;
 use crate::log::PartitionLog;
 
 /// What ShareFetch and ShareAcknowledge share: the per-partition outcome of the request's
@@ -138,6 +140,9 @@ struct Fetching {
     sources: Vec<Source>,
     max_records: usize,
     max_bytes: usize,
+    /// `share.isolation.level=read_committed`: read to the last stable offset and skip what
+    /// aborted transactions wrote.
+    read_committed: bool,
 }
 
 impl Fetching {
@@ -152,7 +157,18 @@ impl Fetching {
             }
             let o = s.log.offsets();
             let now = Instant::now();
-            let Some(plan) = share.plan(&self.group_id, s.tp, o.log_start_offset, o.high_watermark, now) else {
+            // read_committed groups read up to the last stable offset, like such consumers.
+            let (end, isolation) = if self.read_committed {
+                (o.last_stable_offset, Isolation::ReadCommitted)
+            } else {
+                (o.high_watermark, Isolation::ReadUncommitted)
+            };
+            // `by_duration`: the first record written at most that long ago.
+            let since = |d: Duration| {
+                let at = crate::clock::now_ms().saturating_sub(i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+                s.log.offset_for_timestamp(at).ok().flatten().map(|(offset, _)| offset)
+            };
+            let Some(plan) = share.plan_with(&self.group_id, s.tp, o.log_start_offset, end, &since, now) else {
                 continue;
             };
             if !plan.available {
@@ -161,10 +177,11 @@ impl Fetching {
             // A share fetch takes at most max_records: reading all of max_bytes (up to 55 MiB of
             // a backlog) for them cost 2 ms of broker CPU per 500 records. A bounded read is
             // enough; the client fetches again for more.
-            let Ok(read) = s.log.read(plan.read_from, bytes_left.min(READ_CHUNK), out.is_empty()) else {
+            let Ok(read) = s.log.read_isolated(plan.read_from, bytes_left.min(READ_CHUNK), out.is_empty(), isolation)
+            else {
                 continue;
             };
-            let spans = spans(&read.records);
+            let spans = spans(&read.records, &read.aborted);
             let acquired = share.acquire(&self.group_id, &self.member_id, s.tp, &spans, records_left, Instant::now());
             if acquired.is_empty() {
                 continue;
@@ -182,8 +199,9 @@ impl Fetching {
     }
 }
 
-/// The batches of a read: their offsets and whether they are control batches.
-fn spans(records: &[u8]) -> Vec<BatchSpan> {
+/// The batches of a read: their offsets and whether they are skipped: control batches, and the
+/// batches of transactions among `aborted` (a read_committed read's aborted transactions).
+fn spans(records: &[u8], aborted: &[AbortedTxn]) -> Vec<BatchSpan> {
     let mut out = Vec::new();
     let mut rest = records;
     while let Some(h) = BatchHeader::parse(rest) {
@@ -191,7 +209,12 @@ fn spans(records: &[u8]) -> Vec<BatchSpan> {
         if len > rest.len() {
             break;
         }
-        out.push(BatchSpan { base_offset: h.base_offset, last_offset: h.last_offset(), control: h.is_control() });
+        let in_aborted = h.is_transactional()
+            && aborted.iter().any(|a| {
+                a.producer_id == h.producer_id && a.first_offset <= h.base_offset && h.base_offset <= a.last_offset
+            });
+        let skip = h.is_control() || in_aborted;
+        out.push(BatchSpan { base_offset: h.base_offset, last_offset: h.last_offset(), skip });
         rest = &rest[len..];
     }
     out
@@ -341,7 +364,16 @@ pub async fn handle(ctx: &Ctx, req: ShareFetchRequest) -> Reply {
         .collect();
     let max_bytes = (req.max_bytes.max(0) as usize).min(broker.config.server.fetch_max_bytes);
     let max_records = if req.max_records > 0 { req.max_records as usize } else { 500 };
-    let fetching = Arc::new(Fetching { broker: broker.clone(), group_id, member_id, sources, max_records, max_bytes });
+    let read_committed = broker.share_groups.read_committed(&group_id);
+    let fetching = Arc::new(Fetching {
+        broker: broker.clone(),
+        group_id,
+        member_id,
+        sources,
+        max_records,
+        max_bytes,
+        read_committed,
+    });
     // Room in the fetch memory for this read, held until the answer is encoded.
     let want = u32::try_from(max_bytes.div_ceil(1024).max(1)).unwrap_or(u32::MAX);
     let memory = (ctx.fetch_room.clone(), broker.fetch_memory.clone());
@@ -409,11 +441,11 @@ mod tests {
         all.extend_from_slice(&c);
         let all = Bytes::from(all);
         assert_eq!(
-            spans(&all),
+            spans(&all, &[]),
             vec![
-                BatchSpan { base_offset: 0, last_offset: 2, control: false },
-                BatchSpan { base_offset: 3, last_offset: 5, control: false },
-                BatchSpan { base_offset: 6, last_offset: 8, control: false },
+                BatchSpan { base_offset: 0, last_offset: 2, skip: false },
+                BatchSpan { base_offset: 3, last_offset: 5, skip: false },
+                BatchSpan { base_offset: 6, last_offset: 8, skip: false },
             ]
         );
         let acq = |f, l| share::Acquired { first_offset: f, last_offset: l, delivery_count: 1 };

@@ -93,6 +93,9 @@ pub enum OffsetReset {
     #[default]
     Latest,
     Earliest,
+    /// `by_duration:<ISO-8601 duration>`: the first record written at most this long ago (the
+    /// end of the partition when there is none).
+    ByDuration(Duration),
 }
 
 /// A group's own settings (group configs), each falling back to the broker's.
@@ -103,6 +106,8 @@ pub struct GroupSettings {
     pub session_timeout_ms: Option<u64>,
     pub heartbeat_interval_ms: Option<u64>,
     pub delivery_count_limit: Option<i16>,
+    /// `share.isolation.level`: `Some(true)` for read_committed.
+    pub read_committed: Option<bool>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -724,15 +729,30 @@ impl ShareCoordinator {
         self.release_locked(&mut st, group_id, member_id);
     }
 
-    /// Prepares a share-partition for a fetch: creates it (at `log_start` or `high_watermark`
-    /// as the group's `share.auto.offset.reset` says), drops records the log no longer has,
-    /// releases expired locks, and says where to read. `None`: the group does not exist.
-    pub fn plan(
+    /// [`plan_with`](Self::plan_with) for a log without timestamps to look up (`by_duration`
+    /// then starts at the end).
+    pub fn plan(&self, group_id: &str, tp: (Uuid, i32), log_start: i64, end: i64, now: Instant) -> Option<ReadPlan> {
+        self.plan_with(group_id, tp, log_start, end, &|_| None, now)
+    }
+
+    /// Whether the group reads committed records only (`share.isolation.level`).
+    pub fn read_committed(&self, group_id: &str) -> bool {
+        self.state.lock().settings.get(group_id).and_then(|s| s.read_committed).unwrap_or(false)
+    }
+
+    /// Prepares a share-partition for a fetch: creates it where the group's
+    /// `share.auto.offset.reset` says (`log_start`, `end`, or for `by_duration` what `since`
+    /// finds: the first offset written at most that long ago), drops records the log no longer
+    /// has, releases expired locks, and says where to read. `end` is where the group may read
+    /// to: the high watermark, or the last stable offset for read_committed. `None`: the group
+    /// does not exist.
+    pub fn plan_with(
         &self,
         group_id: &str,
         tp: (Uuid, i32),
         log_start: i64,
-        high_watermark: i64,
+        end: i64,
+        since: &dyn Fn(Duration) -> Option<i64>,
         now: Instant,
     ) -> Option<ReadPlan> {
         let mut st = self.state.lock();
@@ -746,8 +766,9 @@ impl ShareCoordinator {
             // Where it starts is kept at once: after a restart `latest` would be somewhere else.
             st.dirty.insert(key.clone());
             SharePartition::new(match settings.and_then(|s| s.auto_offset_reset).unwrap_or_default() {
-                OffsetReset::Latest => high_watermark,
+                OffsetReset::Latest => end,
                 OffsetReset::Earliest => log_start,
+                OffsetReset::ByDuration(d) => since(d).map_or(end, |o| o.clamp(log_start, end)),
             })
         });
         let start = sp.start_offset();
@@ -759,7 +780,7 @@ impl ShareCoordinator {
         if expired > 0 || sp.start_offset() != start {
             st.dirty.insert(key);
         }
-        Some(ReadPlan { read_from: sp.read_from(), available: sp.has_available(high_watermark, &limits) })
+        Some(ReadPlan { read_from: sp.read_from(), available: sp.has_available(end, &limits) })
     }
 
     /// The earliest acquisition lock deadline among the share-partitions, to wake a waiting

@@ -43,12 +43,14 @@ pub struct Acquired {
     pub delivery_count: i16,
 }
 
-/// What a read of the log found: a batch's offsets and whether it is a control batch.
+/// What a read of the log found: a batch's offsets and whether it is delivered at all (not a
+/// control batch, and for read_committed groups not a batch of an aborted transaction).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BatchSpan {
     pub base_offset: i64,
     pub last_offset: i64,
-    pub control: bool,
+    /// Never delivered: archived as soon as it is read.
+    pub skip: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -189,7 +191,7 @@ impl SharePartition {
     /// Acquires for `member` what it may take among `batches` (a read of the log from
     /// [`read_from`](Self::read_from) on, up to the readable end): available records and
     /// records never handed out, at most `max_records` of them, while the records past the
-    /// start stay within `max_in_flight`. Control batches are archived, never delivered.
+    /// start stay within `max_in_flight`. Batches to skip are archived, never delivered.
     pub fn acquire(
         &mut self,
         member: &str,
@@ -209,8 +211,9 @@ impl SharePartition {
             if b.last_offset < self.start {
                 continue;
             }
-            if b.control {
-                // Markers are not records anyone consumes: done as soon as they are seen.
+            if b.skip {
+                // Markers are not records anyone consumes, and an aborted transaction's records
+                // are not for read_committed groups: done as soon as they are seen.
                 for o in b.base_offset.max(self.next)..=b.last_offset {
                     self.in_flight.insert(o, InFlight { state: RecordState::Archived, delivery_count: 0 });
                 }
@@ -415,7 +418,7 @@ mod tests {
         Limits { lock_duration: Duration::from_secs(30), delivery_count_limit: 3, max_in_flight: 100 };
 
     fn batch(base: i64, last: i64) -> BatchSpan {
-        BatchSpan { base_offset: base, last_offset: last, control: false }
+        BatchSpan { base_offset: base, last_offset: last, skip: false }
     }
 
     fn acq(first: i64, last: i64, count: i16) -> Acquired {
@@ -514,7 +517,7 @@ mod tests {
     fn control_batches_are_never_delivered() {
         let now = Instant::now();
         let mut sp = SharePartition::new(0);
-        let marker = BatchSpan { base_offset: 3, last_offset: 3, control: true };
+        let marker = BatchSpan { base_offset: 3, last_offset: 3, skip: true };
         let got = sp.acquire("a", &[batch(0, 2), marker, batch(4, 5)], 100, now, &LIMITS);
         assert_eq!(got, vec![acq(0, 2, 1), acq(4, 5, 1)]);
         sp.acknowledge("a", 0, 2, &[ACK_ACCEPT], &LIMITS).unwrap();

@@ -68,21 +68,33 @@ impl GroupSettings {
             None => None,
             Some(v) if v == "latest" => Some(OffsetReset::Latest),
             Some(v) if v == "earliest" => Some(OffsetReset::Earliest),
+            Some(v) if v.starts_with(BY_DURATION) => match parse_duration(&v[BY_DURATION.len()..]) {
+                Some(d) => Some(OffsetReset::ByDuration(d)),
+                None => {
+                    return Err(format!(
+                        "Invalid value {v} for configuration {AUTO_OFFSET_RESET}: by_duration takes a positive \
+                         ISO-8601 duration such as by_duration:PT1H or by_duration:P1DT30M."
+                    ))
+                }
+            },
             Some(v) => {
                 return Err(format!(
-                    "Invalid value {v} for configuration {AUTO_OFFSET_RESET}: gregor takes latest or earliest \
-                     (by_duration is not served yet)."
+                    "Invalid value {v} for configuration {AUTO_OFFSET_RESET}: must be latest, earliest or \
+                     by_duration:<ISO-8601 duration>."
                 ))
             }
         };
-        if let Some(v) = map.get(ISOLATION_LEVEL) {
-            if v.trim() != "read_uncommitted" {
+        let read_committed = match map.get(ISOLATION_LEVEL).map(|v| v.trim().to_ascii_lowercase()) {
+            None => None,
+            Some(v) if v == "read_uncommitted" => Some(false),
+            Some(v) if v == "read_committed" => Some(true),
+            Some(v) => {
                 return Err(format!(
-                    "Invalid value {v} for configuration {ISOLATION_LEVEL}: gregor's share groups read uncommitted \
-                     only (read_committed is not served yet)."
-                ));
+                    "Invalid value {v} for configuration {ISOLATION_LEVEL}: must be read_uncommitted or \
+                     read_committed."
+                ))
             }
-        }
+        };
         let session = int(map, SESSION_TIMEOUT_MS, 1_000..=1_800_000)?;
         let heartbeat = int(map, HEARTBEAT_INTERVAL_MS, 500..=900_000)?;
         if let (Some(s), Some(h)) = (session, heartbeat) {
@@ -96,6 +108,7 @@ impl GroupSettings {
             session_timeout_ms: session,
             heartbeat_interval_ms: heartbeat,
             delivery_count_limit: int(map, DELIVERY_COUNT_LIMIT, 2..=10)?.map(|n| n as i16),
+            read_committed,
         })
     }
 
@@ -103,7 +116,15 @@ impl GroupSettings {
     pub fn to_map(&self) -> BTreeMap<String, String> {
         let mut m = BTreeMap::new();
         if let Some(r) = self.auto_offset_reset {
-            m.insert(AUTO_OFFSET_RESET.into(), if r == OffsetReset::Earliest { "earliest" } else { "latest" }.into());
+            let v = match r {
+                OffsetReset::Latest => "latest".to_string(),
+                OffsetReset::Earliest => "earliest".to_string(),
+                OffsetReset::ByDuration(d) => format!("{BY_DURATION}{}", format_duration(d)),
+            };
+            m.insert(AUTO_OFFSET_RESET.into(), v);
+        }
+        if let Some(rc) = self.read_committed {
+            m.insert(ISOLATION_LEVEL.into(), if rc { "read_committed" } else { "read_uncommitted" }.into());
         }
         let mut put = |k: &str, v: Option<u64>| {
             if let Some(v) = v {
@@ -128,7 +149,12 @@ impl GroupSettings {
             doc,
         };
         vec![
-            d(AUTO_OFFSET_RESET, "latest".into(), TYPE_STRING, "Where a share-partition starts: latest or earliest."),
+            d(
+                AUTO_OFFSET_RESET,
+                "latest".into(),
+                TYPE_STRING,
+                "Where a share-partition starts: latest, earliest or by_duration:<ISO-8601 duration>.",
+            ),
             d(
                 DELIVERY_COUNT_LIMIT,
                 cfg.delivery_count_limit.to_string(),
@@ -141,7 +167,12 @@ impl GroupSettings {
                 TYPE_INT,
                 "The heartbeat interval given to share group members.",
             ),
-            d(ISOLATION_LEVEL, "read_uncommitted".into(), TYPE_STRING, "Which records share consumers read."),
+            d(
+                ISOLATION_LEVEL,
+                "read_uncommitted".into(),
+                TYPE_STRING,
+                "Which records share consumers read: read_uncommitted, or read_committed (committed transactions only).",
+            ),
             d(
                 RECORD_LOCK_DURATION_MS,
                 cfg.record_lock_duration.as_millis().to_string(),
@@ -156,6 +187,81 @@ impl GroupSettings {
             ),
         ]
     }
+}
+
+const BY_DURATION: &str = "by_duration:";
+
+/// An ISO-8601 duration as Java's `Duration.parse` reads it (`PnDTnHnMn.nS`, case-insensitive,
+/// each part optional but at least one present, a fraction on seconds only); negative ones are
+/// refused, as Kafka refuses them for `by_duration`. Precision: milliseconds.
+pub fn parse_duration(s: &str) -> Option<std::time::Duration> {
+    let s = s.trim().to_ascii_uppercase();
+    let rest = s.strip_prefix('+').unwrap_or(&s).strip_prefix('P')?;
+    let (date, time) = match rest.split_once('T') {
+        Some((d, t)) if !t.is_empty() => (d, Some(t)),
+        Some(_) => return None,
+        None => (rest, None),
+    };
+    let mut millis: u128 = 0;
+    let mut parts = 0;
+    let mut take = |part: &str, units: &[(char, u128)]| -> Option<()> {
+        let mut rest = part;
+        let mut allowed = units;
+        while !rest.is_empty() {
+            let end = rest.find(|c: char| c.is_ascii_alphabetic())?;
+            let (number, unit) = (&rest[..end], rest[end..].chars().next()?);
+            let at = allowed.iter().position(|(u, _)| *u == unit)?;
+            let scale = allowed[at].1;
+            allowed = &allowed[at + 1..];
+            let digits = |n: &str| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit());
+            let value = if unit == 'S' {
+                let (whole, frac) = number.split_once('.').unwrap_or((number, ""));
+                if !digits(whole) || frac.len() > 9 || !(frac.is_empty() || digits(frac)) {
+                    return None;
+                }
+                let ms_frac = format!("{frac:0<3}")[..3].parse::<u128>().ok()?;
+                whole.parse::<u128>().ok()?.checked_mul(1000)? + ms_frac
+            } else {
+                if !digits(number) {
+                    return None;
+                }
+                number.parse::<u128>().ok()?.checked_mul(scale)?
+            };
+            millis = millis.checked_add(value)?;
+            parts += 1;
+            rest = &rest[end + 1..];
+        }
+        Some(())
+    };
+    take(date, &[('D', 86_400_000)])?;
+    if let Some(t) = time {
+        take(t, &[('H', 3_600_000), ('M', 60_000), ('S', 1)])?;
+    }
+    if parts == 0 {
+        return None;
+    }
+    Some(std::time::Duration::from_millis(u64::try_from(millis).ok()?))
+}
+
+/// A duration as Java's `Duration.toString` writes it (`PT1H30M`, `PT0.5S`, `PT0S`).
+pub fn format_duration(d: std::time::Duration) -> String {
+    let ms = d.as_millis();
+    let (h, m, s, frac) = (ms / 3_600_000, ms / 60_000 % 60, ms / 1000 % 60, ms % 1000);
+    let mut out = "PT".to_string();
+    if h > 0 {
+        out += &format!("{h}H");
+    }
+    if m > 0 {
+        out += &format!("{m}M");
+    }
+    if s > 0 || frac > 0 || (h == 0 && m == 0) {
+        out += &s.to_string();
+        if frac > 0 {
+            out += format!(".{frac:03}").trim_end_matches('0');
+        }
+        out += "S";
+    }
+    out
 }
 
 fn path(root: &Path) -> PathBuf {
@@ -185,4 +291,47 @@ pub fn save(root: &Path, all: &BTreeMap<String, GroupSettings>) -> io::Result<()
     let raw: BTreeMap<&String, BTreeMap<String, String>> = all.iter().map(|(g, s)| (g, s.to_map())).collect();
     let bytes = serde_json::to_vec_pretty(&raw).map_err(io::Error::other)?;
     crate::metadata::write_atomically(root, &path(root), &bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn iso_durations_read_as_java_reads_them() {
+        let ok = |s: &str| parse_duration(s).map(|d| d.as_millis());
+        assert_eq!(ok("PT1H"), Some(3_600_000));
+        assert_eq!(ok("pt15m"), Some(900_000));
+        assert_eq!(ok("P1DT2H3M4.5S"), Some(93_784_500));
+        assert_eq!(ok("P2D"), Some(172_800_000));
+        assert_eq!(ok("PT0.25S"), Some(250));
+        for bad in ["", "P", "PT", "1H", "PT1X", "PT-1H", "-PT1H", "PT1M1H", "P1H", "PT1.5M", "PTH", "P1DT"] {
+            assert_eq!(parse_duration(bad), None, "{bad}");
+        }
+        for d in [3_600_000u64, 5_400_000, 500, 0, 90_061_000] {
+            let d = Duration::from_millis(d);
+            assert_eq!(parse_duration(&format_duration(d)), Some(d));
+        }
+        assert_eq!(format_duration(Duration::from_millis(5_400_000)), "PT1H30M");
+        assert_eq!(format_duration(Duration::from_millis(1_500)), "PT1.5S");
+    }
+
+    #[test]
+    fn share_group_configs_are_checked_and_written_back_as_set() {
+        let map = |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let s = GroupSettings::from_map(&map(&[
+            (AUTO_OFFSET_RESET, "by_duration:PT2H"),
+            (ISOLATION_LEVEL, "read_committed"),
+        ]))
+        .unwrap();
+        assert_eq!(s.auto_offset_reset, Some(OffsetReset::ByDuration(Duration::from_secs(7200))));
+        assert_eq!(s.read_committed, Some(true));
+        assert_eq!(GroupSettings::from_map(&s.to_map()).unwrap(), s);
+        assert_eq!(s.to_map()[AUTO_OFFSET_RESET], "by_duration:PT2H");
+        for (k, v) in [(AUTO_OFFSET_RESET, "by_duration:2h"), (AUTO_OFFSET_RESET, "soon"), (ISOLATION_LEVEL, "serial")]
+        {
+            assert!(GroupSettings::from_map(&map(&[(k, v)])).is_err(), "{k}={v}");
+        }
+    }
 }

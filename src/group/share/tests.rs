@@ -73,7 +73,7 @@ fn a_member_past_its_session_timeout_is_removed_and_its_records_released() {
     join(&c, "a", &["t"], now);
     let b = join(&c, "b", &["t"], now);
     c.plan("g", tp, 0, 10, now).unwrap();
-    let got = c.acquire("g", "a", tp, &[BatchSpan { base_offset: 0, last_offset: 9, control: false }], 100, now);
+    let got = c.acquire("g", "a", tp, &[BatchSpan { base_offset: 0, last_offset: 9, skip: false }], 100, now);
     assert_eq!(got.len(), 1);
     // b keeps heartbeating; a does not.
     let later = now + cfg.session_timeout - Duration::from_millis(1);
@@ -133,7 +133,7 @@ fn a_member_that_leaves_keeps_its_session_for_its_last_acknowledgements() {
     let a = join(&c, "a", &["t"], now);
     c.session("g", "a", 0, true, &[tp], &[]).unwrap();
     c.plan("g", tp, 0, 4, now).unwrap();
-    let span = [BatchSpan { base_offset: 0, last_offset: 3, control: false }];
+    let span = [BatchSpan { base_offset: 0, last_offset: 3, skip: false }];
     assert_eq!(c.acquire("g", "a", tp, &span, 100, now).len(), 1);
     // The leaving heartbeat comes first, the final acknowledgement right after (librdkafka).
     let hb = ShareHeartbeat { member_id: "a".into(), member_epoch: LEAVE_EPOCH, ..Default::default() };
@@ -147,7 +147,7 @@ fn a_member_that_leaves_keeps_its_session_for_its_last_acknowledgements() {
     let b = join(&c, "b", &["t"], now);
     let _ = (a, b);
     c.session("g", "b", 0, true, &[tp], &[]).unwrap();
-    let span = [BatchSpan { base_offset: 0, last_offset: 7, control: false }];
+    let span = [BatchSpan { base_offset: 0, last_offset: 7, skip: false }];
     c.plan("g", tp, 0, 8, now).unwrap();
     assert_eq!(c.acquire("g", "b", tp, &span, 100, now).len(), 1);
     let hb = ShareHeartbeat { member_id: "b".into(), member_epoch: LEAVE_EPOCH, ..Default::default() };
@@ -179,7 +179,7 @@ fn share_partition_state_survives_a_restart() {
         c.plan("g", tp, 0, 10, now).unwrap();
         c.persist().unwrap();
         // 10..=29 delivered: 10..=14 accepted, 15..=16 rejected, 17..=19 released, the rest held.
-        let span = [BatchSpan { base_offset: 10, last_offset: 29, control: false }];
+        let span = [BatchSpan { base_offset: 10, last_offset: 29, skip: false }];
         assert_eq!(c.acquire("g", "a", tp, &span, 100, now).len(), 1);
         c.acknowledge("g", "a", tp, &[(10, 14, vec![partition::ACK_ACCEPT]), (15, 16, vec![partition::ACK_REJECT])])
             .unwrap();
@@ -193,7 +193,7 @@ fn share_partition_state_survives_a_restart() {
     c.session("g", "b", 0, true, &[tp], &[]).unwrap();
     // The high watermark moved on: `latest` must not be taken again for a kept share-partition.
     assert_eq!(c.plan("g", tp, 0, 50, now).unwrap(), ReadPlan { read_from: 17, available: true });
-    let span = [BatchSpan { base_offset: 17, last_offset: 49, control: false }];
+    let span = [BatchSpan { base_offset: 17, last_offset: 49, skip: false }];
     let got = c.acquire("g", "b", tp, &span, 100, now);
     // Released ones go out a second time, the ones held at the restart a second time too, and
     // what was never delivered for the first time; nothing accepted or rejected comes back.
