@@ -647,3 +647,38 @@ async fn exactly_once_holds_when_the_worker_is_sigkilled() {
     .unwrap();
     broker.stop().await;
 }
+
+/// ListTransactions v2 (KIP-1152): only the transactional ids the whole pattern matches; an
+/// invalid pattern is INVALID_REGULAR_EXPRESSION; null or empty filters nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_transactions_filters_by_a_transactional_id_pattern() {
+    use kafka_protocol::messages::ListTransactionsRequest;
+    use kafka_protocol::protocol::StrBytes;
+    let broker = TestBroker::start().await;
+    let bootstrap = broker.bootstrap();
+    let producers = tokio::task::spawn_blocking(move || {
+        ["orders-1", "orders-2", "billing-1"].map(|tid| txn_producer(&bootstrap, tid, &[]))
+    })
+    .await
+    .unwrap();
+    let mut raw = RawClient::connect(broker.addr).await;
+    let mut list = async |version: i16, pattern: Option<&str>| {
+        let req = ListTransactionsRequest::default()
+            .with_duration_filter(-1)
+            .with_transactional_id_pattern(pattern.map(|p| StrBytes::from_string(p.to_string())));
+        let r = raw.call(version, &req).await;
+        let mut ids: Vec<String> = r.transaction_states.iter().map(|t| t.transactional_id.to_string()).collect();
+        ids.sort();
+        (r.error_code, ids)
+    };
+    let all = vec!["billing-1".to_string(), "orders-1".into(), "orders-2".into()];
+    assert_eq!(list(1, None).await, (0, all.clone()));
+    assert_eq!(list(2, Some("")).await, (0, all));
+    assert_eq!(list(2, Some("orders-.*")).await, (0, vec!["orders-1".into(), "orders-2".into()]));
+    assert_eq!(list(2, Some("orders")).await, (0, vec![]), "the whole id must match");
+    assert_eq!(list(2, Some(".*-1")).await, (0, vec!["billing-1".into(), "orders-1".into()]));
+    let (code, ids) = list(2, Some("orders-(")).await;
+    assert_eq!((code, ids.len()), (kafka_protocol::error::ResponseError::InvalidRegularExpression.code(), 0));
+    drop(producers);
+    broker.stop().await;
+}

@@ -171,7 +171,7 @@ macro_rules! registry {
             TxnOffsetCommit => TxnOffsetCommitRequest, txn::txn_offset_commit::handle, 0..=5;
             DescribeProducers => DescribeProducersRequest, txn::describe_producers::handle, 0..=0;
             DescribeTransactions => DescribeTransactionsRequest, txn::describe_transactions::handle, 0..=0;
-            ListTransactions => ListTransactionsRequest, txn::list_transactions::handle, 0..=1;
+            ListTransactions => ListTransactionsRequest, txn::list_transactions::handle, 0..=2;
             DescribeAcls => DescribeAclsRequest, acls::handle_describe, 1..=3;
             CreateAcls => CreateAclsRequest, acls::handle_create, 1..=3;
             DeleteAcls => DeleteAclsRequest, acls::handle_delete, 1..=3;
