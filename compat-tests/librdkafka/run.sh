@@ -10,14 +10,19 @@
 #   run.sh --security P ...     run the selected tests against a broker with security profile P
 #                               (sasl, sasl_ssl, ssl, each optionally with +acl and +reauth,
 #                               e.g. sasl_ssl+acl), whatever tags tests.allow gives them
+#   run.sh --group-protocol consumer ...
+#                               run the selected tests with the KIP-848 consumer group protocol
+#                               (TEST_CONSUMER_GROUP_PROTOCOL=consumer), whatever tags say;
+#                               "classic" forces the classic protocol
 #   run.sh --build-only         only prepare the cached test-runner
 #
-# A line of tests.allow is "<number> [tag ...]  # comment". Tags: "full" (no quick mode) and
-# the security tags sasl (SASL_PLAINTEXT, PLAIN), sasl_ssl (SASL_SSL, PLAIN), ssl (SSL with
-# client certificates required), acl (StandardAuthorizer on) and reauth
-# (connections.max.reauth.ms=3000). Tests with the same security tags share one broker, which
-# is restarted with the matching listener whenever the next test wants another profile, so
-# tagged tests belong together at the end of the file.
+# A line of tests.allow is "<number> [tag ...]  # comment". Tags: "full" (no quick mode),
+# "consumer" (the suite's consumers use group.protocol=consumer, KIP-848; a test may be listed
+# twice, once without and once with this tag) and the security tags sasl (SASL_PLAINTEXT,
+# PLAIN), sasl_ssl (SASL_SSL, PLAIN), ssl (SSL with client certificates required), acl
+# (StandardAuthorizer on) and reauth (connections.max.reauth.ms=3000). Tests with the same
+# security tags share one broker, which is restarted with the matching listener whenever the
+# next test wants another profile, so tagged tests belong together at the end of the file.
 #
 # Environment:
 #   GREGOR_BIN            broker binary (default <repo>/target/release/gregor)
@@ -66,7 +71,7 @@ export KAFKA_NUM_PARTITIONS="${KAFKA_NUM_PARTITIONS:-4}"
 say() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'run.sh: error: %s\n' "$*" >&2; exit 2; }
 
-usage() { sed -n '2,30p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,35p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 
 # ---------------------------------------------------------------- arguments
 MODE=allow
@@ -74,6 +79,7 @@ SELECTED=""
 REPEAT=1
 FULL_ALL=0
 SECURITY_ALL=""
+PROTOCOL_ALL=""
 while (($#)); do
     case "$1" in
         --tests) [[ $# -ge 2 ]] || die "--tests needs a list"; MODE=triage; SELECTED="$2"; shift 2 ;;
@@ -85,11 +91,16 @@ while (($#)); do
         --full) FULL_ALL=1; shift ;;
         --security) [[ $# -ge 2 ]] || die "--security needs a profile"; SECURITY_ALL="$2"; shift 2 ;;
         --security=*) SECURITY_ALL="${1#--security=}"; shift ;;
+        --group-protocol) [[ $# -ge 2 ]] || die "--group-protocol needs classic or consumer"
+            PROTOCOL_ALL="$2"; shift 2 ;;
+        --group-protocol=*) PROTOCOL_ALL="${1#--group-protocol=}"; shift ;;
         -h|--help) usage; exit 0 ;;
         *) die "unknown argument '$1' (try --help)" ;;
     esac
 done
 [[ "$REPEAT" =~ ^[1-9][0-9]*$ ]] || die "--repeat wants a positive integer"
+[[ -z "$PROTOCOL_ALL" || "$PROTOCOL_ALL" == classic || "$PROTOCOL_ALL" == consumer ]] ||
+    die "--group-protocol wants classic or consumer, not '$PROTOCOL_ALL'"
 
 # Security tags, and the profile (broker listener + client settings) a set of them names.
 SECURITY_TAGS="sasl sasl_ssl ssl acl reauth"
@@ -99,14 +110,14 @@ profile_of() {
     local listener="" acl="" reauth="" tag
     for tag in ${*//[,+]/ }; do
         case "$tag" in
-            full|plaintext) ;;
+            full|plaintext|consumer) ;;
             sasl|sasl_ssl|ssl)
                 [[ -z "$listener" || "$listener" == "$tag" ]] ||
                     { echo "tags $listener and $tag both choose the listener" >&2; return 1; }
                 listener="$tag" ;;
             acl) acl="+acl" ;;
             reauth) reauth="+reauth" ;;
-            *) echo "unknown tag '$tag' (known: full $SECURITY_TAGS)" >&2; return 1 ;;
+            *) echo "unknown tag '$tag' (known: full consumer $SECURITY_TAGS)" >&2; return 1 ;;
         esac
     done
     if [[ -n "$reauth" && "$listener" != sasl* ]]; then
@@ -116,21 +127,26 @@ profile_of() {
     echo "${listener:-plaintext}$acl$reauth"
 }
 
+# What to run: one entry per run of a test, as "<number>" and its tags. The allow-list may
+# hold a number twice (classic and "consumer"), so entries are kept in order, not by number.
+TESTS_TO_RUN=() TESTS_TAGS=()
 declare -A TEST_TAGS=()
 [[ $MODE != allow || -f "$ALLOW_FILE" ]] || die "missing $ALLOW_FILE"
 if [[ -f "$ALLOW_FILE" ]]; then
     # "<number> [tag ...]" per line; comments and blank lines ignored. "full" runs that test
     # without quick mode: under -Q the suite silently skips sub-tests declared with
     # SUB_TEST() (only SUB_TEST_QUICK() ones run), which leaves some tests empty.
-    # A triage run (--tests) keeps the security tags of listed tests but not "full".
+    # A triage run (--tests) keeps the security tags of listed tests (of their first line)
+    # but not "full" or "consumer" (use --full and --group-protocol for those).
     while read -r num tags; do
         [[ -n "$num" ]] || continue
+        [[ "$num" =~ ^[0-9]{4}$ ]] || die "tests.allow: not a 4-digit test number: '$num'"
         profile_of $tags >/dev/null || die "tests.allow: bad tags for $num: '$tags'"
         if [[ $MODE == allow ]]; then
-            SELECTED+=" $num"
-            TEST_TAGS[$num]="$tags"
-        else
-            TEST_TAGS[$num]="$(echo " $tags " | sed -e 's/ full / /g')"
+            TESTS_TO_RUN+=("$num")
+            TESTS_TAGS+=("$tags")
+        elif [[ -z "${TEST_TAGS[$num]+set}" ]]; then
+            TEST_TAGS[$num]="$(echo " $tags " | sed -e 's/ full / /g' -e 's/ consumer / /g')"
         fi
     done < <(sed -e 's/#.*//' "$ALLOW_FILE")
 fi
@@ -138,10 +154,10 @@ if [[ -n "$SECURITY_ALL" ]]; then
     SECURITY_ALL="$(profile_of "$SECURITY_ALL")" || die "--security: bad profile"
 fi
 SELECTED="${SELECTED//,/ }"  # "0001,0002" works as well as "0001 0002"
-TESTS_TO_RUN=()
 for t in $SELECTED; do
     [[ "$t" =~ ^[0-9]{4}$ ]] || die "not a 4-digit test number: '$t'"
     TESTS_TO_RUN+=("$t")
+    TESTS_TAGS+=("${TEST_TAGS[$t]:-}")
 done
 
 # ---------------------------------------------------------------- build deps
@@ -520,13 +536,27 @@ else
     fi
     say "per-test logs: $RESULTS"
 
-    for t in ${TESTS_TO_RUN[@]+"${TESTS_TO_RUN[@]}"}; do
-        tags="${TEST_TAGS[$t]:-}"
+    for ((e = 0; e < ${#TESTS_TO_RUN[@]}; e++)); do
+        t="${TESTS_TO_RUN[$e]}"
+        tags="${TESTS_TAGS[$e]}"
         profile="$(profile_of $tags)"
         [[ -z "$SECURITY_ALL" ]] || profile="$SECURITY_ALL"
+        # The consumer group protocol the suite's consumers use: TEST_CONSUMER_GROUP_PROTOCOL
+        # is what test.c (and testcpp.cpp) read to set group.protocol on every consumer they
+        # create; tests check test_consumer_group_protocol_classic() to skip or change parts.
+        # Nothing in the suite looks at the broker version for KIP-848, so TEST_KAFKA_VERSION
+        # stays the same. For a classic run the variable is removed from the environment.
+        protocol=classic
+        [[ " $tags " != *" consumer "* ]] || protocol=consumer
+        [[ -z "$PROTOCOL_ALL" ]] || protocol="$PROTOCOL_ALL"
         for ((i = 1; i <= REPEAT; i++)); do
-            label="$t"; ((REPEAT == 1)) || label="$t#$i"
+            label="$t"
             log="$RESULTS/$t.$i.log"
+            if [[ $protocol == consumer ]]; then
+                label="$t/consumer"
+                log="$RESULTS/$t.consumer.$i.log"
+            fi
+            ((REPEAT == 1)) || label="$label#$i"
             if [[ -n "${GREGOR_BOOTSTRAP:-}" ]]; then
                 if ((EXTERNAL_OK == 0)); then
                     record "$label" BROKER-DOWN 0 "no broker to test against at $GREGOR_BOOTSTRAP"
@@ -559,11 +589,13 @@ else
                 runner_args=(-Q -E -L)
                 mode=quick
             fi
-            say "test $label ($mode mode, profile $profile, TEST_KAFKA_VERSION=$KAFKA_VERSION, limit ${TEST_TIMEOUT}s)"
+            say "test $label ($mode mode, profile $profile, group protocol $protocol, TEST_KAFKA_VERSION=$KAFKA_VERSION, limit ${TEST_TIMEOUT}s)"
+            protocol_env=(-u TEST_CONSUMER_GROUP_PROTOCOL)
+            [[ $protocol == classic ]] || protocol_env=(TEST_CONSUMER_GROUP_PROTOCOL="$protocol")
             started=$SECONDS
             rc=0
             (cd "$LRK/tests" &&
-                env ${RUNNER_ENV[@]+"${RUNNER_ENV[@]}"} \
+                env "${protocol_env[@]}" ${RUNNER_ENV[@]+"${RUNNER_ENV[@]}"} \
                     TESTS="$t" TEST_KAFKA_VERSION="$KAFKA_VERSION" RDKAFKA_TEST_CONF="$CONF" \
                     timeout -k 10 "$TEST_TIMEOUT" ./run-test.sh "${runner_args[@]}") >"$log" 2>&1 || rc=$?
             secs=$((SECONDS - started))
@@ -594,10 +626,10 @@ else
 fi
 
 # ---------------------------------------------------------------- report
-printf '\n%-8s %-11s %5s  %s\n' TEST RESULT SECS NOTE
-printf '%-8s %-11s %5s  %s\n' -------- ----------- ----- ----
+printf '\n%-16s %-11s %5s  %s\n' TEST RESULT SECS NOTE
+printf '%-16s %-11s %5s  %s\n' ---------------- ----------- ----- ----
 for ((i = 0; i < ${#ROW_TEST[@]}; i++)); do
-    printf '%-8s %-11s %5s  %s\n' "${ROW_TEST[$i]}" "${ROW_STATE[$i]}" "${ROW_SECS[$i]}" \
+    printf '%-16s %-11s %5s  %s\n' "${ROW_TEST[$i]}" "${ROW_STATE[$i]}" "${ROW_SECS[$i]}" \
         "$(printf '%s' "${ROW_NOTE[$i]}" | cut -c1-200)"
 done
 echo
