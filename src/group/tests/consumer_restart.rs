@@ -261,3 +261,34 @@ fn a_static_member_that_left_is_replaced_after_a_restart() {
     let g = c.consumer_group("s").unwrap();
     assert_eq!(g.members.keys().collect::<Vec<_>>(), vec!["new"], "the replacement was persisted");
 }
+
+#[test]
+fn a_regex_subscription_carries_on_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = open(dir.path(), 1 << 40);
+    let now = Instant::now();
+    let p = |epoch: i32| HeartbeatParams {
+        member_id: "r1".into(),
+        member_epoch: epoch,
+        rebalance_timeout_ms: if epoch == 0 { 30_000 } else { -1 },
+        subscribed_topic_regex: (epoch == 0).then(|| "u.*".into()),
+        owned: Some(Assignment::new()),
+        ..Default::default()
+    };
+    let r = c.consumer_heartbeat("rx", p(0), 1, &cluster(), now).unwrap();
+    let assigned = r.assignment.unwrap();
+    assert_eq!(assigned.keys().collect::<Vec<_>>(), vec!["u"]);
+    let before = snapshot(&c, "rx");
+    drop(c);
+
+    let c = open(dir.path(), 1 << 40);
+    let g = c.consumer_group("rx").unwrap();
+    assert_eq!(g.resolved_regexes["u.*"].topics.iter().collect::<Vec<_>>(), vec!["u"], "the resolution was kept");
+    let end = log_end(&c);
+    let mut beat = p(r.member_epoch);
+    beat.owned = Some(assigned);
+    let again = c.consumer_heartbeat("rx", beat, 1, &cluster(), Instant::now()).unwrap();
+    assert_eq!((again.member_epoch, again.assignment), (r.member_epoch, None), "no new epoch");
+    assert_eq!(snapshot(&c, "rx"), before);
+    assert_eq!(log_end(&c), end, "nothing changed, nothing written");
+}
