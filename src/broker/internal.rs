@@ -21,6 +21,11 @@ pub fn is_internal(name: &str) -> bool {
     INTERNAL_TOPICS.contains(&name)
 }
 
+/// An internal topic's id: the same at every start of one cluster, different across clusters.
+pub(super) fn internal_topic_id(cluster_id: &str, name: &str) -> Uuid {
+    Uuid::new_v5(&Uuid::NAMESPACE_OID, format!("gregor/{cluster_id}/{name}").as_bytes())
+}
+
 impl Broker {
     /// An internal topic's metadata. Asked for by name it always exists (Kafka creates it
     /// when a client names it); listings show it only once used (see [`Broker::all_topics`]).
@@ -36,9 +41,8 @@ impl Broker {
         Some(Arc::new(TopicMeta { name: Arc::from(name), id: self.internal_topic_id(name), partitions: 1, configs }))
     }
 
-    /// The same id at every start of one cluster, different across clusters.
     fn internal_topic_id(&self, name: &str) -> Uuid {
-        Uuid::new_v5(&Uuid::NAMESPACE_OID, format!("gregor/{}/{name}", self.node.cluster_id).as_bytes())
+        internal_topic_id(&self.node.cluster_id, name)
     }
 
     /// A topic by name: a user topic or a used internal one.

@@ -83,7 +83,8 @@ impl Broker {
                 partitions += 1;
             }
         }
-        let groups = GroupCoordinator::open(&logs, coordinator_config(&config.group), now)?;
+        let names = StartTopics { topics: &topics, cluster_id: &cluster_id };
+        let groups = GroupCoordinator::open(&logs, coordinator_config(&config.group), &names, now)?;
         let txns = TxnCoordinator::open(&logs, txn_config(&config), now)?;
         txns.recover(&Markers { logs: &logs, groups: &groups }, now);
         let share_groups =
@@ -138,6 +139,22 @@ impl Broker {
     /// Where the transaction coordinator writes its markers.
     pub fn markers(&self) -> Markers<'_> {
         Markers { logs: &self.logs, groups: &self.groups }
+    }
+}
+
+/// The topics by id while the broker opens, for the group coordinator's replay: user topics
+/// and the internal ones (a regex subscription may match those).
+struct StartTopics<'a> {
+    topics: &'a TopicStore,
+    cluster_id: &'a str,
+}
+
+impl crate::group::consumer::TopicNames for StartTopics<'_> {
+    fn topic_name(&self, id: &uuid::Uuid) -> Option<String> {
+        if let Some(t) = self.topics.get_by_id(id) {
+            return Some(t.name.to_string());
+        }
+        INTERNAL_TOPICS.into_iter().find(|n| internal::internal_topic_id(self.cluster_id, n) == *id).map(str::to_string)
     }
 }
 

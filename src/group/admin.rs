@@ -69,7 +69,8 @@ impl GroupCoordinator {
         })
     }
 
-    /// Deletes groups that have no members, with their offsets.
+    /// Deletes groups that have no members, with their offsets and, for a consumer group, the
+    /// tombstones of all its records.
     pub fn delete_group(&self, group_id: &str) -> Result<(), GroupError> {
         let entry = self.entry(group_id).ok_or(GroupError::GroupIdNotFound)?;
         let mut e = entry.lock();
@@ -80,9 +81,13 @@ impl GroupCoordinator {
         // a replay would apply them when their transaction's commit marker is read.
         let keys: std::collections::BTreeSet<(String, i32)> =
             e.offsets.keys().chain(e.pending.values().flat_map(|p| p.keys())).cloned().collect();
-        let mut tombstones: Vec<Vec<u8>> = keys.iter().map(|(t, p)| offsets::encode_key(group_id, t, *p)).collect();
+        let consumer = e.consumer_written.diff(group_id, &consumer::persist::Image::default());
+        let mut tombstones: Vec<Vec<u8>> = consumer.into_iter().map(|(k, _)| k).collect();
+        tombstones.extend(keys.iter().map(|(t, p)| offsets::encode_key(group_id, t, *p)));
         tombstones.push(metadata_record::encode_key(group_id));
         self.append_tombstones(&tombstones)?;
+        e.consumer = None;
+        e.consumer_written = consumer::persist::Image::default();
         e.offsets.clear();
         e.written_at.clear();
         e.pending.clear();

@@ -3,13 +3,18 @@
 //! entry's lock. A group id is a classic group or a consumer group, never both (mixed groups,
 //! Kafka's upgrade path, are not served): a consumer member may take over an empty classic
 //! group, and a classic member an empty consumer group, as Kafka converts empty groups.
+//!
+//! Every heartbeat that changes the group appends the changed records to `__consumer_offsets`
+//! under the group's lock (see `persistence`'s `persist_consumer`), so callers run it off the
+//! async runtime; one that changes nothing appends nothing. After a restart the group is
+//! restored from those records and its members carry on with their epochs.
 
 use super::consumer::{ConsumerGroup, HeartbeatError, HeartbeatParams, HeartbeatResult, TopicSource};
 use super::*;
 
 impl GroupCoordinator {
     /// One ConsumerGroupHeartbeat. `topics` tells which topics exist and which the member may
-    /// describe; it is asked under the group's lock.
+    /// describe; it is asked under the group's lock. May write to `__consumer_offsets`.
     pub fn consumer_heartbeat(
         &self,
         group_id: &str,
@@ -22,8 +27,8 @@ impl GroupCoordinator {
             return Err(HeartbeatError::InvalidRequest("GroupId can't be empty.".into()));
         }
         let joining = params.member_epoch == 0;
-        // Not known here (never created, or forgotten at a restart: consumer groups are kept in
-        // memory only): a member heartbeating with an epoch must rejoin.
+        // Not known here (never created, deleted, or expired): a member heartbeating with an
+        // epoch must rejoin.
         let unknown = || {
             HeartbeatError::UnknownMemberId(format!("Member {} is not a member of group {group_id}.", params.member_id))
         };
@@ -44,6 +49,7 @@ impl GroupCoordinator {
         if entry.is_empty() && !was_empty {
             entry.empty_since_ms = crate::clock::now_ms();
         }
+        self.persist_consumer(&mut entry);
         result
     }
 

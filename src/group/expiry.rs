@@ -1,5 +1,7 @@
 //! Timers: the groups' session and rebalance timeouts, and the expiry of offsets of groups
-//! that stayed empty past `offsets.retention.minutes`.
+//! that stayed empty past `offsets.retention.minutes`. A consumer group member fenced here has
+//! its records' tombstones written; an empty consumer group that is forgotten has all of its
+//! records' tombstones written first, so a restart does not bring it back.
 
 use super::*;
 
@@ -18,8 +20,8 @@ impl GroupCoordinator {
             let mut e = entry.lock();
             let was_empty = e.is_empty();
             e.group.tick(now);
-            if let Some(c) = e.consumer.as_mut() {
-                c.tick(now);
+            if e.consumer.as_mut().is_some_and(|c| !c.tick(now).is_empty()) {
+                self.persist_consumer(&mut e);
             }
             self.persist_if_dirty(&mut e);
             if e.is_empty() && !was_empty {
@@ -46,7 +48,12 @@ impl GroupCoordinator {
                 // empty group without offsets lingers a while: a DeleteGroups or DescribeGroups
                 // right after its last member left still finds it.
                 if e.offsets.is_empty() && now_ms - e.empty_since_ms >= EMPTY_GROUP_LINGER_MS {
-                    dead.push(e.group.group_id.clone());
+                    e.consumer = None;
+                    self.persist_consumer(&mut e);
+                    // Once its tombstones are written; else the next tick tries again.
+                    if e.consumer_written.is_empty() {
+                        dead.push(e.group.group_id.clone());
+                    }
                 }
             }
         }
@@ -55,7 +62,10 @@ impl GroupCoordinator {
             for id in dead {
                 let empty = groups.get(&id).is_some_and(|e| {
                     let e = e.lock();
-                    e.is_empty() && e.offsets.is_empty() && e.group.state == GroupState::Empty
+                    e.is_empty()
+                        && e.offsets.is_empty()
+                        && e.group.state == GroupState::Empty
+                        && e.consumer_written.is_empty()
                 });
                 if empty {
                     groups.remove(&id);

@@ -14,7 +14,12 @@ impl GroupCoordinator {
         // a consumer group with members would make a mixed group, which gregor does not serve.
         match &entry.consumer {
             Some(c) if !c.is_empty() => return Waiting::Ready(Err(GroupError::InconsistentGroupProtocol)),
-            Some(_) => entry.consumer = None,
+            Some(_) => {
+                // The consumer group's records go, or a replay would bring it back beside the
+                // classic group.
+                entry.consumer = None;
+                self.persist_consumer(&mut entry);
+            }
             None => {}
         }
         let outcome = entry.group.join(params, now, &self.cfg.rebalance);

@@ -1,12 +1,15 @@
 //! The group coordinator: the classic consumer group protocol, and KIP-848 `consumer` protocol
-//! groups (`consumer`, with `consumer_membership`: ConsumerGroupHeartbeat and Describe; their
-//! membership is kept in memory only, their committed offsets are persisted as any).
+//! groups (`consumer`, with `consumer_membership`: ConsumerGroupHeartbeat and Describe).
 //!
-//! [`GroupCoordinator`] owns every group (a [`rebalance::Group`] state machine behind its own
-//! lock, plus its committed offsets) and the internal `__consumer_offsets` log where offsets are
-//! persisted and from which they are replayed at start. Group membership itself is not
-//! persisted: after a restart, members find their member ids unknown and rejoin, as they do
-//! when a Kafka coordinator moves. Locks are never held across an await.
+//! [`GroupCoordinator`] owns every group (a [`rebalance::Group`] state machine or a
+//! [`consumer::ConsumerGroup`] behind its own lock, plus its committed offsets) and the
+//! internal `__consumer_offsets` log where offsets and group state are persisted and from which
+//! they are replayed at start: classic groups as Kafka's group metadata record (written when a
+//! group reaches Stable or Empty), consumer groups as Kafka 4.1's consumer group records
+//! (written whenever their state changes). Members carry on after a restart with their
+//! generation or epoch. Writes happen under the group's lock, so the log holds a group's
+//! changes in the order they were made; callers run off the async runtime. Locks are never held
+//! across an await.
 //!
 //! The coordinator's five jobs live in their own files: `persistence` (replay and the offsets
 //! log), `membership` (join, sync, heartbeat, leave), `committed` (offset commit, fetch,
@@ -174,6 +177,9 @@ struct GroupEntry {
     pending: BTreeMap<i64, PendingOffsets>,
     /// Wall-clock time the group last had no members, for offset expiry.
     empty_since_ms: i64,
+    /// The consumer group's records as `__consumer_offsets` holds them (empty when none):
+    /// what the next change is compared with to know what to append.
+    consumer_written: consumer::persist::Image,
 }
 
 impl GroupEntry {
@@ -185,6 +191,7 @@ impl GroupEntry {
             written_at: HashMap::new(),
             pending: BTreeMap::new(),
             empty_since_ms: now_ms,
+            consumer_written: consumer::persist::Image::default(),
         }
     }
 

@@ -1,11 +1,15 @@
 //! Replay and persistence: opening `__consumer_offsets` at start, replaying it into the
-//! groups, compacting it when it has grown, and appending commits and tombstones to it.
+//! groups, compacting it when it has grown, and appending commits, group records and
+//! tombstones to it.
 
+use super::consumer::persist::Image;
+use super::consumer::{records as consumer_records, ConsumerGroup, TopicNames};
 use super::*;
 
 impl GroupCoordinator {
-    /// Opens `__consumer_offsets` and replays every committed offset.
-    pub fn open(logs: &LogManager, cfg: CoordinatorConfig, now_ms: i64) -> io::Result<Self> {
+    /// Opens `__consumer_offsets` and replays every committed offset and group. `topics` names
+    /// the topic ids that consumer group records hold.
+    pub fn open(logs: &LogManager, cfg: CoordinatorConfig, topics: &dyn TopicNames, now_ms: i64) -> io::Result<Self> {
         // Commits wait for their own fsync (`CommitOutcome::durable_at`) before they are answered.
         //
         // Compacted in the background like any compacted topic, and at start once it has grown
@@ -18,7 +22,7 @@ impl GroupCoordinator {
         let config = PartitionConfig { compact: true, ..PartitionConfig::internal() };
         let log = logs.open(TopicPartition::new(OFFSETS_TOPIC, 0), config, now_ms)?;
         let coordinator = Self { groups: RwLock::new(HashMap::new()), log, cfg };
-        let kept = coordinator.replay(now_ms)?;
+        let kept = coordinator.replay(now_ms, topics)?;
         coordinator.checkpoint(now_ms, &kept)?;
         Ok(coordinator)
     }
@@ -31,7 +35,10 @@ impl GroupCoordinator {
     /// Offsets committed inside a transaction (TxnOffsetCommit) wait for their producer's
     /// marker: a commit applies them, an abort drops them, and those still waiting at the end
     /// stay pending in their groups until the transaction coordinator ends the transaction.
-    pub(super) fn replay(&self, now_ms: i64) -> io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    ///
+    /// A consumer group is restored from its records once they are all read; one whose group
+    /// metadata record was deleted (a tombstone) is not, whatever member records remain.
+    pub(super) fn replay(&self, now_ms: i64, topics: &dyn TopicNames) -> io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
         let mut replay = Replay { now_ms, ..Replay::default() };
         let started = std::time::Instant::now();
         let mut failed = None;
@@ -72,7 +79,8 @@ impl GroupCoordinator {
         if let Some(e) = failed {
             return Err(e);
         }
-        let Replay { groups: mut replayed, group_records, not_understood, in_txn, records, .. } = replay;
+        let Replay { groups: mut replayed, group_records, consumer_images, not_understood, in_txn, records, .. } =
+            replay;
         for (producer_id, waiting) in in_txn {
             for (offset, key, value) in waiting {
                 if let (Some((group, topic, partition)), Some(Some(v))) =
@@ -84,14 +92,29 @@ impl GroupCoordinator {
             }
         }
         let now = Instant::now();
+        for (id, image) in consumer_images {
+            let Some(group) = ConsumerGroup::restore(&id, &image, topics, &self.cfg.consumer, now) else { continue };
+            let entry = replayed.entry(id.clone()).or_insert_with(|| GroupEntry::new(&id, now_ms));
+            entry.consumer = Some(group);
+            entry.consumer_written = image;
+        }
         for (id, rec) in group_records {
             let group = Group::restore(&id, &rec, now);
             if group.state == GroupState::Empty && !replayed.contains_key(&id) {
                 continue;
             }
-            replayed.entry(id.clone()).or_insert_with(|| GroupEntry::new(&id, now_ms)).group = group;
+            let entry = replayed.entry(id.clone()).or_insert_with(|| GroupEntry::new(&id, now_ms));
+            if !group.is_empty() && entry.consumer.take().is_some() {
+                // Both kinds with members cannot happen: converting writes the other's
+                // tombstones. Should a log hold both, the classic members win, as they could
+                // not have joined a consumer group that had any.
+                warn!(group = %id, "{OFFSETS_TOPIC} holds a classic and a consumer group of this id; keeping the classic one");
+            }
+            entry.group = group;
         }
-        replayed.retain(|_, e| !e.offsets.is_empty() || !e.group.is_empty() || !e.pending.is_empty());
+        replayed.retain(|_, e| {
+            !e.offsets.is_empty() || !e.group.is_empty() || !e.pending.is_empty() || e.consumer.is_some()
+        });
         if records > 0 {
             info!(
                 groups = replayed.len(),
@@ -119,12 +142,18 @@ impl GroupCoordinator {
             return Ok(());
         }
         let mut records: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+        let mut consumer_images = Vec::new();
         for entry in self.groups.read().values() {
             let e = entry.lock();
             let id = &e.group.group_id;
             if !e.group.is_empty() {
                 records
                     .push((metadata_record::encode_key(id), metadata_record::encode_value(&e.group.to_record(now_ms))));
+            }
+            if let Some(c) = &e.consumer {
+                let image = c.image(&e.consumer_written, now_ms);
+                records.extend(image.records(id));
+                consumer_images.push((entry.clone(), image));
             }
             for ((t, p), o) in &e.offsets {
                 records.push((offsets::encode_key(id, t, *p), offsets::encode_value(o)));
@@ -135,6 +164,9 @@ impl GroupCoordinator {
         let before = self.log.size_bytes();
         let records: Vec<(Vec<u8>, Option<Vec<u8>>)> = records.into_iter().map(|(k, v)| (k, Some(v))).collect();
         self.log.rewrite_as(&records, now_ms)?;
+        for (entry, image) in consumer_images {
+            entry.lock().consumer_written = image;
+        }
         info!(
             records = records.len(),
             bytes_before = before,
@@ -154,6 +186,24 @@ impl GroupCoordinator {
         let value = metadata_record::encode_value(&e.group.to_record(crate::clock::now_ms()));
         if let Err(err) = self.append(&[(Some(&key[..]), Some(&value[..]))]) {
             warn!(group = %e.group.group_id, error = %err, "cannot persist group metadata");
+        }
+    }
+
+    /// Appends what changed in the entry's consumer group since its records were last written
+    /// (all its tombstones once `consumer` is `None`); nothing when nothing changed. As with
+    /// classic groups, a failed write is logged and not reported to the member: the records
+    /// stay due, and the next change appends them along with its own.
+    pub(super) fn persist_consumer(&self, e: &mut GroupEntry) {
+        let image =
+            e.consumer.as_ref().map(|c| c.image(&e.consumer_written, crate::clock::now_ms())).unwrap_or_default();
+        let records = e.consumer_written.diff(&e.group.group_id, &image);
+        if records.is_empty() {
+            return;
+        }
+        let kv: Vec<batch::KeyValue<'_>> = records.iter().map(|(k, v)| (Some(&k[..]), v.as_deref())).collect();
+        match self.append(&kv) {
+            Ok(_) => e.consumer_written = image,
+            Err(err) => warn!(group = %e.group.group_id, error = %err, "cannot persist consumer group records"),
         }
     }
 
@@ -181,6 +231,8 @@ struct Replay {
     now_ms: i64,
     groups: HashMap<String, GroupEntry>,
     group_records: HashMap<String, metadata_record::GroupRecord>,
+    /// Consumer group records, folded per group.
+    consumer_images: HashMap<String, Image>,
     not_understood: indexmap::IndexMap<Vec<u8>, Vec<u8>>,
     /// Records of open transactions, per producer: (offset, key, value).
     in_txn: HashMap<i64, Vec<TxnRecord>>,
@@ -205,7 +257,15 @@ impl Replay {
     /// Applies one committed record.
     fn apply(&mut self, offset: i64, key: &[u8], value: Option<&[u8]>) {
         self.records += 1;
-        let understood = if let Some(group) = metadata_record::decode_key(key) {
+        let understood = if let Some(k) = consumer_records::decode_key(key) {
+            match value.map(|v| consumer_records::decode_value(&k, v)) {
+                Some(None) => false,
+                decoded => {
+                    self.consumer_images.entry(k.group().to_string()).or_default().apply(&k, decoded.flatten());
+                    true
+                }
+            }
+        } else if let Some(group) = metadata_record::decode_key(key) {
             match value.map(metadata_record::decode_value) {
                 None => {
                     self.group_records.remove(&group);

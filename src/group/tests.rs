@@ -33,6 +33,7 @@ fn offsets_replay_and_the_log_is_compacted_at_start() {
     let c = GroupCoordinator::open(
         &LogManager::new(dir.path().to_owned(), crate::log::files::FileCache::unbounded()),
         cfg(1 << 40),
+        &NoTopics,
         0,
     )
     .unwrap();
@@ -48,6 +49,7 @@ fn offsets_replay_and_the_log_is_compacted_at_start() {
     let c = GroupCoordinator::open(
         &LogManager::new(dir.path().to_owned(), crate::log::files::FileCache::unbounded()),
         cfg(1024),
+        &NoTopics,
         0,
     )
     .unwrap();
@@ -65,6 +67,7 @@ fn offsets_replay_and_the_log_is_compacted_at_start() {
     let c = GroupCoordinator::open(
         &LogManager::new(dir.path().to_owned(), crate::log::files::FileCache::unbounded()),
         cfg(1 << 40),
+        &NoTopics,
         0,
     )
     .unwrap();
@@ -77,6 +80,7 @@ fn commit_checks_metadata_size_and_partitions() {
     let c = GroupCoordinator::open(
         &LogManager::new(dir.path().to_owned(), crate::log::files::FileCache::unbounded()),
         cfg(1 << 40),
+        &NoTopics,
         0,
     )
     .unwrap();
@@ -109,6 +113,7 @@ fn offsets_of_an_empty_group_expire_after_the_retention() {
     let c = GroupCoordinator::open(
         &LogManager::new(dir.path().to_owned(), crate::log::files::FileCache::unbounded()),
         cfg(1 << 40),
+        &NoTopics,
         0,
     )
     .unwrap();
@@ -127,6 +132,7 @@ fn offsets_of_an_empty_group_expire_after_the_retention() {
     let c = GroupCoordinator::open(
         &LogManager::new(dir.path().to_owned(), crate::log::files::FileCache::unbounded()),
         cfg(1 << 40),
+        &NoTopics,
         0,
     )
     .unwrap();
@@ -142,16 +148,17 @@ fn records_of_unknown_versions_are_kept_and_never_delete_offsets() {
     let c = GroupCoordinator::open(
         &LogManager::new(dir.path().to_owned(), crate::log::files::FileCache::unbounded()),
         cfg(1 << 40),
+        &NoTopics,
         0,
     )
     .unwrap();
     commit(&c, "g", 0, 42);
     commit(&c, "g", 1, 7);
     // Same key as (g, t, 0), a value in a version from the future; and a key kind gregor does
-    // not know at all (a KIP-848 record, key version 3).
+    // not know at all (Kafka's ConsumerGroupPartitionMetadata, key version 4, which 4.1 no longer writes).
     let key = offsets::encode_key("g", "t", 0);
     let future_value = [&[0u8, 9][..], &[1, 2, 3, 4, 5, 6, 7, 8, 9]].concat();
-    let other_key = [&[0u8, 3][..], b"\x00\x01g"].concat();
+    let other_key = [&[0u8, 4][..], b"\x00\x01g"].concat();
     let raw = batch::build(&[(Some(&key), Some(&future_value)), (Some(&other_key), Some(b"\x00\x00opaque"))], 0);
     c.log.append(&raw, 0).unwrap();
     c.log.flush_blocking().unwrap();
@@ -163,6 +170,7 @@ fn records_of_unknown_versions_are_kept_and_never_delete_offsets() {
     let c = GroupCoordinator::open(
         &LogManager::new(dir.path().to_owned(), crate::log::files::FileCache::unbounded()),
         cfg(1 << 40),
+        &NoTopics,
         0,
     )
     .unwrap();
@@ -172,12 +180,13 @@ fn records_of_unknown_versions_are_kept_and_never_delete_offsets() {
     let c = GroupCoordinator::open(
         &LogManager::new(dir.path().to_owned(), crate::log::files::FileCache::unbounded()),
         cfg(1),
+        &NoTopics,
         0,
     )
     .unwrap();
     assert!(c.log.offsets().log_start_offset > 0, "the log was compacted");
     assert_eq!(offsets_of(&c), vec![(0, 42), (1, 7)]);
-    let kept = c.replay(0).unwrap();
+    let kept = c.replay(0, &NoTopics).unwrap();
     assert_eq!(kept, vec![(key, future_value), (other_key, b"\x00\x00opaque".to_vec())]);
 }
 
@@ -190,6 +199,7 @@ fn an_empty_group_without_offsets_lingers_before_it_is_forgotten() {
     let c = GroupCoordinator::open(
         &LogManager::new(dir.path().to_owned(), crate::log::files::FileCache::unbounded()),
         cfg(1 << 40),
+        &NoTopics,
         0,
     )
     .unwrap();
@@ -218,7 +228,7 @@ fn transactional_and_plain_commits_replay_alike_before_and_after_background_comp
     let dir = tempfile::tempdir().unwrap();
     let open = || {
         let logs = LogManager::new(dir.path().to_owned(), crate::log::files::FileCache::unbounded());
-        GroupCoordinator::open(&logs, cfg(1 << 40), 0).unwrap()
+        GroupCoordinator::open(&logs, cfg(1 << 40), &NoTopics, 0).unwrap()
     };
     let live = {
         let c = open();
@@ -256,3 +266,14 @@ fn transactional_and_plain_commits_replay_alike_before_and_after_background_comp
     }
     assert_eq!(committed(&open(), "g"), live, "replay of the compacted log");
 }
+
+/// A coordinator started without user topics (classic groups and offsets need none).
+struct NoTopics;
+
+impl consumer::TopicNames for NoTopics {
+    fn topic_name(&self, _: &uuid::Uuid) -> Option<String> {
+        None
+    }
+}
+
+mod consumer_restart;

@@ -29,10 +29,17 @@
 //! `handleRegularExpressionsResult`), `TopicRegexResolver` and
 //! `throwIfConsumerGroupHeartbeatRequestIsInvalid`.
 //!
-//! Not persisted: after a restart the group is gone, members' heartbeats get UNKNOWN_MEMBER_ID
-//! and they rejoin with epoch 0 (committed offsets are persisted by the coordinator).
+//! Persisted: the coordinator writes the group's state to `__consumer_offsets` as Kafka 4.1's
+//! consumer group records ([`records`]: group epoch with metadata hash, members' metadata,
+//! target assignment, members' current assignments, resolved regexes) whenever a heartbeat or a
+//! timeout changes it, and restores the group from them at start ([`persist`]), so members
+//! carry on with their epochs and assignments across a restart. Not persisted: session and
+//! rebalance deadlines (they start again at the restore) and the subscribed topics' partition
+//! counts (looked up again, and compared through the stored [`metadata_hash`]).
 
 pub mod assignor;
+pub mod persist;
+pub mod records;
 pub mod topic_regex;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -86,6 +93,11 @@ pub trait TopicSource {
     /// The names of all existing topics the heartbeating member may DESCRIBE: what its group's
     /// regexes resolve against. Asked only of groups with a regex subscription.
     fn describable_topics(&self) -> Vec<String>;
+}
+
+/// Topic names by id, as the cluster knows them when the coordinator restores groups.
+pub trait TopicNames {
+    fn topic_name(&self, id: &uuid::Uuid) -> Option<String>;
 }
 
 /// The reconciliation state of a member (Kafka's `MemberState`).
@@ -172,6 +184,30 @@ impl ConsumerGroupState {
 /// Partition counts (and ids) of topics, as the group last computed its target with.
 pub type TopicsMetadata = BTreeMap<String, (uuid::Uuid, i32)>;
 
+/// A hash of the subscribed topics' metadata (name, id, partition count), 0 for none: what the
+/// group epoch record stores (Kafka 4.1's `MetadataHash`, KIP-1101). Kafka hashes with XXH3 and
+/// also covers racks; this is 64-bit FNV-1a over the same facts gregor has, stable across
+/// releases and platforms. A collision would only hide a metadata change from the group.
+pub fn metadata_hash(metadata: &TopicsMetadata) -> i64 {
+    if metadata.is_empty() {
+        return 0;
+    }
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut eat = |bytes: &[u8]| {
+        for b in bytes {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    };
+    for (name, (id, partitions)) in metadata {
+        eat(&(name.len() as u64).to_be_bytes());
+        eat(name.as_bytes());
+        eat(id.as_bytes());
+        eat(&partitions.to_be_bytes());
+    }
+    h as i64
+}
+
 #[derive(Debug, Clone)]
 pub struct ConsumerGroup {
     pub group_id: String,
@@ -182,6 +218,11 @@ pub struct ConsumerGroup {
     static_members: HashMap<String, String>,
     pub target: BTreeMap<String, Assignment>,
     pub metadata: TopicsMetadata,
+    /// [`metadata_hash`] of `metadata`; after a restore, of the metadata before the restart
+    /// (`metadata` itself is empty until the next heartbeat looks the topics up again).
+    pub metadata_hash: i64,
+    /// Ids of the topics the group's assignments and targets name, for their records.
+    topic_ids: BTreeMap<String, uuid::Uuid>,
     /// Every regex some member subscribes to, with the topics it resolved to.
     pub resolved_regexes: BTreeMap<String, ResolvedRegex>,
 }
@@ -216,6 +257,8 @@ impl ConsumerGroup {
             static_members: HashMap::new(),
             target: BTreeMap::new(),
             metadata: TopicsMetadata::new(),
+            metadata_hash: 0,
+            topic_ids: BTreeMap::new(),
             resolved_regexes: BTreeMap::new(),
         }
     }
@@ -281,6 +324,14 @@ impl ConsumerGroup {
                 "SubscribedTopicRegex `{source}` is not a valid regular expression: {why}."
             ))),
         }
+    }
+
+    /// Forgets the ids of topics that no metadata, assignment or target names any more.
+    fn prune_topic_ids(&mut self) {
+        let members = self.members.values().flat_map(|m| m.assigned.keys().chain(m.pending_revocation.keys()));
+        let named: BTreeSet<String> =
+            self.metadata.keys().chain(members).chain(self.target.values().flat_map(|t| t.keys())).cloned().collect();
+        self.topic_ids.retain(|t, _| named.contains(t));
     }
 
     /// Forgets the regexes no member subscribes to any more.
@@ -481,13 +532,19 @@ impl ConsumerGroup {
         // Kafka's `handleRegularExpressionsResult`.
         bump |= self.refresh_regexes(new_regex, topics);
         // Subscribed topics' partition counts: a change (a topic created, deleted or grown)
-        // is a new group epoch, as Kafka's subscription metadata.
+        // is a new group epoch. Compared by hash, as Kafka 4.1 does, so that a group restored
+        // from its records (which keep only the hash) carries on in its epoch.
         let metadata: TopicsMetadata =
             self.subscribed_topics().into_iter().filter_map(|t| topics.topic(&t).map(|info| (t, info))).collect();
-        if metadata != self.metadata {
-            self.metadata = metadata;
+        let hash = metadata_hash(&metadata);
+        if hash != self.metadata_hash {
+            self.metadata_hash = hash;
             bump = true;
         }
+        for (t, (id, _)) in &metadata {
+            self.topic_ids.insert(t.clone(), *id);
+        }
+        self.metadata = metadata;
         if bump {
             self.group_epoch += 1;
         }
@@ -495,6 +552,7 @@ impl ConsumerGroup {
             self.compute_target();
         }
         self.reconcile(&member_id, p.owned.as_ref(), now);
+        self.prune_topic_ids();
         let m = &self.members[&member_id];
         let full = p.member_epoch == 0
             || (p.rebalance_timeout_ms != -1

@@ -75,8 +75,16 @@ pub async fn handle(ctx: &Ctx, req: ConsumerGroupHeartbeatRequest) -> Reply {
         client_id: ctx.client_id.clone().unwrap_or_default(),
         client_host: ctx.client_host.clone(),
     };
-    // In memory only (nothing is appended): answered here, under the group's lock briefly.
-    let result = broker.groups.consumer_heartbeat(group_id, params, ctx.version, &Topics(ctx), Instant::now());
+    // A heartbeat that changes the group appends its records to `__consumer_offsets` under
+    // the group's lock: off the runtime, as JoinGroup and SyncGroup.
+    let (shared, group, version) = (ctx.clone(), group_id.to_string(), ctx.version);
+    let beat = tokio::task::spawn_blocking(move || {
+        shared.broker.groups.consumer_heartbeat(&group, params, version, &Topics(&shared), Instant::now())
+    })
+    .await;
+    let Ok(result) = beat else {
+        return Reply::Close("consumer group heartbeat could not be completed".into());
+    };
     let resp = match result {
         Err(e) => {
             tracing::debug!(group = group_id, error = %e, "ConsumerGroupHeartbeat refused");
