@@ -20,6 +20,7 @@ mod committed;
 pub mod consumer;
 mod consumer_membership;
 mod expiry;
+mod flexible;
 pub mod member;
 mod membership;
 pub mod metadata_record;

@@ -31,6 +31,7 @@ use uuid::Uuid;
 use crate::log::{batch, PartitionLog};
 
 use super::partition::{PersistedState, StateBatch};
+use crate::group::flexible::{Reader, Writer};
 
 /// The internal log holding share-partition state.
 pub const SHARE_STATE_TOPIC: &str = "__share_group_state";
@@ -71,81 +72,51 @@ pub fn decode_key(mut b: &[u8]) -> Option<ShareKey> {
     b.is_empty().then_some((group, topic, partition))
 }
 
-fn put_uvarint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.put_u8((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.put_u8(v as u8);
-}
-
-fn get_uvarint(b: &mut &[u8]) -> Option<u64> {
-    let mut v = 0u64;
-    for shift in (0..35).step_by(7) {
-        let byte = b.try_get_u8().ok()?;
-        v |= u64::from(byte & 0x7f) << shift;
-        if byte & 0x80 == 0 {
-            return Some(v);
-        }
-    }
-    None
-}
-
-/// Skips tagged fields (gregor writes none; a newer writer's are ignored, as Kafka does).
-fn skip_tagged(b: &mut &[u8]) -> Option<()> {
-    let count = get_uvarint(b)?;
-    for _ in 0..count {
-        get_uvarint(b)?;
-        let len = usize::try_from(get_uvarint(b)?).ok()?;
-        b.get(..len)?;
-        b.advance(len);
-    }
-    Some(())
-}
-
 pub fn encode_value(s: &Snapshot) -> Vec<u8> {
-    let mut out = Vec::with_capacity(48 + 21 * s.batches.len());
-    out.put_i16(SNAPSHOT_VALUE_VERSION);
-    out.put_i32(s.snapshot_epoch);
-    out.put_i32(0); // state epoch: gregor's share-partitions are never re-initialized
-    out.put_i32(0); // leader epoch: one broker leads every partition
-    out.put_i64(s.start_offset);
-    out.put_i64(s.create_timestamp);
-    out.put_i64(s.write_timestamp);
-    put_uvarint(&mut out, s.batches.len() as u64 + 1);
+    let mut w = Writer(Vec::with_capacity(48 + 21 * s.batches.len()));
+    w.0.put_i16(SNAPSHOT_VALUE_VERSION);
+    w.0.put_i32(s.snapshot_epoch);
+    w.0.put_i32(0); // state epoch: gregor's share-partitions are never re-initialized
+    w.0.put_i32(0); // leader epoch: one broker leads every partition
+    w.0.put_i64(s.start_offset);
+    w.0.put_i64(s.create_timestamp);
+    w.0.put_i64(s.write_timestamp);
+    w.array_len(s.batches.len());
     for b in &s.batches {
-        out.put_i64(b.first_offset);
-        out.put_i64(b.last_offset);
-        out.put_i8(b.state.code());
-        out.put_i16(b.delivery_count);
-        put_uvarint(&mut out, 0);
+        w.0.put_i64(b.first_offset);
+        w.0.put_i64(b.last_offset);
+        w.0.put_i8(b.state.code());
+        w.0.put_i16(b.delivery_count);
+        w.no_tags();
     }
-    put_uvarint(&mut out, 0);
-    out
+    w.no_tags();
+    w.0
 }
 
-pub fn decode_value(mut b: &[u8]) -> Option<Snapshot> {
-    if b.try_get_i16().ok()? != SNAPSHOT_VALUE_VERSION {
+pub fn decode_value(b: &[u8]) -> Option<Snapshot> {
+    let mut r = Reader(b);
+    if r.0.try_get_i16().ok()? != SNAPSHOT_VALUE_VERSION {
         return None;
     }
-    let snapshot_epoch = b.try_get_i32().ok()?;
-    let _state_epoch = b.try_get_i32().ok()?;
-    let _leader_epoch = b.try_get_i32().ok()?;
-    let start_offset = b.try_get_i64().ok()?;
-    let create_timestamp = b.try_get_i64().ok()?;
-    let write_timestamp = b.try_get_i64().ok()?;
-    let count = usize::try_from(get_uvarint(&mut b)?.checked_sub(1)?).ok()?;
-    // Each batch takes at least 20 bytes: never trust the count beyond what is there.
-    let mut batches = Vec::with_capacity(count.min(b.len() / 20));
+    let snapshot_epoch = r.0.try_get_i32().ok()?;
+    let _state_epoch = r.0.try_get_i32().ok()?;
+    let _leader_epoch = r.0.try_get_i32().ok()?;
+    let start_offset = r.0.try_get_i64().ok()?;
+    let create_timestamp = r.0.try_get_i64().ok()?;
+    let write_timestamp = r.0.try_get_i64().ok()?;
+    let count = r.array_len()?;
+    // Each batch takes at least 20 bytes: never reserve beyond what is there.
+    let mut batches = Vec::with_capacity(count.min(r.0.len() / 20));
     for _ in 0..count {
-        let first_offset = b.try_get_i64().ok()?;
-        let last_offset = b.try_get_i64().ok()?;
-        let state = PersistedState::from_code(b.try_get_i8().ok()?)?;
-        let delivery_count = b.try_get_i16().ok()?;
-        skip_tagged(&mut b)?;
+        let first_offset = r.0.try_get_i64().ok()?;
+        let last_offset = r.0.try_get_i64().ok()?;
+        let state = PersistedState::from_code(r.0.try_get_i8().ok()?)?;
+        let delivery_count = r.0.try_get_i16().ok()?;
+        // Tagged fields a newer writer added are skipped, as Kafka does.
+        r.tags(|_, _| Some(()))?;
         batches.push(StateBatch { first_offset, last_offset, state, delivery_count });
     }
-    skip_tagged(&mut b)?;
+    r.tags(|_, _| Some(()))?;
     Some(Snapshot { snapshot_epoch, start_offset, create_timestamp, write_timestamp, batches })
 }
 
@@ -280,8 +251,9 @@ mod tests {
         bad_state[2 + 4 * 3 + 8 * 3 + 1 + 16] = 1; // the first batch's state: 1 (acquired) is never kept
         assert_eq!(decode_value(&bad_state), None);
         // A count far beyond the bytes present.
-        let mut huge = value[..2 + 12 + 24].to_vec();
-        put_uvarint(&mut huge, u32::MAX as u64);
+        let mut huge = Writer(value[..2 + 12 + 24].to_vec());
+        huge.uvarint(u32::MAX);
+        let huge = huge.0;
         assert_eq!(decode_value(&huge), None);
     }
 }
