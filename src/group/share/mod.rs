@@ -730,7 +730,8 @@ impl ShareCoordinator {
     }
 
     /// [`plan_with`](Self::plan_with) for a log without timestamps to look up (`by_duration`
-    /// then starts at the end).
+    /// then starts at the end): the tests' shorthand.
+    #[cfg(test)]
     pub fn plan(&self, group_id: &str, tp: (Uuid, i32), log_start: i64, end: i64, now: Instant) -> Option<ReadPlan> {
         self.plan_with(group_id, tp, log_start, end, &|_| None, now)
     }
