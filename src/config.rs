@@ -117,6 +117,11 @@ pub struct GroupConfig {
     /// Heartbeat interval the broker tells `consumer` protocol members
     /// (`group.consumer.heartbeat.interval.ms`). Default: 5000.
     pub consumer_heartbeat_interval_ms: u64,
+    /// Whether a group changes protocol while it has members (`group.consumer.migration.policy`):
+    /// `bidirectional` (the default, as Kafka 4.x), `upgrade` (a classic group becomes a consumer
+    /// group when a `group.protocol=consumer` member joins), `downgrade` (a consumer group becomes
+    /// classic again when its last such member leaves) or `disabled`.
+    pub consumer_migration_policy: String,
     /// Session timeout of share group members (KIP-932, `group.share.session.timeout.ms`).
     /// Default: 45000.
     pub share_session_timeout_ms: u64,
@@ -149,6 +154,7 @@ impl Default for GroupConfig {
             offset_metadata_max_bytes: 4096,
             consumer_session_timeout_ms: 45_000,
             consumer_heartbeat_interval_ms: 5_000,
+            consumer_migration_policy: "bidirectional".to_string(),
             share_session_timeout_ms: 45_000,
             share_heartbeat_interval_ms: 5_000,
             share_record_lock_duration_ms: 30_000,
@@ -741,6 +747,15 @@ impl Config {
             return bad(
                 "group.consumer_heartbeat_interval_ms",
                 "must be smaller than group.consumer_session_timeout_ms".into(),
+            );
+        }
+        if crate::group::consumer::MigrationPolicy::from_name(&self.group.consumer_migration_policy).is_none() {
+            return bad(
+                "group.consumer_migration_policy",
+                format!(
+                    "`{}` is not one of bidirectional, upgrade, downgrade, disabled",
+                    self.group.consumer_migration_policy
+                ),
             );
         }
         if self.group.share_heartbeat_interval_ms >= self.group.share_session_timeout_ms {
@@ -1542,6 +1557,7 @@ pub fn kafka_key(key: &str) -> Option<KafkaKey> {
         "offset.metadata.max.bytes" => Maps("group.offset_metadata_max_bytes"),
         "group.consumer.session.timeout.ms" => Maps("group.consumer_session_timeout_ms"),
         "group.consumer.heartbeat.interval.ms" => Maps("group.consumer_heartbeat_interval_ms"),
+        "group.consumer.migration.policy" => Maps("group.consumer_migration_policy"),
         "group.share.session.timeout.ms" => Maps("group.share_session_timeout_ms"),
         "group.share.heartbeat.interval.ms" => Maps("group.share_heartbeat_interval_ms"),
         "group.share.record.lock.duration.ms" => Maps("group.share_record_lock_duration_ms"),

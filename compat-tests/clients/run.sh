@@ -79,6 +79,10 @@ SCENARIOS=(
   "confluent-kafka|group-static|ck_group_static.py"
   "confluent-kafka|group-cooperative|ck_group_cooperative.py"
   "confluent-kafka|group-kip848|ck_group_consumer_protocol.py"
+  # Classic and KIP-848 members in one group: upgrade, classic members assigned by the broker,
+  # downgrade (cooperative-sticky classic members; kafka-python's row has an eager one of its own).
+  "confluent-kafka|group-migration|ck_group_migration.py --cooperative"
+  "kafka-python|group-migration|ck_group_migration.py --kafka-python"
   "confluent-kafka|group-share|ck_share_group.py"
   "confluent-kafka|group-admin|ck_group_admin.py"
   "kafka-python|group-consume|kp_group_consume.py"
@@ -111,7 +115,7 @@ COLUMNS=(metadata produce-consume idempotent-produce admin list-offsets delete-r
          admin-extra acls scram-credentials sasl oauthbearer sasl-acls mtls quotas transactions shop-example)
 # Second table: the consumer-group scenarios (ids "group-X", shown as column "X").
 GROUP_COLUMNS=(group-consume group-rebalance group-restart group-live-restart group-static
-               group-cooperative group-kip848 group-share group-mixed group-admin)
+               group-cooperative group-kip848 group-migration group-share group-mixed group-admin)
 # Environment of the broker run.sh starts (not used with GREGOR_BOOTSTRAP).
 # KIP-848 groups: a 10 s session (ck_group_consumer_protocol.py waits for it after a SIGKILL)
 # and 1 s heartbeats instead of Kafka's 45 s / 5 s, to keep the scenario short.

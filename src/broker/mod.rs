@@ -224,6 +224,8 @@ fn coordinator_config(g: &GroupConfig) -> CoordinatorConfig {
             session_timeout: Duration::from_millis(g.consumer_session_timeout_ms),
             heartbeat_interval: Duration::from_millis(g.consumer_heartbeat_interval_ms),
             max_size: g.max_size,
+            migration: crate::group::consumer::MigrationPolicy::from_name(&g.consumer_migration_policy)
+                .unwrap_or_default(),
         },
     }
 }

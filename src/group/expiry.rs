@@ -21,7 +21,7 @@ impl GroupCoordinator {
             let was_empty = e.is_empty();
             e.group.tick(now);
             if e.consumer.as_mut().is_some_and(|c| !c.tick(now).is_empty()) {
-                self.persist_consumer(&mut e);
+                self.after_consumer_change(&mut e, now);
             }
             self.persist_if_dirty(&mut e);
             if e.is_empty() && !was_empty {

@@ -98,6 +98,7 @@ impl From<consumer::CommitCheck> for GroupError {
         match c {
             consumer::CommitCheck::UnknownMemberId => GroupError::UnknownMemberId,
             consumer::CommitCheck::StaleMemberEpoch => GroupError::StaleMemberEpoch,
+            consumer::CommitCheck::IllegalGeneration => GroupError::IllegalGeneration,
         }
     }
 }
@@ -121,6 +122,17 @@ pub struct JoinResult {
     /// The leader need not compute an assignment: the group stays in its current generation
     /// (a static leader rejoining a Stable group, KIP-345 / JoinGroup v9 `SkipAssignment`).
     pub skip_assignment: bool,
+}
+
+/// Who a SyncGroup comes from, as the request says.
+#[derive(Debug, Clone, Copy)]
+pub struct SyncRequest<'a> {
+    pub member_id: &'a str,
+    pub instance: Option<&'a str>,
+    pub generation: i32,
+    /// SyncGroup v5+: checked against the group's (INCONSISTENT_GROUP_PROTOCOL).
+    pub protocol_type: Option<&'a str>,
+    pub protocol_name: Option<&'a str>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -168,7 +180,8 @@ type PendingOffsets = BTreeMap<(String, i32), (CommittedOffset, i64)>;
 struct GroupEntry {
     group: Group,
     /// Set while the group id is a `consumer` protocol (KIP-848) group; `group` is then an
-    /// empty classic group that only holds the id. A group id is one or the other.
+    /// empty classic group that only holds the id. A group id is one or the other; classic
+    /// members of a consumer group are members of `consumer` (see `consumer::classic`).
     consumer: Option<consumer::ConsumerGroup>,
     offsets: BTreeMap<(String, i32), CommittedOffset>,
     /// Where in `__consumer_offsets` each of `offsets` was written (the record's offset).

@@ -130,6 +130,54 @@ impl Group {
         g
     }
 
+    /// The classic group a `consumer` group becomes when its last `consumer` protocol member
+    /// left (KIP-848's downgrade, Kafka's `ClassicGroup.fromConsumerGroup`): Stable in
+    /// `generation` with the given members, each assigned `assign(member id, its metadata for
+    /// the chosen protocol)`, then rebalancing at once so that they agree on an assignment.
+    pub fn downgraded(
+        group_id: &str,
+        generation: i32,
+        members: Vec<Member>,
+        assign: impl Fn(&str, &Bytes) -> Bytes,
+        now: Instant,
+    ) -> Self {
+        let mut g = Self::new(group_id);
+        g.generation_id = generation;
+        g.protocol_type = Some("consumer".to_string());
+        for m in members {
+            if let Some(instance) = &m.group_instance_id {
+                g.static_members.insert(instance.clone(), m.member_id.clone());
+            }
+            g.members.insert(m.member_id.clone(), m);
+        }
+        g.protocol_name = g.select_protocol();
+        let protocol = g.protocol_name.clone().unwrap_or_default();
+        for m in g.members.values_mut() {
+            m.assignment = assign(&m.member_id, &m.metadata_for(&protocol));
+        }
+        g.leader_id = g.members.keys().next().cloned();
+        if g.members.is_empty() {
+            return g;
+        }
+        g.state = GroupState::Stable;
+        g.dirty = true;
+        g.prepare_rebalance(now);
+        g
+    }
+
+    /// Answers every member waiting in JoinGroup or SyncGroup with REBALANCE_IN_PROGRESS (the
+    /// group is becoming a `consumer` group: they rejoin it).
+    pub fn release_waiters(&mut self) {
+        for m in self.members.values_mut() {
+            if let Some(tx) = m.awaiting_join.take() {
+                let _ = tx.send(Err(GroupError::RebalanceInProgress));
+            }
+            if let Some(tx) = m.awaiting_sync.take() {
+                let _ = tx.send(Err(GroupError::RebalanceInProgress));
+            }
+        }
+    }
+
     /// What to persist about this group now.
     pub fn to_record(&self, now_ms: i64) -> GroupRecord {
         let protocol = self.protocol_name.clone().unwrap_or_default();

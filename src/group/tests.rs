@@ -18,6 +18,7 @@ fn cfg(checkpoint_bytes: u64) -> CoordinatorConfig {
             session_timeout: Duration::from_secs(45),
             heartbeat_interval: Duration::from_secs(5),
             max_size: 100,
+            migration: consumer::MigrationPolicy::Bidirectional,
         },
     }
 }
@@ -277,3 +278,4 @@ impl consumer::TopicNames for NoTopics {
 }
 
 mod consumer_restart;
+mod mixed;

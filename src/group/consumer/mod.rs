@@ -38,6 +38,8 @@
 //! counts (looked up again, and compared through the stored [`metadata_hash`]).
 
 pub mod assignor;
+pub mod classic;
+pub mod embedded;
 pub mod persist;
 pub mod records;
 pub mod topic_regex;
@@ -49,6 +51,7 @@ use tokio::time::Instant;
 
 use assignor::AssignorMember;
 pub use assignor::{Assignment, Assignor};
+pub use classic::ClassicMember;
 use topic_regex::TopicRegex;
 
 /// A member leaves with this epoch.
@@ -62,6 +65,42 @@ pub struct ConsumerConfig {
     pub session_timeout: Duration,
     pub heartbeat_interval: Duration,
     pub max_size: usize,
+    /// Whether groups change protocol while they have members (`group.consumer.migration.policy`).
+    pub migration: MigrationPolicy,
+}
+
+/// Kafka's `group.consumer.migration.policy`: whether a classic group with members becomes a
+/// consumer group when a `consumer` protocol member joins (upgrade), and whether a consumer
+/// group whose last `consumer` protocol member leaves becomes a classic group again
+/// (downgrade). Kafka 4.x's default is both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MigrationPolicy {
+    Disabled,
+    Upgrade,
+    Downgrade,
+    #[default]
+    Bidirectional,
+}
+
+impl MigrationPolicy {
+    /// By Kafka's name, any case.
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name.to_ascii_lowercase().as_str() {
+            "disabled" => Some(Self::Disabled),
+            "upgrade" => Some(Self::Upgrade),
+            "downgrade" => Some(Self::Downgrade),
+            "bidirectional" => Some(Self::Bidirectional),
+            _ => None,
+        }
+    }
+
+    pub fn upgrades(self) -> bool {
+        matches!(self, Self::Upgrade | Self::Bidirectional)
+    }
+
+    pub fn downgrades(self) -> bool {
+        matches!(self, Self::Downgrade | Self::Bidirectional)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -128,6 +167,9 @@ pub struct ConsumerMember {
     pub server_assignor: Option<String>,
     pub assigned: Assignment,
     pub pending_revocation: Assignment,
+    /// Set for a member that uses the classic protocol (JoinGroup, SyncGroup, Heartbeat) in
+    /// this group, Kafka's `ClassicMemberMetadata`.
+    pub classic: Option<ClassicMember>,
     session_deadline: Instant,
     /// Set while the member must revoke partitions: past it, the member is fenced.
     rebalance_deadline: Option<Instant>,
@@ -477,6 +519,7 @@ impl ConsumerGroup {
                         server_assignor: None,
                         assigned: Assignment::new(),
                         pending_revocation: Assignment::new(),
+                        classic: None,
                         session_deadline: now,
                         rebalance_deadline: None,
                     },
@@ -528,23 +571,12 @@ impl ConsumerGroup {
             bump = true;
         }
         m.session_deadline = now + cfg.session_timeout;
+        // A member that used the classic protocol now heartbeats: it uses this one.
+        m.classic = None;
         // A regex matching other topics (one created or deleted) is a new group epoch, as in
         // Kafka's `handleRegularExpressionsResult`.
         bump |= self.refresh_regexes(new_regex, topics);
-        // Subscribed topics' partition counts: a change (a topic created, deleted or grown)
-        // is a new group epoch. Compared by hash, as Kafka 4.1 does, so that a group restored
-        // from its records (which keep only the hash) carries on in its epoch.
-        let metadata: TopicsMetadata =
-            self.subscribed_topics().into_iter().filter_map(|t| topics.topic(&t).map(|info| (t, info))).collect();
-        let hash = metadata_hash(&metadata);
-        if hash != self.metadata_hash {
-            self.metadata_hash = hash;
-            bump = true;
-        }
-        for (t, (id, _)) in &metadata {
-            self.topic_ids.insert(t.clone(), *id);
-        }
-        self.metadata = metadata;
+        bump |= self.refresh_metadata(topics);
         if bump {
             self.group_epoch += 1;
         }
@@ -565,6 +597,23 @@ impl ConsumerGroup {
             heartbeat_interval_ms: cfg.heartbeat_interval.as_millis().min(i32::MAX as u128) as i32,
             assignment: (full || changed).then(|| m.assigned.clone()),
         })
+    }
+
+    /// Looks the subscribed topics up again. Their partition counts changing (a topic
+    /// created, deleted or grown) is a new group epoch: returns whether they did. Compared by
+    /// hash, as Kafka 4.1 does, so that a group restored from its records (which keep only the
+    /// hash) carries on in its epoch.
+    fn refresh_metadata(&mut self, topics: &dyn TopicSource) -> bool {
+        let metadata: TopicsMetadata =
+            self.subscribed_topics().into_iter().filter_map(|t| topics.topic(&t).map(|info| (t, info))).collect();
+        let hash = metadata_hash(&metadata);
+        let changed = hash != self.metadata_hash;
+        self.metadata_hash = hash;
+        for (t, (id, _)) in &metadata {
+            self.topic_ids.insert(t.clone(), *id);
+        }
+        self.metadata = metadata;
+        changed
     }
 
     /// A static member (re)joining with epoch 0 under a new member id: it takes over the
@@ -760,11 +809,15 @@ impl ConsumerGroup {
         let expired: Vec<String> = self
             .members
             .values()
-            .filter(|m| now >= m.session_deadline || m.rebalance_deadline.is_some_and(|d| now >= d))
+            .filter(|m| {
+                now >= m.session_deadline
+                    || m.rebalance_deadline.is_some_and(|d| now >= d)
+                    || m.classic.as_ref().is_some_and(|c| c.expired(now))
+            })
             .map(|m| m.member_id.clone())
             .collect();
         for id in &expired {
-            tracing::info!(group = %self.group_id, member = %id, "consumer group member fenced: session or rebalance timeout");
+            tracing::info!(group = %self.group_id, member = %id, "consumer group member fenced: session, rebalance, join or sync timeout");
             self.remove_member(id);
         }
         expired
@@ -777,11 +830,18 @@ impl ConsumerGroup {
         if member_epoch < 0 && self.members.is_empty() {
             return Ok(());
         }
+        self.check_member_epoch(member_id, member_epoch)
+    }
+
+    /// Kafka's `validateMemberEpoch`: a classic member's generation that is not its epoch is
+    /// ILLEGAL_GENERATION (the error its client knows), a `consumer` member's STALE_MEMBER_EPOCH.
+    fn check_member_epoch(&self, member_id: &str, member_epoch: i32) -> Result<(), CommitCheck> {
         let m = self.members.get(member_id).ok_or(CommitCheck::UnknownMemberId)?;
-        if m.member_epoch != member_epoch {
-            return Err(CommitCheck::StaleMemberEpoch);
+        match (m.member_epoch == member_epoch, m.classic.is_some()) {
+            (true, _) => Ok(()),
+            (false, true) => Err(CommitCheck::IllegalGeneration),
+            (false, false) => Err(CommitCheck::StaleMemberEpoch),
         }
-        Ok(())
     }
 
     /// OffsetFetch from a member (Kafka's `ConsumerGroup.validateOffsetFetch`).
@@ -789,11 +849,7 @@ impl ConsumerGroup {
         if member_epoch < 0 && member_id.is_empty() {
             return Ok(());
         }
-        let m = self.members.get(member_id).ok_or(CommitCheck::UnknownMemberId)?;
-        if m.member_epoch != member_epoch {
-            return Err(CommitCheck::StaleMemberEpoch);
-        }
-        Ok(())
+        self.check_member_epoch(member_id, member_epoch)
     }
 }
 
@@ -802,6 +858,7 @@ impl ConsumerGroup {
 pub enum CommitCheck {
     UnknownMemberId,
     StaleMemberEpoch,
+    IllegalGeneration,
 }
 
 #[cfg(test)]

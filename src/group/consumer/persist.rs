@@ -16,16 +16,19 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
+use bytes::Bytes;
 use tokio::time::Instant;
 use uuid::Uuid;
 
 use super::records::{
-    encode_key, encode_value, CurrentMemberAssignmentValue, GroupMetadataValue, MemberMetadataValue, RecordKey,
-    RecordValue, RegularExpressionValue, TargetAssignmentMemberValue, TargetAssignmentMetadataValue, TopicPartitions,
+    encode_key, encode_value, ClassicMemberMetadata, CurrentMemberAssignmentValue, GroupMetadataValue,
+    MemberMetadataValue, RecordKey, RecordValue, RegularExpressionValue, TargetAssignmentMemberValue,
+    TargetAssignmentMetadataValue, TopicPartitions,
 };
 use super::topic_regex::TopicRegex;
 use super::{
-    normalized, Assignment, ConsumerConfig, ConsumerGroup, ConsumerMember, MemberState, ResolvedRegex, TopicNames,
+    normalized, Assignment, ClassicMember, ConsumerConfig, ConsumerGroup, ConsumerMember, MemberState, ResolvedRegex,
+    TopicNames,
 };
 
 /// The records of one consumer group, by key, as typed values.
@@ -232,6 +235,10 @@ impl ConsumerGroup {
                     subscribed_topic_regex: m.subscribed_regex.clone(),
                     rebalance_timeout_ms: millis(m.rebalance_timeout),
                     server_assignor: m.server_assignor.clone(),
+                    classic: m.classic.as_ref().map(|c| ClassicMemberMetadata {
+                        session_timeout_ms: millis(c.session_timeout),
+                        supported_protocols: c.protocols.iter().map(|(n, m)| (n.clone(), m.to_vec())).collect(),
+                    }),
                 };
                 (m.member_id.clone(), v)
             })
@@ -311,6 +318,11 @@ impl ConsumerGroup {
             if let Some(instance) = &v.instance_id {
                 g.static_members.insert(instance.clone(), id.clone());
             }
+            let classic = v.classic.as_ref().map(|c| {
+                let protocols =
+                    c.supported_protocols.iter().map(|(n, m)| (n.clone(), Bytes::from(m.clone()))).collect();
+                ClassicMember::new(Duration::from_millis(u64::try_from(c.session_timeout_ms).unwrap_or(0)), protocols)
+            });
             g.members.insert(
                 id.clone(),
                 ConsumerMember {
@@ -328,7 +340,8 @@ impl ConsumerGroup {
                     server_assignor: v.server_assignor.clone(),
                     assigned,
                     pending_revocation,
-                    session_deadline: now + cfg.session_timeout,
+                    session_deadline: now + classic.as_ref().map_or(cfg.session_timeout, |c| c.session_timeout),
+                    classic,
                     rebalance_deadline: (state == MemberState::UnrevokedPartitions).then(|| now + rebalance_timeout),
                 },
             );

@@ -23,7 +23,8 @@
 //! 3:  i32 epoch | tags (0: i64 metadata hash, written when not 0; added in 4.1, KIP-1101)
 //! 5:  nullable instance_id | nullable rack_id | client_id | client_host
 //!     | [subscribed topic name] | nullable regex | i32 rebalance_timeout_ms
-//!     | nullable server_assignor | tags (0: classic member metadata, never written)
+//!     | nullable server_assignor | tags (0: classic member metadata of a member that uses
+//!     the classic protocol: i8 1 | i32 session_timeout_ms | [name | bytes metadata | tags] | tags)
 //! 6:  i32 assignment_epoch | tags
 //! 7:  [uuid topic_id | [i32 partition] | tags] | tags
 //! 8:  i32 member_epoch | i32 previous_member_epoch | i8 state
@@ -96,6 +97,15 @@ pub struct MemberMetadataValue {
     pub subscribed_topic_regex: Option<String>,
     pub rebalance_timeout_ms: i32,
     pub server_assignor: Option<String>,
+    /// Kafka's `ClassicMemberMetadata`: set for a member that uses the classic protocol.
+    pub classic: Option<ClassicMemberMetadata>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClassicMemberMetadata {
+    pub session_timeout_ms: i32,
+    /// (name, metadata) of the protocols the member supports, in its order of preference.
+    pub supported_protocols: Vec<(String, Vec<u8>)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -221,7 +231,26 @@ pub fn encode_value(value: &RecordValue) -> Vec<u8> {
             w.nullable_str(v.subscribed_topic_regex.as_deref());
             w.0.put_i32(v.rebalance_timeout_ms);
             w.nullable_str(v.server_assignor.as_deref());
-            w.no_tags();
+            match &v.classic {
+                None => w.no_tags(),
+                Some(c) => {
+                    // A tagged nullable struct: its size, a present marker, then the struct.
+                    let mut inner = Writer(vec![1]);
+                    inner.0.put_i32(c.session_timeout_ms);
+                    inner.array_len(c.supported_protocols.len());
+                    for (name, metadata) in &c.supported_protocols {
+                        inner.str(name);
+                        inner.len_plus_one(metadata.len());
+                        inner.0.put_slice(metadata);
+                        inner.no_tags();
+                    }
+                    inner.no_tags();
+                    w.uvarint(1);
+                    w.uvarint(0);
+                    w.uvarint(u32::try_from(inner.0.len()).unwrap_or(u32::MAX));
+                    w.0.extend_from_slice(&inner.0);
+                }
+            }
         }
         RecordValue::TargetAssignmentMetadata(v) => {
             w.0.put_i32(v.assignment_epoch);
@@ -286,9 +315,13 @@ pub fn decode_value(key: &RecordKey, b: &[u8]) -> Option<RecordValue> {
             let subscribed_topic_regex = r.nullable_str()?;
             let rebalance_timeout_ms = r.0.try_get_i32().ok()?;
             let server_assignor = r.nullable_str()?;
-            // Tag 0 (ClassicMemberMetadata) belongs to members of mixed groups, which gregor
-            // does not serve: skipped like any tag.
-            r.tags(|_, _| Some(()))?;
+            let mut classic = None;
+            r.tags(|tag, data| {
+                if tag == 0 {
+                    classic = Reader(data).classic_member_metadata()?;
+                }
+                Some(())
+            })?;
             RecordValue::MemberMetadata(MemberMetadataValue {
                 instance_id,
                 rack_id,
@@ -298,6 +331,7 @@ pub fn decode_value(key: &RecordKey, b: &[u8]) -> Option<RecordValue> {
                 subscribed_topic_regex,
                 rebalance_timeout_ms,
                 server_assignor,
+                classic,
             })
         }
         RecordKey::TargetAssignmentMetadata { .. } => {
@@ -355,6 +389,25 @@ impl Writer {
 }
 
 impl Reader<'_> {
+    /// The tagged `ClassicMemberMetadata` (a nullable struct): `Some(None)` for null.
+    fn classic_member_metadata(&mut self) -> Option<Option<ClassicMemberMetadata>> {
+        if self.0.try_get_i8().ok()? < 0 {
+            return Some(None);
+        }
+        let session_timeout_ms = self.0.try_get_i32().ok()?;
+        let n = self.array_len()?;
+        let mut supported_protocols = Vec::with_capacity(n.min(self.0.len() / 3));
+        for _ in 0..n {
+            let name = self.str()?;
+            let len = (self.uvarint()? as usize).checked_sub(1)?;
+            let metadata = self.take(len)?.to_vec();
+            self.tags(|_, _| Some(()))?;
+            supported_protocols.push((name, metadata));
+        }
+        self.tags(|_, _| Some(()))?;
+        self.0.is_empty().then_some(Some(ClassicMemberMetadata { session_timeout_ms, supported_protocols }))
+    }
+
     fn topic_partitions(&mut self) -> Option<Vec<TopicPartitions>> {
         let n = self.array_len()?;
         let mut out = Vec::with_capacity(n.min(self.0.len() / 18));
@@ -406,6 +459,27 @@ mod tests {
                     subscribed_topic_regex: Some("orders-.*".into()),
                     rebalance_timeout_ms: 30_000,
                     server_assignor: Some("uniform".into()),
+                    classic: None,
+                }),
+            ),
+            (
+                RecordKey::MemberMetadata { group: g(), member: m() },
+                RecordValue::MemberMetadata(MemberMetadataValue {
+                    instance_id: None,
+                    rack_id: None,
+                    client_id: "classic".into(),
+                    client_host: "/127.0.0.1".into(),
+                    subscribed_topic_names: vec!["a".into()],
+                    subscribed_topic_regex: None,
+                    rebalance_timeout_ms: 300_000,
+                    server_assignor: None,
+                    classic: Some(ClassicMemberMetadata {
+                        session_timeout_ms: 45_000,
+                        supported_protocols: vec![
+                            ("cooperative-sticky".into(), vec![0, 3, 0, 0, 0, 0]),
+                            ("range".into(), vec![]),
+                        ],
+                    }),
                 }),
             ),
             (
@@ -419,6 +493,7 @@ mod tests {
                     subscribed_topic_regex: None,
                     rebalance_timeout_ms: -1,
                     server_assignor: None,
+                    classic: None,
                 }),
             ),
             (

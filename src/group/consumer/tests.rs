@@ -11,6 +11,7 @@ fn cfg() -> ConsumerConfig {
         session_timeout: Duration::from_secs(45),
         heartbeat_interval: Duration::from_secs(5),
         max_size: 10,
+        migration: MigrationPolicy::Bidirectional,
     }
 }
 

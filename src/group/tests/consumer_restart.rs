@@ -12,9 +12,9 @@ use super::*;
 use crate::group::consumer::{Assignment, HeartbeatError, HeartbeatParams, TopicNames, TopicSource};
 
 /// The cluster's topics: name -> (id, partitions).
-struct Cluster(BTreeMap<String, (uuid::Uuid, i32)>);
+pub(super) struct Cluster(BTreeMap<String, (uuid::Uuid, i32)>);
 
-fn cluster() -> Cluster {
+pub(super) fn cluster() -> Cluster {
     Cluster(BTreeMap::from([
         ("t".to_string(), (uuid::Uuid::from_u128(0x71), 6)),
         ("u".to_string(), (uuid::Uuid::from_u128(0x72), 3)),
@@ -37,22 +37,22 @@ impl TopicNames for Cluster {
     }
 }
 
-fn open(dir: &Path, checkpoint_bytes: u64) -> GroupCoordinator {
+pub(super) fn open(dir: &Path, checkpoint_bytes: u64) -> GroupCoordinator {
     let logs = LogManager::new(dir.to_owned(), crate::log::files::FileCache::unbounded());
     GroupCoordinator::open(&logs, cfg(checkpoint_bytes), &cluster(), crate::clock::now_ms()).unwrap()
 }
 
 /// A simulated consumer: its epoch and what it owns, updated from each answer.
 #[derive(Debug, Clone)]
-struct Client {
-    group: &'static str,
-    id: String,
-    epoch: i32,
-    owned: Assignment,
+pub(super) struct Client {
+    pub(super) group: &'static str,
+    pub(super) id: String,
+    pub(super) epoch: i32,
+    pub(super) owned: Assignment,
 }
 
 impl Client {
-    fn join(c: &GroupCoordinator, group: &'static str, id: &str, topics: &[&str], now: Instant) -> Self {
+    pub(super) fn join(c: &GroupCoordinator, group: &'static str, id: &str, topics: &[&str], now: Instant) -> Self {
         let p = HeartbeatParams {
             member_id: id.into(),
             member_epoch: 0,
@@ -65,7 +65,7 @@ impl Client {
         Self { group, id: id.into(), epoch: r.member_epoch, owned: r.assignment.unwrap_or_default() }
     }
 
-    fn try_beat(
+    pub(super) fn try_beat(
         &self,
         c: &GroupCoordinator,
         epoch: i32,
@@ -81,7 +81,7 @@ impl Client {
         c.consumer_heartbeat(self.group, p, 1, &cluster(), now)
     }
 
-    fn beat(&mut self, c: &GroupCoordinator, now: Instant) {
+    pub(super) fn beat(&mut self, c: &GroupCoordinator, now: Instant) {
         let r = self.try_beat(c, self.epoch, now).expect("heartbeat");
         self.epoch = r.member_epoch;
         if let Some(a) = r.assignment {

@@ -15,7 +15,9 @@ use crate::handlers::common::{str_bytes, topic_name};
 use crate::handlers::error_codes::ResponseError;
 use crate::handlers::{Ctx, Reply};
 
-/// Kafka's member type: a member of the consumer protocol.
+/// Kafka's member types (ConsumerGroupDescribe v1, KIP-1099): a member that uses the classic
+/// protocol in a consumer group, and one that uses the consumer protocol.
+const CLASSIC_MEMBER: i8 = 0;
 const CONSUMER_MEMBER: i8 = 1;
 
 fn assignment(ctx: &Ctx, a: &consumer::Assignment) -> Assignment {
@@ -60,7 +62,7 @@ fn describe(ctx: &Ctx, g: &ConsumerGroup, out: DescribedGroup) -> DescribedGroup
                 .with_assignment(assignment(ctx, &m.assigned))
                 .with_target_assignment(assignment(ctx, g.target.get(&m.member_id).unwrap_or(&empty)));
             if ctx.version >= 1 {
-                member.member_type = CONSUMER_MEMBER;
+                member.member_type = if m.classic.is_some() { CLASSIC_MEMBER } else { CONSUMER_MEMBER };
             }
             member
         })

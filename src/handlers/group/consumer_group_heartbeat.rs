@@ -9,29 +9,12 @@ use kafka_protocol::messages::consumer_group_heartbeat_response::{Assignment, To
 use kafka_protocol::messages::{ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse};
 use tokio::time::Instant;
 
-use super::opt_str;
+use super::{opt_str, Topics};
 use crate::auth::acl::op;
-use crate::group::consumer::{self, HeartbeatParams, TopicSource};
+use crate::group::consumer::{self, HeartbeatParams};
 use crate::handlers::common::str_bytes;
 use crate::handlers::error_codes::{ResponseError, ToKafkaCode};
 use crate::handlers::{Ctx, Reply};
-
-/// The cluster's topics as the heartbeating member sees them.
-struct Topics<'a>(&'a Ctx);
-
-impl TopicSource for Topics<'_> {
-    fn topic(&self, name: &str) -> Option<(uuid::Uuid, i32)> {
-        self.0.broker.topic(name).map(|t| (t.id, t.partitions))
-    }
-
-    /// Every listed topic, internal ones included once they exist (Kafka's regex resolution
-    /// scans the whole metadata image), less those the principal may not DESCRIBE.
-    fn describable_topics(&self) -> Vec<String> {
-        let all = self.0.broker.all_topics();
-        let denied = self.0.denied_topics(op::DESCRIBE, all.iter().map(|t| &*t.name));
-        all.iter().zip(denied).filter(|(_, denied)| !denied).map(|(t, _)| t.name.to_string()).collect()
-    }
-}
 
 fn error(code: ResponseError, message: String) -> ConsumerGroupHeartbeatResponse {
     ConsumerGroupHeartbeatResponse::default()

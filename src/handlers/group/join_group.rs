@@ -41,8 +41,12 @@ pub async fn handle(ctx: &Ctx, req: JoinGroupRequest) -> Reply {
     };
     let requested_member = params.member_id.clone();
     // A membership change appends the group's metadata to `__consumer_offsets`: off the runtime.
-    let (broker, group) = (ctx.broker.clone(), req.group_id.0.to_string());
-    let joined = tokio::task::spawn_blocking(move || broker.groups.join(&group, params, Instant::now())).await;
+    // A `consumer` group assigns its classic members itself: it looks topics up.
+    let (shared, group) = (ctx.clone(), req.group_id.0.to_string());
+    let joined = tokio::task::spawn_blocking(move || {
+        shared.broker.groups.join(&group, params, &super::Topics(&shared), Instant::now())
+    })
+    .await;
     let Ok(outcome) = joined else {
         return Reply::Close("join could not be completed".into());
     };

@@ -27,6 +27,24 @@ pub(crate) fn may_read_group(ctx: &crate::handlers::Ctx, group: &str) -> bool {
     ctx.allowed(crate::auth::acl::op::READ, crate::auth::acl::resource::GROUP, group)
 }
 
+/// The cluster's topics as a member of a `consumer` group sees them (its ConsumerGroupHeartbeat
+/// or, for a classic member, its JoinGroup).
+pub(crate) struct Topics<'a>(pub &'a crate::handlers::Ctx);
+
+impl crate::group::consumer::TopicSource for Topics<'_> {
+    fn topic(&self, name: &str) -> Option<(uuid::Uuid, i32)> {
+        self.0.broker.topic(name).map(|t| (t.id, t.partitions))
+    }
+
+    /// Every listed topic, internal ones included once they exist (Kafka's regex resolution
+    /// scans the whole metadata image), less those the principal may not DESCRIBE.
+    fn describable_topics(&self) -> Vec<String> {
+        let all = self.0.broker.all_topics();
+        let denied = self.0.denied_topics(crate::auth::acl::op::DESCRIBE, all.iter().map(|t| &*t.name));
+        all.iter().zip(denied).filter(|(_, denied)| !denied).map(|(t, _)| t.name.to_string()).collect()
+    }
+}
+
 pub(crate) fn opt_str(s: &Option<StrBytes>) -> Option<String> {
     s.as_ref().map(|s| s.as_str().to_string())
 }

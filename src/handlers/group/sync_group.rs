@@ -4,7 +4,7 @@ use kafka_protocol::messages::{SyncGroupRequest, SyncGroupResponse};
 use tokio::time::Instant;
 
 use super::opt_str;
-use crate::group::{GroupError, SyncResult, Waiting};
+use crate::group::{GroupError, SyncRequest, SyncResult, Waiting};
 use crate::handlers::common::str_bytes;
 use crate::handlers::error_codes::ToKafkaCode;
 use crate::handlers::{encode, Ctx, Reply};
@@ -19,8 +19,16 @@ pub async fn handle(ctx: &Ctx, req: SyncGroupRequest) -> Reply {
     // The leader's sync appends the group's metadata to `__consumer_offsets`: off the runtime.
     let (broker, group, member) = (ctx.broker.clone(), req.group_id.0.to_string(), req.member_id.to_string());
     let (instance, generation) = (opt_str(&req.group_instance_id), req.generation_id);
+    let (protocol_type, protocol_name) = (opt_str(&req.protocol_type), opt_str(&req.protocol_name));
     let synced = tokio::task::spawn_blocking(move || {
-        broker.groups.sync(&group, &member, instance.as_deref(), generation, assignments, Instant::now())
+        let req = SyncRequest {
+            member_id: &member,
+            instance: instance.as_deref(),
+            generation,
+            protocol_type: protocol_type.as_deref(),
+            protocol_name: protocol_name.as_deref(),
+        };
+        broker.groups.sync(&group, req, assignments, Instant::now())
     })
     .await;
     let Ok(outcome) = synced else {
