@@ -20,7 +20,9 @@ step "system packages"
 # libssl-dev and pkg-config: the rdkafka crate is built with its ssl feature (tests/tls.rs), which
 # links the bundled librdkafka against the system OpenSSL; the openssl command makes ck_sasl.py's
 # broker certificate.
-packages=(kcat build-essential pkg-config openssl python3 python3-venv zlib1g-dev libssl-dev libsasl2-dev libzstd-dev liblz4-dev)
+# postgresql: shared mode's coordination store; its tests start a private server (initdb in a
+# temp dir, as the package's postgres user when run as root) and need it installed.
+packages=(kcat build-essential pkg-config openssl python3 python3-venv zlib1g-dev libssl-dev libsasl2-dev libzstd-dev liblz4-dev postgresql)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
@@ -39,6 +41,8 @@ step "build"
 cargo build --release --locked || { echo "build failed"; exit 1; }
 
 step "unit and integration tests"
+# Tests that need PostgreSQL fail instead of skipping when it is missing.
+export GREGOR_REQUIRE_POSTGRES=1
 cargo test --release --locked 2>&1 | tee "$LOGS/cargo.log"
 cargo_status=${PIPESTATUS[0]}
 [ "$cargo_status" = 0 ] || failed_steps+=("cargo test")

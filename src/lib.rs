@@ -17,6 +17,7 @@
 //!   `ssl.principal.mapping.rules`), the ACL store and SCRAM credentials.
 //! - [`alloc`]: the global allocator guard that keeps hostile wire counts from exhausting memory.
 //! - [`clock`]: the wall clock, for the code that drives the state machines.
+//! - [`cluster`]: shared mode's coordination store in PostgreSQL (being built, not used yet).
 //! - [`ratelimit`]: warnings a client can trigger at will, limited to one line per key per interval.
 
 pub mod alloc;
@@ -24,6 +25,7 @@ pub mod auth;
 pub mod broker;
 pub mod cli;
 pub mod clock;
+pub mod cluster;
 pub mod config;
 pub mod group;
 pub mod handlers;

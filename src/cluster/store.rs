@@ -1,0 +1,415 @@
+//! The shared-mode coordination store in PostgreSQL: schema migrations, broker registrations
+//! and their leases, topics and partitions with their leaders and leader epochs, and the
+//! batch index that makes written objects visible.
+//!
+//! Time comes from the database (`now()`), never from a broker's clock, so that brokers with
+//! skewed clocks agree on whose lease ran out. Every change of several rows is one transaction.
+//!
+//! Fencing: a batch commit runs in one transaction that (1) holds a share lock on the
+//! committing broker's row and finds its incarnation's lease unexpired, and (2) holds share
+//! locks on the partitions' rows and finds each still led by that broker in the leader epoch
+//! the broker was given. Lease moves take those rows' update locks and bump the epoch, so a
+//! commit either comes before a move (and is part of the log the new leader loads) or after
+//! it (and is refused: nothing of it is visible). A broker that was paused past its lease is
+//! refused even before any other broker took its partitions over.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use tokio_postgres::{Client, NoTls};
+use uuid::Uuid;
+
+use super::leases::{self, PartitionKey};
+
+/// The schema, one migration per version, applied in order.
+const MIGRATIONS: &[(i32, &str)] = &[(1, include_str!("migrations/001_coordination.sql"))];
+
+/// Key of the advisory lock that serializes migrations and lease plans across brokers.
+const LOCK_KEY: i64 = 0x6772_6567_6f72; // "gregor"
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("PostgreSQL: {0}")]
+    Db(#[from] tokio_postgres::Error),
+    #[error("the database's schema is at version {found}, newer than this gregor knows ({known}): upgrade gregor")]
+    SchemaTooNew { found: i32, known: i32 },
+    #[error(
+        "node id {0} is registered by a live broker (its lease has not run out): give each broker its own node.id"
+    )]
+    NodeIdInUse(i32),
+    #[error("topic {0} already exists")]
+    TopicExists(String),
+    /// The broker lost its lease or a partition's leadership: nothing was written.
+    #[error("fenced: {0}")]
+    Fenced(String),
+}
+
+/// A broker as it registers.
+#[derive(Debug, Clone)]
+pub struct Registration {
+    pub node_id: i32,
+    pub rack: Option<String>,
+    /// Listener name -> advertised "host:port".
+    pub listeners: BTreeMap<String, String>,
+}
+
+/// A live broker as the cluster sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveBroker {
+    pub node_id: i32,
+    pub rack: Option<String>,
+    pub listeners: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Leader {
+    pub node_id: Option<i32>,
+    pub epoch: i32,
+}
+
+/// A partition leadership that moved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Move {
+    pub partition: PartitionKey,
+    pub from: Option<i32>,
+    pub to: i32,
+    pub epoch: i32,
+}
+
+/// One batch of a partition inside an object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchRow {
+    pub topic_id: Uuid,
+    pub partition: i32,
+    pub base_offset: i64,
+    pub last_offset: i64,
+    pub byte_offset: i64,
+    pub byte_length: i32,
+    pub max_timestamp: i64,
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub base_sequence: i32,
+    /// The leader epoch the committing broker holds the partition in.
+    pub leader_epoch: i32,
+}
+
+/// An object and the batches it holds, committed together.
+#[derive(Debug, Clone)]
+pub struct ObjectCommit {
+    pub object_key: String,
+    pub size: i64,
+    pub batches: Vec<BatchRow>,
+}
+
+/// One broker's connection to the coordination store.
+pub struct Store {
+    client: Client,
+    conn: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        self.conn.abort();
+    }
+}
+
+fn millis(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+impl Store {
+    /// Connects to `url` (a PostgreSQL connection URL or key=value string) without TLS.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let (client, connection) = tokio_postgres::connect(url, NoTls).await?;
+        let conn = tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::warn!(error = %e, "connection to PostgreSQL ended");
+            }
+        });
+        Ok(Self { client, conn })
+    }
+
+    /// Applies the migrations the database does not have yet, each in its own transaction,
+    /// under an advisory lock so that brokers starting together apply each once. Returns the
+    /// schema version.
+    pub async fn migrate(&mut self) -> Result<i32, StoreError> {
+        let known = MIGRATIONS.last().map_or(0, |(v, _)| *v);
+        let tx = self.client.transaction().await?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK_KEY]).await?;
+        tx.batch_execute(
+            "CREATE TABLE IF NOT EXISTS gregor_schema_migrations (
+                version integer PRIMARY KEY,
+                applied_at timestamptz NOT NULL DEFAULT now())",
+        )
+        .await?;
+        let found: i32 =
+            tx.query_one("SELECT coalesce(max(version), 0) FROM gregor_schema_migrations", &[]).await?.get(0);
+        if found > known {
+            return Err(StoreError::SchemaTooNew { found, known });
+        }
+        for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > found) {
+            tx.batch_execute(sql).await?;
+            tx.execute("INSERT INTO gregor_schema_migrations (version) VALUES ($1)", &[version]).await?;
+            tracing::info!(version, "applied a schema migration to the coordination store");
+        }
+        tx.commit().await?;
+        Ok(known)
+    }
+
+    /// Registers this broker process: a new incarnation of its node id, with a lease of
+    /// `lease`. Refused while another incarnation of the node id holds an unexpired lease.
+    pub async fn register(&mut self, r: &Registration, lease: Duration) -> Result<Uuid, StoreError> {
+        let incarnation = Uuid::new_v4();
+        let listeners = serde_json::to_value(&r.listeners).expect("a map of strings is JSON");
+        let rows = self
+            .client
+            .execute(
+                "INSERT INTO brokers (node_id, incarnation, rack, listeners, lease_expires_at)
+                 VALUES ($1, $2, $3, $4::text::jsonb, now() + make_interval(secs => $5::float8 / 1000))
+                 ON CONFLICT (node_id) DO UPDATE
+                   SET incarnation = excluded.incarnation, rack = excluded.rack,
+                       listeners = excluded.listeners, registered_at = now(),
+                       lease_expires_at = excluded.lease_expires_at
+                   WHERE brokers.lease_expires_at <= now()",
+                &[&r.node_id, &incarnation, &r.rack, &listeners.to_string(), &millis(lease)],
+            )
+            .await?;
+        if rows == 0 {
+            return Err(StoreError::NodeIdInUse(r.node_id));
+        }
+        Ok(incarnation)
+    }
+
+    /// Extends this incarnation's lease to `lease` from now. Fenced when the lease already ran
+    /// out (another incarnation may have taken the node id, and others its partitions).
+    pub async fn heartbeat(&self, node_id: i32, incarnation: Uuid, lease: Duration) -> Result<(), StoreError> {
+        let rows = self
+            .client
+            .execute(
+                "UPDATE brokers SET lease_expires_at = now() + make_interval(secs => $3::float8 / 1000)
+                 WHERE node_id = $1 AND incarnation = $2 AND lease_expires_at > now()",
+                &[&node_id, &incarnation, &millis(lease)],
+            )
+            .await?;
+        if rows == 0 {
+            return Err(StoreError::Fenced(format!("broker {node_id}'s lease ran out or was taken over")));
+        }
+        Ok(())
+    }
+
+    /// Ends this incarnation's lease now (a clean shutdown): its partitions move at the next plan.
+    pub async fn deregister(&self, node_id: i32, incarnation: Uuid) -> Result<(), StoreError> {
+        self.client
+            .execute(
+                "UPDATE brokers SET lease_expires_at = now() WHERE node_id = $1 AND incarnation = $2",
+                &[&node_id, &incarnation],
+            )
+            .await?;
+        Ok(())
+    }
+
+    pub async fn live_brokers(&self) -> Result<Vec<LiveBroker>, StoreError> {
+        let rows = self
+            .client
+            .query(
+                "SELECT node_id, rack, listeners::text FROM brokers WHERE lease_expires_at > now() ORDER BY node_id",
+                &[],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| LiveBroker {
+                node_id: r.get(0),
+                rack: r.get(1),
+                listeners: serde_json::from_str(r.get::<_, &str>(2)).unwrap_or_default(),
+            })
+            .collect())
+    }
+
+    /// Creates a topic and its partitions (without leaders: the next plan gives them some).
+    pub async fn create_topic(&mut self, name: &str, topic_id: Uuid, partitions: i32) -> Result<(), StoreError> {
+        let tx = self.client.transaction().await?;
+        let inserted = tx
+            .execute(
+                "INSERT INTO topics (topic_id, name, partitions) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING",
+                &[&topic_id, &name, &partitions],
+            )
+            .await?;
+        if inserted == 0 {
+            return Err(StoreError::TopicExists(name.to_string()));
+        }
+        tx.execute(
+            "INSERT INTO partitions (topic_id, partition) SELECT $1, generate_series(0, $2 - 1)",
+            &[&topic_id, &partitions],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Every partition's leader and leader epoch.
+    pub async fn leaders(&self) -> Result<BTreeMap<PartitionKey, Leader>, StoreError> {
+        let rows = self.client.query("SELECT topic_id, partition, leader, leader_epoch FROM partitions", &[]).await?;
+        Ok(rows.iter().map(|r| ((r.get(0), r.get(1)), Leader { node_id: r.get(2), epoch: r.get(3) })).collect())
+    }
+
+    /// Spreads the partitions over the live brokers ([`leases::plan`]) and applies the plan in
+    /// one transaction: each moved partition gets the next leader epoch. Serialized across
+    /// brokers by an advisory lock; any broker may run it.
+    pub async fn rebalance(&mut self) -> Result<Vec<Move>, StoreError> {
+        let tx = self.client.transaction().await?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK_KEY]).await?;
+        let live: Vec<i32> = tx
+            .query("SELECT node_id FROM brokers WHERE lease_expires_at > now() ORDER BY node_id", &[])
+            .await?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        let rows = tx
+            .query(
+                "SELECT topic_id, partition, leader, leader_epoch FROM partitions
+                 ORDER BY topic_id, partition FOR UPDATE",
+                &[],
+            )
+            .await?;
+        let current: BTreeMap<PartitionKey, (Option<i32>, i32)> =
+            rows.iter().map(|r| ((r.get(0), r.get(1)), (r.get(2), r.get(3)))).collect();
+        let leaders: Vec<(PartitionKey, Option<i32>)> = current.iter().map(|(k, (l, _))| (*k, *l)).collect();
+        let plan = leases::plan(&live, &leaders);
+        let mut moves = Vec::with_capacity(plan.len());
+        for (key, to) in plan {
+            let (from, epoch) = current[&key];
+            tx.execute(
+                "UPDATE partitions SET leader = $3, leader_epoch = $4 WHERE topic_id = $1 AND partition = $2",
+                &[&key.0, &key.1, &to, &(epoch + 1)],
+            )
+            .await?;
+            moves.push(Move { partition: key, from, to, epoch: epoch + 1 });
+        }
+        tx.commit().await?;
+        Ok(moves)
+    }
+
+    /// Makes an object's batches visible: one transaction, fenced by this incarnation's lease
+    /// and by each partition's leader and leader epoch (see the module's notes). The partitions'
+    /// log ends move past the batches. Nothing is written when fenced.
+    pub async fn commit(&mut self, node_id: i32, incarnation: Uuid, c: &ObjectCommit) -> Result<(), StoreError> {
+        let tx = self.client.transaction().await?;
+        let live = tx
+            .query_opt(
+                "SELECT 1 FROM brokers WHERE node_id = $1 AND incarnation = $2 AND lease_expires_at > now() FOR SHARE",
+                &[&node_id, &incarnation],
+            )
+            .await?;
+        if live.is_none() {
+            return Err(StoreError::Fenced(format!("broker {node_id}'s lease ran out: the commit is refused")));
+        }
+        let mut held: BTreeMap<PartitionKey, i32> = BTreeMap::new();
+        for b in &c.batches {
+            held.entry((b.topic_id, b.partition)).or_insert(b.leader_epoch);
+        }
+        for ((topic_id, partition), epoch) in &held {
+            let row = tx
+                .query_opt(
+                    "SELECT leader, leader_epoch FROM partitions WHERE topic_id = $1 AND partition = $2 FOR SHARE",
+                    &[topic_id, partition],
+                )
+                .await?;
+            let current = row.map(|r| (r.get::<_, Option<i32>>(0), r.get::<_, i32>(1)));
+            if current != Some((Some(node_id), *epoch)) {
+                return Err(StoreError::Fenced(format!(
+                    "partition {topic_id}/{partition} is not led by broker {node_id} in epoch {epoch} (now {current:?})"
+                )));
+            }
+        }
+        tx.execute(
+            "INSERT INTO objects (object_key, size, written_by) VALUES ($1, $2, $3)",
+            &[&c.object_key, &c.size, &node_id],
+        )
+        .await?;
+        for b in &c.batches {
+            tx.execute(
+                "INSERT INTO batches (topic_id, partition, base_offset, last_offset, object_key, byte_offset,
+                   byte_length, max_timestamp, producer_id, producer_epoch, base_sequence, leader_epoch)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                &[
+                    &b.topic_id,
+                    &b.partition,
+                    &b.base_offset,
+                    &b.last_offset,
+                    &c.object_key,
+                    &b.byte_offset,
+                    &b.byte_length,
+                    &b.max_timestamp,
+                    &b.producer_id,
+                    &b.producer_epoch,
+                    &b.base_sequence,
+                    &b.leader_epoch,
+                ],
+            )
+            .await?;
+            tx.execute(
+                "UPDATE partitions SET log_end = greatest(log_end, $3::bigint + 1) WHERE topic_id = $1 AND partition = $2",
+                &[&b.topic_id, &b.partition, &b.last_offset],
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The committed batches of a partition from `from_offset` on (the batch holding it
+    /// first), at most `limit`, in offset order: (batch, object key).
+    pub async fn batches(
+        &self,
+        topic_id: Uuid,
+        partition: i32,
+        from_offset: i64,
+        limit: i64,
+    ) -> Result<Vec<(BatchRow, String)>, StoreError> {
+        let rows = self
+            .client
+            .query(
+                "SELECT base_offset, last_offset, byte_offset, byte_length, max_timestamp, producer_id,
+                        producer_epoch, base_sequence, leader_epoch, object_key
+                 FROM batches WHERE topic_id = $1 AND partition = $2 AND last_offset >= $3
+                 ORDER BY base_offset LIMIT $4",
+                &[&topic_id, &partition, &from_offset, &limit],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                let batch = BatchRow {
+                    topic_id,
+                    partition,
+                    base_offset: r.get(0),
+                    last_offset: r.get(1),
+                    byte_offset: r.get(2),
+                    byte_length: r.get(3),
+                    max_timestamp: r.get(4),
+                    producer_id: r.get(5),
+                    producer_epoch: r.get(6),
+                    base_sequence: r.get(7),
+                    leader_epoch: r.get(8),
+                };
+                (batch, r.get(9))
+            })
+            .collect())
+    }
+
+    /// The partition's log end as committed batches made it.
+    pub async fn log_end(&self, topic_id: Uuid, partition: i32) -> Result<Option<i64>, StoreError> {
+        let row = self
+            .client
+            .query_opt(
+                "SELECT log_end FROM partitions WHERE topic_id = $1 AND partition = $2",
+                &[&topic_id, &partition],
+            )
+            .await?;
+        Ok(row.map(|r| r.get(0)))
+    }
+}
+
+#[cfg(test)]
+mod tests;

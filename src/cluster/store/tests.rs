@@ -1,0 +1,173 @@
+//! The coordination store against a real PostgreSQL (a private server per test, see
+//! `cluster::testing`). Lease expiry is stepped by moving a lease's end into the past in the
+//! database, never by sleeping.
+
+use super::*;
+use crate::cluster::testing::PgServer;
+
+const LEASE: Duration = Duration::from_secs(30);
+
+fn registration(node_id: i32) -> Registration {
+    Registration {
+        node_id,
+        rack: None,
+        listeners: [("PLAINTEXT".to_string(), format!("127.0.0.1:{}", 9090 + node_id))].into(),
+    }
+}
+
+async fn store(pg: &PgServer) -> Store {
+    let mut s = Store::connect(&pg.url).await.expect("connect");
+    s.migrate().await.expect("migrate");
+    s
+}
+
+/// Steps time for one broker: its lease ends now.
+async fn expire(s: &Store, node_id: i32) {
+    s.client
+        .execute(
+            "UPDATE brokers SET lease_expires_at = now() - interval '1 millisecond' WHERE node_id = $1",
+            &[&node_id],
+        )
+        .await
+        .unwrap();
+}
+
+fn batch(topic_id: Uuid, partition: i32, base: i64, count: i64, epoch: i32) -> BatchRow {
+    BatchRow {
+        topic_id,
+        partition,
+        base_offset: base,
+        last_offset: base + count - 1,
+        byte_offset: 0,
+        byte_length: 100,
+        max_timestamp: 1,
+        producer_id: -1,
+        producer_epoch: -1,
+        base_sequence: -1,
+        leader_epoch: epoch,
+    }
+}
+
+#[tokio::test]
+async fn migrations_apply_once_and_a_newer_schema_is_refused() {
+    let Some(pg) = PgServer::start() else { return };
+    let (mut a, mut b) = (Store::connect(&pg.url).await.unwrap(), Store::connect(&pg.url).await.unwrap());
+    // Two brokers starting together: the advisory lock applies each migration once.
+    let (va, vb) = tokio::join!(a.migrate(), b.migrate());
+    assert_eq!((va.unwrap(), vb.unwrap()), (1, 1));
+    let applied: i64 = a.client.query_one("SELECT count(*) FROM gregor_schema_migrations", &[]).await.unwrap().get(0);
+    assert_eq!(applied, 1);
+    assert_eq!(a.migrate().await.unwrap(), 1, "nothing left to apply");
+    a.client.execute("INSERT INTO gregor_schema_migrations (version) VALUES (99)", &[]).await.unwrap();
+    let refused = a.migrate().await;
+    assert!(matches!(refused, Err(StoreError::SchemaTooNew { found: 99, known: 1 })), "{refused:?}");
+}
+
+#[tokio::test]
+async fn a_node_id_is_one_live_broker_and_a_lapsed_incarnation_is_fenced() {
+    let Some(pg) = PgServer::start() else { return };
+    let mut s = store(&pg).await;
+    let first = s.register(&registration(1), LEASE).await.unwrap();
+    s.heartbeat(1, first, LEASE).await.unwrap();
+    let refused = s.register(&registration(1), LEASE).await;
+    assert!(matches!(refused, Err(StoreError::NodeIdInUse(1))), "{refused:?}");
+    assert_eq!(
+        s.live_brokers().await.unwrap(),
+        vec![LiveBroker { node_id: 1, rack: None, listeners: registration(1).listeners }]
+    );
+
+    // The first process stops heartbeating past its lease: a new one takes the node id, and
+    // the old one's heartbeat finds itself fenced (it must stop serving).
+    expire(&s, 1).await;
+    assert!(s.live_brokers().await.unwrap().is_empty());
+    let second = s.register(&registration(1), LEASE).await.unwrap();
+    assert_ne!(first, second);
+    assert!(matches!(s.heartbeat(1, first, LEASE).await, Err(StoreError::Fenced(_))));
+    s.heartbeat(1, second, LEASE).await.unwrap();
+    // Even with the old lease not taken over, a lapsed heartbeat is fenced.
+    expire(&s, 1).await;
+    assert!(matches!(s.heartbeat(1, second, LEASE).await, Err(StoreError::Fenced(_))));
+}
+
+#[tokio::test]
+async fn leases_spread_evenly_move_with_brokers_and_bump_epochs() {
+    let Some(pg) = PgServer::start() else { return };
+    let mut s = store(&pg).await;
+    for id in 1..=3 {
+        s.register(&registration(id), LEASE).await.unwrap();
+    }
+    let topic = Uuid::new_v4();
+    s.create_topic("orders", topic, 12).await.unwrap();
+    assert!(matches!(s.create_topic("orders", Uuid::new_v4(), 1).await, Err(StoreError::TopicExists(_))));
+    let moves = s.rebalance().await.unwrap();
+    assert_eq!(moves.len(), 12);
+    assert!(moves.iter().all(|m| m.from.is_none() && m.epoch == 1));
+    let load = |l: &BTreeMap<PartitionKey, Leader>, id: i32| l.values().filter(|x| x.node_id == Some(id)).count();
+    let leaders = s.leaders().await.unwrap();
+    assert_eq!((load(&leaders, 1), load(&leaders, 2), load(&leaders, 3)), (4, 4, 4));
+    assert!(s.rebalance().await.unwrap().is_empty(), "a second plan moves nothing");
+
+    // A fourth broker joins: three partitions move to it (one from each), in a new epoch.
+    s.register(&registration(4), LEASE).await.unwrap();
+    let moves = s.rebalance().await.unwrap();
+    assert_eq!(moves.len(), 3);
+    assert!(moves.iter().all(|m| m.to == 4 && m.epoch == 2));
+    let leaders = s.leaders().await.unwrap();
+    assert!((1..=4).all(|id| load(&leaders, id) == 3));
+
+    // Broker 2 dies: its three partitions go to the others, one each.
+    expire(&s, 2).await;
+    let moves = s.rebalance().await.unwrap();
+    assert_eq!(moves.len(), 3);
+    assert!(moves.iter().all(|m| m.from == Some(2) && m.to != 2));
+    let leaders = s.leaders().await.unwrap();
+    assert_eq!(load(&leaders, 2), 0);
+    assert!([1, 3, 4].iter().all(|id| load(&leaders, *id) == 4));
+}
+
+#[tokio::test]
+async fn a_commit_is_fenced_by_the_lease_and_by_the_leader_epoch() {
+    let Some(pg) = PgServer::start() else { return };
+    let mut s = store(&pg).await;
+    let one = s.register(&registration(1), LEASE).await.unwrap();
+    let topic = Uuid::new_v4();
+    s.create_topic("t", topic, 1).await.unwrap();
+    s.rebalance().await.unwrap();
+    let epoch = s.leaders().await.unwrap()[&(topic, 0)].epoch;
+
+    let commit = |key: &str, base: i64, epoch: i32| ObjectCommit {
+        object_key: key.to_string(),
+        size: 100,
+        batches: vec![batch(topic, 0, base, 10, epoch)],
+    };
+    s.commit(1, one, &commit("o1", 0, epoch)).await.unwrap();
+    assert_eq!(s.log_end(topic, 0).await.unwrap(), Some(10));
+    let stale_epoch = s.commit(1, one, &commit("o-stale", 10, epoch - 1)).await;
+    assert!(matches!(stale_epoch, Err(StoreError::Fenced(_))), "{stale_epoch:?}");
+
+    // Paused past its lease (SIGSTOP): refused even though nobody took the partition yet.
+    expire(&s, 1).await;
+    let paused = s.commit(1, one, &commit("o2", 10, epoch)).await;
+    assert!(matches!(paused, Err(StoreError::Fenced(_))), "{paused:?}");
+
+    // Broker 2 takes over in a new epoch and commits; broker 1's next commit stays refused.
+    let two = s.register(&registration(2), LEASE).await.unwrap();
+    let moves = s.rebalance().await.unwrap();
+    assert_eq!(moves, vec![Move { partition: (topic, 0), from: Some(1), to: 2, epoch: epoch + 1 }]);
+    s.commit(2, two, &commit("o3", 10, epoch + 1)).await.unwrap();
+    assert!(matches!(s.commit(1, one, &commit("o4", 20, epoch)).await, Err(StoreError::Fenced(_))));
+
+    // Only what was committed by a leader in its epoch is visible.
+    let visible = s.batches(topic, 0, 0, 100).await.unwrap();
+    let objects: Vec<&str> = visible.iter().map(|(_, o)| o.as_str()).collect();
+    assert_eq!(objects, ["o1", "o3"]);
+    assert_eq!(s.log_end(topic, 0).await.unwrap(), Some(20));
+    assert_eq!(s.batches(topic, 0, 15, 100).await.unwrap().len(), 1, "from an offset inside the second batch");
+    let unreferenced: i64 = s
+        .client
+        .query_one("SELECT count(*) FROM objects WHERE object_key IN ('o-stale', 'o2', 'o4')", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(unreferenced, 0, "a refused commit leaves no row");
+}
