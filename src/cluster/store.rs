@@ -398,6 +398,12 @@ impl Store {
             .collect())
     }
 
+    /// Which of these object keys a committed batch references.
+    pub async fn referenced(&self, keys: &[String]) -> Result<std::collections::HashSet<String>, StoreError> {
+        let rows = self.client.query("SELECT object_key FROM objects WHERE object_key = ANY($1)", &[&keys]).await?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
     /// The partition's log end as committed batches made it.
     pub async fn log_end(&self, topic_id: Uuid, partition: i32) -> Result<Option<i64>, StoreError> {
         let row = self
