@@ -6,12 +6,13 @@
 //! skewed clocks agree on whose lease ran out. Every change of several rows is one transaction.
 //!
 //! Fencing: a batch commit runs in one transaction that (1) holds a share lock on the
-//! committing broker's row and finds its incarnation's lease unexpired, and (2) holds share
+//! committing broker's row and finds its incarnation's lease unexpired, and (2) holds update
 //! locks on the partitions' rows and finds each still led by that broker in the leader epoch
-//! the broker was given. Lease moves take those rows' update locks and bump the epoch, so a
-//! commit either comes before a move (and is part of the log the new leader loads) or after
-//! it (and is refused: nothing of it is visible). A broker that was paused past its lease is
-//! refused even before any other broker took its partitions over.
+//! the broker was given, with the batches continuing its log end exactly. Lease moves take
+//! the same row locks and bump the epoch, so a commit either comes before a move (and is part
+//! of the log the new leader loads) or after it (and is refused: nothing of it is visible). A
+//! broker that was paused past its lease is refused even before any other broker took its
+//! partitions over. A leader commits its flushes one after the other.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -42,6 +43,10 @@ pub enum StoreError {
     /// The broker lost its lease or a partition's leadership: nothing was written.
     #[error("fenced: {0}")]
     Fenced(String),
+    /// A commit's batches do not continue a partition's log exactly (a leader that did not
+    /// load the log end when it took over): nothing was written.
+    #[error("{0}")]
+    NotContiguous(String),
 }
 
 /// A broker as it registers.
@@ -304,22 +309,40 @@ impl Store {
         if live.is_none() {
             return Err(StoreError::Fenced(format!("broker {node_id}'s lease ran out: the commit is refused")));
         }
-        let mut held: BTreeMap<PartitionKey, i32> = BTreeMap::new();
+        // Per partition (locked in key order, so that commits never deadlock): the epoch the
+        // broker holds it in, and its batches in offset order.
+        let mut held: BTreeMap<PartitionKey, (i32, Vec<&BatchRow>)> = BTreeMap::new();
         for b in &c.batches {
-            held.entry((b.topic_id, b.partition)).or_insert(b.leader_epoch);
+            held.entry((b.topic_id, b.partition)).or_insert((b.leader_epoch, Vec::new())).1.push(b);
         }
-        for ((topic_id, partition), epoch) in &held {
+        for ((topic_id, partition), (epoch, batches)) in &mut held {
             let row = tx
                 .query_opt(
-                    "SELECT leader, leader_epoch FROM partitions WHERE topic_id = $1 AND partition = $2 FOR SHARE",
+                    "SELECT leader, leader_epoch, log_end FROM partitions
+                     WHERE topic_id = $1 AND partition = $2 FOR UPDATE",
                     &[topic_id, partition],
                 )
                 .await?;
-            let current = row.map(|r| (r.get::<_, Option<i32>>(0), r.get::<_, i32>(1)));
-            if current != Some((Some(node_id), *epoch)) {
+            let Some(row) = row else {
+                return Err(StoreError::Fenced(format!("partition {topic_id}/{partition} does not exist")));
+            };
+            let current = (row.get::<_, Option<i32>>(0), row.get::<_, i32>(1));
+            if current != (Some(node_id), *epoch) || batches.iter().any(|b| b.leader_epoch != *epoch) {
                 return Err(StoreError::Fenced(format!(
                     "partition {topic_id}/{partition} is not led by broker {node_id} in epoch {epoch} (now {current:?})"
                 )));
+            }
+            // The log has no gaps and no overlaps: the batches continue it exactly.
+            batches.sort_by_key(|b| b.base_offset);
+            let mut next: i64 = row.get(2);
+            for b in batches.iter() {
+                if b.base_offset != next || b.last_offset < b.base_offset {
+                    return Err(StoreError::NotContiguous(format!(
+                        "partition {topic_id}/{partition}: a batch at {}..={} where the log continues at {next}",
+                        b.base_offset, b.last_offset
+                    )));
+                }
+                next = b.last_offset + 1;
             }
         }
         tx.execute(
@@ -327,30 +350,44 @@ impl Store {
             &[&c.object_key, &c.size, &node_id],
         )
         .await?;
-        for b in &c.batches {
+        // All rows in one statement (arrays unnested), then each partition's log end.
+        let col = |f: fn(&BatchRow) -> i64| c.batches.iter().map(f).collect::<Vec<i64>>();
+        let topic_ids: Vec<Uuid> = c.batches.iter().map(|b| b.topic_id).collect();
+        let partitions: Vec<i32> = c.batches.iter().map(|b| b.partition).collect();
+        let (bases, lasts, byte_offsets) = (col(|b| b.base_offset), col(|b| b.last_offset), col(|b| b.byte_offset));
+        let (max_ts, pids) = (col(|b| b.max_timestamp), col(|b| b.producer_id));
+        let lengths: Vec<i32> = c.batches.iter().map(|b| b.byte_length).collect();
+        let epochs: Vec<i16> = c.batches.iter().map(|b| b.producer_epoch).collect();
+        let sequences: Vec<i32> = c.batches.iter().map(|b| b.base_sequence).collect();
+        let leader_epochs: Vec<i32> = c.batches.iter().map(|b| b.leader_epoch).collect();
+        tx.execute(
+            "INSERT INTO batches (topic_id, partition, base_offset, last_offset, object_key, byte_offset,
+               byte_length, max_timestamp, producer_id, producer_epoch, base_sequence, leader_epoch)
+             SELECT t, p, bo, lo, $1, off, len, ts, pid, pe, seq, le
+             FROM unnest($2::uuid[], $3::int4[], $4::int8[], $5::int8[], $6::int8[], $7::int4[], $8::int8[],
+                         $9::int8[], $10::int2[], $11::int4[], $12::int4[])
+                  AS x(t, p, bo, lo, off, len, ts, pid, pe, seq, le)",
+            &[
+                &c.object_key,
+                &topic_ids,
+                &partitions,
+                &bases,
+                &lasts,
+                &byte_offsets,
+                &lengths,
+                &max_ts,
+                &pids,
+                &epochs,
+                &sequences,
+                &leader_epochs,
+            ],
+        )
+        .await?;
+        for ((topic_id, partition), (_, batches)) in &held {
+            let end = batches.last().map_or(0, |b| b.last_offset + 1);
             tx.execute(
-                "INSERT INTO batches (topic_id, partition, base_offset, last_offset, object_key, byte_offset,
-                   byte_length, max_timestamp, producer_id, producer_epoch, base_sequence, leader_epoch)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-                &[
-                    &b.topic_id,
-                    &b.partition,
-                    &b.base_offset,
-                    &b.last_offset,
-                    &c.object_key,
-                    &b.byte_offset,
-                    &b.byte_length,
-                    &b.max_timestamp,
-                    &b.producer_id,
-                    &b.producer_epoch,
-                    &b.base_sequence,
-                    &b.leader_epoch,
-                ],
-            )
-            .await?;
-            tx.execute(
-                "UPDATE partitions SET log_end = greatest(log_end, $3::bigint + 1) WHERE topic_id = $1 AND partition = $2",
-                &[&b.topic_id, &b.partition, &b.last_offset],
+                "UPDATE partitions SET log_end = $3 WHERE topic_id = $1 AND partition = $2",
+                &[topic_id, partition, &end],
             )
             .await?;
         }

@@ -142,6 +142,11 @@ async fn a_commit_is_fenced_by_the_lease_and_by_the_leader_epoch() {
     };
     s.commit(1, one, &commit("o1", 0, epoch)).await.unwrap();
     assert_eq!(s.log_end(topic, 0).await.unwrap(), Some(10));
+    // The log has no gaps and no overlaps.
+    for base in [5, 11] {
+        let r = s.commit(1, one, &commit(&format!("o-at-{base}"), base, epoch)).await;
+        assert!(matches!(r, Err(StoreError::NotContiguous(_))), "{base}: {r:?}");
+    }
     let stale_epoch = s.commit(1, one, &commit("o-stale", 10, epoch - 1)).await;
     assert!(matches!(stale_epoch, Err(StoreError::Fenced(_))), "{stale_epoch:?}");
 
@@ -165,7 +170,7 @@ async fn a_commit_is_fenced_by_the_lease_and_by_the_leader_epoch() {
     assert_eq!(s.batches(topic, 0, 15, 100).await.unwrap().len(), 1, "from an offset inside the second batch");
     let unreferenced: i64 = s
         .client
-        .query_one("SELECT count(*) FROM objects WHERE object_key IN ('o-stale', 'o2', 'o4')", &[])
+        .query_one("SELECT count(*) FROM objects WHERE object_key IN ('o-stale', 'o2', 'o4', 'o-at-5', 'o-at-11')", &[])
         .await
         .unwrap()
         .get(0);
