@@ -107,7 +107,7 @@ async fn main() -> Result<(), StoreError> {
                     }
                 }
                 tick += 1;
-                if tick % 3 == 0 {
+                if tick.is_multiple_of(3) {
                     // Broker k dies and restarts: its partitions move away and some come back.
                     let victim = &brokers[(tick as usize / 3) % brokers.len()];
                     let mut v = victim.lock().await;
