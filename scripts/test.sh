@@ -17,9 +17,9 @@ step() { printf '\n==> %s\n' "$*"; }
 failed_steps=()
 
 step "system packages"
-# libssl-dev and pkg-config: the rdkafka crate is built with its ssl feature (tests/tls.rs), which
-# links the bundled librdkafka against the system OpenSSL; the openssl command makes ck_sasl.py's
-# broker certificate.
+# libssl-dev and pkg-config: the rdkafka crate is built with its ssl feature
+# (tests/integration/tls.rs), which links the bundled librdkafka against the system OpenSSL; the
+# openssl command makes ck_sasl.py's broker certificate.
 # postgresql: shared mode's coordination store; its tests start a private server (initdb in a
 # temp dir, as the package's postgres user when run as root) and need it installed.
 packages=(kcat build-essential pkg-config openssl python3 python3-venv zlib1g-dev libssl-dev libsasl2-dev libzstd-dev liblz4-dev postgresql)

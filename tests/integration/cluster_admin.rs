@@ -1,9 +1,7 @@
 //! DescribeCluster, DescribeLogDirs and ElectLeaders answered as a one-broker Kafka 4.1 cluster answers them
 //! (kafka-python's admin client is checked against them in compat-tests/clients).
 
-mod common;
-
-use common::{RawClient, TestBroker};
+use crate::common::{RawClient, TestBroker};
 use kafka_protocol::messages::describe_log_dirs_request::DescribableLogDirTopic;
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;

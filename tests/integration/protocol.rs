@@ -1,12 +1,10 @@
 //! Protocol-level behaviour checked with raw requests: version negotiation, ordering of
 //! pipelined responses, acks=0, fetch edge cases, topic administration errors.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
+use crate::common::{RawClient, TestBroker};
 use bytes::{BufMut, Bytes, BytesMut};
-use common::{RawClient, TestBroker};
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};

@@ -3,11 +3,9 @@
 //! The runtime here has a single thread, the strictest case: a handler that did the file work on
 //! the runtime's thread would stall every connection until it finished.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::{RawClient, TestBroker};
+use crate::common::{RawClient, TestBroker};
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::{ApiVersionsRequest, CreateTopicsRequest, TopicName};
 use kafka_protocol::protocol::StrBytes;

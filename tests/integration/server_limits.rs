@@ -2,12 +2,10 @@
 //! first-request timeout, and a broker under a low open-file limit that neither spins nor floods
 //! its log.
 
-mod common;
-
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use common::{BrokerProcess, RawClient, TestBroker};
+use crate::common::{BrokerProcess, RawClient, TestBroker};
 use kafka_protocol::messages::ApiVersionsRequest;
 use tokio::net::{TcpSocket, TcpStream};
 

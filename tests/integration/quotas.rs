@@ -5,12 +5,10 @@
 //! The waits asserted are lower bounds the broker enforces (a muted connection cannot be
 //! answered sooner), never performance.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
+use crate::common::{self, RawClient, TestBroker};
 use bytes::Bytes;
-use common::{RawClient, TestBroker};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 

@@ -3,11 +3,9 @@
 //! survives a SIGKILL; -1 (`Offset::End`) purges up to the high watermark; past the high
 //! watermark and internal topics are refused as Kafka refuses them.
 
-mod common;
-
 use std::time::Duration;
 
-use common::BrokerProcess;
+use crate::common::{self, BrokerProcess};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;

@@ -4,12 +4,10 @@
 //! tombstone whose batch the cleaner rewrote with a delete horizon (KIP-534). Batches the
 //! cleaner rewrites keep their codec, and librdkafka reads them in every codec.
 
-mod common;
-
 use std::collections::HashMap;
 use std::time::Duration;
 
-use common::{wait_for, TestBroker};
+use crate::common::{wait_for, TestBroker};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;

@@ -1,11 +1,9 @@
 //! The binary's own commands: `--version`, `healthcheck` (the container HEALTHCHECK) and
 //! `--log-format json`.
 
-mod common;
-
 use std::process::Command;
 
-use common::BrokerProcess;
+use crate::common::{self, BrokerProcess};
 
 fn gregor() -> Command {
     Command::new(env!("CARGO_BIN_EXE_gregor"))

@@ -2,12 +2,10 @@
 //! supported request, truncated bodies, bad frame sizes, unknown API keys and random garbage.
 //! The broker must keep serving a well-behaved client throughout, and its memory must stay flat.
 
-mod common;
-
 use std::net::SocketAddr;
 
+use crate::common::{BrokerProcess, RawClient};
 use bytes::{BufMut, Bytes, BytesMut};
-use common::{BrokerProcess, RawClient};
 use kafka_protocol::messages::create_topics_request::{
     CreatableReplicaAssignment, CreatableTopic, CreatableTopicConfig,
 };
@@ -371,8 +369,8 @@ mod sasl_ssl {
     use tokio_rustls::client::TlsStream;
     use tokio_rustls::TlsConnector;
 
-    use super::common::{self, BrokerProcess};
     use super::{encode, framed, samples, variants};
+    use crate::common::{self, BrokerProcess};
 
     const JAAS: &str = r#"org.apache.kafka.common.security.plain.PlainLoginModule required username="admin" password="admin-secret" user_admin="admin-secret" user_alice="alice-secret";"#;
 

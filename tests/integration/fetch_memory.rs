@@ -4,12 +4,10 @@
 //! takes room in a bounded fetch memory before it reads, each connection only up to two full
 //! fetches' worth, and the room comes back when the answers are written or dropped.
 
-mod common;
-
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use common::{BrokerProcess, RawClient};
+use crate::common::{BrokerProcess, RawClient};
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::{FetchRequest, TopicName};
 use kafka_protocol::protocol::StrBytes;

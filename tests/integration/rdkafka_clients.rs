@@ -2,11 +2,9 @@
 //! compression codec and acks setting, consume by assignment, and check every record byte for
 //! byte, including duplicate header keys; topic administration through the AdminClient.
 
-mod common;
-
 use std::time::Duration;
 
-use common::TestBroker;
+use crate::common::TestBroker;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;

@@ -1,13 +1,11 @@
 //! Consumer groups: the classic protocol exchange on raw requests, committed offsets across a
 //! restart, and librdkafka consumers balancing as a group.
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
+use crate::common::{RawClient, TestBroker};
 use bytes::Bytes;
-use common::{RawClient, TestBroker};
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
 use kafka_protocol::messages::offset_commit_request::{OffsetCommitRequestPartition, OffsetCommitRequestTopic};

@@ -1,14 +1,12 @@
 //! SIGKILL while a client produces with acks=all: after a restart every acknowledged record is
 //! there, at the offset it was acknowledged with, in order, with no gap in offsets.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::BrokerProcess;
+use crate::common::BrokerProcess;
 use parking_lot::Mutex;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;

@@ -1,8 +1,6 @@
 //! Topic creation is all-or-nothing, and every legal Kafka topic name works.
 
-mod common;
-
-use common::{RawClient, TestBroker};
+use crate::common::{RawClient, TestBroker};
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;

@@ -2,14 +2,12 @@
 //! librdkafka (the rdkafka crate): what the CLI writes librdkafka reads, what librdkafka writes
 //! and commits the CLI shows.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::io::Write;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{wait_for_sync, BrokerProcess};
+use crate::common::{wait_for_sync, BrokerProcess};
 use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;

@@ -3,13 +3,11 @@
 //! accepted and not opened. Each listener tells its clients its own advertised address, and
 //! librdkafka produces through one and consumes in a group through the other.
 
-mod common;
-
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::RawClient;
+use crate::common::{self, RawClient};
 use kafka_protocol::messages::{FindCoordinatorRequest, MetadataRequest};
 use kafka_protocol::protocol::StrBytes;
 use rdkafka::config::ClientConfig;

@@ -3,12 +3,10 @@
 //! refused, regex subscriptions following topics created and deleted, the group kept across a
 //! broker restart), and librdkafka consumers with `group.protocol=consumer` sharing a topic.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use common::{RawClient, TestBroker};
+use crate::common::{self, RawClient, TestBroker};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::consumer_group_heartbeat_request::TopicPartitions;
 use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;

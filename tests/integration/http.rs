@@ -1,12 +1,10 @@
 //! The HTTP endpoint of the real binary: `/healthz`, `/readyz`, and `/metrics` with live
 //! numbers after librdkafka produced, consumed in a group and committed.
 
-mod common;
-
 use std::io::{Read, Write};
 use std::time::Duration;
 
-use common::BrokerProcess;
+use crate::common::{self, BrokerProcess};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};

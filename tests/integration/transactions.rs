@@ -3,12 +3,10 @@
 //! offset back, fencing by a second producer of the same transactional id, a consume-transform-
 //! produce loop with its offsets committed in the transaction, and a transaction timeout.
 
-mod common;
-
 use std::collections::HashMap;
 use std::time::Duration;
 
-use common::{RawClient, TestBroker};
+use crate::common::{self, RawClient, TestBroker};
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::{FetchRequest, TopicName};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -586,6 +584,14 @@ fn eos_worker_process() {
     exactly_once_worker(&bootstrap, n, &|next| std::fs::write(&progress, next.to_string()).unwrap(), hold_at);
 }
 
+/// The name the test harness knows [`eos_worker_process`] by, for `--exact`: its module path
+/// without the crate's name (`transactions::eos_worker_process` in the folded integration
+/// binary). A bare `eos_worker_process` would match no test there, and the child would run none.
+fn eos_worker_test_name() -> String {
+    let path = concat!(module_path!(), "::eos_worker_process");
+    path.split_once("::").map_or(path, |(_, in_crate)| in_crate).to_string()
+}
+
 /// The input offset the worker process last reported committed; negative once it holds an
 /// open transaction with its outputs written.
 fn reported(progress: &std::path::Path) -> i64 {
@@ -618,7 +624,7 @@ async fn exactly_once_holds_when_the_worker_is_sigkilled() {
             if hold {
                 cmd.env("EOS_HOLD_AT", (N / 4).to_string());
             }
-            cmd.args(["--exact", "eos_worker_process", "--ignored", "--nocapture"])
+            cmd.args(["--exact", &eos_worker_test_name(), "--ignored", "--nocapture"])
                 .env("EOS_BOOTSTRAP", &b)
                 .env("EOS_N", N.to_string())
                 .env("EOS_PROGRESS", &progress)

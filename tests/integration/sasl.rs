@@ -6,8 +6,6 @@
 //! that nothing is served before authentication or after a session expired, and that
 //! re-authentication (KIP-368) renews a session.
 
-mod common;
-
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
@@ -15,8 +13,8 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::common::{self, metadata, ClientErrors, RawClient};
 use bytes::Bytes;
-use common::{metadata, ClientErrors, RawClient};
 use gregor::auth::scram;
 use kafka_protocol::messages::alter_user_scram_credentials_request::ScramCredentialUpsertion;
 use kafka_protocol::messages::{

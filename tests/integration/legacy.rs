@@ -2,10 +2,8 @@
 //! written with the codec of Kafka 3.x's schemas (kafka-protocol 0.15), as sarama, kafka-go and
 //! kafka-python 2.0 write them, and the answer must read back in the same version.
 
-mod common;
-
+use crate::common::{RawClient, TestBroker};
 use bytes::{Buf, BufMut, BytesMut};
-use common::{RawClient, TestBroker};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ProduceRequest};
 use kafka_protocol_legacy::messages as old;

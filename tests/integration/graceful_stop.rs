@@ -3,15 +3,13 @@
 //! trusts the segment tails instead of re-checking them, and removes the marker. A second signal
 //! exits at once.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{BrokerProcess, RawClient};
+use crate::common::{BrokerProcess, RawClient};
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::{ApiVersionsRequest, CreateTopicsRequest, FetchRequest, TopicName};

@@ -2,12 +2,10 @@
 //! tells each client the address that client dialled, not its host name, so the same broker
 //! reached under two addresses works through both. A configured address always wins.
 
-mod common;
-
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use common::RawClient;
+use crate::common::RawClient;
 use gregor::broker::Broker;
 use gregor::config::{Config, Overrides};
 use kafka_protocol::messages::{FindCoordinatorRequest, MetadataRequest};

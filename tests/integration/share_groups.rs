@@ -4,11 +4,9 @@
 //! wakes on an append, and the admin side (group configs kept across a restart, ShareGroupDescribe,
 //! ListGroups, DeleteGroups, Describe/Alter/DeleteShareGroupOffsets) answers as Kafka 4.1 does.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::{RawClient, TestBroker};
+use crate::common::{self, RawClient, TestBroker};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::share_acknowledge_request::{
     AcknowledgePartition, AcknowledgeTopic, AcknowledgementBatch as AcknowledgeBatch,

@@ -2,11 +2,9 @@
 //! (real binary, RSS from /proc). Prints the numbers; the only assertion is a generous bound
 //! reached by polling with a deadline.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::{BrokerProcess, RawClient};
+use crate::common::{BrokerProcess, RawClient};
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::{ApiVersionsRequest, FetchRequest, MetadataRequest, TopicName};
 use kafka_protocol::protocol::StrBytes;

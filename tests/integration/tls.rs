@@ -4,14 +4,12 @@
 //! (librdkafka, linked against OpenSSL) produces and consumes through them; clients that should
 //! fail do, and the broker keeps serving everyone else.
 
-mod common;
-
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-use common::{metadata, RawClient};
+use crate::common::{self, metadata, RawClient};
 use kafka_protocol::messages::{ApiVersionsRequest, MetadataRequest};
 use rcgen::{BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, Issuer, KeyPair};
 use rdkafka::config::ClientConfig;
