@@ -218,28 +218,9 @@ impl ConsumerGroup {
             Some(_) => {}
             None => {
                 if !self.members.contains_key(&member_id) {
-                    self.members.insert(
-                        member_id.clone(),
-                        ConsumerMember {
-                            member_id: member_id.clone(),
-                            instance_id: None,
-                            rack_id: None,
-                            client_id: String::new(),
-                            client_host: String::new(),
-                            member_epoch: 0,
-                            previous_member_epoch: -1,
-                            state: MemberState::Stable,
-                            rebalance_timeout: p.rebalance_timeout,
-                            subscribed: BTreeSet::new(),
-                            subscribed_regex: None,
-                            server_assignor: None,
-                            assigned: Assignment::new(),
-                            pending_revocation: Assignment::new(),
-                            classic: None,
-                            session_deadline: now,
-                            rebalance_deadline: None,
-                        },
-                    );
+                    let mut m = ConsumerMember::joining(&member_id, now);
+                    m.rebalance_timeout = p.rebalance_timeout;
+                    self.members.insert(member_id.clone(), m);
                     bump = true;
                 }
             }

@@ -175,6 +175,31 @@ pub struct ConsumerMember {
     rebalance_deadline: Option<Instant>,
 }
 
+impl ConsumerMember {
+    /// A member that joins now, in epoch 0, with nothing yet (the caller fills in the rest).
+    fn joining(member_id: &str, now: Instant) -> Self {
+        Self {
+            member_id: member_id.to_string(),
+            instance_id: None,
+            rack_id: None,
+            client_id: String::new(),
+            client_host: String::new(),
+            member_epoch: 0,
+            previous_member_epoch: -1,
+            state: MemberState::Stable,
+            rebalance_timeout: Duration::ZERO,
+            subscribed: BTreeSet::new(),
+            subscribed_regex: None,
+            server_assignor: None,
+            assigned: Assignment::new(),
+            pending_revocation: Assignment::new(),
+            classic: None,
+            session_deadline: now,
+            rebalance_deadline: None,
+        }
+    }
+}
+
 /// A ConsumerGroupHeartbeat as the group sees it: topics by name (the handler resolves ids).
 #[derive(Debug, Clone, Default)]
 pub struct HeartbeatParams {
@@ -502,28 +527,9 @@ impl ConsumerGroup {
                         cfg.max_size
                     )));
                 }
-                self.members.insert(
-                    member_id.clone(),
-                    ConsumerMember {
-                        member_id: member_id.clone(),
-                        instance_id: p.instance_id.clone(),
-                        rack_id: None,
-                        client_id: String::new(),
-                        client_host: String::new(),
-                        member_epoch: 0,
-                        previous_member_epoch: -1,
-                        state: MemberState::Stable,
-                        rebalance_timeout: Duration::ZERO,
-                        subscribed: BTreeSet::new(),
-                        subscribed_regex: None,
-                        server_assignor: None,
-                        assigned: Assignment::new(),
-                        pending_revocation: Assignment::new(),
-                        classic: None,
-                        session_deadline: now,
-                        rebalance_deadline: None,
-                    },
-                );
+                let mut m = ConsumerMember::joining(&member_id, now);
+                m.instance_id = p.instance_id.clone();
+                self.members.insert(member_id.clone(), m);
                 if let Some(instance) = &p.instance_id {
                     self.static_members.insert(instance.clone(), member_id.clone());
                 }
