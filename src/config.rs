@@ -29,6 +29,45 @@ pub struct Config {
     pub group: GroupConfig,
     pub transaction: TransactionConfig,
     pub auth: AuthConfig,
+    pub cluster: ClusterConfig,
+}
+
+/// Shared mode: several brokers over PostgreSQL and an object store. Off (a single node) while
+/// `postgres_url` is empty.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// PostgreSQL connection URL (`postgres://user:pass@host:5432/db`) or key=value string.
+    pub postgres_url: String,
+    /// Where the brokers keep record data: `file:///shared/dir` or `memory:///` for now.
+    pub object_store_url: String,
+    /// A broker that has not heartbeated for this long loses its partitions
+    /// (`broker.session.timeout.ms`). Default: 9000.
+    pub session_timeout_ms: u64,
+    /// How often a broker heartbeats and reloads the cluster's view
+    /// (`broker.heartbeat.interval.ms`). Default: 2000.
+    pub heartbeat_interval_ms: u64,
+    /// Run shared mode although its data path is not built yet (see the README): records stay
+    /// on the broker that led the partition when they were written. Default: false.
+    pub preview: bool,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        Self {
+            postgres_url: String::new(),
+            object_store_url: String::new(),
+            session_timeout_ms: 9_000,
+            heartbeat_interval_ms: 2_000,
+            preview: false,
+        }
+    }
+}
+
+impl ClusterConfig {
+    pub fn is_shared(&self) -> bool {
+        !self.postgres_url.trim().is_empty()
+    }
 }
 
 /// Authorization, with Kafka's settings.
@@ -778,6 +817,34 @@ impl Config {
         }
         if self.log.flush_interval_messages == Some(0) || self.log.flush_interval_ms == Some(0) {
             return bad("log.flush_interval_*", "must be at least 1 when set".into());
+        }
+        self.validate_cluster()
+    }
+
+    fn validate_cluster(&self) -> Result<(), ConfigError> {
+        let bad = |key: &str, reason: &str| {
+            Err(ConfigError::BadValue { key: key.into(), origin: "configuration".into(), reason: reason.into() })
+        };
+        let c = &self.cluster;
+        match (c.is_shared(), !c.object_store_url.trim().is_empty()) {
+            (false, false) => return Ok(()),
+            (false, true) => return bad("cluster.postgres_url", "shared mode needs it with cluster.object_store_url"),
+            (true, false) => return bad("cluster.object_store_url", "shared mode needs it with cluster.postgres_url"),
+            (true, true) => {}
+        }
+        if !c.preview {
+            return bad(
+                "cluster.preview",
+                "shared mode is a preview: brokers share topics, leases and leadership through PostgreSQL, but \
+                 records stay on the broker that led their partition (the object-store data path is not built \
+                 yet), so a failover loses them; set cluster.preview = true to run it anyway",
+            );
+        }
+        if c.heartbeat_interval_ms == 0 || c.heartbeat_interval_ms >= c.session_timeout_ms {
+            return bad(
+                "cluster.heartbeat_interval_ms",
+                "must be at least 1 and smaller than cluster.session_timeout_ms",
+            );
         }
         Ok(())
     }
@@ -1566,6 +1633,8 @@ pub fn kafka_key(key: &str) -> Option<KafkaKey> {
         "group.share.max.size" => Maps("group.share_max_size"),
         "group.share.max.share.sessions" => Maps("group.share_max_share_sessions"),
         "transaction.max.timeout.ms" => Maps("transaction.max_timeout_ms"),
+        "broker.session.timeout.ms" => Maps("cluster.session_timeout_ms"),
+        "broker.heartbeat.interval.ms" => Maps("cluster.heartbeat_interval_ms"),
         "transactional.id.expiration.ms" => Maps("transaction.id_expiration_ms"),
         "producer.id.expiration.ms" => Maps("transaction.producer_id_expiration_ms"),
         "transaction.abort.timed.out.transaction.cleanup.interval.ms" => Maps("transaction.abort_check_interval_ms"),
@@ -2156,5 +2225,29 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("server.kafka_version") && err.contains("2.8, 3.9, 4.1, 4.2"), "{err}");
+    }
+
+    #[test]
+    fn shared_mode_takes_both_urls_and_the_preview_switch() {
+        let pg = ("GREGOR__CLUSTER__POSTGRES_URL", "postgres://gregor@127.0.0.1/gregor");
+        let objects = ("GREGOR__CLUSTER__OBJECT_STORE_URL", "file:///tmp/objects");
+        let preview = ("GREGOR__CLUSTER__PREVIEW", "true");
+        let load = |pairs: &[(&str, &str)]| Config::load(None, &env(pairs), &Overrides::default());
+        assert!(!load(&[]).unwrap().cluster.is_shared(), "a single node by default");
+        let err = load(&[pg, preview]).unwrap_err().to_string();
+        assert!(err.contains("cluster.object_store_url"), "{err}");
+        let err = load(&[objects, preview]).unwrap_err().to_string();
+        assert!(err.contains("cluster.postgres_url"), "{err}");
+        let err = load(&[pg, objects]).unwrap_err().to_string();
+        assert!(err.contains("cluster.preview") && err.contains("failover loses"), "{err}");
+        let cfg = load(&[pg, objects, preview]).unwrap();
+        assert!(cfg.cluster.is_shared());
+        assert_eq!((cfg.cluster.session_timeout_ms, cfg.cluster.heartbeat_interval_ms), (9_000, 2_000));
+        // Kafka's names, from the container variables.
+        let cfg = load(&[pg, objects, preview, ("KAFKA_BROKER_SESSION_TIMEOUT_MS", "4000")]).unwrap();
+        assert_eq!(cfg.cluster.session_timeout_ms, 4_000);
+        let err =
+            load(&[pg, objects, preview, ("GREGOR__CLUSTER__HEARTBEAT_INTERVAL_MS", "9000")]).unwrap_err().to_string();
+        assert!(err.contains("cluster.heartbeat_interval_ms"), "{err}");
     }
 }

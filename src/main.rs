@@ -203,21 +203,78 @@ async fn run(args: Args) -> anyhow::Result<()> {
         }
     }
     let shutdown = shutdown_signal().context("cannot install the SIGTERM/SIGINT handlers")?;
+    let cluster = join_cluster(&config, &listeners, &host).await?;
     // Recovery reads and fsyncs files: on a blocking thread, not a runtime worker.
     let opening = {
         let config = config.clone();
-        tokio::task::spawn_blocking(move || Broker::open(config, host, port))
+        let cluster = cluster.clone();
+        tokio::task::spawn_blocking(move || Broker::open_in(config, host, port, cluster))
     };
     let broker = Arc::new(opening.await?.context("cannot open the data directory")?);
+    if cluster.shared().is_some() {
+        tokio::spawn(gregor::broker::follow_cluster(broker.clone()));
+    }
     http.set_broker(broker.clone());
     http.set_ready(true);
     let shutdown = async move {
         shutdown.await;
         http.set_ready(false);
     };
-    gregor::server::serve_listeners(listeners, broker, shutdown)
+    let served = gregor::server::serve_listeners(listeners, broker, shutdown).await;
+    if let Some(shared) = cluster.shared() {
+        shared.leave().await;
+    }
+    served.context("clean shutdown failed: cannot flush the logs")
+}
+
+/// A single node, or (with `cluster.postgres_url`) this broker's membership of a shared-mode
+/// cluster: registered with each listener's advertised address, or the address it is bound to
+/// (the host name when bound to every interface).
+async fn join_cluster(
+    config: &Config,
+    listeners: &[gregor::server::Listener],
+    host: &str,
+) -> anyhow::Result<gregor::cluster::Cluster> {
+    use gregor::cluster::{shared, store::Registration, Cluster};
+    let c = &config.cluster;
+    if !c.is_shared() {
+        return Ok(Cluster::Single { node_id: config.server.node_id });
+    }
+    tracing::warn!(
+        "shared mode is a preview (cluster.preview): records stay on the broker that led their partition; a failover loses them"
+    );
+    let mut endpoints = std::collections::BTreeMap::new();
+    for l in listeners {
+        let addr = match &l.advertised {
+            Some(a) => format!("{}:{}", a.host, a.port),
+            None => {
+                let bound = l.socket.local_addr()?;
+                let ip = if bound.ip().is_unspecified() { host.to_string() } else { bound.ip().to_string() };
+                format!("{ip}:{}", bound.port())
+            }
+        };
+        endpoints.insert(l.name.clone(), addr);
+    }
+    let settings = shared::Settings {
+        postgres_url: c.postgres_url.clone(),
+        object_store_url: c.object_store_url.clone(),
+        session_timeout: std::time::Duration::from_millis(c.session_timeout_ms),
+        heartbeat_interval: std::time::Duration::from_millis(c.heartbeat_interval_ms),
+    };
+    let registration = Registration { node_id: config.server.node_id, rack: None, listeners: endpoints };
+    let proposed = gregor::metadata::existing_cluster_id(&config.log.dir)
+        .or_else(|| config.server.cluster_id.clone())
+        .unwrap_or_else(gregor::metadata::new_cluster_id);
+    let internal = |cluster_id: &str| {
+        gregor::broker::INTERNAL_TOPICS
+            .iter()
+            .map(|n| (n.to_string(), gregor::cluster::internal_topic_id(cluster_id, n)))
+            .collect()
+    };
+    let joined = shared::Shared::start(settings, registration, &proposed, internal)
         .await
-        .context("clean shutdown failed: cannot flush the logs")
+        .context("cannot join the shared-mode cluster (cluster.postgres_url, cluster.object_store_url)")?;
+    Ok(Cluster::Shared(joined))
 }
 
 /// `gregor healthcheck`: dials the broker's first PLAINTEXT listener from the same

@@ -21,10 +21,7 @@ pub fn is_internal(name: &str) -> bool {
     INTERNAL_TOPICS.contains(&name)
 }
 
-/// An internal topic's id: the same at every start of one cluster, different across clusters.
-pub(super) fn internal_topic_id(cluster_id: &str, name: &str) -> Uuid {
-    Uuid::new_v5(&Uuid::NAMESPACE_OID, format!("gregor/{cluster_id}/{name}").as_bytes())
-}
+pub(super) use crate::cluster::internal_topic_id;
 
 impl Broker {
     /// An internal topic's metadata. Asked for by name it always exists (Kafka creates it

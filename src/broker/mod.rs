@@ -19,6 +19,7 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use tracing::info;
 
+use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::config::GroupConfig;
 use crate::group::{CoordinatorConfig, GroupCoordinator, RebalanceConfig};
@@ -36,6 +37,8 @@ pub use topic_admin::{AlterTopicError, CreateTopicError, DeleteTopicError, NewTo
 pub struct Broker {
     pub config: Arc<Config>,
     pub node: NodeInfo,
+    /// Who leads what, who coordinates, which brokers there are (see [`crate::cluster`]).
+    pub cluster: Cluster,
     pub topics: TopicStore,
     pub logs: LogManager,
     pub producer_ids: ProducerIdManager,
@@ -60,12 +63,21 @@ pub struct Broker {
 }
 
 impl Broker {
-    /// Opens the data directory: loads topics and recovers every partition log.
+    /// Opens the data directory of a single node: loads topics and recovers every partition log.
     pub fn open(config: Arc<Config>, host: String, port: u16) -> io::Result<Self> {
+        let cluster = Cluster::Single { node_id: config.server.node_id };
+        Self::open_in(config, host, port, cluster)
+    }
+
+    /// [`Broker::open`] as a member of `cluster`, whose id the data directory takes.
+    pub fn open_in(config: Arc<Config>, host: String, port: u16, cluster: Cluster) -> io::Result<Self> {
         let root = config.log.dir.clone();
         std::fs::create_dir_all(&root)?;
-        let cluster_id =
-            metadata::load_or_init_cluster_id(&root, config.server.cluster_id.as_deref(), config.server.node_id)?;
+        let configured_id = match &cluster {
+            Cluster::Single { .. } => config.server.cluster_id.clone(),
+            Cluster::Shared(s) => Some(s.cluster_id().to_string()),
+        };
+        let cluster_id = metadata::load_or_init_cluster_id(&root, configured_id.as_deref(), config.server.node_id)?;
         let topics = TopicStore::load(&root)?;
         let dynamic = broker_configs::DynamicLayers::load(&root)?;
         let log_defaults = dynamic.log_defaults(&config.log);
@@ -117,6 +129,7 @@ impl Broker {
             share_groups,
             config,
             node,
+            cluster,
             topics,
             logs,
             producer_ids,
@@ -139,6 +152,35 @@ impl Broker {
     /// Where the transaction coordinator writes its markers.
     pub fn markers(&self) -> Markers<'_> {
         Markers { logs: &self.logs, groups: &self.groups }
+    }
+}
+
+/// Shared mode: the broker's membership, for as long as the process runs. Each tick heartbeats,
+/// plans and reloads the view (see [`crate::cluster::shared`]), then creates here the topics
+/// other brokers created. PostgreSQL being away stalls nothing but this loop: the view stays as
+/// it was until the store answers again.
+pub async fn follow_cluster(broker: Arc<Broker>) {
+    let Some(shared) = broker.cluster.shared().cloned() else { return };
+    let mut ticks = tokio::time::interval(shared.heartbeat_interval());
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut failing = false;
+    loop {
+        ticks.tick().await;
+        match shared.tick().await {
+            Ok(()) => {
+                if std::mem::take(&mut failing) {
+                    info!("the cluster's coordination store answers again");
+                }
+            }
+            Err(e) => {
+                if !std::mem::replace(&mut failing, true) {
+                    tracing::warn!(error = %e, "cannot reach the cluster's coordination store; retrying");
+                }
+                continue;
+            }
+        }
+        let b = broker.clone();
+        let _ = tokio::task::spawn_blocking(move || b.adopt_topics()).await;
     }
 }
 

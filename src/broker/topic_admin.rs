@@ -9,6 +9,8 @@ use tracing::{error, info};
 use uuid::Uuid;
 
 use super::{now_ms, Broker};
+use crate::cluster::shared::SharedError;
+use crate::cluster::store::StoreError;
 use crate::log::{PartitionConfig, TopicPartition};
 use crate::metadata::{self, topic_config, TopicMeta};
 
@@ -28,6 +30,9 @@ pub enum CreateTopicError {
     InvalidConfig(String),
     #[error("{0}")]
     InvalidRequest(String),
+    /// The shared-mode coordination store did not take the topic (a client may retry).
+    #[error("the cluster's coordination store cannot be reached: {0}")]
+    Unavailable(String),
     #[error("storage error: {0}")]
     Io(#[from] io::Error),
 }
@@ -36,9 +41,14 @@ pub enum CreateTopicError {
 pub enum DeleteTopicError {
     #[error("This server does not host this topic-partition.")]
     UnknownTopic,
+    #[error("{0}")]
+    Unsupported(String),
     #[error("storage error: {0}")]
     Io(#[from] io::Error),
 }
+
+/// What shared mode cannot change yet.
+const NOT_IN_SHARED_MODE: &str = "shared mode (cluster.postgres_url) cannot delete topics or add partitions yet";
 
 #[derive(Debug, thiserror::Error)]
 pub enum AlterTopicError {
@@ -50,6 +60,8 @@ pub enum AlterTopicError {
     InvalidReplicaAssignment(String),
     #[error("{0}")]
     InvalidConfig(String),
+    #[error("{0}")]
+    Unsupported(String),
     #[error("storage error: {0}")]
     Io(#[from] io::Error),
 }
@@ -137,6 +149,27 @@ impl Broker {
         if validate_only {
             return Ok(Arc::new(meta));
         }
+        if let Some(shared) = self.cluster.shared() {
+            // The store decides which broker's creation of a name wins.
+            let published = tokio::runtime::Handle::current().block_on(shared.create_topic(
+                &meta.name,
+                meta.id,
+                partitions,
+                &meta.configs,
+            ));
+            match published {
+                Ok(()) => {}
+                Err(SharedError::Store(StoreError::TopicExists(_))) => {
+                    // Another broker created it: take it from the store now, as the next tick would.
+                    drop(_guard);
+                    if tokio::runtime::Handle::current().block_on(shared.reload()).is_ok() {
+                        self.adopt_topics();
+                    }
+                    return Err(CreateTopicError::AlreadyExists(req.name));
+                }
+                Err(e) => return Err(CreateTopicError::Unavailable(e.to_string())),
+            }
+        }
         let pc = topic_config::partition_config(&self.log_defaults(), &meta.configs);
         let name = meta.name.clone();
         let created = self.open_partitions(&name, 0..partitions, &pc).and_then(|()| self.topics.put(meta));
@@ -176,6 +209,9 @@ impl Broker {
     }
 
     pub fn delete_topic(&self, name: &str) -> Result<Arc<TopicMeta>, DeleteTopicError> {
+        if self.cluster.shared().is_some() {
+            return Err(DeleteTopicError::Unsupported(NOT_IN_SHARED_MODE.into()));
+        }
         let _guard = self.topic_admin.lock();
         let meta = self.topics.remove(name)?.ok_or(DeleteTopicError::UnknownTopic)?;
         for p in 0..meta.partitions {
@@ -194,6 +230,9 @@ impl Broker {
         assignments: Option<&[Vec<i32>]>,
         validate_only: bool,
     ) -> Result<(), AlterTopicError> {
+        if self.cluster.shared().is_some() {
+            return Err(AlterTopicError::Unsupported(NOT_IN_SHARED_MODE.into()));
+        }
         let _guard = self.topic_admin.lock();
         let meta = self.topics.get(name).ok_or(AlterTopicError::UnknownTopic)?;
         if count < meta.partitions {
@@ -268,6 +307,38 @@ impl Broker {
         }
         info!(topic = name, "changed topic configs");
         Ok(())
+    }
+
+    /// Shared mode: creates here the topics other brokers created in the coordination store,
+    /// with their ids, partition counts and configs.
+    pub fn adopt_topics(&self) {
+        let Some(shared) = self.cluster.shared() else { return };
+        let view = shared.view();
+        for t in view.topics.iter().filter(|t| !super::is_internal(&t.name)) {
+            let _guard = self.topic_admin.lock();
+            match self.topics.get(&t.name) {
+                Some(local) if local.id != t.id => {
+                    tracing::debug!(topic = %t.name, "a local topic has the name of another one in the cluster");
+                    continue;
+                }
+                Some(_) => continue,
+                None => {}
+            }
+            let meta = TopicMeta {
+                name: Arc::from(t.name.as_str()),
+                id: t.id,
+                partitions: t.partitions,
+                configs: t.configs.clone(),
+            };
+            let pc = topic_config::partition_config(&self.log_defaults(), &meta.configs);
+            match self.open_partitions(&t.name, 0..t.partitions, &pc).and_then(|()| self.topics.put(meta)) {
+                Ok(_) => info!(topic = %t.name, partitions = t.partitions, "took a topic created in the cluster"),
+                Err(e) => {
+                    self.forget_partitions(&t.name, 0..t.partitions);
+                    error!(topic = %t.name, error = %e, "cannot create a topic of the cluster here; trying again later");
+                }
+            }
+        }
     }
 
     /// Creates a topic with the broker defaults when auto-creation is on. Returns the topic if

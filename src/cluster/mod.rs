@@ -1,14 +1,27 @@
-//! Beyond one machine: shared mode, where several brokers run over PostgreSQL (coordination)
-//! and an object store (data) instead of replicating between themselves (see
-//! ARCHITECTURE.md, "Beyond one machine"). Being built: what is here is the coordination
-//! store ([`store`]: schema migrations, broker registrations and leases, partition leadership
-//! with leader epochs, the fenced batch index), the lease plan ([`leases`]) and the objects
-//! ([`objects`]: batches of several partitions in one object, ranged reads, garbage
-//! collection of objects no commit references). The broker does not use them yet: it always
-//! runs as a single node.
+//! Who leads which partition and coordinates which group, and what the cluster looks like
+//! ([`view::Cluster`], asked by handlers and coordinators). A single node answers "this
+//! broker"; in shared mode several brokers run over PostgreSQL (coordination) and an object
+//! store (data) instead of replicating between themselves (ARCHITECTURE.md, "Beyond one
+//! machine").
+//!
+//! Shared mode is being built. Here now: the coordination store ([`store`]: schema migrations,
+//! broker registrations and leases, topics, partition leadership with leader epochs, the
+//! fenced batch index), the lease plan ([`leases`]), a broker's membership and view of the
+//! cluster ([`shared`]), and the objects ([`objects`]: batches of several partitions in one
+//! object, ranged reads, garbage collection). Not yet: the data path (records still go to the
+//! leader's local log), so shared mode runs only as a preview (`cluster.preview`).
 
 pub mod leases;
 pub mod objects;
+pub mod shared;
 pub mod store;
 #[cfg(test)]
 pub mod testing;
+pub mod view;
+
+pub use view::{Cluster, Leadership, Node};
+
+/// An internal topic's id: the same at every start of one cluster, different across clusters.
+pub fn internal_topic_id(cluster_id: &str, name: &str) -> uuid::Uuid {
+    uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, format!("gregor/{cluster_id}/{name}").as_bytes())
+}

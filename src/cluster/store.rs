@@ -23,7 +23,8 @@ use uuid::Uuid;
 use super::leases::{self, PartitionKey};
 
 /// The schema, one migration per version, applied in order.
-const MIGRATIONS: &[(i32, &str)] = &[(1, include_str!("migrations/001_coordination.sql"))];
+const MIGRATIONS: &[(i32, &str)] =
+    &[(1, include_str!("migrations/001_coordination.sql")), (2, include_str!("migrations/002_cluster_id.sql"))];
 
 /// Key of the advisory lock that serializes migrations and lease plans across brokers.
 const LOCK_KEY: i64 = 0x6772_6567_6f72; // "gregor"
@@ -70,6 +71,15 @@ pub struct LiveBroker {
 pub struct Leader {
     pub node_id: Option<i32>,
     pub epoch: i32,
+}
+
+/// A topic as the store holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicRow {
+    pub id: Uuid,
+    pub name: String,
+    pub partitions: i32,
+    pub configs: BTreeMap<String, String>,
 }
 
 /// A partition leadership that moved.
@@ -132,6 +142,11 @@ impl Store {
             }
         });
         Ok(Self { client, conn })
+    }
+
+    /// Whether the connection ended (PostgreSQL restarted or the network cut it): connect again.
+    pub fn is_closed(&self) -> bool {
+        self.client.is_closed()
     }
 
     /// Applies the migrations the database does not have yet, each in its own transaction,
@@ -231,13 +246,34 @@ impl Store {
             .collect())
     }
 
+    /// The cluster's id: the one stored, or `proposed` when this is the first broker.
+    pub async fn cluster_id(&self, proposed: &str) -> Result<String, StoreError> {
+        self.client
+            .execute("INSERT INTO cluster (cluster_id) VALUES ($1) ON CONFLICT (singleton) DO NOTHING", &[&proposed])
+            .await?;
+        Ok(self.client.query_one("SELECT cluster_id FROM cluster", &[]).await?.get(0))
+    }
+
     /// Creates a topic and its partitions (without leaders: the next plan gives them some).
     pub async fn create_topic(&mut self, name: &str, topic_id: Uuid, partitions: i32) -> Result<(), StoreError> {
+        self.create_topic_with(name, topic_id, partitions, &BTreeMap::new()).await
+    }
+
+    /// [`Store::create_topic`] with the topic's configs.
+    pub async fn create_topic_with(
+        &mut self,
+        name: &str,
+        topic_id: Uuid,
+        partitions: i32,
+        configs: &BTreeMap<String, String>,
+    ) -> Result<(), StoreError> {
+        let configs = serde_json::to_value(configs).expect("a map of strings is JSON").to_string();
         let tx = self.client.transaction().await?;
         let inserted = tx
             .execute(
-                "INSERT INTO topics (topic_id, name, partitions) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING",
-                &[&topic_id, &name, &partitions],
+                "INSERT INTO topics (topic_id, name, partitions, configs) VALUES ($1, $2, $3, $4::text::jsonb)
+                 ON CONFLICT (name) DO NOTHING",
+                &[&topic_id, &name, &partitions, &configs],
             )
             .await?;
         if inserted == 0 {
@@ -250,6 +286,20 @@ impl Store {
         .await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    /// Every topic: id, name, partition count and configs.
+    pub async fn topics(&self) -> Result<Vec<TopicRow>, StoreError> {
+        let rows = self.client.query("SELECT topic_id, name, partitions, configs::text FROM topics", &[]).await?;
+        Ok(rows
+            .iter()
+            .map(|r| TopicRow {
+                id: r.get(0),
+                name: r.get(1),
+                partitions: r.get(2),
+                configs: serde_json::from_str(r.get::<_, &str>(3)).unwrap_or_default(),
+            })
+            .collect())
     }
 
     /// Every partition's leader and leader epoch.

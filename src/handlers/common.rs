@@ -58,13 +58,29 @@ pub fn code_of<E: ToKafkaCode>(r: &Result<impl Sized, E>) -> i16 {
     r.as_ref().err().map_or(0, |e| e.kafka_code().code())
 }
 
-/// Checks a client's `current_leader_epoch` against ours (-1: the client does not say).
-pub fn leader_epoch_error(requested: i32) -> Option<ResponseError> {
+/// Whether this broker may serve `topic`'s `partition` to a client that knows it in the
+/// `requested` leader epoch (-1: the client does not say): NOT_LEADER_OR_FOLLOWER when another
+/// broker leads it or none does (shared mode), then the epoch check.
+pub fn leadership_error(
+    broker: &crate::broker::Broker,
+    topic: &str,
+    partition: i32,
+    requested: i32,
+) -> Option<ResponseError> {
+    let l = broker.cluster.leader(topic, partition);
+    if l.leader != Some(broker.cluster.node_id()) {
+        return Some(ResponseError::NotLeaderOrFollower);
+    }
+    leader_epoch_error(requested, l.epoch)
+}
+
+/// Checks a client's `current_leader_epoch` against the partition's (-1: the client does not say).
+pub fn leader_epoch_error(requested: i32, current: i32) -> Option<ResponseError> {
     use std::cmp::Ordering;
     if requested < 0 {
         return None;
     }
-    match requested.cmp(&crate::log::partition::LEADER_EPOCH) {
+    match requested.cmp(&current) {
         Ordering::Equal => None,
         Ordering::Greater => Some(ResponseError::UnknownLeaderEpoch),
         Ordering::Less => Some(ResponseError::FencedLeaderEpoch),

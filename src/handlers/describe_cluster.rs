@@ -1,5 +1,6 @@
-//! DescribeCluster (v0–2): the cluster id, this broker as the only one (and as the "controller"
-//! a broker endpoint reports, as Kafka 4.1 brokers report one of the live brokers), and the
+//! DescribeCluster (v0–2): the cluster id, the live brokers (this one alone on a single node),
+//! the "controller" a broker endpoint reports (as Kafka 4.1 brokers report one of the live
+//! brokers: this one, or in shared mode the live broker with the lowest id), and the
 //! cluster operations a client may perform when asked (all of them: gregor has no ACLs yet).
 //! A request for the controller endpoint type is MISMATCHED_ENDPOINT_TYPE, as a Kafka broker
 //! answers it.
@@ -27,12 +28,18 @@ pub async fn handle(ctx: &Ctx, req: DescribeClusterRequest) -> Reply {
         ));
     }
     resp.cluster_id = str_bytes(&node.cluster_id);
-    resp.controller_id = BrokerId(node.node_id);
-    resp.brokers = vec![DescribeClusterBroker::default()
-        .with_broker_id(BrokerId(node.node_id))
-        .with_host(str_bytes(&ctx.advertised.host))
-        .with_port(i32::from(ctx.advertised.port))
-        .with_rack(None)];
+    resp.controller_id = BrokerId(ctx.broker.cluster.controller());
+    resp.brokers = ctx
+        .nodes()
+        .into_iter()
+        .map(|n| {
+            DescribeClusterBroker::default()
+                .with_broker_id(BrokerId(n.id))
+                .with_host(str_bytes(&n.host))
+                .with_port(i32::from(n.port))
+                .with_rack(n.rack.as_deref().map(str_bytes))
+        })
+        .collect();
     // Kafka 4.1: open to every principal; the operations only to one that may DESCRIBE it.
     resp.cluster_authorized_operations = match req.include_cluster_authorized_operations {
         false => i32::MIN,

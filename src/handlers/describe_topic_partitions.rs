@@ -19,7 +19,6 @@ use super::{Ctx, Reply};
 use crate::auth::acl::{op, resource};
 use crate::broker::is_internal;
 use crate::handlers::error_codes::ResponseError;
-use crate::log::partition::LEADER_EPOCH;
 use crate::metadata::validate_topic_name;
 
 /// Kafka's `max.request.partition.size.limit` default.
@@ -66,7 +65,6 @@ fn answer(ctx: &Ctx, req: DescribeTopicPartitionsRequest) -> DescribeTopicPartit
             .collect();
         return DescribeTopicPartitionsResponse::default().with_topics(topics);
     }
-    let node = BrokerId(broker.node.node_id);
     let mut remaining = req.response_partition_limit.clamp(1, MAX_PARTITIONS);
     let mut resp = DescribeTopicPartitionsResponse::default();
     for name in names {
@@ -104,12 +102,15 @@ fn answer(ctx: &Ctx, req: DescribeTopicPartitionsRequest) -> DescribeTopicPartit
         let end = meta.partitions.min(start.saturating_add(remaining));
         let partitions: Vec<_> = (start..end)
             .map(|p| {
+                let l = broker.cluster.leader(&name, p);
+                let replicas: Vec<BrokerId> = l.leader.map(BrokerId).into_iter().collect();
                 DescribeTopicPartitionsResponsePartition::default()
                     .with_partition_index(p)
-                    .with_leader_id(node)
-                    .with_leader_epoch(LEADER_EPOCH)
-                    .with_replica_nodes(vec![node])
-                    .with_isr_nodes(vec![node])
+                    .with_error_code(if l.leader.is_some() { 0 } else { ResponseError::LeaderNotAvailable.code() })
+                    .with_leader_id(BrokerId(l.leader.unwrap_or(-1)))
+                    .with_leader_epoch(l.epoch)
+                    .with_replica_nodes(replicas.clone())
+                    .with_isr_nodes(replicas)
                     .with_eligible_leader_replicas(Some(Vec::new()))
                     .with_last_known_elr(Some(Vec::new()))
             })

@@ -128,6 +128,7 @@ impl ToKafkaCode for CreateTopicError {
             Self::InvalidReplicaAssignment(_) => ResponseError::InvalidReplicaAssignment,
             Self::InvalidConfig(_) => ResponseError::InvalidConfig,
             Self::InvalidRequest(_) => ResponseError::InvalidRequest,
+            Self::Unavailable(_) => ResponseError::RequestTimedOut,
             Self::Io(_) => ResponseError::KafkaStorageError,
         }
     }
@@ -137,6 +138,7 @@ impl ToKafkaCode for DeleteTopicError {
     fn kafka_code(&self) -> ResponseError {
         match self {
             Self::UnknownTopic => ResponseError::UnknownTopicOrPartition,
+            Self::Unsupported(_) => ResponseError::InvalidRequest,
             Self::Io(_) => ResponseError::KafkaStorageError,
         }
     }
@@ -149,6 +151,7 @@ impl ToKafkaCode for AlterTopicError {
             Self::InvalidPartitions(_) => ResponseError::InvalidPartitions,
             Self::InvalidReplicaAssignment(_) => ResponseError::InvalidReplicaAssignment,
             Self::InvalidConfig(_) => ResponseError::InvalidConfig,
+            Self::Unsupported(_) => ResponseError::InvalidRequest,
             Self::Io(_) => ResponseError::KafkaStorageError,
         }
     }

@@ -29,7 +29,7 @@ use uuid::Uuid;
 use indexmap::IndexMap;
 use kafka_protocol::protocol::StrBytes;
 
-use super::common::leader_epoch_error;
+use super::common::leadership_error;
 use super::throttle::{delayed, Charge};
 use super::{encode, Ctx, Frame, Reply};
 use crate::auth::acl::{op, resource};
@@ -125,12 +125,11 @@ pub async fn handle(ctx: &Ctx, req: FetchRequest) -> Reply {
                      last_fetched_epoch: i32| {
         let missing = if uses_ids { ResponseError::UnknownTopicId } else { ResponseError::UnknownTopicOrPartition };
         let log = if denied { Err(ResponseError::TopicAuthorizationFailed) } else { Ok(()) };
-        let log =
-            log.and_then(|()| meta.and_then(|m| broker.partition(&m.name, partition)).ok_or(missing)).and_then(|log| {
-                match leader_epoch_error(epoch) {
-                    None => Ok(log),
-                    Some(e) => Err(e),
-                }
+        let log = log
+            .and_then(|()| meta.and_then(|m| Some((m, broker.partition(&m.name, partition)?))).ok_or(missing))
+            .and_then(|(m, log)| match leadership_error(broker, &m.name, partition, epoch) {
+                None => Ok(log),
+                Some(e) => Err(e),
             });
         PartPlan {
             index: partition,

@@ -4,7 +4,7 @@
 use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 
-use super::common::leader_epoch_error;
+use super::common::leadership_error;
 use super::{Ctx, Reply};
 use crate::auth::acl::op;
 use crate::broker::Broker;
@@ -45,7 +45,9 @@ fn answer(broker: &Broker, version: i16, req: ListOffsetsRequest, denied: &[bool
                     let Some(log) = broker.partition(t.name.0.as_str(), p.partition_index) else {
                         return out.with_error_code(ResponseError::UnknownTopicOrPartition.code());
                     };
-                    if let Some(e) = leader_epoch_error(p.current_leader_epoch) {
+                    if let Some(e) =
+                        leadership_error(broker, t.name.0.as_str(), p.partition_index, p.current_leader_epoch)
+                    {
                         return out.with_error_code(e.code());
                     }
                     let offsets = log.offsets();

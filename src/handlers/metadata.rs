@@ -1,4 +1,6 @@
-//! Metadata: brokers (just this one), topics and partitions, auto-creation of unknown topics.
+//! Metadata: the live brokers (this one alone on a single node), topics and partitions with
+//! their leaders (the cluster's answer, [`crate::cluster::Cluster`]), auto-creation of unknown
+//! topics.
 
 use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
@@ -10,13 +12,11 @@ use super::common::{str_bytes, topic_name};
 use super::{Ctx, Reply};
 use crate::auth::acl::{op, resource};
 use crate::handlers::error_codes::{ResponseError, ToKafkaCode};
-use crate::log::partition::LEADER_EPOCH;
 use crate::metadata::{validate_topic_name, TopicMeta};
 
 pub async fn handle(ctx: &Ctx, req: MetadataRequest) -> Reply {
     let broker = &ctx.broker;
     let v = ctx.version;
-    let node = BrokerId(broker.node.node_id);
     let auto_create = broker.config.topics.auto_create && (v < 4 || req.allow_auto_topic_creation);
     let requested = match req.topics {
         None => None,
@@ -30,7 +30,7 @@ pub async fn handle(ctx: &Ctx, req: MetadataRequest) -> Reply {
             .all_topics()
             .iter()
             .filter(|t| ctx.allowed(op::DESCRIBE, resource::TOPIC, &t.name))
-            .map(|t| describe(t, node, v))
+            .map(|t| describe(ctx, t))
             .collect(),
         Some(list) => {
             // A name, or (Java clients send "" with it) a topic id.
@@ -46,8 +46,8 @@ pub async fn handle(ctx: &Ctx, req: MetadataRequest) -> Reply {
                     wanted
                         .into_iter()
                         .map(|(name, id)| match name {
-                            Some(name) => by_name(&ctx, &name, auto_create, node),
-                            None => by_id(&ctx, id, node),
+                            Some(name) => by_name(&ctx, &name, auto_create),
+                            None => by_id(&ctx, id),
                         })
                         .collect()
                 }
@@ -63,15 +63,23 @@ pub async fn handle(ctx: &Ctx, req: MetadataRequest) -> Reply {
             }
         }
     };
-    let host = &*ctx.advertised.host;
-    let mut resp = MetadataResponse::default()
-        .with_brokers(vec![MetadataResponseBroker::default()
-            .with_node_id(node)
-            .with_host(str_bytes(host))
-            .with_port(i32::from(ctx.advertised.port))])
-        .with_topics(topics);
+    let brokers = ctx
+        .nodes()
+        .into_iter()
+        .map(|n| {
+            let mut b = MetadataResponseBroker::default()
+                .with_node_id(BrokerId(n.id))
+                .with_host(str_bytes(&n.host))
+                .with_port(i32::from(n.port));
+            if v >= 1 {
+                b.rack = n.rack.as_deref().map(str_bytes);
+            }
+            b
+        })
+        .collect();
+    let mut resp = MetadataResponse::default().with_brokers(brokers).with_topics(topics);
     if v >= 1 {
-        resp.controller_id = node;
+        resp.controller_id = BrokerId(broker.cluster.controller());
     }
     if v >= 2 {
         resp.cluster_id = Some(str_bytes(&broker.node.cluster_id));
@@ -94,7 +102,7 @@ pub async fn handle(ctx: &Ctx, req: MetadataRequest) -> Reply {
     ctx.reply(&resp)
 }
 
-fn by_name(ctx: &Ctx, name: &str, auto_create: bool, node: BrokerId) -> MetadataResponseTopic {
+fn by_name(ctx: &Ctx, name: &str, auto_create: bool) -> MetadataResponseTopic {
     let broker = &ctx.broker;
     let unknown = |code: ResponseError| {
         MetadataResponseTopic::default().with_error_code(code.code()).with_name(Some(topic_name(name)))
@@ -104,7 +112,7 @@ fn by_name(ctx: &Ctx, name: &str, auto_create: bool, node: BrokerId) -> Metadata
         return unknown(ResponseError::TopicAuthorizationFailed);
     }
     if let Some(t) = broker.topic(name) {
-        return describe(&t, node, ctx.version);
+        return describe(ctx, &t);
     }
     if validate_topic_name(name).is_err() {
         return unknown(ResponseError::InvalidTopicException);
@@ -117,35 +125,44 @@ fn by_name(ctx: &Ctx, name: &str, auto_create: bool, node: BrokerId) -> Metadata
         return unknown(ResponseError::TopicAuthorizationFailed);
     }
     match broker.auto_create(name) {
-        Ok(t) => describe(&t, node, ctx.version),
+        Ok(t) => describe(ctx, &t),
         Err(e) => unknown(e.kafka_code()),
     }
 }
 
-fn by_id(ctx: &Ctx, id: Uuid, node: BrokerId) -> MetadataResponseTopic {
+fn by_id(ctx: &Ctx, id: Uuid) -> MetadataResponseTopic {
     match ctx.broker.topic_by_id(&id) {
         // Kafka 4.1 says TOPIC_AUTHORIZATION_FAILED for a known id (ids are not secret) and
         // leaves the name out.
         Some(t) if !ctx.allowed(op::DESCRIBE, resource::TOPIC, &t.name) => MetadataResponseTopic::default()
             .with_error_code(ResponseError::TopicAuthorizationFailed.code())
             .with_topic_id(id),
-        Some(t) => describe(&t, node, ctx.version),
+        Some(t) => describe(ctx, &t),
         None => {
             MetadataResponseTopic::default().with_error_code(ResponseError::UnknownTopicId.code()).with_topic_id(id)
         }
     }
 }
 
-fn describe(t: &TopicMeta, node: BrokerId, v: i16) -> MetadataResponseTopic {
+/// A topic's partitions, each with its leader as its only replica (a single node, or shared
+/// mode, where the object store keeps the data and any live broker can take a partition over).
+/// A partition no live broker leads yet is LEADER_NOT_AVAILABLE, as Kafka reports one.
+fn describe(ctx: &Ctx, t: &TopicMeta) -> MetadataResponseTopic {
+    let v = ctx.version;
     let partitions = (0..t.partitions)
         .map(|p| {
+            let l = ctx.broker.cluster.leader(&t.name, p);
+            let replicas: Vec<BrokerId> = l.leader.map(BrokerId).into_iter().collect();
             let mut part = MetadataResponsePartition::default()
                 .with_partition_index(p)
-                .with_leader_id(node)
-                .with_replica_nodes(vec![node])
-                .with_isr_nodes(vec![node]);
+                .with_leader_id(BrokerId(l.leader.unwrap_or(-1)))
+                .with_replica_nodes(replicas.clone())
+                .with_isr_nodes(replicas);
+            if l.leader.is_none() {
+                part.error_code = ResponseError::LeaderNotAvailable.code();
+            }
             if v >= 7 {
-                part.leader_epoch = LEADER_EPOCH;
+                part.leader_epoch = l.epoch;
             }
             part
         })

@@ -228,6 +228,8 @@ pub struct Session {
     /// The address Metadata, FindCoordinator and DescribeCluster give this client for the
     /// broker (see [`Session::new`]).
     pub advertised: Advertised,
+    /// The name of the listener the client connected to.
+    pub listener: Arc<str>,
     /// Who the client authenticated as: its SASL user, its TLS certificate, or
     /// `User:ANONYMOUS`. Changes between requests when a SASL client (re-)authenticates;
     /// read it with [`Session::principal`].
@@ -284,11 +286,18 @@ impl Session {
             client_host,
             fetch_room: Arc::new(tokio::sync::Semaphore::new(kib)),
             advertised,
+            listener: Arc::from("PLAINTEXT"),
             principal: parking_lot::RwLock::new(principal),
             sasl: None,
             mute: Arc::default(),
             release: broker.config.server.release(),
         }
+    }
+
+    /// The session of a connection to the listener named `name`.
+    pub fn with_listener(mut self, name: Arc<str>) -> Self {
+        self.listener = name;
+        self
     }
 
     /// The session of a SASL listener's connection: nothing but the SASL exchange is served
@@ -328,6 +337,8 @@ pub struct Ctx {
     pub fetch_room: Arc<tokio::sync::Semaphore>,
     /// The broker's address as this client is told it (see [`Session::new`]).
     pub advertised: Advertised,
+    /// The name of the listener the client connected to.
+    pub listener: Arc<str>,
     pub version: i16,
     pub correlation_id: i32,
     pub client_id: Option<String>,
@@ -346,6 +357,21 @@ pub struct Ctx {
 }
 
 impl Ctx {
+    /// This broker as the client is told it.
+    pub fn me(&self) -> crate::cluster::Node {
+        crate::cluster::Node {
+            id: self.broker.cluster.node_id(),
+            host: self.advertised.host.to_string(),
+            port: self.advertised.port,
+            rack: None,
+        }
+    }
+
+    /// The live brokers the client can reach on its listener, by id (this one among them).
+    pub fn nodes(&self) -> Vec<crate::cluster::Node> {
+        self.broker.cluster.nodes(&self.listener, self.me())
+    }
+
     /// Encodes a response now.
     pub fn reply<R: Encodable + HeaderVersion>(&self, body: &R) -> Reply {
         match encode(self.correlation_id, self.version, body) {
@@ -482,6 +508,7 @@ pub async fn dispatch(broker: &Arc<Broker>, session: &Session, mut frame: Bytes)
         client_host: session.client_host.clone(),
         fetch_room: session.fetch_room.clone(),
         advertised: session.advertised.clone(),
+        listener: session.listener.clone(),
         principal: session.principal(),
         request_bytes,
         started,

@@ -8,7 +8,7 @@
 use kafka_protocol::messages::offset_for_leader_epoch_response::{EpochEndOffset, OffsetForLeaderTopicResult};
 use kafka_protocol::messages::{OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse};
 
-use super::common::leader_epoch_error;
+use super::common::leadership_error;
 use super::{Ctx, Reply};
 use crate::auth::acl::{op, resource};
 use crate::handlers::error_codes::ResponseError;
@@ -38,7 +38,9 @@ pub async fn handle(ctx: &Ctx, req: OffsetForLeaderEpochRequest) -> Reply {
                     else {
                         return out.with_error_code(ResponseError::UnknownTopicOrPartition.code());
                     };
-                    if let Some(e) = leader_epoch_error(p.current_leader_epoch) {
+                    if let Some(e) =
+                        leadership_error(&ctx.broker, t.topic.0.as_str(), p.partition, p.current_leader_epoch)
+                    {
                         return out.with_error_code(e.code());
                     }
                     let (epoch, end_offset) = log.end_offset_for_epoch(p.leader_epoch);

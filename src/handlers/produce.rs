@@ -147,6 +147,12 @@ fn append_all(
                 Err((ResponseError::InvalidRequiredAcks, None, Vec::new()))
             } else if denied.get(ti).copied().unwrap_or(false) {
                 Err((ResponseError::TopicAuthorizationFailed, None, Vec::new()))
+            } else if let Some(e) = meta
+                .as_ref()
+                .filter(|_| log.is_some())
+                .and_then(|m| super::common::leadership_error(broker, &m.name, part.index, -1))
+            {
+                Err((e, None, Vec::new()))
             } else if let Some(log) = log {
                 // Produce v13 names topics by id: the name comes from the topic's metadata.
                 let name = meta.as_ref().map_or_else(|| topic.name.0.to_string(), |m| m.name.to_string());

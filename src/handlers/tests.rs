@@ -176,6 +176,7 @@ pub(crate) fn test_ctx() -> (Ctx, tempfile::TempDir) {
     let ctx = Ctx {
         fetch_room: std::sync::Arc::new(tokio::sync::Semaphore::new(1 << 20)),
         advertised: Advertised { host: std::sync::Arc::from("127.0.0.1"), port: 9092 },
+        listener: std::sync::Arc::from("PLAINTEXT"),
         broker,
         version: 0,
         correlation_id: 1,

@@ -181,13 +181,21 @@ pub fn load_or_init_cluster_id(root: &Path, configured: Option<&str>, node_id: i
             return Ok(id.to_string());
         }
     }
-    let id = configured.map(str::to_string).unwrap_or_else(|| {
-        // Kafka cluster ids are 16 random bytes in URL-safe base64 without padding.
-        base64_url(Uuid::new_v4().as_bytes())
-    });
+    let id = configured.map_or_else(new_cluster_id, str::to_string);
     let text = format!("version={FORMAT_VERSION}\ncluster.id={id}\nnode.id={node_id}\n");
     write_atomically(root, &path, text.as_bytes())?;
     Ok(id)
+}
+
+/// A fresh cluster id: as Kafka's, 16 random bytes in URL-safe base64 without padding.
+pub fn new_cluster_id() -> String {
+    base64_url(Uuid::new_v4().as_bytes())
+}
+
+/// The cluster id a data directory already belongs to, if any.
+pub fn existing_cluster_id(root: &Path) -> Option<String> {
+    let text = fs::read_to_string(root.join(META_FILE)).ok()?;
+    text.lines().find_map(|l| l.strip_prefix("cluster.id=")).map(str::to_string)
 }
 
 fn base64_url(bytes: &[u8]) -> String {

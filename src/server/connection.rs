@@ -52,6 +52,8 @@ pub struct Security {
     pub principal: crate::auth::Principal,
     /// The listener's SASL settings: the client must authenticate before anything is served.
     pub sasl: Option<Arc<crate::config::SaslSettings>>,
+    /// The listener's name (Metadata lists the other brokers' addresses on the same one).
+    pub listener: Arc<str>,
 }
 
 /// Serves one client. `local` is the address the client dialled (the socket's local address),
@@ -75,8 +77,9 @@ pub async fn serve<S>(
     // with a huge max_wait must not outlive its client).
     let (closed_tx, closed_rx) = watch::channel(false);
     let writer = tokio::spawn(write_loop(wr, rx, closed_rx).in_current_span());
-    let Security { principal, sasl } = security;
-    let mut session = handlers::Session::new(&broker, format!("/{}", peer.ip()), local, advertised, principal);
+    let Security { principal, sasl, listener } = security;
+    let mut session = handlers::Session::new(&broker, format!("/{}", peer.ip()), local, advertised, principal)
+        .with_listener(listener);
     if let Some(settings) = sasl {
         session = session.with_sasl(settings);
     }

@@ -124,6 +124,7 @@ pub async fn serve_listeners(
                 let advertised = l.advertised.clone();
                 let tls = l.tls.clone();
                 let sasl = l.sasl.clone();
+                let listener: Arc<str> = Arc::from(l.name.as_str());
                 let draining = draining_rx.clone();
                 let mut closing = closing_rx.clone();
                 let alive = alive_tx.clone();
@@ -131,7 +132,7 @@ pub async fn serve_listeners(
                 let span = info_span!("conn", %peer, listener = %l.name, tls = tls.is_some(), sasl = sasl.is_some());
                 tokio::spawn(
                     async move {
-                        let conn = Conn { peer, local, advertised, broker, draining, sasl };
+                        let conn = Conn { peer, local, advertised, broker, draining, sasl, listener };
                         tokio::select! {
                             _ = conn.serve(stream, tls) => {}
                             _ = closing.wait_for(|c| *c) => {}
@@ -174,6 +175,7 @@ struct Conn {
     broker: Arc<Broker>,
     draining: watch::Receiver<bool>,
     sasl: Option<Arc<crate::config::SaslSettings>>,
+    listener: Arc<str>,
 }
 
 impl Conn {
@@ -181,10 +183,10 @@ impl Conn {
     /// in the connection's own task, so a slow or silent client holds up nobody else, and it
     /// gets as long as a first request would (`server.first_request_timeout_ms`).
     async fn serve(self, stream: tokio::net::TcpStream, tls: Option<Arc<tls::TlsListener>>) {
-        let Conn { peer, local, advertised, broker, draining, sasl } = self;
+        let Conn { peer, local, advertised, broker, draining, sasl, listener } = self;
         let Some(tls) = tls else {
             let principal = crate::auth::Principal::anonymous();
-            let security = connection::Security { principal, sasl };
+            let security = connection::Security { principal, sasl, listener };
             return connection::serve(stream, peer, local, advertised, broker, draining, security).await;
         };
         let cfg = &broker.config.server;
@@ -194,7 +196,7 @@ impl Conn {
                 debug!(%principal, "TLS handshake done");
                 // On SASL_SSL the principal is the SASL one, once the client authenticates.
                 let principal = if sasl.is_some() { crate::auth::Principal::anonymous() } else { principal };
-                let security = connection::Security { principal, sasl };
+                let security = connection::Security { principal, sasl, listener };
                 connection::serve(stream, peer, local, advertised, broker, draining, security).await
             }
             // One line per failed handshake, limited: a client can fail handshakes at will.

@@ -16,6 +16,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 
+/// A private PostgreSQL server (shared-mode tests); the same file serves the crate's unit tests.
+#[path = "../../src/cluster/testing.rs"]
+pub mod pg;
+
 pub struct TestBroker {
     pub addr: SocketAddr,
     pub dir: PathBuf,

@@ -37,6 +37,7 @@ mod rdkafka_clients;
 mod sasl;
 mod server_limits;
 mod share_groups;
+mod shared_mode;
 mod tls;
 mod topic_admin;
 mod transactions;

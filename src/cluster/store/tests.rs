@@ -54,13 +54,18 @@ async fn migrations_apply_once_and_a_newer_schema_is_refused() {
     let (mut a, mut b) = (Store::connect(&pg.url).await.unwrap(), Store::connect(&pg.url).await.unwrap());
     // Two brokers starting together: the advisory lock applies each migration once.
     let (va, vb) = tokio::join!(a.migrate(), b.migrate());
-    assert_eq!((va.unwrap(), vb.unwrap()), (1, 1));
+    assert_eq!((va.unwrap(), vb.unwrap()), (2, 2));
     let applied: i64 = a.client.query_one("SELECT count(*) FROM gregor_schema_migrations", &[]).await.unwrap().get(0);
-    assert_eq!(applied, 1);
-    assert_eq!(a.migrate().await.unwrap(), 1, "nothing left to apply");
+    assert_eq!(applied, 2);
+    assert_eq!(a.migrate().await.unwrap(), 2, "nothing left to apply");
+    // The first broker names the cluster; the others learn its id.
+    let (ia, ib) = tokio::join!(a.cluster_id("first"), b.cluster_id("second"));
+    let (ia, ib) = (ia.unwrap(), ib.unwrap());
+    assert_eq!(ia, ib);
+    assert!(ia == "first" || ia == "second");
     a.client.execute("INSERT INTO gregor_schema_migrations (version) VALUES (99)", &[]).await.unwrap();
     let refused = a.migrate().await;
-    assert!(matches!(refused, Err(StoreError::SchemaTooNew { found: 99, known: 1 })), "{refused:?}");
+    assert!(matches!(refused, Err(StoreError::SchemaTooNew { found: 99, known: 2 })), "{refused:?}");
 }
 
 #[tokio::test]

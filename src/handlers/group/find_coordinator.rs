@@ -1,12 +1,16 @@
-//! FindCoordinator: this broker coordinates every group (and would every transaction).
+//! FindCoordinator: on a single node this broker coordinates every group and transaction; in
+//! shared mode the leader of `__consumer_offsets` (groups) or `__transaction_state`
+//! (transactions) does, and COORDINATOR_NOT_AVAILABLE answers while no live broker leads it.
 
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
 
 use crate::auth::acl::{op, resource};
+use crate::group::OFFSETS_TOPIC;
 use crate::handlers::common::str_bytes;
 use crate::handlers::error_codes::ResponseError;
 use crate::handlers::{Ctx, Reply};
+use crate::txn::TXN_TOPIC;
 
 /// Kafka's key types.
 const GROUP_KEY: i8 = 0;
@@ -23,33 +27,45 @@ fn denied(ctx: &Ctx, key_type: i8, key: &str) -> Option<ResponseError> {
     }
 }
 
+/// The coordinator's id, host and port as this client reaches it, or why there is none.
+fn coordinator(ctx: &Ctx, key_type: i8) -> Result<(BrokerId, String, i32), ResponseError> {
+    let topic = if key_type == TRANSACTION_KEY { TXN_TOPIC } else { OFFSETS_TOPIC };
+    let id = ctx.broker.cluster.coordinator(topic).ok_or(ResponseError::CoordinatorNotAvailable)?;
+    let node = ctx.nodes().into_iter().find(|n| n.id == id).ok_or(ResponseError::CoordinatorNotAvailable)?;
+    Ok((BrokerId(node.id), node.host, i32::from(node.port)))
+}
+
 pub async fn handle(ctx: &Ctx, req: FindCoordinatorRequest) -> Reply {
-    let node = &ctx.broker.node;
-    let (id, host, port) = (BrokerId(node.node_id), str_bytes(&ctx.advertised.host), i32::from(ctx.advertised.port));
+    let key_type = if ctx.version >= 1 { req.key_type } else { GROUP_KEY };
+    let found = coordinator(ctx, key_type);
     let resp = if ctx.version >= 4 {
         let coordinators = req
             .coordinator_keys
             .into_iter()
             .map(|key| {
-                if let Some(e) = denied(ctx, req.key_type, key.as_str()) {
-                    return Coordinator::default()
-                        .with_key(key)
-                        .with_node_id(BrokerId(-1))
-                        .with_host(str_bytes(""))
-                        .with_port(-1)
-                        .with_error_code(e.code())
-                        .with_error_message(Some(str_bytes(&e.to_string())));
-                }
+                let refused = denied(ctx, req.key_type, key.as_str()).map(Err).unwrap_or_else(|| found.clone());
+                let (id, host, port) = match refused {
+                    Ok(found) => found,
+                    Err(e) => {
+                        return Coordinator::default()
+                            .with_key(key)
+                            .with_node_id(BrokerId(-1))
+                            .with_host(str_bytes(""))
+                            .with_port(-1)
+                            .with_error_code(e.code())
+                            .with_error_message(Some(str_bytes(&e.to_string())))
+                    }
+                };
                 Coordinator::default()
                     .with_key(key)
                     .with_node_id(id)
-                    .with_host(host.clone())
+                    .with_host(str_bytes(&host))
                     .with_port(port)
                     .with_error_message(None)
             })
             .collect();
         FindCoordinatorResponse::default().with_coordinators(coordinators).with_error_message(None)
-    } else if let Some(e) = denied(ctx, if ctx.version >= 1 { req.key_type } else { GROUP_KEY }, req.key.as_str()) {
+    } else if let Some(e) = denied(ctx, key_type, req.key.as_str()).or_else(|| found.as_ref().err().copied()) {
         let mut resp = FindCoordinatorResponse::default()
             .with_node_id(BrokerId(-1))
             .with_host(str_bytes(""))
@@ -60,8 +76,13 @@ pub async fn handle(ctx: &Ctx, req: FindCoordinatorRequest) -> Reply {
         }
         resp
     } else {
+        let (id, host, port) = found.expect("checked above");
         // KIP-467: no message on success (null).
-        FindCoordinatorResponse::default().with_node_id(id).with_host(host).with_port(port).with_error_message(None)
+        FindCoordinatorResponse::default()
+            .with_node_id(id)
+            .with_host(str_bytes(&host))
+            .with_port(port)
+            .with_error_message(None)
     };
     ctx.reply(&resp)
 }

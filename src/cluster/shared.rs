@@ -1,0 +1,278 @@
+//! A broker's part in a shared-mode cluster: it registers in the coordination store, keeps its
+//! lease alive, runs the lease plan, and keeps a view of the cluster (live brokers, topics,
+//! partition leaders and epochs) that handlers read without waiting on PostgreSQL.
+//!
+//! Each tick (`cluster.heartbeat_interval_ms`): heartbeat, plan, reload the view. A broker whose
+//! lease ran out (paused, or cut off from PostgreSQL) registers again as a new incarnation; by
+//! then others lead its partitions, and it learns so from the view it reloads.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::{Mutex, RwLock};
+use uuid::Uuid;
+
+use super::objects::Objects;
+use super::store::{LiveBroker, Registration, Store, StoreError, TopicRow};
+use super::view::Leadership;
+
+/// The settings a shared-mode broker starts with.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub postgres_url: String,
+    pub object_store_url: String,
+    /// How long a broker's lease lasts past its last heartbeat (`broker.session.timeout.ms`).
+    pub session_timeout: Duration,
+    /// How often a broker heartbeats, plans and reloads its view.
+    pub heartbeat_interval: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SharedError {
+    #[error("coordination store: {0}")]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Objects(#[from] super::objects::ObjectsError),
+}
+
+/// The cluster as this broker last loaded it.
+#[derive(Debug, Default)]
+pub struct View {
+    /// Live brokers, by id.
+    pub brokers: Vec<LiveBroker>,
+    pub topics: Vec<TopicRow>,
+    /// Topic name -> each partition's leadership, by partition index.
+    leaders: HashMap<String, Vec<Leadership>>,
+}
+
+impl View {
+    pub fn leader(&self, topic: &str, partition: i32) -> Leadership {
+        usize::try_from(partition)
+            .ok()
+            .and_then(|p| self.leaders.get(topic)?.get(p).copied())
+            .unwrap_or(Leadership { leader: None, epoch: -1 })
+    }
+}
+
+pub struct Shared {
+    node_id: i32,
+    registration: Registration,
+    settings: Settings,
+    cluster_id: String,
+    store: tokio::sync::Mutex<Store>,
+    incarnation: Mutex<Uuid>,
+    view: RwLock<Arc<View>>,
+    /// Opened at start so that a wrong URL stops the start; the data path is not built yet.
+    _objects: Objects,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared").field("node_id", &self.node_id).field("cluster_id", &self.cluster_id).finish()
+    }
+}
+
+impl Shared {
+    /// Connects, applies the schema migrations, learns (or sets) the cluster id, registers the
+    /// internal topics and this broker, and loads a first view.
+    /// `internal_topics` gives the internal topics' names and ids for a cluster id.
+    pub async fn start(
+        settings: Settings,
+        registration: Registration,
+        proposed_cluster_id: &str,
+        internal_topics: impl Fn(&str) -> Vec<(String, Uuid)>,
+    ) -> Result<Arc<Self>, SharedError> {
+        let objects = Objects::open(&settings.object_store_url)?;
+        let mut store = Store::connect(&settings.postgres_url).await?;
+        let version = store.migrate().await?;
+        let cluster_id = store.cluster_id(proposed_cluster_id).await?;
+        for (name, id) in internal_topics(&cluster_id) {
+            match store.create_topic(&name, id, 1).await {
+                Ok(()) | Err(StoreError::TopicExists(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let incarnation = store.register(&registration, settings.session_timeout).await?;
+        tracing::info!(
+            node_id = registration.node_id,
+            %cluster_id,
+            schema_version = version,
+            listeners = ?registration.listeners,
+            "joined the shared-mode cluster"
+        );
+        let shared = Arc::new(Self {
+            node_id: registration.node_id,
+            registration,
+            settings,
+            cluster_id,
+            store: tokio::sync::Mutex::new(store),
+            incarnation: Mutex::new(incarnation),
+            view: RwLock::default(),
+            _objects: objects,
+        });
+        shared.plan_and_reload().await?;
+        Ok(shared)
+    }
+
+    pub fn node_id(&self) -> i32 {
+        self.node_id
+    }
+
+    pub fn cluster_id(&self) -> &str {
+        &self.cluster_id
+    }
+
+    pub fn heartbeat_interval(&self) -> Duration {
+        self.settings.heartbeat_interval
+    }
+
+    /// The latest view.
+    pub fn view(&self) -> Arc<View> {
+        self.view.read().clone()
+    }
+
+    /// One tick: heartbeat (registering again when the lease was lost), plan, reload.
+    pub async fn tick(&self) -> Result<(), SharedError> {
+        {
+            let mut store = self.store.lock().await;
+            if store.is_closed() {
+                *store = Store::connect(&self.settings.postgres_url).await?;
+                tracing::info!("connected to the coordination store again");
+            }
+        }
+        let incarnation = *self.incarnation.lock();
+        let beat = self.store.lock().await.heartbeat(self.node_id, incarnation, self.settings.session_timeout).await;
+        match beat {
+            Ok(()) => {}
+            Err(StoreError::Fenced(why)) => {
+                tracing::warn!(node_id = self.node_id, %why, "lost the cluster lease; registering again");
+                let fresh = self.store.lock().await.register(&self.registration, self.settings.session_timeout).await?;
+                *self.incarnation.lock() = fresh;
+            }
+            Err(e) => return Err(e.into()),
+        }
+        self.plan_and_reload().await
+    }
+
+    /// Runs the lease plan and loads a new view now.
+    pub async fn reload(&self) -> Result<(), SharedError> {
+        self.plan_and_reload().await
+    }
+
+    async fn plan_and_reload(&self) -> Result<(), SharedError> {
+        let mut store = self.store.lock().await;
+        let moves = store.rebalance().await?;
+        for m in &moves {
+            tracing::info!(partition = ?m.partition, from = ?m.from, to = m.to, epoch = m.epoch, "partition lease moved");
+        }
+        let brokers = store.live_brokers().await?;
+        let topics = store.topics().await?;
+        let by_id: HashMap<Uuid, &str> = topics.iter().map(|t| (t.id, t.name.as_str())).collect();
+        let mut leaders: HashMap<String, Vec<Leadership>> = HashMap::new();
+        for ((topic_id, partition), l) in store.leaders().await? {
+            let Some(name) = by_id.get(&topic_id) else { continue };
+            let slots = leaders.entry((*name).to_string()).or_default();
+            let Ok(p) = usize::try_from(partition) else { continue };
+            if slots.len() <= p {
+                slots.resize(p + 1, Leadership { leader: None, epoch: -1 });
+            }
+            slots[p] = Leadership { leader: l.node_id, epoch: l.epoch };
+        }
+        drop(store);
+        *self.view.write() = Arc::new(View { brokers, topics, leaders });
+        Ok(())
+    }
+
+    /// Records a new topic in the store, then gives its partitions leaders. Refused with
+    /// [`StoreError::TopicExists`] when any broker created the name first.
+    pub async fn create_topic(
+        &self,
+        name: &str,
+        id: Uuid,
+        partitions: i32,
+        configs: &BTreeMap<String, String>,
+    ) -> Result<(), SharedError> {
+        self.store.lock().await.create_topic_with(name, id, partitions, configs).await?;
+        self.plan_and_reload().await
+    }
+
+    /// Ends this broker's lease at a clean stop, so that its partitions move at once.
+    pub async fn leave(&self) {
+        let incarnation = *self.incarnation.lock();
+        if let Err(e) = self.store.lock().await.deregister(self.node_id, incarnation).await {
+            tracing::warn!(error = %e, "could not end the cluster lease; it runs out by itself");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::time::{Duration, Instant};
+
+    use uuid::Uuid;
+
+    use super::{Settings, Shared};
+    use crate::cluster::store::Registration;
+    use crate::cluster::testing::PgServer;
+
+    fn led_by(shared: &Shared, topic: &str, partitions: i32) -> Vec<(Option<i32>, i32)> {
+        let view = shared.view();
+        (0..partitions).map(|p| view.leader(topic, p)).map(|l| (l.leader, l.epoch)).collect()
+    }
+
+    #[tokio::test]
+    async fn a_broker_past_its_lease_loses_its_partitions_and_registers_again_when_it_resumes() {
+        let Some(pg) = PgServer::start() else { return };
+        let settings = Settings {
+            postgres_url: pg.url.clone(),
+            object_store_url: "memory:///".into(),
+            session_timeout: Duration::from_millis(400),
+            heartbeat_interval: Duration::from_millis(50),
+        };
+        let registration = |node_id: i32| Registration {
+            node_id,
+            rack: None,
+            listeners: BTreeMap::from([("PLAINTEXT".to_string(), format!("127.0.0.1:{}", 9000 + node_id))]),
+        };
+        let no_internal = |_: &str| Vec::new();
+        let a = Shared::start(settings.clone(), registration(1), "first", no_internal).await.unwrap();
+        let b = Shared::start(settings, registration(2), "second", no_internal).await.unwrap();
+        assert_eq!((a.cluster_id(), b.cluster_id()), ("first", "first"), "the first broker names the cluster");
+        a.create_topic("t", Uuid::new_v4(), 4, &BTreeMap::new()).await.unwrap();
+        b.tick().await.unwrap();
+        a.tick().await.unwrap();
+        let before = led_by(&b, "t", 4);
+        assert_eq!(before, led_by(&a, "t", 4), "both brokers see the same leaders");
+        assert_eq!(before.iter().filter(|(l, _)| *l == Some(1)).count(), 2, "{before:?}");
+        assert_eq!(b.view().brokers.len(), 2);
+
+        // Broker 1 stops ticking (paused): once its lease runs out, broker 2 leads everything,
+        // each moved partition in a higher epoch.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let taken = loop {
+            b.tick().await.unwrap();
+            let now = led_by(&b, "t", 4);
+            if now.iter().all(|(l, _)| *l == Some(2)) {
+                break now;
+            }
+            assert!(Instant::now() < deadline, "broker 2 did not take broker 1's partitions: {now:?}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        for ((was, epoch), (_, now)) in before.iter().zip(&taken) {
+            assert!(*was == Some(2) && now == epoch || *was == Some(1) && now > epoch, "{before:?} -> {taken:?}");
+        }
+        assert_eq!(b.view().brokers.len(), 1);
+
+        // Broker 1 resumes: its heartbeat is refused, it registers as a new incarnation, and
+        // the plan gives it its share again.
+        let old = *a.incarnation.lock();
+        a.tick().await.unwrap();
+        assert_ne!(*a.incarnation.lock(), old, "a lapsed broker comes back as a new incarnation");
+        b.tick().await.unwrap();
+        let after = led_by(&b, "t", 4);
+        assert_eq!(after.iter().filter(|(l, _)| *l == Some(1)).count(), 2, "{after:?}");
+        assert_eq!(after, led_by(&a, "t", 4));
+    }
+}

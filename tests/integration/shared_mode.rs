@@ -1,0 +1,156 @@
+//! Shared mode's membership (preview): three gregor processes over one PostgreSQL see one
+//! cluster — every broker in Metadata, topics created through any of them, each partition led
+//! by one live broker, the same answers from all — and when one is SIGKILLed, the others take
+//! its partitions in a higher leader epoch; a broker that joins takes a share.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, MetadataRequest, MetadataResponse, TopicName};
+use kafka_protocol::protocol::StrBytes;
+use rdkafka::config::ClientConfig;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+
+use crate::common::pg::PgServer;
+use crate::common::{BrokerProcess, RawClient};
+
+/// (topic, partition) -> (leader, leader epoch), as one broker's Metadata v12 tells it.
+type Leaders = BTreeMap<(String, i32), (i32, i32)>;
+
+/// Metadata v12 for the test's topic and the internal ones (which a listing leaves out until
+/// used), whose partitions the lease plan spreads too.
+async fn metadata(addr: SocketAddr) -> MetadataResponse {
+    let names = ["orders", "__consumer_offsets", "__share_group_state", "__transaction_state"];
+    let topics = names
+        .iter()
+        .map(|n| MetadataRequestTopic::default().with_name(Some(TopicName(StrBytes::from_static_str(n)))))
+        .collect();
+    let mut c = RawClient::connect(addr).await;
+    c.call(12, &MetadataRequest::default().with_topics(Some(topics)).with_allow_auto_topic_creation(false)).await
+}
+
+fn leaders(m: &MetadataResponse) -> Leaders {
+    let mut out = Leaders::new();
+    for t in &m.topics {
+        let name = t.name.as_ref().map(|n| n.0.to_string()).unwrap_or_default();
+        for p in &t.partitions {
+            out.insert((name.clone(), p.partition_index), (p.leader_id.0, p.leader_epoch));
+        }
+    }
+    out
+}
+
+fn broker_ids(m: &MetadataResponse) -> Vec<i32> {
+    m.brokers.iter().map(|b| b.node_id.0).collect()
+}
+
+/// Polls every broker in `addrs` until `check` holds for each one's Metadata, and they agree.
+async fn wait_agreed(addrs: &[SocketAddr], what: &str, check: impl Fn(&MetadataResponse) -> bool) -> Leaders {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut views = Vec::new();
+        for a in addrs {
+            views.push(metadata(*a).await);
+        }
+        let all_hold = views.iter().all(&check);
+        let same = views.windows(2).all(|w| leaders(&w[0]) == leaders(&w[1]) && broker_ids(&w[0]) == broker_ids(&w[1]));
+        if all_hold && same {
+            return leaders(&views[0]);
+        }
+        assert!(Instant::now() < deadline, "brokers did not agree on {what} within 30 s: {:?}", views.last());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn spawn(dir: &std::path::Path, node: i32, pg: &str, objects: &str) -> BrokerProcess {
+    let node = node.to_string();
+    let env = [
+        ("GREGOR__SERVER__NODE_ID", node.as_str()),
+        ("GREGOR__CLUSTER__POSTGRES_URL", pg),
+        ("GREGOR__CLUSTER__OBJECT_STORE_URL", objects),
+        ("GREGOR__CLUSTER__PREVIEW", "true"),
+        ("GREGOR__CLUSTER__SESSION_TIMEOUT_MS", "1500"),
+        ("GREGOR__CLUSTER__HEARTBEAT_INTERVAL_MS", "200"),
+        ("RUST_LOG", "info"),
+    ];
+    BrokerProcess::spawn(&dir.join(format!("data-{node}")), &env)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_brokers_share_topics_and_leaders_and_take_over_a_dead_ones_partitions() {
+    let Some(pg) = PgServer::start() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let objects = tmp.path().join("objects");
+    std::fs::create_dir_all(&objects).unwrap();
+    let objects = format!("file://{}", objects.display());
+    let mut brokers: Vec<BrokerProcess> = (1..=3).map(|n| spawn(tmp.path(), n, &pg.url, &objects)).collect();
+    let addrs: Vec<SocketAddr> = brokers.iter().map(|b| b.addr).collect();
+
+    // A topic created through broker 2 is known to all three, each partition led by one of them.
+    let mut admin = RawClient::connect(addrs[1]).await;
+    admin.create_topic("orders", 6).await;
+    let all_led = |m: &MetadataResponse| {
+        broker_ids(m) == [1, 2, 3]
+            && m.topics.iter().all(|t| t.error_code == 0)
+            && leaders(m).values().all(|(l, _)| (1..=3).contains(l))
+    };
+    let before = wait_agreed(&addrs, "three brokers leading orders", all_led).await;
+    let orders: Vec<i32> = before.iter().filter(|((t, _), _)| t == "orders").map(|(_, (l, _))| *l).collect();
+    assert_eq!(orders.len(), 6);
+    // Nine partitions (six and the three internal topics') over three brokers: three each.
+    let mut per_broker = BTreeMap::new();
+    for (l, _) in before.values() {
+        *per_broker.entry(*l).or_insert(0) += 1;
+    }
+    assert_eq!(per_broker.values().copied().collect::<Vec<_>>(), [3, 3, 3], "leases not spread evenly: {before:?}");
+
+    // A client bootstrapped through broker 1 alone produces to every partition's leader.
+    let config =
+        ClientConfig::new().set("bootstrap.servers", addrs[0].to_string()).set("message.timeout.ms", "20000").clone();
+    let producer: FutureProducer = config.clone().set("acks", "all").create().unwrap();
+    let mut written = std::collections::BTreeSet::new();
+    for i in 0..60 {
+        let (key, value) = (format!("k{i}"), format!("v{i}"));
+        let sent = producer.send(FutureRecord::to("orders").key(&key).payload(&value), Duration::ZERO).await;
+        let delivery = sent.unwrap_or_else(|(e, _)| panic!("producing {value}: {e}"));
+        written.insert(delivery.partition);
+    }
+    assert!(written.len() > 3, "60 keys went to only {written:?}");
+
+    // Every broker names the same group coordinator: the leader of __consumer_offsets.
+    let coordinator = before[&("__consumer_offsets".to_string(), 0)].0;
+    for a in &addrs {
+        let mut c = RawClient::connect(*a).await;
+        let req = FindCoordinatorRequest::default().with_key(StrBytes::from_static_str("g"));
+        let resp = c.call(3, &req).await;
+        assert_eq!((resp.error_code, resp.node_id), (0, BrokerId(coordinator)), "{resp:?}");
+    }
+
+    // SIGKILL broker 3: after its lease runs out, 1 and 2 lead everything, in higher epochs.
+    brokers[2].kill_9();
+    let survivors = &addrs[..2];
+    let after = wait_agreed(survivors, "the dead broker's partitions moving", |m| {
+        broker_ids(m) == [1, 2] && leaders(m).values().all(|(l, _)| *l == 1 || *l == 2)
+    })
+    .await;
+    for (key, (leader, epoch)) in &before {
+        let (now_leader, now_epoch) = after[key];
+        if *leader == 3 {
+            assert!(now_epoch > *epoch, "{key:?} moved from broker 3 without a new epoch");
+        } else {
+            assert_eq!((now_leader, now_epoch), (*leader, *epoch), "{key:?} moved though its leader lives");
+        }
+    }
+
+    // A fourth broker joins and takes a share, without moving more than that share.
+    brokers.push(spawn(tmp.path(), 4, &pg.url, &objects));
+    let addrs = [addrs[0], addrs[1], brokers[3].addr];
+    let joined = wait_agreed(&addrs, "the new broker taking a share", |m| {
+        broker_ids(m) == [1, 2, 4] && leaders(m).values().filter(|(l, _)| *l == 4).count() == 3
+    })
+    .await;
+    let moved = after.iter().filter(|(k, (l, _))| joined[*k].0 != *l).count();
+    assert_eq!(moved, 3, "only the new broker's share moves: {after:?} -> {joined:?}");
+}
