@@ -68,7 +68,11 @@ total() { awk -v want="$1" '
 passed=$(total passed)
 failed=$(total failed)
 if [ ${#failed_steps[@]} -gt 0 ]; then
+  # What failed, again at the end, where a reader of the last lines looks.
   echo
+  grep -h -E '^test .* FAILED$|^---- .* stdout ----$' "$LOGS/cargo.log" 2>/dev/null | head -n 20 || true
+  grep -h -E '^[a-z0-9.-]+/[a-z0-9-]+ +(FAIL|timeout) \(' "$LOGS/clients.log" 2>/dev/null | head -n 20 || true
+  grep -h -E 'FAILED|TIMEOUT' "$LOGS/librdkafka.log" 2>/dev/null | grep -v PASSED | tail -n 10 || true
   echo "failed steps: ${failed_steps[*]}"
   [ "$failed" -gt 0 ] || failed=1
 fi

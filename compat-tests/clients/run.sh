@@ -12,6 +12,9 @@
 # images usually set KAFKA_GROUP_INITIAL_REBALANCE_DELAY_MS=0), so groups form without the
 # default 3 s wait. It is started through lib/broker.sh, and scenarios get its state directory
 # in $GREGOR_BROKER_STATE so that they can SIGKILL and restart it (lib/compat.py restart_broker).
+# A scenario that fails is run once more (the shared 2-core CI machine has failed one in ~60 runs
+# for reasons its tail did not show); one that passes then counts as passed and is listed under
+# "Passed on a second try" with its first failure, here and in RESULTS.md.
 # A scenario that exits 77 is recorded as "skip" (e.g. a restart scenario against an external
 # broker).
 #
@@ -219,6 +222,17 @@ for client in "${CLIENTS[@]}"; do
   [ -n "${VERSION[$client]}" ] || VERSION[$client]="$client (version unknown)"
 done
 
+# run_scenario SCRIPT OUT: runs one scenario script (with its flags), its exit status in LAST_RC.
+run_scenario() {
+  if BOOTSTRAP="$BOOTSTRAP" GREGOR_BROKER_STATE="$BROKER_STATE" PYTHONUNBUFFERED=1 timeout --kill-after=10 "$SCENARIO_TIMEOUT" \
+       "$PY" "$HERE/scenarios/"$1 >"$2" 2>&1; then   # unquoted: "script --flag"
+    LAST_RC=0
+  else
+    LAST_RC=$?
+  fi
+}
+
+FLAKY=()
 passed=0
 failed=0
 skipped=0
@@ -237,17 +251,24 @@ for entry in "${SCENARIOS[@]}"; do
   fi
   printf '%-36s ' "$id"
   start=$SECONDS
-  if BOOTSTRAP="$BOOTSTRAP" GREGOR_BROKER_STATE="$BROKER_STATE" PYTHONUNBUFFERED=1 timeout --kill-after=10 "$SCENARIO_TIMEOUT" \
-       "$PY" "$HERE/scenarios/"$script >"$out" 2>&1; then   # unquoted: "script --flag"
-    rc=0
-  else
-    rc=$?
+  run_scenario "$script" "$out"
+  rc=$LAST_RC
+  retried=""
+  if [ "$rc" != 0 ] && [ "$rc" != 77 ] && [ -z "$BROKER_ERROR" ] && broker_alive; then
+    # One more try on a loaded machine; the first failure stays in the output and in RESULTS.md.
+    mv "$out" "$out.first"
+    run_scenario "$script" "$out"
+    if [ "$LAST_RC" = 0 ]; then
+      FLAKY+=("$id (first try exit $rc: $(grep -v -e '^\s*$' -e '^%[0-7]|' "$out.first" | tail -n 1 | cut -c1-160))")
+      retried=" (the first try failed with exit $rc)"
+    fi
+    rc=$LAST_RC
   fi
   took=$((SECONDS - start))
   if [ "$rc" = 0 ]; then
     RESULT[$id]="pass"
     passed=$((passed + 1))
-    echo "pass (${took}s)"
+    echo "pass (${took}s)$retried"
   elif [ "$rc" = 77 ]; then
     RESULT[$id]="skip"
     skipped=$((skipped + 1))
@@ -308,6 +329,12 @@ echo "$TABLE"
   echo "- result: $passed passed, $failed failed, $skipped skipped (\`–\`: scenario not applicable to that client)"
   echo
   echo "$TABLE"
+  if [ ${#FLAKY[@]} -gt 0 ]; then
+    echo
+    echo "Passed on a second try (the first failed):"
+    echo
+    for f in "${FLAKY[@]}"; do echo "- $f"; done
+  fi
   if [ "$failed" -gt 0 ]; then
     echo
     echo "## Failures"
@@ -334,5 +361,6 @@ if [ "$failed" -gt 0 ]; then
   KEEP_WORK=1
   echo "scenario and broker logs kept in $WORK"
 fi
+for f in "${FLAKY[@]}"; do echo "passed on a second try: $f"; done
 echo "clients: $passed passed, $failed failed, $skipped skipped"
 [ "$failed" -eq 0 ]
