@@ -5,10 +5,15 @@
 //! Each tick (`cluster.heartbeat_interval_ms`): heartbeat, plan, reload the view. A broker whose
 //! lease ran out (paused, or cut off from PostgreSQL) registers again as a new incarnation; by
 //! then others lead its partitions, and it learns so from the view it reloads.
+//!
+//! Until that reload, the broker's own clock fences it: a lease is counted from just before
+//! the heartbeat that extended it, on the monotonic clock (which runs on while the process is
+//! stopped), so a broker that cannot be sure it still holds its lease leads nothing — it answers
+//! NOT_LEADER_OR_FOLLOWER rather than take writes for partitions that may have moved.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use parking_lot::{Mutex, RwLock};
 use uuid::Uuid;
@@ -62,6 +67,8 @@ pub struct Shared {
     cluster_id: String,
     store: tokio::sync::Mutex<Store>,
     incarnation: Mutex<Uuid>,
+    /// Until when this broker surely holds its lease (see the module's notes).
+    lease_until: Mutex<Instant>,
     view: RwLock<Arc<View>>,
     /// Opened at start so that a wrong URL stops the start; the data path is not built yet.
     _objects: Objects,
@@ -93,7 +100,9 @@ impl Shared {
                 Err(e) => return Err(e.into()),
             }
         }
+        let asked = Instant::now();
         let incarnation = store.register(&registration, settings.session_timeout).await?;
+        let lease_until = asked + settings.session_timeout;
         tracing::info!(
             node_id = registration.node_id,
             %cluster_id,
@@ -108,6 +117,7 @@ impl Shared {
             cluster_id,
             store: tokio::sync::Mutex::new(store),
             incarnation: Mutex::new(incarnation),
+            lease_until: Mutex::new(lease_until),
             view: RwLock::default(),
             _objects: objects,
         });
@@ -127,6 +137,11 @@ impl Shared {
         self.settings.heartbeat_interval
     }
 
+    /// Whether this broker surely still holds its lease.
+    pub fn holds_lease(&self) -> bool {
+        Instant::now() < *self.lease_until.lock()
+    }
+
     /// The latest view.
     pub fn view(&self) -> Arc<View> {
         self.view.read().clone()
@@ -142,16 +157,24 @@ impl Shared {
             }
         }
         let incarnation = *self.incarnation.lock();
+        let asked = Instant::now();
         let beat = self.store.lock().await.heartbeat(self.node_id, incarnation, self.settings.session_timeout).await;
         match beat {
             Ok(()) => {}
             Err(StoreError::Fenced(why)) => {
                 tracing::warn!(node_id = self.node_id, %why, "lost the cluster lease; registering again");
+                let asked = Instant::now();
                 let fresh = self.store.lock().await.register(&self.registration, self.settings.session_timeout).await?;
                 *self.incarnation.lock() = fresh;
+                // Reload before leading again: the old view may name this broker for
+                // partitions others have taken.
+                self.plan_and_reload().await?;
+                *self.lease_until.lock() = asked + self.settings.session_timeout;
+                return Ok(());
             }
             Err(e) => return Err(e.into()),
         }
+        *self.lease_until.lock() = asked + self.settings.session_timeout;
         self.plan_and_reload().await
     }
 
@@ -216,6 +239,7 @@ mod tests {
     use super::{Settings, Shared};
     use crate::cluster::store::Registration;
     use crate::cluster::testing::PgServer;
+    use crate::cluster::Cluster;
 
     fn led_by(shared: &Shared, topic: &str, partitions: i32) -> Vec<(Option<i32>, i32)> {
         let view = shared.view();
@@ -228,7 +252,7 @@ mod tests {
         let settings = Settings {
             postgres_url: pg.url.clone(),
             object_store_url: "memory:///".into(),
-            session_timeout: Duration::from_millis(400),
+            session_timeout: Duration::from_millis(1500),
             heartbeat_interval: Duration::from_millis(50),
         };
         let registration = |node_id: i32| Registration {
@@ -264,6 +288,11 @@ mod tests {
             assert!(*was == Some(2) && now == epoch || *was == Some(1) && now > epoch, "{before:?} -> {taken:?}");
         }
         assert_eq!(b.view().brokers.len(), 1);
+        // Broker 1's view is stale, but its lease ran out on its own clock too: it leads nothing.
+        assert!(led_by(&a, "t", 4).iter().any(|(l, _)| *l == Some(1)), "broker 1 has not reloaded");
+        assert!(!a.holds_lease());
+        let stale = Cluster::Shared(a.clone());
+        assert!((0..4).all(|p| !stale.leads("t", p)), "a broker past its lease still leads");
 
         // Broker 1 resumes: its heartbeat is refused, it registers as a new incarnation, and
         // the plan gives it its share again.

@@ -77,7 +77,14 @@ impl Cluster {
     pub fn leader(&self, topic: &str, partition: i32) -> Leadership {
         match self {
             Cluster::Single { node_id } => Leadership { leader: Some(*node_id), epoch: LEADER_EPOCH },
-            Cluster::Shared(s) => s.view().leader(topic, partition),
+            Cluster::Shared(s) => {
+                let l = s.view().leader(topic, partition);
+                // Not sure of its own lease, this broker leads nothing (see `shared`).
+                if l.leader == Some(s.node_id()) && !s.holds_lease() {
+                    return Leadership { leader: None, epoch: l.epoch };
+                }
+                l
+            }
         }
     }
 

@@ -419,3 +419,46 @@ pub fn metadata(config: &rdkafka::config::ClientConfig) -> Result<usize, String>
         },
     )
 }
+
+/// An uncompressed v2 batch of `n` records with values `value-<i>` and timestamps `ts + i`.
+pub fn batch(n: usize, ts: i64) -> Bytes {
+    fn varint(out: &mut Vec<u8>, v: i64) {
+        let mut z = ((v << 1) ^ (v >> 63)) as u64;
+        while z >= 0x80 {
+            out.push((z as u8) | 0x80);
+            z >>= 7;
+        }
+        out.push(z as u8);
+    }
+    let mut records = Vec::new();
+    for i in 0..n {
+        let value = format!("value-{i}");
+        let mut r = vec![0u8];
+        varint(&mut r, i as i64);
+        varint(&mut r, i as i64);
+        varint(&mut r, -1);
+        varint(&mut r, value.len() as i64);
+        r.extend_from_slice(value.as_bytes());
+        varint(&mut r, 0);
+        varint(&mut records, r.len() as i64);
+        records.extend_from_slice(&r);
+    }
+    let mut b = BytesMut::new();
+    b.put_i64(0);
+    b.put_i32((49 + records.len()) as i32);
+    b.put_i32(-1);
+    b.put_i8(2);
+    b.put_u32(0);
+    b.put_i16(0);
+    b.put_i32(n as i32 - 1);
+    b.put_i64(ts);
+    b.put_i64(ts + n as i64 - 1);
+    b.put_i64(-1);
+    b.put_i16(-1);
+    b.put_i32(-1);
+    b.put_i32(n as i32);
+    b.extend_from_slice(&records);
+    let crc = crc32c::crc32c(&b[21..]);
+    b[17..21].copy_from_slice(&crc.to_be_bytes());
+    b.freeze()
+}

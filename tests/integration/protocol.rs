@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::common::{RawClient, TestBroker};
+use crate::common::{batch, RawClient, TestBroker};
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
@@ -16,49 +16,6 @@ use kafka_protocol::protocol::StrBytes;
 
 fn name(s: &str) -> TopicName {
     TopicName(StrBytes::from_string(s.to_string()))
-}
-
-/// An uncompressed v2 batch of `n` records with values `value-<i>` and timestamps `ts + i`.
-fn batch(n: usize, ts: i64) -> Bytes {
-    fn varint(out: &mut Vec<u8>, v: i64) {
-        let mut z = ((v << 1) ^ (v >> 63)) as u64;
-        while z >= 0x80 {
-            out.push((z as u8) | 0x80);
-            z >>= 7;
-        }
-        out.push(z as u8);
-    }
-    let mut records = Vec::new();
-    for i in 0..n {
-        let value = format!("value-{i}");
-        let mut r = vec![0u8];
-        varint(&mut r, i as i64);
-        varint(&mut r, i as i64);
-        varint(&mut r, -1);
-        varint(&mut r, value.len() as i64);
-        r.extend_from_slice(value.as_bytes());
-        varint(&mut r, 0);
-        varint(&mut records, r.len() as i64);
-        records.extend_from_slice(&r);
-    }
-    let mut b = BytesMut::new();
-    b.put_i64(0);
-    b.put_i32((49 + records.len()) as i32);
-    b.put_i32(-1);
-    b.put_i8(2);
-    b.put_u32(0);
-    b.put_i16(0);
-    b.put_i32(n as i32 - 1);
-    b.put_i64(ts);
-    b.put_i64(ts + n as i64 - 1);
-    b.put_i64(-1);
-    b.put_i16(-1);
-    b.put_i32(-1);
-    b.put_i32(n as i32);
-    b.extend_from_slice(&records);
-    let crc = crc32c::crc32c(&b[21..]);
-    b[17..21].copy_from_slice(&crc.to_be_bytes());
-    b.freeze()
 }
 
 fn produce_req(topic: &str, partition: i32, acks: i16, records: Bytes) -> ProduceRequest {

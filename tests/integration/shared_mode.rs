@@ -1,20 +1,24 @@
 //! Shared mode's membership (preview): three gregor processes over one PostgreSQL see one
 //! cluster — every broker in Metadata, topics created through any of them, each partition led
 //! by one live broker, the same answers from all — and when one is SIGKILLed, the others take
-//! its partitions in a higher leader epoch; a broker that joins takes a share.
+//! its partitions in a higher leader epoch; a broker that joins takes a share; a broker stopped
+//! past its lease takes no write when it resumes.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
-use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, MetadataRequest, MetadataResponse, TopicName};
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::{
+    BrokerId, FindCoordinatorRequest, MetadataRequest, MetadataResponse, ProduceRequest, TopicName,
+};
 use kafka_protocol::protocol::StrBytes;
 use rdkafka::config::ClientConfig;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
 use crate::common::pg::PgServer;
-use crate::common::{BrokerProcess, RawClient};
+use crate::common::{batch, BrokerProcess, RawClient};
 
 /// (topic, partition) -> (leader, leader epoch), as one broker's Metadata v12 tells it.
 type Leaders = BTreeMap<(String, i32), (i32, i32)>;
@@ -71,8 +75,8 @@ fn spawn(dir: &std::path::Path, node: i32, pg: &str, objects: &str) -> BrokerPro
         ("GREGOR__CLUSTER__POSTGRES_URL", pg),
         ("GREGOR__CLUSTER__OBJECT_STORE_URL", objects),
         ("GREGOR__CLUSTER__PREVIEW", "true"),
-        ("GREGOR__CLUSTER__SESSION_TIMEOUT_MS", "1500"),
-        ("GREGOR__CLUSTER__HEARTBEAT_INTERVAL_MS", "200"),
+        ("GREGOR__CLUSTER__SESSION_TIMEOUT_MS", "3000"),
+        ("GREGOR__CLUSTER__HEARTBEAT_INTERVAL_MS", "300"),
         ("RUST_LOG", "info"),
     ];
     BrokerProcess::spawn(&dir.join(format!("data-{node}")), &env)
@@ -153,4 +157,32 @@ async fn three_brokers_share_topics_and_leaders_and_take_over_a_dead_ones_partit
     .await;
     let moved = after.iter().filter(|(k, (l, _))| joined[*k].0 != *l).count();
     assert_eq!(moved, 3, "only the new broker's share moves: {after:?} -> {joined:?}");
+
+    // Fencing: broker 1 stopped (SIGSTOP) past its lease loses its partitions; resumed, it
+    // takes no write for them, whether or not it has reloaded the cluster's view yet.
+    let (&(_, partition), &(_, epoch)) =
+        joined.iter().find(|((t, _), (l, _))| t == "orders" && *l == 1).expect("broker 1 leads some");
+    brokers[0].signal(libc::SIGSTOP);
+    let others = [addrs[1], addrs[2]];
+    wait_agreed(&others, "broker 1's partitions moving", |m| broker_ids(m) == [2, 4]).await;
+    let mut c = RawClient::connect(addrs[0]).await;
+    brokers[0].signal(libc::SIGCONT);
+    let produce =
+        ProduceRequest::default().with_acks(-1).with_timeout_ms(5000).with_topic_data(vec![TopicProduceData::default(
+        )
+        .with_name(TopicName(StrBytes::from_static_str("orders")))
+        .with_partition_data(vec![PartitionProduceData::default()
+            .with_index(partition)
+            .with_records(Some(batch(1, 0)))])]);
+    let answer = c.call(9, &produce).await;
+    let p = &answer.responses[0].partition_responses[0];
+    assert_eq!(
+        p.error_code, 6,
+        "NOT_LEADER_OR_FOLLOWER from a broker that lost its lease (led in epoch {epoch}): {p:?}"
+    );
+    // It registers again and gets a share back.
+    wait_agreed(&addrs, "broker 1 back with a share", |m| {
+        broker_ids(m) == [1, 2, 4] && leaders(m).values().filter(|(l, _)| *l == 1).count() == 3
+    })
+    .await;
 }
