@@ -304,4 +304,35 @@ mod tests {
         assert_eq!(after.iter().filter(|(l, _)| *l == Some(1)).count(), 2, "{after:?}");
         assert_eq!(after, led_by(&a, "t", 4));
     }
+
+    #[tokio::test]
+    async fn a_postgresql_restart_stalls_the_ticks_and_they_recover_on_a_new_connection() {
+        let Some(mut pg) = PgServer::start() else { return };
+        let settings = Settings {
+            postgres_url: pg.url.clone(),
+            object_store_url: "memory:///".into(),
+            session_timeout: Duration::from_secs(20),
+            heartbeat_interval: Duration::from_millis(50),
+        };
+        let registration =
+            Registration { node_id: 1, rack: None, listeners: BTreeMap::from([("PLAINTEXT".into(), "h:1".into())]) };
+        let a = Shared::start(settings, registration, "c", |_: &str| Vec::new()).await.unwrap();
+        a.create_topic("t", Uuid::new_v4(), 2, &BTreeMap::new()).await.unwrap();
+        let before = led_by(&a, "t", 2);
+        assert_eq!(before, [(Some(1), 1), (Some(1), 1)]);
+
+        pg.stop();
+        assert!(a.tick().await.is_err(), "no store, no tick");
+        assert_eq!(led_by(&a, "t", 2), before, "the view stays as it was while the store is away");
+        assert!(a.holds_lease(), "an outage shorter than the lease takes nothing away");
+
+        pg.start_again();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while let Err(e) = a.tick().await {
+            assert!(Instant::now() < deadline, "ticks did not recover after PostgreSQL came back: {e}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(led_by(&a, "t", 2), before, "same leaders, same epochs");
+        a.create_topic("u", Uuid::new_v4(), 1, &BTreeMap::new()).await.unwrap();
+    }
 }

@@ -13,6 +13,7 @@ pub struct PgServer {
     child: Child,
     bin: PathBuf,
     data: PathBuf,
+    port: u16,
     _dir: tempfile::TempDir,
 }
 
@@ -72,35 +73,66 @@ impl PgServer {
             .unwrap();
         assert!(out.status.success(), "initdb failed: {}", String::from_utf8_lossy(&out.stderr));
         let port = free_port();
-        let child = command(&bin.join("postgres"))
-            .arg("-D")
-            .arg(&data)
-            .args(["-p", &port.to_string(), "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"])
-            .args(["-c", "synchronous_commit=off", "-c", "full_page_writes=off", "-k"])
-            .arg(dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let child = spawn_postgres(&bin, &data, port, dir.path());
         let url = format!("host=127.0.0.1 port={port} user=gregor dbname=postgres");
-        let server = PgServer { url, child, bin: bin.clone(), data, _dir: dir };
-        // Poll until it accepts connections.
+        let server = PgServer { url, child, bin, data, port, _dir: dir };
+        server.wait_ready();
+        Some(server)
+    }
+
+    /// Polls until the server accepts connections.
+    fn wait_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                let ready = Command::new(bin.join("pg_isready"))
-                    .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-U", "gregor"])
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                let ready = Command::new(self.bin.join("pg_isready"))
+                    .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", "gregor"])
                     .stdout(Stdio::null())
                     .status()
                     .is_ok_and(|s| s.success());
                 if ready {
-                    return Some(server);
+                    return;
                 }
             }
             assert!(Instant::now() < deadline, "PostgreSQL did not start within 30 s");
             std::thread::sleep(Duration::from_millis(20));
         }
     }
+
+    /// Stops the server (fast shutdown: sessions are cut) and leaves it stopped.
+    pub fn stop(&mut self) {
+        let status = command(&self.bin.join("pg_ctl"))
+            .arg("stop")
+            .arg("-D")
+            .arg(&self.data)
+            .args(["-m", "fast", "-w"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success(), "pg_ctl stop failed");
+        let _ = self.child.wait();
+    }
+
+    /// Starts the stopped server again on the same port and data.
+    pub fn start_again(&mut self) {
+        let sockets = self.data.parent().expect("the data dir is in the temp dir").to_owned();
+        self.child = spawn_postgres(&self.bin, &self.data, self.port, &sockets);
+        self.wait_ready();
+    }
+}
+
+fn spawn_postgres(bin: &Path, data: &Path, port: u16, sockets: &Path) -> Child {
+    command(&bin.join("postgres"))
+        .arg("-D")
+        .arg(data)
+        .args(["-p", &port.to_string(), "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"])
+        .args(["-c", "synchronous_commit=off", "-c", "full_page_writes=off", "-k"])
+        .arg(sockets)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
 }
 
 impl Drop for PgServer {
