@@ -101,17 +101,21 @@ impl PgServer {
 
     /// Stops the server (fast shutdown: sessions are cut) and leaves it stopped.
     pub fn stop(&mut self) {
-        let status = command(&self.bin.join("pg_ctl"))
+        assert!(self.pg_ctl_stop("fast"), "pg_ctl stop failed");
+        let _ = self.child.wait();
+    }
+
+    /// `pg_ctl stop` in shutdown `mode`, waiting for it; whether it worked.
+    fn pg_ctl_stop(&self, mode: &str) -> bool {
+        command(&self.bin.join("pg_ctl"))
             .arg("stop")
             .arg("-D")
             .arg(&self.data)
-            .args(["-m", "fast", "-w"])
+            .args(["-m", mode, "-w"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status()
-            .unwrap();
-        assert!(status.success(), "pg_ctl stop failed");
-        let _ = self.child.wait();
+            .is_ok_and(|s| s.success())
     }
 
     /// Starts the stopped server again on the same port and data.
@@ -138,14 +142,7 @@ fn spawn_postgres(bin: &Path, data: &Path, port: u16, sockets: &Path) -> Child {
 impl Drop for PgServer {
     fn drop(&mut self) {
         // An immediate shutdown: the data is thrown away anyway.
-        let _ = command(&self.bin.join("pg_ctl"))
-            .arg("stop")
-            .arg("-D")
-            .arg(&self.data)
-            .args(["-m", "immediate", "-w"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
+        self.pg_ctl_stop("immediate");
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
