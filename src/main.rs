@@ -181,13 +181,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     }
     // The broker's own address, where nothing better is known: the first listener's.
     let first = &listeners[0];
-    let bound = first.socket.local_addr()?;
-    let (host, port) = match &first.advertised {
-        Some(a) => (a.host.to_string(), a.port),
-        // Bound to every interface: advertise the host name, as Kafka does.
-        None if bound.ip().is_unspecified() => (host_name(), bound.port()),
-        None => (bound.ip().to_string(), bound.port()),
-    };
+    let (host, port) = own_address(first)?;
     let http = Arc::new(gregor::server::http::HttpState::default());
     if let Some(addr) = config.server.http_address() {
         match tokio::net::TcpListener::bind(addr).await {
@@ -203,7 +197,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         }
     }
     let shutdown = shutdown_signal().context("cannot install the SIGTERM/SIGINT handlers")?;
-    let cluster = join_cluster(&config, &listeners, &host).await?;
+    let cluster = join_cluster(&config, &listeners).await?;
     // Recovery reads and fsyncs files: on a blocking thread, not a runtime worker.
     let opening = {
         let config = config.clone();
@@ -227,13 +221,24 @@ async fn run(args: Args) -> anyhow::Result<()> {
     served.context("clean shutdown failed: cannot flush the logs")
 }
 
+/// A listener's address as the broker gives it out where no client's dialled address is known:
+/// the advertised one, else the bound one (the host name when bound to every interface, as
+/// Kafka does).
+fn own_address(l: &gregor::server::Listener) -> std::io::Result<(String, u16)> {
+    if let Some(a) = &l.advertised {
+        return Ok((a.host.to_string(), a.port));
+    }
+    let bound = l.socket.local_addr()?;
+    let host = if bound.ip().is_unspecified() { host_name() } else { bound.ip().to_string() };
+    Ok((host, bound.port()))
+}
+
 /// A single node, or (with `cluster.postgres_url`) this broker's membership of a shared-mode
 /// cluster: registered with each listener's advertised address, or the address it is bound to
 /// (the host name when bound to every interface).
 async fn join_cluster(
     config: &Config,
     listeners: &[gregor::server::Listener],
-    host: &str,
 ) -> anyhow::Result<gregor::cluster::Cluster> {
     use gregor::cluster::{shared, store::Registration, Cluster};
     let c = &config.cluster;
@@ -245,15 +250,8 @@ async fn join_cluster(
     );
     let mut endpoints = std::collections::BTreeMap::new();
     for l in listeners {
-        let addr = match &l.advertised {
-            Some(a) => format!("{}:{}", a.host, a.port),
-            None => {
-                let bound = l.socket.local_addr()?;
-                let ip = if bound.ip().is_unspecified() { host.to_string() } else { bound.ip().to_string() };
-                format!("{ip}:{}", bound.port())
-            }
-        };
-        endpoints.insert(l.name.clone(), addr);
+        let (host, port) = own_address(l)?;
+        endpoints.insert(l.name.clone(), format!("{host}:{port}"));
     }
     let settings = shared::Settings {
         postgres_url: c.postgres_url.clone(),

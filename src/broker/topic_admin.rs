@@ -140,7 +140,7 @@ impl Broker {
         for (k, v) in &req.configs {
             topic_config::validate(k, v).map_err(CreateTopicError::InvalidConfig)?;
         }
-        let _guard = self.topic_admin.lock();
+        let guard = self.topic_admin.lock();
         if self.topics.get(&req.name).is_some() {
             return Err(CreateTopicError::AlreadyExists(req.name));
         }
@@ -161,7 +161,7 @@ impl Broker {
                 Ok(()) => {}
                 Err(SharedError::Store(StoreError::TopicExists(_))) => {
                     // Another broker created it: take it from the store now, as the next tick would.
-                    drop(_guard);
+                    drop(guard);
                     if tokio::runtime::Handle::current().block_on(shared.reload()).is_ok() {
                         self.adopt_topics();
                     }

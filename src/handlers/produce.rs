@@ -149,8 +149,8 @@ fn append_all(
                 Err((ResponseError::TopicAuthorizationFailed, None, Vec::new()))
             } else if let Some(e) = meta
                 .as_ref()
-                .filter(|_| log.is_some())
-                .and_then(|m| super::common::leadership_error(broker, &m.name, part.index, -1))
+                .zip(log.as_ref())
+                .and_then(|(m, _)| super::common::leadership_error(broker, &m.name, part.index, -1))
             {
                 Err((e, None, Vec::new()))
             } else if let Some(log) = log {

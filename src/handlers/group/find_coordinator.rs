@@ -38,51 +38,52 @@ fn coordinator(ctx: &Ctx, key_type: i8) -> Result<(BrokerId, String, i32), Respo
 pub async fn handle(ctx: &Ctx, req: FindCoordinatorRequest) -> Reply {
     let key_type = if ctx.version >= 1 { req.key_type } else { GROUP_KEY };
     let found = coordinator(ctx, key_type);
+    // Per key: refused, or the coordinator.
+    let answer = |key: &str| match denied(ctx, key_type, key) {
+        Some(e) => Err(e),
+        None => found.clone(),
+    };
     let resp = if ctx.version >= 4 {
         let coordinators = req
             .coordinator_keys
             .into_iter()
-            .map(|key| {
-                let refused = denied(ctx, req.key_type, key.as_str()).map(Err).unwrap_or_else(|| found.clone());
-                let (id, host, port) = match refused {
-                    Ok(found) => found,
-                    Err(e) => {
-                        return Coordinator::default()
-                            .with_key(key)
-                            .with_node_id(BrokerId(-1))
-                            .with_host(str_bytes(""))
-                            .with_port(-1)
-                            .with_error_code(e.code())
-                            .with_error_message(Some(str_bytes(&e.to_string())))
-                    }
-                };
-                Coordinator::default()
+            .map(|key| match answer(key.as_str()) {
+                Ok((id, host, port)) => Coordinator::default()
                     .with_key(key)
                     .with_node_id(id)
                     .with_host(str_bytes(&host))
                     .with_port(port)
-                    .with_error_message(None)
+                    .with_error_message(None),
+                Err(e) => Coordinator::default()
+                    .with_key(key)
+                    .with_node_id(BrokerId(-1))
+                    .with_host(str_bytes(""))
+                    .with_port(-1)
+                    .with_error_code(e.code())
+                    .with_error_message(Some(str_bytes(&e.to_string()))),
             })
             .collect();
         FindCoordinatorResponse::default().with_coordinators(coordinators).with_error_message(None)
-    } else if let Some(e) = denied(ctx, key_type, req.key.as_str()).or_else(|| found.as_ref().err().copied()) {
-        let mut resp = FindCoordinatorResponse::default()
-            .with_node_id(BrokerId(-1))
-            .with_host(str_bytes(""))
-            .with_port(-1)
-            .with_error_code(e.code());
-        if ctx.version >= 1 {
-            resp.error_message = Some(str_bytes(&e.to_string()));
-        }
-        resp
     } else {
-        let (id, host, port) = found.expect("checked above");
-        // KIP-467: no message on success (null).
-        FindCoordinatorResponse::default()
-            .with_node_id(id)
-            .with_host(str_bytes(&host))
-            .with_port(port)
-            .with_error_message(None)
+        match answer(req.key.as_str()) {
+            // KIP-467: no message on success (null).
+            Ok((id, host, port)) => FindCoordinatorResponse::default()
+                .with_node_id(id)
+                .with_host(str_bytes(&host))
+                .with_port(port)
+                .with_error_message(None),
+            Err(e) => {
+                let mut resp = FindCoordinatorResponse::default()
+                    .with_node_id(BrokerId(-1))
+                    .with_host(str_bytes(""))
+                    .with_port(-1)
+                    .with_error_code(e.code());
+                if ctx.version >= 1 {
+                    resp.error_message = Some(str_bytes(&e.to_string()));
+                }
+                resp
+            }
+        }
     };
     ctx.reply(&resp)
 }
