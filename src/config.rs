@@ -835,9 +835,9 @@ impl Config {
         if !c.preview {
             return bad(
                 "cluster.preview",
-                "shared mode is a preview: brokers share topics, leases and leadership through PostgreSQL, but \
-                 records stay on the broker that led their partition (the object-store data path is not built \
-                 yet), so a failover loses them; set cluster.preview = true to run it anyway",
+                "shared mode is a preview: records go to the object store and survive a failover, but group \
+                 offsets and transactions stay with the broker that coordinated them, so a failover of that \
+                 broker loses them; set cluster.preview = true to run it anyway",
             );
         }
         if c.heartbeat_interval_ms == 0 || c.heartbeat_interval_ms >= c.session_timeout_ms {
@@ -2239,7 +2239,7 @@ mod tests {
         let err = load(&[objects, preview]).unwrap_err().to_string();
         assert!(err.contains("cluster.postgres_url"), "{err}");
         let err = load(&[pg, objects]).unwrap_err().to_string();
-        assert!(err.contains("cluster.preview") && err.contains("failover loses"), "{err}");
+        assert!(err.contains("cluster.preview") && err.contains("loses them"), "{err}");
         let cfg = load(&[pg, objects, preview]).unwrap();
         assert!(cfg.cluster.is_shared());
         assert_eq!((cfg.cluster.session_timeout_ms, cfg.cluster.heartbeat_interval_ms), (9_000, 2_000));

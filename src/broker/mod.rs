@@ -41,6 +41,9 @@ pub struct Broker {
     pub cluster: Cluster,
     pub topics: TopicStore,
     pub logs: LogManager,
+    /// Shared mode's data path: commits appended batches to the store, rebuilds led partitions
+    /// from it (see [`crate::cluster::shipping`]).
+    pub shipper: Option<Arc<crate::cluster::shipping::Shipper>>,
     pub producer_ids: ProducerIdManager,
     pub groups: GroupCoordinator,
     /// Share groups (KIP-932), kept in memory.
@@ -84,6 +87,10 @@ impl Broker {
         let producer_ids = ProducerIdManager::open(&root)?;
         let file_cap = FileCache::cap_for_limit(crate::log::files::soft_open_file_limit());
         let logs = LogManager::new(root.clone(), FileCache::new(file_cap));
+        let shipper = cluster.shared().map(|s| crate::cluster::shipping::Shipper::start(s.clone()));
+        if let Some(shipper) = &shipper {
+            logs.set_committer(shipper.clone());
+        }
         let recovery = logs.begin_recovery();
         let now = now_ms();
         let started = std::time::Instant::now();
@@ -132,6 +139,7 @@ impl Broker {
             cluster,
             topics,
             logs,
+            shipper,
             producer_ids,
             groups,
             txns,
@@ -164,8 +172,13 @@ pub async fn follow_cluster(broker: Arc<Broker>) {
     let mut ticks = tokio::time::interval(shared.heartbeat_interval());
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut failing = false;
+    // The controller looks for unreferenced objects about every five minutes; an object is
+    // left ten minutes for the commit that may still reference it.
+    let gc_every = (300_000 / shared.heartbeat_interval().as_millis().max(1)).max(1) as u64;
+    let mut tick_count: u64 = 0;
     loop {
         ticks.tick().await;
+        tick_count += 1;
         match shared.tick().await {
             Ok(()) => {
                 if std::mem::take(&mut failing) {
@@ -181,6 +194,19 @@ pub async fn follow_cluster(broker: Arc<Broker>) {
         }
         let b = broker.clone();
         let _ = tokio::task::spawn_blocking(move || b.adopt_topics()).await;
+        if let Some(shipper) = &broker.shipper {
+            shipper.rebuild_led(|tp| broker.logs.get(tp));
+        }
+        if tick_count.is_multiple_of(gc_every) && broker.cluster.controller() == shared.node_id() {
+            let shared = shared.clone();
+            tokio::spawn(async move {
+                match shared.collect_garbage(std::time::Duration::from_secs(600)).await {
+                    Ok(0) => {}
+                    Ok(n) => info!(objects = n, "deleted objects no commit references"),
+                    Err(e) => tracing::warn!(error = %e, "cannot collect unreferenced objects; trying again later"),
+                }
+            });
+        }
     }
 }
 

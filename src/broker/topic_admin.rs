@@ -176,6 +176,11 @@ impl Broker {
         match created {
             Ok(meta) => {
                 info!(topic = %meta.name, partitions, "created topic");
+                // The partitions this broker leads are served once their (empty) logs are
+                // checked against the store: now rather than at the next tick.
+                if let Some(shipper) = &self.shipper {
+                    shipper.rebuild_led(|tp| self.logs.get(tp));
+                }
                 Ok(meta)
             }
             Err(e) => {

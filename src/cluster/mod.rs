@@ -7,13 +7,16 @@
 //! Shared mode is being built. Here now: the coordination store ([`store`]: schema migrations,
 //! broker registrations and leases, topics, partition leadership with leader epochs, the
 //! fenced batch index), the lease plan ([`leases`]), a broker's membership and view of the
-//! cluster ([`shared`]), and the objects ([`objects`]: batches of several partitions in one
-//! object, ranged reads, garbage collection). Not yet: the data path (records still go to the
-//! leader's local log), so shared mode runs only as a preview (`cluster.preview`).
+//! cluster ([`shared`]), the objects ([`objects`]: batches of several partitions in one
+//! object, ranged reads, garbage collection), and the data path ([`shipping`]: appends are
+//! durable once committed as objects and index rows; a new leader rebuilds its log from them).
+//! Not yet: internal topics (group and transaction state) through the store, so shared mode
+//! runs only as a preview (`cluster.preview`).
 
 pub mod leases;
 pub mod objects;
 pub mod shared;
+pub mod shipping;
 pub mod store;
 #[cfg(test)]
 pub mod testing;

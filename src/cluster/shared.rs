@@ -39,6 +39,10 @@ pub enum SharedError {
     Store(#[from] StoreError),
     #[error("{0}")]
     Objects(#[from] super::objects::ObjectsError),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Gc(#[from] super::objects::GcError),
 }
 
 /// The cluster as this broker last loaded it.
@@ -70,8 +74,15 @@ pub struct Shared {
     /// Until when this broker surely holds its lease (see the module's notes).
     lease_until: Mutex<Instant>,
     view: RwLock<Arc<View>>,
-    /// Opened at start so that a wrong URL stops the start; the data path is not built yet.
-    _objects: Objects,
+    pub(super) objects: Objects,
+    /// The data path's own connection (commits, rebuilds), so that they and the ticks do not
+    /// wait on each other; opened on first use and again after it broke.
+    pub(super) data: tokio::sync::Mutex<Option<Store>>,
+    /// Topic -> partition -> the leader epoch in which this broker's log of it was rebuilt from
+    /// the store (see `shipping`): it serves a partition it leads only in that epoch.
+    pub(super) rebuilt: RwLock<HashMap<Arc<str>, HashMap<i32, i32>>>,
+    /// Whether a topic's records go through the store (internal topics stay local for now).
+    pub(super) shipped: fn(&str) -> bool,
 }
 
 impl std::fmt::Debug for Shared {
@@ -89,6 +100,7 @@ impl Shared {
         registration: Registration,
         proposed_cluster_id: &str,
         internal_topics: impl Fn(&str) -> Vec<(String, Uuid)>,
+        shipped: fn(&str) -> bool,
     ) -> Result<Arc<Self>, SharedError> {
         let objects = Objects::open(&settings.object_store_url)?;
         let mut store = Store::connect(&settings.postgres_url).await?;
@@ -119,7 +131,10 @@ impl Shared {
             incarnation: Mutex::new(incarnation),
             lease_until: Mutex::new(lease_until),
             view: RwLock::default(),
-            _objects: objects,
+            objects,
+            data: tokio::sync::Mutex::new(None),
+            rebuilt: RwLock::default(),
+            shipped,
         });
         shared.plan_and_reload().await?;
         Ok(shared)
@@ -140,6 +155,23 @@ impl Shared {
     /// Whether this broker surely still holds its lease.
     pub fn holds_lease(&self) -> bool {
         Instant::now() < *self.lease_until.lock()
+    }
+
+    /// Whether this broker may serve `topic`'s `partition`, which the view says it leads in
+    /// `epoch`: it holds its lease, and its log of the partition was rebuilt in that epoch (or
+    /// the topic's records do not go through the store).
+    pub fn serves(&self, topic: &str, partition: i32, epoch: i32) -> bool {
+        self.holds_lease()
+            && (!(self.shipped)(topic)
+                || self.rebuilt.read().get(topic).and_then(|p| p.get(&partition)) == Some(&epoch))
+    }
+
+    pub(super) fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    pub(super) fn incarnation(&self) -> Uuid {
+        *self.incarnation.lock()
     }
 
     /// The latest view.
@@ -220,6 +252,13 @@ impl Shared {
         self.plan_and_reload().await
     }
 
+    /// Deletes the objects older than `grace` that no commit references (a broker wrote them
+    /// and its commit was refused or never came). The controller's chore.
+    pub async fn collect_garbage(&self, grace: Duration) -> Result<usize, SharedError> {
+        let store = self.store.lock().await;
+        Ok(super::objects::collect_garbage(&self.objects, &store, grace).await?)
+    }
+
     /// Ends this broker's lease at a clean stop, so that its partitions move at once.
     pub async fn leave(&self) {
         let incarnation = *self.incarnation.lock();
@@ -261,8 +300,8 @@ mod tests {
             listeners: BTreeMap::from([("PLAINTEXT".to_string(), format!("127.0.0.1:{}", 9000 + node_id))]),
         };
         let no_internal = |_: &str| Vec::new();
-        let a = Shared::start(settings.clone(), registration(1), "first", no_internal).await.unwrap();
-        let b = Shared::start(settings, registration(2), "second", no_internal).await.unwrap();
+        let a = Shared::start(settings.clone(), registration(1), "first", no_internal, |_| false).await.unwrap();
+        let b = Shared::start(settings, registration(2), "second", no_internal, |_| false).await.unwrap();
         assert_eq!((a.cluster_id(), b.cluster_id()), ("first", "first"), "the first broker names the cluster");
         a.create_topic("t", Uuid::new_v4(), 4, &BTreeMap::new()).await.unwrap();
         b.tick().await.unwrap();
@@ -316,7 +355,7 @@ mod tests {
         };
         let registration =
             Registration { node_id: 1, rack: None, listeners: BTreeMap::from([("PLAINTEXT".into(), "h:1".into())]) };
-        let a = Shared::start(settings, registration, "c", |_: &str| Vec::new()).await.unwrap();
+        let a = Shared::start(settings, registration, "c", |_: &str| Vec::new(), |_| false).await.unwrap();
         a.create_topic("t", Uuid::new_v4(), 2, &BTreeMap::new()).await.unwrap();
         let before = led_by(&a, "t", 2);
         assert_eq!(before, [(Some(1), 1), (Some(1), 1)]);

@@ -79,8 +79,9 @@ impl Cluster {
             Cluster::Single { node_id } => Leadership { leader: Some(*node_id), epoch: LEADER_EPOCH },
             Cluster::Shared(s) => {
                 let l = s.view().leader(topic, partition);
-                // Not sure of its own lease, this broker leads nothing (see `shared`).
-                if l.leader == Some(s.node_id()) && !s.holds_lease() {
+                // Not sure of its own lease, this broker leads nothing (see `shared`); nor a
+                // partition whose log it has not yet rebuilt from the store (`shipping`).
+                if l.leader == Some(s.node_id()) && !s.serves(topic, partition, l.epoch) {
                     return Leadership { leader: None, epoch: l.epoch };
                 }
                 l

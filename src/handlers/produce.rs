@@ -76,12 +76,19 @@ pub async fn handle(ctx: &Ctx, req: ProduceRequest) -> Reply {
         return delayed(ctx.reply(&resp), hold);
     }
     let (correlation_id, version) = (ctx.correlation_id, ctx.version);
+    let cluster = ctx.broker.cluster.clone();
     let reply = Reply::Deferred(Box::pin(async move {
         for (ti, pi, log, end) in pending {
             if let Err(e) = log.flush_to(end).await {
-                error!(partition = %log.tp, error = %e, "fsync failed; acks=all write not acknowledged");
+                // In shared mode the "fsync" is the commit, refused when the partition moved:
+                // the client then looks for the new leader.
+                let moved = !cluster.leads(&log.tp.topic, log.tp.partition);
+                let code = if moved { ResponseError::NotLeaderOrFollower } else { ResponseError::KafkaStorageError };
+                if !moved {
+                    error!(partition = %log.tp, error = %e, "fsync failed; acks=all write not acknowledged");
+                }
                 let p = &mut resp.responses[ti].partition_responses[pi];
-                p.error_code = ResponseError::KafkaStorageError.code();
+                p.error_code = code.code();
                 p.base_offset = -1;
             }
         }

@@ -6,6 +6,7 @@
 
 pub mod batch;
 pub mod checkpoint;
+pub mod commit;
 pub mod compression;
 pub mod failpoint;
 pub mod files;
@@ -181,6 +182,9 @@ pub struct LogManager {
     /// What [`LogManager::open`] passes to partitions; `TrustCleanShutdown` only between
     /// [`LogManager::begin_recovery`] and [`LogManager::finish_recovery`].
     recovery: parking_lot::Mutex<RecoveryMode>,
+    /// Shared mode's commit of appended batches (see [`commit`]), given to every partition it
+    /// covers.
+    committer: std::sync::OnceLock<Arc<dyn commit::Committer>>,
 }
 
 impl LogManager {
@@ -190,6 +194,20 @@ impl LogManager {
             files,
             partitions: RwLock::new(HashMap::new()),
             recovery: parking_lot::Mutex::new(RecoveryMode::VerifyTail),
+            committer: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// From now on, appends to the partitions `committer` covers (open ones and those opened
+    /// later) count as durable once it committed them. Set once; later calls change nothing.
+    pub fn set_committer(&self, committer: Arc<dyn commit::Committer>) {
+        if self.committer.set(committer.clone()).is_err() {
+            return;
+        }
+        for log in self.all() {
+            if committer.covers(&log.tp) {
+                log.attach_committer(committer.clone());
+            }
         }
     }
 
@@ -255,6 +273,9 @@ impl LogManager {
         let dir = format::partition_dir(&self.root, &tp.topic, tp.partition);
         let mode = *self.recovery.lock();
         let log = PartitionLog::open_shared(&dir, tp.clone(), config, now_ms, mode, &self.files)?;
+        if let Some(c) = self.committer.get().filter(|c| c.covers(&tp)) {
+            log.attach_committer(c.clone());
+        }
         Ok(self.partitions.write().entry(tp).or_insert(log).clone())
     }
 

@@ -29,6 +29,7 @@ use tokio::sync::Notify;
 use tracing::{error, info, warn};
 
 use super::batch::{self, BatchHeader};
+use super::commit::Committer;
 use super::files::FileCache;
 use super::leader_epoch::LeaderEpochCache;
 use super::producer_state::{AbortedTxn, ControlType, ProducerInfo, ProducerStateTable, SequenceCheck};
@@ -58,6 +59,9 @@ pub struct PartitionLog {
     /// This log itself, once shared, so an append can hand its fsync to a background task.
     me: OnceLock<Weak<PartitionLog>>,
     waiters: Mutex<Vec<Weak<Notify>>>,
+    /// Shared mode: appends are durable once committed here, not once fsynced (see
+    /// [`super::commit`]).
+    committer: OnceLock<Arc<dyn Committer>>,
 }
 
 #[derive(Debug)]
@@ -231,6 +235,7 @@ impl PartitionLog {
             // What recovery found is on disk already.
             durable_offset: AtomicI64::new(log_end),
             waiters: Mutex::new(Vec::new()),
+            committer: OnceLock::new(),
         })
     }
 
@@ -258,8 +263,18 @@ impl PartitionLog {
         &self.dir
     }
 
-    pub fn set_config(&self, config: PartitionConfig) {
+    pub fn set_config(&self, mut config: PartitionConfig) {
+        // What a commit made durable is what becomes visible, whatever the topic says.
+        config.durable |= self.committer.get().is_some();
         self.inner.lock().config = config;
+    }
+
+    /// From now on appends count as durable once `committer` committed them (shared mode);
+    /// the log is in durable mode for good. Set once.
+    pub fn attach_committer(&self, committer: Arc<dyn Committer>) {
+        if self.committer.set(committer).is_ok() {
+            self.inner.lock().config.durable = true;
+        }
     }
 
     /// The settings in force.
@@ -432,6 +447,9 @@ impl PartitionLog {
         if self.durable_offset.load(Ordering::Acquire) >= offset {
             return Ok(());
         }
+        if let Some(committer) = self.committer.get() {
+            return self.commit_appended(committer.as_ref()).await;
+        }
         // Rolled segments were fsynced when they were rolled, so the active file is all there is.
         let (file, end, epoch, dir) = {
             let mut inner = self.inner.lock();
@@ -451,6 +469,89 @@ impl PartitionLog {
         .await
         .map_err(io::Error::other)?;
         self.flushed(end, epoch, result)
+    }
+
+    /// Waits for the fsync or commit under way and keeps the next from starting while the
+    /// guard lives (shared mode's rebuild of the log).
+    pub async fn hold_flushes(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.flush_lock.lock().await
+    }
+
+    /// Shared mode's "fsync": hands everything appended since the last commit to the
+    /// committer, a segment's worth (at most 8 MiB) at a time, and makes each part durable and
+    /// visible once committed. The caller holds the flush lock.
+    async fn commit_appended(&self, committer: &dyn Committer) -> io::Result<()> {
+        const MAX_COMMIT_BYTES: usize = 8 << 20;
+        loop {
+            let from = self.durable_offset.load(Ordering::Acquire);
+            let (end, epoch) = {
+                let inner = self.inner.lock();
+                (inner.log_end_offset(), inner.truncations)
+            };
+            if from >= end {
+                return Ok(());
+            }
+            let batches = self.read_uncommitted(from, end, MAX_COMMIT_BYTES).map_err(io::Error::other)?;
+            let Some(next) = batch::next_offset_after(&batches) else {
+                return Err(io::Error::other(format!("no batch to commit at offset {from} (log end {end})")));
+            };
+            committer.commit(&self.tp, batches).await?;
+            self.made_durable(next, epoch);
+            if self.durable_offset.load(Ordering::Acquire) < next {
+                return Err(io::Error::other("the log was truncated while its batches were committed"));
+            }
+        }
+    }
+
+    /// Whole batches from `from` (where a batch starts) up to `end`, at most about `max_bytes`
+    /// (at least one batch), from the segment holding `from` only: what the high watermark
+    /// hides included.
+    fn read_uncommitted(&self, from: i64, end: i64, max_bytes: usize) -> Result<Bytes, ReadError> {
+        let view = {
+            let inner = self.inner.lock();
+            let idx = inner.segments.partition_point(|s| s.base_offset <= from).saturating_sub(1);
+            inner.segments[idx].read_view(from)
+        };
+        match self.locate(&view, from)? {
+            Some((pos, _)) => Ok(view.read_batches(pos, max_bytes, end, true)?),
+            None => Ok(Bytes::new()),
+        }
+    }
+
+    /// Appends batches committed by an earlier leader of the partition (shared mode's rebuild
+    /// of a log from the store), keeping their offsets, timestamps and producer state: the
+    /// first must start at the log end, and the rest follow without gaps. They count as
+    /// durable and become visible at once; nothing is handed to the committer.
+    pub fn append_committed(&self, batches: &[u8], now_ms: i64) -> Result<i64, AppendError> {
+        let _writing = self.append_lock.lock();
+        let mut inner = self.inner.lock();
+        let mut rest = batches;
+        while !rest.is_empty() {
+            let h = BatchHeader::parse(rest)
+                .filter(|h| h.total_len() <= rest.len())
+                .ok_or_else(|| AppendError::Io(io::Error::other("a committed batch is cut short")))?;
+            let one = &rest[..h.total_len()];
+            if h.base_offset != inner.log_end_offset() {
+                return Err(AppendError::Io(io::Error::other(format!(
+                    "a committed batch at offset {} where the log ends at {}",
+                    h.base_offset,
+                    inner.log_end_offset()
+                ))));
+            }
+            let marker = if h.is_control() { batch::read_marker(one) } else { None };
+            if inner.needs_roll(one.len() as u64, &[h], now_ms) {
+                inner = self.roll_unlocked(inner, now_ms)?;
+            }
+            let append_time = std::mem::replace(&mut inner.config.log_append_time, false);
+            let written = inner.append(one, &[h], marker, now_ms);
+            inner.config.log_append_time = append_time;
+            written?;
+            rest = &rest[h.total_len()..];
+        }
+        let (end, epoch) = (inner.log_end_offset(), inner.truncations);
+        drop(inner);
+        self.made_durable(end, epoch);
+        Ok(end)
     }
 
     /// The outcome of an fsync covering everything up to `end`: durable (and, in durable mode,
@@ -1111,3 +1212,7 @@ pub mod cleaner;
 #[cfg(test)]
 #[path = "partition/cleaner_tests.rs"]
 mod cleaner_tests;
+
+#[cfg(test)]
+#[path = "partition/commit_tests.rs"]
+mod commit_tests;

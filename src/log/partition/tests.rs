@@ -18,7 +18,7 @@ use crate::log::{AppendError, CleanerSettings, PartitionConfig, ReadError, Topic
 /// The wall clock the tests pretend it is.
 const NOW: i64 = 1_700_000_000_000;
 
-fn config() -> PartitionConfig {
+pub(super) fn config() -> PartitionConfig {
     PartitionConfig {
         segment_bytes: 1024,
         segment_ms: i64::MAX,

@@ -1,0 +1,276 @@
+//! Shared mode's data path: a partition's records are durable once they are in an object and
+//! the store's batch index says so, and the next leader of a partition rebuilds its log from
+//! there (ARCHITECTURE.md, "Beyond one machine").
+//!
+//! - Commit ([`Shipper`], the log's [`Committer`]): the leader appends to its local log as on
+//!   one node (offsets, validation, idempotence); the log then hands the new batches to the
+//!   shipper instead of fsyncing them. The shipper gathers what every partition handed it
+//!   while its previous commit ran into ONE object, writes it, and commits its batch rows in
+//!   one transaction fenced by this broker's lease and the leader epoch of each partition. Only
+//!   then does the log move the high watermark and answer `acks=all`. A refused commit leaves
+//!   the batches invisible (the producer gets an error and retries at the new leader).
+//! - Rebuild ([`Shipper::rebuild_led`]): a broker serves a partition it leads only once its
+//!   local log equals the committed log: it cuts its log back to what it knows is committed
+//!   (what it committed or rebuilt itself in this process; nothing after a restart) and
+//!   appends the committed batches from there, read from the objects. Until then the
+//!   partition answers NOT_LEADER_OR_FOLLOWER.
+//!
+//! Internal topics (group offsets, transactions, share state) are not shipped yet: their
+//! coordinators keep their state on the broker that leads partition 0.
+
+use std::collections::{HashMap, HashSet};
+use std::io;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+use tokio::sync::{mpsc, oneshot};
+use uuid::Uuid;
+
+use super::objects::ObjectBuilder;
+use super::shared::{Shared, SharedError};
+use super::store::{Store, StoreError};
+use crate::log::batch::{next_offset_after, peek_len};
+use crate::log::commit::{CommitFuture, Committer};
+use crate::log::{PartitionLog, TopicPartition};
+
+/// One object holds at most about this much: what came in while the last commit ran.
+const MAX_OBJECT_BYTES: usize = 16 << 20;
+/// Batch rows read from the store per query while rebuilding.
+const REBUILD_ROWS: i64 = 1000;
+
+struct Job {
+    tp: TopicPartition,
+    batches: Bytes,
+    done: oneshot::Sender<io::Result<()>>,
+}
+
+/// Commits partitions' batches to the object store and the batch index; rebuilds led
+/// partitions' logs from them.
+pub struct Shipper {
+    shared: Arc<Shared>,
+    jobs: mpsc::UnboundedSender<Job>,
+    /// Per partition: up to where this process knows its local log equals the committed log.
+    known: Mutex<HashMap<TopicPartition, i64>>,
+    /// Partitions whose rebuild is under way.
+    rebuilding: Mutex<HashSet<TopicPartition>>,
+}
+
+impl std::fmt::Debug for Shipper {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shipper").field("node_id", &self.shared.node_id()).finish()
+    }
+}
+
+impl Shipper {
+    /// Starts the commit task (on the current runtime).
+    pub fn start(shared: Arc<Shared>) -> Arc<Self> {
+        let (jobs, queue) = mpsc::unbounded_channel();
+        let shipper = Arc::new(Self { shared, jobs, known: Mutex::default(), rebuilding: Mutex::default() });
+        tokio::spawn(run(Arc::downgrade(&shipper), queue));
+        shipper
+    }
+
+    /// Starts a rebuild of each partition this broker leads and does not yet serve in its
+    /// current epoch; `log` finds a partition's local log (None: not open here yet).
+    pub fn rebuild_led(self: &Arc<Self>, log: impl Fn(&TopicPartition) -> Option<Arc<PartitionLog>>) {
+        let view = self.shared.view();
+        let me = self.shared.node_id();
+        for t in view.topics.iter().filter(|t| (self.shared.shipped)(&t.name)) {
+            for p in 0..t.partitions {
+                let l = view.leader(&t.name, p);
+                if l.leader != Some(me) || self.shared.serves(&t.name, p, l.epoch) {
+                    continue;
+                }
+                let tp = TopicPartition::new(&t.name, p);
+                let Some(log) = log(&tp) else { continue };
+                if !self.rebuilding.lock().insert(tp.clone()) {
+                    continue;
+                }
+                let (shipper, topic_id) = (self.clone(), t.id);
+                tokio::spawn(async move {
+                    match shipper.rebuild(&log, topic_id, l.epoch).await {
+                        Ok(end) => {
+                            tracing::info!(partition = %log.tp, epoch = l.epoch, log_end_offset = end, "leading the partition: its log is the committed one")
+                        }
+                        Err(e) => {
+                            tracing::warn!(partition = %log.tp, epoch = l.epoch, error = %e, "cannot rebuild the partition's log from the store; trying again")
+                        }
+                    }
+                    shipper.rebuilding.lock().remove(&log.tp);
+                });
+            }
+        }
+    }
+
+    /// Makes the local log the committed log of the partition and marks it served in `epoch`.
+    async fn rebuild(&self, log: &Arc<PartitionLog>, topic_id: Uuid, epoch: i32) -> Result<i64, SharedError> {
+        let tp = log.tp.clone();
+        // What a commit of the previous term may still be doing finishes first; appends in the
+        // meantime are refused (the partition is not served).
+        let _flushes = log.hold_flushes().await;
+        let end = self.data().await?.log_end(topic_id, tp.partition).await?.unwrap_or(0);
+        let known = self.known.lock().get(&log.tp).copied().unwrap_or(0).min(end);
+        let cut = log.clone();
+        let mut next = tokio::task::spawn_blocking(move || cut.truncate_to(known, crate::clock::now_ms()))
+            .await
+            .map_err(io::Error::other)?
+            .map_err(io::Error::other)?;
+        while next < end {
+            let rows = self.data().await?.batches(topic_id, tp.partition, next, REBUILD_ROWS).await?;
+            if rows.is_empty() {
+                break;
+            }
+            // Neighbouring batches of one object come in one ranged read.
+            let mut runs: Vec<(String, u64, u64)> = Vec::new();
+            for (row, key) in &rows {
+                let (start, len) = (row.byte_offset as u64, row.byte_length as u64);
+                match runs.last_mut() {
+                    Some((k, _, e)) if *k == *key && *e == start => *e += len,
+                    _ => runs.push((key.clone(), start, start + len)),
+                }
+            }
+            for (key, start, stop) in runs {
+                let bytes = self.shared.objects.read(&key, start..stop).await?;
+                let into = log.clone();
+                next = tokio::task::spawn_blocking(move || into.append_committed(&bytes, crate::clock::now_ms()))
+                    .await
+                    .map_err(io::Error::other)?
+                    .map_err(io::Error::other)?;
+            }
+        }
+        if next != end {
+            return Err(SharedError::Io(io::Error::other(format!(
+                "the store's log ends at {end}, the rebuilt log at {next}"
+            ))));
+        }
+        self.known.lock().insert(log.tp.clone(), end);
+        self.shared.rebuilt.write().entry(log.tp.topic.clone()).or_default().insert(log.tp.partition, epoch);
+        Ok(end)
+    }
+
+    /// The data connection, connected first when there is none or it broke.
+    async fn data(&self) -> Result<tokio::sync::MappedMutexGuard<'_, Store>, SharedError> {
+        let mut slot = self.shared.data.lock().await;
+        if slot.as_ref().is_none_or(Store::is_closed) {
+            *slot = Some(Store::connect(&self.shared.settings().postgres_url).await?);
+        }
+        Ok(tokio::sync::MutexGuard::map(slot, |s| s.as_mut().expect("connected above")))
+    }
+
+    /// One object and one fenced commit for these jobs' batches.
+    async fn commit(&self, jobs: &[Job]) -> Result<(), SharedError> {
+        let view = self.shared.view();
+        let me = self.shared.node_id();
+        let mut object = ObjectBuilder::new(me);
+        for job in jobs {
+            let (topic, p) = (&job.tp.topic, job.tp.partition);
+            let l = view.leader(topic, p);
+            let topic_id = view.topics.iter().find(|t| *t.name == **topic).map(|t| t.id);
+            let (Some(topic_id), true) = (topic_id, l.leader == Some(me) && self.shared.serves(topic, p, l.epoch))
+            else {
+                return Err(SharedError::Store(StoreError::Fenced(format!("this broker does not lead {}", job.tp))));
+            };
+            let mut rest = &job.batches[..];
+            while let Some((_, len)) = peek_len(rest) {
+                let Some(one) = rest.get(..len) else { break };
+                object.add(topic_id, p, l.epoch, one)?;
+                rest = &rest[len..];
+            }
+        }
+        let (bytes, commit) = object.finish();
+        self.shared.objects.put(&commit.object_key, bytes).await?;
+        let incarnation = self.shared.incarnation();
+        Ok(self.data().await?.commit(me, incarnation, &commit).await?)
+    }
+
+    /// Commits the jobs together, or, when that is refused and they are of several
+    /// partitions, each alone (one fenced partition must not fail the others).
+    async fn ship(&self, jobs: Vec<Job>) {
+        let result = self.commit(&jobs).await;
+        if result.is_err() && jobs.len() > 1 {
+            for job in jobs {
+                let alone = self.commit(std::slice::from_ref(&job)).await;
+                self.finish(job, alone);
+            }
+            return;
+        }
+        let why = result.as_ref().err().map(ToString::to_string);
+        for job in jobs {
+            let outcome = match &why {
+                None => Ok(()),
+                Some(why) => Err(SharedError::Io(io::Error::other(why.clone()))),
+            };
+            self.finish(job, outcome);
+        }
+    }
+
+    fn finish(&self, job: Job, outcome: Result<(), SharedError>) {
+        match &outcome {
+            Ok(()) => {
+                if let Some(end) = next_offset_after(&job.batches) {
+                    self.known.lock().insert(job.tp.clone(), end);
+                }
+            }
+            // Refused, or its outcome unknown (the connection broke after the commit went
+            // out): the partition is served again only once rebuilt from the store, which
+            // also settles whether the batches made it.
+            Err(e) => {
+                tracing::warn!(partition = %job.tp, error = %e, "a commit failed; the partition is rebuilt before it is served again");
+                if let Some(p) = self.shared.rebuilt.write().get_mut(&job.tp.topic) {
+                    p.remove(&job.tp.partition);
+                }
+            }
+        }
+        let _ = job.done.send(outcome.map_err(io::Error::other));
+    }
+}
+
+impl Committer for Shipper {
+    fn covers(&self, tp: &TopicPartition) -> bool {
+        (self.shared.shipped)(&tp.topic)
+    }
+
+    fn commit(&self, tp: &TopicPartition, batches: Bytes) -> CommitFuture {
+        let (done, answer) = oneshot::channel();
+        let sent = self.jobs.send(Job { tp: tp.clone(), batches, done }).is_ok();
+        Box::pin(async move {
+            if !sent {
+                return Err(io::Error::other("the shared-mode commit task has stopped"));
+            }
+            answer.await.map_err(|_| io::Error::other("the shared-mode commit task has stopped"))?
+        })
+    }
+}
+
+/// The commit task: takes what has come in (up to [`MAX_OBJECT_BYTES`]) and ships it as one
+/// object, while the next jobs gather.
+async fn run(shipper: std::sync::Weak<Shipper>, mut queue: mpsc::UnboundedReceiver<Job>) {
+    let mut carry: Option<Job> = None;
+    loop {
+        let first = match carry.take() {
+            Some(job) => job,
+            None => match queue.recv().await {
+                Some(job) => job,
+                None => return,
+            },
+        };
+        let mut size = first.batches.len();
+        let mut jobs = vec![first];
+        while size < MAX_OBJECT_BYTES {
+            match queue.try_recv() {
+                Ok(job) if size + job.batches.len() > MAX_OBJECT_BYTES => {
+                    carry = Some(job);
+                    break;
+                }
+                Ok(job) => {
+                    size += job.batches.len();
+                    jobs.push(job);
+                }
+                Err(_) => break,
+            }
+        }
+        let Some(shipper) = shipper.upgrade() else { return };
+        shipper.ship(jobs).await;
+    }
+}
