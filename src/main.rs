@@ -269,9 +269,10 @@ async fn join_cluster(
             .map(|n| (n.to_string(), gregor::cluster::internal_topic_id(cluster_id, n)))
             .collect()
     };
-    let joined = shared::Shared::start(settings, registration, &proposed, internal)
-        .await
-        .context("cannot join the shared-mode cluster (cluster.postgres_url, cluster.object_store_url)")?;
+    let joined =
+        shared::Shared::start(settings, registration, &proposed, internal, |topic| !gregor::broker::is_internal(topic))
+            .await
+            .context("cannot join the shared-mode cluster (cluster.postgres_url, cluster.object_store_url)")?;
     Ok(Cluster::Shared(joined))
 }
 
