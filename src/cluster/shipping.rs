@@ -155,7 +155,8 @@ impl Shipper {
         if slot.as_ref().is_none_or(Store::is_closed) {
             *slot = Some(Store::connect(&self.shared.settings().postgres_url).await?);
         }
-        Ok(tokio::sync::MutexGuard::map(slot, |s| s.as_mut().expect("connected above")))
+        tokio::sync::MutexGuard::try_map(slot, Option::as_mut)
+            .map_err(|_| SharedError::Io(io::Error::other("no connection to the coordination store")))
     }
 
     /// One object and one fenced commit for these jobs' batches.
