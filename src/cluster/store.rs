@@ -268,11 +268,14 @@ impl Store {
         configs: &BTreeMap<String, String>,
     ) -> Result<(), StoreError> {
         let configs = serde_json::to_value(configs).expect("a map of strings is JSON").to_string();
+        // Any conflict, not just the name's: brokers starting together insert the internal
+        // topics with the same name *and* id, and a conflict on the id alone (both passed the
+        // name check before either row existed) must not be an error.
         let tx = self.client.transaction().await?;
         let inserted = tx
             .execute(
                 "INSERT INTO topics (topic_id, name, partitions, configs) VALUES ($1, $2, $3, $4::text::jsonb)
-                 ON CONFLICT (name) DO NOTHING",
+                 ON CONFLICT DO NOTHING",
                 &[&topic_id, &name, &partitions, &configs],
             )
             .await?;

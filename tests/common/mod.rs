@@ -319,6 +319,18 @@ impl BrokerProcess {
 
 impl Drop for BrokerProcess {
     fn drop(&mut self) {
+        // A failing test shows what each of its brokers said (how it exited, and its last lines):
+        // the temp dir with the log is gone afterwards.
+        if std::thread::panicking() {
+            let status = match self.child.try_wait() {
+                Ok(Some(s)) => format!("exited with {s}"),
+                _ => "still running".to_string(),
+            };
+            let log = self.log();
+            let lines: Vec<&str> = log.lines().collect();
+            let tail = lines[lines.len().saturating_sub(40)..].join("\n");
+            eprintln!("--- broker {} ({status}), last lines of {}:\n{tail}\n---", self.addr, self.log_path.display());
+        }
         self.kill_9();
     }
 }

@@ -68,6 +68,27 @@ async fn migrations_apply_once_and_a_newer_schema_is_refused() {
     assert!(matches!(refused, Err(StoreError::SchemaTooNew { found: 99, known: 2 })), "{refused:?}");
 }
 
+/// Brokers starting together each create the internal topics, with the same name and id (the
+/// id derives from the cluster id): one creation wins, the others learn the topic exists —
+/// never a unique violation of the id, which stopped a starting broker.
+#[tokio::test]
+async fn brokers_creating_the_same_topic_together_all_succeed_or_find_it() {
+    let Some(pg) = PgServer::start() else { return };
+    let (mut a, mut b, mut c) = (store(&pg).await, store(&pg).await, store(&pg).await);
+    for round in 0..200 {
+        let name = format!("__internal_{round}");
+        let id = Uuid::new_v4();
+        let (ra, rb, rc) =
+            tokio::join!(a.create_topic(&name, id, 1), b.create_topic(&name, id, 1), c.create_topic(&name, id, 1));
+        let results = [ra, rb, rc];
+        assert!(
+            results.iter().all(|r| matches!(r, Ok(()) | Err(StoreError::TopicExists(_)))),
+            "round {round}: {results:?}"
+        );
+        assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1, "round {round}: {results:?}");
+    }
+}
+
 #[tokio::test]
 async fn a_node_id_is_one_live_broker_and_a_lapsed_incarnation_is_fenced() {
     let Some(pg) = PgServer::start() else { return };
