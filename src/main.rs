@@ -196,8 +196,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
             }
         }
     }
-    let shutdown = shutdown_signal().context("cannot install the SIGTERM/SIGINT handlers")?;
-    let cluster = join_cluster(&config, &listeners).await?;
+    let mut shutdown = Box::pin(shutdown_signal().context("cannot install the SIGTERM/SIGINT handlers")?);
+    let Some(cluster) = join_cluster(&config, &listeners, &mut shutdown).await? else {
+        tracing::info!("stopped before joining the shared-mode cluster");
+        return Ok(());
+    };
     // Recovery reads and fsyncs files: on a blocking thread, not a runtime worker.
     let opening = {
         let config = config.clone();
@@ -236,17 +239,22 @@ fn own_address(l: &gregor::server::Listener) -> std::io::Result<(String, u16)> {
 /// A single node, or (with `cluster.postgres_url`) this broker's membership of a shared-mode
 /// cluster: registered with each listener's advertised address, or the address it is bound to
 /// (the host name when bound to every interface).
+///
+/// A store that does not answer yet (PostgreSQL still starting, say, in a compose stack), or a
+/// node id whose previous process's lease has not run out, is waited for, with a warning per
+/// attempt; `None` when a stop signal comes meanwhile.
 async fn join_cluster(
     config: &Config,
     listeners: &[gregor::server::Listener],
-) -> anyhow::Result<gregor::cluster::Cluster> {
+    shutdown: &mut (impl std::future::Future<Output = ()> + Unpin),
+) -> anyhow::Result<Option<gregor::cluster::Cluster>> {
     use gregor::cluster::{shared, store::Registration, Cluster};
     let c = &config.cluster;
     if !c.is_shared() {
-        return Ok(Cluster::Single { node_id: config.server.node_id });
+        return Ok(Some(Cluster::Single { node_id: config.server.node_id }));
     }
     tracing::warn!(
-        "shared mode is a preview (cluster.preview): records stay on the broker that led their partition; a failover loses them"
+        "shared mode is a preview (cluster.preview): group offsets, transactions and share groups do not follow their coordinator to another broker yet"
     );
     let mut endpoints = std::collections::BTreeMap::new();
     for l in listeners {
@@ -269,11 +277,28 @@ async fn join_cluster(
             .map(|n| (n.to_string(), gregor::cluster::internal_topic_id(cluster_id, n)))
             .collect()
     };
-    let joined =
-        shared::Shared::start(settings, registration, &proposed, internal, |topic| !gregor::broker::is_internal(topic))
-            .await
-            .context("cannot join the shared-mode cluster (cluster.postgres_url, cluster.object_store_url)")?;
-    Ok(Cluster::Shared(joined))
+    let mut backoff = std::time::Duration::from_millis(250);
+    loop {
+        let started = shared::Shared::start(settings.clone(), registration.clone(), &proposed, internal, |topic| {
+            !gregor::broker::is_internal(topic)
+        })
+        .await;
+        match started {
+            Ok(joined) => return Ok(Some(Cluster::Shared(joined))),
+            Err(e) if e.is_transient() => {
+                tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "cannot join the shared-mode cluster yet; retrying");
+            }
+            Err(e) => {
+                return Err(e)
+                    .context("cannot join the shared-mode cluster (cluster.postgres_url, cluster.object_store_url)")
+            }
+        }
+        tokio::select! {
+            () = tokio::time::sleep(backoff) => {}
+            () = &mut *shutdown => return Ok(None),
+        }
+        backoff = (backoff * 2).min(std::time::Duration::from_secs(5));
+    }
 }
 
 /// `gregor healthcheck`: dials the broker's first PLAINTEXT listener from the same

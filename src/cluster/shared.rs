@@ -45,6 +45,15 @@ pub enum SharedError {
     Gc(#[from] super::objects::GcError),
 }
 
+impl SharedError {
+    /// Whether trying again later may work: the store did not answer or refused for now (a
+    /// node id still held by its previous process's lease), as opposed to a setting or a
+    /// schema this gregor cannot use.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, SharedError::Store(StoreError::Db(_) | StoreError::NodeIdInUse(_)) | SharedError::Io(_))
+    }
+}
+
 /// The cluster as this broker last loaded it.
 #[derive(Debug, Default)]
 pub struct View {

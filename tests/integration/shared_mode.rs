@@ -244,3 +244,42 @@ async fn three_brokers_share_topics_and_leaders_and_take_over_a_dead_ones_partit
     // Every record is still there, whichever broker now leads its partition.
     assert_eq!(read_orders(addrs[2].to_string(), 80).await, values(0..80));
 }
+
+/// A broker started before PostgreSQL answers waits for it (a compose stack starts both at
+/// once), and stops cleanly on SIGTERM meanwhile; a node id still held by a live broker is
+/// waited for too, not a reason to exit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_waits_for_postgresql_and_for_its_node_id() {
+    let Some(mut pg) = PgServer::start() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let objects = tmp.path().join("objects");
+    std::fs::create_dir_all(&objects).unwrap();
+    let objects = format!("file://{}", objects.display());
+    pg.stop();
+
+    // PostgreSQL is down: the broker keeps trying, and a stop signal ends it cleanly.
+    let mut early = spawn(tmp.path(), 1, &pg.url, &objects);
+    let waiting = "cannot join the shared-mode cluster yet";
+    crate::common::wait_for_sync(Duration::from_secs(20), || early.log().contains(waiting));
+    assert!(early.is_running(), "{}", early.log());
+    early.signal(libc::SIGTERM);
+    let status = early.wait_exit(Duration::from_secs(10)).expect("the waiting broker stops on SIGTERM");
+    assert!(status.success(), "{status}: {}", early.log());
+
+    // Started again while PostgreSQL is still down, it joins once PostgreSQL is up.
+    let one = spawn(tmp.path(), 1, &pg.url, &objects);
+    crate::common::wait_for_sync(Duration::from_secs(20), || one.log().contains(waiting));
+    pg.start_again();
+    wait_agreed(&[one.addr], "broker 1 alone", |m| broker_ids(m) == [1]).await;
+
+    // A second process with the same node id waits while the first holds its lease, and
+    // takes over once the first is gone and its lease has run out.
+    let twin_dir = tmp.path().join("twin");
+    std::fs::create_dir_all(&twin_dir).unwrap();
+    let mut twin = spawn(&twin_dir, 1, &pg.url, &objects);
+    crate::common::wait_for_sync(Duration::from_secs(20), || twin.log().contains("node id 1 is registered"));
+    assert!(twin.is_running(), "{}", twin.log());
+    drop(one);
+    wait_agreed(&[twin.addr], "the twin as broker 1", |m| broker_ids(m) == [1]).await;
+    assert!(twin.is_running());
+}
