@@ -835,9 +835,9 @@ impl Config {
         if !c.preview {
             return bad(
                 "cluster.preview",
-                "shared mode is a preview: records go to the object store and survive a failover, but group \
-                 offsets and transactions stay with the broker that coordinated them, so a failover of that \
-                 broker loses them; set cluster.preview = true to run it anyway",
+                "shared mode is a preview: records and group offsets go to the object store and survive a \
+                 failover, but transaction and share-group state stay with the broker that coordinated them, \
+                 so a failover of that broker loses them; set cluster.preview = true to run it anyway",
             );
         }
         if c.heartbeat_interval_ms == 0 || c.heartbeat_interval_ms >= c.session_timeout_ms {

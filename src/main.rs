@@ -254,7 +254,7 @@ async fn join_cluster(
         return Ok(Some(Cluster::Single { node_id: config.server.node_id }));
     }
     tracing::warn!(
-        "shared mode is a preview (cluster.preview): group offsets, transactions and share groups do not follow their coordinator to another broker yet"
+        "shared mode is a preview (cluster.preview): transactions and share groups do not follow their coordinator to another broker yet"
     );
     let mut endpoints = std::collections::BTreeMap::new();
     for l in listeners {
@@ -279,10 +279,7 @@ async fn join_cluster(
     };
     let mut backoff = std::time::Duration::from_millis(250);
     loop {
-        let started = shared::Shared::start(settings.clone(), registration.clone(), &proposed, internal, |topic| {
-            !gregor::broker::is_internal(topic)
-        })
-        .await;
+        let started = shared::Shared::start(settings.clone(), registration.clone(), &proposed, internal).await;
         match started {
             Ok(joined) => return Ok(Some(Cluster::Shared(joined))),
             Err(e) if e.is_transient() => {

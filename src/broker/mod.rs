@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
-use tracing::info;
+use tracing::{error, info};
 
 use crate::cluster::Cluster;
 use crate::config::Config;
@@ -169,6 +169,14 @@ impl Broker {
 /// it was until the store answers again.
 pub async fn follow_cluster(broker: Arc<Broker>) {
     let Some(shared) = broker.cluster.shared().cloned() else { return };
+    if let Some(shipper) = &broker.shipper {
+        let weak = Arc::downgrade(&broker);
+        shipper.on_rebuilt(Arc::new(move |tp: &TopicPartition| {
+            if let Some(broker) = weak.upgrade() {
+                broker.took_over(tp);
+            }
+        }));
+    }
     let mut ticks = tokio::time::interval(shared.heartbeat_interval());
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut failing = false;
@@ -206,6 +214,23 @@ pub async fn follow_cluster(broker: Arc<Broker>) {
                     Err(e) => tracing::warn!(error = %e, "cannot collect unreferenced objects; trying again later"),
                 }
             });
+        }
+    }
+}
+
+impl Broker {
+    /// Shared mode: this broker now leads `tp` and its log was rebuilt from the store. The
+    /// group coordinator reloads its groups from `__consumer_offsets`; the transaction and
+    /// share coordinators keep what they loaded at start (not reloaded yet).
+    fn took_over(&self, tp: &TopicPartition) {
+        if &*tp.topic == crate::group::OFFSETS_TOPIC {
+            let names = StartTopics { topics: &self.topics, cluster_id: &self.node.cluster_id };
+            match self.groups.reload(now_ms(), &names) {
+                Ok(()) => info!("group coordinator: groups reloaded from the committed offsets log"),
+                Err(e) => error!(error = %e, "group coordinator: cannot reload the groups"),
+            }
+        } else if is_internal(&tp.topic) {
+            tracing::warn!(topic = %tp.topic, "coordinating this internal topic's state after a move is not built yet: its state is what this broker loaded at start");
         }
     }
 }

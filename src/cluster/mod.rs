@@ -9,9 +9,9 @@
 //! fenced batch index), the lease plan ([`leases`]), a broker's membership and view of the
 //! cluster ([`shared`]), the objects ([`objects`]: batches of several partitions in one
 //! object, ranged reads, garbage collection), and the data path ([`shipping`]: appends are
-//! durable once committed as objects and index rows; a new leader rebuilds its log from them).
-//! Not yet: internal topics (group and transaction state) through the store, so shared mode
-//! runs only as a preview (`cluster.preview`).
+//! durable once committed as objects and index rows; a new leader rebuilds its log from them,
+//! and a new group coordinator reloads the groups). Not yet: the transaction and share
+//! coordinators' reload, so shared mode runs only as a preview (`cluster.preview`).
 
 pub mod leases;
 pub mod objects;

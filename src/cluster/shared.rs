@@ -90,8 +90,6 @@ pub struct Shared {
     /// Topic -> partition -> the leader epoch in which this broker's log of it was rebuilt from
     /// the store (see `shipping`): it serves a partition it leads only in that epoch.
     pub(super) rebuilt: RwLock<HashMap<Arc<str>, HashMap<i32, i32>>>,
-    /// Whether a topic's records go through the store (internal topics stay local for now).
-    pub(super) shipped: fn(&str) -> bool,
 }
 
 impl std::fmt::Debug for Shared {
@@ -109,7 +107,6 @@ impl Shared {
         registration: Registration,
         proposed_cluster_id: &str,
         internal_topics: impl Fn(&str) -> Vec<(String, Uuid)>,
-        shipped: fn(&str) -> bool,
     ) -> Result<Arc<Self>, SharedError> {
         let objects = Objects::open(&settings.object_store_url)?;
         let mut store = Store::connect(&settings.postgres_url).await?;
@@ -143,7 +140,6 @@ impl Shared {
             objects,
             data: tokio::sync::Mutex::new(None),
             rebuilt: RwLock::default(),
-            shipped,
         });
         shared.plan_and_reload().await?;
         Ok(shared)
@@ -167,12 +163,9 @@ impl Shared {
     }
 
     /// Whether this broker may serve `topic`'s `partition`, which the view says it leads in
-    /// `epoch`: it holds its lease, and its log of the partition was rebuilt in that epoch (or
-    /// the topic's records do not go through the store).
+    /// `epoch`: it holds its lease, and its log of the partition was rebuilt in that epoch.
     pub fn serves(&self, topic: &str, partition: i32, epoch: i32) -> bool {
-        self.holds_lease()
-            && (!(self.shipped)(topic)
-                || self.rebuilt.read().get(topic).and_then(|p| p.get(&partition)) == Some(&epoch))
+        self.holds_lease() && self.rebuilt.read().get(topic).and_then(|p| p.get(&partition)) == Some(&epoch)
     }
 
     pub(super) fn settings(&self) -> &Settings {
@@ -309,8 +302,8 @@ mod tests {
             listeners: BTreeMap::from([("PLAINTEXT".to_string(), format!("127.0.0.1:{}", 9000 + node_id))]),
         };
         let no_internal = |_: &str| Vec::new();
-        let a = Shared::start(settings.clone(), registration(1), "first", no_internal, |_| false).await.unwrap();
-        let b = Shared::start(settings, registration(2), "second", no_internal, |_| false).await.unwrap();
+        let a = Shared::start(settings.clone(), registration(1), "first", no_internal).await.unwrap();
+        let b = Shared::start(settings, registration(2), "second", no_internal).await.unwrap();
         assert_eq!((a.cluster_id(), b.cluster_id()), ("first", "first"), "the first broker names the cluster");
         a.create_topic("t", Uuid::new_v4(), 4, &BTreeMap::new()).await.unwrap();
         b.tick().await.unwrap();
@@ -364,7 +357,7 @@ mod tests {
         };
         let registration =
             Registration { node_id: 1, rack: None, listeners: BTreeMap::from([("PLAINTEXT".into(), "h:1".into())]) };
-        let a = Shared::start(settings, registration, "c", |_: &str| Vec::new(), |_| false).await.unwrap();
+        let a = Shared::start(settings, registration, "c", |_: &str| Vec::new()).await.unwrap();
         a.create_topic("t", Uuid::new_v4(), 2, &BTreeMap::new()).await.unwrap();
         let before = led_by(&a, "t", 2);
         assert_eq!(before, [(Some(1), 1), (Some(1), 1)]);

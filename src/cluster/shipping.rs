@@ -15,8 +15,9 @@
 //!   appends the committed batches from there, read from the objects. Until then the
 //!   partition answers NOT_LEADER_OR_FOLLOWER.
 //!
-//! Internal topics (group offsets, transactions, share state) are not shipped yet: their
-//! coordinators keep their state on the broker that leads partition 0.
+//! Internal topics go the same way. When a broker becomes the leader of `__consumer_offsets`
+//! (the group coordinator), the groups are reloaded from the rebuilt log before it serves
+//! ([`Shipper::on_rebuilt`]); the transaction and share coordinators do not reload yet.
 
 use std::collections::{HashMap, HashSet};
 use std::io;
@@ -54,7 +55,13 @@ pub struct Shipper {
     known: Mutex<HashMap<TopicPartition, i64>>,
     /// Partitions whose rebuild is under way.
     rebuilding: Mutex<HashSet<TopicPartition>>,
+    /// Told of each rebuilt partition before it is served (a coordinator reloads its state
+    /// from the log); runs on the blocking pool.
+    on_rebuilt: std::sync::OnceLock<RebuiltHook>,
 }
+
+/// See [`Shipper::on_rebuilt`].
+pub type RebuiltHook = Arc<dyn Fn(&TopicPartition) + Send + Sync>;
 
 impl std::fmt::Debug for Shipper {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -66,9 +73,20 @@ impl Shipper {
     /// Starts the commit task (on the current runtime).
     pub fn start(shared: Arc<Shared>) -> Arc<Self> {
         let (jobs, queue) = mpsc::unbounded_channel();
-        let shipper = Arc::new(Self { shared, jobs, known: Mutex::default(), rebuilding: Mutex::default() });
+        let shipper = Arc::new(Self {
+            shared,
+            jobs,
+            known: Mutex::default(),
+            rebuilding: Mutex::default(),
+            on_rebuilt: std::sync::OnceLock::new(),
+        });
         tokio::spawn(run(Arc::downgrade(&shipper), queue));
         shipper
+    }
+
+    /// Sets what runs after a partition's log was rebuilt and before it is served (once).
+    pub fn on_rebuilt(&self, hook: RebuiltHook) {
+        let _ = self.on_rebuilt.set(hook);
     }
 
     /// Starts a rebuild of each partition this broker leads and does not yet serve in its
@@ -76,7 +94,7 @@ impl Shipper {
     pub fn rebuild_led(self: &Arc<Self>, log: impl Fn(&TopicPartition) -> Option<Arc<PartitionLog>>) {
         let view = self.shared.view();
         let me = self.shared.node_id();
-        for t in view.topics.iter().filter(|t| (self.shared.shipped)(&t.name)) {
+        for t in &view.topics {
             for p in 0..t.partitions {
                 let l = view.leader(&t.name, p);
                 if l.leader != Some(me) || self.shared.serves(&t.name, p, l.epoch) {
@@ -145,6 +163,10 @@ impl Shipper {
             ))));
         }
         self.known.lock().insert(log.tp.clone(), end);
+        if let Some(hook) = self.on_rebuilt.get().cloned() {
+            let tp = log.tp.clone();
+            tokio::task::spawn_blocking(move || hook(&tp)).await.map_err(io::Error::other)?;
+        }
         self.shared.rebuilt.write().entry(log.tp.topic.clone()).or_default().insert(log.tp.partition, epoch);
         Ok(end)
     }
@@ -228,8 +250,8 @@ impl Shipper {
 }
 
 impl Committer for Shipper {
-    fn covers(&self, tp: &TopicPartition) -> bool {
-        (self.shared.shipped)(&tp.topic)
+    fn covers(&self, _: &TopicPartition) -> bool {
+        true
     }
 
     fn commit(&self, tp: &TopicPartition, batches: Bytes) -> CommitFuture {
@@ -273,5 +295,127 @@ async fn run(shipper: std::sync::Weak<Shipper>, mut queue: mpsc::UnboundedReceiv
         }
         let Some(shipper) = shipper.upgrade() else { return };
         shipper.ship(jobs).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::time::{Duration, Instant};
+
+    use super::*;
+    use crate::cluster::shared::Settings;
+    use crate::cluster::store::Registration;
+    use crate::cluster::testing::PgServer;
+    use crate::log::batch;
+    use crate::log::files::FileCache;
+    use crate::log::{PartitionConfig, RecoveryMode};
+
+    fn open_log(dir: &std::path::Path, p: i32) -> Arc<PartitionLog> {
+        let tp = TopicPartition::new("t", p);
+        let (config, files) = (PartitionConfig::internal(), FileCache::unbounded());
+        PartitionLog::open_shared(&dir.join(format!("t-{p}")), tp, config, 0, RecoveryMode::VerifyTail, &files).unwrap()
+    }
+
+    fn records(values: &[&str]) -> Vec<u8> {
+        let kvs: Vec<batch::KeyValue<'_>> = values.iter().map(|v| (None, Some(v.as_bytes()))).collect();
+        batch::build(&kvs, 1_000)
+    }
+
+    /// Starts rebuilds and waits until this broker serves both partitions of `t`.
+    async fn serve_both(shipper: &Arc<Shipper>, logs: &[Arc<PartitionLog>]) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            shipper.rebuild_led(|tp| logs.get(tp.partition as usize).cloned());
+            let view = shipper.shared.view();
+            if (0..2).all(|p| shipper.shared.serves("t", p, view.leader("t", p).epoch)) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "the partitions were not rebuilt within 10 s");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    fn unserve(shared: &Shared, p: i32) {
+        shared.rebuilt.write().get_mut("t").unwrap().remove(&p);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn commits_go_to_the_store_a_fenced_partition_fails_alone_and_a_rebuilt_log_is_the_committed_one() {
+        let Some(pg) = PgServer::start() else { return };
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(tmp.path().join("objects")).unwrap();
+        let settings = Settings {
+            postgres_url: pg.url.clone(),
+            object_store_url: format!("file://{}", tmp.path().join("objects").display()),
+            session_timeout: Duration::from_secs(30),
+            heartbeat_interval: Duration::from_secs(1),
+        };
+        let registration =
+            Registration { node_id: 1, rack: None, listeners: BTreeMap::from([("PLAINTEXT".into(), "h:1".into())]) };
+        let shared = Shared::start(settings, registration, "c", |_: &str| Vec::new()).await.unwrap();
+        shared.create_topic("t", Uuid::new_v4(), 2, &BTreeMap::new()).await.unwrap();
+        let topic_id = shared.view().topics[0].id;
+
+        let shipper = Shipper::start(shared.clone());
+        let logs = [open_log(&tmp.path().join("a"), 0), open_log(&tmp.path().join("a"), 1)];
+        for log in &logs {
+            log.attach_committer(shipper.clone());
+        }
+        // Before its (empty) rebuild, a partition is not served and its commits are refused.
+        logs[0].append(&records(&["early"]), 0).unwrap();
+        assert!(logs[0].flush_to(1).await.is_err());
+        assert_eq!(logs[0].offsets().high_watermark, 0);
+        serve_both(&shipper, &logs).await;
+        assert_eq!(logs[0].offsets().log_end_offset, 0, "the rebuild cut what was never committed");
+
+        // Committed: visible, and in the store's index.
+        logs[0].append(&records(&["a", "b"]), 0).unwrap();
+        logs[0].flush_to(2).await.unwrap();
+        assert_eq!(logs[0].offsets().high_watermark, 2);
+        assert_eq!(shipper.data().await.unwrap().log_end(topic_id, 0).await.unwrap(), Some(2));
+
+        // One object for two partitions, one of them no longer served: the other's batches
+        // are committed all the same. (Jobs made by hand: an append would start its own commit.)
+        unserve(&shared, 1);
+        let at = |offset: i64, values: &[&str]| {
+            let mut b = records(values);
+            batch::assign_offset(&mut b, offset, 0);
+            Bytes::from(b)
+        };
+        let third = at(2, &["c"]);
+        let mut answers = Vec::new();
+        let mut jobs = Vec::new();
+        for (p, batches) in [(0, third.clone()), (1, at(0, &["x", "y", "z"]))] {
+            let (done, answer) = oneshot::channel();
+            jobs.push(Job { tp: TopicPartition::new("t", p), batches, done });
+            answers.push(answer);
+        }
+        shipper.ship(jobs).await;
+        assert!(answers.remove(0).await.unwrap().is_ok(), "the served partition's commit went through");
+        assert!(answers.remove(0).await.unwrap().is_err(), "the other's was refused");
+        let store = shipper.data().await.unwrap();
+        assert_eq!(store.log_end(topic_id, 0).await.unwrap(), Some(3));
+        assert_eq!(store.log_end(topic_id, 1).await.unwrap(), Some(0));
+        drop(store);
+
+        // Another log of partition 0, rebuilt from the store, is the committed log.
+        let fresh = Shipper::start(shared.clone());
+        let rebuilt = [open_log(&tmp.path().join("b"), 0), open_log(&tmp.path().join("b"), 1)];
+        unserve(&shared, 0);
+        serve_both(&fresh, &rebuilt).await;
+        // Every batch up to the high watermark (a read stops at the end of a segment).
+        let read = |log: &PartitionLog| {
+            let mut all = Vec::new();
+            while let Some(next) =
+                batch::next_offset_after(&all).or(Some(0)).filter(|n| *n < log.offsets().high_watermark)
+            {
+                all.extend_from_slice(&log.read(next, 1 << 20, true).unwrap().records);
+            }
+            all
+        };
+        assert_eq!(rebuilt[0].offsets().high_watermark, 3);
+        assert_eq!(read(&rebuilt[0]), [read(&logs[0]), third.to_vec()].concat());
+        assert_eq!(rebuilt[1].offsets().log_end_offset, 0, "nothing of partition 1 was committed");
     }
 }

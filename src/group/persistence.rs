@@ -27,6 +27,13 @@ impl GroupCoordinator {
         Ok(coordinator)
     }
 
+    /// Forgets every group and rebuilds them all from the offsets log, as at start. Shared
+    /// mode calls it when this broker becomes the group coordinator: its log of the offsets
+    /// topic was just rebuilt from the store, with what the previous coordinator committed.
+    pub fn reload(&self, now_ms: i64, topics: &dyn TopicNames) -> io::Result<()> {
+        self.replay(now_ms, topics).map(drop)
+    }
+
     /// Rebuilds groups and committed offsets from the log. Returns the records it could not
     /// understand (a key or value version gregor does not know, e.g. written by a newer
     /// release or by Kafka itself), latest per key: they changed nothing, are reported, and

@@ -3,7 +3,8 @@
 //! by one live broker, the same answers from all — and when one is SIGKILLed, the others take
 //! its partitions in a higher leader epoch; a broker that joins takes a share; a broker stopped
 //! past its lease takes no write when it resumes. Records live in the object store: what was
-//! acknowledged survives its leader's SIGKILL and every move of its partition.
+//! acknowledged survives its leader's SIGKILL and every move of its partition, and committed
+//! group offsets survive the group coordinator's.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -16,7 +17,7 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Message, Offset, TopicPartitionList};
 
@@ -243,6 +244,50 @@ async fn three_brokers_share_topics_and_leaders_and_take_over_a_dead_ones_partit
     .await;
     // Every record is still there, whichever broker now leads its partition.
     assert_eq!(read_orders(addrs[2].to_string(), 80).await, values(0..80));
+
+    // Group offsets survive their coordinator: committed through it, read back from the
+    // broker that takes __consumer_offsets over once it is SIGKILLed.
+    let bootstrap = addrs.map(|a| a.to_string()).join(",");
+    let mut committed = TopicPartitionList::new();
+    for p in 0..6 {
+        committed.add_partition_offset("orders", p, Offset::Offset(i64::from(p) + 1)).unwrap();
+    }
+    let to_commit = committed.clone();
+    let group = |bootstrap: String| {
+        ClientConfig::new()
+            .set("bootstrap.servers", bootstrap)
+            .set("group.id", "keeps-offsets")
+            .set("enable.auto.commit", "false")
+            .create::<BaseConsumer>()
+            .unwrap()
+    };
+    let c = group(bootstrap.clone());
+    tokio::task::spawn_blocking(move || c.commit(&to_commit, CommitMode::Sync).expect("commit")).await.unwrap();
+    let mut find = RawClient::connect(addrs[0]).await;
+    let req = FindCoordinatorRequest::default().with_key(StrBytes::from_static_str("keeps-offsets"));
+    let coordinator = find.call(3, &req).await.node_id.0;
+    let ids = [1, 2, 4];
+    let victim = ids.iter().position(|id| *id == coordinator).expect("a live coordinator");
+    brokers[[0, 1, 3][victim]].kill_9();
+    let rest: Vec<SocketAddr> = (0..3).filter(|i| *i != victim).map(|i| addrs[i]).collect();
+    let rest_ids: Vec<i32> = (0..3).filter(|i| *i != victim).map(|i| ids[i]).collect();
+    wait_agreed(&rest, "the group coordinator moving", |m| broker_ids(m) == rest_ids).await;
+    let c = group(rest.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(","));
+    let fetched = tokio::task::spawn_blocking(move || {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            match c.committed_offsets(committed.clone(), Duration::from_secs(5)) {
+                Ok(got) if got.elements().iter().all(|e| e.offset() != Offset::Invalid) => return got,
+                other => assert!(Instant::now() < deadline, "no committed offsets after the move: {other:?}"),
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    })
+    .await
+    .unwrap();
+    for e in fetched.elements() {
+        assert_eq!(e.offset(), Offset::Offset(i64::from(e.partition()) + 1), "{fetched:?}");
+    }
 }
 
 /// A broker started before PostgreSQL answers waits for it (a compose stack starts both at
