@@ -50,7 +50,7 @@ impl SharedError {
     /// node id still held by its previous process's lease), as opposed to a setting or a
     /// schema this gregor cannot use.
     pub fn is_transient(&self) -> bool {
-        matches!(self, SharedError::Store(StoreError::Db(_) | StoreError::NodeIdInUse(_)) | SharedError::Io(_))
+        matches!(self, SharedError::Store(StoreError::Db(_) | StoreError::NodeIdInUse(_)))
     }
 }
 
