@@ -84,7 +84,13 @@ impl Broker {
         let topics = TopicStore::load(&root)?;
         let dynamic = broker_configs::DynamicLayers::load(&root)?;
         let log_defaults = dynamic.log_defaults(&config.log);
-        let producer_ids = ProducerIdManager::open(&root)?;
+        let producer_ids = match &cluster {
+            Cluster::Single { .. } => ProducerIdManager::open(&root)?,
+            Cluster::Shared(s) => ProducerIdManager::with_blocks(Box::new(StoreIdBlocks {
+                shared: s.clone(),
+                runtime: tokio::runtime::Handle::try_current().map_err(io::Error::other)?,
+            })),
+        };
         let file_cap = FileCache::cap_for_limit(crate::log::files::soft_open_file_limit());
         let logs = LogManager::new(root.clone(), FileCache::new(file_cap));
         let shipper = cluster.shared().map(|s| crate::cluster::shipping::Shipper::start(s.clone()));
@@ -232,6 +238,20 @@ impl Broker {
         } else if is_internal(&tp.topic) {
             tracing::warn!(topic = %tp.topic, "coordinating this internal topic's state after a move is not built yet: its state is what this broker loaded at start");
         }
+    }
+}
+
+/// Shared mode: producer id blocks come from the coordination store, so that brokers never
+/// hand out the same id (an idempotent producer's sequence numbers are per producer id).
+#[derive(Debug)]
+struct StoreIdBlocks {
+    shared: Arc<crate::cluster::shared::Shared>,
+    runtime: tokio::runtime::Handle,
+}
+
+impl crate::txn::IdBlocks for StoreIdBlocks {
+    fn allocate(&self, size: i64) -> io::Result<i64> {
+        self.runtime.block_on(self.shared.allocate_producer_ids(size)).map_err(io::Error::other)
     }
 }
 

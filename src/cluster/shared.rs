@@ -254,6 +254,12 @@ impl Shared {
         self.plan_and_reload().await
     }
 
+    /// Takes a block of `count` producer ids no other broker of the cluster is given; returns
+    /// its first id.
+    pub async fn allocate_producer_ids(&self, count: i64) -> Result<i64, SharedError> {
+        Ok(self.store.lock().await.allocate_producer_ids(count).await?)
+    }
+
     /// Deletes the objects older than `grace` that no commit references (a broker wrote them
     /// and its commit was refused or never came). The controller's chore.
     pub async fn collect_garbage(&self, grace: Duration) -> Result<usize, SharedError> {

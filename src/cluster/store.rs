@@ -23,8 +23,11 @@ use uuid::Uuid;
 use super::leases::{self, PartitionKey};
 
 /// The schema, one migration per version, applied in order.
-const MIGRATIONS: &[(i32, &str)] =
-    &[(1, include_str!("migrations/001_coordination.sql")), (2, include_str!("migrations/002_cluster_id.sql"))];
+const MIGRATIONS: &[(i32, &str)] = &[
+    (1, include_str!("migrations/001_coordination.sql")),
+    (2, include_str!("migrations/002_cluster_id.sql")),
+    (3, include_str!("migrations/003_producer_ids.sql")),
+];
 
 /// Key of the advisory lock that serializes migrations and lease plans across brokers.
 const LOCK_KEY: i64 = 0x6772_6567_6f72; // "gregor"
@@ -252,6 +255,19 @@ impl Store {
             .execute("INSERT INTO cluster (cluster_id) VALUES ($1) ON CONFLICT (singleton) DO NOTHING", &[&proposed])
             .await?;
         Ok(self.client.query_one("SELECT cluster_id FROM cluster", &[]).await?.get(0))
+    }
+
+    /// Takes the next `count` producer ids of the cluster for this broker: returns the first.
+    /// No other broker is ever given any of them.
+    pub async fn allocate_producer_ids(&self, count: i64) -> Result<i64, StoreError> {
+        let row = self
+            .client
+            .query_one(
+                "UPDATE cluster SET next_producer_id = next_producer_id + $1 RETURNING next_producer_id - $1",
+                &[&count],
+            )
+            .await?;
+        Ok(row.get(0))
     }
 
     /// Creates a topic and its partitions (without leaders: the next plan gives them some).

@@ -40,11 +40,15 @@ pub async fn handle(ctx: &Ctx, req: InitProducerIdRequest) -> Reply {
     if !ctx.cluster_allows(op::IDEMPOTENT_WRITE) && !ctx.allowed_on_some(op::WRITE, resource::TOPIC) {
         return ctx.reply(&resp.with_error_code(ResponseError::ClusterAuthorizationFailed.code()));
     }
-    match ctx.broker.producer_ids.next_id() {
-        Ok(id) => ctx.reply(&resp.with_producer_id(ProducerId(id)).with_producer_epoch(0)),
+    // Off the runtime: a new block of ids may have to be written to disk or taken from the
+    // shared-mode store.
+    let broker = ctx.broker.clone();
+    super::common::reply_off_runtime(ctx, "InitProducerId", move || match broker.producer_ids.next_id() {
+        Ok(id) => resp.with_producer_id(ProducerId(id)).with_producer_epoch(0),
         Err(e) => {
             error!(error = %e, "cannot allocate a producer id block");
-            ctx.reply(&resp.with_error_code(ResponseError::KafkaStorageError.code()))
+            resp.with_error_code(ResponseError::KafkaStorageError.code())
         }
-    }
+    })
+    .await
 }

@@ -17,7 +17,7 @@ pub mod state;
 pub use coordinator::{
     AddResult, MarkerWriter, ProduceGuard, TxnConfig, TxnCoordinator, TxnError, TxnListing, TXN_TOPIC,
 };
-pub use producer_ids::ProducerIdManager;
+pub use producer_ids::{IdBlocks, ProducerIdManager};
 
 #[cfg(test)]
 mod tests;

@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
-    BrokerId, FindCoordinatorRequest, MetadataRequest, MetadataResponse, ProduceRequest, TopicName,
+    BrokerId, FindCoordinatorRequest, InitProducerIdRequest, MetadataRequest, MetadataResponse, ProduceRequest,
+    TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use rdkafka::config::ClientConfig;
@@ -178,6 +179,19 @@ async fn three_brokers_share_topics_and_leaders_and_take_over_a_dead_ones_partit
         let req = FindCoordinatorRequest::default().with_key(StrBytes::from_static_str("g"));
         let resp = c.call(3, &req).await;
         assert_eq!((resp.error_code, resp.node_id), (0, BrokerId(coordinator)), "{resp:?}");
+    }
+
+    // Idempotent producers that initialise through different brokers get different producer
+    // ids (the same id on one partition would make one producer's records look like the
+    // other's retries, and be dropped as duplicates).
+    let mut ids = std::collections::BTreeSet::new();
+    for a in &addrs {
+        let mut c = RawClient::connect(*a).await;
+        for _ in 0..2 {
+            let resp = c.call(4, &InitProducerIdRequest::default().with_transaction_timeout_ms(60000)).await;
+            assert_eq!(resp.error_code, 0, "{resp:?}");
+            assert!(ids.insert(resp.producer_id.0), "producer id {} handed out twice: {ids:?}", resp.producer_id.0);
+        }
     }
 
     // SIGKILL broker 3: after its lease runs out, 1 and 2 lead everything, in higher epochs.

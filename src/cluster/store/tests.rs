@@ -54,10 +54,10 @@ async fn migrations_apply_once_and_a_newer_schema_is_refused() {
     let (mut a, mut b) = (Store::connect(&pg.url).await.unwrap(), Store::connect(&pg.url).await.unwrap());
     // Two brokers starting together: the advisory lock applies each migration once.
     let (va, vb) = tokio::join!(a.migrate(), b.migrate());
-    assert_eq!((va.unwrap(), vb.unwrap()), (2, 2));
+    assert_eq!((va.unwrap(), vb.unwrap()), (3, 3));
     let applied: i64 = a.client.query_one("SELECT count(*) FROM gregor_schema_migrations", &[]).await.unwrap().get(0);
-    assert_eq!(applied, 2);
-    assert_eq!(a.migrate().await.unwrap(), 2, "nothing left to apply");
+    assert_eq!(applied, 3);
+    assert_eq!(a.migrate().await.unwrap(), 3, "nothing left to apply");
     // The first broker names the cluster; the others learn its id.
     let (ia, ib) = tokio::join!(a.cluster_id("first"), b.cluster_id("second"));
     let (ia, ib) = (ia.unwrap(), ib.unwrap());
@@ -65,7 +65,30 @@ async fn migrations_apply_once_and_a_newer_schema_is_refused() {
     assert!(ia == "first" || ia == "second");
     a.client.execute("INSERT INTO gregor_schema_migrations (version) VALUES (99)", &[]).await.unwrap();
     let refused = a.migrate().await;
-    assert!(matches!(refused, Err(StoreError::SchemaTooNew { found: 99, known: 2 })), "{refused:?}");
+    assert!(matches!(refused, Err(StoreError::SchemaTooNew { found: 99, known: 3 })), "{refused:?}");
+}
+
+/// Brokers taking producer id blocks at the same time each get their own: no id is handed to
+/// two brokers (idempotent producers on different brokers would share sequence numbers).
+#[tokio::test]
+async fn producer_id_blocks_never_overlap_between_brokers() {
+    let Some(pg) = PgServer::start() else { return };
+    let stores = [store(&pg).await, store(&pg).await, store(&pg).await];
+    stores[0].cluster_id("c").await.unwrap();
+    let mut starts = Vec::new();
+    for _ in 0..50 {
+        let (a, b, c) = tokio::join!(
+            stores[0].allocate_producer_ids(1000),
+            stores[1].allocate_producer_ids(1000),
+            stores[2].allocate_producer_ids(10)
+        );
+        starts.extend([(a.unwrap(), 1000), (b.unwrap(), 1000), (c.unwrap(), 10)]);
+    }
+    starts.sort();
+    assert_eq!(starts[0].0, 0, "the first block starts at 0");
+    for pair in starts.windows(2) {
+        assert_eq!(pair[0].0 + pair[0].1, pair[1].0, "blocks are contiguous and disjoint: {pair:?}");
+    }
 }
 
 /// Brokers starting together each create the internal topics, with the same name and id (the
