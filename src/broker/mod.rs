@@ -226,14 +226,20 @@ pub async fn follow_cluster(broker: Arc<Broker>) {
 
 impl Broker {
     /// Shared mode: this broker now leads `tp` and its log was rebuilt from the store. The
-    /// group coordinator reloads its groups from `__consumer_offsets`; the transaction and
-    /// share coordinators keep what they loaded at start (not reloaded yet).
+    /// group coordinator reloads its groups from `__consumer_offsets`, the transaction
+    /// coordinator its transactional ids from `__transaction_state` (finishing what was left
+    /// prepared); the share coordinator keeps what it loaded at start (not reloaded yet).
     fn took_over(&self, tp: &TopicPartition) {
         if &*tp.topic == crate::group::OFFSETS_TOPIC {
             let names = StartTopics { topics: &self.topics, cluster_id: &self.node.cluster_id };
             match self.groups.reload(now_ms(), &names) {
                 Ok(()) => info!("group coordinator: groups reloaded from the committed offsets log"),
                 Err(e) => error!(error = %e, "group coordinator: cannot reload the groups"),
+            }
+        } else if &*tp.topic == crate::txn::TXN_TOPIC {
+            match self.txns.reload(&self.markers(), now_ms()) {
+                Ok(()) => info!("transaction coordinator: transactional ids reloaded from the state log"),
+                Err(e) => error!(error = %e, "transaction coordinator: cannot reload the transactional ids"),
             }
         } else if is_internal(&tp.topic) {
             tracing::warn!(topic = %tp.topic, "coordinating this internal topic's state after a move is not built yet: its state is what this broker loaded at start");

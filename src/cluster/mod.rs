@@ -10,8 +10,9 @@
 //! cluster ([`shared`]), the objects ([`objects`]: batches of several partitions in one
 //! object, ranged reads, garbage collection), and the data path ([`shipping`]: appends are
 //! durable once committed as objects and index rows; a new leader rebuilds its log from them,
-//! and a new group coordinator reloads the groups). Not yet: the transaction and share
-//! coordinators' reload, so shared mode runs only as a preview (`cluster.preview`).
+//! and a new group or transaction coordinator reloads its state). Not yet: the share
+//! coordinator's reload and transactions over several brokers (markers sent between them), so
+//! shared mode runs only as a preview (`cluster.preview`).
 
 pub mod leases;
 pub mod objects;

@@ -17,7 +17,8 @@
 //!
 //! Internal topics go the same way. When a broker becomes the leader of `__consumer_offsets`
 //! (the group coordinator), the groups are reloaded from the rebuilt log before it serves
-//! ([`Shipper::on_rebuilt`]); the transaction and share coordinators do not reload yet.
+//! ([`Shipper::on_rebuilt`]), and likewise the transactional ids when it becomes the leader
+//! of `__transaction_state`; the share coordinator does not reload yet.
 
 use std::collections::{HashMap, HashSet};
 use std::io;

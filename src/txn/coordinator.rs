@@ -189,6 +189,17 @@ impl TxnCoordinator {
         Ok(kept.into_iter().collect())
     }
 
+    /// Forgets every transactional id and replays the state log again, then finishes what was
+    /// left between "prepare" and "complete" (as at start). Shared mode calls it when this
+    /// broker becomes the transaction coordinator: its log of `__transaction_state` was just
+    /// rebuilt from the store, with what the previous coordinator wrote.
+    pub fn reload(&self, markers: &dyn MarkerWriter, now_ms: i64) -> io::Result<()> {
+        self.txns.write().clear();
+        self.replay()?;
+        self.recover(markers, now_ms);
+        Ok(())
+    }
+
     /// Finishes the transactions a stop left between "prepare" and "complete": their markers
     /// are written (again; a repeated marker changes nothing) and the state completed.
     pub fn recover(&self, markers: &dyn MarkerWriter, now_ms: i64) {

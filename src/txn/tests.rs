@@ -113,6 +113,48 @@ fn a_stop_between_prepare_and_complete_is_finished_by_the_next_start() {
     assert_eq!(c.describe("t").unwrap().state, TxnState::CompleteAbort);
 }
 
+/// Shared mode: the broker that takes `__transaction_state` over rebuilds its log from what the
+/// previous coordinator committed, then reloads: it knows that coordinator's transactional ids
+/// (and nothing it knew before), and finishes the transaction it left prepared.
+#[test]
+fn a_reload_after_the_log_was_rebuilt_knows_what_the_previous_coordinator_wrote() {
+    let (before, after) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let previous_logs = LogManager::new(before.path().to_owned(), FileCache::unbounded());
+    let previous = TxnCoordinator::open(&previous_logs, TxnConfig::default(), NOW).unwrap();
+    let ids = ProducerIdManager::open(before.path()).unwrap();
+    let m = Recorder::default();
+    let (pid, _) = previous.init_producer("moved", 60_000, None, &ids, &m, NOW).unwrap();
+    previous.add_partitions("moved", pid, 0, tps(&[("a", 0)]), |_| true, NOW).unwrap();
+    *m.fail.borrow_mut() = true;
+    assert!(previous.end_txn("moved", pid, 0, true, &m, NOW).is_err(), "left in PrepareCommit");
+    *m.fail.borrow_mut() = false;
+    previous.init_producer("idle", 60_000, None, &ids, &m, NOW).unwrap();
+
+    let logs = LogManager::new(after.path().to_owned(), FileCache::unbounded());
+    let next = TxnCoordinator::open(&logs, TxnConfig::default(), NOW).unwrap();
+    let next_ids = ProducerIdManager::open(after.path()).unwrap();
+    next.init_producer("stale", 60_000, None, &next_ids, &m, NOW).unwrap();
+    // The rebuild: the log is cut to what the store has, then filled with it.
+    let tp = crate::log::TopicPartition::new(TXN_TOPIC, 0);
+    let log = logs.get(&tp).unwrap();
+    log.truncate_to(0, NOW).unwrap();
+    let source = previous_logs.get(&tp).unwrap();
+    let end = source.offsets().log_end_offset;
+    let mut offset = 0;
+    while offset < end {
+        let read = source.read(offset, 1 << 20, true).unwrap().records;
+        log.append_committed(&read, NOW).unwrap();
+        offset = log.offsets().log_end_offset;
+    }
+
+    let markers = Recorder::default();
+    next.reload(&markers, NOW).unwrap();
+    assert_eq!(next.describe("stale"), Err(TxnError::NotFound), "what this broker knew before is gone");
+    assert_eq!(next.describe("idle").unwrap().state, TxnState::Empty);
+    assert_eq!(next.describe("moved").unwrap().state, TxnState::CompleteCommit, "the prepared commit finished");
+    assert_eq!(markers.written.borrow().as_slice(), &[(("a".to_string(), 0), pid, 0, ControlType::Commit)]);
+}
+
 #[test]
 fn a_transaction_past_its_timeout_is_aborted_and_its_producer_fenced() {
     let dir = tempfile::tempdir().unwrap();
