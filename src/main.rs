@@ -254,7 +254,7 @@ async fn join_cluster(
         return Ok(Some(Cluster::Single { node_id: config.server.node_id }));
     }
     tracing::warn!(
-        "shared mode is a preview (cluster.preview): transactions and share groups do not follow their coordinator to another broker yet"
+        "shared mode is a preview (cluster.preview): a transaction must stay on one broker, and share groups do not follow their coordinator to another broker yet"
     );
     let mut endpoints = std::collections::BTreeMap::new();
     for l in listeners {

@@ -16,6 +16,9 @@ pub async fn handle(ctx: &Ctx, req: InitProducerIdRequest) -> Reply {
         if !ctx.allowed(op::WRITE, resource::TRANSACTIONAL_ID, tid.0.as_str()) {
             return ctx.reply(&resp.with_error_code(ResponseError::TransactionalIdAuthorizationFailed.code()));
         }
+        if !ctx.coordinates_txns() {
+            return ctx.reply(&resp.with_error_code(ResponseError::NotCoordinator.code()));
+        }
         let (broker, tid, version) = (ctx.broker.clone(), tid.0.to_string(), ctx.version);
         let expected =
             (req.producer_id.0 >= 0 && req.producer_epoch >= 0).then_some((req.producer_id.0, req.producer_epoch));

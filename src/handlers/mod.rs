@@ -367,6 +367,24 @@ impl Ctx {
         }
     }
 
+    /// Whether this broker coordinates what `internal_topic` holds (leads its partition 0):
+    /// always on one node; in shared mode only the leader of `__consumer_offsets` serves group
+    /// requests and the leader of `__transaction_state` transactional ones. Other brokers answer
+    /// NOT_COORDINATOR, as Kafka's do, and clients look the coordinator up again.
+    pub fn coordinates(&self, internal_topic: &str) -> bool {
+        self.broker.cluster.coordinator(internal_topic) == Some(self.broker.cluster.node_id())
+    }
+
+    /// See [`Ctx::coordinates`]: groups.
+    pub fn coordinates_groups(&self) -> bool {
+        self.coordinates(crate::group::OFFSETS_TOPIC)
+    }
+
+    /// See [`Ctx::coordinates`]: transactional ids.
+    pub fn coordinates_txns(&self) -> bool {
+        self.coordinates(crate::txn::TXN_TOPIC)
+    }
+
     /// The live brokers the client can reach on its listener, by id (this one among them).
     pub fn nodes(&self) -> Vec<crate::cluster::Node> {
         self.broker.cluster.nodes(&self.listener, self.me())

@@ -11,10 +11,11 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestGroup;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
-    BrokerId, FindCoordinatorRequest, InitProducerIdRequest, MetadataRequest, MetadataResponse, ProduceRequest,
-    TopicName,
+    BrokerId, FindCoordinatorRequest, GroupId, HeartbeatRequest, InitProducerIdRequest, MetadataRequest,
+    MetadataResponse, OffsetFetchRequest, ProduceRequest, TopicName, TransactionalId,
 };
 use kafka_protocol::protocol::StrBytes;
 use rdkafka::config::ClientConfig;
@@ -179,6 +180,31 @@ async fn three_brokers_share_topics_and_leaders_and_take_over_a_dead_ones_partit
         let req = FindCoordinatorRequest::default().with_key(StrBytes::from_static_str("g"));
         let resp = c.call(3, &req).await;
         assert_eq!((resp.error_code, resp.node_id), (0, BrokerId(coordinator)), "{resp:?}");
+    }
+
+    // Only the coordinators serve group and transactional requests: the others answer
+    // NOT_COORDINATOR (16), so clients find the coordinator again instead of splitting a group
+    // or a transactional id between two brokers.
+    let txn_coordinator = before[&("__transaction_state".to_string(), 0)].0;
+    for (a, id) in addrs.iter().zip(1..) {
+        let mut c = RawClient::connect(*a).await;
+        let heartbeat = HeartbeatRequest::default()
+            .with_group_id(GroupId(StrBytes::from_static_str("g")))
+            .with_member_id(StrBytes::from_static_str("m"))
+            .with_generation_id(1);
+        let code = c.call(4, &heartbeat).await.error_code;
+        assert_eq!(code == 16, id != coordinator, "Heartbeat to broker {id} (coordinator {coordinator}): {code}");
+        let fetch = OffsetFetchRequest::default().with_groups(vec![
+            OffsetFetchRequestGroup::default().with_group_id(GroupId(StrBytes::from_static_str("g")))
+        ]);
+        let code = c.call(8, &fetch).await.groups[0].error_code;
+        assert_eq!(code == 16, id != coordinator, "OffsetFetch to broker {id} (coordinator {coordinator}): {code}");
+        let init = InitProducerIdRequest::default()
+            .with_transactional_id(Some(TransactionalId(StrBytes::from_static_str("t"))))
+            .with_transaction_timeout_ms(60000);
+        let code = c.call(4, &init).await.error_code;
+        let expected = if id == txn_coordinator { 0 } else { 16 };
+        assert_eq!(code, expected, "transactional InitProducerId to broker {id} (coordinator {txn_coordinator})");
     }
 
     // Idempotent producers that initialise through different brokers get different producer

@@ -83,6 +83,9 @@ pub async fn handle(ctx: &Ctx, req: ConsumerGroupDescribeRequest) -> Reply {
             if !ctx.allowed(op::DESCRIBE, resource::GROUP, id.0.as_str()) {
                 return out.with_error_code(super::GROUP_DENIED);
             }
+            if !ctx.coordinates_groups() {
+                return out.with_error_code(super::NOT_COORDINATOR);
+            }
             match ctx.broker.groups.consumer_group(id.0.as_str()) {
                 Err(message) => out
                     .with_error_code(ResponseError::GroupIdNotFound.code())

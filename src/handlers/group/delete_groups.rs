@@ -13,6 +13,7 @@ pub async fn handle(ctx: &Ctx, req: DeleteGroupsRequest) -> Reply {
     let broker = ctx.broker.clone();
     let denied: Vec<bool> =
         req.groups_names.iter().map(|g| !ctx.allowed(op::DELETE, resource::GROUP, g.0.as_str())).collect();
+    let coordinates = ctx.coordinates_groups();
     reply_off_runtime(ctx, "DeleteGroups", move || {
         let results = req
             .groups_names
@@ -21,6 +22,9 @@ pub async fn handle(ctx: &Ctx, req: DeleteGroupsRequest) -> Reply {
             .map(|(g, denied)| {
                 if denied {
                     return DeletableGroupResult::default().with_group_id(g).with_error_code(super::GROUP_DENIED);
+                }
+                if !coordinates {
+                    return DeletableGroupResult::default().with_group_id(g).with_error_code(super::NOT_COORDINATOR);
                 }
                 // A share group: deleted with its share-partitions when it has no members.
                 match broker.share_groups.delete(g.0.as_str()) {

@@ -23,6 +23,10 @@ pub async fn handle(ctx: &Ctx, req: DescribeGroupsRequest) -> Reply {
                 }
                 return out;
             }
+            if !ctx.coordinates_groups() {
+                out.error_code = super::NOT_COORDINATOR;
+                return out;
+            }
             if v >= 3 && req.include_authorized_operations {
                 out.authorized_operations = ctx.authorized_operations(resource::GROUP, id.0.as_str());
             }

@@ -11,6 +11,9 @@ pub async fn handle(ctx: &Ctx, req: HeartbeatRequest) -> Reply {
     if !super::may_read_group(ctx, req.group_id.0.as_str()) {
         return ctx.reply(&HeartbeatResponse::default().with_error_code(super::GROUP_DENIED));
     }
+    if !ctx.coordinates_groups() {
+        return ctx.reply(&HeartbeatResponse::default().with_error_code(super::NOT_COORDINATOR));
+    }
     let result = ctx.broker.groups.heartbeat(
         req.group_id.0.as_str(),
         req.member_id.as_str(),

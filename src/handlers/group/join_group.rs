@@ -14,9 +14,14 @@ use crate::handlers::{encode, Ctx, Reply};
 
 pub async fn handle(ctx: &Ctx, req: JoinGroupRequest) -> Reply {
     let v = ctx.version;
-    if !super::may_read_group(ctx, req.group_id.0.as_str()) {
+    let refused = if !super::may_read_group(ctx, req.group_id.0.as_str()) {
+        Some(super::GROUP_DENIED)
+    } else {
+        (!ctx.coordinates_groups()).then_some(super::NOT_COORDINATOR)
+    };
+    if let Some(code) = refused {
         let mut resp = JoinGroupResponse::default()
-            .with_error_code(super::GROUP_DENIED)
+            .with_error_code(code)
             .with_generation_id(-1)
             .with_member_id(req.member_id.clone());
         if v < 7 {

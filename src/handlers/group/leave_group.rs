@@ -12,6 +12,9 @@ pub async fn handle(ctx: &Ctx, req: LeaveGroupRequest) -> Reply {
     if !super::may_read_group(ctx, req.group_id.0.as_str()) {
         return ctx.reply(&LeaveGroupResponse::default().with_error_code(super::GROUP_DENIED));
     }
+    if !ctx.coordinates_groups() {
+        return ctx.reply(&LeaveGroupResponse::default().with_error_code(super::NOT_COORDINATOR));
+    }
     let leaving: Vec<(String, Option<String>)> = if ctx.version >= 3 {
         req.members.iter().map(|m| (m.member_id.as_str().to_string(), opt_str(&m.group_instance_id))).collect()
     } else {

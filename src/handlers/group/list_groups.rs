@@ -15,6 +15,11 @@ pub async fn handle(ctx: &Ctx, req: ListGroupsRequest) -> Reply {
     let types: Vec<String> = req.types_filter.iter().map(|t| t.as_str().trim().to_ascii_lowercase()).collect();
     // Kafka 4.1: DESCRIBE on the cluster lists every group, else those the principal may DESCRIBE.
     let every = ctx.cluster_allows(op::DESCRIBE);
+    // A broker lists the groups it coordinates (Kafka: those of the offsets partitions it
+    // leads); in shared mode one that does not coordinate has none to list.
+    if !ctx.coordinates_groups() {
+        return ctx.reply(&ListGroupsResponse::default());
+    }
     let groups = ctx
         .broker
         .groups

@@ -22,6 +22,15 @@ use kafka_protocol::protocol::StrBytes;
 
 pub(crate) const GROUP_DENIED: i16 = kafka_protocol::error::ResponseError::GroupAuthorizationFailed.code();
 
+/// What a broker that does not coordinate groups answers (shared mode, see
+/// [`crate::handlers::Ctx::coordinates`]).
+pub(crate) const NOT_COORDINATOR: i16 = kafka_protocol::error::ResponseError::NotCoordinator.code();
+
+/// The message that goes with [`NOT_COORDINATOR`] where a response has room for one.
+pub(crate) fn not_coordinator(ctx: &crate::handlers::Ctx) -> String {
+    format!("broker {} does not coordinate groups; find the coordinator again", ctx.broker.cluster.node_id())
+}
+
 /// READ on the group: what joining, syncing, heartbeating, leaving and committing need (Kafka 4.1).
 pub(crate) fn may_read_group(ctx: &crate::handlers::Ctx, group: &str) -> bool {
     ctx.allowed(crate::auth::acl::op::READ, crate::auth::acl::resource::GROUP, group)

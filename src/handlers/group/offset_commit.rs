@@ -17,7 +17,11 @@ pub async fn handle(ctx: &Ctx, req: OffsetCommitRequest) -> Reply {
     let now = now_ms();
     // Kafka 4.1: READ on the group (else every partition fails GROUP_AUTHORIZATION_FAILED), and
     // READ on each topic (else its partitions fail TOPIC_AUTHORIZATION_FAILED, uncommitted).
-    let whole = (!super::may_read_group(ctx, req.group_id.0.as_str())).then_some(super::GROUP_DENIED);
+    let whole = if !super::may_read_group(ctx, req.group_id.0.as_str()) {
+        Some(super::GROUP_DENIED)
+    } else {
+        (!ctx.coordinates_groups()).then_some(super::NOT_COORDINATOR)
+    };
     let topic_denied = ctx.denied_topics(op::READ, req.topics.iter().map(|t| t.name.0.as_str()));
     let refusals = partition_refusals(whole, &topic_denied, req.topics.iter().map(|t| t.partitions.len()));
     let offsets: Vec<(String, i32, CommittedOffset)> = req

@@ -13,6 +13,9 @@ pub async fn handle(ctx: &Ctx, req: OffsetDeleteRequest) -> Reply {
     if !ctx.allowed(op::DELETE, resource::GROUP, req.group_id.0.as_str()) {
         return ctx.reply(&OffsetDeleteResponse::default().with_error_code(super::GROUP_DENIED));
     }
+    if !ctx.coordinates_groups() {
+        return ctx.reply(&OffsetDeleteResponse::default().with_error_code(super::NOT_COORDINATOR));
+    }
     let denied = ctx.denied_topics(op::READ, req.topics.iter().map(|t| t.name.0.as_str()));
     let partitions: Vec<(String, i32)> = req
         .topics

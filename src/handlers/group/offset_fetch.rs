@@ -64,6 +64,11 @@ pub async fn handle(ctx: &Ctx, req: OffsetFetchRequest) -> Reply {
                 if !ctx.allowed(op::DESCRIBE, resource::GROUP, g.group_id.0.as_str()) {
                     return OffsetFetchResponseGroup::default().with_group_id(g.group_id).with_error_code(GROUP_DENIED);
                 }
+                if !ctx.coordinates_groups() {
+                    return OffsetFetchResponseGroup::default()
+                        .with_group_id(g.group_id)
+                        .with_error_code(super::NOT_COORDINATOR);
+                }
                 // v9+: a member of a consumer (KIP-848) group fetches with its member epoch,
                 // which must be current (UNKNOWN_MEMBER_ID, STALE_MEMBER_EPOCH), as Kafka 4.1.
                 if v >= 9 {
@@ -127,19 +132,23 @@ pub async fn handle(ctx: &Ctx, req: OffsetFetchRequest) -> Reply {
     }
     let wanted: Option<Vec<(String, Vec<i32>)>> =
         req.topics.map(|ts| ts.into_iter().map(|t| (t.name.0.as_str().to_string(), t.partition_indexes)).collect());
-    let group_denied = !ctx.allowed(op::DESCRIBE, resource::GROUP, req.group_id.0.as_str());
-    if group_denied && v >= 2 {
-        return ctx.reply(&OffsetFetchResponse::default().with_error_code(GROUP_DENIED));
+    let group_refused = if !ctx.allowed(op::DESCRIBE, resource::GROUP, req.group_id.0.as_str()) {
+        Some(GROUP_DENIED)
+    } else {
+        (!ctx.coordinates_groups()).then_some(super::NOT_COORDINATOR)
+    };
+    if let Some(code) = group_refused.filter(|_| v >= 2) {
+        return ctx.reply(&OffsetFetchResponse::default().with_error_code(code));
     }
     let (wanted, mut denied) = split_denied(ctx, wanted);
-    let (wanted, code) = match wanted {
+    let (wanted, code) = match (wanted, group_refused) {
         // v1 has no group error: every partition asked for carries it.
-        Some(w) if group_denied => {
+        (Some(w), Some(code)) => {
             denied = w;
-            (Some(Vec::new()), GROUP_DENIED)
+            (Some(Vec::new()), code)
         }
-        None if group_denied => (Some(Vec::new()), GROUP_DENIED),
-        w => (w, TOPIC_DENIED),
+        (None, Some(code)) => (Some(Vec::new()), code),
+        (w, None) => (w, TOPIC_DENIED),
     };
     let fetched = keep(ctx, by_topic(groups.fetch_offsets(req.group_id.0.as_str(), wanted.as_deref())));
     let mut topics: Vec<_> = fetched

@@ -35,6 +35,9 @@ pub async fn handle(ctx: &Ctx, req: ShareGroupDescribeRequest) -> Reply {
             if !ctx.allowed(op::DESCRIBE, resource::GROUP, name) {
                 return out.with_error_code(super::GROUP_DENIED);
             }
+            if !ctx.coordinates_groups() {
+                return out.with_error_code(super::NOT_COORDINATOR);
+            }
             let Some(g) = ctx.broker.share_groups.describe(name) else {
                 let message = if ctx.broker.groups.exists(name) {
                     format!("Group {name} is not a share group.")

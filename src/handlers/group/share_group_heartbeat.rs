@@ -26,6 +26,10 @@ pub async fn handle(ctx: &Ctx, req: ShareGroupHeartbeatRequest) -> Reply {
         let e = ResponseError::GroupAuthorizationFailed;
         return ctx.reply(&error(e, e.to_string()));
     }
+    if !ctx.coordinates_groups() {
+        let e = ResponseError::NotCoordinator;
+        return ctx.reply(&error(e, super::not_coordinator(ctx)));
+    }
     let names: Vec<String> = req.subscribed_topic_names.iter().flatten().map(|t| t.0.as_str().to_string()).collect();
     if ctx.denied_topics(op::DESCRIBE, names.iter().map(String::as_str)).into_iter().any(|d| d) {
         let e = ResponseError::TopicAuthorizationFailed;

@@ -34,6 +34,9 @@ pub async fn handle_describe(ctx: &Ctx, req: DescribeShareGroupOffsetsRequest) -
             if denied_group(ctx, op::DESCRIBE, &id) {
                 return out.with_error_code(super::GROUP_DENIED);
             }
+            if !ctx.coordinates_groups() {
+                return out.with_error_code(super::NOT_COORDINATOR);
+            }
             let Some(group) = share.describe(&id) else {
                 return out
                     .with_error_code(ResponseError::GroupIdNotFound.code())
@@ -99,6 +102,9 @@ pub async fn handle_alter(ctx: &Ctx, req: AlterShareGroupOffsetsRequest) -> Repl
         let e = ResponseError::GroupAuthorizationFailed;
         return ctx.reply(&fail(e, e.to_string()));
     }
+    if !ctx.coordinates_groups() {
+        return ctx.reply(&fail(ResponseError::NotCoordinator, super::not_coordinator(ctx)));
+    }
     if ctx.broker.groups.exists(id) {
         return ctx.reply(&fail(ResponseError::GroupIdNotFound, format!("Group {id} is not a share group.")));
     }
@@ -156,6 +162,9 @@ pub async fn handle_delete(ctx: &Ctx, req: DeleteShareGroupOffsetsRequest) -> Re
     if denied_group(ctx, op::DELETE, id) {
         let e = ResponseError::GroupAuthorizationFailed;
         return ctx.reply(&fail(e, e.to_string()));
+    }
+    if !ctx.coordinates_groups() {
+        return ctx.reply(&fail(ResponseError::NotCoordinator, super::not_coordinator(ctx)));
     }
     let mut ids = Vec::new();
     let responses = req

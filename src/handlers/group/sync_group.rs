@@ -14,6 +14,9 @@ pub async fn handle(ctx: &Ctx, req: SyncGroupRequest) -> Reply {
     if !super::may_read_group(ctx, req.group_id.0.as_str()) {
         return ctx.reply(&SyncGroupResponse::default().with_error_code(super::GROUP_DENIED));
     }
+    if !ctx.coordinates_groups() {
+        return ctx.reply(&SyncGroupResponse::default().with_error_code(super::NOT_COORDINATOR));
+    }
     let assignments =
         req.assignments.iter().map(|a| (a.member_id.as_str().to_string(), a.assignment.clone())).collect();
     // The leader's sync appends the group's metadata to `__consumer_offsets`: off the runtime.

@@ -19,7 +19,7 @@ pub async fn handle(ctx: &Ctx, req: AddOffsetsToTxnRequest) -> Reply {
     } else if !ctx.allowed(op::READ, resource::GROUP, req.group_id.0.as_str()) {
         Some(ResponseError::GroupAuthorizationFailed)
     } else {
-        None
+        (!ctx.coordinates_txns()).then_some(ResponseError::NotCoordinator)
     };
     if let Some(e) = refused {
         return ctx.reply(&AddOffsetsToTxnResponse::default().with_error_code(e.code()));

@@ -27,11 +27,16 @@ pub async fn handle(ctx: &Ctx, req: AddPartitionsToTxnRequest) -> Reply {
             &AddPartitionsToTxnResponse::default().with_error_code(ResponseError::ClusterAuthorizationFailed.code()),
         );
     }
+    if version >= 4 && !ctx.coordinates_txns() {
+        return ctx.reply(&AddPartitionsToTxnResponse::default().with_error_code(ResponseError::NotCoordinator.code()));
+    }
     if version <= 3 {
         let topics = &req.v3_and_below_topics;
         let refusal =
             if !ctx.allowed(op::WRITE, resource::TRANSACTIONAL_ID, req.v3_and_below_transactional_id.0.as_str()) {
                 Some(topics.iter().map(|_| ResponseError::TransactionalIdAuthorizationFailed).collect::<Vec<_>>())
+            } else if !ctx.coordinates_txns() {
+                Some(topics.iter().map(|_| ResponseError::NotCoordinator).collect::<Vec<_>>())
             } else {
                 let denied = ctx.denied_topics(op::WRITE, topics.iter().map(|t| t.name.0.as_str()));
                 denied.contains(&true).then(|| {

@@ -22,6 +22,12 @@ pub async fn handle(ctx: &Ctx, req: DescribeTransactionsRequest) -> Reply {
                     .with_producer_id(ProducerId(-1))
                     .with_producer_epoch(-1);
             }
+            if !ctx.coordinates_txns() {
+                return out
+                    .with_error_code(ResponseError::NotCoordinator.code())
+                    .with_producer_id(ProducerId(-1))
+                    .with_producer_epoch(-1);
+            }
             match ctx.broker.txns.describe(tid.0.as_str()) {
                 Err(e) => {
                     out.with_error_code(e.kafka_code().code()).with_producer_id(ProducerId(-1)).with_producer_epoch(-1)

@@ -22,6 +22,14 @@ pub async fn handle(ctx: &Ctx, req: EndTxnRequest) -> Reply {
                 .with_producer_epoch(-1),
         );
     }
+    if !ctx.coordinates_txns() {
+        return ctx.reply(
+            &EndTxnResponse::default()
+                .with_error_code(ResponseError::NotCoordinator.code())
+                .with_producer_id(ProducerId(-1))
+                .with_producer_epoch(-1),
+        );
+    }
     reply_off_runtime(ctx, "EndTxn", move || {
         if version >= 5 {
             // Transaction Version 2: the transaction ends with a new epoch, which the client

@@ -43,10 +43,10 @@ pub async fn handle(ctx: &Ctx, req: ListTransactionsRequest) -> Reply {
             );
         }
     };
-    let states = ctx
-        .broker
-        .txns
-        .list()
+    // A broker lists the transactional ids it coordinates: in shared mode, none unless it leads
+    // `__transaction_state`.
+    let coordinated = if ctx.coordinates_txns() { ctx.broker.txns.list() } else { Vec::new() };
+    let states = coordinated
         .into_iter()
         .filter(|t| req.state_filters.is_empty() || req.state_filters.iter().any(|f| f.as_str() == t.state.name()))
         .filter(|t| req.producer_id_filters.is_empty() || req.producer_id_filters.contains(&ProducerId(t.producer_id)))

@@ -24,7 +24,8 @@ pub async fn handle(ctx: &Ctx, req: TxnOffsetCommitRequest) -> Reply {
     } else if !ctx.allowed(op::READ, resource::GROUP, req.group_id.0.as_str()) {
         Some(ResponseError::GroupAuthorizationFailed.code())
     } else {
-        None
+        // Sent to the group's coordinator, as OffsetCommit.
+        (!ctx.coordinates_groups()).then_some(ResponseError::NotCoordinator.code())
     };
     let topic_denied = ctx.denied_topics(op::READ, req.topics.iter().map(|t| t.name.0.as_str()));
     let refusals = partition_refusals(whole, &topic_denied, req.topics.iter().map(|t| t.partitions.len()));
