@@ -13,7 +13,9 @@ export GREGOR_CACHE="${GREGOR_CACHE:-$HOME/.cache/gregor}"
 mkdir -p "$GREGOR_CACHE"
 LOGS="$(mktemp -d "${TMPDIR:-/tmp}/gregor-test.XXXXXX")"
 trap 'rm -rf "$LOGS"' EXIT
-step() { printf '\n==> %s\n' "$*"; }
+# Each step says when it starts, so a slow run shows which step took the time.
+clock() { printf '%dm%02ds' $((SECONDS / 60)) $((SECONDS % 60)); }
+step() { printf '\n==> %s (at %s)\n' "$*" "$(clock)"; }
 failed_steps=()
 
 step "system packages"
@@ -77,5 +79,6 @@ if [ ${#failed_steps[@]} -gt 0 ]; then
   [ "$failed" -gt 0 ] || failed=1
 fi
 echo
+echo "all steps done in $(clock)"
 echo "tests: $passed passed, $failed failed"
 [ ${#failed_steps[@]} -eq 0 ]
