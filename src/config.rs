@@ -835,9 +835,10 @@ impl Config {
         if !c.preview {
             return bad(
                 "cluster.preview",
-                "shared mode is a preview: records and group offsets go to the object store and survive a \
-                 failover, but transaction and share-group state stay with the broker that coordinated them, \
-                 so a failover of that broker loses them; set cluster.preview = true to run it anyway",
+                "shared mode is a preview: records, group offsets and transaction state survive a failover, \
+                 but a transaction must stay on one broker and share-group state stays with the broker that \
+                 coordinated it, so a failover of that broker loses them; set cluster.preview = true to run \
+                 it anyway",
             );
         }
         if c.heartbeat_interval_ms == 0 || c.heartbeat_interval_ms >= c.session_timeout_ms {

@@ -506,7 +506,7 @@ impl PartitionLog {
     /// Whole batches from `from` (where a batch starts) up to `end`, at most about `max_bytes`
     /// (at least one batch), from the segment holding `from` only: what the high watermark
     /// hides included.
-    pub(crate) fn read_uncommitted(&self, from: i64, end: i64, max_bytes: usize) -> Result<Bytes, ReadError> {
+    fn read_uncommitted(&self, from: i64, end: i64, max_bytes: usize) -> Result<Bytes, ReadError> {
         let view = {
             let inner = self.inner.lock();
             let idx = inner.segments.partition_point(|s| s.base_offset <= from).saturating_sub(1);
