@@ -12,6 +12,9 @@ RUN cargo build --release --locked --bin gregor \
 
 FROM debian:bookworm-slim
 RUN useradd --system --uid 10001 --home-dir /var/lib/gregor --create-home gregor
+# Shared mode's object store as a directory (examples/cluster/docker-compose.yml mounts one volume
+# here in every broker): owned by gregor, so that a new named volume is too.
+RUN mkdir -p /srv/gregor-objects && chown gregor: /srv/gregor-objects
 COPY --from=build /src/target/release/gregor /usr/local/bin/gregor
 COPY config/gregor.toml /etc/gregor/gregor.toml
 USER gregor

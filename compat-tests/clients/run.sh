@@ -108,6 +108,11 @@ SCENARIOS=(
   # The shop example, with its own broker started from examples/shop/docker-compose.yml's
   # environment (confluent-kafka services on one listener, kafkajs ones on the other).
   "confluent-kafka|shop-example|shop_compose.py"
+  # Shared mode as examples/cluster/docker-compose.yml runs it: three brokers and a private
+  # PostgreSQL; two brokers SIGKILLed under load. The producing client is the row's, the group
+  # member the other one.
+  "confluent-kafka|cluster-example|cluster_compose.py"
+  "kafka-python|cluster-example|cluster_compose.py --kafka-python"
   # Last: they change dynamic broker configs (and delete them again before exiting).
   "confluent-kafka|admin-extra|ck_admin_extra.py"
   "kafka-python|admin-extra|kp_admin_extra.py"
@@ -115,7 +120,8 @@ SCENARIOS=(
 )
 CLIENTS=(kcat confluent-kafka kafka-python aiokafka kafkajs sarama kafka-go python3-kafka)
 COLUMNS=(metadata produce-consume idempotent-produce admin list-offsets delete-records cluster-admin
-         admin-extra acls scram-credentials sasl oauthbearer sasl-acls mtls quotas transactions shop-example)
+         admin-extra acls scram-credentials sasl oauthbearer sasl-acls mtls quotas transactions shop-example
+         cluster-example)
 # Second table: the consumer-group scenarios (ids "group-X", shown as column "X").
 GROUP_COLUMNS=(group-consume group-rebalance group-restart group-live-restart group-static
                group-cooperative group-kip848 group-migration group-share group-mixed group-admin)

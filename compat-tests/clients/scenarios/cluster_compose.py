@@ -1,0 +1,251 @@
+"""Shared mode as examples/cluster/docker-compose.yml runs it: PostgreSQL and three brokers, each
+started with its compose service's environment (examples/cluster/local_cluster.py: host names
+made local, free ports, a private PostgreSQL, a temp directory as the objects volume).
+
+Under load from an idempotent acks=all producer (confluent-kafka; kafka-python with
+--kafka-python) and a consumer group committing after every poll (kafka-python; confluent-kafka
+with --kafka-python): SIGKILL the group's coordinator, start it again (it
+rejoins and takes its share), then SIGKILL another broker. Checks: the producer got no error;
+every acknowledged record is read back exactly once (0 lost, 0 duplicated); the group saw every
+acknowledged record and its committed offsets end at the log end; Metadata lists the live
+brokers through each listener. Needs PostgreSQL's programs (skipped without them unless
+GREGOR_REQUIRE_POSTGRES=1); starts its own brokers, so it skips against an external one.
+"""
+import os
+import sys
+import threading
+import time
+import uuid
+from collections import Counter
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
+from compat import Checks, flag, log, skip  # noqa: E402
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
+sys.path.insert(0, os.path.join(REPO, "examples", "cluster"))
+import local_cluster  # noqa: E402
+from confluent_kafka import Consumer, Producer, TopicPartition  # noqa: E402
+from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
+from kafka import KafkaConsumer, KafkaProducer  # noqa: E402
+
+PARTITIONS = 6
+PER_PHASE = 1000
+# kafka-python's max.poll.records: what one poll may hand out again after a coordinator move.
+MAX_POLL_RECORDS = 500
+DEADLINE_S = 90
+
+if os.environ.get("GREGOR_BOOTSTRAP"):
+    skip("starts its own brokers from the compose environment")
+binary = os.environ.get("GREGOR_BIN", os.path.join(REPO, "target", "release", "gregor"))
+try:
+    cluster = local_cluster.Cluster(binary)
+except FileNotFoundError as e:
+    if os.environ.get("GREGOR_REQUIRE_POSTGRES") == "1":
+        raise
+    skip(str(e))
+
+KP_PRODUCES = flag("kafka-python")
+c = Checks("cluster-kafka-python" if KP_PRODUCES else "cluster")
+topic = f"compat-cluster-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+group = f"cluster-group-{uuid.uuid4().hex[:8]}"
+host = cluster.bootstrap("PLAINTEXT_HOST")
+internal = cluster.bootstrap("PLAINTEXT")
+
+
+class GroupMember(threading.Thread):
+    """A group member on the internal listeners, committing after every poll: kafka-python's,
+    or confluent-kafka's when kafka-python produces."""
+
+    def __init__(self):
+        super().__init__(daemon=True)
+        self.seen = []
+        self.commit_errors = 0
+        self.error = None
+        self.stop = threading.Event()
+
+    def run(self):
+        try:
+            if KP_PRODUCES:
+                self.run_confluent()
+            else:
+                self.run_kafka_python()
+        except Exception as e:  # noqa: BLE001
+            self.error = repr(e)
+
+    def commit_last(self, commit):
+        """Commits what it saw, in case the commit after its last poll was refused by a moving
+        coordinator (retried until it goes through; confluent-kafka's "no offset stored" means
+        there was nothing left to commit)."""
+        deadline = time.monotonic() + DEADLINE_S
+        while True:
+            try:
+                commit()
+                return
+            except Exception as e:  # noqa: BLE001
+                if "_NO_OFFSET" in repr(e) or time.monotonic() > deadline:
+                    return
+                time.sleep(0.2)
+
+    def run_kafka_python(self):
+        consumer = KafkaConsumer(topic, bootstrap_servers=internal.split(","), group_id=group,
+                                 enable_auto_commit=False, auto_offset_reset="earliest",
+                                 max_poll_records=MAX_POLL_RECORDS)
+        while not self.stop.is_set():
+            batch = consumer.poll(timeout_ms=200)
+            for records in batch.values():
+                self.seen.extend(r.value.decode() for r in records)
+            if batch:
+                try:
+                    consumer.commit()
+                except Exception:  # noqa: BLE001 (a coordinator move: those records come again)
+                    self.commit_errors += 1
+        self.commit_last(consumer.commit)
+        consumer.close()
+
+    def run_confluent(self):
+        consumer = Consumer({"bootstrap.servers": internal, "group.id": group, "enable.auto.commit": False,
+                             "auto.offset.reset": "earliest"})
+        consumer.subscribe([topic])
+        while not self.stop.is_set():
+            batch = [m for m in consumer.consume(MAX_POLL_RECORDS, 0.2) if m.error() is None]
+            self.seen.extend(m.value().decode() for m in batch)
+            if batch:
+                try:
+                    consumer.commit(asynchronous=False)
+                except Exception:  # noqa: BLE001 (a coordinator move: those records come again)
+                    self.commit_errors += 1
+        self.commit_last(lambda: consumer.commit(asynchronous=False))
+        consumer.close()
+
+
+def coordinator_service():
+    """The service whose broker coordinates the group."""
+    admin = AdminClient({"bootstrap.servers": host})
+    desc = admin.describe_consumer_groups([group])[group].result(timeout=30)
+    del admin
+    return next(n for n in cluster.env if cluster.node_id(n) == desc.coordinator.id)
+
+
+def brokers_listed(bootstrap):
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    return sorted(admin.list_topics(timeout=20).brokers)
+
+
+acked, errors = [], []
+
+
+def delivered(err, msg):
+    if err is None:
+        acked.append(msg.value().decode())
+    else:
+        errors.append(str(err))
+
+
+if KP_PRODUCES:
+    producer = KafkaProducer(bootstrap_servers=host.split(","), acks="all", enable_idempotence=True, linger_ms=5)
+else:
+    producer = Producer({"bootstrap.servers": host, "enable.idempotence": True, "acks": "all", "linger.ms": 5})
+sent = 0
+
+
+def send(key, value):
+    if KP_PRODUCES:
+        future = producer.send(topic, key=key, value=value)
+        future.add_callback(lambda _meta: acked.append(value.decode()))
+        future.add_errback(lambda e: errors.append(repr(e)))
+    else:
+        producer.produce(topic, key=key, value=value, on_delivery=delivered)
+        producer.poll(0)
+
+
+def produce(count, then=None):
+    """Sends `count` more records; runs `then` while they are in flight, then waits for them."""
+    global sent
+    for _ in range(count):
+        send(str(sent % 97).encode(), f"v{sent}".encode())
+        sent += 1
+    if then:
+        then()
+    if KP_PRODUCES:
+        producer.flush(timeout=DEADLINE_S)
+    else:
+        producer.flush(DEADLINE_S)
+    remaining = sent - len(acked) - len(errors)
+    c.check(remaining == 0, f"{remaining} records still unacknowledged {DEADLINE_S} s after record {sent}")
+
+
+member = GroupMember()
+try:
+    for bootstrap in (host, internal):
+        c.check(brokers_listed(bootstrap) == [1, 2, 3], f"Metadata through {bootstrap.split(',')[0]}: brokers {brokers_listed(bootstrap)}")
+    admin = AdminClient({"bootstrap.servers": host})
+    admin.create_topics([NewTopic(topic, PARTITIONS)])[topic].result(timeout=30)
+    member.start()
+    produce(PER_PHASE)
+
+    # Wait for the group to form, so that it has a coordinator to lose.
+    deadline = time.monotonic() + DEADLINE_S
+    while not member.seen and time.monotonic() < deadline and member.error is None:
+        time.sleep(0.1)
+    first = coordinator_service()
+    log(f"killing {first} (node {cluster.node_id(first)}, the group coordinator) with records in flight")
+    produce(PER_PHASE, then=lambda: cluster.kill(first))
+    produce(PER_PHASE)
+
+    log(f"starting {first} again")
+    cluster.start(first)
+    cluster.wait_for(list(cluster.env))
+    second = next(n for n in cluster.env if n != first)
+    log(f"killing {second} (node {cluster.node_id(second)}) with records in flight")
+    produce(PER_PHASE, then=lambda: cluster.kill(second))
+    produce(PER_PHASE)
+    survivors = sorted(cluster.node_id(n) for n in cluster.env if n != second)
+    c.check(brokers_listed(host) == survivors, f"Metadata after the kills: brokers {brokers_listed(host)}, want {survivors}")
+
+    c.check(not errors, f"producer errors: {errors[:5]}")
+    c.check(len(acked) == sent, f"{len(acked)} of {sent} records acknowledged")
+
+    # Everything acknowledged, read back from the start of every partition.
+    reader = Consumer({"bootstrap.servers": host, "group.id": f"reader-{uuid.uuid4().hex[:8]}", "enable.auto.commit": False})
+    parts = [TopicPartition(topic, p, 0) for p in range(PARTITIONS)]
+    ends = {p: reader.get_watermark_offsets(TopicPartition(topic, p), timeout=30)[1] for p in range(PARTITIONS)}
+    reader.assign(parts)
+    read, positions = Counter(), dict.fromkeys(range(PARTITIONS), 0)
+    deadline = time.monotonic() + DEADLINE_S
+    while any(positions[p] < ends[p] for p in positions) and time.monotonic() < deadline:
+        m = reader.poll(0.2)
+        if m is not None and m.error() is None:
+            read[m.value().decode()] += 1
+            positions[m.partition()] = m.offset() + 1
+    reader.close()
+    lost = [v for v in acked if v not in read]
+    duplicated = {v: n for v, n in read.items() if n > 1}
+    log(f"{sent} sent, {len(acked)} acknowledged, {sum(read.values())} read back: {len(lost)} lost, {len(duplicated)} duplicated")
+    c.check(not lost, f"{len(lost)} acknowledged records lost: {lost[:5]}")
+    c.check(not duplicated, f"{len(duplicated)} records duplicated: {list(duplicated.items())[:5]}")
+
+    # The group went on through both kills and committed the log end.
+    deadline = time.monotonic() + DEADLINE_S
+    while set(acked) - set(member.seen) and time.monotonic() < deadline and member.error is None:
+        time.sleep(0.1)
+    member.stop.set()
+    member.join(timeout=60)
+    c.check(member.error is None, f"group member failed: {member.error}")
+    missed = set(acked) - set(member.seen)
+    again = len(member.seen) - len(set(member.seen))
+    log(f"group saw {len(member.seen)} records ({again} again after a move), {member.commit_errors} commits refused during moves")
+    # It went on from its committed offsets: at most the poll in progress at each kill comes again.
+    c.check(again <= 2 * MAX_POLL_RECORDS, f"the group saw {again} records twice: it did not resume from its committed offsets")
+    c.check(not missed, f"the group never saw {len(missed)} acknowledged records: {sorted(missed)[:5]}")
+    probe = Consumer({"bootstrap.servers": host, "group.id": group})
+    committed = {tp.partition: tp.offset for tp in probe.committed([TopicPartition(topic, p) for p in range(PARTITIONS)], timeout=30)}
+    probe.close()
+    c.check(committed == ends, f"group committed {committed}, log ends {ends}")
+except Exception:
+    for name in cluster.env:
+        log(f"---- last lines of {name}'s log ----\n" + "\n".join(cluster.log(name).splitlines()[-30:]))
+    raise
+finally:
+    member.stop.set()
+    cluster.stop()
+c.finish()
