@@ -570,8 +570,12 @@ impl PartitionLog {
     }
 
     /// `flush_to` for callers outside the async runtime (start-up work): syncs the active
-    /// segment and the directory on this thread.
+    /// segment and the directory on this thread. In shared mode durable means committed to
+    /// the store, which is the runtime's work: this thread waits for it.
     pub fn flush_blocking(&self) -> io::Result<()> {
+        if self.committer.get().is_some() {
+            return self.commit_blocking();
+        }
         let (file, end, epoch) = {
             let mut inner = self.inner.lock();
             inner.dir_dirty = false;
@@ -583,6 +587,23 @@ impl PartitionLog {
             .inspect(|()| super::observe_fsync(started))
             .and_then(|()| File::open(&self.dir)?.sync_all());
         self.flushed(end, epoch, synced)
+    }
+
+    /// Shared mode's `flush_blocking`: the commit of everything appended so far runs on the
+    /// runtime and this thread waits for its outcome (it never blocks the runtime itself: a
+    /// channel, not `block_on`, so a caller on a worker thread cannot panic).
+    fn commit_blocking(&self) -> io::Result<()> {
+        let runtime = tokio::runtime::Handle::try_current()
+            .map_err(|_| io::Error::other("a shared-mode commit needs the async runtime"))?;
+        let Some(me) = self.me.get().and_then(Weak::upgrade) else {
+            return Err(io::Error::other("the partition is closing"));
+        };
+        let end = self.offsets().log_end_offset;
+        let (tx, rx) = std::sync::mpsc::channel();
+        runtime.spawn(async move {
+            let _ = tx.send(me.flush_to(end).await);
+        });
+        rx.recv().unwrap_or_else(|_| Err(io::Error::other("the commit was dropped")))
     }
 
     pub fn durable_offset(&self) -> i64 {
