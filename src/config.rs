@@ -835,10 +835,10 @@ impl Config {
         if !c.preview {
             return bad(
                 "cluster.preview",
-                "shared mode is a preview: records, group offsets and transaction state survive a failover, \
-                 but a transaction must stay on one broker and share-group state stays with the broker that \
-                 coordinated it, so a failover of that broker loses them; set cluster.preview = true to run \
-                 it anyway",
+                "shared mode is a preview: records, group offsets and transactions survive a failover, \
+                 but share-group state stays with the broker that coordinated it, so a failover of that \
+                 broker loses it, and brokers reach each other in plaintext only; set cluster.preview = true \
+                 to run it anyway",
             );
         }
         if c.heartbeat_interval_ms == 0 || c.heartbeat_interval_ms >= c.session_timeout_ms {
@@ -2240,7 +2240,7 @@ mod tests {
         let err = load(&[objects, preview]).unwrap_err().to_string();
         assert!(err.contains("cluster.postgres_url"), "{err}");
         let err = load(&[pg, objects]).unwrap_err().to_string();
-        assert!(err.contains("cluster.preview") && err.contains("loses them"), "{err}");
+        assert!(err.contains("cluster.preview") && err.contains("loses it"), "{err}");
         let cfg = load(&[pg, objects, preview]).unwrap();
         assert!(cfg.cluster.is_shared());
         assert_eq!((cfg.cluster.session_timeout_ms, cfg.cluster.heartbeat_interval_ms), (9_000, 2_000));

@@ -24,6 +24,7 @@ pub mod alloc;
 pub mod auth;
 pub mod broker;
 pub mod cli;
+pub mod client;
 pub mod clock;
 pub mod cluster;
 pub mod config;

@@ -208,6 +208,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         tokio::task::spawn_blocking(move || Broker::open_in(config, host, port, cluster))
     };
     let broker = Arc::new(opening.await?.context("cannot open the data directory")?);
+    gregor::handlers::peers::Peers::install(&broker);
     if cluster.shared().is_some() {
         tokio::spawn(gregor::broker::follow_cluster(broker.clone()));
     }
@@ -254,7 +255,7 @@ async fn join_cluster(
         return Ok(Some(Cluster::Single { node_id: config.server.node_id }));
     }
     tracing::warn!(
-        "shared mode is a preview (cluster.preview): a transaction must stay on one broker, and share groups do not follow their coordinator to another broker yet"
+        "shared mode is a preview (cluster.preview): share groups do not follow their coordinator to another broker yet, and brokers reach each other in plaintext only"
     );
     let mut endpoints = std::collections::BTreeMap::new();
     for l in listeners {

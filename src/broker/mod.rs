@@ -63,6 +63,9 @@ pub struct Broker {
     pub scram: crate::auth::scram::ScramStore,
     /// Client quotas and the rates measured against them.
     pub quotas: crate::auth::quota::QuotaStore,
+    /// Shared mode: transactions' requests to the other brokers (markers, checks), set once
+    /// the broker serves (`handlers::peers`).
+    pub remote_txns: std::sync::OnceLock<Arc<dyn crate::txn::RemoteTxns>>,
 }
 
 impl Broker {
@@ -111,7 +114,9 @@ impl Broker {
         let names = StartTopics { topics: &topics, cluster_id: &cluster_id };
         let groups = GroupCoordinator::open(&logs, coordinator_config(&config.group), &names, now)?;
         let txns = TxnCoordinator::open(&logs, txn_config(&config), now)?;
-        txns.recover(&Markers { logs: &logs, groups: &groups }, now);
+        // At start, no retries: what cannot be written now is left prepared for the timer.
+        let markers = Markers { logs: &logs, groups: &groups, cluster: &cluster, remote: None, retry: Duration::ZERO };
+        txns.recover(&markers, now);
         let share_groups =
             crate::group::share::ShareCoordinator::open(root.clone(), &logs, share_config(&config.group), now)?;
         logs.finish_recovery()?;
@@ -156,6 +161,7 @@ impl Broker {
             acls,
             scram,
             quotas,
+            remote_txns: std::sync::OnceLock::new(),
         })
     }
 
@@ -165,7 +171,13 @@ impl Broker {
 
     /// Where the transaction coordinator writes its markers.
     pub fn markers(&self) -> Markers<'_> {
-        Markers { logs: &self.logs, groups: &self.groups }
+        Markers {
+            logs: &self.logs,
+            groups: &self.groups,
+            cluster: &self.cluster,
+            remote: self.remote_txns.get(),
+            retry: MARKER_RETRY,
+        }
     }
 }
 
@@ -278,11 +290,21 @@ impl crate::group::consumer::TopicNames for StartTopics<'_> {
 }
 
 /// Writes transaction markers: into a topic partition's log, or, for `__consumer_offsets`,
-/// through the group coordinator, which applies or drops the transaction's offsets.
+/// through the group coordinator, which applies or drops the transaction's offsets. In shared
+/// mode a partition another broker leads gets its marker through that broker (WriteTxnMarkers),
+/// retried while its leadership moves.
 pub struct Markers<'a> {
     logs: &'a LogManager,
     groups: &'a GroupCoordinator,
+    cluster: &'a Cluster,
+    remote: Option<&'a Arc<dyn crate::txn::RemoteTxns>>,
+    /// How long a marker that cannot be written is retried.
+    retry: Duration,
 }
+
+/// How long a marker is retried (a partition's leader moving, a broker restarting) before the
+/// transaction is left prepared for the coordinator's timer to finish.
+const MARKER_RETRY: Duration = Duration::from_secs(10);
 
 impl MarkerWriter for Markers<'_> {
     fn write_marker(
@@ -292,6 +314,39 @@ impl MarkerWriter for Markers<'_> {
         epoch: i16,
         control: crate::log::producer_state::ControlType,
     ) -> Result<bool, String> {
+        let deadline = std::time::Instant::now() + self.retry;
+        loop {
+            match self.write_once(tp, producer_id, epoch, control) {
+                Err(e) if std::time::Instant::now() < deadline => {
+                    tracing::debug!(partition = %format!("{}-{}", tp.0, tp.1), error = %e, "transaction marker not written yet; retrying");
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+                outcome => return outcome,
+            }
+        }
+    }
+}
+
+impl Markers<'_> {
+    fn write_once(
+        &self,
+        tp: &(String, i32),
+        producer_id: i64,
+        epoch: i16,
+        control: crate::log::producer_state::ControlType,
+    ) -> Result<bool, String> {
+        if self.cluster.shared().is_some() {
+            match self.cluster.leader(&tp.0, tp.1).leader {
+                None => return Err(format!("{}-{} has no leader at the moment", tp.0, tp.1)),
+                Some(node) if node != self.cluster.node_id() => {
+                    let Some(remote) = self.remote else {
+                        return Err("this broker cannot reach the others yet".into());
+                    };
+                    return remote.write_marker(node, tp, producer_id, epoch, control);
+                }
+                Some(_) => {}
+            }
+        }
         if tp.0 == crate::group::OFFSETS_TOPIC {
             return self.groups.end_txn(producer_id, epoch, control).map(|()| true);
         }

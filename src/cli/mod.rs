@@ -3,7 +3,6 @@
 //! They use the protocol codec and the record-batch code of `log::batch`, and nothing of the
 //! broker itself. Output is aligned text for people, or JSON with `--json`.
 
-mod client;
 mod configs;
 mod groups;
 mod member;
@@ -19,7 +18,7 @@ use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 use serde_json::json;
 
-use client::Connection;
+use crate::client::Connection;
 
 pub use configs::{configs, ConfigsCmd};
 pub use groups::{groups, GroupsCmd};

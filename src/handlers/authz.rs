@@ -120,6 +120,8 @@ pub const REQUIRED: &[Requirement] = &[
         "topics without WRITE: TOPIC_AUTHORIZATION_FAILED, the others OPERATION_NOT_ATTEMPTED; v4+ batches (broker to broker) need CLUSTER_ACTION"),
     row!(AddOffsetsToTxn, [(TRANSACTIONAL_ID, op::WRITE), (GROUP, op::READ)], With(TxnDenied), "the group: GROUP_AUTHORIZATION_FAILED"),
     row!(EndTxn, [(TRANSACTIONAL_ID, op::WRITE)], With(TxnDenied), ""),
+    row!(WriteTxnMarkers, [(CLUSTER, op::CLUSTER_ACTION)], With(ClusterDenied),
+        "broker to broker; ALTER on the cluster allows it too (KIP-1037); CLUSTER_AUTHORIZATION_FAILED per partition"),
     row!(TxnOffsetCommit, [(TRANSACTIONAL_ID, op::WRITE), (GROUP, op::READ), (TOPIC, op::READ)], With(TxnDenied),
         "the group: GROUP_, topics: TOPIC_AUTHORIZATION_FAILED per partition"),
     row!(DescribeProducers, [(TOPIC, op::READ)], With(TopicDenied), "per partition"),

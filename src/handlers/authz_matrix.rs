@@ -467,6 +467,21 @@ fn cases() -> Vec<(&'static str, ApiKey, Send, [bool; 4])> {
             [D, D, A, A],
         ),
         (
+            "WriteTxnMarkers",
+            ApiKey::WriteTxnMarkers,
+            case(
+                WriteTxnMarkersRequest::default().with_markers(vec![
+                    write_txn_markers_request::WritableTxnMarker::default()
+                        .with_producer_id(ProducerId(1))
+                        .with_topics(vec![write_txn_markers_request::WritableTxnMarkerTopic::default()
+                            .with_name(tn())
+                            .with_partition_indexes(vec![0])]),
+                ]),
+                1,
+            ),
+            [D, D, D, A],
+        ),
+        (
             "TxnOffsetCommit",
             ApiKey::TxnOffsetCommit,
             case(

@@ -86,3 +86,24 @@ pub fn leader_epoch_error(requested: i32, current: i32) -> Option<ResponseError>
         Ordering::Less => Some(ResponseError::FencedLeaderEpoch),
     }
 }
+
+/// Shared mode, when another broker coordinates transactions: how to ask it (`Err`: no broker
+/// does right now, or this one cannot reach the others yet). `None`: this broker coordinates
+/// them (always so on a single node).
+#[allow(clippy::type_complexity)]
+pub fn txn_coordinator_elsewhere(
+    broker: &crate::broker::Broker,
+) -> Option<Result<(&std::sync::Arc<dyn crate::txn::RemoteTxns>, i32), crate::txn::TxnError>> {
+    broker.cluster.shared()?;
+    let me = broker.cluster.node_id();
+    let coordinator = broker.cluster.coordinator(crate::txn::TXN_TOPIC);
+    if coordinator == Some(me) {
+        return None;
+    }
+    let unverified = |why: &str| crate::txn::TxnError::Unverified(why.to_string());
+    Some(match (broker.remote_txns.get(), coordinator) {
+        (_, None) => Err(unverified("no broker coordinates transactions at the moment")),
+        (None, _) => Err(unverified("this broker cannot reach the others yet")),
+        (Some(remote), Some(node)) => Ok((remote, node)),
+    })
+}

@@ -172,6 +172,12 @@ impl ToKafkaCode for TxnError {
             Self::NotAttempted => ResponseError::OperationNotAttempted,
             // The state log could not be written: retriable, as Kafka's coordinator answers.
             Self::Storage(_) => ResponseError::CoordinatorNotAvailable,
+            // Kafka 4.1's leader answers a produce whose verification could not be made with a
+            // retriable NOT_ENOUGH_REPLICAS.
+            Self::Unverified(_) => ResponseError::NotEnoughReplicas,
+            Self::Remote { code, .. } => {
+                ResponseError::try_from_code(*code).unwrap_or(ResponseError::UnknownServerError)
+            }
         }
     }
 }

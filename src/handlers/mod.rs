@@ -31,6 +31,7 @@ pub mod list_offsets;
 pub mod metadata;
 pub mod offset_for_leader_epoch;
 pub mod partition_reassignments;
+pub mod peers;
 pub mod produce;
 pub mod releases;
 pub mod sasl;
@@ -168,6 +169,7 @@ macro_rules! registry {
             AddPartitionsToTxn => AddPartitionsToTxnRequest, txn::add_partitions_to_txn::handle, 0..=5;
             AddOffsetsToTxn => AddOffsetsToTxnRequest, txn::add_offsets_to_txn::handle, 0..=4;
             EndTxn => EndTxnRequest, txn::end_txn::handle, 0..=5;
+            WriteTxnMarkers => WriteTxnMarkersRequest, txn::write_txn_markers::handle, 1..=1;
             TxnOffsetCommit => TxnOffsetCommitRequest, txn::txn_offset_commit::handle, 0..=5;
             DescribeProducers => DescribeProducersRequest, txn::describe_producers::handle, 0..=0;
             DescribeTransactions => DescribeTransactionsRequest, txn::describe_transactions::handle, 0..=0;

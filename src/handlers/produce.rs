@@ -138,8 +138,9 @@ fn append_all(
     // A transactional producer's appends happen under its transactional id's lock: each
     // partition must be in its ongoing transaction, and no marker can end the transaction
     // between that check and the append.
-    let mut txn =
-        req.transactional_id.as_ref().filter(|t| !t.0.is_empty()).map(|t| broker.txns.lock_for_produce(t.0.as_str()));
+    let tid = req.transactional_id.as_ref().map(|t| t.0.to_string()).filter(|t| !t.is_empty());
+    let tid = tid.as_deref();
+    let mut txn = tid.map(|t| broker.txns.lock_for_produce(t));
     let mut pending: Vec<Pending> = Vec::new();
     let mut responses = Vec::with_capacity(req.topic_data.len());
     for (ti, topic) in req.topic_data.into_iter().enumerate() {
@@ -166,7 +167,7 @@ fn append_all(
                 let tp = (name, part.index);
                 match part.records.as_deref() {
                     None | Some([]) => Err((ResponseError::InvalidRecord, Some("no records".to_string()), Vec::new())),
-                    Some(records) => match check_transaction(broker, txn.as_mut(), records, &tp, v, now) {
+                    Some(records) => match check_transaction(broker, tid, txn.as_mut(), records, &tp, v, now) {
                         Err(e) => Err((e.0, Some(e.1), Vec::new())),
                         Ok(()) => log.append(records, now).map(|info| {
                             crate::metrics::get().bytes_in(&tp.0, records.len() as u64);
@@ -231,10 +232,12 @@ fn append_all(
 }
 
 /// Transactional records may be appended only inside the producer's ongoing transaction, to
-/// a partition added to it (KIP-890's check, made in-process). From Produce v12 (Transaction
-/// Version 2) the produce itself adds the partition.
+/// a partition added to it (KIP-890's check, made in-process, or, in shared mode when another
+/// broker coordinates the transaction, asked of it). From Produce v12 (Transaction Version 2)
+/// the produce itself adds the partition.
 fn check_transaction(
     broker: &Broker,
+    transactional_id: Option<&str>,
     txn: Option<&mut crate::txn::ProduceGuard>,
     records: &[u8],
     tp: &(String, i32),
@@ -252,6 +255,13 @@ fn check_transaction(
     };
     // Fencing is INVALID_PRODUCER_EPOCH at the partition, as Kafka's log answers it.
     let refused = |e: crate::txn::TxnError| (txn_code(&e, 0, i16::MAX), e.to_string());
+    if let (Some(elsewhere), Some(tid)) = (super::common::txn_coordinator_elsewhere(broker), transactional_id) {
+        return elsewhere
+            .and_then(|(remote, node)| {
+                remote.check_partition(node, tid, h.producer_id, h.producer_epoch, tp, version >= 12)
+            })
+            .map_err(refused);
+    }
     match txn.verify(h.producer_id, h.producer_epoch, tp) {
         Err(crate::txn::TxnError::PartitionNotAdded) if version >= 12 => {
             broker.txns.add_implicitly(txn, h.producer_id, h.producer_epoch, tp, now).map_err(refused)

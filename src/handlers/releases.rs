@@ -33,12 +33,14 @@
 //!   every forwardable broker API is also a controller API with the same range, so this removes
 //!   nothing.
 //! - Broker-to-broker and broker-to-controller APIs are left out: those `ApiKeys` marks as cluster
-//!   actions (LeaderAndIsr, StopReplica, UpdateMetadata, ControlledShutdown, WriteTxnMarkers,
-//!   AlterIsr/AlterPartition, Envelope, the share-group state APIs 83-87, ...) and those only a
+//!   actions (LeaderAndIsr, StopReplica, UpdateMetadata, ControlledShutdown, AlterIsr/
+//!   AlterPartition, Envelope, the share-group state APIs 83-87, ...) and those only a
 //!   controller listens for (Vote, FetchSnapshot, BrokerRegistration, ControllerRegistration,
 //!   AssignReplicasToDirs, UpdateRaftVoter, ...). DescribeQuorum and UpdateFeatures carry the
 //!   cluster-action mark but are sent by admin clients, so they stay, as do UnregisterBroker,
 //!   AddRaftVoter and RemoveRaftVoter (admin APIs a KRaft broker forwards to the controller).
+//!   WriteTxnMarkers stays too: every KRaft broker listener lists it (v0-v1, v1 only from 4.0,
+//!   KIP-896), and gregor's brokers send it to each other in shared mode.
 //! - GetTelemetrySubscriptions and PushTelemetry (KIP-714) are left out: a 3.7+ broker lists them
 //!   only when a client-telemetry plugin is configured, and none is by default.
 //!
@@ -88,6 +90,7 @@ const KAFKA_2_8: &[(ApiKey, i16, i16)] = &[
     (ApiKey::AddPartitionsToTxn, 0, 3),
     (ApiKey::AddOffsetsToTxn, 0, 3),
     (ApiKey::EndTxn, 0, 3),
+    (ApiKey::WriteTxnMarkers, 0, 1),
     (ApiKey::TxnOffsetCommit, 0, 3),
     (ApiKey::DescribeAcls, 0, 2),
     (ApiKey::CreateAcls, 0, 2),
@@ -142,6 +145,7 @@ const KAFKA_3_9: &[(ApiKey, i16, i16)] = &[
     (ApiKey::AddPartitionsToTxn, 0, 5),
     (ApiKey::AddOffsetsToTxn, 0, 4),
     (ApiKey::EndTxn, 0, 4),
+    (ApiKey::WriteTxnMarkers, 0, 1),
     (ApiKey::TxnOffsetCommit, 0, 4),
     (ApiKey::DescribeAcls, 0, 3),
     (ApiKey::CreateAcls, 0, 3),
@@ -206,6 +210,7 @@ const KAFKA_4_1: &[(ApiKey, i16, i16)] = &[
     (ApiKey::AddPartitionsToTxn, 0, 5),
     (ApiKey::AddOffsetsToTxn, 0, 4),
     (ApiKey::EndTxn, 0, 5),
+    (ApiKey::WriteTxnMarkers, 1, 1),
     (ApiKey::TxnOffsetCommit, 0, 5),
     (ApiKey::DescribeAcls, 1, 3),
     (ApiKey::CreateAcls, 1, 3),
@@ -277,6 +282,7 @@ const KAFKA_4_2: &[(ApiKey, i16, i16)] = &[
     (ApiKey::AddPartitionsToTxn, 0, 5),
     (ApiKey::AddOffsetsToTxn, 0, 4),
     (ApiKey::EndTxn, 0, 5),
+    (ApiKey::WriteTxnMarkers, 1, 1),
     (ApiKey::TxnOffsetCommit, 0, 5),
     (ApiKey::DescribeAcls, 1, 3),
     (ApiKey::CreateAcls, 1, 3),
@@ -369,7 +375,6 @@ mod tests {
     fn inter_broker_and_telemetry_apis_are_never_listed() {
         for r in Release::ALL {
             for key in [
-                ApiKey::WriteTxnMarkers,
                 ApiKey::AlterPartition,
                 ApiKey::Envelope,
                 ApiKey::Vote,

@@ -62,6 +62,14 @@ pub enum TxnError {
     NotAttempted,
     #[error("the transaction state could not be written: {0}")]
     Storage(String),
+    /// Shared mode: the transaction coordinator on another broker could not be asked (moved,
+    /// unreachable); the client retries.
+    #[error("the transaction coordinator could not check this write: {0}")]
+    Unverified(String),
+    /// Shared mode: the transaction coordinator on another broker refused with this Kafka
+    /// error code.
+    #[error("the transaction coordinator (broker {node}) refused: {message}")]
+    Remote { node: i32, code: i16, message: String },
 }
 
 /// Where the coordinator writes markers: the broker's partitions, including the group
@@ -76,6 +84,36 @@ pub trait MarkerWriter {
         epoch: i16,
         control: ControlType,
     ) -> Result<bool, String>;
+}
+
+/// Shared mode: what transactions need from the other brokers. The coordinator writes markers
+/// into partitions another broker leads through it, and a leader that is not the coordinator
+/// checks a transactional write with the coordinator (KIP-890's verification; with Transaction
+/// Version 2 the check adds the partition). Implemented over the network by `handlers::peers`;
+/// calls block: make them off the async runtime.
+pub trait RemoteTxns: Send + Sync + std::fmt::Debug {
+    /// Writes a marker into `tp`, which broker `node` leads, once it is durable there.
+    /// `Ok(false)`: the partition does not exist; `Err`: not written (moved, unreachable), retry.
+    fn write_marker(
+        &self,
+        node: i32,
+        tp: &(String, i32),
+        producer_id: i64,
+        epoch: i16,
+        control: ControlType,
+    ) -> Result<bool, String>;
+
+    /// Asks the transaction coordinator `node` whether `tp` is in the ongoing transaction of
+    /// `transactional_id` under this producer id and epoch; `add` adds it if not.
+    fn check_partition(
+        &self,
+        node: i32,
+        transactional_id: &str,
+        producer_id: i64,
+        epoch: i16,
+        tp: &(String, i32),
+        add: bool,
+    ) -> Result<(), TxnError>;
 }
 
 /// Per-partition outcome of AddPartitionsToTxn.

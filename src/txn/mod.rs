@@ -15,7 +15,7 @@ pub mod record;
 pub mod state;
 
 pub use coordinator::{
-    AddResult, MarkerWriter, ProduceGuard, TxnConfig, TxnCoordinator, TxnError, TxnListing, TXN_TOPIC,
+    AddResult, MarkerWriter, ProduceGuard, RemoteTxns, TxnConfig, TxnCoordinator, TxnError, TxnListing, TXN_TOPIC,
 };
 pub use producer_ids::{IdBlocks, ProducerIdManager};
 

@@ -368,3 +368,103 @@ async fn a_broker_waits_for_postgresql_and_for_its_node_id() {
     wait_agreed(&[twin.addr], "the twin as broker 1", |m| broker_ids(m) == [1]).await;
     assert!(twin.is_running());
 }
+
+/// A transaction whose partitions three brokers lead: the leaders that do not coordinate it
+/// check each transactional write with the coordinator, and the coordinator writes the commit
+/// and abort markers through them (WriteTxnMarkers), the offsets' marker through the group
+/// coordinator. A read_committed reader sees exactly the committed records.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transaction_spans_partitions_that_every_broker_leads() {
+    use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+    let Some(pg) = PgServer::start() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let objects = tmp.path().join("objects");
+    std::fs::create_dir_all(&objects).unwrap();
+    let objects = format!("file://{}", objects.display());
+    let brokers: Vec<BrokerProcess> = (1..=3).map(|n| spawn(tmp.path(), n, &pg.url, &objects)).collect();
+    let addrs: Vec<SocketAddr> = brokers.iter().map(|b| b.addr).collect();
+    RawClient::connect(addrs[0]).await.create_topic("orders", 6).await;
+    let all_led = |m: &MetadataResponse| {
+        broker_ids(m) == [1, 2, 3]
+            && m.topics.iter().all(|t| t.error_code == 0)
+            && leaders(m).values().all(|(l, _)| (1..=3).contains(l))
+    };
+    let view = wait_agreed(&addrs, "three brokers leading orders", all_led).await;
+    let led_by: std::collections::BTreeSet<i32> =
+        view.iter().filter(|((t, _), _)| t == "orders").map(|(_, (l, _))| *l).collect();
+    assert_eq!(led_by.len(), 3, "orders is not spread over the three brokers: {view:?}");
+
+    let bootstrap = addrs.iter().map(ToString::to_string).collect::<Vec<_>>().join(",");
+    let b = bootstrap.clone();
+    tokio::task::spawn_blocking(move || {
+        let t = Duration::from_secs(30);
+        let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
+            .set("bootstrap.servers", &b)
+            .set("transactional.id", "spanning")
+            .set("linger.ms", "5")
+            .create()
+            .unwrap();
+        producer.init_transactions(t).expect("init_transactions");
+        let group: BaseConsumer =
+            ClientConfig::new().set("bootstrap.servers", &b).set("group.id", "txn-group").create().unwrap();
+
+        producer.begin_transaction().unwrap();
+        for i in 0..60 {
+            let v = format!("committed-{i:02}");
+            producer.send(BaseRecord::<(), str>::to("orders").partition(i % 6).payload(&v)).expect("send");
+        }
+        let mut offsets = TopicPartitionList::new();
+        offsets.add_partition_offset("orders", 0, Offset::Offset(42)).unwrap();
+        producer
+            .send_offsets_to_transaction(&offsets, &group.group_metadata().unwrap(), t)
+            .expect("offsets in the transaction");
+        producer.commit_transaction(t).expect("commit over three brokers");
+
+        producer.begin_transaction().unwrap();
+        for i in 0..30 {
+            let v = format!("aborted-{i:02}");
+            producer.send(BaseRecord::<(), str>::to("orders").partition(i % 6).payload(&v)).expect("send");
+        }
+        producer.flush(t).unwrap();
+        producer.abort_transaction(t).expect("abort over three brokers");
+
+        let reader: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &b)
+            .set("group.id", "reader")
+            .set("isolation.level", "read_committed")
+            .set("enable.auto.commit", "false")
+            .set("enable.partition.eof", "true")
+            .create()
+            .unwrap();
+        let mut tpl = TopicPartitionList::new();
+        for p in 0..6 {
+            tpl.add_partition_offset("orders", p, Offset::Beginning).unwrap();
+        }
+        reader.assign(&tpl).unwrap();
+        let mut seen = Vec::new();
+        let deadline = Instant::now() + t;
+        // Until every partition's end is reached: the aborted records would come before it.
+        let mut at_end = std::collections::BTreeSet::new();
+        while at_end.len() < 6 || seen.len() < 60 {
+            assert!(Instant::now() < deadline, "read {} records, at the end of {at_end:?}: {seen:?}", seen.len());
+            if let Some(m) = reader.poll(Duration::from_millis(100)) {
+                match m {
+                    Ok(m) => seen.push(String::from_utf8(m.payload().unwrap().to_vec()).unwrap()),
+                    Err(rdkafka::error::KafkaError::PartitionEOF(p)) => {
+                        at_end.insert(p);
+                    }
+                    Err(e) => panic!("consume: {e}"),
+                }
+            }
+        }
+        seen.sort();
+        let want: Vec<String> = (0..60).map(|i| format!("committed-{i:02}")).collect();
+        assert_eq!(seen, want, "read_committed over three leaders");
+
+        let committed = group.committed_offsets(offsets, t).expect("committed offsets");
+        let offset = committed.find_partition("orders", 0).map(|e| e.offset());
+        assert_eq!(offset, Some(Offset::Offset(42)), "the group's offset committed in the transaction");
+    })
+    .await
+    .unwrap();
+}

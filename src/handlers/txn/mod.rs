@@ -9,6 +9,7 @@ pub mod describe_transactions;
 pub mod end_txn;
 pub mod list_transactions;
 pub mod txn_offset_commit;
+pub mod write_txn_markers;
 
 use crate::handlers::error_codes::txn_code;
 use crate::txn::TxnError;

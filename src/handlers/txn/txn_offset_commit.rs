@@ -66,12 +66,17 @@ pub async fn handle(ctx: &Ctx, req: TxnOffsetCommitRequest) -> Reply {
         // Held until the offsets are written, so that they cannot land after the marker.
         let mut guard = broker.txns.lock_for_produce(&tid);
         let offsets_tp = (crate::group::OFFSETS_TOPIC.to_string(), 0);
-        let verified = match guard.verify(pid, epoch, &offsets_tp) {
-            // Transaction Version 2 (v5+) sends no AddOffsetsToTxn: the commit adds it.
-            Err(crate::txn::TxnError::PartitionNotAdded) if version >= 5 => {
-                broker.txns.add_implicitly(&mut guard, pid, epoch, &offsets_tp, now)
-            }
-            other => other,
+        let verified = match crate::handlers::common::txn_coordinator_elsewhere(&broker) {
+            // Shared mode: the transaction coordinator on another broker checks (and adds).
+            Some(elsewhere) => elsewhere
+                .and_then(|(remote, node)| remote.check_partition(node, &tid, pid, epoch, &offsets_tp, version >= 5)),
+            None => match guard.verify(pid, epoch, &offsets_tp) {
+                // Transaction Version 2 (v5+) sends no AddOffsetsToTxn: the commit adds it.
+                Err(crate::txn::TxnError::PartitionNotAdded) if version >= 5 => {
+                    broker.txns.add_implicitly(&mut guard, pid, epoch, &offsets_tp, now)
+                }
+                other => other,
+            },
         };
         if let Err(e) = verified {
             let code = match e {

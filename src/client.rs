@@ -1,5 +1,6 @@
-//! A small Kafka client for the admin commands: one connection per broker, requests in the
-//! versions the command asks for, checked against what the broker offers in ApiVersions.
+//! A small Kafka client: one connection to one broker, requests in the versions the caller asks
+//! for, checked against what the broker offers in ApiVersions. The admin commands use it, and
+//! brokers in shared mode to reach each other (`handlers::peers`).
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -14,29 +15,38 @@ use tokio::net::TcpStream;
 /// How long a request may take before the command gives up.
 const TIMEOUT: Duration = Duration::from_secs(30);
 
+#[derive(Debug)]
 pub struct Connection {
     address: String,
     stream: TcpStream,
     next_id: i32,
+    /// The client id and software name it sends.
+    name: &'static str,
     /// api key -> (min, max) version the broker serves.
     versions: HashMap<i16, (i16, i16)>,
 }
 
 impl Connection {
-    /// Connects and asks the broker which API versions it serves.
+    /// Connects as the admin commands do and asks the broker which API versions it serves.
     pub async fn open(address: &str) -> anyhow::Result<Self> {
+        Self::open_as(address, "gregor-cli").await
+    }
+
+    /// Connects with `name` as client id and software name and asks the broker which API
+    /// versions it serves.
+    pub async fn open_as(address: &str, name: &'static str) -> anyhow::Result<Self> {
         let stream = tokio::time::timeout(TIMEOUT, TcpStream::connect(address))
             .await
             .map_err(|_| anyhow::anyhow!("connecting to {address} timed out"))?
             .with_context(|| format!("cannot connect to {address}"))?;
         let _ = stream.set_nodelay(true);
-        let mut c = Self { address: address.to_string(), stream, next_id: 1, versions: HashMap::new() };
+        let mut c = Self { address: address.to_string(), stream, next_id: 1, name, versions: HashMap::new() };
         let req = ApiVersionsRequest::default()
-            .with_client_software_name(StrBytes::from_static_str("gregor-cli"))
+            .with_client_software_name(StrBytes::from_static_str(name))
             .with_client_software_version(StrBytes::from_static_str(env!("CARGO_PKG_VERSION")));
         let resp = c.send(3, &req).await?;
         if resp.error_code != 0 {
-            bail!("{address} answered ApiVersions with {}", super::error_name(resp.error_code));
+            bail!("{address} answered ApiVersions with error code {}", resp.error_code);
         }
         c.versions = resp.api_keys.iter().map(|k| (k.api_key, (k.min_version, k.max_version))).collect();
         Ok(c)
@@ -88,7 +98,7 @@ impl Connection {
             .with_request_api_key(R::KEY)
             .with_request_api_version(version)
             .with_correlation_id(id)
-            .with_client_id(Some(StrBytes::from_static_str("gregor-cli")));
+            .with_client_id(Some(StrBytes::from_static_str(self.name)));
         let mut buf = BytesMut::new();
         buf.put_i32(0);
         header.encode(&mut buf, R::header_version(version))?;

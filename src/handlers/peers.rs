@@ -1,0 +1,214 @@
+//! Shared mode: the requests a broker sends to the other brokers of its cluster, for
+//! transactions that span them ([`crate::txn::RemoteTxns`]).
+//!
+//! - The transaction coordinator writes a marker into a partition another broker leads with
+//!   WriteTxnMarkers v1, as Kafka's coordinator does; that broker answers once the marker is
+//!   committed.
+//! - A leader that is not the transaction coordinator checks a transactional write with it
+//!   through AddPartitionsToTxn v5, one transaction, `verify_only` (Kafka 3.6+'s KIP-890
+//!   verification) or, for Transaction Version 2 producers, adding the partition.
+//!
+//! Brokers reach each other on the inter-broker listener (`server.inter_broker_listener_name`,
+//! else PLAINTEXT, else the first listener) at the address each registered for it. This preview
+//! speaks plaintext only and sends no credentials: a cluster with authorization on must allow
+//! the brokers' principal (ANONYMOUS) CLUSTER_ACTION on the cluster.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use kafka_protocol::messages::add_partitions_to_txn_request::{AddPartitionsToTxnTopic, AddPartitionsToTxnTransaction};
+use kafka_protocol::messages::write_txn_markers_request::{WritableTxnMarker, WritableTxnMarkerTopic};
+use kafka_protocol::messages::{
+    AddPartitionsToTxnRequest, ProducerId, TopicName, TransactionalId, WriteTxnMarkersRequest,
+};
+use kafka_protocol::protocol::Request;
+
+use crate::broker::Broker;
+use crate::client::Connection;
+use crate::config::ListenerSecurity;
+use crate::handlers::common::str_bytes;
+use crate::handlers::error_codes::ResponseError;
+use crate::log::producer_state::ControlType;
+use crate::txn::TxnError;
+
+/// How long one request to another broker may take, connecting included.
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The inter-broker requests, made from blocking threads through the runtime.
+#[derive(Debug)]
+pub struct Peers {
+    links: Arc<Links>,
+    runtime: tokio::runtime::Handle,
+}
+
+/// Connections to the other brokers, one per broker, one request at a time on each.
+#[derive(Debug)]
+struct Links {
+    broker: Weak<Broker>,
+    /// The listener whose registered addresses this broker dials; `Err`: why it cannot.
+    listener: Result<String, String>,
+    conns: parking_lot::Mutex<HashMap<i32, Arc<tokio::sync::Mutex<Option<Connection>>>>>,
+}
+
+impl Peers {
+    /// Installs the inter-broker requests on a shared-mode broker (nothing on a single node).
+    pub fn install(broker: &Arc<Broker>) {
+        if broker.cluster.shared().is_none() {
+            return;
+        }
+        let links = Links {
+            broker: Arc::downgrade(broker),
+            listener: inter_broker_listener(&broker.config),
+            conns: parking_lot::Mutex::new(HashMap::new()),
+        };
+        if let Err(e) = &links.listener {
+            tracing::warn!(reason = %e, "transactions cannot span brokers");
+        }
+        let peers = Peers { links: Arc::new(links), runtime: tokio::runtime::Handle::current() };
+        let _ = broker.remote_txns.set(Arc::new(peers));
+    }
+
+    /// Runs `work` on the runtime and waits for it on this (blocking) thread: a channel, not
+    /// `block_on`, so that it cannot panic wherever it is called from.
+    fn wait<T: Send + 'static>(&self, work: impl std::future::Future<Output = T> + Send + 'static) -> Option<T> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        self.runtime.spawn(async move {
+            let _ = tx.send(work.await);
+        });
+        rx.recv().ok()
+    }
+}
+
+impl Links {
+    /// Sends `req` to broker `node` and returns its response.
+    async fn call<R: Request>(&self, node: i32, version: i16, req: &R) -> Result<R::Response, String> {
+        let listener = self.listener.as_ref().map_err(Clone::clone)?;
+        let broker = self.broker.upgrade().ok_or("the broker is stopping")?;
+        let shared = broker.cluster.shared().ok_or("not in shared mode")?;
+        let address = shared
+            .view()
+            .brokers
+            .iter()
+            .find(|b| b.node_id == node)
+            .and_then(|b| b.listeners.get(listener).cloned())
+            .ok_or_else(|| format!("broker {node} is not live or has no {listener} listener"))?;
+        let slot = self.conns.lock().entry(node).or_default().clone();
+        let mut conn = slot.lock().await;
+        let exchange = async {
+            if conn.is_none() {
+                *conn = Some(Connection::open_as(&address, "gregor-broker").await.map_err(|e| format!("{e:#}"))?);
+            }
+            let c = conn.as_mut().ok_or("no connection")?;
+            c.call(version, req).await.map_err(|e| format!("{e:#}"))
+        };
+        let outcome = tokio::time::timeout(TIMEOUT, exchange).await.unwrap_or_else(|_| {
+            Err(format!("broker {node} at {address} did not answer within {} s", TIMEOUT.as_secs()))
+        });
+        if outcome.is_err() {
+            // The next request reconnects (the address may have changed with a restart).
+            *conn = None;
+        }
+        outcome
+    }
+}
+
+impl crate::txn::RemoteTxns for Peers {
+    fn write_marker(
+        &self,
+        node: i32,
+        tp: &(String, i32),
+        producer_id: i64,
+        epoch: i16,
+        control: ControlType,
+    ) -> Result<bool, String> {
+        let links = self.links.clone();
+        let req = WriteTxnMarkersRequest::default().with_markers(vec![WritableTxnMarker::default()
+            .with_producer_id(ProducerId(producer_id))
+            .with_producer_epoch(epoch)
+            .with_transaction_result(control == ControlType::Commit)
+            .with_coordinator_epoch(0)
+            .with_topics(vec![WritableTxnMarkerTopic::default()
+                .with_name(TopicName(str_bytes(&tp.0)))
+                .with_partition_indexes(vec![tp.1])])]);
+        let resp = self.wait(async move { links.call(node, 1, &req).await }).ok_or("the runtime is stopping")??;
+        let code = resp
+            .markers
+            .first()
+            .and_then(|m| m.topics.first())
+            .and_then(|t| t.partitions.first())
+            .map(|p| p.error_code)
+            .ok_or_else(|| format!("broker {node} answered WriteTxnMarkers without the partition"))?;
+        match ResponseError::try_from_code(code) {
+            None => Ok(true),
+            Some(ResponseError::UnknownTopicOrPartition) => Ok(false),
+            Some(e) => Err(format!("broker {node} refused the marker for {}-{}: {e:?}", tp.0, tp.1)),
+        }
+    }
+
+    fn check_partition(
+        &self,
+        node: i32,
+        transactional_id: &str,
+        producer_id: i64,
+        epoch: i16,
+        tp: &(String, i32),
+        add: bool,
+    ) -> Result<(), TxnError> {
+        let links = self.links.clone();
+        let req =
+            AddPartitionsToTxnRequest::default().with_transactions(vec![AddPartitionsToTxnTransaction::default()
+                .with_transactional_id(TransactionalId(str_bytes(transactional_id)))
+                .with_producer_id(ProducerId(producer_id))
+                .with_producer_epoch(epoch)
+                .with_verify_only(!add)
+                .with_topics(vec![AddPartitionsToTxnTopic::default()
+                    .with_name(TopicName(str_bytes(&tp.0)))
+                    .with_partitions(vec![tp.1])])]);
+        let resp = self
+            .wait(async move { links.call(node, 5, &req).await })
+            .ok_or_else(|| TxnError::Unverified("the runtime is stopping".into()))?
+            .map_err(TxnError::Unverified)?;
+        let code = if resp.error_code != 0 {
+            resp.error_code
+        } else {
+            resp.results_by_transaction
+                .first()
+                .and_then(|t| t.topic_results.first())
+                .and_then(|t| t.results_by_partition.first())
+                .map(|p| p.partition_error_code)
+                .ok_or_else(|| TxnError::Unverified(format!("broker {node} answered without the partition")))?
+        };
+        match ResponseError::try_from_code(code) {
+            None => Ok(()),
+            Some(ResponseError::TransactionAbortable | ResponseError::InvalidTxnState) => {
+                Err(TxnError::PartitionNotAdded)
+            }
+            Some(
+                ResponseError::NotCoordinator
+                | ResponseError::CoordinatorNotAvailable
+                | ResponseError::CoordinatorLoadInProgress
+                | ResponseError::ConcurrentTransactions,
+            ) => Err(TxnError::Unverified(format!("broker {node} answered {code}; retry"))),
+            Some(e) => Err(TxnError::Remote { node, code, message: format!("{e:?}") }),
+        }
+    }
+}
+
+/// The listener brokers dial each other on: `server.inter_broker_listener_name`, else
+/// PLAINTEXT, else the first; it must be a plaintext one (this preview sends no credentials).
+fn inter_broker_listener(config: &crate::config::Config) -> Result<String, String> {
+    let listeners = config.listeners().map_err(|e| e.to_string())?;
+    let chosen = match config.server.inter_broker_listener_name.as_deref().map(str::trim).filter(|n| !n.is_empty()) {
+        Some(name) => listeners.iter().find(|l| l.name.eq_ignore_ascii_case(name)),
+        None => listeners.iter().find(|l| l.name == "PLAINTEXT").or(listeners.first()),
+    }
+    .ok_or("no listener to reach the other brokers on")?;
+    match chosen.security {
+        ListenerSecurity::Plaintext => Ok(chosen.name.clone()),
+        _ => Err(format!(
+            "the inter-broker listener {} is not PLAINTEXT, and brokers in shared mode reach each other in plaintext only (for now)",
+            chosen.name
+        )),
+    }
+}
