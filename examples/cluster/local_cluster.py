@@ -25,6 +25,7 @@ REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
 COMPOSE = os.path.join(HERE, "docker-compose.yml")
 sys.path.insert(0, os.path.join(REPO, "examples", "shop"))
 from run_local import advertised_listeners, compose_broker_env, free_port, start_gregor  # noqa: E402  (the shop's)
+from run_local import localise as shop_localise  # noqa: E402
 
 
 def gregor_services(path=COMPOSE):
@@ -91,17 +92,9 @@ class Postgres:
 
 def localise(env, pg_port, objects_dir):
     """One broker's compose environment made local: host names to 127.0.0.1, its listener ports
-    to free ones, PostgreSQL to `pg_port`, the objects volume to `objects_dir`."""
-    listeners = dict(re.findall(r"([A-Z_]+)://[^:,]*:(\d+)", env["KAFKA_LISTENERS"]))
-    ports = {old: str(free_port()) for old in listeners.values()}
-
-    def rewrite(value):
-        value = re.sub(r"(?<=[/@])(gregor-\d+|localhost)(?=:)", "127.0.0.1", value)
-        return re.sub(r"(?<=:)(\d+)\b", lambda m: ports.get(m.group(1), m.group(1)), value)
-
-    out = dict(env)
-    for key in ("KAFKA_LISTENERS", "KAFKA_ADVERTISED_LISTENERS"):
-        out[key] = rewrite(out[key])
+    to free ones (as the shop's runner does), PostgreSQL to `pg_port`, the objects volume to
+    `objects_dir`."""
+    out, _ = shop_localise(env, hosts=r"gregor-\d+|localhost")
     out["GREGOR__CLUSTER__POSTGRES_URL"] = out["GREGOR__CLUSTER__POSTGRES_URL"].replace("@postgres:5432/", f"@127.0.0.1:{pg_port}/")
     out["GREGOR__CLUSTER__OBJECT_STORE_URL"] = out["GREGOR__CLUSTER__OBJECT_STORE_URL"].replace("/srv/gregor-objects", objects_dir)
     return out

@@ -46,15 +46,15 @@ def free_port():
         return s.getsockname()[1]
 
 
-def localise(env):
-    """The compose environment with `kafka` as 127.0.0.1 and free ports; also returns each
-    listener's advertised address here."""
+def localise(env, hosts="kafka|localhost"):
+    """The compose environment with the container host names `hosts` (a regex) as 127.0.0.1
+    and free ports; also returns each listener's advertised address here."""
     listeners = dict(re.findall(r"([A-Z_]+)://[^:,]*:(\d+)", env["KAFKA_LISTENERS"]))
     ports = {old: str(free_port()) for old in listeners.values()}
 
     def rewrite(value):
         # (localhost too: Node may try ::1 first, where the broker's IPv4 wildcard is not.)
-        value = re.sub(r"(?<=[/@])(kafka|localhost)(?=:)", "127.0.0.1", value)
+        value = re.sub(rf"(?<=[/@])({hosts})(?=:)", "127.0.0.1", value)
         return re.sub(r"(?<=:)(\d+)\b", lambda m: ports.get(m.group(1), m.group(1)), value)
 
     out = dict(env)

@@ -5,10 +5,11 @@ made local, free ports, a private PostgreSQL, a temp directory as the objects vo
 Under load from an idempotent acks=all producer (confluent-kafka; kafka-python with
 --kafka-python) and a consumer group committing after every poll (kafka-python; confluent-kafka
 with --kafka-python): SIGKILL the group's coordinator, start it again (it
-rejoins and takes its share), then SIGKILL another broker. Checks: the producer got no error;
+rejoins and takes its share), then SIGKILL another broker. Then a transaction is committed and
+one aborted over the two brokers left (the same producing client). Checks: the producer got no error;
 every acknowledged record is read back exactly once (0 lost, 0 duplicated); the group saw every
 acknowledged record and its committed offsets end at the log end; Metadata lists the live
-brokers through each listener. Needs PostgreSQL's programs (skipped without them unless
+brokers through each listener; a read_committed reader sees exactly the committed transaction. Needs PostgreSQL's programs (skipped without them unless
 GREGOR_REQUIRE_POSTGRES=1); starts its own brokers, so it skips against an external one.
 """
 import os
@@ -24,7 +25,7 @@ from compat import Checks, flag, log, skip  # noqa: E402
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
 sys.path.insert(0, os.path.join(REPO, "examples", "cluster"))
 import local_cluster  # noqa: E402
-from confluent_kafka import Consumer, Producer, TopicPartition  # noqa: E402
+from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition  # noqa: E402
 from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
 from kafka import KafkaConsumer, KafkaProducer  # noqa: E402
 
@@ -241,6 +242,49 @@ try:
     committed = {tp.partition: tp.offset for tp in probe.committed([TopicPartition(topic, p) for p in range(PARTITIONS)], timeout=30)}
     probe.close()
     c.check(committed == ends, f"group committed {committed}, log ends {ends}")
+
+    # Transactions over the two brokers left (the coordinator and the leaders on both): one
+    # committed, one aborted; a read_committed reader sees exactly the committed records.
+    txn_topic = topic + "-txn"
+    admin = AdminClient({"bootstrap.servers": host})
+    admin.create_topics([NewTopic(txn_topic, PARTITIONS)])[txn_topic].result(timeout=30)
+    tid = f"cluster-txn-{uuid.uuid4().hex[:8]}"
+    if KP_PRODUCES:
+        tp = KafkaProducer(bootstrap_servers=host.split(","), transactional_id=tid)
+        tp.init_transactions()
+        for outcome, n in (("commit", 100), ("abort", 50)):
+            tp.begin_transaction()
+            for i in range(n):
+                tp.send(txn_topic, partition=i % PARTITIONS, value=f"{outcome}-{i}".encode())
+            tp.flush()
+            tp.commit_transaction() if outcome == "commit" else tp.abort_transaction()
+        tp.close()
+    else:
+        tp = Producer({"bootstrap.servers": host, "transactional.id": tid})
+        tp.init_transactions(DEADLINE_S)
+        for outcome, n in (("commit", 100), ("abort", 50)):
+            tp.begin_transaction()
+            for i in range(n):
+                tp.produce(txn_topic, partition=i % PARTITIONS, value=f"{outcome}-{i}".encode())
+            tp.flush(DEADLINE_S)
+            tp.commit_transaction(DEADLINE_S) if outcome == "commit" else tp.abort_transaction(DEADLINE_S)
+    rc = Consumer({"bootstrap.servers": host, "group.id": f"rc-{uuid.uuid4().hex[:8]}", "isolation.level": "read_committed",
+                   "enable.partition.eof": True, "enable.auto.commit": False})
+    rc.assign([TopicPartition(txn_topic, p, 0) for p in range(PARTITIONS)])
+    got, at_end = [], set()
+    deadline = time.monotonic() + DEADLINE_S
+    while len(at_end) < PARTITIONS and time.monotonic() < deadline:
+        m = rc.poll(0.2)
+        if m is None:
+            continue
+        if m.error() is None:
+            got.append(m.value().decode())
+        elif m.error().code() == KafkaError._PARTITION_EOF:
+            at_end.add(m.partition())
+    rc.close()
+    want = sorted(f"commit-{i}" for i in range(100))
+    log(f"transactions over the brokers left: read_committed saw {len(got)} records")
+    c.check(sorted(got) == want, f"read_committed saw {len(got)} records, {len([g for g in got if g.startswith('abort')])} aborted ones; want the 100 committed")
 except Exception:
     for name in cluster.env:
         log(f"---- last lines of {name}'s log ----\n" + "\n".join(cluster.log(name).splitlines()[-30:]))
