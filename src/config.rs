@@ -47,8 +47,9 @@ pub struct ClusterConfig {
     /// How often a broker heartbeats and reloads the cluster's view
     /// (`broker.heartbeat.interval.ms`). Default: 2000.
     pub heartbeat_interval_ms: u64,
-    /// Run shared mode although its data path is not built yet (see the README): records stay
-    /// on the broker that led the partition when they were written. Default: false.
+    /// Run shared mode although it is a preview (see the README): share-group state stays with
+    /// the broker that coordinated it, and brokers reach each other in plaintext only.
+    /// Default: false.
     pub preview: bool,
 }
 
