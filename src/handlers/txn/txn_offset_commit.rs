@@ -81,6 +81,9 @@ pub async fn handle(ctx: &Ctx, req: TxnOffsetCommitRequest) -> Reply {
         if let Err(e) = verified {
             let code = match e {
                 crate::txn::TxnError::PartitionNotAdded => ResponseError::InvalidTxnState,
+                // As Kafka's group coordinator turns a retriable append or verification error
+                // (NOT_ENOUGH_REPLICAS) into COORDINATOR_NOT_AVAILABLE for offset commits.
+                crate::txn::TxnError::Unverified(_) => ResponseError::CoordinatorNotAvailable,
                 e => crate::handlers::error_codes::txn_code(&e, version, 3),
             };
             return Err(code);
