@@ -22,6 +22,7 @@
 
 pub mod alloc;
 pub mod auth;
+pub mod blocking;
 pub mod broker;
 pub mod cli;
 pub mod client;

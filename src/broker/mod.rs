@@ -269,7 +269,10 @@ struct StoreIdBlocks {
 
 impl crate::txn::IdBlocks for StoreIdBlocks {
     fn allocate(&self, size: i64) -> io::Result<i64> {
-        self.runtime.block_on(self.shared.allocate_producer_ids(size)).map_err(io::Error::other)
+        let shared = self.shared.clone();
+        crate::blocking::wait_on(&self.runtime, async move { shared.allocate_producer_ids(size).await })
+            .ok_or_else(|| io::Error::other("the runtime is stopping"))?
+            .map_err(io::Error::other)
     }
 }
 

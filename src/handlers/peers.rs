@@ -68,16 +68,6 @@ impl Peers {
         let peers = Peers { links: Arc::new(links), runtime: tokio::runtime::Handle::current() };
         let _ = broker.remote_txns.set(Arc::new(peers));
     }
-
-    /// Runs `work` on the runtime and waits for it on this (blocking) thread: a channel, not
-    /// `block_on`, so that it cannot panic wherever it is called from.
-    fn wait<T: Send + 'static>(&self, work: impl std::future::Future<Output = T> + Send + 'static) -> Option<T> {
-        let (tx, rx) = std::sync::mpsc::channel();
-        self.runtime.spawn(async move {
-            let _ = tx.send(work.await);
-        });
-        rx.recv().ok()
-    }
 }
 
 impl Links {
@@ -131,7 +121,8 @@ impl crate::txn::RemoteTxns for Peers {
             .with_topics(vec![WritableTxnMarkerTopic::default()
                 .with_name(TopicName(str_bytes(&tp.0)))
                 .with_partition_indexes(vec![tp.1])])]);
-        let resp = self.wait(async move { links.call(node, 1, &req).await }).ok_or("the runtime is stopping")??;
+        let resp = crate::blocking::wait_on(&self.runtime, async move { links.call(node, 1, &req).await })
+            .ok_or("the runtime is stopping")??;
         let code = resp
             .markers
             .first()
@@ -165,8 +156,7 @@ impl crate::txn::RemoteTxns for Peers {
                 .with_topics(vec![AddPartitionsToTxnTopic::default()
                     .with_name(TopicName(str_bytes(&tp.0)))
                     .with_partitions(vec![tp.1])])]);
-        let resp = self
-            .wait(async move { links.call(node, 5, &req).await })
+        let resp = crate::blocking::wait_on(&self.runtime, async move { links.call(node, 5, &req).await })
             .ok_or_else(|| TxnError::Unverified("the runtime is stopping".into()))?
             .map_err(TxnError::Unverified)?;
         let code = if resp.error_code != 0 {

@@ -590,8 +590,7 @@ impl PartitionLog {
     }
 
     /// Shared mode's `flush_blocking`: the commit of everything appended so far runs on the
-    /// runtime and this thread waits for its outcome (it never blocks the runtime itself: a
-    /// channel, not `block_on`, so a caller on a worker thread cannot panic).
+    /// runtime and this thread waits for its outcome.
     fn commit_blocking(&self) -> io::Result<()> {
         let runtime = tokio::runtime::Handle::try_current()
             .map_err(|_| io::Error::other("a shared-mode commit needs the async runtime"))?;
@@ -599,11 +598,8 @@ impl PartitionLog {
             return Err(io::Error::other("the partition is closing"));
         };
         let end = self.offsets().log_end_offset;
-        let (tx, rx) = std::sync::mpsc::channel();
-        runtime.spawn(async move {
-            let _ = tx.send(me.flush_to(end).await);
-        });
-        rx.recv().unwrap_or_else(|_| Err(io::Error::other("the commit was dropped")))
+        crate::blocking::wait_on(&runtime, async move { me.flush_to(end).await })
+            .unwrap_or_else(|| Err(io::Error::other("the commit was dropped")))
     }
 
     pub fn durable_offset(&self) -> i64 {
