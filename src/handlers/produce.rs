@@ -138,8 +138,7 @@ fn append_all(
     // A transactional producer's appends happen under its transactional id's lock: each
     // partition must be in its ongoing transaction, and no marker can end the transaction
     // between that check and the append.
-    let tid = req.transactional_id.as_ref().map(|t| t.0.to_string()).filter(|t| !t.is_empty());
-    let tid = tid.as_deref();
+    let tid = req.transactional_id.as_ref().map(|t| t.0.as_str()).filter(|t| !t.is_empty());
     let mut txn = tid.map(|t| broker.txns.lock_for_produce(t));
     let mut pending: Vec<Pending> = Vec::new();
     let mut responses = Vec::with_capacity(req.topic_data.len());

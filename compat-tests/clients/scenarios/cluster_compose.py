@@ -123,7 +123,6 @@ def coordinator_service():
     """The service whose broker coordinates the group."""
     admin = AdminClient({"bootstrap.servers": host})
     desc = admin.describe_consumer_groups([group])[group].result(timeout=30)
-    del admin
     return next(n for n in cluster.env if cluster.node_id(n) == desc.coordinator.id)
 
 
