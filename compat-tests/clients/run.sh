@@ -176,7 +176,7 @@ if [ -n "${GREGOR_BOOTSTRAP:-}" ]; then
     BROKER_ERROR="nothing listens on GREGOR_BOOTSTRAP=$BOOTSTRAP"
   fi
 else
-  PORT="$("$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+  PORT="$("$PY" "$HERE/lib/ports.py")"
   BOOTSTRAP="127.0.0.1:$PORT"
   DATADIR="$WORK/data"
   mkdir -p "$DATADIR"

@@ -299,12 +299,9 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-free_port() {
-    python3 -c 'import socket
-s = socket.socket()
-s.bind(("127.0.0.1", 0))
-print(s.getsockname()[1])'
-}
+# Outside the ephemeral range: the broker is restarted on the same port when the security
+# profile changes, and no client connection may take the port meanwhile.
+free_port() { python3 "$REPO/compat-tests/clients/lib/ports.py"; }
 
 port_open() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
 

@@ -40,10 +40,10 @@ def compose_broker_env(path=os.path.join(HERE, "docker-compose.yml"), service="k
     return env
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+# Ports outside the ephemeral range, so that no outgoing connection takes one before the broker
+# binds it (see that module).
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "compat-tests", "clients", "lib"))
+from ports import free_port  # noqa: E402,F401  (also used by the compat scenarios)
 
 
 def localise(env, hosts="kafka|localhost"):

@@ -18,6 +18,7 @@ import sys
 import time
 
 from compat import log, skip
+from ports import free_port  # noqa: F401  (the scenarios use it as secure.free_port)
 
 LIB_DIR = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.abspath(os.path.join(LIB_DIR, "..", "..", ".."))
@@ -40,12 +41,6 @@ def chosen_client():
     if name not in CLIENTS:
         sys.exit(f"unknown client {name!r}; one of {', '.join(CLIENTS)}")
     return name
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # --- certificates ----------------------------------------------------------------------------

@@ -16,6 +16,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 from compat import Checks, skip  # noqa: E402
+from ports import free_port  # noqa: E402
 from confluent_kafka import KafkaError, KafkaException  # noqa: E402
 from confluent_kafka.admin import (  # noqa: E402
     AclBinding, AclBindingFilter, AclOperation, AclPermissionType, AdminClient, ResourcePatternType,
@@ -28,9 +29,7 @@ BINARY = os.environ.get("GREGOR_BIN", os.path.join(REPO, "target", "release", "g
 
 
 def start(data_dir, extra_env):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     base = {k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "GREGOR__"))}
     env = dict(base, GREGOR__SERVER__HTTP_LISTEN="off", NO_COLOR="1", **extra_env)
     log = open(data_dir + ".log", "a")

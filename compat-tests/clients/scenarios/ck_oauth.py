@@ -18,6 +18,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 from compat import Checks, log, skip, unique_topic  # noqa: E402
+from ports import free_port  # noqa: E402
 
 if os.environ.get("GREGOR_BOOTSTRAP"):
     skip("starts its own broker")
@@ -31,12 +32,6 @@ AUDIENCE, ISSUER, KID = "gregor", "https://idp.example", "compat-key-1"
 
 def b64url(data):
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def rsa_key(work, name):

@@ -20,6 +20,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 from compat import Checks, log, skip, unique_topic  # noqa: E402
+from ports import free_port  # noqa: E402
 import secure  # noqa: E402
 
 if os.environ.get("GREGOR_BOOTSTRAP"):
@@ -32,12 +33,6 @@ JAAS = ('org.apache.kafka.common.security.plain.PlainLoginModule required '
         'username="admin" password="admin-secret" user_admin="admin-secret" user_alice="alice-secret";')
 SCRAM_USER, SCRAM_PASSWORD = "carol", "carol-secret"
 PLAIN_USER, PLAIN_PASSWORD = "alice", "alice-secret"
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def certificate(work):

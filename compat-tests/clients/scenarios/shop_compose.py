@@ -11,7 +11,6 @@ external one.
 import os
 import re
 import shutil
-import socket
 import sys
 import tempfile
 import urllib.request
@@ -33,9 +32,7 @@ binary = os.environ.get("GREGOR_BIN", os.path.join(REPO, "target", "release", "g
 env, advertised = run_local.localise(run_local.compose_broker_env())
 internal, host = advertised["PLAINTEXT"], advertised["PLAINTEXT_HOST"]
 work = tempfile.mkdtemp(prefix="gregor-shop-")
-with socket.socket() as s:
-    s.bind(("127.0.0.1", 0))
-    http_port = s.getsockname()[1]
+http_port = run_local.free_port()
 broker = run_local.start_gregor(binary, env, os.path.join(work, "data"), http_listen=f"127.0.0.1:{http_port}")
 
 
