@@ -39,7 +39,8 @@ pub struct Config {
 pub struct ClusterConfig {
     /// PostgreSQL connection URL (`postgres://user:pass@host:5432/db`) or key=value string.
     pub postgres_url: String,
-    /// Where the brokers keep record data: `file:///shared/dir` or `memory:///` for now.
+    /// Where the brokers keep record data: `s3://bucket/prefix` (endpoint, region and
+    /// credentials from the standard `AWS_*` variables), `file:///shared/dir`, or `memory:///`.
     pub object_store_url: String,
     /// A broker that has not heartbeated for this long loses its partitions
     /// (`broker.session.timeout.ms`). Default: 9000.

@@ -23,6 +23,7 @@ REQUIREMENTS=(
   'zstandard>=0.22,<1'
   'crc32c>=2.4,<3'          # kafka-python's pure-Python CRC-32C is very slow otherwise
   'aiokafka>=0.11,<1'
+  'moto[server]>=5.1,<6'     # an S3-compatible server for shared mode's S3 run (cluster-s3)
 )
 
 log() { printf '[install] %s\n' "$*" >&2; }
@@ -102,7 +103,7 @@ fi
 "$VENV/bin/python" -m pip install -q --disable-pip-version-check "${REQUIREMENTS[@]}"
 # Fail loudly now rather than in the middle of a scenario.
 "$VENV/bin/python" - <<'PY'
-import confluent_kafka, kafka, snappy, lz4.frame, zstandard, aiokafka
+import confluent_kafka, kafka, snappy, lz4.frame, zstandard, aiokafka, moto.server
 from kafka.codec import has_snappy, has_lz4, has_zstd, has_gzip
 missing = [n for n, ok in (("gzip", has_gzip()), ("snappy", has_snappy()),
                            ("lz4", has_lz4()), ("zstd", has_zstd())) if not ok]

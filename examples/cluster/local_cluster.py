@@ -5,7 +5,8 @@ environment for each `gregor-N` service: the container host names (`gregor-N`, `
 started here from Debian's `postgresql` package (initdb in a temp dir; as the package's
 `postgres` user when run as root, since PostgreSQL refuses root).
 
-    python local_cluster.py    # prints the bootstrap addresses, runs until Ctrl-C
+    python local_cluster.py        # prints the bootstrap addresses, runs until Ctrl-C
+    python local_cluster.py --s3   # the same, objects in a bucket of moto's S3 server
 
 `Cluster` is also the entry point of compat-tests/clients/scenarios/cluster_compose.py.
 """
@@ -19,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
@@ -100,16 +102,73 @@ def localise(env, pg_port, objects_dir):
     return out
 
 
-class Cluster:
-    """PostgreSQL and the compose file's brokers, each started as its service would be."""
+class S3Server:
+    """moto's S3-compatible server (PyPI `moto[server]`, run from this Python) on a free port of
+    127.0.0.1, with one empty bucket. It keeps objects in memory and checks no signatures."""
 
-    def __init__(self, binary, work=None):
+    BUCKET = "gregor-objects"
+
+    def __init__(self, log_path):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = open(log_path, "w")
+        self.proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+                                     stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(urllib.request.Request(f"{self.url}/{self.BUCKET}", method="PUT"), timeout=5):
+                    break
+            except OSError:
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"moto's S3 server did not start within 60 s (log: {log_path})")
+                time.sleep(0.1)
+
+    def env(self):
+        """What a broker needs to use the bucket: the URL and the standard AWS variables."""
+        return {
+            "GREGOR__CLUSTER__OBJECT_STORE_URL": f"s3://{self.BUCKET}/cluster",
+            "AWS_ENDPOINT_URL": self.url,
+            "AWS_ALLOW_HTTP": "true",
+            "AWS_REGION": "us-east-1",
+            "AWS_ACCESS_KEY_ID": "gregor",
+            "AWS_SECRET_ACCESS_KEY": "gregor-secret",
+        }
+
+    def object_count(self):
+        """How many objects the bucket holds (the first 1,000)."""
+        with urllib.request.urlopen(f"{self.url}/{self.BUCKET}?list-type=2", timeout=10) as r:
+            return r.read().decode().count("<Key>")
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self.log.close()
+
+
+class Cluster:
+    """PostgreSQL and the compose file's brokers, each started as its service would be. With
+    `s3=True` the brokers keep their objects in a bucket of a local S3-compatible server
+    ([`S3Server`]) instead of the shared volume."""
+
+    def __init__(self, binary, work=None, s3=False):
         self.binary = binary
         self.work = work or tempfile.mkdtemp(prefix="gregor-cluster-")
         self.pg = Postgres()
         objects = os.path.join(self.work, "objects")
         os.makedirs(objects)
+        try:
+            self.s3 = S3Server(os.path.join(self.work, "s3.log")) if s3 else None
+        except Exception:
+            self.pg.stop()
+            raise
         self.env = {name: localise(compose_broker_env(COMPOSE, name), self.pg.port, objects) for name in gregor_services()}
+        if self.s3:
+            for env in self.env.values():
+                env.update(self.s3.env())
         self.procs = {}
         for name in self.env:
             self.start(name)
@@ -163,16 +222,20 @@ class Cluster:
                 proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 proc.kill()
+        if self.s3:
+            self.s3.stop()
         self.pg.stop()
         shutil.rmtree(self.work, ignore_errors=True)
 
 
 def main():
     binary = os.environ.get("GREGOR_BIN", os.path.join(REPO, "target", "release", "gregor"))
-    cluster = Cluster(binary)
+    cluster = Cluster(binary, s3="--s3" in sys.argv[1:])
     try:
         print(f"brokers (host listener): {cluster.bootstrap('PLAINTEXT_HOST')}")
         print(f"brokers (internal listener): {cluster.bootstrap('PLAINTEXT')}")
+        if cluster.s3:
+            print(f"objects: bucket {cluster.s3.BUCKET} of the S3 server at {cluster.s3.url}")
         print(f"PostgreSQL: 127.0.0.1:{cluster.pg.port}, data and logs in {cluster.work}; Ctrl-C stops everything")
         signal.sigwait([signal.SIGINT, signal.SIGTERM])
     finally:

@@ -4,7 +4,8 @@
 # prints the bootstrap addresses and runs until Ctrl-C. Needs PostgreSQL's programs installed
 # (Debian: apt-get install postgresql); nothing is started as a system service.
 #
-#   examples/cluster/run.sh
+#   examples/cluster/run.sh         # the objects in a temp directory (the compose volume)
+#   examples/cluster/run.sh --s3    # the objects in a bucket of moto's S3 server (PyPI moto)
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "$HERE/../.." && pwd)"
