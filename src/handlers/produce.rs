@@ -255,6 +255,12 @@ fn check_transaction(
     // Fencing is INVALID_PRODUCER_EPOCH at the partition, as Kafka's log answers it.
     let refused = |e: crate::txn::TxnError| (txn_code(&e, 0, i16::MAX), e.to_string());
     if let (Some(elsewhere), Some(tid)) = (super::common::txn_coordinator_elsewhere(broker), transactional_id) {
+        // A transaction that already wrote here was checked with its first batch, and its
+        // coordinator cannot end it without writing a marker here (which closes it), so the
+        // next batches need no round trip: Kafka 3.6+'s leaders skip the check the same way.
+        if broker.partition(&tp.0, tp.1).is_some_and(|log| log.in_transaction(h.producer_id, h.producer_epoch)) {
+            return Ok(());
+        }
         return elsewhere
             .and_then(|(remote, node)| {
                 remote.check_partition(node, tid, h.producer_id, h.producer_epoch, tp, version >= 12)

@@ -298,6 +298,12 @@ impl PartitionLog {
         self.inner.lock().producers.expire(now_ms, max_idle_ms)
     }
 
+    /// Whether the transaction of `producer_id` in `epoch` has written here and is not yet
+    /// closed by a marker.
+    pub fn in_transaction(&self, producer_id: i64, epoch: i16) -> bool {
+        self.inner.lock().producers.in_transaction(producer_id, epoch)
+    }
+
     /// The producers with state in this partition (DescribeProducers).
     pub fn producers(&self) -> Vec<ProducerInfo> {
         self.inner.lock().producers.producers()

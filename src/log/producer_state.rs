@@ -267,6 +267,12 @@ impl ProducerStateTable {
         before - self.producers.len()
     }
 
+    /// Whether the transaction of `producer_id` in `epoch` is open here: a transactional batch
+    /// of it was appended and no marker has closed it since.
+    pub fn in_transaction(&self, producer_id: i64, epoch: i16) -> bool {
+        self.producers.get(&producer_id).is_some_and(|e| e.epoch == epoch && e.txn_first_offset.is_some())
+    }
+
     /// Producers with state here, by producer id.
     pub fn producers(&self) -> Vec<ProducerInfo> {
         let mut out: Vec<ProducerInfo> = self
@@ -447,6 +453,23 @@ mod tests {
         assert_eq!(t.producers().iter().map(|p| p.producer_id).collect::<Vec<_>>(), vec![2]);
         // A forgotten producer is accepted again at any sequence, as a new one.
         assert_eq!(t.check(&batch(1, 0, 7, 1, 2)), Ok(SequenceCheck::Append));
+    }
+
+    #[test]
+    fn a_transaction_is_open_from_its_first_batch_until_its_marker() {
+        let mut t = ProducerStateTable::default();
+        assert!(!t.in_transaction(3, 0));
+        t.record(&batch(3, 0, 0, 1, 0));
+        assert!(!t.in_transaction(3, 0), "an idempotent batch opens nothing");
+        let mut first = batch(3, 0, 1, 2, 1);
+        first.attributes = 0x10;
+        t.record(&first);
+        assert!(t.in_transaction(3, 0));
+        assert!(!t.in_transaction(3, 1) && !t.in_transaction(4, 0), "another epoch or producer");
+        let mut marker = batch(3, 0, -1, 1, 3);
+        marker.attributes = 0x30;
+        t.record_marker(&marker, ControlType::Commit, 0);
+        assert!(!t.in_transaction(3, 0), "the marker closed it");
     }
 
     #[test]
