@@ -408,10 +408,16 @@ async fn a_transaction_spans_partitions_that_every_broker_leads() {
         let group: BaseConsumer =
             ClientConfig::new().set("bootstrap.servers", &b).set("group.id", "txn-group").create().unwrap();
 
+        // In rounds, flushed in between: a partition's later batches of the transaction are
+        // appended without a new check with the coordinator (the partition shows it open),
+        // and the marker must still commit or abort them.
         producer.begin_transaction().unwrap();
         for i in 0..60 {
             let v = format!("committed-{i:02}");
             producer.send(BaseRecord::<(), str>::to("orders").partition(i % 6).payload(&v)).expect("send");
+            if i % 12 == 11 {
+                producer.flush(t).unwrap();
+            }
         }
         let mut offsets = TopicPartitionList::new();
         offsets.add_partition_offset("orders", 0, Offset::Offset(42)).unwrap();
@@ -424,8 +430,10 @@ async fn a_transaction_spans_partitions_that_every_broker_leads() {
         for i in 0..30 {
             let v = format!("aborted-{i:02}");
             producer.send(BaseRecord::<(), str>::to("orders").partition(i % 6).payload(&v)).expect("send");
+            if i % 6 == 5 {
+                producer.flush(t).unwrap();
+            }
         }
-        producer.flush(t).unwrap();
         producer.abort_transaction(t).expect("abort over three brokers");
 
         let reader: BaseConsumer = ClientConfig::new()
