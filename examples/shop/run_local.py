@@ -69,7 +69,7 @@ def start_gregor(binary, env, data_dir, timeout_s=30, http_listen="127.0.0.1:0")
     until every advertised listener accepts. Its HTTP endpoint (metrics) is on `http_listen`."""
     env = dict(env, KAFKA_LOG_DIRS=data_dir, GREGOR__SERVER__HTTP_LISTEN=http_listen)
     base = {k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "GREGOR__"))}
-    log = open(os.path.join(data_dir + ".log"), "w")
+    log = open(os.path.join(data_dir + ".log"), "a")  # a restarted broker adds to its log
     proc = subprocess.Popen([binary], env={**base, **env}, stdout=log, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + timeout_s
     for addr in advertised_listeners(env).values():
