@@ -18,6 +18,7 @@ import os
 import sys
 import threading
 import time
+import traceback
 import uuid
 from collections import Counter
 
@@ -177,6 +178,30 @@ def produce(count, then=None):
     c.check(remaining == 0, f"{remaining} records still unacknowledged {DEADLINE_S} s after record {sent}")
 
 
+diagnosis = []
+
+
+def brokers_last_lines(n=12):
+    for name in cluster.env:
+        log(f"---- last lines of {name}'s log ----\n" + "\n".join(cluster.log(name).splitlines()[-n:]))
+
+
+def diagnose_group(what):
+    """Notes what the group is doing while the member still runs: the coordinator's view of the
+    group and where the member's thread is. Printed after the brokers' last lines, so that a
+    runner showing the tail of the output shows it."""
+    diagnosis.append(what)
+    try:
+        desc = AdminClient({"bootstrap.servers": host}).describe_consumer_groups([group])[group].result(timeout=10)
+        diagnosis.append(f"group {group}: state {desc.state}, coordinator {desc.coordinator.id}, members "
+                         f"{[(m.member_id, m.client_id) for m in desc.members]}")
+    except Exception as e:  # noqa: BLE001
+        diagnosis.append(f"cannot describe the group: {e!r}")
+    frame = sys._current_frames().get(member.ident)
+    if frame is not None:
+        diagnosis.append("the member's thread is at:\n" + "".join(traceback.format_stack(frame)[-8:]).rstrip())
+
+
 member = GroupMember()
 try:
     for bootstrap in (host, internal):
@@ -190,6 +215,9 @@ try:
     deadline = time.monotonic() + DEADLINE_S
     while not member.seen and time.monotonic() < deadline and member.error is None:
         time.sleep(0.1)
+    if not member.seen:
+        diagnose_group(f"the group member has seen nothing {DEADLINE_S} s after it started")
+        raise RuntimeError("the group did not form")
     first = coordinator_service()
     log(f"killing {first} (node {cluster.node_id(first)}, the group coordinator) with records in flight")
     produce(PER_PHASE, then=lambda: cluster.kill(first))
@@ -232,17 +260,9 @@ try:
     while set(acked) - set(member.seen) and time.monotonic() < deadline and member.error is None:
         time.sleep(0.1)
     if set(acked) - set(member.seen):
-        # Say what the group is doing before the member stops (the scenario's own limit is
-        # close): its coordinator's view and the brokers' last lines.
-        log(f"the group member still misses {len(set(acked) - set(member.seen))} records after {DEADLINE_S} s")
-        try:
-            desc = AdminClient({"bootstrap.servers": host}).describe_consumer_groups([group])[group].result(timeout=10)
-            log(f"group {group}: state {desc.state}, coordinator {desc.coordinator.id}, members "
-                f"{[(m.member_id, m.client_id) for m in desc.members]}")
-        except Exception as e:  # noqa: BLE001
-            log(f"cannot describe the group: {e!r}")
-        for name in cluster.env:
-            log(f"---- last lines of {name}'s log ----\n" + "\n".join(cluster.log(name).splitlines()[-30:]))
+        diagnose_group(f"the group member still misses {len(set(acked) - set(member.seen))} records after {DEADLINE_S} s")
+        brokers_last_lines()
+        log("\n".join(diagnosis))
     member.stop.set()
     member.join(timeout=30)
     c.check(member.error is None, f"group member failed: {member.error}")
@@ -307,8 +327,8 @@ try:
         log(f"S3: {in_bucket} objects in the bucket, {in_volume} files in the unused volume")
         c.check(in_bucket > 0 and in_volume == 0, f"{in_bucket} objects in the bucket, {in_volume} in the volume")
 except Exception:
-    for name in cluster.env:
-        log(f"---- last lines of {name}'s log ----\n" + "\n".join(cluster.log(name).splitlines()[-30:]))
+    brokers_last_lines(30 if not diagnosis else 12)
+    log("\n".join(diagnosis))
     raise
 finally:
     member.stop.set()
