@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::io;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tracing::{error, info};
 use uuid::Uuid;
@@ -343,6 +344,29 @@ impl Broker {
                     error!(topic = %t.name, error = %e, "cannot create a topic of the cluster here; trying again later");
                 }
             }
+        }
+    }
+
+    /// Shared mode: a request named a topic this broker does not know. Another broker may have
+    /// created it since this one's last tick, so the view is reloaded (at most every 250 ms)
+    /// and the topics found are taken at once (and the partitions this broker leads of them
+    /// rebuilt): a client asking right after a CreateTopics
+    /// answered elsewhere finds the topic, as on a Kafka cluster, instead of being told it
+    /// does not exist (consumers then wait for their next metadata refresh, minutes by default).
+    pub async fn look_up_topics(self: &Arc<Self>) {
+        let Some(shared) = self.cluster.shared() else { return };
+        match shared.reload_unless_fresh(Duration::from_millis(250)).await {
+            Ok(true) => {
+                let broker = self.clone();
+                let _ = tokio::task::spawn_blocking(move || broker.adopt_topics()).await;
+                // The partitions of it this broker leads are served once rebuilt (empty, for a
+                // new topic); until then Metadata names no leader for them.
+                if let Some(shipper) = &self.shipper {
+                    shipper.rebuild_led(|tp| self.logs.get(tp));
+                }
+            }
+            Ok(false) => {}
+            Err(e) => tracing::debug!(error = %e, "cannot look for new topics in the coordination store"),
         }
     }
 

@@ -83,6 +83,8 @@ pub struct Shared {
     /// Until when this broker surely holds its lease (see the module's notes).
     lease_until: Mutex<Instant>,
     view: RwLock<Arc<View>>,
+    /// When the view was last loaded (or a load began), for [`Shared::reload_unless_fresh`].
+    loaded_at: Mutex<Instant>,
     pub(super) objects: Objects,
     /// The data path's own connection (commits, rebuilds), so that they and the ticks do not
     /// wait on each other; opened on first use and again after it broke.
@@ -137,6 +139,7 @@ impl Shared {
             incarnation: Mutex::new(incarnation),
             lease_until: Mutex::new(lease_until),
             view: RwLock::default(),
+            loaded_at: Mutex::new(Instant::now()),
             objects,
             data: tokio::sync::Mutex::new(None),
             rebuilt: RwLock::default(),
@@ -217,8 +220,21 @@ impl Shared {
         self.plan_and_reload().await
     }
 
+    /// Reloads the view unless it was loaded less than `fresh` ago (then `Ok(false)`): for a
+    /// request naming something this broker does not know yet, without letting a stream of such
+    /// requests turn into a stream of queries.
+    pub async fn reload_unless_fresh(&self, fresh: Duration) -> Result<bool, SharedError> {
+        if self.loaded_at.lock().elapsed() < fresh {
+            return Ok(false);
+        }
+        self.plan_and_reload().await?;
+        Ok(true)
+    }
+
     async fn plan_and_reload(&self) -> Result<(), SharedError> {
         let mut store = self.store.lock().await;
+        // Set as the load starts, so that requests arriving meanwhile do not queue another.
+        *self.loaded_at.lock() = Instant::now();
         let moves = store.rebalance().await?;
         for m in &moves {
             tracing::info!(partition = ?m.partition, from = ?m.from, to = m.to, epoch = m.epoch, "partition lease moved");

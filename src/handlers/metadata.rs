@@ -38,6 +38,11 @@ pub async fn handle(ctx: &Ctx, req: MetadataRequest) -> Reply {
                 .into_iter()
                 .map(|t| (t.name.map(|n| n.0.to_string()).filter(|n| !n.is_empty()), t.topic_id))
                 .collect();
+            let unknown = wanted.iter().any(|(name, _)| name.as_ref().is_some_and(|n| broker.topic(n).is_none()));
+            if unknown {
+                // Shared mode: another broker may have created it a moment ago.
+                broker.look_up_topics().await;
+            }
             let creates =
                 auto_create && wanted.iter().any(|(name, _)| name.as_ref().is_some_and(|n| broker.topic(n).is_none()));
             let resolve = {

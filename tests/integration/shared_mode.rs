@@ -119,17 +119,82 @@ fn values(range: std::ops::Range<usize>) -> Vec<String> {
 }
 
 fn spawn(dir: &std::path::Path, node: i32, pg: &str, objects: &str) -> BrokerProcess {
+    spawn_timed(dir, node, pg, objects, "3000", "300")
+}
+
+/// [`spawn`] with its own lease (`session_timeout_ms`) and heartbeat interval.
+fn spawn_timed(
+    dir: &std::path::Path,
+    node: i32,
+    pg: &str,
+    objects: &str,
+    session: &str,
+    heartbeat: &str,
+) -> BrokerProcess {
     let node = node.to_string();
     let env = [
         ("GREGOR__SERVER__NODE_ID", node.as_str()),
         ("GREGOR__CLUSTER__POSTGRES_URL", pg),
         ("GREGOR__CLUSTER__OBJECT_STORE_URL", objects),
         ("GREGOR__CLUSTER__PREVIEW", "true"),
-        ("GREGOR__CLUSTER__SESSION_TIMEOUT_MS", "3000"),
-        ("GREGOR__CLUSTER__HEARTBEAT_INTERVAL_MS", "300"),
+        ("GREGOR__CLUSTER__SESSION_TIMEOUT_MS", session),
+        ("GREGOR__CLUSTER__HEARTBEAT_INTERVAL_MS", heartbeat),
         ("RUST_LOG", "info"),
     ];
     BrokerProcess::spawn(&dir.join(format!("data-{node}")), &env)
+}
+
+/// A topic created through one broker is found at once through another, although that one's
+/// next heartbeat (when it reloads the cluster's view) is a minute away: a Metadata request
+/// naming a topic it does not know makes it look in the store. Consumers told that a topic does
+/// not exist wait for their next metadata refresh (five minutes by default in librdkafka and
+/// kafka-python), which a group right after a CreateTopics through another broker ran into.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_topic_created_through_one_broker_is_found_at_once_through_another() {
+    let Some(pg) = PgServer::start() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let objects = tmp.path().join("objects");
+    std::fs::create_dir_all(&objects).unwrap();
+    let objects = format!("file://{}", objects.display());
+    let brokers: Vec<BrokerProcess> =
+        (1..=2).map(|n| spawn_timed(tmp.path(), n, &pg.url, &objects, "180000", "60000")).collect();
+    let ask_for = |names: &[&'static str]| {
+        MetadataRequest::default()
+            .with_topics(Some(
+                names
+                    .iter()
+                    .map(|n| MetadataRequestTopic::default().with_name(Some(TopicName(StrBytes::from_static_str(n)))))
+                    .collect(),
+            ))
+            .with_allow_auto_topic_creation(false)
+    };
+    // Broker 2's first tick (at start) is over once it serves the internal partitions it took
+    // when it joined: from then on its view is only reloaded by its next heartbeat.
+    let internal = ask_for(&["__consumer_offsets", "__share_group_state", "__transaction_state"]);
+    let started = Instant::now();
+    loop {
+        let m = RawClient::connect(brokers[1].addr).await.call(12, &internal).await;
+        let parts: Vec<_> = m.topics.iter().flat_map(|t| t.partitions.iter()).collect();
+        if parts.len() == 3 && parts.iter().all(|p| p.leader_id.0 > 0) && parts.iter().any(|p| p.leader_id.0 == 2) {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "broker 2 did not start leading: {m:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    RawClient::connect(brokers[0].addr).await.create_topic("fresh", 3).await;
+    let ask = ask_for(&["fresh"]);
+    // Well inside the minute before broker 2's next heartbeat.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let m = RawClient::connect(brokers[1].addr).await.call(12, &ask).await;
+        let t = &m.topics[0];
+        // Every partition with its leader (some are broker 2's, which rebuilds them at once).
+        if t.error_code == 0 && t.partitions.len() == 3 && t.partitions.iter().all(|p| p.leader_id.0 > 0) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "broker 2 does not know the topic broker 1 created: {t:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
