@@ -270,7 +270,7 @@ for entry in "${SCENARIOS[@]}"; do
       FLAKY+=("$id (first try exit $rc: $(grep -v -e '^\s*$' -e '^%[0-7]|' "$out.first" | tail -n 1 | cut -c1-160))")
       retried=" (the first try failed with exit $rc; its last lines follow)"
       # Kept in the run's output: the temp dir goes, and a flake is only found from its tail.
-      retried+=$'\n'"$(grep -v -e '^\s*$' -e '^%[0-7]|' "$out.first" | tail -n 40 | sed 's/^/    first try | /')"
+      retried+=$'\n'"$(grep -v -e '^\s*$' -e '^%[0-7]|' "$out.first" | tail -n 80 | sed 's/^/    first try | /')"
     fi
     rc=$LAST_RC
   fi

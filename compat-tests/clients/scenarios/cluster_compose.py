@@ -182,8 +182,12 @@ diagnosis = []
 
 
 def brokers_last_lines(n=12):
+    """Each broker's last `n` lines about leases, coordinators, groups and problems (start-up
+    chatter left out, so that all three fit in what a runner shows of a failed try)."""
+    keep = ("WARN", "ERROR", "lease", "coordinator", "group", "leading the partition", "took a topic")
     for name in cluster.env:
-        log(f"---- last lines of {name}'s log ----\n" + "\n".join(cluster.log(name).splitlines()[-n:]))
+        lines = [line for line in cluster.log(name).splitlines() if any(k in line for k in keep)]
+        log(f"---- last lines of {name}'s log ----\n" + "\n".join(lines[-n:]))
 
 
 def diagnose_group(what):
@@ -192,11 +196,21 @@ def diagnose_group(what):
     runner showing the tail of the output shows it."""
     diagnosis.append(what)
     try:
-        desc = AdminClient({"bootstrap.servers": host}).describe_consumer_groups([group])[group].result(timeout=10)
+        admin = AdminClient({"bootstrap.servers": host})  # kept: a dropped client never answers
+        desc = admin.describe_consumer_groups([group])[group].result(timeout=10)
         diagnosis.append(f"group {group}: state {desc.state}, coordinator {desc.coordinator.id}, members "
                          f"{[(m.member_id, m.client_id) for m in desc.members]}")
     except Exception as e:  # noqa: BLE001
         diagnosis.append(f"cannot describe the group: {e!r}")
+    # Who each broker says leads __consumer_offsets (the group coordinator), and since when.
+    for name in cluster.env:
+        try:
+            md = AdminClient({"bootstrap.servers": cluster.advertised(name, "PLAINTEXT_HOST")}).list_topics(
+                topic="__consumer_offsets", timeout=5)
+            p = md.topics["__consumer_offsets"].partitions[0]
+            diagnosis.append(f"{name} says __consumer_offsets-0 is led by {p.leader} (error {p.error})")
+        except Exception as e:  # noqa: BLE001
+            diagnosis.append(f"{name} does not say who leads __consumer_offsets: {e!r}")
     frame = sys._current_frames().get(member.ident)
     if frame is not None:
         diagnosis.append("the member's thread is at:\n" + "".join(traceback.format_stack(frame)[-8:]).rstrip())
