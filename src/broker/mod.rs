@@ -218,11 +218,7 @@ pub async fn follow_cluster(broker: Arc<Broker>) {
                 continue;
             }
         }
-        let b = broker.clone();
-        let _ = tokio::task::spawn_blocking(move || b.adopt_topics()).await;
-        if let Some(shipper) = &broker.shipper {
-            shipper.rebuild_led(|tp| broker.logs.get(tp));
-        }
+        broker.take_up_view().await;
         if tick_count.is_multiple_of(gc_every) && broker.cluster.controller() == shared.node_id() {
             let shared = shared.clone();
             tokio::spawn(async move {

@@ -347,25 +347,27 @@ impl Broker {
         }
     }
 
+    /// Shared mode, after a load of the cluster's view: creates here the topics other brokers
+    /// created, and starts rebuilding the partitions this broker now leads (it serves them, and
+    /// Metadata names it their leader, once rebuilt).
+    pub async fn take_up_view(self: &Arc<Self>) {
+        let broker = self.clone();
+        let _ = tokio::task::spawn_blocking(move || broker.adopt_topics()).await;
+        if let Some(shipper) = &self.shipper {
+            shipper.rebuild_led(|tp| self.logs.get(tp));
+        }
+    }
+
     /// Shared mode: a request named a topic this broker does not know. Another broker may have
-    /// created it since this one's last tick, so the view is reloaded (at most every 250 ms)
-    /// and the topics found are taken at once (and the partitions this broker leads of them
-    /// rebuilt): a client asking right after a CreateTopics
-    /// answered elsewhere finds the topic, as on a Kafka cluster, instead of being told it
-    /// does not exist (consumers then wait for their next metadata refresh, minutes by default).
+    /// created it since this one's last tick, so the answer waits for a load of the view that
+    /// began after the request arrived (loads at most every 250 ms, so that asking for missing
+    /// topics cannot turn into a stream of queries): a client asking right after a CreateTopics
+    /// answered elsewhere finds the topic, as on a Kafka cluster, instead of being told it does
+    /// not exist (consumers then wait for their next metadata refresh, minutes by default).
     pub async fn look_up_topics(self: &Arc<Self>) {
         let Some(shared) = self.cluster.shared() else { return };
-        match shared.reload_unless_fresh(Duration::from_millis(250)).await {
-            Ok(true) => {
-                let broker = self.clone();
-                let _ = tokio::task::spawn_blocking(move || broker.adopt_topics()).await;
-                // The partitions of it this broker leads are served once rebuilt (empty, for a
-                // new topic); until then Metadata names no leader for them.
-                if let Some(shipper) = &self.shipper {
-                    shipper.rebuild_led(|tp| self.logs.get(tp));
-                }
-            }
-            Ok(false) => {}
+        match shared.reload_after(std::time::Instant::now(), Duration::from_millis(250)).await {
+            Ok(()) => self.take_up_view().await,
             Err(e) => tracing::debug!(error = %e, "cannot look for new topics in the coordination store"),
         }
     }

@@ -83,7 +83,7 @@ pub struct Shared {
     /// Until when this broker surely holds its lease (see the module's notes).
     lease_until: Mutex<Instant>,
     view: RwLock<Arc<View>>,
-    /// When the view was last loaded (or a load began), for [`Shared::reload_unless_fresh`].
+    /// When the last load of the view began, for [`Shared::reload_after`].
     loaded_at: Mutex<Instant>,
     pub(super) objects: Objects,
     /// The data path's own connection (commits, rebuilds), so that they and the ticks do not
@@ -220,15 +220,24 @@ impl Shared {
         self.plan_and_reload().await
     }
 
-    /// Reloads the view unless it was loaded less than `fresh` ago (then `Ok(false)`): for a
-    /// request naming something this broker does not know yet, without letting a stream of such
-    /// requests turn into a stream of queries.
-    pub async fn reload_unless_fresh(&self, fresh: Duration) -> Result<bool, SharedError> {
-        if self.loaded_at.lock().elapsed() < fresh {
-            return Ok(false);
+    /// Returns once the view was loaded by a load that began at or after `asked`, starting one
+    /// no sooner than `every` after the previous one began: for a request naming something this
+    /// broker does not know yet, answered from the store as it was after the request came,
+    /// without letting a stream of such requests turn into a stream of queries.
+    pub async fn reload_after(&self, asked: Instant, every: Duration) -> Result<(), SharedError> {
+        loop {
+            let began = *self.loaded_at.lock();
+            if began >= asked {
+                // That load holds the store until it has replaced the view.
+                drop(self.store.lock().await);
+                return Ok(());
+            }
+            let since = began.elapsed();
+            if since >= every {
+                return self.plan_and_reload().await;
+            }
+            tokio::time::sleep(every - since).await;
         }
-        self.plan_and_reload().await?;
-        Ok(true)
     }
 
     async fn plan_and_reload(&self) -> Result<(), SharedError> {

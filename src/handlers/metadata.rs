@@ -43,8 +43,10 @@ pub async fn handle(ctx: &Ctx, req: MetadataRequest) -> Reply {
                 // Shared mode: another broker may have created it a moment ago.
                 broker.look_up_topics().await;
             }
-            let creates =
-                auto_create && wanted.iter().any(|(name, _)| name.as_ref().is_some_and(|n| broker.topic(n).is_none()));
+            // Still unknown after the lookup.
+            let creates = auto_create
+                && unknown
+                && wanted.iter().any(|(name, _)| name.as_ref().is_some_and(|n| broker.topic(n).is_none()));
             let resolve = {
                 let ctx = ctx.clone();
                 move || -> Vec<MetadataResponseTopic> {

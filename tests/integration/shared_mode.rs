@@ -181,8 +181,14 @@ async fn a_topic_created_through_one_broker_is_found_at_once_through_another() {
         assert!(started.elapsed() < Duration::from_secs(30), "broker 2 did not start leading: {m:?}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // A request for a missing topic makes broker 2 load its view now, so the creation below
+    // falls within the 250 ms before it may load again: the first answer must still know it.
+    let missing = RawClient::connect(brokers[1].addr).await.call(12, &ask_for(&["missing"])).await;
+    assert_ne!(missing.topics[0].error_code, 0, "{missing:?}");
     RawClient::connect(brokers[0].addr).await.create_topic("fresh", 3).await;
     let ask = ask_for(&["fresh"]);
+    let first = RawClient::connect(brokers[1].addr).await.call(12, &ask).await;
+    assert_eq!(first.topics[0].error_code, 0, "broker 2 answered from a view older than the creation: {first:?}");
     // Well inside the minute before broker 2's next heartbeat.
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
