@@ -17,7 +17,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Client, NoTls, Statement};
 use uuid::Uuid;
 
 use super::leases::{self, PartitionKey};
@@ -123,6 +124,17 @@ pub struct ObjectCommit {
 pub struct Store {
     client: Client,
     conn: tokio::task::JoinHandle<()>,
+    prepared: tokio::sync::OnceCell<CommitStatements>,
+}
+
+/// [`Store::commit`]'s statements, prepared on the connection.
+#[derive(Clone)]
+struct CommitStatements {
+    lease: Statement,
+    lock: Statement,
+    object: Statement,
+    batches: Statement,
+    ends: Statement,
 }
 
 impl Drop for Store {
@@ -144,7 +156,7 @@ impl Store {
                 tracing::warn!(error = %e, "connection to PostgreSQL ended");
             }
         });
-        Ok(Self { client, conn })
+        Ok(Self { client, conn, prepared: tokio::sync::OnceCell::new() })
     }
 
     /// Whether the connection ended (PostgreSQL restarted or the network cut it): connect again.
@@ -368,43 +380,41 @@ impl Store {
     /// and by each partition's leader and leader epoch (see the module's notes). The partitions'
     /// log ends move past the batches. Nothing is written when fenced.
     pub async fn commit(&mut self, node_id: i32, incarnation: Uuid, c: &ObjectCommit) -> Result<(), StoreError> {
-        let tx = self.client.transaction().await?;
-        let live = tx
-            .query_opt(
-                "SELECT 1 FROM brokers WHERE node_id = $1 AND incarnation = $2 AND lease_expires_at > now() FOR SHARE",
-                &[&node_id, &incarnation],
-            )
-            .await?;
-        if live.is_none() {
-            return Err(StoreError::Fenced(format!("broker {node_id}'s lease ran out: the commit is refused")));
-        }
-        // Per partition (locked in key order, so that commits never deadlock): the epoch the
-        // broker holds it in, and its batches in offset order.
+        // Per partition: the epoch the broker holds it in, and its batches in offset order.
         let mut held: BTreeMap<PartitionKey, (i32, Vec<&BatchRow>)> = BTreeMap::new();
         for b in &c.batches {
             held.entry((b.topic_id, b.partition)).or_insert((b.leader_epoch, Vec::new())).1.push(b);
         }
-        for ((topic_id, partition), (epoch, batches)) in &mut held {
-            let row = tx
-                .query_opt(
-                    "SELECT leader, leader_epoch, log_end FROM partitions
-                     WHERE topic_id = $1 AND partition = $2 FOR UPDATE",
-                    &[topic_id, partition],
-                )
-                .await?;
-            let Some(row) = row else {
+        for batches in held.values_mut() {
+            batches.1.sort_by_key(|b| b.base_offset);
+        }
+        let s = self.commit_statements().await?.clone();
+        let (keys_t, keys_p): (Vec<Uuid>, Vec<i32>) = held.keys().copied().unzip();
+        let tx = self.client.transaction().await?;
+        // The lease, then the partitions' rows, locked in key order by one statement (so that
+        // commits never deadlock); both sent at once.
+        let (lease_args, lock_args): (&[&(dyn ToSql + Sync)], &[&(dyn ToSql + Sync)]) =
+            (&[&node_id, &incarnation], &[&keys_t, &keys_p]);
+        let (live, rows) = tokio::try_join!(tx.query_opt(&s.lease, lease_args), tx.query(&s.lock, lock_args))?;
+        if live.is_none() {
+            return Err(StoreError::Fenced(format!("broker {node_id}'s lease ran out: the commit is refused")));
+        }
+        let found: BTreeMap<PartitionKey, (Option<i32>, i32, i64)> =
+            rows.iter().map(|r| ((r.get(0), r.get(1)), (r.get(2), r.get(3), r.get(4)))).collect();
+        let mut ends = Vec::with_capacity(held.len());
+        for ((topic_id, partition), (epoch, batches)) in &held {
+            let Some(&(leader, leader_epoch, log_end)) = found.get(&(*topic_id, *partition)) else {
                 return Err(StoreError::Fenced(format!("partition {topic_id}/{partition} does not exist")));
             };
-            let current = (row.get::<_, Option<i32>>(0), row.get::<_, i32>(1));
-            if current != (Some(node_id), *epoch) || batches.iter().any(|b| b.leader_epoch != *epoch) {
+            if (leader, leader_epoch) != (Some(node_id), *epoch) || batches.iter().any(|b| b.leader_epoch != *epoch) {
                 return Err(StoreError::Fenced(format!(
-                    "partition {topic_id}/{partition} is not led by broker {node_id} in epoch {epoch} (now {current:?})"
+                    "partition {topic_id}/{partition} is not led by broker {node_id} in epoch {epoch} (now {:?})",
+                    (leader, leader_epoch)
                 )));
             }
             // The log has no gaps and no overlaps: the batches continue it exactly.
-            batches.sort_by_key(|b| b.base_offset);
-            let mut next: i64 = row.get(2);
-            for b in batches.iter() {
+            let mut next = log_end;
+            for b in batches {
                 if b.base_offset != next || b.last_offset < b.base_offset {
                     return Err(StoreError::NotContiguous(format!(
                         "partition {topic_id}/{partition}: a batch at {}..={} where the log continues at {next}",
@@ -413,13 +423,10 @@ impl Store {
                 }
                 next = b.last_offset + 1;
             }
+            ends.push(next);
         }
-        tx.execute(
-            "INSERT INTO objects (object_key, size, written_by) VALUES ($1, $2, $3)",
-            &[&c.object_key, &c.size, &node_id],
-        )
-        .await?;
-        // All rows in one statement (arrays unnested), then each partition's log end.
+        // The object, all its batch rows (arrays unnested) and the partitions' log ends: three
+        // statements sent at once.
         let col = |f: fn(&BatchRow) -> i64| c.batches.iter().map(f).collect::<Vec<i64>>();
         let topic_ids: Vec<Uuid> = c.batches.iter().map(|b| b.topic_id).collect();
         let partitions: Vec<i32> = c.batches.iter().map(|b| b.partition).collect();
@@ -429,39 +436,65 @@ impl Store {
         let epochs: Vec<i16> = c.batches.iter().map(|b| b.producer_epoch).collect();
         let sequences: Vec<i32> = c.batches.iter().map(|b| b.base_sequence).collect();
         let leader_epochs: Vec<i32> = c.batches.iter().map(|b| b.leader_epoch).collect();
-        tx.execute(
-            "INSERT INTO batches (topic_id, partition, base_offset, last_offset, object_key, byte_offset,
-               byte_length, max_timestamp, producer_id, producer_epoch, base_sequence, leader_epoch)
-             SELECT t, p, bo, lo, $1, off, len, ts, pid, pe, seq, le
-             FROM unnest($2::uuid[], $3::int4[], $4::int8[], $5::int8[], $6::int8[], $7::int4[], $8::int8[],
-                         $9::int8[], $10::int2[], $11::int4[], $12::int4[])
-                  AS x(t, p, bo, lo, off, len, ts, pid, pe, seq, le)",
-            &[
-                &c.object_key,
-                &topic_ids,
-                &partitions,
-                &bases,
-                &lasts,
-                &byte_offsets,
-                &lengths,
-                &max_ts,
-                &pids,
-                &epochs,
-                &sequences,
-                &leader_epochs,
-            ],
-        )
-        .await?;
-        for ((topic_id, partition), (_, batches)) in &held {
-            let end = batches.last().map_or(0, |b| b.last_offset + 1);
-            tx.execute(
-                "UPDATE partitions SET log_end = $3 WHERE topic_id = $1 AND partition = $2",
-                &[topic_id, partition, &end],
-            )
-            .await?;
-        }
+        let object_args: &[&(dyn ToSql + Sync)] = &[&c.object_key, &c.size, &node_id];
+        let ends_args: &[&(dyn ToSql + Sync)] = &[&keys_t, &keys_p, &ends];
+        let batch_args: &[&(dyn ToSql + Sync)] = &[
+            &c.object_key,
+            &topic_ids,
+            &partitions,
+            &bases,
+            &lasts,
+            &byte_offsets,
+            &lengths,
+            &max_ts,
+            &pids,
+            &epochs,
+            &sequences,
+            &leader_epochs,
+        ];
+        tokio::try_join!(
+            tx.execute(&s.object, object_args),
+            tx.execute(&s.batches, batch_args),
+            tx.execute(&s.ends, ends_args),
+        )?;
         tx.commit().await?;
         Ok(())
+    }
+
+    /// The commit's statements, prepared once per connection (a commit then costs four round
+    /// trips and no parsing).
+    async fn commit_statements(&self) -> Result<&CommitStatements, StoreError> {
+        let client = &self.client;
+        self.prepared
+            .get_or_try_init(|| async {
+                let (lease, lock, object, batches, ends) = tokio::try_join!(
+                    client.prepare(
+                        "SELECT 1 FROM brokers
+                         WHERE node_id = $1 AND incarnation = $2 AND lease_expires_at > now() FOR SHARE"
+                    ),
+                    client.prepare(
+                        "SELECT topic_id, partition, leader, leader_epoch, log_end FROM partitions
+                         WHERE (topic_id, partition) IN (SELECT * FROM unnest($1::uuid[], $2::int4[]))
+                         ORDER BY topic_id, partition FOR UPDATE"
+                    ),
+                    client.prepare("INSERT INTO objects (object_key, size, written_by) VALUES ($1, $2, $3)"),
+                    client.prepare(
+                        "INSERT INTO batches (topic_id, partition, base_offset, last_offset, object_key, byte_offset,
+                           byte_length, max_timestamp, producer_id, producer_epoch, base_sequence, leader_epoch)
+                         SELECT t, p, bo, lo, $1, off, len, ts, pid, pe, seq, le
+                         FROM unnest($2::uuid[], $3::int4[], $4::int8[], $5::int8[], $6::int8[], $7::int4[],
+                                     $8::int8[], $9::int8[], $10::int2[], $11::int4[], $12::int4[])
+                              AS x(t, p, bo, lo, off, len, ts, pid, pe, seq, le)"
+                    ),
+                    client.prepare(
+                        "UPDATE partitions SET log_end = x.e
+                         FROM unnest($1::uuid[], $2::int4[], $3::int8[]) AS x(t, p, e)
+                         WHERE topic_id = x.t AND partition = x.p"
+                    ),
+                )?;
+                Ok::<_, StoreError>(CommitStatements { lease, lock, object, batches, ends })
+            })
+            .await
     }
 
     /// The committed batches of a partition from `from_offset` on (the batch holding it
