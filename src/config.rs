@@ -48,6 +48,10 @@ pub struct ClusterConfig {
     /// How often a broker heartbeats and reloads the cluster's view
     /// (`broker.heartbeat.interval.ms`). Default: 2000.
     pub heartbeat_interval_ms: u64,
+    /// While a broker is busy committing, how long it gathers batches into one object after
+    /// the first arrives, so that the partitions it leads share objects and commits instead of
+    /// taking turns; an idle broker commits a lone write at once. 0: never wait. Default: 2.
+    pub commit_linger_ms: u64,
     /// Run shared mode although it is a preview (see the README): share-group state stays with
     /// the broker that coordinated it, and brokers reach each other in plaintext only.
     /// Default: false.
@@ -61,6 +65,7 @@ impl Default for ClusterConfig {
             object_store_url: String::new(),
             session_timeout_ms: 9_000,
             heartbeat_interval_ms: 2_000,
+            commit_linger_ms: 2,
             preview: false,
         }
     }

@@ -31,6 +31,8 @@ pub struct Settings {
     pub session_timeout: Duration,
     /// How often a broker heartbeats, plans and reloads its view.
     pub heartbeat_interval: Duration,
+    /// How long the shipper gathers batches for one object after the first arrives.
+    pub commit_linger: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -326,6 +328,7 @@ mod tests {
             object_store_url: "memory:///".into(),
             session_timeout: Duration::from_millis(1500),
             heartbeat_interval: Duration::from_millis(50),
+            commit_linger: Duration::ZERO,
         };
         let registration = |node_id: i32| Registration {
             node_id,
@@ -385,6 +388,7 @@ mod tests {
             object_store_url: "memory:///".into(),
             session_timeout: Duration::from_secs(20),
             heartbeat_interval: Duration::from_millis(50),
+            commit_linger: Duration::ZERO,
         };
         let registration =
             Registration { node_id: 1, rack: None, listeners: BTreeMap::from([("PLAINTEXT".into(), "h:1".into())]) };

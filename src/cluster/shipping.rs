@@ -23,6 +23,7 @@
 use std::collections::{HashMap, HashSet};
 use std::io;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use parking_lot::Mutex;
@@ -81,7 +82,8 @@ impl Shipper {
             rebuilding: Mutex::default(),
             on_rebuilt: std::sync::OnceLock::new(),
         });
-        tokio::spawn(run(Arc::downgrade(&shipper), queue));
+        let linger = shipper.shared.settings().commit_linger;
+        tokio::spawn(run(Arc::downgrade(&shipper), queue, linger));
         shipper
     }
 
@@ -267,33 +269,52 @@ impl Committer for Shipper {
     }
 }
 
-/// The commit task: takes what has come in (up to [`MAX_OBJECT_BYTES`]) and ships it as one
-/// object, while the next jobs gather.
-async fn run(shipper: std::sync::Weak<Shipper>, mut queue: mpsc::UnboundedReceiver<Job>) {
+/// The commit task: takes what has come in, and, when busy, what comes in within `linger` of
+/// the first job (up to [`MAX_OBJECT_BYTES`] in all), and ships it as one object while the next
+/// jobs gather. Without the linger, partitions under load take turns: each commits its next
+/// batches only once its previous commit ended, so the shipper, free again, would take the one
+/// job already waiting and ship it alone a moment before the others arrive.
+async fn run(shipper: std::sync::Weak<Shipper>, mut queue: mpsc::UnboundedReceiver<Job>, linger: Duration) {
     let mut carry: Option<Job> = None;
+    let mut last_jobs = 0;
     loop {
-        let first = match carry.take() {
-            Some(job) => job,
-            None => match queue.recv().await {
-                Some(job) => job,
-                None => return,
+        let (first, queued) = match carry.take() {
+            Some(job) => (job, true),
+            None => match queue.try_recv() {
+                Ok(job) => (job, true),
+                Err(mpsc::error::TryRecvError::Disconnected) => return,
+                Err(mpsc::error::TryRecvError::Empty) => match queue.recv().await {
+                    Some(job) => (job, false),
+                    None => return,
+                },
             },
         };
+        // Busy (a job was waiting, or the last commit carried several): the partitions whose
+        // commits just ended are about to hand over their next batches, so wait for them.
+        // Idle: ship at once, so a lone write pays no linger.
+        let linger = if queued || last_jobs > 1 { linger } else { Duration::ZERO };
+        let until = tokio::time::Instant::now() + linger;
         let mut size = first.batches.len();
         let mut jobs = vec![first];
         while size < MAX_OBJECT_BYTES {
-            match queue.try_recv() {
-                Ok(job) if size + job.batches.len() > MAX_OBJECT_BYTES => {
+            let next = match queue.try_recv() {
+                Ok(job) => Some(job),
+                Err(_) if linger.is_zero() => None,
+                Err(_) => tokio::time::timeout_at(until, queue.recv()).await.ok().flatten(),
+            };
+            match next {
+                Some(job) if size + job.batches.len() > MAX_OBJECT_BYTES => {
                     carry = Some(job);
                     break;
                 }
-                Ok(job) => {
+                Some(job) => {
                     size += job.batches.len();
                     jobs.push(job);
                 }
-                Err(_) => break,
+                None => break,
             }
         }
+        last_jobs = jobs.len();
         let Some(shipper) = shipper.upgrade() else { return };
         shipper.ship(jobs).await;
     }
@@ -351,6 +372,7 @@ mod tests {
             object_store_url: format!("file://{}", tmp.path().join("objects").display()),
             session_timeout: Duration::from_secs(30),
             heartbeat_interval: Duration::from_secs(1),
+            commit_linger: Duration::ZERO,
         };
         let registration =
             Registration { node_id: 1, rack: None, listeners: BTreeMap::from([("PLAINTEXT".into(), "h:1".into())]) };
@@ -418,5 +440,60 @@ mod tests {
         assert_eq!(rebuilt[0].offsets().high_watermark, 3);
         assert_eq!(read(&rebuilt[0]), [read(&logs[0]), third.to_vec()].concat());
         assert_eq!(rebuilt[1].offsets().log_end_offset, 0, "nothing of partition 1 was committed");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_busy_shipper_lingers_so_partitions_share_objects_and_an_idle_one_ships_at_once() {
+        let Some(pg) = PgServer::start() else { return };
+        let tmp = tempfile::tempdir().unwrap();
+        let settings = Settings {
+            postgres_url: pg.url.clone(),
+            object_store_url: "memory:///".into(),
+            session_timeout: Duration::from_secs(30),
+            heartbeat_interval: Duration::from_secs(1),
+            commit_linger: Duration::from_secs(5),
+        };
+        let registration =
+            Registration { node_id: 1, rack: None, listeners: BTreeMap::from([("PLAINTEXT".into(), "h:1".into())]) };
+        let shared = Shared::start(settings, registration, "c", |_: &str| Vec::new()).await.unwrap();
+        shared.create_topic("t", Uuid::new_v4(), 2, &BTreeMap::new()).await.unwrap();
+        let topic_id = shared.view().topics[0].id;
+        let shipper = Shipper::start(shared.clone());
+        let logs = [open_log(tmp.path(), 0), open_log(tmp.path(), 1)];
+        serve_both(&shipper, &logs).await;
+        let at = |offset: i64, values: &[&str]| {
+            let mut b = records(values);
+            batch::assign_offset(&mut b, offset, 0);
+            Bytes::from(b)
+        };
+        let commit =
+            |p: i32, batches: Bytes| Committer::commit(shipper.as_ref(), &TopicPartition::new("t", p), batches);
+
+        // Idle: the first batch is shipped at once (its object is written), and its commit
+        // then waits on the store, held here.
+        let held = shared.data.lock().await;
+        let first = tokio::spawn(commit(0, at(0, &["a"])));
+        // (Well within the linger: a lingering shipper would not have written it yet.)
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while shared.objects.older_than(Duration::ZERO).await.unwrap().is_empty() {
+            assert!(Instant::now() < deadline, "the idle shipper did not ship the first batch at once");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        // Busy: a batch of partition 1 waits for the shipper, which, once free, lingers for
+        // partition 0's next batch (sent well after the first commit ended).
+        let second = tokio::spawn(commit(1, at(0, &["x", "y"])));
+        drop(held);
+        first.await.unwrap().unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(!second.is_finished(), "the busy shipper did not linger");
+        commit(0, at(1, &["b"])).await.unwrap();
+        second.await.unwrap().unwrap();
+
+        let store = shipper.data().await.unwrap();
+        let (p0, p1) =
+            (store.batches(topic_id, 0, 0, 10).await.unwrap(), store.batches(topic_id, 1, 0, 10).await.unwrap());
+        assert_eq!((p0.len(), p1.len()), (2, 1));
+        assert_eq!(p0[1].1, p1[0].1, "partition 0's second batch and partition 1's share an object");
+        assert_ne!(p0[0].1, p1[0].1, "partition 0's first batch went alone");
     }
 }
