@@ -358,6 +358,27 @@ mod tests {
         }
     }
 
+    /// Broker 1 of a cluster over `pg`, with a topic "t" of two partitions: (it, the topic's id).
+    async fn broker_with_topic(
+        pg: &PgServer,
+        object_store_url: String,
+        commit_linger: Duration,
+    ) -> (Arc<Shared>, Uuid) {
+        let settings = Settings {
+            postgres_url: pg.url.clone(),
+            object_store_url,
+            session_timeout: Duration::from_secs(30),
+            heartbeat_interval: Duration::from_secs(1),
+            commit_linger,
+        };
+        let registration =
+            Registration { node_id: 1, rack: None, listeners: BTreeMap::from([("PLAINTEXT".into(), "h:1".into())]) };
+        let shared = Shared::start(settings, registration, "c", |_: &str| Vec::new()).await.unwrap();
+        shared.create_topic("t", Uuid::new_v4(), 2, &BTreeMap::new()).await.unwrap();
+        let topic_id = shared.view().topics[0].id;
+        (shared, topic_id)
+    }
+
     fn unserve(shared: &Shared, p: i32) {
         shared.rebuilt.write().get_mut("t").unwrap().remove(&p);
     }
@@ -367,18 +388,8 @@ mod tests {
         let Some(pg) = PgServer::start() else { return };
         let tmp = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(tmp.path().join("objects")).unwrap();
-        let settings = Settings {
-            postgres_url: pg.url.clone(),
-            object_store_url: format!("file://{}", tmp.path().join("objects").display()),
-            session_timeout: Duration::from_secs(30),
-            heartbeat_interval: Duration::from_secs(1),
-            commit_linger: Duration::ZERO,
-        };
-        let registration =
-            Registration { node_id: 1, rack: None, listeners: BTreeMap::from([("PLAINTEXT".into(), "h:1".into())]) };
-        let shared = Shared::start(settings, registration, "c", |_: &str| Vec::new()).await.unwrap();
-        shared.create_topic("t", Uuid::new_v4(), 2, &BTreeMap::new()).await.unwrap();
-        let topic_id = shared.view().topics[0].id;
+        let objects = format!("file://{}", tmp.path().join("objects").display());
+        let (shared, topic_id) = broker_with_topic(&pg, objects, Duration::ZERO).await;
 
         let shipper = Shipper::start(shared.clone());
         let logs = [open_log(&tmp.path().join("a"), 0), open_log(&tmp.path().join("a"), 1)];
@@ -446,18 +457,7 @@ mod tests {
     async fn a_busy_shipper_lingers_so_partitions_share_objects_and_an_idle_one_ships_at_once() {
         let Some(pg) = PgServer::start() else { return };
         let tmp = tempfile::tempdir().unwrap();
-        let settings = Settings {
-            postgres_url: pg.url.clone(),
-            object_store_url: "memory:///".into(),
-            session_timeout: Duration::from_secs(30),
-            heartbeat_interval: Duration::from_secs(1),
-            commit_linger: Duration::from_secs(5),
-        };
-        let registration =
-            Registration { node_id: 1, rack: None, listeners: BTreeMap::from([("PLAINTEXT".into(), "h:1".into())]) };
-        let shared = Shared::start(settings, registration, "c", |_: &str| Vec::new()).await.unwrap();
-        shared.create_topic("t", Uuid::new_v4(), 2, &BTreeMap::new()).await.unwrap();
-        let topic_id = shared.view().topics[0].id;
+        let (shared, topic_id) = broker_with_topic(&pg, "memory:///".into(), Duration::from_secs(5)).await;
         let shipper = Shipper::start(shared.clone());
         let logs = [open_log(tmp.path(), 0), open_log(tmp.path(), 1)];
         serve_both(&shipper, &logs).await;
