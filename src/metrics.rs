@@ -36,6 +36,11 @@ struct ApiName {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabel {
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct TopicLabel {
     topic: String,
 }
@@ -77,6 +82,10 @@ pub struct Metrics {
     bytes_in: Family<TopicLabel, Counter>,
     bytes_out: Family<TopicLabel, Counter>,
     fsync: Histogram,
+    shared_commits: Family<OutcomeLabel, Counter>,
+    shared_commit_duration: Histogram,
+    shared_object_bytes: Counter,
+    shared_batches: Counter,
     partitions: Gauge,
     log_size: Family<PartitionLabels, Gauge>,
     under_min_isr: Gauge,
@@ -108,6 +117,10 @@ impl Metrics {
             bytes_in: Family::default(),
             bytes_out: Family::default(),
             fsync: latency_histogram(),
+            shared_commits: Family::default(),
+            shared_commit_duration: latency_histogram(),
+            shared_object_bytes: Counter::default(),
+            shared_batches: Counter::default(),
             partitions: Gauge::default(),
             log_size: Family::default(),
             under_min_isr: Gauge::default(),
@@ -156,6 +169,24 @@ impl Metrics {
             prometheus_client::registry::Unit::Seconds,
             m.fsync.clone(),
         );
+        r.register(
+            "shared_commits",
+            "Shared mode: commits of an object and its batch rows, per outcome (committed, failed: refused or not known to have landed)",
+            m.shared_commits.clone(),
+        );
+        r.register_with_unit(
+            "shared_commit_duration",
+            "Shared mode: time each successful commit took, from building its object to PostgreSQL's answer",
+            prometheus_client::registry::Unit::Seconds,
+            m.shared_commit_duration.clone(),
+        );
+        r.register_with_unit(
+            "shared_object",
+            "Shared mode: bytes of the objects committed",
+            prometheus_client::registry::Unit::Bytes,
+            m.shared_object_bytes.clone(),
+        );
+        r.register("shared_committed_batches", "Shared mode: record batches committed", m.shared_batches.clone());
         r.register("partitions", "Partitions this broker leads", m.partitions.clone());
         r.register_with_unit(
             "log_size",
@@ -177,6 +208,17 @@ impl Metrics {
         );
         let fsync = m.fsync.clone();
         crate::log::set_fsync_observer(Box::new(move |secs| fsync.observe(secs)));
+        let (commits, duration) = (m.shared_commits.clone(), m.shared_commit_duration.clone());
+        let (bytes, batches) = (m.shared_object_bytes.clone(), m.shared_batches.clone());
+        crate::cluster::shipping::set_commit_observer(Box::new(move |c| {
+            let outcome = if c.committed { "committed" } else { "failed" };
+            commits.get_or_create(&OutcomeLabel { outcome }).inc();
+            if c.committed {
+                duration.observe(c.seconds);
+                bytes.inc_by(c.bytes);
+                batches.inc_by(c.batches);
+            }
+        }));
         Metrics { registry, ..m }
     }
 

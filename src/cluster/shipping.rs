@@ -37,6 +37,26 @@ use crate::log::batch::{next_offset_after, peek_len};
 use crate::log::commit::{CommitFuture, Committer};
 use crate::log::{PartitionLog, TopicPartition};
 
+/// What one commit did, for whoever counts commits (the metrics).
+#[derive(Debug, Clone, Copy)]
+pub struct CommitReport {
+    /// False: refused (fenced) or failed; nothing of it is visible.
+    pub committed: bool,
+    /// From the object's building to the store's answer.
+    pub seconds: f64,
+    /// The object's size and its batches (0 unless committed).
+    pub bytes: u64,
+    pub batches: u64,
+}
+
+type CommitObserver = Box<dyn Fn(&CommitReport) + Send + Sync>;
+static COMMIT_OBSERVER: std::sync::OnceLock<CommitObserver> = std::sync::OnceLock::new();
+
+/// Sets the commit observer, once per process (later calls change nothing).
+pub fn set_commit_observer(observer: CommitObserver) {
+    let _ = COMMIT_OBSERVER.set(observer);
+}
+
 /// One object holds at most about this much: what came in while the last commit ran.
 const MAX_OBJECT_BYTES: usize = 16 << 20;
 /// Batch rows read from the store per query while rebuilding.
@@ -184,8 +204,24 @@ impl Shipper {
             .map_err(|_| SharedError::Io(io::Error::other("no connection to the coordination store")))
     }
 
-    /// One object and one fenced commit for these jobs' batches.
+    /// One object and one fenced commit for these jobs' batches, told to the commit observer.
     async fn commit(&self, jobs: &[Job]) -> Result<(), SharedError> {
+        let started = std::time::Instant::now();
+        let result = self.commit_object(jobs).await;
+        if let Some(observe) = COMMIT_OBSERVER.get() {
+            let (bytes, batches) = *result.as_ref().unwrap_or(&(0, 0));
+            observe(&CommitReport {
+                committed: result.is_ok(),
+                seconds: started.elapsed().as_secs_f64(),
+                bytes,
+                batches,
+            });
+        }
+        result.map(|_| ())
+    }
+
+    /// [`Self::commit`]'s work: (the object's bytes, its batches) once committed.
+    async fn commit_object(&self, jobs: &[Job]) -> Result<(u64, u64), SharedError> {
         let view = self.shared.view();
         let me = self.shared.node_id();
         let mut object = ObjectBuilder::new(me);
@@ -205,9 +241,11 @@ impl Shipper {
             }
         }
         let (bytes, commit) = object.finish();
+        let done = (bytes.len() as u64, commit.batches.len() as u64);
         self.shared.objects.put(&commit.object_key, bytes).await?;
         let incarnation = self.shared.incarnation();
-        Ok(self.data().await?.commit(me, incarnation, &commit).await?)
+        self.data().await?.commit(me, incarnation, &commit).await?;
+        Ok(done)
     }
 
     /// Commits the jobs together, or, when that is refused and they are of several

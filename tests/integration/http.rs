@@ -9,6 +9,14 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 
+/// A broker's `/metrics`, from the HTTP address it logged (it listens on port 0 in tests).
+pub(crate) fn metrics_of(broker: &BrokerProcess) -> String {
+    let log = broker.log();
+    let address = log.split("address=http://").nth(1).and_then(|rest| rest.split_whitespace().next());
+    let port = address.and_then(|a| a.rsplit(':').next()?.parse().ok()).expect("the broker logged its HTTP address");
+    get(port, "/metrics").expect("/metrics answered").1
+}
+
 /// (status, body) of a GET.
 fn get(port: u16, path: &str) -> Option<(u16, String)> {
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
@@ -21,7 +29,7 @@ fn get(port: u16, path: &str) -> Option<(u16, String)> {
 }
 
 /// The value of the first sample whose line starts with `series`.
-fn sample(metrics: &str, series: &str) -> Option<f64> {
+pub(crate) fn sample(metrics: &str, series: &str) -> Option<f64> {
     metrics.lines().find(|l| l.starts_with(series))?.rsplit(' ').next()?.parse().ok()
 }
 

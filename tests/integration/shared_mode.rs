@@ -243,6 +243,14 @@ async fn three_brokers_share_topics_and_leaders_and_take_over_a_dead_ones_partit
         written.insert(delivery.partition);
     }
     assert!(written.len() > 3, "60 keys went to only {written:?}");
+    // The leaders count their commits: the 60 records went one by one, so at least 60 batches.
+    let total = |series: &str| -> f64 {
+        brokers.iter().map(|b| crate::http::sample(&crate::http::metrics_of(b), series).unwrap_or(0.0)).sum()
+    };
+    assert!(total("gregor_shared_committed_batches_total") >= 60.0, "{}", crate::http::metrics_of(&brokers[0]));
+    assert!(total("gregor_shared_commits_total{outcome=\"committed\"}") > 0.0);
+    assert!(total("gregor_shared_commit_duration_seconds_count") > 0.0);
+    assert!(total("gregor_shared_object_bytes_total") > 60.0 * 60.0, "each batch is at least 60 bytes");
 
     // Every broker names the same group coordinator: the leader of __consumer_offsets.
     let coordinator = before[&("__consumer_offsets".to_string(), 0)].0;
