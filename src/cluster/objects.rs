@@ -47,16 +47,17 @@ impl Objects {
     /// `AWS_*` variables (`AWS_ENDPOINT_URL`, `AWS_REGION`, `AWS_ACCESS_KEY_ID`,
     /// `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`, `AWS_ALLOW_HTTP` for a plain-HTTP
     /// S3-compatible server, ...); with an endpoint set, objects are addressed path-style.
-    pub fn open(url: &str) -> Result<Self, ObjectsError> {
+    /// `fsync`: a directory's objects are synced to disk before they are committed.
+    pub fn open(url: &str, fsync: bool) -> Result<Self, ObjectsError> {
         let bad = |e: &dyn std::fmt::Display| ObjectsError::Url(url.into(), e.to_string());
         let parsed = url::Url::parse(url).map_err(|e| bad(&e))?;
         let (store, prefix): (Arc<dyn ObjectStore>, Path) = match parsed.scheme() {
-            // A directory: each object and its directory entry are fsynced before the commit
-            // that makes it visible (an acknowledged write must survive a power cut, as the
-            // single node's fsync makes it do; `object_store` does not sync by default).
+            // A directory: with `fsync`, each object and its directory entry are synced before
+            // the commit that makes it visible, so an acknowledged write survives a power cut as
+            // the single node's fsync makes it do (`object_store` does not sync by default).
             "file" => {
                 let prefix = Path::from_url_path(parsed.path()).map_err(|e| bad(&e))?;
-                (Arc::new(LocalFileSystem::new().with_fsync(true)), prefix)
+                (Arc::new(LocalFileSystem::new().with_fsync(fsync)), prefix)
             }
             "memory" => {
                 let (store, prefix) = object_store::parse_url(&parsed).map_err(|e| bad(&e))?;
@@ -211,11 +212,13 @@ mod tests {
     }
 
     #[test]
-    fn a_directory_store_fsyncs_what_it_writes_under_the_urls_path() {
+    fn a_directory_store_fsyncs_what_it_writes_when_asked_under_the_urls_path() {
         let tmp = tempfile::tempdir().unwrap();
-        let objects = Objects::open(&format!("file://{}", tmp.path().display())).unwrap();
+        let objects = Objects::open(&format!("file://{}", tmp.path().display()), true).unwrap();
         // `object_store` shows the setting only in its Debug form.
         assert!(format!("{:?}", objects.store).contains("fsync: true"), "{:?}", objects.store);
+        let unsynced = Objects::open(&format!("file://{}", tmp.path().display()), false).unwrap();
+        assert!(format!("{:?}", unsynced.store).contains("fsync: false"), "{:?}", unsynced.store);
         let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
         runtime.block_on(objects.put("objects/1/x", Bytes::from_static(b"abc"))).unwrap();
         assert_eq!(std::fs::read(tmp.path().join("objects/1/x")).unwrap(), b"abc");
@@ -224,18 +227,18 @@ mod tests {
     #[test]
     fn s3_urls_name_a_bucket_and_a_prefix_and_other_schemes_are_refused() {
         // Building an S3 client contacts nothing; credentials are only looked for on a request.
-        let objects = Objects::open("s3://some-bucket/cluster/one").unwrap();
+        let objects = Objects::open("s3://some-bucket/cluster/one", true).unwrap();
         assert_eq!(objects.path("objects/1/x").as_ref(), "cluster/one/objects/1/x");
-        assert_eq!(Objects::open("s3a://some-bucket").unwrap().path("k").as_ref(), "k");
-        let err = Objects::open("gs://some-bucket/p").unwrap_err().to_string();
+        assert_eq!(Objects::open("s3a://some-bucket", true).unwrap().path("k").as_ref(), "k");
+        let err = Objects::open("gs://some-bucket/p", true).unwrap_err().to_string();
         assert!(err.contains("`gs` is not supported") && err.contains("s3://"), "{err}");
-        assert!(Objects::open("not a url").is_err());
+        assert!(Objects::open("not a url", true).is_err());
     }
 
     #[tokio::test]
     async fn batches_of_several_partitions_go_in_one_object_and_read_back_by_range() {
         let dir = tempfile::tempdir().unwrap();
-        let objects = Objects::open(&format!("file://{}", dir.path().display())).unwrap();
+        let objects = Objects::open(&format!("file://{}", dir.path().display()), true).unwrap();
         let (t, u) = (Uuid::from_u128(1), Uuid::from_u128(2));
         let mut builder = ObjectBuilder::new(7);
         let parts = [(t, 0, batch_at(0, &["a", "b"])), (u, 3, batch_at(10, &["c"])), (t, 0, batch_at(2, &["d"]))];
@@ -269,7 +272,7 @@ mod tests {
         let epoch = store.leaders().await.unwrap()[&(topic, 0)].epoch;
 
         let dir = tempfile::tempdir().unwrap();
-        let objects = Objects::open(&format!("file://{}", dir.path().display())).unwrap();
+        let objects = Objects::open(&format!("file://{}", dir.path().display()), true).unwrap();
         let upload = |base: i64| {
             let mut b = ObjectBuilder::new(1);
             b.add(topic, 0, epoch, &batch_at(base, &["x"])).unwrap();

@@ -33,6 +33,8 @@ pub struct Settings {
     pub heartbeat_interval: Duration,
     /// How long the shipper gathers batches for one object after the first arrives.
     pub commit_linger: Duration,
+    /// A directory store syncs each object before its commit (`log.fsync_acks_all`).
+    pub fsync_objects: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -112,7 +114,7 @@ impl Shared {
         proposed_cluster_id: &str,
         internal_topics: impl Fn(&str) -> Vec<(String, Uuid)>,
     ) -> Result<Arc<Self>, SharedError> {
-        let objects = Objects::open(&settings.object_store_url)?;
+        let objects = Objects::open(&settings.object_store_url, settings.fsync_objects)?;
         let mut store = Store::connect(&settings.postgres_url).await?;
         let version = store.migrate().await?;
         let cluster_id = store.cluster_id(proposed_cluster_id).await?;
@@ -329,6 +331,7 @@ mod tests {
             session_timeout: Duration::from_millis(1500),
             heartbeat_interval: Duration::from_millis(50),
             commit_linger: Duration::ZERO,
+            fsync_objects: true,
         };
         let registration = |node_id: i32| Registration {
             node_id,
@@ -389,6 +392,7 @@ mod tests {
             session_timeout: Duration::from_secs(20),
             heartbeat_interval: Duration::from_millis(50),
             commit_linger: Duration::ZERO,
+            fsync_objects: true,
         };
         let registration =
             Registration { node_id: 1, rack: None, listeners: BTreeMap::from([("PLAINTEXT".into(), "h:1".into())]) };

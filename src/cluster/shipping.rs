@@ -408,6 +408,7 @@ mod tests {
             session_timeout: Duration::from_secs(30),
             heartbeat_interval: Duration::from_secs(1),
             commit_linger,
+            fsync_objects: true,
         };
         let registration =
             Registration { node_id: 1, rack: None, listeners: BTreeMap::from([("PLAINTEXT".into(), "h:1".into())]) };
