@@ -31,7 +31,8 @@ pub struct Settings {
     pub session_timeout: Duration,
     /// How often a broker heartbeats, plans and reloads its view.
     pub heartbeat_interval: Duration,
-    /// How long the shipper gathers batches for one object after the first arrives.
+    /// While busy, how long the shipper gathers batches for one object after the first
+    /// arrives (an idle one ships at once).
     pub commit_linger: Duration,
     /// A directory store syncs each object before its commit (`log.fsync_acks_all`).
     pub fsync_objects: bool,
