@@ -219,6 +219,13 @@ pub async fn follow_cluster(broker: Arc<Broker>) {
             }
         }
         broker.take_up_view().await;
+        // Where retention moved the logs' starts, the store follows (DeleteRecords tells it
+        // at once).
+        if let Some(shipper) = &broker.shipper {
+            if let Err(e) = shipper.push_log_starts(&broker.logs.all()).await {
+                crate::warn_limited!("log starts", error = %e, "cannot tell the coordination store where logs now start; trying again");
+            }
+        }
         if tick_count.is_multiple_of(gc_every) && broker.cluster.controller() == shared.node_id() {
             let shared = shared.clone();
             tokio::spawn(async move {

@@ -13,7 +13,10 @@
 //!   local log equals the committed log: it cuts its log back to what it knows is committed
 //!   (what it committed or rebuilt itself in this process; nothing after a restart) and
 //!   appends the committed batches from there, read from the objects. Until then the
-//!   partition answers NOT_LEADER_OR_FOLLOWER.
+//!   partition answers NOT_LEADER_OR_FOLLOWER. It starts at the store's log start.
+//! - Log start ([`Shipper::push_log_starts`]): where retention or DeleteRecords moved a led
+//!   partition's log start, the store follows (fenced like a commit), letting go of the batch
+//!   rows before it and of the objects none of whose batches is left.
 //!
 //! Internal topics go the same way. When a broker becomes the leader of `__consumer_offsets`
 //! (the group coordinator), the groups are reloaded from the rebuilt log before it serves
@@ -32,7 +35,7 @@ use uuid::Uuid;
 
 use super::objects::ObjectBuilder;
 use super::shared::{Shared, SharedError};
-use super::store::{Store, StoreError};
+use super::store::{LogStart, Store, StoreError};
 use crate::log::batch::{next_offset_after, peek_len};
 use crate::log::commit::{CommitFuture, Committer};
 use crate::log::{PartitionLog, TopicPartition};
@@ -77,6 +80,8 @@ pub struct Shipper {
     known: Mutex<HashMap<TopicPartition, i64>>,
     /// Partitions whose rebuild is under way.
     rebuilding: Mutex<HashSet<TopicPartition>>,
+    /// Per partition: the log start the store was last seen to hold.
+    starts: Mutex<HashMap<TopicPartition, i64>>,
     /// Told of each rebuilt partition before it is served (a coordinator reloads its state
     /// from the log); runs on the blocking pool.
     on_rebuilt: std::sync::OnceLock<RebuiltHook>,
@@ -100,6 +105,7 @@ impl Shipper {
             jobs,
             known: Mutex::default(),
             rebuilding: Mutex::default(),
+            starts: Mutex::default(),
             on_rebuilt: std::sync::OnceLock::new(),
         });
         let linger = shipper.shared.settings().commit_linger;
@@ -150,13 +156,25 @@ impl Shipper {
         // What a commit of the previous term may still be doing finishes first; appends in the
         // meantime are refused (the partition is not served).
         let _flushes = log.hold_flushes().await;
-        let end = self.data().await?.log_end(topic_id, tp.partition).await?.unwrap_or(0);
+        let (start, end) = self.data().await?.log_bounds(topic_id, tp.partition).await?.unwrap_or((0, 0));
         let known = self.known.lock().get(&log.tp).copied().unwrap_or(0).min(end);
         let cut = log.clone();
         let mut next = tokio::task::spawn_blocking(move || cut.truncate_to(known, crate::clock::now_ms()))
             .await
             .map_err(io::Error::other)?
             .map_err(io::Error::other)?;
+        if next < start {
+            // Retention or DeleteRecords took the committed log past this copy's end: it starts
+            // over where the first batch kept (the one holding the log start) begins.
+            let first = self.data().await?.batches(topic_id, tp.partition, start, 1).await?;
+            let over = first.first().map_or(end, |(row, _)| row.base_offset).max(next);
+            let restart = log.clone();
+            tokio::task::spawn_blocking(move || restart.restart_at(over, crate::clock::now_ms()))
+                .await
+                .map_err(io::Error::other)?
+                .map_err(io::Error::other)?;
+            next = over;
+        }
         while next < end {
             let rows = self.data().await?.batches(topic_id, tp.partition, next, REBUILD_ROWS).await?;
             if rows.is_empty() {
@@ -185,6 +203,14 @@ impl Shipper {
                 "the store's log ends at {end}, the rebuilt log at {next}"
             ))));
         }
+        if log.offsets().log_start_offset < start {
+            let advance = log.clone();
+            tokio::task::spawn_blocking(move || advance.advance_log_start(start))
+                .await
+                .map_err(io::Error::other)?
+                .map_err(io::Error::other)?;
+        }
+        self.starts.lock().insert(log.tp.clone(), start);
         self.known.lock().insert(log.tp.clone(), end);
         if let Some(hook) = self.on_rebuilt.get().cloned() {
             let tp = log.tp.clone();
@@ -192,6 +218,56 @@ impl Shipper {
         }
         self.shared.rebuilt.write().entry(log.tp.topic.clone()).or_default().insert(log.tp.partition, epoch);
         Ok(end)
+    }
+
+    /// Tells the store where the logs of the partitions this broker serves now start, for those
+    /// whose start moved past what the store holds (retention, DeleteRecords): a later leader
+    /// then rebuilds from there, and the batches and objects before it are let go. A log start
+    /// past the high watermark (a segment deleted before its batches were committed) goes as
+    /// far as the high watermark. Returns the partitions whose start the store now holds;
+    /// those this broker no longer leads are left out (their next leader decides).
+    pub async fn push_log_starts(&self, logs: &[Arc<PartitionLog>]) -> Result<Vec<TopicPartition>, SharedError> {
+        let view = self.shared.view();
+        let me = self.shared.node_id();
+        let mut wanted = Vec::new();
+        let mut by_key = HashMap::new();
+        for log in logs {
+            let (topic, p) = (&log.tp.topic, log.tp.partition);
+            let l = view.leader(topic, p);
+            let Some(topic_id) = view.topics.iter().find(|t| *t.name == **topic).map(|t| t.id) else { continue };
+            if l.leader != Some(me) || !self.shared.serves(topic, p, l.epoch) {
+                continue;
+            }
+            let o = log.offsets();
+            let start = o.log_start_offset.min(o.high_watermark);
+            if self.starts.lock().get(&log.tp).is_some_and(|s| *s >= start) {
+                continue;
+            }
+            wanted.push(LogStart { topic_id, partition: p, leader_epoch: l.epoch, log_start: start });
+            by_key.insert((topic_id, p), log.tp.clone());
+        }
+        if wanted.is_empty() {
+            return Ok(Vec::new());
+        }
+        let incarnation = self.shared.incarnation();
+        let moved = self.data().await?.advance_log_starts(me, incarnation, &wanted).await?;
+        let mut starts = self.starts.lock();
+        Ok(moved
+            .into_iter()
+            .filter_map(|m| {
+                let tp = by_key.remove(&(m.topic_id, m.partition))?;
+                let at = starts.entry(tp.clone()).or_insert(m.log_start);
+                *at = (*at).max(m.log_start);
+                Some(tp)
+            })
+            .collect())
+    }
+
+    /// Whether the store holds `log`'s current start (or a later one): what a DeleteRecords
+    /// answer waits for in shared mode.
+    pub fn holds_log_start(&self, log: &PartitionLog) -> bool {
+        let o = log.offsets();
+        self.starts.lock().get(&log.tp).is_some_and(|s| *s >= o.log_start_offset.min(o.high_watermark))
     }
 
     /// The data connection, connected first when there is none or it broke.
@@ -364,6 +440,7 @@ mod tests {
     use std::time::{Duration, Instant};
 
     use super::*;
+    use crate::cluster::objects::collect_garbage;
     use crate::cluster::shared::Settings;
     use crate::cluster::store::Registration;
     use crate::cluster::testing::PgServer;
@@ -418,6 +495,23 @@ mod tests {
         (shared, topic_id)
     }
 
+    /// [`broker_with_topic`] with its objects in a directory of a temp dir, no linger, and a
+    /// shipper committing the two partitions' logs (in the temp dir's `a`).
+    async fn shipping_to_a_directory(
+        pg: &PgServer,
+    ) -> (tempfile::TempDir, Arc<Shared>, Uuid, Arc<Shipper>, [Arc<PartitionLog>; 2]) {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(tmp.path().join("objects")).unwrap();
+        let objects = format!("file://{}", tmp.path().join("objects").display());
+        let (shared, topic_id) = broker_with_topic(pg, objects, Duration::ZERO).await;
+        let shipper = Shipper::start(shared.clone());
+        let logs = [open_log(&tmp.path().join("a"), 0), open_log(&tmp.path().join("a"), 1)];
+        for log in &logs {
+            log.attach_committer(shipper.clone());
+        }
+        (tmp, shared, topic_id, shipper, logs)
+    }
+
     fn unserve(shared: &Shared, p: i32) {
         shared.rebuilt.write().get_mut("t").unwrap().remove(&p);
     }
@@ -425,16 +519,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn commits_go_to_the_store_a_fenced_partition_fails_alone_and_a_rebuilt_log_is_the_committed_one() {
         let Some(pg) = PgServer::start() else { return };
-        let tmp = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(tmp.path().join("objects")).unwrap();
-        let objects = format!("file://{}", tmp.path().join("objects").display());
-        let (shared, topic_id) = broker_with_topic(&pg, objects, Duration::ZERO).await;
-
-        let shipper = Shipper::start(shared.clone());
-        let logs = [open_log(&tmp.path().join("a"), 0), open_log(&tmp.path().join("a"), 1)];
-        for log in &logs {
-            log.attach_committer(shipper.clone());
-        }
+        let (tmp, shared, topic_id, shipper, logs) = shipping_to_a_directory(&pg).await;
         // Before its (empty) rebuild, a partition is not served and its commits are refused.
         logs[0].append(&records(&["early"]), 0).unwrap();
         assert!(logs[0].flush_to(1).await.is_err());
@@ -534,5 +619,51 @@ mod tests {
         assert_eq!((p0.len(), p1.len()), (2, 1));
         assert_eq!(p0[1].1, p1[0].1, "partition 0's second batch and partition 1's share an object");
         assert_ne!(p0[0].1, p1[0].1, "partition 0's first batch went alone");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_log_start_the_store_holds_is_where_the_next_leader_starts_and_its_objects_are_let_go() {
+        let Some(pg) = PgServer::start() else { return };
+        let (tmp, shared, topic_id, shipper, logs) = shipping_to_a_directory(&pg).await;
+        serve_both(&shipper, &logs).await;
+        // Three commits, three objects: [0, 1], [2, 3], [4, 5].
+        for (i, values) in [["a", "b"], ["c", "d"], ["e", "f"]].iter().enumerate() {
+            logs[0].append(&records(values), 0).unwrap();
+            logs[0].flush_to(2 * (i as i64 + 1)).await.unwrap();
+        }
+
+        // DeleteRecords to 3: the store takes the new start; the first batch and its object go.
+        let kept = logs[0].read(2, 1 << 20, true).unwrap().records;
+        logs[0].advance_log_start(3).unwrap();
+        assert!(!shipper.holds_log_start(&logs[0]));
+        let pushed = shipper.push_log_starts(&logs).await.unwrap();
+        assert_eq!(pushed, [TopicPartition::new("t", 0)], "partition 1's start did not move");
+        assert!(shipper.holds_log_start(&logs[0]));
+        let store = shipper.data().await.unwrap();
+        assert_eq!(store.log_bounds(topic_id, 0).await.unwrap(), Some((3, 6)));
+        let all = shared.objects.older_than(Duration::ZERO).await.unwrap();
+        assert_eq!(all.len(), 3);
+        assert_eq!(store.referenced(&all).await.unwrap().len(), 2, "the first object is no longer referenced");
+        assert_eq!(collect_garbage(&shared.objects, &store, Duration::ZERO).await.unwrap(), 1);
+        drop(store);
+        assert!(shipper.push_log_starts(&logs).await.unwrap().is_empty(), "nothing new to tell");
+
+        // A broker that no longer serves the partition tells the store nothing.
+        unserve(&shared, 0);
+        logs[0].advance_log_start(4).unwrap();
+        assert!(shipper.push_log_starts(&logs).await.unwrap().is_empty());
+        assert!(!shipper.holds_log_start(&logs[0]));
+        assert_eq!(shipper.data().await.unwrap().log_bounds(topic_id, 0).await.unwrap(), Some((3, 6)));
+
+        // The next leader's copy (empty) starts over at the batch holding offset 3, which it
+        // reads from the store, and starts its log at 3.
+        let fresh = Shipper::start(shared.clone());
+        let rebuilt = [open_log(&tmp.path().join("b"), 0), open_log(&tmp.path().join("b"), 1)];
+        serve_both(&fresh, &rebuilt).await;
+        let o = rebuilt[0].offsets();
+        assert_eq!((o.log_start_offset, o.high_watermark, o.log_end_offset), (3, 6, 6));
+        assert!(rebuilt[0].read(1, 1 << 20, true).is_err(), "offset 1 is gone");
+        assert_eq!(rebuilt[0].read(3, 1 << 20, true).unwrap().records, kept);
+        assert!(fresh.holds_log_start(&rebuilt[0]));
     }
 }

@@ -120,6 +120,15 @@ pub struct ObjectCommit {
     pub batches: Vec<BatchRow>,
 }
 
+/// Where a partition's log starts, as its leader in `leader_epoch` moves it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogStart {
+    pub topic_id: Uuid,
+    pub partition: i32,
+    pub leader_epoch: i32,
+    pub log_start: i64,
+}
+
 /// One broker's connection to the coordination store.
 pub struct Store {
     client: Client,
@@ -545,14 +554,96 @@ impl Store {
 
     /// The partition's log end as committed batches made it.
     pub async fn log_end(&self, topic_id: Uuid, partition: i32) -> Result<Option<i64>, StoreError> {
+        Ok(self.log_bounds(topic_id, partition).await?.map(|(_, end)| end))
+    }
+
+    /// The partition's committed log: (log start, log end).
+    pub async fn log_bounds(&self, topic_id: Uuid, partition: i32) -> Result<Option<(i64, i64)>, StoreError> {
         let row = self
             .client
             .query_opt(
-                "SELECT log_end FROM partitions WHERE topic_id = $1 AND partition = $2",
+                "SELECT log_start, log_end FROM partitions WHERE topic_id = $1 AND partition = $2",
                 &[&topic_id, &partition],
             )
             .await?;
-        Ok(row.map(|r| r.get(0)))
+        Ok(row.map(|r| (r.get(0), r.get(1))))
+    }
+
+    /// Moves partitions' log starts forward (retention, DeleteRecords), each to at most its log
+    /// end, for those this incarnation leads in the epoch given (the others are left as they
+    /// are). One transaction: the batch rows wholly before the new starts go, and so do the
+    /// object rows no batch references any more (their objects are then garbage). Returns the
+    /// log start of each partition it moved or found already there.
+    pub async fn advance_log_starts(
+        &mut self,
+        node_id: i32,
+        incarnation: Uuid,
+        starts: &[LogStart],
+    ) -> Result<Vec<LogStart>, StoreError> {
+        let s = self.commit_statements().await?.clone();
+        let mut wanted: BTreeMap<PartitionKey, (i32, i64)> = BTreeMap::new();
+        for w in starts {
+            wanted.insert((w.topic_id, w.partition), (w.leader_epoch, w.log_start));
+        }
+        let (keys_t, keys_p): (Vec<Uuid>, Vec<i32>) = wanted.keys().copied().unzip();
+        let tx = self.client.transaction().await?;
+        // Locked as a commit locks them (key order), so the two never deadlock.
+        let (lease_args, lock_args): (&[&(dyn ToSql + Sync)], &[&(dyn ToSql + Sync)]) =
+            (&[&node_id, &incarnation], &[&keys_t, &keys_p]);
+        let (live, rows) = tokio::try_join!(tx.query_opt(&s.lease, lease_args), tx.query(&s.lock, lock_args))?;
+        if live.is_none() {
+            return Err(StoreError::Fenced(format!("broker {node_id}'s lease ran out: the log starts stay")));
+        }
+        let mut moved = Vec::new();
+        for r in &rows {
+            let key: PartitionKey = (r.get(0), r.get(1));
+            let (leader, leader_epoch, log_end): (Option<i32>, i32, i64) = (r.get(2), r.get(3), r.get(4));
+            let Some(&(epoch, start)) = wanted.get(&key) else { continue };
+            if (leader, leader_epoch) == (Some(node_id), epoch) {
+                moved.push(LogStart { topic_id: key.0, partition: key.1, leader_epoch, log_start: start.min(log_end) });
+            }
+        }
+        let ts: Vec<Uuid> = moved.iter().map(|m| m.topic_id).collect();
+        let ps: Vec<i32> = moved.iter().map(|m| m.partition).collect();
+        let ss: Vec<i64> = moved.iter().map(|m| m.log_start).collect();
+        let args: &[&(dyn ToSql + Sync)] = &[&ts, &ps, &ss];
+        let (updated, dropped) = tokio::try_join!(
+            tx.query(
+                "UPDATE partitions SET log_start = greatest(log_start, x.s)
+                 FROM unnest($1::uuid[], $2::int4[], $3::int8[]) AS x(t, p, s)
+                 WHERE topic_id = x.t AND partition = x.p
+                 RETURNING topic_id, partition, log_start",
+                args,
+            ),
+            tx.query(
+                "DELETE FROM batches USING unnest($1::uuid[], $2::int4[], $3::int8[]) AS x(t, p, s)
+                 WHERE topic_id = x.t AND partition = x.p AND last_offset < x.s
+                 RETURNING object_key",
+                args,
+            ),
+        )?;
+        let mut keys: Vec<String> = dropped.iter().map(|r| r.get(0)).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        if !keys.is_empty() {
+            // Locked first (in key order): two partitions letting go of their last batches of
+            // one object at once each wait for the other, and the second then sees the object
+            // unreferenced, instead of both seeing the other's batches and keeping the row.
+            tx.query("SELECT 1 FROM objects WHERE object_key = ANY($1) ORDER BY object_key FOR UPDATE", &[&keys])
+                .await?;
+            tx.execute(
+                "DELETE FROM objects o WHERE o.object_key = ANY($1)
+                 AND NOT EXISTS (SELECT 1 FROM batches b WHERE b.object_key = o.object_key)",
+                &[&keys],
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        let now: BTreeMap<PartitionKey, i64> = updated.iter().map(|r| ((r.get(0), r.get(1)), r.get(2))).collect();
+        Ok(moved
+            .into_iter()
+            .map(|m| LogStart { log_start: now.get(&(m.topic_id, m.partition)).copied().unwrap_or(m.log_start), ..m })
+            .collect())
     }
 }
 

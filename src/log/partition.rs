@@ -1010,6 +1010,56 @@ impl PartitionLog {
     }
 }
 
+impl PartitionLog {
+    /// Empties the log and starts it over at `offset`, at or past its end (Kafka's
+    /// `truncateFullyAndStartAt`): shared mode's new leader whose copy ends before the
+    /// committed log's start. Log start, high watermark and durable offset all become
+    /// `offset`; producer state starts empty. The new start is checkpointed and the directory
+    /// synced before this returns.
+    pub fn restart_at(&self, offset: i64, now_ms: i64) -> Result<(), ReadError> {
+        let _checkpoint = self.checkpoint_lock.lock();
+        let _writing = self.append_lock.lock();
+        let (old, epochs) = {
+            let mut inner = self.inner.lock();
+            let end = inner.log_end_offset();
+            if offset < end {
+                return Err(ReadError::Io(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("a log ending at {end} cannot start over at {offset}: truncate it instead"),
+                )));
+            }
+            // Every segment starts at or before the end: only an empty active segment can
+            // already be where the log starts over, and then it stays.
+            let fresh = match inner.active().base_offset == offset {
+                true => None,
+                false => Some(Segment::create(&self.dir, offset, now_ms, &inner.files)?),
+            };
+            let mut old = std::mem::take(&mut inner.segments);
+            let active = match fresh {
+                Some(fresh) => fresh,
+                None => old.pop().expect("a partition always has an active segment"),
+            };
+            inner.segments.push(active);
+            inner.log_start_offset = offset;
+            inner.high_watermark = offset;
+            inner.producers = ProducerStateTable::default();
+            inner.truncations += 1;
+            inner.dir_dirty = true;
+            self.durable_offset.store(offset, Ordering::Release);
+            let mut changed = inner.epochs.truncate_from_start(offset);
+            changed |= inner.epochs.latest().is_none() && inner.epochs.assign(LEADER_EPOCH, offset);
+            (old, changed.then(|| inner.epochs.clone()))
+        };
+        super::checkpoint::write_log_start(&self.dir, offset)?;
+        if let Some(epochs) = epochs {
+            epochs.write(&self.dir)?;
+        }
+        delete_segments(old)?;
+        self.flush_blocking()?;
+        Ok(())
+    }
+}
+
 /// Rebuilds the producer state: from the snapshot taken when the active segment (or the one
 /// before it) was rolled to, plus the batches after it; rolled segments before those bring
 /// their aborted transactions from their `.txnindex`. Without a snapshot (a log written before

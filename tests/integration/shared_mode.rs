@@ -555,3 +555,69 @@ async fn a_transaction_spans_partitions_that_every_broker_leads() {
     .await
     .unwrap();
 }
+
+/// DeleteRecords in shared mode: only the partition's leader takes it, and it answers once the
+/// coordination store holds the new log start, so the records stay deleted when the partition
+/// moves (its next leader rebuilds the log from there; before, it rebuilt it from offset 0 and
+/// the deleted records came back).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleted_records_stay_deleted_when_their_partition_moves() {
+    use kafka_protocol::messages::delete_records_request::{DeleteRecordsPartition, DeleteRecordsTopic};
+    use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+    use kafka_protocol::messages::{DeleteRecordsRequest, ListOffsetsRequest};
+
+    let Some(pg) = PgServer::start() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let objects = tmp.path().join("objects");
+    std::fs::create_dir_all(&objects).unwrap();
+    let objects = format!("file://{}", objects.display());
+    let mut brokers: Vec<BrokerProcess> = (1..=2).map(|n| spawn(tmp.path(), n, &pg.url, &objects)).collect();
+    let addrs: Vec<SocketAddr> = brokers.iter().map(|b| b.addr).collect();
+    RawClient::connect(addrs[0]).await.create_topic("orders", 1).await;
+    let led = |m: &MetadataResponse| {
+        broker_ids(m) == [1, 2]
+            && m.topics.iter().all(|t| t.error_code == 0)
+            && leaders(m).values().all(|(l, _)| (1..=2).contains(l))
+    };
+    let view = wait_agreed(&addrs, "two brokers leading orders", led).await;
+    let leader = view[&("orders".to_string(), 0)].0;
+    let (at_leader, at_other) = (addrs[leader as usize - 1], addrs[2 - leader as usize]);
+    let bootstrap = addrs.iter().map(ToString::to_string).collect::<Vec<_>>().join(",");
+    crate::common::produce_all(ClientConfig::new().set("bootstrap.servers", &bootstrap), "orders", &values(0..12))
+        .await;
+
+    let delete = |offset: i64| {
+        DeleteRecordsRequest::default().with_timeout_ms(5000).with_topics(vec![DeleteRecordsTopic::default()
+            .with_name(TopicName(StrBytes::from_static_str("orders")))
+            .with_partitions(vec![DeleteRecordsPartition::default().with_partition_index(0).with_offset(offset)])])
+    };
+    let p = RawClient::connect(at_other).await.call(2, &delete(6)).await.topics[0].partitions[0].clone();
+    assert_eq!((p.error_code, p.low_watermark), (6, -1), "a broker that does not lead the partition refuses");
+    let p = RawClient::connect(at_leader).await.call(2, &delete(6)).await.topics[0].partitions[0].clone();
+    assert_eq!((p.error_code, p.low_watermark), (0, 6), "the leader takes it");
+
+    // The leader dies; the other broker takes the partition over and starts its log at 6.
+    brokers[leader as usize - 1].kill_9();
+    let survivor = 3 - leader;
+    wait_agreed(&[at_other], "the survivor leading orders", |m| {
+        leaders(m).get(&("orders".to_string(), 0)).is_some_and(|(l, _)| *l == survivor)
+    })
+    .await;
+    let list = |timestamp: i64| {
+        ListOffsetsRequest::default().with_replica_id(BrokerId(-1)).with_topics(vec![ListOffsetsTopic::default()
+            .with_name(TopicName(StrBytes::from_static_str("orders")))
+            .with_partitions(vec![ListOffsetsPartition::default().with_partition_index(0).with_timestamp(timestamp)])])
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let earliest = loop {
+        let r = RawClient::connect(at_other).await.call(7, &list(-2)).await;
+        let p = &r.topics[0].partitions[0];
+        if p.error_code == 0 {
+            break p.offset;
+        }
+        assert!(Instant::now() < deadline, "the survivor does not serve orders-0: {r:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let latest = RawClient::connect(at_other).await.call(7, &list(-1)).await.topics[0].partitions[0].offset;
+    assert_eq!((earliest, latest), (6, 12), "the new leader's log: deleted records stay deleted, none lost");
+}

@@ -225,3 +225,50 @@ async fn a_commit_is_fenced_by_the_lease_and_by_the_leader_epoch() {
         .get(0);
     assert_eq!(unreferenced, 0, "a refused commit leaves no row");
 }
+
+#[tokio::test]
+async fn a_log_start_moves_for_its_leader_only_and_lets_go_of_the_batches_and_objects_before_it() {
+    let Some(pg) = PgServer::start() else { return };
+    let mut s = store(&pg).await;
+    let one = s.register(&registration(1), LEASE).await.unwrap();
+    let topic = Uuid::new_v4();
+    s.create_topic("t", topic, 2).await.unwrap();
+    s.rebalance().await.unwrap();
+    let epoch = s.leaders().await.unwrap()[&(topic, 0)].epoch;
+    let commit = |key: &str, batches: Vec<BatchRow>| ObjectCommit { object_key: key.to_string(), size: 100, batches };
+    s.commit(1, one, &commit("o1", vec![batch(topic, 0, 0, 10, epoch), batch(topic, 1, 0, 10, epoch)])).await.unwrap();
+    s.commit(1, one, &commit("o2", vec![batch(topic, 0, 10, 10, epoch)])).await.unwrap();
+    s.commit(1, one, &commit("o3", vec![batch(topic, 0, 20, 10, epoch)])).await.unwrap();
+    let start = |partition: i32, log_start: i64, leader_epoch: i32| LogStart {
+        topic_id: topic,
+        partition,
+        leader_epoch,
+        log_start,
+    };
+
+    // Inside the second batch: the first goes; its object stays, partition 1 still uses it.
+    assert_eq!(s.advance_log_starts(1, one, &[start(0, 15, epoch)]).await.unwrap(), [start(0, 15, epoch)]);
+    assert_eq!(s.log_bounds(topic, 0).await.unwrap(), Some((15, 30)));
+    let kept: Vec<i64> = s.batches(topic, 0, 0, 10).await.unwrap().iter().map(|(b, _)| b.base_offset).collect();
+    assert_eq!(kept, [10, 20], "the batch holding the new start stays");
+    assert_eq!(object_keys(&s).await, ["o1", "o2", "o3"]);
+    // Past the log end: to the end. Partition 1's last batch goes, and object o1 with it.
+    assert_eq!(s.advance_log_starts(1, one, &[start(1, 99, epoch)]).await.unwrap(), [start(1, 10, epoch)]);
+    assert_eq!(s.batches(topic, 1, 0, 10).await.unwrap().len(), 0);
+    assert_eq!(object_keys(&s).await, ["o2", "o3"]);
+    // Never backwards; and not for a leader of another epoch.
+    assert_eq!(s.advance_log_starts(1, one, &[start(0, 5, epoch)]).await.unwrap(), [start(0, 15, epoch)]);
+    assert_eq!(s.advance_log_starts(1, one, &[start(0, 25, epoch - 1)]).await.unwrap(), []);
+    assert_eq!(s.log_bounds(topic, 0).await.unwrap(), Some((15, 30)));
+    // Nor for a broker past its lease.
+    expire(&s, 1).await;
+    let paused = s.advance_log_starts(1, one, &[start(0, 25, epoch)]).await;
+    assert!(matches!(paused, Err(StoreError::Fenced(_))), "{paused:?}");
+    assert_eq!(s.log_bounds(topic, 0).await.unwrap(), Some((15, 30)));
+    assert_eq!(object_keys(&s).await, ["o2", "o3"]);
+}
+
+async fn object_keys(s: &Store) -> Vec<String> {
+    let rows = s.client.query("SELECT object_key FROM objects ORDER BY object_key", &[]).await.unwrap();
+    rows.iter().map(|r| r.get(0)).collect()
+}
