@@ -44,12 +44,12 @@ pub enum DeleteTopicError {
     UnknownTopic,
     #[error("{0}")]
     Unsupported(String),
+    /// The shared-mode coordination store did not take the deletion (a client may retry).
+    #[error("the cluster's coordination store cannot be reached: {0}")]
+    Unavailable(String),
     #[error("storage error: {0}")]
     Io(#[from] io::Error),
 }
-
-/// What shared mode cannot change yet.
-const NOT_IN_SHARED_MODE: &str = "shared mode (cluster.postgres_url) cannot delete topics or add partitions yet";
 
 #[derive(Debug, thiserror::Error)]
 pub enum AlterTopicError {
@@ -63,6 +63,9 @@ pub enum AlterTopicError {
     InvalidConfig(String),
     #[error("{0}")]
     Unsupported(String),
+    /// The shared-mode coordination store did not take the change (a client may retry).
+    #[error("the cluster's coordination store cannot be reached: {0}")]
+    Unavailable(String),
     #[error("storage error: {0}")]
     Io(#[from] io::Error),
 }
@@ -214,17 +217,35 @@ impl Broker {
         }
     }
 
+    /// Deletes a topic and its partitions. In shared mode the store deletes it first (with its
+    /// batch index; its objects become garbage once no other topic's batches are in them), and
+    /// the other brokers delete their copies when they next load the view.
     pub fn delete_topic(&self, name: &str) -> Result<Arc<TopicMeta>, DeleteTopicError> {
-        if self.cluster.shared().is_some() {
-            return Err(DeleteTopicError::Unsupported(NOT_IN_SHARED_MODE.into()));
-        }
         let _guard = self.topic_admin.lock();
-        let meta = self.topics.remove(name)?.ok_or(DeleteTopicError::UnknownTopic)?;
+        if let Some(shared) = self.cluster.shared() {
+            let id = self.topics.get(name).ok_or(DeleteTopicError::UnknownTopic)?.id;
+            let deleted = tokio::runtime::Handle::current().block_on(shared.delete_topic(id));
+            match deleted {
+                Ok(true) => {}
+                // Another broker deleted it first: this copy goes too; the client is told.
+                Ok(false) => {
+                    self.delete_local_topic(name)?;
+                    return Err(DeleteTopicError::UnknownTopic);
+                }
+                Err(e) => return Err(DeleteTopicError::Unavailable(e.to_string())),
+            }
+        }
+        self.delete_local_topic(name)?.ok_or(DeleteTopicError::UnknownTopic)
+    }
+
+    /// Removes a topic's metadata and partitions here (the caller holds `topic_admin`).
+    fn delete_local_topic(&self, name: &str) -> io::Result<Option<Arc<TopicMeta>>> {
+        let Some(meta) = self.topics.remove(name)? else { return Ok(None) };
         for p in 0..meta.partitions {
             self.logs.remove(&TopicPartition::new(&meta.name, p))?;
         }
         info!(topic = %meta.name, "deleted topic");
-        Ok(meta)
+        Ok(Some(meta))
     }
 
     /// Grows a topic to `count` partitions (Kafka never shrinks one). `assignments` lists the
@@ -236,9 +257,6 @@ impl Broker {
         assignments: Option<&[Vec<i32>]>,
         validate_only: bool,
     ) -> Result<(), AlterTopicError> {
-        if self.cluster.shared().is_some() {
-            return Err(AlterTopicError::Unsupported(NOT_IN_SHARED_MODE.into()));
-        }
         let _guard = self.topic_admin.lock();
         let meta = self.topics.get(name).ok_or(AlterTopicError::UnknownTopic)?;
         if count < meta.partitions {
@@ -254,6 +272,11 @@ impl Broker {
             return Err(AlterTopicError::InvalidPartitions(format!(
                 "{count} partitions is more than gregor allows per topic (100000)"
             )));
+        }
+        if let (Some(_), Some(_)) = (assignments, self.cluster.shared()) {
+            return Err(AlterTopicError::InvalidReplicaAssignment(
+                "in shared mode the cluster places partitions itself: leave the assignment out".into(),
+            ));
         }
         if let Some(a) = assignments {
             let new = (count - meta.partitions) as usize;
@@ -273,6 +296,18 @@ impl Broker {
         if validate_only {
             return Ok(());
         }
+        if let Some(shared) = self.cluster.shared() {
+            let added = tokio::runtime::Handle::current().block_on(shared.add_partitions(meta.id, count));
+            match added {
+                Ok(true) => {}
+                Ok(false) => {
+                    return Err(AlterTopicError::InvalidPartitions(
+                        "the topic changed in the cluster meanwhile (deleted, or grown by another broker)".into(),
+                    ))
+                }
+                Err(e) => return Err(AlterTopicError::Unavailable(e.to_string())),
+            }
+        }
         let pc = topic_config::partition_config(&self.log_defaults(), &meta.configs);
         let added = self
             .open_partitions(name, meta.partitions..count, &pc)
@@ -285,6 +320,9 @@ impl Broker {
             )));
         }
         info!(topic = name, partitions = count, "added partitions");
+        if let Some(shipper) = &self.shipper {
+            shipper.rebuild_led(|tp| self.logs.get(tp));
+        }
         Ok(())
     }
 
@@ -304,6 +342,20 @@ impl Broker {
         if validate_only {
             return Ok(());
         }
+        if let Some(shared) = self.cluster.shared() {
+            match tokio::runtime::Handle::current().block_on(shared.set_topic_configs(meta.id, &configs)) {
+                Ok(true) => {}
+                Ok(false) => return Err(AlterTopicError::UnknownTopic),
+                Err(e) => return Err(AlterTopicError::Unavailable(e.to_string())),
+            }
+        }
+        self.apply_topic_configs(&meta, configs)
+    }
+
+    /// Keeps a topic's new config overrides here and applies them to its partitions (the caller
+    /// holds `topic_admin`).
+    fn apply_topic_configs(&self, meta: &TopicMeta, configs: BTreeMap<String, String>) -> Result<(), AlterTopicError> {
+        let name = &*meta.name;
         let pc = topic_config::partition_config(&self.log_defaults(), &configs);
         let meta = self.topics.put(TopicMeta { configs, ..(*meta).clone() })?;
         for p in 0..meta.partitions {
@@ -316,18 +368,26 @@ impl Broker {
     }
 
     /// Shared mode: creates here the topics other brokers created in the coordination store,
-    /// with their ids, partition counts and configs.
+    /// with their ids, partition counts and configs, and takes the partitions they added and
+    /// the configs they set on the others.
     pub fn adopt_topics(&self) {
         let Some(shared) = self.cluster.shared() else { return };
-        let view = shared.view();
-        for t in view.topics.iter().filter(|t| !super::is_internal(&t.name)) {
+        let names: Vec<String> =
+            shared.view().topics.iter().filter(|t| !super::is_internal(&t.name)).map(|t| t.name.clone()).collect();
+        for name in names {
             let _guard = self.topic_admin.lock();
+            // The view as it is now, under the lock: a change this broker just made is in it.
+            let view = shared.view();
+            let Some(t) = view.topics.iter().find(|t| t.name == name) else { continue };
             match self.topics.get(&t.name) {
                 Some(local) if local.id != t.id => {
                     tracing::debug!(topic = %t.name, "a local topic has the name of another one in the cluster");
                     continue;
                 }
-                Some(_) => continue,
+                Some(local) => {
+                    self.follow_topic(&local, t.partitions, &t.configs);
+                    continue;
+                }
                 None => {}
             }
             let meta = TopicMeta {
@@ -347,12 +407,75 @@ impl Broker {
         }
     }
 
+    /// Shared mode: a topic known here that another broker grew or reconfigured in the store
+    /// (the caller holds `topic_admin`). Topics never shrink.
+    fn follow_topic(&self, local: &TopicMeta, partitions: i32, configs: &BTreeMap<String, String>) {
+        if partitions > local.partitions {
+            let pc = topic_config::partition_config(&self.log_defaults(), &local.configs);
+            let grown = self
+                .open_partitions(&local.name, local.partitions..partitions, &pc)
+                .and_then(|()| self.topics.put(TopicMeta { partitions, ..local.clone() }));
+            match grown {
+                Ok(_) => info!(topic = %local.name, partitions, "took partitions added in the cluster"),
+                Err(e) => {
+                    self.forget_partitions(&local.name, local.partitions..partitions);
+                    error!(topic = %local.name, error = %e, "cannot add a topic's new partitions here; trying again later");
+                    return;
+                }
+            }
+        }
+        if *configs != local.configs {
+            let Some(now) = self.topics.get(&local.name) else { return };
+            match self.apply_topic_configs(&now, configs.clone()) {
+                Ok(()) => info!(topic = %local.name, "took the topic's configs set in the cluster"),
+                Err(e) => {
+                    error!(topic = %local.name, error = %e, "cannot apply the topic's configs here; trying again later")
+                }
+            }
+        }
+    }
+
+    /// Shared mode: deletes here the topics the store no longer has (deleted through another
+    /// broker, or while this one was away). Asked of the store itself, not of a view that may
+    /// predate a topic this broker just created.
+    async fn drop_deleted_topics(self: &Arc<Self>) {
+        let Some(shared) = self.cluster.shared() else { return };
+        let view = shared.view();
+        let unseen: Vec<Uuid> = self
+            .topics
+            .list()
+            .iter()
+            .filter(|m| !super::is_internal(&m.name) && !view.topics.iter().any(|t| t.id == m.id))
+            .map(|m| m.id)
+            .collect();
+        if unseen.is_empty() {
+            return;
+        }
+        let gone = match shared.topics_gone(&unseen).await {
+            Ok(gone) => gone,
+            Err(e) => return tracing::debug!(error = %e, "cannot ask the coordination store for deleted topics"),
+        };
+        let broker = self.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            for id in gone {
+                let _guard = broker.topic_admin.lock();
+                let Some(meta) = broker.topics.get_by_id(&id) else { continue };
+                match broker.delete_local_topic(&meta.name) {
+                    Ok(_) => info!(topic = %meta.name, "deleted a topic deleted in the cluster"),
+                    Err(e) => error!(topic = %meta.name, error = %e, "cannot delete a topic deleted in the cluster; trying again later"),
+                }
+            }
+        })
+        .await;
+    }
+
     /// Shared mode, after a load of the cluster's view: creates here the topics other brokers
-    /// created, and starts rebuilding the partitions this broker now leads (it serves them, and
-    /// Metadata names it their leader, once rebuilt).
+    /// created (and deletes those they deleted), and starts rebuilding the partitions this
+    /// broker now leads (it serves them, and Metadata names it their leader, once rebuilt).
     pub async fn take_up_view(self: &Arc<Self>) {
         let broker = self.clone();
         let _ = tokio::task::spawn_blocking(move || broker.adopt_topics()).await;
+        self.drop_deleted_topics().await;
         if let Some(shipper) = &self.shipper {
             shipper.rebuild_led(|tp| self.logs.get(tp));
         }

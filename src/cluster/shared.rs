@@ -284,6 +284,35 @@ impl Shared {
         self.plan_and_reload().await
     }
 
+    /// Replaces a topic's config overrides in the store. False: the topic is gone.
+    pub async fn set_topic_configs(&self, id: Uuid, configs: &BTreeMap<String, String>) -> Result<bool, SharedError> {
+        let set = self.store.lock().await.set_topic_configs(id, configs).await?;
+        self.reload().await?;
+        Ok(set)
+    }
+
+    /// Grows a topic in the store, then gives the new partitions leaders. False: the topic is
+    /// gone or already that large.
+    pub async fn add_partitions(&self, id: Uuid, partitions: i32) -> Result<bool, SharedError> {
+        let added = self.store.lock().await.add_partitions(id, partitions).await?;
+        self.plan_and_reload().await?;
+        Ok(added)
+    }
+
+    /// Deletes a topic from the store (every broker deletes its copy when it next loads the
+    /// view). False: it was gone already.
+    pub async fn delete_topic(&self, id: Uuid) -> Result<bool, SharedError> {
+        let deleted = self.store.lock().await.delete_topic(id).await?;
+        self.reload().await?;
+        Ok(deleted)
+    }
+
+    /// Of these local topics' ids, those the store no longer has.
+    pub async fn topics_gone(&self, ids: &[Uuid]) -> Result<Vec<Uuid>, SharedError> {
+        let present = self.store.lock().await.topics_present(ids).await?;
+        Ok(ids.iter().filter(|id| !present.contains(id)).copied().collect())
+    }
+
     /// Takes a block of `count` producer ids no other broker of the cluster is given; returns
     /// its first id.
     pub async fn allocate_producer_ids(&self, count: i64) -> Result<i64, SharedError> {

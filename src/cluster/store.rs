@@ -328,6 +328,70 @@ impl Store {
         Ok(())
     }
 
+    /// Replaces a topic's config overrides (every broker applies them when it next loads the
+    /// view). False: the topic is gone.
+    pub async fn set_topic_configs(
+        &self,
+        topic_id: Uuid,
+        configs: &BTreeMap<String, String>,
+    ) -> Result<bool, StoreError> {
+        let configs = serde_json::to_value(configs).expect("a map of strings is JSON").to_string();
+        let n = self
+            .client
+            .execute("UPDATE topics SET configs = $2::text::jsonb WHERE topic_id = $1", &[&topic_id, &configs])
+            .await?;
+        Ok(n == 1)
+    }
+
+    /// Grows a topic to `partitions` partitions (the next plan gives the new ones leaders).
+    /// False: the topic is gone or already has that many.
+    pub async fn add_partitions(&mut self, topic_id: Uuid, partitions: i32) -> Result<bool, StoreError> {
+        let tx = self.client.transaction().await?;
+        let Some(row) =
+            tx.query_opt("SELECT partitions FROM topics WHERE topic_id = $1 FOR UPDATE", &[&topic_id]).await?
+        else {
+            return Ok(false);
+        };
+        let had: i32 = row.get(0);
+        if had >= partitions {
+            return Ok(false);
+        }
+        tx.execute("UPDATE topics SET partitions = $2 WHERE topic_id = $1", &[&topic_id, &partitions]).await?;
+        tx.execute(
+            "INSERT INTO partitions (topic_id, partition) SELECT $1, generate_series($2, $3 - 1)",
+            &[&topic_id, &had, &partitions],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Deletes a topic with its partitions and batch rows, and the object rows none of whose
+    /// batches is left (their objects are then garbage). False: it was gone already.
+    pub async fn delete_topic(&mut self, topic_id: Uuid) -> Result<bool, StoreError> {
+        let tx = self.client.transaction().await?;
+        // The partitions first, in the order commits lock them, so the two never deadlock; a
+        // commit that comes after finds them gone and is refused.
+        tx.query("SELECT 1 FROM partitions WHERE topic_id = $1 ORDER BY topic_id, partition FOR UPDATE", &[&topic_id])
+            .await?;
+        let keys: Vec<String> = tx
+            .query("SELECT DISTINCT object_key FROM batches WHERE topic_id = $1 ORDER BY object_key", &[&topic_id])
+            .await?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        let deleted = tx.execute("DELETE FROM topics WHERE topic_id = $1", &[&topic_id]).await?;
+        let_go_of_objects(&tx, &keys).await?;
+        tx.commit().await?;
+        Ok(deleted == 1)
+    }
+
+    /// Which of these topic ids the store still has.
+    pub async fn topics_present(&self, ids: &[Uuid]) -> Result<std::collections::HashSet<Uuid>, StoreError> {
+        let rows = self.client.query("SELECT topic_id FROM topics WHERE topic_id = ANY($1)", &[&ids]).await?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
     /// Every topic: id, name, partition count and configs.
     pub async fn topics(&self) -> Result<Vec<TopicRow>, StoreError> {
         let rows = self.client.query("SELECT topic_id, name, partitions, configs::text FROM topics", &[]).await?;
@@ -625,19 +689,7 @@ impl Store {
         let mut keys: Vec<String> = dropped.iter().map(|r| r.get(0)).collect();
         keys.sort_unstable();
         keys.dedup();
-        if !keys.is_empty() {
-            // Locked first (in key order): two partitions letting go of their last batches of
-            // one object at once each wait for the other, and the second then sees the object
-            // unreferenced, instead of both seeing the other's batches and keeping the row.
-            tx.query("SELECT 1 FROM objects WHERE object_key = ANY($1) ORDER BY object_key FOR UPDATE", &[&keys])
-                .await?;
-            tx.execute(
-                "DELETE FROM objects o WHERE o.object_key = ANY($1)
-                 AND NOT EXISTS (SELECT 1 FROM batches b WHERE b.object_key = o.object_key)",
-                &[&keys],
-            )
-            .await?;
-        }
+        let_go_of_objects(&tx, &keys).await?;
         tx.commit().await?;
         let now: BTreeMap<PartitionKey, i64> = updated.iter().map(|r| ((r.get(0), r.get(1)), r.get(2))).collect();
         Ok(moved
@@ -645,6 +697,25 @@ impl Store {
             .map(|m| LogStart { log_start: now.get(&(m.topic_id, m.partition)).copied().unwrap_or(m.log_start), ..m })
             .collect())
     }
+}
+
+/// In a transaction that deleted batch rows of these objects: deletes the object rows no batch
+/// references any more (their objects are then garbage). The rows are locked first, in key
+/// order: two transactions letting go of the last batches of one object at once then wait for
+/// each other, and the second sees the object unreferenced, instead of each seeing the other's
+/// batches and both keeping the row.
+async fn let_go_of_objects(tx: &tokio_postgres::Transaction<'_>, keys: &[String]) -> Result<(), StoreError> {
+    if keys.is_empty() {
+        return Ok(());
+    }
+    tx.query("SELECT 1 FROM objects WHERE object_key = ANY($1) ORDER BY object_key FOR UPDATE", &[&keys]).await?;
+    tx.execute(
+        "DELETE FROM objects o WHERE o.object_key = ANY($1)
+         AND NOT EXISTS (SELECT 1 FROM batches b WHERE b.object_key = o.object_key)",
+        &[&keys],
+    )
+    .await?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -21,7 +21,7 @@ use crate::handlers::error_codes::{ResponseError, ToKafkaCode};
 use crate::metadata::topic_config;
 
 /// Applies one resource's change; (error code, message).
-fn apply(
+async fn apply(
     ctx: &Ctx,
     resource_type: i8,
     name: &str,
@@ -78,33 +78,36 @@ fn apply(
         Ok(c) => c,
         Err(msg) => return (ResponseError::InvalidConfig.code(), Some(str_bytes(&msg))),
     };
-    match ctx.broker.set_topic_configs(name, configs, validate_only) {
+    // Off the runtime: the topic's metadata file is rewritten, and in shared mode the store
+    // takes the configs first.
+    let (broker, name) = (ctx.broker.clone(), name.to_string());
+    match super::common::off_runtime(move || broker.set_topic_configs(&name, configs, validate_only)).await {
         Ok(()) => (0, None),
         Err(e) => (e.kafka_code().code(), Some(str_bytes(&e.to_string()))),
     }
 }
 
 pub async fn handle(ctx: &Ctx, req: AlterConfigsRequest) -> Reply {
-    let responses = req
-        .resources
-        .into_iter()
-        .map(|r| {
-            let (code, message) = apply(ctx, r.resource_type, r.resource_name.as_str(), req.validate_only, |_| {
-                r.configs
-                    .iter()
-                    .map(|c| match &c.value {
-                        Some(v) => Ok((c.name.as_str().to_string(), v.as_str().to_string())),
-                        None => Err(format!("Null value not supported for: {}", c.name.as_str())),
-                    })
-                    .collect()
-            });
+    let mut responses = Vec::with_capacity(req.resources.len());
+    for r in req.resources {
+        let (code, message) = apply(ctx, r.resource_type, r.resource_name.as_str(), req.validate_only, |_| {
+            r.configs
+                .iter()
+                .map(|c| match &c.value {
+                    Some(v) => Ok((c.name.as_str().to_string(), v.as_str().to_string())),
+                    None => Err(format!("Null value not supported for: {}", c.name.as_str())),
+                })
+                .collect()
+        })
+        .await;
+        responses.push(
             alter_configs_response::AlterConfigsResourceResponse::default()
                 .with_resource_type(r.resource_type)
                 .with_resource_name(r.resource_name)
                 .with_error_code(code)
-                .with_error_message(message)
-        })
-        .collect();
+                .with_error_message(message),
+        );
+    }
     ctx.reply(&AlterConfigsResponse::default().with_responses(responses))
 }
 
@@ -114,53 +117,53 @@ const APPEND: i8 = 2;
 const SUBTRACT: i8 = 3;
 
 pub async fn handle_incremental(ctx: &Ctx, req: IncrementalAlterConfigsRequest) -> Reply {
-    let responses = req
-        .resources
-        .into_iter()
-        .map(|r| {
-            let (code, message) = apply(ctx, r.resource_type, r.resource_name.as_str(), req.validate_only, |current| {
-                let mut next = current.clone();
-                for c in &r.configs {
-                    let key = c.name.as_str().to_string();
-                    let value = c.value.as_ref().map(|v| v.as_str().to_string());
-                    match (c.config_operation, value) {
-                        (SET, Some(v)) => {
-                            next.insert(key, v);
-                        }
-                        (DELETE, _) => {
-                            next.remove(&key);
-                        }
-                        (APPEND | SUBTRACT, Some(v)) if topic_config::is_list(&key) => {
-                            let base = next
-                                .get(&key)
-                                .cloned()
-                                .or_else(|| topic_config::default_value(&key, &ctx.broker.log_defaults()))
-                                .unwrap_or_default();
-                            let mut items: Vec<String> =
-                                base.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect();
-                            for item in v.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-                                if c.config_operation == APPEND {
-                                    if !items.iter().any(|i| i == item) {
-                                        items.push(item.to_string());
-                                    }
-                                } else {
-                                    items.retain(|i| i != item);
-                                }
-                            }
-                            next.insert(key, items.join(","));
-                        }
-                        (APPEND | SUBTRACT, _) => return Err(format!("{key} is not a list config")),
-                        (op, _) => return Err(format!("invalid operation {op} or missing value for {key}")),
+    let mut responses = Vec::with_capacity(req.resources.len());
+    for r in req.resources {
+        let (code, message) = apply(ctx, r.resource_type, r.resource_name.as_str(), req.validate_only, |current| {
+            let mut next = current.clone();
+            for c in &r.configs {
+                let key = c.name.as_str().to_string();
+                let value = c.value.as_ref().map(|v| v.as_str().to_string());
+                match (c.config_operation, value) {
+                    (SET, Some(v)) => {
+                        next.insert(key, v);
                     }
+                    (DELETE, _) => {
+                        next.remove(&key);
+                    }
+                    (APPEND | SUBTRACT, Some(v)) if topic_config::is_list(&key) => {
+                        let base = next
+                            .get(&key)
+                            .cloned()
+                            .or_else(|| topic_config::default_value(&key, &ctx.broker.log_defaults()))
+                            .unwrap_or_default();
+                        let mut items: Vec<String> =
+                            base.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect();
+                        for item in v.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                            if c.config_operation == APPEND {
+                                if !items.iter().any(|i| i == item) {
+                                    items.push(item.to_string());
+                                }
+                            } else {
+                                items.retain(|i| i != item);
+                            }
+                        }
+                        next.insert(key, items.join(","));
+                    }
+                    (APPEND | SUBTRACT, _) => return Err(format!("{key} is not a list config")),
+                    (op, _) => return Err(format!("invalid operation {op} or missing value for {key}")),
                 }
-                Ok(next)
-            });
+            }
+            Ok(next)
+        })
+        .await;
+        responses.push(
             incremental_alter_configs_response::AlterConfigsResourceResponse::default()
                 .with_resource_type(r.resource_type)
                 .with_resource_name(r.resource_name)
                 .with_error_code(code)
-                .with_error_message(message)
-        })
-        .collect();
+                .with_error_message(message),
+        );
+    }
     ctx.reply(&IncrementalAlterConfigsResponse::default().with_responses(responses))
 }

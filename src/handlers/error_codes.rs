@@ -139,6 +139,7 @@ impl ToKafkaCode for DeleteTopicError {
         match self {
             Self::UnknownTopic => ResponseError::UnknownTopicOrPartition,
             Self::Unsupported(_) => ResponseError::InvalidRequest,
+            Self::Unavailable(_) => ResponseError::RequestTimedOut,
             Self::Io(_) => ResponseError::KafkaStorageError,
         }
     }
@@ -152,6 +153,7 @@ impl ToKafkaCode for AlterTopicError {
             Self::InvalidReplicaAssignment(_) => ResponseError::InvalidReplicaAssignment,
             Self::InvalidConfig(_) => ResponseError::InvalidConfig,
             Self::Unsupported(_) => ResponseError::InvalidRequest,
+            Self::Unavailable(_) => ResponseError::RequestTimedOut,
             Self::Io(_) => ResponseError::KafkaStorageError,
         }
     }

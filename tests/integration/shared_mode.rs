@@ -131,16 +131,26 @@ fn spawn_timed(
     session: &str,
     heartbeat: &str,
 ) -> BrokerProcess {
+    spawn_with_env(
+        dir,
+        node,
+        pg,
+        objects,
+        &[("GREGOR__CLUSTER__SESSION_TIMEOUT_MS", session), ("GREGOR__CLUSTER__HEARTBEAT_INTERVAL_MS", heartbeat)],
+    )
+}
+
+/// A broker of the cluster with these settings besides its node id, PostgreSQL and objects.
+fn spawn_with_env(dir: &std::path::Path, node: i32, pg: &str, objects: &str, extra: &[(&str, &str)]) -> BrokerProcess {
     let node = node.to_string();
-    let env = [
+    let mut env = vec![
         ("GREGOR__SERVER__NODE_ID", node.as_str()),
         ("GREGOR__CLUSTER__POSTGRES_URL", pg),
         ("GREGOR__CLUSTER__OBJECT_STORE_URL", objects),
         ("GREGOR__CLUSTER__PREVIEW", "true"),
-        ("GREGOR__CLUSTER__SESSION_TIMEOUT_MS", session),
-        ("GREGOR__CLUSTER__HEARTBEAT_INTERVAL_MS", heartbeat),
         ("RUST_LOG", "info"),
     ];
+    env.extend_from_slice(extra);
     BrokerProcess::spawn(&dir.join(format!("data-{node}")), &env)
 }
 
@@ -620,4 +630,104 @@ async fn deleted_records_stay_deleted_when_their_partition_moves() {
     };
     let latest = RawClient::connect(at_other).await.call(7, &list(-1)).await.topics[0].partitions[0].offset;
     assert_eq!((earliest, latest), (6, 12), "the new leader's log: deleted records stay deleted, none lost");
+}
+
+/// Topic administration through any broker reaches the others: partitions added through one
+/// are led and served by both, configs set through one are what the other describes, and a
+/// topic deleted through one is gone from both, with its batch index and the objects none of
+/// whose batches is left; the name can then be used again. (Before, shared mode refused
+/// CreatePartitions and DeleteTopics, and a config change stayed on the broker that took it.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partitions_configs_and_deletions_made_through_one_broker_reach_the_others() {
+    use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
+    use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+    use kafka_protocol::messages::incremental_alter_configs_request::{AlterConfigsResource, AlterableConfig};
+    use kafka_protocol::messages::{
+        CreatePartitionsRequest, DeleteTopicsRequest, DescribeConfigsRequest, IncrementalAlterConfigsRequest,
+    };
+
+    let Some(pg) = PgServer::start() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let objects = tmp.path().join("objects");
+    std::fs::create_dir_all(&objects).unwrap();
+    let objects = format!("file://{}", objects.display());
+    let brokers: Vec<BrokerProcess> = (1..=2).map(|n| spawn(tmp.path(), n, &pg.url, &objects)).collect();
+    let addrs: Vec<SocketAddr> = brokers.iter().map(|b| b.addr).collect();
+    let orders = || TopicName(StrBytes::from_static_str("orders"));
+    let led_with = |count: usize| {
+        move |m: &MetadataResponse| {
+            let t = m.topics.iter().find(|t| t.name.as_ref().is_some_and(|n| n.0.as_str() == "orders"));
+            broker_ids(m) == [1, 2]
+                && t.is_some_and(|t| t.error_code == 0 && t.partitions.len() == count)
+                && leaders(m).values().all(|(l, _)| (1..=2).contains(l))
+        }
+    };
+    RawClient::connect(addrs[0]).await.create_topic("orders", 1).await;
+    wait_agreed(&addrs, "orders with one partition", led_with(1)).await;
+
+    // Grown through broker 2: both brokers know three partitions, each with a leader.
+    let grow = CreatePartitionsRequest::default()
+        .with_timeout_ms(5000)
+        .with_topics(vec![CreatePartitionsTopic::default().with_name(orders()).with_count(3).with_assignments(None)]);
+    let r = RawClient::connect(addrs[1]).await.call(3, &grow).await;
+    assert_eq!(r.results[0].error_code, 0, "{r:?}");
+    wait_agreed(&addrs, "orders with three partitions", led_with(3)).await;
+    let bootstrap = addrs.iter().map(ToString::to_string).collect::<Vec<_>>().join(",");
+    let config = ClientConfig::new().set("bootstrap.servers", &bootstrap).set("partitioner", "random").clone();
+    crate::common::produce_all(&config, "orders", &values(0..30)).await;
+
+    // Configured through broker 1: broker 2 describes the same value (after its next heartbeat).
+    let set = IncrementalAlterConfigsRequest::default().with_resources(vec![AlterConfigsResource::default()
+        .with_resource_type(2)
+        .with_resource_name(StrBytes::from_static_str("orders"))
+        .with_configs(vec![AlterableConfig::default()
+            .with_name(StrBytes::from_static_str("retention.ms"))
+            .with_config_operation(0)
+            .with_value(Some(StrBytes::from_static_str("12345678")))])]);
+    let r = RawClient::connect(addrs[0]).await.call(1, &set).await;
+    assert_eq!(r.responses[0].error_code, 0, "{r:?}");
+    let describe = DescribeConfigsRequest::default().with_resources(vec![DescribeConfigsResource::default()
+        .with_resource_type(2)
+        .with_resource_name(StrBytes::from_static_str("orders"))
+        .with_configuration_keys(Some(vec![StrBytes::from_static_str("retention.ms")]))]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let r = RawClient::connect(addrs[1]).await.call(4, &describe).await;
+        let value = r.results[0].configs.first().and_then(|c| c.value.as_ref()).map(|v| v.to_string());
+        if value.as_deref() == Some("12345678") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "broker 2 does not have the config set through broker 1: {r:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // Deleted through broker 2: gone from both, with its batch rows and objects rows.
+    let (db, conn) = tokio_postgres::connect(&pg.url, tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(conn);
+    let count = |sql: &'static str| {
+        let db = &db;
+        async move { db.query_one(sql, &[]).await.unwrap().get::<_, i64>(0) }
+    };
+    assert!(count("SELECT count(*) FROM objects").await > 0);
+    let delete = DeleteTopicsRequest::default().with_timeout_ms(5000).with_topic_names(vec![orders()]);
+    let r = RawClient::connect(addrs[1]).await.call(4, &delete).await;
+    assert_eq!(r.responses[0].error_code, 0, "{r:?}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for a in &addrs {
+        loop {
+            let m = metadata(*a).await;
+            let t = m.topics.iter().find(|t| t.name.as_ref().is_some_and(|n| n.0.as_str() == "orders"));
+            if t.is_some_and(|t| t.error_code == 3) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{a} still has the deleted topic: {t:?}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    assert_eq!(count("SELECT count(*) FROM batches").await, 0, "the topic's batch rows are gone");
+    assert_eq!(count("SELECT count(*) FROM objects").await, 0, "and so are the rows of its objects");
+
+    // The name is free again: a new topic of that name, through broker 1, on both.
+    RawClient::connect(addrs[0]).await.create_topic("orders", 2).await;
+    wait_agreed(&addrs, "the new orders with two partitions", led_with(2)).await;
 }
