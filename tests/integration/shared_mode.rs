@@ -731,3 +731,84 @@ async fn partitions_configs_and_deletions_made_through_one_broker_reach_the_othe
     RawClient::connect(addrs[0]).await.create_topic("orders", 2).await;
     wait_agreed(&addrs, "the new orders with two partitions", led_with(2)).await;
 }
+
+/// Retention in shared mode: what the leader's retention deletes, the store lets go of at the
+/// leader's next heartbeat (its batch rows and the objects' rows), and the next leader's log
+/// starts there. Before, the store kept every batch and the next leader read them all again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_retention_deletes_the_store_lets_go_of() {
+    use rdkafka::producer::FutureProducer;
+
+    let Some(pg) = PgServer::start() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let objects = tmp.path().join("objects");
+    std::fs::create_dir_all(&objects).unwrap();
+    let objects = format!("file://{}", objects.display());
+    let settings = [
+        ("GREGOR__CLUSTER__SESSION_TIMEOUT_MS", "3000"),
+        ("GREGOR__CLUSTER__HEARTBEAT_INTERVAL_MS", "300"),
+        ("GREGOR__LOG__RETENTION_MS", "3600000"),
+        ("GREGOR__LOG__RETENTION_CHECK_INTERVAL_MS", "200"),
+    ];
+    let mut brokers: Vec<BrokerProcess> =
+        (1..=2).map(|n| spawn_with_env(tmp.path(), n, &pg.url, &objects, &settings)).collect();
+    let addrs: Vec<SocketAddr> = brokers.iter().map(|b| b.addr).collect();
+    RawClient::connect(addrs[0]).await.create_topic("orders", 1).await;
+    let view = wait_agreed(&addrs, "two brokers leading orders", |m| {
+        broker_ids(m) == [1, 2] && leaders(m).values().all(|(l, _)| (1..=2).contains(l))
+    })
+    .await;
+    let leader = view[&("orders".to_string(), 0)].0;
+
+    // Ten records two hours old: past retention as soon as they are written.
+    let bootstrap = addrs.iter().map(ToString::to_string).collect::<Vec<_>>().join(",");
+    let producer: FutureProducer =
+        ClientConfig::new().set("bootstrap.servers", &bootstrap).set("acks", "all").create().unwrap();
+    let old =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64 - 7_200_000;
+    for i in 0..10 {
+        let v = format!("old-{i}");
+        let record = FutureRecord::<str, str>::to("orders").payload(&v).timestamp(old);
+        producer.send(record, Duration::ZERO).await.map_err(|(e, _)| e).expect("produce");
+    }
+
+    let (db, conn) = tokio_postgres::connect(&pg.url, tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(conn);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let row = db
+            .query_one(
+                "SELECT p.log_start, (SELECT count(*) FROM batches b WHERE b.topic_id = p.topic_id),
+                        (SELECT count(*) FROM objects)
+                 FROM partitions p JOIN topics t USING (topic_id) WHERE t.name = 'orders'",
+                &[],
+            )
+            .await
+            .unwrap();
+        let (start, batches, objects): (i64, i64, i64) = (row.get(0), row.get(1), row.get(2));
+        if (start, batches, objects) == (10, 0, 0) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the store holds log start {start}, {batches} batch rows and {objects} object rows after retention"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // The next leader starts at 10.
+    brokers[leader as usize - 1].kill_9();
+    let survivor = addrs[2 - leader as usize];
+    wait_agreed(&[survivor], "the survivor leading orders", |m| {
+        leaders(m).get(&("orders".to_string(), 0)).is_some_and(|(l, _)| *l == 3 - leader)
+    })
+    .await;
+    let c = ClientConfig::new().set("bootstrap.servers", survivor.to_string()).set("group.id", "w").clone();
+    let (low, high) = tokio::task::spawn_blocking(move || {
+        let consumer: BaseConsumer = c.create().unwrap();
+        consumer.fetch_watermarks("orders", 0, Duration::from_secs(30)).expect("watermarks")
+    })
+    .await
+    .unwrap();
+    assert_eq!((low, high), (10, 10));
+}
