@@ -9,7 +9,9 @@ rejoins and takes its share), then SIGKILL another broker. Then a transaction is
 one aborted over the two brokers left (the same producing client). Checks: the producer got no error;
 every acknowledged record is read back exactly once (0 lost, 0 duplicated); the group saw every
 acknowledged record and its committed offsets end at the log end; Metadata lists the live
-brokers through each listener; a read_committed reader sees exactly the committed transaction.
+brokers through each listener; a read_committed reader sees exactly the committed transaction;
+partitions added, a config set, records deleted and a topic deleted through AdminClient reach
+every survivor.
 With --s3 the brokers keep their objects in a bucket of moto's S3-compatible server (PyPI
 `moto[server]`) instead of the shared volume: the same checks, over the S3 protocol. Needs PostgreSQL's programs (skipped without them unless
 GREGOR_REQUIRE_POSTGRES=1); starts its own brokers, so it skips against an external one.
@@ -29,7 +31,15 @@ REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..")
 sys.path.insert(0, os.path.join(REPO, "examples", "cluster"))
 import local_cluster  # noqa: E402
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition  # noqa: E402
-from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
+from confluent_kafka.admin import (  # noqa: E402
+    AdminClient,
+    AlterConfigOpType,
+    ConfigEntry,
+    ConfigResource,
+    NewPartitions,
+    NewTopic,
+    ResourceType,
+)
 from kafka import KafkaConsumer, KafkaProducer  # noqa: E402
 
 PARTITIONS = 6
@@ -333,6 +343,39 @@ try:
     want = sorted(f"commit-{i}" for i in range(100))
     log(f"transactions over the brokers left: read_committed saw {len(got)} records")
     c.check(sorted(got) == want, f"read_committed saw {len(got)} records, {len([g for g in got if g.startswith('abort')])} aborted ones; want the 100 committed")
+    # Topic administration over the survivors with confluent-kafka's AdminClient: partitions
+    # added, a config set, records deleted (by the partition's leader), then the topic deleted;
+    # every survivor's Metadata follows.
+    survivors_at = [cluster.advertised(n, "PLAINTEXT_HOST") for n in cluster.env if n != second]
+
+    def topic_on_each(want, what):
+        deadline = time.monotonic() + DEADLINE_S
+        while time.monotonic() < deadline:
+            seen = []
+            for at in survivors_at:
+                # All topics: asking for the one topic would have a producer-type client's
+                # Metadata request create it again once deleted (auto-creation).
+                t = AdminClient({"bootstrap.servers": at}).list_topics(timeout=30).topics.get(txn_topic)
+                seen.append(None if t is None or t.error is not None else sorted(p.leader for p in t.partitions.values()))
+            if all(want(x) for x in seen):
+                return True
+            time.sleep(0.2)
+        c.check(False, f"{what}: the survivors see {seen}")
+        return False
+
+    admin.create_partitions([NewPartitions(txn_topic, PARTITIONS + 2)])[txn_topic].result(timeout=30)
+    if topic_on_each(lambda x: x is not None and len(x) == PARTITIONS + 2 and min(x) > 0, "partitions added"):
+        log(f"partitions added: {PARTITIONS + 2} on every survivor, each with a leader")
+    entry = ConfigEntry("retention.ms", "12345678", incremental_operation=AlterConfigOpType.SET)
+    resource = ConfigResource(ResourceType.TOPIC, txn_topic, incremental_configs=[entry])
+    list(admin.incremental_alter_configs([resource]).values())[0].result(timeout=30)
+    described = list(admin.describe_configs([ConfigResource(ResourceType.TOPIC, txn_topic)]).values())[0].result(timeout=30)
+    c.check(described["retention.ms"].value == "12345678", f"retention.ms described as {described['retention.ms'].value}")
+    low = admin.delete_records([TopicPartition(txn_topic, 0, 5)])[TopicPartition(txn_topic, 0)].result(timeout=30)
+    c.check(low.low_watermark == 5, f"DeleteRecords: low watermark {low.low_watermark}, want 5")
+    admin.delete_topics([txn_topic])[txn_topic].result(timeout=30)
+    if topic_on_each(lambda x: x is None, "topic deleted"):
+        log("config set, records deleted and the topic deleted through the survivors")
     if S3:
         # The records above were read back through the bucket (a broker that takes a partition
         # over rebuilds it from the objects); the shared volume must have stayed empty.
