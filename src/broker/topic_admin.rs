@@ -42,8 +42,6 @@ pub enum CreateTopicError {
 pub enum DeleteTopicError {
     #[error("This server does not host this topic-partition.")]
     UnknownTopic,
-    #[error("{0}")]
-    Unsupported(String),
     /// The shared-mode coordination store did not take the deletion (a client may retry).
     #[error("the cluster's coordination store cannot be reached: {0}")]
     Unavailable(String),
@@ -61,8 +59,6 @@ pub enum AlterTopicError {
     InvalidReplicaAssignment(String),
     #[error("{0}")]
     InvalidConfig(String),
-    #[error("{0}")]
-    Unsupported(String),
     /// The shared-mode coordination store did not take the change (a client may retry).
     #[error("the cluster's coordination store cannot be reached: {0}")]
     Unavailable(String),

@@ -138,7 +138,6 @@ impl ToKafkaCode for DeleteTopicError {
     fn kafka_code(&self) -> ResponseError {
         match self {
             Self::UnknownTopic => ResponseError::UnknownTopicOrPartition,
-            Self::Unsupported(_) => ResponseError::InvalidRequest,
             Self::Unavailable(_) => ResponseError::RequestTimedOut,
             Self::Io(_) => ResponseError::KafkaStorageError,
         }
@@ -152,7 +151,6 @@ impl ToKafkaCode for AlterTopicError {
             Self::InvalidPartitions(_) => ResponseError::InvalidPartitions,
             Self::InvalidReplicaAssignment(_) => ResponseError::InvalidReplicaAssignment,
             Self::InvalidConfig(_) => ResponseError::InvalidConfig,
-            Self::Unsupported(_) => ResponseError::InvalidRequest,
             Self::Unavailable(_) => ResponseError::RequestTimedOut,
             Self::Io(_) => ResponseError::KafkaStorageError,
         }
