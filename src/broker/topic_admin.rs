@@ -240,6 +240,9 @@ impl Broker {
         for p in 0..meta.partitions {
             self.logs.remove(&TopicPartition::new(&meta.name, p))?;
         }
+        if let Some(shipper) = &self.shipper {
+            shipper.forget_topic(&meta.name);
+        }
         info!(topic = %meta.name, "deleted topic");
         Ok(Some(meta))
     }

@@ -263,6 +263,14 @@ impl Shipper {
             .collect())
     }
 
+    /// A topic was deleted here: what this broker knew of its partitions goes, so that a new
+    /// topic of the same name is rebuilt before it is served and starts with nothing known.
+    pub fn forget_topic(&self, topic: &str) {
+        self.known.lock().retain(|tp, _| *tp.topic != *topic);
+        self.starts.lock().retain(|tp, _| *tp.topic != *topic);
+        self.shared.rebuilt.write().remove(topic);
+    }
+
     /// Whether the store holds `log`'s current start (or a later one): what a DeleteRecords
     /// answer waits for in shared mode.
     pub fn holds_log_start(&self, log: &PartitionLog) -> bool {
@@ -665,5 +673,11 @@ mod tests {
         assert!(rebuilt[0].read(1, 1 << 20, true).is_err(), "offset 1 is gone");
         assert_eq!(rebuilt[0].read(3, 1 << 20, true).unwrap().records, kept);
         assert!(fresh.holds_log_start(&rebuilt[0]));
+
+        // The topic deleted and made again under its name: nothing of the old one is assumed.
+        fresh.forget_topic("t");
+        let view = shared.view();
+        assert!(!shared.serves("t", 1, view.leader("t", 1).epoch), "served without a rebuild");
+        assert!(!fresh.holds_log_start(&rebuilt[0]), "an old topic's log start taken for the new one's");
     }
 }
