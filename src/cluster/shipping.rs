@@ -238,8 +238,7 @@ impl Shipper {
             if l.leader != Some(me) || !self.shared.serves(topic, p, l.epoch) {
                 continue;
             }
-            let o = log.offsets();
-            let start = o.log_start_offset.min(o.high_watermark);
+            let start = committed_start(log);
             if self.starts.lock().get(&log.tp).is_some_and(|s| *s >= start) {
                 continue;
             }
@@ -274,8 +273,8 @@ impl Shipper {
     /// Whether the store holds `log`'s current start (or a later one): what a DeleteRecords
     /// answer waits for in shared mode.
     pub fn holds_log_start(&self, log: &PartitionLog) -> bool {
-        let o = log.offsets();
-        self.starts.lock().get(&log.tp).is_some_and(|s| *s >= o.log_start_offset.min(o.high_watermark))
+        let start = committed_start(log);
+        self.starts.lock().get(&log.tp).is_some_and(|s| *s >= start)
     }
 
     /// The data connection, connected first when there is none or it broke.
@@ -389,6 +388,13 @@ impl Committer for Shipper {
             answer.await.map_err(|_| io::Error::other("the shared-mode commit task has stopped"))?
         })
     }
+}
+
+/// Where a log starts, as far as the store may know it: its log start, or the high watermark
+/// when retention deleted past what is committed.
+fn committed_start(log: &PartitionLog) -> i64 {
+    let o = log.offsets();
+    o.log_start_offset.min(o.high_watermark)
 }
 
 /// The commit task: takes what has come in, and, when busy, what comes in within `linger` of

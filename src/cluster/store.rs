@@ -464,14 +464,7 @@ impl Store {
         let s = self.commit_statements().await?.clone();
         let (keys_t, keys_p): (Vec<Uuid>, Vec<i32>) = held.keys().copied().unzip();
         let tx = self.client.transaction().await?;
-        // The lease, then the partitions' rows, locked in key order by one statement (so that
-        // commits never deadlock); both sent at once.
-        let (lease_args, lock_args): (&[&(dyn ToSql + Sync)], &[&(dyn ToSql + Sync)]) =
-            (&[&node_id, &incarnation], &[&keys_t, &keys_p]);
-        let (live, rows) = tokio::try_join!(tx.query_opt(&s.lease, lease_args), tx.query(&s.lock, lock_args))?;
-        if live.is_none() {
-            return Err(StoreError::Fenced(format!("broker {node_id}'s lease ran out: the commit is refused")));
-        }
+        let rows = lease_and_lock(&tx, &s, node_id, incarnation, (&keys_t, &keys_p), "the commit is refused").await?;
         let found: BTreeMap<PartitionKey, (Option<i32>, i32, i64)> =
             rows.iter().map(|r| ((r.get(0), r.get(1)), (r.get(2), r.get(3), r.get(4)))).collect();
         let mut ends = Vec::with_capacity(held.len());
@@ -651,13 +644,7 @@ impl Store {
         }
         let (keys_t, keys_p): (Vec<Uuid>, Vec<i32>) = wanted.keys().copied().unzip();
         let tx = self.client.transaction().await?;
-        // Locked as a commit locks them (key order), so the two never deadlock.
-        let (lease_args, lock_args): (&[&(dyn ToSql + Sync)], &[&(dyn ToSql + Sync)]) =
-            (&[&node_id, &incarnation], &[&keys_t, &keys_p]);
-        let (live, rows) = tokio::try_join!(tx.query_opt(&s.lease, lease_args), tx.query(&s.lock, lock_args))?;
-        if live.is_none() {
-            return Err(StoreError::Fenced(format!("broker {node_id}'s lease ran out: the log starts stay")));
-        }
+        let rows = lease_and_lock(&tx, &s, node_id, incarnation, (&keys_t, &keys_p), "the log starts stay").await?;
         let mut moved = Vec::new();
         for r in &rows {
             let key: PartitionKey = (r.get(0), r.get(1));
@@ -697,6 +684,28 @@ impl Store {
             .map(|m| LogStart { log_start: now.get(&(m.topic_id, m.partition)).copied().unwrap_or(m.log_start), ..m })
             .collect())
     }
+}
+
+/// The fence of every change a leader makes to its partitions (a commit, a log start move), in
+/// `tx`: this incarnation's lease must be unexpired (its broker row share-locked), and the
+/// partitions' rows are locked in key order by one statement, so that such changes never
+/// deadlock; both are sent at once. Returns the rows (topic id, partition, leader, leader
+/// epoch, log end); [`StoreError::Fenced`] (saying `refused`) when the lease ran out.
+async fn lease_and_lock(
+    tx: &tokio_postgres::Transaction<'_>,
+    s: &CommitStatements,
+    node_id: i32,
+    incarnation: Uuid,
+    (topic_ids, partitions): (&Vec<Uuid>, &Vec<i32>),
+    refused: &str,
+) -> Result<Vec<tokio_postgres::Row>, StoreError> {
+    let (lease_args, lock_args): (&[&(dyn ToSql + Sync)], &[&(dyn ToSql + Sync)]) =
+        (&[&node_id, &incarnation], &[topic_ids, partitions]);
+    let (live, rows) = tokio::try_join!(tx.query_opt(&s.lease, lease_args), tx.query(&s.lock, lock_args))?;
+    if live.is_none() {
+        return Err(StoreError::Fenced(format!("broker {node_id}'s lease ran out: {refused}")));
+    }
+    Ok(rows)
 }
 
 /// In a transaction that deleted batch rows of these objects: deletes the object rows no batch
