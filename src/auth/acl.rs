@@ -10,15 +10,17 @@
 //! - when no ACL at all names the resource, `allow.everyone.if.no.acl.found` decides; when some
 //!   do but none allows the request, it is denied.
 //!
-//! The ACLs are kept in memory and persisted in `<log.dir>/__acls.json` (one JSON object per
-//! line), rewritten atomically on every change, before the change is acknowledged.
+//! The ACLs are kept in memory and by a [`Keeper`] (on one node `<log.dir>/__acls.json`, one
+//! JSON object per line; in shared mode the coordination store, so that every broker of the
+//! cluster enforces the same ACLs), written before a change is acknowledged.
 
 use std::collections::BTreeSet;
 use std::io;
-use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
+
+use super::kept::{Keeper, Lines, Records};
 
 /// Kafka's resource type codes.
 pub mod resource {
@@ -103,7 +105,7 @@ pub enum AclError {
     /// Kafka: INVALID_REQUEST.
     #[error("{0}")]
     Invalid(String),
-    /// Writing the ACL file failed (Kafka: UNKNOWN_SERVER_ERROR).
+    /// Keeping the ACLs failed (Kafka: UNKNOWN_SERVER_ERROR).
     #[error("the ACLs could not be stored: {0}")]
     Storage(String),
 }
@@ -219,18 +221,36 @@ pub struct Authorizer {
     enabled: bool,
     super_users: Vec<String>,
     allow_if_no_acl: bool,
-    acls: RwLock<BTreeSet<Acl>>,
-    file: PathBuf,
+    acls: Records<BTreeSet<Acl>>,
 }
 
-const FILE: &str = "__acls.json";
+/// The name of the ACLs' document.
+pub const DOCUMENT: &str = "acls";
+
+impl Lines for BTreeSet<Acl> {
+    type Line = Acl;
+    fn from_lines(lines: Vec<Acl>) -> Result<Self, String> {
+        Ok(lines.into_iter().collect())
+    }
+    fn to_lines(&self) -> Vec<Acl> {
+        self.iter().cloned().collect()
+    }
+}
 
 impl Authorizer {
-    /// Loads the ACLs kept in `dir`. With `enabled` false every request is allowed.
-    pub fn open(dir: &Path, enabled: bool, super_users: Vec<String>, allow_if_no_acl: bool) -> io::Result<Self> {
-        let file = dir.join(FILE);
-        let acls: BTreeSet<Acl> = super::read_json_lines::<Acl>(&file)?.into_iter().collect();
-        Ok(Self { enabled, super_users, allow_if_no_acl, acls: RwLock::new(acls), file })
+    /// Loads the ACLs `keeper` keeps. With `enabled` false every request is allowed.
+    pub fn open(
+        keeper: Arc<dyn Keeper>,
+        enabled: bool,
+        super_users: Vec<String>,
+        allow_if_no_acl: bool,
+    ) -> io::Result<Self> {
+        Ok(Self { enabled, super_users, allow_if_no_acl, acls: Records::open(keeper, DOCUMENT)? })
+    }
+
+    /// The ACLs as kept, for a broker to take up what other brokers changed.
+    pub fn records(&self) -> &Records<BTreeSet<Acl>> {
+        &self.acls
     }
 
     pub fn enabled(&self) -> bool {
@@ -242,7 +262,7 @@ impl Authorizer {
         if !self.enabled || self.super_users.iter().any(|u| u == principal) {
             return true;
         }
-        let acls = self.acls.read();
+        let acls = self.acls.get();
         let mut named = false;
         let mut allowed = false;
         for acl in acls.iter().filter(|a| a.resource_type == resource_type && a.names(name)) {
@@ -268,7 +288,7 @@ impl Authorizer {
         if !self.enabled || self.super_users.iter().any(|u| u == principal) {
             return true;
         }
-        let acls = self.acls.read();
+        let acls = self.acls.get();
         let of_type: Vec<&Acl> = acls.iter().filter(|a| a.resource_type == resource_type).collect();
         if of_type.is_empty() {
             return self.allow_if_no_acl;
@@ -287,24 +307,16 @@ impl Authorizer {
         if !self.enabled {
             return new.iter().map(|_| Err(AclError::Disabled)).collect();
         }
-        let mut acls = self.acls.write();
-        let before = acls.clone();
-        let results: Vec<_> = new
-            .into_iter()
-            .map(|a| {
-                a.validate()?;
-                acls.insert(a);
-                Ok(())
-            })
-            .collect();
-        if *acls != before {
-            if let Err(e) = self.persist(&acls) {
-                *acls = before;
-                let failed = AclError::Storage(e.to_string());
-                return results.into_iter().map(|r| r.and(Err(failed.clone()))).collect();
-            }
-        }
-        results
+        let (results, kept) = self.acls.change(|acls| {
+            new.iter()
+                .map(|a| {
+                    a.validate()?;
+                    acls.insert(a.clone());
+                    Ok(())
+                })
+                .collect::<Vec<_>>()
+        });
+        unless_kept(results, kept)
     }
 
     /// The ACLs `filter` selects.
@@ -313,7 +325,7 @@ impl Authorizer {
             return Err(AclError::Disabled);
         }
         filter.validate()?;
-        Ok(self.acls.read().iter().filter(|a| filter.matches(a)).cloned().collect())
+        Ok(self.acls.get().iter().filter(|a| filter.matches(a)).cloned().collect())
     }
 
     /// Removes what each filter selects; per filter, the ACLs it removed.
@@ -321,37 +333,39 @@ impl Authorizer {
         if !self.enabled {
             return filters.iter().map(|_| Err(AclError::Disabled)).collect();
         }
-        let mut acls = self.acls.write();
-        let before = acls.clone();
-        let results: Vec<Result<Vec<Acl>, AclError>> = filters
-            .iter()
-            .map(|f| {
-                f.validate()?;
-                let gone: Vec<Acl> = acls.iter().filter(|a| f.matches(a)).cloned().collect();
-                for a in &gone {
-                    acls.remove(a);
-                }
-                Ok(gone)
-            })
-            .collect();
-        if *acls != before {
-            if let Err(e) = self.persist(&acls) {
-                *acls = before;
-                let failed = AclError::Storage(e.to_string());
-                return results.into_iter().map(|r| r.and(Err(failed.clone()))).collect();
-            }
-        }
-        results
+        let (results, kept) = self.acls.change(|acls| {
+            filters
+                .iter()
+                .map(|f| {
+                    f.validate()?;
+                    let gone: Vec<Acl> = acls.iter().filter(|a| f.matches(a)).cloned().collect();
+                    for a in &gone {
+                        acls.remove(a);
+                    }
+                    Ok(gone)
+                })
+                .collect::<Vec<_>>()
+        });
+        unless_kept(results, kept)
     }
+}
 
-    fn persist(&self, acls: &BTreeSet<Acl>) -> io::Result<()> {
-        super::write_json_lines(&self.file, acls.iter())
+/// The results of a change, each valid one failed when the change could not be kept.
+fn unless_kept<T>(results: Vec<Result<T, AclError>>, kept: io::Result<()>) -> Vec<Result<T, AclError>> {
+    match kept {
+        Ok(()) => results,
+        Err(e) => {
+            let failed = AclError::Storage(e.to_string());
+            results.into_iter().map(|r| r.and(Err(failed.clone()))).collect()
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::auth::kept::FileKeeper;
+    use std::path::Path;
 
     fn acl(rt: i8, name: &str, pt: i8, principal: &str, host: &str, o: i8, p: i8) -> Acl {
         Acl {
@@ -378,7 +392,7 @@ mod tests {
     }
 
     fn authorizer(dir: &Path, allow_if_no_acl: bool) -> Authorizer {
-        Authorizer::open(dir, true, vec!["User:root".into()], allow_if_no_acl).unwrap()
+        Authorizer::open(FileKeeper::new(dir), true, vec!["User:root".into()], allow_if_no_acl).unwrap()
     }
 
     #[test]
@@ -415,7 +429,7 @@ mod tests {
         // No ACL names the resource: allow.everyone.if.no.acl.found decides.
         assert!(!can("User:alice", "h", READ, GROUP, "other"));
         assert!(can("User:root", "h", ALTER, CLUSTER, CLUSTER_NAME), "super user");
-        let open = Authorizer::open(dir.path(), true, vec![], true).unwrap();
+        let open = Authorizer::open(FileKeeper::new(dir.path()), true, vec![], true).unwrap();
         assert!(open.authorize("User:alice", "h", READ, GROUP, "other"));
         assert!(!open.authorize("User:alice", "h", WRITE, TOPIC, "orders"), "named resources stay closed");
         // A DENY for READ does not deny DESCRIBE.
@@ -424,7 +438,7 @@ mod tests {
             acl(TOPIC, "x", LITERAL, "User:f", "*", DESCRIBE, ALLOW),
         ]);
         assert!(can("User:f", "h", DESCRIBE, TOPIC, "x"));
-        let off = Authorizer::open(dir.path(), false, vec![], false).unwrap();
+        let off = Authorizer::open(FileKeeper::new(dir.path()), false, vec![], false).unwrap();
         assert!(
             off.authorize("User:nobody", "h", ALTER, CLUSTER, CLUSTER_NAME),
             "without an authorizer all is allowed"

@@ -4,7 +4,8 @@
 //! a TLS client certificate as Java prints it ([`dn`]), Kafka's `ssl.principal.mapping.rules`
 //! that turn that name into a user name ([`ssl_mapping`]), SASL authentication of a connection
 //! — PLAIN, SCRAM-SHA-256/512 and KIP-368 re-authentication ([`sasl`]) — the ACL store and its
-//! decisions ([`acl`]), SCRAM credentials ([`scram`]) and client quotas ([`quota`]).
+//! decisions ([`acl`]), SCRAM credentials ([`scram`]) and client quotas ([`quota`]), and where
+//! those three keep their records ([`kept`]).
 //!
 //! On a SASL listener the principal is `User:<SASL name>` once the client authenticated (on
 //! SASL_SSL too, not the certificate's), and may be renewed by re-authentication, never
@@ -15,42 +16,11 @@
 
 pub mod acl;
 pub mod dn;
+pub mod kept;
 pub mod quota;
 pub mod sasl;
 pub mod scram;
 pub mod ssl_mapping;
-
-/// The records of a small store kept as one JSON object per line (the ACLs, the SCRAM
-/// credentials); a missing file is an empty store, an unreadable line an error naming it.
-fn read_json_lines<T: serde::de::DeserializeOwned>(file: &std::path::Path) -> std::io::Result<Vec<T>> {
-    let text = match std::fs::read_to_string(file) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(e),
-    };
-    let bad = |i: usize, e: serde_json::Error| {
-        std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{}:{}: {e}", file.display(), i + 1))
-    };
-    text.lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(i, l)| serde_json::from_str(l).map_err(|e| bad(i, e)))
-        .collect()
-}
-
-/// Replaces `file` with `records`, one JSON object per line, atomically and durably.
-fn write_json_lines<T: serde::Serialize>(
-    file: &std::path::Path,
-    records: impl Iterator<Item = T>,
-) -> std::io::Result<()> {
-    let mut text = String::new();
-    for r in records {
-        text.push_str(&serde_json::to_string(&r).map_err(std::io::Error::other)?);
-        text.push('\n');
-    }
-    let dir = file.parent().unwrap_or(std::path::Path::new("."));
-    crate::metadata::write_atomically(dir, file, text.as_bytes())
-}
 
 use std::fmt;
 

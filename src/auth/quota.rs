@@ -1,8 +1,9 @@
 //! Client quotas: the byte rates and request-time share a user or client id may use, as Kafka
 //! 4.1 keeps and enforces them.
 //!
-//! Owns the quota settings (`AlterClientQuotas`/`DescribeClientQuotas`, persisted in
-//! `<log.dir>/__client_quotas.json`, one entity per line) and the measured rates. Handlers
+//! Owns the quota settings (`AlterClientQuotas`/`DescribeClientQuotas`, kept by a
+//! [`Keeper`]: `<log.dir>/__client_quotas.json`, one entity per line, or in shared mode the
+//! coordination store) and the measured rates. Handlers
 //! record what a request cost ([`QuotaStore::record`]) and get back how long the client must
 //! wait; the connection is then muted for that long (KIP-219) and the response says so in
 //! `throttle_time_ms`.
@@ -27,10 +28,12 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::io;
-use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use parking_lot::{Mutex, RwLock};
+use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
+
+use super::kept::{Keeper, Lines, Records};
 
 pub const USER: &str = "user";
 pub const CLIENT_ID: &str = "client-id";
@@ -51,7 +54,8 @@ pub const SAMPLE_MS: i64 = 1000;
 /// one each.
 pub const MAX_SENSORS: usize = 65_536;
 
-const FILE: &str = "__client_quotas.json";
+/// The name of the quotas' document.
+pub const DOCUMENT: &str = "client_quotas";
 
 /// What a quota limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -268,42 +272,59 @@ impl Rate {
 /// `quotaMetricTags` chooses ("" where the level does not count).
 type SensorKey = (Kind, String, String);
 
-#[derive(Debug)]
-struct Inner {
-    quotas: BTreeMap<Entity, BTreeMap<String, f64>>,
-}
+/// Every entity's quotas.
+type Quotas = BTreeMap<Entity, BTreeMap<String, f64>>;
 
 /// The client quotas of the broker and their measured rates.
 #[derive(Debug)]
 pub struct QuotaStore {
-    file: PathBuf,
-    inner: RwLock<Inner>,
+    quotas: Records<Quotas>,
     sensors: Mutex<HashMap<SensorKey, Rate>>,
 }
 
-/// One line of the quota file: the entity as `(type, name or null)` pairs, and its quotas.
+/// One line of the quotas' document: the entity as `(type, name or null)` pairs, and its quotas.
 #[derive(Serialize, Deserialize)]
-struct Record {
+pub struct Record {
     entity: Vec<(String, Option<String>)>,
     values: BTreeMap<String, f64>,
 }
 
+impl Lines for Quotas {
+    type Line = Record;
+    fn from_lines(lines: Vec<Record>) -> Result<Self, String> {
+        lines
+            .into_iter()
+            .map(|r| {
+                let entity = Entity::from_parts(r.entity.iter().map(|(t, n)| (t.as_str(), n.as_deref())))
+                    .map_err(|e| e.to_string())?;
+                Ok((entity, r.values))
+            })
+            .collect()
+    }
+    fn to_lines(&self) -> Vec<Record> {
+        self.iter()
+            .map(|(entity, values)| Record {
+                entity: entity.parts().into_iter().map(|(t, n)| (t.to_string(), n.map(str::to_string))).collect(),
+                values: values.clone(),
+            })
+            .collect()
+    }
+}
+
 impl QuotaStore {
-    /// Loads the quotas kept in `dir`.
-    pub fn open(dir: &Path) -> io::Result<Self> {
-        let file = dir.join(FILE);
-        let mut quotas = BTreeMap::new();
-        for r in super::read_json_lines::<Record>(&file)? {
-            let entity = Entity::from_parts(r.entity.iter().map(|(t, n)| (t.as_str(), n.as_deref())))
-                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("{}: {e}", file.display())))?;
-            quotas.insert(entity, r.values);
-        }
-        Ok(QuotaStore { file, inner: RwLock::new(Inner { quotas }), sensors: Mutex::new(HashMap::new()) })
+    /// Loads the quotas `keeper` keeps.
+    pub fn open(keeper: Arc<dyn Keeper>) -> io::Result<Self> {
+        Ok(QuotaStore { quotas: Records::open(keeper, DOCUMENT)?, sensors: Mutex::new(HashMap::new()) })
+    }
+
+    /// The quotas as kept, for a broker to take up what other brokers changed.
+    pub fn records(&self) -> &Records<Quotas> {
+        &self.quotas
     }
 
     /// Whether any quota is set (nothing is measured otherwise).
     pub fn any(&self) -> bool {
-        !self.inner.read().quotas.is_empty()
+        !self.quotas.get().is_empty()
     }
 
     /// Applies alterations, one result per entry in request order. An entity named twice is
@@ -317,59 +338,59 @@ impl QuotaStore {
         for (e, _) in entries.iter().flatten() {
             *seen.entry(e.clone()).or_default() += 1;
         }
-        let mut inner = self.inner.write();
-        let mut next = inner.quotas.clone();
-        let results: Vec<Result<(), QuotaError>> = entries
-            .into_iter()
-            .map(|entry| {
-                let (entity, ops) = entry?;
-                if seen.get(&entity).copied().unwrap_or(0) > 1 {
-                    return Err(QuotaError::Invalid(format!("Ignoring duplicate entity {entity}")));
-                }
-                let mut keys = std::collections::HashSet::new();
-                for op in &ops {
-                    if !keys.insert(op.key.as_str()) {
-                        return Err(QuotaError::Invalid(format!(
-                            "Duplicate quota key {} not updating quota for this entity {entity}",
-                            op.key
-                        )));
+        let (results, kept) = self.quotas.change(|quotas| {
+            let mut next = quotas.clone();
+            let results: Vec<Result<(), QuotaError>> = entries
+                .iter()
+                .cloned()
+                .map(|entry| {
+                    let (entity, ops) = entry?;
+                    if seen.get(&entity).copied().unwrap_or(0) > 1 {
+                        return Err(QuotaError::Invalid(format!("Ignoring duplicate entity {entity}")));
                     }
-                    if let Some(v) = op.value {
-                        validate(&op.key, v)?;
-                    }
-                }
-                let values = next.entry(entity.clone()).or_default();
-                for op in ops {
-                    match op.value {
-                        Some(v) => {
-                            values.insert(op.key, v);
+                    let mut keys = std::collections::HashSet::new();
+                    for op in &ops {
+                        if !keys.insert(op.key.as_str()) {
+                            return Err(QuotaError::Invalid(format!(
+                                "Duplicate quota key {} not updating quota for this entity {entity}",
+                                op.key
+                            )));
                         }
-                        None => {
-                            values.remove(&op.key);
+                        if let Some(v) = op.value {
+                            validate(&op.key, v)?;
                         }
                     }
-                }
-                if values.is_empty() {
-                    next.remove(&entity);
-                }
-                Ok(())
-            })
-            .collect();
-        if validate_only || next == inner.quotas {
-            return results;
-        }
-        let records = next.iter().map(|(entity, values)| Record {
-            entity: entity.parts().into_iter().map(|(t, n)| (t.to_string(), n.map(str::to_string))).collect(),
-            values: values.clone(),
+                    let values = next.entry(entity.clone()).or_default();
+                    for op in ops {
+                        match op.value {
+                            Some(v) => {
+                                values.insert(op.key, v);
+                            }
+                            None => {
+                                values.remove(&op.key);
+                            }
+                        }
+                    }
+                    if values.is_empty() {
+                        next.remove(&entity);
+                    }
+                    Ok(())
+                })
+                .collect();
+            if !validate_only {
+                *quotas = next;
+            }
+            results
         });
-        if let Err(e) = super::write_json_lines(&self.file, records) {
-            let e = QuotaError::Storage(e.to_string());
-            return results.into_iter().map(|r| r.and(Err(e.clone()))).collect();
-        }
         // Measured rates stay: a changed bound applies to what the client already used, as in
         // Kafka.
-        inner.quotas = next;
-        results
+        match kept {
+            Ok(()) => results,
+            Err(e) => {
+                let e = QuotaError::Storage(e.to_string());
+                results.into_iter().map(|r| r.and(Err(e.clone()))).collect()
+            }
+        }
     }
 
     /// The entities matching a DescribeClientQuotas filter, with their quotas.
@@ -422,14 +443,13 @@ impl QuotaStore {
                 "Invalid entity filter component combination. IP filter component should not be used with user or clientId filter component.".into(),
             ));
         }
-        let inner = self.inner.read();
+        let quotas = self.quotas.get();
         let matches = |e: &Entity| {
             (!strict || e.len() == exact.len() + specified.len())
                 && exact.iter().all(|(t, n)| e.has(t) == Some(*n))
                 && specified.iter().all(|t| e.has(t).is_some())
         };
-        Ok(inner
-            .quotas
+        Ok(quotas
             .iter()
             .filter(|(e, _)| matches(e))
             .map(|(e, v)| (e.clone(), v.iter().map(|(k, v)| (k.clone(), *v)).collect()))
@@ -439,8 +459,7 @@ impl QuotaStore {
     /// The sensor and bound that apply to `user` (a principal's name) and `client_id` for
     /// `kind`, as Kafka's `DefaultQuotaCallback` resolves them; `None` when no quota applies.
     fn resolve(&self, kind: Kind, user: &str, client_id: &str) -> Option<(SensorKey, f64)> {
-        let inner = self.inner.read();
-        let q = &inner.quotas;
+        let q = self.quotas.get();
         let get = |u: Option<Option<&str>>, c: Option<Option<&str>>| {
             let e = Entity { user: u.map(|n| n.map(str::to_string)), client_id: c.map(|n| n.map(str::to_string)) };
             q.get(&e).and_then(|v| v.get(kind.key()).copied())

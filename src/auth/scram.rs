@@ -4,19 +4,21 @@
 //! A client never sends a password: it sends a salt, an iteration count and the salted
 //! password (PBKDF2 of the password). The broker keeps only what SCRAM needs to check a client
 //! and prove itself — the salt, the iterations, `StoredKey = H(HMAC(salted, "Client Key"))` and
-//! `ServerKey = HMAC(salted, "Server Key")` — never the password or the salted password. They
-//! live in `<log.dir>/__scram_credentials.json` (readable by the broker's user only), rewritten
-//! atomically on each change before it is acknowledged. The rules for a request (validation,
+//! `ServerKey = HMAC(salted, "Server Key")` — never the password or the salted password. A
+//! [`Keeper`] keeps them (on one node `<log.dir>/__scram_credentials.json`, readable by the
+//! broker's user only; in shared mode the coordination store, so that a user can log in to
+//! every broker of the cluster), written before a change is acknowledged. The rules for a request (validation,
 //! messages, one change per user per request) are those of Kafka 4.1's ScramControlManager.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io;
-use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use hmac::{Hmac, Mac};
-use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256, Sha512};
+
+use super::kept::{Keeper, Lines, Records};
 
 /// Kafka's mechanism codes.
 pub const SCRAM_SHA_256: i8 = 1;
@@ -123,8 +125,9 @@ fn check_user_and_mechanism(user: &str, mechanism: i8) -> Result<(), ScramError>
     Ok(())
 }
 
+/// One line of the credentials' document.
 #[derive(Debug, Serialize, Deserialize)]
-struct Line {
+pub struct Line {
     user: String,
     mechanism: i8,
     #[serde(flatten)]
@@ -134,104 +137,57 @@ struct Line {
 /// The credentials of every user.
 #[derive(Debug)]
 pub struct ScramStore {
-    credentials: RwLock<BTreeMap<(String, i8), Credential>>,
-    file: PathBuf,
+    credentials: Records<Credentials>,
+}
+
+/// Every user's credentials, by (user, mechanism).
+type Credentials = BTreeMap<(String, i8), Credential>;
+
+impl Lines for Credentials {
+    type Line = Line;
+    fn from_lines(lines: Vec<Line>) -> Result<Self, String> {
+        Ok(lines.into_iter().map(|l| ((l.user, l.mechanism), l.credential)).collect())
+    }
+    fn to_lines(&self) -> Vec<Line> {
+        self.iter()
+            .map(|((user, mechanism), credential)| Line {
+                user: user.clone(),
+                mechanism: *mechanism,
+                credential: credential.clone(),
+            })
+            .collect()
+    }
 }
 
 /// A user's (mechanism, iterations), or why they cannot be described.
 pub type Described = Result<Vec<(i8, i32)>, ScramError>;
 
-const FILE: &str = "__scram_credentials.json";
+/// The name of the credentials' document.
+pub const DOCUMENT: &str = "scram_credentials";
 const TWICE: &str = "A user credential cannot be altered twice in the same request";
 
 impl ScramStore {
-    pub fn open(dir: &Path) -> io::Result<Self> {
-        let file = dir.join(FILE);
-        let credentials =
-            super::read_json_lines::<Line>(&file)?.into_iter().map(|l| ((l.user, l.mechanism), l.credential)).collect();
-        Ok(Self { credentials: RwLock::new(credentials), file })
+    pub fn open(keeper: Arc<dyn Keeper>) -> io::Result<Self> {
+        Ok(Self { credentials: Records::open(keeper, DOCUMENT)? })
+    }
+
+    /// The credentials as kept, for a broker to take up what other brokers changed.
+    pub fn records(&self) -> &Records<Credentials> {
+        &self.credentials
     }
 
     /// The credential a SCRAM exchange checks `user` against.
     pub fn get(&self, user: &str, mechanism: i8) -> Option<Credential> {
-        self.credentials.read().get(&(user.to_string(), mechanism)).cloned()
+        self.credentials.get().get(&(user.to_string(), mechanism)).cloned()
     }
 
     /// Applies deletions and upsertions; one result per user named, in Kafka's order
     /// (deletions, upsertions, then the failures). Stored durably before this returns.
     pub fn alter(&self, deletions: &[(String, i8)], upsertions: &[Upsertion]) -> Vec<(String, Result<(), ScramError>)> {
-        let mut creds = self.credentials.write();
-        let mut failed: Vec<(String, ScramError)> = Vec::new();
-        let mut failed_users: HashSet<String> = HashSet::new();
-        let mut deletes: Vec<&(String, i8)> = Vec::new();
-        let mut upserts: Vec<&Upsertion> = Vec::new();
-        let mut fail = |user: &str, e: ScramError, failed_users: &mut HashSet<String>| {
-            failed_users.insert(user.to_string());
-            failed.push((user.to_string(), e));
-        };
-        for d in deletions {
-            if failed_users.contains(&d.0) {
-                continue;
-            }
-            if let Some(i) = deletes.iter().position(|x| x.0 == d.0) {
-                deletes.remove(i);
-                fail(&d.0, ScramError::Duplicate(TWICE), &mut failed_users);
-                continue;
-            }
-            let valid = check_user_and_mechanism(&d.0, d.1).and_then(|()| {
-                creds
-                    .contains_key(d)
-                    .then_some(())
-                    .ok_or(ScramError::NotFound("Attempt to delete a user credential that does not exist"))
-            });
-            match valid {
-                Ok(()) => deletes.push(d),
-                Err(e) => fail(&d.0, e, &mut failed_users),
-            }
-        }
-        for u in upsertions {
-            if failed_users.contains(&u.user) {
-                continue;
-            }
-            let was_deleted = deletes.iter().position(|x| x.0 == u.user).map(|i| deletes.remove(i)).is_some();
-            let was_upserted = upserts.iter().position(|x| x.user == u.user).map(|i| upserts.remove(i)).is_some();
-            if was_deleted || was_upserted {
-                fail(&u.user, ScramError::Duplicate(TWICE), &mut failed_users);
-                continue;
-            }
-            let valid = check_user_and_mechanism(&u.user, u.mechanism).and_then(|()| {
-                if u.iterations < MIN_ITERATIONS {
-                    Err(ScramError::Unacceptable("Too few iterations".into()))
-                } else if u.iterations > MAX_ITERATIONS {
-                    Err(ScramError::Unacceptable("Too many iterations".into()))
-                } else {
-                    Ok(())
-                }
-            });
-            match valid {
-                Ok(()) => upserts.push(u),
-                Err(e) => fail(&u.user, e, &mut failed_users),
-            }
-        }
-        let before = creds.clone();
-        for d in &deletes {
-            creds.remove(*d);
-        }
-        for u in &upserts {
-            let c = Credential::from_salted(u.mechanism, u.salt.clone(), &u.salted_password, u.iterations);
-            creds.insert((u.user.clone(), u.mechanism), c);
-        }
-        let mut results: Vec<(String, Result<(), ScramError>)> = deletes
-            .iter()
-            .map(|d| (d.0.clone(), Ok(())))
-            .chain(upserts.iter().map(|u| (u.user.clone(), Ok(()))))
-            .collect();
-        if *creds != before {
-            if let Err(e) = self.persist(&creds) {
-                *creds = before;
-                for r in &mut results {
-                    r.1 = Err(ScramError::Storage(e.to_string()));
-                }
+        let ((mut results, failed), kept) = self.credentials.change(|creds| alter(creds, deletions, upsertions));
+        if let Err(e) = kept {
+            for r in &mut results {
+                r.1 = Err(ScramError::Storage(e.to_string()));
             }
         }
         results.extend(failed.into_iter().map(|(u, e)| (u, Err(e))));
@@ -240,7 +196,7 @@ impl ScramStore {
 
     /// Each user's mechanisms and iterations: every user with `None` or an empty list.
     pub fn describe(&self, users: Option<&[String]>) -> Vec<(String, Described)> {
-        let creds = self.credentials.read();
+        let creds = self.credentials.get();
         let mut by_user: BTreeMap<&str, Vec<(i8, i32)>> = BTreeMap::new();
         for ((user, mechanism), c) in creds.iter() {
             by_user.entry(user).or_default().push((*mechanism, c.iterations));
@@ -270,22 +226,81 @@ impl ScramStore {
             }
         }
     }
+}
 
-    fn persist(&self, creds: &BTreeMap<(String, i8), Credential>) -> io::Result<()> {
-        let lines = creds.iter().map(|((user, mechanism), credential)| Line {
-            user: user.clone(),
-            mechanism: *mechanism,
-            credential: credential.clone(),
+/// The ok results (deletions, then upsertions) and the failures of one alteration.
+type Altered = (Vec<(String, Result<(), ScramError>)>, Vec<(String, ScramError)>);
+
+/// Makes an alteration to `creds` as Kafka's ScramControlManager checks it.
+fn alter(creds: &mut Credentials, deletions: &[(String, i8)], upsertions: &[Upsertion]) -> Altered {
+    let mut failed: Vec<(String, ScramError)> = Vec::new();
+    let mut failed_users: HashSet<String> = HashSet::new();
+    let mut deletes: Vec<&(String, i8)> = Vec::new();
+    let mut upserts: Vec<&Upsertion> = Vec::new();
+    let mut fail = |user: &str, e: ScramError, failed_users: &mut HashSet<String>| {
+        failed_users.insert(user.to_string());
+        failed.push((user.to_string(), e));
+    };
+    for d in deletions {
+        if failed_users.contains(&d.0) {
+            continue;
+        }
+        if let Some(i) = deletes.iter().position(|x| x.0 == d.0) {
+            deletes.remove(i);
+            fail(&d.0, ScramError::Duplicate(TWICE), &mut failed_users);
+            continue;
+        }
+        let valid = check_user_and_mechanism(&d.0, d.1).and_then(|()| {
+            creds
+                .contains_key(d)
+                .then_some(())
+                .ok_or(ScramError::NotFound("Attempt to delete a user credential that does not exist"))
         });
-        super::write_json_lines(&self.file, lines)?;
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&self.file, std::fs::Permissions::from_mode(0o600))
+        match valid {
+            Ok(()) => deletes.push(d),
+            Err(e) => fail(&d.0, e, &mut failed_users),
+        }
     }
+    for u in upsertions {
+        if failed_users.contains(&u.user) {
+            continue;
+        }
+        let was_deleted = deletes.iter().position(|x| x.0 == u.user).map(|i| deletes.remove(i)).is_some();
+        let was_upserted = upserts.iter().position(|x| x.user == u.user).map(|i| upserts.remove(i)).is_some();
+        if was_deleted || was_upserted {
+            fail(&u.user, ScramError::Duplicate(TWICE), &mut failed_users);
+            continue;
+        }
+        let valid = check_user_and_mechanism(&u.user, u.mechanism).and_then(|()| {
+            if u.iterations < MIN_ITERATIONS {
+                Err(ScramError::Unacceptable("Too few iterations".into()))
+            } else if u.iterations > MAX_ITERATIONS {
+                Err(ScramError::Unacceptable("Too many iterations".into()))
+            } else {
+                Ok(())
+            }
+        });
+        match valid {
+            Ok(()) => upserts.push(u),
+            Err(e) => fail(&u.user, e, &mut failed_users),
+        }
+    }
+    for d in &deletes {
+        creds.remove(*d);
+    }
+    for u in &upserts {
+        let c = Credential::from_salted(u.mechanism, u.salt.clone(), &u.salted_password, u.iterations);
+        creds.insert((u.user.clone(), u.mechanism), c);
+    }
+    let results =
+        deletes.iter().map(|d| (d.0.clone(), Ok(()))).chain(upserts.iter().map(|u| (u.user.clone(), Ok(())))).collect();
+    (results, failed)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::auth::kept::FileKeeper;
 
     fn upsert(user: &str, mechanism: i8, iterations: i32) -> Upsertion {
         Upsertion { user: user.into(), mechanism, iterations, salt: b"salt".to_vec(), salted_password: b"pw".to_vec() }
@@ -312,7 +327,7 @@ mod tests {
     #[test]
     fn requests_are_checked_as_kafka_checks_them_and_survive_a_restart() {
         let dir = tempfile::tempdir().unwrap();
-        let store = ScramStore::open(dir.path()).unwrap();
+        let store = ScramStore::open(FileKeeper::new(dir.path())).unwrap();
         let r = store.alter(&[], &[upsert("alice", SCRAM_SHA_256, 4096), upsert("alice2", SCRAM_SHA_512, 8192)]);
         assert!(r.iter().all(|(_, r)| r.is_ok()), "{r:?}");
         let r = store.alter(
@@ -339,12 +354,12 @@ mod tests {
 
         let r = store.alter(&[("alice2".into(), SCRAM_SHA_512)], &[]);
         assert!(r[0].1.is_ok());
-        let again = ScramStore::open(dir.path()).unwrap();
+        let again = ScramStore::open(FileKeeper::new(dir.path())).unwrap();
         assert_eq!(again.describe(None), vec![("alice".to_string(), Ok(vec![(SCRAM_SHA_256, 4096)]))]);
-        let text = std::fs::read_to_string(dir.path().join(FILE)).unwrap();
+        let text = std::fs::read_to_string(dir.path().join("__scram_credentials.json")).unwrap();
         assert!(!text.contains("\"pw\"") && !text.contains("[112,119]"), "the salted password is not stored: {text}");
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(dir.path().join(FILE)).unwrap().permissions().mode();
+        let mode = std::fs::metadata(dir.path().join("__scram_credentials.json")).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
     }
 }

@@ -130,14 +130,23 @@ impl Broker {
         let node = NodeInfo { node_id: config.server.node_id, host, port, cluster_id };
         let fetch_memory = Arc::new(tokio::sync::Semaphore::new(config.server.fetch_memory_max_bytes.div_ceil(1024)));
         let auth = &config.auth;
+        // One node keeps the security documents in its data directory; a shared-mode cluster
+        // keeps them in its store, so that every broker enforces the same.
+        let keeper: Arc<dyn crate::auth::kept::Keeper> = match &cluster {
+            Cluster::Single { .. } => crate::auth::kept::FileKeeper::new(&root),
+            Cluster::Shared(s) => Arc::new(StoreKeeper {
+                shared: s.clone(),
+                runtime: tokio::runtime::Handle::try_current().map_err(io::Error::other)?,
+            }),
+        };
         let acls = crate::auth::acl::Authorizer::open(
-            &root,
+            keeper.clone(),
             auth.acls_enabled(),
             auth.super_users(),
             auth.allow_everyone_if_no_acl_found,
         )?;
-        let scram = crate::auth::scram::ScramStore::open(&root)?;
-        let quotas = crate::auth::quota::QuotaStore::open(&root)?;
+        let scram = crate::auth::scram::ScramStore::open(keeper.clone())?;
+        let quotas = crate::auth::quota::QuotaStore::open(keeper)?;
         let dynamic = broker_configs::DynamicConfigs::new(root, dynamic);
         let fetch_sessions = fetch_sessions::FetchSessions::new(
             config.server.fetch_session_cache_slots,
@@ -219,6 +228,7 @@ pub async fn follow_cluster(broker: Arc<Broker>) {
             }
         }
         broker.take_up_view().await;
+        take_up_documents(&broker, &shared.view()).await;
         // Where retention moved the logs' starts, the store follows (DeleteRecords tells it
         // at once).
         if let Some(shipper) = &broker.shipper {
@@ -276,6 +286,67 @@ impl crate::txn::IdBlocks for StoreIdBlocks {
         crate::blocking::wait_on(&self.runtime, async move { shared.allocate_producer_ids(size).await })
             .ok_or_else(|| io::Error::other("the runtime is stopping"))?
             .map_err(io::Error::other)
+    }
+}
+
+/// Shared mode: the security documents come from the coordination store.
+#[derive(Debug)]
+struct StoreKeeper {
+    shared: Arc<crate::cluster::shared::Shared>,
+    runtime: tokio::runtime::Handle,
+}
+
+impl crate::auth::kept::Keeper for StoreKeeper {
+    fn read(&self, name: &str) -> io::Result<crate::auth::kept::Document> {
+        let (shared, name) = (self.shared.clone(), name.to_string());
+        let (version, text) = crate::blocking::wait_on(&self.runtime, async move { shared.document(&name).await })
+            .ok_or_else(|| io::Error::other("the runtime is stopping"))?
+            .map_err(io::Error::other)?;
+        Ok(crate::auth::kept::Document { version, text })
+    }
+
+    fn replace(&self, name: &str, version: i64, text: &str) -> io::Result<Option<i64>> {
+        let (shared, name, text) = (self.shared.clone(), name.to_string(), text.to_string());
+        crate::blocking::wait_on(&self.runtime, async move { shared.replace_document(&name, version, &text).await })
+            .ok_or_else(|| io::Error::other("the runtime is stopping"))?
+            .map_err(io::Error::other)
+    }
+}
+
+/// Shared mode: takes up the ACLs, SCRAM credentials and client quotas other brokers changed
+/// (their documents' versions moved in the view just loaded).
+async fn take_up_documents(broker: &Arc<Broker>, view: &crate::cluster::shared::View) {
+    use crate::auth::{acl, quota, scram};
+    let moved = [
+        (acl::DOCUMENT, broker.acls.records().version()),
+        (scram::DOCUMENT, broker.scram.records().version()),
+        (quota::DOCUMENT, broker.quotas.records().version()),
+    ]
+    .into_iter()
+    .filter(|(name, version)| view.document_version(name) != *version)
+    .map(|(name, _)| (name, view.document_version(name)))
+    .collect::<Vec<_>>();
+    if moved.is_empty() {
+        return;
+    }
+    let b = broker.clone();
+    let followed = tokio::task::spawn_blocking(move || {
+        for (name, version) in moved {
+            let outcome = match name {
+                acl::DOCUMENT => b.acls.records().follow(version),
+                scram::DOCUMENT => b.scram.records().follow(version),
+                _ => b.quotas.records().follow(version),
+            };
+            match outcome {
+                Ok(()) => tracing::debug!(document = name, version, "took up the cluster's security document"),
+                Err(e) => {
+                    crate::warn_limited!("documents", document = name, error = %e, "cannot take up a change other brokers made; trying again")
+                }
+            }
+        }
+    });
+    if let Err(e) = followed.await {
+        error!(error = %e, "taking up the cluster's security documents failed");
     }
 }
 

@@ -67,6 +67,8 @@ pub struct View {
     pub topics: Vec<TopicRow>,
     /// Topic name -> each partition's leadership, by partition index.
     leaders: HashMap<String, Vec<Leadership>>,
+    /// The security documents' versions (a document never written is absent: version 0).
+    pub documents: BTreeMap<String, i64>,
 }
 
 impl View {
@@ -75,6 +77,11 @@ impl View {
             .ok()
             .and_then(|p| self.leaders.get(topic)?.get(p).copied())
             .unwrap_or(Leadership { leader: None, epoch: -1 })
+    }
+
+    /// The version of document `name`.
+    pub fn document_version(&self, name: &str) -> i64 {
+        self.documents.get(name).copied().unwrap_or(0)
     }
 }
 
@@ -266,8 +273,9 @@ impl Shared {
             }
             slots[p] = Leadership { leader: l.node_id, epoch: l.epoch };
         }
+        let documents = store.document_versions().await?;
         drop(store);
-        *self.view.write() = Arc::new(View { brokers, topics, leaders });
+        *self.view.write() = Arc::new(View { brokers, topics, leaders, documents });
         Ok(())
     }
 
@@ -311,6 +319,17 @@ impl Shared {
     pub async fn topics_gone(&self, ids: &[Uuid]) -> Result<Vec<Uuid>, SharedError> {
         let present = self.store.lock().await.topics_present(ids).await?;
         Ok(ids.iter().filter(|id| !present.contains(id)).copied().collect())
+    }
+
+    /// Document `name` as the store keeps it now: its version and text.
+    pub async fn document(&self, name: &str) -> Result<(i64, String), SharedError> {
+        Ok(self.store.lock().await.document(name).await?)
+    }
+
+    /// Replaces document `name` if it is still in `version`: its new version, or `None` when
+    /// another broker changed it first.
+    pub async fn replace_document(&self, name: &str, version: i64, text: &str) -> Result<Option<i64>, SharedError> {
+        Ok(self.store.lock().await.replace_document(name, version, text).await?)
     }
 
     /// Takes a block of `count` producer ids no other broker of the cluster is given; returns

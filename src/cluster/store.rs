@@ -28,6 +28,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (1, include_str!("migrations/001_coordination.sql")),
     (2, include_str!("migrations/002_cluster_id.sql")),
     (3, include_str!("migrations/003_producer_ids.sql")),
+    (4, include_str!("migrations/004_documents.sql")),
 ];
 
 /// Key of the advisory lock that serializes migrations and lease plans across brokers.
@@ -393,6 +394,41 @@ impl Store {
     }
 
     /// Every topic: id, name, partition count and configs.
+    /// Document `name`'s version and text; version 0 and no text when it was never written.
+    pub async fn document(&self, name: &str) -> Result<(i64, String), StoreError> {
+        let row = self.client.query_opt("SELECT version, body FROM documents WHERE name = $1", &[&name]).await?;
+        Ok(row.map_or((0, String::new()), |r| (r.get(0), r.get(1))))
+    }
+
+    /// Replaces document `name` with `body` if it is still in `version`: its new version, or
+    /// `None` (nothing written) when another change came first.
+    pub async fn replace_document(&self, name: &str, version: i64, body: &str) -> Result<Option<i64>, StoreError> {
+        let row = if version == 0 {
+            self.client
+                .query_opt(
+                    "INSERT INTO documents (name, version, body) VALUES ($1, 1, $2)
+                     ON CONFLICT (name) DO NOTHING RETURNING version",
+                    &[&name, &body],
+                )
+                .await?
+        } else {
+            self.client
+                .query_opt(
+                    "UPDATE documents SET version = version + 1, body = $3
+                     WHERE name = $1 AND version = $2 RETURNING version",
+                    &[&name, &version, &body],
+                )
+                .await?
+        };
+        Ok(row.map(|r| r.get(0)))
+    }
+
+    /// Every document's version.
+    pub async fn document_versions(&self) -> Result<BTreeMap<String, i64>, StoreError> {
+        let rows = self.client.query("SELECT name, version FROM documents", &[]).await?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
     pub async fn topics(&self) -> Result<Vec<TopicRow>, StoreError> {
         let rows = self.client.query("SELECT topic_id, name, partitions, configs::text FROM topics", &[]).await?;
         Ok(rows

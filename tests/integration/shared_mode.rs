@@ -812,3 +812,190 @@ async fn what_retention_deletes_the_store_lets_go_of() {
     .unwrap();
     assert_eq!((low, high), (10, 10));
 }
+
+/// The cluster's security is the same on every broker: ACLs, SCRAM credentials and client
+/// quotas set through one broker hold on the others, and changes made through two brokers at
+/// once all stay. Before, each broker kept them in its own data directory: a user created
+/// through one broker could not log in to another, and an ACL denying writes through one did
+/// not stop them through the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acls_credentials_and_quotas_set_through_one_broker_hold_on_every_broker() {
+    use kafka_protocol::messages::alter_client_quotas_request::{EntityData, EntryData, OpData};
+    use kafka_protocol::messages::alter_user_scram_credentials_request::ScramCredentialUpsertion;
+    use kafka_protocol::messages::create_acls_request::AclCreation;
+    use kafka_protocol::messages::describe_client_quotas_request::ComponentData;
+    use kafka_protocol::messages::describe_user_scram_credentials_request::UserName;
+    use kafka_protocol::messages::{
+        AlterClientQuotasRequest, AlterUserScramCredentialsRequest, CreateAclsRequest, DescribeAclsRequest,
+        DescribeClientQuotasRequest, DescribeUserScramCredentialsRequest,
+    };
+    use rdkafka::consumer::BaseConsumer;
+
+    let Some(pg) = PgServer::start() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let objects = tmp.path().join("objects");
+    std::fs::create_dir_all(&objects).unwrap();
+    let objects = format!("file://{}", objects.display());
+    let free = || std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut brokers = Vec::new();
+    let mut sasl_ports = Vec::new();
+    for node in 1..=2 {
+        let (plain, sasl) = (free(), free());
+        let listeners = format!("PLAINTEXT://127.0.0.1:{plain},SASL_PLAINTEXT://127.0.0.1:{sasl}");
+        let node = node.to_string();
+        let env = [
+            ("GREGOR__SERVER__NODE_ID", node.as_str()),
+            ("GREGOR__CLUSTER__POSTGRES_URL", pg.url.as_str()),
+            ("GREGOR__CLUSTER__OBJECT_STORE_URL", objects.as_str()),
+            ("GREGOR__CLUSTER__PREVIEW", "true"),
+            ("GREGOR__CLUSTER__SESSION_TIMEOUT_MS", "3000"),
+            ("GREGOR__CLUSTER__HEARTBEAT_INTERVAL_MS", "300"),
+            ("KAFKA_LISTENERS", listeners.as_str()),
+            ("KAFKA_SASL_ENABLED_MECHANISMS", "SCRAM-SHA-256"),
+            ("KAFKA_AUTHORIZER_CLASS_NAME", "org.apache.kafka.metadata.authorizer.StandardAuthorizer"),
+            ("KAFKA_ALLOW_EVERYONE_IF_NO_ACL_FOUND", "true"),
+            ("RUST_LOG", "info"),
+        ];
+        let addr: SocketAddr = format!("127.0.0.1:{plain}").parse().unwrap();
+        brokers.push(BrokerProcess::spawn_with_listeners(&tmp.path().join(format!("data-{node}")), addr, &env));
+        sasl_ports.push(sasl);
+    }
+    let addrs: Vec<SocketAddr> = brokers.iter().map(|b| b.addr).collect();
+    RawClient::connect(addrs[0]).await.create_topic("secret", 1).await;
+    wait_agreed(&addrs, "the secret topic", |m| broker_ids(m) == [1, 2] && !leaders(m).is_empty()).await;
+    let deadline = || Instant::now() + Duration::from_secs(30);
+    let s = |v: &str| StrBytes::from_string(v.to_string());
+
+    // Twelve ACLs created at once, half through each broker: every one of them stays.
+    let creations = (0..12).map(|i| {
+        let addr = addrs[i % 2];
+        let acl = AclCreation::default()
+            .with_resource_type(2)
+            .with_resource_name(s(&format!("t{i}")))
+            .with_resource_pattern_type(3)
+            .with_principal(s(&format!("User:u{i}")))
+            .with_host(s("*"))
+            .with_operation(3)
+            .with_permission_type(3);
+        tokio::spawn(async move {
+            let r =
+                RawClient::connect(addr).await.call(3, &CreateAclsRequest::default().with_creations(vec![acl])).await;
+            assert_eq!(r.results[0].error_code, 0, "{r:?}");
+        })
+    });
+    for c in creations.collect::<Vec<_>>() {
+        c.await.unwrap();
+    }
+    let all = DescribeAclsRequest::default()
+        .with_resource_name_filter(None)
+        .with_principal_filter(None)
+        .with_host_filter(None)
+        .with_resource_type_filter(1)
+        .with_pattern_type_filter(1)
+        .with_operation(1)
+        .with_permission_type(1);
+    for a in &addrs {
+        let until = deadline();
+        loop {
+            let r = RawClient::connect(*a).await.call(3, &all).await;
+            let count: usize = r.resources.iter().map(|r| r.acls.len()).sum();
+            if count == 12 {
+                break;
+            }
+            assert!(Instant::now() < until, "{a} has {count} of the 12 ACLs: {r:?}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    // A DENY set through broker 1 stops writes through both.
+    let deny = AclCreation::default()
+        .with_resource_type(2)
+        .with_resource_name(s("secret"))
+        .with_resource_pattern_type(3)
+        .with_principal(s("User:ANONYMOUS"))
+        .with_host(s("*"))
+        .with_operation(4)
+        .with_permission_type(2);
+    let r = RawClient::connect(addrs[0]).await.call(3, &CreateAclsRequest::default().with_creations(vec![deny])).await;
+    assert_eq!(r.results[0].error_code, 0, "{r:?}");
+    let produce =
+        ProduceRequest::default().with_acks(-1).with_timeout_ms(5000).with_topic_data(vec![TopicProduceData::default(
+        )
+        .with_name(TopicName(StrBytes::from_static_str("secret")))
+        .with_partition_data(vec![PartitionProduceData::default().with_index(0).with_records(Some(batch(1, 0)))])]);
+    for a in &addrs {
+        let until = deadline();
+        loop {
+            let r = RawClient::connect(*a).await.call(9, &produce).await;
+            let code = r.responses[0].partition_responses[0].error_code;
+            if code == 29 {
+                break;
+            }
+            assert!(Instant::now() < until, "{a} takes writes an ACL denies (error {code})");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    // A user created through broker 1 logs in to broker 2.
+    let salt = b"salt-of-bob".to_vec();
+    let salted = gregor::auth::scram::salt_password(1, "bob-secret", &salt, 4096);
+    let upsert = AlterUserScramCredentialsRequest::default().with_upsertions(vec![ScramCredentialUpsertion::default()
+        .with_name(s("bob"))
+        .with_mechanism(1)
+        .with_iterations(4096)
+        .with_salt(salt.into())
+        .with_salted_password(salted.into())]);
+    let r = RawClient::connect(addrs[0]).await.call(0, &upsert).await;
+    assert_eq!(r.results[0].error_code, 0, "{r:?}");
+    let login = |port: u16| {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", format!("127.0.0.1:{port}"))
+            .set("security.protocol", "sasl_plaintext")
+            .set("sasl.mechanisms", "SCRAM-SHA-256")
+            .set("sasl.username", "bob")
+            .set("sasl.password", "bob-secret")
+            .create()
+            .unwrap();
+        consumer.fetch_metadata(None, Duration::from_secs(3)).map(|m| m.brokers().len())
+    };
+    let (until, port) = (deadline(), sasl_ports[1]);
+    loop {
+        match tokio::task::spawn_blocking(move || login(port)).await.unwrap() {
+            Ok(n) => {
+                assert_eq!(n, 2);
+                break;
+            }
+            Err(e) => assert!(Instant::now() < until, "bob cannot log in to broker 2: {e}"),
+        }
+    }
+    let described = RawClient::connect(addrs[1])
+        .await
+        .call(
+            0,
+            &DescribeUserScramCredentialsRequest::default()
+                .with_users(Some(vec![UserName::default().with_name(s("bob"))])),
+        )
+        .await;
+    assert_eq!(described.results[0].error_code, 0, "{described:?}");
+
+    // A quota set through broker 2 is described by broker 1.
+    let quota = AlterClientQuotasRequest::default().with_entries(vec![EntryData::default()
+        .with_entity(vec![EntityData::default().with_entity_type(s("user")).with_entity_name(Some(s("bob")))])
+        .with_ops(vec![OpData::default().with_key(s("producer_byte_rate")).with_value(1024.0).with_remove(false)])]);
+    let r = RawClient::connect(addrs[1]).await.call(1, &quota).await;
+    assert_eq!(r.entries[0].error_code, 0, "{r:?}");
+    let describe = DescribeClientQuotasRequest::default().with_components(vec![ComponentData::default()
+        .with_entity_type(s("user"))
+        .with_match_type(0)
+        .with_match(Some(s("bob")))]);
+    let until = deadline();
+    loop {
+        let r = RawClient::connect(addrs[0]).await.call(1, &describe).await;
+        let found = r.entries.as_ref().is_some_and(|e| e.len() == 1 && e[0].values[0].value == 1024.0);
+        if found {
+            break;
+        }
+        assert!(Instant::now() < until, "broker 1 does not have the quota set through broker 2: {r:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -2,7 +2,7 @@ use super::*;
 
 fn store() -> (tempfile::TempDir, QuotaStore) {
     let dir = tempfile::tempdir().unwrap();
-    let store = QuotaStore::open(dir.path()).unwrap();
+    let store = QuotaStore::open(crate::auth::kept::FileKeeper::new(dir.path())).unwrap();
     (dir, store)
 }
 
@@ -70,11 +70,11 @@ fn quotas_persist_and_removal_drops_the_entity() {
     let dir = tempfile::tempdir().unwrap();
     let e = entity(Some(None), Some(Some("app")));
     {
-        let store = QuotaStore::open(dir.path()).unwrap();
+        let store = QuotaStore::open(crate::auth::kept::FileKeeper::new(dir.path())).unwrap();
         set(&store, e.clone(), PRODUCER_BYTE_RATE, 2048.0);
         set(&store, e.clone(), REQUEST_PERCENTAGE, 50.0);
     }
-    let store = QuotaStore::open(dir.path()).unwrap();
+    let store = QuotaStore::open(crate::auth::kept::FileKeeper::new(dir.path())).unwrap();
     let all = store.describe(&[], false).unwrap();
     assert_eq!(all.len(), 1);
     assert_eq!(all[0].0, e);
@@ -82,7 +82,10 @@ fn quotas_persist_and_removal_drops_the_entity() {
     let remove = |k: &str| Op { key: k.into(), value: None };
     store.alter(vec![Ok((e.clone(), vec![remove(PRODUCER_BYTE_RATE), remove(REQUEST_PERCENTAGE)]))], false);
     assert!(!store.any());
-    assert!(!QuotaStore::open(dir.path()).unwrap().any(), "the removal is persisted");
+    assert!(
+        !QuotaStore::open(crate::auth::kept::FileKeeper::new(dir.path())).unwrap().any(),
+        "the removal is persisted"
+    );
 }
 
 #[test]

@@ -15,7 +15,7 @@ fn settings(mechanisms: &[SaslMechanism], reauth_ms: u64) -> Arc<SaslSettings> {
 
 fn store_with(user: &str, mechanism: i8, password: &str) -> (tempfile::TempDir, ScramStore) {
     let dir = tempfile::tempdir().unwrap();
-    let store = ScramStore::open(dir.path()).unwrap();
+    let store = ScramStore::open(crate::auth::kept::FileKeeper::new(dir.path())).unwrap();
     let salt = b"0123456789abcdef".to_vec();
     let salted = scram::salt_password(mechanism, password, &salt, 4096);
     let r = store
@@ -242,7 +242,7 @@ mod script {
                 .collect()
         });
         let dir = tempfile::tempdir().unwrap();
-        let store = ScramStore::open(dir.path()).unwrap();
+        let store = ScramStore::open(crate::auth::kept::FileKeeper::new(dir.path())).unwrap();
         assert!(store.alter(&[], upsertions).iter().all(|(_, r)| r.is_ok()));
         (dir, store)
     }

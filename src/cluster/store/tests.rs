@@ -54,10 +54,10 @@ async fn migrations_apply_once_and_a_newer_schema_is_refused() {
     let (mut a, mut b) = (Store::connect(&pg.url).await.unwrap(), Store::connect(&pg.url).await.unwrap());
     // Two brokers starting together: the advisory lock applies each migration once.
     let (va, vb) = tokio::join!(a.migrate(), b.migrate());
-    assert_eq!((va.unwrap(), vb.unwrap()), (3, 3));
+    assert_eq!((va.unwrap(), vb.unwrap()), (4, 4));
     let applied: i64 = a.client.query_one("SELECT count(*) FROM gregor_schema_migrations", &[]).await.unwrap().get(0);
-    assert_eq!(applied, 3);
-    assert_eq!(a.migrate().await.unwrap(), 3, "nothing left to apply");
+    assert_eq!(applied, 4);
+    assert_eq!(a.migrate().await.unwrap(), 4, "nothing left to apply");
     // The first broker names the cluster; the others learn its id.
     let (ia, ib) = tokio::join!(a.cluster_id("first"), b.cluster_id("second"));
     let (ia, ib) = (ia.unwrap(), ib.unwrap());
@@ -65,7 +65,30 @@ async fn migrations_apply_once_and_a_newer_schema_is_refused() {
     assert!(ia == "first" || ia == "second");
     a.client.execute("INSERT INTO gregor_schema_migrations (version) VALUES (99)", &[]).await.unwrap();
     let refused = a.migrate().await;
-    assert!(matches!(refused, Err(StoreError::SchemaTooNew { found: 99, known: 3 })), "{refused:?}");
+    assert!(matches!(refused, Err(StoreError::SchemaTooNew { found: 99, known: 4 })), "{refused:?}");
+}
+
+/// A document is replaced only in the version it was read in, whether it exists yet or not:
+/// of two brokers changing it from the same version, one gets its change kept and the other is
+/// told to make it again on the newer document.
+#[tokio::test]
+async fn a_document_is_replaced_only_in_the_version_it_was_read_in() {
+    let Some(pg) = PgServer::start() else { return };
+    let (a, b) = (store(&pg).await, store(&pg).await);
+    assert_eq!(a.document("acls").await.unwrap(), (0, String::new()), "never written");
+    let (ra, rb) = tokio::join!(a.replace_document("acls", 0, "from a\n"), b.replace_document("acls", 0, "from b\n"));
+    let (ra, rb) = (ra.unwrap(), rb.unwrap());
+    assert!(ra.is_some() != rb.is_some(), "exactly one first write is kept: {ra:?} {rb:?}");
+    let (version, text) = b.document("acls").await.unwrap();
+    assert_eq!(version, 1);
+    assert_eq!(text, if ra.is_some() { "from a\n" } else { "from b\n" });
+    assert_eq!(b.replace_document("acls", 0, "stale").await.unwrap(), None);
+    assert_eq!(b.replace_document("acls", 1, "second").await.unwrap(), Some(2));
+    assert_eq!(a.replace_document("acls", 1, "stale").await.unwrap(), None, "a was behind");
+    assert_eq!(a.document("acls").await.unwrap(), (2, "second".to_string()));
+    assert_eq!(a.replace_document("quotas", 0, "q").await.unwrap(), Some(1), "documents are apart");
+    let versions = a.document_versions().await.unwrap();
+    assert_eq!(versions, BTreeMap::from([("acls".to_string(), 2), ("quotas".to_string(), 1)]));
 }
 
 /// Brokers taking producer id blocks at the same time each get their own: no id is handed to
