@@ -8,7 +8,9 @@
 //! from the built-in default), built-in default; the first one is the value in force and its
 //! source is the entry's source. Dynamic values are kept in `dynamic-broker-configs.properties`
 //! in the data directory (written atomically) and apply at once to every partition whose topic
-//! does not override them, and again at every start.
+//! does not override them, and again at every start. In shared mode the cluster default is the
+//! cluster's: a document in PostgreSQL (see `auth::kept`) that every broker applies when it
+//! sees it change.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -18,11 +20,26 @@ use std::path::{Path, PathBuf};
 use parking_lot::RwLock;
 use tracing::{info, warn};
 
+use crate::auth::kept::{Lines, Records};
+
 use super::Broker;
 use crate::config::{Config, LogConfig};
 use crate::metadata::topic_config;
 
 const FILE: &str = "dynamic-broker-configs.properties";
+
+/// Shared mode: the name of the cluster default's document.
+pub const DEFAULTS_DOCUMENT: &str = "broker_config_defaults";
+
+impl Lines for BTreeMap<String, String> {
+    type Line = (String, String);
+    fn from_lines(lines: Vec<(String, String)>) -> Result<Self, String> {
+        Ok(lines.into_iter().filter(|(k, _)| is_dynamic(k)).collect())
+    }
+    fn to_lines(&self) -> Vec<(String, String)> {
+        self.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+    }
+}
 
 /// Kafka's ConfigSource values.
 pub const SOURCE_TOPIC: i8 = 1;
@@ -282,6 +299,12 @@ impl DynamicLayers {
         Ok(layers)
     }
 
+    /// The layers with `cluster` as the cluster default (shared mode: the cluster's).
+    pub fn with_cluster_default(mut self, cluster: BTreeMap<String, String>) -> Self {
+        self.cluster = cluster;
+        self
+    }
+
     fn render(&self) -> String {
         let mut out = String::from("# Broker configs changed at run time (AlterConfigs); gregor rewrites this file.\n");
         for (layer, map) in [("default", &self.cluster), ("broker", &self.broker)] {
@@ -345,16 +368,24 @@ fn validate(next: &BTreeMap<String, String>) -> Result<(), BrokerConfigError> {
     Ok(())
 }
 
-/// The dynamic layers, persisted in the data directory.
+/// The dynamic layers, persisted in the data directory; in shared mode the cluster default in
+/// the cluster's document.
 #[derive(Debug)]
 pub struct DynamicConfigs {
     dir: PathBuf,
     layers: RwLock<DynamicLayers>,
+    cluster: Option<Records<BTreeMap<String, String>>>,
 }
 
 impl DynamicConfigs {
-    pub fn new(dir: PathBuf, layers: DynamicLayers) -> Self {
-        Self { dir, layers: RwLock::new(layers) }
+    /// `cluster`: shared mode's document of the cluster default, whose records `layers` holds.
+    pub fn new(dir: PathBuf, layers: DynamicLayers, cluster: Option<Records<BTreeMap<String, String>>>) -> Self {
+        Self { dir, layers: RwLock::new(layers), cluster }
+    }
+
+    /// Shared mode: the cluster default's document.
+    pub fn cluster_records(&self) -> Option<&Records<BTreeMap<String, String>>> {
+        self.cluster.as_ref()
     }
 
     pub fn snapshot(&self) -> DynamicLayers {
@@ -429,10 +460,29 @@ impl Broker {
         &self,
         layer: Layer,
         validate_only: bool,
-        change: impl FnOnce(&BTreeMap<String, String>) -> Result<BTreeMap<String, String>, BrokerConfigError>,
+        change: impl Fn(&BTreeMap<String, String>) -> Result<BTreeMap<String, String>, BrokerConfigError>,
     ) -> Result<(), BrokerConfigError> {
         // One change at a time, and none while topics are created or changed.
         let _guard = self.topic_admin.lock();
+        if let (Layer::ClusterDefault, Some(records)) = (layer, &self.dynamic.cluster) {
+            // Made on the cluster's document as kept (again if another broker changed it first).
+            let (checked, kept) = records.change(|cluster| {
+                let next = change(cluster)?;
+                validate(&next)?;
+                if !validate_only {
+                    *cluster = next;
+                }
+                Ok(())
+            });
+            checked?;
+            kept.map_err(|e| BrokerConfigError::InvalidConfig(format!("cannot save the broker configs: {e}")))?;
+            if !validate_only {
+                let next = self.dynamic.layers.read().clone().with_cluster_default(records.get().clone());
+                self.apply_dynamic(next);
+                info!(?layer, "changed dynamic broker configs");
+            }
+            return Ok(());
+        }
         let mut next = self.dynamic.layers.read().clone();
         let target = match layer {
             Layer::Broker => &mut next.broker,
@@ -443,9 +493,37 @@ impl Broker {
         if validate_only {
             return Ok(());
         }
+        let mut kept = next.clone();
+        if self.dynamic.cluster.is_some() {
+            // Shared mode: the file keeps this broker's layer only.
+            kept.cluster.clear();
+        }
         let path = self.dynamic.dir.join(FILE);
-        crate::metadata::write_atomically(&self.dynamic.dir, &path, next.render().as_bytes())
+        crate::metadata::write_atomically(&self.dynamic.dir, &path, kept.render().as_bytes())
             .map_err(|e| BrokerConfigError::InvalidConfig(format!("cannot save the broker configs: {e}")))?;
+        self.apply_dynamic(next);
+        info!(?layer, "changed dynamic broker configs");
+        Ok(())
+    }
+
+    /// Shared mode: takes up the cluster default when its document is no longer in `version`
+    /// (another broker changed it).
+    pub fn take_up_cluster_default(&self, version: i64) -> io::Result<()> {
+        let Some(records) = &self.dynamic.cluster else { return Ok(()) };
+        let _guard = self.topic_admin.lock();
+        records.follow(version)?;
+        let next = self.dynamic.layers.read().clone().with_cluster_default(records.get().clone());
+        let moved = next.cluster != self.dynamic.layers.read().cluster;
+        if moved {
+            self.apply_dynamic(next);
+            info!("took up the cluster default broker configs another broker changed");
+        }
+        Ok(())
+    }
+
+    /// Puts `next` in force: the new log defaults reach every partition whose topic does not
+    /// override them.
+    fn apply_dynamic(&self, next: DynamicLayers) {
         let log = next.log_defaults(&self.config.log);
         *self.dynamic.layers.write() = next;
         for t in self.topics.list() {
@@ -456,8 +534,6 @@ impl Broker {
                 }
             }
         }
-        info!(?layer, "changed dynamic broker configs");
-        Ok(())
     }
 }
 

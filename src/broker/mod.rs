@@ -85,7 +85,27 @@ impl Broker {
         };
         let cluster_id = metadata::load_or_init_cluster_id(&root, configured_id.as_deref(), config.server.node_id)?;
         let topics = TopicStore::load(&root)?;
-        let dynamic = broker_configs::DynamicLayers::load(&root)?;
+        // One node keeps the security documents and the cluster default broker configs in its
+        // data directory; a shared-mode cluster keeps them in its store, so that every broker
+        // enforces the same.
+        let keeper: Arc<dyn crate::auth::kept::Keeper> = match &cluster {
+            Cluster::Single { .. } => crate::auth::kept::FileKeeper::new(&root),
+            Cluster::Shared(s) => Arc::new(StoreKeeper {
+                shared: s.clone(),
+                runtime: tokio::runtime::Handle::try_current().map_err(io::Error::other)?,
+            }),
+        };
+        let cluster_defaults = match &cluster {
+            Cluster::Single { .. } => None,
+            Cluster::Shared(_) => Some(crate::auth::kept::Records::<std::collections::BTreeMap<String, String>>::open(
+                keeper.clone(),
+                broker_configs::DEFAULTS_DOCUMENT,
+            )?),
+        };
+        let mut dynamic = broker_configs::DynamicLayers::load(&root)?;
+        if let Some(defaults) = &cluster_defaults {
+            dynamic = dynamic.with_cluster_default(defaults.get().clone());
+        }
         let log_defaults = dynamic.log_defaults(&config.log);
         let producer_ids = match &cluster {
             Cluster::Single { .. } => ProducerIdManager::open(&root)?,
@@ -130,15 +150,6 @@ impl Broker {
         let node = NodeInfo { node_id: config.server.node_id, host, port, cluster_id };
         let fetch_memory = Arc::new(tokio::sync::Semaphore::new(config.server.fetch_memory_max_bytes.div_ceil(1024)));
         let auth = &config.auth;
-        // One node keeps the security documents in its data directory; a shared-mode cluster
-        // keeps them in its store, so that every broker enforces the same.
-        let keeper: Arc<dyn crate::auth::kept::Keeper> = match &cluster {
-            Cluster::Single { .. } => crate::auth::kept::FileKeeper::new(&root),
-            Cluster::Shared(s) => Arc::new(StoreKeeper {
-                shared: s.clone(),
-                runtime: tokio::runtime::Handle::try_current().map_err(io::Error::other)?,
-            }),
-        };
         let acls = crate::auth::acl::Authorizer::open(
             keeper.clone(),
             auth.acls_enabled(),
@@ -147,7 +158,7 @@ impl Broker {
         )?;
         let scram = crate::auth::scram::ScramStore::open(keeper.clone())?;
         let quotas = crate::auth::quota::QuotaStore::open(keeper)?;
-        let dynamic = broker_configs::DynamicConfigs::new(root, dynamic);
+        let dynamic = broker_configs::DynamicConfigs::new(root, dynamic, cluster_defaults);
         let fetch_sessions = fetch_sessions::FetchSessions::new(
             config.server.fetch_session_cache_slots,
             config.server.fetch_session_cache_max_partitions,
@@ -313,14 +324,17 @@ impl crate::auth::kept::Keeper for StoreKeeper {
     }
 }
 
-/// Shared mode: takes up the ACLs, SCRAM credentials and client quotas other brokers changed
+/// Shared mode: takes up the ACLs, SCRAM credentials, client quotas and cluster default broker
+/// configs other brokers changed
 /// (their documents' versions moved in the view just loaded).
 async fn take_up_documents(broker: &Arc<Broker>, view: &crate::cluster::shared::View) {
     use crate::auth::{acl, quota, scram};
+    let defaults = broker_configs::DEFAULTS_DOCUMENT;
     let moved = [
         (acl::DOCUMENT, broker.acls.records().version()),
         (scram::DOCUMENT, broker.scram.records().version()),
         (quota::DOCUMENT, broker.quotas.records().version()),
+        (defaults, broker.dynamic.cluster_records().map_or(0, |r| r.version())),
     ]
     .into_iter()
     .filter(|(name, version)| view.document_version(name) != *version)
@@ -335,7 +349,8 @@ async fn take_up_documents(broker: &Arc<Broker>, view: &crate::cluster::shared::
             let outcome = match name {
                 acl::DOCUMENT => b.acls.records().follow(version),
                 scram::DOCUMENT => b.scram.records().follow(version),
-                _ => b.quotas.records().follow(version),
+                quota::DOCUMENT => b.quotas.records().follow(version),
+                _ => b.take_up_cluster_default(version),
             };
             match outcome {
                 Ok(()) => tracing::debug!(document = name, version, "took up the cluster's security document"),

@@ -26,7 +26,7 @@ async fn apply(
     resource_type: i8,
     name: &str,
     validate_only: bool,
-    change: impl FnOnce(&BTreeMap<String, String>) -> Result<BTreeMap<String, String>, String>,
+    change: impl Fn(&BTreeMap<String, String>) -> Result<BTreeMap<String, String>, String> + Send + 'static,
 ) -> (i16, Option<StrBytes>) {
     if let Some((code, message)) = ctx.config_denied(crate::auth::acl::op::ALTER_CONFIGS, resource_type, name) {
         return (code.code(), Some(str_bytes(&message)));
@@ -38,9 +38,16 @@ async fn apply(
                 Ok(layer) => layer,
                 Err(message) => return (ResponseError::InvalidRequest.code(), Some(str_bytes(&message))),
             };
-            let changed = ctx.broker.alter_broker_configs(layer, validate_only, |current| {
-                change(current).map_err(BrokerConfigError::InvalidConfig)
-            });
+            // Off the runtime: the change is written to a file, or in shared mode to the store
+            // (and a cluster default may be made again on a newer one there).
+            let broker = ctx.broker.clone();
+            let changed = super::common::off_runtime(move || {
+                Ok(broker.alter_broker_configs(layer, validate_only, |current| {
+                    change(current).map_err(BrokerConfigError::InvalidConfig)
+                }))
+            })
+            .await
+            .unwrap_or_else(|e: std::io::Error| Err(BrokerConfigError::InvalidConfig(e.to_string())));
             return match changed {
                 Ok(()) => (0, None),
                 Err(e @ BrokerConfigError::InvalidConfig(_)) => {
@@ -90,8 +97,9 @@ async fn apply(
 pub async fn handle(ctx: &Ctx, req: AlterConfigsRequest) -> Reply {
     let mut responses = Vec::with_capacity(req.resources.len());
     for r in req.resources {
-        let (code, message) = apply(ctx, r.resource_type, r.resource_name.as_str(), req.validate_only, |_| {
-            r.configs
+        let configs = r.configs.clone();
+        let (code, message) = apply(ctx, r.resource_type, r.resource_name.as_str(), req.validate_only, move |_| {
+            configs
                 .iter()
                 .map(|c| match &c.value {
                     Some(v) => Ok((c.name.as_str().to_string(), v.as_str().to_string())),
@@ -119,44 +127,46 @@ const SUBTRACT: i8 = 3;
 pub async fn handle_incremental(ctx: &Ctx, req: IncrementalAlterConfigsRequest) -> Reply {
     let mut responses = Vec::with_capacity(req.resources.len());
     for r in req.resources {
-        let (code, message) = apply(ctx, r.resource_type, r.resource_name.as_str(), req.validate_only, |current| {
-            let mut next = current.clone();
-            for c in &r.configs {
-                let key = c.name.as_str().to_string();
-                let value = c.value.as_ref().map(|v| v.as_str().to_string());
-                match (c.config_operation, value) {
-                    (SET, Some(v)) => {
-                        next.insert(key, v);
-                    }
-                    (DELETE, _) => {
-                        next.remove(&key);
-                    }
-                    (APPEND | SUBTRACT, Some(v)) if topic_config::is_list(&key) => {
-                        let base = next
-                            .get(&key)
-                            .cloned()
-                            .or_else(|| topic_config::default_value(&key, &ctx.broker.log_defaults()))
-                            .unwrap_or_default();
-                        let mut items: Vec<String> =
-                            base.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect();
-                        for item in v.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-                            if c.config_operation == APPEND {
-                                if !items.iter().any(|i| i == item) {
-                                    items.push(item.to_string());
-                                }
-                            } else {
-                                items.retain(|i| i != item);
-                            }
+        let (configs, broker) = (r.configs.clone(), ctx.broker.clone());
+        let (code, message) =
+            apply(ctx, r.resource_type, r.resource_name.as_str(), req.validate_only, move |current| {
+                let mut next = current.clone();
+                for c in &configs {
+                    let key = c.name.as_str().to_string();
+                    let value = c.value.as_ref().map(|v| v.as_str().to_string());
+                    match (c.config_operation, value) {
+                        (SET, Some(v)) => {
+                            next.insert(key, v);
                         }
-                        next.insert(key, items.join(","));
+                        (DELETE, _) => {
+                            next.remove(&key);
+                        }
+                        (APPEND | SUBTRACT, Some(v)) if topic_config::is_list(&key) => {
+                            let base = next
+                                .get(&key)
+                                .cloned()
+                                .or_else(|| topic_config::default_value(&key, &broker.log_defaults()))
+                                .unwrap_or_default();
+                            let mut items: Vec<String> =
+                                base.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect();
+                            for item in v.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                                if c.config_operation == APPEND {
+                                    if !items.iter().any(|i| i == item) {
+                                        items.push(item.to_string());
+                                    }
+                                } else {
+                                    items.retain(|i| i != item);
+                                }
+                            }
+                            next.insert(key, items.join(","));
+                        }
+                        (APPEND | SUBTRACT, _) => return Err(format!("{key} is not a list config")),
+                        (op, _) => return Err(format!("invalid operation {op} or missing value for {key}")),
                     }
-                    (APPEND | SUBTRACT, _) => return Err(format!("{key} is not a list config")),
-                    (op, _) => return Err(format!("invalid operation {op} or missing value for {key}")),
                 }
-            }
-            Ok(next)
-        })
-        .await;
+                Ok(next)
+            })
+            .await;
         responses.push(
             incremental_alter_configs_response::AlterConfigsResourceResponse::default()
                 .with_resource_type(r.resource_type)

@@ -813,13 +813,14 @@ async fn what_retention_deletes_the_store_lets_go_of() {
     assert_eq!((low, high), (10, 10));
 }
 
-/// The cluster's security is the same on every broker: ACLs, SCRAM credentials and client
-/// quotas set through one broker hold on the others, and changes made through two brokers at
-/// once all stay. Before, each broker kept them in its own data directory: a user created
-/// through one broker could not log in to another, and an ACL denying writes through one did
-/// not stop them through the other.
+/// The cluster's security and defaults are the same on every broker: ACLs, SCRAM credentials,
+/// client quotas and cluster default broker configs set through one broker hold on the others,
+/// and changes made through two brokers at once all stay. Before, each broker kept them in its
+/// own data directory: a user created through one broker could not log in to another, an ACL
+/// denying writes through one did not stop them through the other, and a default retention set
+/// through one applied to the partitions that broker led only.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn acls_credentials_and_quotas_set_through_one_broker_hold_on_every_broker() {
+async fn acls_credentials_quotas_and_broker_defaults_set_through_one_broker_hold_on_every_broker() {
     use kafka_protocol::messages::alter_client_quotas_request::{EntityData, EntryData, OpData};
     use kafka_protocol::messages::alter_user_scram_credentials_request::ScramCredentialUpsertion;
     use kafka_protocol::messages::create_acls_request::AclCreation;
@@ -862,7 +863,8 @@ async fn acls_credentials_and_quotas_set_through_one_broker_hold_on_every_broker
     }
     let addrs: Vec<SocketAddr> = brokers.iter().map(|b| b.addr).collect();
     RawClient::connect(addrs[0]).await.create_topic("secret", 1).await;
-    wait_agreed(&addrs, "the secret topic", |m| broker_ids(m) == [1, 2] && !leaders(m).is_empty()).await;
+    RawClient::connect(addrs[0]).await.create_topic("open", 1).await;
+    wait_agreed(&addrs, "the two brokers", |m| broker_ids(m) == [1, 2] && !leaders(m).is_empty()).await;
     let deadline = || Instant::now() + Duration::from_secs(30);
     let s = |v: &str| StrBytes::from_string(v.to_string());
 
@@ -996,6 +998,34 @@ async fn acls_credentials_and_quotas_set_through_one_broker_hold_on_every_broker
             break;
         }
         assert!(Instant::now() < until, "broker 1 does not have the quota set through broker 2: {r:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // A cluster default set through broker 2 is in force on broker 1's partitions.
+    use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+    use kafka_protocol::messages::incremental_alter_configs_request::{AlterConfigsResource, AlterableConfig};
+    use kafka_protocol::messages::{DescribeConfigsRequest, IncrementalAlterConfigsRequest};
+    let set = IncrementalAlterConfigsRequest::default().with_resources(vec![AlterConfigsResource::default()
+        .with_resource_type(4)
+        .with_resource_name(s(""))
+        .with_configs(vec![AlterableConfig::default()
+            .with_name(s("log.retention.ms"))
+            .with_config_operation(0)
+            .with_value(Some(s("7777777")))])]);
+    let r = RawClient::connect(addrs[1]).await.call(1, &set).await;
+    assert_eq!(r.responses[0].error_code, 0, "{r:?}");
+    let describe = DescribeConfigsRequest::default().with_resources(vec![DescribeConfigsResource::default()
+        .with_resource_type(2)
+        .with_resource_name(s("open"))
+        .with_configuration_keys(Some(vec![s("retention.ms")]))]);
+    let until = deadline();
+    loop {
+        let r = RawClient::connect(addrs[0]).await.call(4, &describe).await;
+        let value = r.results[0].configs.first().and_then(|c| c.value.as_ref()).map(|v| v.to_string());
+        if value.as_deref() == Some("7777777") {
+            break;
+        }
+        assert!(Instant::now() < until, "broker 1 does not apply the default set through broker 2: {r:?}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
