@@ -231,10 +231,11 @@ impl Shipper {
         let me = self.shared.node_id();
         let mut wanted = Vec::new();
         let mut by_key = HashMap::new();
+        let ids: HashMap<&str, uuid::Uuid> = view.topics.iter().map(|t| (t.name.as_str(), t.id)).collect();
         for log in logs {
             let (topic, p) = (&log.tp.topic, log.tp.partition);
             let l = view.leader(topic, p);
-            let Some(topic_id) = view.topics.iter().find(|t| *t.name == **topic).map(|t| t.id) else { continue };
+            let Some(&topic_id) = ids.get(&**topic) else { continue };
             if l.leader != Some(me) || !self.shared.serves(topic, p, l.epoch) {
                 continue;
             }
