@@ -307,20 +307,38 @@ struct StoreKeeper {
     runtime: tokio::runtime::Handle,
 }
 
+/// How long a security document's read or write may wait on the coordination store: an
+/// answer (an error) reaches the client before its request times out (30 s by default) even
+/// when PostgreSQL hangs rather than refuses.
+const DOCUMENT_WAIT: Duration = Duration::from_secs(15);
+
+impl StoreKeeper {
+    fn wait<T: Send + 'static>(
+        &self,
+        work: impl std::future::Future<Output = Result<T, crate::cluster::shared::SharedError>> + Send + 'static,
+    ) -> io::Result<T> {
+        let bounded = async move { tokio::time::timeout(DOCUMENT_WAIT, work).await };
+        match crate::blocking::wait_on(&self.runtime, bounded) {
+            None => Err(io::Error::other("the runtime is stopping")),
+            Some(Err(_)) => Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("the coordination store did not answer within {} s", DOCUMENT_WAIT.as_secs()),
+            )),
+            Some(Ok(answer)) => answer.map_err(io::Error::other),
+        }
+    }
+}
+
 impl crate::auth::kept::Keeper for StoreKeeper {
     fn read(&self, name: &str) -> io::Result<crate::auth::kept::Document> {
         let (shared, name) = (self.shared.clone(), name.to_string());
-        let (version, text) = crate::blocking::wait_on(&self.runtime, async move { shared.document(&name).await })
-            .ok_or_else(|| io::Error::other("the runtime is stopping"))?
-            .map_err(io::Error::other)?;
+        let (version, text) = self.wait(async move { shared.document(&name).await })?;
         Ok(crate::auth::kept::Document { version, text })
     }
 
     fn replace(&self, name: &str, version: i64, text: &str) -> io::Result<Option<i64>> {
         let (shared, name, text) = (self.shared.clone(), name.to_string(), text.to_string());
-        crate::blocking::wait_on(&self.runtime, async move { shared.replace_document(&name, version, &text).await })
-            .ok_or_else(|| io::Error::other("the runtime is stopping"))?
-            .map_err(io::Error::other)
+        self.wait(async move { shared.replace_document(&name, version, &text).await })
     }
 }
 

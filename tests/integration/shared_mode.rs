@@ -1029,3 +1029,56 @@ async fn acls_credentials_quotas_and_broker_defaults_set_through_one_broker_hold
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// A security change PostgreSQL does not take (here a lock held on the documents' table; a
+/// hung server behaves the same) is refused with a message in bounded time, before the client's
+/// own request timeout, and the next change after the store answers again is made. Before, the
+/// request waited for as long as the store did.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_acl_change_the_store_does_not_take_is_refused_in_bounded_time() {
+    use kafka_protocol::messages::create_acls_request::AclCreation;
+    use kafka_protocol::messages::CreateAclsRequest;
+
+    let Some(pg) = PgServer::start() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let objects = format!("file://{}", tmp.path().join("objects").display());
+    std::fs::create_dir_all(tmp.path().join("objects")).unwrap();
+    let authorizer = [
+        ("KAFKA_AUTHORIZER_CLASS_NAME", "org.apache.kafka.metadata.authorizer.StandardAuthorizer"),
+        ("KAFKA_ALLOW_EVERYONE_IF_NO_ACL_FOUND", "true"),
+    ];
+    let broker = spawn_with_env(tmp.path(), 1, &pg.url, &objects, &authorizer);
+    let create = |user: &str| {
+        CreateAclsRequest::default().with_creations(vec![AclCreation::default()
+            .with_resource_type(2)
+            .with_resource_name(StrBytes::from_static_str("t"))
+            .with_resource_pattern_type(3)
+            .with_principal(StrBytes::from_string(format!("User:{user}")))
+            .with_host(StrBytes::from_static_str("*"))
+            .with_operation(3)
+            .with_permission_type(3)])
+    };
+    let r = RawClient::connect(broker.addr).await.call(3, &create("first")).await;
+    assert_eq!(r.results[0].error_code, 0, "{r:?}");
+
+    let (mut db, conn) = tokio_postgres::connect(&pg.url, tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(conn);
+    let holder = db.transaction().await.unwrap();
+    holder.batch_execute("LOCK TABLE documents IN EXCLUSIVE MODE").await.unwrap();
+    let asked = Instant::now();
+    let r = RawClient::connect(broker.addr).await.call(3, &create("second")).await;
+    let result = &r.results[0];
+    assert_eq!(result.error_code, -1, "UNKNOWN_SERVER_ERROR: {r:?}");
+    let message = result.error_message.as_ref().map(|m| m.to_string()).unwrap_or_default();
+    assert!(message.contains("did not answer"), "{message}");
+    assert!(asked.elapsed() < Duration::from_secs(20), "answered after {:?}", asked.elapsed());
+    holder.rollback().await.unwrap();
+
+    let r = RawClient::connect(broker.addr).await.call(3, &create("third")).await;
+    assert_eq!(r.results[0].error_code, 0, "{r:?}");
+    let (text,): (String,) = {
+        let row = db.query_one("SELECT body FROM documents WHERE name = 'acls'", &[]).await.unwrap();
+        (row.get(0),)
+    };
+    assert!(text.contains("User:first") && text.contains("User:third"), "{text}");
+}
