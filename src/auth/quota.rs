@@ -186,6 +186,10 @@ fn validate(key: &str, value: f64) -> Result<(), QuotaError> {
     if value.is_nan() || value <= 0.0 {
         return Err(QuotaError::Invalid(format!("Quota {key} must be greater than 0")));
     }
+    // Quotas are kept as JSON, which has no infinity; an infinite quota means none (remove it).
+    if value.is_infinite() {
+        return Err(QuotaError::Invalid(format!("Quota {key} must be a finite number")));
+    }
     if integral {
         if value > i64::MAX as f64 {
             return Err(QuotaError::Invalid(format!("Proposed value for {key} is too large for a LONG.")));

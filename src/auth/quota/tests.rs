@@ -208,3 +208,15 @@ fn sensors_are_bounded_whatever_client_ids_are_sent() {
     }
     assert!(store.sensors.lock().len() <= MAX_SENSORS);
 }
+
+/// An infinite quota is refused: JSON has no infinity, so keeping one made the quotas
+/// unreadable, and the broker then could not start.
+#[test]
+fn an_infinite_quota_is_refused_and_the_quotas_stay_readable() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = QuotaStore::open(crate::auth::kept::FileKeeper::new(dir.path())).unwrap();
+    let e = entity(Some(Some("alice")), None);
+    let r = store.alter(vec![Ok((e, vec![Op { key: REQUEST_PERCENTAGE.into(), value: Some(f64::INFINITY) }]))], false);
+    assert_eq!(r, vec![Err(QuotaError::Invalid("Quota request_percentage must be a finite number".into()))]);
+    QuotaStore::open(crate::auth::kept::FileKeeper::new(dir.path())).expect("the quotas are readable");
+}
