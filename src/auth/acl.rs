@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::kept::{Keeper, Lines, Records};
+use super::kept::{Keeper, Records};
 
 /// Kafka's resource type codes.
 pub mod resource {
@@ -226,16 +226,6 @@ pub struct Authorizer {
 
 /// The name of the ACLs' document.
 pub const DOCUMENT: &str = "acls";
-
-impl Lines for BTreeSet<Acl> {
-    type Line = Acl;
-    fn from_lines(lines: Vec<Acl>) -> Result<Self, String> {
-        Ok(lines.into_iter().collect())
-    }
-    fn to_lines(&self) -> Vec<Acl> {
-        self.iter().cloned().collect()
-    }
-}
 
 impl Authorizer {
     /// Loads the ACLs `keeper` keeps. With `enabled` false every request is allowed.

@@ -86,6 +86,20 @@ pub trait Lines: Clone + PartialEq + Default + Send + Sync {
     fn to_lines(&self) -> Vec<Self::Line>;
 }
 
+/// A set, a member per line (the ACLs).
+impl<T> Lines for std::collections::BTreeSet<T>
+where
+    T: Ord + Clone + Send + Sync + serde::Serialize + serde::de::DeserializeOwned,
+{
+    type Line = T;
+    fn from_lines(lines: Vec<T>) -> Result<Self, String> {
+        Ok(lines.into_iter().collect())
+    }
+    fn to_lines(&self) -> Vec<T> {
+        self.iter().cloned().collect()
+    }
+}
+
 /// How many times a change is made again on a newer document before it is given up.
 const ATTEMPTS: usize = 16;
 
@@ -208,16 +222,6 @@ fn render<T: Lines>(records: &T) -> String {
 mod tests {
     use super::*;
     use std::collections::BTreeSet;
-
-    impl Lines for BTreeSet<String> {
-        type Line = String;
-        fn from_lines(lines: Vec<String>) -> Result<Self, String> {
-            Ok(lines.into_iter().collect())
-        }
-        fn to_lines(&self) -> Vec<String> {
-            self.iter().cloned().collect()
-        }
-    }
 
     /// Two processes' view of one shared keeper: each replace moves one version.
     #[derive(Debug, Default)]

@@ -509,7 +509,7 @@ impl Broker {
     /// Shared mode: takes up the cluster default when its document is no longer in `version`
     /// (another broker changed it).
     pub fn take_up_cluster_default(&self, version: i64) -> io::Result<()> {
-        let Some(records) = &self.dynamic.cluster else { return Ok(()) };
+        let Some(records) = self.dynamic.cluster.as_ref().filter(|r| r.version() != version) else { return Ok(()) };
         let _guard = self.topic_admin.lock();
         records.follow(version)?;
         let next = self.dynamic.layers.read().clone().with_cluster_default(records.get().clone());

@@ -88,19 +88,15 @@ impl Broker {
         // One node keeps the security documents and the cluster default broker configs in its
         // data directory; a shared-mode cluster keeps them in its store, so that every broker
         // enforces the same.
-        let keeper: Arc<dyn crate::auth::kept::Keeper> = match &cluster {
-            Cluster::Single { .. } => crate::auth::kept::FileKeeper::new(&root),
-            Cluster::Shared(s) => Arc::new(StoreKeeper {
-                shared: s.clone(),
-                runtime: tokio::runtime::Handle::try_current().map_err(io::Error::other)?,
-            }),
-        };
-        let cluster_defaults = match &cluster {
-            Cluster::Single { .. } => None,
-            Cluster::Shared(_) => Some(crate::auth::kept::Records::<std::collections::BTreeMap<String, String>>::open(
-                keeper.clone(),
-                broker_configs::DEFAULTS_DOCUMENT,
-            )?),
+        let (keeper, cluster_defaults): (Arc<dyn crate::auth::kept::Keeper>, _) = match &cluster {
+            Cluster::Single { .. } => (crate::auth::kept::FileKeeper::new(&root), None),
+            Cluster::Shared(s) => {
+                let runtime = tokio::runtime::Handle::try_current().map_err(io::Error::other)?;
+                let keeper = Arc::new(StoreKeeper { shared: s.clone(), runtime });
+                let defaults: crate::auth::kept::Records<std::collections::BTreeMap<String, String>> =
+                    crate::auth::kept::Records::open(keeper.clone(), broker_configs::DEFAULTS_DOCUMENT)?;
+                (keeper, Some(defaults))
+            }
         };
         let mut dynamic = broker_configs::DynamicLayers::load(&root)?;
         if let Some(defaults) = &cluster_defaults {
@@ -343,40 +339,35 @@ impl crate::auth::kept::Keeper for StoreKeeper {
 }
 
 /// Shared mode: takes up the ACLs, SCRAM credentials, client quotas and cluster default broker
-/// configs other brokers changed
-/// (their documents' versions moved in the view just loaded).
+/// configs other brokers changed (their documents' versions moved in the view just loaded).
 async fn take_up_documents(broker: &Arc<Broker>, view: &crate::cluster::shared::View) {
     use crate::auth::{acl, quota, scram};
     let defaults = broker_configs::DEFAULTS_DOCUMENT;
-    let moved = [
-        (acl::DOCUMENT, broker.acls.records().version()),
-        (scram::DOCUMENT, broker.scram.records().version()),
-        (quota::DOCUMENT, broker.quotas.records().version()),
-        (defaults, broker.dynamic.cluster_records().map_or(0, |r| r.version())),
-    ]
-    .into_iter()
-    .filter(|(name, version)| view.document_version(name) != *version)
-    .map(|(name, _)| (name, view.document_version(name)))
-    .collect::<Vec<_>>();
-    if moved.is_empty() {
+    let wanted = [acl::DOCUMENT, scram::DOCUMENT, quota::DOCUMENT, defaults].map(|name| view.document_version(name));
+    let held = [
+        broker.acls.records().version(),
+        broker.scram.records().version(),
+        broker.quotas.records().version(),
+        broker.dynamic.cluster_records().map_or(0, |r| r.version()),
+    ];
+    if wanted == held {
         return;
     }
+    // Each of these reads its document only if its version moved.
     let b = broker.clone();
     let followed = tokio::task::spawn_blocking(move || {
-        for (name, version) in moved {
-            let outcome = match name {
-                acl::DOCUMENT => b.acls.records().follow(version),
-                scram::DOCUMENT => b.scram.records().follow(version),
-                quota::DOCUMENT => b.quotas.records().follow(version),
-                _ => b.take_up_cluster_default(version),
-            };
-            match outcome {
-                Ok(()) => tracing::debug!(document = name, version, "took up the cluster's security document"),
-                Err(e) => {
-                    crate::warn_limited!("documents", document = name, error = %e, "cannot take up a change other brokers made; trying again")
-                }
-            }
-        }
+        let [acls, credentials, quotas, default_configs] = wanted;
+        [
+            (acl::DOCUMENT, b.acls.records().follow(acls)),
+            (scram::DOCUMENT, b.scram.records().follow(credentials)),
+            (quota::DOCUMENT, b.quotas.records().follow(quotas)),
+            (defaults, b.take_up_cluster_default(default_configs)),
+        ]
+        .into_iter()
+        .filter_map(|(name, outcome)| Some((name, outcome.err()?)))
+        .for_each(|(name, e)| {
+            crate::warn_limited!("documents", document = name, error = %e, "cannot take up a change other brokers made; trying again")
+        });
     });
     if let Err(e) = followed.await {
         error!(error = %e, "taking up the cluster's security documents failed");
