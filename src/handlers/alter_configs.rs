@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 
+use kafka_protocol::messages::incremental_alter_configs_request::AlterableConfig;
 use kafka_protocol::messages::{
     alter_configs_response, incremental_alter_configs_response, AlterConfigsRequest, AlterConfigsResponse,
     IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
@@ -17,6 +18,7 @@ use super::common::str_bytes;
 use super::describe_configs::{broker_layer, RESOURCE_BROKER, RESOURCE_GROUP, RESOURCE_TOPIC};
 use super::{Ctx, Reply};
 use crate::broker::broker_configs::BrokerConfigError;
+use crate::broker::Broker;
 use crate::handlers::error_codes::{ResponseError, ToKafkaCode};
 use crate::metadata::topic_config;
 
@@ -130,41 +132,7 @@ pub async fn handle_incremental(ctx: &Ctx, req: IncrementalAlterConfigsRequest) 
         let (configs, broker) = (r.configs.clone(), ctx.broker.clone());
         let (code, message) =
             apply(ctx, r.resource_type, r.resource_name.as_str(), req.validate_only, move |current| {
-                let mut next = current.clone();
-                for c in &configs {
-                    let key = c.name.as_str().to_string();
-                    let value = c.value.as_ref().map(|v| v.as_str().to_string());
-                    match (c.config_operation, value) {
-                        (SET, Some(v)) => {
-                            next.insert(key, v);
-                        }
-                        (DELETE, _) => {
-                            next.remove(&key);
-                        }
-                        (APPEND | SUBTRACT, Some(v)) if topic_config::is_list(&key) => {
-                            let base = next
-                                .get(&key)
-                                .cloned()
-                                .or_else(|| topic_config::default_value(&key, &broker.log_defaults()))
-                                .unwrap_or_default();
-                            let mut items: Vec<String> =
-                                base.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect();
-                            for item in v.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-                                if c.config_operation == APPEND {
-                                    if !items.iter().any(|i| i == item) {
-                                        items.push(item.to_string());
-                                    }
-                                } else {
-                                    items.retain(|i| i != item);
-                                }
-                            }
-                            next.insert(key, items.join(","));
-                        }
-                        (APPEND | SUBTRACT, _) => return Err(format!("{key} is not a list config")),
-                        (op, _) => return Err(format!("invalid operation {op} or missing value for {key}")),
-                    }
-                }
-                Ok(next)
+                incremental(current, &configs, &broker)
             })
             .await;
         responses.push(
@@ -176,4 +144,48 @@ pub async fn handle_incremental(ctx: &Ctx, req: IncrementalAlterConfigsRequest) 
         );
     }
     ctx.reply(&IncrementalAlterConfigsResponse::default().with_responses(responses))
+}
+
+/// `current` with IncrementalAlterConfigs' operations made on it; a list config APPENDed to or
+/// SUBTRACTed from starts from its default in force when it is not set.
+fn incremental(
+    current: &BTreeMap<String, String>,
+    configs: &[AlterableConfig],
+    broker: &Broker,
+) -> Result<BTreeMap<String, String>, String> {
+    let mut next = current.clone();
+    for c in configs {
+        let key = c.name.as_str().to_string();
+        let value = c.value.as_ref().map(|v| v.as_str().to_string());
+        match (c.config_operation, value) {
+            (SET, Some(v)) => {
+                next.insert(key, v);
+            }
+            (DELETE, _) => {
+                next.remove(&key);
+            }
+            (APPEND | SUBTRACT, Some(v)) if topic_config::is_list(&key) => {
+                let base = next
+                    .get(&key)
+                    .cloned()
+                    .or_else(|| topic_config::default_value(&key, &broker.log_defaults()))
+                    .unwrap_or_default();
+                let mut items: Vec<String> =
+                    base.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect();
+                for item in v.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                    if c.config_operation == APPEND {
+                        if !items.iter().any(|i| i == item) {
+                            items.push(item.to_string());
+                        }
+                    } else {
+                        items.retain(|i| i != item);
+                    }
+                }
+                next.insert(key, items.join(","));
+            }
+            (APPEND | SUBTRACT, _) => return Err(format!("{key} is not a list config")),
+            (op, _) => return Err(format!("invalid operation {op} or missing value for {key}")),
+        }
+    }
+    Ok(next)
 }
