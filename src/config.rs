@@ -52,6 +52,11 @@ pub struct ClusterConfig {
     /// the first arrives, so that the partitions it leads share objects and commits instead of
     /// taking turns; an idle broker commits a lone write at once. 0: never wait. Default: 2.
     pub commit_linger_ms: u64,
+    /// How long any one use of PostgreSQL may take (a heartbeat, a commit, a topic's creation,
+    /// the connect itself) before the broker gives up on it, replaces the connection and
+    /// answers the client (REQUEST_TIMED_OUT for admin requests). Default: 15000, below the
+    /// clients' 30 s request timeout.
+    pub store_timeout_ms: u64,
     /// Run shared mode although it is a preview (see the README): share-group state stays with
     /// the broker that coordinated it, and brokers reach each other in plaintext only.
     /// Default: false.
@@ -66,6 +71,7 @@ impl Default for ClusterConfig {
             session_timeout_ms: 9_000,
             heartbeat_interval_ms: 2_000,
             commit_linger_ms: 2,
+            store_timeout_ms: 15_000,
             preview: false,
         }
     }
@@ -853,6 +859,9 @@ impl Config {
                 "cluster.heartbeat_interval_ms",
                 "must be at least 1 and smaller than cluster.session_timeout_ms",
             );
+        }
+        if c.store_timeout_ms < 100 {
+            return bad("cluster.store_timeout_ms", "must be at least 100");
         }
         Ok(())
     }
@@ -2257,5 +2266,8 @@ mod tests {
         let err =
             load(&[pg, objects, preview, ("GREGOR__CLUSTER__HEARTBEAT_INTERVAL_MS", "9000")]).unwrap_err().to_string();
         assert!(err.contains("cluster.heartbeat_interval_ms"), "{err}");
+        assert_eq!(cfg.cluster.store_timeout_ms, 15_000, "below the clients' 30 s request timeout");
+        let err = load(&[pg, objects, preview, ("GREGOR__CLUSTER__STORE_TIMEOUT_MS", "0")]).unwrap_err().to_string();
+        assert!(err.contains("cluster.store_timeout_ms"), "{err}");
     }
 }

@@ -269,6 +269,7 @@ async fn join_cluster(
         heartbeat_interval: std::time::Duration::from_millis(c.heartbeat_interval_ms),
         commit_linger: std::time::Duration::from_millis(c.commit_linger_ms),
         fsync_objects: config.log.fsync_acks_all,
+        store_timeout: std::time::Duration::from_millis(c.store_timeout_ms),
     };
     let registration = Registration { node_id: config.server.node_id, rack: None, listeners: endpoints };
     let proposed = gregor::metadata::existing_cluster_id(&config.log.dir)

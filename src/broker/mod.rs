@@ -303,24 +303,17 @@ struct StoreKeeper {
     runtime: tokio::runtime::Handle,
 }
 
-/// How long a security document's read or write may wait on the coordination store: an
-/// answer (an error) reaches the client before its request times out (30 s by default) even
-/// when PostgreSQL hangs rather than refuses.
-const DOCUMENT_WAIT: Duration = Duration::from_secs(15);
-
 impl StoreKeeper {
+    /// `work` on the runtime; the store's connection bounds its wait (`cluster.store_timeout_ms`,
+    /// below the clients' 30 s request timeout), so that a client is answered even when
+    /// PostgreSQL hangs rather than refuses.
     fn wait<T: Send + 'static>(
         &self,
         work: impl std::future::Future<Output = Result<T, crate::cluster::shared::SharedError>> + Send + 'static,
     ) -> io::Result<T> {
-        let bounded = async move { tokio::time::timeout(DOCUMENT_WAIT, work).await };
-        match crate::blocking::wait_on(&self.runtime, bounded) {
+        match crate::blocking::wait_on(&self.runtime, work) {
             None => Err(io::Error::other("the runtime is stopping")),
-            Some(Err(_)) => Err(io::Error::new(
-                io::ErrorKind::TimedOut,
-                format!("the coordination store did not answer within {} s", DOCUMENT_WAIT.as_secs()),
-            )),
-            Some(Ok(answer)) => answer.map_err(io::Error::other),
+            Some(answer) => answer.map_err(io::Error::other),
         }
     }
 }

@@ -6,7 +6,7 @@
 //!
 //! Shared mode is being built. Here now: the coordination store ([`store`]: schema migrations,
 //! broker registrations and leases, topics, partition leadership with leader epochs, the
-//! fenced batch index), the lease plan ([`leases`]), a broker's membership and view of the
+//! fenced batch index) and the bounded connections to it ([`connection`]), the lease plan ([`leases`]), a broker's membership and view of the
 //! cluster ([`shared`]), the objects ([`objects`]: batches of several partitions in one
 //! object, ranged reads, garbage collection), and the data path ([`shipping`]: appends are
 //! durable once committed as objects and index rows; a new leader rebuilds its log from them,
@@ -14,6 +14,7 @@
 //! coordinator's reload and transactions over several brokers (markers sent between them), so
 //! shared mode runs only as a preview (`cluster.preview`).
 
+pub mod connection;
 pub mod leases;
 pub mod objects;
 pub mod shared;

@@ -21,7 +21,8 @@ use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use uuid::Uuid;
 
-use super::store::{BatchRow, ObjectCommit, Store, StoreError};
+use super::connection::Connection;
+use super::store::{BatchRow, ObjectCommit, StoreError};
 use crate::log::batch::BatchHeader;
 
 #[derive(Debug, thiserror::Error)]
@@ -175,19 +176,25 @@ impl ObjectBuilder {
 
 /// Deletes the objects older than `grace` that no committed batch references. Returns how
 /// many were deleted.
-pub async fn collect_garbage(objects: &Objects, store: &Store, grace: Duration) -> Result<usize, GcError> {
+///
+/// The store is asked about a bounded number of objects at a time, and the connection is not
+/// held while objects are listed or deleted (a large bucket takes its time, and the ticks that
+/// keep this broker's lease use the same connection).
+pub async fn collect_garbage(objects: &Objects, store: &Connection, grace: Duration) -> Result<usize, GcError> {
     let candidates = objects.older_than(grace).await?;
-    if candidates.is_empty() {
-        return Ok(0);
-    }
-    let referenced = store.referenced(&candidates).await?;
     let mut deleted = 0;
-    for key in candidates.iter().filter(|k| !referenced.contains(*k)) {
-        objects.delete(key).await?;
-        deleted += 1;
+    for keys in candidates.chunks(GC_KEYS_PER_QUERY) {
+        let referenced = store.call("a look-up of objects", async |s| s.referenced(keys).await).await?;
+        for key in keys.iter().filter(|k| !referenced.contains(*k)) {
+            objects.delete(key).await?;
+            deleted += 1;
+        }
     }
     Ok(deleted)
 }
+
+/// How many object keys garbage collection asks the store about in one query.
+const GC_KEYS_PER_QUERY: usize = 1000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum GcError {
@@ -200,7 +207,7 @@ pub enum GcError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cluster::store::Registration;
+    use crate::cluster::store::{Registration, Store};
     use crate::cluster::testing::PgServer;
     use crate::log::batch;
 
@@ -286,10 +293,11 @@ mod tests {
         objects.put(&orphan.object_key, data).await.unwrap();
 
         // Within the grace period nothing goes (an upload may be about to commit).
-        assert_eq!(collect_garbage(&objects, &store, Duration::from_secs(3600)).await.unwrap(), 0);
-        assert_eq!(collect_garbage(&objects, &store, Duration::ZERO).await.unwrap(), 1);
+        let gc = Connection::new(&pg.url, Duration::from_secs(30));
+        assert_eq!(collect_garbage(&objects, &gc, Duration::from_secs(3600)).await.unwrap(), 0);
+        assert_eq!(collect_garbage(&objects, &gc, Duration::ZERO).await.unwrap(), 1);
         assert!(objects.read(&orphan.object_key, 0..1).await.is_err(), "the orphan is gone");
         assert!(objects.read(&committed.object_key, 0..1).await.is_ok(), "the committed object stays");
-        assert_eq!(collect_garbage(&objects, &store, Duration::ZERO).await.unwrap(), 0);
+        assert_eq!(collect_garbage(&objects, &gc, Duration::ZERO).await.unwrap(), 0);
     }
 }

@@ -18,8 +18,10 @@ use std::time::{Duration, Instant};
 use parking_lot::{Mutex, RwLock};
 use uuid::Uuid;
 
+use super::connection::Connection;
+use super::leases::PartitionKey;
 use super::objects::Objects;
-use super::store::{LiveBroker, Registration, Store, StoreError, TopicRow};
+use super::store::{Leader, LiveBroker, Registration, Store, StoreError, TopicRow};
 use super::view::Leadership;
 
 /// The settings a shared-mode broker starts with.
@@ -36,6 +38,9 @@ pub struct Settings {
     pub commit_linger: Duration,
     /// A directory store syncs each object before its commit (`log.fsync_acks_all`).
     pub fsync_objects: bool,
+    /// How long any one use of the store may take (`cluster.store_timeout_ms`; see
+    /// `connection`).
+    pub store_timeout: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -55,7 +60,7 @@ impl SharedError {
     /// node id still held by its previous process's lease), as opposed to a setting or a
     /// schema this gregor cannot use.
     pub fn is_transient(&self) -> bool {
-        matches!(self, SharedError::Store(StoreError::Db(_) | StoreError::NodeIdInUse(_)))
+        matches!(self, SharedError::Store(StoreError::Db(_) | StoreError::NodeIdInUse(_) | StoreError::TimedOut { .. }))
     }
 }
 
@@ -72,6 +77,26 @@ pub struct View {
 }
 
 impl View {
+    fn new(
+        brokers: Vec<LiveBroker>,
+        topics: Vec<TopicRow>,
+        led: BTreeMap<PartitionKey, Leader>,
+        documents: BTreeMap<String, i64>,
+    ) -> Self {
+        let by_id: HashMap<Uuid, &str> = topics.iter().map(|t| (t.id, t.name.as_str())).collect();
+        let mut leaders: HashMap<String, Vec<Leadership>> = HashMap::new();
+        for ((topic_id, partition), l) in led {
+            let Some(name) = by_id.get(&topic_id) else { continue };
+            let slots = leaders.entry((*name).to_string()).or_default();
+            let Ok(p) = usize::try_from(partition) else { continue };
+            if slots.len() <= p {
+                slots.resize(p + 1, Leadership { leader: None, epoch: -1 });
+            }
+            slots[p] = Leadership { leader: l.node_id, epoch: l.epoch };
+        }
+        Self { brokers, topics, leaders, documents }
+    }
+
     pub fn leader(&self, topic: &str, partition: i32) -> Leadership {
         usize::try_from(partition)
             .ok()
@@ -90,7 +115,8 @@ pub struct Shared {
     registration: Registration,
     settings: Settings,
     cluster_id: String,
-    store: tokio::sync::Mutex<Store>,
+    /// The ticks' and the admin requests' connection.
+    store: Connection,
     incarnation: Mutex<Uuid>,
     /// Until when this broker surely holds its lease (see the module's notes).
     lease_until: Mutex<Instant>,
@@ -99,8 +125,8 @@ pub struct Shared {
     loaded_at: Mutex<Instant>,
     pub(super) objects: Objects,
     /// The data path's own connection (commits, rebuilds), so that they and the ticks do not
-    /// wait on each other; opened on first use and again after it broke.
-    pub(super) data: tokio::sync::Mutex<Option<Store>>,
+    /// wait on each other.
+    pub(super) data: Connection,
     /// Topic -> partition -> the leader epoch in which this broker's log of it was rebuilt from
     /// the store (see `shipping`): it serves a partition it leads only in that epoch.
     pub(super) rebuilt: RwLock<HashMap<Arc<str>, HashMap<i32, i32>>>,
@@ -123,17 +149,19 @@ impl Shared {
         internal_topics: impl Fn(&str) -> Vec<(String, Uuid)>,
     ) -> Result<Arc<Self>, SharedError> {
         let objects = Objects::open(&settings.object_store_url, settings.fsync_objects)?;
-        let mut store = Store::connect(&settings.postgres_url).await?;
-        let version = store.migrate().await?;
-        let cluster_id = store.cluster_id(proposed_cluster_id).await?;
+        let store = Connection::new(&settings.postgres_url, settings.store_timeout);
+        let version = store.call("the schema migrations", async |s| s.migrate().await).await?;
+        let cluster_id =
+            store.call("a look-up of the cluster id", async |s| s.cluster_id(proposed_cluster_id).await).await?;
         for (name, id) in internal_topics(&cluster_id) {
-            match store.create_topic(&name, id, 1).await {
+            match store.call("a creation of an internal topic", async |s| s.create_topic(&name, id, 1).await).await {
                 Ok(()) | Err(StoreError::TopicExists(_)) => {}
                 Err(e) => return Err(e.into()),
             }
         }
         let asked = Instant::now();
-        let incarnation = store.register(&registration, settings.session_timeout).await?;
+        let lease = settings.session_timeout;
+        let incarnation = store.call("a registration", async |s| s.register(&registration, lease).await).await?;
         let lease_until = asked + settings.session_timeout;
         tracing::info!(
             node_id = registration.node_id,
@@ -142,18 +170,19 @@ impl Shared {
             listeners = ?registration.listeners,
             "joined the shared-mode cluster"
         );
+        let data = Connection::new(&settings.postgres_url, settings.store_timeout);
         let shared = Arc::new(Self {
             node_id: registration.node_id,
             registration,
             settings,
             cluster_id,
-            store: tokio::sync::Mutex::new(store),
+            store,
             incarnation: Mutex::new(incarnation),
             lease_until: Mutex::new(lease_until),
             view: RwLock::default(),
             loaded_at: Mutex::new(Instant::now()),
+            data,
             objects,
-            data: tokio::sync::Mutex::new(None),
             rebuilt: RwLock::default(),
         });
         shared.plan_and_reload().await?;
@@ -198,22 +227,16 @@ impl Shared {
 
     /// One tick: heartbeat (registering again when the lease was lost), plan, reload.
     pub async fn tick(&self) -> Result<(), SharedError> {
-        {
-            let mut store = self.store.lock().await;
-            if store.is_closed() {
-                *store = Store::connect(&self.settings.postgres_url).await?;
-                tracing::info!("connected to the coordination store again");
-            }
-        }
-        let incarnation = *self.incarnation.lock();
+        let (incarnation, lease) = (*self.incarnation.lock(), self.settings.session_timeout);
         let asked = Instant::now();
-        let beat = self.store.lock().await.heartbeat(self.node_id, incarnation, self.settings.session_timeout).await;
+        let beat = self.store.call("a heartbeat", async |s| s.heartbeat(self.node_id, incarnation, lease).await).await;
         match beat {
             Ok(()) => {}
             Err(StoreError::Fenced(why)) => {
                 tracing::warn!(node_id = self.node_id, %why, "lost the cluster lease; registering again");
                 let asked = Instant::now();
-                let fresh = self.store.lock().await.register(&self.registration, self.settings.session_timeout).await?;
+                let fresh =
+                    self.store.call("a registration", async |s| s.register(&self.registration, lease).await).await?;
                 *self.incarnation.lock() = fresh;
                 // Reload before leading again: the old view may name this broker for
                 // partitions others have taken.
@@ -241,8 +264,7 @@ impl Shared {
             let began = *self.loaded_at.lock();
             if began >= asked {
                 // That load holds the store until it has replaced the view.
-                drop(self.store.lock().await);
-                return Ok(());
+                return Ok(self.store.settled().await?);
             }
             let since = began.elapsed();
             if since >= every {
@@ -253,30 +275,25 @@ impl Shared {
     }
 
     async fn plan_and_reload(&self) -> Result<(), SharedError> {
-        let mut store = self.store.lock().await;
-        // Set as the load starts, so that requests arriving meanwhile do not queue another.
-        *self.loaded_at.lock() = Instant::now();
-        let moves = store.rebalance().await?;
-        for m in &moves {
-            tracing::info!(partition = ?m.partition, from = ?m.from, to = m.to, epoch = m.epoch, "partition lease moved");
-        }
-        let brokers = store.live_brokers().await?;
-        let topics = store.topics().await?;
-        let by_id: HashMap<Uuid, &str> = topics.iter().map(|t| (t.id, t.name.as_str())).collect();
-        let mut leaders: HashMap<String, Vec<Leadership>> = HashMap::new();
-        for ((topic_id, partition), l) in store.leaders().await? {
-            let Some(name) = by_id.get(&topic_id) else { continue };
-            let slots = leaders.entry((*name).to_string()).or_default();
-            let Ok(p) = usize::try_from(partition) else { continue };
-            if slots.len() <= p {
-                slots.resize(p + 1, Leadership { leader: None, epoch: -1 });
-            }
-            slots[p] = Leadership { leader: l.node_id, epoch: l.epoch };
-        }
-        let documents = store.document_versions().await?;
-        drop(store);
-        *self.view.write() = Arc::new(View { brokers, topics, leaders, documents });
-        Ok(())
+        let loaded = self
+            .store
+            .call("a load of the cluster's view", async |store| {
+                // Set as the load starts, so that requests arriving meanwhile do not queue another.
+                *self.loaded_at.lock() = Instant::now();
+                let moves = store.rebalance().await?;
+                for m in &moves {
+                    tracing::info!(partition = ?m.partition, from = ?m.from, to = m.to, epoch = m.epoch, "partition lease moved");
+                }
+                let brokers = store.live_brokers().await?;
+                let topics = store.topics().await?;
+                let leaders = store.leaders().await?;
+                let documents = store.document_versions().await?;
+                // Replaced while the connection is held, for `reload_after`.
+                *self.view.write() = Arc::new(View::new(brokers, topics, leaders, documents));
+                Ok(())
+            })
+            .await;
+        Ok(loaded?)
     }
 
     /// Records a new topic in the store, then gives its partitions leaders. Refused with
@@ -288,13 +305,15 @@ impl Shared {
         partitions: i32,
         configs: &BTreeMap<String, String>,
     ) -> Result<(), SharedError> {
-        self.store.lock().await.create_topic_with(name, id, partitions, configs).await?;
+        let create = async |s: &mut Store| s.create_topic_with(name, id, partitions, configs).await;
+        self.store.call("a topic's creation", create).await?;
         self.plan_and_reload().await
     }
 
     /// Replaces a topic's config overrides in the store. False: the topic is gone.
     pub async fn set_topic_configs(&self, id: Uuid, configs: &BTreeMap<String, String>) -> Result<bool, SharedError> {
-        let set = self.store.lock().await.set_topic_configs(id, configs).await?;
+        let set =
+            self.store.call("a change of a topic's configs", async |s| s.set_topic_configs(id, configs).await).await?;
         self.reload().await?;
         Ok(set)
     }
@@ -302,7 +321,7 @@ impl Shared {
     /// Grows a topic in the store, then gives the new partitions leaders. False: the topic is
     /// gone or already that large.
     pub async fn add_partitions(&self, id: Uuid, partitions: i32) -> Result<bool, SharedError> {
-        let added = self.store.lock().await.add_partitions(id, partitions).await?;
+        let added = self.store.call("a topic's growth", async |s| s.add_partitions(id, partitions).await).await?;
         self.plan_and_reload().await?;
         Ok(added)
     }
@@ -310,45 +329,47 @@ impl Shared {
     /// Deletes a topic from the store (every broker deletes its copy when it next loads the
     /// view). False: it was gone already.
     pub async fn delete_topic(&self, id: Uuid) -> Result<bool, SharedError> {
-        let deleted = self.store.lock().await.delete_topic(id).await?;
+        let deleted = self.store.call("a topic's deletion", async |s| s.delete_topic(id).await).await?;
         self.reload().await?;
         Ok(deleted)
     }
 
     /// Of these local topics' ids, those the store no longer has.
     pub async fn topics_gone(&self, ids: &[Uuid]) -> Result<Vec<Uuid>, SharedError> {
-        let present = self.store.lock().await.topics_present(ids).await?;
+        let present = self.store.call("a look-up of topics", async |s| s.topics_present(ids).await).await?;
         Ok(ids.iter().filter(|id| !present.contains(id)).copied().collect())
     }
 
     /// Document `name` as the store keeps it now: its version and text.
     pub async fn document(&self, name: &str) -> Result<(i64, String), SharedError> {
-        Ok(self.store.lock().await.document(name).await?)
+        Ok(self.store.call("a read of a document", async |s| s.document(name).await).await?)
     }
 
     /// Replaces document `name` if it is still in `version`: its new version, or `None` when
     /// another broker changed it first.
     pub async fn replace_document(&self, name: &str, version: i64, text: &str) -> Result<Option<i64>, SharedError> {
-        Ok(self.store.lock().await.replace_document(name, version, text).await?)
+        let replace = async |s: &mut Store| s.replace_document(name, version, text).await;
+        Ok(self.store.call("a change of a document", replace).await?)
     }
 
     /// Takes a block of `count` producer ids no other broker of the cluster is given; returns
     /// its first id.
     pub async fn allocate_producer_ids(&self, count: i64) -> Result<i64, SharedError> {
-        Ok(self.store.lock().await.allocate_producer_ids(count).await?)
+        Ok(self.store.call("an allocation of producer ids", async |s| s.allocate_producer_ids(count).await).await?)
     }
 
     /// Deletes the objects older than `grace` that no commit references (a broker wrote them
     /// and its commit was refused or never came). The controller's chore.
     pub async fn collect_garbage(&self, grace: Duration) -> Result<usize, SharedError> {
-        let store = self.store.lock().await;
-        Ok(super::objects::collect_garbage(&self.objects, &store, grace).await?)
+        Ok(super::objects::collect_garbage(&self.objects, &self.store, grace).await?)
     }
 
     /// Ends this broker's lease at a clean stop, so that its partitions move at once.
     pub async fn leave(&self) {
         let incarnation = *self.incarnation.lock();
-        if let Err(e) = self.store.lock().await.deregister(self.node_id, incarnation).await {
+        if let Err(e) =
+            self.store.call("a deregistration", async |s| s.deregister(self.node_id, incarnation).await).await
+        {
             tracing::warn!(error = %e, "could not end the cluster lease; it runs out by itself");
         }
     }
@@ -381,6 +402,7 @@ mod tests {
             heartbeat_interval: Duration::from_millis(50),
             commit_linger: Duration::ZERO,
             fsync_objects: true,
+            store_timeout: Duration::from_secs(30),
         };
         let registration = |node_id: i32| Registration {
             node_id,
@@ -442,6 +464,7 @@ mod tests {
             heartbeat_interval: Duration::from_millis(50),
             commit_linger: Duration::ZERO,
             fsync_objects: true,
+            store_timeout: Duration::from_secs(30),
         };
         let registration =
             Registration { node_id: 1, rack: None, listeners: BTreeMap::from([("PLAINTEXT".into(), "h:1".into())]) };

@@ -156,7 +156,11 @@ impl Shipper {
         // What a commit of the previous term may still be doing finishes first; appends in the
         // meantime are refused (the partition is not served).
         let _flushes = log.hold_flushes().await;
-        let (start, end) = self.data().await?.log_bounds(topic_id, tp.partition).await?.unwrap_or((0, 0));
+        let data = &self.shared.data;
+        let (start, end) = data
+            .call("a look-up of a log's bounds", async |s| s.log_bounds(topic_id, tp.partition).await)
+            .await?
+            .unwrap_or((0, 0));
         let known = self.known.lock().get(&log.tp).copied().unwrap_or(0).min(end);
         let cut = log.clone();
         let mut next = tokio::task::spawn_blocking(move || cut.truncate_to(known, crate::clock::now_ms()))
@@ -166,7 +170,9 @@ impl Shipper {
         if next < start {
             // Retention or DeleteRecords took the committed log past this copy's end: it starts
             // over where the first batch kept (the one holding the log start) begins.
-            let first = self.data().await?.batches(topic_id, tp.partition, start, 1).await?;
+            let first = data
+                .call("a read of the batch index", async |s| s.batches(topic_id, tp.partition, start, 1).await)
+                .await?;
             let over = first.first().map_or(end, |(row, _)| row.base_offset).max(next);
             let restart = log.clone();
             tokio::task::spawn_blocking(move || restart.restart_at(over, crate::clock::now_ms()))
@@ -176,7 +182,8 @@ impl Shipper {
             next = over;
         }
         while next < end {
-            let rows = self.data().await?.batches(topic_id, tp.partition, next, REBUILD_ROWS).await?;
+            let read = async |s: &mut Store| s.batches(topic_id, tp.partition, next, REBUILD_ROWS).await;
+            let rows = data.call("a read of the batch index", read).await?;
             if rows.is_empty() {
                 break;
             }
@@ -250,7 +257,8 @@ impl Shipper {
             return Ok(Vec::new());
         }
         let incarnation = self.shared.incarnation();
-        let moved = self.data().await?.advance_log_starts(me, incarnation, &wanted).await?;
+        let advance = async |s: &mut Store| s.advance_log_starts(me, incarnation, &wanted).await;
+        let moved = self.shared.data.call("a move of log starts", advance).await?;
         let mut starts = self.starts.lock();
         Ok(moved
             .into_iter()
@@ -276,16 +284,6 @@ impl Shipper {
     pub fn holds_log_start(&self, log: &PartitionLog) -> bool {
         let start = committed_start(log);
         self.starts.lock().get(&log.tp).is_some_and(|s| *s >= start)
-    }
-
-    /// The data connection, connected first when there is none or it broke.
-    async fn data(&self) -> Result<tokio::sync::MappedMutexGuard<'_, Store>, SharedError> {
-        let mut slot = self.shared.data.lock().await;
-        if slot.as_ref().is_none_or(Store::is_closed) {
-            *slot = Some(Store::connect(&self.shared.settings().postgres_url).await?);
-        }
-        tokio::sync::MutexGuard::try_map(slot, Option::as_mut)
-            .map_err(|_| SharedError::Io(io::Error::other("no connection to the coordination store")))
     }
 
     /// One object and one fenced commit for these jobs' batches, told to the commit observer.
@@ -328,7 +326,7 @@ impl Shipper {
         let done = (bytes.len() as u64, commit.batches.len() as u64);
         self.shared.objects.put(&commit.object_key, bytes).await?;
         let incarnation = self.shared.incarnation();
-        self.data().await?.commit(me, incarnation, &commit).await?;
+        self.shared.data.call("a commit", async |s| s.commit(me, incarnation, &commit).await).await?;
         Ok(done)
     }
 
@@ -501,6 +499,7 @@ mod tests {
             heartbeat_interval: Duration::from_secs(1),
             commit_linger,
             fsync_objects: true,
+            store_timeout: Duration::from_secs(30),
         };
         let registration =
             Registration { node_id: 1, rack: None, listeners: BTreeMap::from([("PLAINTEXT".into(), "h:1".into())]) };
@@ -546,7 +545,7 @@ mod tests {
         logs[0].append(&records(&["a", "b"]), 0).unwrap();
         logs[0].flush_to(2).await.unwrap();
         assert_eq!(logs[0].offsets().high_watermark, 2);
-        assert_eq!(shipper.data().await.unwrap().log_end(topic_id, 0).await.unwrap(), Some(2));
+        assert_eq!(shared.data.hold().await.log_end(topic_id, 0).await.unwrap(), Some(2));
 
         // One object for two partitions, one of them no longer served: the other's batches
         // are committed all the same. (Jobs made by hand: an append would start its own commit.)
@@ -567,7 +566,7 @@ mod tests {
         shipper.ship(jobs).await;
         assert!(answers.remove(0).await.unwrap().is_ok(), "the served partition's commit went through");
         assert!(answers.remove(0).await.unwrap().is_err(), "the other's was refused");
-        let store = shipper.data().await.unwrap();
+        let store = shared.data.hold().await;
         assert_eq!(store.log_end(topic_id, 0).await.unwrap(), Some(3));
         assert_eq!(store.log_end(topic_id, 1).await.unwrap(), Some(0));
         drop(store);
@@ -610,7 +609,7 @@ mod tests {
 
         // Idle: the first batch is shipped at once (its object is written), and its commit
         // then waits on the store, held here.
-        let held = shared.data.lock().await;
+        let held = shared.data.hold().await;
         let first = tokio::spawn(commit(0, at(0, &["a"])));
         // (Well within the linger: a lingering shipper would not have written it yet.)
         let deadline = Instant::now() + Duration::from_secs(2);
@@ -628,7 +627,7 @@ mod tests {
         commit(0, at(1, &["b"])).await.unwrap();
         second.await.unwrap().unwrap();
 
-        let store = shipper.data().await.unwrap();
+        let store = shared.data.hold().await;
         let (p0, p1) =
             (store.batches(topic_id, 0, 0, 10).await.unwrap(), store.batches(topic_id, 1, 0, 10).await.unwrap());
         assert_eq!((p0.len(), p1.len()), (2, 1));
@@ -654,13 +653,13 @@ mod tests {
         let pushed = shipper.push_log_starts(&logs).await.unwrap();
         assert_eq!(pushed, [TopicPartition::new("t", 0)], "partition 1's start did not move");
         assert!(shipper.holds_log_start(&logs[0]));
-        let store = shipper.data().await.unwrap();
+        let store = shared.data.hold().await;
         assert_eq!(store.log_bounds(topic_id, 0).await.unwrap(), Some((3, 6)));
         let all = shared.objects.older_than(Duration::ZERO).await.unwrap();
         assert_eq!(all.len(), 3);
         assert_eq!(store.referenced(&all).await.unwrap().len(), 2, "the first object is no longer referenced");
-        assert_eq!(collect_garbage(&shared.objects, &store, Duration::ZERO).await.unwrap(), 1);
         drop(store);
+        assert_eq!(collect_garbage(&shared.objects, &shared.data, Duration::ZERO).await.unwrap(), 1);
         assert!(shipper.push_log_starts(&logs).await.unwrap().is_empty(), "nothing new to tell");
 
         // A broker that no longer serves the partition tells the store nothing.
@@ -668,7 +667,7 @@ mod tests {
         logs[0].advance_log_start(4).unwrap();
         assert!(shipper.push_log_starts(&logs).await.unwrap().is_empty());
         assert!(!shipper.holds_log_start(&logs[0]));
-        assert_eq!(shipper.data().await.unwrap().log_bounds(topic_id, 0).await.unwrap(), Some((3, 6)));
+        assert_eq!(shared.data.hold().await.log_bounds(topic_id, 0).await.unwrap(), Some((3, 6)));
 
         // The next leader's copy (empty) starts over at the batch holding offset 3, which it
         // reads from the store, and starts its log at 3.

@@ -53,6 +53,15 @@ pub enum StoreError {
     /// load the log end when it took over): nothing was written.
     #[error("{0}")]
     NotContiguous(String),
+    /// The store did not answer in time (see `connection`): whether the work was done is not
+    /// known.
+    #[error("PostgreSQL did not answer {what} within {}", seconds(*after))]
+    TimedOut { what: &'static str, after: Duration },
+}
+
+/// `d` as people write it: "15 s", "2.5 s".
+fn seconds(d: Duration) -> String {
+    format!("{} s", d.as_secs_f64())
 }
 
 /// A broker as it registers.
@@ -160,13 +169,34 @@ fn millis(d: Duration) -> f64 {
 impl Store {
     /// Connects to `url` (a PostgreSQL connection URL or key=value string) without TLS.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
-        let (client, connection) = tokio_postgres::connect(url, NoTls).await?;
+        Self::connect_within(url, Duration::from_secs(30)).await
+    }
+
+    /// [`Store::connect`], given up after `timeout` unless the URL sets its own
+    /// `connect_timeout`; the kernel closes the connection when what it sent stays
+    /// unacknowledged that long (unless the URL sets `tcp_user_timeout`), so that a server that
+    /// vanished from the network is noticed in seconds rather than after many minutes of
+    /// retransmissions.
+    pub async fn connect_within(url: &str, timeout: Duration) -> Result<Self, StoreError> {
+        let mut config: tokio_postgres::Config = url.parse()?;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(timeout);
+        }
+        if config.get_tcp_user_timeout().is_none() {
+            config.tcp_user_timeout(timeout);
+        }
+        let (client, connection) = config.connect(NoTls).await?;
         let conn = tokio::spawn(async move {
             if let Err(e) = connection.await {
                 tracing::warn!(error = %e, "connection to PostgreSQL ended");
             }
         });
         Ok(Self { client, conn, prepared: tokio::sync::OnceCell::new() })
+    }
+
+    /// What asks PostgreSQL to cancel the statement running for this connection.
+    pub fn cancel_token(&self) -> tokio_postgres::CancelToken {
+        self.client.cancel_token()
     }
 
     /// Whether the connection ended (PostgreSQL restarted or the network cut it): connect again.

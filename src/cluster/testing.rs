@@ -80,6 +80,11 @@ impl PgServer {
         Some(server)
     }
 
+    /// The port it listens on, on 127.0.0.1.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
     /// Polls until the server accepts connections.
     fn wait_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(30);

@@ -183,6 +183,71 @@ impl RawClient {
     }
 }
 
+/// A TCP proxy on 127.0.0.1 in front of `upstream` that can stall: while stalled it passes
+/// nothing on, in either direction and for new connections too, yet keeps every connection
+/// open, as a server that stopped answering or a network that drops packets would. What came
+/// in meanwhile is passed on once it flows again.
+pub struct StallingProxy {
+    pub addr: SocketAddr,
+    flowing: tokio::sync::watch::Sender<bool>,
+    accept: tokio::task::JoinHandle<()>,
+}
+
+impl StallingProxy {
+    pub async fn start(upstream: SocketAddr) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (flowing, rx) = tokio::sync::watch::channel(true);
+        let accept = tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let mut rx = rx.clone();
+                tokio::spawn(async move {
+                    if rx.wait_for(|f| *f).await.is_err() {
+                        return;
+                    }
+                    let Ok(server) = TcpStream::connect(upstream).await else { return };
+                    let ((client_in, client_out), (server_in, server_out)) = (client.into_split(), server.into_split());
+                    tokio::join!(pass_on(client_in, server_out, rx.clone()), pass_on(server_in, client_out, rx));
+                });
+            }
+        });
+        Self { addr, flowing, accept }
+    }
+
+    pub fn stall(&self) {
+        self.flowing.send_replace(false);
+    }
+
+    pub fn flow(&self) {
+        self.flowing.send_replace(true);
+    }
+}
+
+impl Drop for StallingProxy {
+    fn drop(&mut self) {
+        self.accept.abort();
+    }
+}
+
+/// Copies `from` to `to` while the proxy flows, until either end closes.
+async fn pass_on(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    mut flowing: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut buf = vec![0u8; 64 << 10];
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        if flowing.wait_for(|f| *f).await.is_err() || to.write_all(&buf[..n]).await.is_err() {
+            break;
+        }
+    }
+    let _ = to.shutdown().await;
+}
+
 /// The real `gregor` binary as a child process, for tests that kill it or measure its memory.
 pub struct BrokerProcess {
     pub child: std::process::Child,
