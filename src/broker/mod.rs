@@ -243,7 +243,22 @@ pub async fn follow_cluster(broker: Arc<Broker>) {
                 crate::warn_limited!("log starts", error = %e, "cannot tell the coordination store where logs now start; trying again");
             }
         }
-        if tick_count.is_multiple_of(gc_every) && broker.cluster.controller() == shared.node_id() {
+        // The batch rows no log holds any more go after the change that let go of them (and,
+        // from the controller, every few minutes, for what a broker that died left behind).
+        let controls = broker.cluster.controller() == shared.node_id();
+        if shared.take_sweep_due() || controls && tick_count.is_multiple_of(gc_every) {
+            let shared = shared.clone();
+            tokio::spawn(async move {
+                match shared.sweep().await {
+                    Ok(0) => {}
+                    Ok(rows) => tracing::debug!(rows, "swept the batch index"),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot sweep the batch index; trying again at the next heartbeat")
+                    }
+                }
+            });
+        }
+        if tick_count.is_multiple_of(gc_every) && controls {
             let shared = shared.clone();
             tokio::spawn(async move {
                 match shared.collect_garbage(std::time::Duration::from_secs(600)).await {

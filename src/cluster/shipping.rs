@@ -15,8 +15,9 @@
 //!   appends the committed batches from there, read from the objects. Until then the
 //!   partition answers NOT_LEADER_OR_FOLLOWER. It starts at the store's log start.
 //! - Log start ([`Shipper::push_log_starts`]): where retention or DeleteRecords moved a led
-//!   partition's log start, the store follows (fenced like a commit), letting go of the batch
-//!   rows before it and of the objects none of whose batches is left.
+//!   partition's log start, the store follows (fenced like a commit); the batch rows before
+//!   it, and the objects none of whose batches is left, go in the sweep that follows
+//!   ([`Shared::sweep`]).
 //!
 //! Internal topics go the same way. When a broker becomes the leader of `__consumer_offsets`
 //! (the group coordinator), the groups are reloaded from the rebuilt log before it serves
@@ -229,7 +230,7 @@ impl Shipper {
 
     /// Tells the store where the logs of the partitions this broker serves now start, for those
     /// whose start moved past what the store holds (retention, DeleteRecords): a later leader
-    /// then rebuilds from there, and the batches and objects before it are let go. A log start
+    /// then rebuilds from there, and the batches and objects before it are swept. A log start
     /// past the high watermark (a segment deleted before its batches were committed) goes as
     /// far as the high watermark. Returns the partitions whose start the store now holds;
     /// those this broker no longer leads are left out (their next leader decides).
@@ -259,6 +260,9 @@ impl Shipper {
         let incarnation = self.shared.incarnation();
         let advance = async |s: &mut Store| s.advance_log_starts(me, incarnation, &wanted).await;
         let moved = self.shared.data.call("a move of log starts", advance).await?;
+        if !moved.is_empty() {
+            self.shared.log_start_moved();
+        }
         let mut starts = self.starts.lock();
         Ok(moved
             .into_iter()
@@ -653,6 +657,7 @@ mod tests {
         let pushed = shipper.push_log_starts(&logs).await.unwrap();
         assert_eq!(pushed, [TopicPartition::new("t", 0)], "partition 1's start did not move");
         assert!(shipper.holds_log_start(&logs[0]));
+        assert!(shared.sweep().await.unwrap() > 0, "the batches before the start are swept");
         let store = shared.data.hold().await;
         assert_eq!(store.log_bounds(topic_id, 0).await.unwrap(), Some((3, 6)));
         let all = shared.objects.older_than(Duration::ZERO).await.unwrap();

@@ -29,6 +29,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (2, include_str!("migrations/002_cluster_id.sql")),
     (3, include_str!("migrations/003_producer_ids.sql")),
     (4, include_str!("migrations/004_documents.sql")),
+    (5, include_str!("migrations/005_sweeps.sql")),
 ];
 
 /// Key of the advisory lock that serializes migrations and lease plans across brokers.
@@ -397,22 +398,21 @@ impl Store {
         Ok(true)
     }
 
-    /// Deletes a topic with its partitions and batch rows, and the object rows none of whose
-    /// batches is left (their objects are then garbage). False: it was gone already.
+    /// Deletes a topic and its partitions, in one short transaction whatever its size; its batch
+    /// rows, and the object rows none of whose batches is left (their objects are then
+    /// garbage), go in [`Store::sweep`]s. False: it was gone already.
     pub async fn delete_topic(&mut self, topic_id: Uuid) -> Result<bool, StoreError> {
         let tx = self.client.transaction().await?;
         // The partitions first, in the order commits lock them, so the two never deadlock; a
         // commit that comes after finds them gone and is refused.
         tx.query("SELECT 1 FROM partitions WHERE topic_id = $1 ORDER BY topic_id, partition FOR UPDATE", &[&topic_id])
             .await?;
-        let keys: Vec<String> = tx
-            .query("SELECT DISTINCT object_key FROM batches WHERE topic_id = $1 ORDER BY object_key", &[&topic_id])
-            .await?
-            .iter()
-            .map(|r| r.get(0))
-            .collect();
         let deleted = tx.execute("DELETE FROM topics WHERE topic_id = $1", &[&topic_id]).await?;
-        let_go_of_objects(&tx, &keys).await?;
+        if deleted == 1 {
+            // Its batch rows (and then its objects) go in the sweeps that follow.
+            tx.execute("INSERT INTO deleted_topics (topic_id) VALUES ($1) ON CONFLICT DO NOTHING", &[&topic_id])
+                .await?;
+        }
         tx.commit().await?;
         Ok(deleted == 1)
     }
@@ -694,9 +694,9 @@ impl Store {
 
     /// Moves partitions' log starts forward (retention, DeleteRecords), each to at most its log
     /// end, for those this incarnation leads in the epoch given (the others are left as they
-    /// are). One transaction: the batch rows wholly before the new starts go, and so do the
-    /// object rows no batch references any more (their objects are then garbage). Returns the
-    /// log start of each partition it moved or found already there.
+    /// are), in one short transaction; the batch rows wholly before the new starts, and the
+    /// object rows no batch references any more, go in [`Store::sweep`]s. Returns the log
+    /// start of each partition it moved or found already there.
     pub async fn advance_log_starts(
         &mut self,
         node_id: i32,
@@ -724,31 +724,80 @@ impl Store {
         let ps: Vec<i32> = moved.iter().map(|m| m.partition).collect();
         let ss: Vec<i64> = moved.iter().map(|m| m.log_start).collect();
         let args: &[&(dyn ToSql + Sync)] = &[&ts, &ps, &ss];
-        let (updated, dropped) = tokio::try_join!(
-            tx.query(
+        // The batch rows before the new starts go in the sweeps that follow.
+        let updated = tx
+            .query(
                 "UPDATE partitions SET log_start = greatest(log_start, x.s)
                  FROM unnest($1::uuid[], $2::int4[], $3::int8[]) AS x(t, p, s)
                  WHERE topic_id = x.t AND partition = x.p
                  RETURNING topic_id, partition, log_start",
                 args,
-            ),
-            tx.query(
-                "DELETE FROM batches USING unnest($1::uuid[], $2::int4[], $3::int8[]) AS x(t, p, s)
-                 WHERE topic_id = x.t AND partition = x.p AND last_offset < x.s
-                 RETURNING object_key",
-                args,
-            ),
-        )?;
-        let mut keys: Vec<String> = dropped.iter().map(|r| r.get(0)).collect();
-        keys.sort_unstable();
-        keys.dedup();
-        let_go_of_objects(&tx, &keys).await?;
+            )
+            .await?;
         tx.commit().await?;
         let now: BTreeMap<PartitionKey, i64> = updated.iter().map(|r| ((r.get(0), r.get(1)), r.get(2))).collect();
         Ok(moved
             .into_iter()
             .map(|m| LogStart { log_start: now.get(&(m.topic_id, m.partition)).copied().unwrap_or(m.log_start), ..m })
             .collect())
+    }
+}
+
+impl Store {
+    /// Deletes up to `limit` batch rows of deleted topics and up to `limit` batch rows before
+    /// their partitions' log starts, in one transaction, with the objects none of whose
+    /// batches is left, and forgets the deleted topics none of whose rows is left. Returns
+    /// how many batch rows went: a sweep is done once that is 0.
+    ///
+    /// Nothing reads those rows (a log is read from its start, and a deleted topic not at
+    /// all), so sweeping needs no fence, and brokers may sweep at once (a row deleted by one is
+    /// skipped by the other).
+    pub async fn sweep(&mut self, limit: i64) -> Result<u64, StoreError> {
+        let tx = self.client.transaction().await?;
+        let args: &[&(dyn ToSql + Sync)] = &[&limit];
+        let (of_deleted, before_start) = tokio::try_join!(
+            tx.query(
+                "DELETE FROM batches WHERE (topic_id, partition, base_offset) IN (
+                     SELECT b.topic_id, b.partition, b.base_offset FROM deleted_topics d
+                     CROSS JOIN LATERAL (
+                         SELECT x.topic_id, x.partition, x.base_offset FROM batches x
+                         WHERE x.topic_id = d.topic_id
+                         ORDER BY x.partition, x.base_offset
+                         LIMIT $1 FOR UPDATE SKIP LOCKED) b
+                     LIMIT $1)
+                 RETURNING object_key",
+                args,
+            ),
+            // Per partition, an index range up to its log start (a join of the two tables
+            // would scan the whole index).
+            tx.query(
+                "DELETE FROM batches WHERE (topic_id, partition, base_offset) IN (
+                     SELECT b.topic_id, b.partition, b.base_offset FROM partitions p
+                     CROSS JOIN LATERAL (
+                         SELECT x.topic_id, x.partition, x.base_offset FROM batches x
+                         WHERE x.topic_id = p.topic_id AND x.partition = p.partition
+                           AND x.base_offset < p.log_start AND x.last_offset < p.log_start
+                         ORDER BY x.base_offset
+                         LIMIT $1 FOR UPDATE SKIP LOCKED) b
+                     WHERE p.log_start > 0
+                     LIMIT $1)
+                 RETURNING object_key",
+                args,
+            ),
+        )?;
+        let mut keys: Vec<String> = of_deleted.iter().chain(&before_start).map(|r| r.get(0)).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        let_go_of_objects(&tx, &keys).await?;
+        if of_deleted.is_empty() {
+            tx.execute(
+                "DELETE FROM deleted_topics d WHERE NOT EXISTS (SELECT 1 FROM batches b WHERE b.topic_id = d.topic_id)",
+                &[],
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok((of_deleted.len() + before_start.len()) as u64)
     }
 }
 
