@@ -219,7 +219,25 @@ impl Shared {
     /// Whether this broker may serve `topic`'s `partition`, which the view says it leads in
     /// `epoch`: it holds its lease, and its log of the partition was rebuilt in that epoch.
     pub fn serves(&self, topic: &str, partition: i32, epoch: i32) -> bool {
-        self.holds_lease() && self.rebuilt.read().get(topic).and_then(|p| p.get(&partition)) == Some(&epoch)
+        self.holds_lease() && self.rebuilt_in(topic, partition) == Some(epoch)
+    }
+
+    /// The leader epoch in which this broker's log of `topic`'s `partition` was last rebuilt
+    /// from the store (and is the committed log since, for as long as the epoch holds).
+    pub(super) fn rebuilt_in(&self, topic: &str, partition: i32) -> Option<i32> {
+        self.rebuilt.read().get(topic).and_then(|p| p.get(&partition)).copied()
+    }
+
+    /// Steps time for a test: this broker's lease is no longer sure, as after a pause.
+    #[cfg(test)]
+    pub(super) fn lose_lease_for_a_while(&self) {
+        *self.lease_until.lock() = Instant::now();
+    }
+
+    /// Undoes [`Self::lose_lease_for_a_while`], as the next heartbeat would.
+    #[cfg(test)]
+    pub(super) fn regain_lease(&self) {
+        *self.lease_until.lock() = Instant::now() + self.settings.session_timeout;
     }
 
     pub(super) fn settings(&self) -> &Settings {
