@@ -36,10 +36,6 @@ impl Connection {
         Self { url: url.to_string(), timeout, slot: Mutex::new(None), spoiled: AtomicBool::new(false) }
     }
 
-    pub fn timeout(&self) -> Duration {
-        self.timeout
-    }
-
     /// Runs `work` on the connection, for at most the timeout from now (waiting for the
     /// connection, or for a new one, included). `what` names the work in the error.
     pub async fn call<T>(
@@ -60,11 +56,12 @@ impl Connection {
         }
     }
 
-    /// Waits, at most the timeout, until nobody uses the connection.
-    pub async fn settled(&self) -> Result<(), StoreError> {
+    /// Waits, at most the timeout, until nobody uses the connection (`what`: the use waited
+    /// for, named in the error).
+    pub async fn settled(&self, what: &'static str) -> Result<(), StoreError> {
         match tokio::time::timeout(self.timeout, self.slot.lock()).await {
             Ok(_) => Ok(()),
-            Err(_) => Err(StoreError::TimedOut { what: "a load of the cluster's view", after: self.timeout }),
+            Err(_) => Err(StoreError::TimedOut { what, after: self.timeout }),
         }
     }
 
@@ -89,7 +86,7 @@ impl Connection {
             }
             *slot = Some(Store::connect_within(&self.url, self.timeout).await?);
         }
-        Ok(MutexGuard::map(slot, |s| s.as_mut().expect("connected just above")))
+        MutexGuard::try_map(slot, Option::as_mut).map_err(|_| StoreError::NotConnected)
     }
 
     /// Holds the connection (connected) until the guard is dropped: for tests that make

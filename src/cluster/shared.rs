@@ -12,6 +12,7 @@
 //! NOT_LEADER_OR_FOLLOWER rather than take writes for partitions that may have moved.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -131,7 +132,7 @@ pub struct Shared {
     /// the store (see `shipping`): it serves a partition it leads only in that epoch.
     pub(super) rebuilt: RwLock<HashMap<Arc<str>, HashMap<i32, i32>>>,
     /// A topic was deleted or a log start moved since the last sweep of the batch index.
-    sweep_due: std::sync::atomic::AtomicBool,
+    sweep_due: AtomicBool,
     /// Held by the sweep under way.
     sweeping: tokio::sync::Mutex<()>,
 }
@@ -292,7 +293,7 @@ impl Shared {
             let began = *self.loaded_at.lock();
             if began >= asked {
                 // That load holds the store until it has replaced the view.
-                return Ok(self.store.settled().await?);
+                return Ok(self.store.settled("a load of the cluster's view").await?);
             }
             let since = began.elapsed();
             if since >= every {
@@ -358,7 +359,7 @@ impl Shared {
     /// view). False: it was gone already.
     pub async fn delete_topic(&self, id: Uuid) -> Result<bool, SharedError> {
         let deleted = self.store.call("a topic's deletion", async |s| s.delete_topic(id).await).await?;
-        self.sweep_due.store(true, std::sync::atomic::Ordering::Release);
+        self.sweep_later();
         self.reload().await?;
         Ok(deleted)
     }
@@ -396,12 +397,13 @@ impl Shared {
     /// Whether a sweep of the batch index is due (a topic was deleted or a log start moved
     /// through this broker, or the last sweep failed); asking clears it.
     pub fn take_sweep_due(&self) -> bool {
-        self.sweep_due.swap(false, std::sync::atomic::Ordering::AcqRel)
+        self.sweep_due.swap(false, Ordering::AcqRel)
     }
 
-    /// A log start moved through this broker: its batch rows before it are to be swept.
-    pub(super) fn log_start_moved(&self) {
-        self.sweep_due.store(true, std::sync::atomic::Ordering::Release);
+    /// Rows were let go of (a topic deleted, a log start moved), or a sweep did not finish:
+    /// a sweep is due.
+    pub(super) fn sweep_later(&self) {
+        self.sweep_due.store(true, Ordering::Release);
     }
 
     /// Deletes the batch rows no log holds any more (of deleted topics, before log starts) and
@@ -411,7 +413,7 @@ impl Shared {
     pub async fn sweep(&self) -> Result<u64, SharedError> {
         let Ok(_alone) = self.sweeping.try_lock() else {
             // The sweep under way may have passed what the caller was told of: due again.
-            self.sweep_due.store(true, std::sync::atomic::Ordering::Release);
+            self.sweep_later();
             return Ok(0);
         };
         let mut swept = 0;
@@ -420,7 +422,7 @@ impl Shared {
                 Ok(0) => return Ok(swept),
                 Ok(n) => swept += n,
                 Err(e) => {
-                    self.sweep_due.store(true, std::sync::atomic::Ordering::Release);
+                    self.sweep_later();
                     return Err(e.into());
                 }
             }

@@ -267,7 +267,7 @@ impl Shipper {
         let advance = async |s: &mut Store| s.advance_log_starts(me, incarnation, &wanted).await;
         let moved = self.shared.data.call("a move of log starts", advance).await?;
         if !moved.is_empty() {
-            self.shared.log_start_moved();
+            self.shared.sweep_later();
         }
         let mut starts = self.starts.lock();
         Ok(moved

@@ -58,6 +58,8 @@ pub enum StoreError {
     /// known.
     #[error("PostgreSQL did not answer {what} within {}", seconds(*after))]
     TimedOut { what: &'static str, after: Duration },
+    #[error("no connection to PostgreSQL")]
+    NotConnected,
 }
 
 /// `d` as people write it: "15 s", "2.5 s".
@@ -168,12 +170,13 @@ fn millis(d: Duration) -> f64 {
 }
 
 impl Store {
-    /// Connects to `url` (a PostgreSQL connection URL or key=value string) without TLS.
+    /// [`Store::connect_within`] 30 s, for tools and tests that use a store directly.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
         Self::connect_within(url, Duration::from_secs(30)).await
     }
 
-    /// [`Store::connect`], given up after `timeout` unless the URL sets its own
+    /// Connects to `url` (a PostgreSQL connection URL or key=value string) without TLS, given
+    /// up after `timeout` unless the URL sets its own
     /// `connect_timeout`; the kernel closes the connection when what it sent stays
     /// unacknowledged that long (unless the URL sets `tcp_user_timeout`), so that a server that
     /// vanished from the network is noticed in seconds rather than after many minutes of
@@ -741,9 +744,7 @@ impl Store {
             .map(|m| LogStart { log_start: now.get(&(m.topic_id, m.partition)).copied().unwrap_or(m.log_start), ..m })
             .collect())
     }
-}
 
-impl Store {
     /// Deletes up to `limit` batch rows of deleted topics and up to `limit` batch rows before
     /// their partitions' log starts, in one transaction, with the objects none of whose
     /// batches is left, and forgets the deleted topics none of whose rows is left. Returns
