@@ -115,6 +115,8 @@ SCENARIOS=(
   "kafka-python|cluster-example|cluster_compose.py --kafka-python"
   # The same over the S3 protocol: the objects in a bucket of moto's S3 server.
   "confluent-kafka|cluster-s3|cluster_compose.py --s3"
+  # A share group over the three brokers: a partition leader SIGKILLed while two ShareConsumers read.
+  "confluent-kafka|cluster-share|cluster_share.py"
   # Last: they change dynamic broker configs (and delete them again before exiting).
   "confluent-kafka|admin-extra|ck_admin_extra.py"
   "kafka-python|admin-extra|kp_admin_extra.py"
@@ -123,7 +125,7 @@ SCENARIOS=(
 CLIENTS=(kcat confluent-kafka kafka-python aiokafka kafkajs sarama kafka-go python3-kafka)
 COLUMNS=(metadata produce-consume idempotent-produce admin list-offsets delete-records cluster-admin
          admin-extra acls scram-credentials sasl oauthbearer sasl-acls mtls quotas transactions shop-example
-         cluster-example cluster-s3)
+         cluster-example cluster-s3 cluster-share)
 # Second table: the consumer-group scenarios (ids "group-X", shown as column "X").
 GROUP_COLUMNS=(group-consume group-rebalance group-restart group-live-restart group-static
                group-cooperative group-kip848 group-migration group-share group-mixed group-admin)
