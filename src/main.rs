@@ -255,7 +255,7 @@ async fn join_cluster(
         return Ok(Some(Cluster::Single { node_id: config.server.node_id }));
     }
     tracing::warn!(
-        "shared mode is a preview (cluster.preview): share groups do not follow their coordinator to another broker yet, and brokers reach each other in plaintext only"
+        "shared mode is a preview (cluster.preview): brokers reach each other in plaintext only, and share groups' group configs are each broker's own"
     );
     let mut endpoints = std::collections::BTreeMap::new();
     for l in listeners {

@@ -133,8 +133,21 @@ impl Broker {
         // At start, no retries: what cannot be written now is left prepared for the timer.
         let markers = Markers { logs: &logs, groups: &groups, cluster: &cluster, remote: None, retry: Duration::ZERO };
         txns.recover(&markers, now);
-        let share_groups =
-            crate::group::share::ShareCoordinator::open(root.clone(), &logs, share_config(&config.group), now)?;
+        let share_groups = match &cluster {
+            Cluster::Single { .. } => {
+                crate::group::share::ShareCoordinator::open(root.clone(), &logs, share_config(&config.group), now)?
+            }
+            Cluster::Shared(s) => crate::group::share::ShareCoordinator::open_shared(
+                root.clone(),
+                &logs,
+                share_config(&config.group),
+                Arc::new(StoreShareStates {
+                    shared: s.clone(),
+                    runtime: tokio::runtime::Handle::try_current().map_err(io::Error::other)?,
+                }),
+                now,
+            )?,
+        };
         logs.finish_recovery()?;
         info!(
             topics = topics.list().len(),
@@ -275,7 +288,7 @@ impl Broker {
     /// Shared mode: this broker now leads `tp` and its log was rebuilt from the store. The
     /// group coordinator reloads its groups from `__consumer_offsets`, the transaction
     /// coordinator its transactional ids from `__transaction_state` (finishing what was left
-    /// prepared); the share coordinator keeps what it loaded at start (not reloaded yet).
+    /// prepared). Share-partitions are loaded by the first share request that needs them.
     fn took_over(&self, tp: &TopicPartition) {
         if &*tp.topic == crate::group::OFFSETS_TOPIC {
             let names = StartTopics { topics: &self.topics, cluster_id: &self.node.cluster_id };
@@ -288,6 +301,9 @@ impl Broker {
                 Ok(()) => info!("transaction coordinator: transactional ids reloaded from the state log"),
                 Err(e) => error!(error = %e, "transaction coordinator: cannot reload the transactional ids"),
             }
+        } else if &*tp.topic == crate::group::share::SHARE_STATE_TOPIC {
+            // Unused in shared mode: each partition's leader keeps its share-partitions' state
+            // in the store (`group::share::ClusterStates`).
         } else if is_internal(&tp.topic) {
             tracing::warn!(topic = %tp.topic, "coordinating this internal topic's state after a move is not built yet: its state is what this broker loaded at start");
         }
@@ -307,6 +323,41 @@ impl crate::txn::IdBlocks for StoreIdBlocks {
         let shared = self.shared.clone();
         crate::blocking::wait_on(&self.runtime, async move { shared.allocate_producer_ids(size).await })
             .ok_or_else(|| io::Error::other("the runtime is stopping"))?
+            .map_err(io::Error::other)
+    }
+}
+
+/// Shared mode: share-partition state is kept in the coordination store by each partition's
+/// leader.
+#[derive(Debug)]
+struct StoreShareStates {
+    shared: Arc<crate::cluster::shared::Shared>,
+    runtime: tokio::runtime::Handle,
+}
+
+impl crate::group::share::ClusterStates for StoreShareStates {
+    fn write(&self, rows: Vec<crate::group::share::StateWrite>) -> io::Result<Vec<(uuid::Uuid, i32)>> {
+        let rows: Vec<crate::cluster::store::ShareStateRow> = rows
+            .into_iter()
+            .map(|w| crate::cluster::store::ShareStateRow {
+                topic_id: w.key.1,
+                partition: w.key.2,
+                group_id: w.key.0,
+                leader_epoch: w.leader_epoch,
+                state: w.state,
+            })
+            .collect();
+        let shared = self.shared.clone();
+        crate::blocking::wait_on(&self.runtime, async move { shared.write_share_states(&rows).await })
+            .ok_or_else(|| io::Error::other("the runtime is stopping"))?
+            .map_err(io::Error::other)
+    }
+
+    fn forget_group(&self, group_id: &str) -> io::Result<()> {
+        let (shared, group_id) = (self.shared.clone(), group_id.to_string());
+        crate::blocking::wait_on(&self.runtime, async move { shared.delete_group_share_states(&group_id, None).await })
+            .ok_or_else(|| io::Error::other("the runtime is stopping"))?
+            .map(|_| ())
             .map_err(io::Error::other)
     }
 }

@@ -22,7 +22,7 @@ use uuid::Uuid;
 use super::connection::Connection;
 use super::leases::PartitionKey;
 use super::objects::Objects;
-use super::store::{Leader, LiveBroker, Registration, Store, StoreError, TopicRow};
+use super::store::{Leader, LiveBroker, Registration, ShareStateRow, Store, StoreError, TopicRow};
 use super::view::Leadership;
 
 /// The settings a shared-mode broker starts with.
@@ -380,6 +380,32 @@ impl Shared {
     pub async fn replace_document(&self, name: &str, version: i64, text: &str) -> Result<Option<i64>, SharedError> {
         let replace = async |s: &mut Store| s.replace_document(name, version, text).await;
         Ok(self.store.call("a change of a document", replace).await?)
+    }
+
+    /// Writes share-partition state for partitions this broker leads (see
+    /// [`Store::write_share_states`]); returns the partitions whose rows were refused.
+    pub async fn write_share_states(&self, rows: &[ShareStateRow]) -> Result<Vec<(Uuid, i32)>, SharedError> {
+        let incarnation = *self.incarnation.lock();
+        let write = async |s: &mut Store| s.write_share_states(self.node_id, incarnation, rows).await;
+        Ok(self.store.call("a write of share-group state", write).await?)
+    }
+
+    /// The share-partition state of every group on one partition: (group, state).
+    pub async fn share_states(&self, topic_id: Uuid, partition: i32) -> Result<Vec<(String, Vec<u8>)>, SharedError> {
+        let read = async |s: &mut Store| s.share_states(topic_id, partition).await;
+        Ok(self.store.call("a read of share-group state", read).await?)
+    }
+
+    /// One group's share-partition states on every partition: (topic id, partition, state).
+    pub async fn group_share_states(&self, group_id: &str) -> Result<Vec<(Uuid, i32, Vec<u8>)>, SharedError> {
+        let read = async |s: &mut Store| s.group_share_states(group_id).await;
+        Ok(self.store.call("a read of share-group state", read).await?)
+    }
+
+    /// Forgets one group's share-partition states, on the topics given or (`None`) on all.
+    pub async fn delete_group_share_states(&self, group_id: &str, topics: Option<&[Uuid]>) -> Result<u64, SharedError> {
+        let delete = async |s: &mut Store| s.delete_group_share_states(group_id, topics).await;
+        Ok(self.store.call("a deletion of share-group state", delete).await?)
     }
 
     /// Takes a block of `count` producer ids no other broker of the cluster is given; returns

@@ -30,6 +30,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (3, include_str!("migrations/003_producer_ids.sql")),
     (4, include_str!("migrations/004_documents.sql")),
     (5, include_str!("migrations/005_sweeps.sql")),
+    (6, include_str!("migrations/006_share_states.sql")),
 ];
 
 /// Key of the advisory lock that serializes migrations and lease plans across brokers.
@@ -140,6 +141,18 @@ pub struct LogStart {
     pub partition: i32,
     pub leader_epoch: i32,
     pub log_start: i64,
+}
+
+/// A share-partition's state as its leader writes it: the value of a ShareSnapshot record, or
+/// `None` to forget the share-partition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShareStateRow {
+    pub topic_id: Uuid,
+    pub partition: i32,
+    pub group_id: String,
+    /// The leader epoch the writing broker holds the partition in.
+    pub leader_epoch: i32,
+    pub state: Option<Vec<u8>>,
 }
 
 /// One broker's connection to the coordination store.
@@ -745,6 +758,100 @@ impl Store {
             .collect())
     }
 
+    /// Writes share-partition state for the partitions this incarnation leads in the epoch each
+    /// row gives, in one transaction fenced as a commit is (lease, leader, leader epoch); rows
+    /// of the other partitions are not written. Returns those partitions: their state is no
+    /// longer this broker's to keep.
+    pub async fn write_share_states(
+        &mut self,
+        node_id: i32,
+        incarnation: Uuid,
+        rows: &[ShareStateRow],
+    ) -> Result<Vec<PartitionKey>, StoreError> {
+        let s = self.commit_statements().await?.clone();
+        let mut wanted: BTreeMap<PartitionKey, std::collections::BTreeSet<i32>> = BTreeMap::new();
+        for r in rows {
+            wanted.entry((r.topic_id, r.partition)).or_default().insert(r.leader_epoch);
+        }
+        let (keys_t, keys_p): (Vec<Uuid>, Vec<i32>) = wanted.keys().copied().unzip();
+        let tx = self.client.transaction().await?;
+        let locked =
+            lease_and_lock(&tx, &s, node_id, incarnation, (&keys_t, &keys_p), "no share state written").await?;
+        let held: BTreeMap<PartitionKey, i32> = locked
+            .iter()
+            .filter(|r| r.get::<_, Option<i32>>(2) == Some(node_id))
+            .map(|r| ((r.get(0), r.get(1)), r.get(3)))
+            .collect();
+        let ours = |r: &ShareStateRow| held.get(&(r.topic_id, r.partition)) == Some(&r.leader_epoch);
+        let refused: Vec<PartitionKey> = wanted
+            .iter()
+            .filter(|(k, epochs)| held.get(k).is_none_or(|e| epochs.iter().any(|x| x != e)))
+            .map(|(k, _)| *k)
+            .collect();
+        let (kept, gone): (Vec<&ShareStateRow>, Vec<&ShareStateRow>) =
+            rows.iter().filter(|r| ours(r)).partition(|r| r.state.is_some());
+        let kept_t: Vec<Uuid> = kept.iter().map(|r| r.topic_id).collect();
+        let kept_p: Vec<i32> = kept.iter().map(|r| r.partition).collect();
+        let kept_g: Vec<&str> = kept.iter().map(|r| r.group_id.as_str()).collect();
+        let kept_e: Vec<i32> = kept.iter().map(|r| r.leader_epoch).collect();
+        let kept_s: Vec<&[u8]> = kept.iter().filter_map(|r| r.state.as_deref()).collect();
+        let gone_t: Vec<Uuid> = gone.iter().map(|r| r.topic_id).collect();
+        let gone_p: Vec<i32> = gone.iter().map(|r| r.partition).collect();
+        let gone_g: Vec<&str> = gone.iter().map(|r| r.group_id.as_str()).collect();
+        let upsert_args: &[&(dyn ToSql + Sync)] = &[&kept_t, &kept_p, &kept_g, &kept_e, &kept_s];
+        let delete_args: &[&(dyn ToSql + Sync)] = &[&gone_t, &gone_p, &gone_g];
+        tokio::try_join!(
+            tx.execute(
+                "INSERT INTO share_states (topic_id, partition, group_id, leader_epoch, state)
+                 SELECT * FROM unnest($1::uuid[], $2::int4[], $3::text[], $4::int4[], $5::bytea[])
+                 ON CONFLICT (topic_id, partition, group_id)
+                 DO UPDATE SET leader_epoch = excluded.leader_epoch, state = excluded.state",
+                upsert_args,
+            ),
+            tx.execute(
+                "DELETE FROM share_states WHERE (topic_id, partition, group_id) IN
+                   (SELECT * FROM unnest($1::uuid[], $2::int4[], $3::text[]))",
+                delete_args,
+            ),
+        )?;
+        tx.commit().await?;
+        Ok(refused)
+    }
+
+    /// The share-partition state of every group on one partition: (group, state).
+    pub async fn share_states(&self, topic_id: Uuid, partition: i32) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let rows = self
+            .client
+            .query(
+                "SELECT group_id, state FROM share_states WHERE topic_id = $1 AND partition = $2",
+                &[&topic_id, &partition],
+            )
+            .await?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    /// One group's share-partition states on every partition: (topic id, partition, state).
+    pub async fn group_share_states(&self, group_id: &str) -> Result<Vec<(Uuid, i32, Vec<u8>)>, StoreError> {
+        let rows = self
+            .client
+            .query("SELECT topic_id, partition, state FROM share_states WHERE group_id = $1", &[&group_id])
+            .await?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect())
+    }
+
+    /// Forgets one group's share-partition states, on the topics given or (`None`) on all.
+    /// Returns how many went.
+    pub async fn delete_group_share_states(&self, group_id: &str, topics: Option<&[Uuid]>) -> Result<u64, StoreError> {
+        Ok(match topics {
+            None => self.client.execute("DELETE FROM share_states WHERE group_id = $1", &[&group_id]).await?,
+            Some(t) => {
+                self.client
+                    .execute("DELETE FROM share_states WHERE group_id = $1 AND topic_id = ANY($2)", &[&group_id, &t])
+                    .await?
+            }
+        })
+    }
+
     /// Deletes up to `limit` batch rows of deleted topics and up to `limit` batch rows before
     /// their partitions' log starts, in one transaction, with the objects none of whose
     /// batches is left, and forgets the deleted topics none of whose rows is left. Returns
@@ -791,6 +898,8 @@ impl Store {
         keys.dedup();
         let_go_of_objects(&tx, &keys).await?;
         if of_deleted.is_empty() {
+            // A deleted topic's share-partition states: a few rows per group and partition.
+            tx.execute("DELETE FROM share_states s USING deleted_topics d WHERE s.topic_id = d.topic_id", &[]).await?;
             tx.execute(
                 "DELETE FROM deleted_topics d WHERE NOT EXISTS (SELECT 1 FROM batches b WHERE b.topic_id = d.topic_id)",
                 &[],

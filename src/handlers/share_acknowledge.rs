@@ -11,12 +11,11 @@ use kafka_protocol::messages::share_acknowledge_response::{
 use kafka_protocol::messages::{ShareAcknowledgeRequest, ShareAcknowledgeResponse};
 use uuid::Uuid;
 
-use super::share_fetch::{acknowledge, check_partition, Outcomes};
+use super::share_fetch::{acknowledge, check_partition, current_leader, prepare, Outcomes};
 use crate::group::share;
 use crate::handlers::common::str_bytes;
 use crate::handlers::error_codes::{ResponseError, ToKafkaCode};
 use crate::handlers::{Ctx, Reply};
-use crate::log::partition::LEADER_EPOCH;
 
 fn error_response(code: ResponseError, message: String) -> ShareAcknowledgeResponse {
     ShareAcknowledgeResponse::default().with_error_code(code.code()).with_error_message(Some(str_bytes(&message)))
@@ -62,18 +61,23 @@ pub async fn handle(ctx: &Ctx, req: ShareAcknowledgeRequest) -> Reply {
         tracing::debug!(group = %group_id, member = %member_id, error = %e, "ShareAcknowledge session refused");
         return ctx.reply(&error_response(e.kafka_code(), e.to_string()));
     }
+    let involved: Vec<(Uuid, i32)> = acks.iter().map(|(tp, _)| *tp).collect();
+    prepare(&broker, &involved, &mut outcomes).await;
     for (tp, batches) in acks {
-        acknowledge(&broker, &group_id, &member_id, tp, batches, &mut outcomes);
+        if !outcomes.errors.contains_key(&tp) {
+            acknowledge(&broker, &group_id, &member_id, tp, batches, &mut outcomes);
+        }
     }
     if epoch == share::LEAVE_EPOCH {
         broker.share_groups.release_member(&group_id, &member_id);
     }
     let _ = super::share_fetch::persist(&broker).await;
-    let leader = LeaderIdAndEpoch::default().with_leader_id(broker.node.node_id).with_leader_epoch(LEADER_EPOCH);
     let mut topics: BTreeMap<Uuid, Vec<PartitionData>> = BTreeMap::new();
     let results = outcomes.errors.into_iter().map(|(tp, e)| (tp, Some(e))).chain(outcomes.acks);
     for ((t, p), result) in results {
-        let mut data = PartitionData::default().with_partition_index(p).with_current_leader(leader.clone());
+        let (id, leader_epoch) = current_leader(&broker, (t, p));
+        let leader = LeaderIdAndEpoch::default().with_leader_id(id).with_leader_epoch(leader_epoch);
+        let mut data = PartitionData::default().with_partition_index(p).with_current_leader(leader);
         if let Some((code, message)) = result {
             data.error_code = code.code();
             data.error_message = Some(str_bytes(&message));

@@ -30,7 +30,6 @@ use crate::handlers::error_codes::{ResponseError, ToKafkaCode};
 use crate::handlers::{encode, Ctx, Reply};
 use crate::log::batch::BatchHeader;
 use crate::log::partition::Isolation;
-use crate::log::partition::LEADER_EPOCH;
 use crate::log::producer_state::AbortedTxn;
 use crate::log::PartitionLog;
 
@@ -107,8 +106,51 @@ pub(crate) async fn persist(broker: &Arc<Broker>) -> std::io::Result<()> {
     tokio::task::spawn_blocking(move || b.share_groups.persist()).await.map_err(std::io::Error::other)?
 }
 
-fn leader(broker: &Broker) -> LeaderIdAndEpoch {
-    LeaderIdAndEpoch::default().with_leader_id(broker.node.node_id).with_leader_epoch(LEADER_EPOCH)
+/// The leader of a partition and its leader epoch, as share responses tell them ((-1, -1) when
+/// unknown): this broker on a single node; in shared mode whichever broker leads it.
+pub(crate) fn current_leader(broker: &Broker, tp: (Uuid, i32)) -> (i32, i32) {
+    match broker.topic_by_id(&tp.0) {
+        Some(t) => {
+            let l = broker.cluster.leader(&t.name, tp.1);
+            (l.leader.unwrap_or(-1), l.epoch)
+        }
+        None => (-1, -1),
+    }
+}
+
+/// Checks that this broker leads each of `tps` (a share-partition is served by its
+/// partition's leader) and, in shared mode, loads the share-partitions of those whose state
+/// it has not yet taken from the cluster's store in the epoch it leads them in. The others get
+/// NOT_LEADER_OR_FOLLOWER in `out`: the client looks the leader up again.
+pub(crate) async fn prepare(broker: &Arc<Broker>, tps: &[(Uuid, i32)], out: &mut Outcomes) {
+    let me = broker.cluster.node_id();
+    for &tp in tps {
+        if out.errors.contains_key(&tp) {
+            continue;
+        }
+        let Some(t) = broker.topic_by_id(&tp.0) else { continue };
+        let l = broker.cluster.leader(&t.name, tp.1);
+        if l.leader != Some(me) {
+            let message = match l.leader {
+                Some(other) => format!("Broker {other} leads {}-{}, not broker {me}.", t.name, tp.1),
+                None => format!("{}-{} has no leader at the moment; try again shortly.", t.name, tp.1),
+            };
+            out.errors.insert(tp, (ResponseError::NotLeaderOrFollower, message));
+            continue;
+        }
+        let Some(shared) = broker.cluster.shared() else { continue };
+        if !broker.share_groups.needs_load(tp, l.epoch) {
+            continue;
+        }
+        match shared.share_states(tp.0, tp.1).await {
+            Ok(rows) => broker.share_groups.load(tp, l.epoch, rows),
+            Err(e) => {
+                let message =
+                    format!("Broker {me} cannot read {}-{}'s share-group state from the store yet: {e}", t.name, tp.1);
+                out.errors.insert(tp, (ResponseError::NotLeaderOrFollower, message));
+            }
+        }
+    }
 }
 
 fn error_response(code: ResponseError, message: String) -> ShareFetchResponse {
@@ -243,24 +285,25 @@ fn slice(records: &Bytes, acquired: &[share::Acquired]) -> Bytes {
 
 fn respond(broker: &Broker, lock_ms: i32, outcomes: &Outcomes, got: Vec<Got>) -> ShareFetchResponse {
     let mut parts: BTreeMap<(Uuid, i32), PartitionData> = BTreeMap::new();
-    let blank = |p: i32| {
+    let blank = |tp: (Uuid, i32)| {
+        let (id, epoch) = current_leader(broker, tp);
         PartitionData::default()
-            .with_partition_index(p)
-            .with_current_leader(leader(broker))
+            .with_partition_index(tp.1)
+            .with_current_leader(LeaderIdAndEpoch::default().with_leader_id(id).with_leader_epoch(epoch))
             .with_acquired_records(Vec::new())
     };
     for (tp, (code, message)) in &outcomes.errors {
-        parts.insert(*tp, blank(tp.1).with_error_code(code.code()).with_error_message(Some(str_bytes(message))));
+        parts.insert(*tp, blank(*tp).with_error_code(code.code()).with_error_message(Some(str_bytes(message))));
     }
     for (tp, ack) in &outcomes.acks {
-        let p = parts.entry(*tp).or_insert_with(|| blank(tp.1));
+        let p = parts.entry(*tp).or_insert_with(|| blank(*tp));
         if let Some((code, message)) = ack {
             p.acknowledge_error_code = code.code();
             p.acknowledge_error_message = Some(str_bytes(message));
         }
     }
     for g in got {
-        let p = parts.entry(g.tp).or_insert_with(|| blank(g.tp.1));
+        let p = parts.entry(g.tp).or_insert_with(|| blank(g.tp));
         p.records = Some(g.records);
         p.acquired_records = g
             .acquired
@@ -344,8 +387,16 @@ pub async fn handle(ctx: &Ctx, req: ShareFetchRequest) -> Reply {
             return ctx.reply(&error_response(e.kafka_code(), e.to_string()));
         }
     };
+    // The partitions of the session (this request's and earlier ones') and of the acks.
+    let mut involved = session.clone();
+    involved.extend(acks.iter().map(|(tp, _)| *tp));
+    involved.sort_unstable();
+    involved.dedup();
+    prepare(&broker, &involved, &mut outcomes).await;
     for (tp, batches) in acks {
-        acknowledge(&broker, &group_id, &member_id, tp, batches, &mut outcomes);
+        if !outcomes.errors.contains_key(&tp) {
+            acknowledge(&broker, &group_id, &member_id, tp, batches, &mut outcomes);
+        }
     }
     let lock_ms = i32::try_from(broker.share_groups.lock_duration(&group_id).as_millis()).unwrap_or(i32::MAX);
     if epoch == share::LEAVE_EPOCH {

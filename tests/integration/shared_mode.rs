@@ -13,9 +13,14 @@ use std::time::{Duration, Instant};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestGroup;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::share_acknowledge_request::{
+    AcknowledgePartition, AcknowledgeTopic, AcknowledgementBatch,
+};
 use kafka_protocol::messages::{
-    BrokerId, FindCoordinatorRequest, GroupId, HeartbeatRequest, InitProducerIdRequest, MetadataRequest,
-    MetadataResponse, OffsetFetchRequest, ProduceRequest, TopicName, TransactionalId,
+    BrokerId, DescribeShareGroupOffsetsRequest, FindCoordinatorRequest, GroupId, HeartbeatRequest,
+    IncrementalAlterConfigsRequest, InitProducerIdRequest, MetadataRequest, MetadataResponse, OffsetFetchRequest,
+    ProduceRequest, ShareAcknowledgeRequest, ShareFetchRequest, ShareFetchResponse, ShareGroupHeartbeatRequest,
+    TopicName, TransactionalId,
 };
 use kafka_protocol::protocol::StrBytes;
 use rdkafka::config::ClientConfig;
@@ -1196,4 +1201,153 @@ async fn a_broker_answers_in_bounded_time_while_postgresql_does_not_and_recovers
         answers.lock().unwrap(),
         broker.log()
     );
+}
+
+/// A ShareFetch of one partition of `orders` for member `member` of share group `sg`.
+fn share_fetch(member: &str, epoch: i32, topic: uuid::Uuid, partition: i32) -> ShareFetchRequest {
+    use kafka_protocol::messages::share_fetch_request::{FetchPartition, FetchTopic};
+    ShareFetchRequest::default()
+        .with_group_id(Some(GroupId(StrBytes::from_static_str("sg"))))
+        .with_member_id(Some(StrBytes::from_string(member.to_string())))
+        .with_share_session_epoch(epoch)
+        .with_max_wait_ms(0)
+        .with_max_bytes(1 << 20)
+        .with_max_records(100)
+        .with_batch_size(100)
+        .with_topics(vec![FetchTopic::default()
+            .with_topic_id(topic)
+            .with_partitions(vec![FetchPartition::default().with_partition_index(partition)])])
+}
+
+/// The one partition of a share response: (error code, leader it names, acquired records as
+/// (first, last, delivery count)).
+fn share_fetched(r: &ShareFetchResponse) -> (i16, i32, Vec<(i64, i64, i16)>) {
+    assert_eq!(r.error_code, 0, "{:?}", r.error_message);
+    // A partition with nothing to say is left out of the answer.
+    let Some(p) = r.responses.first().and_then(|t| t.partitions.first()) else { return (0, -1, Vec::new()) };
+    let acquired = p.acquired_records.iter().map(|a| (a.first_offset, a.last_offset, a.delivery_count)).collect();
+    (p.error_code, p.current_leader.leader_id, acquired)
+}
+
+/// A share group's records are handed out by each partition's leader, whichever broker
+/// coordinates the group, and what the leader keeps of them (the start offset, the records in
+/// flight with their deliveries) is in the store before it answers: the broker that takes the
+/// partition over after the leader's SIGKILL delivers nothing accepted again, and what was in
+/// flight with its deliveries counted. The coordinator describes the group's start offsets
+/// from the store, for partitions it does not lead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_share_partitions_state_follows_its_partition_to_the_next_leader() {
+    use kafka_protocol::messages::describe_share_group_offsets_request::DescribeShareGroupOffsetsRequestGroup;
+    use kafka_protocol::messages::incremental_alter_configs_request::{AlterConfigsResource, AlterableConfig};
+    let Some(pg) = PgServer::start() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let objects = tmp.path().join("objects");
+    std::fs::create_dir_all(&objects).unwrap();
+    let objects = format!("file://{}", objects.display());
+    let mut brokers: Vec<BrokerProcess> = (1..=2).map(|n| spawn(tmp.path(), n, &pg.url, &objects)).collect();
+    let addrs: Vec<SocketAddr> = brokers.iter().map(|b| b.addr).collect();
+    RawClient::connect(addrs[0]).await.create_topic("orders", 6).await;
+    let led = wait_agreed(&addrs, "two brokers leading orders", |m| {
+        broker_ids(m) == [1, 2]
+            && m.topics.iter().all(|t| t.error_code == 0)
+            && leaders(m).values().all(|(l, _)| (1..=2).contains(l))
+    })
+    .await;
+    let coordinator = led[&("__consumer_offsets".to_string(), 0)].0;
+    let leader = 3 - coordinator;
+    let partition = led
+        .iter()
+        .find(|((t, _), (l, _))| t == "orders" && *l == leader)
+        .map(|((_, p), _)| *p)
+        .expect("each broker leads some partitions of orders");
+    let topic_id = metadata(addrs[0])
+        .await
+        .topics
+        .iter()
+        .find(|t| t.name.as_ref().is_some_and(|n| n.0.as_str() == "orders"))
+        .unwrap()
+        .topic_id;
+    let producer: FutureProducer =
+        ClientConfig::new().set("bootstrap.servers", addrs[0].to_string()).set("acks", "all").create().unwrap();
+    for i in 0..10 {
+        let value = format!("s{i}");
+        let sent =
+            producer.send(FutureRecord::<str, str>::to("orders").partition(partition).payload(&value), Duration::ZERO);
+        sent.await.unwrap_or_else(|(e, _)| panic!("producing {value}: {e}"));
+    }
+
+    // Group configs are the broker's own: the leader is told to start the group at the
+    // earliest record.
+    let mut at_leader = RawClient::connect(addrs[leader as usize - 1]).await;
+    let earliest = IncrementalAlterConfigsRequest::default().with_resources(vec![AlterConfigsResource::default()
+        .with_resource_type(32)
+        .with_resource_name(StrBytes::from_static_str("sg"))
+        .with_configs(vec![AlterableConfig::default()
+            .with_name(StrBytes::from_static_str("share.auto.offset.reset"))
+            .with_config_operation(0)
+            .with_value(Some(StrBytes::from_static_str("earliest")))])]);
+    assert_eq!(at_leader.call(1, &earliest).await.responses[0].error_code, 0);
+
+    // The member joins at the coordinator; the coordinator hands out nothing of a partition it
+    // does not lead, and names the leader.
+    let mut at_coordinator = RawClient::connect(addrs[coordinator as usize - 1]).await;
+    let join = ShareGroupHeartbeatRequest::default()
+        .with_group_id(GroupId(StrBytes::from_static_str("sg")))
+        .with_member_id(StrBytes::from_static_str("m"))
+        .with_member_epoch(0)
+        .with_subscribed_topic_names(Some(vec![TopicName(StrBytes::from_static_str("orders"))]));
+    let joined = at_coordinator.call(1, &join).await;
+    assert_eq!(joined.error_code, 0, "{:?}", joined.error_message);
+    let r = at_coordinator.call(1, &share_fetch("m", 0, topic_id, partition)).await;
+    assert_eq!(share_fetched(&r), (6, leader, vec![]), "NOT_LEADER_OR_FOLLOWER naming the leader: {r:?}");
+
+    // The leader hands out the ten records; the member accepts the first four.
+    let r = at_leader.call(1, &share_fetch("m", 0, topic_id, partition)).await;
+    assert_eq!(share_fetched(&r), (0, leader, vec![(0, 9, 1)]), "{r:?}");
+    let accept = ShareAcknowledgeRequest::default()
+        .with_group_id(Some(GroupId(StrBytes::from_static_str("sg"))))
+        .with_member_id(Some(StrBytes::from_static_str("m")))
+        .with_share_session_epoch(1)
+        .with_topics(vec![AcknowledgeTopic::default().with_topic_id(topic_id).with_partitions(vec![
+            AcknowledgePartition::default().with_partition_index(partition).with_acknowledgement_batches(vec![
+                AcknowledgementBatch::default()
+                    .with_first_offset(0)
+                    .with_last_offset(3)
+                    .with_acknowledge_types(vec![1]),
+            ]),
+        ])]);
+    let r = at_leader.call(1, &accept).await;
+    assert_eq!((r.error_code, r.responses[0].partitions[0].error_code), (0, 0), "{r:?}");
+
+    // The coordinator reads the group's start offsets from the store.
+    let describe =
+        DescribeShareGroupOffsetsRequest::default().with_groups(vec![DescribeShareGroupOffsetsRequestGroup::default()
+            .with_group_id(GroupId(StrBytes::from_static_str("sg")))
+            .with_topics(None)]);
+    let d = at_coordinator.call(0, &describe).await;
+    let g = &d.groups[0];
+    assert_eq!(g.error_code, 0, "{:?}", g.error_message);
+    let starts: Vec<(i32, i64)> =
+        g.topics.iter().flat_map(|t| &t.partitions).map(|p| (p.partition_index, p.start_offset)).collect();
+    assert_eq!(starts, [(partition, 4)], "{d:?}");
+
+    // The leader dies with six records in flight. The survivor takes the partition over and
+    // hands out those six, each delivered once before, and nothing that was accepted.
+    brokers[leader as usize - 1].kill_9();
+    let survivor = [addrs[coordinator as usize - 1]];
+    wait_agreed(&survivor, "the survivor leading every partition", |m| broker_ids(m) == [coordinator]).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let got = loop {
+        let r = at_coordinator.call(1, &share_fetch("m", 0, topic_id, partition)).await;
+        let (code, _, acquired) = share_fetched(&r);
+        if code == 0 && !acquired.is_empty() {
+            break acquired;
+        }
+        // Until its log is rebuilt, the partition is not served (NOT_LEADER_OR_FOLLOWER).
+        assert!(code == 6 || code == 0, "{r:?}");
+        assert!(Instant::now() < deadline, "the survivor handed out nothing within 30 s: {r:?}");
+        // A new share session each time: the refused one was not opened for this partition.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(got, [(4, 9, 2)], "records in flight at the leader's death, delivered a second time");
 }

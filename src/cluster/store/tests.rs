@@ -251,6 +251,67 @@ async fn a_commit_is_fenced_by_the_lease_and_by_the_leader_epoch() {
 }
 
 #[tokio::test]
+async fn share_state_is_written_by_its_partitions_leader_in_its_epoch_only_and_goes_with_its_topic() {
+    let Some(pg) = PgServer::start() else { return };
+    let mut s = store(&pg).await;
+    let one = s.register(&registration(1), LEASE).await.unwrap();
+    let topic = Uuid::new_v4();
+    s.create_topic("t", topic, 2).await.unwrap();
+    s.rebalance().await.unwrap();
+    let epoch = s.leaders().await.unwrap()[&(topic, 0)].epoch;
+    let row = |partition: i32, group: &str, epoch: i32, state: Option<&[u8]>| ShareStateRow {
+        topic_id: topic,
+        partition,
+        group_id: group.to_string(),
+        leader_epoch: epoch,
+        state: state.map(<[u8]>::to_vec),
+    };
+    let refused = s
+        .write_share_states(1, one, &[row(0, "a", epoch, Some(b"a0")), row(1, "a", epoch, Some(b"a1"))])
+        .await
+        .unwrap();
+    assert!(refused.is_empty(), "{refused:?}");
+    s.write_share_states(1, one, &[row(0, "b", epoch, Some(b"b0")), row(0, "a", epoch, Some(b"a0'"))]).await.unwrap();
+    let mut on_0 = s.share_states(topic, 0).await.unwrap();
+    on_0.sort();
+    assert_eq!(on_0, [("a".to_string(), b"a0'".to_vec()), ("b".to_string(), b"b0".to_vec())]);
+
+    // A stale epoch writes nothing and says which partition is no longer this broker's.
+    let refused = s.write_share_states(1, one, &[row(0, "a", epoch - 1, Some(b"stale"))]).await.unwrap();
+    assert_eq!(refused, [(topic, 0)]);
+    let mut kept = s.share_states(topic, 0).await.unwrap();
+    kept.sort();
+    assert_eq!(kept, on_0, "a refused row is not written");
+    // Broker 2 takes both partitions over: broker 1's writes are refused, broker 2's taken.
+    let two = s.register(&registration(2), LEASE).await.unwrap();
+    expire(&s, 1).await;
+    let paused = s.write_share_states(1, one, &[row(0, "a", epoch, Some(b"paused"))]).await;
+    assert!(matches!(paused, Err(StoreError::Fenced(_))), "{paused:?}");
+    s.deregister(1, one).await.unwrap();
+    s.rebalance().await.unwrap();
+    let now = s.leaders().await.unwrap()[&(topic, 0)];
+    assert_eq!(now.node_id, Some(2));
+    let one_again = s.register(&registration(1), LEASE).await.unwrap();
+    let deposed = s.write_share_states(1, one_again, &[row(0, "a", epoch, Some(b"deposed"))]).await.unwrap();
+    assert_eq!(deposed, [(topic, 0)]);
+    let mut kept = s.share_states(topic, 0).await.unwrap();
+    kept.sort();
+    assert_eq!(kept, on_0, "a deposed leader's row is not written");
+    s.write_share_states(2, two, &[row(0, "a", now.epoch, None)]).await.unwrap();
+    assert_eq!(s.share_states(topic, 0).await.unwrap(), [("b".to_string(), b"b0".to_vec())]);
+
+    // The coordinator forgets a deleted group on every partition; a deleted topic's rows go
+    // with its sweep.
+    assert_eq!(s.group_share_states("b").await.unwrap(), [(topic, 0, b"b0".to_vec())]);
+    assert_eq!(s.delete_group_share_states("b", None).await.unwrap(), 1);
+    assert_eq!(s.group_share_states("a").await.unwrap().len(), 1);
+    s.delete_topic(topic).await.unwrap();
+    while s.sweep(100).await.unwrap() > 0 {}
+    s.sweep(100).await.unwrap();
+    assert!(s.group_share_states("a").await.unwrap().is_empty());
+}
+
+#[tokio::test]
 async fn a_log_start_moves_for_its_leader_only_and_lets_go_of_the_batches_and_objects_before_it() {
     let Some(pg) = PgServer::start() else { return };
     let mut s = store(&pg).await;

@@ -24,6 +24,12 @@
 //! sessions are not kept: members rejoin with epoch 0, as they do when their session is lost.
 //! The writes are not fsynced (as for topic data by default): a power loss, unlike a crash of
 //! the broker, may deliver records again.
+//!
+//! Shared mode: the group's coordinator keeps its members, and each partition's leader its
+//! share-partitions (as in Kafka). The leader loads them from the cluster's store when it
+//! first serves the partition in its leader epoch ([`ShareCoordinator::load`]) and writes them
+//! there ([`ClusterStates`]), fenced by that epoch, instead of to `__share_group_state`: a
+//! deposed leader's writes are refused and it lets go of the partition.
 
 pub mod partition;
 pub mod settings;
@@ -120,6 +126,16 @@ pub enum SessionError {
     LimitReached(String),
     #[error("{0}")]
     InvalidRequest(String),
+}
+
+/// Why a share group was not deleted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DeleteError {
+    #[error("{0}")]
+    NotEmpty(String),
+    /// Shared mode: the store did not take the deletion.
+    #[error("{0}")]
+    NotKept(String),
 }
 
 #[derive(Debug, Clone)]
@@ -259,15 +275,40 @@ struct State {
     dirty: HashSet<ShareKey>,
     /// Per share-partition written: its last snapshot epoch and when it was first written.
     written: HashMap<ShareKey, (i32, i64)>,
+    /// Shared mode: the partitions whose share-partitions were loaded from the cluster's store,
+    /// each with the leader epoch this broker leads it in (see [`ShareCoordinator::load`]).
+    loaded: HashMap<(Uuid, i32), i32>,
 }
 
-/// The log share-partition state is written to.
+/// Where share-partition state is written.
 #[derive(Debug)]
-struct Store {
-    log: Arc<PartitionLog>,
-    /// Held from taking the changed state to appending it, so the log gets snapshots of one
-    /// share-partition in the order they were taken (the last one is the one that counts).
-    writing: Mutex<()>,
+enum Keeping {
+    /// Nowhere (unit tests).
+    Nowhere,
+    /// This broker's `__share_group_state` log (one node).
+    Log(Arc<PartitionLog>),
+    /// The cluster's store, by each partition's leader (shared mode).
+    Cluster(Arc<dyn ClusterStates>),
+}
+
+/// Shared mode: the cluster's store of share-partition state. A partition's leader writes the
+/// state of its share-partitions there, fenced by the leader epoch it loaded them in, and the
+/// next leader of the partition reads them back from there.
+pub trait ClusterStates: Send + Sync + std::fmt::Debug {
+    /// Writes these share-partitions' state in one change. Returns the partitions whose rows
+    /// were refused: this broker no longer leads them in the epoch given.
+    fn write(&self, rows: Vec<StateWrite>) -> io::Result<Vec<(Uuid, i32)>>;
+    /// Forgets every share-partition of a group being deleted, whoever leads its partitions.
+    fn forget_group(&self, group_id: &str) -> io::Result<()>;
+}
+
+/// One share-partition's state as its leader writes it (`state: None`: forget it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateWrite {
+    pub key: ShareKey,
+    pub leader_epoch: i32,
+    /// The value of a ShareSnapshot record ([`store::encode_value`]).
+    pub state: Option<Vec<u8>>,
 }
 
 /// Every share group of this broker, behind one lock (never held across an await).
@@ -276,8 +317,11 @@ pub struct ShareCoordinator {
     cfg: ShareConfig,
     /// Where group configs are kept (none in unit tests).
     root: Option<PathBuf>,
-    /// Where share-partition state is kept (none in unit tests).
-    store: Option<Store>,
+    /// Where share-partition state is kept.
+    keeping: Keeping,
+    /// Held from taking the changed state to writing it, so that snapshots of one
+    /// share-partition are written in the order they were taken (the last one counts).
+    writing: Mutex<()>,
     state: Mutex<State>,
     /// Woken when records become available without an append (released, a lock ran out).
     released: Arc<Notify>,
@@ -294,7 +338,67 @@ pub struct ReadPlan {
 impl ShareCoordinator {
     /// A coordinator that keeps nothing on disk.
     pub fn new(cfg: ShareConfig) -> Self {
-        Self { cfg, root: None, store: None, state: Mutex::new(State::default()), released: Arc::new(Notify::new()) }
+        Self {
+            cfg,
+            root: None,
+            keeping: Keeping::Nowhere,
+            writing: Mutex::new(()),
+            state: Mutex::new(State::default()),
+            released: Arc::new(Notify::new()),
+        }
+    }
+
+    /// Shared mode's coordinator: group configs are kept in `root`; share-partition state is
+    /// loaded from and written to the cluster's store, one partition at a time, by the broker
+    /// leading the partition (nothing is loaded at start). `__share_group_state` is opened but
+    /// not written: the cluster lists it, as Kafka's does, and leads it like any partition.
+    pub fn open_shared(
+        root: PathBuf,
+        logs: &LogManager,
+        cfg: ShareConfig,
+        states: Arc<dyn ClusterStates>,
+        now_ms: i64,
+    ) -> io::Result<Self> {
+        let config = PartitionConfig { compact: true, ..PartitionConfig::internal() };
+        logs.open(TopicPartition::new(SHARE_STATE_TOPIC, 0), config, now_ms)?;
+        let state = State { settings: settings::load(&root)?, ..State::default() };
+        Ok(Self {
+            cfg,
+            root: Some(root),
+            keeping: Keeping::Cluster(states),
+            writing: Mutex::new(()),
+            state: Mutex::new(state),
+            released: Arc::new(Notify::new()),
+        })
+    }
+
+    /// Shared mode: whether this broker, leading partition `tp` in `epoch`, must load its
+    /// share-partitions from the cluster's store before it serves them.
+    pub fn needs_load(&self, tp: (Uuid, i32), epoch: i32) -> bool {
+        matches!(self.keeping, Keeping::Cluster(_)) && self.state.lock().loaded.get(&tp) != Some(&epoch)
+    }
+
+    /// Shared mode: takes partition `tp`'s share-partitions as the cluster's store holds them
+    /// (`rows`: group, ShareSnapshot value), this broker leading it in `epoch`. What this
+    /// broker held of them before is dropped: another leader may have changed them since.
+    /// When the partition was loaded in this epoch already (by a request that raced this
+    /// one), nothing changes: what was done since must not be undone.
+    pub fn load(&self, tp: (Uuid, i32), epoch: i32, rows: Vec<(String, Vec<u8>)>) {
+        let mut st = self.state.lock();
+        if st.loaded.get(&tp) == Some(&epoch) {
+            return;
+        }
+        forget_partition(&mut st, tp);
+        for (group, value) in rows {
+            let Some(snap) = store::decode_value(&value) else {
+                tracing::warn!(group = %group, partition = tp.1, "the store holds share-group state gregor cannot read; starting that share-partition afresh");
+                continue;
+            };
+            let sp = SharePartition::restore(snap.start_offset, &snap.batches, self.cfg.partition_max_record_locks);
+            st.written.insert((group.clone(), tp.0, tp.1), (snap.snapshot_epoch, snap.create_timestamp));
+            st.groups.entry(group.clone()).or_insert_with(|| ShareGroup::new(&group)).partitions.insert(tp, sp);
+        }
+        st.loaded.insert(tp, epoch);
     }
 
     /// The broker's coordinator: group configs are loaded from, and kept in, `root`; share-
@@ -316,53 +420,94 @@ impl ShareCoordinator {
         if log.size_bytes() >= cfg.checkpoint_bytes {
             store::rewrite(&log, &snapshots, kept, now_ms)?;
         }
-        let store = Some(Store { log, writing: Mutex::new(()) });
-        Ok(Self { cfg, root: Some(root), store, state: Mutex::new(state), released: Arc::new(Notify::new()) })
+        Ok(Self {
+            cfg,
+            root: Some(root),
+            keeping: Keeping::Log(log),
+            writing: Mutex::new(()),
+            state: Mutex::new(state),
+            released: Arc::new(Notify::new()),
+        })
     }
 
-    /// Writes the share-partitions changed since the last write to `__share_group_state`, in
-    /// one append. On failure they stay due and the next call tries again.
+    /// Writes the share-partitions changed since the last write, in one append to
+    /// `__share_group_state` (shared mode: one change in the cluster's store). On failure they
+    /// stay due and the next call tries again.
     pub fn persist(&self) -> io::Result<()> {
-        let Some(store) = &self.store else { return Ok(()) };
-        let _order = store.writing.lock();
+        if matches!(self.keeping, Keeping::Nowhere) {
+            return Ok(());
+        }
+        let _order = self.writing.lock();
         let now_ms = crate::clock::now_ms();
-        let records: Vec<(ShareKey, Option<Vec<u8>>)> = {
-            let mut guard = self.state.lock();
-            let st = &mut *guard;
-            if st.dirty.is_empty() {
-                return Ok(());
+        let writes = self.take_dirty(now_ms);
+        if writes.is_empty() {
+            return Ok(());
+        }
+        let result = match &self.keeping {
+            Keeping::Nowhere => Ok(()),
+            Keeping::Log(log) => {
+                let records: Vec<(ShareKey, Option<Vec<u8>>)> =
+                    writes.iter().map(|w| (w.key.clone(), w.state.clone())).collect();
+                store::append(log, &records, now_ms)
             }
-            let mut out = Vec::with_capacity(st.dirty.len());
-            for key in std::mem::take(&mut st.dirty) {
-                let sp = st.groups.get(&key.0).and_then(|g| g.partitions.get(&(key.1, key.2)));
-                match sp {
-                    None => {
-                        st.written.remove(&key);
-                        out.push((key, None));
-                    }
-                    Some(sp) => {
-                        let (epoch, created) = st.written.get(&key).copied().unwrap_or((-1, now_ms));
-                        let snapshot_epoch = epoch.wrapping_add(1).max(0);
-                        st.written.insert(key.clone(), (snapshot_epoch, created));
-                        let snap = Snapshot {
-                            snapshot_epoch,
-                            start_offset: sp.start_offset(),
-                            create_timestamp: created,
-                            write_timestamp: now_ms,
-                            batches: sp.state_batches(),
-                        };
-                        out.push((key, Some(store::encode_value(&snap))));
+            Keeping::Cluster(states) => states.write(writes.clone()).map(|refused| {
+                if !refused.is_empty() {
+                    // Led elsewhere now: the next leader loaded, or will load, what the store
+                    // holds; this broker loads it again if the partition comes back.
+                    let mut st = self.state.lock();
+                    for tp in refused {
+                        tracing::info!(
+                            partition = tp.1,
+                            "no longer leading a partition: its share-group state is the next leader's"
+                        );
+                        forget_partition(&mut st, tp);
                     }
                 }
-            }
-            out
+            }),
         };
-        let result = store::append(&store.log, &records, now_ms);
         if let Err(e) = &result {
             tracing::warn!(error = %e, "cannot write share-partition state; retrying with the next change");
-            self.state.lock().dirty.extend(records.into_iter().map(|(k, _)| k));
+            self.state.lock().dirty.extend(writes.into_iter().map(|w| w.key));
         }
         result
+    }
+
+    /// The share-partitions changed since the last write, as snapshots to write (tombstones for
+    /// those removed), their snapshot epochs moved on. Shared mode: only those of partitions
+    /// loaded from the store, in the epoch loaded (the others are not this broker's to write).
+    fn take_dirty(&self, now_ms: i64) -> Vec<StateWrite> {
+        let mut guard = self.state.lock();
+        let st = &mut *guard;
+        let shared = matches!(self.keeping, Keeping::Cluster(_));
+        let mut out = Vec::with_capacity(st.dirty.len());
+        for key in std::mem::take(&mut st.dirty) {
+            let leader_epoch = match st.loaded.get(&(key.1, key.2)) {
+                Some(&e) => e,
+                None if shared => continue,
+                None => 0,
+            };
+            let sp = st.groups.get(&key.0).and_then(|g| g.partitions.get(&(key.1, key.2)));
+            match sp {
+                None => {
+                    st.written.remove(&key);
+                    out.push(StateWrite { key, leader_epoch, state: None });
+                }
+                Some(sp) => {
+                    let (epoch, created) = st.written.get(&key).copied().unwrap_or((-1, now_ms));
+                    let snapshot_epoch = epoch.wrapping_add(1).max(0);
+                    st.written.insert(key.clone(), (snapshot_epoch, created));
+                    let snap = Snapshot {
+                        snapshot_epoch,
+                        start_offset: sp.start_offset(),
+                        create_timestamp: created,
+                        write_timestamp: now_ms,
+                        batches: sp.state_batches(),
+                    };
+                    out.push(StateWrite { key, leader_epoch, state: Some(store::encode_value(&snap)) });
+                }
+            }
+        }
+        out
     }
 
     pub fn config(&self) -> &ShareConfig {
@@ -428,11 +573,27 @@ impl ShareCoordinator {
     }
 
     /// Deletes an empty share group with its share-partitions (DeleteGroups).
-    pub fn delete(&self, group_id: &str) -> Result<bool, String> {
+    pub fn delete(&self, group_id: &str) -> Result<bool, DeleteError> {
+        match self.state.lock().groups.get(group_id) {
+            None => return Ok(false),
+            Some(g) if !g.members.is_empty() => {
+                return Err(DeleteError::NotEmpty(format!("The share group {group_id} still has members.")))
+            }
+            Some(_) => {}
+        }
+        if let Keeping::Cluster(states) = &self.keeping {
+            // Its share-partitions on every partition, first: a group of this id created later
+            // must not find them.
+            states.forget_group(group_id).map_err(|e| {
+                DeleteError::NotKept(format!("The share group {group_id} stays: its state could not be deleted: {e}"))
+            })?;
+        }
         let mut st = self.state.lock();
         match st.groups.get(group_id) {
             None => Ok(false),
-            Some(g) if !g.members.is_empty() => Err(format!("The share group {group_id} still has members.")),
+            Some(g) if !g.members.is_empty() => {
+                Err(DeleteError::NotEmpty(format!("The share group {group_id} still has members.")))
+            }
             Some(_) => {
                 if let Some(g) = st.groups.remove(group_id) {
                     st.dirty.extend(g.partitions.keys().map(|(t, p)| (group_id.to_string(), *t, *p)));
@@ -761,6 +922,14 @@ impl ShareCoordinator {
         let settings = st.settings.get(group_id).cloned();
         let limits = self.limits(settings.as_ref());
         let st = &mut *st;
+        if matches!(self.keeping, Keeping::Cluster(_)) {
+            // The partition's leader holds its share-partitions, whichever broker coordinates
+            // the group; it starts none before it has loaded what the store holds.
+            if !st.loaded.contains_key(&tp) {
+                return None;
+            }
+            st.groups.entry(group_id.to_string()).or_insert_with(|| ShareGroup::new(group_id));
+        }
         let g = st.groups.get_mut(group_id)?;
         let key = (group_id.to_string(), tp.0, tp.1);
         let sp = g.partitions.entry(tp).or_insert_with(|| {
@@ -850,6 +1019,17 @@ impl ShareCoordinator {
         }
         result
     }
+}
+
+/// Drops what this broker holds of partition `tp`'s share-partitions (shared mode: another
+/// broker leads it, or leads it next).
+fn forget_partition(st: &mut State, tp: (Uuid, i32)) {
+    for g in st.groups.values_mut() {
+        g.partitions.remove(&tp);
+    }
+    st.written.retain(|k, _| (k.1, k.2) != tp);
+    st.dirty.retain(|k| (k.1, k.2) != tp);
+    st.loaded.remove(&tp);
 }
 
 #[cfg(test)]

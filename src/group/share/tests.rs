@@ -228,3 +228,58 @@ fn deleted_share_state_stays_deleted_and_a_large_log_is_rewritten() {
         assert_eq!(c.describe("kept").unwrap().start_offsets(), vec![(tp, 7)]);
     }
 }
+
+/// Shared mode's store of share-partition state, in memory: what was written, and the
+/// partitions whose rows it refuses (led elsewhere now).
+#[derive(Debug, Default)]
+struct FakeStates {
+    written: Mutex<Vec<StateWrite>>,
+    refuse: Mutex<Vec<(Uuid, i32)>>,
+}
+
+impl ClusterStates for FakeStates {
+    fn write(&self, rows: Vec<StateWrite>) -> io::Result<Vec<(Uuid, i32)>> {
+        self.written.lock().extend(rows);
+        Ok(self.refuse.lock().clone())
+    }
+    fn forget_group(&self, _: &str) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn in_shared_mode_a_partition_is_served_once_loaded_in_its_epoch_and_let_go_of_when_refused() {
+    let states = Arc::new(FakeStates::default());
+    let c =
+        ShareCoordinator { keeping: Keeping::Cluster(states.clone()), ..ShareCoordinator::new(ShareConfig::default()) };
+    let (tp, now) = ((Uuid::new_v4(), 0), Instant::now());
+    let span = [BatchSpan { base_offset: 5, last_offset: 9, skip: false }];
+    // Nothing is handed out before the store's state is loaded, though no member joined here
+    // (the group's coordinator is another broker).
+    assert!(c.needs_load(tp, 3));
+    assert_eq!(c.plan("g", tp, 0, 10, now), None);
+    let kept =
+        Snapshot { snapshot_epoch: 4, start_offset: 5, create_timestamp: 1, write_timestamp: 1, batches: vec![] };
+    let rows = vec![("g".to_string(), store::encode_value(&kept))];
+    c.load(tp, 3, rows.clone());
+    assert!(!c.needs_load(tp, 3));
+    assert_eq!(c.plan("g", tp, 0, 10, now), Some(ReadPlan { read_from: 5, available: true }));
+    assert_eq!(c.acquire("g", "m", tp, &span, 100, now).len(), 1);
+    // A racing load in the same epoch undoes nothing: the records stay acquired.
+    c.load(tp, 3, rows);
+    assert!(c.acquire("g", "m2", tp, &span, 100, now).is_empty());
+    c.persist().unwrap();
+    let written = std::mem::take(&mut *states.written.lock());
+    assert_eq!(written.len(), 1);
+    assert_eq!((written[0].key.clone(), written[0].leader_epoch), (("g".to_string(), tp.0, 0), 3));
+    let snap = store::decode_value(written[0].state.as_deref().unwrap()).unwrap();
+    assert_eq!((snap.snapshot_epoch, snap.start_offset, snap.batches.len()), (5, 5, 1));
+
+    // The store refuses the next write (another broker leads the partition now): this broker
+    // lets go of it and loads it again before it serves it.
+    *states.refuse.lock() = vec![tp];
+    c.acknowledge("g", "m", tp, &[(5, 9, vec![partition::ACK_RELEASE])]).unwrap();
+    c.persist().unwrap();
+    assert!(c.needs_load(tp, 3));
+    assert_eq!(c.plan("g", tp, 0, 10, now), None);
+}

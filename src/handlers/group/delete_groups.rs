@@ -5,7 +5,9 @@ use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
 use kafka_protocol::messages::{DeleteGroupsRequest, DeleteGroupsResponse};
 
 use crate::auth::acl::{op, resource};
+use crate::group::share::DeleteError;
 use crate::handlers::common::{code_of, reply_off_runtime};
+use crate::handlers::error_codes::ResponseError;
 use crate::handlers::{Ctx, Reply};
 
 pub async fn handle(ctx: &Ctx, req: DeleteGroupsRequest) -> Reply {
@@ -29,10 +31,13 @@ pub async fn handle(ctx: &Ctx, req: DeleteGroupsRequest) -> Reply {
                 // A share group: deleted with its share-partitions when it has no members.
                 match broker.share_groups.delete(g.0.as_str()) {
                     Ok(true) => return DeletableGroupResult::default().with_group_id(g),
-                    Err(_) => {
-                        return DeletableGroupResult::default()
-                            .with_group_id(g)
-                            .with_error_code(crate::handlers::error_codes::ResponseError::NonEmptyGroup.code())
+                    Err(e) => {
+                        let code = match e {
+                            DeleteError::NotEmpty(_) => ResponseError::NonEmptyGroup,
+                            DeleteError::NotKept(_) => ResponseError::RequestTimedOut,
+                        };
+                        tracing::debug!(group = %g.0.as_str(), error = %e, "share group not deleted");
+                        return DeletableGroupResult::default().with_group_id(g).with_error_code(code.code());
                     }
                     Ok(false) => {}
                 }

@@ -23,8 +23,40 @@ fn denied_group(ctx: &Ctx, operation: i8, group: &str) -> bool {
     !ctx.allowed(operation, resource::GROUP, group)
 }
 
+/// Shared mode: a group's share-partition start offsets as the store holds them (each
+/// partition's leader writes them there), `None` when it holds none; an `Err` is the message
+/// to answer with. On a single node: `Ok(None)` (the coordinator holds them all).
+async fn stored_starts(ctx: &Ctx, group_id: &str) -> Result<Option<Vec<((uuid::Uuid, i32), i64)>>, String> {
+    let Some(shared) = ctx.broker.cluster.shared() else { return Ok(None) };
+    let rows = shared.group_share_states(group_id).await.map_err(|e| e.to_string())?;
+    let mut starts: Vec<_> = rows
+        .into_iter()
+        .filter_map(|(t, p, state)| Some(((t, p), crate::group::share::store::decode_value(&state)?.start_offset)))
+        .collect();
+    starts.sort();
+    Ok((!starts.is_empty()).then_some(starts))
+}
+
+/// What shared mode cannot do yet: change a share-partition's state from the group's
+/// coordinator while its partition's leader holds it.
+fn not_in_shared_mode(ctx: &Ctx, what: &str) -> Option<String> {
+    ctx.broker.cluster.shared()?;
+    Some(format!(
+        "{what} is not available in shared mode yet: each share-partition's state is held by its partition's leader."
+    ))
+}
+
 pub async fn handle_describe(ctx: &Ctx, req: DescribeShareGroupOffsetsRequest) -> Reply {
     let share = &ctx.broker.share_groups;
+    let mut stored = std::collections::HashMap::new();
+    if ctx.coordinates_groups() {
+        for g in &req.groups {
+            let id = g.group_id.0.as_str();
+            if !denied_group(ctx, op::DESCRIBE, id) {
+                stored.insert(id.to_string(), stored_starts(ctx, id).await);
+            }
+        }
+    }
     let groups = req
         .groups
         .into_iter()
@@ -37,12 +69,22 @@ pub async fn handle_describe(ctx: &Ctx, req: DescribeShareGroupOffsetsRequest) -
             if !ctx.coordinates_groups() {
                 return out.with_error_code(super::NOT_COORDINATOR);
             }
-            let Some(group) = share.describe(&id) else {
-                return out
-                    .with_error_code(ResponseError::GroupIdNotFound.code())
-                    .with_error_message(Some(str_bytes(&format!("Share group {id} not found."))));
+            let starts = match stored.remove(&id) {
+                Some(Err(message)) => {
+                    return out
+                        .with_error_code(ResponseError::RequestTimedOut.code())
+                        .with_error_message(Some(str_bytes(&message)))
+                }
+                Some(Ok(Some(starts))) => starts,
+                _ => match share.describe(&id) {
+                    Some(group) => group.start_offsets(),
+                    None => {
+                        return out
+                            .with_error_code(ResponseError::GroupIdNotFound.code())
+                            .with_error_message(Some(str_bytes(&format!("Share group {id} not found."))))
+                    }
+                },
             };
-            let starts = group.start_offsets();
             // Named topics (every partition asked, -1 where nothing was fetched yet), or all
             // the share-partitions the group has.
             let wanted: Vec<(String, Vec<i32>)> = match g.topics {
@@ -108,6 +150,9 @@ pub async fn handle_alter(ctx: &Ctx, req: AlterShareGroupOffsetsRequest) -> Repl
     if ctx.broker.groups.exists(id) {
         return ctx.reply(&fail(ResponseError::GroupIdNotFound, format!("Group {id} is not a share group.")));
     }
+    if let Some(message) = not_in_shared_mode(ctx, "AlterShareGroupOffsets") {
+        return ctx.reply(&fail(ResponseError::InvalidRequest, message));
+    }
     let mut starts = Vec::new();
     let mut responses = Vec::new();
     for t in &req.topics {
@@ -165,6 +210,9 @@ pub async fn handle_delete(ctx: &Ctx, req: DeleteShareGroupOffsetsRequest) -> Re
     }
     if !ctx.coordinates_groups() {
         return ctx.reply(&fail(ResponseError::NotCoordinator, super::not_coordinator(ctx)));
+    }
+    if let Some(message) = not_in_shared_mode(ctx, "DeleteShareGroupOffsets") {
+        return ctx.reply(&fail(ResponseError::InvalidRequest, message));
     }
     let mut ids = Vec::new();
     let responses = req
