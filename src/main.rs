@@ -254,9 +254,7 @@ async fn join_cluster(
     if !c.is_shared() {
         return Ok(Some(Cluster::Single { node_id: config.server.node_id }));
     }
-    tracing::warn!(
-        "shared mode is a preview (cluster.preview): brokers reach each other in plaintext only, and share groups' group configs are each broker's own"
-    );
+    tracing::warn!("shared mode is a preview (cluster.preview): brokers reach each other in plaintext only");
     let mut endpoints = std::collections::BTreeMap::new();
     for l in listeners {
         let (host, port) = own_address(l)?;

@@ -138,7 +138,7 @@ impl Broker {
                 crate::group::share::ShareCoordinator::open(root.clone(), &logs, share_config(&config.group), now)?
             }
             Cluster::Shared(s) => crate::group::share::ShareCoordinator::open_shared(
-                root.clone(),
+                keeper.clone(),
                 &logs,
                 share_config(&config.group),
                 Arc::new(StoreShareStates {
@@ -397,17 +397,20 @@ impl crate::auth::kept::Keeper for StoreKeeper {
     }
 }
 
-/// Shared mode: takes up the ACLs, SCRAM credentials, client quotas and cluster default broker
-/// configs other brokers changed (their documents' versions moved in the view just loaded).
+/// Shared mode: takes up the ACLs, SCRAM credentials, client quotas, cluster default broker
+/// configs and share group configs other brokers changed (their documents' versions moved in the view just loaded).
 async fn take_up_documents(broker: &Arc<Broker>, view: &crate::cluster::shared::View) {
     use crate::auth::{acl, quota, scram};
     let defaults = broker_configs::DEFAULTS_DOCUMENT;
-    let wanted = [acl::DOCUMENT, scram::DOCUMENT, quota::DOCUMENT, defaults].map(|name| view.document_version(name));
+    let share_configs = crate::group::share::settings::DOCUMENT;
+    let wanted = [acl::DOCUMENT, scram::DOCUMENT, quota::DOCUMENT, defaults, share_configs]
+        .map(|name| view.document_version(name));
     let held = [
         broker.acls.records().version(),
         broker.scram.records().version(),
         broker.quotas.records().version(),
         broker.dynamic.cluster_records().map_or(0, |r| r.version()),
+        broker.share_groups.configs_version(),
     ];
     if wanted == held {
         return;
@@ -415,12 +418,13 @@ async fn take_up_documents(broker: &Arc<Broker>, view: &crate::cluster::shared::
     // Each of these reads its document only if its version moved.
     let b = broker.clone();
     let followed = tokio::task::spawn_blocking(move || {
-        let [acls, credentials, quotas, default_configs] = wanted;
+        let [acls, credentials, quotas, default_configs, group_configs] = wanted;
         [
             (acl::DOCUMENT, b.acls.records().follow(acls)),
             (scram::DOCUMENT, b.scram.records().follow(credentials)),
             (quota::DOCUMENT, b.quotas.records().follow(quotas)),
             (defaults, b.take_up_cluster_default(default_configs)),
+            (share_configs, b.share_groups.follow_configs(group_configs)),
         ]
         .into_iter()
         .filter_map(|(name, outcome)| Some((name, outcome.err()?)))

@@ -70,7 +70,9 @@ async fn apply(
             if validate_only {
                 return (0, None);
             }
-            return match share.set_settings(name, next) {
+            // Shared mode: the cluster's store takes them first (off the runtime).
+            let (broker, group) = (ctx.broker.clone(), name.to_string());
+            return match super::common::off_runtime(move || broker.share_groups.set_settings(&group, next)).await {
                 Ok(()) => (0, None),
                 Err(e) => (
                     ResponseError::UnknownServerError.code(),

@@ -17,10 +17,10 @@ use kafka_protocol::messages::share_acknowledge_request::{
     AcknowledgePartition, AcknowledgeTopic, AcknowledgementBatch,
 };
 use kafka_protocol::messages::{
-    BrokerId, DescribeShareGroupOffsetsRequest, FindCoordinatorRequest, GroupId, HeartbeatRequest,
-    IncrementalAlterConfigsRequest, InitProducerIdRequest, MetadataRequest, MetadataResponse, OffsetFetchRequest,
-    ProduceRequest, ShareAcknowledgeRequest, ShareFetchRequest, ShareFetchResponse, ShareGroupHeartbeatRequest,
-    TopicName, TransactionalId,
+    BrokerId, DescribeConfigsRequest, DescribeShareGroupOffsetsRequest, FindCoordinatorRequest, GroupId,
+    HeartbeatRequest, IncrementalAlterConfigsRequest, InitProducerIdRequest, MetadataRequest, MetadataResponse,
+    OffsetFetchRequest, ProduceRequest, ShareAcknowledgeRequest, ShareFetchRequest, ShareFetchResponse,
+    ShareGroupHeartbeatRequest, TopicName, TransactionalId,
 };
 use kafka_protocol::protocol::StrBytes;
 use rdkafka::config::ClientConfig;
@@ -1234,9 +1234,11 @@ fn share_fetched(r: &ShareFetchResponse) -> (i16, i32, Vec<(i64, i64, i16)>) {
 /// flight with their deliveries) is in the store before it answers: the broker that takes the
 /// partition over after the leader's SIGKILL delivers nothing accepted again, and what was in
 /// flight with its deliveries counted. The coordinator describes the group's start offsets
-/// from the store, for partitions it does not lead.
+/// from the store, for partitions it does not lead; a group config set through one broker
+/// holds on the others.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_share_partitions_state_follows_its_partition_to_the_next_leader() {
+    use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
     use kafka_protocol::messages::describe_share_group_offsets_request::DescribeShareGroupOffsetsRequestGroup;
     use kafka_protocol::messages::incremental_alter_configs_request::{AlterConfigsResource, AlterableConfig};
     let Some(pg) = PgServer::start() else { return };
@@ -1276,9 +1278,10 @@ async fn a_share_partitions_state_follows_its_partition_to_the_next_leader() {
         sent.await.unwrap_or_else(|(e, _)| panic!("producing {value}: {e}"));
     }
 
-    // Group configs are the broker's own: the leader is told to start the group at the
-    // earliest record.
+    // Group configs are the cluster's: set through the coordinator (as librdkafka sends them to
+    // the controller), the leader takes them up at its next heartbeat.
     let mut at_leader = RawClient::connect(addrs[leader as usize - 1]).await;
+    let mut at_coordinator = RawClient::connect(addrs[coordinator as usize - 1]).await;
     let earliest = IncrementalAlterConfigsRequest::default().with_resources(vec![AlterConfigsResource::default()
         .with_resource_type(32)
         .with_resource_name(StrBytes::from_static_str("sg"))
@@ -1286,11 +1289,25 @@ async fn a_share_partitions_state_follows_its_partition_to_the_next_leader() {
             .with_name(StrBytes::from_static_str("share.auto.offset.reset"))
             .with_config_operation(0)
             .with_value(Some(StrBytes::from_static_str("earliest")))])]);
-    assert_eq!(at_leader.call(1, &earliest).await.responses[0].error_code, 0);
+    let set = at_coordinator.call(1, &earliest).await;
+    assert_eq!(set.responses[0].error_code, 0, "{set:?}");
+    let describe_config = DescribeConfigsRequest::default().with_resources(vec![DescribeConfigsResource::default()
+        .with_resource_type(32)
+        .with_resource_name(StrBytes::from_static_str("sg"))
+        .with_configuration_keys(Some(vec![StrBytes::from_static_str("share.auto.offset.reset")]))]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = at_leader.call(4, &describe_config).await;
+        let value = r.results[0].configs.first().and_then(|c| c.value.as_ref()).map(|v| v.to_string());
+        if value.as_deref() == Some("earliest") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the leader did not take up the group config within 10 s: {r:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 
     // The member joins at the coordinator; the coordinator hands out nothing of a partition it
     // does not lead, and names the leader.
-    let mut at_coordinator = RawClient::connect(addrs[coordinator as usize - 1]).await;
     let join = ShareGroupHeartbeatRequest::default()
         .with_group_id(GroupId(StrBytes::from_static_str("sg")))
         .with_member_id(StrBytes::from_static_str("m"))

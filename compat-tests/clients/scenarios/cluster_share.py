@@ -2,8 +2,8 @@
 
 PostgreSQL and three brokers are started as cluster_compose.py starts them
 (examples/cluster/local_cluster.py). A 6-partition topic gets 3000 records with unique values
-from an idempotent acks=all producer; the group's share.auto.offset.reset=earliest is set on
-every broker by a request sent to that broker itself. Two confluent-kafka ShareConsumers
+from an idempotent acks=all producer; the group's share.auto.offset.reset=earliest is set once
+through the AdminClient and read back from every broker. Two confluent-kafka ShareConsumers
 (implicit acknowledgement) read the topic; once about a third of the records came, a broker
 that leads partitions of the topic, and is not the group's coordinator when that can be told,
 is SIGKILLed. They go on until every record came or the deadline passed.
@@ -30,16 +30,16 @@ REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..")
 sys.path.insert(0, os.path.join(REPO, "examples", "cluster"))
 import local_cluster  # noqa: E402
 from confluent_kafka import KafkaException, Producer, ShareConsumer  # noqa: E402
-from confluent_kafka.admin import AdminClient  # noqa: E402
+from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, ResourceType  # noqa: E402
 from kafka import KafkaAdminClient  # noqa: E402
-from kafka.protocol.admin import DescribeConfigsRequest, IncrementalAlterConfigsRequest  # noqa: E402
+from kafka.protocol.admin import DescribeConfigsRequest  # noqa: E402
 
 PARTITIONS = 6
 RECORDS = 3000
 MAX_POLL_RECORDS = 50
 KILL_WAIT_S = 30   # longest wait for a third of the records before the kill
 DEADLINE_S = 90    # from the consumers' start to every record received
-GROUP_RESOURCE, OP_SET = 32, 0
+GROUP_RESOURCE = 32
 
 if os.environ.get("GREGOR_BOOTSTRAP"):
     skip("starts its own brokers from the compose environment")
@@ -77,10 +77,23 @@ lock = threading.Lock()
 received, by_partition, redelivered = Counter(), Counter(), Counter()
 
 
-def set_group_config(name):
-    """share.auto.offset.reset=earliest for the group on broker `name`, read back there. Sent
-    with kafka-python to that broker's node id: librdkafka's AdminClient sends GROUP configs to
-    the controller whatever broker it was bootstrapped at."""
+def set_group_config():
+    """share.auto.offset.reset=earliest for the group, set once through confluent-kafka's
+    AdminClient (librdkafka sends GROUP configs to the controller): group configs are the
+    cluster's."""
+    res = ConfigResource(ResourceType.GROUP, group, incremental_configs=[
+        ConfigEntry("share.auto.offset.reset", "earliest", incremental_operation=AlterConfigOpType.SET)])
+    try:
+        admin = AdminClient({"bootstrap.servers": host})
+        admin.incremental_alter_configs([res])[res].result(timeout=20)
+        c.check(True, "group config set through the AdminClient")
+    except KafkaException as e:
+        c.check(False, f"group config set through the AdminClient: {e}")
+
+
+def group_config_on(name):
+    """Polls broker `name` (kafka-python, sent to that broker's node id) until it reads the
+    group config back as earliest: every broker takes it up at its next heartbeat."""
     node = cluster.node_id(name)
     admin = KafkaAdminClient(bootstrap_servers=cluster.advertised(name, "PLAINTEXT_HOST"), request_timeout_ms=20000)
 
@@ -89,16 +102,17 @@ def set_group_config(name):
             return await admin._manager.send(request, node_id=node)
         return admin._manager.run(go)
 
+    value, deadline = None, time.monotonic() + 15
     try:
-        resp = send(IncrementalAlterConfigsRequest(
-            resources=[(GROUP_RESOURCE, group, [("share.auto.offset.reset", OP_SET, "earliest")])], validate_only=False))
-        errors = [(r.error_code, r.error_message) for r in resp.responses if r.error_code]
-        desc = send(DescribeConfigsRequest(resources=[(GROUP_RESOURCE, group, ["share.auto.offset.reset"])],
-                                           include_synonyms=False))
-        value = {e.name: e.value for e in desc.results[0].configs}.get("share.auto.offset.reset")
+        while value != "earliest" and time.monotonic() < deadline:
+            desc = send(DescribeConfigsRequest(resources=[(GROUP_RESOURCE, group, ["share.auto.offset.reset"])],
+                                               include_synonyms=False))
+            value = {e.name: e.value for e in desc.results[0].configs}.get("share.auto.offset.reset")
+            if value != "earliest":
+                time.sleep(0.2)
     finally:
         admin.close()
-    c.check(not errors and value == "earliest", f"group config on {name} (node {node}): errors {errors}, reads back {value}")
+    c.check(value == "earliest", f"group config on {name} (node {node}) reads back {value}")
 
 
 def leaders(name, at=None):
@@ -162,8 +176,9 @@ members, acked, errors = [], [], []
 t0 = time.monotonic()
 try:
     ck_create_topics(AdminClient({"bootstrap.servers": host}), {topic: PARTITIONS})
+    set_group_config()
     for name in cluster.env:
-        set_group_config(name)
+        group_config_on(name)
 
     producer = Producer({"bootstrap.servers": host, "enable.idempotence": True, "acks": "all", "linger.ms": 5})
     produced = Counter()

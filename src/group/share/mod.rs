@@ -317,6 +317,8 @@ pub struct ShareCoordinator {
     cfg: ShareConfig,
     /// Where group configs are kept (none in unit tests).
     root: Option<PathBuf>,
+    /// Shared mode: the group configs as the cluster keeps them (`root` keeps them otherwise).
+    cluster_configs: Option<crate::auth::kept::Records<settings::Kept>>,
     /// Where share-partition state is kept.
     keeping: Keeping,
     /// Held from taking the changed state to writing it, so that snapshots of one
@@ -341,6 +343,7 @@ impl ShareCoordinator {
         Self {
             cfg,
             root: None,
+            cluster_configs: None,
             keeping: Keeping::Nowhere,
             writing: Mutex::new(()),
             state: Mutex::new(State::default()),
@@ -348,12 +351,13 @@ impl ShareCoordinator {
         }
     }
 
-    /// Shared mode's coordinator: group configs are kept in `root`; share-partition state is
-    /// loaded from and written to the cluster's store, one partition at a time, by the broker
-    /// leading the partition (nothing is loaded at start). `__share_group_state` is opened but
-    /// not written: the cluster lists it, as Kafka's does, and leads it like any partition.
+    /// Shared mode's coordinator: group configs are the cluster's, kept by `keeper` (a
+    /// broker's own `share-group-configs.json` is not read); share-partition state is loaded
+    /// from and written to the cluster's store, one partition at a time, by the broker leading
+    /// the partition (nothing is loaded at start). `__share_group_state` is opened but not
+    /// written: the cluster lists it, as Kafka's does, and leads it like any partition.
     pub fn open_shared(
-        root: PathBuf,
+        keeper: Arc<dyn crate::auth::kept::Keeper>,
         logs: &LogManager,
         cfg: ShareConfig,
         states: Arc<dyn ClusterStates>,
@@ -361,10 +365,12 @@ impl ShareCoordinator {
     ) -> io::Result<Self> {
         let config = PartitionConfig { compact: true, ..PartitionConfig::internal() };
         logs.open(TopicPartition::new(SHARE_STATE_TOPIC, 0), config, now_ms)?;
-        let state = State { settings: settings::load(&root)?, ..State::default() };
+        let configs = crate::auth::kept::Records::<settings::Kept>::open(keeper, settings::DOCUMENT)?;
+        let state = State { settings: configs.get().0.clone(), ..State::default() };
         Ok(Self {
             cfg,
-            root: Some(root),
+            root: None,
+            cluster_configs: Some(configs),
             keeping: Keeping::Cluster(states),
             writing: Mutex::new(()),
             state: Mutex::new(state),
@@ -423,6 +429,7 @@ impl ShareCoordinator {
         Ok(Self {
             cfg,
             root: Some(root),
+            cluster_configs: None,
             keeping: Keeping::Log(log),
             writing: Mutex::new(()),
             state: Mutex::new(state),
@@ -541,8 +548,44 @@ impl ShareCoordinator {
         self.state.lock().settings.get(group_id).cloned().unwrap_or_default()
     }
 
-    /// Replaces a group's configs (kept on disk before they apply).
+    /// Shared mode: the version of the group configs document this broker holds (0 otherwise).
+    pub fn configs_version(&self) -> i64 {
+        self.cluster_configs.as_ref().map_or(0, |r| r.version())
+    }
+
+    /// Shared mode: takes up the group configs other brokers changed, when the document is no
+    /// longer in `version`. Blocking: call it off the runtime.
+    pub fn follow_configs(&self, version: i64) -> io::Result<()> {
+        let Some(records) = &self.cluster_configs else { return Ok(()) };
+        records.follow(version)?;
+        self.state.lock().settings = records.get().0.clone();
+        Ok(())
+    }
+
+    /// Shared mode: makes `change` to the group configs the cluster keeps, then holds them.
+    /// Blocking: call it off the runtime.
+    fn change_cluster_configs(
+        records: &crate::auth::kept::Records<settings::Kept>,
+        state: &Mutex<State>,
+        change: impl FnMut(&mut settings::Kept),
+    ) -> io::Result<()> {
+        let ((), kept) = records.change(change);
+        state.lock().settings = records.get().0.clone();
+        kept
+    }
+
+    /// Replaces a group's configs (kept on disk, or in shared mode in the cluster's store,
+    /// before they apply). Blocking in shared mode: call it off the runtime.
     pub fn set_settings(&self, group_id: &str, settings: GroupSettings) -> io::Result<()> {
+        if let Some(records) = &self.cluster_configs {
+            return Self::change_cluster_configs(records, &self.state, |all| {
+                if settings == GroupSettings::default() {
+                    all.0.remove(group_id);
+                } else {
+                    all.0.insert(group_id.to_string(), settings.clone());
+                }
+            });
+        }
         let mut st = self.state.lock();
         let mut next = st.settings.clone();
         if settings == GroupSettings::default() {
@@ -598,12 +641,23 @@ impl ShareCoordinator {
                 if let Some(g) = st.groups.remove(group_id) {
                     st.dirty.extend(g.partitions.keys().map(|(t, p)| (group_id.to_string(), *t, *p)));
                 }
-                if st.settings.remove(group_id).is_some() {
+                let had_configs = st.settings.contains_key(group_id);
+                if had_configs && self.cluster_configs.is_none() {
+                    st.settings.remove(group_id);
                     if let Some(root) = &self.root {
                         // The group is gone either way; its configs come back only if this fails.
                         if let Err(e) = settings::save(root, &st.settings) {
                             tracing::warn!(group = group_id, error = %e, "could not forget a deleted share group's configs");
                         }
+                    }
+                }
+                drop(st);
+                if let (true, Some(records)) = (had_configs, &self.cluster_configs) {
+                    let forget = Self::change_cluster_configs(records, &self.state, |all| {
+                        all.0.remove(group_id);
+                    });
+                    if let Err(e) = forget {
+                        tracing::warn!(group = group_id, error = %e, "could not forget a deleted share group's configs");
                     }
                 }
                 Ok(true)

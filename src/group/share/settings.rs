@@ -1,7 +1,8 @@
 //! Group configs of share groups (Kafka's `GroupConfig`, resource type GROUP in
 //! DescribeConfigs and IncrementalAlterConfigs): the `share.*` keys, checked, with the broker's
 //! `group.share.*` settings as their defaults, and kept in `share-group-configs.json` in the
-//! data directory.
+//! data directory (shared mode: in the cluster's store, one document for every broker, see
+//! [`Kept`]).
 
 use std::collections::BTreeMap;
 use std::io;
@@ -30,6 +31,29 @@ pub struct Described {
 }
 
 const FILE: &str = "share-group-configs.json";
+
+/// Shared mode: the name of the share groups' configs document in the cluster's store.
+pub const DOCUMENT: &str = "share_group_configs";
+
+/// Every share group's configs as the cluster keeps them (shared mode): a line per group, its
+/// configs under their Kafka names.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Kept(pub BTreeMap<String, GroupSettings>);
+
+impl crate::auth::kept::Lines for Kept {
+    type Line = (String, BTreeMap<String, String>);
+    fn from_lines(lines: Vec<Self::Line>) -> Result<Self, String> {
+        let mut all = BTreeMap::new();
+        for (group, configs) in lines {
+            let settings = GroupSettings::from_map(&configs).map_err(|e| format!("group {group}: {e}"))?;
+            all.insert(group, settings);
+        }
+        Ok(Self(all))
+    }
+    fn to_lines(&self) -> Vec<Self::Line> {
+        self.0.iter().map(|(g, s)| (g.clone(), s.to_map())).collect()
+    }
+}
 
 fn int(map: &BTreeMap<String, String>, key: &str, range: std::ops::RangeInclusive<u64>) -> Result<Option<u64>, String> {
     let Some(v) = map.get(key) else { return Ok(None) };
