@@ -141,7 +141,7 @@ impl Broker {
                 keeper.clone(),
                 &logs,
                 share_config(&config.group),
-                Arc::new(StoreShareStates {
+                Arc::new(StoreKeeper {
                     shared: s.clone(),
                     runtime: tokio::runtime::Handle::try_current().map_err(io::Error::other)?,
                 }),
@@ -327,42 +327,8 @@ impl crate::txn::IdBlocks for StoreIdBlocks {
     }
 }
 
-/// Shared mode: share-partition state is kept in the coordination store by each partition's
-/// leader.
-#[derive(Debug)]
-struct StoreShareStates {
-    shared: Arc<crate::cluster::shared::Shared>,
-    runtime: tokio::runtime::Handle,
-}
-
-impl crate::group::share::ClusterStates for StoreShareStates {
-    fn write(&self, rows: Vec<crate::group::share::StateWrite>) -> io::Result<Vec<(uuid::Uuid, i32)>> {
-        let rows: Vec<crate::cluster::store::ShareStateRow> = rows
-            .into_iter()
-            .map(|w| crate::cluster::store::ShareStateRow {
-                topic_id: w.key.1,
-                partition: w.key.2,
-                group_id: w.key.0,
-                leader_epoch: w.leader_epoch,
-                state: w.state,
-            })
-            .collect();
-        let shared = self.shared.clone();
-        crate::blocking::wait_on(&self.runtime, async move { shared.write_share_states(&rows).await })
-            .ok_or_else(|| io::Error::other("the runtime is stopping"))?
-            .map_err(io::Error::other)
-    }
-
-    fn forget_group(&self, group_id: &str) -> io::Result<()> {
-        let (shared, group_id) = (self.shared.clone(), group_id.to_string());
-        crate::blocking::wait_on(&self.runtime, async move { shared.delete_group_share_states(&group_id, None).await })
-            .ok_or_else(|| io::Error::other("the runtime is stopping"))?
-            .map(|_| ())
-            .map_err(io::Error::other)
-    }
-}
-
-/// Shared mode: the security documents come from the coordination store.
+/// Shared mode: what blocking code keeps in the coordination store: the security documents
+/// (and the other documents of [`crate::auth::kept`]) and share-partition state.
 #[derive(Debug)]
 struct StoreKeeper {
     shared: Arc<crate::cluster::shared::Shared>,
@@ -394,6 +360,29 @@ impl crate::auth::kept::Keeper for StoreKeeper {
     fn replace(&self, name: &str, version: i64, text: &str) -> io::Result<Option<i64>> {
         let (shared, name, text) = (self.shared.clone(), name.to_string(), text.to_string());
         self.wait(async move { shared.replace_document(&name, version, &text).await })
+    }
+}
+
+/// Share-partition state, written by each partition's leader.
+impl crate::group::share::ClusterStates for StoreKeeper {
+    fn write(&self, rows: Vec<crate::group::share::StateWrite>) -> io::Result<Vec<(uuid::Uuid, i32)>> {
+        let rows: Vec<crate::cluster::store::ShareStateRow> = rows
+            .into_iter()
+            .map(|w| crate::cluster::store::ShareStateRow {
+                topic_id: w.key.1,
+                partition: w.key.2,
+                group_id: w.key.0,
+                leader_epoch: w.leader_epoch,
+                state: w.state,
+            })
+            .collect();
+        let shared = self.shared.clone();
+        self.wait(async move { shared.write_share_states(&rows).await })
+    }
+
+    fn forget_group(&self, group_id: &str) -> io::Result<()> {
+        let (shared, group_id) = (self.shared.clone(), group_id.to_string());
+        self.wait(async move { shared.delete_group_share_states(&group_id, None).await }).map(|_| ())
     }
 }
 

@@ -450,14 +450,15 @@ impl ShareCoordinator {
         if writes.is_empty() {
             return Ok(());
         }
+        // Due again if the write fails.
+        let keys: Vec<ShareKey> = writes.iter().map(|w| w.key.clone()).collect();
         let result = match &self.keeping {
             Keeping::Nowhere => Ok(()),
             Keeping::Log(log) => {
-                let records: Vec<(ShareKey, Option<Vec<u8>>)> =
-                    writes.iter().map(|w| (w.key.clone(), w.state.clone())).collect();
+                let records: Vec<(ShareKey, Option<Vec<u8>>)> = writes.into_iter().map(|w| (w.key, w.state)).collect();
                 store::append(log, &records, now_ms)
             }
-            Keeping::Cluster(states) => states.write(writes.clone()).map(|refused| {
+            Keeping::Cluster(states) => states.write(writes).map(|refused| {
                 if !refused.is_empty() {
                     // Led elsewhere now: the next leader loaded, or will load, what the store
                     // holds; this broker loads it again if the partition comes back.
@@ -474,7 +475,7 @@ impl ShareCoordinator {
         };
         if let Err(e) = &result {
             tracing::warn!(error = %e, "cannot write share-partition state; retrying with the next change");
-            self.state.lock().dirty.extend(writes.into_iter().map(|w| w.key));
+            self.state.lock().dirty.extend(keys);
         }
         result
     }
@@ -563,28 +564,26 @@ impl ShareCoordinator {
     }
 
     /// Shared mode: makes `change` to the group configs the cluster keeps, then holds them.
-    /// Blocking: call it off the runtime.
-    fn change_cluster_configs(
-        records: &crate::auth::kept::Records<settings::Kept>,
-        state: &Mutex<State>,
-        change: impl FnMut(&mut settings::Kept),
-    ) -> io::Result<()> {
+    /// Blocking: call it off the runtime. `None` on one node.
+    fn change_cluster_configs(&self, change: impl FnMut(&mut settings::Kept)) -> Option<io::Result<()>> {
+        let records = self.cluster_configs.as_ref()?;
         let ((), kept) = records.change(change);
-        state.lock().settings = records.get().0.clone();
-        kept
+        self.state.lock().settings = records.get().0.clone();
+        Some(kept)
     }
 
     /// Replaces a group's configs (kept on disk, or in shared mode in the cluster's store,
     /// before they apply). Blocking in shared mode: call it off the runtime.
     pub fn set_settings(&self, group_id: &str, settings: GroupSettings) -> io::Result<()> {
-        if let Some(records) = &self.cluster_configs {
-            return Self::change_cluster_configs(records, &self.state, |all| {
-                if settings == GroupSettings::default() {
-                    all.0.remove(group_id);
-                } else {
-                    all.0.insert(group_id.to_string(), settings.clone());
-                }
-            });
+        let shared = self.change_cluster_configs(|all| {
+            if settings == GroupSettings::default() {
+                all.0.remove(group_id);
+            } else {
+                all.0.insert(group_id.to_string(), settings.clone());
+            }
+        });
+        if let Some(kept) = shared {
+            return kept;
         }
         let mut st = self.state.lock();
         let mut next = st.settings.clone();
@@ -617,12 +616,8 @@ impl ShareCoordinator {
 
     /// Deletes an empty share group with its share-partitions (DeleteGroups).
     pub fn delete(&self, group_id: &str) -> Result<bool, DeleteError> {
-        match self.state.lock().groups.get(group_id) {
-            None => return Ok(false),
-            Some(g) if !g.members.is_empty() => {
-                return Err(DeleteError::NotEmpty(format!("The share group {group_id} still has members.")))
-            }
-            Some(_) => {}
+        if !deletable(&self.state.lock(), group_id)? {
+            return Ok(false);
         }
         if let Keeping::Cluster(states) = &self.keeping {
             // Its share-partitions on every partition, first: a group of this id created later
@@ -632,37 +627,30 @@ impl ShareCoordinator {
             })?;
         }
         let mut st = self.state.lock();
-        match st.groups.get(group_id) {
-            None => Ok(false),
-            Some(g) if !g.members.is_empty() => {
-                Err(DeleteError::NotEmpty(format!("The share group {group_id} still has members.")))
-            }
-            Some(_) => {
-                if let Some(g) = st.groups.remove(group_id) {
-                    st.dirty.extend(g.partitions.keys().map(|(t, p)| (group_id.to_string(), *t, *p)));
-                }
-                let had_configs = st.settings.contains_key(group_id);
-                if had_configs && self.cluster_configs.is_none() {
-                    st.settings.remove(group_id);
-                    if let Some(root) = &self.root {
-                        // The group is gone either way; its configs come back only if this fails.
-                        if let Err(e) = settings::save(root, &st.settings) {
-                            tracing::warn!(group = group_id, error = %e, "could not forget a deleted share group's configs");
-                        }
-                    }
-                }
-                drop(st);
-                if let (true, Some(records)) = (had_configs, &self.cluster_configs) {
-                    let forget = Self::change_cluster_configs(records, &self.state, |all| {
-                        all.0.remove(group_id);
-                    });
-                    if let Err(e) = forget {
-                        tracing::warn!(group = group_id, error = %e, "could not forget a deleted share group's configs");
-                    }
-                }
-                Ok(true)
-            }
+        // Checked again: a member may have joined meanwhile.
+        if !deletable(&st, group_id)? {
+            return Ok(false);
         }
+        if let Some(g) = st.groups.remove(group_id) {
+            st.dirty.extend(g.partitions.keys().map(|(t, p)| (group_id.to_string(), *t, *p)));
+        }
+        if !st.settings.contains_key(group_id) {
+            return Ok(true);
+        }
+        // The group is gone either way; its configs come back only if forgetting them fails.
+        let forgot = if self.cluster_configs.is_some() {
+            drop(st);
+            self.change_cluster_configs(|all| {
+                all.0.remove(group_id);
+            })
+        } else {
+            st.settings.remove(group_id);
+            self.root.as_ref().map(|root| settings::save(root, &st.settings))
+        };
+        if let Some(Err(e)) = forgot {
+            tracing::warn!(group = group_id, error = %e, "could not forget a deleted share group's configs");
+        }
+        Ok(true)
     }
 
     /// Sets share-partitions' start offsets (AlterShareGroupOffsets), creating the group if
@@ -1072,6 +1060,17 @@ impl ShareCoordinator {
             self.released.notify_waiters();
         }
         result
+    }
+}
+
+/// Whether group `group_id` is a share group that may be deleted (it has no members).
+fn deletable(st: &State, group_id: &str) -> Result<bool, DeleteError> {
+    match st.groups.get(group_id) {
+        None => Ok(false),
+        Some(g) if !g.members.is_empty() => {
+            Err(DeleteError::NotEmpty(format!("The share group {group_id} still has members.")))
+        }
+        Some(_) => Ok(true),
     }
 }
 
