@@ -52,14 +52,19 @@ pub struct ClusterConfig {
     /// the first arrives, so that the partitions it leads share objects and commits instead of
     /// taking turns; an idle broker commits a lone write at once. 0: never wait. Default: 2.
     pub commit_linger_ms: u64,
+    /// How often a partition's leader writes the batches committed since its last merge (many
+    /// small objects, shared with the other partitions it led) again into one object of that
+    /// partition alone, and replaces their index rows, so that objects stay few and retention
+    /// can delete them; a compacted partition's cleaned segments are written again the same
+    /// way. 0: never. Default: 300000 (five minutes).
+    pub merge_interval_ms: u64,
     /// How long any one use of PostgreSQL may take (a heartbeat, a commit, a topic's creation,
     /// the connect itself) before the broker gives up on it, replaces the connection and
     /// answers the client (REQUEST_TIMED_OUT for admin requests). Default: 15000, below the
     /// clients' 30 s request timeout.
     pub store_timeout_ms: u64,
-    /// Run shared mode although it is a preview (see the README): share-group state stays with
-    /// the broker that coordinated it, and brokers reach each other in plaintext only.
-    /// Default: false.
+    /// Run shared mode although it is a preview (see the README): brokers reach each other in
+    /// plaintext only. Default: false.
     pub preview: bool,
 }
 
@@ -71,6 +76,7 @@ impl Default for ClusterConfig {
             session_timeout_ms: 9_000,
             heartbeat_interval_ms: 2_000,
             commit_linger_ms: 2,
+            merge_interval_ms: 300_000,
             store_timeout_ms: 15_000,
             preview: false,
         }

@@ -110,9 +110,14 @@ impl Broker {
             io_bytes_per_second: c.cleaner_io_max_bytes_per_second,
         };
         for p in self.logs.all() {
-            let r = p.compact(now, &limits);
-            if let Err(e) = r {
-                crate::warn_limited!("compaction", partition = %p.tp, error = %e, "compaction failed");
+            match p.compact(now, &limits) {
+                // In shared mode the store's copy is cleaned too, by the partition's leader.
+                Ok(stats) => {
+                    if let (Some(from), Some(shipper)) = (stats.rewritten_from, &self.shipper) {
+                        shipper.cleaned(&p.tp, from);
+                    }
+                }
+                Err(e) => crate::warn_limited!("compaction", partition = %p.tp, error = %e, "compaction failed"),
             }
         }
     }

@@ -255,6 +255,26 @@ pub async fn follow_cluster(broker: Arc<Broker>) {
             if let Err(e) = shipper.push_log_starts(&broker.logs.all()).await {
                 crate::warn_limited!("log starts", error = %e, "cannot tell the coordination store where logs now start; trying again");
             }
+            // Small objects merged per partition, cleaned logs written again (a round at a
+            // time; one still under way is left to finish).
+            let (shipper, logs) = (shipper.clone(), broker.logs.all());
+            tokio::spawn(async move {
+                match shipper.merge(&logs).await {
+                    Ok(r) if r.objects > 0 => {
+                        info!(
+                            partitions = r.partitions,
+                            objects = r.objects,
+                            batches = r.batches,
+                            bytes = r.bytes,
+                            "merged committed batches into objects of their partitions"
+                        )
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        crate::warn_limited!("merges", error = %e, "cannot merge committed batches; trying again later")
+                    }
+                }
+            });
         }
         // The batch rows no log holds any more go after the change that let go of them (and,
         // from the controller, every few minutes, for what a broker that died left behind).

@@ -10,9 +10,9 @@
 //! cluster ([`shared`]), the objects ([`objects`]: batches of several partitions in one
 //! object, ranged reads, garbage collection), and the data path ([`shipping`]: appends are
 //! durable once committed as objects and index rows; a new leader rebuilds its log from them,
-//! and a new group or transaction coordinator reloads its state). Not yet: the share
-//! coordinator's reload and transactions over several brokers (markers sent between them), so
-//! shared mode runs only as a preview (`cluster.preview`).
+//! and a new group or transaction coordinator reloads its state; small objects are merged per
+//! partition and compacted logs written again). Brokers reach each other in plaintext only,
+//! so shared mode runs only as a preview (`cluster.preview`).
 
 pub mod connection;
 pub mod leases;

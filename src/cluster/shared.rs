@@ -37,6 +37,9 @@ pub struct Settings {
     /// While busy, how long the shipper gathers batches for one object after the first
     /// arrives (an idle one ships at once).
     pub commit_linger: Duration,
+    /// How often a leader writes what was committed of a partition since its last merge into
+    /// an object of that partition alone (see `shipping`); zero: never.
+    pub merge_interval: Duration,
     /// A directory store syncs each object before its commit (`log.fsync_acks_all`).
     pub fsync_objects: bool,
     /// How long any one use of the store may take (`cluster.store_timeout_ms`; see
@@ -116,8 +119,8 @@ pub struct Shared {
     registration: Registration,
     settings: Settings,
     cluster_id: String,
-    /// The ticks' and the admin requests' connection.
-    store: Connection,
+    /// The ticks', the admin requests' and the merges' connection.
+    pub(super) store: Connection,
     incarnation: Mutex<Uuid>,
     /// Until when this broker surely holds its lease (see the module's notes).
     lease_until: Mutex<Instant>,
@@ -492,6 +495,7 @@ mod tests {
             session_timeout: Duration::from_millis(1500),
             heartbeat_interval: Duration::from_millis(50),
             commit_linger: Duration::ZERO,
+            merge_interval: Duration::ZERO,
             fsync_objects: true,
             store_timeout: Duration::from_secs(30),
         };
@@ -554,6 +558,7 @@ mod tests {
             session_timeout: Duration::from_secs(20),
             heartbeat_interval: Duration::from_millis(50),
             commit_linger: Duration::ZERO,
+            merge_interval: Duration::ZERO,
             fsync_objects: true,
             store_timeout: Duration::from_secs(30),
         };

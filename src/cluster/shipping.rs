@@ -19,10 +19,16 @@
 //!   it, and the objects none of whose batches is left, go in the sweep that follows
 //!   ([`Shared::sweep`]).
 //!
+//! - Merge ([`Shipper::merge`]): now and then, and after its cleaner compacted segments, the
+//!   leader writes a range of a partition's committed log again from its local copy, as
+//!   objects of that partition alone, and replaces the range's batch rows (fenced like a
+//!   commit). Small objects shared by partitions are let go of, and the store's copy of a
+//!   compacted log shrinks as the local one did; the next leader rebuilds it with its gaps.
+//!
 //! Internal topics go the same way. When a broker becomes the leader of `__consumer_offsets`
 //! (the group coordinator), the groups are reloaded from the rebuilt log before it serves
 //! ([`Shipper::on_rebuilt`]), and likewise the transactional ids when it becomes the leader
-//! of `__transaction_state`; the share coordinator does not reload yet.
+//! of `__transaction_state`.
 
 use std::collections::{HashMap, HashSet};
 use std::io;
@@ -36,7 +42,7 @@ use uuid::Uuid;
 
 use super::objects::ObjectBuilder;
 use super::shared::{Shared, SharedError};
-use super::store::{LogStart, Store, StoreError};
+use super::store::{LogStart, Rewrite, Store, StoreError};
 use crate::log::batch::{next_offset_after, peek_len};
 use crate::log::commit::{CommitFuture, Committer};
 use crate::log::{PartitionLog, TopicPartition};
@@ -83,10 +89,44 @@ pub struct Shipper {
     rebuilding: Mutex<HashSet<TopicPartition>>,
     /// Per partition: the log start the store was last seen to hold.
     starts: Mutex<HashMap<TopicPartition, i64>>,
+    /// Per partition this broker rebuilt: how far its log was written again ([`Self::merge`]).
+    merged: Mutex<HashMap<TopicPartition, Merged>>,
+    /// A merge round is under way.
+    merging: std::sync::atomic::AtomicBool,
     /// Told of each rebuilt partition before it is served (a coordinator reloads its state
     /// from the log); runs on the blocking pool.
     on_rebuilt: std::sync::OnceLock<RebuiltHook>,
 }
+
+/// How far a partition's log was written again, as its leader knows it.
+#[derive(Debug, Clone, Copy)]
+struct Merged {
+    /// The store's `merged_to`: what is committed from here on lies in the objects the
+    /// commits wrote.
+    to: i64,
+    /// When the last merge round of the partition ended (or its rebuild).
+    at: std::time::Instant,
+    /// The local cleaner rewrote the log from here on: written again at the next round.
+    cleaned_from: Option<i64>,
+    /// Cleanings told so far (one that comes during a round is written at the next).
+    cleanings: u64,
+    /// After a failed round: not before then.
+    retry_at: Option<std::time::Instant>,
+}
+
+/// What one merge round wrote.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct MergeReport {
+    pub partitions: usize,
+    pub objects: usize,
+    pub batches: usize,
+    pub bytes: u64,
+}
+
+/// A merged object holds at most about this much of one partition, and at most this many
+/// batches (the rows its rewrite replaces and inserts in one transaction).
+const MERGED_OBJECT_BYTES: usize = 64 << 20;
+const MERGED_OBJECT_BATCHES: usize = 5000;
 
 /// See [`Shipper::on_rebuilt`].
 pub type RebuiltHook = Arc<dyn Fn(&TopicPartition) + Send + Sync>;
@@ -107,6 +147,8 @@ impl Shipper {
             known: Mutex::default(),
             rebuilding: Mutex::default(),
             starts: Mutex::default(),
+            merged: Mutex::default(),
+            merging: std::sync::atomic::AtomicBool::new(false),
             on_rebuilt: std::sync::OnceLock::new(),
         });
         let linger = shipper.shared.settings().commit_linger;
@@ -224,8 +266,13 @@ impl Shipper {
                 .map_err(io::Error::other)?
                 .map_err(io::Error::other)?;
         }
+        let merged_to =
+            data.call("a read of a partition's merge", async |s| s.merged_to(topic_id, tp.partition).await).await?;
         self.starts.lock().insert(log.tp.clone(), start);
         self.known.lock().insert(log.tp.clone(), end);
+        let merged =
+            Merged { to: merged_to, at: std::time::Instant::now(), cleaned_from: None, cleanings: 0, retry_at: None };
+        self.merged.lock().insert(log.tp.clone(), merged);
         if let Some(hook) = self.on_rebuilt.get().cloned() {
             let tp = log.tp.clone();
             tokio::task::spawn_blocking(move || hook(&tp)).await.map_err(io::Error::other)?;
@@ -286,6 +333,7 @@ impl Shipper {
     pub fn forget_topic(&self, topic: &str) {
         self.known.lock().retain(|tp, _| *tp.topic != *topic);
         self.starts.lock().retain(|tp, _| *tp.topic != *topic);
+        self.merged.lock().retain(|tp, _| *tp.topic != *topic);
         self.shared.rebuilt.write().remove(topic);
     }
 
@@ -294,6 +342,154 @@ impl Shipper {
     pub fn holds_log_start(&self, log: &PartitionLog) -> bool {
         let start = committed_start(log);
         self.starts.lock().get(&log.tp).is_some_and(|s| *s >= start)
+    }
+
+    /// The local cleaner rewrote `tp`'s log from `from` on (a compaction pass): the next merge
+    /// round writes it to the store again, so the store's copy shrinks as the local one did and
+    /// the next leader rebuilds the compacted log.
+    pub fn cleaned(&self, tp: &TopicPartition, from: i64) {
+        if let Some(m) = self.merged.lock().get_mut(tp) {
+            m.cleaned_from = Some(m.cleaned_from.map_or(from, |f| f.min(from)));
+            m.cleanings += 1;
+        }
+    }
+
+    /// One merge round, unless one is under way: for each partition this broker leads and
+    /// serves whose last round is `cluster.merge_interval_ms` ago (never, when zero) or whose
+    /// log the cleaner rewrote, what was committed since it was last written again (from where
+    /// the cleaner started, if that is earlier) is read from the local log, which equals the
+    /// committed one (cleaned, perhaps), written as objects of that partition alone of up to
+    /// [`MERGED_OBJECT_BYTES`], and their batch rows replace the range's in the store
+    /// ([`Store::rewrite`], fenced as a commit is). The objects the range's batches were in
+    /// are let go of once no batch is left in them, and collected as garbage. A partition
+    /// refused (it moved) or failed is tried again a minute later at the earliest.
+    pub async fn merge(&self, logs: &[Arc<PartitionLog>]) -> Result<MergeReport, SharedError> {
+        use std::sync::atomic::Ordering;
+        let interval = self.shared.settings().merge_interval;
+        if self.merging.swap(true, Ordering::AcqRel) {
+            return Ok(MergeReport::default());
+        }
+        let result = self.merge_round(logs, interval).await;
+        self.merging.store(false, Ordering::Release);
+        result
+    }
+
+    async fn merge_round(&self, logs: &[Arc<PartitionLog>], interval: Duration) -> Result<MergeReport, SharedError> {
+        let view = self.shared.view();
+        let me = self.shared.node_id();
+        let mut report = MergeReport::default();
+        let mut failure = None;
+        for log in logs {
+            let (topic, p) = (&log.tp.topic, log.tp.partition);
+            let l = view.leader(topic, p);
+            let Some(topic_id) = view.topics.iter().find(|t| *t.name == **topic).map(|t| t.id) else { continue };
+            if l.leader != Some(me) || !self.shared.serves(topic, p, l.epoch) {
+                continue;
+            }
+            let Some(m) = self.merged.lock().get(&log.tp).copied() else { continue };
+            let now = std::time::Instant::now();
+            let due = !interval.is_zero() && now.duration_since(m.at) >= interval;
+            if m.retry_at.is_some_and(|t| now < t) || !due && m.cleaned_from.is_none() {
+                continue;
+            }
+            let from = m.cleaned_from.map_or(m.to, |c| c.min(m.to));
+            let outcome = self.merge_partition(log, topic_id, l.epoch, from, &mut report).await;
+            let mut merged = self.merged.lock();
+            let Some(after) = merged.get_mut(&log.tp) else { continue };
+            after.at = std::time::Instant::now();
+            match outcome {
+                Ok(()) => {
+                    after.retry_at = None;
+                    // A cleaning that came while the round ran is written at the next.
+                    if after.cleanings == m.cleanings {
+                        after.cleaned_from = None;
+                    }
+                }
+                Err(e) => {
+                    // Not again before a minute (or the interval) has passed: a refused
+                    // rewrite leaves an object behind for the garbage collection.
+                    after.retry_at = Some(after.at + interval.max(Duration::from_secs(60)));
+                    failure.get_or_insert(e);
+                }
+            }
+        }
+        match failure {
+            Some(e) if report.objects == 0 => Err(e),
+            _ => Ok(report),
+        }
+    }
+
+    /// Writes `log` again from `from` to its high watermark, an object at a time (see
+    /// [`Self::merge`]), counting what it wrote in `report`.
+    async fn merge_partition(
+        &self,
+        log: &Arc<PartitionLog>,
+        topic_id: Uuid,
+        epoch: i32,
+        mut from: i64,
+        report: &mut MergeReport,
+    ) -> Result<(), SharedError> {
+        let me = self.shared.node_id();
+        let mut wrote = false;
+        loop {
+            let o = log.offsets();
+            if from >= o.high_watermark {
+                break;
+            }
+            // Where the log no longer holds `from` (retention), from its start; the rows before
+            // it go in the sweeps.
+            let at = from.max(o.log_start_offset);
+            if at >= o.high_watermark {
+                break;
+            }
+            let reader = log.clone();
+            let read = tokio::task::spawn_blocking(move || reader.read(at, MERGED_OBJECT_BYTES, true))
+                .await
+                .map_err(io::Error::other)?
+                .map_err(io::Error::other)?;
+            let mut records = read.records;
+            let (mut cut, mut count) = (0, 0);
+            while let Some((_, len)) = peek_len(&records[cut..]) {
+                if count == MERGED_OBJECT_BATCHES || cut + len > records.len() {
+                    break;
+                }
+                (cut, count) = (cut + len, count + 1);
+            }
+            records.truncate(cut);
+            let (Some(first), Some(to)) =
+                (crate::log::batch::BatchHeader::parse(&records), next_offset_after(&records))
+            else {
+                break;
+            };
+            // The range starts where the last one ended (whose rows are then replaced too
+            // where the cleaner removed their batches), or at the first batch left.
+            let start = if from >= o.log_start_offset { from.min(first.base_offset) } else { first.base_offset };
+            let mut object = ObjectBuilder::new(me);
+            let mut rest = &records[..];
+            while let Some((_, len)) = peek_len(rest) {
+                let Some(one) = rest.get(..len) else { break };
+                object.add(topic_id, log.tp.partition, epoch, one)?;
+                rest = &rest[len..];
+            }
+            let (bytes, commit) = object.finish();
+            let (size, batches) = (bytes.len() as u64, commit.batches.len());
+            self.shared.objects.put(&commit.object_key, bytes).await?;
+            let rewrite =
+                Rewrite { topic_id, partition: log.tp.partition, leader_epoch: epoch, from: start, to, object: commit };
+            let incarnation = self.shared.incarnation();
+            // On the ticks' connection: a rewrite of thousands of rows must not hold up commits.
+            self.shared.store.call("a merge", async |s| s.rewrite(me, incarnation, &rewrite).await).await?;
+            report.objects += 1;
+            report.batches += batches;
+            report.bytes += size;
+            wrote = true;
+            from = to;
+            if let Some(m) = self.merged.lock().get_mut(&log.tp) {
+                m.to = m.to.max(to);
+            }
+        }
+        report.partitions += usize::from(wrote);
+        Ok(())
     }
 
     /// One object and one fenced commit for these jobs' batches, told to the commit observer.
@@ -472,9 +668,32 @@ mod tests {
     use crate::log::{PartitionConfig, RecoveryMode};
 
     fn open_log(dir: &std::path::Path, p: i32) -> Arc<PartitionLog> {
-        let tp = TopicPartition::new("t", p);
-        let (config, files) = (PartitionConfig::internal(), FileCache::unbounded());
+        open_log_with(dir, p, PartitionConfig::internal())
+    }
+
+    fn open_log_with(dir: &std::path::Path, p: i32, config: PartitionConfig) -> Arc<PartitionLog> {
+        let (tp, files) = (TopicPartition::new("t", p), FileCache::unbounded());
         PartitionLog::open_shared(&dir.join(format!("t-{p}")), tp, config, 0, RecoveryMode::VerifyTail, &files).unwrap()
+    }
+
+    /// Every batch of `log` up to its high watermark (a read stops at the end of a segment).
+    fn read_all(log: &PartitionLog) -> Vec<u8> {
+        let mut all = Vec::new();
+        while let Some(next) = batch::next_offset_after(&all)
+            .or(Some(log.offsets().log_start_offset))
+            .filter(|n| *n < log.offsets().high_watermark)
+        {
+            all.extend_from_slice(&log.read(next, 1 << 20, true).unwrap().records);
+        }
+        all
+    }
+
+    /// Per partition of `t`, the objects its batch rows are in (in offset order, each once).
+    async fn objects_of(shared: &Shared, topic_id: Uuid, p: i32) -> Vec<String> {
+        let rows = shared.data.hold().await.batches(topic_id, p, 0, 1000).await.unwrap();
+        let mut keys: Vec<String> = rows.into_iter().map(|(_, k)| k).collect();
+        keys.dedup();
+        keys
     }
 
     fn records(values: &[&str]) -> Vec<u8> {
@@ -508,6 +727,7 @@ mod tests {
             session_timeout: Duration::from_secs(30),
             heartbeat_interval: Duration::from_secs(1),
             commit_linger,
+            merge_interval: Duration::from_millis(1),
             fsync_objects: true,
             store_timeout: Duration::from_secs(30),
         };
@@ -621,18 +841,8 @@ mod tests {
         let rebuilt = [open_log(&tmp.path().join("b"), 0), open_log(&tmp.path().join("b"), 1)];
         unserve(&shared, 0);
         serve_both(&fresh, &rebuilt).await;
-        // Every batch up to the high watermark (a read stops at the end of a segment).
-        let read = |log: &PartitionLog| {
-            let mut all = Vec::new();
-            while let Some(next) =
-                batch::next_offset_after(&all).or(Some(0)).filter(|n| *n < log.offsets().high_watermark)
-            {
-                all.extend_from_slice(&log.read(next, 1 << 20, true).unwrap().records);
-            }
-            all
-        };
         assert_eq!(rebuilt[0].offsets().high_watermark, 3);
-        assert_eq!(read(&rebuilt[0]), [read(&logs[0]), third.to_vec()].concat());
+        assert_eq!(read_all(&rebuilt[0]), [read_all(&logs[0]), third.to_vec()].concat());
         assert_eq!(rebuilt[1].offsets().log_end_offset, 0, "nothing of partition 1 was committed");
     }
 
@@ -731,5 +941,128 @@ mod tests {
         let view = shared.view();
         assert!(!shared.serves("t", 1, view.leader("t", 1).epoch), "served without a rebuild");
         assert!(!fresh.holds_log_start(&rebuilt[0]), "an old topic's log start taken for the new one's");
+    }
+
+    /// Merging: the batches of many small objects, shared by partitions, go into one object per
+    /// partition, whose rows replace theirs; the old objects are let go of, a round goes on
+    /// from where the last ended, and the next leader rebuilds the same log from the merged
+    /// objects (starting where the last merge ended, not over).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_partitions_small_objects_are_merged_into_one_and_the_next_leader_reads_it() {
+        let Some(pg) = PgServer::start() else { return };
+        let (tmp, shared, topic_id, shipper, logs) = shipping_to_a_directory(&pg).await;
+        serve_both(&shipper, &logs).await;
+        for (i, values) in [["a", "b"], ["c", "d"], ["e", "f"]].iter().enumerate() {
+            logs[0].append(&records(values), 0).unwrap();
+            logs[0].flush_to(2 * (i as i64 + 1)).await.unwrap();
+            logs[1].append(&records(&values[..1]), 0).unwrap();
+            logs[1].flush_to(i as i64 + 1).await.unwrap();
+        }
+        let before = [objects_of(&shared, topic_id, 0).await, objects_of(&shared, topic_id, 1).await];
+        assert_eq!((before[0].len(), before[1].len()), (3, 3), "one object per commit");
+
+        let report = shipper.merge(&logs).await.unwrap();
+        assert_eq!(report, MergeReport { partitions: 2, objects: 2, batches: 6, bytes: report.bytes });
+        let after = [objects_of(&shared, topic_id, 0).await, objects_of(&shared, topic_id, 1).await];
+        assert_eq!((after[0].len(), after[1].len()), (1, 1), "one object per partition: {after:?}");
+        assert_ne!(after[0], after[1]);
+        let store = shared.data.hold().await;
+        let old: Vec<String> = before.concat();
+        assert!(store.referenced(&old).await.unwrap().is_empty(), "the small objects are let go of");
+        assert_eq!(store.merged_to(topic_id, 0).await.unwrap(), 6);
+        assert_eq!(store.log_bounds(topic_id, 0).await.unwrap(), Some((0, 6)));
+        drop(store);
+        assert_eq!(collect_garbage(&shared.objects, &shared.data, Duration::ZERO).await.unwrap(), 6);
+
+        // Nothing new: nothing written. One more batch: only it is written again.
+        assert_eq!(shipper.merge(&logs).await.unwrap().objects, 0);
+        logs[0].append(&records(&["g"]), 0).unwrap();
+        logs[0].flush_to(7).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        let r = shipper.merge(&logs).await.unwrap();
+        assert_eq!((r.partitions, r.objects, r.batches), (1, 1, 1));
+        let p0 = objects_of(&shared, topic_id, 0).await;
+        assert_eq!((p0.len(), &p0[0]), (2, &after[0][0]), "the first range stays as merged");
+
+        // The next leader's copy is the same log, and its shipper goes on from 7.
+        let fresh = Shipper::start(shared.clone());
+        let rebuilt = [open_log(&tmp.path().join("b"), 0), open_log(&tmp.path().join("b"), 1)];
+        unserve(&shared, 0);
+        unserve(&shared, 1);
+        serve_both(&fresh, &rebuilt).await;
+        assert_eq!(read_all(&rebuilt[0]), read_all(&logs[0]));
+        assert_eq!(read_all(&rebuilt[1]), read_all(&logs[1]));
+        assert_eq!(fresh.merged.lock()[&TopicPartition::new("t", 0)].to, 7);
+        assert_eq!(fresh.merge(&rebuilt).await.unwrap().objects, 0, "nothing merged twice");
+    }
+
+    /// Compaction through the store: what the leader's cleaner removed goes from the store
+    /// too (the cleaned segments are written again and replace their range's rows), and the
+    /// next leader rebuilds the compacted log, offsets and gaps as they were, and goes on
+    /// appending after it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_cleaned_log_is_written_again_and_the_next_leader_rebuilds_it_compacted() {
+        let Some(pg) = PgServer::start() else { return };
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(tmp.path().join("objects")).unwrap();
+        let objects = format!("file://{}", tmp.path().join("objects").display());
+        let (shared, topic_id) = broker_with_topic(&pg, objects, Duration::ZERO).await;
+        let shipper = Shipper::start(shared.clone());
+        let mut config = PartitionConfig::internal();
+        config.compact = true;
+        config.segment_bytes = 300;
+        config.cleaner.min_cleanable_ratio = 0.01;
+        let logs = [open_log_with(&tmp.path().join("a"), 0, config.clone()), open_log(&tmp.path().join("a"), 1)];
+        for log in &logs {
+            log.attach_committer(shipper.clone());
+        }
+        serve_both(&shipper, &logs).await;
+        // Keys k0..k2 written four times over, one batch each, in several segments.
+        for i in 0..12 {
+            let key = format!("k{}", i % 3);
+            let value = format!("v{i}");
+            let b = batch::build(&[(Some(key.as_bytes()), Some(value.as_bytes()))], 1_000);
+            logs[0].append(&b, 0).unwrap();
+            logs[0].flush_to(i + 1).await.unwrap();
+        }
+        // The merge of the whole log first (the cleaning must then replace merged rows).
+        shipper.merge(&logs).await.unwrap();
+        let stats = logs[0].compact(crate::clock::now_ms(), &crate::log::CleanerLimits::default()).unwrap();
+        let from = stats.rewritten_from.expect("the cleaner rewrote segments");
+        assert!(stats.records_removed > 0);
+        let cleaned = read_all(&logs[0]);
+        let rows_before = shared.data.hold().await.batches(topic_id, 0, 0, 1000).await.unwrap().len();
+        assert_eq!(rows_before, 12);
+
+        // Without the cleaning told, merging writes nothing; told, the store follows.
+        assert_eq!(shipper.merge(&logs).await.unwrap().objects, 0);
+        shipper.cleaned(&TopicPartition::new("t", 0), from);
+        assert!(shipper.merge(&logs).await.unwrap().objects > 0);
+        let rows = shared.data.hold().await.batches(topic_id, 0, 0, 1000).await.unwrap();
+        let mut batches = 0;
+        let mut rest = &cleaned[..];
+        while let Some((_, len)) = peek_len(rest) {
+            batches += 1;
+            rest = &rest[len..];
+        }
+        assert_eq!(rows.len(), batches, "the store holds the cleaned batches only");
+        assert!(rows.len() < rows_before);
+        assert_eq!(shared.data.hold().await.log_bounds(topic_id, 0).await.unwrap(), Some((0, 12)));
+
+        // The next leader: the compacted log, ending where it ended, and appends go on at 12.
+        let fresh = Shipper::start(shared.clone());
+        let rebuilt = [open_log_with(&tmp.path().join("b"), 0, config), open_log(&tmp.path().join("b"), 1)];
+        for log in &rebuilt {
+            log.attach_committer(fresh.clone());
+        }
+        unserve(&shared, 0);
+        unserve(&shared, 1);
+        serve_both(&fresh, &rebuilt).await;
+        assert_eq!(read_all(&rebuilt[0]), cleaned);
+        let o = rebuilt[0].offsets();
+        assert_eq!((o.high_watermark, o.log_end_offset), (12, 12));
+        let b = batch::build(&[(Some(&b"k0"[..]), Some(&b"last"[..]))], 1_000);
+        assert_eq!(rebuilt[0].append(&b, 0).unwrap().base_offset, 12);
+        rebuilt[0].flush_to(13).await.unwrap();
     }
 }

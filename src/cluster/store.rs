@@ -31,6 +31,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (4, include_str!("migrations/004_documents.sql")),
     (5, include_str!("migrations/005_sweeps.sql")),
     (6, include_str!("migrations/006_share_states.sql")),
+    (7, include_str!("migrations/007_rewrites.sql")),
 ];
 
 /// Key of the advisory lock that serializes migrations and lease plans across brokers.
@@ -132,6 +133,19 @@ pub struct ObjectCommit {
     pub object_key: String,
     pub size: i64,
     pub batches: Vec<BatchRow>,
+}
+
+/// A range of a partition's log written again by its leader in `leader_epoch` (merged into
+/// an object of its own, or compacted): the batch rows from `from` up to `to` are replaced by
+/// the object's, which all lie in that range.
+#[derive(Debug, Clone)]
+pub struct Rewrite {
+    pub topic_id: Uuid,
+    pub partition: i32,
+    pub leader_epoch: i32,
+    pub from: i64,
+    pub to: i64,
+    pub object: ObjectCommit,
 }
 
 /// Where a partition's log starts, as its leader in `leader_epoch` moves it.
@@ -573,38 +587,12 @@ impl Store {
             }
             ends.push(next);
         }
-        // The object, all its batch rows (arrays unnested) and the partitions' log ends: three
-        // statements sent at once.
-        let col = |f: fn(&BatchRow) -> i64| c.batches.iter().map(f).collect::<Vec<i64>>();
-        let topic_ids: Vec<Uuid> = c.batches.iter().map(|b| b.topic_id).collect();
-        let partitions: Vec<i32> = c.batches.iter().map(|b| b.partition).collect();
-        let (bases, lasts, byte_offsets) = (col(|b| b.base_offset), col(|b| b.last_offset), col(|b| b.byte_offset));
-        let (max_ts, pids) = (col(|b| b.max_timestamp), col(|b| b.producer_id));
-        let lengths: Vec<i32> = c.batches.iter().map(|b| b.byte_length).collect();
-        let epochs: Vec<i16> = c.batches.iter().map(|b| b.producer_epoch).collect();
-        let sequences: Vec<i32> = c.batches.iter().map(|b| b.base_sequence).collect();
-        let leader_epochs: Vec<i32> = c.batches.iter().map(|b| b.leader_epoch).collect();
-        let object_args: &[&(dyn ToSql + Sync)] = &[&c.object_key, &c.size, &node_id];
+        // The object, all its batch rows and the partitions' log ends: three statements sent
+        // at once.
         let ends_args: &[&(dyn ToSql + Sync)] = &[&keys_t, &keys_p, &ends];
-        let batch_args: &[&(dyn ToSql + Sync)] = &[
-            &c.object_key,
-            &topic_ids,
-            &partitions,
-            &bases,
-            &lasts,
-            &byte_offsets,
-            &lengths,
-            &max_ts,
-            &pids,
-            &epochs,
-            &sequences,
-            &leader_epochs,
-        ];
-        tokio::try_join!(
-            tx.execute(&s.object, object_args),
-            tx.execute(&s.batches, batch_args),
-            tx.execute(&s.ends, ends_args),
-        )?;
+        tokio::try_join!(insert_object(&tx, &s, node_id, c), async {
+            tx.execute(&s.ends, ends_args).await.map_err(StoreError::from)
+        })?;
         tx.commit().await?;
         Ok(())
     }
@@ -756,6 +744,89 @@ impl Store {
             .into_iter()
             .map(|m| LogStart { log_start: now.get(&(m.topic_id, m.partition)).copied().unwrap_or(m.log_start), ..m })
             .collect())
+    }
+
+    /// Replaces the batch rows of a range of a partition's log with those of a new object, in
+    /// one transaction fenced as a commit is (this incarnation's lease, the partition led by it
+    /// in the rewrite's epoch): the partition's leader wrote the range again, merged or
+    /// compacted. The range must hold only committed offsets and no committed batch may
+    /// straddle either of its ends ([`StoreError::NotContiguous`] otherwise); the new rows must
+    /// lie in it, in order. The object rows no batch references any more go with the rows (the
+    /// objects are then garbage), and the partition's `merged_to` moves to the range's end.
+    pub async fn rewrite(&mut self, node_id: i32, incarnation: Uuid, r: &Rewrite) -> Result<(), StoreError> {
+        let here = format!("partition {}/{}", r.topic_id, r.partition);
+        let mut next = r.from;
+        for b in &r.object.batches {
+            if (b.topic_id, b.partition) != (r.topic_id, r.partition) || b.base_offset < next || b.last_offset >= r.to {
+                return Err(StoreError::NotContiguous(format!(
+                    "{here}: a rewritten batch at {}..={} outside {}..{} or out of order",
+                    b.base_offset, b.last_offset, r.from, r.to
+                )));
+            }
+            next = b.last_offset + 1;
+        }
+        let s = self.commit_statements().await?.clone();
+        let key = (vec![r.topic_id], vec![r.partition]);
+        let tx = self.client.transaction().await?;
+        let rows = lease_and_lock(&tx, &s, node_id, incarnation, (&key.0, &key.1), "the rewrite is refused").await?;
+        let Some(row) = rows.first() else {
+            return Err(StoreError::Fenced(format!("{here} does not exist")));
+        };
+        let (leader, leader_epoch, log_end): (Option<i32>, i32, i64) = (row.get(2), row.get(3), row.get(4));
+        if (leader, leader_epoch) != (Some(node_id), r.leader_epoch) {
+            return Err(StoreError::Fenced(format!(
+                "{here} is not led by broker {node_id} in epoch {} (now {:?})",
+                r.leader_epoch,
+                (leader, leader_epoch)
+            )));
+        }
+        let straddling: i64 = tx
+            .query_one(
+                "SELECT count(*) FROM batches WHERE topic_id = $1 AND partition = $2
+                   AND ((base_offset < $3 AND last_offset >= $3) OR (base_offset < $4 AND last_offset >= $4))",
+                &[&r.topic_id, &r.partition, &r.from, &r.to],
+            )
+            .await?
+            .get(0);
+        if r.to > log_end || r.from > r.to || straddling > 0 {
+            return Err(StoreError::NotContiguous(format!(
+                "{here}: {}..{} is not a range of whole committed batches (the log ends at {log_end})",
+                r.from, r.to
+            )));
+        }
+        let replaced = tx
+            .query(
+                "DELETE FROM batches WHERE topic_id = $1 AND partition = $2 AND base_offset >= $3 AND base_offset < $4
+                 RETURNING object_key",
+                &[&r.topic_id, &r.partition, &r.from, &r.to],
+            )
+            .await?;
+        let mut keys: Vec<String> = replaced.iter().map(|row| row.get(0)).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        if !r.object.batches.is_empty() {
+            insert_object(&tx, &s, node_id, &r.object).await?;
+        }
+        tx.execute(
+            "UPDATE partitions SET merged_to = greatest(merged_to, $3) WHERE topic_id = $1 AND partition = $2",
+            &[&r.topic_id, &r.partition, &r.to],
+        )
+        .await?;
+        let_go_of_objects(&tx, &keys).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Up to where the partition's log was written again by its leaders ([`Self::rewrite`]).
+    pub async fn merged_to(&self, topic_id: Uuid, partition: i32) -> Result<i64, StoreError> {
+        let row = self
+            .client
+            .query_opt(
+                "SELECT merged_to FROM partitions WHERE topic_id = $1 AND partition = $2",
+                &[&topic_id, &partition],
+            )
+            .await?;
+        Ok(row.map_or(0, |r| r.get(0)))
     }
 
     /// Writes share-partition state for the partitions this incarnation leads in the epoch each
@@ -931,6 +1002,42 @@ async fn lease_and_lock(
         return Err(StoreError::Fenced(format!("broker {node_id}'s lease ran out: {refused}")));
     }
     Ok(rows)
+}
+
+/// Inserts an object's row and all its batch rows (arrays unnested), both statements sent at
+/// once.
+async fn insert_object(
+    tx: &tokio_postgres::Transaction<'_>,
+    s: &CommitStatements,
+    node_id: i32,
+    c: &ObjectCommit,
+) -> Result<(), StoreError> {
+    let col = |f: fn(&BatchRow) -> i64| c.batches.iter().map(f).collect::<Vec<i64>>();
+    let topic_ids: Vec<Uuid> = c.batches.iter().map(|b| b.topic_id).collect();
+    let partitions: Vec<i32> = c.batches.iter().map(|b| b.partition).collect();
+    let (bases, lasts, byte_offsets) = (col(|b| b.base_offset), col(|b| b.last_offset), col(|b| b.byte_offset));
+    let (max_ts, pids) = (col(|b| b.max_timestamp), col(|b| b.producer_id));
+    let lengths: Vec<i32> = c.batches.iter().map(|b| b.byte_length).collect();
+    let epochs: Vec<i16> = c.batches.iter().map(|b| b.producer_epoch).collect();
+    let sequences: Vec<i32> = c.batches.iter().map(|b| b.base_sequence).collect();
+    let leader_epochs: Vec<i32> = c.batches.iter().map(|b| b.leader_epoch).collect();
+    let object_args: &[&(dyn ToSql + Sync)] = &[&c.object_key, &c.size, &node_id];
+    let batch_args: &[&(dyn ToSql + Sync)] = &[
+        &c.object_key,
+        &topic_ids,
+        &partitions,
+        &bases,
+        &lasts,
+        &byte_offsets,
+        &lengths,
+        &max_ts,
+        &pids,
+        &epochs,
+        &sequences,
+        &leader_epochs,
+    ];
+    tokio::try_join!(tx.execute(&s.object, object_args), tx.execute(&s.batches, batch_args))?;
+    Ok(())
 }
 
 /// In a transaction that deleted batch rows of these objects: deletes the object rows no batch

@@ -525,9 +525,10 @@ impl PartitionLog {
     }
 
     /// Appends batches committed by an earlier leader of the partition (shared mode's rebuild
-    /// of a log from the store), keeping their offsets, timestamps and producer state: the
-    /// first must start at the log end, and the rest follow without gaps. They count as
-    /// durable and become visible at once; nothing is handed to the committer.
+    /// of a log from the store), keeping their offsets, timestamps and producer state: each
+    /// starts at the log end or, where compaction removed whole batches, past it (the log end
+    /// then skips the gap, as a cleaned segment's offsets do). They count as durable and become
+    /// visible at once; nothing is handed to the committer.
     pub fn append_committed(&self, batches: &[u8], now_ms: i64) -> Result<i64, AppendError> {
         let _writing = self.append_lock.lock();
         let mut inner = self.inner.lock();
@@ -537,14 +538,18 @@ impl PartitionLog {
                 .filter(|h| h.total_len() <= rest.len())
                 .ok_or_else(|| AppendError::Io(io::Error::other("a committed batch is cut short")))?;
             let one = &rest[..h.total_len()];
-            if h.base_offset != inner.log_end_offset() {
+            let active = inner.active();
+            let far = active.is_empty() && h.last_offset() - active.base_offset > i64::from(u32::MAX);
+            if h.base_offset < active.next_offset || far {
                 return Err(AppendError::Io(io::Error::other(format!(
-                    "a committed batch at offset {} where the log ends at {}",
-                    h.base_offset,
-                    inner.log_end_offset()
+                    "a committed batch at offset {} where the log ends at {} (its segment starts at {})",
+                    h.base_offset, active.next_offset, active.base_offset
                 ))));
             }
             let marker = if h.is_control() { batch::read_marker(one) } else { None };
+            // A gap left by compaction: the log end moves to the batch (a segment rolled now
+            // starts there).
+            inner.active_mut().next_offset = h.base_offset;
             if inner.needs_roll(one.len() as u64, &[h], now_ms) {
                 inner = self.roll_unlocked(inner, now_ms)?;
             }

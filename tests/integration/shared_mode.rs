@@ -1368,3 +1368,149 @@ async fn a_share_partitions_state_follows_its_partition_to_the_next_leader() {
     };
     assert_eq!(got, [(4, 9, 2)], "records in flight at the leader's death, delivered a second time");
 }
+
+/// Compaction and merging through the store: a compacted topic written in many small commits
+/// (each its own object) ends up in the store as its leader's cleaner left it, in few objects
+/// of its own, and the broker that takes the partition over after the leader's SIGKILL serves
+/// the compacted log: the latest value of every key at its offset, and fewer records than were
+/// written. Before, the store kept every batch ever committed, in every small object, and the
+/// next leader rebuilt (and served) the whole uncompacted history.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_compacted_topic_is_compacted_and_merged_in_the_store_and_its_next_leader_serves_it_so() {
+    use std::collections::HashMap;
+
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    use rdkafka::client::DefaultClientContext;
+    use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+
+    const N: usize = 400;
+    let Some(pg) = PgServer::start() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let objects = tmp.path().join("objects");
+    std::fs::create_dir_all(&objects).unwrap();
+    let objects = format!("file://{}", objects.display());
+    let settings = [
+        ("GREGOR__CLUSTER__SESSION_TIMEOUT_MS", "3000"),
+        ("GREGOR__CLUSTER__HEARTBEAT_INTERVAL_MS", "300"),
+        ("GREGOR__CLUSTER__MERGE_INTERVAL_MS", "200"),
+        ("GREGOR__LOG__CLEANER_BACKOFF_MS", "100"),
+    ];
+    let mut brokers: Vec<BrokerProcess> =
+        (1..=2).map(|n| spawn_with_env(tmp.path(), n, &pg.url, &objects, &settings)).collect();
+    let addrs: Vec<SocketAddr> = brokers.iter().map(|b| b.addr).collect();
+    wait_agreed(&addrs, "two brokers", |m| broker_ids(m) == [1, 2]).await;
+    let bootstrap = addrs.iter().map(ToString::to_string).collect::<Vec<_>>().join(",");
+    let admin: AdminClient<DefaultClientContext> =
+        ClientConfig::new().set("bootstrap.servers", &bootstrap).create().unwrap();
+    let topic = NewTopic::new("orders", 1, TopicReplication::Fixed(1))
+        .set("cleanup.policy", "compact")
+        .set("segment.bytes", "2048")
+        .set("min.cleanable.dirty.ratio", "0.01");
+    let created = admin.create_topics([&topic], &AdminOptions::new()).await.unwrap();
+    assert!(created.iter().all(|r| r.is_ok()), "{created:?}");
+    let view =
+        wait_agreed(&addrs, "both brokers knowing orders", |m| leaders(m).contains_key(&("orders".to_string(), 0)))
+            .await;
+    let leader = view[&("orders".to_string(), 0)].0;
+
+    // Ten keys written 40 times each, a flush every 20 records: many small commits.
+    let b = bootstrap.clone();
+    let latest = tokio::task::spawn_blocking(move || {
+        let p: ThreadedProducer<DefaultProducerContext> =
+            ClientConfig::new().set("bootstrap.servers", &b).set("linger.ms", "0").create().unwrap();
+        let mut latest: HashMap<String, (String, i64)> = HashMap::new();
+        for i in 0..N {
+            let (k, v) = (format!("key-{}", i % 10), format!("value-{i}"));
+            p.send(BaseRecord::to("orders").partition(0).key(&k).payload(&v)).unwrap();
+            latest.insert(k, (v, i as i64));
+            if i % 20 == 19 {
+                p.flush(Duration::from_secs(20)).unwrap();
+            }
+        }
+        p.flush(Duration::from_secs(20)).unwrap();
+        latest
+    })
+    .await
+    .unwrap();
+
+    // The store follows the leader's cleaner, and its batches end up in a few merged objects.
+    let (db, conn) = tokio_postgres::connect(&pg.url, tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(conn);
+    let count = async |sql: &str| -> i64 {
+        let sql = format!("SELECT {sql} FROM batches b JOIN topics t USING (topic_id) WHERE t.name = 'orders'");
+        db.query_one(&sql, &[]).await.unwrap().get(0)
+    };
+    // What the leader's log holds on disk, cleaned: the store must hold the same bytes.
+    let local_dir = tmp.path().join(format!("data-{leader}")).join("orders-0");
+    let local_bytes = || -> i64 {
+        let files = std::fs::read_dir(&local_dir).unwrap().filter_map(Result::ok);
+        let logs = files.filter(|f| f.path().extension().is_some_and(|e| e == "log"));
+        logs.map(|f| f.metadata().map_or(0, |m| m.len() as i64)).sum()
+    };
+    let (mut stored, mut local, mut objects_used, mut merged) = (0, 0, 0, 0);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        (stored, objects_used) =
+            (count("coalesce(sum(b.byte_length), 0)::int8").await, count("count(DISTINCT b.object_key)").await);
+        local = local_bytes();
+        merged = db
+            .query_one(
+                "SELECT p.merged_to FROM partitions p JOIN topics t USING (topic_id) WHERE t.name = 'orders'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if stored == local && objects_used <= 4 && merged == N as i64 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        stored == local && objects_used <= 4 && merged == N as i64,
+        "the store holds {stored} bytes of orders in {objects_used} objects, merged to {merged}; the leader's \
+         cleaned log {local} bytes"
+    );
+    assert!(count("count(*)").await < 20, "the store holds a batch of each of the 20 commits");
+
+    // The next leader serves what the store holds: the compacted log.
+    brokers[leader as usize - 1].kill_9();
+    let survivor = addrs[2 - leader as usize];
+    wait_agreed(&[survivor], "the survivor leading orders", |m| {
+        leaders(m).get(&("orders".to_string(), 0)).is_some_and(|(l, _)| *l == 3 - leader)
+    })
+    .await;
+    let c = ClientConfig::new()
+        .set("bootstrap.servers", survivor.to_string())
+        .set("group.id", "orders-reader")
+        .set("enable.partition.eof", "true")
+        .set("check.crcs", "true")
+        .clone();
+    let (seen, read) = tokio::task::spawn_blocking(move || {
+        let c: BaseConsumer = c.create().unwrap();
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset("orders", 0, Offset::Beginning).unwrap();
+        c.assign(&tpl).unwrap();
+        let (mut seen, mut read) = (HashMap::new(), 0);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            assert!(Instant::now() < deadline, "did not reach the end of orders");
+            match c.poll(Duration::from_millis(100)) {
+                Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => break,
+                Some(Ok(m)) => {
+                    let k = String::from_utf8(m.key().unwrap().to_vec()).unwrap();
+                    let v = String::from_utf8(m.payload().unwrap().to_vec()).unwrap();
+                    seen.insert(k, (v, m.offset()));
+                    read += 1;
+                }
+                Some(Err(e)) => panic!("{e}"),
+                None => {}
+            }
+        }
+        (seen, read)
+    })
+    .await
+    .unwrap();
+    assert_eq!(seen, latest, "the latest value of every key, at the offset it was written at");
+    assert!(read < N / 4, "{read} of {N} records read from the next leader");
+}

@@ -250,6 +250,90 @@ async fn a_commit_is_fenced_by_the_lease_and_by_the_leader_epoch() {
     assert_eq!(unreferenced, 0, "a refused commit leaves no row");
 }
 
+/// A rewrite replaces whole committed batches of its leader's partition in its epoch, and
+/// nothing else: a range cutting a batch, past the log end, a row outside the range, a stale
+/// epoch, a lapsed lease and a deposed leader are each refused with nothing changed.
+#[tokio::test]
+async fn a_rewrite_replaces_a_range_of_whole_batches_for_its_leader_in_its_epoch_only() {
+    let Some(pg) = PgServer::start() else { return };
+    let mut s = store(&pg).await;
+    let one = s.register(&registration(1), LEASE).await.unwrap();
+    let topic = Uuid::new_v4();
+    s.create_topic("t", topic, 1).await.unwrap();
+    s.rebalance().await.unwrap();
+    let epoch = s.leaders().await.unwrap()[&(topic, 0)].epoch;
+    // Three objects, each with a batch of ten; o2 also holds a batch of another topic.
+    let other = Uuid::new_v4();
+    s.create_topic("u", other, 1).await.unwrap();
+    s.rebalance().await.unwrap();
+    let other_epoch = s.leaders().await.unwrap()[&(other, 0)].epoch;
+    for (key, base) in [("o1", 0), ("o2", 10), ("o3", 20)] {
+        let mut batches = vec![batch(topic, 0, base, 10, epoch)];
+        if key == "o2" {
+            batches.push(batch(other, 0, 0, 5, other_epoch));
+        }
+        s.commit(1, one, &ObjectCommit { object_key: key.into(), size: 100, batches }).await.unwrap();
+    }
+    let rewrite = |key: &str, from: i64, to: i64, rows: &[(i64, i64)], epoch: i32| Rewrite {
+        topic_id: topic,
+        partition: 0,
+        leader_epoch: epoch,
+        from,
+        to,
+        object: ObjectCommit {
+            object_key: key.into(),
+            size: 50,
+            batches: rows.iter().map(|&(base, count)| batch(topic, 0, base, count, epoch)).collect(),
+        },
+    };
+    let layout = async |s: &Store| -> Vec<(i64, i64, String)> {
+        let rows = s.batches(topic, 0, 0, 100).await.unwrap();
+        rows.into_iter().map(|(b, k)| (b.base_offset, b.last_offset, k)).collect()
+    };
+    let before = layout(&s).await;
+    for (why, r) in [
+        ("cuts a batch", rewrite("x", 5, 20, &[(10, 10)], epoch)),
+        ("cuts the last batch", rewrite("x", 0, 25, &[(0, 10)], epoch)),
+        ("past the log end", rewrite("x", 20, 40, &[(20, 10)], epoch)),
+        ("a row outside", rewrite("x", 0, 10, &[(0, 10), (10, 10)], epoch)),
+        ("rows out of order", rewrite("x", 0, 20, &[(10, 10), (0, 10)], epoch)),
+    ] {
+        let refused = s.rewrite(1, one, &r).await;
+        assert!(matches!(refused, Err(StoreError::NotContiguous(_))), "{why}: {refused:?}");
+    }
+    let stale = s.rewrite(1, one, &rewrite("x", 0, 20, &[(0, 10)], epoch - 1)).await;
+    assert!(matches!(stale, Err(StoreError::Fenced(_))), "{stale:?}");
+    assert_eq!(layout(&s).await, before, "nothing refused changed anything");
+    assert_eq!(object_keys(&s).await, ["o1", "o2", "o3"]);
+
+    // Compacted: of [0, 20) only the batch at 12..=15 is left; its object replaces o1, which
+    // is let go of, and o2, which the other topic still uses; the merge went as far as 20.
+    s.rewrite(1, one, &rewrite("m", 0, 20, &[(12, 4)], epoch)).await.unwrap();
+    let expected = |last: &str| vec![(12, 15, "m".to_string()), (20, 29, last.to_string())];
+    assert_eq!(layout(&s).await, expected("o3"));
+    assert_eq!(object_keys(&s).await, ["m", "o2", "o3"]);
+    assert_eq!(s.merged_to(topic, 0).await.unwrap(), 20);
+    assert_eq!(s.log_bounds(topic, 0).await.unwrap(), Some((0, 30)), "the log's bounds stay");
+
+    // Paused past its lease, then deposed: refused.
+    expire(&s, 1).await;
+    let paused = s.rewrite(1, one, &rewrite("y", 20, 30, &[(20, 10)], epoch)).await;
+    assert!(matches!(paused, Err(StoreError::Fenced(_))), "{paused:?}");
+    s.deregister(1, one).await.unwrap();
+    let two = s.register(&registration(2), LEASE).await.unwrap();
+    s.rebalance().await.unwrap();
+    let one_again = s.register(&registration(1), LEASE).await.unwrap();
+    let deposed = s.rewrite(1, one_again, &rewrite("y", 20, 30, &[(20, 10)], epoch)).await;
+    assert!(matches!(deposed, Err(StoreError::Fenced(_))), "{deposed:?}");
+    assert_eq!(layout(&s).await, expected("o3"));
+    let now = s.leaders().await.unwrap()[&(topic, 0)];
+    assert_eq!(now.node_id, Some(2));
+    s.rewrite(2, two, &rewrite("z", 20, 30, &[(20, 10)], now.epoch)).await.unwrap();
+    assert_eq!(layout(&s).await, expected("z"));
+    assert_eq!(object_keys(&s).await, ["m", "o2", "z"]);
+    assert_eq!(s.merged_to(topic, 0).await.unwrap(), 30);
+}
+
 #[tokio::test]
 async fn share_state_is_written_by_its_partitions_leader_in_its_epoch_only_and_goes_with_its_topic() {
     let Some(pg) = PgServer::start() else { return };

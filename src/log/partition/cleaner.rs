@@ -69,6 +69,9 @@ pub struct CleanStats {
     pub segments_merged: usize,
     /// Bytes of the segments the pass read to clean them (Kafka's "log processed").
     pub bytes_read: u64,
+    /// The base offset of the first segment swapped in: from there on the log's bytes changed
+    /// (shared mode writes them to the store again).
+    pub rewritten_from: Option<i64>,
 }
 
 /// A rolled segment picked for cleaning: base offset, size when picked, a view to read it.
@@ -318,6 +321,7 @@ impl PartitionLog {
                 return Err(e);
             }
             stats.segments += 1;
+            stats.rewritten_from = Some(stats.rewritten_from.map_or(p.base, |b| b.min(p.base)));
         }
         drop(inner);
         drop(_writing);
