@@ -447,31 +447,19 @@ impl Shipper {
                 .await
                 .map_err(io::Error::other)?
                 .map_err(io::Error::other)?;
-            let mut records = read.records;
-            let (mut cut, mut count) = (0, 0);
-            while let Some((_, len)) = peek_len(&records[cut..]) {
-                if count == MERGED_OBJECT_BATCHES || cut + len > records.len() {
-                    break;
-                }
-                (cut, count) = (cut + len, count + 1);
+            let mut object = ObjectBuilder::new(me);
+            let (mut rest, mut count) = (&read.records[..], 0);
+            while let (Some((_, len)), true) = (peek_len(rest), count < MERGED_OBJECT_BATCHES) {
+                let Some(one) = rest.get(..len) else { break };
+                object.add(topic_id, log.tp.partition, epoch, one)?;
+                (rest, count) = (&rest[len..], count + 1);
             }
-            records.truncate(cut);
-            let (Some(first), Some(to)) =
-                (crate::log::batch::BatchHeader::parse(&records), next_offset_after(&records))
-            else {
-                break;
-            };
+            let (bytes, commit) = object.finish();
+            let (Some(first), Some(last)) = (commit.batches.first(), commit.batches.last()) else { break };
+            let to = last.last_offset + 1;
             // The range starts where the last one ended (whose rows are then replaced too
             // where the cleaner removed their batches), or at the first batch left.
             let start = if from >= o.log_start_offset { from.min(first.base_offset) } else { first.base_offset };
-            let mut object = ObjectBuilder::new(me);
-            let mut rest = &records[..];
-            while let Some((_, len)) = peek_len(rest) {
-                let Some(one) = rest.get(..len) else { break };
-                object.add(topic_id, log.tp.partition, epoch, one)?;
-                rest = &rest[len..];
-            }
-            let (bytes, commit) = object.finish();
             let (size, batches) = (bytes.len() as u64, commit.batches.len());
             self.shared.objects.put(&commit.object_key, bytes).await?;
             let rewrite =
