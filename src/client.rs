@@ -69,6 +69,14 @@ impl Connection {
         self.read::<R>(version, id, timeout).await
     }
 
+    /// [`Connection::call`] for an API brokers serve each other without advertising it
+    /// (gregor's share-partition resets): not checked against the broker's ApiVersions. A
+    /// broker that does not serve it closes the connection.
+    pub async fn call_unadvertised<R: Request>(&mut self, version: i16, req: &R) -> anyhow::Result<R::Response> {
+        let id = self.write(version, req).await?;
+        self.read::<R>(version, id, TIMEOUT).await
+    }
+
     /// Sends `req` and reads no response (a Produce with acks=0 gets none).
     pub async fn send_only<R: Request>(&mut self, version: i16, req: &R) -> anyhow::Result<()> {
         self.check_version::<R>(version)?;

@@ -66,6 +66,9 @@ pub struct Broker {
     /// Shared mode: transactions' requests to the other brokers (markers, checks), set once
     /// the broker serves (`handlers::peers`).
     pub remote_txns: std::sync::OnceLock<Arc<dyn crate::txn::RemoteTxns>>,
+    /// Shared mode: how a share group's coordinator resets share-partitions other brokers lead
+    /// (`handlers::peers`).
+    pub remote_shares: std::sync::OnceLock<Arc<dyn crate::group::share::RemoteShares>>,
 }
 
 impl Broker {
@@ -191,6 +194,7 @@ impl Broker {
             scram,
             quotas,
             remote_txns: std::sync::OnceLock::new(),
+            remote_shares: std::sync::OnceLock::new(),
         })
     }
 

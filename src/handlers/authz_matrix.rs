@@ -737,6 +737,32 @@ fn cases() -> Vec<(&'static str, ApiKey, Send, [bool; 4])> {
             [D, D, D, A],
         ),
         (
+            "InitializeShareGroupState",
+            ApiKey::InitializeShareGroupState,
+            case(
+                InitializeShareGroupStateRequest::default().with_group_id(s("reader-share")).with_topics(vec![
+                    initialize_share_group_state_request::InitializeStateData::default()
+                        .with_topic_id(uuid::Uuid::from_u128(932))
+                        .with_partitions(vec![initialize_share_group_state_request::PartitionData::default()]),
+                ]),
+                0,
+            ),
+            [D, D, D, A],
+        ),
+        (
+            "DeleteShareGroupState",
+            ApiKey::DeleteShareGroupState,
+            case(
+                DeleteShareGroupStateRequest::default().with_group_id(s("reader-share")).with_topics(vec![
+                    delete_share_group_state_request::DeleteStateData::default()
+                        .with_topic_id(uuid::Uuid::from_u128(932))
+                        .with_partitions(vec![delete_share_group_state_request::PartitionData::default()]),
+                ]),
+                0,
+            ),
+            [D, D, D, A],
+        ),
+        (
             "SaslHandshake",
             ApiKey::SaslHandshake,
             case(SaslHandshakeRequest::default().with_mechanism(s("PLAIN")), 1),

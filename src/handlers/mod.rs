@@ -38,6 +38,7 @@ pub mod sasl;
 pub mod scram_credentials;
 pub mod share_acknowledge;
 pub mod share_fetch;
+pub mod share_state;
 pub mod throttle;
 pub mod txn;
 pub mod unsupported;
@@ -166,6 +167,8 @@ macro_rules! registry {
             DescribeShareGroupOffsets => DescribeShareGroupOffsetsRequest, group::share_group_offsets::handle_describe, 0..=0;
             AlterShareGroupOffsets => AlterShareGroupOffsetsRequest, group::share_group_offsets::handle_alter, 0..=0;
             DeleteShareGroupOffsets => DeleteShareGroupOffsetsRequest, group::share_group_offsets::handle_delete, 0..=0;
+            InitializeShareGroupState => InitializeShareGroupStateRequest, share_state::handle_initialize, 0..=0;
+            DeleteShareGroupState => DeleteShareGroupStateRequest, share_state::handle_delete, 0..=0;
             AddPartitionsToTxn => AddPartitionsToTxnRequest, txn::add_partitions_to_txn::handle, 0..=5;
             AddOffsetsToTxn => AddOffsetsToTxnRequest, txn::add_offsets_to_txn::handle, 0..=4;
             EndTxn => EndTxnRequest, txn::end_txn::handle, 0..=5;
@@ -203,11 +206,17 @@ pub fn supported(key: ApiKey) -> Option<ApiSupport> {
     Some(ApiSupport { min: legacy::oldest(key).map_or(a.min, |m| m.min(a.min)), ..a })
 }
 
+/// The APIs gregor's brokers send each other that no client is told of: share-partition
+/// resets, which the coordinator of a share group asks of a partition's leader
+/// ([`share_state`]). Kafka's brokers do not advertise them either.
+const BROKER_ONLY: &[ApiKey] = &[ApiKey::InitializeShareGroupState, ApiKey::DeleteShareGroupState];
+
 /// The versions of `key` served under `release` (see `server.kafka_version`): those gregor
 /// serves that the release's broker advertised too. `None` for an API the release did not have.
+/// Broker-only APIs are served whatever the release.
 pub fn served(release: Option<releases::Release>, key: ApiKey) -> Option<ApiSupport> {
     let a = supported(key)?;
-    let Some(release) = release else { return Some(a) };
+    let Some(release) = release.filter(|_| !BROKER_ONLY.contains(&key)) else { return Some(a) };
     let &(_, min, max) = release.apis().iter().find(|(k, ..)| *k == key)?;
     let (min, max) = (a.min.max(min), a.max.min(max));
     (min <= max).then_some(ApiSupport { key, min, max })
@@ -216,7 +225,7 @@ pub fn served(release: Option<releases::Release>, key: ApiKey) -> Option<ApiSupp
 /// Every API gregor answers under `release`, with the versions it serves, as ApiVersions
 /// advertises them.
 pub fn advertised(release: Option<releases::Release>) -> impl Iterator<Item = ApiSupport> {
-    SUPPORTED.iter().filter_map(move |a| served(release, a.key))
+    SUPPORTED.iter().filter(|a| !BROKER_ONLY.contains(&a.key)).filter_map(move |a| served(release, a.key))
 }
 
 /// What the handlers know of one connection, for all its requests.

@@ -8,25 +8,34 @@
 //!   through AddPartitionsToTxn v5, one transaction, `verify_only` (Kafka 3.6+'s KIP-890
 //!   verification) or, for Transaction Version 2 producers, adding the partition.
 //!
+//! - A share group's coordinator resets the group's share-partitions at a partition's leader
+//!   with InitializeShareGroupState v0 (a new start offset) or DeleteShareGroupState v0
+//!   (forgotten), for AlterShareGroupOffsets, DeleteShareGroupOffsets and DeleteGroups
+//!   ([`crate::handlers::share_state`]).
+//!
 //! Brokers reach each other on the inter-broker listener (`server.inter_broker_listener_name`,
 //! else PLAINTEXT, else the first listener) at the address each registered for it. This preview
 //! speaks plaintext only and sends no credentials: a cluster with authorization on must allow
 //! the brokers' principal (ANONYMOUS) CLUSTER_ACTION on the cluster.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
+use futures_util::future::BoxFuture;
 use kafka_protocol::messages::add_partitions_to_txn_request::{AddPartitionsToTxnTopic, AddPartitionsToTxnTransaction};
 use kafka_protocol::messages::write_txn_markers_request::{WritableTxnMarker, WritableTxnMarkerTopic};
 use kafka_protocol::messages::{
-    AddPartitionsToTxnRequest, ProducerId, TopicName, TransactionalId, WriteTxnMarkersRequest,
+    AddPartitionsToTxnRequest, DeleteShareGroupStateRequest, InitializeShareGroupStateRequest, ProducerId, TopicName,
+    TransactionalId, WriteTxnMarkersRequest,
 };
-use kafka_protocol::protocol::Request;
+use kafka_protocol::protocol::{Request, StrBytes};
+use uuid::Uuid;
 
 use crate::broker::Broker;
 use crate::client::Connection;
 use crate::config::ListenerSecurity;
+use crate::group::share::{Outcomes, PartitionOutcome};
 use crate::handlers::common::str_bytes;
 use crate::handlers::error_codes::ResponseError;
 use crate::log::producer_state::ControlType;
@@ -65,14 +74,30 @@ impl Peers {
         if let Err(e) = &links.listener {
             tracing::warn!(reason = %e, "transactions cannot span brokers");
         }
-        let peers = Peers { links: Arc::new(links), runtime: tokio::runtime::Handle::current() };
-        let _ = broker.remote_txns.set(Arc::new(peers));
+        let peers = Arc::new(Peers { links: Arc::new(links), runtime: tokio::runtime::Handle::current() });
+        let _ = broker.remote_txns.set(peers.clone());
+        let _ = broker.remote_shares.set(peers);
     }
 }
 
 impl Links {
     /// Sends `req` to broker `node` and returns its response.
     async fn call<R: Request>(&self, node: i32, version: i16, req: &R) -> Result<R::Response, String> {
+        self.exchange(node, version, req, false).await
+    }
+
+    /// [`Links::call`] for an API brokers do not advertise ([`Connection::call_unadvertised`]).
+    async fn call_unadvertised<R: Request>(&self, node: i32, version: i16, req: &R) -> Result<R::Response, String> {
+        self.exchange(node, version, req, true).await
+    }
+
+    async fn exchange<R: Request>(
+        &self,
+        node: i32,
+        version: i16,
+        req: &R,
+        unadvertised: bool,
+    ) -> Result<R::Response, String> {
         let listener = self.listener.as_ref().map_err(Clone::clone)?;
         let broker = self.broker.upgrade().ok_or("the broker is stopping")?;
         let shared = broker.cluster.shared().ok_or("not in shared mode")?;
@@ -90,7 +115,11 @@ impl Links {
                 *conn = Some(Connection::open_as(&address, "gregor-broker").await.map_err(|e| format!("{e:#}"))?);
             }
             let c = conn.as_mut().ok_or("no connection")?;
-            c.call(version, req).await.map_err(|e| format!("{e:#}"))
+            let answer = match unadvertised {
+                true => c.call_unadvertised(version, req).await,
+                false => c.call(version, req).await,
+            };
+            answer.map_err(|e| format!("{e:#}"))
         };
         let outcome = tokio::time::timeout(TIMEOUT, exchange).await.unwrap_or_else(|_| {
             Err(format!("broker {node} at {address} did not answer within {} s", TIMEOUT.as_secs()))
@@ -200,5 +229,79 @@ fn inter_broker_listener(config: &crate::config::Config) -> Result<String, Strin
             "the inter-broker listener {} is not PLAINTEXT, and brokers in shared mode reach each other in plaintext only (for now)",
             chosen.name
         )),
+    }
+}
+
+impl crate::group::share::RemoteShares for Peers {
+    fn reset(
+        &self,
+        node: i32,
+        group_id: &str,
+        parts: Vec<((Uuid, i32), Option<i64>)>,
+    ) -> BoxFuture<'static, Result<Outcomes, String>> {
+        let (links, group) = (self.links.clone(), str_bytes(group_id));
+        Box::pin(async move {
+            // One request of each kind: new start offsets, and share-partitions forgotten.
+            // Per topic: (partition, new start offset), and the partitions forgotten.
+            type Asked = (Vec<(i32, i64)>, Vec<i32>);
+            let mut topics: BTreeMap<Uuid, Asked> = BTreeMap::new();
+            for &((t, p), start) in &parts {
+                let (starts, forgotten) = topics.entry(t).or_default();
+                match start {
+                    Some(s) => starts.push((p, s)),
+                    None => forgotten.push(p),
+                }
+            }
+            let mut answered: HashMap<(Uuid, i32), PartitionOutcome> = HashMap::new();
+            let outcome = |code: i16, message: Option<StrBytes>| match code {
+                0 => Ok(()),
+                c => Err((c, message.map_or_else(|| format!("broker {node} answered error {c}"), |m| m.to_string()))),
+            };
+            if topics.values().any(|(s, _)| !s.is_empty()) {
+                use kafka_protocol::messages::initialize_share_group_state_request::{
+                    InitializeStateData, PartitionData,
+                };
+                let data = topics.iter().filter(|(_, (s, _))| !s.is_empty()).map(|(t, (starts, _))| {
+                    let partitions = starts
+                        .iter()
+                        .map(|&(p, s)| PartitionData::default().with_partition(p).with_start_offset(s))
+                        .collect();
+                    InitializeStateData::default().with_topic_id(*t).with_partitions(partitions)
+                });
+                let req = InitializeShareGroupStateRequest::default()
+                    .with_group_id(group.clone())
+                    .with_topics(data.collect());
+                for t in links.call_unadvertised(node, 0, &req).await?.results {
+                    for p in t.partitions {
+                        answered.insert((t.topic_id, p.partition), outcome(p.error_code, p.error_message));
+                    }
+                }
+            }
+            if topics.values().any(|(_, f)| !f.is_empty()) {
+                use kafka_protocol::messages::delete_share_group_state_request::{DeleteStateData, PartitionData};
+                let data = topics.iter().filter(|(_, (_, f))| !f.is_empty()).map(|(t, (_, forgotten))| {
+                    let partitions = forgotten.iter().map(|&p| PartitionData::default().with_partition(p)).collect();
+                    DeleteStateData::default().with_topic_id(*t).with_partitions(partitions)
+                });
+                let req = DeleteShareGroupStateRequest::default().with_group_id(group).with_topics(data.collect());
+                for t in links.call_unadvertised(node, 0, &req).await?.results {
+                    for p in t.partitions {
+                        answered.insert((t.topic_id, p.partition), outcome(p.error_code, p.error_message));
+                    }
+                }
+            }
+            Ok(parts
+                .into_iter()
+                .map(|(tp, _)| {
+                    let missing = || {
+                        Err((
+                            ResponseError::UnknownServerError.code(),
+                            format!("broker {node} answered without partition {}", tp.1),
+                        ))
+                    };
+                    (tp, answered.remove(&tp).unwrap_or_else(missing))
+                })
+                .collect())
+        })
     }
 }

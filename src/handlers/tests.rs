@@ -190,3 +190,14 @@ pub(crate) fn test_ctx() -> (Ctx, tempfile::TempDir) {
     };
     (ctx, dir)
 }
+
+#[test]
+fn share_state_resets_are_served_between_brokers_under_any_release_but_never_advertised() {
+    use super::releases::Release;
+    for key in [ApiKey::InitializeShareGroupState, ApiKey::DeleteShareGroupState] {
+        for release in [None, Some(Release::Kafka28), Some(Release::Kafka41), Some(Release::Kafka42)] {
+            assert!(super::served(release, key).is_some_and(|a| a.serves(0)), "{key:?} under {release:?}");
+            assert!(super::advertised(release).all(|a| a.key != key), "{key:?} advertised under {release:?}");
+        }
+    }
+}

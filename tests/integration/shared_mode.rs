@@ -1229,6 +1229,174 @@ fn share_fetched(r: &ShareFetchResponse) -> (i16, i32, Vec<(i64, i64, i16)>) {
     (p.error_code, p.current_leader.leader_id, acquired)
 }
 
+/// Two brokers over one PostgreSQL, `orders` (6 partitions) led by both, ten records `s0`..`s9`
+/// in a partition the broker not coordinating groups leads, and share group `sg` set to start
+/// at the earliest offset (set through the coordinator, taken up by the leader).
+struct ShareCluster {
+    // Dropped last: the brokers stop before PostgreSQL and the directory go.
+    brokers: Vec<BrokerProcess>,
+    addrs: Vec<SocketAddr>,
+    coordinator: i32,
+    leader: i32,
+    partition: i32,
+    topic_id: uuid::Uuid,
+    at_leader: RawClient,
+    at_coordinator: RawClient,
+    _tmp: tempfile::TempDir,
+    _pg: PgServer,
+}
+
+impl ShareCluster {
+    async fn start() -> Option<Self> {
+        let pg = PgServer::start()?;
+        let tmp = tempfile::tempdir().unwrap();
+        let objects = tmp.path().join("objects");
+        std::fs::create_dir_all(&objects).unwrap();
+        let objects = format!("file://{}", objects.display());
+        let brokers: Vec<BrokerProcess> = (1..=2).map(|n| spawn(tmp.path(), n, &pg.url, &objects)).collect();
+        let addrs: Vec<SocketAddr> = brokers.iter().map(|b| b.addr).collect();
+        RawClient::connect(addrs[0]).await.create_topic("orders", 6).await;
+        let led = wait_agreed(&addrs, "two brokers leading orders", |m| {
+            broker_ids(m) == [1, 2]
+                && m.topics.iter().all(|t| t.error_code == 0)
+                && leaders(m).values().all(|(l, _)| (1..=2).contains(l))
+        })
+        .await;
+        let coordinator = led[&("__consumer_offsets".to_string(), 0)].0;
+        let leader = 3 - coordinator;
+        let partition = led
+            .iter()
+            .find(|((t, _), (l, _))| t == "orders" && *l == leader)
+            .map(|((_, p), _)| *p)
+            .expect("each broker leads some partitions of orders");
+        let topic_id = metadata(addrs[0])
+            .await
+            .topics
+            .iter()
+            .find(|t| t.name.as_ref().is_some_and(|n| n.0.as_str() == "orders"))
+            .unwrap()
+            .topic_id;
+        let mut cluster = ShareCluster {
+            at_leader: RawClient::connect(addrs[leader as usize - 1]).await,
+            at_coordinator: RawClient::connect(addrs[coordinator as usize - 1]).await,
+            brokers,
+            addrs,
+            coordinator,
+            leader,
+            partition,
+            topic_id,
+            _tmp: tmp,
+            _pg: pg,
+        };
+        cluster.produce(10).await;
+        // Group configs are the cluster's: set through the coordinator (as librdkafka sends
+        // them to the controller), the leader takes them up at its next heartbeat.
+        cluster.set_offset_reset(Some("earliest")).await;
+        Some(cluster)
+    }
+
+    /// Produces `count` records to the partition, acks=all.
+    async fn produce(&self, count: usize) {
+        let producer: FutureProducer = ClientConfig::new()
+            .set("bootstrap.servers", self.addrs[0].to_string())
+            .set("acks", "all")
+            .create()
+            .unwrap();
+        for i in 0..count {
+            let value = format!("s{i}");
+            let record = FutureRecord::<str, str>::to("orders").partition(self.partition).payload(&value);
+            producer.send(record, Duration::ZERO).await.unwrap_or_else(|(e, _)| panic!("producing {value}: {e}"));
+        }
+    }
+
+    /// Sets (`None`: deletes) `sg`'s `share.auto.offset.reset` through the coordinator and
+    /// waits until the leader reports it (`None`: back at the default, latest).
+    async fn set_offset_reset(&mut self, value: Option<&'static str>) {
+        use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+        use kafka_protocol::messages::incremental_alter_configs_request::{AlterConfigsResource, AlterableConfig};
+        if let Some(value) = value {
+            let set = IncrementalAlterConfigsRequest::default().with_resources(vec![AlterConfigsResource::default()
+                .with_resource_type(32)
+                .with_resource_name(StrBytes::from_static_str("sg"))
+                .with_configs(vec![AlterableConfig::default()
+                    .with_name(StrBytes::from_static_str("share.auto.offset.reset"))
+                    .with_config_operation(0)
+                    .with_value(Some(StrBytes::from_static_str(value)))])]);
+            let set = self.at_coordinator.call(1, &set).await;
+            assert_eq!(set.responses[0].error_code, 0, "{set:?}");
+        }
+        let describe = DescribeConfigsRequest::default().with_resources(vec![DescribeConfigsResource::default()
+            .with_resource_type(32)
+            .with_resource_name(StrBytes::from_static_str("sg"))
+            .with_configuration_keys(Some(vec![StrBytes::from_static_str("share.auto.offset.reset")]))]);
+        let wanted = value.unwrap_or("latest");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let r = self.at_leader.call(4, &describe).await;
+            let got = r.results[0].configs.first().and_then(|c| c.value.as_ref()).map(|v| v.to_string());
+            if got.as_deref() == Some(wanted) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "the leader did not take up {wanted} within 10 s: {r:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Member `member` joins `sg` (subscribed to `orders`) at the coordinator.
+    async fn join(&mut self, member: &str) {
+        let join = ShareGroupHeartbeatRequest::default()
+            .with_group_id(GroupId(StrBytes::from_static_str("sg")))
+            .with_member_id(StrBytes::from_string(member.to_string()))
+            .with_member_epoch(0)
+            .with_subscribed_topic_names(Some(vec![TopicName(StrBytes::from_static_str("orders"))]));
+        let joined = self.at_coordinator.call(1, &join).await;
+        assert_eq!(joined.error_code, 0, "{:?}", joined.error_message);
+    }
+
+    /// Member `member` leaves `sg`.
+    async fn leave(&mut self, member: &str) {
+        let leave = ShareGroupHeartbeatRequest::default()
+            .with_group_id(GroupId(StrBytes::from_static_str("sg")))
+            .with_member_id(StrBytes::from_string(member.to_string()))
+            .with_member_epoch(-1);
+        let left = self.at_coordinator.call(1, &leave).await;
+        assert_eq!(left.error_code, 0, "{:?}", left.error_message);
+    }
+
+    /// Member `member` acknowledges `first..=last` of the partition with `kind` (1 accept,
+    /// 2 release) in its share session's epoch 1.
+    async fn acknowledge(&mut self, member: &str, first: i64, last: i64, kind: i8) {
+        let ack = ShareAcknowledgeRequest::default()
+            .with_group_id(Some(GroupId(StrBytes::from_static_str("sg"))))
+            .with_member_id(Some(StrBytes::from_string(member.to_string())))
+            .with_share_session_epoch(1)
+            .with_topics(vec![AcknowledgeTopic::default().with_topic_id(self.topic_id).with_partitions(vec![
+                AcknowledgePartition::default().with_partition_index(self.partition).with_acknowledgement_batches(
+                    vec![AcknowledgementBatch::default()
+                        .with_first_offset(first)
+                        .with_last_offset(last)
+                        .with_acknowledge_types(vec![kind])],
+                ),
+            ])]);
+        let r = self.at_leader.call(1, &ack).await;
+        assert_eq!((r.error_code, r.responses[0].partitions[0].error_code), (0, 0), "{r:?}");
+    }
+
+    /// `sg`'s start offsets as the coordinator describes them: (partition, start offset).
+    async fn start_offsets(&mut self) -> Vec<(i32, i64)> {
+        use kafka_protocol::messages::describe_share_group_offsets_request::DescribeShareGroupOffsetsRequestGroup;
+        let describe = DescribeShareGroupOffsetsRequest::default().with_groups(vec![
+            DescribeShareGroupOffsetsRequestGroup::default()
+                .with_group_id(GroupId(StrBytes::from_static_str("sg")))
+                .with_topics(None),
+        ]);
+        let d = self.at_coordinator.call(0, &describe).await;
+        let g = &d.groups[0];
+        assert_eq!(g.error_code, 0, "{:?}", g.error_message);
+        g.topics.iter().flat_map(|t| &t.partitions).map(|p| (p.partition_index, p.start_offset)).collect()
+    }
+}
+
 /// A share group's records are handed out by each partition's leader, whichever broker
 /// coordinates the group, and what the leader keeps of them (the start offset, the records in
 /// flight with their deliveries) is in the store before it answers: the broker that takes the
@@ -1238,124 +1406,31 @@ fn share_fetched(r: &ShareFetchResponse) -> (i16, i32, Vec<(i64, i64, i16)>) {
 /// holds on the others.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_share_partitions_state_follows_its_partition_to_the_next_leader() {
-    use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
-    use kafka_protocol::messages::describe_share_group_offsets_request::DescribeShareGroupOffsetsRequestGroup;
-    use kafka_protocol::messages::incremental_alter_configs_request::{AlterConfigsResource, AlterableConfig};
-    let Some(pg) = PgServer::start() else { return };
-    let tmp = tempfile::tempdir().unwrap();
-    let objects = tmp.path().join("objects");
-    std::fs::create_dir_all(&objects).unwrap();
-    let objects = format!("file://{}", objects.display());
-    let mut brokers: Vec<BrokerProcess> = (1..=2).map(|n| spawn(tmp.path(), n, &pg.url, &objects)).collect();
-    let addrs: Vec<SocketAddr> = brokers.iter().map(|b| b.addr).collect();
-    RawClient::connect(addrs[0]).await.create_topic("orders", 6).await;
-    let led = wait_agreed(&addrs, "two brokers leading orders", |m| {
-        broker_ids(m) == [1, 2]
-            && m.topics.iter().all(|t| t.error_code == 0)
-            && leaders(m).values().all(|(l, _)| (1..=2).contains(l))
-    })
-    .await;
-    let coordinator = led[&("__consumer_offsets".to_string(), 0)].0;
-    let leader = 3 - coordinator;
-    let partition = led
-        .iter()
-        .find(|((t, _), (l, _))| t == "orders" && *l == leader)
-        .map(|((_, p), _)| *p)
-        .expect("each broker leads some partitions of orders");
-    let topic_id = metadata(addrs[0])
-        .await
-        .topics
-        .iter()
-        .find(|t| t.name.as_ref().is_some_and(|n| n.0.as_str() == "orders"))
-        .unwrap()
-        .topic_id;
-    let producer: FutureProducer =
-        ClientConfig::new().set("bootstrap.servers", addrs[0].to_string()).set("acks", "all").create().unwrap();
-    for i in 0..10 {
-        let value = format!("s{i}");
-        let sent =
-            producer.send(FutureRecord::<str, str>::to("orders").partition(partition).payload(&value), Duration::ZERO);
-        sent.await.unwrap_or_else(|(e, _)| panic!("producing {value}: {e}"));
-    }
-
-    // Group configs are the cluster's: set through the coordinator (as librdkafka sends them to
-    // the controller), the leader takes them up at its next heartbeat.
-    let mut at_leader = RawClient::connect(addrs[leader as usize - 1]).await;
-    let mut at_coordinator = RawClient::connect(addrs[coordinator as usize - 1]).await;
-    let earliest = IncrementalAlterConfigsRequest::default().with_resources(vec![AlterConfigsResource::default()
-        .with_resource_type(32)
-        .with_resource_name(StrBytes::from_static_str("sg"))
-        .with_configs(vec![AlterableConfig::default()
-            .with_name(StrBytes::from_static_str("share.auto.offset.reset"))
-            .with_config_operation(0)
-            .with_value(Some(StrBytes::from_static_str("earliest")))])]);
-    let set = at_coordinator.call(1, &earliest).await;
-    assert_eq!(set.responses[0].error_code, 0, "{set:?}");
-    let describe_config = DescribeConfigsRequest::default().with_resources(vec![DescribeConfigsResource::default()
-        .with_resource_type(32)
-        .with_resource_name(StrBytes::from_static_str("sg"))
-        .with_configuration_keys(Some(vec![StrBytes::from_static_str("share.auto.offset.reset")]))]);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let r = at_leader.call(4, &describe_config).await;
-        let value = r.results[0].configs.first().and_then(|c| c.value.as_ref()).map(|v| v.to_string());
-        if value.as_deref() == Some("earliest") {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the leader did not take up the group config within 10 s: {r:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let Some(mut c) = ShareCluster::start().await else { return };
+    let (coordinator, leader, partition, topic_id) = (c.coordinator, c.leader, c.partition, c.topic_id);
 
     // The member joins at the coordinator; the coordinator hands out nothing of a partition it
     // does not lead, and names the leader.
-    let join = ShareGroupHeartbeatRequest::default()
-        .with_group_id(GroupId(StrBytes::from_static_str("sg")))
-        .with_member_id(StrBytes::from_static_str("m"))
-        .with_member_epoch(0)
-        .with_subscribed_topic_names(Some(vec![TopicName(StrBytes::from_static_str("orders"))]));
-    let joined = at_coordinator.call(1, &join).await;
-    assert_eq!(joined.error_code, 0, "{:?}", joined.error_message);
-    let r = at_coordinator.call(1, &share_fetch("m", 0, topic_id, partition)).await;
+    c.join("m").await;
+    let r = c.at_coordinator.call(1, &share_fetch("m", 0, topic_id, partition)).await;
     assert_eq!(share_fetched(&r), (6, leader, vec![]), "NOT_LEADER_OR_FOLLOWER naming the leader: {r:?}");
 
     // The leader hands out the ten records; the member accepts the first four.
-    let r = at_leader.call(1, &share_fetch("m", 0, topic_id, partition)).await;
+    let r = c.at_leader.call(1, &share_fetch("m", 0, topic_id, partition)).await;
     assert_eq!(share_fetched(&r), (0, leader, vec![(0, 9, 1)]), "{r:?}");
-    let accept = ShareAcknowledgeRequest::default()
-        .with_group_id(Some(GroupId(StrBytes::from_static_str("sg"))))
-        .with_member_id(Some(StrBytes::from_static_str("m")))
-        .with_share_session_epoch(1)
-        .with_topics(vec![AcknowledgeTopic::default().with_topic_id(topic_id).with_partitions(vec![
-            AcknowledgePartition::default().with_partition_index(partition).with_acknowledgement_batches(vec![
-                AcknowledgementBatch::default()
-                    .with_first_offset(0)
-                    .with_last_offset(3)
-                    .with_acknowledge_types(vec![1]),
-            ]),
-        ])]);
-    let r = at_leader.call(1, &accept).await;
-    assert_eq!((r.error_code, r.responses[0].partitions[0].error_code), (0, 0), "{r:?}");
+    c.acknowledge("m", 0, 3, 1).await;
 
     // The coordinator reads the group's start offsets from the store.
-    let describe =
-        DescribeShareGroupOffsetsRequest::default().with_groups(vec![DescribeShareGroupOffsetsRequestGroup::default()
-            .with_group_id(GroupId(StrBytes::from_static_str("sg")))
-            .with_topics(None)]);
-    let d = at_coordinator.call(0, &describe).await;
-    let g = &d.groups[0];
-    assert_eq!(g.error_code, 0, "{:?}", g.error_message);
-    let starts: Vec<(i32, i64)> =
-        g.topics.iter().flat_map(|t| &t.partitions).map(|p| (p.partition_index, p.start_offset)).collect();
-    assert_eq!(starts, [(partition, 4)], "{d:?}");
+    assert_eq!(c.start_offsets().await, [(partition, 4)]);
 
     // The leader dies with six records in flight. The survivor takes the partition over and
     // hands out those six, each delivered once before, and nothing that was accepted.
-    brokers[leader as usize - 1].kill_9();
-    let survivor = [addrs[coordinator as usize - 1]];
+    c.brokers[leader as usize - 1].kill_9();
+    let survivor = [c.addrs[coordinator as usize - 1]];
     wait_agreed(&survivor, "the survivor leading every partition", |m| broker_ids(m) == [coordinator]).await;
     let deadline = Instant::now() + Duration::from_secs(30);
     let got = loop {
-        let r = at_coordinator.call(1, &share_fetch("m", 0, topic_id, partition)).await;
+        let r = c.at_coordinator.call(1, &share_fetch("m", 0, topic_id, partition)).await;
         let (code, _, acquired) = share_fetched(&r);
         if code == 0 && !acquired.is_empty() {
             break acquired;
@@ -1367,6 +1442,85 @@ async fn a_share_partitions_state_follows_its_partition_to_the_next_leader() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     assert_eq!(got, [(4, 9, 2)], "records in flight at the leader's death, delivered a second time");
+}
+
+/// AlterShareGroupOffsets, DeleteShareGroupOffsets and DeleteGroups reach a share group's
+/// coordinator, but its share-partitions are held by their partitions' leaders: the
+/// coordinator has each leader start them afresh (and write them) before it answers, so the
+/// next fetch at the leader starts where the admin said. Before, shared mode refused the first
+/// two (INVALID_REQUEST), and after DeleteGroups the leader went on handing out the deleted
+/// group's records from what it still held.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_share_groups_offsets_are_altered_and_deleted_at_its_partitions_leader() {
+    use kafka_protocol::messages::alter_share_group_offsets_request::{
+        AlterShareGroupOffsetsRequestPartition, AlterShareGroupOffsetsRequestTopic,
+    };
+    use kafka_protocol::messages::delete_share_group_offsets_request::DeleteShareGroupOffsetsRequestTopic;
+    use kafka_protocol::messages::{
+        AlterShareGroupOffsetsRequest, DeleteGroupsRequest, DeleteShareGroupOffsetsRequest,
+    };
+    let Some(mut c) = ShareCluster::start().await else { return };
+    let (leader, partition, topic_id) = (c.leader, c.partition, c.topic_id);
+    let orders = || TopicName(StrBytes::from_static_str("orders"));
+    let alter_to = |start: i64| {
+        AlterShareGroupOffsetsRequest::default().with_group_id(GroupId(StrBytes::from_static_str("sg"))).with_topics(
+            vec![AlterShareGroupOffsetsRequestTopic::default().with_topic_name(orders()).with_partitions(vec![
+                AlterShareGroupOffsetsRequestPartition::default()
+                    .with_partition_index(partition)
+                    .with_start_offset(start),
+            ])],
+        )
+    };
+    // A member takes the ten records and accepts the first four.
+    c.join("m1").await;
+    let r = c.at_leader.call(1, &share_fetch("m1", 0, topic_id, partition)).await;
+    assert_eq!(share_fetched(&r), (0, leader, vec![(0, 9, 1)]), "{r:?}");
+    c.acknowledge("m1", 0, 3, 1).await;
+
+    // Not while the group has a member.
+    let r = c.at_coordinator.call(0, &alter_to(8)).await;
+    assert_eq!(r.error_code, 68, "NON_EMPTY_GROUP: {r:?}");
+    c.leave("m1").await;
+
+    // Altered: the leader starts the share-partition at 8, dropping what m1 still held.
+    let r = c.at_coordinator.call(0, &alter_to(8)).await;
+    assert_eq!(r.error_code, 0, "{r:?}");
+    let p = &r.responses[0].partitions[0];
+    assert_eq!((p.partition_index, p.error_code), (partition, 0), "{r:?}");
+    assert_eq!(c.start_offsets().await, [(partition, 8)]);
+    c.join("m2").await;
+    let r = c.at_leader.call(1, &share_fetch("m2", 0, topic_id, partition)).await;
+    assert_eq!(share_fetched(&r), (0, leader, vec![(8, 9, 1)]), "{r:?}");
+    c.leave("m2").await;
+
+    // Deleted: the next fetch starts from share.auto.offset.reset (earliest).
+    let delete = DeleteShareGroupOffsetsRequest::default()
+        .with_group_id(GroupId(StrBytes::from_static_str("sg")))
+        .with_topics(vec![DeleteShareGroupOffsetsRequestTopic::default().with_topic_name(orders())]);
+    let r = c.at_coordinator.call(0, &delete).await;
+    assert_eq!((r.error_code, r.responses[0].error_code), (0, 0), "{r:?}");
+    assert_eq!(c.start_offsets().await, []);
+    c.join("m3").await;
+    let r = c.at_leader.call(1, &share_fetch("m3", 0, topic_id, partition)).await;
+    assert_eq!(share_fetched(&r), (0, leader, vec![(0, 9, 1)]), "{r:?}");
+    // m3 releases them all: available again to the group, delivered once.
+    c.acknowledge("m3", 0, 9, 2).await;
+    c.leave("m3").await;
+
+    // The group is deleted, its configs with it (back at latest): a group of that name created
+    // afterwards gets none of the old records, only what is produced after it started.
+    let r = c
+        .at_coordinator
+        .call(2, &DeleteGroupsRequest::default().with_groups_names(vec![GroupId(StrBytes::from_static_str("sg"))]))
+        .await;
+    assert_eq!(r.results[0].error_code, 0, "{r:?}");
+    c.set_offset_reset(None).await;
+    c.join("m4").await;
+    let r = c.at_leader.call(1, &share_fetch("m4", 0, topic_id, partition)).await;
+    assert_eq!(share_fetched(&r).2, [], "the deleted group's records were handed out again: {r:?}");
+    c.produce(1).await;
+    let r = c.at_leader.call(1, &share_fetch("m4", 1, topic_id, partition)).await;
+    assert_eq!(share_fetched(&r), (0, leader, vec![(10, 10, 1)]), "{r:?}");
 }
 
 /// Compaction and merging through the store: a compacted topic written in many small commits

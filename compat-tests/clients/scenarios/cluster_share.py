@@ -11,7 +11,9 @@ is SIGKILLed. They go on until every record came or the deadline passed.
 Each partition's records are handed out by its leader, which keeps the share-partition's
 state in PostgreSQL; the broker taking a partition over reads it back. Checks: no acknowledged
 record is lost; records received more than once (those in flight at the kill) stay under 10%
-of them; every survivor answers Metadata with the survivors leading every partition.
+of them; every survivor answers Metadata with the survivors leading every partition. Then the
+group is deleted through the AdminClient and read again from the earliest offset: every record
+comes again (each partition's leader forgot what it held of the deleted group).
 Needs PostgreSQL's programs (skipped without them unless GREGOR_REQUIRE_POSTGRES=1); starts its
 own brokers, so it skips against an external one.
 """
@@ -260,6 +262,32 @@ try:
     log(f"{RECORDS} produced, {len(acked)} acknowledged, {len(received)} received "
         f"({sum(received.values())} deliveries, {redelivered[True]} with delivery count > 1): {len(lost)} lost, "
         f"{len(duplicated)} duplicated, {victim} killed after {at_kill} records; {time.monotonic() - t0:.1f}s")
+
+    # The group is deleted through the AdminClient (DeleteGroups to its coordinator, which has
+    # each partition's leader forget the group's share-partition), then used again from the
+    # earliest offset: every record comes again, from every partition whoever leads it.
+    deleter = AdminClient({"bootstrap.servers": host})  # kept referenced until its answer came
+    try:
+        deleter.delete_consumer_groups([group], request_timeout=20)[group].result(timeout=30)
+        c.check(True, "share group deleted through the AdminClient")
+    except Exception as e:  # noqa: BLE001
+        c.check(False, f"share group deleted through the AdminClient: {e!r}")
+    set_group_config()
+    for name in (n for n in cluster.env if n != victim):
+        group_config_on(name)
+    received.clear()
+    by_partition.clear()
+    again = Member("share-again")
+    again.start()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not want <= set(received):
+        time.sleep(0.1)
+    again.stop.set()
+    again.join(timeout=30)
+    missing = sorted(want - set(received))
+    log(f"after the deletion: {len(received)} of {len(want)} records again, by partition "
+        f"{dict(sorted(by_partition.items()))}")
+    c.check(not missing, f"after deleting the group, {len(missing)} records never came again: {missing[:5]}")
     if c.failures:
         brokers_last_lines()
 except BaseException:

@@ -302,6 +302,27 @@ pub trait ClusterStates: Send + Sync + std::fmt::Debug {
     fn forget_group(&self, group_id: &str) -> io::Result<()>;
 }
 
+/// Shared mode: how a share group's coordinator changes the share-partitions another broker
+/// leads (AlterShareGroupOffsets, DeleteShareGroupOffsets, DeleteGroups): it asks that broker,
+/// which holds them, to start them afresh ([`ShareCoordinator::reset`]) and write them.
+pub trait RemoteShares: Send + Sync + std::fmt::Debug {
+    /// Asks broker `node` to reset the group's share-partitions in `parts` (`Some`: at that
+    /// start offset; `None`: forgotten). Returns each partition's outcome (`Err`: the error
+    /// code and message that broker answered), or why it could not be asked.
+    fn reset(
+        &self,
+        node: i32,
+        group_id: &str,
+        parts: Vec<((Uuid, i32), Option<i64>)>,
+    ) -> futures_util::future::BoxFuture<'static, Result<Outcomes, String>>;
+}
+
+/// One share-partition's outcome at its leader: `Err((error code, message))`.
+pub type PartitionOutcome = Result<(), (i16, String)>;
+
+/// What a broker answered to [`RemoteShares::reset`]: each partition's outcome.
+pub type Outcomes = Vec<((Uuid, i32), PartitionOutcome)>;
+
 /// One share-partition's state as its leader writes it (`state: None`: forget it).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StateWrite {
@@ -653,38 +674,79 @@ impl ShareCoordinator {
         Ok(true)
     }
 
+    /// Shared mode: deletes a group this broker does not hold (its coordinator moved here
+    /// since it last had members) but whose share-partitions the store holds. `Ok(false)` on
+    /// one node, or when the group is held here (see [`Self::delete`]).
+    pub fn forget_stored(&self, group_id: &str) -> Result<bool, DeleteError> {
+        let Keeping::Cluster(states) = &self.keeping else { return Ok(false) };
+        if self.state.lock().groups.contains_key(group_id) {
+            return Ok(false);
+        }
+        states.forget_group(group_id).map_err(|e| {
+            DeleteError::NotKept(format!("The share group {group_id} stays: its state could not be deleted: {e}"))
+        })?;
+        Ok(true)
+    }
+
     /// Sets share-partitions' start offsets (AlterShareGroupOffsets), creating the group if
     /// needed. Refused while the group has members, as Kafka's.
     pub fn alter_start_offsets(&self, group_id: &str, starts: &[((Uuid, i32), i64)]) -> Result<(), String> {
-        let mut st = self.state.lock();
-        let g = st.groups.entry(group_id.to_string()).or_insert_with(|| ShareGroup::new(group_id));
-        if !g.members.is_empty() {
-            return Err(format!("The share group {group_id} has members: stop them before altering its offsets."));
-        }
-        for (tp, start) in starts {
-            g.partitions.insert(*tp, SharePartition::new(*start));
-        }
-        st.dirty.extend(starts.iter().map(|((t, p), _)| (group_id.to_string(), *t, *p)));
-        Ok(())
+        let parts: Vec<_> = starts.iter().map(|&(tp, start)| (tp, Some(start))).collect();
+        self.reset(group_id, &parts)
     }
 
     /// Forgets the share-partitions of topics (DeleteShareGroupOffsets): the next fetch starts
     /// them again from `share.auto.offset.reset`. Refused while the group has members.
     pub fn delete_start_offsets(&self, group_id: &str, topics: &[Uuid]) -> Result<bool, String> {
+        let parts: Vec<_> = {
+            let st = self.state.lock();
+            let Some(g) = st.groups.get(group_id) else { return Ok(false) };
+            g.partitions.keys().filter(|(t, _)| topics.contains(t)).map(|&tp| (tp, None)).collect()
+        };
+        self.reset(group_id, &parts).map(|()| true)
+    }
+
+    /// Creates the group if needed (AlterShareGroupOffsets does), refusing while it has
+    /// members: its coordinator asks this before it changes the share-partitions at their
+    /// leaders.
+    pub fn open_empty(&self, group_id: &str) -> Result<(), String> {
         let mut st = self.state.lock();
-        let st = &mut *st;
-        let Some(g) = st.groups.get_mut(group_id) else { return Ok(false) };
-        if !g.members.is_empty() {
-            return Err(format!("The share group {group_id} has members: stop them before deleting its offsets."));
+        let g = st.groups.entry(group_id.to_string()).or_insert_with(|| ShareGroup::new(group_id));
+        match g.members.is_empty() {
+            true => Ok(()),
+            false => Err(format!("The share group {group_id} has members: stop them before changing its offsets.")),
         }
-        g.partitions.retain(|(t, p), _| {
-            let keep = !topics.contains(t);
-            if !keep {
-                st.dirty.insert((group_id.to_string(), *t, *p));
+    }
+
+    /// Starts share-partitions of a group afresh: at an offset (`Some`: AlterShareGroupOffsets,
+    /// Kafka's InitializeShareGroupState), or forgotten (`None`: DeleteShareGroupOffsets,
+    /// DeleteShareGroupState), so that the next fetch starts them from
+    /// `share.auto.offset.reset`. What was in flight in them is dropped. Setting an offset
+    /// creates the group if needed; forgetting creates nothing. Refused while the group has
+    /// members here, as Kafka's. The change is written by the next [`Self::persist`].
+    pub fn reset(&self, group_id: &str, parts: &[((Uuid, i32), Option<i64>)]) -> Result<(), String> {
+        let mut guard = self.state.lock();
+        let st = &mut *guard;
+        if st.groups.get(group_id).is_some_and(|g| !g.members.is_empty()) {
+            return Err(format!("The share group {group_id} has members: stop them before changing its offsets."));
+        }
+        for &(tp, start) in parts {
+            // What this broker holds of a partition it leads is what is kept of it (in shared
+            // mode it loaded the store's rows first): one it holds nothing of has nothing to
+            // forget.
+            let changed = match start {
+                Some(start) => {
+                    let g = st.groups.entry(group_id.to_string()).or_insert_with(|| ShareGroup::new(group_id));
+                    g.partitions.insert(tp, SharePartition::new(start));
+                    true
+                }
+                None => st.groups.get_mut(group_id).is_some_and(|g| g.partitions.remove(&tp).is_some()),
+            };
+            if changed {
+                st.dirty.insert((group_id.to_string(), tp.0, tp.1));
             }
-            keep
-        });
-        Ok(true)
+        }
+        Ok(())
     }
 
     fn release_locked(&self, st: &mut State, group_id: &str, member_id: &str) {

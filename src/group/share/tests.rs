@@ -283,3 +283,50 @@ fn in_shared_mode_a_partition_is_served_once_loaded_in_its_epoch_and_let_go_of_w
     assert!(c.needs_load(tp, 3));
     assert_eq!(c.plan("g", tp, 0, 10, now), None);
 }
+
+#[test]
+fn a_reset_at_the_leader_replaces_or_forgets_what_it_holds_and_is_written_in_its_epoch() {
+    let states = Arc::new(FakeStates::default());
+    let c =
+        ShareCoordinator { keeping: Keeping::Cluster(states.clone()), ..ShareCoordinator::new(ShareConfig::default()) };
+    let (tp, other, now) = ((Uuid::new_v4(), 0), (Uuid::new_v4(), 1), Instant::now());
+    let held =
+        Snapshot { snapshot_epoch: 2, start_offset: 5, create_timestamp: 1, write_timestamp: 1, batches: vec![] };
+    c.load(tp, 4, vec![("g".to_string(), store::encode_value(&held))]);
+    c.load(other, 4, vec![]);
+    let span = [BatchSpan { base_offset: 5, last_offset: 9, skip: false }];
+    assert_eq!(c.acquire("g", "m", tp, &span, 100, now).len(), 1);
+    c.persist().unwrap();
+    states.written.lock().clear();
+
+    // A new start offset drops what was in flight: the next fetch starts there.
+    c.reset("g", &[(tp, Some(8))]).unwrap();
+    c.persist().unwrap();
+    let written = std::mem::take(&mut *states.written.lock());
+    assert_eq!(written.len(), 1, "{written:?}");
+    assert_eq!((written[0].key.clone(), written[0].leader_epoch), (("g".to_string(), tp.0, 0), 4));
+    let snap = store::decode_value(written[0].state.as_deref().unwrap()).unwrap();
+    assert_eq!((snap.start_offset, snap.batches.len()), (8, 0));
+    assert_eq!(c.plan("g", tp, 0, 10, now), Some(ReadPlan { read_from: 8, available: true }));
+
+    // Forgotten: a tombstone for the one held, nothing for the one this broker holds nothing
+    // of, and the next fetch starts from `share.auto.offset.reset` (latest: the end).
+    c.reset("g", &[(tp, None), (other, None)]).unwrap();
+    c.persist().unwrap();
+    let written = std::mem::take(&mut *states.written.lock());
+    assert_eq!(written, vec![StateWrite { key: ("g".to_string(), tp.0, 0), leader_epoch: 4, state: None }]);
+    assert_eq!(c.plan("g", tp, 0, 10, now), Some(ReadPlan { read_from: 10, available: false }));
+}
+
+#[test]
+fn a_group_with_members_is_not_reset_and_forgetting_creates_no_group() {
+    let c = ShareCoordinator::new(ShareConfig::default());
+    let tp = (Uuid::new_v4(), 0);
+    c.reset("nobody", &[(tp, None)]).unwrap();
+    assert!(!c.is_share_group("nobody"), "forgetting created the group");
+    join(&c, "m", &["t"], Instant::now());
+    assert!(c.reset("g", &[(tp, Some(3))]).unwrap_err().contains("has members"));
+    assert!(c.open_empty("g").unwrap_err().contains("has members"));
+    c.open_empty("fresh").unwrap();
+    assert_eq!(c.list(), vec![("fresh".to_string(), "Empty"), ("g".to_string(), "Stable")]);
+}

@@ -37,15 +37,6 @@ async fn stored_starts(ctx: &Ctx, group_id: &str) -> Result<Option<Vec<((uuid::U
     Ok((!starts.is_empty()).then_some(starts))
 }
 
-/// What shared mode cannot do yet: change a share-partition's state from the group's
-/// coordinator while its partition's leader holds it.
-fn not_in_shared_mode(ctx: &Ctx, what: &str) -> Option<String> {
-    ctx.broker.cluster.shared()?;
-    Some(format!(
-        "{what} is not available in shared mode yet: each share-partition's state is held by its partition's leader."
-    ))
-}
-
 pub async fn handle_describe(ctx: &Ctx, req: DescribeShareGroupOffsetsRequest) -> Reply {
     let share = &ctx.broker.share_groups;
     let mut stored = std::collections::HashMap::new();
@@ -150,50 +141,66 @@ pub async fn handle_alter(ctx: &Ctx, req: AlterShareGroupOffsetsRequest) -> Repl
     if ctx.broker.groups.exists(id) {
         return ctx.reply(&fail(ResponseError::GroupIdNotFound, format!("Group {id} is not a share group.")));
     }
-    if let Some(message) = not_in_shared_mode(ctx, "AlterShareGroupOffsets") {
-        return ctx.reply(&fail(ResponseError::InvalidRequest, message));
-    }
-    let mut starts = Vec::new();
-    let mut responses = Vec::new();
-    for t in &req.topics {
-        let name = t.topic_name.0.as_str();
-        let meta = ctx.broker.topic(name);
-        let allowed = ctx.allowed(op::READ, resource::TOPIC, name);
-        let parts = t
-            .partitions
-            .iter()
-            .map(|p| {
-                let out = AlterShareGroupOffsetsResponsePartition::default().with_partition_index(p.partition_index);
-                let code = if !allowed {
-                    ResponseError::TopicAuthorizationFailed
-                } else if meta.as_ref().is_none_or(|m| p.partition_index < 0 || p.partition_index >= m.partitions) {
-                    ResponseError::UnknownTopicOrPartition
-                } else if p.start_offset < 0 {
-                    return out.with_error_code(ResponseError::InvalidRequest.code()).with_error_message(Some(
-                        str_bytes("The start offset of a share-partition must be 0 or more."),
-                    ));
-                } else {
-                    starts.push(((meta.as_ref().expect("checked").id, p.partition_index), p.start_offset));
-                    return out;
-                };
-                out.with_error_code(code.code())
-            })
-            .collect();
-        responses.push(
-            AlterShareGroupOffsetsResponseTopic::default()
-                .with_topic_name(t.topic_name.clone())
-                .with_topic_id(meta.map(|m| m.id).unwrap_or_default())
-                .with_partitions(parts),
-        );
-    }
-    if let Err(message) = ctx.broker.share_groups.alter_start_offsets(id, &starts) {
+    if let Err(message) = ctx.broker.share_groups.open_empty(id) {
         return ctx.reply(&fail(ResponseError::NonEmptyGroup, message));
     }
-    if let Err(e) = crate::handlers::share_fetch::persist(&ctx.broker).await {
-        let message =
-            format!("The new start offsets apply but could not be written, and may be lost at a restart: {e}");
-        return ctx.reply(&fail(ResponseError::KafkaStorageError, message));
-    }
+    // Checked here; the partitions' leaders then start the share-partitions afresh.
+    let mut resets = Vec::new();
+    let checked: Vec<_> = req
+        .topics
+        .iter()
+        .map(|t| {
+            let name = t.topic_name.0.as_str();
+            let meta = ctx.broker.topic(name);
+            let allowed = ctx.allowed(op::READ, resource::TOPIC, name);
+            let parts: Vec<(i32, Option<(ResponseError, String)>)> = t
+                .partitions
+                .iter()
+                .map(|p| {
+                    let error = if !allowed {
+                        ResponseError::TopicAuthorizationFailed
+                    } else if meta.as_ref().is_none_or(|m| p.partition_index < 0 || p.partition_index >= m.partitions) {
+                        ResponseError::UnknownTopicOrPartition
+                    } else if p.start_offset < 0 {
+                        let message = "The start offset of a share-partition must be 0 or more.".to_string();
+                        return (p.partition_index, Some((ResponseError::InvalidRequest, message)));
+                    } else {
+                        let id = meta.as_ref().map(|m| m.id).unwrap_or_default();
+                        resets.push(((id, p.partition_index), Some(p.start_offset)));
+                        return (p.partition_index, None);
+                    };
+                    (p.partition_index, Some((error, error.to_string())))
+                })
+                .collect();
+            (t.topic_name.clone(), meta.map(|m| m.id).unwrap_or_default(), parts)
+        })
+        .collect();
+    let outcomes = crate::handlers::share_state::reset_on_leaders(&ctx.broker, id, resets).await;
+    let responses = checked
+        .into_iter()
+        .map(|(name, topic_id, parts)| {
+            let partitions = parts
+                .into_iter()
+                .map(|(p, error)| {
+                    let out = AlterShareGroupOffsetsResponsePartition::default().with_partition_index(p);
+                    let failure = match error {
+                        Some((e, message)) => Some((e.code(), message)),
+                        None => outcomes.get(&(topic_id, p)).and_then(|o| o.clone().err()),
+                    };
+                    match failure {
+                        Some((code, message)) => {
+                            out.with_error_code(code).with_error_message(Some(str_bytes(&message)))
+                        }
+                        None => out,
+                    }
+                })
+                .collect();
+            AlterShareGroupOffsetsResponseTopic::default()
+                .with_topic_name(name)
+                .with_topic_id(topic_id)
+                .with_partitions(partitions)
+        })
+        .collect();
     ctx.reply(&AlterShareGroupOffsetsResponse::default().with_error_message(None).with_responses(responses))
 }
 
@@ -211,38 +218,59 @@ pub async fn handle_delete(ctx: &Ctx, req: DeleteShareGroupOffsetsRequest) -> Re
     if !ctx.coordinates_groups() {
         return ctx.reply(&fail(ResponseError::NotCoordinator, super::not_coordinator(ctx)));
     }
-    if let Some(message) = not_in_shared_mode(ctx, "DeleteShareGroupOffsets") {
-        return ctx.reply(&fail(ResponseError::InvalidRequest, message));
+    // The group exists if its coordinator holds it, or (shared mode) the store holds state of
+    // it that leaders wrote.
+    match ctx.broker.share_groups.describe(id) {
+        Some(g) if !g.members.is_empty() => {
+            let message = format!("The share group {id} has members: stop them before deleting its offsets.");
+            return ctx.reply(&fail(ResponseError::NonEmptyGroup, message));
+        }
+        Some(_) => {}
+        None => match stored_starts(ctx, id).await {
+            Err(message) => return ctx.reply(&fail(ResponseError::RequestTimedOut, message)),
+            Ok(Some(_)) => {}
+            Ok(None) => {
+                return ctx.reply(&fail(ResponseError::GroupIdNotFound, format!("Share group {id} not found.")))
+            }
+        },
     }
-    let mut ids = Vec::new();
-    let responses = req
+    // Every partition of each topic: its leader forgets the group's share-partition if it
+    // holds one.
+    let mut resets = Vec::new();
+    let checked: Vec<_> = req
         .topics
         .iter()
         .map(|t| {
             let name = t.topic_name.0.as_str();
-            let out = DeleteShareGroupOffsetsResponseTopic::default().with_topic_name(t.topic_name.clone());
             if !ctx.allowed(op::READ, resource::TOPIC, name) {
-                return out.with_error_code(ResponseError::TopicAuthorizationFailed.code());
+                return (t.topic_name.clone(), None, Some(ResponseError::TopicAuthorizationFailed));
             }
             match ctx.broker.topic(name) {
-                None => out.with_error_code(ResponseError::UnknownTopicOrPartition.code()),
+                None => (t.topic_name.clone(), None, Some(ResponseError::UnknownTopicOrPartition)),
                 Some(m) => {
-                    ids.push(m.id);
-                    out.with_topic_id(m.id).with_error_message(None)
+                    resets.extend((0..m.partitions).map(|p| ((m.id, p), None)));
+                    (t.topic_name.clone(), Some(m.id), None)
                 }
             }
         })
         .collect();
-    match ctx.broker.share_groups.delete_start_offsets(id, &ids) {
-        Err(message) => ctx.reply(&fail(ResponseError::NonEmptyGroup, message)),
-        Ok(false) => ctx.reply(&fail(ResponseError::GroupIdNotFound, format!("Share group {id} not found."))),
-        Ok(true) => {
-            if let Err(e) = crate::handlers::share_fetch::persist(&ctx.broker).await {
-                let message =
-                    format!("The offsets are deleted but could not be written, and may be back at a restart: {e}");
-                return ctx.reply(&fail(ResponseError::KafkaStorageError, message));
+    let outcomes = crate::handlers::share_state::reset_on_leaders(&ctx.broker, id, resets).await;
+    let responses = checked
+        .into_iter()
+        .map(|(name, topic_id, error)| {
+            let out = DeleteShareGroupOffsetsResponseTopic::default().with_topic_name(name);
+            let Some(topic_id) = topic_id else {
+                let e = error.unwrap_or(ResponseError::UnknownServerError);
+                return out.with_error_code(e.code()).with_error_message(Some(str_bytes(&e.to_string())));
+            };
+            let failure =
+                outcomes.range((topic_id, i32::MIN)..=(topic_id, i32::MAX)).find_map(|(_, o)| o.clone().err());
+            let out = out.with_topic_id(topic_id);
+            match failure {
+                Some((code, message)) => out.with_error_code(code).with_error_message(Some(str_bytes(&message))),
+                None => out.with_error_message(None),
             }
-            ctx.reply(&DeleteShareGroupOffsetsResponse::default().with_error_message(None).with_responses(responses))
-        }
-    }
+        })
+        .collect();
+    ctx.reply(&DeleteShareGroupOffsetsResponse::default().with_error_message(None).with_responses(responses))
 }
