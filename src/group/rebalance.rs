@@ -663,9 +663,23 @@ impl Group {
             GroupState::PreparingRebalance => {
                 if self.rebalance_deadline.is_some_and(|d| now >= d) {
                     self.complete_join();
-                } else {
-                    self.maybe_complete_join(now);
+                    return;
                 }
+                // A member that has not rejoined yet and whose session ran out (no heartbeat
+                // either) is gone now, not at the rebalance deadline, which can be minutes
+                // away (max.poll.interval.ms); one waiting in JoinGroup is alive. As Kafka
+                // 4.1's coordinator (a heartbeat expiring unless the member awaits a join).
+                let expired: Vec<String> = self
+                    .members
+                    .values()
+                    .filter(|m| m.awaiting_join.is_none() && m.session_expired(now))
+                    .map(|m| m.member_id.clone())
+                    .collect();
+                for id in &expired {
+                    tracing::info!(group = %self.group_id, member = %id, "member session expired during a rebalance");
+                    self.remove_member(id);
+                }
+                self.maybe_complete_join(now);
             }
             GroupState::CompletingRebalance | GroupState::Stable => {
                 let expired: Vec<String> =

@@ -135,15 +135,38 @@ fn members_that_do_not_rejoin_are_dropped_at_the_rebalance_deadline() {
     let c = cfg(0);
     let t0 = Instant::now();
     let (mut g, a, b) = stable_pair(&c, t0);
-    // A third member triggers a rebalance; b never rejoins.
+    // A third member triggers a rebalance; b never rejoins, but heartbeats (a consumer busy
+    // past max.poll.interval.ms).
     let (_, mut jc) = join_new(&mut g, t0, &c);
     let mut ja = wait(g.join(params(&a, None, &["range"]), t0, &c));
+    for s in [8, 16, 24] {
+        assert_eq!(g.heartbeat(&b, None, 1, t0 + Duration::from_secs(s)), Err(GroupError::RebalanceInProgress));
+        g.tick(t0 + Duration::from_secs(s));
+    }
     g.tick(t0 + Duration::from_secs(29));
     assert!(matches!(ja.try_recv(), Err(TryRecvError::Empty)));
     g.tick(t0 + Duration::from_secs(31));
     assert_eq!(done(&mut ja).unwrap().generation_id, 2);
     assert_eq!(done(&mut jc).unwrap().generation_id, 2);
     assert!(!g.members.contains_key(&b));
+}
+
+#[test]
+fn a_silent_member_is_dropped_at_its_session_timeout_during_a_rebalance() {
+    let c = cfg(0);
+    let t0 = Instant::now();
+    let (mut g, a, b) = stable_pair(&c, t0);
+    // A third member triggers a rebalance; a rejoins, b went away without leaving. The join
+    // completes once b's session (10 s) runs out, not at the rebalance deadline (30 s).
+    let (_, mut jc) = join_new(&mut g, t0, &c);
+    let mut ja = wait(g.join(params(&a, None, &["range"]), t0, &c));
+    g.tick(t0 + Duration::from_millis(9_900));
+    assert!(matches!(ja.try_recv(), Err(TryRecvError::Empty)));
+    g.tick(t0 + Duration::from_millis(10_100));
+    assert_eq!(done(&mut ja).unwrap().generation_id, 2);
+    assert_eq!(done(&mut jc).unwrap().members.len(), 0, "only the leader gets the members");
+    assert!(!g.members.contains_key(&b));
+    assert_eq!(g.members.len(), 2);
 }
 
 #[test]
