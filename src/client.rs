@@ -9,16 +9,20 @@ use anyhow::{bail, Context};
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiVersionsRequest, RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 /// How long a request may take before the command gives up.
 const TIMEOUT: Duration = Duration::from_secs(30);
 
+/// What a connection reads and writes: a socket, or TLS over one.
+trait Stream: AsyncRead + AsyncWrite + Unpin + Send + Sync + std::fmt::Debug {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + Sync + std::fmt::Debug> Stream for T {}
+
 #[derive(Debug)]
 pub struct Connection {
     address: String,
-    stream: TcpStream,
+    stream: Box<dyn Stream>,
     next_id: i32,
     /// The client id and software name it sends.
     name: &'static str,
@@ -35,11 +39,35 @@ impl Connection {
     /// Connects with `name` as client id and software name and asks the broker which API
     /// versions it serves.
     pub async fn open_as(address: &str, name: &'static str) -> anyhow::Result<Self> {
-        let stream = tokio::time::timeout(TIMEOUT, TcpStream::connect(address))
+        Self::open_with(address, name, None).await
+    }
+
+    /// [`Connection::open_as`], over TLS when `tls` is given: the broker's certificate must be
+    /// valid for the host part of `address`.
+    pub async fn open_with(
+        address: &str,
+        name: &'static str,
+        tls: Option<&tokio_rustls::TlsConnector>,
+    ) -> anyhow::Result<Self> {
+        let socket = tokio::time::timeout(TIMEOUT, TcpStream::connect(address))
             .await
             .map_err(|_| anyhow::anyhow!("connecting to {address} timed out"))?
             .with_context(|| format!("cannot connect to {address}"))?;
-        let _ = stream.set_nodelay(true);
+        let _ = socket.set_nodelay(true);
+        let stream: Box<dyn Stream> = match tls {
+            None => Box::new(socket),
+            Some(connector) => {
+                let host = address.rsplit_once(':').map_or(address, |(h, _)| h);
+                let host = host.trim_start_matches('[').trim_end_matches(']');
+                let server = rustls_pki_types::ServerName::try_from(host.to_string())
+                    .with_context(|| format!("{host} is not a host name or address TLS can verify"))?;
+                let tls = tokio::time::timeout(TIMEOUT, connector.connect(server, socket))
+                    .await
+                    .map_err(|_| anyhow::anyhow!("the TLS handshake with {address} timed out"))?
+                    .with_context(|| format!("TLS handshake with {address}"))?;
+                Box::new(tls)
+            }
+        };
         let mut c = Self { address: address.to_string(), stream, next_id: 1, name, versions: HashMap::new() };
         let req = ApiVersionsRequest::default()
             .with_client_software_name(StrBytes::from_static_str(name))

@@ -208,7 +208,17 @@ async fn run(args: Args) -> anyhow::Result<()> {
         tokio::task::spawn_blocking(move || Broker::open_in(config, host, port, cluster))
     };
     let broker = Arc::new(opening.await?.context("cannot open the data directory")?);
-    gregor::handlers::peers::Peers::install(&broker);
+    // Shared mode: how this broker reaches the others. An SSL inter-broker listener whose TLS
+    // settings cannot dial stops the start, naming the setting.
+    let dialing = match gregor::handlers::peers::inter_broker_listener(&config) {
+        Ok((name, Some(ssl))) if cluster.shared().is_some() => {
+            let tls = gregor::server::tls::dialer(&ssl).context("cannot reach the other brokers over TLS")?;
+            Ok((name, Some(tls)))
+        }
+        Ok((name, _)) => Ok((name, None)),
+        Err(e) => Err(e),
+    };
+    gregor::handlers::peers::Peers::install(&broker, dialing);
     if cluster.shared().is_some() {
         tokio::spawn(gregor::broker::follow_cluster(broker.clone()));
     }

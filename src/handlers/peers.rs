@@ -14,9 +14,12 @@
 //!   ([`crate::handlers::share_state`]).
 //!
 //! Brokers reach each other on the inter-broker listener (`server.inter_broker_listener_name`,
-//! else PLAINTEXT, else the first listener) at the address each registered for it. This preview
-//! speaks plaintext only and sends no credentials: a cluster with authorization on must allow
-//! the brokers' principal (ANONYMOUS) CLUSTER_ACTION on the cluster.
+//! else PLAINTEXT, else the first listener) at the address each registered for it: a PLAINTEXT
+//! or an SSL one (SASL not yet). On an SSL one a broker verifies the other's certificate against
+//! the listener's truststore and presents its own keystore's certificate, whose subject is then
+//! its principal there (with `ssl.client.auth=required`); on a PLAINTEXT one its principal is
+//! ANONYMOUS. With authorization on, that principal needs CLUSTER_ACTION on the cluster (or to
+//! be a super user).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Weak};
@@ -34,7 +37,7 @@ use uuid::Uuid;
 
 use crate::broker::Broker;
 use crate::client::Connection;
-use crate::config::ListenerSecurity;
+use crate::config::{ListenerSecurity, SslSettings};
 use crate::group::share::{Outcomes, PartitionOutcome};
 use crate::handlers::common::str_bytes;
 use crate::handlers::error_codes::ResponseError;
@@ -52,25 +55,38 @@ pub struct Peers {
 }
 
 /// Connections to the other brokers, one per broker, one request at a time on each.
-#[derive(Debug)]
 struct Links {
     broker: Weak<Broker>,
-    /// The listener whose registered addresses this broker dials; `Err`: why it cannot.
+    /// The listener whose registered addresses this broker dials, and TLS when it is an SSL
+    /// one; `Err`: why it cannot.
     listener: Result<String, String>,
+    tls: Option<tokio_rustls::TlsConnector>,
     conns: parking_lot::Mutex<HashMap<i32, Arc<tokio::sync::Mutex<Option<Connection>>>>>,
+}
+
+impl std::fmt::Debug for Links {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Links")
+            .field("listener", &self.listener)
+            .field("tls", &self.tls.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Peers {
     /// Installs the inter-broker requests on a shared-mode broker (nothing on a single node).
-    pub fn install(broker: &Arc<Broker>) {
+    /// `dialing`: the inter-broker listener's name and, for an SSL one, the TLS side built from
+    /// its settings (see [`inter_broker_listener`]); `Err`: why this broker cannot reach the others.
+    pub fn install(broker: &Arc<Broker>, dialing: Result<(String, Option<tokio_rustls::TlsConnector>), String>) {
         if broker.cluster.shared().is_none() {
             return;
         }
-        let links = Links {
-            broker: Arc::downgrade(broker),
-            listener: inter_broker_listener(&broker.config),
-            conns: parking_lot::Mutex::new(HashMap::new()),
+        let (listener, tls) = match dialing {
+            Ok((name, tls)) => (Ok(name), tls),
+            Err(e) => (Err(e), None),
         };
+        let links =
+            Links { broker: Arc::downgrade(broker), listener, tls, conns: parking_lot::Mutex::new(HashMap::new()) };
         if let Err(e) = &links.listener {
             tracing::warn!(reason = %e, "transactions cannot span brokers");
         }
@@ -112,7 +128,8 @@ impl Links {
         let mut conn = slot.lock().await;
         let exchange = async {
             if conn.is_none() {
-                *conn = Some(Connection::open_as(&address, "gregor-broker").await.map_err(|e| format!("{e:#}"))?);
+                let opened = Connection::open_with(&address, "gregor-broker", self.tls.as_ref()).await;
+                *conn = Some(opened.map_err(|e| format!("{e:#}"))?);
             }
             let c = conn.as_mut().ok_or("no connection")?;
             let answer = match unadvertised {
@@ -215,18 +232,20 @@ impl crate::txn::RemoteTxns for Peers {
 }
 
 /// The listener brokers dial each other on: `server.inter_broker_listener_name`, else
-/// PLAINTEXT, else the first; it must be a plaintext one (this preview sends no credentials).
-fn inter_broker_listener(config: &crate::config::Config) -> Result<String, String> {
+/// PLAINTEXT, else the first. Returns its name, and its TLS settings when it is an SSL one
+/// (the caller builds the TLS side from them); `Err` for a SASL one (not yet).
+pub fn inter_broker_listener(config: &crate::config::Config) -> Result<(String, Option<SslSettings>), String> {
     let listeners = config.listeners().map_err(|e| e.to_string())?;
     let chosen = match config.server.inter_broker_listener_name.as_deref().map(str::trim).filter(|n| !n.is_empty()) {
         Some(name) => listeners.iter().find(|l| l.name.eq_ignore_ascii_case(name)),
         None => listeners.iter().find(|l| l.name == "PLAINTEXT").or(listeners.first()),
     }
     .ok_or("no listener to reach the other brokers on")?;
-    match chosen.security {
-        ListenerSecurity::Plaintext => Ok(chosen.name.clone()),
+    match &chosen.security {
+        ListenerSecurity::Plaintext => Ok((chosen.name.clone(), None)),
+        ListenerSecurity::Ssl(ssl) => Ok((chosen.name.clone(), Some((**ssl).clone()))),
         _ => Err(format!(
-            "the inter-broker listener {} is not PLAINTEXT, and brokers in shared mode reach each other in plaintext only (for now)",
+            "the inter-broker listener {} uses SASL, and brokers in shared mode reach each other over PLAINTEXT or SSL only (for now)",
             chosen.name
         )),
     }

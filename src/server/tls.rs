@@ -65,14 +65,7 @@ impl TlsListener {
         };
         let provider = provider(&settings.cipher_suites).map_err(|reason| bad("cipher_suites", reason))?;
         let (chain, key) = keystore(settings, &bad)?;
-        let versions: Vec<&'static rustls::SupportedProtocolVersion> = settings
-            .protocols
-            .iter()
-            .map(|v| match v {
-                TlsVersion::Tls12 => &rustls::version::TLS12,
-                TlsVersion::Tls13 => &rustls::version::TLS13,
-            })
-            .collect();
+        let versions = protocol_versions(settings);
         let builder = ServerConfig::builder_with_provider(provider.clone())
             .with_protocol_versions(&versions)
             .map_err(|e| bad("cipher_suites", format!("no cipher suite left for {:?}: {e}", settings.protocols)))?;
@@ -204,6 +197,51 @@ fn pem_blocks(text: &str) -> Result<Vec<PemBlock>, String> {
     Ok(blocks)
 }
 
+/// The TLS side of a broker dialling the other brokers on an SSL inter-broker listener
+/// (shared mode): it verifies their certificates, host name included, against the listener's
+/// truststore, and presents its own keystore's certificate, so that a listener requiring client
+/// certificates (`ssl.client.auth=required`) takes it and maps its subject to the brokers'
+/// principal. Every failure is a [`ConfigError`] naming the setting at fault.
+pub fn dialer(settings: &SslSettings) -> Result<tokio_rustls::TlsConnector, ConfigError> {
+    let bad = |field: &str, reason: String| ConfigError::BadValue {
+        key: settings.key(field),
+        origin: format!("configuration of the inter-broker listener {}", settings.listener),
+        reason,
+    };
+    let provider = provider(&settings.cipher_suites).map_err(|reason| bad("cipher_suites", reason))?;
+    if settings.truststore.is_none() {
+        return Err(bad(
+            "truststore_location",
+            "is needed: brokers reaching each other on an SSL listener verify each other's certificates against it"
+                .into(),
+        ));
+    }
+    let (_, roots) = truststore(settings, &bad)?;
+    let (chain, key) = keystore(settings, &bad)?;
+    let versions = protocol_versions(settings);
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&versions)
+        .map_err(|e| bad("cipher_suites", format!("no cipher suite left for {:?}: {e}", settings.protocols)))?
+        .with_root_certificates(roots)
+        .with_client_auth_cert(chain, key)
+        .map_err(|e| {
+            bad("keystore_location", format!("the private key and the certificate chain do not go together: {e}"))
+        })?;
+    Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
+}
+
+/// The TLS versions offered (`ssl.enabled.protocols`).
+fn protocol_versions(settings: &SslSettings) -> Vec<&'static rustls::SupportedProtocolVersion> {
+    settings
+        .protocols
+        .iter()
+        .map(|v| match v {
+            TlsVersion::Tls12 => &rustls::version::TLS12,
+            TlsVersion::Tls13 => &rustls::version::TLS13,
+        })
+        .collect()
+}
+
 fn read_pem_file(path: &Path) -> Result<String, String> {
     std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
 }
@@ -269,7 +307,8 @@ fn keystore(
     Ok((chain, key))
 }
 
-/// The CA certificates client certificates are verified against, and the setting they came from.
+/// The CA certificates client certificates (or, dialling, the other brokers' certificates) are
+/// verified against, and the setting they came from.
 fn truststore(settings: &SslSettings, bad: Bad<'_>) -> Result<(&'static str, RootCertStore), ConfigError> {
     let (field, blocks) = match &settings.truststore {
         Some(TrustSource::File(path)) => {

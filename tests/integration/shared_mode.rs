@@ -1246,8 +1246,15 @@ struct ShareCluster {
     _pg: PgServer,
 }
 
+/// Starts broker `node` of a test cluster in a directory, over PostgreSQL and an object store.
+type Spawner = dyn Fn(&std::path::Path, i32, &str, &str) -> BrokerProcess;
+
 impl ShareCluster {
     async fn start() -> Option<Self> {
+        Self::start_with(&spawn).await
+    }
+
+    async fn start_with(spawn: &Spawner) -> Option<Self> {
         let pg = PgServer::start()?;
         let tmp = tempfile::tempdir().unwrap();
         let objects = tmp.path().join("objects");
@@ -1521,6 +1528,67 @@ async fn a_share_groups_offsets_are_altered_and_deleted_at_its_partitions_leader
     c.produce(1).await;
     let r = c.at_leader.call(1, &share_fetch("m4", 1, topic_id, partition)).await;
     assert_eq!(share_fetched(&r), (0, leader, vec![(10, 10, 1)]), "{r:?}");
+}
+
+/// Brokers reach each other over TLS when their inter-broker listener is an SSL one: each
+/// verifies the other's certificate against the truststore and presents its own, which the
+/// other requires (`ssl.client.auth=required`). Clients use a PLAINTEXT listener beside it.
+/// The coordinator of a share group resets a share-partition at its leader through it. Before,
+/// a broker refused to dial anything but a PLAINTEXT listener.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn brokers_reach_each_other_over_tls_on_an_ssl_inter_broker_listener() {
+    use kafka_protocol::messages::alter_share_group_offsets_request::{
+        AlterShareGroupOffsetsRequestPartition, AlterShareGroupOffsetsRequestTopic,
+    };
+    use kafka_protocol::messages::AlterShareGroupOffsetsRequest;
+    let pki_dir = tempfile::tempdir().unwrap();
+    let pki = crate::tls::Pki::new(pki_dir.path(), "cluster-ca");
+    let leaf = pki.leaf("broker", &["127.0.0.1", "localhost"], &[(rcgen::DnType::CommonName, "broker")]);
+    let (keystore, ca) = (leaf.keystore.display().to_string(), pki.ca.display().to_string());
+    let spawn_tls = move |dir: &std::path::Path, node: i32, pg: &str, objects: &str| {
+        let free = || std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let (client, internal) = (free(), free());
+        let listeners = format!("PLAINTEXT://127.0.0.1:{client},INTERNAL://127.0.0.1:{internal}");
+        let node = node.to_string();
+        let env = [
+            ("GREGOR__SERVER__NODE_ID", node.as_str()),
+            ("GREGOR__CLUSTER__POSTGRES_URL", pg),
+            ("GREGOR__CLUSTER__OBJECT_STORE_URL", objects),
+            ("GREGOR__CLUSTER__PREVIEW", "true"),
+            ("GREGOR__CLUSTER__SESSION_TIMEOUT_MS", "3000"),
+            ("GREGOR__CLUSTER__HEARTBEAT_INTERVAL_MS", "300"),
+            ("RUST_LOG", "info"),
+            ("KAFKA_LISTENERS", listeners.as_str()),
+            ("KAFKA_LISTENER_SECURITY_PROTOCOL_MAP", "PLAINTEXT:PLAINTEXT,INTERNAL:SSL"),
+            ("KAFKA_INTER_BROKER_LISTENER_NAME", "INTERNAL"),
+            ("KAFKA_SSL_KEYSTORE_TYPE", "PEM"),
+            ("KAFKA_SSL_KEYSTORE_LOCATION", keystore.as_str()),
+            ("KAFKA_SSL_TRUSTSTORE_TYPE", "PEM"),
+            ("KAFKA_SSL_TRUSTSTORE_LOCATION", ca.as_str()),
+            ("KAFKA_SSL_CLIENT_AUTH", "required"),
+        ];
+        let addr: SocketAddr = format!("127.0.0.1:{client}").parse().unwrap();
+        BrokerProcess::spawn_with_listeners(&dir.join(format!("data-{node}")), addr, &env)
+    };
+    let Some(mut c) = ShareCluster::start_with(&spawn_tls).await else { return };
+    let (leader, partition, topic_id) = (c.leader, c.partition, c.topic_id);
+    c.join("m").await;
+    let r = c.at_leader.call(1, &share_fetch("m", 0, topic_id, partition)).await;
+    assert_eq!(share_fetched(&r), (0, leader, vec![(0, 9, 1)]), "{r:?}");
+    c.leave("m").await;
+    let alter = AlterShareGroupOffsetsRequest::default()
+        .with_group_id(GroupId(StrBytes::from_static_str("sg")))
+        .with_topics(vec![AlterShareGroupOffsetsRequestTopic::default()
+            .with_topic_name(TopicName(StrBytes::from_static_str("orders")))
+            .with_partitions(vec![AlterShareGroupOffsetsRequestPartition::default()
+                .with_partition_index(partition)
+                .with_start_offset(6)])]);
+    let r = c.at_coordinator.call(0, &alter).await;
+    let p = &r.responses[0].partitions[0];
+    assert_eq!((r.error_code, p.error_code), (0, 0), "the coordinator could not reach the leader: {r:?}");
+    c.join("m2").await;
+    let r = c.at_leader.call(1, &share_fetch("m2", 0, topic_id, partition)).await;
+    assert_eq!(share_fetched(&r), (0, leader, vec![(6, 9, 1)]), "{r:?}");
 }
 
 /// Compaction and merging through the store: a compacted topic written in many small commits

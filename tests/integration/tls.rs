@@ -19,21 +19,21 @@ fn free_port() -> u16 {
 }
 
 /// A CA in a directory, and the PEM files of what it signed.
-struct Pki {
+pub(crate) struct Pki {
     dir: PathBuf,
     issuer: Issuer<'static, KeyPair>,
-    ca: PathBuf,
+    pub(crate) ca: PathBuf,
 }
 
 /// A signed certificate: its file, its key's file, and both in one file (a PEM keystore).
-struct Leaf {
+pub(crate) struct Leaf {
     cert: PathBuf,
     key: PathBuf,
-    keystore: PathBuf,
+    pub(crate) keystore: PathBuf,
 }
 
 impl Pki {
-    fn new(dir: &Path, name: &str) -> Self {
+    pub(crate) fn new(dir: &Path, name: &str) -> Self {
         let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         params.distinguished_name = DistinguishedName::new();
@@ -44,7 +44,7 @@ impl Pki {
         Self { dir: dir.to_owned(), issuer: Issuer::new(params, key), ca }
     }
 
-    fn leaf(&self, file: &str, names: &[&str], subject: &[(DnType, &str)]) -> Leaf {
+    pub(crate) fn leaf(&self, file: &str, names: &[&str], subject: &[(DnType, &str)]) -> Leaf {
         let mut params = CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>()).unwrap();
         params.distinguished_name = DistinguishedName::new();
         for (ty, value) in subject {
