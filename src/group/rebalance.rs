@@ -660,15 +660,14 @@ impl Group {
     pub fn tick(&mut self, now: Instant) {
         self.pending.retain(|_, expires| *expires > now);
         match self.state {
-            GroupState::PreparingRebalance => {
-                if self.rebalance_deadline.is_some_and(|d| now >= d) {
-                    self.complete_join();
-                    return;
-                }
-                // A member that has not rejoined yet and whose session ran out (no heartbeat
-                // either) is gone now, not at the rebalance deadline, which can be minutes
-                // away (max.poll.interval.ms); one waiting in JoinGroup is alive. As Kafka
-                // 4.1's coordinator (a heartbeat expiring unless the member awaits a join).
+            GroupState::PreparingRebalance if self.rebalance_deadline.is_some_and(|d| now >= d) => {
+                self.complete_join();
+            }
+            GroupState::PreparingRebalance | GroupState::CompletingRebalance | GroupState::Stable => {
+                // A member whose session ran out is gone, unless it waits in JoinGroup: during
+                // a rebalance too, not at its deadline, which can be minutes away
+                // (max.poll.interval.ms). As Kafka 4.1's coordinator (a heartbeat expiring
+                // unless the member awaits a join).
                 let expired: Vec<String> = self
                     .members
                     .values()
@@ -676,26 +675,18 @@ impl Group {
                     .map(|m| m.member_id.clone())
                     .collect();
                 for id in &expired {
-                    tracing::info!(group = %self.group_id, member = %id, "member session expired during a rebalance");
-                    self.remove_member(id);
-                }
-                self.maybe_complete_join(now);
-            }
-            GroupState::CompletingRebalance | GroupState::Stable => {
-                let expired: Vec<String> =
-                    self.members.values().filter(|m| m.session_expired(now)).map(|m| m.member_id.clone()).collect();
-                if expired.is_empty() {
-                    return;
-                }
-                for id in &expired {
-                    tracing::info!(group = %self.group_id, member = %id, "member session expired");
+                    tracing::info!(group = %self.group_id, member = %id, state = ?self.state, "member session expired");
                     if let Some(mut m) = self.remove_member(id) {
                         if let Some(tx) = m.awaiting_sync.take() {
                             let _ = tx.send(Err(GroupError::UnknownMemberId));
                         }
                     }
                 }
-                self.members_changed(now);
+                // In a rebalance this also ends the join phase once the rest have joined (or
+                // the initial delay is over).
+                if !expired.is_empty() || self.state == GroupState::PreparingRebalance {
+                    self.members_changed(now);
+                }
             }
             GroupState::Empty | GroupState::Dead => {}
         }
