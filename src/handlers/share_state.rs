@@ -129,15 +129,16 @@ pub(crate) async fn apply(broker: &Arc<Broker>, group_id: &str, parts: Vec<Reset
     // replace what the previous leader wrote, not be replaced by it at the next load.
     let mut checked = crate::handlers::share_fetch::Outcomes::default();
     crate::handlers::share_fetch::prepare(broker, &led, &mut checked).await;
-    let mut epochs = Vec::new();
+    // The partitions this broker leads, with the leader epoch it leads each in.
+    let mut epochs = BTreeMap::new();
     for tp in led {
         if let Some((code, message)) = checked.errors.remove(&tp) {
             outcomes.insert(tp, failed(code, message));
         } else if let Some(t) = broker.topic_by_id(&tp.0) {
-            epochs.push((tp, broker.cluster.leader(&t.name, tp.1).epoch));
+            epochs.insert(tp, broker.cluster.leader(&t.name, tp.1).epoch);
         }
     }
-    let resets: Vec<Reset> = parts.iter().copied().filter(|(tp, _)| epochs.iter().any(|(e, _)| e == tp)).collect();
+    let resets: Vec<Reset> = parts.iter().copied().filter(|(tp, _)| epochs.contains_key(tp)).collect();
     if !resets.is_empty() {
         let share = &broker.share_groups;
         match share.reset(group_id, &resets) {
@@ -221,11 +222,10 @@ pub(crate) async fn reset_on_leaders(
         for (resets, results) in futures_util::future::join_all(asked).await {
             match results {
                 Ok(results) => {
+                    let asked: BTreeMap<(Uuid, i32), Option<i64>> = resets.into_iter().collect();
                     for (tp, outcome) in results {
-                        if retriable(&outcome) {
-                            if let Some(r) = resets.iter().find(|(t, _)| *t == tp) {
-                                pending.push(*r);
-                            }
+                        if let Some(&start) = asked.get(&tp).filter(|_| retriable(&outcome)) {
+                            pending.push((tp, start));
                         }
                         outcomes.insert(tp, outcome);
                     }

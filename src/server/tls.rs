@@ -79,12 +79,8 @@ impl TlsListener {
                 builder.with_client_cert_verifier(verifier)
             }
         };
-        let key_field = match settings.keystore {
-            KeySource::File(_) => "keystore_location",
-            KeySource::Inline { .. } => "keystore_key",
-        };
         let config = builder.with_single_cert(chain, key).map_err(|e| {
-            bad(key_field, format!("the private key and the certificate chain do not go together: {e}"))
+            bad(key_field(settings), format!("the private key and the certificate chain do not go together: {e}"))
         })?;
         let mapper = SslPrincipalMapper::parse(&settings.principal_mapping_rules)
             .map_err(|e| bad("principal_mapping_rules", e.to_string()))?;
@@ -225,9 +221,17 @@ pub fn dialer(settings: &SslSettings) -> Result<tokio_rustls::TlsConnector, Conf
         .with_root_certificates(roots)
         .with_client_auth_cert(chain, key)
         .map_err(|e| {
-            bad("keystore_location", format!("the private key and the certificate chain do not go together: {e}"))
+            bad(key_field(settings), format!("the private key and the certificate chain do not go together: {e}"))
         })?;
     Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
+}
+
+/// The setting the private key came from.
+fn key_field(settings: &SslSettings) -> &'static str {
+    match settings.keystore {
+        KeySource::File(_) => "keystore_location",
+        KeySource::Inline { .. } => "keystore_key",
+    }
 }
 
 /// The TLS versions offered (`ssl.enabled.protocols`).

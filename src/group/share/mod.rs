@@ -688,24 +688,6 @@ impl ShareCoordinator {
         Ok(true)
     }
 
-    /// Sets share-partitions' start offsets (AlterShareGroupOffsets), creating the group if
-    /// needed. Refused while the group has members, as Kafka's.
-    pub fn alter_start_offsets(&self, group_id: &str, starts: &[((Uuid, i32), i64)]) -> Result<(), String> {
-        let parts: Vec<_> = starts.iter().map(|&(tp, start)| (tp, Some(start))).collect();
-        self.reset(group_id, &parts)
-    }
-
-    /// Forgets the share-partitions of topics (DeleteShareGroupOffsets): the next fetch starts
-    /// them again from `share.auto.offset.reset`. Refused while the group has members.
-    pub fn delete_start_offsets(&self, group_id: &str, topics: &[Uuid]) -> Result<bool, String> {
-        let parts: Vec<_> = {
-            let st = self.state.lock();
-            let Some(g) = st.groups.get(group_id) else { return Ok(false) };
-            g.partitions.keys().filter(|(t, _)| topics.contains(t)).map(|&tp| (tp, None)).collect()
-        };
-        self.reset(group_id, &parts).map(|()| true)
-    }
-
     /// Creates the group if needed (AlterShareGroupOffsets does), refusing while it has
     /// members: its coordinator asks this before it changes the share-partitions at their
     /// leaders.

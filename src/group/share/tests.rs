@@ -214,12 +214,12 @@ fn deleted_share_state_stays_deleted_and_a_large_log_is_rewritten() {
     let cfg = ShareConfig { checkpoint_bytes: 0, ..ShareConfig::default() };
     {
         let c = open_at(dir.path(), cfg.clone());
-        c.alter_start_offsets("kept", &[(tp, 7)]).unwrap();
-        c.alter_start_offsets("gone", &[(tp, 3)]).unwrap();
-        c.alter_start_offsets("offsets-gone", &[(tp, 4)]).unwrap();
+        c.reset("kept", &[(tp, Some(7))]).unwrap();
+        c.reset("gone", &[(tp, Some(3))]).unwrap();
+        c.reset("offsets-gone", &[(tp, Some(4))]).unwrap();
         c.persist().unwrap();
         assert!(c.delete("gone").unwrap());
-        assert!(c.delete_start_offsets("offsets-gone", &[tp.0]).unwrap());
+        c.reset("offsets-gone", &[(tp, None)]).unwrap();
         c.persist().unwrap();
     }
     for _ in 0..2 {

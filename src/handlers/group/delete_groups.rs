@@ -38,6 +38,8 @@ pub async fn handle(ctx: &Ctx, req: DeleteGroupsRequest) -> Reply {
     }
     // Deleting appends tombstones to `__consumer_offsets`: off the runtime.
     let b = broker.clone();
+    let stored: std::collections::HashSet<String> =
+        held.iter().filter(|(_, parts)| !parts.is_empty()).map(|(g, _)| g.clone()).collect();
     let deleted = tokio::task::spawn_blocking(move || {
         let mut share_groups = Vec::new();
         let results: Vec<DeletableGroupResult> = req
@@ -54,7 +56,7 @@ pub async fn handle(ctx: &Ctx, req: DeleteGroupsRequest) -> Reply {
                 // A share group: deleted with its share-partitions when it has no members.
                 let id = g.0.as_str();
                 let share = match b.share_groups.delete(id) {
-                    Ok(false) if held.get(id).is_some_and(|h| !h.is_empty()) => b.share_groups.forget_stored(id),
+                    Ok(false) if stored.contains(id) => b.share_groups.forget_stored(id),
                     other => other,
                 };
                 match share {
@@ -79,10 +81,10 @@ pub async fn handle(ctx: &Ctx, req: DeleteGroupsRequest) -> Reply {
         // Deleted share groups' share-partitions get their tombstones (a failure is logged and
         // retried with the next change).
         let _ = b.share_groups.persist();
-        (results, share_groups, held)
+        (results, share_groups)
     })
     .await;
-    let Ok((results, share_groups, mut held)) = deleted else {
+    let Ok((results, share_groups)) = deleted else {
         return Reply::Close("DeleteGroups could not be completed".to_string());
     };
     for group in share_groups {
