@@ -1,16 +1,22 @@
-//! A small Kafka client: one connection to one broker, requests in the versions the caller asks
-//! for, checked against what the broker offers in ApiVersions. The admin commands use it, and
-//! brokers in shared mode to reach each other (`handlers::peers`).
+//! A small Kafka client: one connection to one broker (plain or TLS, logged in with SASL
+//! PLAIN or SCRAM when asked), requests in the versions the caller asks for, checked against
+//! what the broker offers in ApiVersions. The admin commands use it, and brokers in shared
+//! mode to reach each other (`handlers::peers`).
 
 use std::collections::HashMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use bytes::{BufMut, Bytes, BytesMut};
-use kafka_protocol::messages::{ApiVersionsRequest, RequestHeader, ResponseHeader};
+use kafka_protocol::messages::{
+    ApiVersionsRequest, RequestHeader, ResponseHeader, SaslAuthenticateRequest, SaslHandshakeRequest,
+};
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
+
+use crate::auth::scram::{ScramClient, SCRAM_SHA_256, SCRAM_SHA_512};
+use crate::config::{SaslLogin, SaslMechanism};
 
 /// How long a request may take before the command gives up.
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -28,6 +34,8 @@ pub struct Connection {
     name: &'static str,
     /// api key -> (min, max) version the broker serves.
     versions: HashMap<i16, (i16, i16)>,
+    /// When a SASL session must be renewed, if the broker limits its lifetime.
+    session_ends: Option<Instant>,
 }
 
 impl Connection {
@@ -39,15 +47,16 @@ impl Connection {
     /// Connects with `name` as client id and software name and asks the broker which API
     /// versions it serves.
     pub async fn open_as(address: &str, name: &'static str) -> anyhow::Result<Self> {
-        Self::open_with(address, name, None).await
+        Self::open_with(address, name, None, None).await
     }
 
-    /// [`Connection::open_as`], over TLS when `tls` is given: the broker's certificate must be
-    /// valid for the host part of `address`.
+    /// [`Connection::open_as`], over TLS when `tls` is given (the broker's certificate must be
+    /// valid for the host part of `address`), logged in with `sasl` when it is given.
     pub async fn open_with(
         address: &str,
         name: &'static str,
         tls: Option<&tokio_rustls::TlsConnector>,
+        sasl: Option<&SaslLogin>,
     ) -> anyhow::Result<Self> {
         let socket = tokio::time::timeout(TIMEOUT, TcpStream::connect(address))
             .await
@@ -68,7 +77,14 @@ impl Connection {
                 Box::new(tls)
             }
         };
-        let mut c = Self { address: address.to_string(), stream, next_id: 1, name, versions: HashMap::new() };
+        let mut c = Self {
+            address: address.to_string(),
+            stream,
+            next_id: 1,
+            name,
+            versions: HashMap::new(),
+            session_ends: None,
+        };
         let req = ApiVersionsRequest::default()
             .with_client_software_name(StrBytes::from_static_str(name))
             .with_client_software_version(StrBytes::from_static_str(env!("CARGO_PKG_VERSION")));
@@ -77,7 +93,61 @@ impl Connection {
             bail!("{address} answered ApiVersions with error code {}", resp.error_code);
         }
         c.versions = resp.api_keys.iter().map(|k| (k.api_key, (k.min_version, k.max_version))).collect();
+        if let Some(login) = sasl {
+            c.log_in(login).await?;
+        }
         Ok(c)
+    }
+
+    /// Whether the broker's SASL session lifetime (KIP-368) is nearly over: the broker would
+    /// close the connection at its next request after the end, so the caller opens a new one.
+    pub fn session_ending(&self) -> bool {
+        self.session_ends.is_some_and(|end| Instant::now() >= end)
+    }
+
+    /// SaslHandshake v1 then SaslAuthenticate v2, as Kafka's clients log in: PLAIN in one
+    /// round, SCRAM in two (the server's proof checked).
+    async fn log_in(&mut self, login: &SaslLogin) -> anyhow::Result<()> {
+        let mechanism = login.mechanism.kafka_name();
+        let handshake =
+            self.call(1, &SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str(mechanism))).await?;
+        if handshake.error_code != 0 {
+            let offered: Vec<&str> = handshake.mechanisms.iter().map(|m| m.as_str()).collect();
+            bail!(
+                "{} does not log in with {mechanism} (error {}); it offers {}",
+                self.address,
+                handshake.error_code,
+                offered.join(", ")
+            );
+        }
+        let (user, password) = (login.username.as_str(), login.password.0.as_str());
+        let lifetime_ms = match login.mechanism {
+            SaslMechanism::Plain => self.authenticate(format!("\0{user}\0{password}").into_bytes()).await?.1,
+            SaslMechanism::OAuthBearer => bail!("this client does not log in with OAUTHBEARER"),
+            scram @ (SaslMechanism::ScramSha256 | SaslMechanism::ScramSha512) => {
+                let code = if scram == SaslMechanism::ScramSha512 { SCRAM_SHA_512 } else { SCRAM_SHA_256 };
+                let mut scram = ScramClient::new(code, user, password);
+                let (server_first, _) = self.authenticate(scram.first()).await?;
+                let proof = scram.answer(&server_first).map_err(|e| anyhow::anyhow!("{}: {e}", self.address))?;
+                let (server_final, lifetime_ms) = self.authenticate(proof).await?;
+                scram.verify(&server_final).map_err(|e| anyhow::anyhow!("{}: {e}", self.address))?;
+                lifetime_ms
+            }
+        };
+        // Log in again (on a new connection) well before the broker's deadline.
+        self.session_ends =
+            (lifetime_ms > 0).then(|| Instant::now() + Duration::from_millis(lifetime_ms as u64 * 9 / 10));
+        Ok(())
+    }
+
+    /// One SaslAuthenticate round: the broker's bytes and session lifetime, or its refusal.
+    async fn authenticate(&mut self, token: Vec<u8>) -> anyhow::Result<(Bytes, i64)> {
+        let r = self.call(2, &SaslAuthenticateRequest::default().with_auth_bytes(token.into())).await?;
+        if r.error_code != 0 {
+            let message = r.error_message.map_or_else(|| format!("error {}", r.error_code), |m| m.to_string());
+            bail!("{} refused the SASL login: {message}", self.address);
+        }
+        Ok((r.auth_bytes, r.session_lifetime_ms))
     }
 
     /// Sends `req` in `version` (the broker must serve it) and returns the response.

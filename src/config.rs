@@ -16,8 +16,8 @@ mod release;
 mod sasl;
 pub use release::Release;
 pub use sasl::{
-    parse_jaas_entries, parse_jaas_file, JaasEntry, ListenerSaslConfig, OAuthBearerValidation, SaslMechanism,
-    SaslSettings, Secret, SecuredOAuthBearer, UnsecuredOAuthBearer,
+    parse_jaas_entries, parse_jaas_file, JaasEntry, ListenerSaslConfig, OAuthBearerValidation, SaslLogin,
+    SaslMechanism, SaslSettings, Secret, SecuredOAuthBearer, UnsecuredOAuthBearer,
 };
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -248,8 +248,8 @@ pub struct ServerConfig {
     /// Kafka's `controller.listener.names`: listeners of the KRaft controller, which gregor
     /// has none of; they are accepted and not opened. Default: unset.
     pub controller_listener_names: Option<String>,
-    /// Kafka's `inter.broker.listener.name`: checked to name a listener; one gregor node has
-    /// no other broker to talk to. Default: unset.
+    /// Kafka's `inter.broker.listener.name`: checked to name a listener; in shared mode the
+    /// listener brokers dial each other on. Default: unset (PLAINTEXT, else the first).
     pub inter_broker_listener_name: Option<String>,
     /// This broker's id (Kafka: `node.id` / `broker.id`). Default: 1.
     pub node_id: i32,
@@ -312,6 +312,12 @@ pub struct ServerConfig {
     /// GSSAPI, which gregor does not serve: a SASL listener needs this or its listener's own.
     /// Default: unset.
     pub sasl_enabled_mechanisms: Option<String>,
+    /// The mechanism a broker logs in to the others with when the inter-broker listener is a
+    /// SASL one, in shared mode (Kafka's `sasl.mechanism.inter.broker.protocol`): PLAIN,
+    /// SCRAM-SHA-256 or SCRAM-SHA-512, one the listener enables. The user and password are
+    /// the `username` and `password` options of the mechanism's JAAS entry for that listener.
+    /// Default: unset (Kafka's GSSAPI, which gregor does not serve).
+    pub sasl_mechanism_inter_broker_protocol: Option<String>,
     /// Kafka's `sasl.jaas.config` given without a listener prefix: a PlainLoginModule entry
     /// whose `user_NAME="password"` options are the PLAIN users. Default: unset.
     pub sasl_jaas_config: Option<Secret>,
@@ -496,6 +502,7 @@ impl Default for ServerConfig {
             ssl: SslConfig::default(),
             listener_ssl: HashMap::new(),
             sasl_enabled_mechanisms: None,
+            sasl_mechanism_inter_broker_protocol: None,
             sasl_jaas_config: None,
             plain_sasl_jaas_config: None,
             sasl_jaas_file: None,
@@ -1504,7 +1511,8 @@ fn listener_sasl_setting(setting: &str) -> Option<Option<String>> {
         }
         // How this broker would fetch tokens for itself: one gregor node connects to no one.
         "oauthbearer.sasl.login.callback.handler.class" => return Some(None),
-        "scram-sha-256.sasl.jaas.config" | "scram-sha-512.sasl.jaas.config" => return Some(None),
+        "scram-sha-256.sasl.jaas.config" => return Some(Some("scram_sha_256_jaas_config".into())),
+        "scram-sha-512.sasl.jaas.config" => return Some(Some("scram_sha_512_jaas_config".into())),
         _ => {}
     }
     let mechanism = setting.strip_suffix(".connections.max.reauth.ms")?;
@@ -1684,7 +1692,8 @@ pub fn kafka_key(key: &str) -> Option<KafkaKey> {
         "scram-sha-256.sasl.jaas.config" | "scram-sha-512.sasl.jaas.config" => Ignored,
         // How brokers authenticate to each other and to controllers: one gregor node has
         // neither.
-        "sasl.mechanism.inter.broker.protocol" | "sasl.mechanism.controller.protocol" => Quiet,
+        "sasl.mechanism.inter.broker.protocol" => Maps("server.sasl_mechanism_inter_broker_protocol"),
+        "sasl.mechanism.controller.protocol" => Quiet,
         "authorizer.class.name" => Maps("auth.authorizer_class_name"),
         "super.users" => Maps("auth.super_users"),
         "allow.everyone.if.no.acl.found" => Maps("auth.allow_everyone_if_no_acl_found"),

@@ -196,6 +196,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
             }
         }
     }
+    let dialing = match config.cluster.is_shared() {
+        true => Some(inter_broker_dialing(&config)?),
+        false => None,
+    };
     let mut shutdown = Box::pin(shutdown_signal().context("cannot install the SIGTERM/SIGINT handlers")?);
     let Some(cluster) = join_cluster(&config, &listeners, &mut shutdown).await? else {
         tracing::info!("stopped before joining the shared-mode cluster");
@@ -208,17 +212,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
         tokio::task::spawn_blocking(move || Broker::open_in(config, host, port, cluster))
     };
     let broker = Arc::new(opening.await?.context("cannot open the data directory")?);
-    // Shared mode: how this broker reaches the others. An SSL inter-broker listener whose TLS
-    // settings cannot dial stops the start, naming the setting.
-    let dialing = match gregor::handlers::peers::inter_broker_listener(&config) {
-        Ok((name, Some(ssl))) if cluster.shared().is_some() => {
-            let tls = gregor::server::tls::dialer(&ssl).context("cannot reach the other brokers over TLS")?;
-            Ok((name, Some(tls)))
-        }
-        Ok((name, _)) => Ok((name, None)),
-        Err(e) => Err(e),
-    };
-    gregor::handlers::peers::Peers::install(&broker, dialing);
+    if let Some(dialing) = dialing {
+        gregor::handlers::peers::Peers::install(&broker, dialing);
+    }
     if cluster.shared().is_some() {
         tokio::spawn(gregor::broker::follow_cluster(broker.clone()));
     }
@@ -254,6 +250,20 @@ fn own_address(l: &gregor::server::Listener) -> std::io::Result<(String, u16)> {
 /// A store that does not answer yet (PostgreSQL still starting, say, in a compose stack), or a
 /// node id whose previous process's lease has not run out, is waited for, with a warning per
 /// attempt; `None` when a stop signal comes meanwhile.
+/// Shared mode: how this broker reaches the others on the inter-broker listener. Settings
+/// that cannot dial it (TLS, or a SASL login) stop the start, naming the setting, before the
+/// broker joins the cluster.
+fn inter_broker_dialing(config: &Config) -> anyhow::Result<gregor::handlers::peers::Dialing> {
+    let chosen = gregor::handlers::peers::inter_broker_listener(config)
+        .map_err(anyhow::Error::msg)
+        .context("cannot reach the other brokers")?;
+    let tls = match &chosen.tls {
+        Some(ssl) => Some(gregor::server::tls::dialer(ssl).context("cannot reach the other brokers over TLS")?),
+        None => None,
+    };
+    Ok(gregor::handlers::peers::Dialing { listener: chosen.name, tls, sasl: chosen.sasl })
+}
+
 async fn join_cluster(
     config: &Config,
     listeners: &[gregor::server::Listener],
@@ -264,7 +274,7 @@ async fn join_cluster(
     if !c.is_shared() {
         return Ok(Some(Cluster::Single { node_id: config.server.node_id }));
     }
-    tracing::warn!("shared mode is a preview (cluster.preview): brokers reach each other in plaintext only");
+    tracing::warn!("shared mode is a preview (cluster.preview)");
     let mut endpoints = std::collections::BTreeMap::new();
     for l in listeners {
         let (host, port) = own_address(l)?;

@@ -411,7 +411,7 @@ impl ScramExchange {
                     Some(c) => (true, c),
                     None => (false, stand_in_credential(&first.user, self.mechanism)),
                 };
-                let nonce = format!("{}{}", first.nonce, server_nonce());
+                let nonce = format!("{}{}", first.nonce, scram::nonce());
                 let server_first = format!("r={nonce},s={},i={}", B64.encode(&credential.salt), credential.iterations);
                 let reply = server_first.clone().into_bytes();
                 self.state = ScramState::AwaitClientFinal(Box::new(AwaitingFinal {
@@ -543,24 +543,10 @@ fn parse_client_final(token: &[u8]) -> Option<ClientFinal> {
 fn process_secret() -> &'static [u8; 32] {
     static SECRET: std::sync::LazyLock<[u8; 32]> = std::sync::LazyLock::new(|| {
         let mut b = [0u8; 32];
-        random_bytes(&mut b);
+        scram::random_bytes(&mut b);
         b
     });
     &SECRET
-}
-
-/// Fills `buf` from the operating system's CSPRNG.
-fn random_bytes(buf: &mut [u8]) {
-    use ring::rand::SecureRandom;
-    // The system generator fails only if the OS has none: then nothing here is safe to run.
-    ring::rand::SystemRandom::new().fill(buf).expect("the operating system's random number generator works");
-}
-
-/// A fresh server nonce: 24 random bytes, base64 (no `,`).
-fn server_nonce() -> String {
-    let mut b = [0u8; 24];
-    random_bytes(&mut b);
-    B64.encode(b)
 }
 
 /// What an unknown user gets in place of a credential: a salt stable per name and the

@@ -14,6 +14,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io;
 use std::sync::Arc;
 
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256, Sha512};
@@ -297,10 +299,144 @@ fn alter(creds: &mut Credentials, deletions: &[(String, i8)], upsertions: &[Upse
     (results, failed)
 }
 
+/// Fills `buf` from the operating system's CSPRNG.
+pub(crate) fn random_bytes(buf: &mut [u8]) {
+    use ring::rand::SecureRandom;
+    // The system generator fails only if the OS has none: then nothing here is safe to run.
+    ring::rand::SystemRandom::new().fill(buf).expect("the operating system's random number generator works");
+}
+
+/// A fresh nonce: 24 random bytes, base64 (printable, no `,`).
+pub(crate) fn nonce() -> String {
+    let mut b = [0u8; 24];
+    random_bytes(&mut b);
+    B64.encode(b)
+}
+
+/// The client's side of one SCRAM exchange (RFC 5802), as a broker runs it to log in to
+/// another broker: [`ScramClient::first`], then [`ScramClient::answer`] to the server-first
+/// message, then [`ScramClient::verify`] of the server-final one, which proves the server
+/// knows the user's keys. No channel binding, no authorization id.
+pub struct ScramClient {
+    mechanism: i8,
+    password: String,
+    nonce: String,
+    client_first_bare: String,
+    /// The server signature the server-final message must carry, once the proof is sent.
+    expected: Option<Vec<u8>>,
+}
+
+impl std::fmt::Debug for ScramClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ScramClient").field("mechanism", &self.mechanism).finish_non_exhaustive()
+    }
+}
+
+impl ScramClient {
+    pub fn new(mechanism: i8, user: &str, password: &str) -> Self {
+        Self::with_nonce(mechanism, user, password, nonce())
+    }
+
+    fn with_nonce(mechanism: i8, user: &str, password: &str, nonce: String) -> Self {
+        let name = user.replace('=', "=3D").replace(',', "=2C");
+        Self {
+            mechanism,
+            password: password.to_string(),
+            client_first_bare: format!("n={name},r={nonce}"),
+            nonce,
+            expected: None,
+        }
+    }
+
+    /// The client-first message.
+    pub fn first(&self) -> Vec<u8> {
+        format!("n,,{}", self.client_first_bare).into_bytes()
+    }
+
+    /// The client-final message (with the proof) answering the server-first one. Refuses a
+    /// server nonce that does not extend this client's, and an iteration count outside
+    /// Kafka's bounds (a server asking for more would make the client spin).
+    pub fn answer(&mut self, server_first: &[u8]) -> Result<Vec<u8>, String> {
+        let text = std::str::from_utf8(server_first).map_err(|_| "the server-first message is not UTF-8")?;
+        let mut attrs = text.split(',');
+        let malformed = || format!("malformed server-first message `{text}`");
+        let nonce = attrs.next().and_then(|a| a.strip_prefix("r=")).ok_or_else(malformed)?;
+        let salt = attrs.next().and_then(|a| a.strip_prefix("s=")).ok_or_else(malformed)?;
+        let iterations = attrs.next().and_then(|a| a.strip_prefix("i=")).ok_or_else(malformed)?;
+        if !nonce.starts_with(&self.nonce) || nonce.len() == self.nonce.len() {
+            return Err("the server's nonce does not extend the client's".into());
+        }
+        let salt = B64.decode(salt).map_err(|_| malformed())?;
+        let iterations: i32 = iterations.parse().map_err(|_| malformed())?;
+        if !(MIN_ITERATIONS..=MAX_ITERATIONS).contains(&iterations) {
+            return Err(format!(
+                "the server asks for {iterations} iterations, outside {MIN_ITERATIONS}..={MAX_ITERATIONS}"
+            ));
+        }
+        let salted = salt_password(self.mechanism, &self.password, &salt, iterations);
+        let client_key = hmac(self.mechanism, &salted, b"Client Key");
+        let stored_key = hash(self.mechanism, &client_key);
+        let without_proof = format!("c=biws,r={nonce}");
+        let auth_message = format!("{},{text},{without_proof}", self.client_first_bare);
+        let signature = hmac(self.mechanism, &stored_key, auth_message.as_bytes());
+        let proof: Vec<u8> = client_key.iter().zip(&signature).map(|(k, s)| k ^ s).collect();
+        let server_key = hmac(self.mechanism, &salted, b"Server Key");
+        self.expected = Some(hmac(self.mechanism, &server_key, auth_message.as_bytes()));
+        Ok(format!("{without_proof},p={}", B64.encode(proof)).into_bytes())
+    }
+
+    /// Checks the server-final message: the server's signature, or the error it names.
+    pub fn verify(&self, server_final: &[u8]) -> Result<(), String> {
+        let text = std::str::from_utf8(server_final).map_err(|_| "the server-final message is not UTF-8")?;
+        if let Some(error) = text.strip_prefix("e=") {
+            return Err(format!("the server refused the proof: {error}"));
+        }
+        let signature = text.strip_prefix("v=").and_then(|v| B64.decode(v).ok());
+        match (&self.expected, signature) {
+            (Some(expected), Some(got)) if *expected == got => Ok(()),
+            (None, _) => Err("the server answered before the proof was sent".into()),
+            _ => Err("the server did not prove that it knows the user's keys".into()),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::auth::kept::FileKeeper;
+
+    /// RFC 7677's SCRAM-SHA-256 example, byte for byte.
+    #[test]
+    fn the_client_exchange_matches_the_rfc_example_and_checks_the_server() {
+        let nonce = "rOprNGfwEbeRWgbNEkqO".to_string();
+        let mut client = ScramClient::with_nonce(SCRAM_SHA_256, "user", "pencil", nonce);
+        assert_eq!(client.first(), b"n,,n=user,r=rOprNGfwEbeRWgbNEkqO");
+        let server_first = b"r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096";
+        assert_eq!(client.verify(b"v=x"), Err("the server answered before the proof was sent".into()));
+        let fin = client.answer(server_first).unwrap();
+        assert_eq!(
+            String::from_utf8(fin).unwrap(),
+            "c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ="
+        );
+        assert_eq!(client.verify(b"v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4="), Ok(()));
+        assert!(client.verify(b"v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G5=").is_err());
+        assert_eq!(client.verify(b"e=invalid-proof"), Err("the server refused the proof: invalid-proof".into()));
+    }
+
+    #[test]
+    fn the_client_refuses_a_server_that_does_not_follow_the_exchange() {
+        let answer = |server_first: &str| {
+            ScramClient::with_nonce(SCRAM_SHA_512, "a,b=c", "pw", "abc".into()).answer(server_first.as_bytes())
+        };
+        let ours = ScramClient::with_nonce(SCRAM_SHA_512, "a,b=c", "pw", "abc".into());
+        assert_eq!(ours.first(), b"n,,n=a=2Cb=3Dc,r=abc", "`,` and `=` in a name are escaped");
+        assert!(answer("r=abcdef,s=c2FsdA==,i=4096").is_ok());
+        assert_eq!(answer("r=abc,s=c2FsdA==,i=4096"), Err("the server's nonce does not extend the client's".into()));
+        assert_eq!(answer("r=xyzdef,s=c2FsdA==,i=4096"), Err("the server's nonce does not extend the client's".into()));
+        assert!(answer("r=abcdef,s=c2FsdA==,i=100000000").unwrap_err().contains("100000000 iterations"));
+        assert!(answer("r=abcdef,s=!!,i=4096").unwrap_err().starts_with("malformed"));
+        assert!(answer("s=c2FsdA==,r=abcdef,i=4096").unwrap_err().starts_with("malformed"));
+    }
 
     fn upsert(user: &str, mechanism: i8, iterations: i32) -> Upsertion {
         Upsertion { user: user.into(), mechanism, iterations, salt: b"salt".to_vec(), salted_password: b"pw".to_vec() }

@@ -46,6 +46,11 @@ pub struct ListenerSaslConfig {
     /// `listener.name.<listener>.oauthbearer.sasl.server.callback.handler.class`: Kafka's
     /// secured or unsecured OAUTHBEARER validator, which picks how tokens are checked.
     pub oauthbearer_server_callback_handler_class: Option<String>,
+    /// `listener.name.<listener>.scram-sha-256.sasl.jaas.config`: a ScramLoginModule entry
+    /// whose `username` and `password` a broker logs in to the others with, in shared mode.
+    pub scram_sha_256_jaas_config: Option<Secret>,
+    /// The same for SCRAM-SHA-512.
+    pub scram_sha_512_jaas_config: Option<Secret>,
 }
 
 /// A SASL mechanism gregor serves.
@@ -78,6 +83,14 @@ impl SaslMechanism {
     fn field_name(self) -> String {
         self.kafka_name().to_ascii_lowercase().replace('-', "_")
     }
+}
+
+/// How a broker logs in to another one: a mechanism, a user and its password.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SaslLogin {
+    pub mechanism: SaslMechanism,
+    pub username: String,
+    pub password: Secret,
 }
 
 /// One SASL listener's settings, resolved and checked.
@@ -165,6 +178,7 @@ const PLAIN_MODULE: &str = "org.apache.kafka.common.security.plain.PlainLoginMod
 const GLOBAL_MECHANISMS_KEY: &str = "sasl.enabled.mechanisms (server.sasl_enabled_mechanisms)";
 const MECHANISMS_HINT: &str = "PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 and/or OAUTHBEARER";
 const OAUTH_MODULE: &str = "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule";
+const SCRAM_MODULE: &str = "org.apache.kafka.common.security.scram.ScramLoginModule";
 const SECURED_HANDLER: &str = "org.apache.kafka.common.security.oauthbearer.OAuthBearerValidatorCallbackHandler";
 /// The secured handler's name before Kafka 3.5 moved it (still accepted by Kafka).
 const SECURED_HANDLER_OLD: &str =
@@ -430,6 +444,101 @@ impl ServerConfig {
             ));
         }
         Ok(users)
+    }
+
+    /// How this broker logs in to the others on their SASL inter-broker listener `listener`
+    /// (shared mode): the mechanism `sasl.mechanism.inter.broker.protocol` names, which the
+    /// listener must enable, and the `username` and `password` options of that mechanism's
+    /// JAAS entry for the listener, found where the listener's own settings are (PLAIN's
+    /// entry is the one with its users).
+    pub fn inter_broker_login(&self, listener: &SaslSettings) -> Result<SaslLogin, ConfigError> {
+        let name = &listener.listener;
+        let lower = listener.listener.to_ascii_lowercase();
+        let env_listener = listener.listener.to_ascii_uppercase().replace('_', "__");
+        let own = self.listener_sasl.iter().find(|(k, _)| k.to_ascii_lowercase() == lower).map(|(_, v)| v);
+        let bad = |key: String, reason: String| ConfigError::BadValue { key, origin: "configuration".into(), reason };
+        let key = "sasl.mechanism.inter.broker.protocol (server.sasl_mechanism_inter_broker_protocol)".to_string();
+        let enabled = listener.mechanism_names().join(", ");
+        let mechanism = match self.sasl_mechanism_inter_broker_protocol.as_deref().map(str::trim) {
+            None | Some("") => {
+                return Err(bad(
+                    key,
+                    format!(
+                        "brokers reach each other on the SASL listener {name} but nothing says how they log in,                          and Kafka's default (GSSAPI, Kerberos) is not served by gregor: set                          sasl.mechanism.inter.broker.protocol (KAFKA_SASL_MECHANISM_INTER_BROKER_PROTOCOL) to one                          of the listener's mechanisms ({enabled})"
+                    ),
+                ))
+            }
+            Some(m) => SaslMechanism::from_kafka_name(m).ok_or_else(|| {
+                bad(key.clone(), format!("`{m}` is not a SASL mechanism gregor logs in with (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512)"))
+            })?,
+        };
+        if mechanism == SaslMechanism::OAuthBearer {
+            return Err(bad(
+                key,
+                "brokers do not log in to each other with OAUTHBEARER yet: use PLAIN, SCRAM-SHA-256 or \
+                 SCRAM-SHA-512"
+                    .into(),
+            ));
+        }
+        if !listener.mechanisms.contains(&mechanism) {
+            return Err(bad(
+                key,
+                format!(
+                    "{} is not enabled on the inter-broker listener {name}, which serves {enabled}",
+                    mechanism.kafka_name()
+                ),
+            ));
+        }
+        let (module, own_key, settings) = match mechanism {
+            SaslMechanism::Plain => {
+                let own_key = format!("listener.name.{lower}.plain.sasl.jaas.config");
+                let settings = vec![
+                    (own_key.clone(), own.and_then(|o| o.plain_jaas_config.clone())),
+                    ("plain.sasl.jaas.config".to_string(), self.plain_sasl_jaas_config.clone()),
+                    ("sasl.jaas.config".to_string(), self.sasl_jaas_config.clone()),
+                ];
+                (PLAIN_MODULE, own_key, settings)
+            }
+            _ => {
+                let field = mechanism.kafka_name().to_ascii_lowercase();
+                let own_key = format!("listener.name.{lower}.{field}.sasl.jaas.config");
+                let own_value = own.and_then(|o| match mechanism {
+                    SaslMechanism::ScramSha256 => o.scram_sha_256_jaas_config.clone(),
+                    _ => o.scram_sha_512_jaas_config.clone(),
+                });
+                let settings =
+                    vec![(own_key.clone(), own_value), ("sasl.jaas.config".to_string(), self.sasl_jaas_config.clone())];
+                (SCRAM_MODULE, own_key, settings)
+            }
+        };
+        let env_key = format!(
+            "KAFKA_LISTENER_NAME_{env_listener}_{}_SASL_JAAS_CONFIG",
+            mechanism.kafka_name().replace('-', "___")
+        );
+        let hint = format!(
+            "set {own_key} ({env_key}) to `{module} required username=\"broker\" password=\"...\";`: the \
+             user and password this broker presents to the others"
+        );
+        let Some((key, entries)) = self.jaas_entries(&lower, settings)? else {
+            return Err(bad(
+                own_key.clone(),
+                format!(
+                    "brokers log in to each other with {} but no credentials are configured: {hint}",
+                    mechanism.kafka_name()
+                ),
+            ));
+        };
+        let option = |entry: &JaasEntry, option: &str| {
+            entry.options.iter().find(|(k, _)| k == option).map(|(_, v)| v.clone()).filter(|v| !v.is_empty())
+        };
+        let login = entries
+            .iter()
+            .find(|e| e.module == module)
+            .and_then(|e| Some((option(e, "username")?, option(e, "password")?)));
+        match login {
+            Some((username, password)) => Ok(SaslLogin { mechanism, username, password: Secret(password) }),
+            None => Err(bad(key, format!("has no {module} entry with a username and a password: {hint}"))),
+        }
     }
 }
 
@@ -763,6 +872,78 @@ mod tests {
         ])
         .unwrap();
         assert!(specs[0].security.sasl().unwrap().plain_users.contains_key("admin"));
+    }
+
+    /// The login a shared-mode broker dials the SASL listener `INTERNAL` with, from settings.
+    fn login(pairs: &[(&str, &str)]) -> Result<SaslLogin, String> {
+        let mut env: HashMap<String, String> = [
+            ("KAFKA_LISTENERS", "PLAINTEXT://:9092,INTERNAL://:9094"),
+            ("KAFKA_LISTENER_SECURITY_PROTOCOL_MAP", "PLAINTEXT:PLAINTEXT,INTERNAL:SASL_PLAINTEXT"),
+            ("KAFKA_SASL_ENABLED_MECHANISMS", "PLAIN,SCRAM-SHA-512"),
+        ]
+        .iter()
+        .chain(pairs)
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        env.retain(|_, v| !v.is_empty());
+        let config = crate::config::Config::load(None, &env, &Default::default()).map_err(|e| e.to_string())?;
+        let specs = config.listeners().map_err(|e| e.to_string())?;
+        let internal = specs.iter().find(|s| s.name == "INTERNAL").and_then(|s| s.security.sasl()).unwrap();
+        config.server.inter_broker_login(internal).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn brokers_log_in_to_each_other_as_the_jaas_entry_of_the_inter_broker_mechanism_says() {
+        let plain = ("KAFKA_LISTENER_NAME_INTERNAL_PLAIN_SASL_JAAS_CONFIG", JAAS);
+        let mechanism = |m| ("KAFKA_SASL_MECHANISM_INTER_BROKER_PROTOCOL", m);
+        let l = login(&[plain, mechanism("PLAIN")]).unwrap();
+        assert_eq!(
+            (l.mechanism, l.username.as_str(), l.password.0.as_str()),
+            (SaslMechanism::Plain, "admin", "admin-secret")
+        );
+        let scram =
+            r#"org.apache.kafka.common.security.scram.ScramLoginModule required username="broker" password="b-pw";"#;
+        let l = login(&[
+            plain,
+            mechanism("SCRAM-SHA-512"),
+            ("KAFKA_LISTENER_NAME_INTERNAL_SCRAM___SHA___512_SASL_JAAS_CONFIG", scram),
+        ])
+        .unwrap();
+        assert_eq!(
+            (l.mechanism, l.username.as_str(), l.password.0.as_str()),
+            (SaslMechanism::ScramSha512, "broker", "b-pw")
+        );
+        // The un-prefixed sasl.jaas.config serves too.
+        let l = login(&[plain, mechanism("SCRAM-SHA-512"), ("KAFKA_SASL_JAAS_CONFIG", scram)]).unwrap();
+        assert_eq!(l.username, "broker");
+
+        // Each mistake names what to set.
+        let unset = login(&[plain]).unwrap_err();
+        assert!(
+            unset.contains("KAFKA_SASL_MECHANISM_INTER_BROKER_PROTOCOL") && unset.contains("PLAIN, SCRAM-SHA-512"),
+            "{unset}"
+        );
+        let not_enabled = login(&[plain, mechanism("SCRAM-SHA-256")]).unwrap_err();
+        assert!(
+            not_enabled.contains("SCRAM-SHA-256 is not enabled on the inter-broker listener INTERNAL"),
+            "{not_enabled}"
+        );
+        let unknown = login(&[plain, mechanism("GSSAPI")]).unwrap_err();
+        assert!(unknown.contains("`GSSAPI`"), "{unknown}");
+        let no_scram_entry = login(&[plain, mechanism("SCRAM-SHA-512")]).unwrap_err();
+        assert!(
+            no_scram_entry.contains("KAFKA_LISTENER_NAME_INTERNAL_SCRAM___SHA___512_SASL_JAAS_CONFIG"),
+            "{no_scram_entry}"
+        );
+        let users_only = r#"org.apache.kafka.common.security.plain.PlainLoginModule required user_admin="pw";"#;
+        let no_login =
+            login(&[("KAFKA_LISTENER_NAME_INTERNAL_PLAIN_SASL_JAAS_CONFIG", users_only), mechanism("PLAIN")])
+                .unwrap_err();
+        assert!(
+            no_login.contains("has no org.apache.kafka.common.security.plain.PlainLoginModule entry with a username"),
+            "{no_login}"
+        );
+        assert!(!no_login.contains("pw\""), "passwords never print: {no_login}");
     }
 
     #[test]

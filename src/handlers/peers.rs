@@ -14,12 +14,17 @@
 //!   ([`crate::handlers::share_state`]).
 //!
 //! Brokers reach each other on the inter-broker listener (`server.inter_broker_listener_name`,
-//! else PLAINTEXT, else the first listener) at the address each registered for it: a PLAINTEXT
-//! or an SSL one (SASL not yet). On an SSL one a broker verifies the other's certificate against
-//! the listener's truststore and presents its own keystore's certificate, whose subject is then
-//! its principal there (with `ssl.client.auth=required`); on a PLAINTEXT one its principal is
-//! ANONYMOUS. With authorization on, that principal needs CLUSTER_ACTION on the cluster (or to
-//! be a super user).
+//! else PLAINTEXT, else the first listener) at the address each registered for it, of any
+//! security protocol:
+//! - on an SSL or SASL_SSL one a broker verifies the other's certificate against the
+//!   listener's truststore and presents its own keystore's certificate;
+//! - on a SASL one it logs in with `sasl.mechanism.inter.broker.protocol` (PLAIN or SCRAM) as
+//!   the user of that mechanism's JAAS entry (`username`, `password`), and logs in afresh on
+//!   a new connection before a KIP-368 session lifetime ends.
+//!
+//! Its principal there is that user, else its certificate's subject (SSL with
+//! `ssl.client.auth=required`), else ANONYMOUS. With authorization on, that principal needs
+//! CLUSTER_ACTION on the cluster (or to be a super user).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Weak};
@@ -37,7 +42,7 @@ use uuid::Uuid;
 
 use crate::broker::Broker;
 use crate::client::Connection;
-use crate::config::{ListenerSecurity, SslSettings};
+use crate::config::{SaslLogin, SslSettings};
 use crate::group::share::{Outcomes, PartitionOutcome};
 use crate::handlers::common::str_bytes;
 use crate::handlers::error_codes::ResponseError;
@@ -57,39 +62,25 @@ pub struct Peers {
 /// Connections to the other brokers, one per broker, one request at a time on each.
 struct Links {
     broker: Weak<Broker>,
-    /// The listener whose registered addresses this broker dials, and TLS when it is an SSL
-    /// one; `Err`: why it cannot.
-    listener: Result<String, String>,
-    tls: Option<tokio_rustls::TlsConnector>,
+    /// The listener whose registered addresses this broker dials, and how.
+    dialing: Dialing,
     conns: parking_lot::Mutex<HashMap<i32, Arc<tokio::sync::Mutex<Option<Connection>>>>>,
 }
 
 impl std::fmt::Debug for Links {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Links")
-            .field("listener", &self.listener)
-            .field("tls", &self.tls.is_some())
-            .finish_non_exhaustive()
+        f.debug_struct("Links").field("dialing", &self.dialing).finish_non_exhaustive()
     }
 }
 
 impl Peers {
-    /// Installs the inter-broker requests on a shared-mode broker (nothing on a single node).
-    /// `dialing`: the inter-broker listener's name and, for an SSL one, the TLS side built from
-    /// its settings (see [`inter_broker_listener`]); `Err`: why this broker cannot reach the others.
-    pub fn install(broker: &Arc<Broker>, dialing: Result<(String, Option<tokio_rustls::TlsConnector>), String>) {
+    /// Installs the inter-broker requests on a shared-mode broker (nothing on a single node),
+    /// dialing the others as `dialing` says.
+    pub fn install(broker: &Arc<Broker>, dialing: Dialing) {
         if broker.cluster.shared().is_none() {
             return;
         }
-        let (listener, tls) = match dialing {
-            Ok((name, tls)) => (Ok(name), tls),
-            Err(e) => (Err(e), None),
-        };
-        let links =
-            Links { broker: Arc::downgrade(broker), listener, tls, conns: parking_lot::Mutex::new(HashMap::new()) };
-        if let Err(e) = &links.listener {
-            tracing::warn!(reason = %e, "transactions cannot span brokers");
-        }
+        let links = Links { broker: Arc::downgrade(broker), dialing, conns: parking_lot::Mutex::new(HashMap::new()) };
         let peers = Arc::new(Peers { links: Arc::new(links), runtime: tokio::runtime::Handle::current() });
         let _ = broker.remote_txns.set(peers.clone());
         let _ = broker.remote_shares.set(peers);
@@ -114,7 +105,7 @@ impl Links {
         req: &R,
         unadvertised: bool,
     ) -> Result<R::Response, String> {
-        let listener = self.listener.as_ref().map_err(Clone::clone)?;
+        let listener = &self.dialing.listener;
         let broker = self.broker.upgrade().ok_or("the broker is stopping")?;
         let shared = broker.cluster.shared().ok_or("not in shared mode")?;
         let address = shared
@@ -127,8 +118,12 @@ impl Links {
         let slot = self.conns.lock().entry(node).or_default().clone();
         let mut conn = slot.lock().await;
         let exchange = async {
+            if conn.as_ref().is_some_and(Connection::session_ending) {
+                *conn = None;
+            }
             if conn.is_none() {
-                let opened = Connection::open_with(&address, "gregor-broker", self.tls.as_ref()).await;
+                let (tls, sasl) = (self.dialing.tls.as_ref(), self.dialing.sasl.as_ref());
+                let opened = Connection::open_with(&address, "gregor-broker", tls, sasl).await;
                 *conn = Some(opened.map_err(|e| format!("{e:#}"))?);
             }
             let c = conn.as_mut().ok_or("no connection")?;
@@ -231,24 +226,50 @@ impl crate::txn::RemoteTxns for Peers {
     }
 }
 
+/// The inter-broker listener as its settings give it: see [`inter_broker_listener`].
+#[derive(Debug, Clone)]
+pub struct InterBrokerListener {
+    pub name: String,
+    /// Its TLS settings, when it is an SSL or SASL_SSL one (the caller builds the TLS side).
+    pub tls: Option<SslSettings>,
+    /// How a broker logs in to it, when it is a SASL one.
+    pub sasl: Option<SaslLogin>,
+}
+
+/// How this broker dials the others.
+pub struct Dialing {
+    /// The listener whose registered addresses it dials.
+    pub listener: String,
+    pub tls: Option<tokio_rustls::TlsConnector>,
+    pub sasl: Option<SaslLogin>,
+}
+
+impl std::fmt::Debug for Dialing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dialing")
+            .field("listener", &self.listener)
+            .field("tls", &self.tls.is_some())
+            .field("sasl", &self.sasl)
+            .finish()
+    }
+}
+
 /// The listener brokers dial each other on: `server.inter_broker_listener_name`, else
-/// PLAINTEXT, else the first. Returns its name, and its TLS settings when it is an SSL one
-/// (the caller builds the TLS side from them); `Err` for a SASL one (not yet).
-pub fn inter_broker_listener(config: &crate::config::Config) -> Result<(String, Option<SslSettings>), String> {
+/// PLAINTEXT, else the first; with its TLS settings and, for a SASL one, the login
+/// `sasl.mechanism.inter.broker.protocol` and the listener's JAAS entries give. `Err`: why
+/// a broker cannot dial it.
+pub fn inter_broker_listener(config: &crate::config::Config) -> Result<InterBrokerListener, String> {
     let listeners = config.listeners().map_err(|e| e.to_string())?;
     let chosen = match config.server.inter_broker_listener_name.as_deref().map(str::trim).filter(|n| !n.is_empty()) {
         Some(name) => listeners.iter().find(|l| l.name.eq_ignore_ascii_case(name)),
         None => listeners.iter().find(|l| l.name == "PLAINTEXT").or(listeners.first()),
     }
     .ok_or("no listener to reach the other brokers on")?;
-    match &chosen.security {
-        ListenerSecurity::Plaintext => Ok((chosen.name.clone(), None)),
-        ListenerSecurity::Ssl(ssl) => Ok((chosen.name.clone(), Some((**ssl).clone()))),
-        _ => Err(format!(
-            "the inter-broker listener {} uses SASL, and brokers in shared mode reach each other over PLAINTEXT or SSL only (for now)",
-            chosen.name
-        )),
-    }
+    let sasl = match chosen.security.sasl() {
+        Some(settings) => Some(config.server.inter_broker_login(settings).map_err(|e| e.to_string())?),
+        None => None,
+    };
+    Ok(InterBrokerListener { name: chosen.name.clone(), tls: chosen.security.tls().cloned(), sasl })
 }
 
 impl crate::group::share::RemoteShares for Peers {

@@ -72,7 +72,6 @@ impl TestBroker {
     }
 }
 
-/// Polls `check` until it returns `Some`, or panics after `timeout` naming `what`.
 /// [`wait_for`] for tests without a runtime: polls `check` until it holds or `timeout` passes.
 pub fn wait_for_sync(timeout: Duration, mut check: impl FnMut() -> bool) {
     let deadline = Instant::now() + timeout;
@@ -82,6 +81,7 @@ pub fn wait_for_sync(timeout: Duration, mut check: impl FnMut() -> bool) {
     }
 }
 
+/// Polls `check` until it returns `Some`, or panics after `timeout` naming `what`.
 pub async fn wait_for<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + timeout;
     loop {

@@ -394,6 +394,46 @@ async fn sessions_expire_and_re_authentication_renews_them() {
     assert_eq!(most_connects.load(Ordering::Relaxed), 1, "four session lifetimes, one connection per broker");
 }
 
+/// gregor's own client, which a shared-mode broker dials the others with, logs in with PLAIN,
+/// SCRAM-SHA-256 and SCRAM-SHA-512 (checking the broker's SCRAM proof), reports a refused
+/// login in the broker's words, and tells when the broker's session lifetime is nearly over.
+#[tokio::test(flavor = "multi_thread")]
+async fn gregors_own_client_logs_in_with_plain_and_scram() {
+    use gregor::client::Connection;
+    use gregor::config::{SaslLogin, SaslMechanism, Secret};
+    let tmp = tempfile::tempdir().unwrap();
+    let broker = Broker::start(tmp.path(), &[("KAFKA_CONNECTIONS_MAX_REAUTH_MS", "3000".into())]);
+    broker.add_scram_user("bob", scram::SCRAM_SHA_256, "bob-secret").await;
+    broker.add_scram_user("carol", scram::SCRAM_SHA_512, "carol-secret").await;
+    let address = format!("127.0.0.1:{}", broker.sasl);
+    let open = |mechanism: SaslMechanism, user: &str, password: &str| {
+        let login = SaslLogin { mechanism, username: user.into(), password: Secret(password.into()) };
+        let address = address.clone();
+        async move { Connection::open_with(&address, "gregor-test", None, Some(&login)).await }
+    };
+    let logins = [
+        (SaslMechanism::Plain, "alice", "alice-secret"),
+        (SaslMechanism::ScramSha256, "bob", "bob-secret"),
+        (SaslMechanism::ScramSha512, "carol", "carol-secret"),
+    ];
+    for (mechanism, user, password) in logins {
+        let mut c = open(mechanism, user, password).await.unwrap_or_else(|e| panic!("{mechanism:?}: {e:#}"));
+        let md = c.call(12, &MetadataRequest::default().with_topics(None)).await.unwrap();
+        assert_eq!(md.brokers.len(), 1, "{mechanism:?}: served after the login");
+    }
+    for (mechanism, user, _) in logins {
+        let refused = format!("{:#}", open(mechanism, user, "wrong").await.unwrap_err());
+        assert!(refused.contains("refused the SASL login: Authentication failed"), "{mechanism:?}: {refused}");
+    }
+    let unknown = format!("{:#}", open(SaslMechanism::ScramSha512, "nobody", "x").await.unwrap_err());
+    assert!(unknown.contains("refused the SASL login"), "{unknown}");
+
+    // The broker announced a 3 s session: renewed in time, not at once.
+    let c = open(SaslMechanism::Plain, "alice", "alice-secret").await.unwrap();
+    assert!(!c.session_ending(), "a fresh session is not ending");
+    common::wait_for("the session's end to near", Duration::from_secs(10), || c.session_ending().then_some(())).await;
+}
+
 /// A librdkafka client context that hands out OAUTHBEARER tokens signed with `key`.
 struct OAuthClient {
     key: jsonwebtoken::EncodingKey,

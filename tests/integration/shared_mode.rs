@@ -1530,47 +1530,59 @@ async fn a_share_groups_offsets_are_altered_and_deleted_at_its_partitions_leader
     assert_eq!(share_fetched(&r), (0, leader, vec![(10, 10, 1)]), "{r:?}");
 }
 
-/// Brokers reach each other over TLS when their inter-broker listener is an SSL one: each
-/// verifies the other's certificate against the truststore and presents its own, which the
-/// other requires (`ssl.client.auth=required`). Clients use a PLAINTEXT listener beside it.
-/// The coordinator of a share group resets a share-partition at its leader through it. Before,
-/// a broker refused to dial anything but a PLAINTEXT listener.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn brokers_reach_each_other_over_tls_on_an_ssl_inter_broker_listener() {
+/// Starts broker `node` of a test cluster with a PLAINTEXT listener for clients and an
+/// INTERNAL one of security protocol `internal` the brokers reach each other on, with the
+/// TLS settings of `pki` (one certificate for all brokers, client certificates required) and
+/// `extra` settings.
+fn spawn_internal(
+    (dir, node, pg, objects): (&std::path::Path, i32, &str, &str),
+    internal: &str,
+    pki: &(String, String),
+    extra: &[(&str, &str)],
+) -> BrokerProcess {
+    let free = || std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let (client, port) = (free(), free());
+    let listeners = format!("PLAINTEXT://127.0.0.1:{client},INTERNAL://127.0.0.1:{port}");
+    let protocols = format!("PLAINTEXT:PLAINTEXT,INTERNAL:{internal}");
+    let node = node.to_string();
+    let (keystore, ca) = pki;
+    let mut env = vec![
+        ("GREGOR__SERVER__NODE_ID", node.as_str()),
+        ("GREGOR__CLUSTER__POSTGRES_URL", pg),
+        ("GREGOR__CLUSTER__OBJECT_STORE_URL", objects),
+        ("GREGOR__CLUSTER__PREVIEW", "true"),
+        ("GREGOR__CLUSTER__SESSION_TIMEOUT_MS", "3000"),
+        ("GREGOR__CLUSTER__HEARTBEAT_INTERVAL_MS", "300"),
+        ("RUST_LOG", "info"),
+        ("KAFKA_LISTENERS", listeners.as_str()),
+        ("KAFKA_LISTENER_SECURITY_PROTOCOL_MAP", protocols.as_str()),
+        ("KAFKA_INTER_BROKER_LISTENER_NAME", "INTERNAL"),
+        ("KAFKA_SSL_KEYSTORE_TYPE", "PEM"),
+        ("KAFKA_SSL_KEYSTORE_LOCATION", keystore.as_str()),
+        ("KAFKA_SSL_TRUSTSTORE_TYPE", "PEM"),
+        ("KAFKA_SSL_TRUSTSTORE_LOCATION", ca.as_str()),
+        ("KAFKA_SSL_CLIENT_AUTH", "required"),
+    ];
+    env.extend_from_slice(extra);
+    let addr: SocketAddr = format!("127.0.0.1:{client}").parse().unwrap();
+    BrokerProcess::spawn_with_listeners(&dir.join(format!("data-{node}")), addr, &env)
+}
+
+/// A CA and one broker certificate for 127.0.0.1 in `dir`: the keystore's and the CA's paths.
+fn cluster_pki(dir: &std::path::Path) -> (String, String) {
+    let pki = crate::tls::Pki::new(dir, "cluster-ca");
+    let leaf = pki.leaf("broker", &["127.0.0.1", "localhost"], &[(rcgen::DnType::CommonName, "broker")]);
+    (leaf.keystore.display().to_string(), pki.ca.display().to_string())
+}
+
+/// Sets `sg` to start at offset `start` through the coordinator, which has the partition's
+/// leader start the share-partition afresh over the inter-broker listener; a member joining
+/// after is handed records from `start` on.
+async fn alter_through_the_leader(c: &mut ShareCluster, start: i64) {
     use kafka_protocol::messages::alter_share_group_offsets_request::{
         AlterShareGroupOffsetsRequestPartition, AlterShareGroupOffsetsRequestTopic,
     };
     use kafka_protocol::messages::AlterShareGroupOffsetsRequest;
-    let pki_dir = tempfile::tempdir().unwrap();
-    let pki = crate::tls::Pki::new(pki_dir.path(), "cluster-ca");
-    let leaf = pki.leaf("broker", &["127.0.0.1", "localhost"], &[(rcgen::DnType::CommonName, "broker")]);
-    let (keystore, ca) = (leaf.keystore.display().to_string(), pki.ca.display().to_string());
-    let spawn_tls = move |dir: &std::path::Path, node: i32, pg: &str, objects: &str| {
-        let free = || std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let (client, internal) = (free(), free());
-        let listeners = format!("PLAINTEXT://127.0.0.1:{client},INTERNAL://127.0.0.1:{internal}");
-        let node = node.to_string();
-        let env = [
-            ("GREGOR__SERVER__NODE_ID", node.as_str()),
-            ("GREGOR__CLUSTER__POSTGRES_URL", pg),
-            ("GREGOR__CLUSTER__OBJECT_STORE_URL", objects),
-            ("GREGOR__CLUSTER__PREVIEW", "true"),
-            ("GREGOR__CLUSTER__SESSION_TIMEOUT_MS", "3000"),
-            ("GREGOR__CLUSTER__HEARTBEAT_INTERVAL_MS", "300"),
-            ("RUST_LOG", "info"),
-            ("KAFKA_LISTENERS", listeners.as_str()),
-            ("KAFKA_LISTENER_SECURITY_PROTOCOL_MAP", "PLAINTEXT:PLAINTEXT,INTERNAL:SSL"),
-            ("KAFKA_INTER_BROKER_LISTENER_NAME", "INTERNAL"),
-            ("KAFKA_SSL_KEYSTORE_TYPE", "PEM"),
-            ("KAFKA_SSL_KEYSTORE_LOCATION", keystore.as_str()),
-            ("KAFKA_SSL_TRUSTSTORE_TYPE", "PEM"),
-            ("KAFKA_SSL_TRUSTSTORE_LOCATION", ca.as_str()),
-            ("KAFKA_SSL_CLIENT_AUTH", "required"),
-        ];
-        let addr: SocketAddr = format!("127.0.0.1:{client}").parse().unwrap();
-        BrokerProcess::spawn_with_listeners(&dir.join(format!("data-{node}")), addr, &env)
-    };
-    let Some(mut c) = ShareCluster::start_with(&spawn_tls).await else { return };
     let (leader, partition, topic_id) = (c.leader, c.partition, c.topic_id);
     c.join("m").await;
     let r = c.at_leader.call(1, &share_fetch("m", 0, topic_id, partition)).await;
@@ -1582,13 +1594,72 @@ async fn brokers_reach_each_other_over_tls_on_an_ssl_inter_broker_listener() {
             .with_topic_name(TopicName(StrBytes::from_static_str("orders")))
             .with_partitions(vec![AlterShareGroupOffsetsRequestPartition::default()
                 .with_partition_index(partition)
-                .with_start_offset(6)])]);
+                .with_start_offset(start)])]);
     let r = c.at_coordinator.call(0, &alter).await;
     let p = &r.responses[0].partitions[0];
     assert_eq!((r.error_code, p.error_code), (0, 0), "the coordinator could not reach the leader: {r:?}");
     c.join("m2").await;
     let r = c.at_leader.call(1, &share_fetch("m2", 0, topic_id, partition)).await;
-    assert_eq!(share_fetched(&r), (0, leader, vec![(6, 9, 1)]), "{r:?}");
+    assert_eq!(share_fetched(&r), (0, leader, vec![(start, 9, 1)]), "{r:?}");
+}
+
+/// Brokers reach each other over TLS when their inter-broker listener is an SSL one: each
+/// verifies the other's certificate against the truststore and presents its own, which the
+/// other requires (`ssl.client.auth=required`). Clients use a PLAINTEXT listener beside it.
+/// The coordinator of a share group resets a share-partition at its leader through it. Before,
+/// a broker refused to dial anything but a PLAINTEXT listener.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn brokers_reach_each_other_over_tls_on_an_ssl_inter_broker_listener() {
+    let pki_dir = tempfile::tempdir().unwrap();
+    let pki = cluster_pki(pki_dir.path());
+    let spawn = move |dir: &std::path::Path, node: i32, pg: &str, objects: &str| {
+        spawn_internal((dir, node, pg, objects), "SSL", &pki, &[])
+    };
+    let Some(mut c) = ShareCluster::start_with(&spawn).await else { return };
+    alter_through_the_leader(&mut c, 6).await;
+}
+
+/// Brokers log in to each other with SCRAM-SHA-512 over TLS when their inter-broker listener
+/// is a SASL_SSL one, as the user of the listener's ScramLoginModule entry, whose credentials
+/// are the cluster's (created through one broker, kept in PostgreSQL). Until the user exists
+/// a broker cannot reach the other; then the coordinator of a share group resets a
+/// share-partition at its leader. Before, a SASL inter-broker listener was refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn brokers_log_in_to_each_other_on_a_sasl_ssl_inter_broker_listener() {
+    use kafka_protocol::messages::alter_user_scram_credentials_request::ScramCredentialUpsertion;
+    use kafka_protocol::messages::describe_user_scram_credentials_request::UserName;
+    use kafka_protocol::messages::{AlterUserScramCredentialsRequest, DescribeUserScramCredentialsRequest};
+    let pki_dir = tempfile::tempdir().unwrap();
+    let pki = cluster_pki(pki_dir.path());
+    let spawn = move |dir: &std::path::Path, node: i32, pg: &str, objects: &str| {
+        let login = r#"org.apache.kafka.common.security.scram.ScramLoginModule required username="broker" password="broker-secret";"#;
+        let extra = [
+            ("KAFKA_SASL_ENABLED_MECHANISMS", "SCRAM-SHA-512"),
+            ("KAFKA_SASL_MECHANISM_INTER_BROKER_PROTOCOL", "SCRAM-SHA-512"),
+            ("KAFKA_LISTENER_NAME_INTERNAL_SCRAM___SHA___512_SASL_JAAS_CONFIG", login),
+        ];
+        spawn_internal((dir, node, pg, objects), "SASL_SSL", &pki, &extra)
+    };
+    let Some(mut c) = ShareCluster::start_with(&spawn).await else { return };
+    let salt = b"broker-salt".to_vec();
+    let salted = gregor::auth::scram::salt_password(gregor::auth::scram::SCRAM_SHA_512, "broker-secret", &salt, 4096);
+    let upsert = AlterUserScramCredentialsRequest::default().with_upsertions(vec![ScramCredentialUpsertion::default()
+        .with_name(StrBytes::from_static_str("broker"))
+        .with_mechanism(gregor::auth::scram::SCRAM_SHA_512)
+        .with_iterations(4096)
+        .with_salt(salt.into())
+        .with_salted_password(salted.into())]);
+    let r = c.at_coordinator.call(0, &upsert).await;
+    assert_eq!(r.results[0].error_code, 0, "{r:?}");
+    // The leader checks the coordinator's login: wait until it knows the user.
+    let describe = DescribeUserScramCredentialsRequest::default()
+        .with_users(Some(vec![UserName::default().with_name(StrBytes::from_static_str("broker"))]));
+    let until = Instant::now() + Duration::from_secs(30);
+    while c.at_leader.call(0, &describe).await.results[0].error_code != 0 {
+        assert!(Instant::now() < until, "the leader never learned of the broker user");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    alter_through_the_leader(&mut c, 4).await;
 }
 
 /// Compaction and merging through the store: a compacted topic written in many small commits

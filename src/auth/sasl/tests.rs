@@ -33,28 +33,16 @@ fn scram_login(
     password: &str,
 ) -> Authenticate {
     let now = Instant::now();
-    let first_bare = format!("n={user},r=clientnonce123");
-    let server_first = match auth.authenticate(format!("n,,{first_bare}").as_bytes(), store, now) {
-        Authenticate::Continue(b) => String::from_utf8(b).unwrap(),
+    let mut client = scram::ScramClient::new(mechanism, user, password);
+    let server_first = match auth.authenticate(&client.first(), store, now) {
+        Authenticate::Continue(b) => b,
         other => return other,
     };
-    let mut attrs = server_first.split(',');
-    let nonce = attrs.next().unwrap().strip_prefix("r=").unwrap().to_string();
-    assert!(nonce.starts_with("clientnonce123") && nonce.len() > "clientnonce123".len() + 16);
-    let salt = B64.decode(attrs.next().unwrap().strip_prefix("s=").unwrap()).unwrap();
-    let iterations: i32 = attrs.next().unwrap().strip_prefix("i=").unwrap().parse().unwrap();
-    let salted = scram::salt_password(mechanism, password, &salt, iterations);
-    let client_key = scram::hmac(mechanism, &salted, b"Client Key");
-    let stored_key = scram::hash(mechanism, &client_key);
-    let without_proof = format!("c=biws,r={nonce}");
-    let auth_message = format!("{first_bare},{server_first},{without_proof}");
-    let signature = scram::hmac(mechanism, &stored_key, auth_message.as_bytes());
-    let proof: Vec<u8> = client_key.iter().zip(&signature).map(|(a, b)| a ^ b).collect();
-    let outcome = auth.authenticate(format!("{without_proof},p={}", B64.encode(proof)).as_bytes(), store, now);
+    let nonce = String::from_utf8(server_first.clone()).unwrap();
+    assert!(nonce.len() > "r=,".len() + 2 * 32, "the server adds its own nonce: {nonce}");
+    let outcome = auth.authenticate(&client.answer(&server_first).unwrap(), store, now);
     if let Authenticate::Done { reply, .. } = &outcome {
-        let server_key = scram::hmac(mechanism, &salted, b"Server Key");
-        let expected = format!("v={}", B64.encode(scram::hmac(mechanism, &server_key, auth_message.as_bytes())));
-        assert_eq!(String::from_utf8(reply.clone()).unwrap(), expected, "the server proves it knows the key");
+        client.verify(reply).expect("the server proves it knows the key");
     }
     outcome
 }
