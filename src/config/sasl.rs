@@ -464,12 +464,18 @@ impl ServerConfig {
                 return Err(bad(
                     key,
                     format!(
-                        "brokers reach each other on the SASL listener {name} but nothing says how they log in,                          and Kafka's default (GSSAPI, Kerberos) is not served by gregor: set                          sasl.mechanism.inter.broker.protocol (KAFKA_SASL_MECHANISM_INTER_BROKER_PROTOCOL) to one                          of the listener's mechanisms ({enabled})"
+                        "brokers reach each other on the SASL listener {name} but nothing says how they log in, \
+                         and Kafka's default (GSSAPI, Kerberos) is not served by gregor: set \
+                         sasl.mechanism.inter.broker.protocol (KAFKA_SASL_MECHANISM_INTER_BROKER_PROTOCOL) to one \
+                         of the listener's mechanisms ({enabled})"
                     ),
                 ))
             }
             Some(m) => SaslMechanism::from_kafka_name(m).ok_or_else(|| {
-                bad(key.clone(), format!("`{m}` is not a SASL mechanism gregor logs in with (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512)"))
+                bad(
+                    key.clone(),
+                    format!("`{m}` is not a SASL mechanism gregor logs in with (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512)"),
+                )
             })?,
         };
         if mechanism == SaslMechanism::OAuthBearer {
@@ -944,6 +950,9 @@ mod tests {
             "{no_login}"
         );
         assert!(!no_login.contains("pw\""), "passwords never print: {no_login}");
+        for message in [unset, not_enabled, unknown, no_scram_entry, no_login] {
+            assert!(!message.contains("  "), "one sentence, not a text wrapped in spaces: {message}");
+        }
     }
 
     #[test]
