@@ -396,6 +396,11 @@ pub struct SslConfig {
     /// From a client certificate's subject to its user name (`ssl.principal.mapping.rules`).
     /// Default: DEFAULT (the subject itself).
     pub principal_mapping_rules: Option<String>,
+    /// How a shared-mode broker checks the certificate of another broker it dials on this
+    /// inter-broker listener (`ssl.endpoint.identification.algorithm`): `https`, the
+    /// certificate must name the host dialled; empty (or blank), it need not (its chain is
+    /// still checked against the truststore). Default: https.
+    pub endpoint_identification_algorithm: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -970,6 +975,9 @@ pub struct SslSettings {
     /// Names as given; empty for the TLS library's own list.
     pub cipher_suites: Vec<String>,
     pub principal_mapping_rules: String,
+    /// Whether a broker dialling this listener checks that the certificate names the host
+    /// (`ssl.endpoint.identification.algorithm`).
+    pub verify_hostname: bool,
     /// Store passwords given (`ssl.keystore.password`, `ssl.truststore.password`), which PEM
     /// files do not use: named so the start can say so.
     pub unused_passwords: Vec<String>,
@@ -1013,6 +1021,7 @@ const SSL_PATHS: &[(&str, &str)] = &[
     ("enabled_protocols", "server.ssl.enabled_protocols"),
     ("cipher_suites", "server.ssl.cipher_suites"),
     ("principal_mapping_rules", "server.ssl.principal_mapping_rules"),
+    ("endpoint_identification_algorithm", "server.ssl.endpoint_identification_algorithm"),
 ];
 
 impl SslConfig {
@@ -1034,6 +1043,7 @@ impl SslConfig {
             "enabled_protocols" => self.enabled_protocols.clone(),
             "cipher_suites" => self.cipher_suites.clone(),
             "principal_mapping_rules" => self.principal_mapping_rules.clone(),
+            // Blank has a meaning of its own here: see `ssl_settings`.
             _ => None,
         };
         value.filter(|v| !v.trim().is_empty())
@@ -1055,10 +1065,31 @@ impl ServerConfig {
                 values.insert(field, v);
             }
         }
+        // Blank is a value of its own here (no host name check), not "unset".
+        let endpoint = "endpoint_identification_algorithm";
+        let algorithm = match own.and_then(|o| o.endpoint_identification_algorithm.clone()) {
+            Some(a) => {
+                overridden.push(endpoint);
+                Some(a)
+            }
+            None => self.ssl.endpoint_identification_algorithm.clone(),
+        };
         let bad = |field: &str, reason: String| ConfigError::BadValue {
             key: ssl_key_name(name, &overridden, field),
             origin: format!("configuration of the SSL listener {name}"),
             reason,
+        };
+        let verify_hostname = match algorithm.as_deref().map(str::trim) {
+            None => true,
+            // Java's two algorithms; both check the name (they differ in wildcards only).
+            Some(a) if a.eq_ignore_ascii_case("https") || a.eq_ignore_ascii_case("ldaps") => true,
+            Some("") => false,
+            Some(other) => {
+                return Err(bad(
+                    endpoint,
+                    format!("`{other}` is not https (check the host name of a broker dialled) or empty (do not)"),
+                ))
+            }
         };
         // What to run on a JKS or PKCS12 store to get the PEM file gregor reads.
         let keystore_howto = "`openssl pkcs12 -in STORE.p12 -nodes -out server.pem` (key and chain in one file)";
@@ -1158,6 +1189,7 @@ impl ServerConfig {
             protocols,
             cipher_suites,
             principal_mapping_rules,
+            verify_hostname,
             unused_passwords,
             overridden,
         })
@@ -1557,15 +1589,13 @@ fn is_image_variable(name: &str) -> bool {
 }
 
 /// Kafka's TLS settings that change nothing for gregor: how Java picks its TLS engine and
-/// random source, the client-side host name check of inter-broker connections (gregor makes
-/// none), and what a dynamic update may change.
+/// random source, and what a dynamic update may change.
 const IGNORED_SSL_SETTINGS: &[&str] = &[
     "protocol",
     "provider",
     "keymanager.algorithm",
     "trustmanager.algorithm",
     "secure.random.implementation",
-    "endpoint.identification.algorithm",
     "allow.dn.changes",
     "allow.san.changes",
 ];

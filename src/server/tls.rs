@@ -194,8 +194,8 @@ fn pem_blocks(text: &str) -> Result<Vec<PemBlock>, String> {
 }
 
 /// The TLS side of a broker dialling the other brokers on an SSL inter-broker listener
-/// (shared mode): it verifies their certificates, host name included, against the listener's
-/// truststore, and presents its own keystore's certificate, so that a listener requiring client
+/// (shared mode): it verifies their certificates against the listener's truststore, host name
+/// included unless `ssl.endpoint.identification.algorithm` is empty, and presents its own keystore's certificate, so that a listener requiring client
 /// certificates (`ssl.client.auth=required`) takes it and maps its subject to the brokers'
 /// principal. Every failure is a [`ConfigError`] naming the setting at fault.
 pub fn dialer(settings: &SslSettings) -> Result<tokio_rustls::TlsConnector, ConfigError> {
@@ -215,15 +215,69 @@ pub fn dialer(settings: &SslSettings) -> Result<tokio_rustls::TlsConnector, Conf
     let (_, roots) = truststore(settings, &bad)?;
     let (chain, key) = keystore(settings, &bad)?;
     let versions = protocol_versions(settings);
-    let config = rustls::ClientConfig::builder_with_provider(provider)
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&versions)
-        .map_err(|e| bad("cipher_suites", format!("no cipher suite left for {:?}: {e}", settings.protocols)))?
-        .with_root_certificates(roots)
-        .with_client_auth_cert(chain, key)
-        .map_err(|e| {
-            bad(key_field(settings), format!("the private key and the certificate chain do not go together: {e}"))
-        })?;
+        .map_err(|e| bad("cipher_suites", format!("no cipher suite left for {:?}: {e}", settings.protocols)))?;
+    let builder = match settings.verify_hostname {
+        true => builder.with_root_certificates(roots),
+        false => {
+            let chain = rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
+                .build()
+                .map_err(|e| bad("truststore_location", format!("cannot verify certificates with it: {e}")))?;
+            builder.dangerous().with_custom_certificate_verifier(Arc::new(ChainOnly(chain)))
+        }
+    };
+    let config = builder.with_client_auth_cert(chain, key).map_err(|e| {
+        bad(key_field(settings), format!("the private key and the certificate chain do not go together: {e}"))
+    })?;
     Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
+}
+
+/// Checks a broker's certificate chain against the truststore but not that it names the
+/// host dialled (`ssl.endpoint.identification.algorithm` empty): the name check is the last
+/// one made, so a certificate failing only it passed everything else.
+#[derive(Debug)]
+struct ChainOnly(Arc<rustls::client::WebPkiServerVerifier>);
+
+impl rustls::client::danger::ServerCertVerifier for ChainOnly {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &rustls_pki_types::ServerName<'_>,
+        ocsp_response: &[u8],
+        now: rustls_pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        use rustls::CertificateError::{NotValidForName, NotValidForNameContext};
+        match self.0.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now) {
+            Err(rustls::Error::InvalidCertificate(NotValidForName | NotValidForNameContext { .. })) => {
+                Ok(rustls::client::danger::ServerCertVerified::assertion())
+            }
+            other => other,
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.supported_verify_schemes()
+    }
 }
 
 /// The setting the private key came from.

@@ -328,3 +328,71 @@ async fn a_silent_client_times_out() {
     let err = listener.accept(server_io, Duration::from_secs(3)).await.unwrap_err();
     assert!(matches!(err, HandshakeError::Timeout(d) if d == Duration::from_secs(3)), "{err}");
 }
+
+/// A broker dialling another checks the certificate's chain always, and that it names the host
+/// dialled unless `ssl.endpoint.identification.algorithm` is empty. Before, the setting was
+/// ignored: brokers whose certificates do not name the addresses they dial each other at
+/// could not reach each other at all.
+#[tokio::test]
+async fn a_dialling_broker_checks_the_host_name_unless_told_not_to() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new("ca");
+    let own = server_leaf(&pki);
+    let keystore = write(&dir, "own.pem", &format!("{}{}", own.key_pem, own.cert_pem));
+    let ca = write(&dir, "ca.pem", &pki.ca_pem);
+    // The broker dialled: a certificate for another name, or from another CA.
+    let elsewhere = pki.leaf(&["broker-9.example"], &[(DnType::CommonName, "broker-9")]);
+    let stranger = Pki::new("other ca").leaf(&["localhost"], &[(DnType::CommonName, "mallory")]);
+    let dial = |algorithm: Option<&str>, leaf: &Leaf| {
+        let mut pairs =
+            vec![("KAFKA_SSL_KEYSTORE_LOCATION", keystore.as_str()), ("KAFKA_SSL_TRUSTSTORE_LOCATION", ca.as_str())];
+        if let Some(a) = algorithm {
+            pairs.push(("KAFKA_SSL_ENDPOINT_IDENTIFICATION_ALGORITHM", a));
+        }
+        let connector = dialer(&settings(&pairs)).unwrap();
+        let served = write(&dir, "served.pem", &format!("{}{}", leaf.key_pem, leaf.cert_pem));
+        let listener = TlsListener::from_settings(&settings(&[("KAFKA_SSL_KEYSTORE_LOCATION", &served)])).unwrap();
+        async move {
+            let (client_io, server_io) = tokio::io::duplex(64 * 1024);
+            let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+            let client = async {
+                let mut tls = connector.connect(name, client_io).await?;
+                tls.write_all(b"ping").await?;
+                let mut buf = [0u8; 4];
+                tls.read_exact(&mut buf).await.map(|_| ())
+            };
+            let server = async {
+                let Ok((mut tls, _)) = listener.accept(server_io, Duration::from_secs(10)).await else { return };
+                let mut buf = [0u8; 4];
+                if tls.read_exact(&mut buf).await.is_ok() {
+                    let _ = tls.write_all(&buf).await;
+                    let _ = tls.flush().await;
+                }
+            };
+            tokio::join!(client, server).0
+        }
+    };
+    dial(None, &own).await.expect("a certificate for the host dialled");
+    let named = dial(None, &elsewhere).await.unwrap_err();
+    assert!(named.to_string().contains("not valid for name"), "{named}");
+    dial(Some("HTTPS"), &elsewhere).await.unwrap_err();
+    dial(Some("LDAPS"), &elsewhere).await.unwrap_err();
+    dial(Some(""), &elsewhere).await.expect("no host name check when the algorithm is empty");
+    dial(Some(" "), &elsewhere).await.expect("blank is empty");
+    for algorithm in [None, Some("")] {
+        dial(algorithm, &stranger).await.expect_err("another CA's certificate is refused all the same");
+    }
+    let wrong = Config::load(
+        None,
+        &HashMap::from([
+            ("KAFKA_LISTENERS".to_string(), "SSL://127.0.0.1:0".to_string()),
+            ("KAFKA_SSL_KEYSTORE_LOCATION".to_string(), keystore.clone()),
+            ("KAFKA_SSL_ENDPOINT_IDENTIFICATION_ALGORITHM".to_string(), "sha256".to_string()),
+        ]),
+        &Overrides::default(),
+    )
+    .and_then(|c| c.listeners())
+    .unwrap_err()
+    .to_string();
+    assert!(wrong.contains("ssl.endpoint.identification.algorithm") && wrong.contains("`sha256`"), "{wrong}");
+}
