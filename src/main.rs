@@ -243,13 +243,6 @@ fn own_address(l: &gregor::server::Listener) -> std::io::Result<(String, u16)> {
     Ok((host, bound.port()))
 }
 
-/// A single node, or (with `cluster.postgres_url`) this broker's membership of a shared-mode
-/// cluster: registered with each listener's advertised address, or the address it is bound to
-/// (the host name when bound to every interface).
-///
-/// A store that does not answer yet (PostgreSQL still starting, say, in a compose stack), or a
-/// node id whose previous process's lease has not run out, is waited for, with a warning per
-/// attempt; `None` when a stop signal comes meanwhile.
 /// Shared mode: how this broker reaches the others on the inter-broker listener. Settings
 /// that cannot dial it (TLS, or a SASL login) stop the start, naming the setting, before the
 /// broker joins the cluster.
@@ -264,6 +257,13 @@ fn inter_broker_dialing(config: &Config) -> anyhow::Result<gregor::handlers::pee
     Ok(gregor::handlers::peers::Dialing { listener: chosen.name, tls, sasl: chosen.sasl })
 }
 
+/// A single node, or (with `cluster.postgres_url`) this broker's membership of a shared-mode
+/// cluster: registered with each listener's advertised address, or the address it is bound to
+/// (the host name when bound to every interface).
+///
+/// A store that does not answer yet (PostgreSQL still starting, say, in a compose stack), or a
+/// node id whose previous process's lease has not run out, is waited for, with a warning per
+/// attempt; `None` when a stop signal comes meanwhile.
 async fn join_cluster(
     config: &Config,
     listeners: &[gregor::server::Listener],
