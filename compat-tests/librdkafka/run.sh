@@ -412,9 +412,10 @@ write_conf() {
             "SSL_ca_pem=$CERTS/ca.pem" "SSL_all_cas_pem=$CERTS/ca.pem"
             "SSL_password=$KEY_PASSWORD" SSL_client_auth=required)
     fi
-    # With the authorizer on, tests that set ACLs through Kafka's kafka-acls.sh (0109, 0115,
-    # 0119) find a small stand-in for it (kafka-tools/bin/kafka-acls.sh) under KAFKA_PATH.
-    [[ $profile != *+acl* ]] || RUNNER_ENV+=("KAFKA_PATH=$HERE/kafka-tools")
+    # Tests that run Kafka's kafka-topics.sh (0045, 0052, 0077) or, with the authorizer on,
+    # kafka-acls.sh (0109, 0115, 0119) find small stand-ins for them under KAFKA_PATH
+    # (kafka-tools/bin); the first asks the suite's BROKERS and runs gregor's own CLI.
+    RUNNER_ENV+=("KAFKA_PATH=$HERE/kafka-tools" "BROKERS=$BOOT_HOST:$BOOT_PORT" "GREGOR_BIN=$GREGOR_BIN")
     # tests/test.conf is what a manual ./run-test.sh in that folder reads; the runs below
     # use their own copy (RDKAFKA_TEST_CONF), so concurrent run.sh invocations do not clash.
     cp "$CONF" "$LRK/tests/test.conf"
