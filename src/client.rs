@@ -123,21 +123,23 @@ impl Connection {
         let (user, password) = (login.username.as_str(), login.password.0.as_str());
         let lifetime_ms = match login.mechanism {
             SaslMechanism::Plain => self.authenticate(format!("\0{user}\0{password}").into_bytes()).await?.1,
+            SaslMechanism::ScramSha256 => self.scram(ScramClient::new(SCRAM_SHA_256, user, password)).await?,
+            SaslMechanism::ScramSha512 => self.scram(ScramClient::new(SCRAM_SHA_512, user, password)).await?,
             SaslMechanism::OAuthBearer => bail!("this client does not log in with OAUTHBEARER"),
-            scram @ (SaslMechanism::ScramSha256 | SaslMechanism::ScramSha512) => {
-                let code = if scram == SaslMechanism::ScramSha512 { SCRAM_SHA_512 } else { SCRAM_SHA_256 };
-                let mut scram = ScramClient::new(code, user, password);
-                let (server_first, _) = self.authenticate(scram.first()).await?;
-                let proof = scram.answer(&server_first).map_err(|e| anyhow::anyhow!("{}: {e}", self.address))?;
-                let (server_final, lifetime_ms) = self.authenticate(proof).await?;
-                scram.verify(&server_final).map_err(|e| anyhow::anyhow!("{}: {e}", self.address))?;
-                lifetime_ms
-            }
         };
         // Log in again (on a new connection) well before the broker's deadline.
         self.session_ends =
             (lifetime_ms > 0).then(|| Instant::now() + Duration::from_millis(lifetime_ms as u64 * 9 / 10));
         Ok(())
+    }
+
+    /// SCRAM's two rounds; returns the session lifetime.
+    async fn scram(&mut self, mut scram: ScramClient) -> anyhow::Result<i64> {
+        let (server_first, _) = self.authenticate(scram.first()).await?;
+        let proof = scram.answer(&server_first).map_err(|e| anyhow::anyhow!("{}: {e}", self.address))?;
+        let (server_final, lifetime_ms) = self.authenticate(proof).await?;
+        scram.verify(&server_final).map_err(|e| anyhow::anyhow!("{}: {e}", self.address))?;
+        Ok(lifetime_ms)
     }
 
     /// One SaslAuthenticate round: the broker's bytes and session lifetime, or its refusal.

@@ -195,9 +195,10 @@ fn pem_blocks(text: &str) -> Result<Vec<PemBlock>, String> {
 
 /// The TLS side of a broker dialling the other brokers on an SSL inter-broker listener
 /// (shared mode): it verifies their certificates against the listener's truststore, host name
-/// included unless `ssl.endpoint.identification.algorithm` is empty, and presents its own keystore's certificate, so that a listener requiring client
-/// certificates (`ssl.client.auth=required`) takes it and maps its subject to the brokers'
-/// principal. Every failure is a [`ConfigError`] naming the setting at fault.
+/// included unless `ssl.endpoint.identification.algorithm` is empty, and presents its own
+/// keystore's certificate, so that a listener requiring client certificates
+/// (`ssl.client.auth=required`) takes it and maps its subject to the brokers' principal.
+/// Every failure is a [`ConfigError`] naming the setting at fault.
 pub fn dialer(settings: &SslSettings) -> Result<tokio_rustls::TlsConnector, ConfigError> {
     let bad = |field: &str, reason: String| ConfigError::BadValue {
         key: settings.key(field),
