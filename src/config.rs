@@ -58,6 +58,10 @@ pub struct ClusterConfig {
     /// can delete them; a compacted partition's cleaned segments are written again the same
     /// way. 0: never. Default: 300000 (five minutes).
     pub merge_interval_ms: u64,
+    /// Bytes of committed batches read back from the object store that a broker keeps in
+    /// memory (least recently used first out), for consumers reading before the local
+    /// segments' start (see `log.local.retention.bytes`). 0: none kept. Default: 67108864.
+    pub read_cache_bytes: u64,
     /// How long any one use of PostgreSQL may take (a heartbeat, a commit, a topic's creation,
     /// the connect itself) before the broker gives up on it, replaces the connection and
     /// answers the client (REQUEST_TIMED_OUT for admin requests). Default: 15000, below the
@@ -77,6 +81,7 @@ impl Default for ClusterConfig {
             heartbeat_interval_ms: 2_000,
             commit_linger_ms: 2,
             merge_interval_ms: 300_000,
+            read_cache_bytes: 64 << 20,
             store_timeout_ms: 15_000,
             preview: false,
         }
@@ -431,6 +436,11 @@ pub struct LogConfig {
     /// Delete old segments beyond this size per partition (Kafka: `log.retention.bytes`);
     /// -1 means no limit. Default: -1.
     pub retention_bytes: i64,
+    /// Shared mode: how much of a partition's committed log its broker keeps in local
+    /// segments (Kafka: `log.local.retention.bytes`, KIP-405); older batches are read from
+    /// the object store through the read cache. -2: as `retention.bytes`; -1: keep the whole
+    /// log. Topics with `cleanup.policy=compact` always keep their whole log. Default: -2.
+    pub local_retention_bytes: i64,
     /// How often retention runs (Kafka: `log.retention.check.interval.ms`). Default: 300000.
     pub retention_check_interval_ms: u64,
     /// Compact topics with `cleanup.policy=compact` (`log.cleaner.enable`). Default: true.
@@ -537,6 +547,7 @@ impl Default for LogConfig {
             flush_interval_ms: None,
             retention_ms: 7 * 24 * 3600 * 1000,
             retention_bytes: -1,
+            local_retention_bytes: -2,
             retention_check_interval_ms: 300_000,
             cleaner_enable: true,
             cleaner_backoff_ms: 15_000,
@@ -1665,6 +1676,7 @@ pub fn kafka_key(key: &str) -> Option<KafkaKey> {
         "log.retention.hours" => Scaled("log.retention_ms", 3_600_000),
         "log.roll.hours" => Scaled("log.segment_ms", 3_600_000),
         "log.retention.bytes" => Maps("log.retention_bytes"),
+        "log.local.retention.bytes" => Maps("log.local_retention_bytes"),
         "log.retention.check.interval.ms" => Maps("log.retention_check_interval_ms"),
         "log.cleaner.enable" => Maps("log.cleaner_enable"),
         "log.cleaner.backoff.ms" => Maps("log.cleaner_backoff_ms"),

@@ -287,6 +287,7 @@ async fn join_cluster(
         heartbeat_interval: std::time::Duration::from_millis(c.heartbeat_interval_ms),
         commit_linger: std::time::Duration::from_millis(c.commit_linger_ms),
         merge_interval: std::time::Duration::from_millis(c.merge_interval_ms),
+        read_cache_bytes: c.read_cache_bytes,
         fsync_objects: config.log.fsync_acks_all,
         store_timeout: std::time::Duration::from_millis(c.store_timeout_ms),
     };

@@ -125,8 +125,28 @@ impl Broker {
     pub fn run_retention(&self) {
         let now = now_ms();
         for p in self.logs.all() {
-            if let Err(e) = p.apply_retention(now) {
-                error!(partition = %p.tp, error = %e, "retention failed");
+            // Shared mode: a log whose oldest part only the store holds has its retention
+            // worked out there; the log start moves, and the store follows it.
+            match &self.shipper {
+                Some(shipper) if p.has_stored_head() => match shipper.stored_retention(&p, now) {
+                    Ok(Some(start)) => match p.advance_log_start(start) {
+                        Ok(_) => info!(partition = %p.tp, log_start_offset = start, "log start moved past retention"),
+                        Err(e) => error!(partition = %p.tp, error = %e, "retention failed"),
+                    },
+                    Ok(None) => {}
+                    Err(e) => {
+                        crate::warn_limited!("stored retention", partition = %p.tp, error = %e, "retention failed")
+                    }
+                },
+                _ => {
+                    if let Err(e) = p.apply_retention(now) {
+                        error!(partition = %p.tp, error = %e, "retention failed");
+                    }
+                }
+            }
+            // Shared mode: what `local.retention.bytes` does not keep is read from the store.
+            if let Err(e) = p.trim_local() {
+                error!(partition = %p.tp, error = %e, "cannot let go of local segments");
             }
             let max_idle = i64::try_from(self.config.transaction.producer_id_expiration_ms).unwrap_or(i64::MAX);
             p.expire_producers(now, max_idle);

@@ -11,12 +11,14 @@
 //! object, ranged reads, garbage collection), and the data path ([`shipping`]: appends are
 //! durable once committed as objects and index rows; a new leader rebuilds its log from them,
 //! and a new group or transaction coordinator reloads its state; small objects are merged per
-//! partition and compacted logs written again). Brokers reach each other in plaintext only,
+//! partition and compacted logs written again), and the reads of what only the store holds
+//! ([`reading`]: index look-ups, ranged GETs, a bounded cache). Brokers reach each other in plaintext only,
 //! so shared mode runs only as a preview (`cluster.preview`).
 
 pub mod connection;
 pub mod leases;
 pub mod objects;
+pub mod reading;
 pub mod shared;
 pub mod shipping;
 pub mod store;

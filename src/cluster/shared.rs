@@ -40,6 +40,8 @@ pub struct Settings {
     /// How often a leader writes what was committed of a partition since its last merge into
     /// an object of that partition alone (see `shipping`); zero: never.
     pub merge_interval: Duration,
+    /// Bytes of batches read back from the objects kept in memory (`cluster.read_cache_bytes`).
+    pub read_cache_bytes: u64,
     /// A directory store syncs each object before its commit (`log.fsync_acks_all`).
     pub fsync_objects: bool,
     /// How long any one use of the store may take (`cluster.store_timeout_ms`; see
@@ -131,6 +133,9 @@ pub struct Shared {
     /// The data path's own connection (commits, rebuilds), so that they and the ticks do not
     /// wait on each other.
     pub(super) data: Connection,
+    /// Reads of the stored part of logs (see `reading`): consumers far behind wait neither on
+    /// commits nor on ticks.
+    pub(super) reads: Connection,
     /// Topic -> partition -> the leader epoch in which this broker's log of it was rebuilt from
     /// the store (see `shipping`): it serves a partition it leads only in that epoch.
     pub(super) rebuilt: RwLock<HashMap<Arc<str>, HashMap<i32, i32>>>,
@@ -183,6 +188,7 @@ impl Shared {
             "joined the shared-mode cluster"
         );
         let data = Connection::new(&settings.postgres_url, settings.store_timeout);
+        let reads = Connection::new(&settings.postgres_url, settings.store_timeout);
         let shared = Arc::new(Self {
             node_id: registration.node_id,
             registration,
@@ -194,6 +200,7 @@ impl Shared {
             view: RwLock::default(),
             loaded_at: Mutex::new(Instant::now()),
             data,
+            reads,
             objects,
             rebuilt: RwLock::default(),
             sweep_due: Default::default(),
@@ -496,6 +503,7 @@ mod tests {
             heartbeat_interval: Duration::from_millis(50),
             commit_linger: Duration::ZERO,
             merge_interval: Duration::ZERO,
+            read_cache_bytes: 1 << 20,
             fsync_objects: true,
             store_timeout: Duration::from_secs(30),
         };
@@ -559,6 +567,7 @@ mod tests {
             heartbeat_interval: Duration::from_millis(50),
             commit_linger: Duration::ZERO,
             merge_interval: Duration::ZERO,
+            read_cache_bytes: 1 << 20,
             fsync_objects: true,
             store_timeout: Duration::from_secs(30),
         };

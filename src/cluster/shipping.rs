@@ -41,6 +41,7 @@ use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 use super::objects::ObjectBuilder;
+use super::reading::StoredReads;
 use super::shared::{Shared, SharedError};
 use super::store::{LogStart, Rewrite, Store, StoreError};
 use crate::log::batch::{next_offset_after, peek_len};
@@ -93,6 +94,8 @@ pub struct Shipper {
     merged: Mutex<HashMap<TopicPartition, Merged>>,
     /// A merge round is under way.
     merging: std::sync::atomic::AtomicBool,
+    /// Reads of what the local segments no longer hold (`local.retention.bytes`).
+    reads: Arc<StoredReads>,
     /// Told of each rebuilt partition before it is served (a coordinator reloads its state
     /// from the log); runs on the blocking pool.
     on_rebuilt: std::sync::OnceLock<RebuiltHook>,
@@ -141,8 +144,10 @@ impl Shipper {
     /// Starts the commit task (on the current runtime).
     pub fn start(shared: Arc<Shared>) -> Arc<Self> {
         let (jobs, queue) = mpsc::unbounded_channel();
+        let reads = StoredReads::new(shared.clone(), tokio::runtime::Handle::current());
         let shipper = Arc::new(Self {
             shared,
+            reads,
             jobs,
             known: Mutex::default(),
             rebuilding: Mutex::default(),
@@ -210,7 +215,13 @@ impl Shipper {
             .call("a look-up of a log's bounds", async |s| s.log_bounds(topic_id, tp.partition).await)
             .await?
             .unwrap_or((0, 0));
-        let known = self.known.lock().get(&log.tp).copied().unwrap_or(0).min(end);
+        let mut known = self.known.lock().get(&log.tp).copied().unwrap_or(0).min(end);
+        if known < log.offsets().log_end_offset && log.has_stored_head() {
+            // Cutting the end off rebuilds the producers' state from the local segments, and
+            // the aborted transactions of those let go of would be lost with it: the copy
+            // starts over instead.
+            known = 0;
+        }
         let cut = log.clone();
         let mut next = tokio::task::spawn_blocking(move || cut.truncate_to(known, crate::clock::now_ms()))
             .await
@@ -326,6 +337,33 @@ impl Shipper {
                 Some(tp)
             })
             .collect())
+    }
+
+    /// Where retention moves the log start of `log`, a partition this broker leads and serves
+    /// whose oldest part only the store holds: worked out on its batch rows
+    /// ([`Store::retention_start`]) with the topic's `retention.ms` and `retention.bytes`.
+    /// None: it stays, or the partition is not this broker's to decide. Blocking (the
+    /// retention pass runs on the blocking pool).
+    pub fn stored_retention(&self, log: &PartitionLog, now_ms: i64) -> io::Result<Option<i64>> {
+        let view = self.shared.view();
+        let (topic, p) = (&log.tp.topic, log.tp.partition);
+        let l = view.leader(topic, p);
+        let Some(topic_id) = view.topics.iter().find(|t| *t.name == **topic).map(|t| t.id) else { return Ok(None) };
+        if l.leader != Some(self.shared.node_id()) || !self.shared.serves(topic, p, l.epoch) {
+            return Ok(None);
+        }
+        let config = log.config();
+        let cutoff = (config.retention_ms >= 0).then(|| now_ms.saturating_sub(config.retention_ms));
+        let keep = (config.retention_bytes >= 0).then_some(config.retention_bytes);
+        if cutoff.is_none() && keep.is_none() {
+            return Ok(None);
+        }
+        let start = log.offsets().log_start_offset;
+        let shared = self.shared.clone();
+        self.reads.wait("a retention check", async move {
+            let work = async |s: &mut Store| s.retention_start(topic_id, p, start, cutoff, keep).await;
+            Ok(shared.reads.call("a retention check", work).await?)
+        })
     }
 
     /// A topic was deleted here: what this broker knew of its partitions goes, so that a new
@@ -581,6 +619,30 @@ impl Committer for Shipper {
             answer.await.map_err(|_| io::Error::other("the shared-mode commit task has stopped"))?
         })
     }
+
+    fn read_stored(
+        &self,
+        tp: &TopicPartition,
+        offset: i64,
+        before: i64,
+        max_bytes: usize,
+        min_one: bool,
+    ) -> io::Result<Bytes> {
+        let (reads, tp) = (self.reads.clone(), tp.clone());
+        self.reads.wait("a read", async move { reads.read(&tp, offset, before, max_bytes, min_one).await })
+    }
+
+    fn offset_for_timestamp_stored(
+        &self,
+        tp: &TopicPartition,
+        target: i64,
+        from: i64,
+        before: i64,
+    ) -> io::Result<Option<(i64, i64)>> {
+        let (reads, tp) = (self.reads.clone(), tp.clone());
+        self.reads
+            .wait("a search by timestamp", async move { reads.offset_for_timestamp(&tp, target, from, before).await })
+    }
 }
 
 /// Where a log starts, as far as the store may know it: its log start, or the high watermark
@@ -716,6 +778,7 @@ mod tests {
             heartbeat_interval: Duration::from_secs(1),
             commit_linger,
             merge_interval: Duration::from_millis(1),
+            read_cache_bytes: 1 << 20,
             fsync_objects: true,
             store_timeout: Duration::from_secs(30),
         };

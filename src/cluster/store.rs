@@ -652,25 +652,85 @@ impl Store {
                 &[&topic_id, &partition, &from_offset, &limit],
             )
             .await?;
-        Ok(rows
-            .iter()
-            .map(|r| {
-                let batch = BatchRow {
-                    topic_id,
-                    partition,
-                    base_offset: r.get(0),
-                    last_offset: r.get(1),
-                    byte_offset: r.get(2),
-                    byte_length: r.get(3),
-                    max_timestamp: r.get(4),
-                    producer_id: r.get(5),
-                    producer_epoch: r.get(6),
-                    base_sequence: r.get(7),
-                    leader_epoch: r.get(8),
-                };
-                (batch, r.get(9))
-            })
-            .collect())
+        Ok(rows.iter().map(|r| batch_row(topic_id, partition, r)).collect())
+    }
+
+    /// The first committed batch of a partition at or after `from_offset` (the one holding it
+    /// included) and starting before `before` whose largest timestamp is `target` or later:
+    /// where a search by timestamp reads (ListOffsets). Batches are in offset order, and the
+    /// first whose largest timestamp reaches the target holds the first record that does.
+    pub async fn first_batch_at_time(
+        &self,
+        topic_id: Uuid,
+        partition: i32,
+        from_offset: i64,
+        before: i64,
+        target: i64,
+    ) -> Result<Option<(BatchRow, String)>, StoreError> {
+        let row = self
+            .client
+            .query_opt(
+                "SELECT base_offset, last_offset, byte_offset, byte_length, max_timestamp, producer_id,
+                        producer_epoch, base_sequence, leader_epoch, object_key
+                 FROM batches WHERE topic_id = $1 AND partition = $2 AND last_offset >= $3
+                   AND base_offset < $4 AND max_timestamp >= $5
+                 ORDER BY base_offset LIMIT 1",
+                &[&topic_id, &partition, &from_offset, &before, &target],
+            )
+            .await?;
+        Ok(row.map(|r| batch_row(topic_id, partition, &r)))
+    }
+
+    /// Where retention moves a partition's log start, worked out on its batch rows from
+    /// `log_start` on (for a log whose oldest part only the store holds): past the leading
+    /// batches whose largest timestamp is before `cutoff` (`retention.ms`; None: no limit),
+    /// and past those that leave at least `keep_bytes` after them (`retention.bytes`). As in
+    /// Kafka's segment retention, deletion stops at the first batch that must stay, and a
+    /// batch without timestamps (-1) stays; the unit is the batch here, not the segment.
+    /// None: the start stays where it is.
+    pub async fn retention_start(
+        &self,
+        topic_id: Uuid,
+        partition: i32,
+        log_start: i64,
+        cutoff: Option<i64>,
+        keep_bytes: Option<i64>,
+    ) -> Result<Option<i64>, StoreError> {
+        let end: i64 = match self.log_bounds(topic_id, partition).await? {
+            Some((_, end)) => end,
+            None => return Ok(None),
+        };
+        let mut start = log_start;
+        if let Some(cutoff) = cutoff {
+            let row = self
+                .client
+                .query_one(
+                    "SELECT min(base_offset) FROM batches WHERE topic_id = $1 AND partition = $2
+                       AND last_offset >= $3 AND base_offset < $4
+                       AND (max_timestamp >= $5 OR max_timestamp < 0)",
+                    &[&topic_id, &partition, &log_start, &end, &cutoff],
+                )
+                .await?;
+            let kept: Option<i64> = row.get(0);
+            start = start.max(kept.unwrap_or(end));
+        }
+        if let Some(keep) = keep_bytes {
+            // The first batch the ones after it do not fill `keep_bytes` without.
+            let row = self
+                .client
+                .query_opt(
+                    "SELECT base_offset FROM (
+                       SELECT base_offset, coalesce(sum(byte_length::bigint) OVER (ORDER BY base_offset DESC
+                           ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS after
+                       FROM batches WHERE topic_id = $1 AND partition = $2
+                         AND last_offset >= $3 AND base_offset < $4) s
+                     WHERE after < $5 ORDER BY base_offset LIMIT 1",
+                    &[&topic_id, &partition, &log_start, &end, &keep],
+                )
+                .await?;
+            start = start.max(row.map_or(log_start, |r| r.get(0)));
+        }
+        Ok((start > log_start).then_some(start.min(end)))
     }
 
     /// Which of these object keys a committed batch references.
@@ -1057,6 +1117,26 @@ async fn let_go_of_objects(tx: &tokio_postgres::Transaction<'_>, keys: &[String]
     )
     .await?;
     Ok(())
+}
+
+/// A batch row and its object key, from a query selecting `base_offset, last_offset,
+/// byte_offset, byte_length, max_timestamp, producer_id, producer_epoch, base_sequence,
+/// leader_epoch, object_key` in that order.
+fn batch_row(topic_id: Uuid, partition: i32, r: &tokio_postgres::Row) -> (BatchRow, String) {
+    let batch = BatchRow {
+        topic_id,
+        partition,
+        base_offset: r.get(0),
+        last_offset: r.get(1),
+        byte_offset: r.get(2),
+        byte_length: r.get(3),
+        max_timestamp: r.get(4),
+        producer_id: r.get(5),
+        producer_epoch: r.get(6),
+        base_sequence: r.get(7),
+        leader_epoch: r.get(8),
+    };
+    (batch, r.get(9))
 }
 
 #[cfg(test)]

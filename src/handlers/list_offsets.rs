@@ -1,5 +1,7 @@
-//! ListOffsets: earliest (-2), latest (-1), max timestamp (-3), earliest local (-4), latest
-//! tiered (-5, always "none" as gregor has no tiered storage), and lookup by timestamp.
+//! ListOffsets: earliest (-2), latest (-1), max timestamp (-3), earliest local (-4: where the
+//! local segments begin, past the log start when shared mode let go of the oldest ones), latest
+//! tiered (-5, always "none": gregor has no tiered storage of Kafka's kind), and lookup by
+//! timestamp.
 
 use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
@@ -55,7 +57,9 @@ fn answer(broker: &Broker, version: i16, req: ListOffsetsRequest, denied: &[bool
                         // read_committed (isolation level 1, v2+) sees up to the last stable offset.
                         LATEST if req.isolation_level == 1 => Ok(Some((offsets.last_stable_offset, -1))),
                         LATEST => Ok(Some((offsets.high_watermark, -1))),
-                        EARLIEST | EARLIEST_LOCAL => Ok(Some((offsets.log_start_offset, -1))),
+                        EARLIEST => Ok(Some((offsets.log_start_offset, -1))),
+                        // Shared mode: where the local segments begin (`local.retention.bytes`).
+                        EARLIEST_LOCAL => Ok(Some((log.local_start_offset(), -1))),
                         LATEST_TIERED => Ok(None),
                         MAX_TIMESTAMP => log.max_timestamp(),
                         ts if ts >= 0 => log.offset_for_timestamp(ts),

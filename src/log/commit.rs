@@ -31,4 +31,33 @@ pub trait Committer: Send + Sync + std::fmt::Debug {
     /// Commits whole batches of `tp`, with their offsets assigned, continuing what was
     /// committed before.
     fn commit(&self, tp: &TopicPartition, batches: Bytes) -> CommitFuture;
+
+    /// Whole batches of `tp` read back from the committed copy, for offsets the local segments
+    /// no longer hold (`local.retention.bytes`): from the batch holding `offset`, up to about
+    /// `max_bytes` (at least one batch when `min_one`), none starting at or past `before`.
+    /// Blocking: called off the runtime, as segment reads are.
+    fn read_stored(
+        &self,
+        tp: &TopicPartition,
+        offset: i64,
+        before: i64,
+        max_bytes: usize,
+        min_one: bool,
+    ) -> io::Result<Bytes> {
+        let _ = (tp, offset, before, max_bytes, min_one);
+        Err(io::Error::new(io::ErrorKind::Unsupported, "this committer keeps no readable copy"))
+    }
+
+    /// The first record of `tp` at or after `from` and before `before` stamped at or after
+    /// `target`, from the committed copy: its offset and timestamp. Blocking, as above.
+    fn offset_for_timestamp_stored(
+        &self,
+        tp: &TopicPartition,
+        target: i64,
+        from: i64,
+        before: i64,
+    ) -> io::Result<Option<(i64, i64)>> {
+        let _ = (tp, target, from, before);
+        Err(io::Error::new(io::ErrorKind::Unsupported, "this committer keeps no readable copy"))
+    }
 }

@@ -18,6 +18,7 @@ impl PartitionConfig {
             max_message_bytes: 1 << 20,
             retention_ms: -1,
             retention_bytes: -1,
+            local_retention_bytes: -1,
             log_append_time: false,
             flush_interval_messages: None,
             compact: false,

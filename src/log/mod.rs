@@ -73,6 +73,10 @@ pub struct PartitionConfig {
     pub max_message_bytes: usize,
     pub retention_ms: i64,
     pub retention_bytes: i64,
+    /// Shared mode: bytes of the committed log kept in local segments, the rest being read
+    /// from the object store (`local.retention.bytes` as resolved; -1: all). Compacted
+    /// partitions keep all whatever it says.
+    pub local_retention_bytes: i64,
     pub log_append_time: bool,
     pub flush_interval_messages: Option<u64>,
     /// `cleanup.policy` includes `compact`: every record must have a key, and the cleaner

@@ -687,7 +687,7 @@ impl PartitionLog {
                 Isolation::ReadCommitted if offset < bound => inner.producers.aborted_between(offset, bound),
                 _ => Vec::new(),
             };
-            let result = ReadResult {
+            let mut result = ReadResult {
                 records: Bytes::new(),
                 high_watermark: hw,
                 last_stable_offset: lso,
@@ -696,6 +696,16 @@ impl PartitionLog {
             };
             if offset >= bound {
                 return Ok(result);
+            }
+            if let Some(committer) = self.committer.get().filter(|_| offset < inner.local_start()) {
+                // Before the local segments: read back from the committed copy, up to where
+                // they begin (the next read goes on from there).
+                let (committer, before) = (committer.clone(), bound.min(inner.local_start()));
+                drop(inner);
+                let records = committer.read_stored(&self.tp, offset, before, max_bytes, min_one)?;
+                let end = batch::next_offset_after(&records).unwrap_or(offset);
+                result.aborted.retain(|a| a.first_offset < end);
+                return Ok(ReadResult { records, ..result });
             }
             let idx = inner.segments.partition_point(|s| s.base_offset <= offset).saturating_sub(1);
             let views: Vec<ReadView> = inner.segments[idx..].iter().map(|s| s.read_view(offset)).collect();
@@ -752,6 +762,17 @@ impl PartitionLog {
 
     /// The first offset whose record timestamp is >= `target`, with that timestamp.
     pub fn offset_for_timestamp(&self, target: i64) -> Result<Option<(i64, i64)>, ReadError> {
+        let stored = {
+            let inner = self.inner.lock();
+            let stored = self.committer.get().filter(|_| inner.log_start_offset < inner.local_start());
+            stored.map(|c| (c.clone(), inner.log_start_offset, inner.local_start()))
+        };
+        // The part only the committed copy holds comes first.
+        if let Some((committer, from, before)) = stored {
+            if let Some(found) = committer.offset_for_timestamp_stored(&self.tp, target, from, before)? {
+                return Ok(Some(found));
+            }
+        }
         let (views, hw) = {
             let inner = self.inner.lock();
             let views: Vec<ReadView> =
@@ -860,14 +881,68 @@ impl PartitionLog {
         delete_segments(removed)
     }
 
-    /// Deletes whole segments past retention. Returns how many were deleted.
+    /// Deletes whole segments past retention. Returns how many were deleted. A log whose
+    /// oldest part is held only by its committed copy ([`Self::has_stored_head`]) is left
+    /// alone: its retention is worked out on the copy, and applied by moving the log start.
     pub fn apply_retention(&self, now_ms: i64) -> io::Result<usize> {
+        if self.has_stored_head() {
+            return Ok(0);
+        }
         let removed = self.expire_segments(now_ms)?;
         if !removed.is_empty() {
             self.epochs_follow_log_start();
         }
         for seg in &removed {
             info!(partition = %self.tp, segment = seg.base_offset, "deleting segment past retention");
+        }
+        delete_segments(removed)
+    }
+
+    /// Shared mode: whether the oldest records of the log (from the log start) are held only
+    /// by its committed copy, the local segments having been let go of ([`Self::trim_local`]).
+    pub fn has_stored_head(&self) -> bool {
+        let inner = self.inner.lock();
+        self.committer.get().is_some() && inner.log_start_offset < inner.local_start()
+    }
+
+    /// The first offset the local segments hold (the log start, unless the log has a stored
+    /// head).
+    pub fn local_start_offset(&self) -> i64 {
+        self.inner.lock().local_start()
+    }
+
+    /// Shared mode (a log with a committer): lets go of the oldest local segments while those
+    /// after them hold at least `local_retention_bytes`; they are read back from the committed
+    /// copy. Only segments wholly below the high watermark (committed) go, never the active
+    /// one, and none of a compacted log or when the setting is -1. The log start, the epochs
+    /// and the producers' state (with its aborted transactions, which read_committed reads of
+    /// the stored head list) are left as they are. Returns how many segments went.
+    pub fn trim_local(&self) -> io::Result<usize> {
+        if self.committer.get().is_none() {
+            return Ok(0);
+        }
+        let removed = {
+            let _writing = self.append_lock.lock();
+            let mut inner = self.inner.lock();
+            let keep = inner.config.local_retention_bytes;
+            if keep < 0 || inner.config.compact {
+                return Ok(0);
+            }
+            let hw = inner.high_watermark;
+            let mut total: i64 = inner.segments.iter().map(|s| s.size as i64).sum();
+            let mut n = 0;
+            for first in &inner.segments[..inner.segments.len() - 1] {
+                if first.next_offset > hw || total - (first.size as i64) < keep {
+                    break;
+                }
+                total -= first.size as i64;
+                n += 1;
+            }
+            inner.segments.drain(..n).collect::<Vec<_>>()
+        };
+        if !removed.is_empty() {
+            info!(partition = %self.tp, segments = removed.len(), local_start = self.local_start_offset(),
+                "local segments let go of; their batches are read from the object store");
         }
         delete_segments(removed)
     }
@@ -1146,6 +1221,12 @@ fn delete_segments(removed: Vec<Segment>) -> io::Result<usize> {
 }
 
 impl Inner {
+    /// The first offset the local segments hold: the log start, or where the first segment
+    /// begins when the oldest ones were let go of ([`PartitionLog::trim_local`]).
+    fn local_start(&self) -> i64 {
+        self.log_start_offset.max(self.segments[0].base_offset)
+    }
+
     /// Cuts the log at `offset` (see [`PartitionLog::truncate_to`]): later segments go, the one
     /// holding `offset` is cut and becomes the active one. Segment files are deleted here,
     /// under the lock, because a segment created right after could take the same name.

@@ -154,7 +154,8 @@ pub fn default_value(key: &str, log: &LogConfig) -> Option<String> {
         "message.downconversion.enable" => "true".into(),
         "segment.index.bytes" => "10485760".into(),
         "segment.jitter.ms" => "0".into(),
-        "local.retention.bytes" | "local.retention.ms" => "-2".into(),
+        "local.retention.bytes" => log.local_retention_bytes.to_string(),
+        "local.retention.ms" => "-2".into(),
         "follower.replication.throttled.replicas" | "leader.replication.throttled.replicas" => String::new(),
         _ => return None,
     })
@@ -198,6 +199,12 @@ pub fn partition_config(log: &LogConfig, topic: &BTreeMap<String, String>) -> Pa
         // A compact-only topic keeps its data until compaction removes what is superseded.
         retention_ms: if compact_only { -1 } else { get("retention.ms").unwrap_or(log.retention_ms) },
         retention_bytes: if compact_only { -1 } else { get("retention.bytes").unwrap_or(log.retention_bytes) },
+        // -2 (the default) is the broker's setting, and -2 there is `retention.bytes`.
+        local_retention_bytes: match get("local.retention.bytes").unwrap_or(log.local_retention_bytes) {
+            -2 if log.local_retention_bytes == -2 => get("retention.bytes").unwrap_or(log.retention_bytes),
+            -2 => log.local_retention_bytes,
+            n => n,
+        },
         log_append_time: topic
             .get("message.timestamp.type")
             .is_some_and(|v| v.trim().eq_ignore_ascii_case("LogAppendTime")),

@@ -145,6 +145,13 @@ fn spawn_timed(
     )
 }
 
+/// A fresh object store directory under `dir`, as a `file://` URL.
+fn objects_in(dir: &std::path::Path) -> String {
+    let objects = dir.join("objects");
+    std::fs::create_dir_all(&objects).unwrap();
+    format!("file://{}", objects.display())
+}
+
 /// A broker of the cluster with these settings besides its node id, PostgreSQL and objects.
 fn spawn_with_env(dir: &std::path::Path, node: i32, pg: &str, objects: &str, extra: &[(&str, &str)]) -> BrokerProcess {
     let node = node.to_string();
@@ -168,9 +175,7 @@ fn spawn_with_env(dir: &std::path::Path, node: i32, pg: &str, objects: &str, ext
 async fn a_topic_created_through_one_broker_is_found_at_once_through_another() {
     let Some(pg) = PgServer::start() else { return };
     let tmp = tempfile::tempdir().unwrap();
-    let objects = tmp.path().join("objects");
-    std::fs::create_dir_all(&objects).unwrap();
-    let objects = format!("file://{}", objects.display());
+    let objects = objects_in(tmp.path());
     let brokers: Vec<BrokerProcess> =
         (1..=2).map(|n| spawn_timed(tmp.path(), n, &pg.url, &objects, "180000", "60000")).collect();
     let ask_for = |names: &[&'static str]| {
@@ -222,9 +227,7 @@ async fn a_topic_created_through_one_broker_is_found_at_once_through_another() {
 async fn three_brokers_share_topics_and_leaders_and_take_over_a_dead_ones_partitions() {
     let Some(pg) = PgServer::start() else { return };
     let tmp = tempfile::tempdir().unwrap();
-    let objects = tmp.path().join("objects");
-    std::fs::create_dir_all(&objects).unwrap();
-    let objects = format!("file://{}", objects.display());
+    let objects = objects_in(tmp.path());
     let mut brokers: Vec<BrokerProcess> = (1..=3).map(|n| spawn(tmp.path(), n, &pg.url, &objects)).collect();
     let addrs: Vec<SocketAddr> = brokers.iter().map(|b| b.addr).collect();
 
@@ -431,9 +434,7 @@ async fn three_brokers_share_topics_and_leaders_and_take_over_a_dead_ones_partit
 async fn a_broker_waits_for_postgresql_and_for_its_node_id() {
     let Some(mut pg) = PgServer::start() else { return };
     let tmp = tempfile::tempdir().unwrap();
-    let objects = tmp.path().join("objects");
-    std::fs::create_dir_all(&objects).unwrap();
-    let objects = format!("file://{}", objects.display());
+    let objects = objects_in(tmp.path());
     pg.stop();
 
     // PostgreSQL is down: the broker keeps trying, and a stop signal ends it cleanly.
@@ -472,9 +473,7 @@ async fn a_transaction_spans_partitions_that_every_broker_leads() {
     use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
     let Some(pg) = PgServer::start() else { return };
     let tmp = tempfile::tempdir().unwrap();
-    let objects = tmp.path().join("objects");
-    std::fs::create_dir_all(&objects).unwrap();
-    let objects = format!("file://{}", objects.display());
+    let objects = objects_in(tmp.path());
     let brokers: Vec<BrokerProcess> = (1..=3).map(|n| spawn(tmp.path(), n, &pg.url, &objects)).collect();
     let addrs: Vec<SocketAddr> = brokers.iter().map(|b| b.addr).collect();
     RawClient::connect(addrs[0]).await.create_topic("orders", 6).await;
@@ -583,9 +582,7 @@ async fn deleted_records_stay_deleted_when_their_partition_moves() {
 
     let Some(pg) = PgServer::start() else { return };
     let tmp = tempfile::tempdir().unwrap();
-    let objects = tmp.path().join("objects");
-    std::fs::create_dir_all(&objects).unwrap();
-    let objects = format!("file://{}", objects.display());
+    let objects = objects_in(tmp.path());
     let mut brokers: Vec<BrokerProcess> = (1..=2).map(|n| spawn(tmp.path(), n, &pg.url, &objects)).collect();
     let addrs: Vec<SocketAddr> = brokers.iter().map(|b| b.addr).collect();
     RawClient::connect(addrs[0]).await.create_topic("orders", 1).await;
@@ -653,9 +650,7 @@ async fn partitions_configs_and_deletions_made_through_one_broker_reach_the_othe
 
     let Some(pg) = PgServer::start() else { return };
     let tmp = tempfile::tempdir().unwrap();
-    let objects = tmp.path().join("objects");
-    std::fs::create_dir_all(&objects).unwrap();
-    let objects = format!("file://{}", objects.display());
+    let objects = objects_in(tmp.path());
     let brokers: Vec<BrokerProcess> = (1..=2).map(|n| spawn(tmp.path(), n, &pg.url, &objects)).collect();
     let addrs: Vec<SocketAddr> = brokers.iter().map(|b| b.addr).collect();
     let orders = || TopicName(StrBytes::from_static_str("orders"));
@@ -755,9 +750,7 @@ async fn what_retention_deletes_the_store_lets_go_of() {
 
     let Some(pg) = PgServer::start() else { return };
     let tmp = tempfile::tempdir().unwrap();
-    let objects = tmp.path().join("objects");
-    std::fs::create_dir_all(&objects).unwrap();
-    let objects = format!("file://{}", objects.display());
+    let objects = objects_in(tmp.path());
     let settings = [
         ("GREGOR__CLUSTER__SESSION_TIMEOUT_MS", "3000"),
         ("GREGOR__CLUSTER__HEARTBEAT_INTERVAL_MS", "300"),
@@ -848,9 +841,7 @@ async fn acls_credentials_quotas_and_broker_defaults_set_through_one_broker_hold
 
     let Some(pg) = PgServer::start() else { return };
     let tmp = tempfile::tempdir().unwrap();
-    let objects = tmp.path().join("objects");
-    std::fs::create_dir_all(&objects).unwrap();
-    let objects = format!("file://{}", objects.display());
+    let objects = objects_in(tmp.path());
     let free = || std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let mut brokers = Vec::new();
     let mut sasl_ports = Vec::new();
@@ -1679,9 +1670,7 @@ async fn a_compacted_topic_is_compacted_and_merged_in_the_store_and_its_next_lea
     const N: usize = 400;
     let Some(pg) = PgServer::start() else { return };
     let tmp = tempfile::tempdir().unwrap();
-    let objects = tmp.path().join("objects");
-    std::fs::create_dir_all(&objects).unwrap();
-    let objects = format!("file://{}", objects.display());
+    let objects = objects_in(tmp.path());
     let settings = [
         ("GREGOR__CLUSTER__SESSION_TIMEOUT_MS", "3000"),
         ("GREGOR__CLUSTER__HEARTBEAT_INTERVAL_MS", "300"),
@@ -1806,4 +1795,212 @@ async fn a_compacted_topic_is_compacted_and_merged_in_the_store_and_its_next_lea
     .unwrap();
     assert_eq!(seen, latest, "the latest value of every key, at the offset it was written at");
     assert!(read < N / 4, "{read} of {N} records read from the next leader");
+}
+
+/// Reads every record of partition 0 of `topic` from the beginning at an isolation level, in
+/// order, until `count` came and nothing more comes for a moment.
+fn read_partition(bootstrap: &str, topic: &str, isolation: &str, count: usize) -> Vec<String> {
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", "far-behind")
+        .set("enable.auto.commit", "false")
+        .set("isolation.level", isolation)
+        // Small fetches: many reads of the stored part, each from where the last stopped.
+        .set("max.partition.fetch.bytes", "3000")
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, 0, Offset::Beginning).unwrap();
+    c.assign(&tpl).unwrap();
+    let mut values = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut quiet_since: Option<Instant> = None;
+    loop {
+        assert!(Instant::now() < deadline, "{isolation}: read {} of {count} records: {values:?}", values.len());
+        match c.poll(Duration::from_millis(100)) {
+            Some(Ok(m)) => {
+                values.push(String::from_utf8(m.payload().unwrap().to_vec()).unwrap());
+                quiet_since = None;
+            }
+            // A dead broker the metadata still lists: the client moves on by itself.
+            Some(Err(rdkafka::error::KafkaError::MessageConsumption(
+                rdkafka::types::RDKafkaErrorCode::BrokerTransportFailure,
+            ))) => {}
+            Some(Err(e)) => panic!("{isolation}: {e}"),
+            None if values.len() >= count
+                && quiet_since.get_or_insert_with(Instant::now).elapsed() > Duration::from_millis(500) =>
+            {
+                return values;
+            }
+            None => {}
+        }
+    }
+}
+
+/// A leader keeps only the newest `local.retention.bytes` of a partition in its local
+/// segments (KIP-405's setting); a consumer reading from the beginning gets the rest from the
+/// object store, through the index and ranged reads, with the aborted transactions of that part
+/// listed for read_committed, and ListOffsets by timestamp finds records there. Retention then
+/// works on the store's batch index: the log start moves past the records older than
+/// `retention.ms`, although no local segment holds them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consumer_far_behind_reads_from_the_object_store_what_its_leader_no_longer_keeps() {
+    use rdkafka::admin::{AdminClient, AdminOptions, AlterConfig, NewTopic, ResourceSpecifier, TopicReplication};
+    use rdkafka::client::DefaultClientContext;
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+
+    let Some(pg) = PgServer::start() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let objects = objects_in(tmp.path());
+    let settings = [
+        ("GREGOR__CLUSTER__SESSION_TIMEOUT_MS", "3000"),
+        ("GREGOR__CLUSTER__HEARTBEAT_INTERVAL_MS", "300"),
+        ("GREGOR__LOG__RETENTION_CHECK_INTERVAL_MS", "200"),
+        // Small enough that reading the topic evicts.
+        ("GREGOR__CLUSTER__READ_CACHE_BYTES", "20000"),
+    ];
+    let broker = spawn_with_env(tmp.path(), 1, &pg.url, &objects, &settings);
+    let bootstrap = broker.addr.to_string();
+    let admin: AdminClient<DefaultClientContext> =
+        ClientConfig::new().set("bootstrap.servers", &bootstrap).create().unwrap();
+    let topic = NewTopic::new("far", 1, TopicReplication::Fixed(1))
+        .set("segment.bytes", "4096")
+        .set("local.retention.bytes", "8192");
+    let r = admin.create_topics([&topic], &AdminOptions::new()).await.unwrap();
+    assert!(r.iter().all(|r| r.is_ok()), "{r:?}");
+
+    // Three transactions of 60 records, each record its own batch: committed, aborted,
+    // committed. The first is stamped two hours ago: offsets 0..60, marker 60, then 61..121,
+    // marker 121, then 122..182, marker 182.
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    let old = now - 7_200_000;
+    let b = bootstrap.clone();
+    tokio::task::spawn_blocking(move || {
+        let p: BaseProducer = ClientConfig::new()
+            .set("bootstrap.servers", &b)
+            .set("transactional.id", "far-writer")
+            .set("linger.ms", "0")
+            .create()
+            .unwrap();
+        let t = Duration::from_secs(30);
+        p.init_transactions(t).expect("init transactions");
+        for (round, commit) in [(0, true), (1, false), (2, true)] {
+            p.begin_transaction().unwrap();
+            for i in 0..60i64 {
+                let v = format!("r{round}-{i:02}-{}", "x".repeat(150));
+                let ts = if round == 0 { old + i * 1000 } else { now - 60_000 + i };
+                p.send(BaseRecord::<(), str>::to("far").partition(0).payload(&v).timestamp(ts)).unwrap();
+                p.flush(t).unwrap();
+            }
+            if commit {
+                p.commit_transaction(t).expect("commit");
+            } else {
+                p.abort_transaction(t).expect("abort");
+            }
+        }
+    })
+    .await
+    .unwrap();
+    let round = |r: usize| (0..60).map(move |i| format!("r{r}-{i:02}-{}", "x".repeat(150)));
+
+    // The leader lets go of its oldest segments: its first local segment starts past the
+    // first two transactions.
+    let dir = tmp.path().join("data-1").join("far-0");
+    let first_local = || {
+        std::fs::read_dir(&dir)
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().to_str()?.strip_suffix(".log")?.parse::<i64>().ok())
+            .min()
+            .unwrap_or(0)
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while first_local() <= 122 {
+        assert!(Instant::now() < deadline, "the first local segment starts at {}", first_local());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let b = bootstrap.clone();
+    let (uncommitted, committed, watermarks, by_time) = tokio::task::spawn_blocking(move || {
+        let uncommitted = read_partition(&b, "far", "read_uncommitted", 180);
+        let committed = read_partition(&b, "far", "read_committed", 120);
+        let c: BaseConsumer = ClientConfig::new().set("bootstrap.servers", &b).create().unwrap();
+        let watermarks = c.fetch_watermarks("far", 0, Duration::from_secs(30)).expect("watermarks");
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset("far", 0, Offset::Offset(old + 30_000)).unwrap();
+        let found = c.offsets_for_times(tpl, Duration::from_secs(30)).expect("offsets for times");
+        let by_time = found.find_partition("far", 0).unwrap().offset();
+        (uncommitted, committed, watermarks, by_time)
+    })
+    .await
+    .unwrap();
+    assert_eq!(uncommitted, round(0).chain(round(1)).chain(round(2)).collect::<Vec<_>>());
+    assert_eq!(committed, round(0).chain(round(2)).collect::<Vec<_>>());
+    assert_eq!(watermarks, (0, 183), "the log still starts at 0");
+    assert_eq!(by_time, Offset::Offset(30), "the first record stamped at or after old + 30 s");
+    // KIP-1005's earliest-local offset is where the local segments begin.
+    let list = |timestamp: i64| {
+        use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+        let p = ListOffsetsPartition::default().with_partition_index(0).with_timestamp(timestamp);
+        let t =
+            ListOffsetsTopic::default().with_name(TopicName(StrBytes::from_static_str("far"))).with_partitions(vec![p]);
+        kafka_protocol::messages::ListOffsetsRequest::default().with_replica_id(BrokerId(-1)).with_topics(vec![t])
+    };
+    let mut raw = RawClient::connect(broker.addr).await;
+    let earliest = raw.call(9, &list(-2)).await.topics[0].partitions[0].offset;
+    let local = raw.call(9, &list(-4)).await.topics[0].partitions[0].offset;
+    assert_eq!((earliest, local), (0, first_local()), "earliest and earliest local");
+
+    // Retention of one hour: the first transaction's records go, from the store's index; its
+    // marker (stamped when written) stays.
+    let alter = AlterConfig::new(ResourceSpecifier::Topic("far")).set("retention.ms", "3600000");
+    let r = admin.alter_configs([&alter], &AdminOptions::new()).await.unwrap();
+    assert!(r.iter().all(|r| r.is_ok()), "{r:?}");
+    let b = bootstrap.clone();
+    let (low, after) = tokio::task::spawn_blocking(move || {
+        let c: BaseConsumer = ClientConfig::new().set("bootstrap.servers", &b).create().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let (low, _) = c.fetch_watermarks("far", 0, Duration::from_secs(30)).expect("watermarks");
+            if low != 0 || Instant::now() > deadline {
+                return (low, read_partition(&b, "far", "read_committed", 60));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(low, 60, "the log start after retention");
+    assert_eq!(after, round(2).collect::<Vec<_>>());
+    let (db, conn) = tokio_postgres::connect(&pg.url, tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(conn);
+    let row = db
+        .query_one("SELECT p.log_start FROM partitions p JOIN topics t USING (topic_id) WHERE t.name = 'far'", &[])
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, i64>(0), 60, "the store's log start");
+
+    // The leader dies; a new broker takes the partition over from the store and serves it
+    // from the log start the store holds.
+    let mut broker = broker;
+    let second = spawn_with_env(tmp.path(), 2, &pg.url, &objects, &settings);
+    broker.kill_9();
+    let b = second.addr.to_string();
+    let taken_over = tokio::task::spawn_blocking(move || {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let watermarks = loop {
+            // A new client each time: one that saw the dead broker lead the partition may wait
+            // on it past any deadline.
+            let c: BaseConsumer = ClientConfig::new().set("bootstrap.servers", &b).create().unwrap();
+            match c.fetch_watermarks("far", 0, Duration::from_secs(5)) {
+                Ok(w) => break w,
+                Err(e) => assert!(Instant::now() < deadline, "no watermarks from the new leader: {e}"),
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        (watermarks, read_partition(&b, "far", "read_committed", 60))
+    })
+    .await;
+    let (watermarks, after) = taken_over.unwrap_or_else(|e| panic!("{e}; the new leader's log:\n{}", second.log()));
+    assert_eq!(watermarks, (60, 183), "the new leader's log");
+    assert_eq!(after, round(2).collect::<Vec<_>>());
 }

@@ -26,6 +26,7 @@ fn config() -> PartitionConfig {
         max_message_bytes: 1 << 20,
         retention_ms: -1,
         retention_bytes: -1,
+        local_retention_bytes: -1,
         log_append_time: false,
         flush_interval_messages: None,
         compact: true,

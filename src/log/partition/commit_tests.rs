@@ -48,6 +48,31 @@ impl Committer for Recorder {
         };
         Box::pin(std::future::ready(outcome))
     }
+
+    /// Serves what it was given, as the store would.
+    fn read_stored(
+        &self,
+        _: &TopicPartition,
+        offset: i64,
+        before: i64,
+        max_bytes: usize,
+        min_one: bool,
+    ) -> std::io::Result<Bytes> {
+        let committed = self.committed.lock();
+        let (mut rest, mut out) = (&committed[..], Vec::new());
+        while let Some((base, len)) = batch::peek_len(rest) {
+            let (this, after) = rest.split_at(len);
+            rest = after;
+            if batch::next_offset_after(this).unwrap() <= offset {
+                continue;
+            }
+            if base >= before || out.len() + len > max_bytes && !(out.is_empty() && min_one) {
+                break;
+            }
+            out.extend_from_slice(this);
+        }
+        Ok(Bytes::from(out))
+    }
 }
 
 fn records(n: usize) -> Vec<u8> {
@@ -113,4 +138,72 @@ fn a_log_rebuilt_from_committed_batches_has_their_offsets_and_producer_state() {
     // Batches that do not continue the log are refused.
     assert!(rebuilt.append_committed(&all, NOW).is_err());
     assert_eq!(rebuilt.offsets().log_end_offset, 7);
+}
+
+/// Shared mode's `local.retention.bytes`: the oldest committed segments are let go of while the
+/// newer ones hold the setting's bytes; the log start stays, reads before the local segments
+/// come from the committed copy (with the aborted transactions there for read_committed), and
+/// local retention leaves such a log to the store.
+#[tokio::test]
+async fn a_log_lets_go_of_its_oldest_committed_segments_and_reads_them_from_the_committer() {
+    use crate::log::partition::Isolation;
+    use crate::log::producer_state::ControlType;
+
+    let dir = tempdir().unwrap();
+    let tp = TopicPartition::new("t", 0);
+    let cfg = PartitionConfig { local_retention_bytes: 600, retention_ms: 1, ..config() };
+    let log =
+        PartitionLog::open_shared(dir.path(), tp, cfg, NOW, RecoveryMode::VerifyTail, &FileCache::unbounded()).unwrap();
+    assert_eq!(log.trim_local().unwrap(), 0, "without a committer the log is the only copy");
+    let recorder = Arc::new(Recorder::default());
+    log.attach_committer(recorder.clone());
+    // An aborted transaction first, then plain batches over several 300-byte segments.
+    let txn = batch::build_transactional(&[(Some(&b"k"[..]), Some(&b"aborted"[..]))], NOW, 7, 0);
+    log.append(&txn, NOW).unwrap();
+    log.append_marker(7, 0, ControlType::Abort, 0, NOW).unwrap();
+    for _ in 0..12 {
+        log.append(&records(2), NOW).unwrap();
+    }
+    let end = log.offsets().log_end_offset;
+    assert_eq!(end, 26);
+    // Nothing uncommitted goes: the whole log is past the high watermark yet.
+    assert_eq!(log.trim_local().unwrap(), 0);
+    log.flush_to(end).await.unwrap();
+    let read_all = || {
+        let (mut got, mut at, mut reads) = (Vec::new(), 0, Vec::new());
+        while at < end {
+            let r = log.read(at, 1 << 20, true).unwrap();
+            assert!(!r.records.is_empty(), "nothing read at {at}");
+            reads.push(at);
+            at = batch::next_offset_after(&r.records).unwrap();
+            got.extend_from_slice(&r.records);
+        }
+        (Bytes::from(got), reads)
+    };
+    let (whole, _) = read_all();
+
+    let trimmed = log.trim_local().unwrap();
+    assert!(trimmed > 0);
+    let local_start = log.local_start_offset();
+    assert!(local_start > 2 && local_start < end, "local segments start at {local_start}");
+    assert!(log.size_bytes() >= 600, "at least local.retention.bytes stays");
+    assert!(log.has_stored_head());
+    assert_eq!(log.offsets().log_start_offset, 0, "the log start stays");
+    assert_eq!(log.apply_retention(NOW + 1_000).unwrap(), 0, "retention is the store's to work out");
+    assert_eq!(log.offsets().log_start_offset, 0);
+
+    // Read from the beginning: the committed copy up to the local segments (in one read),
+    // then the log.
+    let (got, reads) = read_all();
+    assert_eq!(got, whole);
+    assert_eq!(reads[..2], [0, local_start], "the first read stops where the local segments begin");
+    // read_committed from the stored part lists the aborted transaction there.
+    let r = log.read_isolated(0, 1 << 20, true, Isolation::ReadCommitted).unwrap();
+    assert_eq!(r.aborted.iter().map(|a| (a.producer_id, a.first_offset)).collect::<Vec<_>>(), vec![(7, 0)]);
+    // A compacted log keeps everything.
+    log.set_config(PartitionConfig { compact: true, ..log.config() });
+    log.append(&records(40), NOW).unwrap();
+    log.flush_to(log.offsets().log_end_offset).await.unwrap();
+    log.roll(NOW).unwrap();
+    assert_eq!(log.trim_local().unwrap(), 0);
 }
