@@ -41,6 +41,11 @@ struct OutcomeLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SourceLabel {
+    source: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct TopicLabel {
     topic: String,
 }
@@ -86,6 +91,10 @@ pub struct Metrics {
     shared_commit_duration: Histogram,
     shared_object_bytes: Counter,
     shared_batches: Counter,
+    stored_read_batches: Family<SourceLabel, Counter>,
+    stored_read_gets: Counter,
+    stored_read_bytes: Counter,
+    read_cache_bytes: Gauge,
     partitions: Gauge,
     log_size: Family<PartitionLabels, Gauge>,
     under_min_isr: Gauge,
@@ -121,6 +130,10 @@ impl Metrics {
             shared_commit_duration: latency_histogram(),
             shared_object_bytes: Counter::default(),
             shared_batches: Counter::default(),
+            stored_read_batches: Family::default(),
+            stored_read_gets: Counter::default(),
+            stored_read_bytes: Counter::default(),
+            read_cache_bytes: Gauge::default(),
             partitions: Gauge::default(),
             log_size: Family::default(),
             under_min_isr: Gauge::default(),
@@ -187,6 +200,28 @@ impl Metrics {
             m.shared_object_bytes.clone(),
         );
         r.register("shared_committed_batches", "Shared mode: record batches committed", m.shared_batches.clone());
+        r.register(
+            "shared_stored_read_batches",
+            "Shared mode: batches read for offsets before a leader's local segments, per source (cache, objects)",
+            m.stored_read_batches.clone(),
+        );
+        r.register(
+            "shared_stored_read_gets",
+            "Shared mode: ranged GETs of objects for those reads",
+            m.stored_read_gets.clone(),
+        );
+        r.register_with_unit(
+            "shared_stored_read",
+            "Shared mode: bytes those GETs read",
+            prometheus_client::registry::Unit::Bytes,
+            m.stored_read_bytes.clone(),
+        );
+        r.register_with_unit(
+            "shared_read_cache",
+            "Shared mode: bytes of batches the read cache holds (at most cluster.read_cache_bytes)",
+            prometheus_client::registry::Unit::Bytes,
+            m.read_cache_bytes.clone(),
+        );
         r.register("partitions", "Partitions this broker leads", m.partitions.clone());
         r.register_with_unit(
             "log_size",
@@ -218,6 +253,15 @@ impl Metrics {
                 bytes.inc_by(c.bytes);
                 batches.inc_by(c.batches);
             }
+        }));
+        let (batches, gets) = (m.stored_read_batches.clone(), m.stored_read_gets.clone());
+        let (bytes, cached) = (m.stored_read_bytes.clone(), m.read_cache_bytes.clone());
+        crate::cluster::reading::set_read_observer(Box::new(move |r| {
+            batches.get_or_create(&SourceLabel { source: "cache" }).inc_by(r.cached);
+            batches.get_or_create(&SourceLabel { source: "objects" }).inc_by(r.fetched);
+            gets.inc_by(r.gets);
+            bytes.inc_by(r.bytes);
+            cached.set(i64::try_from(r.cache_bytes).unwrap_or(i64::MAX));
         }));
         Metrics { registry, ..m }
     }

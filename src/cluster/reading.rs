@@ -22,8 +22,29 @@ use parking_lot::Mutex;
 use uuid::Uuid;
 
 use super::shared::{Shared, SharedError};
-use super::store::BatchRow;
+use super::store::{BatchRow, Store};
 use crate::log::TopicPartition;
+
+/// What one read from the store did, for whoever counts them (the metrics).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ReadReport {
+    /// Batches found in the cache.
+    pub cached: u64,
+    /// Batches read from the objects, in `gets` ranged GETs of `bytes` in all.
+    pub fetched: u64,
+    pub gets: u64,
+    pub bytes: u64,
+    /// Bytes the cache holds afterwards.
+    pub cache_bytes: u64,
+}
+
+type ReadObserver = Box<dyn Fn(&ReadReport) + Send + Sync>;
+static READ_OBSERVER: std::sync::OnceLock<ReadObserver> = std::sync::OnceLock::new();
+
+/// Sets the read observer, once per process (later calls change nothing).
+pub fn set_read_observer(observer: ReadObserver) {
+    let _ = READ_OBSERVER.set(observer);
+}
 
 /// Batch rows looked up per read; a read returns at most these batches (the consumer reads
 /// again from where it stopped).
@@ -93,7 +114,7 @@ impl StoredReads {
         // A merge may rewrite the range between the look-up and the GET, and its old objects
         // be collected: the look-up is made again once.
         for attempt in 0.. {
-            let look_up = async |s: &mut super::store::Store| s.batches(topic_id, p, offset, READ_ROWS).await;
+            let look_up = async |s: &mut Store| s.batches(topic_id, p, offset, READ_ROWS).await;
             let rows = self.shared.reads.call("a read of the batch index", look_up).await?;
             let mut chosen = Vec::new();
             let mut total = 0usize;
@@ -107,9 +128,7 @@ impl StoredReads {
                 chosen.push((row, key));
             }
             match self.gather(&chosen).await {
-                Err(SharedError::Objects(super::objects::ObjectsError::Store(object_store::Error::NotFound {
-                    ..
-                }))) if attempt == 0 => continue,
+                Err(e) if attempt == 0 && object_gone(&e) => continue,
                 other => return other,
             }
         }
@@ -125,24 +144,52 @@ impl StoredReads {
         from: i64,
         before: i64,
     ) -> Result<Option<(i64, i64)>, SharedError> {
-        let topic_id = self.topic_id(&tp.topic)?;
-        let p = tp.partition;
+        let (topic_id, p) = (self.topic_id(&tp.topic)?, tp.partition);
+        let Some((row, bytes)) = self.one_batch(topic_id, p, from, before, Some(target)).await? else {
+            return Ok(None);
+        };
+        let found = crate::log::batch::find_record_by_timestamp(&bytes, Some(target));
+        let (offset, timestamp) = found.unwrap_or((row.base_offset, row.max_timestamp));
+        Ok(Some((offset.max(from), timestamp)))
+    }
+
+    /// The record of `tp` with the largest timestamp at or after `from` and before `before`
+    /// (the first of them on a tie): its offset and timestamp.
+    pub async fn max_timestamp(
+        &self,
+        tp: &TopicPartition,
+        from: i64,
+        before: i64,
+    ) -> Result<Option<(i64, i64)>, SharedError> {
+        let (topic_id, p) = (self.topic_id(&tp.topic)?, tp.partition);
+        let Some((row, bytes)) = self.one_batch(topic_id, p, from, before, None).await? else { return Ok(None) };
+        let found = crate::log::batch::find_record_by_timestamp(&bytes, None);
+        Ok(Some(found.unwrap_or((row.last_offset, row.max_timestamp))))
+    }
+
+    /// The batch of a partition, at or after `from` and starting before `before`, holding the
+    /// first record stamped `target` or later, or (None) the largest timestamp, with its
+    /// bytes. The look-up is made again once when its object is gone (a merge replaced it
+    /// meanwhile).
+    async fn one_batch(
+        &self,
+        topic_id: Uuid,
+        p: i32,
+        from: i64,
+        before: i64,
+        target: Option<i64>,
+    ) -> Result<Option<(BatchRow, Bytes)>, SharedError> {
         for attempt in 0.. {
-            let look_up =
-                async |s: &mut super::store::Store| s.first_batch_at_time(topic_id, p, from, before, target).await;
+            let look_up = async |s: &mut Store| match target {
+                Some(target) => s.first_batch_at_time(topic_id, p, from, before, target).await,
+                None => s.batch_with_max_timestamp(topic_id, p, from, before).await,
+            };
             let Some(found) = self.shared.reads.call("a search of the batch index", look_up).await? else {
                 return Ok(None);
             };
-            let (base, max_timestamp) = (found.0.base_offset, found.0.max_timestamp);
-            match self.gather(&[found]).await {
-                Ok(bytes) => {
-                    let (offset, timestamp) = crate::log::batch::find_record_by_timestamp(&bytes, Some(target))
-                        .unwrap_or((base, max_timestamp));
-                    return Ok(Some((offset.max(from), timestamp)));
-                }
-                Err(SharedError::Objects(super::objects::ObjectsError::Store(object_store::Error::NotFound {
-                    ..
-                }))) if attempt == 0 => continue,
+            match self.gather(std::slice::from_ref(&found)).await {
+                Ok(bytes) => return Ok(Some((found.0, bytes))),
+                Err(e) if attempt == 0 && object_gone(&e) => continue,
                 Err(e) => return Err(e),
             }
         }
@@ -156,6 +203,7 @@ impl StoredReads {
             let mut cache = self.cache.lock();
             batches.iter().map(|(row, key)| cache.get(key, row.byte_offset)).collect()
         };
+        let mut report = ReadReport { cached: parts.iter().flatten().count() as u64, ..ReadReport::default() };
         let mut i = 0;
         while i < batches.len() {
             if parts[i].is_some() {
@@ -177,6 +225,9 @@ impl StoredReads {
             if run.len() as u64 != end - start {
                 return Err(short_read(key, start, end, run.len()));
             }
+            report.gets += 1;
+            report.bytes += run.len() as u64;
+            report.fetched += (j + 1 - i) as u64;
             let mut cache = self.cache.lock();
             for (k, (row, _)) in batches.iter().enumerate().take(j + 1).skip(i) {
                 let at = (row.byte_offset as u64 - start) as usize;
@@ -196,6 +247,10 @@ impl StoredReads {
             }
             i = j + 1;
         }
+        if let Some(observe) = READ_OBSERVER.get() {
+            report.cache_bytes = self.cached_bytes();
+            observe(&report);
+        }
         let mut out = BytesMut::with_capacity(parts.iter().flatten().map(Bytes::len).sum());
         for part in parts.into_iter().flatten() {
             out.extend_from_slice(&part);
@@ -207,6 +262,11 @@ impl StoredReads {
     pub fn cached_bytes(&self) -> u64 {
         self.cache.lock().bytes
     }
+}
+
+/// The object a batch row pointed to is no longer there.
+fn object_gone(e: &SharedError) -> bool {
+    matches!(e, SharedError::Objects(super::objects::ObjectsError::Store(object_store::Error::NotFound { .. })))
 }
 
 fn short_read(key: &str, start: u64, end: u64, got: usize) -> SharedError {

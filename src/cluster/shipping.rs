@@ -643,6 +643,12 @@ impl Committer for Shipper {
         self.reads
             .wait("a search by timestamp", async move { reads.offset_for_timestamp(&tp, target, from, before).await })
     }
+
+    fn max_timestamp_stored(&self, tp: &TopicPartition, from: i64, before: i64) -> io::Result<Option<(i64, i64)>> {
+        let (reads, tp) = (self.reads.clone(), tp.clone());
+        self.reads
+            .wait("a search for the largest timestamp", async move { reads.max_timestamp(&tp, from, before).await })
+    }
 }
 
 /// Where a log starts, as far as the store may know it: its log start, or the high watermark

@@ -681,6 +681,30 @@ impl Store {
         Ok(row.map(|r| batch_row(topic_id, partition, &r)))
     }
 
+    /// The committed batch of a partition at or after `from_offset` (the one holding it
+    /// included) and starting before `before` with the largest max timestamp, the first of
+    /// them on a tie; batches without timestamps (-1) are left out.
+    pub async fn batch_with_max_timestamp(
+        &self,
+        topic_id: Uuid,
+        partition: i32,
+        from_offset: i64,
+        before: i64,
+    ) -> Result<Option<(BatchRow, String)>, StoreError> {
+        let row = self
+            .client
+            .query_opt(
+                "SELECT base_offset, last_offset, byte_offset, byte_length, max_timestamp, producer_id,
+                        producer_epoch, base_sequence, leader_epoch, object_key
+                 FROM batches WHERE topic_id = $1 AND partition = $2 AND last_offset >= $3
+                   AND base_offset < $4 AND max_timestamp >= 0
+                 ORDER BY max_timestamp DESC, base_offset LIMIT 1",
+                &[&topic_id, &partition, &from_offset, &before],
+            )
+            .await?;
+        Ok(row.map(|r| batch_row(topic_id, partition, &r)))
+    }
+
     /// Where retention moves a partition's log start, worked out on its batch rows from
     /// `log_start` on (for a log whose oldest part only the store holds): past the leading
     /// batches whose largest timestamp is before `cutoff` (`retention.ms`; None: no limit),

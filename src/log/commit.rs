@@ -60,4 +60,12 @@ pub trait Committer: Send + Sync + std::fmt::Debug {
         let _ = (tp, target, from, before);
         Err(io::Error::new(io::ErrorKind::Unsupported, "this committer keeps no readable copy"))
     }
+
+    /// The record of `tp` with the largest timestamp at or after `from` and before `before`
+    /// (the first of them on a tie), from the committed copy: its offset and timestamp.
+    /// Blocking, as above.
+    fn max_timestamp_stored(&self, tp: &TopicPartition, from: i64, before: i64) -> io::Result<Option<(i64, i64)>> {
+        let _ = (tp, from, before);
+        Err(io::Error::new(io::ErrorKind::Unsupported, "this committer keeps no readable copy"))
+    }
 }

@@ -793,8 +793,27 @@ impl PartitionLog {
         Ok(None)
     }
 
-    /// The offset and timestamp of the record with the largest timestamp (ListOffsets -3).
+    /// The offset and timestamp of the record with the largest timestamp (ListOffsets -3);
+    /// on a tie the earlier, so the part only the committed copy holds wins one.
     pub fn max_timestamp(&self) -> Result<Option<(i64, i64)>, ReadError> {
+        let stored = {
+            let inner = self.inner.lock();
+            let stored = self.committer.get().filter(|_| inner.log_start_offset < inner.local_start());
+            stored.map(|c| (c.clone(), inner.log_start_offset, inner.local_start()))
+        };
+        let stored = match stored {
+            Some((committer, from, before)) => committer.max_timestamp_stored(&self.tp, from, before)?,
+            None => None,
+        };
+        let local = self.max_timestamp_local()?;
+        Ok(match (stored, local) {
+            (Some(s), Some(l)) if l.1 > s.1 => Some(l),
+            (Some(s), _) => Some(s),
+            (None, local) => local,
+        })
+    }
+
+    fn max_timestamp_local(&self) -> Result<Option<(i64, i64)>, ReadError> {
         let found = {
             let inner = self.inner.lock();
             let mut best: Option<&Segment> = None;

@@ -1888,7 +1888,13 @@ async fn a_consumer_far_behind_reads_from_the_object_store_what_its_leader_no_lo
             p.begin_transaction().unwrap();
             for i in 0..60i64 {
                 let v = format!("r{round}-{i:02}-{}", "x".repeat(150));
-                let ts = if round == 0 { old + i * 1000 } else { now - 60_000 + i };
+                // One record of the aborted transaction (offset 71) is stamped a day ahead:
+                // the largest timestamp lies in the part only the store holds.
+                let ts = match (round, i) {
+                    (0, _) => old + i * 1000,
+                    (1, 10) => now + 86_400_000,
+                    _ => now - 60_000 + i,
+                };
                 p.send(BaseRecord::<(), str>::to("far").partition(0).payload(&v).timestamp(ts)).unwrap();
                 p.flush(t).unwrap();
             }
@@ -1949,6 +1955,8 @@ async fn a_consumer_far_behind_reads_from_the_object_store_what_its_leader_no_lo
     let earliest = raw.call(9, &list(-2)).await.topics[0].partitions[0].offset;
     let local = raw.call(9, &list(-4)).await.topics[0].partitions[0].offset;
     assert_eq!((earliest, local), (0, first_local()), "earliest and earliest local");
+    let max = raw.call(9, &list(-3)).await.topics[0].partitions[0].clone();
+    assert_eq!((max.offset, max.timestamp), (71, now + 86_400_000), "the largest timestamp");
 
     // Retention of one hour: the first transaction's records go, from the store's index; its
     // marker (stamped when written) stays.
@@ -1978,6 +1986,18 @@ async fn a_consumer_far_behind_reads_from_the_object_store_what_its_leader_no_lo
         .await
         .unwrap();
     assert_eq!(row.get::<_, i64>(0), 60, "the store's log start");
+
+    // The broker counted its reads from the store. Each scan from the beginning evicted what
+    // the next one needed first (the cache holds fewer batches than the stored part), but
+    // the last read, from 60, found the end of the stored part still cached.
+    let metrics = crate::http::metrics_of(&broker);
+    let sample = |series: &str| crate::http::sample(&metrics, series).unwrap_or(0.0);
+    assert!(sample("gregor_shared_stored_read_batches_total{source=\"objects\"}") >= 120.0, "{metrics}");
+    assert!(sample("gregor_shared_stored_read_batches_total{source=\"cache\"}") > 0.0, "{metrics}");
+    assert!(sample("gregor_shared_stored_read_gets_total") > 0.0, "{metrics}");
+    assert!(sample("gregor_shared_stored_read_bytes_total") > 120.0 * 150.0, "{metrics}");
+    let cached = sample("gregor_shared_read_cache_bytes");
+    assert!(cached > 0.0 && cached <= 20000.0, "the cache holds {cached} bytes");
 
     // The leader dies; a new broker takes the partition over from the store and serves it
     // from the log start the store holds.
