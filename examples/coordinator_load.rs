@@ -167,6 +167,8 @@ async fn main() -> Result<(), StoreError> {
                         producer_epoch: -1,
                         base_sequence: -1,
                         leader_epoch: *epoch,
+                        attributes: Some(0),
+                        marker: None,
                     });
                     *next += 100;
                 }

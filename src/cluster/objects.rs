@@ -23,7 +23,7 @@ use uuid::Uuid;
 
 use super::connection::Connection;
 use super::store::{BatchRow, ObjectCommit, StoreError};
-use crate::log::batch::BatchHeader;
+use crate::log::batch::{self, BatchHeader};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ObjectsError {
@@ -153,6 +153,8 @@ impl ObjectBuilder {
             producer_epoch: h.producer_epoch,
             base_sequence: h.base_sequence,
             leader_epoch,
+            attributes: Some(h.attributes),
+            marker: if h.is_control() { batch::read_marker(batch) } else { None },
         });
         self.data.extend_from_slice(batch);
         Ok(())

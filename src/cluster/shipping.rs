@@ -43,9 +43,10 @@ use uuid::Uuid;
 use super::objects::ObjectBuilder;
 use super::reading::StoredReads;
 use super::shared::{Shared, SharedError};
-use super::store::{LogStart, Rewrite, Store, StoreError};
+use super::store::{BatchRow, LogStart, Rewrite, Store, StoreError};
 use crate::log::batch::{next_offset_after, peek_len};
 use crate::log::commit::{CommitFuture, Committer};
+use crate::log::producer_state::ProducerStateTable;
 use crate::log::{PartitionLog, TopicPartition};
 
 /// What one commit did, for whoever counts commits (the metrics).
@@ -188,7 +189,8 @@ impl Shipper {
                 tokio::spawn(async move {
                     match shipper.rebuild(&log, topic_id, l.epoch).await {
                         Ok(end) => {
-                            tracing::info!(partition = %log.tp, epoch = l.epoch, log_end_offset = end, "leading the partition: its log is the committed one")
+                            let local_start = log.local_start_offset();
+                            tracing::info!(partition = %log.tp, epoch = l.epoch, log_end_offset = end, local_start, "leading the partition: its log is the committed one")
                         }
                         Err(e) => {
                             tracing::warn!(partition = %log.tp, epoch = l.epoch, error = %e, "cannot rebuild the partition's log from the store; trying again")
@@ -227,7 +229,17 @@ impl Shipper {
             .await
             .map_err(io::Error::other)?
             .map_err(io::Error::other)?;
-        if next < start {
+        if let Some(tail) = self.tail(log, topic_id, start, next).await? {
+            // Only the newest part is copied; the rest is read from the store when asked.
+            let (restart, producers) = (log.clone(), tail.producers);
+            tokio::task::spawn_blocking(move || {
+                restart.restart_with_stored_head(start, tail.from, producers, crate::clock::now_ms())
+            })
+            .await
+            .map_err(io::Error::other)?
+            .map_err(io::Error::other)?;
+            next = tail.from;
+        } else if next < start {
             // Retention or DeleteRecords took the committed log past this copy's end: it starts
             // over where the first batch kept (the one holding the log start) begins.
             let first = data
@@ -290,6 +302,54 @@ impl Shipper {
         }
         self.shared.rebuilt.write().entry(log.tp.topic.clone()).or_default().insert(log.tp.partition, epoch);
         Ok(end)
+    }
+
+    /// Where the local copy of a partition starts when only its newest part is copied: the
+    /// batch from which the batches to the end hold `local.retention.bytes` (the setting's
+    /// trimming would let go of the older ones anyway), with the producers' state the batches
+    /// before it leave, worked out from their rows. None: the copy goes on from `next`, the end
+    /// of what the local log holds of the committed one, because the setting keeps everything
+    /// (or the topic is compacted), the local log already reaches that batch, or a row before
+    /// it predates schema version 8.
+    async fn tail(
+        &self,
+        log: &PartitionLog,
+        topic_id: Uuid,
+        start: i64,
+        next: i64,
+    ) -> Result<Option<Tail>, SharedError> {
+        let config = log.config();
+        if config.local_retention_bytes < 0 || config.compact {
+            return Ok(None);
+        }
+        let p = log.tp.partition;
+        let data = &self.shared.data;
+        let find = async |s: &mut Store| s.tail_start(topic_id, p, start, config.local_retention_bytes).await;
+        let Some((first, from)) = data.call("a look-up of a partition's tail", find).await? else {
+            return Ok(None);
+        };
+        if from <= first || from <= next {
+            return Ok(None);
+        }
+        let mut producers = ProducerStateTable::default();
+        let mut at = start;
+        'rows: loop {
+            let read = async |s: &mut Store| s.batches(topic_id, p, at, REBUILD_ROWS).await;
+            let rows = data.call("a read of the batch index", read).await?;
+            for (row, _) in &rows {
+                if row.base_offset >= from {
+                    break 'rows;
+                }
+                if !replay(&mut producers, row) {
+                    return Ok(None);
+                }
+                at = row.last_offset + 1;
+            }
+            if rows.len() < REBUILD_ROWS as usize {
+                break;
+            }
+        }
+        Ok(Some(Tail { from, producers }))
     }
 
     /// Tells the store where the logs of the partitions this broker serves now start, for those
@@ -649,6 +709,26 @@ impl Committer for Shipper {
         self.reads
             .wait("a search for the largest timestamp", async move { reads.max_timestamp(&tp, from, before).await })
     }
+}
+
+/// Where a new leader's local copy of a partition starts, and the producers' state of the
+/// part before it.
+struct Tail {
+    from: i64,
+    producers: ProducerStateTable,
+}
+
+/// Replays one batch row into `producers` as the log replays a batch it holds: a data batch
+/// records its producer's sequences and opens its transaction, a marker closes it (aborted, or
+/// committed). False for a row committed before schema version 8 (it does not say which).
+fn replay(producers: &mut ProducerStateTable, row: &BatchRow) -> bool {
+    let Some(h) = row.header() else { return false };
+    if !h.is_control() {
+        producers.record(&h);
+    } else if let Some((control, coordinator_epoch)) = row.marker {
+        producers.record_marker(&h, control, coordinator_epoch);
+    }
+    true
 }
 
 /// Where a log starts, as far as the store may know it: its log start, or the high watermark
@@ -1051,6 +1131,102 @@ mod tests {
         assert_eq!(read_all(&rebuilt[1]), read_all(&logs[1]));
         assert_eq!(fresh.merged.lock()[&TopicPartition::new("t", 0)].to, 7);
         assert_eq!(fresh.merge(&rebuilt).await.unwrap().objects, 0, "nothing merged twice");
+    }
+
+    /// A batch of `n` records from producer `pid`, sequences from `seq`, in a transaction or not.
+    fn producer_batch(pid: i64, seq: i32, n: usize, transactional: bool) -> Vec<u8> {
+        use bytes::BufMut;
+        let values: Vec<String> = (0..n).map(|i| format!("p{pid}-{}", seq as usize + i)).collect();
+        let kvs: Vec<batch::KeyValue<'_>> = values.iter().map(|v| (None, Some(v.as_bytes()))).collect();
+        let mut b = batch::build_transactional(&kvs, 1000, pid, 0);
+        if !transactional {
+            (&mut b[21..23]).put_i16(0);
+        }
+        (&mut b[53..57]).put_i32(seq);
+        let crc = crc32c::crc32c(&b[21..]);
+        (&mut b[17..21]).put_u32(crc);
+        b
+    }
+
+    /// A new leader copies only the newest `local.retention.bytes` of a partition and reads the
+    /// rest from the store; the producers' state that rest leaves (idempotent producers'
+    /// sequences, a transaction aborted there, one still open across the copy's start) is
+    /// worked out from the batch rows, and is the old leader's.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_new_leader_copies_the_newest_part_and_the_rows_give_it_the_producers_state_of_the_rest() {
+        use crate::log::partition::Isolation;
+        use crate::log::producer_state::ControlType;
+        use crate::log::AppendError;
+        let Some(pg) = PgServer::start() else { return };
+        let (tmp, shared, _, shipper, logs) = shipping_to_a_directory(&pg).await;
+        serve_both(&shipper, &logs).await;
+        let log = &logs[0];
+        let mut seq7 = 0;
+        let append = |b: Vec<u8>| {
+            log.append(&b, 0).unwrap();
+        };
+        // Producer 7 (idempotent) writes throughout; 9 commits, 10 aborts, 11 opens a
+        // transaction early and ends it only after the new leader took over.
+        for round in 0..6 {
+            append(producer_batch(7, seq7, 3, false));
+            seq7 += 3;
+            match round {
+                0 => append(producer_batch(11, 0, 2, true)),
+                1 => append(producer_batch(9, 0, 2, true)),
+                2 => {
+                    log.append_marker(9, 0, ControlType::Commit, 4, 0).unwrap();
+                }
+                3 => append(producer_batch(10, 0, 2, true)),
+                4 => {
+                    log.append_marker(10, 0, ControlType::Abort, 4, 0).unwrap();
+                }
+                _ => append(records(&["plain"; 20])),
+            }
+        }
+        let end = log.offsets().log_end_offset;
+        log.flush_to(end).await.unwrap();
+        let lso = log.read_isolated(0, 1 << 20, true, Isolation::ReadCommitted).unwrap().last_stable_offset;
+        assert_eq!(lso, 3, "producer 11's open transaction holds the last stable offset");
+
+        // The new leader keeps 300 bytes: the last batch or two.
+        let mut config = PartitionConfig::internal();
+        config.local_retention_bytes = 300;
+        let fresh = Shipper::start(shared.clone());
+        let rebuilt = [open_log_with(&tmp.path().join("b"), 0, config), open_log(&tmp.path().join("b"), 1)];
+        for l in &rebuilt {
+            l.attach_committer(fresh.clone());
+        }
+        unserve(&shared, 0);
+        unserve(&shared, 1);
+        serve_both(&fresh, &rebuilt).await;
+        let new = &rebuilt[0];
+        assert!(new.has_stored_head(), "the whole log was copied");
+        // Past the aborted transaction's marker (22), before the plain batch at 26.
+        assert!((23..=26).contains(&new.local_start_offset()), "the local copy starts at {}", new.local_start_offset());
+        assert!(new.size_bytes() < 600, "{} bytes copied", new.size_bytes());
+        assert_eq!((new.offsets().log_start_offset, new.offsets().high_watermark), (0, end));
+        assert_eq!(read_all(new), read_all(log), "the same log, its head read from the store");
+        let sorted = |l: &PartitionLog| {
+            let mut p = l.producers();
+            p.sort_by_key(|p| p.producer_id);
+            p
+        };
+        assert_eq!(sorted(new), sorted(log));
+        let committed = |l: &PartitionLog, from: i64| l.read_isolated(from, 1 << 20, true, Isolation::ReadCommitted);
+        assert_eq!(committed(new, 0).unwrap().last_stable_offset, 3);
+
+        // Producer 11 commits at the new leader: its transaction's first offset is in the part
+        // only the store holds, and the aborted one of producer 10 is listed from the rows.
+        new.append_marker(11, 0, ControlType::Commit, 4, 0).unwrap();
+        let end = new.offsets().log_end_offset;
+        new.flush_to(end).await.unwrap();
+        let read = committed(new, 0).unwrap();
+        assert_eq!(read.last_stable_offset, end);
+        assert_eq!(read.aborted.iter().map(|a| a.producer_id).collect::<Vec<_>>(), [10]);
+        // Producer 7's next sequence goes on; one out of order is refused, as by the old leader.
+        let gap = new.append(&producer_batch(7, seq7 + 1, 1, false), 0);
+        assert!(matches!(gap, Err(AppendError::Sequence(_))), "{gap:?}");
+        new.append(&producer_batch(7, seq7, 1, false), 0).unwrap();
     }
 
     /// Compaction through the store: what the leader's cleaner removed goes from the store

@@ -22,6 +22,8 @@ use tokio_postgres::{Client, NoTls, Statement};
 use uuid::Uuid;
 
 use super::leases::{self, PartitionKey};
+use crate::log::batch::BatchHeader;
+use crate::log::producer_state::ControlType;
 
 /// The schema, one migration per version, applied in order.
 const MIGRATIONS: &[(i32, &str)] = &[
@@ -32,7 +34,16 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (5, include_str!("migrations/005_sweeps.sql")),
     (6, include_str!("migrations/006_share_states.sql")),
     (7, include_str!("migrations/007_rewrites.sql")),
+    (8, include_str!("migrations/008_batch_kinds.sql")),
 ];
+
+/// The columns [`batch_row`] reads, in its order, for the SELECTs of batch rows.
+macro_rules! batch_columns {
+    () => {
+        "base_offset, last_offset, byte_offset, byte_length, max_timestamp, producer_id, producer_epoch,
+         base_sequence, leader_epoch, attributes, control_type, coordinator_epoch, object_key"
+    };
+}
 
 /// Key of the advisory lock that serializes migrations and lease plans across brokers.
 const LOCK_KEY: i64 = 0x6772_6567_6f72; // "gregor"
@@ -125,6 +136,35 @@ pub struct BatchRow {
     pub base_sequence: i32,
     /// The leader epoch the committing broker holds the partition in.
     pub leader_epoch: i32,
+    /// The batch's attributes (transactional, control, ...); None in a row committed before
+    /// schema version 8.
+    pub attributes: Option<i16>,
+    /// A transaction marker's type and coordinator epoch.
+    pub marker: Option<(ControlType, i32)>,
+}
+
+impl BatchRow {
+    /// The batch header the row stands for, as far as producer state needs it (offsets,
+    /// producer, sequence, attributes, largest timestamp); None for a row committed before
+    /// schema version 8, which does not say whether its batch is transactional.
+    pub fn header(&self) -> Option<BatchHeader> {
+        let delta = (self.last_offset - self.base_offset) as i32;
+        Some(BatchHeader {
+            base_offset: self.base_offset,
+            batch_length: self.byte_length - 12,
+            partition_leader_epoch: self.leader_epoch,
+            magic: 2,
+            crc: 0,
+            attributes: self.attributes?,
+            last_offset_delta: delta,
+            base_timestamp: self.max_timestamp,
+            max_timestamp: self.max_timestamp,
+            producer_id: self.producer_id,
+            producer_epoch: self.producer_epoch,
+            base_sequence: self.base_sequence,
+            records_count: delta.saturating_add(1),
+        })
+    }
 }
 
 /// An object and the batches it holds, committed together.
@@ -616,11 +656,13 @@ impl Store {
                     client.prepare("INSERT INTO objects (object_key, size, written_by) VALUES ($1, $2, $3)"),
                     client.prepare(
                         "INSERT INTO batches (topic_id, partition, base_offset, last_offset, object_key, byte_offset,
-                           byte_length, max_timestamp, producer_id, producer_epoch, base_sequence, leader_epoch)
-                         SELECT t, p, bo, lo, $1, off, len, ts, pid, pe, seq, le
+                           byte_length, max_timestamp, producer_id, producer_epoch, base_sequence, leader_epoch,
+                           attributes, control_type, coordinator_epoch)
+                         SELECT t, p, bo, lo, $1, off, len, ts, pid, pe, seq, le, a, ct, ce
                          FROM unnest($2::uuid[], $3::int4[], $4::int8[], $5::int8[], $6::int8[], $7::int4[],
-                                     $8::int8[], $9::int8[], $10::int2[], $11::int4[], $12::int4[])
-                              AS x(t, p, bo, lo, off, len, ts, pid, pe, seq, le)"
+                                     $8::int8[], $9::int8[], $10::int2[], $11::int4[], $12::int4[],
+                                     $13::int2[], $14::int2[], $15::int4[])
+                              AS x(t, p, bo, lo, off, len, ts, pid, pe, seq, le, a, ct, ce)"
                     ),
                     client.prepare(
                         "UPDATE partitions SET log_end = x.e
@@ -645,10 +687,13 @@ impl Store {
         let rows = self
             .client
             .query(
-                "SELECT base_offset, last_offset, byte_offset, byte_length, max_timestamp, producer_id,
-                        producer_epoch, base_sequence, leader_epoch, object_key
+                concat!(
+                    "SELECT ",
+                    batch_columns!(),
+                    "
                  FROM batches WHERE topic_id = $1 AND partition = $2 AND last_offset >= $3
-                 ORDER BY base_offset LIMIT $4",
+                 ORDER BY base_offset LIMIT $4"
+                ),
                 &[&topic_id, &partition, &from_offset, &limit],
             )
             .await?;
@@ -670,11 +715,14 @@ impl Store {
         let row = self
             .client
             .query_opt(
-                "SELECT base_offset, last_offset, byte_offset, byte_length, max_timestamp, producer_id,
-                        producer_epoch, base_sequence, leader_epoch, object_key
+                concat!(
+                    "SELECT ",
+                    batch_columns!(),
+                    "
                  FROM batches WHERE topic_id = $1 AND partition = $2 AND last_offset >= $3
                    AND base_offset < $4 AND max_timestamp >= $5
-                 ORDER BY base_offset LIMIT 1",
+                 ORDER BY base_offset LIMIT 1"
+                ),
                 &[&topic_id, &partition, &from_offset, &before, &target],
             )
             .await?;
@@ -694,11 +742,14 @@ impl Store {
         let row = self
             .client
             .query_opt(
-                "SELECT base_offset, last_offset, byte_offset, byte_length, max_timestamp, producer_id,
-                        producer_epoch, base_sequence, leader_epoch, object_key
+                concat!(
+                    "SELECT ",
+                    batch_columns!(),
+                    "
                  FROM batches WHERE topic_id = $1 AND partition = $2 AND last_offset >= $3
                    AND base_offset < $4 AND max_timestamp >= 0
-                 ORDER BY max_timestamp DESC, base_offset LIMIT 1",
+                 ORDER BY max_timestamp DESC, base_offset LIMIT 1"
+                ),
                 &[&topic_id, &partition, &from_offset, &before],
             )
             .await?;
@@ -755,6 +806,30 @@ impl Store {
             start = start.max(row.map_or(log_start, |r| r.get(0)));
         }
         Ok((start > log_start).then_some(start.min(end)))
+    }
+
+    /// Where a new leader's local copy of a partition begins when it keeps about `keep_bytes`
+    /// (`local.retention.bytes`): the last batch from which the batches to the end hold at
+    /// least that many bytes, or the first batch when all of them hold fewer. Returns (first
+    /// batch, that batch) of those from `log_start` on; None when the store holds none.
+    pub async fn tail_start(
+        &self,
+        topic_id: Uuid,
+        partition: i32,
+        log_start: i64,
+        keep_bytes: i64,
+    ) -> Result<Option<(i64, i64)>, StoreError> {
+        let row = self
+            .client
+            .query_one(
+                "SELECT min(base_offset), max(base_offset) FILTER (WHERE from_here >= $4) FROM (
+                   SELECT base_offset, sum(byte_length) OVER (ORDER BY base_offset DESC) AS from_here
+                   FROM batches WHERE topic_id = $1 AND partition = $2 AND last_offset >= $3) s",
+                &[&topic_id, &partition, &log_start, &keep_bytes],
+            )
+            .await?;
+        let (first, tail): (Option<i64>, Option<i64>) = (row.get(0), row.get(1));
+        Ok(first.map(|first| (first, tail.unwrap_or(first))))
     }
 
     /// Which of these object keys a committed batch references.
@@ -1105,6 +1180,9 @@ async fn insert_object(
     let epochs: Vec<i16> = c.batches.iter().map(|b| b.producer_epoch).collect();
     let sequences: Vec<i32> = c.batches.iter().map(|b| b.base_sequence).collect();
     let leader_epochs: Vec<i32> = c.batches.iter().map(|b| b.leader_epoch).collect();
+    let attributes: Vec<Option<i16>> = c.batches.iter().map(|b| b.attributes).collect();
+    let control_types: Vec<Option<i16>> = c.batches.iter().map(|b| b.marker.map(|(t, _)| control_code(t))).collect();
+    let coordinator_epochs: Vec<Option<i32>> = c.batches.iter().map(|b| b.marker.map(|(_, e)| e)).collect();
     let object_args: &[&(dyn ToSql + Sync)] = &[&c.object_key, &c.size, &node_id];
     let batch_args: &[&(dyn ToSql + Sync)] = &[
         &c.object_key,
@@ -1119,6 +1197,9 @@ async fn insert_object(
         &epochs,
         &sequences,
         &leader_epochs,
+        &attributes,
+        &control_types,
+        &coordinator_epochs,
     ];
     tokio::try_join!(tx.execute(&s.object, object_args), tx.execute(&s.batches, batch_args))?;
     Ok(())
@@ -1143,10 +1224,9 @@ async fn let_go_of_objects(tx: &tokio_postgres::Transaction<'_>, keys: &[String]
     Ok(())
 }
 
-/// A batch row and its object key, from a query selecting `base_offset, last_offset,
-/// byte_offset, byte_length, max_timestamp, producer_id, producer_epoch, base_sequence,
-/// leader_epoch, object_key` in that order.
+/// A batch row and its object key, from a query selecting [`batch_columns`].
 fn batch_row(topic_id: Uuid, partition: i32, r: &tokio_postgres::Row) -> (BatchRow, String) {
+    let control: Option<i16> = r.get(10);
     let batch = BatchRow {
         topic_id,
         partition,
@@ -1159,8 +1239,21 @@ fn batch_row(topic_id: Uuid, partition: i32, r: &tokio_postgres::Row) -> (BatchR
         producer_epoch: r.get(6),
         base_sequence: r.get(7),
         leader_epoch: r.get(8),
+        attributes: r.get(9),
+        marker: control.map(|c| {
+            let t = if c == control_code(ControlType::Commit) { ControlType::Commit } else { ControlType::Abort };
+            (t, r.get::<_, Option<i32>>(11).unwrap_or(0))
+        }),
     };
-    (batch, r.get(9))
+    (batch, r.get(12))
+}
+
+/// A marker's type as the `control_type` column (and a control record's key) holds it.
+fn control_code(t: ControlType) -> i16 {
+    match t {
+        ControlType::Abort => 0,
+        ControlType::Commit => 1,
+    }
 }
 
 #[cfg(test)]

@@ -1116,6 +1116,39 @@ impl PartitionLog {
     /// `offset`; producer state starts empty. The new start is checkpointed and the directory
     /// synced before this returns.
     pub fn restart_at(&self, offset: i64, now_ms: i64) -> Result<(), ReadError> {
+        self.start_over(offset, offset, ProducerStateTable::default(), now_ms)
+    }
+
+    /// Shared mode's new leader copying only the newest part of the committed log: empties
+    /// the log and starts its local segments over at `local_start`, at or past its end, with
+    /// the log start at `log_start` before it. What lies between is read from the committer
+    /// ([`Self::has_stored_head`]); `producers` is the producers' state that part leaves (with
+    /// its aborted transactions, which read_committed reads of it list). High watermark and
+    /// durable offset become `local_start`.
+    pub fn restart_with_stored_head(
+        &self,
+        log_start: i64,
+        local_start: i64,
+        mut producers: ProducerStateTable,
+        now_ms: i64,
+    ) -> Result<(), ReadError> {
+        if log_start > local_start {
+            return Err(ReadError::Io(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("a log cannot start at {log_start}, after its local segments ({local_start})"),
+            )));
+        }
+        producers.forget_before(log_start);
+        self.start_over(log_start, local_start, producers, now_ms)
+    }
+
+    fn start_over(
+        &self,
+        log_start: i64,
+        offset: i64,
+        producers: ProducerStateTable,
+        now_ms: i64,
+    ) -> Result<(), ReadError> {
         let _checkpoint = self.checkpoint_lock.lock();
         let _writing = self.append_lock.lock();
         let (old, epochs) = {
@@ -1139,17 +1172,17 @@ impl PartitionLog {
                 None => old.pop().expect("a partition always has an active segment"),
             };
             inner.segments.push(active);
-            inner.log_start_offset = offset;
+            inner.log_start_offset = log_start;
             inner.high_watermark = offset;
-            inner.producers = ProducerStateTable::default();
+            inner.producers = producers;
             inner.truncations += 1;
             inner.dir_dirty = true;
             self.durable_offset.store(offset, Ordering::Release);
-            let mut changed = inner.epochs.truncate_from_start(offset);
-            changed |= inner.epochs.latest().is_none() && inner.epochs.assign(LEADER_EPOCH, offset);
+            let mut changed = inner.epochs.truncate_from_start(log_start);
+            changed |= inner.epochs.latest().is_none() && inner.epochs.assign(LEADER_EPOCH, log_start);
             (old, changed.then(|| inner.epochs.clone()))
         };
-        super::checkpoint::write_log_start(&self.dir, offset)?;
+        super::checkpoint::write_log_start(&self.dir, log_start)?;
         if let Some(epochs) = epochs {
             epochs.write(&self.dir)?;
         }

@@ -1837,6 +1837,19 @@ fn read_partition(bootstrap: &str, topic: &str, isolation: &str, count: usize) -
     }
 }
 
+/// The transactional producer "far-writer" of the test below, its transactions initialized.
+fn far_writer(bootstrap: &str) -> rdkafka::producer::BaseProducer {
+    use rdkafka::producer::Producer;
+    let p: rdkafka::producer::BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("transactional.id", "far-writer")
+        .set("linger.ms", "0")
+        .create()
+        .unwrap();
+    p.init_transactions(Duration::from_secs(30)).expect("init transactions");
+    p
+}
+
 /// A leader keeps only the newest `local.retention.bytes` of a partition in its local
 /// segments (KIP-405's setting); a consumer reading from the beginning gets the rest from the
 /// object store, through the index and ranged reads, with the aborted transactions of that part
@@ -1847,7 +1860,7 @@ fn read_partition(bootstrap: &str, topic: &str, isolation: &str, count: usize) -
 async fn a_consumer_far_behind_reads_from_the_object_store_what_its_leader_no_longer_keeps() {
     use rdkafka::admin::{AdminClient, AdminOptions, AlterConfig, NewTopic, ResourceSpecifier, TopicReplication};
     use rdkafka::client::DefaultClientContext;
-    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    use rdkafka::producer::{BaseRecord, Producer};
 
     let Some(pg) = PgServer::start() else { return };
     let tmp = tempfile::tempdir().unwrap();
@@ -1876,14 +1889,8 @@ async fn a_consumer_far_behind_reads_from_the_object_store_what_its_leader_no_lo
     let old = now - 7_200_000;
     let b = bootstrap.clone();
     tokio::task::spawn_blocking(move || {
-        let p: BaseProducer = ClientConfig::new()
-            .set("bootstrap.servers", &b)
-            .set("transactional.id", "far-writer")
-            .set("linger.ms", "0")
-            .create()
-            .unwrap();
+        let p = far_writer(&b);
         let t = Duration::from_secs(30);
-        p.init_transactions(t).expect("init transactions");
         for (round, commit) in [(0, true), (1, false), (2, true)] {
             p.begin_transaction().unwrap();
             for i in 0..60i64 {
@@ -1911,14 +1918,14 @@ async fn a_consumer_far_behind_reads_from_the_object_store_what_its_leader_no_lo
 
     // The leader lets go of its oldest segments: its first local segment starts past the
     // first two transactions.
-    let dir = tmp.path().join("data-1").join("far-0");
-    let first_local = || {
-        std::fs::read_dir(&dir)
+    let first_local_in = |node: i32| {
+        std::fs::read_dir(tmp.path().join(format!("data-{node}")).join("far-0"))
             .unwrap()
             .filter_map(|e| e.ok()?.file_name().to_str()?.strip_suffix(".log")?.parse::<i64>().ok())
             .min()
             .unwrap_or(0)
     };
+    let first_local = || first_local_in(1);
     let deadline = Instant::now() + Duration::from_secs(30);
     while first_local() <= 122 {
         assert!(Instant::now() < deadline, "the first local segment starts at {}", first_local());
@@ -1960,7 +1967,11 @@ async fn a_consumer_far_behind_reads_from_the_object_store_what_its_leader_no_lo
 
     // Retention of one hour: the first transaction's records go, from the store's index; its
     // marker (stamped when written) stays.
-    let alter = AlterConfig::new(ResourceSpecifier::Topic("far")).set("retention.ms", "3600000");
+    // (AlterConfigs replaces the topic's whole config: the others are given again.)
+    let alter = AlterConfig::new(ResourceSpecifier::Topic("far"))
+        .set("retention.ms", "3600000")
+        .set("segment.bytes", "4096")
+        .set("local.retention.bytes", "8192");
     let r = admin.alter_configs([&alter], &AdminOptions::new()).await.unwrap();
     assert!(r.iter().all(|r| r.is_ok()), "{r:?}");
     let b = bootstrap.clone();
@@ -2022,5 +2033,24 @@ async fn a_consumer_far_behind_reads_from_the_object_store_what_its_leader_no_lo
     .await;
     let (watermarks, after) = taken_over.unwrap_or_else(|e| panic!("{e}; the new leader's log:\n{}", second.log()));
     assert_eq!(watermarks, (60, 183), "the new leader's log");
+    // It copied only the newest part: its local segments start past the aborted transaction,
+    // which read_committed skipped by what the store's batch rows say of it.
+    assert!(first_local_in(2) > 121, "the new leader's copy starts at {}: {}", first_local_in(2), second.log());
     assert_eq!(after, round(2).collect::<Vec<_>>());
+
+    // The transactional producer goes on at the new leader.
+    let b = second.addr.to_string();
+    let more = tokio::task::spawn_blocking(move || {
+        let p = far_writer(&b);
+        let t = Duration::from_secs(30);
+        p.begin_transaction().unwrap();
+        for v in round(3).take(5) {
+            p.send(BaseRecord::<(), str>::to("far").partition(0).payload(&v)).unwrap();
+        }
+        p.commit_transaction(t).expect("commit at the new leader");
+        read_partition(&b, "far", "read_committed", 65)
+    })
+    .await
+    .unwrap();
+    assert_eq!(more, round(2).chain(round(3).take(5)).collect::<Vec<_>>());
 }

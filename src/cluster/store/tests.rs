@@ -32,6 +32,17 @@ async fn expire(s: &Store, node_id: i32) {
         .unwrap();
 }
 
+/// Broker 1 registered, leading every partition of a new topic "t": (its incarnation, the
+/// topic's id, partition 0's leader epoch).
+async fn led_by_one(s: &mut Store, partitions: i32) -> (Uuid, Uuid, i32) {
+    let one = s.register(&registration(1), LEASE).await.unwrap();
+    let topic = Uuid::new_v4();
+    s.create_topic("t", topic, partitions).await.unwrap();
+    s.rebalance().await.unwrap();
+    let epoch = s.leaders().await.unwrap()[&(topic, 0)].epoch;
+    (one, topic, epoch)
+}
+
 fn batch(topic_id: Uuid, partition: i32, base: i64, count: i64, epoch: i32) -> BatchRow {
     BatchRow {
         topic_id,
@@ -45,6 +56,8 @@ fn batch(topic_id: Uuid, partition: i32, base: i64, count: i64, epoch: i32) -> B
         producer_epoch: -1,
         base_sequence: -1,
         leader_epoch: epoch,
+        attributes: Some(0),
+        marker: None,
     }
 }
 
@@ -202,11 +215,7 @@ async fn leases_spread_evenly_move_with_brokers_and_bump_epochs() {
 async fn a_commit_is_fenced_by_the_lease_and_by_the_leader_epoch() {
     let Some(pg) = PgServer::start() else { return };
     let mut s = store(&pg).await;
-    let one = s.register(&registration(1), LEASE).await.unwrap();
-    let topic = Uuid::new_v4();
-    s.create_topic("t", topic, 1).await.unwrap();
-    s.rebalance().await.unwrap();
-    let epoch = s.leaders().await.unwrap()[&(topic, 0)].epoch;
+    let (one, topic, epoch) = led_by_one(&mut s, 1).await;
 
     let commit = |key: &str, base: i64, epoch: i32| ObjectCommit {
         object_key: key.to_string(),
@@ -250,6 +259,43 @@ async fn a_commit_is_fenced_by_the_lease_and_by_the_leader_epoch() {
     assert_eq!(unreferenced, 0, "a refused commit leaves no row");
 }
 
+/// A batch row keeps what kind of batch it indexes (attributes; a marker's type and
+/// coordinator epoch), and a new leader's copy starts at the last batch from which the batches
+/// to the end hold the bytes it keeps.
+#[tokio::test]
+async fn batch_rows_keep_their_kind_and_a_tail_holds_the_bytes_kept() {
+    let Some(pg) = PgServer::start() else { return };
+    let mut s = store(&pg).await;
+    let (one, topic, epoch) = led_by_one(&mut s, 1).await;
+    assert_eq!(s.tail_start(topic, 0, 0, 100).await.unwrap(), None, "no batches");
+
+    let mut batches: Vec<BatchRow> = (0..4).map(|i| batch(topic, 0, i * 10, 10, epoch)).collect();
+    batches[1].attributes = Some(0x10);
+    batches[1].producer_id = 7;
+    batches[2].attributes = Some(0x30);
+    batches[2].producer_id = 7;
+    batches[2].marker = Some((ControlType::Abort, 5));
+    batches[3].marker = Some((ControlType::Commit, 6));
+    let commit = ObjectCommit { object_key: "o1".into(), size: 400, batches: batches.clone() };
+    s.commit(1, one, &commit).await.unwrap();
+    let read: Vec<BatchRow> = s.batches(topic, 0, 0, 10).await.unwrap().into_iter().map(|(b, _)| b).collect();
+    assert_eq!(read, batches);
+
+    // Each batch holds 100 bytes.
+    for (keep, tail) in [(0, 30), (100, 30), (101, 20), (300, 10), (400, 0), (10_000, 0)] {
+        assert_eq!(s.tail_start(topic, 0, 0, keep).await.unwrap(), Some((0, tail)), "keeping {keep} bytes");
+    }
+    assert_eq!(s.tail_start(topic, 0, 15, 10_000).await.unwrap(), Some((10, 10)), "from the log start's batch");
+
+    // A row committed before schema version 8 does not say.
+    s.client.execute("UPDATE batches SET attributes = NULL WHERE base_offset = 10", &[]).await.unwrap();
+    let (old, _) = s.batches(topic, 0, 10, 1).await.unwrap().remove(0);
+    assert_eq!((old.attributes, old.header()), (None, None));
+    let h = read[2].header().unwrap();
+    assert!(h.is_control() && h.is_transactional());
+    assert_eq!((h.base_offset, h.last_offset(), h.producer_id), (20, 29, 7));
+}
+
 /// A rewrite replaces whole committed batches of its leader's partition in its epoch, and
 /// nothing else: a range cutting a batch, past the log end, a row outside the range, a stale
 /// epoch, a lapsed lease and a deposed leader are each refused with nothing changed.
@@ -257,11 +303,7 @@ async fn a_commit_is_fenced_by_the_lease_and_by_the_leader_epoch() {
 async fn a_rewrite_replaces_a_range_of_whole_batches_for_its_leader_in_its_epoch_only() {
     let Some(pg) = PgServer::start() else { return };
     let mut s = store(&pg).await;
-    let one = s.register(&registration(1), LEASE).await.unwrap();
-    let topic = Uuid::new_v4();
-    s.create_topic("t", topic, 1).await.unwrap();
-    s.rebalance().await.unwrap();
-    let epoch = s.leaders().await.unwrap()[&(topic, 0)].epoch;
+    let (one, topic, epoch) = led_by_one(&mut s, 1).await;
     // Three objects, each with a batch of ten; o2 also holds a batch of another topic.
     let other = Uuid::new_v4();
     s.create_topic("u", other, 1).await.unwrap();
@@ -338,11 +380,7 @@ async fn a_rewrite_replaces_a_range_of_whole_batches_for_its_leader_in_its_epoch
 async fn share_state_is_written_by_its_partitions_leader_in_its_epoch_only_and_goes_with_its_topic() {
     let Some(pg) = PgServer::start() else { return };
     let mut s = store(&pg).await;
-    let one = s.register(&registration(1), LEASE).await.unwrap();
-    let topic = Uuid::new_v4();
-    s.create_topic("t", topic, 2).await.unwrap();
-    s.rebalance().await.unwrap();
-    let epoch = s.leaders().await.unwrap()[&(topic, 0)].epoch;
+    let (one, topic, epoch) = led_by_one(&mut s, 2).await;
     let row = |partition: i32, group: &str, epoch: i32, state: Option<&[u8]>| ShareStateRow {
         topic_id: topic,
         partition,
@@ -399,11 +437,7 @@ async fn share_state_is_written_by_its_partitions_leader_in_its_epoch_only_and_g
 async fn a_log_start_moves_for_its_leader_only_and_lets_go_of_the_batches_and_objects_before_it() {
     let Some(pg) = PgServer::start() else { return };
     let mut s = store(&pg).await;
-    let one = s.register(&registration(1), LEASE).await.unwrap();
-    let topic = Uuid::new_v4();
-    s.create_topic("t", topic, 2).await.unwrap();
-    s.rebalance().await.unwrap();
-    let epoch = s.leaders().await.unwrap()[&(topic, 0)].epoch;
+    let (one, topic, epoch) = led_by_one(&mut s, 2).await;
     let commit = |key: &str, batches: Vec<BatchRow>| ObjectCommit { object_key: key.to_string(), size: 100, batches };
     s.commit(1, one, &commit("o1", vec![batch(topic, 0, 0, 10, epoch), batch(topic, 1, 0, 10, epoch)])).await.unwrap();
     s.commit(1, one, &commit("o2", vec![batch(topic, 0, 10, 10, epoch)])).await.unwrap();
