@@ -187,10 +187,11 @@ impl Shipper {
                 }
                 let (shipper, topic_id) = (self.clone(), t.id);
                 tokio::spawn(async move {
+                    let began = std::time::Instant::now();
                     match shipper.rebuild(&log, topic_id, l.epoch).await {
                         Ok(end) => {
-                            let local_start = log.local_start_offset();
-                            tracing::info!(partition = %log.tp, epoch = l.epoch, log_end_offset = end, local_start, "leading the partition: its log is the committed one")
+                            let (local_start, took_ms) = (log.local_start_offset(), began.elapsed().as_millis());
+                            tracing::info!(partition = %log.tp, epoch = l.epoch, log_end_offset = end, local_start, took_ms, "leading the partition: its log is the committed one")
                         }
                         Err(e) => {
                             tracing::warn!(partition = %log.tp, epoch = l.epoch, error = %e, "cannot rebuild the partition's log from the store; trying again")
