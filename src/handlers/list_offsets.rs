@@ -1,7 +1,8 @@
 //! ListOffsets: earliest (-2), latest (-1), max timestamp (-3), earliest local (-4: where the
 //! local segments begin, past the log start when shared mode let go of the oldest ones), latest
-//! tiered (-5, always "none": gregor has no tiered storage of Kafka's kind), and lookup by
-//! timestamp.
+//! tiered (-5: in shared mode the last committed offset, since the object store holds every
+//! committed batch; on a single node "none", as Kafka answers without remote storage), and
+//! lookup by timestamp.
 
 use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
@@ -56,10 +57,14 @@ fn answer(broker: &Broker, version: i16, req: ListOffsetsRequest, denied: &[bool
                     let found: Result<Option<(i64, i64)>, ReadError> = match p.timestamp {
                         // read_committed (isolation level 1, v2+) sees up to the last stable offset.
                         LATEST if req.isolation_level == 1 => Ok(Some((offsets.last_stable_offset, -1))),
-                        LATEST => Ok(Some((offsets.high_watermark, -1))),
+                        LATEST => Ok(Some((offsets.high_watermark - 1, -1))),
                         EARLIEST => Ok(Some((offsets.log_start_offset, -1))),
                         // Shared mode: where the local segments begin (`local.retention.bytes`).
                         EARLIEST_LOCAL => Ok(Some((log.local_start_offset(), -1))),
+                        // KIP-1005: the highest offset the remote copy holds (-1: none yet).
+                        LATEST_TIERED if log.has_committed_copy() && offsets.high_watermark > 0 => {
+                            Ok(Some((offsets.high_watermark - 1, -1)))
+                        }
                         LATEST_TIERED => Ok(None),
                         MAX_TIMESTAMP => log.max_timestamp(),
                         ts if ts >= 0 => log.offset_for_timestamp(ts),

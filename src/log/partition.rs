@@ -917,6 +917,12 @@ impl PartitionLog {
         delete_segments(removed)
     }
 
+    /// Shared mode: whether a committer keeps a copy of the committed log (everything below
+    /// the high watermark) elsewhere.
+    pub fn has_committed_copy(&self) -> bool {
+        self.committer.get().is_some()
+    }
+
     /// Shared mode: whether the oldest records of the log (from the log start) are held only
     /// by its committed copy, the local segments having been let go of ([`Self::trim_local`]).
     pub fn has_stored_head(&self) -> bool {

@@ -161,6 +161,11 @@ async fn produce_fetch_round_trip_and_offsets() {
     assert_eq!(offset(c.call(8, &lo(1500)).await), (3, 2000));
     assert_eq!(offset(c.call(8, &lo(-3)).await), (5, 2002));
     assert_eq!(offset(c.call(8, &lo(9999)).await).0, -1);
+    // KIP-1005 (v9): earliest local is the log start; latest tiered is none, with no epoch,
+    // as Kafka answers without remote storage.
+    assert_eq!(offset(c.call(9, &lo(-4)).await), (0, -1));
+    let tiered = c.call(9, &lo(-5)).await.topics[0].partitions[0].clone();
+    assert_eq!((tiered.error_code, tiered.offset, tiered.timestamp, tiered.leader_epoch), (0, -1, -1, -1));
     broker.stop().await;
 }
 

@@ -1962,6 +1962,9 @@ async fn a_consumer_far_behind_reads_from_the_object_store_what_its_leader_no_lo
     let earliest = raw.call(9, &list(-2)).await.topics[0].partitions[0].offset;
     let local = raw.call(9, &list(-4)).await.topics[0].partitions[0].offset;
     assert_eq!((earliest, local), (0, first_local()), "earliest and earliest local");
+    // Latest tiered: the store holds every committed batch, up to the last marker.
+    let tiered = raw.call(9, &list(-5)).await.topics[0].partitions[0].clone();
+    assert_eq!((tiered.offset, tiered.timestamp, tiered.error_code), (182, -1, 0), "latest tiered");
     let max = raw.call(9, &list(-3)).await.topics[0].partitions[0].clone();
     assert_eq!((max.offset, max.timestamp), (71, now + 86_400_000), "the largest timestamp");
 
