@@ -140,6 +140,10 @@ impl Broker {
         for (k, v) in &req.configs {
             topic_config::validate(k, v).map_err(CreateTopicError::InvalidConfig)?;
         }
+        if self.cluster.shared().is_some() {
+            topic_config::validate_local_retention(&self.log_defaults(), &req.configs)
+                .map_err(CreateTopicError::InvalidConfig)?;
+        }
         let guard = self.topic_admin.lock();
         if self.topics.get(&req.name).is_some() {
             return Err(CreateTopicError::AlreadyExists(req.name));
@@ -335,6 +339,10 @@ impl Broker {
     ) -> Result<(), AlterTopicError> {
         for (k, v) in &configs {
             topic_config::validate(k, v).map_err(AlterTopicError::InvalidConfig)?;
+        }
+        if self.cluster.shared().is_some() {
+            topic_config::validate_local_retention(&self.log_defaults(), &configs)
+                .map_err(AlterTopicError::InvalidConfig)?;
         }
         let _guard = self.topic_admin.lock();
         let meta = self.topics.get(name).ok_or(AlterTopicError::UnknownTopic)?;

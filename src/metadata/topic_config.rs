@@ -116,6 +116,27 @@ pub fn validate(key: &str, value: &str) -> Result<(), String> {
     }
 }
 
+/// Checks a topic's local retention against its retention, as Kafka does for a topic with
+/// remote storage (shared mode, where the object store is that copy): a leader cannot keep
+/// more locally than the topic keeps at all. `configs` are the topic's overrides (each
+/// already valid), `log` the broker's defaults. The error text is Kafka 4.1's.
+pub fn validate_local_retention(log: &LogConfig, configs: &BTreeMap<String, String>) -> Result<(), String> {
+    let get = |k: &str| configs.get(k).and_then(|v| v.trim().parse::<i64>().ok());
+    let retention = get("retention.bytes").unwrap_or(log.retention_bytes);
+    let local = get("local.retention.bytes").unwrap_or(log.local_retention_bytes);
+    match local {
+        -2 => Ok(()),
+        _ if retention < 0 => Ok(()),
+        -1 => Err(format!(
+            "Invalid value -1 for configuration local.retention.bytes: Value must not be -1 as retention.bytes value is set as {retention}."
+        )),
+        n if n > retention => Err(format!(
+            "Invalid value {n} for configuration local.retention.bytes: Value must not be more than retention.bytes property value: {retention}"
+        )),
+        _ => Ok(()),
+    }
+}
+
 pub fn is_known(key: &str) -> bool {
     TOPIC_CONFIGS.iter().any(|(k, _)| *k == key)
 }
@@ -243,6 +264,25 @@ mod tests {
         assert!(validate("remote.log.copy.disable", "true").is_ok());
         assert!(validate("segment.bytes", "10").is_err());
         assert!(validate("no.such.key", "1").unwrap_err().contains("Unknown"));
+    }
+
+    #[test]
+    fn local_retention_may_not_keep_more_than_retention() {
+        let log = LogConfig::default();
+        let topic = |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let check = |pairs: &[(&str, &str)]| validate_local_retention(&log, &topic(pairs));
+        assert!(check(&[]).is_ok());
+        assert!(check(&[("local.retention.bytes", "1000")]).is_ok(), "retention.bytes -1 keeps everything");
+        assert!(check(&[("retention.bytes", "500"), ("local.retention.bytes", "-2")]).is_ok());
+        assert!(check(&[("retention.bytes", "500"), ("local.retention.bytes", "500")]).is_ok());
+        let more = check(&[("retention.bytes", "500"), ("local.retention.bytes", "1000")]).unwrap_err();
+        assert!(more.contains("local.retention.bytes") && more.contains("500"), "{more}");
+        let all = check(&[("retention.bytes", "500"), ("local.retention.bytes", "-1")]).unwrap_err();
+        assert!(all.contains("-1") && all.contains("500"), "{all}");
+        // The broker's default counts when the topic does not override it.
+        let defaults = LogConfig { local_retention_bytes: 4096, ..LogConfig::default() };
+        let pairs = topic(&[("retention.bytes", "1024")]);
+        assert!(validate_local_retention(&defaults, &pairs).is_err());
     }
 
     #[test]

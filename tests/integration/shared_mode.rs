@@ -1881,6 +1881,13 @@ async fn a_consumer_far_behind_reads_from_the_object_store_what_its_leader_no_lo
         .set("local.retention.bytes", "8192");
     let r = admin.create_topics([&topic], &AdminOptions::new()).await.unwrap();
     assert!(r.iter().all(|r| r.is_ok()), "{r:?}");
+    // A leader may not keep more locally than the topic keeps at all (Kafka's check with
+    // remote storage on).
+    let greedy = NewTopic::new("greedy", 1, TopicReplication::Fixed(1))
+        .set("retention.bytes", "4096")
+        .set("local.retention.bytes", "8192");
+    let r = admin.create_topics([&greedy], &AdminOptions::new()).await.unwrap();
+    assert!(matches!(&r[..], [Err((_, rdkafka::types::RDKafkaErrorCode::InvalidConfig))]), "{r:?}");
 
     // Three transactions of 60 records, each record its own batch: committed, aborted,
     // committed. The first is stamped two hours ago: offsets 0..60, marker 60, then 61..121,
