@@ -57,7 +57,7 @@ fn answer(broker: &Broker, version: i16, req: ListOffsetsRequest, denied: &[bool
                     let found: Result<Option<(i64, i64)>, ReadError> = match p.timestamp {
                         // read_committed (isolation level 1, v2+) sees up to the last stable offset.
                         LATEST if req.isolation_level == 1 => Ok(Some((offsets.last_stable_offset, -1))),
-                        LATEST => Ok(Some((offsets.high_watermark - 1, -1))),
+                        LATEST => Ok(Some((offsets.high_watermark, -1))),
                         EARLIEST => Ok(Some((offsets.log_start_offset, -1))),
                         // Shared mode: where the local segments begin (`local.retention.bytes`).
                         EARLIEST_LOCAL => Ok(Some((log.local_start_offset(), -1))),
