@@ -35,6 +35,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (6, include_str!("migrations/006_share_states.sql")),
     (7, include_str!("migrations/007_rewrites.sql")),
     (8, include_str!("migrations/008_batch_kinds.sql")),
+    (9, include_str!("migrations/009_plain_batch_kinds.sql")),
 ];
 
 /// The columns [`batch_row`] reads, in its order, for the SELECTs of batch rows.

@@ -6,7 +6,7 @@
 -- out from these rows, without reading the batches: the batch's attributes (transactional,
 -- control), and for a transaction marker its type (0 abort, 1 commit) and coordinator epoch.
 -- Rows committed before this version have NULLs; a partition with such rows is rebuilt whole,
--- as before, until its leader's merges write them again.
+-- as before, until retention lets go of them (version 9 marks those without a producer).
 ALTER TABLE batches ADD COLUMN attributes smallint;
 ALTER TABLE batches ADD COLUMN control_type smallint;
 ALTER TABLE batches ADD COLUMN coordinator_epoch integer;

@@ -294,6 +294,15 @@ async fn batch_rows_keep_their_kind_and_a_tail_holds_the_bytes_kept() {
     let h = read[2].header().unwrap();
     assert!(h.is_control() && h.is_transactional());
     assert_eq!((h.base_offset, h.last_offset(), h.producer_id), (20, 29, 7));
+
+    // Schema version 9, applied to rows committed before version 8: those without a producer
+    // are plain batches; producer 7's keep their NULLs, as its batches might be transactional.
+    s.client.execute("UPDATE batches SET attributes = NULL", &[]).await.unwrap();
+    s.client.execute("DELETE FROM gregor_schema_migrations WHERE version = 9", &[]).await.unwrap();
+    s.migrate().await.unwrap();
+    let kinds: Vec<(i64, Option<i16>)> =
+        s.batches(topic, 0, 0, 10).await.unwrap().into_iter().map(|(b, _)| (b.base_offset, b.attributes)).collect();
+    assert_eq!(kinds, [(0, Some(0)), (10, None), (20, None), (30, Some(0))]);
 }
 
 /// A rewrite replaces whole committed batches of its leader's partition in its epoch, and

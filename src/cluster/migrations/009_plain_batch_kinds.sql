@@ -1,0 +1,11 @@
+-- gregor shared mode, schema version 9: rows from before version 8 that need no kind.
+--
+-- A batch without a producer (producer id -1) is neither transactional nor a transaction marker:
+-- only a producer with an id writes those. So such a row, committed before version 8, is marked
+-- as a plain batch (attributes 0; its compression bits are not known, and nothing reads them from
+-- rows), and a partition whose older rows are all of that kind gets the tail copy at failover.
+-- Rows of idempotent or transactional producers from before version 8 keep their NULLs: whether
+-- they were transactional cannot be told from the row. Merges do not write them again (a merge
+-- writes only what was committed since the previous one), so they go only when retention or
+-- DeleteRecords lets go of them.
+UPDATE batches SET attributes = 0 WHERE attributes IS NULL AND producer_id < 0;
