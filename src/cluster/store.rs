@@ -791,16 +791,18 @@ impl Store {
             start = start.max(kept.unwrap_or(end));
         }
         if let Some(keep) = keep_bytes {
-            // The first batch the ones after it do not fill `keep_bytes` without.
+            // The first batch the ones after it do not fill `keep_bytes` without; the last
+            // batch stays even when nothing is to be kept, as Kafka keeps a log's active
+            // segment. (sum of an integer column is a bigint; of a bigint, a numeric.)
             let row = self
                 .client
                 .query_opt(
                     "SELECT base_offset FROM (
-                       SELECT base_offset, coalesce(sum(byte_length::bigint) OVER (ORDER BY base_offset DESC
+                       SELECT base_offset, coalesce(sum(byte_length) OVER (ORDER BY base_offset DESC
                            ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS after
                        FROM batches WHERE topic_id = $1 AND partition = $2
                          AND last_offset >= $3 AND base_offset < $4) s
-                     WHERE after < $5 ORDER BY base_offset LIMIT 1",
+                     WHERE after < $5 OR after = 0 ORDER BY base_offset LIMIT 1",
                     &[&topic_id, &partition, &log_start, &end, &keep],
                 )
                 .await?;

@@ -2063,4 +2063,47 @@ async fn a_consumer_far_behind_reads_from_the_object_store_what_its_leader_no_lo
     .await
     .unwrap();
     assert_eq!(more, round(2).chain(round(3).take(5)).collect::<Vec<_>>());
+
+    // Retention by size counts the store's part too: 16 KiB is more than the local segments
+    // hold (so the local log's own retention lets nothing go) and less than the log from 60,
+    // so the start moves into the part only the store holds.
+    let alter = AlterConfig::new(ResourceSpecifier::Topic("far"))
+        .set("retention.ms", "3600000")
+        .set("retention.bytes", "16384")
+        .set("segment.bytes", "4096")
+        .set("local.retention.bytes", "8192");
+    let admin: AdminClient<DefaultClientContext> =
+        ClientConfig::new().set("bootstrap.servers", second.addr.to_string()).create().unwrap();
+    let r = admin.alter_configs([&alter], &AdminOptions::new()).await.unwrap();
+    assert!(r.iter().all(|r| r.is_ok()), "{r:?}");
+    let b = second.addr.to_string();
+    let low = tokio::task::spawn_blocking(move || {
+        let c: BaseConsumer = ClientConfig::new().set("bootstrap.servers", &b).create().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let (low, _) = c.fetch_watermarks("far", 0, Duration::from_secs(30)).expect("watermarks");
+            if low != 60 || Instant::now() > deadline {
+                return low;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    })
+    .await
+    .unwrap();
+    let local = first_local_in(2);
+    assert!(low > 60 && low < local, "the log start after retention by size is {low}; local from {local}");
+    // The store's start follows at the leader's next heartbeat.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let row = db
+            .query_one("SELECT p.log_start FROM partitions p JOIN topics t USING (topic_id) WHERE t.name = 'far'", &[])
+            .await
+            .unwrap();
+        let stored: i64 = row.get(0);
+        if stored == low {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the store's log start stays at {stored}, not {low}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

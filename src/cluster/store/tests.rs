@@ -305,6 +305,38 @@ async fn batch_rows_keep_their_kind_and_a_tail_holds_the_bytes_kept() {
     assert_eq!(kinds, [(0, Some(0)), (10, None), (20, None), (30, Some(0))]);
 }
 
+/// Retention worked out on the rows: by time, the first batch with a timestamp at or after the
+/// cutoff; by size, the first batch the ones after it do not fill the bytes kept without; the
+/// later of the two, never before the log start given nor past the log end.
+#[tokio::test]
+async fn retention_on_the_rows_keeps_by_time_and_by_size() {
+    let Some(pg) = PgServer::start() else { return };
+    let mut s = store(&pg).await;
+    let (one, topic, epoch) = led_by_one(&mut s, 1).await;
+    assert_eq!(s.retention_start(topic, 0, 0, Some(5), Some(0)).await.unwrap(), None, "no batches");
+    // Five batches of ten records and 100 bytes, the one at 10i with timestamp i.
+    let batches: Vec<BatchRow> =
+        (0..5).map(|i| BatchRow { max_timestamp: i, ..batch(topic, 0, i * 10, 10, epoch) }).collect();
+    s.commit(1, one, &ObjectCommit { object_key: "o1".into(), size: 500, batches }).await.unwrap();
+    for (cutoff, keep, from, want) in [
+        (None, None, 0, None),
+        (Some(0), None, 0, None),
+        (Some(2), None, 0, Some(20)),
+        (Some(99), None, 0, Some(50)),
+        (None, Some(500), 0, None),
+        (None, Some(250), 0, Some(20)),
+        (None, Some(300), 0, Some(20)),
+        (None, Some(0), 0, Some(40)),
+        (Some(1), Some(200), 0, Some(30)),
+        (Some(3), Some(10_000), 0, Some(30)),
+        (None, Some(250), 25, None),
+        (None, Some(100), 25, Some(40)),
+    ] {
+        let got = s.retention_start(topic, 0, from, cutoff, keep).await;
+        assert_eq!(got.unwrap(), want, "cutoff {cutoff:?}, keeping {keep:?} bytes, from {from}");
+    }
+}
+
 /// A rewrite replaces whole committed batches of its leader's partition in its epoch, and
 /// nothing else: a range cutting a batch, past the log end, a row outside the range, a stale
 /// epoch, a lapsed lease and a deposed leader are each refused with nothing changed.
