@@ -2072,10 +2072,23 @@ async fn a_consumer_far_behind_reads_from_the_object_store_what_its_leader_no_lo
         .set("retention.bytes", "16384")
         .set("segment.bytes", "4096")
         .set("local.retention.bytes", "8192");
-    let admin: AdminClient<DefaultClientContext> =
-        ClientConfig::new().set("bootstrap.servers", second.addr.to_string()).create().unwrap();
-    let r = admin.alter_configs([&alter], &AdminOptions::new()).await.unwrap();
-    assert!(r.iter().all(|r| r.is_ok()), "{r:?}");
+    // A new client each try: one may still take the dead broker for the controller.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let admin: AdminClient<DefaultClientContext> =
+            ClientConfig::new().set("bootstrap.servers", second.addr.to_string()).create().unwrap();
+        let options = AdminOptions::new().request_timeout(Some(Duration::from_secs(5)));
+        match admin.alter_configs([&alter], &options).await {
+            Ok(r) => {
+                assert!(r.iter().all(|r| r.is_ok()), "{r:?}");
+                break;
+            }
+            Err(e) => {
+                eprintln!("AlterConfigs at the new leader: {e}; trying again");
+                assert!(Instant::now() < deadline, "AlterConfigs at the new leader: {e}");
+            }
+        }
+    }
     let b = second.addr.to_string();
     let low = tokio::task::spawn_blocking(move || {
         let c: BaseConsumer = ClientConfig::new().set("bootstrap.servers", &b).create().unwrap();
