@@ -67,8 +67,8 @@ pub struct ClusterConfig {
     /// answers the client (REQUEST_TIMED_OUT for admin requests). Default: 15000, below the
     /// clients' 30 s request timeout.
     pub store_timeout_ms: u64,
-    /// Run shared mode although it is a preview (see the README): brokers reach each other in
-    /// plaintext only. Default: false.
+    /// No longer needed: shared mode once ran only with it set. Accepted, and ignored, so that
+    /// configurations written for that still load. Default: false.
     pub preview: bool,
 }
 
@@ -873,15 +873,6 @@ impl Config {
             (false, true) => return bad("cluster.postgres_url", "shared mode needs it with cluster.object_store_url"),
             (true, false) => return bad("cluster.object_store_url", "shared mode needs it with cluster.postgres_url"),
             (true, true) => {}
-        }
-        if !c.preview {
-            return bad(
-                "cluster.preview",
-                "shared mode is a preview: records, group offsets and transactions survive a failover, \
-                 but share-group state stays with the broker that coordinated it, so a failover of that \
-                 broker loses it, and brokers reach each other in plaintext only; set cluster.preview = true \
-                 to run it anyway",
-            );
         }
         if c.heartbeat_interval_ms == 0 || c.heartbeat_interval_ms >= c.session_timeout_ms {
             return bad(
@@ -2302,7 +2293,7 @@ mod tests {
     }
 
     #[test]
-    fn shared_mode_takes_both_urls_and_the_preview_switch() {
+    fn shared_mode_takes_both_urls() {
         let pg = ("GREGOR__CLUSTER__POSTGRES_URL", "postgres://gregor@127.0.0.1/gregor");
         let objects = ("GREGOR__CLUSTER__OBJECT_STORE_URL", "file:///tmp/objects");
         let preview = ("GREGOR__CLUSTER__PREVIEW", "true");
@@ -2312,8 +2303,8 @@ mod tests {
         assert!(err.contains("cluster.object_store_url"), "{err}");
         let err = load(&[objects, preview]).unwrap_err().to_string();
         assert!(err.contains("cluster.postgres_url"), "{err}");
-        let err = load(&[pg, objects]).unwrap_err().to_string();
-        assert!(err.contains("cluster.preview") && err.contains("loses it"), "{err}");
+        // The two URLs suffice; the old preview switch is still accepted.
+        assert!(load(&[pg, objects]).unwrap().cluster.is_shared());
         let cfg = load(&[pg, objects, preview]).unwrap();
         assert!(cfg.cluster.is_shared());
         assert_eq!((cfg.cluster.session_timeout_ms, cfg.cluster.heartbeat_interval_ms), (9_000, 2_000));

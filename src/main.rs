@@ -274,7 +274,6 @@ async fn join_cluster(
     if !c.is_shared() {
         return Ok(Some(Cluster::Single { node_id: config.server.node_id }));
     }
-    tracing::warn!("shared mode is a preview (cluster.preview)");
     let mut endpoints = std::collections::BTreeMap::new();
     for l in listeners {
         let (host, port) = own_address(l)?;

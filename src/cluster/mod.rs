@@ -12,8 +12,8 @@
 //! durable once committed as objects and index rows; a new leader rebuilds its log from them,
 //! and a new group or transaction coordinator reloads its state; small objects are merged per
 //! partition and compacted logs written again), and the reads of what only the store holds
-//! ([`reading`]: index look-ups, ranged GETs, a bounded cache). Brokers reach each other in plaintext only,
-//! so shared mode runs only as a preview (`cluster.preview`).
+//! ([`reading`]: index look-ups, ranged GETs, a bounded cache). Brokers reach each other on
+//! the inter-broker listener, with its TLS and SASL settings (`handlers::peers`).
 
 pub mod connection;
 pub mod leases;

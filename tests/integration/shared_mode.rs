@@ -1,4 +1,4 @@
-//! Shared mode's membership (preview): three gregor processes over one PostgreSQL see one
+//! Shared mode's membership: three gregor processes over one PostgreSQL see one
 //! cluster — every broker in Metadata, topics created through any of them, each partition led
 //! by one live broker, the same answers from all — and when one is SIGKILLed, the others take
 //! its partitions in a higher leader epoch; a broker that joins takes a share; a broker stopped
@@ -159,7 +159,6 @@ fn spawn_with_env(dir: &std::path::Path, node: i32, pg: &str, objects: &str, ext
         ("GREGOR__SERVER__NODE_ID", node.as_str()),
         ("GREGOR__CLUSTER__POSTGRES_URL", pg),
         ("GREGOR__CLUSTER__OBJECT_STORE_URL", objects),
-        ("GREGOR__CLUSTER__PREVIEW", "true"),
         ("RUST_LOG", "info"),
     ];
     env.extend_from_slice(extra);
@@ -853,7 +852,6 @@ async fn acls_credentials_quotas_and_broker_defaults_set_through_one_broker_hold
             ("GREGOR__SERVER__NODE_ID", node.as_str()),
             ("GREGOR__CLUSTER__POSTGRES_URL", pg.url.as_str()),
             ("GREGOR__CLUSTER__OBJECT_STORE_URL", objects.as_str()),
-            ("GREGOR__CLUSTER__PREVIEW", "true"),
             ("GREGOR__CLUSTER__SESSION_TIMEOUT_MS", "3000"),
             ("GREGOR__CLUSTER__HEARTBEAT_INTERVAL_MS", "300"),
             ("KAFKA_LISTENERS", listeners.as_str()),
@@ -1541,7 +1539,6 @@ fn spawn_internal(
         ("GREGOR__SERVER__NODE_ID", node.as_str()),
         ("GREGOR__CLUSTER__POSTGRES_URL", pg),
         ("GREGOR__CLUSTER__OBJECT_STORE_URL", objects),
-        ("GREGOR__CLUSTER__PREVIEW", "true"),
         ("GREGOR__CLUSTER__SESSION_TIMEOUT_MS", "3000"),
         ("GREGOR__CLUSTER__HEARTBEAT_INTERVAL_MS", "300"),
         ("RUST_LOG", "info"),
